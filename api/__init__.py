@@ -1,0 +1,3 @@
+"""The Continuous Coordination server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,66 @@
+"""The ASGI application: one Starlette app that the front ends mount onto."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from . import __version__
+from .config import Settings
+from .database import create_engine
+from .migrate import upgrade
+from .reads import Reader
+from .writes import WriteService
+
+log = logging.getLogger("coco.app")
+HEALTH_TIMEOUT_S = 2.0
+
+
+@dataclass
+class Services:
+    """What the front ends use; created once per process at startup."""
+
+    settings: Settings
+    reader: Reader
+    writer: WriteService
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_environment()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(settings.require_database_url(), pool_size=settings.pool_size,
+                               statement_timeout_ms=settings.statement_timeout_ms)
+        if settings.migrate_on_start:
+            await upgrade(engine)
+        app.state.engine = engine
+        app.state.services = Services(settings=settings, reader=Reader(engine), writer=WriteService(engine))
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """200 while the database answers, 503 while it does not."""
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as error:  # any failure to reach the database means "not healthy"
+        log.warning("health check failed: %s", error)
+        return JSONResponse({"status": "unavailable", "database": "down", "version": __version__}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "up", "version": __version__})

@@ -1,0 +1,67 @@
+"""Settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PORT = 2626
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw in ("1", "true", "yes", "on")
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class Settings:
+    # libpq-style postgresql:// URL; None means: start the embedded PostgreSQL.
+    database_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path(".coco"))
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    pool_size: int = 10
+    statement_timeout_ms: int = 15_000
+    migrate_on_start: bool = True
+    log_level: str = "info"
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            data_dir=Path(os.environ.get("COCO_DATA_DIR") or ".coco"),
+            host=os.environ.get("COCO_HOST") or "127.0.0.1",
+            port=_int("COCO_PORT", DEFAULT_PORT),
+            workers=_int("COCO_WORKERS", default_workers()),
+            pool_size=_int("COCO_DB_POOL_SIZE", 10),
+            statement_timeout_ms=_int("COCO_STATEMENT_TIMEOUT_MS", 15_000),
+            migrate_on_start=_bool("COCO_MIGRATE_ON_START", True),
+            log_level=(os.environ.get("COCO_LOG_LEVEL") or "info").lower(),
+        )
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise SystemExit("DATABASE_URL is not set (coco serve starts an embedded PostgreSQL when it is unset)")
+        return self.database_url
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"

@@ -1,0 +1,117 @@
+"""The connection to PostgreSQL: engine, transactions, and database errors as domain errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, StatementTimeout, Unavailable
+
+# SQLSTATE classes and codes that mean "the client sent a bad value".
+_BAD_VALUE_CLASSES = ("22",)  # data exceptions: 22P02 invalid text, 22007 bad datetime, 22003 out of range
+_BAD_VALUE_CODES = {"42704", "42883", "2201B"}  # unknown text search config; no such operator; bad regex
+_UNAVAILABLE_CLASSES = ("08", "57P")  # connection failures; admin shutdown, cannot connect now
+
+
+def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | None = None,
+                  application_name: str = "coco") -> AsyncEngine:
+    """An engine over asyncpg that takes a libpq-style URL as it is (socket ?host= form included)."""
+    settings = {"TimeZone": "UTC", "application_name": application_name}
+    if statement_timeout_ms:
+        settings["statement_timeout"] = str(statement_timeout_ms)
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(libpq_url(url), server_settings=settings)
+
+    return create_async_engine(
+        "postgresql+asyncpg://",
+        async_creator=connect,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def libpq_url(url: str) -> str:
+    """Accept SQLAlchemy-style driver suffixes too, and hand asyncpg a plain libpq URL."""
+    for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://", "postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix):]
+    return url
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One database transaction; database failures leave it as domain errors."""
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    except DBAPIError as error:
+        raise as_domain_error(error) from error
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
+        raise Unavailable(f"the database is unavailable: {error}") from error
+
+
+@asynccontextmanager
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A read-only use of a pooled connection, with the same error translation."""
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    except DBAPIError as error:
+        raise as_domain_error(error) from error
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
+        raise Unavailable(f"the database is unavailable: {error}") from error
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a database error, wherever the driver layers keep it."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        current = getattr(current, "orig", None) or current.__cause__
+    return None
+
+
+def as_domain_error(error: DBAPIError) -> Exception:
+    """Map what PostgreSQL refused to the domain error it means; anything else stays unexpected."""
+    code = sqlstate(error)
+    detail = _message(error)
+    if isinstance(error, (OperationalError, InterfaceError)) and code is None:
+        return Unavailable(f"the database is unavailable: {detail}")
+    if code is None:
+        return error
+    if code == "23505":
+        return Conflict(detail, reason=ConflictReason.DUPLICATE, entity="")
+    if code == "23503":
+        return Conflict(detail, reason=ConflictReason.MISSING_REFERENCE, entity="")
+    if code == "23502":
+        return InvalidInput(detail, reason=InvalidReason.REQUIRED)
+    if code == "23514":
+        return InvalidInput(detail, reason=InvalidReason.RULE)
+    if code.startswith(_BAD_VALUE_CLASSES) or code in _BAD_VALUE_CODES:
+        invalid = InvalidInput(detail, reason=InvalidReason.FORMAT)
+        invalid.sqlstate = code  # type: ignore[attr-defined]
+        return invalid
+    if code.startswith(_UNAVAILABLE_CLASSES):
+        return Unavailable(f"the database is unavailable: {detail}")
+    if code == "57014":
+        return StatementTimeout("the statement took too long and was cancelled (statement_timeout)")
+    return error
+
+
+def _message(error: BaseException) -> str:
+    original: Any = getattr(error, "orig", None) or error
+    text = str(original)
+    # asyncpg wraps its message as "<class ...>: message"; keep the message.
+    return text.split(": ", 1)[1] if text.startswith("<class") and ": " in text else text

@@ -1,0 +1,100 @@
+"""Domain errors: the one vocabulary of failure that every front end maps.
+
+The write service and the query plan raise only these; GraphQL turns them into
+`extensions.code`, REST into PostgREST's `{code, message, details, hint}`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+
+class InvalidReason(str, Enum):
+    REQUIRED = "required"  # a required field is missing or null
+    FORMAT = "format"  # a value of the wrong type or syntax
+    RULE = "rule"  # a value outside its allowed set or range
+    UNKNOWN_FIELD = "unknown_field"  # a field the entity does not have
+    UNKNOWN_RELATION = "unknown_relation"  # a relation the entity does not have
+
+
+class ConflictReason(str, Enum):
+    DUPLICATE = "duplicate"  # the id is taken
+    MISSING_REFERENCE = "missing_reference"  # a referenced row does not exist
+    REFERENCED = "referenced"  # the row is still referenced by others
+    CYCLE = "cycle"  # a goal story would become its own ancestor
+
+
+class DomainError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"message": self.message}
+
+
+class InvalidInput(DomainError):
+    def __init__(self, message: str, *, field: str | None = None, reason: InvalidReason = InvalidReason.FORMAT,
+                 entity: str | None = None, index: int | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.reason = reason
+        self.entity = entity
+        # Position of the offending row in a bulk write.
+        self.index = index
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"message": self.message, "field": self.field, "reason": self.reason.value}
+        if self.index is not None:
+            out["index"] = self.index
+        return out
+
+
+class NotFound(DomainError):
+    def __init__(self, entity: str, id: str) -> None:
+        super().__init__(f"{entity} {id!r} does not exist")
+        self.entity = entity
+        self.id = id
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "entity": self.entity, "id": self.id}
+
+
+class Conflict(DomainError):
+    def __init__(self, message: str, *, reason: ConflictReason, entity: str,
+                 ids: list[str] | None = None, field: str | None = None,
+                 referrers: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.entity = entity
+        self.ids = ids or []
+        self.field = field
+        # For REFERENCED: resource name -> ids of the rows that still point here.
+        self.referrers = referrers or {}
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"message": self.message, "reason": self.reason.value, "entity": self.entity,
+                               "ids": self.ids}
+        if self.field:
+            out["field"] = self.field
+        if self.referrers:
+            out["referrers"] = self.referrers
+        return out
+
+
+class Unavailable(DomainError):
+    """The database cannot be reached; the request may be retried."""
+
+
+class ReadOnly(DomainError):
+    """The entity cannot be written through any API (coordination events)."""
+
+    def __init__(self, entity: str, resource: str) -> None:
+        super().__init__(f"{resource} are written only by the server and cannot be created, changed or deleted")
+        self.entity = entity
+        self.resource = resource
+
+
+class StatementTimeout(DomainError):
+    """The database cancelled a statement that ran past statement_timeout."""

@@ -1,0 +1,61 @@
+"""Recording coordination events, in commit order.
+
+A reader resumes after the last cursor it saw, so cursors must be handed out
+in the order transactions commit, not the order they started. Each writing
+transaction takes one transaction-scoped advisory lock just before it draws
+its cursors and holds it until it commits or rolls back; the next writer can
+only draw a cursor after that. Hence a visible cursor N means every cursor
+below N is either visible too or belonged to a transaction that rolled back.
+Writers serialise only over that short tail (insert the events, commit).
+
+The NOTIFY is sent inside the same transaction, so PostgreSQL delivers it
+only if, and only once, the events are committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .models import CoordinationEvent, event_seq
+
+# An arbitrary constant naming "the coordination event cursor" among advisory locks.
+EVENT_LOCK_KEY = 0x0C0C_0E7E
+NOTIFY_CHANNEL = "coco_events"
+
+events_table = CoordinationEvent.__table__
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    actor_id: str
+    event_type: str
+    reference_id: str
+    # None means the time of the write (the transaction's now()).
+    occurred_at: dt.datetime | None = None
+
+
+async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> list[dict]:
+    """Insert the events of this transaction; call last, just before commit."""
+    if not pending:
+        return []
+    await conn.execute(select(func.pg_advisory_xact_lock(EVENT_LOCK_KEY)))
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "seq": event_seq.next_value(),
+            "actor_id": p.actor_id,
+            "event_type": p.event_type,
+            "reference_id": p.reference_id,
+            "occurred_at": p.occurred_at if p.occurred_at is not None else func.now(),
+        }
+        for p in pending
+    ]
+    result = await conn.execute(insert(events_table).values(rows).returning(*events_table.c))
+    recorded = sorted((dict(r._mapping) for r in result), key=lambda e: e["seq"])
+    await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(recorded[-1]["seq"]))))
+    return recorded

@@ -1,0 +1,38 @@
+"""Bring the database schema to the newest migration, once, however many processes start at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .database import transaction
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+# Several workers (or replicas) may start together: one migrates, the others wait and find it done.
+MIGRATION_LOCK_KEY = 0x0C0C_3161
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    async with transaction(engine) as conn:
+        await conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
+        await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(sync_conn), revision))
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    async with transaction(engine) as conn:
+        return await conn.run_sync(lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision())

@@ -1,0 +1,121 @@
+"""The query plan: what a read asks for, independent of how it was spelled.
+
+GraphQL arguments and PostgREST URLs both become a `ReadPlan`; `api.query`
+renders it to one SQL statement whose result PostgreSQL returns as JSON. The
+write service uses the same `Filter` to pick the rows an update or delete
+touches. Names here are wire names (snake_case fields, relation names from
+`api.entities`), never SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Union
+
+# Comparison operators, by PostgREST's names; list operators (cs, cd, ov) work
+# on list fields, the full-text family on text and list fields.
+COMPARISONS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte"})
+PATTERNS = frozenset({"like", "ilike", "match", "imatch"})
+LIST_OPERATORS = frozenset({"cs", "cd", "ov"})
+FULL_TEXT = frozenset({"fts", "plfts", "phfts", "wfts"})
+OPERATORS = COMPARISONS | PATTERNS | LIST_OPERATORS | FULL_TEXT | {"in", "is", "isdistinct"}
+# `is` takes one of these, as PostgREST's `is.null` and friends.
+IS_VALUES = frozenset({"null", "not_null", "true", "false", "unknown"})
+QUANTIFIABLE = COMPARISONS | PATTERNS
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    value: Any
+    # A key inside an object field, e.g. ("start",) for timeframe->>start.
+    path: tuple[str, ...] = ()
+    # For a path: compare the text of the value (->>) rather than its JSON (->).
+    path_as_text: bool = True
+    quantifier: Literal["any", "all"] | None = None
+    # Text search configuration for the full-text operators, e.g. "english".
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Filter
+
+
+Filter = Union[Condition, And, Or, Not]
+
+
+def all_of(*filters: Filter | None) -> Filter | None:
+    """AND together the filters that are present."""
+    present = tuple(f for f in filters if f is not None)
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else And(present)
+
+
+@dataclass(frozen=True)
+class OrderTerm:
+    field: str
+    descending: bool = False
+    # None keeps PostgreSQL's default: NULLS LAST ascending, NULLS FIRST descending.
+    nulls_first: bool | None = None
+    path: tuple[str, ...] = ()
+    path_as_text: bool = True
+
+
+@dataclass(frozen=True)
+class Column:
+    """One output key holding a field (or a path inside one), optionally cast."""
+
+    key: str
+    field: str
+    path: tuple[str, ...] = ()
+    path_as_text: bool = False
+    cast: str | None = None
+
+
+@dataclass(frozen=True)
+class Embed:
+    """One output key holding related rows: an object (to-one) or an array."""
+
+    key: str
+    relation: str
+    plan: ReadPlan
+    # Keep only parent rows that have at least one related row (PostgREST's !inner).
+    inner: bool = False
+
+
+@dataclass(frozen=True)
+class Count:
+    """One output key holding the number of related rows matching the plan's filter."""
+
+    key: str
+    relation: str
+    where: Filter | None = None
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    entity: str
+    where: Filter | None = None
+    order: tuple[OrderTerm, ...] = ()
+    limit: int | None = None
+    offset: int | None = None
+    # None selects the full representation: every field, optional ones left
+    # out when empty, as the CoCo schema wants a document.
+    columns: tuple[Column, ...] | None = None
+    embeds: tuple[Embed, ...] = ()
+    counts: tuple[Count, ...] = ()
+    # Leave out keys whose value is null (PostgREST's nulls=stripped).
+    strip_nulls: bool = False

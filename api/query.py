@@ -1,0 +1,444 @@
+"""Render a `ReadPlan` to one SQL statement that returns JSON built by PostgreSQL.
+
+Every level of a plan becomes a subquery over its table (filtered, ordered
+and paged) and a JSON_OBJECT over that subquery's columns; related rows are
+correlated subqueries aggregated with json_agg. One statement answers the
+whole tree, whatever its depth or the number of rows, and the JSON text
+passes to the client untouched.
+
+Identifiers come only from `api.entities`; every client value is a bound
+parameter, cast by PostgreSQL to the column's type, so that a malformed
+value fails exactly as it would in PostgREST (and is mapped to a 4xx).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    FromClause,
+    Integer,
+    Numeric,
+    Select,
+    Text,
+    and_,
+    any_,
+    all_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    not_,
+    null,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_order_by
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
+
+from .entities import Entity, Field, Kind, Relation, RelationKind, entity as entity_named
+from .errors import InvalidInput, InvalidReason
+from .models import TABLES
+from .plan import (
+    COMPARISONS,
+    FULL_TEXT,
+    LIST_OPERATORS,
+    PATTERNS,
+    And,
+    Column,
+    Condition,
+    Filter,
+    Not,
+    Or,
+    OrderTerm,
+    ReadPlan,
+)
+
+EMPTY_ARRAY = literal_column("'[]'::json", JSON)
+JSON_NULL = literal_column("'null'::json", JSON)
+ORDINAL = "__ordinal"
+
+# The casts `select=field::type` may ask for; anything else is refused.
+CASTS: dict[str, TypeEngine] = {
+    "text": Text(),
+    "varchar": Text(),
+    "int": Integer(),
+    "int4": Integer(),
+    "integer": Integer(),
+    "bigint": BigInteger(),
+    "int8": BigInteger(),
+    "numeric": Numeric(),
+    "date": Date(),
+    "timestamptz": DateTime(timezone=True),
+    "timestamp": DateTime(timezone=False),
+    "boolean": Boolean(),
+    "bool": Boolean(),
+    "json": JSON(),
+    "jsonb": JSONB(),
+}
+
+
+class JsonObject(ColumnElement):
+    """PostgreSQL's JSON_OBJECT(k : v, ... [ABSENT ON NULL]); keys are our own names."""
+
+    inherit_cache = False
+    type = JSON()
+
+    def __init__(self, pairs: list[tuple[str, ColumnElement]], absent_on_null: bool) -> None:
+        self.pairs = pairs
+        self.absent_on_null = absent_on_null
+
+    def get_children(self, **kw: Any) -> list[ColumnElement]:
+        return [value for _, value in self.pairs]
+
+    @property
+    def _from_objects(self) -> list[FromClause]:
+        return [source for _, value in self.pairs for source in value._from_objects]
+
+
+@compiles(JsonObject)
+def _compile_json_object(element: JsonObject, compiler: Any, **kw: Any) -> str:
+    items = ", ".join(f"{_sql_string(key)} : {compiler.process(value, **kw)}" for key, value in element.pairs)
+    suffix = " ABSENT ON NULL" if element.absent_on_null else ""
+    return f"JSON_OBJECT({items}{suffix})"
+
+
+def _sql_string(text: str) -> str:
+    if "\x00" in text:
+        raise InvalidInput("names cannot contain a NUL character", reason=InvalidReason.FORMAT)
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------- statements
+
+
+def array_statement(plan: ReadPlan) -> Select:
+    """One row, one column: the JSON array of every row the plan selects, as text."""
+    source = _rows(plan, depth=0).subquery("s0")
+    return select(cast(_json_array(plan, source), Text))
+
+
+def rows_statement(plan: ReadPlan) -> Select:
+    """One row per result row, each a JSON object as text, in the plan's order (for streaming)."""
+    source = _rows(plan, depth=0).subquery("s0")
+    ent = entity_named(plan.entity)
+    return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
+
+
+def count_statement(plan: ReadPlan) -> Select:
+    """The number of rows matching the plan's filter, ignoring its page."""
+    ent = entity_named(plan.entity)
+    table = TABLES[ent.name]
+    statement = select(func.count()).select_from(table)
+    clause = _where(plan, ent, table, depth=0)
+    return statement.where(clause) if clause is not None else statement
+
+
+def filter_clause(entity_name: str, where: Filter | None, source: FromClause | None = None) -> ColumnElement | None:
+    """The SQL condition for `where` over the entity's table (for the write service)."""
+    ent = entity_named(entity_name)
+    return _filter(ent, source if source is not None else TABLES[ent.name], where) if where is not None else None
+
+
+# ---------------------------------------------------------------- one level
+
+
+def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None,
+          parent: FromClause | None = None) -> Select:
+    """The rows of one level: the table's columns, filtered, ordered, paged, linked to the parent row."""
+    ent = entity_named(plan.entity)
+    table = TABLES[ent.name]
+    order = _order(ent, table, plan.order)
+    if relation is not None and relation.kind is RelationKind.LIST_TO_MANY:
+        assert parent is not None
+        listed = (func.unnest(parent.c[relation.via]).table_valued("id", with_ordinality=ORDINAL)
+                  .render_derived(name=f"u{depth}"))
+        statement = select(table, listed.c[ORDINAL]).select_from(listed.join(table, table.c.id == listed.c.id))
+        order = order or [listed.c[ORDINAL]]
+    else:
+        statement = select(table)
+        if relation is not None:
+            statement = statement.where(_link(relation, table, parent))
+    clause = _where(plan, ent, table, depth)
+    if clause is not None:
+        statement = statement.where(clause)
+    if parent is not None:
+        statement = statement.correlate(parent)
+    statement = statement.order_by(*order)
+    if plan.limit is not None:
+        statement = statement.limit(plan.limit)
+    if plan.offset:
+        statement = statement.offset(plan.offset)
+    return statement
+
+
+def _where(plan: ReadPlan, ent: Entity, table: FromClause, depth: int) -> ColumnElement | None:
+    clauses = [] if plan.where is None else [_filter(ent, table, plan.where)]
+    for embed in plan.embeds:
+        if embed.inner:
+            relation = _relation(ent, embed.relation)
+            inner = _rows(embed.plan, depth + 1, relation, table).limit(None).offset(None).order_by(None)
+            clauses.append(exists(inner.with_only_columns(literal(1)).scalar_subquery()))
+    return and_(*clauses) if clauses else None
+
+
+def _link(relation: Relation, target: FromClause, parent: FromClause | None) -> ColumnElement:
+    assert parent is not None
+    match relation.kind:
+        case RelationKind.TO_ONE:
+            return target.c.id == parent.c[relation.via]
+        case RelationKind.TO_MANY:
+            return target.c[relation.via] == parent.c.id
+        case RelationKind.LIST_REVERSE:
+            return target.c[relation.via].contains(cast(func.array(select(parent.c.id).scalar_subquery()),
+                                                        ARRAY(Text)))
+    raise AssertionError(relation.kind)
+
+
+def _json_array(plan: ReadPlan, source: FromClause, depth: int = 0) -> ColumnElement:
+    ent = entity_named(plan.entity)
+    row = _row_json(plan, ent, source, depth)
+    order = _order(ent, source, plan.order)
+    if not order and ORDINAL in source.c:
+        order = [source.c[ORDINAL]]
+    aggregated = func.json_agg(aggregate_order_by(row, *order)) if order else func.json_agg(row)
+    return func.coalesce(aggregated, EMPTY_ARRAY)
+
+
+def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> ColumnElement:
+    full = plan.columns is None
+    if full:
+        pairs = [(f.name, _field_value(f, source)) for f in ent.fields]
+    else:
+        pairs = [(c.key, _column_value(ent, source, c)) for c in plan.columns]
+    for embed in plan.embeds:
+        value = _embed_value(ent, source, embed.relation, embed.plan, depth)
+        # In a full representation nulls are left out, but an embed the client named stays.
+        pairs.append((embed.key, func.coalesce(value, JSON_NULL) if full and not plan.strip_nulls else value))
+    for count in plan.counts:
+        relation = _relation(ent, count.relation)
+        target = entity_named(relation.target)
+        counted = ReadPlan(entity=target.name, where=count.where)
+        inner = _rows(counted, depth + 1, relation, source).subquery(f"c{depth + 1}")
+        pairs.append((count.key, select(func.count()).select_from(inner).scalar_subquery()))
+    return JsonObject(pairs, absent_on_null=full or plan.strip_nulls)
+
+
+def _embed_value(ent: Entity, source: FromClause, name: str, plan: ReadPlan, depth: int) -> ColumnElement:
+    relation = _relation(ent, name)
+    if plan.entity != relation.target:
+        raise AssertionError(f"embed {name} selects {plan.entity}, not {relation.target}")
+    inner = _rows(plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
+    if relation.many:
+        return select(_json_array(plan, inner, depth + 1)).scalar_subquery()
+    target = entity_named(relation.target)
+    return select(_row_json(plan, target, inner, depth + 1)).limit(1).scalar_subquery()
+
+
+def _relation(ent: Entity, name: str) -> Relation:
+    relation = ent.relation(name)
+    if relation is None:
+        raise InvalidInput(f"{ent.resource} has no relationship {name!r}", field=name,
+                           reason=InvalidReason.UNKNOWN_RELATION, entity=ent.name)
+    return relation
+
+
+# ---------------------------------------------------------------- fields
+
+
+def _field(ent: Entity, name: str) -> Field:
+    f = ent.field(name)
+    if f is None:
+        raise InvalidInput(f"{ent.resource} has no field {name!r}", field=name,
+                           reason=InvalidReason.UNKNOWN_FIELD, entity=ent.name)
+    return f
+
+
+def _field_value(f: Field, source: FromClause) -> ColumnElement:
+    """A field's value as it appears in a document."""
+    if f.kind is Kind.TIMEFRAME:
+        start, end = (source.c[c] for c in f.columns)
+        return case((and_(start.is_(None), end.is_(None)), null()),
+                    else_=JsonObject([("start", start), ("end", end)], absent_on_null=True))
+    return source.c[f.name]
+
+
+def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement:
+    f = _field(ent, column.field)
+    value = _path_value(f, source, column.path, column.path_as_text) if column.path else _field_value(f, source)
+    if column.cast is None:
+        return value
+    target = CASTS.get(column.cast.lower())
+    if target is None:
+        raise InvalidInput(f"cannot cast to {column.cast!r}; known types: {', '.join(sorted(CASTS))}",
+                           field=column.field, reason=InvalidReason.RULE, entity=ent.name)
+    return cast(value, target)
+
+
+def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bool) -> ColumnElement:
+    """The value at `path` inside an object field; null where there is none (as jsonb paths in PostgreSQL)."""
+    if f.kind is not Kind.TIMEFRAME or len(path) != 1 or path[0] not in ("start", "end"):
+        return null() if as_text else cast(null(), JSON)
+    value = source.c[f"{f.name}_{path[0]}"]
+    return cast(value, Text) if as_text else func.to_json(value)
+
+
+def _sql_type(f: Field, source: FromClause) -> TypeEngine:
+    return source.c[f.columns[0]].type
+
+
+# ---------------------------------------------------------------- filters
+
+
+def _filter(ent: Entity, source: FromClause, where: Filter) -> ColumnElement:
+    match where:
+        case Condition():
+            return _condition(ent, source, where)
+        case And(items):
+            return and_(true(), *(_filter(ent, source, item) for item in items))
+        case Or(items):
+            return or_(false(), *(_filter(ent, source, item) for item in items))
+        case Not(item):
+            return not_(_filter(ent, source, item))
+    raise AssertionError(f"not a filter: {where!r}")
+
+
+def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElement:
+    f = _field(ent, cond.field)
+
+    def refuse(why: str) -> InvalidInput:
+        return InvalidInput(f"operator {cond.op} {why}", field=cond.field, reason=InvalidReason.RULE,
+                            entity=ent.name)
+
+    if cond.path:
+        column = _path_value(f, source, cond.path, cond.path_as_text)
+        sql_type: TypeEngine = Text() if cond.path_as_text else JSONB()
+        if not cond.path_as_text:
+            column = cast(column, JSONB)
+    elif f.kind is Kind.TIMEFRAME:
+        if cond.op != "is" or cond.value not in ("null", "not_null"):
+            raise refuse("does not apply to timeframe as a whole; filter on timeframe->>start or timeframe->>end")
+        start, end = (source.c[c] for c in f.columns)
+        both_null = and_(start.is_(None), end.is_(None))
+        return both_null if cond.value == "null" else not_(both_null)
+    else:
+        column = source.c[f.name]
+        sql_type = column.type
+    is_list = f.is_list and not cond.path
+    is_text = isinstance(sql_type, Text) and not is_list
+
+    op = cond.op
+    if op == "is":
+        match cond.value:
+            case "null":
+                return column.is_(None)
+            case "not_null":
+                return column.is_not(None)
+            case "true" | "false" | "unknown":
+                raise refuse(f"is.{cond.value} applies to boolean fields only")
+        raise refuse("takes null, not_null, true, false or unknown")
+    if op == "isdistinct":
+        return column.is_distinct_from(_bind(cond.value, sql_type))
+    if op == "in":
+        values = _as_list(cond.value, refuse)
+        if not values:
+            return false()
+        return column.in_([_bind(v, sql_type) for v in values])
+    if op in LIST_OPERATORS:
+        if not is_list:
+            raise refuse("applies to list fields only")
+        operand = _bind(cond.value, sql_type)
+        return {"cs": column.contains, "cd": column.contained_by, "ov": column.overlap}[op](operand)
+    if op in FULL_TEXT:
+        if not (is_text or is_list):
+            raise refuse("applies to text fields only")
+        document = func.array_to_string(column, " ") if is_list else column
+        query_function = {"fts": func.to_tsquery, "plfts": func.plainto_tsquery,
+                          "phfts": func.phraseto_tsquery, "wfts": func.websearch_to_tsquery}[op]
+        if cond.language:
+            config = cast(literal(cond.language, Text), REGCONFIG)
+            return func.to_tsvector(config, document).op("@@")(query_function(config, _text(cond.value, refuse)))
+        return func.to_tsvector(document).op("@@")(query_function(_text(cond.value, refuse)))
+    if op in PATTERNS:
+        if not is_text:
+            raise refuse("applies to text fields only")
+        sql_operator = {"like": "LIKE", "ilike": "ILIKE", "match": "~", "imatch": "~*"}[op]
+        return _compare(column, sql_operator, cond, Text(), refuse)
+    if op in COMPARISONS:
+        sql_operator = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+        return _compare(column, sql_operator, cond, sql_type, refuse)
+    raise refuse("is not known")
+
+
+def _compare(column: ColumnElement, sql_operator: str, cond: Condition, sql_type: TypeEngine,
+             refuse: Callable[[str], InvalidInput]) -> ColumnElement:
+    if cond.quantifier is None:
+        return column.op(sql_operator, is_comparison=True)(_bind(cond.value, sql_type))
+    values = _as_list(cond.value, refuse)
+    array = cast(literal([_text(v, refuse) for v in values], ARRAY(Text)), ARRAY(sql_type))
+    quantified = any_(array) if cond.quantifier == "any" else all_(array)
+    return column.op(sql_operator, is_comparison=True)(quantified)
+
+
+def _as_list(value: Any, refuse: Callable[[str], InvalidInput]) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise refuse("takes a list of values")
+    return list(value)
+
+
+def _text(value: Any, refuse: Callable[[str], InvalidInput]) -> str:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise refuse("values cannot contain a NUL character")
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise refuse(f"cannot compare with {type(value).__name__}")
+
+
+def _bind(value: Any, sql_type: TypeEngine) -> ColumnElement:
+    """A bound value of the column's type; text is cast by PostgreSQL, as PostgREST leaves it to do."""
+    if isinstance(sql_type, ARRAY) and isinstance(value, (list, tuple)):
+        if not all(isinstance(v, str) and "\x00" not in v for v in value):
+            raise InvalidInput("list values must be strings", reason=InvalidReason.FORMAT)
+        return literal(list(value), sql_type)
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput("values cannot contain a NUL character", reason=InvalidReason.FORMAT)
+        return literal(value, Text()) if isinstance(sql_type, Text) else cast(literal(value, Text()), sql_type)
+    return literal(value, sql_type)
+
+
+# ---------------------------------------------------------------- order
+
+
+def _order(ent: Entity, source: FromClause, terms: tuple[OrderTerm, ...]) -> list[ColumnElement]:
+    clauses: list[ColumnElement] = []
+    for term in terms:
+        f = _field(ent, term.field)
+        if term.path:
+            targets = [_path_value(f, source, term.path, term.path_as_text)]
+        else:
+            targets = [source.c[c] for c in f.columns]
+        for target in targets:
+            clause = target.desc() if term.descending else target.asc()
+            if term.nulls_first is True:
+                clause = clause.nulls_first()
+            elif term.nulls_first is False:
+                clause = clause.nulls_last()
+            clauses.append(clause)
+    return clauses

@@ -1,0 +1,65 @@
+"""Running query plans: the read side that both front ends call."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .database import connection
+from .plan import Condition, ReadPlan, all_of
+from .query import array_statement, count_statement, rows_statement
+
+STREAM_BATCH = 500
+
+
+class Reader:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def json_array(self, plan: ReadPlan) -> str:
+        """The rows the plan selects, as the text of one JSON array built by PostgreSQL."""
+        async with connection(self.engine) as conn:
+            return await json_array(conn, plan)
+
+    async def count(self, plan: ReadPlan) -> int:
+        async with connection(self.engine) as conn:
+            return await count(conn, plan)
+
+    async def page(self, plan: ReadPlan, *, with_count: bool) -> tuple[str, int | None]:
+        """Rows and (when asked) the total, read in one snapshot."""
+        async with connection(self.engine) as conn:
+            if not with_count:
+                return await json_array(conn, plan), None
+            async with conn.begin():
+                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                return await json_array(conn, plan), await count(conn, plan)
+
+    async def stream(self, plan: ReadPlan) -> AsyncIterator[str]:
+        """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
+        async with connection(self.engine) as conn:
+            async with conn.begin():
+                result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+                async for row in result:
+                    yield row[0]
+
+
+async def json_array(conn: AsyncConnection, plan: ReadPlan) -> str:
+    return (await conn.execute(array_statement(plan))).scalar_one()
+
+
+async def count(conn: AsyncConnection, plan: ReadPlan) -> int:
+    return (await conn.execute(count_statement(plan))).scalar_one()
+
+
+def only_ids(plan: ReadPlan, ids: list[str]) -> ReadPlan:
+    """The same plan narrowed to the given rows (to read back what a write touched)."""
+    return ReadPlan(
+        entity=plan.entity,
+        where=all_of(plan.where, Condition("id", "in", list(ids))),
+        order=plan.order,
+        columns=plan.columns,
+        embeds=plan.embeds,
+        counts=plan.counts,
+        strip_nulls=plan.strip_nulls,
+    )

@@ -1,0 +1,167 @@
+"""Turn a client's document (wire names, JSON or Python values) into column values.
+
+Part of the write service: every path that writes (GraphQL, REST, import)
+passes through `to_columns`, so a value is accepted or refused the same way
+everywhere, with an error that names the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from .entities import Entity, Field, Kind
+from .errors import InvalidInput, InvalidReason
+
+MAX_ID_LENGTH = 256
+
+
+@lru_cache(maxsize=1)
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def to_columns(entity: Entity, document: Mapping[str, Any], *, partial: bool,
+               index: int | None = None) -> dict[str, Any]:
+    """Validate `document` and return {column: value}.
+
+    With `partial` (an update) fields left out stay as they are and an explicit
+    null clears an optional field; otherwise required fields must be present.
+    """
+    if not isinstance(document, Mapping):
+        raise InvalidInput(f"a {entity.title.lower()} must be a JSON object", entity=entity.name, index=index)
+
+    def invalid(message: str, field: str | None, reason: InvalidReason = InvalidReason.FORMAT) -> InvalidInput:
+        return InvalidInput(message, field=field, reason=reason, entity=entity.name, index=index)
+
+    for name in document:
+        if entity.field(name) is None:
+            raise invalid(f"{entity.resource} has no field {name!r}", name, InvalidReason.UNKNOWN_FIELD)
+
+    columns: dict[str, Any] = {}
+    for f in entity.fields:
+        if f.name not in document:
+            if f.required and not partial and not (f.name == "id"):
+                raise invalid(f"{f.name} is required", f.name, InvalidReason.REQUIRED)
+            continue
+        value = document[f.name]
+        if value is None:
+            if f.required or f.server_default:
+                raise invalid(f"{f.name} cannot be null", f.name, InvalidReason.REQUIRED)
+            columns.update(dict.fromkeys(f.columns))
+            continue
+        try:
+            columns.update(_convert(f, value))
+        except InvalidInput as error:
+            error.entity, error.index = entity.name, index
+            raise
+    return columns
+
+
+def _convert(f: Field, value: Any) -> dict[str, Any]:
+    if f.kind is Kind.TIMEFRAME:
+        return _timeframe(f, value)
+    if f.kind is Kind.TEXT_LIST:
+        if not isinstance(value, (list, tuple)):
+            raise InvalidInput(f"{f.name} must be a list of strings", field=f.name)
+        items = [_string(f, item, what=f"every element of {f.name}") for item in value]
+        if f.references:
+            for item in items:
+                _check_id(f, item)
+        return {f.name: items}
+    return {f.name: _scalar(f, value)}
+
+
+def _scalar(f: Field, value: Any) -> Any:
+    match f.kind:
+        case Kind.ID:
+            return _check_id(f, _string(f, value))
+        case Kind.TEXT:
+            text = _string(f, value)
+            if f.timezone and text not in _timezones():
+                raise InvalidInput(f"{f.name} must be an IANA timezone name such as Europe/Berlin, not {text!r}",
+                                   field=f.name, reason=InvalidReason.RULE)
+            return text
+        case Kind.ENUM:
+            text = _string(f, value)
+            if text not in f.choices:
+                raise InvalidInput(f"{f.name} must be one of {', '.join(f.choices)}, not {text!r}",
+                                   field=f.name, reason=InvalidReason.RULE)
+            return text
+        case Kind.INTEGER:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise InvalidInput(f"{f.name} must be an integer", field=f.name)
+            if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):
+                raise InvalidInput(f"{f.name} must be between {f.minimum} and {f.maximum}, not {value}",
+                                   field=f.name, reason=InvalidReason.RULE)
+            return value
+        case Kind.DATE:
+            return parse_date(value, f.name)
+        case Kind.TIMESTAMP:
+            return parse_timestamp(value, f.name)
+    raise AssertionError(f"unhandled kind {f.kind}")
+
+
+def _string(f: Field, value: Any, *, what: str | None = None) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what or f.name} must be a string", field=f.name)
+    if "\x00" in value:
+        raise InvalidInput(f"{what or f.name} must not contain a NUL character", field=f.name)
+    return value
+
+
+def _check_id(f: Field, value: str) -> str:
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise InvalidInput(f"{f.name} must be a non-empty id of at most {MAX_ID_LENGTH} characters",
+                           field=f.name, reason=InvalidReason.RULE)
+    return value
+
+
+def _timeframe(f: Field, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{f.name} must be an object with start and end dates", field=f.name)
+    extra = set(value) - {"start", "end"}
+    if extra:
+        raise InvalidInput(f"{f.name} has only start and end, not {', '.join(sorted(extra))}",
+                           field=f.name, reason=InvalidReason.UNKNOWN_FIELD)
+    start = parse_date(value["start"], f"{f.name}.start") if value.get("start") is not None else None
+    end = parse_date(value["end"], f"{f.name}.end") if value.get("end") is not None else None
+    if start and end and end < start:
+        raise InvalidInput(f"{f.name}.end ({end}) is before {f.name}.start ({start})",
+                           field=f.name, reason=InvalidReason.RULE)
+    start_column, end_column = f.columns
+    return {start_column: start, end_column: end}
+
+
+def parse_date(value: Any, field: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise InvalidInput(f"{field} must be a date (YYYY-MM-DD), not a timestamp", field=field)
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise InvalidInput(f"{field} must be a date in the form YYYY-MM-DD, not {value!r}", field=field)
+
+
+def parse_timestamp(value: Any, field: str) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("z", "Z"))
+        except ValueError:
+            raise InvalidInput(f"{field} must be an RFC 3339 timestamp such as 2026-03-05T09:15:00-06:00, "
+                               f"not {value!r}", field=field) from None
+    else:
+        raise InvalidInput(f"{field} must be an RFC 3339 timestamp", field=field)
+    # A timestamp without an offset is read as UTC, as PostgreSQL does with TimeZone=UTC.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)

@@ -1,0 +1,339 @@
+"""The coordination write service: the only code that writes.
+
+Every create, update and delete of every entity, from every front end, runs
+here in one transaction: validate, check references, lock what the rules
+depend on, write, record the coordination events, commit. A failure anywhere
+rolls back everything, events included.
+
+Locking, so that the rules hold under concurrency (READ COMMITTED):
+- a write that refers to rows takes FOR KEY SHARE on them, and a delete takes
+  FOR UPDATE on its rows before it looks for referrers, so a delete and a new
+  reference to the same row serialise and the loser sees the winner's result;
+- updates take FOR UPDATE on their rows (in id order, against deadlocks), so
+  twenty concurrent edits of one row are twenty edits, each with its event;
+- writes that set a goal story's parent take one advisory lock, so two
+  concurrent re-parentings cannot together build a cycle.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .database import transaction
+from .entities import Entity, Kind, entity as entity_named, referrers
+from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
+from .events import PendingEvent, record_events
+from .models import TABLES
+from .plan import Condition, Filter
+from .query import filter_clause
+from .validation import to_columns
+
+HIERARCHY_LOCK_KEY = 0x0C0C_6047
+# PostgreSQL takes at most 65535 bound parameters in one statement.
+MAX_PARAMETERS = 30_000
+# How many referrer ids a conflict names per resource.
+REFERRERS_SHOWN = 20
+
+Returning = Callable[[AsyncConnection, list[str]], Awaitable[Any]]
+
+
+class OnConflict(str, Enum):
+    ERROR = "error"  # an existing id is a conflict
+    MERGE = "merge"  # an existing row gets the given fields (upsert)
+    IGNORE = "ignore"  # an existing row is left alone
+
+
+@dataclass
+class WriteResult:
+    # Full rows as stored after the write ({column: value}), in input order.
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    # Coordination events this write recorded, in cursor order.
+    events: list[dict[str, Any]] = field(default_factory=list)
+    # Ids of the rows that were inserted (rather than found and merged or ignored).
+    inserted_ids: list[str] = field(default_factory=list)
+    # Whatever the caller's `returning` read produced inside the transaction.
+    returned: Any = None
+
+    def event_for(self, row_id: str) -> dict[str, Any] | None:
+        return next((e for e in reversed(self.events) if e["reference_id"] == row_id), None)
+
+
+class WriteService:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # ------------------------------------------------------------ create
+
+    async def create(self, entity_name: str, documents: Sequence[Mapping[str, Any]], *,
+                     on_conflict: OnConflict = OnConflict.ERROR,
+                     returning: Returning | None = None) -> WriteResult:
+        """Insert the documents atomically: all of them or, on any error, none."""
+        ent = _writable(entity_name)
+        rows = [to_columns(ent, doc, partial=False, index=i) for i, doc in enumerate(documents)]
+        provided = [set(r) for r in rows]
+        for row in rows:
+            row.setdefault("id", str(uuid.uuid4()))
+        ids = [r["id"] for r in rows]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise Conflict(f"the same {ent.name} id appears more than once in one request: {', '.join(repeated)}",
+                           reason=ConflictReason.DUPLICATE, entity=ent.name, ids=repeated)
+
+        table = TABLES[ent.name]
+        result = WriteResult()
+        async with transaction(self.engine) as conn:
+            await _check_references(conn, ent, rows, batch_ids=set(ids))
+            existing = await _lock_rows(conn, table, ids)
+            if existing and on_conflict is OnConflict.ERROR:
+                taken = sorted(existing)
+                raise Conflict(f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
+                               reason=ConflictReason.DUPLICATE, entity=ent.name, ids=taken)
+            fresh = [r for r in rows if r["id"] not in existing]
+            stored = {r["id"]: r for r in await _insert(conn, table, fresh)}
+            result.inserted_ids = [r["id"] for r in fresh]
+            pending = [_event(ent, row, row.get("created_at")) for row in stored.values()]
+
+            if on_conflict is OnConflict.MERGE:
+                for row, given in zip(rows, provided):
+                    old = existing.get(row["id"])
+                    if old is None:
+                        continue
+                    changes = {c: row[c] for c in _columns_of(ent, given) if c != "id"}
+                    new = await _apply_changes(conn, table, old, changes)
+                    stored[row["id"]] = new
+                    if new is not old:
+                        pending.append(_event(ent, new, None))
+            elif on_conflict is OnConflict.IGNORE:
+                rows = [r for r in rows if r["id"] in stored]
+
+            if ent.name == "goal_story":
+                await _check_hierarchy(conn, [r["id"] for r in stored.values() if r.get("parent_id")])
+            result.rows = [stored[r["id"]] for r in rows if r["id"] in stored]
+            result.events = await record_events(conn, [p for p in pending if p is not None])
+            if returning is not None:
+                result.returned = await returning(conn, [r["id"] for r in result.rows])
+        return result
+
+    # ------------------------------------------------------------ update
+
+    async def update(self, entity_name: str, where: Filter | None, changes: Mapping[str, Any], *,
+                     returning: Returning | None = None) -> WriteResult:
+        """Apply `changes` (fields left out stay; an explicit null clears) to every row matching `where`."""
+        ent = _writable(entity_name)
+        columns = to_columns(ent, changes, partial=True)
+        table = TABLES[ent.name]
+        result = WriteResult()
+        async with transaction(self.engine) as conn:
+            clause = filter_clause(ent.name, where)
+            statement = select(table).order_by(table.c.id).with_for_update()
+            if clause is not None:
+                statement = statement.where(clause)
+            matched = [dict(r._mapping) for r in await conn.execute(statement)]
+            if not matched:
+                return result
+            if "id" in columns and any(row["id"] != columns["id"] for row in matched):
+                raise InvalidInput("id cannot be changed; create a new row instead", field="id",
+                                   reason=InvalidReason.RULE, entity=ent.name)
+            await _check_references(conn, ent, [columns], batch_ids=set())
+            pending = []
+            for old in matched:
+                new = await _apply_changes(conn, table, old, columns)
+                result.rows.append(new)
+                if new is not old:
+                    pending.append(_event(ent, new, None))
+            if ent.name == "goal_story" and columns.get("parent_id"):
+                await _check_hierarchy(conn, [r["id"] for r in result.rows])
+            result.events = await record_events(conn, [p for p in pending if p is not None])
+            if returning is not None:
+                result.returned = await returning(conn, [r["id"] for r in result.rows])
+        return result
+
+    async def update_one(self, entity_name: str, id: str, changes: Mapping[str, Any], *,
+                         returning: Returning | None = None) -> WriteResult:
+        result = await self.update(entity_name, Condition("id", "eq", id), changes, returning=returning)
+        if not result.rows:
+            raise NotFound(entity_name, id)
+        return result
+
+    # ------------------------------------------------------------ delete
+
+    async def delete(self, entity_name: str, where: Filter | None, *,
+                     returning: Returning | None = None) -> WriteResult:
+        """Delete every row matching `where`, unless something still refers to one of them."""
+        ent = _writable(entity_name)
+        table = TABLES[ent.name]
+        result = WriteResult()
+        async with transaction(self.engine) as conn:
+            clause = filter_clause(ent.name, where)
+            statement = select(table).order_by(table.c.id).with_for_update()
+            if clause is not None:
+                statement = statement.where(clause)
+            result.rows = [dict(r._mapping) for r in await conn.execute(statement)]
+            ids = [r["id"] for r in result.rows]
+            if not ids:
+                return result
+            await _check_unreferenced(conn, ent, ids)
+            if returning is not None:
+                result.returned = await returning(conn, ids)
+            for chunk in _chunks(ids, MAX_PARAMETERS):
+                await conn.execute(delete(table).where(table.c.id.in_(chunk)))
+        return result
+
+    async def delete_one(self, entity_name: str, id: str, *, returning: Returning | None = None) -> WriteResult:
+        result = await self.delete(entity_name, Condition("id", "eq", id), returning=returning)
+        if not result.rows:
+            raise NotFound(entity_name, id)
+        return result
+
+
+# ---------------------------------------------------------------- steps
+
+
+def _writable(entity_name: str) -> Entity:
+    ent = entity_named(entity_name)
+    if not ent.writable:
+        raise ReadOnly(ent.name, ent.resource)
+    return ent
+
+
+def _columns_of(ent: Entity, field_names: set[str]) -> list[str]:
+    return [c for f in ent.fields if f.name in field_names or set(f.columns) & field_names for c in f.columns]
+
+
+def _event(ent: Entity, row: Mapping[str, Any], occurred_at: Any) -> PendingEvent | None:
+    if ent.event_type is None:
+        return None
+    return PendingEvent(actor_id=row["actor_id"], event_type=ent.event_type, reference_id=row["id"],
+                        occurred_at=occurred_at)
+
+
+async def _lock_rows(conn: AsyncConnection, table: Table, ids: list[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(ids, MAX_PARAMETERS):
+        statement = select(table).where(table.c.id.in_(chunk)).order_by(table.c.id).with_for_update()
+        found.update({r.id: dict(r._mapping) for r in await conn.execute(statement)})
+    return found
+
+
+async def _insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    names = [c.name for c in table.columns]
+    per_chunk = max(1, MAX_PARAMETERS // len(names))
+    stored: list[dict[str, Any]] = []
+    for chunk in _chunks(rows, per_chunk):
+        # Every row names every column so that one multi-row VALUES fits all;
+        # a missing created_at is the time of the write.
+        values = [{n: row.get(n, func.now() if n == "created_at" else None) for n in names} for row in chunk]
+        result = await conn.execute(insert(table).values(values).returning(*table.columns))
+        stored.extend(dict(r._mapping) for r in result)
+    return stored
+
+
+async def _apply_changes(conn: AsyncConnection, table: Table, old: dict[str, Any],
+                         changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the changes that differ from `old`; return `old` itself when nothing differs."""
+    differing = {c: v for c, v in changes.items() if old.get(c) != v}
+    if not differing:
+        return old
+    statement = update(table).where(table.c.id == old["id"]).values(differing).returning(*table.columns)
+    return dict((await conn.execute(statement)).one()._mapping)
+
+
+async def _check_references(conn: AsyncConnection, ent: Entity, rows: list[dict[str, Any]],
+                            batch_ids: set[str]) -> None:
+    """Every referenced id must exist (or be created by this same request); lock those rows."""
+    wanted: dict[str, dict[str, set[str]]] = {}
+    for f in ent.fields:
+        if not f.references:
+            continue
+        for row in rows:
+            value = row.get(f.name)
+            if value is None:
+                continue
+            ids = set(value) if f.kind is Kind.TEXT_LIST else {value}
+            if f.references == ent.name:
+                ids -= batch_ids
+            wanted.setdefault(f.references, {}).setdefault(f.name, set()).update(ids)
+    for target, by_field in wanted.items():
+        every = sorted(set().union(*by_field.values()))
+        if not every:
+            continue
+        table = TABLES[target]
+        present: set[str] = set()
+        for chunk in _chunks(every, MAX_PARAMETERS):
+            statement = select(table.c.id).where(table.c.id.in_(chunk)).with_for_update(key_share=True)
+            present.update(await conn.scalars(statement))
+        for field_name, ids in by_field.items():
+            missing = sorted(ids - present)
+            if missing:
+                resource = entity_named(target).resource
+                raise Conflict(f"{field_name} refers to {resource} that do not exist: {', '.join(missing)}",
+                               reason=ConflictReason.MISSING_REFERENCE, entity=ent.name, ids=missing,
+                               field=field_name)
+
+
+async def _check_unreferenced(conn: AsyncConnection, ent: Entity, ids: list[str]) -> None:
+    """Refuse to delete rows that other rows still refer to, naming those rows."""
+    deleting = set(ids)
+    found: dict[str, list[str]] = {}
+    for other, f in referrers(ent.name):
+        table = TABLES[other.name]
+        column = table.c[f.name]
+        condition = column.overlap(ids) if f.kind is Kind.TEXT_LIST else column.in_(ids)
+        statement = select(table.c.id).where(condition).order_by(table.c.id)
+        if other is ent:
+            statement = statement.where(table.c.id.not_in(ids))
+        hits = [i for i in await conn.scalars(statement.limit(REFERRERS_SHOWN + len(deleting)))
+                if other is not ent or i not in deleting]
+        if hits:
+            found[other.resource] = hits[:REFERRERS_SHOWN]
+    if found:
+        named = "; ".join(f"{resource}: {', '.join(hits)}" for resource, hits in found.items())
+        raise Conflict(f"{ent.resource} {', '.join(sorted(ids)[:REFERRERS_SHOWN])} still referenced by {named}",
+                       reason=ConflictReason.REFERENCED, entity=ent.name, ids=sorted(ids)[:REFERRERS_SHOWN],
+                       referrers=found)
+
+
+_CYCLES = text(
+    """
+    WITH RECURSIVE ancestors(start_id, id, depth) AS (
+        SELECT g.id, g.parent_id, 1 FROM goal_stories g
+        WHERE g.id = ANY(CAST(:ids AS text[])) AND g.parent_id IS NOT NULL
+      UNION ALL
+        SELECT a.start_id, g.parent_id, a.depth + 1
+        FROM ancestors a JOIN goal_stories g ON g.id = a.id
+        WHERE g.parent_id IS NOT NULL AND a.id <> a.start_id AND a.depth < 100000
+    )
+    SELECT DISTINCT start_id FROM ancestors WHERE id = start_id ORDER BY start_id
+    """
+)
+
+
+async def _check_hierarchy(conn: AsyncConnection, ids: list[str]) -> None:
+    """A goal story cannot become its own ancestor."""
+    if not ids:
+        return
+    await conn.execute(select(func.pg_advisory_xact_lock(HIERARCHY_LOCK_KEY)))
+    looping = list(await conn.scalars(_CYCLES, {"ids": ids}))
+    if looping:
+        raise Conflict(f"parent_id would make {_plural('goal story', looping)} {', '.join(looping)} "
+                       "its own ancestor", reason=ConflictReason.CYCLE, entity="goal_story",
+                       ids=looping, field="parent_id")
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)] if items else []
+
+
+def _plural(word: str, items: list[str]) -> str:
+    if len(items) == 1:
+        return word
+    return word[:-1] + "ies" if word.endswith("y") else word + "s"

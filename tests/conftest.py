@@ -1,0 +1,75 @@
+"""Shared fixtures: one embedded PostgreSQL and one fresh, migrated database per test session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.database import create_engine
+from api.embedded import EmbeddedPostgres
+from api.migrate import upgrade
+from api.reads import Reader
+from api.writes import WriteService
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+TABLES = "coordination_events, goal_story_updates, team_checkins, goal_stories, teams, actors"
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    # Durability is not under test here; speed is welcome.
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data",
+                              settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: EmbeddedPostgres) -> str:
+    """A fresh database for this session (COCO_TEST_DATABASE_URL points the suite elsewhere)."""
+    return os.environ.get("COCO_TEST_DATABASE_URL") or postgres.create_database(f"coco_test_{uuid.uuid4().hex[:8]}")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=5)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def clean(engine: AsyncEngine) -> AsyncEngine:
+    """Empty tables before a test that needs them so."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {TABLES}"))
+    return engine
+
+
+@pytest.fixture
+def writer(clean: AsyncEngine) -> WriteService:
+    return WriteService(clean)
+
+
+@pytest.fixture
+def reader(clean: AsyncEngine) -> Reader:
+    return Reader(clean)
+
+
+async def count_rows(engine: AsyncEngine, table: str) -> int:
+    async with engine.connect() as conn:
+        return (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+
+
+async def table_counts(engine: AsyncEngine) -> dict[str, int]:
+    return {t.strip(): await count_rows(engine, t.strip()) for t in TABLES.split(",")}
