@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await engine.dispose()
 
+    # Front ends add their routes here; REST comes last, since it answers every other path.
     routes = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
     return Starlette(routes=routes, lifespan=lifespan)
 

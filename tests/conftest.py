@@ -73,3 +73,43 @@ async def count_rows(engine: AsyncEngine, table: str) -> int:
 
 async def table_counts(engine: AsyncEngine) -> dict[str, int]:
     return {t.strip(): await count_rows(engine, t.strip()) for t in TABLES.split(",")}
+
+
+class RunningServer:
+    """The real app under a real uvicorn, in a thread, on a free loopback port."""
+
+    def __init__(self, database_url: str) -> None:
+        import threading
+
+        import uvicorn
+
+        from api.app import create_app
+        from api.config import Settings
+
+        settings = Settings(database_url=database_url, migrate_on_start=False, pool_size=5)
+        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0,
+                                                    log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+
+    def __enter__(self) -> str:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def server_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
+    """Base URL of the app served over real HTTP (the schema is migrated by `engine`)."""
+    with RunningServer(database_url) as url:
+        yield url
