@@ -38,6 +38,10 @@ class Field:
     # Filled in by the server when the client leaves it out.
     server_default: bool = False
     timezone: bool = False
+    # Stored under another column name than the field's.
+    column: str | None = None
+    # Served by the server but not part of the CoCo document (never in a full representation).
+    internal: bool = False
 
     @property
     def is_list(self) -> bool:
@@ -47,7 +51,7 @@ class Field:
     def columns(self) -> tuple[str, ...]:
         if self.kind is Kind.TIMEFRAME:
             return (f"{self.name}_start", f"{self.name}_end")
-        return (self.name,)
+        return (self.column or self.name,)
 
 
 class RelationKind(str, Enum):
@@ -251,6 +255,14 @@ COORDINATION_EVENT = Entity(
         Field("event_type", Kind.ENUM, "The kind of input provided.", required=True, choices=EVENT_TYPES),
         Field("reference_id", Kind.ID, "ID of the team check-in or goal story update.", required=True),
         Field("occurred_at", Kind.TIMESTAMP, "When the input was given (RFC 3339).", required=True),
+        Field(
+            "cursor",
+            Kind.INTEGER,
+            "Position in commit order: every later-committed event has a greater cursor; resume after it.",
+            column="seq",
+            internal=True,
+            server_default=True,
+        ),
     ),
     relations=(Relation("actor", RelationKind.TO_ONE, "actor", "actor_id"),),
     writable=False,

@@ -220,7 +220,7 @@ def _json_array(plan: ReadPlan, source: FromClause, depth: int = 0) -> ColumnEle
 def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> ColumnElement:
     full = plan.columns is None
     if full:
-        pairs = [(f.name, _field_value(f, source)) for f in ent.fields]
+        pairs = [(f.name, _field_value(f, source)) for f in ent.fields if not f.internal]
     else:
         pairs = [(c.key, _column_value(ent, source, c)) for c in plan.columns]
     for embed in plan.embeds:
@@ -272,7 +272,7 @@ def _field_value(f: Field, source: FromClause) -> ColumnElement:
         start, end = (source.c[c] for c in f.columns)
         return case((and_(start.is_(None), end.is_(None)), null()),
                     else_=JsonObject([("start", start), ("end", end)], absent_on_null=True))
-    return source.c[f.name]
+    return source.c[f.columns[0]]
 
 
 def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement:
@@ -334,7 +334,7 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
         both_null = and_(start.is_(None), end.is_(None))
         return both_null if cond.value == "null" else not_(both_null)
     else:
-        column = source.c[f.name]
+        column = source.c[f.columns[0]]
         sql_type = column.type
     is_list = f.is_list and not cond.path
     is_text = isinstance(sql_type, Text) and not is_list

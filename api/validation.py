@@ -71,8 +71,8 @@ def _convert(f: Field, value: Any) -> dict[str, Any]:
         if f.references:
             for item in items:
                 _check_id(f, item)
-        return {f.name: items}
-    return {f.name: _scalar(f, value)}
+        return {f.columns[0]: items}
+    return {f.columns[0]: _scalar(f, value)}
 
 
 def _scalar(f: Field, value: Any) -> Any:
