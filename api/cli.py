@@ -20,7 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coco", description="The Continuous Coordination server.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the API server (with an embedded PostgreSQL unless DATABASE_URL is set)")
+    serve = commands.add_parser(
+        "serve", help="run the API server (with an embedded PostgreSQL unless DATABASE_URL is set)")
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1, or COCO_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default 2626, or COCO_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU count up to 4, or COCO_WORKERS)")

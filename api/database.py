@@ -83,6 +83,11 @@ def sqlstate(error: BaseException) -> str | None:
     return None
 
 
+def is_transient(error: BaseException) -> bool:
+    """A deadlock or serialization failure: the transaction may simply be run again."""
+    return sqlstate(error) in ("40001", "40P01")
+
+
 def as_domain_error(error: DBAPIError) -> Exception:
     """Map what PostgreSQL refused to the domain error it means; anything else stays unexpected."""
     code = sqlstate(error)

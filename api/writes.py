@@ -24,9 +24,10 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .database import transaction
+from .database import is_transient, transaction
 from .entities import Entity, Kind, entity as entity_named, referrers
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
 from .events import PendingEvent, record_events
@@ -36,6 +37,8 @@ from .query import filter_clause
 from .validation import to_columns
 
 HIERARCHY_LOCK_KEY = 0x0C0C_6047
+# A transaction PostgreSQL aborts to break a deadlock is run again, this many times at most.
+ATTEMPTS = 4
 # PostgreSQL takes at most 65535 bound parameters in one statement.
 MAX_PARAMETERS = 30_000
 # How many referrer ids a conflict names per resource.
@@ -85,10 +88,12 @@ class WriteService:
         if repeated:
             raise Conflict(f"the same {ent.name} id appears more than once in one request: {', '.join(repeated)}",
                            reason=ConflictReason.DUPLICATE, entity=ent.name, ids=repeated)
-
+        if ent.name == "goal_story":
+            _refuse_own_parent(rows)
         table = TABLES[ent.name]
-        result = WriteResult()
-        async with transaction(self.engine) as conn:
+
+        async def work(conn: AsyncConnection) -> WriteResult:
+            result = WriteResult()
             await _check_references(conn, ent, rows, batch_ids=set(ids))
             existing = await _lock_rows(conn, table, ids)
             if existing and on_conflict is OnConflict.ERROR:
@@ -99,9 +104,8 @@ class WriteService:
             stored = {r["id"]: r for r in await _insert(conn, table, fresh)}
             result.inserted_ids = [r["id"] for r in fresh]
             pending = [_event(ent, row, row.get("created_at")) for row in stored.values()]
-
             if on_conflict is OnConflict.MERGE:
-                for row, given in zip(rows, provided):
+                for row, given in zip(rows, provided, strict=True):
                     old = existing.get(row["id"])
                     if old is None:
                         continue
@@ -110,16 +114,16 @@ class WriteService:
                     stored[row["id"]] = new
                     if new is not old:
                         pending.append(_event(ent, new, None))
-            elif on_conflict is OnConflict.IGNORE:
-                rows = [r for r in rows if r["id"] in stored]
-
             if ent.name == "goal_story":
                 await _check_hierarchy(conn, [r["id"] for r in stored.values() if r.get("parent_id")])
+            # With IGNORE, rows that already existed are not part of the result.
             result.rows = [stored[r["id"]] for r in rows if r["id"] in stored]
             result.events = await record_events(conn, [p for p in pending if p is not None])
             if returning is not None:
                 result.returned = await returning(conn, [r["id"] for r in result.rows])
-        return result
+            return result
+
+        return await self._run(work)
 
     # ------------------------------------------------------------ update
 
@@ -129,19 +133,18 @@ class WriteService:
         ent = _writable(entity_name)
         columns = to_columns(ent, changes, partial=True)
         table = TABLES[ent.name]
-        result = WriteResult()
-        async with transaction(self.engine) as conn:
-            clause = filter_clause(ent.name, where)
-            statement = select(table).order_by(table.c.id).with_for_update()
-            if clause is not None:
-                statement = statement.where(clause)
-            matched = [dict(r._mapping) for r in await conn.execute(statement)]
+
+        async def work(conn: AsyncConnection) -> WriteResult:
+            result = WriteResult()
+            matched = await _lock_matching(conn, ent, table, where)
             if not matched:
                 return result
             if "id" in columns and any(row["id"] != columns["id"] for row in matched):
                 raise InvalidInput("id cannot be changed; create a new row instead", field="id",
                                    reason=InvalidReason.RULE, entity=ent.name)
             await _check_references(conn, ent, [columns], batch_ids=set())
+            if ent.name == "goal_story" and columns.get("parent_id"):
+                _refuse_own_parent([{**row, "parent_id": columns["parent_id"]} for row in matched])
             pending = []
             for old in matched:
                 new = await _apply_changes(conn, table, old, columns)
@@ -153,7 +156,9 @@ class WriteService:
             result.events = await record_events(conn, [p for p in pending if p is not None])
             if returning is not None:
                 result.returned = await returning(conn, [r["id"] for r in result.rows])
-        return result
+            return result
+
+        return await self._run(work)
 
     async def update_one(self, entity_name: str, id: str, changes: Mapping[str, Any], *,
                          returning: Returning | None = None) -> WriteResult:
@@ -169,13 +174,9 @@ class WriteService:
         """Delete every row matching `where`, unless something still refers to one of them."""
         ent = _writable(entity_name)
         table = TABLES[ent.name]
-        result = WriteResult()
-        async with transaction(self.engine) as conn:
-            clause = filter_clause(ent.name, where)
-            statement = select(table).order_by(table.c.id).with_for_update()
-            if clause is not None:
-                statement = statement.where(clause)
-            result.rows = [dict(r._mapping) for r in await conn.execute(statement)]
+
+        async def work(conn: AsyncConnection) -> WriteResult:
+            result = WriteResult(rows=await _lock_matching(conn, ent, table, where))
             ids = [r["id"] for r in result.rows]
             if not ids:
                 return result
@@ -184,13 +185,28 @@ class WriteService:
                 result.returned = await returning(conn, ids)
             for chunk in _chunks(ids, MAX_PARAMETERS):
                 await conn.execute(delete(table).where(table.c.id.in_(chunk)))
-        return result
+            return result
+
+        return await self._run(work)
 
     async def delete_one(self, entity_name: str, id: str, *, returning: Returning | None = None) -> WriteResult:
         result = await self.delete(entity_name, Condition("id", "eq", id), returning=returning)
         if not result.rows:
             raise NotFound(entity_name, id)
         return result
+
+    # ------------------------------------------------------------ transactions
+
+    async def _run(self, work: Callable[[AsyncConnection], Awaitable[WriteResult]]) -> WriteResult:
+        """Run `work` in one transaction, again from the start if PostgreSQL broke a deadlock by aborting it."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with transaction(self.engine) as conn:
+                    return await work(conn)
+            except DBAPIError as error:
+                if attempt == ATTEMPTS or not is_transient(error):
+                    raise
+        raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------- steps
@@ -212,6 +228,15 @@ def _event(ent: Entity, row: Mapping[str, Any], occurred_at: Any) -> PendingEven
         return None
     return PendingEvent(actor_id=row["actor_id"], event_type=ent.event_type, reference_id=row["id"],
                         occurred_at=occurred_at)
+
+
+async def _lock_matching(conn: AsyncConnection, ent: Entity, table: Table,
+                         where: Filter | None) -> list[dict[str, Any]]:
+    statement = select(table).order_by(table.c.id).with_for_update()
+    clause = filter_clause(ent.name, where)
+    if clause is not None:
+        statement = statement.where(clause)
+    return [dict(r._mapping) for r in await conn.execute(statement)]
 
 
 async def _lock_rows(conn: AsyncConnection, table: Table, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -315,6 +340,13 @@ _CYCLES = text(
     SELECT DISTINCT start_id FROM ancestors WHERE id = start_id ORDER BY start_id
     """
 )
+
+
+def _refuse_own_parent(rows: list[dict[str, Any]]) -> None:
+    looping = sorted(r["id"] for r in rows if r.get("parent_id") == r["id"])
+    if looping:
+        raise Conflict(f"a goal story cannot be its own parent: {', '.join(looping)}",
+                       reason=ConflictReason.CYCLE, entity="goal_story", ids=looping, field="parent_id")
 
 
 async def _check_hierarchy(conn: AsyncConnection, ids: list[str]) -> None:
