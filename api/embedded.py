@@ -32,7 +32,6 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
-
 __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError"]
 
 log = logging.getLogger("coco.embedded")
@@ -79,6 +78,12 @@ class _PidFile:
 
 
 class EmbeddedPostgres:
+    """One PostgreSQL cluster in `data_dir`, reachable only through a Unix socket.
+
+    Instances hold no process state: any number of them, in any number of processes,
+    may point at the same data dir; `start()` reuses a server that is already up.
+    """
+
     def __init__(
         self,
         data_dir: Path,
@@ -103,7 +108,10 @@ class EmbeddedPostgres:
     # -- public interface -------------------------------------------------------------
 
     def start(self) -> str:
-        """Initialise the cluster if needed, start it unless it already runs, return its URL."""
+        """Initialise the cluster if needed, start it unless it already runs, return its URL.
+
+        A postmaster.pid left by a crash is cleared first; on failure the error carries
+        the tail of the server log."""
         with self._lock():
             pid_file = self._wait_until_settled()
             if pid_file is not None:
@@ -125,7 +133,14 @@ class EmbeddedPostgres:
                 return
             log.info("stopping PostgreSQL on %s", self.data_dir)
             self._run(
-                [self._bin("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(int(TIMEOUT))],
+                [
+                    self._bin("pg_ctl"),
+                    "stop",
+                    f"--pgdata={self.data_dir}",
+                    "--mode=fast",
+                    "--wait",
+                    f"--timeout={TIMEOUT:.0f}",
+                ],
                 as_server=True,
                 what="pg_ctl stop",
             )
@@ -138,7 +153,8 @@ class EmbeddedPostgres:
             socket_dir, port = pid_file.socket_dir, pid_file.port
         else:
             socket_dir, port = self._socket_dir(), self.port
-        return f"postgresql://{SUPERUSER}@/{quote(database, safe='')}?host={quote(str(socket_dir))}&port={port}"
+        host = quote(str(socket_dir))
+        return f"postgresql://{SUPERUSER}@/{quote(database, safe='')}?host={host}&port={port}"
 
     def create_database(self, name: str) -> str:
         """Create an empty database (from template1) and return its URL; fails if it exists."""
@@ -149,11 +165,12 @@ class EmbeddedPostgres:
         self._run(
             [
                 self._bin("createdb"),
-                "-h", str(pid_file.socket_dir),
-                "-p", str(pid_file.port),
-                "-U", SUPERUSER,
+                f"--host={pid_file.socket_dir}",
+                f"--port={pid_file.port}",
+                f"--username={SUPERUSER}",
                 "--maintenance-db=postgres",
-                "--", name,
+                "--",
+                name,
             ],
             as_server=False,
             what=f"createdb {name}",
@@ -261,7 +278,8 @@ class EmbeddedPostgres:
         proc = Path("/proc")
         if not proc.is_dir():
             return []
-        return [int(e.name) for e in proc.iterdir() if e.name.isdigit() and self._is_our_process(int(e.name))]
+        pids = (int(entry.name) for entry in proc.iterdir() if entry.name.isdigit())
+        return [pid for pid in pids if self._is_our_process(pid)]
 
     # -- setting up ---------------------------------------------------------------------
 
@@ -286,7 +304,7 @@ class EmbeddedPostgres:
         except KeyError:
             log.info("creating system user %s to run PostgreSQL", self._system_user)
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", self._system_user],
+                ["useradd", "--system", "--no-create-home", "--shell=/usr/sbin/nologin", self._system_user],
                 check=True,
                 capture_output=True,
             )
@@ -312,8 +330,8 @@ class EmbeddedPostgres:
         log.info("initialising a PostgreSQL cluster in %s", self.data_dir)
         args = [
             self._bin("initdb"),
-            "-D", str(self.data_dir),
-            "-U", SUPERUSER,
+            f"--pgdata={self.data_dir}",
+            f"--username={SUPERUSER}",
             "--auth=trust",
             "--encoding=UTF8",
             # Same behaviour on every machine, without depending on OS locales: the
@@ -330,7 +348,8 @@ class EmbeddedPostgres:
     def _socket_dir(self) -> Path:
         """The data dir if the socket path fits there, else a short per-data-dir dir in /tmp."""
         socket_file = f".s.PGSQL.{self.port}"
-        if _PLAIN_PATH.fullmatch(str(self.data_dir)) and len(os.fsencode(self.data_dir / socket_file)) <= MAX_SOCKET_PATH:
+        fits = len(os.fsencode(self.data_dir / socket_file)) <= MAX_SOCKET_PATH
+        if fits and _PLAIN_PATH.fullmatch(str(self.data_dir)):
             return self.data_dir
         digest = hashlib.sha256(os.fsencode(self.data_dir)).hexdigest()[:16]
         # Not tempfile.gettempdir(): $TMPDIR may itself be too long.
@@ -361,18 +380,22 @@ class EmbeddedPostgres:
         log.info("starting PostgreSQL on %s (socket in %s)", self.data_dir, socket_dir)
         self._run(
             [
-                self._bin("pg_ctl"), "start",
-                "-D", str(self.data_dir),
-                "-l", str(self.log_file),
-                "-o", options,
-                "-w", "-t", str(int(TIMEOUT)),
+                self._bin("pg_ctl"),
+                "start",
+                f"--pgdata={self.data_dir}",
+                f"--log={self.log_file}",
+                f"--options={options}",
+                "--wait",
+                f"--timeout={TIMEOUT:.0f}",
             ],
             as_server=True,
             what="pg_ctl start",
             with_log=True,
         )
         if self._wait_until_settled() is None:
-            raise EmbeddedPostgresError(f"PostgreSQL on {self.data_dir} exited right after starting\n{self._log_tail()}")
+            raise EmbeddedPostgresError(
+                f"PostgreSQL on {self.data_dir} exited right after starting\n{self._log_tail()}"
+            )
 
     # -- running the binaries -----------------------------------------------------------
 
@@ -382,10 +405,12 @@ class EmbeddedPostgres:
 
     def _run(self, args: list[str], *, as_server: bool, what: str, with_log: bool = False) -> str:
         """Run a binary, as the server user if `as_server` and we are root; return its output."""
-        user_kwargs: dict[str, object] = {}
+        user: int | None = None
+        group: int | None = None
+        extra_groups: list[int] | None = None
         if as_server and self._system_user is not None:
-            uid, gid = self._server_account
-            user_kwargs = {"user": uid, "group": gid, "extra_groups": []}  # drop root's groups too
+            user, group = self._server_account
+            extra_groups = []  # drop root's supplementary groups too, not just its uid
         # Output goes to a file, not a pipe: pg_ctl's daemonised server can inherit a pipe
         # and keep it open, and then run() would wait forever.
         with tempfile.TemporaryFile("w+") as out:
@@ -399,10 +424,13 @@ class EmbeddedPostgres:
                     env=self._env,
                     text=True,
                     timeout=TIMEOUT + 30,
-                    **user_kwargs,  # type: ignore[arg-type]
+                    user=user,
+                    group=group,
+                    extra_groups=extra_groups,
                 )
             except subprocess.TimeoutExpired:
-                raise EmbeddedPostgresError(f"{what} timed out\n{self._log_tail() if with_log else ''}") from None
+                tail = self._log_tail() if with_log else ""
+                raise EmbeddedPostgresError(f"{what} timed out\n{tail}") from None
             out.seek(0)
             output = out.read()
         if result.returncode != 0:

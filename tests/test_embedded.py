@@ -45,7 +45,8 @@ def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
     async def run() -> list[asyncpg.Record]:
         conn = await asyncpg.connect(url)
         try:
-            return await conn.fetch(query, *args)
+            rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+            return rows
         finally:
             await conn.close()
 
@@ -157,7 +158,8 @@ def test_create_database_gives_an_empty_database(make_pg: MakePg) -> None:
     assert "/scratch?" in url
     [row] = fetch(
         url,
-        "SELECT current_database(), count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+        "SELECT current_database(), count(*) FROM pg_tables"
+        " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
     )
     assert tuple(row) == ("scratch", 0)
     with pytest.raises(EmbeddedPostgresError, match="already exists"):
@@ -218,7 +220,9 @@ def test_context_manager_and_a_non_default_port(make_pg: MakePg) -> None:
 def test_settings_are_applied_and_the_socket_settings_are_reserved(make_pg: MakePg) -> None:
     pg = make_pg(settings={**FAST, "max_connections": "50", "work_mem": "8MB"})
     url = pg.start()
-    [row] = fetch(url, "SELECT current_setting('max_connections'), current_setting('work_mem'), current_setting('fsync')")
+    [row] = fetch(
+        url, "SELECT current_setting('max_connections'), current_setting('work_mem'), current_setting('fsync')"
+    )
     assert tuple(row) == ("50", "8MB", "off")
 
     with pytest.raises(ValueError, match="listen_addresses"):
