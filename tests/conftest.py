@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +22,15 @@ from api.writes import WriteService
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TABLES = "coordination_events, goal_story_updates, team_checkins, goal_stories, teams, actors"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest resets /tmp/pytest-of-<user> to mode 0700 whenever a session starts, which would cut
+    # the embedded server's system user off from its data dir when two suites run side by side;
+    # a private base directory per session avoids that.
+    if not config.option.basetemp and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="coco-pytest-")
+        config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
