@@ -59,3 +59,27 @@ async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> l
     recorded = sorted((dict(r._mapping) for r in result), key=lambda e: e["seq"])
     await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(recorded[-1]["seq"]))))
     return recorded
+
+
+async def restore_events(conn: AsyncConnection, rows: list[dict]) -> int:
+    """Insert events exactly as an export recorded them (id, actor, type, reference,
+    occurred_at), for the import path only. They draw fresh cursors in the order
+    given, under the same lock as `record_events`, so the restored order is the
+    exported commit order and a resuming reader still misses nothing."""
+    if not rows:
+        return 0
+    await conn.execute(select(func.pg_advisory_xact_lock(EVENT_LOCK_KEY)))
+    values = [
+        {
+            "id": row["id"],
+            "seq": event_seq.next_value(),
+            "actor_id": row["actor_id"],
+            "event_type": row["event_type"],
+            "reference_id": row["reference_id"],
+            "occurred_at": row["occurred_at"],
+        }
+        for row in rows
+    ]
+    result = await conn.execute(insert(events_table).values(values).returning(events_table.c.seq))
+    await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(max(result.scalars())))))
+    return len(values)
