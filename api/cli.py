@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -44,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_environment()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic announces each of its plugins at INFO on every run; the migrations themselves stay visible.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     if args.command == "version":
         print(f"coco {__version__}")
@@ -75,12 +78,19 @@ def _with_database(settings: Settings, run: Callable[[Settings], int]) -> int:
     url = server.start()
     # Worker processes read the URL from the environment they inherit.
     os.environ["DATABASE_URL"] = url
+    # uvicorn re-raises the SIGTERM it shut down on; without a handler that would end the
+    # process at once and leave the database running, so let it unwind through `finally`.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         return run(dataclasses.replace(settings, database_url=url))
     finally:
         if started_here:
             log.info("stopping the embedded PostgreSQL")
             server.stop()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _migrate(settings: Settings) -> int:
@@ -90,7 +100,8 @@ def _migrate(settings: Settings) -> int:
         await upgrade(engine)
         return 0
 
-    _run(settings, go)
+    if _run(settings, go) != 0:
+        return 1
     print("database is at the newest migration")
     return 0
 
@@ -190,8 +201,8 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     # Migrate once here so that workers start against a ready schema (they would wait on the lock anyway).
-    if settings.migrate_on_start:
-        _migrate(settings)
+    if settings.migrate_on_start and _migrate(settings) != 0:
+        return 1
     log.info("serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers)
     uvicorn.run(
         "api.app:create_app",
