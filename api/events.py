@@ -69,17 +69,10 @@ async def restore_events(conn: AsyncConnection, rows: list[dict]) -> int:
     if not rows:
         return 0
     await conn.execute(select(func.pg_advisory_xact_lock(EVENT_LOCK_KEY)))
-    values = [
-        {
-            "id": row["id"],
-            "seq": event_seq.next_value(),
-            "actor_id": row["actor_id"],
-            "event_type": row["event_type"],
-            "reference_id": row["reference_id"],
-            "occurred_at": row["occurred_at"],
-        }
-        for row in rows
-    ]
-    result = await conn.execute(insert(events_table).values(values).returning(events_table.c.seq))
-    await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(max(result.scalars())))))
-    return len(values)
+    columns = ("id", "actor_id", "event_type", "reference_id", "occurred_at")
+    # One execution per row (pipelined by the driver), so cursors follow the given order exactly.
+    await conn.execute(insert(events_table).values(seq=event_seq.next_value()),
+                       [{c: row[c] for c in columns} for row in rows])
+    last = await conn.scalar(select(func.currval(event_seq.name)))
+    await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(last))))
+    return len(rows)

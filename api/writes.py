@@ -204,7 +204,6 @@ class WriteService:
             raise NotFound(entity_name, id)
         return result
 
-
     # ------------------------------------------------------------ import
 
     async def import_documents(self, items: Iterable[ImportItem] | AsyncIterable[ImportItem], *,
@@ -251,6 +250,7 @@ class WriteService:
             await flush()
             result.events_recorded = await _record_missing_events(conn, sources)
         return result
+
 
 # ---------------------------------------------------------------- steps
 
@@ -303,12 +303,46 @@ async def _import_batch(conn: AsyncConnection, ent: Entity, batch: list[tuple[in
     await _check_references(conn, ent, rows, batch_ids=set(ids))
     if ent.name == "coordination_event":
         return await restore_events(conn, rows)
-    stored = await _insert(conn, table, rows)
+    # Every row names every column, so that one statement serves the whole batch (executemany);
+    # a missing created_at is the time of the write, as in `create`.
+    if ent.name == "goal_story":
+        rows = _parents_first(rows)
+    names = [c.name for c in table.columns]
+    now = await conn.scalar(select(func.now())) if "created_at" in names else None
+    stored = []
+    for row in rows:
+        full = {n: row.get(n) for n in names}
+        if now is not None and full["created_at"] is None:
+            full["created_at"] = now
+        stored.append(full)
+    await conn.execute(insert(table), stored)
     if ent.name == "goal_story":
         await _check_hierarchy(conn, [r["id"] for r in stored if r.get("parent_id")])
     if ent.event_type is not None:
         sources.update((r["id"], (ent, r["actor_id"], r["created_at"])) for r in stored)
     return len(stored)
+
+
+def _parents_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Order a batch of goal stories so each follows its parent: executemany inserts row by
+    row, and each row's foreign key is checked as it goes in. Rows that never become ready
+    are parents of each other: a cycle."""
+    in_batch = {r["id"] for r in rows}
+    placed: set[str] = set()
+    ordered: list[dict[str, Any]] = []
+    pending = rows
+    while pending:
+        waiting = [r for r in pending if r.get("parent_id") in in_batch and r["parent_id"] not in placed]
+        ready = [r for r in pending if not (r.get("parent_id") in in_batch and r["parent_id"] not in placed)]
+        if not ready:
+            looping = sorted(r["id"] for r in waiting)
+            raise Conflict(f"parent_id would make {_plural('goal story', looping)} {', '.join(looping)} "
+                           "its own ancestor", reason=ConflictReason.CYCLE, entity="goal_story",
+                           ids=looping, field="parent_id")
+        ordered.extend(ready)
+        placed.update(r["id"] for r in ready)
+        pending = waiting
+    return ordered
 
 
 async def _record_missing_events(conn: AsyncConnection, sources: dict[str, tuple[Entity, str, Any]]) -> int:

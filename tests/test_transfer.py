@@ -18,7 +18,7 @@ from api.database import create_engine
 from api.demo import seed
 from api.embedded import EmbeddedPostgres
 from api.errors import Conflict, InvalidInput
-from api.migrate import upgrade
+from api.transfer import ImportFileError, import_lines
 from api.writes import WriteService
 from tests.conftest import table_counts
 
@@ -109,29 +109,52 @@ async def test_import_from_standard_input(writer: WriteService, database_url: st
     assert coco("export", database_url=second_url).stdout == exported.stdout
 
 
-@pytest.mark.parametrize("bad_line, message", [
-    ('{"entity": "goal_story_update", "document": {"id": "u-9", "actor_id": "x-1", "goal_story_id": "x-z-root", '
-     '"date": "2026-05-22", "title": "T", "content": "C", "progress_percent": 150}}',
-     "line 4: goal_story_update field progress_percent does not match the CoCo schema"),
-    ('{"entity": "team_checkin", "document": {"id": "c-9", "actor_id": "nobody", "team_id": "x-t", '
-     '"date": "2026-05-22"}}', "actor_id refers to actors that do not exist: nobody"),
+GOOD_LINES = [
+    '{"entity": "actor", "document": {"id": "x-1", "actor_type": "person", "name": "One"}}',
+    '{"entity": "team", "document": {"id": "x-t", "name": "T", "member_ids": ["x-1"]}}',
+    '{"entity": "goal_story", "document": {"id": "x-z-root", "title": "Root"}}',
+]
+SCHEMA_VIOLATION = (
+    '{"entity": "goal_story_update", "document": {"id": "u-9", "actor_id": "x-1", "goal_story_id": "x-z-root", '
+    '"date": "2026-05-22", "title": "T", "content": "C", "progress_percent": 150}}',
+    "line 4: goal_story_update field progress_percent does not match the CoCo schema")
+DANGLING_REFERENCE = (
+    '{"entity": "team_checkin", "document": {"id": "c-9", "actor_id": "nobody", "team_id": "x-t", '
+    '"date": "2026-05-22"}}', "actor_id refers to actors that do not exist: nobody")
+BAD_LINES = [
+    SCHEMA_VIOLATION,
+    DANGLING_REFERENCE,
     ('{"entity": "coordination_event", "document": {"id": "e-9", "actor_id": "x-1", "event_type": "team_checkin", '
      '"reference_id": "c", "occurred_at": "2026-05-22T10:00:00Z", "cursor": 7}}', "line 4: coordination_event"),
+    ('{"entity": "team_checkin", "document": {"id": "c-9", "actor_id": "x-1", "team_id": "x-t", '
+     '"date": "2026-02-30"}}', "line 4: team_checkin field date does not match"),
     ('{"entity": "meeting", "document": {"id": "m"}}', "line 4: unknown entity 'meeting'"),
     ('{"entity": "actor", "document": {"id": "x-1", "actor_type": "person", "name": "Again"}}', "already has id x-1"),
+    ('{"entity": "actor", "document": {"id": "x-2", "actor_type": "person", "name": "Two", "timezone": "Mars/Base"}}',
+     "line 4: timezone must be an IANA timezone name"),
+    ('{"entity": "actor"}', "line 4: expected an object"),
     ("not json", "line 4: not valid JSON"),
-])
-async def test_a_bad_line_imports_nothing(clean: AsyncEngine, database_url: str, tmp_path: Path,
-                                          bad_line: str, message: str) -> None:
-    writer = WriteService(clean)
+]
+
+
+@pytest.mark.parametrize("bad_line, message", BAD_LINES)
+async def test_a_bad_line_imports_nothing(writer: WriteService, engine: AsyncEngine, bad_line: str,
+                                          message: str) -> None:
     await writer.create("actor", [{"id": "keep", "actor_type": "person", "name": "Already here"}])
+    before = await table_counts(engine)
+    with pytest.raises((ImportFileError, Conflict)) as error:
+        await import_lines(writer, [*GOOD_LINES, bad_line, GOOD_LINES[0]])
+    assert message in str(error.value)
+    assert await table_counts(engine) == before
+
+
+@pytest.mark.parametrize("bad_line, message", [SCHEMA_VIOLATION, DANGLING_REFERENCE])
+async def test_coco_import_of_a_bad_file_says_why_and_imports_nothing(clean: AsyncEngine, database_url: str,
+                                                                      tmp_path: Path, bad_line: str,
+                                                                      message: str) -> None:
+    await WriteService(clean).create("actor", [{"id": "keep", "actor_type": "person", "name": "Already here"}])
     before = await table_counts(clean)
-    good = [
-        '{"entity": "actor", "document": {"id": "x-1", "actor_type": "person", "name": "One"}}',
-        '{"entity": "team", "document": {"id": "x-t", "name": "T", "member_ids": ["x-1"]}}',
-        '{"entity": "goal_story", "document": {"id": "x-z-root", "title": "Root"}}',
-    ]
-    (tmp_path / "bad.jsonl").write_text("\n".join([*good, bad_line, *good[:1]]) + "\n")
+    (tmp_path / "bad.jsonl").write_text("\n".join([*GOOD_LINES, bad_line, *GOOD_LINES[:1]]) + "\n")
     run = coco("import", str(tmp_path / "bad.jsonl"), database_url=database_url)
     assert run.returncode == 1
     assert message in run.stderr, run.stderr
@@ -202,6 +225,15 @@ async def test_import_documents_gives_an_event_to_rows_that_come_without_one(wri
     assert rows[1].occurred_at == created
 
 
+async def test_import_documents_takes_children_before_parents_within_a_batch(writer: WriteService,
+                                                                            engine: AsyncEngine) -> None:
+    items = [("goal_story", {"id": "g3", "title": "3", "parent_id": "g2"}),
+             ("goal_story", {"id": "g2", "title": "2", "parent_id": "g1"}),
+             ("goal_story", {"id": "g1", "title": "1"})]
+    assert (await writer.import_documents(items)).counts == {"goal_story": 3}
+    assert (await table_counts(engine))["goal_stories"] == 3
+
+
 async def test_import_documents_is_all_or_nothing(writer: WriteService, engine: AsyncEngine) -> None:
     await writer.create("actor", [{"id": "keep", "actor_type": "person", "name": "K"}])
     before = await table_counts(engine)
@@ -225,8 +257,9 @@ async def test_import_documents_is_all_or_nothing(writer: WriteService, engine: 
                                  "reference_id": "c", "occurred_at": "2026-05-20T08:00:00Z"})],
     ]
     for items in bad_batches:
-        with pytest.raises(Conflict):
+        with pytest.raises(Conflict) as conflict:
             await writer.import_documents(items, batch_size=1 if items[0][0] == "actor" else 10)
+        assert conflict.value.entity  # named by the write service, not a bare database error
         assert await table_counts(engine) == before
     with pytest.raises(InvalidInput) as error:
         await writer.import_documents([("actor", {"id": "a", "actor_type": "person", "name": "A"}),
