@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install migrate clean
+.PHONY: serve seed test install migrate clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -17,6 +17,10 @@ install: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/coco serve
+
+# Demo data into DATABASE_URL, or into the embedded PostgreSQL (reused if `make serve` runs).
+seed: $(STAMP)
+	$(BIN)/coco seed
 
 migrate: $(STAMP)
 	$(BIN)/coco migrate

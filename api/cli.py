@@ -1,17 +1,24 @@
-"""The `coco` command: serve, migrate, version."""
+"""The `coco` command: serve, migrate, seed, export, import, version."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import datetime as dt
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("coco")
 
@@ -26,17 +33,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="port to listen on (default 2626, or COCO_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU count up to 4, or COCO_WORKERS)")
     commands.add_parser("migrate", help="apply the database migrations and exit")
+    seed = commands.add_parser("seed", help="write (or replace) the demo data: three teams, their people and agents, "
+                                            "a week of check-ins and the Launch PSC 2.0 goal stories")
+    seed.add_argument("--today", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
+                      help="the last day of the demo week (default: today, UTC)")
+    export = commands.add_parser("export", help="write all data as JSON Lines, one CoCo document per line")
+    export.add_argument("file", nargs="?", help="file to write (default: standard output)")
+    import_ = commands.add_parser("import", help="add the data of a JSON Lines export, all of it or nothing")
+    import_.add_argument("file", help="file to read, or - for standard input")
     commands.add_parser("version", help="print the version")
 
     args = parser.parse_args(argv)
     settings = Settings.from_environment()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic announces each of its plugins at INFO on every run; the migrations themselves stay visible.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     if args.command == "version":
         print(f"coco {__version__}")
         return 0
     if args.command == "migrate":
         return _with_database(settings, _migrate)
+    if args.command == "seed":
+        return _with_database(settings, lambda s: _run(s, _seed, args.today))
+    if args.command == "export":
+        return _with_database(settings, lambda s: _run(s, _export, args.file))
+    if args.command == "import":
+        return _with_database(settings, lambda s: _run(s, _import, args.file))
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v}
     return _with_database(dataclasses.replace(settings, **overrides), _serve)
 
@@ -49,30 +72,129 @@ def _with_database(settings: Settings, run: Callable[[Settings], int]) -> int:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = EmbeddedPostgres(settings.pgdata)
-    log.info("starting the embedded PostgreSQL in %s", settings.pgdata)
+    # A server already running on the data dir (`coco serve` in another shell) is reused
+    # and left running; only a server started here is stopped here.
+    started_here = not server.running
+    log.info("%s the embedded PostgreSQL in %s", "starting" if started_here else "using", settings.pgdata)
     url = server.start()
     # Worker processes read the URL from the environment they inherit.
     os.environ["DATABASE_URL"] = url
+    # uvicorn re-raises the SIGTERM it shut down on; without a handler that would end the
+    # process at once and leave the database running, so let it unwind through `finally`.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         return run(dataclasses.replace(settings, database_url=url))
     finally:
-        log.info("stopping the embedded PostgreSQL")
-        server.stop()
+        if started_here:
+            log.info("stopping the embedded PostgreSQL")
+            server.stop()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _migrate(settings: Settings) -> int:
-    from .database import create_engine
     from .migrate import upgrade
 
-    async def go() -> None:
-        engine = create_engine(settings.require_database_url(), pool_size=1)
+    async def go(engine: AsyncEngine) -> int:
+        await upgrade(engine)
+        return 0
+
+    if _run(settings, go) != 0:
+        return 1
+    print("database is at the newest migration")
+    return 0
+
+
+def _run(settings: Settings, command: Callable[..., Awaitable[int]], *args: Any) -> int:
+    """Run an async command on an engine, once the database answers (it may still be starting)."""
+    from .database import create_engine, wait_until_reachable
+    from .errors import DomainError
+
+    async def go() -> int:
+        engine = create_engine(settings.require_database_url(), pool_size=2)
         try:
-            await upgrade(engine)
+            await wait_until_reachable(engine, settings.database_wait_s)
+            return await command(engine, *args)
         finally:
             await engine.dispose()
 
-    asyncio.run(go())
-    print("database is at the newest migration")
+    try:
+        return asyncio.run(go())
+    except DomainError as error:
+        print(f"coco: {error.message}", file=sys.stderr)
+        return 1
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+async def _seed(engine: AsyncEngine, today: dt.date | None) -> int:
+    from .demo import seed
+    from .migrate import upgrade
+    from .writes import WriteService
+
+    await upgrade(engine)
+    await seed(WriteService(engine), today=today, progress=_progress)
+    return 0
+
+
+async def _export(engine: AsyncEngine, file: str | None) -> int:
+    from .reads import Reader
+    from .transfer import export_lines
+
+    def counted(entity_name: str, n: int) -> None:
+        _progress(f"exported {n} {entity_name.replace('_', ' ')} document(s)")
+
+    async def write(out: TextIO) -> None:
+        async for line in export_lines(Reader(engine), progress=counted):
+            out.write(line + "\n")
+
+    if file is None or file == "-":
+        await write(sys.stdout)
+        sys.stdout.flush()
+        return 0
+    # Written aside and renamed, so a failed export never leaves a truncated file behind.
+    target = Path(file)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            await write(out)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    _progress(f"wrote {target}")
+    return 0
+
+
+async def _import(engine: AsyncEngine, file: str) -> int:
+    from .errors import DomainError
+    from .migrate import upgrade
+    from .transfer import ImportFileError, import_lines
+    from .writes import WriteService
+
+    def counted(entity_name: str, n: int) -> None:
+        _progress(f"imported {n} {entity_name.replace('_', ' ')} document(s) so far")
+
+    try:
+        source: TextIO = sys.stdin if file == "-" else open(file, encoding="utf-8")
+    except OSError as error:
+        print(f"coco import: cannot read {file}: {error.strerror}", file=sys.stderr)
+        return 1
+    try:
+        await upgrade(engine)
+        result = await import_lines(WriteService(engine), source, progress=counted)
+    except (ImportFileError, DomainError) as error:
+        print(f"coco import: {error}; nothing was imported", file=sys.stderr)
+        return 1
+    finally:
+        if source is not sys.stdin:
+            source.close()
+    total = sum(result.counts.values())
+    _progress(f"imported {total} document(s) in one transaction"
+              + (f"; recorded {result.events_recorded} missing coordination event(s)" if result.events_recorded else ""))
     return 0
 
 
@@ -80,8 +202,8 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     # Migrate once here so that workers start against a ready schema (they would wait on the lock anyway).
-    if settings.migrate_on_start:
-        _migrate(settings)
+    if settings.migrate_on_start and _migrate(settings) != 0:
+        return 1
     log.info("serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers)
     uvicorn.run(
         "api.app:create_app",

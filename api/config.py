@@ -41,6 +41,8 @@ class Settings:
     pool_size: int = 10
     statement_timeout_ms: int = 15_000
     migrate_on_start: bool = True
+    # How long the CLI retries its first connection while the database is unavailable.
+    database_wait_s: int = 60
     log_level: str = "info"
 
     @classmethod
@@ -54,6 +56,7 @@ class Settings:
             pool_size=_int("COCO_DB_POOL_SIZE", 10),
             statement_timeout_ms=_int("COCO_STATEMENT_TIMEOUT_MS", 15_000),
             migrate_on_start=_bool("COCO_MIGRATE_ON_START", True),
+            database_wait_s=_int("COCO_DATABASE_WAIT_SECONDS", 60),
             log_level=(os.environ.get("COCO_LOG_LEVEL") or "info").lower(),
         )
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, StatementTimeout, Unavailable
+
+log = logging.getLogger("coco.database")
 
 # SQLSTATE classes and codes that mean "the client sent a bad value".
 _BAD_VALUE_CLASSES = ("22",)  # data exceptions: 22P02 invalid text, 22007 bad datetime, 22003 out of range
@@ -68,6 +74,23 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         raise as_domain_error(error) from error
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
         raise Unavailable(f"the database is unavailable: {error}") from error
+
+
+async def wait_until_reachable(engine: AsyncEngine, timeout_s: float, interval_s: float = 1.0) -> None:
+    """Return once the database answers; retry while it is unavailable (a container whose
+    database starts alongside it), and give up with `Unavailable` after `timeout_s`.
+    Other failures (a wrong password, a missing database) are raised at once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            async with connection(engine) as conn:
+                await conn.execute(text("SELECT 1"))
+            return
+        except Unavailable as error:
+            if time.monotonic() + interval_s > deadline:
+                raise
+            log.warning("waiting for the database: %s", error)
+            await asyncio.sleep(interval_s)
 
 
 def sqlstate(error: BaseException) -> str | None:

@@ -59,3 +59,20 @@ async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> l
     recorded = sorted((dict(r._mapping) for r in result), key=lambda e: e["seq"])
     await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(recorded[-1]["seq"]))))
     return recorded
+
+
+async def restore_events(conn: AsyncConnection, rows: list[dict]) -> int:
+    """Insert events exactly as an export recorded them (id, actor, type, reference,
+    occurred_at), for the import path only. They draw fresh cursors in the order
+    given, under the same lock as `record_events`, so the restored order is the
+    exported commit order and a resuming reader still misses nothing."""
+    if not rows:
+        return 0
+    await conn.execute(select(func.pg_advisory_xact_lock(EVENT_LOCK_KEY)))
+    columns = ("id", "actor_id", "event_type", "reference_id", "occurred_at")
+    # One execution per row (pipelined by the driver), so cursors follow the given order exactly.
+    await conn.execute(insert(events_table).values(seq=event_seq.next_value()),
+                       [{c: row[c] for c in columns} for row in rows])
+    last = await conn.scalar(select(func.currval(event_seq.name)))
+    await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(last))))
+    return len(rows)

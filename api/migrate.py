@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, select
@@ -11,8 +9,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .database import transaction
+from .resources import bundled
 
-MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+MIGRATIONS = bundled("migrations")
 # Several workers (or replicas) may start together: one migrates, the others wait and find it done.
 MIGRATION_LOCK_KEY = 0x0C0C_3161
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -39,13 +40,28 @@ class Reader:
         """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
         async with connection(self.engine) as conn:
             async with conn.begin():
-                result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
-                async for row in result:
-                    yield row[0]
+                async for row in stream(conn, plan):
+                    yield row
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose reads (`stream(conn, plan)`, `json_array(conn, plan)`) all see
+        one consistent state of the database, e.g. for an export of several entities."""
+        async with connection(self.engine) as conn:
+            async with conn.begin():
+                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                yield conn
 
 
 async def json_array(conn: AsyncConnection, plan: ReadPlan) -> str:
     return (await conn.execute(array_statement(plan))).scalar_one()
+
+
+async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:
+    """Each row as JSON text through a server-side cursor; `conn` must be in a transaction."""
+    result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+    async for row in result:
+        yield row[0]
 
 
 async def count(conn: AsyncConnection, plan: ReadPlan) -> int:

@@ -20,11 +20,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .resources import bundled
+
 if TYPE_CHECKING:  # jsonschema is imported lazily: load_schema works without it.
     from jsonschema import FormatChecker
     from jsonschema.protocols import Validator
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
+SCHEMA_DIR = bundled("schema")
 
 # Entity name (as in api.entities) -> schema file name.
 SCHEMA_FILES: dict[str, str] = {

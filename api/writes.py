@@ -18,7 +18,8 @@ Locking, so that the rules hold under concurrency (READ COMMITTED):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from .database import is_transient, transaction
 from .entities import Entity, Kind, entity as entity_named, referrers
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
-from .events import PendingEvent, record_events
+from .events import PendingEvent, record_events, restore_events
 from .models import TABLES
 from .plan import Condition, Filter
 from .query import filter_clause
@@ -45,6 +46,9 @@ MAX_PARAMETERS = 30_000
 REFERRERS_SHOWN = 20
 
 Returning = Callable[[AsyncConnection, list[str]], Awaitable[Any]]
+# One document of an import: (entity name, CoCo document).
+ImportItem = tuple[str, Mapping[str, Any]]
+IMPORT_BATCH = 1000
 
 
 class OnConflict(str, Enum):
@@ -66,6 +70,14 @@ class WriteResult:
 
     def event_for(self, row_id: str) -> dict[str, Any] | None:
         return next((e for e in reversed(self.events) if e["reference_id"] == row_id), None)
+
+
+@dataclass
+class ImportResult:
+    # Rows imported per entity name, coordination events included.
+    counts: dict[str, int] = field(default_factory=dict)
+    # Events recorded for imported check-ins and updates that arrived without any.
+    events_recorded: int = 0
 
 
 class WriteService:
@@ -195,6 +207,53 @@ class WriteService:
             raise NotFound(entity_name, id)
         return result
 
+    # ------------------------------------------------------------ import
+
+    async def import_documents(self, items: Iterable[ImportItem] | AsyncIterable[ImportItem], *,
+                               progress: Callable[[str, int], None] | None = None,
+                               batch_size: int = IMPORT_BATCH) -> ImportResult:
+        """Restore exported data (`coco import`), all of it in one transaction or, on any error, none.
+
+        The narrow path that lets history back in, for the server's own CLI, never an API:
+        rows keep their ids and created_at and are validated and reference-checked as
+        `create` does, but a new check-in or update records no event, because the
+        export carries its events: those are inserted as they were (same id, actor,
+        type, reference, occurred_at), in the order given, drawing fresh cursors under
+        the event lock (`api.events.restore_events`). A check-in or update that arrives
+        without any event of its own gets one, as `create` would give it, so no
+        committed row lacks its event. Existing ids are conflicts; nothing is merged.
+        Documents must come in dependency order (referenced rows first); errors about
+        one document carry its position in `items` as `index`. `progress(entity, n)`
+        is called after each batch with the number imported so far of that entity.
+        """
+        result = ImportResult()
+        # Check-ins and updates imported here: id -> (entity, actor_id, created_at).
+        sources: dict[str, tuple[Entity, str, Any]] = {}
+        batch: list[tuple[int, Mapping[str, Any]]] = []
+        current: str | None = None
+        async with transaction(self.engine) as conn:
+
+            async def flush() -> None:
+                if not batch or current is None:
+                    return
+                ent = _importable(current, batch[0][0])
+                done = await _import_batch(conn, ent, batch, sources)
+                result.counts[ent.name] = result.counts.get(ent.name, 0) + done
+                batch.clear()
+                if progress is not None:
+                    progress(ent.name, result.counts[ent.name])
+
+            position = 0
+            async for entity_name, document in _each(items):
+                if entity_name != current or len(batch) >= batch_size:
+                    await flush()
+                    current = entity_name
+                batch.append((position, document))
+                position += 1
+            await flush()
+            result.events_recorded = await _record_missing_events(conn, sources)
+        return result
+
     # ------------------------------------------------------------ transactions
 
     async def _run(self, work: Callable[[AsyncConnection], Awaitable[WriteResult]]) -> WriteResult:
@@ -217,6 +276,105 @@ def _writable(entity_name: str) -> Entity:
     if not ent.writable:
         raise ReadOnly(ent.name, ent.resource)
     return ent
+
+
+def _importable(entity_name: str, index: int) -> Entity:
+    try:
+        return entity_named(entity_name)
+    except KeyError:
+        raise InvalidInput(f"unknown entity {entity_name!r}", field="entity", reason=InvalidReason.RULE,
+                           index=index) from None
+
+
+async def _each(items: Iterable[ImportItem] | AsyncIterable[ImportItem]) -> AsyncIterable[ImportItem]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+async def _import_batch(conn: AsyncConnection, ent: Entity, batch: list[tuple[int, Mapping[str, Any]]],
+                        sources: dict[str, tuple[Entity, str, Any]]) -> int:
+    rows = []
+    for index, document in batch:
+        internal = [f.name for f in ent.fields if f.internal and isinstance(document, Mapping) and f.name in document]
+        if internal:
+            raise InvalidInput(f"{internal[0]} is assigned by the server and cannot be imported", field=internal[0],
+                               reason=InvalidReason.UNKNOWN_FIELD, entity=ent.name, index=index)
+        row = to_columns(ent, document, partial=False, index=index)
+        if ent.name == "coordination_event" and "id" not in row:
+            raise InvalidInput("id is required", field="id", reason=InvalidReason.REQUIRED, entity=ent.name,
+                               index=index)
+        row.setdefault("id", str(uuid.uuid4()))
+        rows.append(row)
+    ids = [r["id"] for r in rows]
+    repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+    table = TABLES[ent.name]
+    taken = repeated or sorted(await _lock_rows(conn, table, ids))
+    if taken:
+        raise Conflict(f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
+                       reason=ConflictReason.DUPLICATE, entity=ent.name, ids=taken)
+    await _check_references(conn, ent, rows, batch_ids=set(ids))
+    if ent.name == "coordination_event":
+        return await restore_events(conn, rows)
+    # Every row names every column, so that one statement serves the whole batch (executemany);
+    # a missing created_at is the time of the write, as in `create`.
+    if ent.name == "goal_story":
+        rows = _parents_first(rows)
+    names = [c.name for c in table.columns]
+    now = await conn.scalar(select(func.now())) if "created_at" in names else None
+    stored = []
+    for row in rows:
+        full = {n: row.get(n) for n in names}
+        if now is not None and full["created_at"] is None:
+            full["created_at"] = now
+        stored.append(full)
+    await conn.execute(insert(table), stored)
+    if ent.name == "goal_story":
+        await _check_hierarchy(conn, [r["id"] for r in stored if r.get("parent_id")])
+    if ent.event_type is not None:
+        sources.update((r["id"], (ent, r["actor_id"], r["created_at"])) for r in stored)
+    return len(stored)
+
+
+def _parents_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Order a batch of goal stories so each follows its parent: executemany inserts row by
+    row, and each row's foreign key is checked as it goes in. Rows that never become ready
+    are parents of each other: a cycle."""
+    in_batch = {r["id"] for r in rows}
+    placed: set[str] = set()
+    ordered: list[dict[str, Any]] = []
+    pending = rows
+    while pending:
+        waiting = [r for r in pending if r.get("parent_id") in in_batch and r["parent_id"] not in placed]
+        ready = [r for r in pending if not (r.get("parent_id") in in_batch and r["parent_id"] not in placed)]
+        if not ready:
+            looping = sorted(r["id"] for r in waiting)
+            raise Conflict(f"parent_id would make {_plural('goal story', looping)} {', '.join(looping)} "
+                           "its own ancestor", reason=ConflictReason.CYCLE, entity="goal_story",
+                           ids=looping, field="parent_id")
+        ordered.extend(ready)
+        placed.update(r["id"] for r in ready)
+        pending = waiting
+    return ordered
+
+
+async def _record_missing_events(conn: AsyncConnection, sources: dict[str, tuple[Entity, str, Any]]) -> int:
+    """Give an event to each imported check-in or update that has none, dated at its creation."""
+    events = TABLES["coordination_event"]
+    covered: set[tuple[str, str]] = set()
+    for chunk in _chunks(list(sources), MAX_PARAMETERS):
+        statement = select(events.c.event_type, events.c.reference_id).where(events.c.reference_id.in_(chunk))
+        covered.update((t, r) for t, r in await conn.execute(statement))
+    pending = [PendingEvent(actor_id=actor_id, event_type=ent.event_type or "", reference_id=id,
+                            occurred_at=created_at)
+               for id, (ent, actor_id, created_at) in sources.items() if (ent.event_type, id) not in covered]
+    recorded = 0
+    for chunk in _chunks(pending, MAX_PARAMETERS // 8):
+        recorded += len(await record_events(conn, chunk))
+    return recorded
 
 
 def _columns_of(ent: Entity, field_names: set[str]) -> list[str]:
