@@ -42,6 +42,9 @@ class Settings:
     statement_timeout_ms: int = 15_000
     migrate_on_start: bool = True
     log_level: str = "info"
+    # Live events: per-subscriber queue bound, and the idle interval of SSE keep-alive comments.
+    live_queue_size: int = 1000
+    sse_keepalive_s: int = 15
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -55,6 +58,8 @@ class Settings:
             statement_timeout_ms=_int("COCO_STATEMENT_TIMEOUT_MS", 15_000),
             migrate_on_start=_bool("COCO_MIGRATE_ON_START", True),
             log_level=(os.environ.get("COCO_LOG_LEVEL") or "info").lower(),
+            live_queue_size=_int("COCO_LIVE_QUEUE_SIZE", 1000),
+            sse_keepalive_s=_int("COCO_SSE_KEEPALIVE_S", 15),
         )
 
     def require_database_url(self) -> str:

@@ -20,6 +20,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..entities import entity
@@ -40,6 +41,7 @@ DOCUMENT_KEYS = tuple(c.key for c in DOCUMENT)
 BY_CURSOR = (OrderTerm("cursor"),)
 REPLAY_PAGE = 500
 MAX_BACKOFF_S = 2.0
+CONNECT_ERRORS = (OSError, TimeoutError, Unavailable, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class LiveFeed:
@@ -57,6 +59,7 @@ class LiveFeed:
         self._subscribers: set[Subscriber] = set()
         self._filters: dict[str, Filter] = {}
         self._task: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[None] | None = None
 
     @property
     def position(self) -> int | None:
@@ -64,6 +67,15 @@ class LiveFeed:
         return self._position
 
     async def start(self) -> None:
+        """Listen and find where the table ends; if the database cannot be reached yet,
+        keep trying in the background (subscribing is refused until then)."""
+        try:
+            await self._begin()
+        except CONNECT_ERRORS as error:
+            log.warning("live events: database unreachable at start (%s); retrying in the background", error)
+            self._starting = asyncio.create_task(self._begin_eventually(), name="coco-live-start")
+
+    async def _begin(self) -> None:
         # LISTEN first, then read where the table ends: whatever commits after
         # that read is notified, whatever committed before it is at or below it.
         await self._listener.start()
@@ -74,7 +86,23 @@ class LiveFeed:
             raise
         self._task = asyncio.create_task(self._pump(), name="coco-live-feed")
 
+    async def _begin_eventually(self) -> None:
+        backoff = 0.05
+        while True:
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            try:
+                await self._begin()
+            except CONNECT_ERRORS:
+                continue
+            log.warning("live events: started")
+            return
+
     async def stop(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
+            self._starting = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -94,7 +122,7 @@ class LiveFeed:
         subscriber falls a queue behind. The documents are shared between subscribers: do
         not modify them."""
         if self._position is None:
-            raise RuntimeError("the live feed is not started")
+            raise RuntimeError("the live feed is not running (not started, or the database is not reachable yet)")
         chosen = all_of(where, team_filter(team_id) if team_id is not None else None)
         key = None if chosen is None else repr(chosen)
         if key is not None:
@@ -178,8 +206,10 @@ class LiveFeed:
         """Read and fan out the next batch; True when there may be more."""
         assert self._position is not None
         filters = dict(self._filters)
+        plan = self._batch_plan(filters)
+        limit = plan.limit
         try:
-            rows = await self._read(self._batch_plan(filters))
+            rows = await self._read(plan)
         except InvalidInput:
             # One subscriber's filter cannot be evaluated (say, a bad regular expression):
             # close that subscriber with the error, and keep serving the others.
@@ -206,13 +236,17 @@ class LiveFeed:
             if not delivered:
                 self._drop(sub)
         self._position = last
-        return len(rows) == self.batch_size
+        return len(rows) == limit
 
     def _batch_plan(self, filters: dict[str, Filter]) -> ReadPlan:
         assert self._position is not None
         matches = tuple(Match(f"m{i}", where) for i, where in enumerate(filters.values()))
-        return ReadPlan(EVENT, where=after_cursor(self._position), order=BY_CURSOR, limit=self.batch_size,
+        return ReadPlan(EVENT, where=after_cursor(self._position), order=BY_CURSOR, limit=self._limit(),
                         columns=DOCUMENT, matches=matches)
+
+    def _limit(self) -> int:
+        # With nobody to overflow, catch up in big steps.
+        return self.batch_size if self._subscribers else REPLAY_PAGE
 
     async def _fail_bad_filters(self, filters: dict[str, Filter]) -> int:
         assert self._position is not None

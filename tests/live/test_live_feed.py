@@ -176,5 +176,5 @@ async def test_a_filter_the_database_refuses_closes_only_its_subscriber(feed: Li
 
 
 async def test_subscribing_before_start_is_refused(database_url: str, engine: AsyncEngine) -> None:
-    with pytest.raises(RuntimeError, match="not started"):
+    with pytest.raises(RuntimeError, match="not running"):
         LiveFeed(database_url, engine).subscribe()
