@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -17,6 +18,8 @@ from starlette.routing import Route
 from . import __version__
 from .config import Settings
 from .database import create_engine
+from .live import LiveFeed
+from .live.sse import EventStream
 from .migrate import upgrade
 from .reads import Reader
 from .writes import WriteService
@@ -45,14 +48,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await upgrade(engine)
         app.state.engine = engine
         app.state.services = Services(settings=settings, reader=Reader(engine), writer=WriteService(engine))
+        # Live coordination events: this process's one LISTEN connection (api/live).
+        app.state.live = LiveFeed(settings.require_database_url(), engine, queue_size=settings.live_queue_size)
+        await app.state.live.start()
         try:
             yield
         finally:
+            await app.state.live.stop()
             await engine.dispose()
 
     # Front ends add their routes here; REST comes last, since it answers every other path.
     routes = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
-    return Starlette(routes=routes, lifespan=lifespan)
+    # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
+    middleware = [Middleware(EventStream, keepalive=settings.sse_keepalive_s)]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
 async def healthz(request: Request) -> JSONResponse:

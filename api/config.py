@@ -44,6 +44,9 @@ class Settings:
     # How long the CLI retries its first connection while the database is unavailable.
     database_wait_s: int = 60
     log_level: str = "info"
+    # Live events: per-subscriber queue bound, and the idle interval of SSE keep-alive comments.
+    live_queue_size: int = 1000
+    sse_keepalive_s: int = 15
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -58,6 +61,8 @@ class Settings:
             migrate_on_start=_bool("COCO_MIGRATE_ON_START", True),
             database_wait_s=_int("COCO_DATABASE_WAIT_SECONDS", 60),
             log_level=(os.environ.get("COCO_LOG_LEVEL") or "info").lower(),
+            live_queue_size=_int("COCO_LIVE_QUEUE_SIZE", 1000),
+            sse_keepalive_s=_int("COCO_SSE_KEEPALIVE_S", 15),
         )
 
     def require_database_url(self) -> str:

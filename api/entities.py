@@ -264,7 +264,13 @@ COORDINATION_EVENT = Entity(
             server_default=True,
         ),
     ),
-    relations=(Relation("actor", RelationKind.TO_ONE, "actor", "actor_id"),),
+    relations=(
+        Relation("actor", RelationKind.TO_ONE, "actor", "actor_id"),
+        # What the event refers to: the check-in or the update (reference_id holds
+        # either, so pair these with the event_type; neither exists once deleted).
+        Relation("team_checkin", RelationKind.TO_ONE, "team_checkin", "reference_id"),
+        Relation("goal_story_update", RelationKind.TO_ONE, "goal_story_update", "reference_id"),
+    ),
     writable=False,
 )
 

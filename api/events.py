@@ -8,6 +8,13 @@ only draw a cursor after that. Hence a visible cursor N means every cursor
 below N is either visible too or belonged to a transaction that rolled back.
 Writers serialise only over that short tail (insert the events, commit).
 
+Two things this leans on: PostgreSQL releases a transaction's locks only
+after its commit is visible to new snapshots (so the next writer's cursor is
+drawn after ours is readable), and the cursor sequence has CACHE 1 (a
+per-session cache would let a later commit draw a smaller cursor from a block
+it reserved earlier; tests/live/test_event_cursors.py checks it). The price:
+event-writing commits, WAL flush included, run one at a time.
+
 The NOTIFY is sent inside the same transaction, so PostgreSQL delivers it
 only if, and only once, the events are committed.
 """

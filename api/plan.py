@@ -53,7 +53,15 @@ class Not:
     item: Filter
 
 
-Filter = Union[Condition, And, Or, Not]
+@dataclass(frozen=True)
+class Related:
+    """Some row reached through `relation` matches `where` (any row at all when it is None)."""
+
+    relation: str
+    where: Filter | None = None
+
+
+Filter = Union[Condition, And, Or, Not, Related]
 
 
 def all_of(*filters: Filter | None) -> Filter | None:
@@ -106,6 +114,17 @@ class Count:
 
 
 @dataclass(frozen=True)
+class Match:
+    """One output key holding whether the row matches `where` (true or false, never null).
+
+    Lets one read serve many filters at once, e.g. one read of new events for
+    every live subscriber's filter."""
+
+    key: str
+    where: Filter
+
+
+@dataclass(frozen=True)
 class ReadPlan:
     entity: str
     where: Filter | None = None
@@ -117,5 +136,6 @@ class ReadPlan:
     columns: tuple[Column, ...] | None = None
     embeds: tuple[Embed, ...] = ()
     counts: tuple[Count, ...] = ()
+    matches: tuple[Match, ...] = ()
     # Leave out keys whose value is null (PostgREST's nulls=stripped).
     strip_nulls: bool = False

@@ -64,6 +64,7 @@ from .plan import (
     Or,
     OrderTerm,
     ReadPlan,
+    Related,
 )
 
 EMPTY_ARRAY = literal_column("'[]'::json", JSON)
@@ -201,6 +202,8 @@ def _link(relation: Relation, target: FromClause, parent: FromClause | None) -> 
             return target.c.id == parent.c[relation.via]
         case RelationKind.TO_MANY:
             return target.c[relation.via] == parent.c.id
+        case RelationKind.LIST_TO_MANY:
+            return target.c.id == any_(parent.c[relation.via])
         case RelationKind.LIST_REVERSE:
             return target.c[relation.via].contains(cast(func.array(select(parent.c.id).scalar_subquery()),
                                                         ARRAY(Text)))
@@ -233,6 +236,8 @@ def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> Co
         counted = ReadPlan(entity=target.name, where=count.where)
         inner = _rows(counted, depth + 1, relation, source).subquery(f"c{depth + 1}")
         pairs.append((count.key, select(func.count()).select_from(inner).scalar_subquery()))
+    for match in plan.matches:
+        pairs.append((match.key, case((_filter(ent, source, match.where), true()), else_=false())))
     return JsonObject(pairs, absent_on_null=full or plan.strip_nulls)
 
 
@@ -312,7 +317,21 @@ def _filter(ent: Entity, source: FromClause, where: Filter) -> ColumnElement:
             return or_(false(), *(_filter(ent, source, item) for item in items))
         case Not(item):
             return not_(_filter(ent, source, item))
+        case Related(name, item):
+            return _related(ent, source, name, item)
     raise AssertionError(f"not a filter: {where!r}")
+
+
+def _related(ent: Entity, source: FromClause, name: str, where: Filter | None) -> ColumnElement:
+    """EXISTS a row through the relation (matching `where`), correlated to the row in `source`."""
+    relation = _relation(ent, name)
+    target = entity_named(relation.target)
+    # Aliased, so that a relation from a table to itself still correlates to the outer row.
+    table = TABLES[target.name].alias()
+    inner = select(literal(1)).select_from(table).where(_link(relation, table, source))
+    if where is not None:
+        inner = inner.where(_filter(target, table, where))
+    return exists(inner.correlate(source).scalar_subquery())
 
 
 def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElement:

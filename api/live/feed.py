@@ -1,0 +1,281 @@
+"""The live feed: new coordination events read once per wake-up, fanned out to subscribers.
+
+Cursors are handed out in commit order (see api/events.py): once the feed has
+read cursor N, every event below N is either read or never will be. So the
+feed keeps one number, the last cursor it fanned out, and after any wake-up
+(a notification, a reconnect) reads what lies beyond it: nothing is read
+twice, nothing is skipped, however notifications were coalesced or lost.
+
+One read serves every subscriber: it carries one boolean per distinct
+subscriber filter (`Match`), so a thousand subscribers cost one statement.
+A subscriber whose filter the read did not know yet (it subscribed while the
+read was running) gets a `Gap` instead, and reads that range itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..entities import entity
+from ..errors import InvalidInput, Unavailable
+from ..events import NOTIFY_CHANNEL
+from ..plan import Column, Filter, Match, OrderTerm, ReadPlan, all_of
+from ..reads import Reader
+from .filters import after_cursor, team_filter, up_to_cursor
+from .listener import Listener
+from .subscriber import Gap, Subscriber, SubscriberOverflow
+
+log = logging.getLogger("coco.live")
+
+EVENT = "coordination_event"
+# The CoCo document plus the cursor.
+DOCUMENT = tuple(Column(f.name, f.name) for f in entity(EVENT).fields)
+DOCUMENT_KEYS = tuple(c.key for c in DOCUMENT)
+BY_CURSOR = (OrderTerm("cursor"),)
+REPLAY_PAGE = 500
+MAX_BACKOFF_S = 2.0
+CONNECT_ERRORS = (OSError, TimeoutError, Unavailable, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class LiveFeed:
+    def __init__(self, database_url: str, engine: AsyncEngine, *, queue_size: int = 1000) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.reader = Reader(engine)
+        self.queue_size = queue_size
+        # A read fans out at most half a queue at once, so that one large write
+        # does not overflow a subscriber that keeps up.
+        self.batch_size = max(1, min(REPLAY_PAGE, queue_size // 2))
+        self._listener = Listener(database_url, NOTIFY_CHANNEL, self._wake_up)
+        self._wake = asyncio.Event()
+        self._position: int | None = None
+        self._subscribers: set[Subscriber] = set()
+        self._filters: dict[str, Filter] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[None] | None = None
+
+    @property
+    def position(self) -> int | None:
+        """The last cursor fanned out (None before `start`)."""
+        return self._position
+
+    async def start(self) -> None:
+        """Listen and find where the table ends; if the database cannot be reached yet,
+        keep trying in the background (subscribing is refused until then)."""
+        try:
+            await self._begin()
+        except CONNECT_ERRORS as error:
+            log.warning("live events: database unreachable at start (%s); retrying in the background", error)
+            self._starting = asyncio.create_task(self._begin_eventually(), name="coco-live-start")
+
+    async def _begin(self) -> None:
+        # LISTEN first, then read where the table ends: whatever commits after
+        # that read is notified, whatever committed before it is at or below it.
+        await self._listener.start()
+        try:
+            self._position = await self._latest_cursor()
+        except BaseException:
+            await self._listener.stop()
+            raise
+        self._task = asyncio.create_task(self._pump(), name="coco-live-feed")
+
+    async def _begin_eventually(self) -> None:
+        backoff = 0.05
+        while True:
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            try:
+                await self._begin()
+            except CONNECT_ERRORS:
+                continue
+            log.warning("live events: started")
+            return
+
+    async def stop(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
+            self._starting = None
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self._listener.stop()
+        for sub in self._subscribers:
+            sub.close()
+        self._subscribers.clear()
+        self._position = None
+
+    def subscribe(self, where: Filter | None = None, after: int | None = None,
+                  team_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every event matching `where` (and the team) with cursor > `after`, once each, in
+        cursor order: first replayed from the table, then live. Without `after`, from where
+        the feed is: every event committed after this call returns, and those committed just
+        before it that the feed had not fanned out yet. Raises `SubscriberOverflow` when the
+        subscriber falls a queue behind. The documents are shared between subscribers: do
+        not modify them."""
+        if self._position is None:
+            raise RuntimeError("the live feed is not running (not started, or the database is not reachable yet)")
+        chosen = all_of(where, team_filter(team_id) if team_id is not None else None)
+        key = None if chosen is None else repr(chosen)
+        if key is not None:
+            self._filters.setdefault(key, chosen)
+        now = self._position
+        start = now if after is None else after
+        # Registered right away (not at the first iteration), so nothing committed
+        # after subscribe() returns can be missed.
+        sub = Subscriber(key, self.queue_size, covered=max(start, now))
+        if start < now:
+            sub.offer(Gap(start, now), now)
+        self._subscribers.add(sub)
+        return self._deliver(sub, chosen, start)
+
+    # ------------------------------------------------------------ subscriber side
+
+    async def _deliver(self, sub: Subscriber, where: Filter | None, start: int) -> AsyncIterator[dict[str, Any]]:
+        last = start  # every matching event up to here was yielded
+        try:
+            while True:
+                item = await sub.next_item()
+                if item is None:
+                    if sub.error is not None:
+                        raise sub.error
+                    if sub.overflowed:
+                        raise SubscriberOverflow(last, self.queue_size)
+                    return
+                if isinstance(item, Gap):
+                    async for doc in self._replay(where, max(item.after, last), item.upto):
+                        yield doc
+                        last = doc["cursor"]
+                        if sub.overflowed:
+                            raise SubscriberOverflow(last, self.queue_size)
+                    last = max(last, item.upto)
+                elif item["cursor"] > last:
+                    yield item
+                    last = item["cursor"]
+        finally:
+            self._drop(sub)
+
+    async def _replay(self, where: Filter | None, after: int, upto: int) -> AsyncIterator[dict[str, Any]]:
+        while after < upto:
+            plan = ReadPlan(EVENT, where=all_of(after_cursor(after), up_to_cursor(upto), where),
+                            order=BY_CURSOR, limit=REPLAY_PAGE, columns=DOCUMENT)
+            rows = await self._read(plan, retry=True)
+            for row in rows:
+                yield row
+            if len(rows) < REPLAY_PAGE:
+                return
+            after = rows[-1]["cursor"]
+
+    def _drop(self, sub: Subscriber) -> None:
+        sub.close()
+        self._subscribers.discard(sub)
+        if sub.key is not None and not any(s.key == sub.key for s in self._subscribers):
+            self._filters.pop(sub.key, None)
+
+    # ------------------------------------------------------------ feed side
+
+    def _wake_up(self) -> None:
+        self._wake.set()
+
+    async def _pump(self) -> None:
+        backoff = 0.05
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                while await self._read_new():
+                    pass
+                backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # keep the feed alive; the next try starts from the same cursor
+                log.warning("live events: reading new events failed (%s); retrying", error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                self._wake.set()
+
+    async def _read_new(self) -> bool:
+        """Read and fan out the next batch; True when there may be more."""
+        assert self._position is not None
+        filters = dict(self._filters)
+        plan = self._batch_plan(filters)
+        limit = plan.limit
+        try:
+            rows = await self._read(plan)
+        except InvalidInput:
+            # One subscriber's filter cannot be evaluated (say, a bad regular expression):
+            # close that subscriber with the error, and keep serving the others.
+            if await self._fail_bad_filters(filters):
+                return True
+            raise
+        if not rows:
+            return False
+        last = rows[-1]["cursor"]
+        columns = {key: f"m{i}" for i, key in enumerate(filters)}
+        documents = [{k: row[k] for k in DOCUMENT_KEYS} for row in rows]
+        for sub in list(self._subscribers):
+            if sub.key is not None and sub.key not in columns:
+                delivered = sub.offer(Gap(sub.covered, last), last) if last > sub.covered else True
+            else:
+                delivered = True
+                column = columns.get(sub.key) if sub.key is not None else None
+                for row, doc in zip(rows, documents):
+                    if doc["cursor"] > sub.covered and (column is None or row[column]):
+                        delivered = sub.offer(doc, doc["cursor"])
+                        if not delivered:
+                            break
+                sub.advance(last)
+            if not delivered:
+                self._drop(sub)
+        self._position = last
+        return len(rows) == limit
+
+    def _batch_plan(self, filters: dict[str, Filter]) -> ReadPlan:
+        assert self._position is not None
+        matches = tuple(Match(f"m{i}", where) for i, where in enumerate(filters.values()))
+        return ReadPlan(EVENT, where=after_cursor(self._position), order=BY_CURSOR, limit=self._limit(),
+                        columns=DOCUMENT, matches=matches)
+
+    def _limit(self) -> int:
+        # With nobody to overflow, catch up in big steps.
+        return self.batch_size if self._subscribers else REPLAY_PAGE
+
+    async def _fail_bad_filters(self, filters: dict[str, Filter]) -> int:
+        assert self._position is not None
+        failed = 0
+        for key, where in filters.items():
+            probe = ReadPlan(EVENT, where=after_cursor(self._position), order=BY_CURSOR, limit=self.batch_size,
+                             columns=DOCUMENT[:1], matches=(Match("m", where),))
+            try:
+                await self._read(probe)
+            except InvalidInput as error:
+                for sub in [s for s in self._subscribers if s.key == key]:
+                    sub.fail(error)
+                    self._drop(sub)
+                    failed += 1
+        return failed
+
+    async def _latest_cursor(self) -> int:
+        plan = ReadPlan(EVENT, order=(OrderTerm("cursor", descending=True),), limit=1,
+                        columns=(Column("cursor", "cursor"),))
+        rows = await self._read(plan)
+        return rows[0]["cursor"] if rows else 0
+
+    async def _read(self, plan: ReadPlan, *, retry: bool = False) -> list[dict[str, Any]]:
+        backoff = 0.05
+        while True:
+            try:
+                return json.loads(await self.reader.json_array(plan))
+            except Unavailable:
+                if not retry or self._task is None:
+                    raise
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)

@@ -1,0 +1,197 @@
+"""Server-sent events for `GET /coordination_events` with `Accept: text/event-stream`.
+
+A tiny ASGI middleware rather than a route, because the REST layer owns the
+path for JSON: only GET requests to the path that ask for an event stream are
+answered here; everything else passes through untouched.
+
+Query parameters (PostgREST style, `eq` only):
+  after=<cursor>           start after this cursor (`Last-Event-ID` wins when both are given)
+  actor_id=eq.<id>         events of this actor
+  event_type=eq.<type>     team_checkin or goal_story_update
+  reference_id=eq.<id>     events about this check-in or update
+  team_id=<id> | eq.<id>   events whose check-in, or whose update's goal story, belongs to the team
+
+Each event is `id: <cursor>`, `event: coordination_event`, `data: <JSON document>`;
+a comment line every keep-alive interval keeps proxies from closing an idle
+stream. A subscriber that falls behind gets `event: error` with code
+`subscriber_overflow` and `last_cursor`, and the stream ends; reconnecting
+with `Last-Event-ID` (browsers do it by themselves) carries on without a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..entities import EVENT_TYPES
+from ..errors import InvalidInput
+from ..plan import Condition, Filter, all_of
+from .subscriber import SubscriberOverflow
+
+log = logging.getLogger("coco.live")
+
+PATH = "/coordination_events"
+MEDIA_TYPE = "text/event-stream"
+KEEPALIVE_S = 15.0
+# Clients wait this long before reconnecting (the SSE `retry:` field).
+RETRY_MS = 1000
+EQ_FIELDS = ("actor_id", "event_type", "reference_id")
+
+
+class BadRequest(Exception):
+    pass
+
+
+class EventStream:
+    def __init__(self, app: ASGIApp, *, path: str = PATH, keepalive: float = KEEPALIVE_S) -> None:
+        self.app = app
+        self.path = path
+        self.keepalive = keepalive
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["path"].rstrip("/") != self.path
+                or scope["method"] != "GET" or not wants_event_stream(scope)):
+            await self.app(scope, receive, send)
+            return
+        feed = getattr(scope["app"].state, "live", None)
+        if feed is None:
+            await _json_error(send, 503, "unavailable", "the live feed is not running")
+            return
+        try:
+            where, after, team_id = parse_request(scope)
+            events = feed.subscribe(where=where, after=after, team_id=team_id)
+        except BadRequest as error:
+            await _json_error(send, 400, "bad_request", str(error))
+            return
+        except RuntimeError as error:
+            await _json_error(send, 503, "unavailable", str(error))
+            return
+        await Streaming(send, events, self.keepalive).run(receive)
+
+
+class Streaming:
+    """One response: events as they come, keep-alive comments, until the client leaves."""
+
+    def __init__(self, send: Send, events: AsyncIterator[dict[str, Any]], keepalive: float) -> None:
+        self.send = send
+        self.events = events
+        self.keepalive = keepalive
+        self.lock = asyncio.Lock()
+
+    async def run(self, receive: Receive) -> None:
+        await self.send({
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+            ],
+        })
+        await self.write(f": coordination events\nretry: {RETRY_MS}\n\n")
+        tasks = [asyncio.create_task(self.forward()), asyncio.create_task(self.beat()),
+                 asyncio.create_task(_disconnected(receive))]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.events.aclose()  # type: ignore[attr-defined]
+            with contextlib.suppress(OSError):
+                await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def forward(self) -> None:
+        try:
+            async for event in self.events:
+                await self.write(f"id: {event['cursor']}\nevent: coordination_event\n"
+                                 f"data: {json.dumps(event, separators=(',', ':'))}\n\n")
+        except SubscriberOverflow as overflow:
+            await self.error("subscriber_overflow", str(overflow), last_cursor=overflow.last_cursor)
+        except InvalidInput as error:
+            await self.error("bad_request", str(error))
+        except Exception as error:  # the database went away for good, say: tell the client, who reconnects
+            log.warning("event stream ended: %s", error)
+            await self.error("unavailable", "the event stream was interrupted; reconnect with Last-Event-ID")
+
+    async def error(self, code: str, message: str, **extra: Any) -> None:
+        document = {"code": code, "message": message, **extra}
+        await self.write(f"event: error\ndata: {json.dumps(document, separators=(',', ':'))}\n\n")
+
+    async def beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.keepalive)
+            await self.write(": keep-alive\n\n")
+
+    async def write(self, text: str) -> None:
+        async with self.lock:
+            await self.send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def wants_event_stream(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            ranges = value.decode("latin-1").split(",")
+            if any(r.split(";")[0].strip().lower() == MEDIA_TYPE for r in ranges):
+                return True
+    return False
+
+
+def parse_request(scope: Scope) -> tuple[Filter | None, int | None, str | None]:
+    """The filter, the cursor to start after, and the team, from the query and Last-Event-ID."""
+    conditions: list[Filter] = []
+    after: int | None = None
+    team_id: str | None = None
+    seen: set[str] = set()
+    for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            raise BadRequest(f"{name} is given more than once")
+        seen.add(name)
+        if name == "after":
+            after = _cursor(value, "after")
+        elif name in EQ_FIELDS:
+            op, _, operand = value.partition(".")
+            if op != "eq" or not _:
+                raise BadRequest(f"{name} takes eq.<value> on the event stream (only eq is supported)")
+            if name == "event_type" and operand not in EVENT_TYPES:
+                raise BadRequest(f"event_type must be one of {', '.join(EVENT_TYPES)}")
+            conditions.append(Condition(name, "eq", operand))
+        elif name == "team_id":
+            team_id = value[3:] if value.startswith("eq.") else value
+            if not team_id:
+                raise BadRequest("team_id needs a team id")
+        else:
+            raise BadRequest(f"the event stream does not take {name!r}; it takes after, "
+                             f"{', '.join(EQ_FIELDS)} (eq.<value>) and team_id")
+    for header, value in scope["headers"]:
+        if header == b"last-event-id" and value.strip():
+            after = _cursor(value.decode("latin-1").strip(), "Last-Event-ID")
+    return all_of(*conditions), after, team_id
+
+
+def _cursor(value: str, name: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise BadRequest(f"{name} must be an event cursor (a whole number), not {value!r}")
+    return int(value)
+
+
+async def _json_error(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"code": code, "message": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

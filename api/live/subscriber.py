@@ -1,0 +1,89 @@
+"""One subscriber's bounded queue, filled by the feed and drained by the subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Union
+
+
+class SubscriberOverflow(Exception):
+    """The subscriber fell more than its queue behind the feed and was dropped.
+
+    Nothing after `last_cursor` was delivered; subscribe again with
+    `after=last_cursor` to carry on without a gap."""
+
+    def __init__(self, last_cursor: int, queue_size: int) -> None:
+        super().__init__(f"subscriber fell more than {queue_size} events behind and was closed; "
+                         f"resume with after={last_cursor}")
+        self.last_cursor = last_cursor
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Events in (after, upto] that the subscriber must read from the table itself:
+    its replay, or a batch the feed read before it knew this subscriber's filter."""
+
+    after: int
+    upto: int
+
+
+Item = Union[dict[str, Any], Gap]
+
+
+class Subscriber:
+    """Written to only by the feed, synchronously, so it never waits for the reader."""
+
+    def __init__(self, key: str | None, queue_size: int, covered: int) -> None:
+        # Which match column of the feed's read says whether an event is for us (None: every event).
+        self.key = key
+        self.queue_size = queue_size
+        # Every event up to this cursor is in the queue or was before (or is not for us).
+        self.covered = covered
+        self.overflowed = False
+        self.closed = False
+        self.error: Exception | None = None
+        self._items: deque[Item] = deque()
+        self._ready = asyncio.Event()
+
+    def offer(self, item: Item, covered: int) -> bool:
+        """Queue an item; False (and the subscriber is dropped) when the queue is full."""
+        if self.overflowed or self.closed:
+            return False
+        if len(self._items) >= self.queue_size:
+            self.overflowed = True
+            self._items.clear()  # the subscriber resumes from the table; free the memory now
+            self._ready.set()
+            return False
+        self._items.append(item)
+        self.covered = max(self.covered, covered)
+        self._ready.set()
+        return True
+
+    def advance(self, covered: int) -> None:
+        """Events up to `covered` were seen and none was for this subscriber."""
+        self.covered = max(self.covered, covered)
+
+    def fail(self, error: Exception) -> None:
+        """End the subscription with `error` (raised to the subscriber once it gets here)."""
+        self.error = error
+        self._items.clear()
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+    async def next_item(self) -> Item | None:
+        """The next queued item; None once closed and drained. Raises nothing itself:
+        the caller checks `overflowed`, since only it knows the last cursor delivered."""
+        while not self._items:
+            if self.overflowed or self.closed:
+                return None
+            # Cleared before waiting, and set by every offer, so no wake-up is lost.
+            self._ready.clear()
+            await self._ready.wait()
+        if self.overflowed:
+            return None
+        return self._items.popleft()

@@ -1,0 +1,57 @@
+"""Seeding and collecting for the live event tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.writes import WriteService
+
+
+async def seed(writer: WriteService, *, teams: int = 2, actors: int = 2) -> dict[str, list[str]]:
+    actor_ids = [f"a-{i}" for i in range(actors)]
+    team_ids = [f"t-{i}" for i in range(teams)]
+    await writer.create("actor", [{"id": a, "actor_type": "person", "name": a} for a in actor_ids])
+    await writer.create("team", [{"id": t, "name": t, "member_ids": actor_ids} for t in team_ids])
+    return {"actors": actor_ids, "teams": team_ids}
+
+
+async def checkins(writer: WriteService, n: int, *, actor: str = "a-0", team: str = "t-0") -> list[dict[str, Any]]:
+    """n check-ins in one write; their events in cursor order."""
+    result = await writer.create("team_checkin", [{"actor_id": actor, "team_id": team, "date": "2026-05-22",
+                                                   "next": [f"item {i}"]} for i in range(n)])
+    return result.events
+
+
+async def table_cursors(engine: AsyncEngine, after: int = 0) -> list[int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT seq FROM coordination_events WHERE seq > :a ORDER BY seq"), {"a": after})
+        return [r[0] for r in rows]
+
+
+async def take(events: AsyncIterator[dict[str, Any]], n: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """The next n events (failing, not hanging, if they do not come)."""
+    got: list[dict[str, Any]] = []
+
+    async def collect() -> None:
+        async for event in events:
+            got.append(event)
+            if len(got) == n:
+                return
+
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"only {len(got)} of {n} events arrived") from None
+    return got
+
+
+async def caught_up(feed: Any, cursor: int, timeout: float = 60.0) -> None:
+    """Wait until the feed has fanned out `cursor`."""
+    async with asyncio.timeout(timeout):
+        while (feed.position or 0) < cursor:
+            await asyncio.sleep(0.01)

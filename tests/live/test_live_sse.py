@@ -1,0 +1,161 @@
+"""Server-sent events across two real server processes on one database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.writes import WriteService
+
+from .helpers import checkins, seed, table_cursors
+from .servers import STREAM, Message, messages
+
+TIMEOUT = 60.0
+
+
+@contextlib.asynccontextmanager
+async def stream(base: str, params: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> AsyncIterator[AsyncIterator[Message]]:
+    """An open event stream (the subscription exists once this yields)."""
+    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(TIMEOUT)) as client:
+        async with client.stream("GET", "/coordination_events", params=params,
+                                 headers={**STREAM, **(headers or {})}) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            yield messages(response)
+
+
+async def take(source: AsyncIterator[Message], n: int) -> list[Message]:
+    got: list[Message] = []
+
+    async def collect() -> None:
+        async for message in source:
+            got.append(message)
+            if message.event == "error" or len(got) == n:
+                return
+
+    try:
+        await asyncio.wait_for(collect(), TIMEOUT)
+    except TimeoutError:
+        raise AssertionError(f"only {len(got)} of {n} events arrived") from None
+    assert all(m.event == "coordination_event" for m in got), got[-1]
+    return got
+
+
+def cursors(got: list[Message]) -> list[int]:
+    assert all(int(m.id) == m.data["cursor"] for m in got)  # type: ignore[arg-type]
+    return [m.data["cursor"] for m in got]
+
+
+async def test_an_event_written_elsewhere_reaches_subscribers_on_both_processes(
+        live_servers: tuple[str, str], writer: WriteService) -> None:
+    await seed(writer)
+    async with stream(live_servers[0]) as on_a, stream(live_servers[1]) as on_b:
+        [written] = await checkins(writer, 1)
+        for source in (on_a, on_b):
+            [message] = await take(source, 1)
+            assert message.data["reference_id"] == written["reference_id"]
+            assert message.data["cursor"] == written["seq"]
+            assert set(message.data) == {"id", "actor_id", "event_type", "reference_id", "occurred_at", "cursor"}
+
+
+async def test_500_events_from_10_concurrent_writers_arrive_once_each_in_cursor_order_on_both(
+        live_servers: tuple[str, str], writer: WriteService, engine: AsyncEngine) -> None:
+    await seed(writer)
+    async with stream(live_servers[0], {"after": "0"}) as on_a, stream(live_servers[1], {"after": "0"}) as on_b:
+        async def write() -> None:
+            for _ in range(50):
+                await checkins(writer, 1)
+
+        readers = [asyncio.create_task(take(source, 500)) for source in (on_a, on_b)]
+        await asyncio.gather(*(write() for _ in range(10)))
+        expected = await table_cursors(engine)
+        assert len(expected) == 500
+        for got in await asyncio.gather(*readers):
+            assert cursors(got) == expected
+            assert len({m.data["id"] for m in got}) == 500
+
+
+async def test_a_subscriber_that_reconnects_with_last_event_id_gets_exactly_what_it_missed(
+        live_servers: tuple[str, str], writer: WriteService, engine: AsyncEngine) -> None:
+    await seed(writer)
+    async with stream(live_servers[0], {"after": "0"}) as first:
+        await checkins(writer, 10)
+        seen = await take(first, 4)
+    # Gone; meanwhile more is written. It comes back on the other process.
+    await checkins(writer, 7)
+    last = seen[-1].id
+    assert last is not None
+    async with stream(live_servers[1], {"after": "0"}, headers={"Last-Event-ID": last}) as again:
+        rest = await take(again, 13)
+        more = await checkins(writer, 2)
+        rest += await take(again, 2)
+    assert cursors(seen + rest) == await table_cursors(engine)
+    assert cursors(rest)[-2:] == [e["seq"] for e in more]
+    # ?after= does the same for clients that cannot set headers.
+    async with stream(live_servers[0], {"after": last}) as by_query:
+        assert cursors(await take(by_query, 15)) == cursors(rest)
+
+
+async def test_filters_on_the_stream(live_servers: tuple[str, str], writer: WriteService) -> None:
+    await seed(writer, teams=2)
+    await writer.create("goal_story", [{"id": "g-1", "title": "G", "team_ids": ["t-1"]}])
+    params = [{"actor_id": "eq.a-1"}, {"team_id": "t-1"}, {"event_type": "eq.goal_story_update"},
+              {"team_id": "eq.t-1", "event_type": "eq.team_checkin"}]
+    async with contextlib.AsyncExitStack() as stack:
+        sources = [await stack.enter_async_context(stream(live_servers[1], {"after": "0", **p})) for p in params]
+        mine = await checkins(writer, 2, actor="a-1", team="t-0")
+        await checkins(writer, 2, actor="a-0", team="t-0")
+        theirs = await checkins(writer, 2, actor="a-0", team="t-1")
+        update = await writer.create("goal_story_update", [{"actor_id": "a-0", "goal_story_id": "g-1",
+                                                            "date": "2026-05-22", "title": "t", "content": "c"}])
+        seq = [e["seq"] for e in update.events]
+        expected = [
+            [e["seq"] for e in mine],
+            [e["seq"] for e in theirs] + seq,
+            seq,
+            [e["seq"] for e in theirs],
+        ]
+        for source, want in zip(sources, expected):
+            assert cursors(await take(source, len(want))) == want
+        # Nothing else was due to the narrow ones: the next event each sees is a new matching one.
+        [last] = await checkins(writer, 1, actor="a-1", team="t-1")
+        for source in (sources[0], sources[1], sources[3]):
+            assert cursors(await take(source, 1)) == [last["seq"]]
+
+
+async def test_keep_alive_comments_flow_while_idle(live_servers: tuple[str, str], clean: AsyncEngine) -> None:
+    async with httpx.AsyncClient(base_url=live_servers[0], timeout=TIMEOUT) as client:
+        async with client.stream("GET", "/coordination_events", headers=STREAM) as response:
+            async def first_keep_alive() -> str:
+                async for message in messages(response, comments=True):
+                    if message.data == "keep-alive":
+                        return message.data
+                raise AssertionError("the stream ended")
+
+            assert await asyncio.wait_for(first_keep_alive(), TIMEOUT) == "keep-alive"
+
+
+async def test_bad_parameters_are_a_clear_400_and_other_requests_pass_through(
+        live_servers: tuple[str, str], clean: AsyncEngine) -> None:
+    async with httpx.AsyncClient(base_url=live_servers[0], timeout=TIMEOUT) as client:
+        for params, headers, word in [
+            ({"after": "soon"}, {}, "after"),
+            ({}, {"Last-Event-ID": "-3"}, "Last-Event-ID"),
+            ({"actor_id": "like.a*"}, {}, "eq"),
+            ({"order": "cursor.desc"}, {}, "order"),
+            ({"event_type": "eq.lunch"}, {}, "event_type"),
+        ]:
+            response = await client.get("/coordination_events", params=params, headers={**STREAM, **headers})
+            assert response.status_code == 400, params
+            assert response.json()["code"] == "bad_request"
+            assert word in response.json()["message"]
+        # Asking for JSON is the REST layer's business, not the event stream's.
+        response = await client.get("/coordination_events", headers={"Accept": "application/json"})
+        assert not response.headers.get("content-type", "").startswith("text/event-stream")
+        response = await client.get("/healthz", headers=STREAM)
+        assert response.status_code == 200 and response.json()["database"] == "up"
