@@ -42,6 +42,15 @@ class Settings:
     statement_timeout_ms: int = 15_000
     migrate_on_start: bool = True
     log_level: str = "info"
+    # GraphQL protection: limits on one document, and on one page of a connection.
+    graphql_max_depth: int = 15
+    graphql_max_tokens: int = 5_000
+    graphql_max_aliases: int = 30
+    graphql_max_page_size: int = 100
+    graphql_default_page_size: int = 100
+    # How many parsed and validated documents each process keeps.
+    graphql_cache_size: int = 256
+    graphql_ide: bool = True
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -55,6 +64,13 @@ class Settings:
             statement_timeout_ms=_int("COCO_STATEMENT_TIMEOUT_MS", 15_000),
             migrate_on_start=_bool("COCO_MIGRATE_ON_START", True),
             log_level=(os.environ.get("COCO_LOG_LEVEL") or "info").lower(),
+            graphql_max_depth=_int("COCO_GRAPHQL_MAX_DEPTH", 15),
+            graphql_max_tokens=_int("COCO_GRAPHQL_MAX_TOKENS", 5_000),
+            graphql_max_aliases=_int("COCO_GRAPHQL_MAX_ALIASES", 30),
+            graphql_max_page_size=_int("COCO_GRAPHQL_MAX_PAGE_SIZE", 100),
+            graphql_default_page_size=_int("COCO_GRAPHQL_DEFAULT_PAGE_SIZE", 100),
+            graphql_cache_size=_int("COCO_GRAPHQL_CACHE_SIZE", 256),
+            graphql_ide=_bool("COCO_GRAPHQL_IDE", True),
         )
 
     def require_database_url(self) -> str:
