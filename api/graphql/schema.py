@@ -37,10 +37,11 @@ def make_schema(settings: Settings | None = None, subscription: Any = None) -> S
         extensions=[
             # First, so that it sees the errors of every other extension.
             ErrorCodes,
-            MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-            ParserCache(maxsize=settings.graphql_cache_size),
-            ValidationCache(maxsize=settings.graphql_cache_size),
-            QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-            MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+            lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+            # The caches live at module level, shared by the per-request extension instances.
+            lambda: ParserCache(maxsize=settings.graphql_cache_size),
+            lambda: ValidationCache(maxsize=settings.graphql_cache_size),
+            lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
         ],
     )
