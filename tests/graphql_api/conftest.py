@@ -11,7 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.writes import WriteService
-from conftest import TABLES
+
+TABLES = "coordination_events, goal_story_updates, team_checkins, goal_stories, teams, actors"
 
 
 class GraphQLClient:
