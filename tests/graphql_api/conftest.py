@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.writes import WriteService
+from graphql_helpers import snapshot
 
 TABLES = "coordination_events, goal_story_updates, team_checkins, goal_stories, teams, actors"
 
@@ -102,10 +103,16 @@ async def seed_world(engine: AsyncEngine) -> None:
         await writer.create(name, rows)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
+_seeded: dict[str, list] = {}
+
+
+@pytest_asyncio.fixture(loop_scope="session")
 async def world(engine: AsyncEngine) -> AsyncEngine:
-    """The small world, seeded once for a module of tests that only read."""
-    await seed_world(engine)
+    """The small world, for tests that only read: seeded again only when the tables hold anything else."""
+    if not _seeded or await snapshot(engine) != _seeded:
+        await seed_world(engine)
+        _seeded.clear()
+        _seeded.update(await snapshot(engine))
     return engine
 
 
