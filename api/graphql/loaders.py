@@ -3,8 +3,10 @@
 Each loader runs one plan for a whole batch of parents. For a relation, the
 plan reads the parents by id and embeds the related rows; the plan applies
 the relation's filter, order and limit per parent inside that one statement.
-Loaders are keyed by the relation and its arguments, so that different
-arguments batch separately.
+Loaders are keyed by the relation, its arguments and the field's place in the
+query (its path without list indices): every parent at one place arrives from
+one batch, so each place costs exactly one statement, whatever the timing of
+the other branches of the query.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class Loaders:
         self.reader = reader
         self._loaders: dict[Hashable, DataLoader] = {}
 
-    def by_id(self, entity_name: str) -> DataLoader[str, Row | None]:
+    def by_id(self, entity_name: str, at: Hashable = ()) -> DataLoader[str, Row | None]:
         """Rows of an entity by id (None where there is none)."""
 
         async def load(ids: Sequence[str]) -> list[Row | None]:
@@ -35,9 +37,10 @@ class Loaders:
             found = {row["id"]: row for row in await self._rows(plan)}
             return [found.get(i) for i in ids]
 
-        return self._loader(("by_id", entity_name), load)
+        return self._loader(("by_id", entity_name, at), load)
 
-    def related(self, entity_name: str, relation: str, plan: ReadPlan) -> DataLoader[str, list[Row]]:
+    def related(self, entity_name: str, relation: str, plan: ReadPlan,
+                at: Hashable = ()) -> DataLoader[str, list[Row]]:
         """Rows related to each parent id through `relation`, as `plan` selects them per parent."""
 
         async def load(ids: Sequence[str]) -> list[list[Row]]:
@@ -46,9 +49,10 @@ class Loaders:
             found = {row["id"]: row["related"] for row in await self._rows(parents)}
             return [found.get(i) or [] for i in ids]
 
-        return self._loader(("related", entity_name, relation, repr(plan)), load)
+        return self._loader(("related", entity_name, relation, repr(plan), at), load)
 
-    def count(self, entity_name: str, relation: str, where: Filter | None) -> DataLoader[str, int]:
+    def count(self, entity_name: str, relation: str, where: Filter | None,
+              at: Hashable = ()) -> DataLoader[str, int]:
         """The number of rows related to each parent id that match `where`."""
 
         async def load(ids: Sequence[str]) -> list[int]:
@@ -57,7 +61,7 @@ class Loaders:
             found = {row["id"]: row["count"] for row in await self._rows(parents)}
             return [found.get(i, 0) for i in ids]
 
-        return self._loader(("count", entity_name, relation, repr(where)), load)
+        return self._loader(("count", entity_name, relation, repr(where), at), load)
 
     async def _rows(self, plan: ReadPlan) -> list[Row]:
         return json.loads(await self.reader.json_array(plan))
@@ -67,3 +71,8 @@ class Loaders:
         if loader is None:
             loader = self._loaders[key] = DataLoader(load_fn=load)
         return loader
+
+
+def place(path: Any) -> tuple[str, ...]:
+    """A field's place in the query: its response path without list indices."""
+    return tuple(key for key in path.as_list() if isinstance(key, str))

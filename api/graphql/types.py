@@ -17,6 +17,7 @@ from ..entities import ENTITIES, Entity
 from ..plan import Condition, Filter, OrderTerm, ReadPlan, all_of
 from .connections import Connection, build, plan_page
 from .context import Context
+from .loaders import place
 from .enums import ActorType, CoordinationEventType, GoalStoryStatus
 from .filters import (
     ActorWhere,
@@ -77,7 +78,7 @@ def _context(info: Info) -> Context:
 async def _one(info: Info, cls: type[T], entity_name: str, id: str | None) -> T | None:
     if id is None:
         return None
-    row = await _context(info).loaders.by_id(entity_name).load(id)
+    row = await _context(info).loaders.by_id(entity_name, place(info.path)).load(id)
     return None if row is None else make(cls, entity_name)(row)
 
 
@@ -85,7 +86,7 @@ async def _listed(info: Info, cls: type[T], parent: Entity, parent_id: str, rela
     """A list reference (member_ids, team_ids, actor_ids) as rows, in stored order."""
     target = parent.relation(relation).target  # type: ignore[union-attr]
     plan = ReadPlan(target, columns=COLUMNS[target])
-    rows = await _context(info).loaders.related(parent.name, relation, plan).load(parent_id)
+    rows = await _context(info).loaders.related(parent.name, relation, plan, place(info.path)).load(parent_id)
     return [make(cls, target)(row) for row in rows]
 
 
@@ -99,10 +100,11 @@ async def _connection(info: Info, cls: type[T], parent: Entity, parent_id: str, 
     page = plan_page(order_keys(target, order_by), condition, context.limits, first=first, after_cursor=after,
                      last=last, before_cursor=before)
     plan = ReadPlan(target, where=page.where, order=page.order, limit=page.limit, columns=COLUMNS[target])
-    rows = await context.loaders.related(parent.name, relation, plan).load(parent_id)
+    at = place(info.path)
+    rows = await context.loaders.related(parent.name, relation, plan, at).load(parent_id)
 
     async def total() -> int:
-        return await context.loaders.count(parent.name, relation, condition).load(parent_id)
+        return await context.loaders.count(parent.name, relation, condition, at).load(parent_id)
 
     return build(page, rows, make(cls, target), total)
 
@@ -257,7 +259,8 @@ class GoalStory:
     @strawberry.field(description="The most recent update: latest date, then latest createdAt.")
     async def latest_update(self, info: Info) -> Optional[GoalStoryUpdate]:
         plan = ReadPlan("goal_story_update", order=LATEST_FIRST, limit=1, columns=COLUMNS["goal_story_update"])
-        rows = await _context(info).loaders.related("goal_story", "goal_story_updates", plan).load(self.id)
+        rows = await _context(info).loaders.related("goal_story", "goal_story_updates", plan,
+                                                    place(info.path)).load(self.id)
         return make(GoalStoryUpdate, "goal_story_update")(rows[0]) if rows else None
 
     @strawberry.field(description="The teams involved, in the order of teamIds.")
