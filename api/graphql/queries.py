@@ -31,18 +31,18 @@ from .ordering import (
 )
 from .rows import COLUMNS
 from .types import (
+    Actor,
     After,
     Before,
-    First,
-    Last,
-    Actor,
     CoordinationEvent,
+    First,
     GoalStory,
     GoalStoryUpdate,
+    Last,
     Team,
     TeamCheckin,
-    _one,
     make,
+    one,
 )
 
 T = TypeVar("T")
@@ -63,15 +63,12 @@ async def _list(info: Info, cls: type[T], entity_name: str, where: Any, order_by
     return build(page, rows, make(cls, entity_name), total)
 
 
-ID_ARG = strawberry.argument(description="The row's id.")
-
-
 @strawberry.type(description="Reads. Lists are connections: filter with `where`, sort with `orderBy` (id breaks "
                              "ties; events default to commit order), page with first/after or last/before.")
 class Query:
     @strawberry.field(description="One actor by id, or null.")
     async def actor(self, info: Info, id: strawberry.ID) -> Optional[Actor]:
-        return await _one(info, Actor, "actor", id)
+        return await one(info, Actor, "actor", id)
 
     @strawberry.field(description="Actors: people and agents.")
     async def actors(self, info: Info, where: Optional[ActorWhere] = None,
@@ -81,7 +78,7 @@ class Query:
 
     @strawberry.field(description="One team by id, or null.")
     async def team(self, info: Info, id: strawberry.ID) -> Optional[Team]:
-        return await _one(info, Team, "team", id)
+        return await one(info, Team, "team", id)
 
     @strawberry.field(description="Teams.")
     async def teams(self, info: Info, where: Optional[TeamWhere] = None,
@@ -91,7 +88,7 @@ class Query:
 
     @strawberry.field(description="One team check-in by id, or null.")
     async def team_checkin(self, info: Info, id: strawberry.ID) -> Optional[TeamCheckin]:
-        return await _one(info, TeamCheckin, "team_checkin", id)
+        return await one(info, TeamCheckin, "team_checkin", id)
 
     @strawberry.field(description="Team check-ins.")
     async def team_checkins(self, info: Info, where: Optional[TeamCheckinWhere] = None,
@@ -101,7 +98,7 @@ class Query:
 
     @strawberry.field(description="One goal story by id, or null.")
     async def goal_story(self, info: Info, id: strawberry.ID) -> Optional[GoalStory]:
-        return await _one(info, GoalStory, "goal_story", id)
+        return await one(info, GoalStory, "goal_story", id)
 
     @strawberry.field(description="Goal stories (all levels; filter parentId isNull for the roots).")
     async def goal_stories(self, info: Info, where: Optional[GoalStoryWhere] = None,
@@ -111,7 +108,7 @@ class Query:
 
     @strawberry.field(description="One goal story update by id, or null.")
     async def goal_story_update(self, info: Info, id: strawberry.ID) -> Optional[GoalStoryUpdate]:
-        return await _one(info, GoalStoryUpdate, "goal_story_update", id)
+        return await one(info, GoalStoryUpdate, "goal_story_update", id)
 
     @strawberry.field(description="Goal story updates.")
     async def goal_story_updates(self, info: Info, where: Optional[GoalStoryUpdateWhere] = None,
@@ -122,7 +119,7 @@ class Query:
 
     @strawberry.field(description="One coordination event by id, or null.")
     async def coordination_event(self, info: Info, id: strawberry.ID) -> Optional[CoordinationEvent]:
-        return await _one(info, CoordinationEvent, "coordination_event", id)
+        return await one(info, CoordinationEvent, "coordination_event", id)
 
     @strawberry.field(description="Coordination events; in commit order unless orderBy says otherwise.")
     async def coordination_events(self, info: Info, where: Optional[CoordinationEventWhere] = None,

@@ -20,7 +20,6 @@ from .context import Context
 from .loaders import place
 from .enums import ActorType, CoordinationEventType, GoalStoryStatus
 from .filters import (
-    ActorWhere,
     CoordinationEventWhere,
     GoalStoryUpdateWhere,
     GoalStoryWhere,
@@ -29,7 +28,6 @@ from .filters import (
     to_filter,
 )
 from .ordering import (
-    ActorOrderBy,
     CoordinationEventOrderBy,
     GoalStoryOrderBy,
     GoalStoryUpdateOrderBy,
@@ -75,7 +73,8 @@ def _context(info: Info) -> Context:
     return info.context
 
 
-async def _one(info: Info, cls: type[T], entity_name: str, id: str | None) -> T | None:
+async def one(info: Info, cls: type[T], entity_name: str, id: str | None) -> T | None:
+    """The row with this id (null when there is none), batched with the others at the same place."""
     if id is None:
         return None
     row = await _context(info).loaders.by_id(entity_name, place(info.path)).load(id)
@@ -207,11 +206,11 @@ class TeamCheckin:
 
     @strawberry.field(description="The actor who provided this check-in.")
     async def actor(self, info: Info) -> Optional[Actor]:
-        return await _one(info, Actor, "actor", self.actor_id)
+        return await one(info, Actor, "actor", self.actor_id)
 
     @strawberry.field(description="The team this check-in is for.")
     async def team(self, info: Info) -> Optional[Team]:
-        return await _one(info, Team, "team", self.team_id)
+        return await one(info, Team, "team", self.team_id)
 
     @strawberry.field(description="The coordination events this check-in left: its creation and each edit.")
     async def coordination_events(self, info: Info, where: Optional[CoordinationEventWhere] = None,
@@ -240,7 +239,7 @@ class GoalStory:
 
     @strawberry.field(description="The parent goal story, or null for a root.")
     async def parent(self, info: Info) -> Optional[GoalStory]:
-        return await _one(info, GoalStory, "goal_story", self.parent_id)
+        return await one(info, GoalStory, "goal_story", self.parent_id)
 
     @strawberry.field(description="The goal stories whose parent this is.")
     async def children(self, info: Info, where: Optional[GoalStoryWhere] = None,
@@ -286,11 +285,11 @@ class GoalStoryUpdate:
 
     @strawberry.field(description="The actor who provided this update.")
     async def actor(self, info: Info) -> Optional[Actor]:
-        return await _one(info, Actor, "actor", self.actor_id)
+        return await one(info, Actor, "actor", self.actor_id)
 
     @strawberry.field(description="The goal story this update is for.")
     async def goal_story(self, info: Info) -> Optional[GoalStory]:
-        return await _one(info, GoalStory, "goal_story", self.goal_story_id)
+        return await one(info, GoalStory, "goal_story", self.goal_story_id)
 
     @strawberry.field(description="The coordination events this update left: its creation and each edit.")
     async def coordination_events(self, info: Info, where: Optional[CoordinationEventWhere] = None,
@@ -317,13 +316,13 @@ class CoordinationEvent:
 
     @strawberry.field(description="The actor who provided the input.")
     async def actor(self, info: Info) -> Optional[Actor]:
-        return await _one(info, Actor, "actor", self.actor_id)
+        return await one(info, Actor, "actor", self.actor_id)
 
     @strawberry.field(description="The team check-in or goal story update recorded; null once it is deleted.")
     async def reference(self, info: Info) -> Optional[Reference]:
         if self.event_type is CoordinationEventType.TEAM_CHECKIN:
-            return await _one(info, TeamCheckin, "team_checkin", self.reference_id)
-        return await _one(info, GoalStoryUpdate, "goal_story_update", self.reference_id)
+            return await one(info, TeamCheckin, "team_checkin", self.reference_id)
+        return await one(info, GoalStoryUpdate, "goal_story_update", self.reference_id)
 
 
 TYPES: dict[str, type] = {"actor": Actor, "team": Team, "team_checkin": TeamCheckin, "goal_story": GoalStory,
