@@ -161,3 +161,21 @@ def test_unexpected_errors_are_masked_and_logged(caplog: pytest.LogCaptureFixtur
 def test_unavailable_and_timeout_codes() -> None:
     assert extensions_of(Unavailable("the database is unavailable")) == {"code": "SERVICE_UNAVAILABLE"}
     assert extensions_of(StatementTimeout("too long")) == {"code": "TIMEOUT"}
+
+
+async def test_deeply_nested_filters_are_refused_or_answered_never_a_500(gql, world) -> None:
+    def nested(depth: int) -> dict:
+        where: dict = {"name": {"eq": "Ada"}}
+        for _ in range(depth):
+            where = {"not": where}
+        return where
+
+    query = "query($w: ActorWhere) { actors(where: $w) { nodes { id } } }"
+    assert (await gql(query, {"w": nested(60)}))["actors"]["nodes"] == [{"id": "a-1"}]
+    assert (await gql(query, {"w": nested(61)}))["actors"]["nodes"] != [{"id": "a-1"}]
+    assert (await gql.errors(query, {"w": nested(300)}))[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    literal = '{name: {eq: "Ada"}}'
+    for _ in range(300):
+        literal = "{not: " + literal + "}"
+    errors = await gql.errors("{ actors(where: " + literal + ") { nodes { id } } }")
+    assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"

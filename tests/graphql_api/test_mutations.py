@@ -175,3 +175,16 @@ async def test_deleting_a_referenced_row_is_a_conflict_naming_the_referrers(gql,
     errors = await gql.errors('mutation { deleteGoalStory(id: "g-1") { goalStory { id } } }')
     assert errors[0]["extensions"]["code"] == "CONFLICT"
     assert await counts(fresh_world) == before
+
+
+async def test_update_through_variables_left_out_stays_and_null_clears(gql, fresh_world) -> None:
+    mutation = '''mutation($id: ID!, $input: UpdateTeamCheckinInput!) { updateTeamCheckin(id: $id, input: $input) {
+        teamCheckin { next blockers previously } coordinationEvent { referenceId } } }'''
+    before = await stored_events(fresh_world)
+    data = await gql(mutation, {"id": "c-1", "input": {"blockers": None}})
+    assert data["updateTeamCheckin"] == {"teamCheckin": {"next": ["ship"], "blockers": None, "previously": None},
+                                         "coordinationEvent": {"referenceId": "c-1"}}
+    data = await gql(mutation, {"id": "c-1", "input": {}})
+    assert data["updateTeamCheckin"]["coordinationEvent"] is None
+    assert data["updateTeamCheckin"]["teamCheckin"]["next"] == ["ship"]
+    assert len(await stored_events(fresh_world)) == len(before) + 1
