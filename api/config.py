@@ -47,6 +47,15 @@ class Settings:
     # Live events: per-subscriber queue bound, and the idle interval of SSE keep-alive comments.
     live_queue_size: int = 1000
     sse_keepalive_s: int = 15
+    # GraphQL protection: limits on one document, and on one page of a connection.
+    graphql_max_depth: int = 15
+    graphql_max_tokens: int = 5_000
+    graphql_max_aliases: int = 30
+    graphql_max_page_size: int = 100
+    graphql_default_page_size: int = 100
+    # How many parsed and validated documents each process keeps.
+    graphql_cache_size: int = 256
+    graphql_ide: bool = True
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -63,6 +72,13 @@ class Settings:
             log_level=(os.environ.get("COCO_LOG_LEVEL") or "info").lower(),
             live_queue_size=_int("COCO_LIVE_QUEUE_SIZE", 1000),
             sse_keepalive_s=_int("COCO_SSE_KEEPALIVE_S", 15),
+            graphql_max_depth=_int("COCO_GRAPHQL_MAX_DEPTH", 15),
+            graphql_max_tokens=_int("COCO_GRAPHQL_MAX_TOKENS", 5_000),
+            graphql_max_aliases=_int("COCO_GRAPHQL_MAX_ALIASES", 30),
+            graphql_max_page_size=_int("COCO_GRAPHQL_MAX_PAGE_SIZE", 100),
+            graphql_default_page_size=_int("COCO_GRAPHQL_DEFAULT_PAGE_SIZE", 100),
+            graphql_cache_size=_int("COCO_GRAPHQL_CACHE_SIZE", 256),
+            graphql_ide=_bool("COCO_GRAPHQL_IDE", True),
         )
 
     def require_database_url(self) -> str:

@@ -43,7 +43,7 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_order_by
+from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_order_by, array as pg_array
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
@@ -205,8 +205,9 @@ def _link(relation: Relation, target: FromClause, parent: FromClause | None) -> 
         case RelationKind.LIST_TO_MANY:
             return target.c.id == any_(parent.c[relation.via])
         case RelationKind.LIST_REVERSE:
-            return target.c[relation.via].contains(cast(func.array(select(parent.c.id).scalar_subquery()),
-                                                        ARRAY(Text)))
+            # ARRAY[parent.id] names this parent's id only (an ARRAY(SELECT ...) would not correlate
+            # and would ask for every parent's id at once); @> can use the list column's GIN index.
+            return target.c[relation.via].contains(cast(pg_array([parent.c.id]), ARRAY(Text)))
     raise AssertionError(relation.kind)
 
 

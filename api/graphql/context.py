@@ -1,0 +1,21 @@
+"""What every resolver of one request reaches through `info.context`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..reads import Reader
+from ..writes import WriteService
+from .connections import Limits
+from .loaders import Loaders
+
+
+@dataclass
+class Context:
+    reader: Reader
+    writer: WriteService
+    limits: Limits
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.reader)

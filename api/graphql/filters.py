@@ -1,0 +1,283 @@
+"""`where` inputs: one operator input per field type, one where input per entity, compiled to a plan Filter.
+
+The where inputs are generated from `api.entities`, so every field of every
+entity is filterable and the filters cannot drift from the entities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from enum import Enum
+from typing import Any, List, Optional  # noqa: UP035 (the generated annotations are evaluated in this module)
+
+import strawberry
+from strawberry import UNSET
+
+from ..entities import ENTITIES, Entity, Kind
+from ..errors import InvalidInput, InvalidReason
+from ..plan import And, Condition, Filter, Not, Or, all_of
+from .enums import CHOICES, ActorType, CoordinationEventType, GoalStoryStatus
+from .names import camel, type_name
+
+
+@strawberry.input(description="Conditions on a text field; every condition given must hold. "
+                              "like/ilike take SQL patterns (% any run, _ one character).")
+class StringFilter:
+    eq: Optional[str] = UNSET
+    neq: Optional[str] = UNSET
+    in_: Optional[List[str]] = strawberry.field(name="in", default=UNSET)
+    not_in: Optional[List[str]] = UNSET
+    gt: Optional[str] = UNSET
+    gte: Optional[str] = UNSET
+    lt: Optional[str] = UNSET
+    lte: Optional[str] = UNSET
+    like: Optional[str] = UNSET
+    ilike: Optional[str] = UNSET
+    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+
+
+@strawberry.input(description="Conditions on an id field; every condition given must hold.")
+class IDFilter:
+    eq: Optional[strawberry.ID] = UNSET
+    neq: Optional[strawberry.ID] = UNSET
+    in_: Optional[List[strawberry.ID]] = strawberry.field(name="in", default=UNSET)
+    not_in: Optional[List[strawberry.ID]] = UNSET
+    gt: Optional[strawberry.ID] = UNSET
+    gte: Optional[strawberry.ID] = UNSET
+    lt: Optional[strawberry.ID] = UNSET
+    lte: Optional[strawberry.ID] = UNSET
+    like: Optional[str] = UNSET
+    ilike: Optional[str] = UNSET
+    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+
+
+@strawberry.input(description="Conditions on a date field; every condition given must hold.")
+class DateFilter:
+    eq: Optional[dt.date] = UNSET
+    neq: Optional[dt.date] = UNSET
+    in_: Optional[List[dt.date]] = strawberry.field(name="in", default=UNSET)
+    not_in: Optional[List[dt.date]] = UNSET
+    gt: Optional[dt.date] = UNSET
+    gte: Optional[dt.date] = UNSET
+    lt: Optional[dt.date] = UNSET
+    lte: Optional[dt.date] = UNSET
+    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+
+
+@strawberry.input(description="Conditions on a timestamp field; every condition given must hold.")
+class DateTimeFilter:
+    eq: Optional[dt.datetime] = UNSET
+    neq: Optional[dt.datetime] = UNSET
+    in_: Optional[List[dt.datetime]] = strawberry.field(name="in", default=UNSET)
+    not_in: Optional[List[dt.datetime]] = UNSET
+    gt: Optional[dt.datetime] = UNSET
+    gte: Optional[dt.datetime] = UNSET
+    lt: Optional[dt.datetime] = UNSET
+    lte: Optional[dt.datetime] = UNSET
+    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+
+
+@strawberry.input(description="Conditions on an integer field; every condition given must hold.")
+class IntFilter:
+    eq: Optional[int] = UNSET
+    neq: Optional[int] = UNSET
+    in_: Optional[List[int]] = strawberry.field(name="in", default=UNSET)
+    not_in: Optional[List[int]] = UNSET
+    gt: Optional[int] = UNSET
+    gte: Optional[int] = UNSET
+    lt: Optional[int] = UNSET
+    lte: Optional[int] = UNSET
+    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+
+
+@strawberry.input(description="Conditions on an event cursor (a decimal number in text); every condition given "
+                              "must hold.")
+class CursorFilter:
+    eq: Optional[str] = UNSET
+    neq: Optional[str] = UNSET
+    in_: Optional[List[str]] = strawberry.field(name="in", default=UNSET)
+    not_in: Optional[List[str]] = UNSET
+    gt: Optional[str] = UNSET
+    gte: Optional[str] = UNSET
+    lt: Optional[str] = UNSET
+    lte: Optional[str] = UNSET
+
+
+@strawberry.input(description="Conditions on a list of strings; every condition given must hold.")
+class StringListFilter:
+    contains: Optional[List[str]] = strawberry.field(default=UNSET, description="Holds every one of these.")
+    contained_by: Optional[List[str]] = strawberry.field(default=UNSET,
+                                                          description="Holds nothing but these.")
+    overlaps: Optional[List[str]] = strawberry.field(default=UNSET, description="Holds at least one of these.")
+    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+
+
+@strawberry.input(description="Conditions on a timeframe: on its start date, its end date, or its presence.")
+class TimeframeFilter:
+    start: Optional[DateFilter] = UNSET
+    end: Optional[DateFilter] = UNSET
+    is_null: Optional[bool] = strawberry.field(default=UNSET,
+                                               description="true: no timeframe; false: a timeframe.")
+
+
+@strawberry.input(description="Conditions on an actor type; every condition given must hold.")
+class ActorTypeFilter:
+    eq: Optional[ActorType] = UNSET
+    neq: Optional[ActorType] = UNSET
+    in_: Optional[List[ActorType]] = strawberry.field(name="in", default=UNSET)
+    not_in: Optional[List[ActorType]] = UNSET
+    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+
+
+@strawberry.input(description="Conditions on a goal story status; every condition given must hold.")
+class GoalStoryStatusFilter:
+    eq: Optional[GoalStoryStatus] = UNSET
+    neq: Optional[GoalStoryStatus] = UNSET
+    in_: Optional[List[GoalStoryStatus]] = strawberry.field(name="in", default=UNSET)
+    not_in: Optional[List[GoalStoryStatus]] = UNSET
+    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+
+
+@strawberry.input(description="Conditions on a coordination event type; every condition given must hold.")
+class CoordinationEventTypeFilter:
+    eq: Optional[CoordinationEventType] = UNSET
+    neq: Optional[CoordinationEventType] = UNSET
+    in_: Optional[List[CoordinationEventType]] = strawberry.field(name="in", default=UNSET)
+    not_in: Optional[List[CoordinationEventType]] = UNSET
+    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+
+
+_BY_KIND: dict[Kind, type] = {
+    Kind.ID: IDFilter,
+    Kind.TEXT: StringFilter,
+    Kind.DATE: DateFilter,
+    Kind.TIMESTAMP: DateTimeFilter,
+    Kind.INTEGER: IntFilter,
+    Kind.TEXT_LIST: StringListFilter,
+    Kind.TIMEFRAME: TimeframeFilter,
+}
+_ENUM_FILTERS: dict[type[Enum], type] = {
+    ActorType: ActorTypeFilter,
+    GoalStoryStatus: GoalStoryStatusFilter,
+    CoordinationEventType: CoordinationEventTypeFilter,
+}
+# Operator input attribute -> the plan's (PostgREST) operator.
+_OPERATORS = {"eq": "eq", "neq": "neq", "gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte", "like": "like",
+              "ilike": "ilike", "in_": "in", "contains": "cs", "contained_by": "cd", "overlaps": "ov"}
+
+
+def _operator_input(ent: Entity, field_name: str) -> type:
+    f = ent.field(field_name)
+    assert f is not None
+    if (ent.name, f.name) in CHOICES:
+        return _ENUM_FILTERS[CHOICES[ent.name, f.name]]
+    if f.internal and f.name == "cursor":
+        return CursorFilter
+    return _BY_KIND[f.kind]
+
+
+def _where_input(ent: Entity) -> type:
+    """`<Entity>Where`: an operator input per field, and and/or/not over further where inputs."""
+    name = f"{type_name(ent)}Where"
+    annotations: dict[str, str] = {}
+    namespace: dict[str, Any] = {"__module__": __name__, "__annotations__": annotations}
+    for f in ent.fields:
+        annotations[f.name] = f"Optional[{_operator_input(ent, f.name).__name__}]"
+        namespace[f.name] = strawberry.field(default=UNSET, description=f.description)
+    annotations["and_"] = f"Optional[List[{name}]]"
+    namespace["and_"] = strawberry.field(name="and", default=UNSET, description="Every one of these holds.")
+    annotations["or_"] = f"Optional[List[{name}]]"
+    namespace["or_"] = strawberry.field(name="or", default=UNSET, description="At least one of these holds.")
+    annotations["not_"] = f"Optional[{name}]"
+    namespace["not_"] = strawberry.field(name="not", default=UNSET, description="This does not hold.")
+    cls = type(name, (), namespace)
+    return strawberry.input(cls, description=f"Conditions on {ent.resource.replace('_', ' ')}; every condition "
+                                             "given must hold.")
+
+
+WHERE: dict[str, type] = {}
+for _ent in ENTITIES.values():
+    WHERE[_ent.name] = globals()[f"{type_name(_ent)}Where"] = _where_input(_ent)
+ActorWhere = WHERE["actor"]
+TeamWhere = WHERE["team"]
+TeamCheckinWhere = WHERE["team_checkin"]
+GoalStoryWhere = WHERE["goal_story"]
+GoalStoryUpdateWhere = WHERE["goal_story_update"]
+CoordinationEventWhere = WHERE["coordination_event"]
+
+
+# ---------------------------------------------------------------- compile
+
+
+def to_filter(entity_name: str, where: Any) -> Filter | None:
+    """The plan Filter a where input means (None for no condition)."""
+    if where is None or where is UNSET:
+        return None
+    ent = ENTITIES[entity_name]
+    parts: list[Filter | None] = []
+    for f in ent.fields:
+        operators = getattr(where, f.name)
+        if operators is UNSET:
+            continue
+        if operators is None:
+            raise _null(f.name)
+        parts.extend(_conditions(f.name, operators, ()))
+    if where.and_ is not UNSET:
+        parts.append(And(tuple(_required(entity_name, item, "and") for item in _listed(where.and_, "and"))))
+    if where.or_ is not UNSET:
+        parts.append(Or(tuple(_required(entity_name, item, "or") for item in _listed(where.or_, "or"))))
+    if where.not_ is not UNSET:
+        parts.append(Not(_required(entity_name, where.not_, "not")))
+    return all_of(*parts)
+
+
+def _required(entity_name: str, where: Any, name: str) -> Filter:
+    if where is None:
+        raise _null(name)
+    # An empty where input matches every row.
+    return to_filter(entity_name, where) or And(())
+
+
+def _listed(items: Any, name: str) -> list[Any]:
+    if items is None:
+        raise _null(name)
+    return items
+
+
+def _conditions(field: str, operators: Any, path: tuple[str, ...]) -> list[Filter]:
+    found: list[Filter] = []
+    for attribute in dataclasses.fields(operators):
+        value = getattr(operators, attribute.name)
+        if value is UNSET:
+            continue
+        label = ".".join((field, *path, camel(attribute.name.rstrip("_"))))
+        if value is None:
+            raise _null(label)
+        if attribute.name == "is_null":
+            found.append(Condition(field, "is", "null" if value else "not_null", path=path))
+        elif attribute.name in ("start", "end"):
+            found.extend(_conditions(field, value, (attribute.name,)))
+        elif attribute.name == "not_in":
+            found.append(Not(Condition(field, "in", [_wire(v, label) for v in value], path=path)))
+        elif attribute.name in ("in_", "contains", "contained_by", "overlaps"):
+            found.append(Condition(field, _OPERATORS[attribute.name], [_wire(v, label) for v in value], path=path))
+        else:
+            found.append(Condition(field, _OPERATORS[attribute.name], _wire(value, label), path=path))
+    return found
+
+
+def _wire(value: Any, label: str) -> Any:
+    """A filter value as the plan takes it: text for dates and timestamps (PostgreSQL casts), enum values."""
+    if value is None:
+        raise _null(label)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def _null(label: str) -> InvalidInput:
+    return InvalidInput(f"where.{label} cannot be null; leave it out, or use isNull", field=label,
+                        reason=InvalidReason.FORMAT)

@@ -1,0 +1,144 @@
+"""The Mutation type: create, update, delete and atomic bulk create for each writable entity.
+
+Every mutation is one call of the write service, which validates, checks
+references and records the coordination events in the same transaction; the
+payload's rows are read back inside that transaction through the plan.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, List, Optional
+
+import strawberry
+from strawberry import Info
+
+from .. import reads
+from ..entities import Entity
+from ..plan import ReadPlan
+from ..writes import Returning, WriteResult
+from .context import Context
+from .inputs import CREATE, UPDATE, WRITABLE, document
+from .names import type_name
+from .rows import COLUMNS
+from .types import TYPES, CoordinationEvent, make
+
+EVENT = make(CoordinationEvent, "coordination_event")
+
+
+def _read_back(entity_name: str) -> Returning:
+    plan = ReadPlan(entity_name, columns=COLUMNS[entity_name])
+
+    async def read(conn: Any, ids: list[str]) -> list[dict[str, Any]]:
+        found = {row["id"]: row for row in json.loads(await reads.json_array(conn, reads.only_ids(plan, ids)))}
+        return [found[i] for i in ids]
+
+    return read
+
+
+def _event(row: dict[str, Any]) -> CoordinationEvent:
+    return EVENT({**row, "cursor": row["seq"]})
+
+
+def _payload(name: str, description: str, fields: dict[str, tuple[Any, str]]) -> type:
+    namespace: dict[str, Any] = {"__module__": __name__,
+                                 "__annotations__": {key: kind for key, (kind, _) in fields.items()}}
+    namespace.update({key: strawberry.field(description=about) for key, (_, about) in fields.items()})
+    return strawberry.type(type(name, (), namespace), description=description)
+
+
+def _mutations(ent: Entity) -> dict[str, Any]:
+    """The four mutations of one entity, as Strawberry fields keyed by their Python names."""
+    node = TYPES[ent.name]
+    row = make(node, ent.name)
+    events = ent.event_type is not None
+    single, plural, title = ent.name, ent.resource, ent.title.lower()
+    create_input, update_input = CREATE[ent.name], UPDATE[ent.name]
+    event_about = "The coordination event this write recorded"
+
+    created = _payload(f"Create{type_name(ent)}Payload", f"The result of creating a {title}.", {
+        single: (node, f"The {title} as stored."),
+        **({"coordination_event": (CoordinationEvent, f"{event_about}.")} if events else {}),
+    })
+    created_many = _payload(f"Create{_pascal(plural)}Payload",
+                            f"The result of creating {plural.replace('_', ' ')} in one transaction.", {
+        plural: (List[node], f"The {plural.replace('_', ' ')} as stored, in input order."),
+        **({"coordination_events": (List[CoordinationEvent], f"{event_about}, one per row, in commit order.")}
+           if events else {}),
+    })
+    updated = _payload(f"Update{type_name(ent)}Payload", f"The result of updating a {title}.", {
+        single: (node, f"The {title} after the update."),
+        **({"coordination_event": (Optional[CoordinationEvent],
+                                   f"{event_about}; null when the update changed nothing.")} if events else {}),
+    })
+    deleted = _payload(f"Delete{type_name(ent)}Payload", f"The result of deleting a {title}.", {
+        single: (node, f"The deleted {title}, as it was just before the delete."),
+        "deleted_id": (strawberry.ID, f"The id of the deleted {title}."),
+    })
+
+    def with_events(result: WriteResult, rows: list[dict[str, Any]], payload: type, one: bool) -> Any:
+        values: dict[str, Any] = {single: row(rows[0])} if one else {plural: [row(r) for r in rows]}
+        if events:
+            recorded = [_event(e) for e in result.events]
+            if one:
+                values["coordination_event"] = recorded[-1] if recorded else None
+            else:
+                values["coordination_events"] = recorded
+        return payload(**values)
+
+    async def create(info: Info, input: Any) -> Any:
+        writer = _context(info).writer
+        result = await writer.create(ent.name, [document(ent.name, input)], returning=_read_back(ent.name))
+        return with_events(result, result.returned, created, one=True)
+
+    async def create_many(info: Info, input: Any) -> Any:
+        writer = _context(info).writer
+        result = await writer.create(ent.name, [document(ent.name, i) for i in input],
+                                     returning=_read_back(ent.name))
+        return with_events(result, result.returned, created_many, one=False)
+
+    async def update(info: Info, id: strawberry.ID, input: Any) -> Any:
+        writer = _context(info).writer
+        result = await writer.update_one(ent.name, id, document(ent.name, input), returning=_read_back(ent.name))
+        return with_events(result, result.returned, updated, one=True)
+
+    async def delete(info: Info, id: strawberry.ID) -> Any:
+        writer = _context(info).writer
+        result = await writer.delete_one(ent.name, id, returning=_read_back(ent.name))
+        return deleted(**{single: row(result.returned[0]), "deleted_id": id})
+
+    create.__annotations__ = {"info": Info, "input": create_input, "return": created}
+    create_many.__annotations__ = {"info": Info, "input": List[create_input], "return": created_many}
+    update.__annotations__ = {"info": Info, "id": strawberry.ID, "input": update_input, "return": updated}
+    delete.__annotations__ = {"info": Info, "id": strawberry.ID, "return": deleted}
+    return {
+        f"create_{single}": strawberry.mutation(resolver=create, description=f"Create a {title}."),
+        f"update_{single}": strawberry.mutation(
+            resolver=update, description=f"Change a {title}: fields left out stay, an explicit null clears."
+            + (" A change records a coordination event; a no-op records none." if events else "")),
+        f"delete_{single}": strawberry.mutation(
+            resolver=delete, description=f"Delete a {title}; refused with CONFLICT while other rows refer to it."
+            + (" Its coordination events stay." if events else "")),
+        f"create_{plural}": strawberry.mutation(
+            resolver=create_many, description=f"Create many {plural.replace('_', ' ')} atomically: all or none."),
+    }
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _context(info: Info) -> Context:
+    return info.context
+
+
+def _mutation_type() -> type:
+    namespace: dict[str, Any] = {"__module__": __name__}
+    for ent in WRITABLE:
+        namespace.update(_mutations(ent))
+    return strawberry.type(type("Mutation", (), namespace),
+                           description="Writes. Each runs in one transaction; check-ins and goal story updates "
+                                       "record their coordination events in it.")
+
+
+Mutation = _mutation_type()

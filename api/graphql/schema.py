@@ -1,0 +1,47 @@
+"""The schema, assembled with its protection: depth, token and alias limits, parser and validation caches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.types import ExecutionContext
+
+from ..config import Settings
+from .errors import ErrorCodes
+from .mutations import Mutation
+from .queries import Query
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        # ErrorCodes logs what is unexpected; domain errors and bad documents are the client's, not ours.
+        pass
+
+
+def make_schema(settings: Settings | None = None, subscription: Any = None) -> Schema:
+    """The GraphQL schema; `subscription` is the Subscription type, once there is one."""
+    settings = settings or Settings()
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=subscription,
+        extensions=[
+            # First, so that it sees the errors of every other extension.
+            ErrorCodes,
+            lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+            # The caches live at module level, shared by the per-request extension instances.
+            lambda: ParserCache(maxsize=settings.graphql_cache_size),
+            lambda: ValidationCache(maxsize=settings.graphql_cache_size),
+            lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        ],
+    )
