@@ -66,8 +66,8 @@ BAD = [
     ('mutation { createGoalStory(input: {title: "t", createdAt: "not a time"}) { goalStory { id } } }',
      "BAD_USER_INPUT"),
     ('mutation { updateGoalStory(id: "g-1", input: {parentId: "g-2"}) { goalStory { id } } }', "CONFLICT"),
-    # A story as its own parent breaks a check constraint of the table, a rule rather than a conflict.
-    ('mutation { updateGoalStory(id: "g-1", input: {parentId: "g-1"}) { goalStory { id } } }', "BAD_USER_INPUT"),
+    # A story as its own parent is the shortest cycle, refused as one.
+    ('mutation { updateGoalStory(id: "g-1", input: {parentId: "g-1"}) { goalStory { id } } }', "CONFLICT"),
     ('mutation { updateGoalStory(id: "g-1", input: {title: null}) { goalStory { id } } }', "BAD_USER_INPUT"),
     ('mutation { updateTeamCheckin(id: "c-1", input: {createdAt: null}) { teamCheckin { id } } }',
      "BAD_USER_INPUT"),
