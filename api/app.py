@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import __version__
+from . import __version__, rest
 from .config import Settings
 from .database import create_engine
 from .migrate import upgrade
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     # Front ends add their routes here; REST comes last, since it answers every other path.
     routes = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
+    routes += rest.routes()
     return Starlette(routes=routes, lifespan=lifespan)
 
 
