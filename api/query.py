@@ -394,8 +394,8 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
                           "phfts": func.phraseto_tsquery, "wfts": func.websearch_to_tsquery}[op]
         if cond.language:
             config = cast(literal(cond.language, Text), REGCONFIG)
-            return func.to_tsvector(config, document).op("@@")(query_function(config, _text(cond.value, refuse)))
-        return func.to_tsvector(document).op("@@")(query_function(_text(cond.value, refuse)))
+            return func.to_tsvector(config, document).op("@@", is_comparison=True)(query_function(config, _text(cond.value, refuse)))
+        return func.to_tsvector(document).op("@@", is_comparison=True)(query_function(_text(cond.value, refuse)))
     if op in PATTERNS:
         if not is_text:
             raise refuse("applies to text fields only")
