@@ -75,6 +75,10 @@ def unacceptable_media(accepted: list[str]) -> RestError:
     return RestError(406, "PGRST107", "None of these media types are available: " + ", ".join(accepted))
 
 
+def unacceptable_schema(name: str) -> RestError:
+    return RestError(406, "PGRST106", f"Invalid schema: {name}", hint=f"Only the following schemas are exposed: {SCHEMA}")
+
+
 def not_embedded(resource: str) -> RestError:
     return RestError(400, "PGRST108", f"'{resource}' is not an embedded resource in this request",
                      hint=f"Verify that '{resource}' is included in the 'select' query parameter.")

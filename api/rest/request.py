@@ -53,6 +53,11 @@ def api_request(request: Request) -> ApiRequest:
             raise errors.unsupported_method(method)
         action = actions[method]
 
+    # One schema is exposed; PostgREST refuses a profile naming another (writes name it in Content-Profile).
+    profile = request.headers.get("content-profile" if method in ("POST", "PATCH", "PUT", "DELETE")
+                                  else "accept-profile")
+    if profile is not None and profile != errors.SCHEMA:
+        raise errors.unacceptable_schema(profile)
     prefs = parse_prefer(request.headers.getlist("prefer"))
     items = [(k, v) for k, v in request.query_params.multi_items()]
     qs = parse(items) if entity is not None else parse([])

@@ -57,6 +57,7 @@ READ_ERRORS = [
     ("GET", "/actors?offset=-1", 400, "2201X"),
     ("GET", "/actors?limit=-2", 416, "PGRST103"),
     ("GET", "/actors", 406, "PGRST107"),
+    ("GET", "/actors", 406, "PGRST106"),
     ("TRACE", "/actors", 405, "PGRST117"),
     ("POST", "/", 405, "PGRST117"),
 ]
@@ -65,7 +66,7 @@ READ_ERRORS = [
 @pytest.mark.parametrize("method,url,status,code", READ_ERRORS, ids=[f"{m} {u} {c}" for m, u, _, c in READ_ERRORS])
 async def test_request_errors(http: httpx.AsyncClient, method: str, url: str, status: int,
                               code: str) -> None:
-    headers = {"Accept": "text/html"} if code == "PGRST107" else {}
+    headers = {"PGRST107": {"Accept": "text/html"}, "PGRST106": {"Accept-Profile": "private"}}.get(code, {})
     r = await http.request(method, url, headers=headers)
     assert (r.status_code, r.json()["code"]) == (status, code), r.text
     assert set(r.json()) == {"code", "message", "details", "hint"}
@@ -130,6 +131,7 @@ WRITE_ERRORS: list[tuple[str, str, Any, int, str]] = [
     ("POST", "/actors?select=nickname", {"id": "p-9", "actor_type": "person", "name": "R"}, 400, "42703"),
     ("DELETE", "/actors?nickname=eq.x", None, 400, "42703"),
     ("PATCH", "/actors?id=eq.p-1&select=id,projects(id)", {"role": "x"}, 400, "PGRST200"),
+    ("POST", "/actors?on_conflict=nickname", {"id": "p-9", "actor_type": "person", "name": "R"}, 400, "42703"),
 ]
 
 
@@ -147,6 +149,15 @@ async def test_write_errors_change_nothing(world: dict[str, Any], clean: Any, ht
         assert {resource: (await http.get(f"/{resource}?order=id")).json() for resource in before} == snapshot
         if code == "25006":
             assert r.headers["allow"] == "OPTIONS,GET,HEAD"
+
+
+async def test_profiles(world: dict[str, Any], http: httpx.AsyncClient) -> None:
+    assert (await http.get("/actors", headers={"Accept-Profile": "public"})).status_code == 200
+    r = await http.post("/actors", json={"id": "p-9", "actor_type": "person", "name": "R"},
+                        headers={**JSON, "Content-Profile": "private"})
+    assert r.json() == {"code": "PGRST106", "message": "Invalid schema: private", "details": None,
+                        "hint": "Only the following schemas are exposed: public"}
+    assert (await http.get("/actors?id=eq.p-9")).json() == []
 
 
 async def test_conflict_bodies_name_the_ids(world: dict[str, Any], http: httpx.AsyncClient) -> None:

@@ -211,3 +211,19 @@ async def test_handling_strict_and_lenient(clean: AsyncEngine, http: httpx.Async
     assert await count_rows(clean, "actors") == 1
     r = await http.get("/actors", headers={"Prefer": "handling=strict, count=sometimes"})
     assert (r.status_code, r.json()["code"]) == (400, "PGRST122")
+
+
+async def test_preferences_this_server_does_not_apply_are_not_reported(clean: AsyncEngine,
+                                                                       http: httpx.AsyncClient) -> None:
+    # tx= is honoured by PostgREST only when its configuration allows it (off by default), so it is ignored;
+    # missing=null is the default; timezone= is accepted but not applied (timestamps are returned in UTC).
+    actor = {"id": "p-1", "actor_type": "person", "name": "Quinn"}
+    r = await http.post("/actors?columns=id,actor_type,name,role", json=actor,
+                        headers=prefer("tx=rollback, missing=null, timezone=America/Chicago, handling=strict"))
+    assert r.status_code == 201
+    assert r.headers["preference-applied"] == "missing=null, handling=strict"
+    assert (await http.get("/actors")).json() == [actor]
+    r = await http.get("/actors", headers={"Prefer": "count=exact, handling=lenient, timezone=UTC"})
+    assert r.headers["preference-applied"] == "count=exact, handling=lenient"
+    r = await http.get("/actors", headers={"Prefer": "return=representation"})
+    assert "preference-applied" not in r.headers
