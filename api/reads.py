@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -41,7 +41,7 @@ class Reader:
         async with connection(self.engine) as conn:
             return await planned_count(conn, plan)
 
-    async def stream_counted(self, plan: ReadPlan) -> AsyncIterator[int | str]:
+    async def stream_counted(self, plan: ReadPlan) -> AsyncGenerator[int | str, None]:
         """First the number of rows matching the filter, then each row as JSON text, from one snapshot.
 
         For a streamed response whose headers (Content-Range) need the row count

@@ -239,8 +239,7 @@ def _conflict(error: Conflict) -> RestError:
                              f"Key (id)=({ids}) already exists." if ids else error.message)
         case ConflictReason.MISSING_REFERENCE:
             field = error.field or "id"
-            target = next((e.resource for e in BY_RESOURCE.values() if field and _references(error.entity, field, e.name)),
-                          "?")
+            target = _target(error.entity, field)
             return RestError(409, "23503",
                              f'insert or update on table "{table}" violates foreign key constraint '
                              f'"{table}_{field}_fkey"',
@@ -257,8 +256,7 @@ def _conflict(error: Conflict) -> RestError:
     return RestError(409, "23505", error.message)
 
 
-def _references(entity_name: str, field: str, target: str) -> bool:
-    if not entity_name:
-        return False
-    f = entity_named(entity_name).field(field)
-    return f is not None and f.references == target
+def _target(entity_name: str, field: str) -> str:
+    """The resource a reference field points into."""
+    f = entity_named(entity_name).field(field) if entity_name else None
+    return entity_named(f.references).resource if f is not None and f.references else "?"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..entities import BY_RESOURCE, Entity, Field, Kind, Relation, RelationKind, entity as entity_named
+from ..entities import Entity, Field, Kind, Relation, RelationKind, entity as entity_named
 from ..plan import And, Column, Condition, Embed, Filter, Not, Or, OrderTerm, ReadPlan, all_of
 from ..query import CASTS
 from . import errors
@@ -211,7 +211,7 @@ def _filter_expr(ent: Entity, f: FilterExpr) -> Filter:
     _check_operator(ent, field, expr, bool(keys))
     value: Any = expr.value
     if expr.op in ("like", "ilike"):
-        value = _patterns(value, expr.quantifier)
+        value = _patterns(value)
     if expr.quantifier is not None:
         listed = parse_array_literal(value) if isinstance(value, str) else value
         if listed is None:
@@ -224,7 +224,7 @@ def _filter_expr(ent: Entity, f: FilterExpr) -> Filter:
     return Not(condition) if expr.negated else condition
 
 
-def _patterns(value: str | list[str], quantified: str | None) -> str | list[str]:
+def _patterns(value: str | list[str]) -> str | list[str]:
     # PostgREST lets * stand for % in like patterns, since % is awkward in URLs.
     if isinstance(value, list):
         return [v.replace("*", "%") for v in value]
@@ -257,6 +257,3 @@ def _check_operator(ent: Entity, f: Field, expr: OpExpr, has_path: bool) -> None
                         hint="No function matches the given name and argument types. "
                              "You might need to add explicit type casts.")
 
-
-def entity_for(resource: str) -> Entity | None:
-    return BY_RESOURCE.get(resource)

@@ -8,11 +8,14 @@ ignored) and where it is strict (an unknown operator is a 400 PGRST100).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import quote
 
 from .errors import query_param
+
+T = TypeVar("T")
 
 # ---------------------------------------------------------------- the syntax tree
 
@@ -156,7 +159,7 @@ def _integer(text: str) -> int | None:
     return None
 
 
-def _parse(text: str, what: str, rule, shown: str | None = None):  # type: ignore[no-untyped-def]
+def _parse(text: str, what: str, rule: Callable[[Cursor], T], shown: str | None = None) -> T:
     cursor = Cursor(text)
     try:
         result = rule(cursor)
@@ -248,7 +251,7 @@ class Cursor:
         return "-".join(parts)
 
     def json_path(self) -> tuple[tuple[str, str], ...]:
-        steps = []
+        steps: list[tuple[str, str]] = []
         while True:
             if self.take("->>"):
                 arrow = "->>"

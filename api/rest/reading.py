@@ -12,12 +12,13 @@ import json
 
 from starlette.responses import Response
 
+from ..plan import ReadPlan
 from ..reads import Reader
-from .headers import negotiate
+from . import errors
+from .headers import MediaType, negotiate
 from .planner import read_plan
 from .request import ApiRequest
 from .response import csv_header, csv_stream, error_response, json_stream, range_status, render, streaming
-from . import errors
 
 # Results up to this many rows are answered from one JSON array; larger ones are streamed.
 STREAM_AFTER = 1000
@@ -56,7 +57,7 @@ async def read(api: ApiRequest, reader: Reader) -> Response:
     return _finish(api, body, len(parsed), total, headers, media)
 
 
-async def _planned(reader: Reader, plan, count: str | None) -> int | None:  # type: ignore[no-untyped-def]
+async def _planned(reader: Reader, plan: ReadPlan, count: str | None) -> int | None:
     return await reader.planned_count(plan) if count == "planned" else None
 
 
@@ -66,7 +67,7 @@ def _page_size(matching: int, offset: int, limit: int | None) -> int:
 
 
 def _finish(api: ApiRequest, body: bytes, rows: int, total: int | None, headers: dict[str, str],
-            media, head: bool = False) -> Response:  # type: ignore[no-untyped-def]
+            media: MediaType, head: bool = False) -> Response:
     status, content_range = range_status(api.offset, rows, total)
     headers["Content-Range"] = content_range
     if status == 416:
@@ -76,7 +77,7 @@ def _finish(api: ApiRequest, body: bytes, rows: int, total: int | None, headers:
     return Response(b"" if head else body, status_code=status, headers=headers, media_type=media.content_type)
 
 
-async def _stream(api: ApiRequest, reader: Reader, plan, media, headers: dict[str, str],  # type: ignore[no-untyped-def]
+async def _stream(api: ApiRequest, reader: Reader, plan: ReadPlan, media: MediaType, headers: dict[str, str],
                   exact: bool) -> Response:
     rows = reader.stream_counted(plan)
     matching = await anext(rows)

@@ -14,7 +14,6 @@ from .headers import MediaType, Preferences, parse_accept, parse_prefer, parse_r
 from .querystring import QueryString, parse
 
 Action = Literal["read", "create", "update", "upsert", "delete", "info", "schema", "schema_info"]
-INFINITY = None
 
 
 @dataclass
@@ -36,9 +35,10 @@ def api_request(request: Request) -> ApiRequest:
     segments = request.url.path.strip("/").split("/") if request.url.path.strip("/") else []
     if not segments:
         entity = None
-        action: Action = {"GET": "schema", "HEAD": "schema", "OPTIONS": "schema_info"}.get(method)  # type: ignore
-        if action is None:
+        root: dict[str, Action] = {"GET": "schema", "HEAD": "schema", "OPTIONS": "schema_info"}
+        if method not in root:
             raise errors.unsupported_method(method)
+        action = root[method]
     elif len(segments) == 2 and segments[0] == "rpc":
         raise errors.no_function(segments[1])
     elif len(segments) != 1 or request.url.path.endswith("/"):

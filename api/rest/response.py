@@ -112,7 +112,7 @@ async def csv_stream(rows: AsyncIterator[int | str], header: list[str]) -> Async
     yield csv_text([], header).encode()
     batch: list[dict[str, Any]] = []
     async for row in rows:
-        batch.append(json.loads(row))
+        batch.append(json.loads(str(row)))
         if len(batch) >= 500:
             yield csv_text(batch, header, with_header=False).encode()
             batch = []
