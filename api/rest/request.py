@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -95,13 +94,3 @@ def _top_range(method: str, qs: QueryString, range_header: str | None) -> tuple[
     if lower < 0:
         raise errors.RestError(400, "2201X", "OFFSET must not be negative")
     return lower, None if upper is None else upper - lower + 1
-
-
-def parse_body(raw: bytes) -> Any:
-    """The JSON payload; PostgREST answers an unparseable one with PGRST102."""
-    if not raw.strip():
-        raise errors.invalid_body("Empty or invalid json")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.invalid_body("Empty or invalid json") from None

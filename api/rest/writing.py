@@ -25,7 +25,8 @@ from ..writes import OnConflict, WriteService
 from . import errors
 from .headers import MediaType, negotiate
 from .planner import order_terms, read_plan, write_filter
-from .request import ApiRequest, parse_body
+from .payload import parse_payload
+from .request import ApiRequest
 from .response import content_range, render
 
 
@@ -40,18 +41,18 @@ async def write(api: ApiRequest, request: Request, reader: Reader, writer: Write
                                where=None)
     match api.action:
         case "create":
-            return await _create(api, ent, await _body(request), plan, media, writer)
+            return await _create(api, ent, await _body(request, ent), plan, media, writer)
         case "update":
-            return await _update(api, ent, await _body(request), plan, media, reader, writer)
+            return await _update(api, ent, await _body(request, ent), plan, media, reader, writer)
         case "upsert":
-            return await _upsert(api, ent, await _body(request), plan, media, writer)
+            return await _upsert(api, ent, await _body(request, ent), plan, media, writer)
         case "delete":
             return await _delete(api, ent, plan, media, reader, writer)
     raise AssertionError(api.action)
 
 
-async def _body(request: Request) -> Any:
-    return parse_body(await request.body())
+async def _body(request: Request, ent: Entity) -> Any:
+    return parse_payload(await request.body(), request.headers.get("content-type"), ent)
 
 
 # ---------------------------------------------------------------- the four mutations

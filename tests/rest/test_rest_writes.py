@@ -227,3 +227,30 @@ async def test_preferences_this_server_does_not_apply_are_not_reported(clean: As
     assert r.headers["preference-applied"] == "count=exact, handling=lenient"
     r = await http.get("/actors", headers={"Prefer": "return=representation"})
     assert "preference-applied" not in r.headers
+
+
+async def test_csv_and_form_payloads(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
+    body = ('id,actor_type,name,role\n'
+            'p-1,person,"Reed, Quinn",NULL\n'
+            'p-2,agent,Bot,Research\n')
+    r = await http.post("/actors", content=body, headers={"Content-Type": "text/csv",
+                                                          "Prefer": "return=representation"})
+    assert r.status_code == 201, r.text
+    assert sorted(r.json(), key=lambda a: a["id"]) == [
+        {"id": "p-1", "actor_type": "person", "name": "Reed, Quinn"},
+        {"id": "p-2", "actor_type": "agent", "name": "Bot", "role": "Research"}]
+    await http.post("/teams", content="id,name,member_ids\nt-1,T,\"{p-1,p-2}\"\n",
+                    headers={"Content-Type": "text/csv"})
+    assert (await http.get("/teams?select=member_ids")).json() == [{"member_ids": ["p-1", "p-2"]}]
+    r = await http.patch("/actors?id=eq.p-1", content="role=Lead&timezone=Europe%2FBerlin",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 204
+    assert (await http.get("/actors?id=eq.p-1&select=role,timezone")).json() == [
+        {"role": "Lead", "timezone": "Europe/Berlin"}]
+    counts = await table_counts(clean)
+    r = await http.post("/actors", content="id,name\np-3\n", headers={"Content-Type": "text/csv"})
+    assert (r.status_code, r.json()["code"]) == (400, "PGRST102")
+    r = await http.post("/actors", content="<actor/>", headers={"Content-Type": "application/xml"})
+    assert r.json() == {"code": "PGRST102", "message": "Content-Type not acceptable: application/xml",
+                        "details": None, "hint": None}
+    assert await table_counts(clean) == counts
