@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from ..database import sqlstate
 from ..errors import DomainError
 from . import docs, errors
 from .errors import RestError
@@ -63,10 +64,21 @@ async def _answer(request: Request) -> Response:
         return error_response(error)
     except DomainError as error:
         return error_response(errors.from_domain(error))
-    except Exception:
+    except Exception as error:
+        code = sqlstate(error)
+        if code is not None:
+            log.warning("database refused %s %s: %s", request.method, request.url.path, error)
+            return error_response(errors.from_sqlstate(code, _first_line(error)))
         log.exception("unexpected failure answering %s %s", request.method, request.url.path)
         return error_response(RestError(500, "XX000", "Internal server error"))
     raise AssertionError("unreachable")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    line = text[0] if text else type(error).__name__
+    # asyncpg's messages come wrapped as "<class '...'>: message"
+    return line.split(": ", 1)[1] if line.startswith("<class") and ": " in line else line
 
 
 def _info(allow: str) -> Response:

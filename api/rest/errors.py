@@ -207,6 +207,22 @@ def from_domain(error: DomainError) -> RestError:
     return RestError(400, "P0001", error.message)
 
 
+# PostgREST's HTTP status for a SQLSTATE that reaches it unhandled (its mapSQLtoHTTP), by prefix.
+_SQLSTATE_STATUS: tuple[tuple[str, int], ...] = (
+    ("08", 503), ("09", 500), ("0L", 403), ("0P", 403), ("23503", 409), ("23505", 409), ("25006", 405),
+    ("21000", 500), ("25", 500), ("28", 403), ("2D", 500), ("38", 500), ("39", 500), ("3B", 500), ("40", 500),
+    ("53400", 500), ("53", 503), ("54", 500), ("55", 500), ("57P01", 503), ("57", 500), ("58", 500), ("F0", 500),
+    ("HV", 500), ("P0001", 400), ("P0", 500), ("XX", 500), ("42883", 404), ("42P01", 404), ("42P17", 500),
+    ("42501", 401),
+)
+
+
+def from_sqlstate(code: str, message: str) -> RestError:
+    """A database error no domain error covers, answered with PostgREST's status for its SQLSTATE."""
+    status = next((s for prefix, s in _SQLSTATE_STATUS if code.startswith(prefix)), 400)
+    return RestError(status, code, message)
+
+
 def _table(entity_name: str) -> str:
     return entity_named(entity_name).resource if entity_name else "?"
 

@@ -60,7 +60,7 @@ def api_request(request: Request) -> ApiRequest:
     prefs = parse_prefer(request.headers.getlist("prefer"))
     items = [(k, v) for k, v in request.query_params.multi_items()]
     qs = parse(items) if entity is not None else parse([])
-    if prefs.invalid and prefs.strict:
+    if prefs.invalid and prefs.strict and action not in ("info", "schema_info"):
         raise errors.invalid_preferences(prefs.invalid)
     api = ApiRequest(method=method, action=action, entity=entity, qs=qs, prefs=prefs,
                      accepts=parse_accept(request.headers.get("accept")), headers_only=method == "HEAD")

@@ -41,6 +41,7 @@ READ_ERRORS = [
     ("GET", "/actors?order=nickname", 400, "42703"),
     ("GET", "/actors?or=(nickname.eq.x,id.eq.y)", 400, "42703"),
     ("GET", "/actors?select=id::money", 400, "42704"),
+    ("GET", "/goal_stories?select=created_at::int", 400, "42846"),
     ("GET", "/team_checkins?date=like.2026*", 404, "42883"),
     ("GET", "/actors?name=sl.x", 404, "42883"),
     ("GET", "/actors?name=cs.{x}", 404, "42883"),
