@@ -67,7 +67,7 @@ async def _answer(request: Request) -> Response:
     except Exception as error:
         code = sqlstate(error)
         if code is not None:
-            log.warning("database refused %s %s: %s", request.method, request.url.path, error)
+            log.info("database refused %s %s: %s", request.method, request.url.path, _first_line(error))
             return error_response(errors.from_sqlstate(code, _first_line(error)))
         log.exception("unexpected failure answering %s %s", request.method, request.url.path)
         return error_response(RestError(500, "XX000", "Internal server error"))

@@ -37,7 +37,7 @@ def _json(raw: bytes) -> Any:
         raise errors.invalid_body("Empty or invalid json")
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise errors.invalid_body("Empty or invalid json") from None
 
 

@@ -178,6 +178,8 @@ class _Failure(Exception):
 
 
 IDENTIFIER_EXTRA = set("_ $")
+# Nesting beyond this (logic trees, embeds) is refused rather than recursed into.
+MAX_DEPTH = 32
 JSON_KEY_STOP = set("(-:.,>)")
 
 
@@ -187,6 +189,12 @@ class Cursor:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
+
+    def nested(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _Failure(self.pos, f"nesting deeper than {MAX_DEPTH} levels")
 
     # ------------------------------------------------------------ basics
 
@@ -407,6 +415,7 @@ class Cursor:
             raise self.fail("logic operator (and, or)")
         self.spaces()
         self.expect("(")
+        self.nested()
         items: list[LogicTree | FilterExpr] = [self.logic_item()]
         while True:
             self.spaces()
@@ -416,6 +425,7 @@ class Cursor:
         self.spaces()
         self.expect(")", '"," or ")"')
         self.spaces()
+        self.depth -= 1
         return LogicTree(negated, op, tuple(items))
 
     def logic_item(self) -> LogicTree | FilterExpr:
@@ -514,10 +524,12 @@ class Cursor:
 
     def children(self) -> tuple[SelectItem, ...]:
         self.expect("(")
+        self.nested()
         items = self.forest()
         self.spaces()
         self.expect(")", '"," or ")"')
         self.spaces()
+        self.depth -= 1
         return tuple(items)
 
     # ------------------------------------------------------------ order

@@ -20,6 +20,8 @@ READ_ERRORS = [
     ("GET", "/actors?order=id.sideways", 400, "PGRST100"),
     ("GET", "/actors?or=(id.eq.p-1", 400, "PGRST100"),
     ("GET", "/actors?or=id.eq.p-1", 400, "PGRST100"),
+    ("GET", "/actors?or=" + "(id.eq.1,or" * 40 + "(id.eq.2" + ")" * 41, 400, "PGRST100"),
+    ("GET", "/actors?select=id," + "teams(members(" * 20 + "id" + "))" * 20, 400, "PGRST100"),
     ("GET", "/actors?id=in.p-1", 400, "PGRST100"),
     ("GET", "/actors?role=is.maybe", 400, "PGRST100"),
     ("GET", "/goal_stories?goal_story_updates.status=eq.on_track", 400, "PGRST108"),
@@ -64,7 +66,7 @@ READ_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("method,url,status,code", READ_ERRORS, ids=[f"{m} {u} {c}" for m, u, _, c in READ_ERRORS])
+@pytest.mark.parametrize("method,url,status,code", READ_ERRORS, ids=[f"{m} {u[:80]} {c}" for m, u, _, c in READ_ERRORS])
 async def test_request_errors(http: httpx.AsyncClient, method: str, url: str, status: int,
                               code: str) -> None:
     headers = {"PGRST107": {"Accept": "text/html"}, "PGRST106": {"Accept-Profile": "private"}}.get(code, {})
@@ -123,6 +125,7 @@ WRITE_ERRORS: list[tuple[str, str, Any, int, str]] = [
     ("POST", "/actors", [{"id": "p-9", "actor_type": "person", "name": "A"}, {"id": "p-10", "name": "B"}], 400,
      "PGRST102"),
     ("POST", "/actors", [1, 2], 400, "PGRST102"),
+    ("POST", "/actors", "[" * 100_000, 400, "PGRST102"),
     ("PATCH", "/actors?id=eq.p-1", [{"name": "x"}], 400, "PGRST102"),
     ("POST", "/coordination_events", {"id": "e-1", "actor_id": "p-1", "event_type": "team_checkin",
                                       "reference_id": "c-1", "occurred_at": "2026-01-01T00:00:00Z"}, 405, "25006"),
