@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import __version__, graphql
+from . import __version__, graphql, rest
 from .config import Settings
 from .database import create_engine
 from .live import LiveFeed
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Every method: POST and GET queries, GraphiQL for browsers (and later the subscription's websocket).
         Route(graphql.PATH, graphql.graphql_app(settings)),
     ]
+    routes += rest.routes()
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
     middleware = [Middleware(EventStream, keepalive=settings.sse_keepalive_s)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -45,6 +45,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_order_by, array as pg_array
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
@@ -145,6 +147,29 @@ def count_statement(plan: ReadPlan) -> Select:
     statement = select(func.count()).select_from(table)
     clause = _where(plan, ent, table, depth=0)
     return statement.where(clause) if clause is not None else statement
+
+
+class Explain(Executable, ClauseElement):
+    """EXPLAIN (FORMAT JSON) of a statement, its bound values kept as parameters."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Select) -> None:
+        self.statement = statement
+
+
+@compiles(Explain)
+def _compile_explain(element: Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
+def explain_statement(plan: ReadPlan) -> Explain:
+    """The planner's view of the rows matching the plan's filter (its estimate of their number, at the top)."""
+    ent = entity_named(plan.entity)
+    table = TABLES[ent.name]
+    statement = select(table.c.id)
+    clause = _where(plan, ent, table, depth=0)
+    return Explain(statement.where(clause) if clause is not None else statement)
 
 
 def filter_clause(entity_name: str, where: Filter | None, source: FromClause | None = None) -> ColumnElement | None:
@@ -389,8 +414,8 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
                           "phfts": func.phraseto_tsquery, "wfts": func.websearch_to_tsquery}[op]
         if cond.language:
             config = cast(literal(cond.language, Text), REGCONFIG)
-            return func.to_tsvector(config, document).op("@@")(query_function(config, _text(cond.value, refuse)))
-        return func.to_tsvector(document).op("@@")(query_function(_text(cond.value, refuse)))
+            return func.to_tsvector(config, document).op("@@", is_comparison=True)(query_function(config, _text(cond.value, refuse)))
+        return func.to_tsvector(document).op("@@", is_comparison=True)(query_function(_text(cond.value, refuse)))
     if op in PATTERNS:
         if not is_text:
             raise refuse("applies to text fields only")

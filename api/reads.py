@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .database import connection
 from .plan import Condition, ReadPlan, all_of
-from .query import array_statement, count_statement, rows_statement
+from .query import array_statement, count_statement, explain_statement, rows_statement
 
 STREAM_BATCH = 500
 
@@ -35,6 +36,25 @@ class Reader:
             async with conn.begin():
                 await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 return await json_array(conn, plan), await count(conn, plan)
+
+    async def planned_count(self, plan: ReadPlan) -> int:
+        """PostgreSQL's planner estimate of the rows matching the plan's filter (no scan of the rows)."""
+        async with connection(self.engine) as conn:
+            return await planned_count(conn, plan)
+
+    async def stream_counted(self, plan: ReadPlan) -> AsyncGenerator[int | str, None]:
+        """First the number of rows matching the filter, then each row as JSON text, from one snapshot.
+
+        For a streamed response whose headers (Content-Range) need the row count
+        before the first row is sent; memory stays flat as with `stream`.
+        """
+        async with connection(self.engine) as conn:
+            async with conn.begin():
+                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                yield await count(conn, plan)
+                result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+                async for row in result:
+                    yield row[0]
 
     async def stream(self, plan: ReadPlan) -> AsyncIterator[str]:
         """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
@@ -66,6 +86,13 @@ async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:
 
 async def count(conn: AsyncConnection, plan: ReadPlan) -> int:
     return (await conn.execute(count_statement(plan))).scalar_one()
+
+
+async def planned_count(conn: AsyncConnection, plan: ReadPlan) -> int:
+    document = (await conn.execute(explain_statement(plan))).scalar_one()
+    if isinstance(document, str):
+        document = json.loads(document)
+    return int(document[0]["Plan"]["Plan Rows"])
 
 
 def only_ids(plan: ReadPlan, ids: list[str]) -> ReadPlan:

@@ -1,0 +1,109 @@
+"""The REST compatibility layer: PostgREST's URL and header dialect over the shared plan and write service.
+
+`routes()` gives the Starlette routes: Swagger UI at /docs, then one route
+that answers every other path as PostgREST would (mount it last).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from ..database import sqlstate
+from ..errors import DomainError
+from . import docs, errors
+from .errors import RestError
+from .headers import negotiate
+from .openapi import document
+from .reading import read
+from .request import api_request
+from .response import CORS_EXPOSED, CORS_METHODS, error_response
+from .writing import write
+
+log = logging.getLogger("coco.rest")
+
+__all__ = ["routes", "endpoint"]
+
+
+async def endpoint(request: Request) -> Response:
+    origin = request.headers.get("origin")
+    if origin is not None and request.method == "OPTIONS" and "access-control-request-method" in request.headers:
+        return _preflight(request)
+    response = await _answer(request)
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED
+    return response
+
+
+async def _answer(request: Request) -> Response:
+    try:
+        api = api_request(request)
+        services = request.app.state.services
+        match api.action:
+            case "read":
+                return await read(api, services.reader)
+            case "create" | "update" | "upsert" | "delete":
+                return await write(api, request, services.reader, services.writer)
+            case "info":
+                assert api.entity is not None
+                allow = "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE" if api.entity.writable else "OPTIONS,GET,HEAD"
+                return _info(allow)
+            case "schema_info":
+                return _info("OPTIONS,GET,HEAD")
+            case "schema":
+                negotiate(api.accepts, ("openapi", "json"))
+                body = b"" if api.headers_only else json.dumps(document()).encode()
+                return Response(body, media_type="application/openapi+json; charset=utf-8")
+    except RestError as error:
+        return error_response(error)
+    except DomainError as error:
+        return error_response(errors.from_domain(error))
+    except Exception as error:
+        code = sqlstate(error)
+        if code is not None:
+            log.info("database refused %s %s: %s", request.method, request.url.path, _first_line(error))
+            return error_response(errors.from_sqlstate(code, _first_line(error)))
+        log.exception("unexpected failure answering %s %s", request.method, request.url.path)
+        return error_response(RestError(500, "XX000", "Internal server error"))
+    raise AssertionError("unreachable")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    line = text[0] if text else type(error).__name__
+    # asyncpg's messages come wrapped as "<class '...'>: message"
+    return line.split(": ", 1)[1] if line.startswith("<class") and ": " in line else line
+
+
+def _info(allow: str) -> Response:
+    return Response(b"", headers={"Allow": allow, "Access-Control-Allow-Origin": "*"})
+
+
+def _preflight(request: Request) -> Response:
+    requested = request.headers.get("access-control-request-headers", "")
+    allowed = ", ".join(["Authorization", *[h.strip() for h in requested.split(",") if h.strip()]])
+    return Response(b"", headers={
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": CORS_METHODS,
+        "Access-Control-Allow-Headers": allowed,
+        "Access-Control-Max-Age": "86400",
+    })
+
+
+class RestApp:
+    """The endpoint as a plain ASGI app, so that every method reaches it (PostgREST answers unknown ones)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await endpoint(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+def routes() -> list[BaseRoute]:
+    """Swagger UI, then PostgREST's dialect on every other path; mount these last."""
+    return [*docs.routes(), Route("/{path:path}", RestApp())]

@@ -1,0 +1,93 @@
+"""GET and HEAD on a resource: one plan, one statement, JSON from PostgreSQL passed through.
+
+Small results come back as one JSON array built by PostgreSQL. A result
+larger than `STREAM_AFTER` rows is streamed instead, row by row through a
+server-side cursor, so memory stays flat whatever the table's size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from starlette.responses import Response
+
+from ..plan import ReadPlan
+from ..reads import Reader
+from . import errors
+from .headers import MediaType, negotiate
+from .planner import read_plan
+from .request import ApiRequest
+from .response import csv_header, csv_stream, error_response, json_stream, range_status, render, streaming
+
+# Results up to this many rows are answered from one JSON array; larger ones are streamed.
+STREAM_AFTER = 1000
+
+
+async def read(api: ApiRequest, reader: Reader) -> Response:
+    assert api.entity is not None
+    ent = api.entity
+    media = negotiate(api.accepts, ("json", "object", "csv"))
+    plan = read_plan(ent, api.qs, limit=api.limit, offset=api.offset, strip_nulls=media.strip_nulls)
+    count = api.prefs.count
+    exact = count in ("exact", "estimated")
+    headers = {"Content-Location": f"/{ent.resource}" + (f"?{api.qs.canonical}" if api.qs.canonical else "")}
+    applied = api.prefs.applied()
+    if applied:
+        headers["Preference-Applied"] = applied
+
+    if api.headers_only:
+        matching = await reader.count(plan)
+        rows = _page_size(matching, api.offset, api.limit)
+        total = matching if exact else await _planned(reader, plan, count)
+        return _finish(api, b"", rows, total, headers, media, head=True)
+
+    streamable = media.kind in ("json", "csv") and (api.limit is None or api.limit > STREAM_AFTER)
+    probe = dataclasses.replace(plan, limit=STREAM_AFTER + 1) if streamable else plan
+    if exact:
+        text, total = await reader.page(probe, with_count=True)
+    else:
+        text, total = await reader.json_array(probe), None
+    parsed = json.loads(text)
+    if streamable and len(parsed) > STREAM_AFTER:
+        return await _stream(api, reader, plan, media, headers, exact)
+    if count == "planned":
+        total = await reader.planned_count(plan)
+    body = render(text, media, ent, plan)
+    return _finish(api, body, len(parsed), total, headers, media)
+
+
+async def _planned(reader: Reader, plan: ReadPlan, count: str | None) -> int | None:
+    return await reader.planned_count(plan) if count == "planned" else None
+
+
+def _page_size(matching: int, offset: int, limit: int | None) -> int:
+    rows = max(0, matching - offset)
+    return rows if limit is None else min(rows, limit)
+
+
+def _finish(api: ApiRequest, body: bytes, rows: int, total: int | None, headers: dict[str, str],
+            media: MediaType, head: bool = False) -> Response:
+    status, content_range = range_status(api.offset, rows, total)
+    headers["Content-Range"] = content_range
+    if status == 416:
+        return error_response(errors.out_of_bounds(api.offset, total or 0), headers)
+    if media.kind == "object" and head and rows != 1:
+        raise errors.singular(rows)
+    return Response(b"" if head else body, status_code=status, headers=headers, media_type=media.content_type)
+
+
+async def _stream(api: ApiRequest, reader: Reader, plan: ReadPlan, media: MediaType, headers: dict[str, str],
+                  exact: bool) -> Response:
+    rows = reader.stream_counted(plan)
+    matching = await anext(rows)
+    assert isinstance(matching, int)
+    total = matching if exact else (await reader.planned_count(plan) if api.prefs.count == "planned" else None)
+    status, content_range = range_status(api.offset, _page_size(matching, api.offset, api.limit), total)
+    headers["Content-Range"] = content_range
+    if status == 416:
+        await rows.aclose()
+        return error_response(errors.out_of_bounds(api.offset, total or 0), headers)
+    assert api.entity is not None
+    body = csv_stream(rows, csv_header(api.entity, plan)) if media.kind == "csv" else json_stream(rows)
+    return streaming(body, status, headers, media)
