@@ -116,8 +116,9 @@ async def test_csv(world: dict[str, Any], http: httpx.AsyncClient) -> None:
 
 
 async def test_media_types_not_produced_are_406(world: dict[str, Any], http: httpx.AsyncClient) -> None:
+    # (text/event-stream on /coordination_events is the live feed; the other resources have none.)
     for accept in ("text/html", "text/event-stream", "application/xml"):
-        r = await http.get("/coordination_events", headers={"Accept": accept})
+        r = await http.get("/team_checkins", headers={"Accept": accept})
         assert r.status_code == 406
         assert r.json()["code"] == "PGRST107"
         assert r.json()["message"] == f"None of these media types are available: {accept}"
