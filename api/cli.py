@@ -108,6 +108,8 @@ def _migrate(settings: Settings) -> int:
 
 def _run(settings: Settings, command: Callable[..., Awaitable[int]], *args: Any) -> int:
     """Run an async command on an engine, once the database answers (it may still be starting)."""
+    from sqlalchemy.exc import DBAPIError
+
     from .database import create_engine, wait_until_reachable
     from .errors import DomainError
 
@@ -123,6 +125,9 @@ def _run(settings: Settings, command: Callable[..., Awaitable[int]], *args: Any)
         return asyncio.run(go())
     except DomainError as error:
         print(f"coco: {error.message}", file=sys.stderr)
+        return 1
+    except DBAPIError as error:  # e.g. a wrong password or database name: no use retrying
+        print(f"coco: the database refused: {error.orig or error}", file=sys.stderr)
         return 1
 
 

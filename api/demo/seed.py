@@ -32,7 +32,8 @@ be deleted at all. Instead:
   later day) are deleted. Their coordination events stay, as the rules require
   for every deleted check-in or update: the audit trail shows the earlier demo.
 
-Rows outside the `demo-` prefix are never read, changed or deleted. A demo row
+Rows outside the `demo-` prefix are never read, changed or deleted (so ids starting with
+`demo-` are the seed's: a check-in of one's own named `demo-c-...` would be taken for demo). A demo row
 someone else's row refers to is never deleted either (only check-ins and
 updates are, and nothing refers to those). Each step is its own transaction: a
 run that fails half way leaves part of the demo, which the next run completes.
