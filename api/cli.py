@@ -167,6 +167,9 @@ async def _export(engine: AsyncEngine, file: str | None) -> int:
         with partial.open("w", encoding="utf-8") as out:
             await write(out)
         partial.replace(target)
+    except OSError as error:
+        print(f"coco export: cannot write {target}: {error.strerror}", file=sys.stderr)
+        return 1
     finally:
         partial.unlink(missing_ok=True)
     _progress(f"wrote {target}")

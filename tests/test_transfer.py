@@ -163,10 +163,14 @@ async def test_coco_import_of_a_bad_file_says_why_and_imports_nothing(clean: Asy
     assert await table_counts(clean) == before
 
 
-async def test_import_of_a_missing_file_is_a_clear_error(database_url: str, tmp_path: Path) -> None:
+async def test_unreadable_and_unwritable_files_are_clear_errors(database_url: str, tmp_path: Path) -> None:
     run = coco("import", str(tmp_path / "absent.jsonl"), database_url=database_url)
     assert run.returncode == 1
     assert "cannot read" in run.stderr and "Traceback" not in run.stderr
+    run = coco("export", str(tmp_path / "no-such-dir" / "out.jsonl"), database_url=database_url)
+    assert run.returncode == 1
+    assert "cannot write" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "no-such-dir").exists()
 
 
 # -------------------------------------------------------------- the write service's import path
