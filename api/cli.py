@@ -109,6 +109,8 @@ def _migrate(settings: Settings) -> int:
 
 def _run(settings: Settings, command: Callable[..., Awaitable[int]], *args: Any) -> int:
     """Run an async command on an engine, once the database answers (it may still be starting)."""
+    from sqlalchemy.exc import DBAPIError
+
     from .database import create_engine, wait_until_reachable
     from .errors import DomainError
 
@@ -124,6 +126,9 @@ def _run(settings: Settings, command: Callable[..., Awaitable[int]], *args: Any)
         return asyncio.run(go())
     except DomainError as error:
         print(f"coco: {error.message}", file=sys.stderr)
+        return 1
+    except DBAPIError as error:  # e.g. a wrong password or database name: no use retrying
+        print(f"coco: the database refused: {error.orig or error}", file=sys.stderr)
         return 1
 
 
@@ -163,6 +168,9 @@ async def _export(engine: AsyncEngine, file: str | None) -> int:
         with partial.open("w", encoding="utf-8") as out:
             await write(out)
         partial.replace(target)
+    except OSError as error:
+        print(f"coco export: cannot write {target}: {error.strerror}", file=sys.stderr)
+        return 1
     finally:
         partial.unlink(missing_ok=True)
     _progress(f"wrote {target}")

@@ -452,7 +452,7 @@ async def _check_references(conn: AsyncConnection, ent: Entity, rows: list[dict[
         table = TABLES[target]
         present: set[str] = set()
         for chunk in _chunks(every, MAX_PARAMETERS):
-            statement = select(table.c.id).where(table.c.id.in_(chunk)).with_for_update(key_share=True)
+            statement = select(table.c.id).where(table.c.id.in_(chunk)).with_for_update(read=True, key_share=True)
             present.update(await conn.scalars(statement))
         for field_name, ids in by_field.items():
             missing = sorted(ids - present)

@@ -169,6 +169,15 @@ def test_nothing_is_dated_after_the_moment_of_seeding() -> None:
     assert len(week.goal_story_updates) == 2 * len(GOALS)
 
 
+def test_a_later_run_on_the_same_day_only_adds_check_ins() -> None:
+    morning = build(FRIDAY, dt.datetime(2026, 5, 22, 9, 0, tzinfo=dt.timezone.utc))
+    evening = build(FRIDAY, dt.datetime(2026, 5, 22, 23, 0, tzinfo=dt.timezone.utc))
+    earlier = {c["id"]: c for c in morning.team_checkins}
+    later = {c["id"]: c for c in evening.team_checkins}
+    assert len(later) > len(earlier)
+    assert all(later[i] == c for i, c in earlier.items())
+
+
 def test_the_week_is_deterministic() -> None:
     now = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
     assert build(FRIDAY, now) == build(FRIDAY, now)

@@ -163,10 +163,14 @@ async def test_coco_import_of_a_bad_file_says_why_and_imports_nothing(clean: Asy
     assert await table_counts(clean) == before
 
 
-async def test_import_of_a_missing_file_is_a_clear_error(database_url: str, tmp_path: Path) -> None:
+async def test_unreadable_and_unwritable_files_are_clear_errors(database_url: str, tmp_path: Path) -> None:
     run = coco("import", str(tmp_path / "absent.jsonl"), database_url=database_url)
     assert run.returncode == 1
     assert "cannot read" in run.stderr and "Traceback" not in run.stderr
+    run = coco("export", str(tmp_path / "no-such-dir" / "out.jsonl"), database_url=database_url)
+    assert run.returncode == 1
+    assert "cannot write" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "no-such-dir").exists()
 
 
 # -------------------------------------------------------------- the write service's import path
@@ -271,3 +275,47 @@ async def test_import_documents_is_all_or_nothing(writer: WriteService, engine: 
                                                                "occurred_at": "2026-05-20T08:00:00Z"})])
     assert error.value.field == "id"
     assert await table_counts(engine) == before
+
+
+async def test_a_write_during_an_import_draws_its_cursor_after_the_imported_events(writer: WriteService,
+                                                                                  engine: AsyncEngine) -> None:
+    """Imported events hold the event lock until the import commits, so a concurrent write's
+    event cannot slip in between them: cursors stay in commit order."""
+    import asyncio
+
+    await writer.create("actor", [{"id": "a", "actor_type": "person", "name": "A"}])
+    await writer.create("team", [{"id": "t", "name": "T"}])
+    halfway, resume = asyncio.Event(), asyncio.Event()
+
+    def event(n: int) -> tuple[str, dict]:
+        return ("coordination_event", {"id": f"e-{n}", "actor_id": "a", "event_type": "team_checkin",
+                                       "reference_id": f"old-{n}", "occurred_at": "2026-05-20T08:00:00Z"})
+
+    async def items():  # type: ignore[no-untyped-def]
+        yield event(1)
+        yield event(2)  # receiving this flushes e-1: the event lock is now held
+        halfway.set()
+        await resume.wait()
+        yield event(3)
+
+    importing = asyncio.create_task(writer.import_documents(items(), batch_size=1))
+    await halfway.wait()
+    concurrent = asyncio.create_task(writer.create("team_checkin", [{"id": "live", "actor_id": "a", "team_id": "t",
+                                                                     "date": "2026-05-22"}]))
+
+    async def queued_for_the_event_lock() -> None:
+        async with engine.connect() as conn:
+            while not (await conn.execute(text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))).scalar_one():
+                await conn.rollback()
+                await asyncio.sleep(0.02)
+
+    # A guard against hanging the suite, not a speed requirement.
+    await asyncio.wait_for(queued_for_the_event_lock(), timeout=60)
+    resume.set()
+    await importing
+    await concurrent
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT id, reference_id FROM coordination_events ORDER BY seq"))).all()
+    assert [r.id for r in rows[:3]] == ["e-1", "e-2", "e-3"]
+    assert [r.reference_id for r in rows[3:]] == ["live"]

@@ -32,7 +32,8 @@ be deleted at all. Instead:
   later day) are deleted. Their coordination events stay, as the rules require
   for every deleted check-in or update: the audit trail shows the earlier demo.
 
-Rows outside the `demo-` prefix are never read, changed or deleted. A demo row
+Rows outside the `demo-` prefix are never read, changed or deleted (so ids starting with
+`demo-` are the seed's: a check-in of one's own named `demo-c-...` would be taken for demo). A demo row
 someone else's row refers to is never deleted either (only check-ins and
 updates are, and nothing refers to those). Each step is its own transaction: a
 run that fails half way leaves part of the demo, which the next run completes.
@@ -117,18 +118,18 @@ def build(today: dt.date, now: dt.datetime) -> DemoWeek:
     week_rows = DemoWeek(actors, team_rows, goal_rows, [], [])
     chosen: list[tuple[Person, str, dt.date, dt.datetime]] = []
     for day in workdays:
-        # The slots of the day whose morning has come; about 75% of them check in.
-        today_slots = []
+        # About 75% of each day's members check in, chosen without regard to the hour, so
+        # that a later run on the same day only adds the check-ins whose hour has come.
+        day_slots = []
         for team in TEAMS:
             for key in team.members:
                 person = people[key]
                 minutes = int(_fraction("time", day, team.key, key) * 150)
-                at = _local_time(person, day, 8 + minutes // 60, minutes % 60)
-                if at <= now:
-                    today_slots.append((person, team.key, day, at))
-                    week_rows.slots.append((person.id, team.id, day))
-        today_slots.sort(key=lambda s: _fraction("present", s[2], s[1], s[0].key))
-        chosen.extend(today_slots[:round(len(today_slots) * COVERAGE)])
+                day_slots.append((person, team.key, day, _local_time(person, day, 8 + minutes // 60, minutes % 60)))
+        day_slots.sort(key=lambda s: _fraction("present", s[2], s[1], s[0].key))
+        present = day_slots[:round(len(day_slots) * COVERAGE)]
+        chosen.extend(s for s in present if s[3] <= now)
+        week_rows.slots.extend((p.id, teams[t].id, d) for p, t, d, at in day_slots if at <= now)
 
     done: dict[tuple[str, str], int] = {}
     for person, team_key, day, at in sorted(chosen, key=lambda s: (s[2], s[1], s[0].key)):
