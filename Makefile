@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install migrate clean
+.PHONY: serve test install migrate clean bench-live
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -23,6 +23,10 @@ migrate: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Commit-to-receipt latency of live events for 1, 100 and 1,000 subscribers (a benchmark, not a test).
+bench-live: $(STAMP)
+	$(BIN)/python bench/live_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

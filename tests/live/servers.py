@@ -40,7 +40,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
+             "--port", str(self.port), "--log-level", "warning", "--timeout-graceful-shutdown", "5"],
             cwd=ROOT, env=self.env)
         deadline = time.monotonic() + 60
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -83,15 +84,6 @@ async def test_a_database_restart_in_the_middle_of_a_stream_loses_nothing(
         await asyncio.to_thread(server.stop)
 
 
-@pytest.fixture(scope="module")
-def small_queue_server(database_url: str, engine: AsyncEngine) -> Iterator[str]:
-    server = ServerProcess(database_url, COCO_LIVE_QUEUE_SIZE="64").start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
 async def record(engine: AsyncEngine, n: int) -> None:
     """n events in one transaction, through the real recording path (cursor lock, NOTIFY)."""
     async with engine.begin() as conn:
@@ -99,16 +91,25 @@ async def record(engine: AsyncEngine, n: int) -> None:
 
 
 async def test_a_reader_too_slow_for_its_queue_gets_a_clear_error_and_resumes(
-        small_queue_server: str, writer: WriteService, engine: AsyncEngine) -> None:
+        live_servers: tuple[str, str], writer: WriteService, engine: AsyncEngine) -> None:
     await seed(writer)
-    total = 40_000  # ~9 MB of stream: more than the socket buffers on both ends can hold
-    async with httpx.AsyncClient(base_url=small_queue_server, timeout=TIMEOUT) as client:
-        async with client.stream("GET", "/coordination_events", params={"after": "0"}, headers=STREAM) as response:
+    total = 40_000  # ~9 MB of stream: about twice what the socket buffers below hold
+    base = live_servers[0]
+    # The slow client reads nothing until every event is written and fanned out; its small
+    # receive buffer (and the server's send buffer, at most 4 MB) fill, the server's writes
+    # to it block, and its queue (1,000 events) overflows.
+    transport = httpx.AsyncHTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
+    async with httpx.AsyncClient(base_url=base, transport=transport, timeout=TIMEOUT) as slow_client, \
+            stream(base, {"after": "0"}) as fast:
+        async with slow_client.stream("GET", "/coordination_events", params={"after": "0"},
+                                      headers=STREAM) as response:
             assert response.status_code == 200
-            # The client reads nothing while the events are written: the server's writes
-            # to it block once the socket buffers are full, and its queue of 64 overflows.
+            # A reader that keeps up, on the same server: once it has every event, the
+            # feed has offered every event to the slow one too.
+            keeping_up = asyncio.create_task(take(fast, total))
             for _ in range(total // 5000):
                 await record(engine, 5000)
+            assert len(await keeping_up) == total
             received = []
             error = None
             async for message in messages(response):
@@ -116,11 +117,13 @@ async def test_a_reader_too_slow_for_its_queue_gets_a_clear_error_and_resumes(
                     error = message.data
                     break
                 received.append(message)
+                if len(received) == total:
+                    break
     assert error is not None, f"no overflow after {len(received)} events"
     assert error["code"] == "subscriber_overflow"
     assert "resume" in error["message"]
     assert 0 < len(received) < total
-    assert error["last_cursor"] == int(received[-1].id)
-    async with stream(small_queue_server, headers={"Last-Event-ID": received[-1].id}) as again:
+    assert error["last_cursor"] == int(received[-1].id)  # type: ignore[arg-type]
+    async with stream(base, headers={"Last-Event-ID": received[-1].id}) as again:  # type: ignore[dict-item]
         rest = await take(again, total - len(received))
     assert cursors(received + rest) == await table_cursors(engine)
