@@ -25,7 +25,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ARRAY, DateTime, Text, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import CoordinationEvent, event_seq
@@ -51,18 +51,20 @@ async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> l
     if not pending:
         return []
     await conn.execute(select(func.pg_advisory_xact_lock(EVENT_LOCK_KEY)))
-    rows = [
-        {
-            "id": str(uuid.uuid4()),
-            "seq": event_seq.next_value(),
-            "actor_id": p.actor_id,
-            "event_type": p.event_type,
-            "reference_id": p.reference_id,
-            "occurred_at": p.occurred_at if p.occurred_at is not None else func.now(),
-        }
-        for p in pending
-    ]
-    result = await conn.execute(insert(events_table).values(rows).returning(*events_table.c))
+    # One array per column, unnested by PostgreSQL: one statement of five parameters
+    # however many events (a VALUES list of a bulk write would pass the driver's
+    # 32,767-parameter limit at about 8,000 events).
+    rows = func.unnest(
+        literal([str(uuid.uuid4()) for _ in pending], ARRAY(Text)),
+        literal([p.actor_id for p in pending], ARRAY(Text)),
+        literal([p.event_type for p in pending], ARRAY(Text)),
+        literal([p.reference_id for p in pending], ARRAY(Text)),
+        literal([p.occurred_at for p in pending], ARRAY(DateTime(timezone=True))),
+    ).table_valued("id", "actor_id", "event_type", "reference_id", "occurred_at").render_derived(name="pending")
+    source = select(rows.c.id, event_seq.next_value(), rows.c.actor_id, rows.c.event_type, rows.c.reference_id,
+                    func.coalesce(rows.c.occurred_at, func.now()))
+    columns = ["id", "seq", "actor_id", "event_type", "reference_id", "occurred_at"]
+    result = await conn.execute(insert(events_table).from_select(columns, source).returning(*events_table.c))
     recorded = sorted((dict(r._mapping) for r in result), key=lambda e: e["seq"])
     await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(recorded[-1]["seq"]))))
     return recorded

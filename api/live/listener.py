@@ -90,7 +90,7 @@ class Listener:
             return False
         try:
             await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=PING_TIMEOUT_S)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except Exception:  # whatever the driver raises, a connection that cannot answer is gone
             return False
         return True
 
@@ -99,7 +99,7 @@ class Listener:
         while True:
             try:
                 await self._connect()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except Exception as error:  # keep trying, however connecting failed
                 log.debug("live events: reconnect failed: %s", error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
@@ -113,5 +113,5 @@ class Listener:
             return
         try:
             await asyncio.wait_for(conn.close(), timeout=PING_TIMEOUT_S)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except Exception:
             conn.terminate()

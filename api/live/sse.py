@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl
@@ -54,6 +55,7 @@ class EventStream:
         self.app = app
         self.path = path
         self.keepalive = keepalive
+        self.frames = Frames()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["path"].rstrip("/") != self.path
@@ -73,16 +75,37 @@ class EventStream:
         except RuntimeError as error:
             await _json_error(send, 503, "unavailable", str(error))
             return
-        await Streaming(send, events, self.keepalive).run(receive)
+        await Streaming(send, events, self.keepalive, self.frames).run(receive)
+
+
+class Frames:
+    """Each event's SSE frame, encoded once for every stream that sends it."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.cache: OrderedDict[int, bytes] = OrderedDict()
+
+    def __call__(self, event: dict[str, Any]) -> bytes:
+        cursor = event["cursor"]
+        frame = self.cache.get(cursor)
+        if frame is None:
+            frame = (f"id: {cursor}\nevent: coordination_event\n"
+                     f"data: {json.dumps(event, separators=(',', ':'))}\n\n").encode()
+            self.cache[cursor] = frame
+            if len(self.cache) > self.size:
+                self.cache.popitem(last=False)
+        return frame
 
 
 class Streaming:
     """One response: events as they come, keep-alive comments, until the client leaves."""
 
-    def __init__(self, send: Send, events: AsyncIterator[dict[str, Any]], keepalive: float) -> None:
+    def __init__(self, send: Send, events: AsyncIterator[dict[str, Any]], keepalive: float,
+                 frames: Frames) -> None:
         self.send = send
         self.events = events
         self.keepalive = keepalive
+        self.frames = frames
         self.lock = asyncio.Lock()
 
     async def run(self, receive: Receive) -> None:
@@ -112,8 +135,7 @@ class Streaming:
     async def forward(self) -> None:
         try:
             async for event in self.events:
-                await self.write(f"id: {event['cursor']}\nevent: coordination_event\n"
-                                 f"data: {json.dumps(event, separators=(',', ':'))}\n\n")
+                await self.write(self.frames(event))
         except SubscriberOverflow as overflow:
             await self.error("subscriber_overflow", str(overflow), last_cursor=overflow.last_cursor)
         except InvalidInput as error:
@@ -131,9 +153,10 @@ class Streaming:
             await asyncio.sleep(self.keepalive)
             await self.write(": keep-alive\n\n")
 
-    async def write(self, text: str) -> None:
+    async def write(self, text: str | bytes) -> None:
+        body = text.encode() if isinstance(text, str) else text
         async with self.lock:
-            await self.send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+            await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 async def _disconnected(receive: Receive) -> None:

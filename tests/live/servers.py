@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -16,6 +18,7 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 60.0
 
 
 def free_port() -> int:
@@ -37,7 +40,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
+             "--port", str(self.port), "--log-level", "warning", "--timeout-graceful-shutdown", "5"],
             cwd=ROOT, env=self.env)
         deadline = time.monotonic() + 60
         while True:
@@ -97,3 +100,37 @@ async def messages(response: httpx.Response, *, comments: bool = False) -> Async
             data.append(value)
         elif name == "id":
             id_ = value
+
+
+@contextlib.asynccontextmanager
+async def stream(base: str, params: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> AsyncIterator[AsyncIterator[Message]]:
+    """An open event stream (the subscription exists once this yields)."""
+    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(TIMEOUT)) as client:
+        async with client.stream("GET", "/coordination_events", params=params,
+                                 headers={**STREAM, **(headers or {})}) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            yield messages(response)
+
+
+async def take(source: AsyncIterator[Message], n: int) -> list[Message]:
+    got: list[Message] = []
+
+    async def collect() -> None:
+        async for message in source:
+            got.append(message)
+            if message.event == "error" or len(got) == n:
+                return
+
+    try:
+        await asyncio.wait_for(collect(), TIMEOUT)
+    except TimeoutError:
+        raise AssertionError(f"only {len(got)} of {n} events arrived") from None
+    assert all(m.event == "coordination_event" for m in got), got[-1]
+    return got
+
+
+def cursors(got: list[Message]) -> list[int]:
+    assert all(int(m.id) == m.data["cursor"] for m in got)  # type: ignore[arg-type]
+    return [m.data["cursor"] for m in got]

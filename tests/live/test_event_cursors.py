@@ -123,3 +123,15 @@ async def test_the_cursor_sequence_hands_out_values_one_at_a_time(engine: AsyncE
         cache = (await conn.execute(text(
             "SELECT cache_size FROM pg_sequences WHERE sequencename = 'coordination_event_seq'"))).scalar_one()
     assert cache == 1
+
+
+async def test_one_transaction_records_more_events_than_a_statement_takes_parameters(
+        writer: WriteService, engine: AsyncEngine) -> None:
+    """A bulk write of 10,000 check-ins records 10,000 events (asyncpg takes at most 32,767 parameters)."""
+    await seed(writer)
+    async with engine.begin() as conn:
+        recorded = await record_events(conn, [PendingEvent("a-0", "team_checkin", f"c-{i}") for i in range(10_000)])
+    cursors = [e["seq"] for e in recorded]
+    assert cursors == sorted(cursors) and len(set(cursors)) == 10_000
+    assert await table_cursors(engine) == cursors
+    assert [e["reference_id"] for e in recorded][:3] == ["c-0", "c-1", "c-2"]

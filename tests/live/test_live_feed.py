@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
 from collections.abc import AsyncIterator
 
 import pytest
@@ -178,3 +179,15 @@ async def test_a_filter_the_database_refuses_closes_only_its_subscriber(feed: Li
 async def test_subscribing_before_start_is_refused(database_url: str, engine: AsyncEngine) -> None:
     with pytest.raises(RuntimeError, match="not running"):
         LiveFeed(database_url, engine).subscribe()
+
+
+async def test_a_feed_started_while_the_database_is_unreachable_refuses_subscribers_until_it_is(
+        engine: AsyncEngine, tmp_path: Path) -> None:
+    nowhere = f"postgresql://postgres@/coco?host={tmp_path}&port=5432"  # no server on this socket
+    live = LiveFeed(nowhere, engine)
+    await live.start()  # does not fail the app's start-up; keeps trying in the background
+    try:
+        with pytest.raises(RuntimeError, match="not running"):
+            live.subscribe()
+    finally:
+        await live.stop()

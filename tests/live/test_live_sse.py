@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,44 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.writes import WriteService
 
 from .helpers import checkins, seed, table_cursors
-from .servers import STREAM, Message, messages
-
-TIMEOUT = 60.0
-
-
-@contextlib.asynccontextmanager
-async def stream(base: str, params: dict[str, str] | None = None,
-                 headers: dict[str, str] | None = None) -> AsyncIterator[AsyncIterator[Message]]:
-    """An open event stream (the subscription exists once this yields)."""
-    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(TIMEOUT)) as client:
-        async with client.stream("GET", "/coordination_events", params=params,
-                                 headers={**STREAM, **(headers or {})}) as response:
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("text/event-stream")
-            yield messages(response)
-
-
-async def take(source: AsyncIterator[Message], n: int) -> list[Message]:
-    got: list[Message] = []
-
-    async def collect() -> None:
-        async for message in source:
-            got.append(message)
-            if message.event == "error" or len(got) == n:
-                return
-
-    try:
-        await asyncio.wait_for(collect(), TIMEOUT)
-    except TimeoutError:
-        raise AssertionError(f"only {len(got)} of {n} events arrived") from None
-    assert all(m.event == "coordination_event" for m in got), got[-1]
-    return got
-
-
-def cursors(got: list[Message]) -> list[int]:
-    assert all(int(m.id) == m.data["cursor"] for m in got)  # type: ignore[arg-type]
-    return [m.data["cursor"] for m in got]
-
+from .servers import STREAM, TIMEOUT, cursors, messages, stream, take
 
 async def test_an_event_written_elsewhere_reaches_subscribers_on_both_processes(
         live_servers: tuple[str, str], writer: WriteService) -> None:
