@@ -184,7 +184,11 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None,
           parent: FromClause | None = None) -> Select:
     """The rows of one level: the table's columns, filtered, ordered, paged, linked to the parent row."""
     ent = entity_named(plan.entity)
-    table = TABLES[ent.name]
+    table: FromClause = TABLES[ent.name]
+    if parent is table:
+        # A relation of a table to itself (parent, children) read against the table itself, as
+        # the EXISTS of !inner does: the related rows need their own name.
+        table = table.alias(f"t{depth}")
     order = _order(ent, table, plan.order)
     if relation is not None and relation.kind is RelationKind.LIST_TO_MANY:
         assert parent is not None
@@ -212,10 +216,11 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None,
 def _where(plan: ReadPlan, ent: Entity, table: FromClause, depth: int) -> ColumnElement | None:
     clauses = [] if plan.where is None else [_filter(ent, table, plan.where)]
     for embed in plan.embeds:
-        if embed.inner:
+        if embed.inner or embed.empty:
             relation = _relation(ent, embed.relation)
             inner = _rows(embed.plan, depth + 1, relation, table).limit(None).offset(None).order_by(None)
-            clauses.append(exists(inner.with_only_columns(literal(1)).scalar_subquery()))
+            related = exists(inner.with_only_columns(literal(1)).scalar_subquery())
+            clauses.append(related if embed.inner else not_(related))
     return and_(*clauses) if clauses else None
 
 
@@ -454,11 +459,22 @@ def _bind(value: Any, sql_type: TypeEngine) -> ColumnElement:
 def _order(ent: Entity, source: FromClause, terms: tuple[OrderTerm, ...]) -> list[ColumnElement]:
     clauses: list[ColumnElement] = []
     for term in terms:
-        f = _field(ent, term.field)
-        if term.path:
-            targets = [_path_value(f, source, term.path, term.path_as_text)]
+        if term.relation is not None:
+            relation = _relation(ent, term.relation)
+            if relation.kind is not RelationKind.TO_ONE:
+                raise InvalidInput(f"{ent.resource} can be ordered only by a to-one relation, not {relation.name}",
+                                   field=relation.name, reason=InvalidReason.RULE, entity=ent.name)
+            other = entity_named(relation.target)
+            related = TABLES[other.name].alias(f"o{len(clauses)}")
+            f = _field(other, term.field)
+            value = _path_value(f, related, term.path, term.path_as_text) if term.path else related.c[f.columns[0]]
+            targets = [select(value).where(related.c.id == source.c[relation.via]).scalar_subquery()]
         else:
-            targets = [source.c[c] for c in f.columns]
+            f = _field(ent, term.field)
+            if term.path:
+                targets = [_path_value(f, source, term.path, term.path_as_text)]
+            else:
+                targets = [source.c[c] for c in f.columns]
         for target in targets:
             clause = target.desc() if term.descending else target.asc()
             if term.nulls_first is True:

@@ -116,12 +116,10 @@ def _embed(ent: Entity, qs: QueryString, item: SelectRelation, path: EmbedPath, 
 
 
 def _null_filter(embed: Embed, expr: OpExpr) -> Embed:
-    """`rel=not.is.null` keeps the rows that have related rows, as `!inner` does."""
-    if expr.op == "is" and expr.value == "null" and expr.negated:
-        return Embed(embed.key, embed.relation, embed.plan, inner=True)
-    if expr.op == "is" and expr.value == "null":
-        raise errors.not_implemented("Filtering for rows without related rows (is.null on an embedded "
-                                     "resource) is not supported by this server")
+    """`rel=not.is.null` keeps the rows that have related rows (as `!inner` does), `rel=is.null` those without."""
+    if expr.op == "is" and expr.value in ("null", "not_null"):
+        related = (expr.value == "null") == expr.negated
+        return Embed(embed.key, embed.relation, embed.plan, inner=related, empty=not related)
     raise errors.unacceptable_filter(embed.key)
 
 
@@ -183,16 +181,19 @@ def _path(ref: FieldRef) -> tuple[tuple[str, ...], bool]:
 
 
 def _order(ent: Entity, item: OrderItem) -> OrderTerm:
+    relation_name = None
+    owner = ent
     if item.relation is not None:
         relation = resolve_relation(ent, item.relation, None)
         if relation.many:
             raise errors.related_order_not_to_one(ent.resource, item.relation)
-        raise errors.not_implemented("Ordering by a column of an embedded resource is not supported by this server")
-    f = field_of(ent, item.field.name)
+        relation_name = relation.name
+        owner = entity_named(relation.target)
+    f = field_of(owner, item.field.name)
     keys, as_text = _path(item.field)
     nulls = None if item.nulls is None else item.nulls == "first"
     return OrderTerm(field=f.name, descending=bool(item.descending), nulls_first=nulls, path=keys,
-                     path_as_text=as_text if keys else True)
+                     path_as_text=as_text if keys else True, relation=relation_name)
 
 
 # ---------------------------------------------------------------- filters
