@@ -125,7 +125,7 @@ async def test_rows_without_related_rows(world: dict[str, Any], http: httpx.Asyn
     url = "/goal_stories?select=id,parent(id)&parent=is.null"
     assert (await http.get(url)).json() == [{"id": "g-1", "parent": None}]
     # relations of goal stories to goal stories filter against their own rows, not the parent's
-    url = "/goal_stories?select=id,children!inner(id)"
+    url = "/goal_stories?select=id,children!inner(id)&children.order=id"
     assert (await http.get(url)).json() == [{"id": "g-1", "children": [{"id": "g-2"}, {"id": "g-3"}]}]
     url = "/goal_stories?select=id,children(id)&children=is.null&order=id"
     assert [s["id"] for s in (await http.get(url)).json()] == ["g-2", "g-3"]
