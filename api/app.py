@@ -52,7 +52,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     # Front ends add their routes here; REST comes last, since it answers every other path.
     routes = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
-    # REST (with Swagger UI at /docs) answers every path not matched above: keep it last.
     routes += rest.routes()
     return Starlette(routes=routes, lifespan=lifespan)
 
