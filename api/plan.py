@@ -85,6 +85,8 @@ class Column:
     path: tuple[str, ...] = ()
     path_as_text: bool = False
     cast: str | None = None
+    # Take the field from the row a to-one relation points at (PostgREST's spread ...actor(name)).
+    relation: str | None = None
 
 
 @dataclass(frozen=True)

@@ -306,6 +306,8 @@ def _field_value(f: Field, source: FromClause) -> ColumnElement:
 
 
 def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement:
+    if column.relation is not None:
+        return _related_value(ent, source, column)
     f = _field(ent, column.field)
     value = _path_value(f, source, column.path, column.path_as_text) if column.path else _field_value(f, source)
     if column.cast is None:
@@ -315,6 +317,19 @@ def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElem
         raise InvalidInput(f"cannot cast to {column.cast!r}; known types: {', '.join(sorted(CASTS))}",
                            field=column.field, reason=InvalidReason.RULE, entity=ent.name)
     return cast(value, target)
+
+
+def _related_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement:
+    """A field of the row a to-one relation points at, as a scalar subquery (null when there is none)."""
+    relation = _relation(ent, column.relation or "")
+    if relation.kind is not RelationKind.TO_ONE:
+        raise InvalidInput(f"only fields of a to-one relation can be columns of {ent.resource}, not {relation.name}",
+                           field=relation.name, reason=InvalidReason.RULE, entity=ent.name)
+    other = entity_named(relation.target)
+    related = TABLES[other.name].alias(f"r_{relation.name}")
+    value = _column_value(other, related, Column(column.key, column.field, column.path, column.path_as_text,
+                                                  column.cast))
+    return select(value).where(related.c.id == source.c[relation.via]).scalar_subquery()
 
 
 def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bool) -> ColumnElement:

@@ -69,7 +69,9 @@ def _level(ent: Entity, qs: QueryString, items: tuple[SelectItem, ...], path: Em
     columns: list[Column] = []
     embeds: list[Embed] = []
     for item in items:
-        if isinstance(item, SelectRelation):
+        if isinstance(item, SelectRelation) and item.spread:
+            columns += _spread(ent, item)
+        elif isinstance(item, SelectRelation):
             embeds.append(_embed(ent, qs, item, path, used, strip_nulls))
         elif item.field.name == "*" and item.aggregate is None:
             star = True
@@ -104,10 +106,28 @@ def _level(ent: Entity, qs: QueryString, items: tuple[SelectItem, ...], path: Em
                     columns=chosen, embeds=tuple(keys.values()), strip_nulls=strip_nulls)
 
 
+def _spread(ent: Entity, item: SelectRelation) -> list[Column]:
+    """`...rel(a,b)`: the fields of a to-one related row, as columns of this one."""
+    relation = resolve_relation(ent, item.name, item.hint)
+    if relation.many:
+        raise errors.not_implemented("Spreading a to-many relationship is not supported by this server; "
+                                     "embed it instead")
+    target = entity_named(relation.target)
+    columns: list[Column] = []
+    for child in item.children:
+        if isinstance(child, SelectRelation):
+            raise errors.not_implemented("Embedding inside a spread relationship is not supported by this server")
+        if child.field.name == "*" and child.aggregate is None:
+            columns += [Column(f.name, f.name, relation=relation.name) for f in target.fields if not f.internal]
+        else:
+            column = _column(target, child)
+            columns.append(Column(column.key, column.field, column.path, column.path_as_text, column.cast,
+                                  relation=relation.name))
+    return columns
+
+
 def _embed(ent: Entity, qs: QueryString, item: SelectRelation, path: EmbedPath, used: set[EmbedPath],
            strip_nulls: bool) -> Embed:
-    if item.spread:
-        raise errors.not_implemented("Spread embedding ('...') is not supported by this server")
     relation = resolve_relation(ent, item.name, item.hint)
     key = item.alias or item.name
     target = entity_named(relation.target)

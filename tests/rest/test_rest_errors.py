@@ -32,7 +32,7 @@ READ_ERRORS = [
     ("GET", "/goal_story_updates?select=progress_percent.sum()", 400, "PGRST123"),
     ("GET", "/actors/p-1", 404, "PGRST125"),
     ("GET", "/actors/", 404, "PGRST125"),
-    ("GET", "/team_checkins?select=id,...actors(name)", 400, "PGRST127"),
+    ("GET", "/teams?select=id,...team_checkins(date)", 400, "PGRST127"),
     ("GET", "/actors?select=id,projects(id)", 400, "PGRST200"),
     ("GET", "/actors?select=id,teams!nohint(id)", 400, "PGRST200"),
     ("GET", "/goal_stories?select=id,goal_stories(id)", 300, "PGRST201"),

@@ -78,6 +78,20 @@ async def test_embedding_through_every_kind_of_reference(world: dict[str, Any], 
     assert r.json() == [{"event_type": "team_checkin", "actor": {"id": "p-1"}}]
 
 
+async def test_spreading_a_to_one_relation(world: dict[str, Any], http: httpx.AsyncClient) -> None:
+    r = await http.get("/team_checkins?select=id,...actors(actor_name:name,role),...team(team:name)&id=eq.c-2")
+    assert r.json() == [{"id": "c-2", "actor_name": "Research Bot", "role": "Compiles market research",
+                         "team": "Product"}]
+    r = await http.get("/goal_stories?select=id,...parent(parent_title:title)&order=id")
+    assert r.json() == [{"id": "g-1", "parent_title": None}, {"id": "g-2", "parent_title": "Improve onboarding"},
+                        {"id": "g-3", "parent_title": "Improve onboarding"}]
+    r = await http.get("/goal_story_updates?select=id,...goal_story(timeframe->>start)&id=eq.u-3")
+    assert r.json() == [{"id": "u-3", "start": "2026-02-01"}]
+    r = await http.get("/coordination_events?select=event_type,...actors(*)&reference_id=eq.c-1")
+    assert r.json() == [{"event_type": "team_checkin", "id": "p-1", "actor_type": "person", "name": "Quinn Reed",
+                         "role": "Product Manager", "timezone": "America/Chicago"}]
+
+
 async def test_single_object_media_type(world: dict[str, Any], http: httpx.AsyncClient) -> None:
     one = {"Accept": "application/vnd.pgrst.object+json"}
     r = await http.get("/actors?id=eq.p-1", headers=one)
