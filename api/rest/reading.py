@@ -27,6 +27,7 @@ STREAM_AFTER = 1000
 async def read(api: ApiRequest, reader: Reader) -> Response:
     assert api.entity is not None
     ent = api.entity
+    reader = reader.in_timezone(api.prefs.timezone)
     media = negotiate(api.accepts, ("json", "object", "csv"))
     plan = read_plan(ent, api.qs, limit=api.limit, offset=api.offset, strip_nulls=media.strip_nulls)
     count = api.prefs.count

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from ..entities import Entity
 from ..plan import Column, Condition, ReadPlan, all_of
-from ..reads import Reader, json_array, only_ids
+from ..reads import Reader, json_array, only_ids, set_timezone
 from ..writes import OnConflict, WriteService
 from . import errors
 from .headers import MediaType, negotiate
@@ -154,6 +154,7 @@ class _Returned:
     async def __call__(self, conn: Any, ids: list[str]) -> str | None:
         self.check(len(ids))
         if self.api.prefs.representation == "representation":
+            await set_timezone(conn, self.api.prefs.timezone)
             self.text = await json_array(conn, only_ids(self.plan, ids))
         return self.text
 
