@@ -46,8 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_order_by
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
-from sqlalchemy.sql.elements import ClauseElement
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from .entities import Entity, Field, Kind, Relation, RelationKind, entity as entity_named
@@ -414,7 +413,8 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
                           "phfts": func.phraseto_tsquery, "wfts": func.websearch_to_tsquery}[op]
         if cond.language:
             config = cast(literal(cond.language, Text), REGCONFIG)
-            return func.to_tsvector(config, document).op("@@", is_comparison=True)(query_function(config, _text(cond.value, refuse)))
+            matches = func.to_tsvector(config, document).op("@@", is_comparison=True)
+            return matches(query_function(config, _text(cond.value, refuse)))
         return func.to_tsvector(document).op("@@", is_comparison=True)(query_function(_text(cond.value, refuse)))
     if op in PATTERNS:
         if not is_text:

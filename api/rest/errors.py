@@ -76,7 +76,8 @@ def unacceptable_media(accepted: list[str]) -> RestError:
 
 
 def unacceptable_schema(name: str) -> RestError:
-    return RestError(406, "PGRST106", f"Invalid schema: {name}", hint=f"Only the following schemas are exposed: {SCHEMA}")
+    return RestError(406, "PGRST106", f"Invalid schema: {name}",
+                     hint=f"Only the following schemas are exposed: {SCHEMA}")
 
 
 def not_embedded(resource: str) -> RestError:
