@@ -167,4 +167,5 @@ async def test_head_options_and_cors(world: dict[str, Any], http: httpx.AsyncCli
     assert "prefer" in r.headers["access-control-allow-headers"].lower()
     r = await http.get("/actors", headers={"Origin": "https://example.org"})
     assert r.headers["access-control-allow-origin"] == "*"
+    assert r.headers["vary"] == "Accept, Prefer, Range"
     assert "Content-Range" in r.headers["access-control-expose-headers"]
