@@ -399,7 +399,10 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
         values = _as_list(cond.value, refuse)
         if not values:
             return false()
-        return column.in_([_bind(v, sql_type) for v in values])
+        if is_list:
+            return column.in_([_bind(v, sql_type) for v in values])
+        # One array parameter however long the list: PostgreSQL's protocol takes at most 32767 parameters.
+        return _compare(column, "=", Condition(cond.field, "eq", values, quantifier="any"), sql_type, refuse)
     if op in LIST_OPERATORS:
         if not is_list:
             raise refuse("applies to list fields only")

@@ -18,6 +18,7 @@ Locking, so that the rules hold under concurrency (READ COMMITTED):
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -81,7 +82,7 @@ class WriteService:
         for row in rows:
             row.setdefault("id", str(uuid.uuid4()))
         ids = [r["id"] for r in rows]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
         if repeated:
             raise Conflict(f"the same {ent.name} id appears more than once in one request: {', '.join(repeated)}",
                            reason=ConflictReason.DUPLICATE, entity=ent.name, ids=repeated)

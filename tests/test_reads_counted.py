@@ -44,3 +44,14 @@ async def test_in_timezone_renders_timestamps_there(reader: Reader) -> None:
     assert json.loads(streamed[0])["created_at"] == "2026-03-05T09:15:00-06:00"
     # the setting does not outlive the read: the pool's connections stay in UTC
     assert json.loads(await reader.json_array(plan))[0]["created_at"] == "2026-03-05T15:15:00+00:00"
+
+
+async def test_in_takes_more_values_than_the_protocol_takes_parameters(reader: Reader) -> None:
+    # PostgreSQL's protocol takes at most 32767 parameters: `in` binds its list as one array.
+    async with reader.engine.begin() as conn:
+        await conn.execute(text("INSERT INTO actors (id, actor_type, name) VALUES ('p-7', 'person', 'P')"))
+    ids = [f"p-{i}" for i in range(40_000)]
+    rows = json.loads(await reader.json_array(ReadPlan("actor", where=Condition("id", "in", ids))))
+    assert [r["id"] for r in rows] == ["p-7"]
+    dates = ReadPlan("team_checkin", where=Condition("date", "in", ["2026-01-01", "2026-01-02"]))
+    assert json.loads(await reader.json_array(dates)) == []
