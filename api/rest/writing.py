@@ -85,8 +85,8 @@ async def _update(api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media
     changes = _documents(api, ent, body)[0]
     where = await _limited(api, ent, reader)
     returned = _Returned(api, plan, media, check_affected=True)
-    result = await writer.update(ent.name, where, changes, returning=returned)
-    rows = len(result.rows)
+    # PostgREST updates nothing for an empty object, and answers as for no matching row.
+    rows = len((await writer.update(ent.name, where, changes, returning=returned)).rows) if changes else 0
     returned.check(rows)
     headers = {"Content-Range": content_range(0, rows - 1, rows if _counting(api) else None)}
     status = 200 if api.prefs.representation == "representation" else 204

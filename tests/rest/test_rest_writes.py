@@ -125,6 +125,9 @@ async def test_patch(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
     assert r.headers["content-range"] == "0-0/1"
     r = await http.patch("/actors?id=eq.nobody", json={"role": "x"}, headers=JSON)
     assert (r.status_code, r.headers["content-range"]) == (204, "*/*")
+    # an empty object updates nothing, as PostgREST answers it
+    r = await http.patch("/actors?id=eq.p-1", json={}, headers=prefer("return=representation"))
+    assert (r.status_code, r.json(), r.headers["content-range"]) == (200, [], "*/*")
     # limit with order picks the rows
     r = await http.patch("/actors?order=id.desc&limit=2", json={"role": "Last two"},
                          headers=prefer("return=representation"))
