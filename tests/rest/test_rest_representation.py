@@ -127,7 +127,8 @@ async def test_csv(world: dict[str, Any], http: httpx.AsyncClient) -> None:
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [row["id"] for row in rows] == ["u-1", "u-2", "u-3"]
     assert rows[2]["progress_percent"] == ""
-    r = await http.get("/goal_stories?select=id,team_ids,children(id)&order=id&children.order=id", headers={"Accept": "text/csv"})
+    r = await http.get("/goal_stories?select=id,team_ids,children(id)&order=id&children.order=id",
+                       headers={"Accept": "text/csv"})
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [(row["team_ids"], row["children"]) for row in rows] == [
         ("{t-1}", '[{"id": "g-2"}, {"id": "g-3"}]'), ("{t-2}", "[]"), ("{}", "[]")]
