@@ -182,3 +182,13 @@ async def test_unavailable_database_is_503() -> None:
     assert r.status_code == 503
     assert r.json()["code"] == "PGRST001"
     assert set(r.json()) == {"code", "message", "details", "hint"}
+
+
+async def test_constraint_errors_read_as_postgresql_words_them(world: dict[str, Any], http: httpx.AsyncClient) -> None:
+    r = await http.post("/actors", json={"id": "p-9", "actor_type": "person"}, headers=JSON)
+    assert r.json() == {"code": "23502", "hint": None, "details": "name is required (row 0)",
+                        "message": 'null value in column "name" of relation "actors" violates not-null constraint'}
+    r = await http.patch("/goal_story_updates?id=eq.u-1", json={"progress_percent": 101}, headers=JSON)
+    assert r.json()["message"] == ('new row for relation "goal_story_updates" violates check constraint '
+                                   '"goal_story_updates_progress_percent_check"')
+    assert "between 0 and 100" in r.json()["details"]
