@@ -14,7 +14,8 @@ from ..plan import And, Column, Condition, Embed, Filter, Not, Or, OrderTerm, Re
 from ..query import CASTS
 from . import errors
 from .errors import RestError
-from .querystring import (
+from .grammar import parse_array_literal
+from .syntax import (
     EmbedPath,
     FieldRef,
     FilterExpr,
@@ -25,7 +26,6 @@ from .querystring import (
     SelectField,
     SelectItem,
     SelectRelation,
-    parse_array_literal,
 )
 
 PG_TYPES = {

@@ -11,7 +11,8 @@ from starlette.requests import Request
 from ..entities import BY_RESOURCE, Entity
 from . import errors
 from .headers import MediaType, Preferences, parse_accept, parse_prefer, parse_range
-from .querystring import QueryString, parse
+from .querystring import parse
+from .syntax import QueryString
 
 Action = Literal["read", "create", "update", "upsert", "delete", "info", "schema", "schema_info"]
 
