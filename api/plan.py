@@ -80,6 +80,8 @@ class OrderTerm:
     nulls_first: bool | None = None
     path: tuple[str, ...] = ()
     path_as_text: bool = True
+    # Order by `field` of the row a to-one relation points at (PostgREST's order=actor(name)).
+    relation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class Column:
     path: tuple[str, ...] = ()
     path_as_text: bool = False
     cast: str | None = None
+    # Take the field from the row a to-one relation points at (PostgREST's spread ...actor(name)).
+    relation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ class Embed:
     plan: ReadPlan
     # Keep only parent rows that have at least one related row (PostgREST's !inner).
     inner: bool = False
+    # Keep only parent rows that have no related row (PostgREST's rel=is.null).
+    empty: bool = False
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_order_by, array as pg_array
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
-from sqlalchemy.sql.elements import ClauseElement
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from .entities import Entity, Field, Kind, Relation, RelationKind, entity as entity_named
@@ -185,7 +184,11 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None,
           parent: FromClause | None = None) -> Select:
     """The rows of one level: the table's columns, filtered, ordered, paged, linked to the parent row."""
     ent = entity_named(plan.entity)
-    table = TABLES[ent.name]
+    table: FromClause = TABLES[ent.name]
+    if parent is table:
+        # A relation of a table to itself (parent, children) read against the table itself, as
+        # the EXISTS of !inner does: the related rows need their own name.
+        table = table.alias(f"t{depth}")
     order = _order(ent, table, plan.order)
     if relation is not None and relation.kind is RelationKind.LIST_TO_MANY:
         assert parent is not None
@@ -213,10 +216,11 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None,
 def _where(plan: ReadPlan, ent: Entity, table: FromClause, depth: int) -> ColumnElement | None:
     clauses = [] if plan.where is None else [_filter(ent, table, plan.where)]
     for embed in plan.embeds:
-        if embed.inner:
+        if embed.inner or embed.empty:
             relation = _relation(ent, embed.relation)
             inner = _rows(embed.plan, depth + 1, relation, table).limit(None).offset(None).order_by(None)
-            clauses.append(exists(inner.with_only_columns(literal(1)).scalar_subquery()))
+            related = exists(inner.with_only_columns(literal(1)).scalar_subquery())
+            clauses.append(related if embed.inner else not_(related))
     return and_(*clauses) if clauses else None
 
 
@@ -307,6 +311,8 @@ def _field_value(f: Field, source: FromClause) -> ColumnElement:
 
 
 def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement:
+    if column.relation is not None:
+        return _related_value(ent, source, column)
     f = _field(ent, column.field)
     value = _path_value(f, source, column.path, column.path_as_text) if column.path else _field_value(f, source)
     if column.cast is None:
@@ -316,6 +322,19 @@ def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElem
         raise InvalidInput(f"cannot cast to {column.cast!r}; known types: {', '.join(sorted(CASTS))}",
                            field=column.field, reason=InvalidReason.RULE, entity=ent.name)
     return cast(value, target)
+
+
+def _related_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement:
+    """A field of the row a to-one relation points at, as a scalar subquery (null when there is none)."""
+    relation = _relation(ent, column.relation or "")
+    if relation.kind is not RelationKind.TO_ONE:
+        raise InvalidInput(f"only fields of a to-one relation can be columns of {ent.resource}, not {relation.name}",
+                           field=relation.name, reason=InvalidReason.RULE, entity=ent.name)
+    other = entity_named(relation.target)
+    related = TABLES[other.name].alias(f"r_{relation.name}")
+    value = _column_value(other, related, Column(column.key, column.field, column.path, column.path_as_text,
+                                                  column.cast))
+    return select(value).where(related.c.id == source.c[relation.via]).scalar_subquery()
 
 
 def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bool) -> ColumnElement:
@@ -400,7 +419,10 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
         values = _as_list(cond.value, refuse)
         if not values:
             return false()
-        return column.in_([_bind(v, sql_type) for v in values])
+        if is_list:
+            return column.in_([_bind(v, sql_type) for v in values])
+        # One array parameter however long the list: PostgreSQL's protocol takes at most 32767 parameters.
+        return _compare(column, "=", Condition(cond.field, "eq", values, quantifier="any"), sql_type, refuse)
     if op in LIST_OPERATORS:
         if not is_list:
             raise refuse("applies to list fields only")
@@ -414,7 +436,8 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
                           "phfts": func.phraseto_tsquery, "wfts": func.websearch_to_tsquery}[op]
         if cond.language:
             config = cast(literal(cond.language, Text), REGCONFIG)
-            return func.to_tsvector(config, document).op("@@", is_comparison=True)(query_function(config, _text(cond.value, refuse)))
+            matches = func.to_tsvector(config, document).op("@@", is_comparison=True)
+            return matches(query_function(config, _text(cond.value, refuse)))
         return func.to_tsvector(document).op("@@", is_comparison=True)(query_function(_text(cond.value, refuse)))
     if op in PATTERNS:
         if not is_text:
@@ -474,11 +497,22 @@ def _bind(value: Any, sql_type: TypeEngine) -> ColumnElement:
 def _order(ent: Entity, source: FromClause, terms: tuple[OrderTerm, ...]) -> list[ColumnElement]:
     clauses: list[ColumnElement] = []
     for term in terms:
-        f = _field(ent, term.field)
-        if term.path:
-            targets = [_path_value(f, source, term.path, term.path_as_text)]
+        if term.relation is not None:
+            relation = _relation(ent, term.relation)
+            if relation.kind is not RelationKind.TO_ONE:
+                raise InvalidInput(f"{ent.resource} can be ordered only by a to-one relation, not {relation.name}",
+                                   field=relation.name, reason=InvalidReason.RULE, entity=ent.name)
+            other = entity_named(relation.target)
+            related = TABLES[other.name].alias(f"o{len(clauses)}")
+            f = _field(other, term.field)
+            value = _path_value(f, related, term.path, term.path_as_text) if term.path else related.c[f.columns[0]]
+            targets = [select(value).where(related.c.id == source.c[relation.via]).scalar_subquery()]
         else:
-            targets = [source.c[c] for c in f.columns]
+            f = _field(ent, term.field)
+            if term.path:
+                targets = [_path_value(f, source, term.path, term.path_as_text)]
+            else:
+                targets = [source.c[c] for c in f.columns]
         for target in targets:
             clause = target.desc() if term.descending else target.asc()
             if term.nulls_first is True:

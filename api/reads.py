@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .database import connection
@@ -16,30 +17,41 @@ STREAM_BATCH = 500
 
 
 class Reader:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, timezone: str | None = None) -> None:
         self.engine = engine
+        # Timestamps are rendered in this PostgreSQL TimeZone (UTC, the session default, when None).
+        self.timezone = timezone
+
+    def in_timezone(self, timezone: str | None) -> Reader:
+        """This reader, rendering timestamps in `timezone` (a name or an offset PostgreSQL accepts)."""
+        return self if timezone is None else Reader(self.engine, timezone=timezone)
 
     async def json_array(self, plan: ReadPlan) -> str:
         """The rows the plan selects, as the text of one JSON array built by PostgreSQL."""
         async with connection(self.engine) as conn:
+            await set_timezone(conn, self.timezone)
             return await json_array(conn, plan)
 
     async def count(self, plan: ReadPlan) -> int:
         async with connection(self.engine) as conn:
+            await set_timezone(conn, self.timezone)
             return await count(conn, plan)
 
     async def page(self, plan: ReadPlan, *, with_count: bool) -> tuple[str, int | None]:
         """Rows and (when asked) the total, read in one snapshot."""
         async with connection(self.engine) as conn:
             if not with_count:
+                await set_timezone(conn, self.timezone)
                 return await json_array(conn, plan), None
             async with conn.begin():
                 await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                await set_timezone(conn, self.timezone)
                 return await json_array(conn, plan), await count(conn, plan)
 
     async def planned_count(self, plan: ReadPlan) -> int:
         """PostgreSQL's planner estimate of the rows matching the plan's filter (no scan of the rows)."""
         async with connection(self.engine) as conn:
+            await set_timezone(conn, self.timezone)
             return await planned_count(conn, plan)
 
     async def stream_counted(self, plan: ReadPlan) -> AsyncGenerator[int | str, None]:
@@ -51,6 +63,7 @@ class Reader:
         async with connection(self.engine) as conn:
             async with conn.begin():
                 await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                await set_timezone(conn, self.timezone)
                 yield await count(conn, plan)
                 result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
                 async for row in result:
@@ -60,6 +73,7 @@ class Reader:
         """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
         async with connection(self.engine) as conn:
             async with conn.begin():
+                await set_timezone(conn, self.timezone)
                 async for row in stream(conn, plan):
                     yield row
 
@@ -71,6 +85,12 @@ class Reader:
             async with conn.begin():
                 await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 yield conn
+
+
+async def set_timezone(conn: AsyncConnection, timezone: str | None) -> None:
+    """Render timestamps in `timezone` until the end of the connection's current transaction."""
+    if timezone is not None:
+        await conn.execute(select(func.set_config("TimeZone", timezone, True)))
 
 
 async def json_array(conn: AsyncConnection, plan: ReadPlan) -> str:

@@ -96,7 +96,7 @@ class WriteService:
         for row in rows:
             row.setdefault("id", str(uuid.uuid4()))
         ids = [r["id"] for r in rows]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
         if repeated:
             raise Conflict(f"the same {ent.name} id appears more than once in one request: {', '.join(repeated)}",
                            reason=ConflictReason.DUPLICATE, entity=ent.name, ids=repeated)

@@ -35,6 +35,9 @@ async def endpoint(request: Request) -> Response:
     if origin is not None and request.method == "OPTIONS" and "access-control-request-method" in request.headers:
         return _preflight(request)
     response = await _answer(request)
+    if "proxy-status" not in response.headers:
+        # PostgREST's hint to caches: the answer depends on these request headers too.
+        response.headers["Vary"] = "Accept, Prefer, Range"
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED

@@ -76,7 +76,8 @@ def unacceptable_media(accepted: list[str]) -> RestError:
 
 
 def unacceptable_schema(name: str) -> RestError:
-    return RestError(406, "PGRST106", f"Invalid schema: {name}", hint=f"Only the following schemas are exposed: {SCHEMA}")
+    return RestError(406, "PGRST106", f"Invalid schema: {name}",
+                     hint=f"Only the following schemas are exposed: {SCHEMA}")
 
 
 def not_embedded(resource: str) -> RestError:
@@ -231,9 +232,19 @@ def _invalid(error: InvalidInput) -> RestError:
     details = f"field: {error.field}" if error.field else None
     if error.index is not None:
         details = f"{details + ', ' if details else ''}row: {error.index}"
+    # Constraint violations read as PostgreSQL words them; the details say what exactly was wrong.
+    where = f" (row {error.index})" if error.index is not None else ""
+    table = _table(error.entity) if error.entity else None
+    column = (error.field or "").split(".")[0]
     match error.reason:
+        case InvalidReason.REQUIRED if table and column:
+            return RestError(400, "23502", f'null value in column "{column}" of relation "{table}" violates '
+                             "not-null constraint", error.message + where)
         case InvalidReason.REQUIRED:
             return RestError(400, "23502", error.message, details)
+        case InvalidReason.RULE if table and column:
+            return RestError(400, "23514", f'new row for relation "{table}" violates check constraint '
+                             f'"{table}_{column}_check"', error.message + where)
         case InvalidReason.RULE:
             return RestError(400, "23514", error.message, details)
         case InvalidReason.UNKNOWN_FIELD:

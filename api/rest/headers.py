@@ -45,6 +45,7 @@ class Preferences:
             f"return={self.representation}" if representation and self.representation else None,
             f"count={self.count}" if self.count else None,
             f"handling={self.handling}" if self.handling else None,
+            f"timezone={self.timezone}" if self.timezone else None,
             f"max-affected={self.max_affected}"
             if max_affected and self.strict and self.max_affected is not None else None,
         ]

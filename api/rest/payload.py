@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from ..entities import Entity, Kind
 from . import errors
-from .querystring import parse_array_literal
+from .grammar import parse_array_literal
 
 
 def parse_payload(raw: bytes, content_type: str | None, ent: Entity) -> Any:

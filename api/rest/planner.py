@@ -14,7 +14,8 @@ from ..plan import And, Column, Condition, Embed, Filter, Not, Or, OrderTerm, Re
 from ..query import CASTS
 from . import errors
 from .errors import RestError
-from .querystring import (
+from .grammar import parse_array_literal
+from .syntax import (
     EmbedPath,
     FieldRef,
     FilterExpr,
@@ -25,7 +26,6 @@ from .querystring import (
     SelectField,
     SelectItem,
     SelectRelation,
-    parse_array_literal,
 )
 
 PG_TYPES = {
@@ -69,7 +69,9 @@ def _level(ent: Entity, qs: QueryString, items: tuple[SelectItem, ...], path: Em
     columns: list[Column] = []
     embeds: list[Embed] = []
     for item in items:
-        if isinstance(item, SelectRelation):
+        if isinstance(item, SelectRelation) and item.spread:
+            columns += _spread(ent, item)
+        elif isinstance(item, SelectRelation):
             embeds.append(_embed(ent, qs, item, path, used, strip_nulls))
         elif item.field.name == "*" and item.aggregate is None:
             star = True
@@ -104,10 +106,28 @@ def _level(ent: Entity, qs: QueryString, items: tuple[SelectItem, ...], path: Em
                     columns=chosen, embeds=tuple(keys.values()), strip_nulls=strip_nulls)
 
 
+def _spread(ent: Entity, item: SelectRelation) -> list[Column]:
+    """`...rel(a,b)`: the fields of a to-one related row, as columns of this one."""
+    relation = resolve_relation(ent, item.name, item.hint)
+    if relation.many:
+        raise errors.not_implemented("Spreading a to-many relationship is not supported by this server; "
+                                     "embed it instead")
+    target = entity_named(relation.target)
+    columns: list[Column] = []
+    for child in item.children:
+        if isinstance(child, SelectRelation):
+            raise errors.not_implemented("Embedding inside a spread relationship is not supported by this server")
+        if child.field.name == "*" and child.aggregate is None:
+            columns += [Column(f.name, f.name, relation=relation.name) for f in target.fields if not f.internal]
+        else:
+            column = _column(target, child)
+            columns.append(Column(column.key, column.field, column.path, column.path_as_text, column.cast,
+                                  relation=relation.name))
+    return columns
+
+
 def _embed(ent: Entity, qs: QueryString, item: SelectRelation, path: EmbedPath, used: set[EmbedPath],
            strip_nulls: bool) -> Embed:
-    if item.spread:
-        raise errors.not_implemented("Spread embedding ('...') is not supported by this server")
     relation = resolve_relation(ent, item.name, item.hint)
     key = item.alias or item.name
     target = entity_named(relation.target)
@@ -116,12 +136,10 @@ def _embed(ent: Entity, qs: QueryString, item: SelectRelation, path: EmbedPath, 
 
 
 def _null_filter(embed: Embed, expr: OpExpr) -> Embed:
-    """`rel=not.is.null` keeps the rows that have related rows, as `!inner` does."""
-    if expr.op == "is" and expr.value == "null" and expr.negated:
-        return Embed(embed.key, embed.relation, embed.plan, inner=True)
-    if expr.op == "is" and expr.value == "null":
-        raise errors.not_implemented("Filtering for rows without related rows (is.null on an embedded "
-                                     "resource) is not supported by this server")
+    """`rel=not.is.null` keeps the rows that have related rows (as `!inner` does), `rel=is.null` those without."""
+    if expr.op == "is" and expr.value in ("null", "not_null"):
+        related = (expr.value == "null") == expr.negated
+        return Embed(embed.key, embed.relation, embed.plan, inner=related, empty=not related)
     raise errors.unacceptable_filter(embed.key)
 
 
@@ -183,16 +201,19 @@ def _path(ref: FieldRef) -> tuple[tuple[str, ...], bool]:
 
 
 def _order(ent: Entity, item: OrderItem) -> OrderTerm:
+    relation_name = None
+    owner = ent
     if item.relation is not None:
         relation = resolve_relation(ent, item.relation, None)
         if relation.many:
             raise errors.related_order_not_to_one(ent.resource, item.relation)
-        raise errors.not_implemented("Ordering by a column of an embedded resource is not supported by this server")
-    f = field_of(ent, item.field.name)
+        relation_name = relation.name
+        owner = entity_named(relation.target)
+    f = field_of(owner, item.field.name)
     keys, as_text = _path(item.field)
     nulls = None if item.nulls is None else item.nulls == "first"
     return OrderTerm(field=f.name, descending=bool(item.descending), nulls_first=nulls, path=keys,
-                     path_as_text=as_text if keys else True)
+                     path_as_text=as_text if keys else True, relation=relation_name)
 
 
 # ---------------------------------------------------------------- filters

@@ -27,6 +27,7 @@ STREAM_AFTER = 1000
 async def read(api: ApiRequest, reader: Reader) -> Response:
     assert api.entity is not None
     ent = api.entity
+    reader = reader.in_timezone(api.prefs.timezone)
     media = negotiate(api.accepts, ("json", "object", "csv"))
     plan = read_plan(ent, api.qs, limit=api.limit, offset=api.offset, strip_nulls=media.strip_nulls)
     count = api.prefs.count
@@ -89,5 +90,5 @@ async def _stream(api: ApiRequest, reader: Reader, plan: ReadPlan, media: MediaT
         await rows.aclose()
         return error_response(errors.out_of_bounds(api.offset, total or 0), headers)
     assert api.entity is not None
-    body = csv_stream(rows, csv_header(api.entity, plan)) if media.kind == "csv" else json_stream(rows)
+    body = csv_stream(rows, csv_header(api.entity, plan), plan) if media.kind == "csv" else json_stream(rows)
     return streaming(body, status, headers, media)

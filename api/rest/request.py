@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 
 from ..entities import BY_RESOURCE, Entity
 from . import errors
 from .headers import MediaType, Preferences, parse_accept, parse_prefer, parse_range
-from .querystring import QueryString, parse
+from .querystring import parse
+from .syntax import QueryString
 
 Action = Literal["read", "create", "update", "upsert", "delete", "info", "schema", "schema_info"]
 
@@ -58,8 +60,7 @@ def api_request(request: Request) -> ApiRequest:
     if profile is not None and profile != errors.SCHEMA:
         raise errors.unacceptable_schema(profile)
     prefs = parse_prefer(request.headers.getlist("prefer"))
-    items = [(k, v) for k, v in request.query_params.multi_items()]
-    qs = parse(items) if entity is not None else parse([])
+    qs = parse(query_items(request.scope.get("query_string", b""))) if entity is not None else parse([])
     if prefs.invalid and prefs.strict and action not in ("info", "schema_info"):
         raise errors.invalid_preferences(prefs.invalid)
     api = ApiRequest(method=method, action=action, entity=entity, qs=qs, prefs=prefs,
@@ -67,6 +68,13 @@ def api_request(request: Request) -> ApiRequest:
     if entity is not None and action != "info":
         api.offset, api.limit = _top_range(method, qs, request.headers.get("range"))
     return api
+
+
+def query_items(raw: bytes) -> list[tuple[str, str]]:
+    """The query string's pairs in order; a key without `=` is left out, as PostgREST leaves it out."""
+    text = raw.decode("latin-1")
+    return [(unquote_plus(k, errors="replace"), unquote_plus(v, errors="replace"))
+            for k, sep, v in (part.partition("=") for part in text.split("&")) if sep]
 
 
 def _top_range(method: str, qs: QueryString, range_header: str | None) -> tuple[int, int | None]:

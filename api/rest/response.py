@@ -58,7 +58,7 @@ def render(array_text: str, media: MediaType, ent: Entity, plan: ReadPlan) -> by
     if media.kind == "object":
         return single_object(array_text)
     if media.kind == "csv":
-        return csv_text(json.loads(array_text), csv_header(ent, plan)).encode()
+        return csv_text(json.loads(array_text), csv_header(ent, plan), embeds=_embed_keys(plan)).encode()
     return array_text.encode()
 
 
@@ -67,20 +67,27 @@ def csv_header(ent: Entity, plan: ReadPlan) -> list[str]:
     return names + [e.key for e in plan.embeds] + [c.key for c in plan.counts]
 
 
-def csv_text(rows: Iterable[dict[str, Any]], header: list[str], *, with_header: bool = True) -> str:
+def _embed_keys(plan: ReadPlan) -> frozenset[str]:
+    return frozenset(e.key for e in plan.embeds)
+
+
+def csv_text(rows: Iterable[dict[str, Any]], header: list[str], *, with_header: bool = True,
+             embeds: frozenset[str] = frozenset()) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if with_header:
         writer.writerow(header)
     for row in rows:
-        writer.writerow([_csv_value(row.get(name)) for name in header])
+        writer.writerow([_csv_value(row.get(name), embedded=name in embeds) for name in header])
     return out.getvalue()
 
 
-def _csv_value(value: Any) -> str:
-    # As PostgreSQL prints values: NULL empty, arrays as {a,b}, objects as JSON.
+def _csv_value(value: Any, *, embedded: bool = False) -> str:
+    # As PostgreSQL prints values: NULL empty, arrays as {a,b}, objects (and embedded rows) as JSON.
     if value is None:
         return ""
+    if embedded:
+        return json.dumps(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list) and all(isinstance(v, str) or v is None for v in value):
@@ -108,16 +115,16 @@ async def json_stream(rows: AsyncIterator[int | str]) -> AsyncIterator[bytes]:
     yield b"]"
 
 
-async def csv_stream(rows: AsyncIterator[int | str], header: list[str]) -> AsyncIterator[bytes]:
+async def csv_stream(rows: AsyncIterator[int | str], header: list[str], plan: ReadPlan) -> AsyncIterator[bytes]:
     yield csv_text([], header).encode()
     batch: list[dict[str, Any]] = []
     async for row in rows:
         batch.append(json.loads(str(row)))
         if len(batch) >= 500:
-            yield csv_text(batch, header, with_header=False).encode()
+            yield csv_text(batch, header, with_header=False, embeds=_embed_keys(plan)).encode()
             batch = []
     if batch:
-        yield csv_text(batch, header, with_header=False).encode()
+        yield csv_text(batch, header, with_header=False, embeds=_embed_keys(plan)).encode()
 
 
 def streaming(body: AsyncIterator[bytes], status: int, headers: dict[str, str], media: MediaType) -> Response:

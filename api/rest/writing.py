@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from ..entities import Entity
 from ..plan import Column, Condition, ReadPlan, all_of
-from ..reads import Reader, json_array, only_ids
+from ..reads import Reader, json_array, only_ids, set_timezone
 from ..writes import OnConflict, WriteService
 from . import errors
 from .headers import MediaType, negotiate
@@ -85,8 +85,8 @@ async def _update(api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media
     changes = _documents(api, ent, body)[0]
     where = await _limited(api, ent, reader)
     returned = _Returned(api, plan, media, check_affected=True)
-    result = await writer.update(ent.name, where, changes, returning=returned)
-    rows = len(result.rows)
+    # PostgREST updates nothing for an empty object, and answers as for no matching row.
+    rows = len((await writer.update(ent.name, where, changes, returning=returned)).rows) if changes else 0
     returned.check(rows)
     headers = {"Content-Range": content_range(0, rows - 1, rows if _counting(api) else None)}
     status = 200 if api.prefs.representation == "representation" else 204
@@ -154,6 +154,7 @@ class _Returned:
     async def __call__(self, conn: Any, ids: list[str]) -> str | None:
         self.check(len(ids))
         if self.api.prefs.representation == "representation":
+            await set_timezone(conn, self.api.prefs.timezone)
             self.text = await json_array(conn, only_ids(self.plan, ids))
         return self.text
 

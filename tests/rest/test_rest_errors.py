@@ -32,7 +32,7 @@ READ_ERRORS = [
     ("GET", "/goal_story_updates?select=progress_percent.sum()", 400, "PGRST123"),
     ("GET", "/actors/p-1", 404, "PGRST125"),
     ("GET", "/actors/", 404, "PGRST125"),
-    ("GET", "/team_checkins?select=id,...actors(name)", 400, "PGRST127"),
+    ("GET", "/teams?select=id,...team_checkins(date)", 400, "PGRST127"),
     ("GET", "/actors?select=id,projects(id)", 400, "PGRST200"),
     ("GET", "/actors?select=id,teams!nohint(id)", 400, "PGRST200"),
     ("GET", "/goal_stories?select=id,goal_stories(id)", 300, "PGRST201"),
@@ -182,3 +182,13 @@ async def test_unavailable_database_is_503() -> None:
     assert r.status_code == 503
     assert r.json()["code"] == "PGRST001"
     assert set(r.json()) == {"code", "message", "details", "hint"}
+
+
+async def test_constraint_errors_read_as_postgresql_words_them(world: dict[str, Any], http: httpx.AsyncClient) -> None:
+    r = await http.post("/actors", json={"id": "p-9", "actor_type": "person"}, headers=JSON)
+    assert r.json() == {"code": "23502", "hint": None, "details": "name is required (row 0)",
+                        "message": 'null value in column "name" of relation "actors" violates not-null constraint'}
+    r = await http.patch("/goal_story_updates?id=eq.u-1", json={"progress_percent": 101}, headers=JSON)
+    assert r.json()["message"] == ('new row for relation "goal_story_updates" violates check constraint '
+                                   '"goal_story_updates_progress_percent_check"')
+    assert "between 0 and 100" in r.json()["details"]

@@ -114,3 +114,32 @@ async def test_inner_join_and_null_filters_on_embeds(world: dict[str, Any], http
     assert [s["id"] for s in (await http.get(url)).json()] == ["g-1", "g-2"]
     url = "/team_checkins?select=id,actor:actors!inner(name)&actor.actor_type=eq.agent"
     assert (await http.get(url)).json() == [{"id": "c-2", "actor": {"name": "Research Bot"}}]
+
+
+async def test_rows_without_related_rows(world: dict[str, Any], http: httpx.AsyncClient) -> None:
+    url = "/goal_stories?select=id,goal_story_updates(id)&goal_story_updates=is.null"
+    assert (await http.get(url)).json() == [{"id": "g-3", "goal_story_updates": []}]
+    url = ("/goal_stories?select=id,goal_story_updates(id)&goal_story_updates.status=eq.at_risk"
+           "&goal_story_updates=is.null&order=id")
+    assert [s["id"] for s in (await http.get(url)).json()] == ["g-2", "g-3"]
+    url = "/goal_stories?select=id,parent(id)&parent=is.null"
+    assert (await http.get(url)).json() == [{"id": "g-1", "parent": None}]
+    # relations of goal stories to goal stories filter against their own rows, not the parent's
+    url = "/goal_stories?select=id,children!inner(id)&children.order=id"
+    assert (await http.get(url)).json() == [{"id": "g-1", "children": [{"id": "g-2"}, {"id": "g-3"}]}]
+    url = "/goal_stories?select=id,children(id)&children=is.null&order=id"
+    assert [s["id"] for s in (await http.get(url)).json()] == ["g-2", "g-3"]
+
+
+async def test_order_by_a_to_one_related_field(world: dict[str, Any], http: httpx.AsyncClient) -> None:
+    url = "/team_checkins?select=id,actor:actors(name)&order=actor(name).desc"
+    assert [c["actor"]["name"] for c in (await http.get(url)).json()] == ["Research Bot", "Quinn Reed",
+                                                                           "Ada Lovelace"]
+    url = "/team_checkins?select=id&order=actors(name)"
+    assert [c["id"] for c in (await http.get(url)).json()] == ["c-3", "c-1", "c-2"]
+    url = "/goal_stories?select=id&order=parent(title).nullsfirst,id.desc"
+    assert [s["id"] for s in (await http.get(url)).json()] == ["g-1", "g-3", "g-2"]
+    url = "/goal_stories?select=id,children(id)&children.order=parent(title),id.desc&id=eq.g-1"
+    assert (await http.get(url)).json() == [{"id": "g-1", "children": [{"id": "g-3"}, {"id": "g-2"}]}]
+    url = "/goal_story_updates?select=id&order=goal_story(timeframe->>start).desc,id"
+    assert [u["id"] for u in (await http.get(url)).json()] == ["u-3", "u-1", "u-2"]

@@ -55,5 +55,6 @@ async def test_schemathesis_finds_no_server_error(world: dict[str, Any], server_
     command = [sys.executable, "-m", "schemathesis.cli", "run", f"{server_url}/", "--checks", "not_a_server_error",
                "--max-examples", str(FUZZ_EXAMPLES), "--seed", "2626", "--phases", "examples,coverage,fuzzing",
                "--request-timeout", "30", "--no-color", "--report-dir", str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    # run in a scratch directory: schemathesis and hypothesis keep their caches in the working directory
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

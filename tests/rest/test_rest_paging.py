@@ -75,3 +75,10 @@ async def test_range_header(ten: Any, http: httpx.AsyncClient) -> None:
     assert (await page(http, "/actors", Range="items=0-1"))[1] == "0-9/*"
     r = await http.head("/actors", headers={"Range": "0-1"})
     assert r.headers["content-range"] == "0-9/*"
+
+
+async def test_query_keys_without_a_value_are_ignored(ten: Any, http: httpx.AsyncClient) -> None:
+    assert (await page(http, "/actors?order=id&limit=1&id"))[2] == ["p-00"]
+    assert (await http.get("/actors?id=")).status_code == 400
+    assert (await page(http, "/actors?name=eq.Person+3"))[2] == ["p-03"]
+    assert (await page(http, "/actors?name=eq.Person%203"))[2] == ["p-03"]

@@ -78,6 +78,20 @@ async def test_embedding_through_every_kind_of_reference(world: dict[str, Any], 
     assert r.json() == [{"event_type": "team_checkin", "actor": {"id": "p-1"}}]
 
 
+async def test_spreading_a_to_one_relation(world: dict[str, Any], http: httpx.AsyncClient) -> None:
+    r = await http.get("/team_checkins?select=id,...actors(actor_name:name,role),...team(team:name)&id=eq.c-2")
+    assert r.json() == [{"id": "c-2", "actor_name": "Research Bot", "role": "Compiles market research",
+                         "team": "Product"}]
+    r = await http.get("/goal_stories?select=id,...parent(parent_title:title)&order=id")
+    assert r.json() == [{"id": "g-1", "parent_title": None}, {"id": "g-2", "parent_title": "Improve onboarding"},
+                        {"id": "g-3", "parent_title": "Improve onboarding"}]
+    r = await http.get("/goal_story_updates?select=id,...goal_story(timeframe->>start)&id=eq.u-3")
+    assert r.json() == [{"id": "u-3", "start": "2026-02-01"}]
+    r = await http.get("/coordination_events?select=event_type,...actors(*)&reference_id=eq.c-1")
+    assert r.json() == [{"event_type": "team_checkin", "id": "p-1", "actor_type": "person", "name": "Quinn Reed",
+                         "role": "Product Manager", "timezone": "America/Chicago"}]
+
+
 async def test_single_object_media_type(world: dict[str, Any], http: httpx.AsyncClient) -> None:
     one = {"Accept": "application/vnd.pgrst.object+json"}
     r = await http.get("/actors?id=eq.p-1", headers=one)
@@ -113,6 +127,11 @@ async def test_csv(world: dict[str, Any], http: httpx.AsyncClient) -> None:
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [row["id"] for row in rows] == ["u-1", "u-2", "u-3"]
     assert rows[2]["progress_percent"] == ""
+    r = await http.get("/goal_stories?select=id,team_ids,children(id)&order=id&children.order=id",
+                       headers={"Accept": "text/csv"})
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [(row["team_ids"], row["children"]) for row in rows] == [
+        ("{t-1}", '[{"id": "g-2"}, {"id": "g-3"}]'), ("{t-2}", "[]"), ("{}", "[]")]
 
 
 async def test_media_types_not_produced_are_406(world: dict[str, Any], http: httpx.AsyncClient) -> None:
@@ -154,4 +173,5 @@ async def test_head_options_and_cors(world: dict[str, Any], http: httpx.AsyncCli
     assert "prefer" in r.headers["access-control-allow-headers"].lower()
     r = await http.get("/actors", headers={"Origin": "https://example.org"})
     assert r.headers["access-control-allow-origin"] == "*"
+    assert r.headers["vary"] == "Accept, Prefer, Range"
     assert "Content-Range" in r.headers["access-control-expose-headers"]

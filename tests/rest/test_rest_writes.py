@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -125,6 +123,9 @@ async def test_patch(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
     assert r.headers["content-range"] == "0-0/1"
     r = await http.patch("/actors?id=eq.nobody", json={"role": "x"}, headers=JSON)
     assert (r.status_code, r.headers["content-range"]) == (204, "*/*")
+    # an empty object updates nothing, as PostgREST answers it
+    r = await http.patch("/actors?id=eq.p-1", json={}, headers=prefer("return=representation"))
+    assert (r.status_code, r.json(), r.headers["content-range"]) == (200, [], "*/*")
     # limit with order picks the rows
     r = await http.patch("/actors?order=id.desc&limit=2", json={"role": "Last two"},
                          headers=prefer("return=representation"))
@@ -216,17 +217,38 @@ async def test_handling_strict_and_lenient(clean: AsyncEngine, http: httpx.Async
 async def test_preferences_this_server_does_not_apply_are_not_reported(clean: AsyncEngine,
                                                                        http: httpx.AsyncClient) -> None:
     # tx= is honoured by PostgREST only when its configuration allows it (off by default), so it is ignored;
-    # missing=null is the default; timezone= is accepted but not applied (timestamps are returned in UTC).
+    # missing=null is the default.
     actor = {"id": "p-1", "actor_type": "person", "name": "Quinn"}
     r = await http.post("/actors?columns=id,actor_type,name,role", json=actor,
-                        headers=prefer("tx=rollback, missing=null, timezone=America/Chicago, handling=strict"))
+                        headers=prefer("tx=rollback, missing=null, handling=strict"))
     assert r.status_code == 201
     assert r.headers["preference-applied"] == "missing=null, handling=strict"
     assert (await http.get("/actors")).json() == [actor]
-    r = await http.get("/actors", headers={"Prefer": "count=exact, handling=lenient, timezone=UTC"})
+    r = await http.get("/actors", headers={"Prefer": "count=exact, handling=lenient"})
     assert r.headers["preference-applied"] == "count=exact, handling=lenient"
     r = await http.get("/actors", headers={"Prefer": "return=representation"})
     assert "preference-applied" not in r.headers
+
+
+async def test_timezone_preference(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
+    story = {"id": "g-1", "title": "T", "created_at": "2026-03-05T15:15:00Z"}
+    r = await http.post("/goal_stories", json=story,
+                        headers=prefer("return=representation, timezone=America/Chicago"))
+    assert r.json()[0]["created_at"] == "2026-03-05T09:15:00-06:00"
+    assert r.headers["preference-applied"] == "return=representation, timezone=America/Chicago"
+    # a bare offset is a POSIX time zone, west of Greenwich when positive (PostgREST passes it on as we do)
+    r = await http.get("/goal_stories?select=created_at", headers={"Prefer": "timezone=05:30"})
+    assert r.json() == [{"created_at": "2026-03-05T09:45:00-05:30"}]
+    assert r.headers["preference-applied"] == "timezone=05:30"
+    r = await http.get("/goal_stories?select=created_at")
+    assert r.json() == [{"created_at": "2026-03-05T15:15:00+00:00"}]
+    r = await http.get("/goal_stories", headers={"Prefer": "timezone=Mars/Olympus, handling=lenient"})
+    assert (r.status_code, r.json()["code"]) == (400, "22023")
+    counts = await table_counts(clean)
+    r = await http.post("/goal_stories", json={**story, "id": "g-2"},
+                        headers=prefer("return=representation, timezone=Mars/Olympus"))
+    assert (r.status_code, r.json()["code"]) == (400, "22023")
+    assert await table_counts(clean) == counts
 
 
 async def test_csv_and_form_payloads(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
