@@ -17,6 +17,7 @@ from starlette.routing import Route
 from . import __version__
 from .config import Settings
 from .database import create_engine
+from .mcp import http as mcp_http
 from .migrate import upgrade
 from .reads import Reader
 from .writes import WriteService
@@ -44,14 +45,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.migrate_on_start:
             await upgrade(engine)
         app.state.engine = engine
-        app.state.services = Services(settings=settings, reader=Reader(engine), writer=WriteService(engine))
+        services = Services(settings=settings, reader=Reader(engine), writer=WriteService(engine))
+        app.state.services = services
         try:
-            yield
+            async with mcp_http.serving(services.reader, services.writer, host=settings.host) as app.state.mcp:
+                yield
         finally:
             await engine.dispose()
 
     # Front ends add their routes here; REST comes last, since it answers every other path.
-    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
+    routes = [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route(mcp_http.PATH, mcp_http.Endpoint()),
+    ]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

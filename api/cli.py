@@ -1,4 +1,4 @@
-"""The `coco` command: serve, migrate, version."""
+"""The `coco` command: serve, mcp, migrate, version."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1, or COCO_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default 2626, or COCO_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU count up to 4, or COCO_WORKERS)")
+    commands.add_parser(
+        "mcp", help="serve the MCP tools over stdio for an assistant that launches this command (uses "
+                    "DATABASE_URL, or the embedded PostgreSQL)")
     commands.add_parser("migrate", help="apply the database migrations and exit")
     commands.add_parser("version", help="print the version")
 
@@ -37,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return _with_database(settings, _migrate)
+    if args.command == "mcp":
+        from .mcp import stdio
+
+        # stdout is the protocol channel: logging goes to stderr (basicConfig's default stream).
+        return _with_database(settings, stdio.run)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v}
     return _with_database(dataclasses.replace(settings, **overrides), _serve)
 
@@ -49,6 +57,8 @@ def _with_database(settings: Settings, run: Callable[[Settings], int]) -> int:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = EmbeddedPostgres(settings.pgdata)
+    # Another process (a `coco serve`, an assistant's `coco mcp`) may already run it; leave that one running.
+    started_here = not server.running
     log.info("starting the embedded PostgreSQL in %s", settings.pgdata)
     url = server.start()
     # Worker processes read the URL from the environment they inherit.
@@ -56,8 +66,9 @@ def _with_database(settings: Settings, run: Callable[[Settings], int]) -> int:
     try:
         return run(dataclasses.replace(settings, database_url=url))
     finally:
-        log.info("stopping the embedded PostgreSQL")
-        server.stop()
+        if started_here:
+            log.info("stopping the embedded PostgreSQL")
+            server.stop()
 
 
 def _migrate(settings: Settings) -> int:
