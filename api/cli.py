@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .mcp import stdio
 
         # stdout is the protocol channel: logging goes to stderr (basicConfig's default stream).
-        return _with_database(settings, stdio.run)
+        return stdio.main(lambda run: _with_database(settings, run))
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v}
     return _with_database(dataclasses.replace(settings, **overrides), _serve)
 

@@ -8,7 +8,10 @@ channel.
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+from collections.abc import Callable
 
 import anyio
 
@@ -23,15 +26,28 @@ from .server import create_server
 POOL_SIZE = 2
 
 
-def run(settings: Settings) -> int:
-    # An assistant stops the server it launched with SIGTERM; leave through the finally blocks
-    # (engine disposal, stopping an embedded PostgreSQL this process started).
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        anyio.run(serve, settings)
-    except KeyboardInterrupt:
-        pass
-    return 0
+def main(with_database: Callable[[Callable[[Settings], int]], int]) -> int:
+    """Serve until the assistant closes stdin or stops the process, inside `with_database`'s database."""
+    interrupted = False
+
+    def run(settings: Settings) -> int:
+        nonlocal interrupted
+        # An assistant stops the server it launched with SIGTERM (after closing stdin, if that did
+        # not end it); leave through the finally blocks: the engine, an embedded PostgreSQL we started.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            anyio.run(serve, settings)
+        except KeyboardInterrupt:
+            interrupted = True
+        return 0
+
+    code = with_database(run)
+    if interrupted:
+        # The SDK reads stdin in a worker thread that only end-of-file ends, and the interpreter
+        # would wait for it forever on the way out; everything is cleaned up by now, so leave.
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def _interrupt(signum: int, frame: object) -> None:
