@@ -26,7 +26,7 @@ from .mcp_support import TRANSPORTS, connect, seed, structured, tool_error
 
 pytestmark = pytest.mark.parametrize("transport", TRANSPORTS)
 
-TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
+TODAY = dt.datetime.now(dt.UTC).date().isoformat()
 EXPECTED_TOOLS = {
     "post_team_checkin", "post_goal_story_update", "list_actors", "list_teams", "list_goal_stories",
     "get_goal_story", "get_team_checkins", "get_coordination_events",

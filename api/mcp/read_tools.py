@@ -12,15 +12,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ..entities import EVENT_TYPES, entity as entity_named
+from ..entities import EVENT_TYPES
+from ..entities import entity as entity_named
 from ..errors import NotFound
 from ..plan import Condition, Embed, OrderTerm, ReadPlan, all_of
 from .arguments import Arguments
 from .schemas import Schema, date_schema, field_schema, id_schema, object_schema
 from .tools import Backend, Result, ToolSpec, columns, first, search
 
-ACTOR, TEAM, CHECKIN = entity_named("actor"), entity_named("team"), entity_named("team_checkin")
-GOAL, UPDATE, EVENT = entity_named("goal_story"), entity_named("goal_story_update"), entity_named("coordination_event")
+ACTOR = entity_named("actor")
 
 EVENT_COLUMNS = columns("id", "cursor", "event_type", "actor_id", "reference_id", "occurred_at")
 RECENT_DAYS = 7
@@ -250,6 +250,11 @@ async def find_team(backend: Backend, team_id: str) -> dict[str, Any]:
     return rows[0]
 
 
+def first_day_of_recent(today: dt.date | None = None) -> dt.date:
+    """The first of the last RECENT_DAYS days, today (UTC) included."""
+    return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=RECENT_DAYS - 1)
+
+
 def blockers_of(checkins: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every blocker bullet of the check-ins, with who raised it and when."""
     return [
@@ -261,7 +266,7 @@ def blockers_of(checkins: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def _get_team_checkins(backend: Backend, args: Arguments) -> Result:
     team_id = args.required_id("team_id")
-    since = args.date("since") or dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=RECENT_DAYS)
+    since = args.date("since") or first_day_of_recent()
     until = args.date("until")
     limit = args.integer("limit", 100)
     plan = recent_checkins(team_id, since, until, actor_id=args.identifier("actor_id"),
@@ -283,7 +288,7 @@ GET_TEAM_CHECKINS = ToolSpec(
     ),
     input_schema=object_schema({
         "team_id": id_schema("The team whose check-ins to read.", "team"),
-        "since": date_schema(f"Earliest check-in date to include (default: {RECENT_DAYS} days ago)."),
+        "since": date_schema(f"Earliest check-in date to include (default: {RECENT_DAYS - 1} days before today)."),
         "until": date_schema("Latest check-in date to include (default: no limit)."),
         "actor_id": id_schema("Only this actor's check-ins.", "actor"),
         "only_with_blockers": {"type": "boolean", "default": False,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..entities import ENTITIES, Entity, Field, Kind, entity as entity_named
+from ..entities import ENTITIES, Entity, Field, Kind
+from ..entities import entity as entity_named
 from .schemas import DATE_EXAMPLE, LISTING_TOOLS, TIMESTAMP_EXAMPLE
 
 INTRODUCTION = """\

@@ -17,14 +17,13 @@ from mcp.shared.uri_template import UriTemplate
 
 from ..errors import NotFound
 from ..plan import Condition, Embed, OrderTerm, ReadPlan
-from .read_tools import LATEST_FIRST, LATEST_UPDATE, NAMED, blockers_of
+from .read_tools import LATEST_FIRST, LATEST_UPDATE, NAMED, RECENT_DAYS, blockers_of, first_day_of_recent
 from .reference import field_reference
 from .tools import Backend, columns, first
 
 TREE_URI = "coco://goal-stories/tree"
 REFERENCE_URI = "coco://reference/fields"
 LAST_WEEK = UriTemplate.parse("coco://teams/{team_id}/last-week")
-WEEK_DAYS = 7
 # Teams listed as concrete last-week resources (the template covers every team).
 TEAMS_LISTED = 100
 JSON_TYPE = "application/json"
@@ -44,7 +43,7 @@ STATIC = (
 TEMPLATES = (
     types.ResourceTemplate(
         uri_template=str(LAST_WEEK), name="team-last-week", title="A team's last week", mime_type=JSON_TYPE,
-        description=f"One team's last {WEEK_DAYS} days: members, check-ins (newest first) with every blocker, "
+        description=f"One team's last {RECENT_DAYS} days: members, check-ins (newest first) with every blocker, "
                     "members who have not checked in, and updates on the team's goal stories. Read it before a "
                     "check-in. team_id comes from the list_teams tool.",
     ),
@@ -61,7 +60,7 @@ async def list_resources(backend: Backend) -> list[types.Resource]:
     per_team = [
         types.Resource(uri=LAST_WEEK.expand({"team_id": t["id"]}), name=f"team-last-week-{t['id']}",
                        title=f"{t['name']}: last week", mime_type=JSON_TYPE,
-                       description=f"The last {WEEK_DAYS} days of the team {t['name']}.")
+                       description=f"The last {RECENT_DAYS} days of the team {t['name']}.")
         for t in teams
     ]
     return [*STATIC, *per_team]
@@ -100,8 +99,8 @@ async def goal_story_tree(backend: Backend) -> list[dict[str, Any]]:
 
 
 async def team_last_week(backend: Backend, team_id: str) -> dict[str, Any]:
-    until = dt.datetime.now(dt.timezone.utc).date()
-    since = until - dt.timedelta(days=WEEK_DAYS - 1)
+    until = dt.datetime.now(dt.UTC).date()
+    since = first_day_of_recent(until)
     in_week = Condition("date", "gte", since.isoformat())
     with_actor = (Embed("actor", "actor", ReadPlan("actor", columns=NAMED)),)
     rows = await backend.rows(ReadPlan(

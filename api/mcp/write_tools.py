@@ -9,18 +9,20 @@ plan, so the agent sees exactly the representation other readers see.
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from .. import reads
-from ..entities import Entity, entity as entity_named
+from ..entities import Entity
+from ..entities import entity as entity_named
 from ..plan import Condition, OrderTerm, ReadPlan
 from ..writes import Returning
 from .arguments import Arguments
-from .schemas import document_schema
 from .read_tools import EVENT_COLUMNS
+from .schemas import document_schema
 from .tools import Backend, Result, ToolSpec
+
+if TYPE_CHECKING:  # a type only: this front end builds no SQL
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 BULLETS = "One string per bullet, without a leading dash; an empty list or leaving it out means none."
 
