@@ -48,7 +48,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         services = Services(settings=settings, reader=Reader(engine), writer=WriteService(engine))
         app.state.services = services
         try:
-            async with mcp_http.serving(services.reader, services.writer, host=settings.host) as app.state.mcp:
+            # The MCP endpoint's session manager runs (a task group) for as long as the app does.
+            async with mcp_http.serving(services.reader, services.writer, host=settings.host) as mcp_sessions:
+                app.state.mcp = mcp_sessions
                 yield
         finally:
             await engine.dispose()

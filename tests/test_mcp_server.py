@@ -12,11 +12,13 @@ import httpx
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from api.database import create_engine
 from api.embedded import EmbeddedPostgres
 from api.entities import ENTITIES
 from api.mcp.reference import field_reference
-from api.mcp.server import TOOLS
+from api.mcp.server import TOOLS, create_server
 from api.mcp.write_tools import WRITE_TOOLS
+from api.reads import Reader
 from api.writes import WriteService
 
 from .conftest import table_counts
@@ -123,3 +125,18 @@ def test_write_tool_arguments_are_the_entity_fields() -> None:
         ent = ENTITIES[written[tool.name]]
         assert set(tool.input_schema["properties"]) == {f.name for f in ent.fields} - {"created_at"}
         assert set(tool.input_schema["required"]) == {f.name for f in ent.fields if f.required} - {"id"}
+
+
+async def test_an_unreachable_database_is_a_tool_error_not_a_broken_session(tmp_path: Path) -> None:
+    engine = create_engine(f"postgresql://postgres@/postgres?host={tmp_path}&port=1", pool_size=1)
+    try:
+        async with Client(create_server(Reader(engine), WriteService(engine))) as client:
+            for tool, arguments in (("list_actors", {}), ("post_team_checkin", {
+                    "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"})):
+                result = await client.call_tool(tool, arguments)
+                assert result.is_error
+                assert result.structured_content["error"]["kind"] == "unavailable"
+                assert "try again" in result.content[0].text
+            assert len((await client.list_tools()).tools) == len(TOOLS)
+    finally:
+        await engine.dispose()

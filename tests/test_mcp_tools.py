@@ -282,6 +282,7 @@ BAD_INPUTS: list[tuple[str, str, dict[str, Any], str, list[str]]] = [
     ("unknown goal story to read", "get_goal_story", {"goal_story_id": "g-404"},
      "goal_story_id", ["g-404", "list_goal_stories"]),
     ("bad cursor", "get_coordination_events", {"after": "latest"}, "after", ["after", "whole number"]),
+    ("cursor past bigint", "get_coordination_events", {"after": 10**20}, "after", ["after", str(10**20)]),
     ("limit out of range", "list_actors", {"limit": 5000}, "limit", ["limit", "1 to 500"]),
     ("event type not allowed", "get_coordination_events", {"event_type": "comment"},
      "event_type", ["team_checkin", "goal_story_update"]),

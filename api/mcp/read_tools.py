@@ -24,6 +24,9 @@ ACTOR = entity_named("actor")
 
 EVENT_COLUMNS = columns("id", "cursor", "event_type", "actor_id", "reference_id", "occurred_at")
 RECENT_DAYS = 7
+# What PostgreSQL's OFFSET and the bigint event cursor can hold, so a larger number is refused by name.
+MAX_OFFSET = 2**31 - 1
+MAX_CURSOR = 2**63 - 1
 NAMED = columns("id", "name")
 LATEST_FIRST = (OrderTerm("date", descending=True), OrderTerm("created_at", descending=True))
 LATEST_UPDATE = ReadPlan("goal_story_update", order=LATEST_FIRST, limit=1,
@@ -34,7 +37,7 @@ def _paging(default: int, most: int) -> dict[str, Schema]:
     return {
         "limit": {"type": "integer", "minimum": 1, "maximum": most, "default": default,
                   "description": f"How many to return at most (default {default}, at most {most})."},
-        "offset": {"type": "integer", "minimum": 0, "default": 0,
+        "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0,
                    "description": "How many to skip, to read the next page (use next_offset from the last answer)."},
     }
 
@@ -339,7 +342,7 @@ GET_COORDINATION_EVENTS = ToolSpec(
         "whether more events are waiting right now. reference_id is the id of the check-in or update."
     ),
     input_schema=object_schema({
-        "after": {"type": "integer", "minimum": 0, "default": 0,
+        "after": {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR, "default": 0,
                   "description": "Return events whose cursor is greater than this: the next_cursor of your last "
                                  "call, or 0 to start from the beginning."},
         "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100,
