@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR
 
 from api.database import create_engine
 from api.embedded import EmbeddedPostgres
@@ -137,6 +140,9 @@ async def test_an_unreachable_database_is_a_tool_error_not_a_broken_session(tmp_
                 assert result.is_error
                 assert result.structured_content["error"]["kind"] == "unavailable"
                 assert "try again" in result.content[0].text
+            with pytest.raises(MCPError, match="database is unavailable.*try again") as raised:
+                await client.read_resource("coco://goal-stories/tree")
+            assert raised.value.error.code == INTERNAL_ERROR
             assert len((await client.list_tools()).tools) == len(TOOLS)
     finally:
         await engine.dispose()

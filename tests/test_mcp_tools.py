@@ -252,7 +252,7 @@ async def test_resources_are_listed_and_read(transport: str, server_url: str, da
 BAD_INPUTS: list[tuple[str, str, dict[str, Any], str, list[str]]] = [
     # (what, tool, arguments, the argument the error must name, words the message must contain)
     ("missing required field", "post_team_checkin", {"team_id": "t-1", "date": "2026-05-22"},
-     "actor_id", ["actor_id", "required", "list_actors"]),
+     "actor_id", ["actor_id", "required", "list_actors", "requires all of: actor_id, team_id, date"]),
     ("unknown actor id", "post_team_checkin", {"actor_id": "p-404", "team_id": "t-1", "date": "2026-05-22"},
      "actor_id", ["p-404", "does not exist", "list_actors"]),
     ("unknown team", "post_team_checkin", {"actor_id": "p-1", "team_id": "t-404", "date": "2026-05-22"},

@@ -113,8 +113,10 @@ def _invalid(tool: ToolSpec, error: InvalidInput) -> Failure:
         references = tool.references.get(argument or "")
         if references and references in LISTING_TOOLS and LISTING_TOOLS[references] not in fix:
             fix = f"{fix} {find_hint(references)}".strip()
-        return Failure("invalid_argument", message, fix, argument=argument,
-                       details={"required": tool.input_schema.get("required", [])})
+        required = tool.input_schema.get("required", [])
+        if len(required) > 1:
+            fix = f"{fix} {tool.name} requires all of: {', '.join(required)}.".strip()
+        return Failure("invalid_argument", message, fix, argument=argument, details={"required": required})
     fix = fix_for(argument, schema) if argument else "Check the arguments against the tool's input schema."
     details: dict[str, Any] = {}
     if schema and "enum" in schema:

@@ -78,7 +78,8 @@ def create_server(reader: Reader, writer: WriteService) -> Server[Any]:
         except DomainError as error:
             # A resource has no isError channel; its failure is a protocol error carrying our wording.
             failure = describe(None, error)
-            raise MCPError(code=types.INVALID_PARAMS, message=failure.text(), data={"uri": params.uri}) from error
+            code = types.INVALID_PARAMS if failure.kind in ("not_found", "invalid_argument") else types.INTERNAL_ERROR
+            raise MCPError(code=code, message=failure.text(), data={"uri": params.uri}) from error
 
     return Server(
         "coco",
