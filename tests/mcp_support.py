@@ -17,26 +17,27 @@ from mcp_types import CallToolResult
 from api.writes import WriteService
 
 ROOT = Path(__file__).resolve().parents[1]
-# Streamable HTTP with the per-request protocol (2026-07-28) the client prefers, the same with the
-# initialize handshake older assistants use, and stdio as `coco mcp` is launched by a desktop assistant.
-TRANSPORTS = ("http", "http-handshake", "stdio")
+# Streamable HTTP and stdio (`coco mcp` launched as a desktop assistant does), each with the
+# per-request protocol (2026-07-28) the client prefers and with the initialize handshake of the
+# 2025 revisions, which assistants built on older SDKs speak.
+TRANSPORTS = ("http", "http-handshake", "stdio", "stdio-handshake")
 
 
 @asynccontextmanager
 async def connect(transport: str, server_url: str, database_url: str) -> AsyncIterator[Client]:
-    if transport == "stdio":
+    mode = "legacy" if transport.endswith("-handshake") else "auto"
+    if transport.startswith("stdio"):
         params = StdioServerParameters(command=sys.executable, args=["-m", "api", "mcp"], cwd=str(ROOT),
                                        env={"DATABASE_URL": database_url, "COCO_LOG_LEVEL": "warning"})
         with tempfile.TemporaryFile("w+") as errlog:
             try:
-                async with Client(stdio_client(params, errlog=errlog), mode="legacy") as client:
+                async with Client(stdio_client(params, errlog=errlog), mode=mode) as client:
                     yield client
             except BaseException:
                 errlog.seek(0)
                 sys.stderr.write(f"--- coco mcp stderr ---\n{errlog.read()}\n")
                 raise
         return
-    mode = "legacy" if transport == "http-handshake" else "auto"
     async with Client(f"{server_url}/mcp", mode=mode) as client:
         yield client
 
