@@ -20,6 +20,7 @@ from .config import Settings
 from .database import create_engine
 from .live import LiveFeed
 from .live.sse import EventStream
+from .mcp import http as mcp_http
 from .migrate import upgrade
 from .reads import Reader
 from .writes import WriteService
@@ -47,12 +48,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.migrate_on_start:
             await upgrade(engine)
         app.state.engine = engine
-        app.state.services = Services(settings=settings, reader=Reader(engine), writer=WriteService(engine))
+        services = Services(settings=settings, reader=Reader(engine), writer=WriteService(engine))
+        app.state.services = services
         # Live coordination events: this process's one LISTEN connection (api/live).
         app.state.live = LiveFeed(settings.require_database_url(), engine, queue_size=settings.live_queue_size)
         await app.state.live.start()
         try:
-            yield
+            # The MCP endpoint's session manager runs (a task group) for as long as the app does.
+            async with mcp_http.serving(services.reader, services.writer, host=settings.host) as mcp_sessions:
+                app.state.mcp = mcp_sessions
+                yield
         finally:
             await app.state.live.stop()
             await engine.dispose()
@@ -62,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         # Every method: POST and GET queries, GraphiQL for browsers (and later the subscription's websocket).
         Route(graphql.PATH, graphql.graphql_app(settings)),
+        Route(mcp_http.PATH, mcp_http.Endpoint()),
     ]
     routes += rest.routes()
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.

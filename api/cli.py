@@ -1,4 +1,4 @@
-"""The `coco` command: serve, migrate, seed, export, import, version."""
+"""The `coco` command: serve, mcp, migrate, seed, export, import, version."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1, or COCO_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default 2626, or COCO_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU count up to 4, or COCO_WORKERS)")
+    commands.add_parser(
+        "mcp", help="serve the MCP tools over stdio for an assistant that launches this command (uses "
+                    "DATABASE_URL, or the embedded PostgreSQL)")
     commands.add_parser("migrate", help="apply the database migrations and exit")
     seed = commands.add_parser("seed", help="write (or replace) the demo data: three teams, their people and agents, "
                                             "a week of check-ins and the Launch PSC 2.0 goal stories")
@@ -60,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _with_database(settings, lambda s: _run(s, _export, args.file))
     if args.command == "import":
         return _with_database(settings, lambda s: _run(s, _import, args.file))
+    if args.command == "mcp":
+        from .mcp import stdio
+
+        # stdout is the protocol channel: logging goes to stderr (basicConfig's default stream).
+        return stdio.main(lambda run: _with_database(settings, run))
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers)) if v}
     return _with_database(dataclasses.replace(settings, **overrides), _serve)
 
