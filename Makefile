@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install migrate clean bench bench-quick bench-tools
+.PHONY: serve test install migrate clean bench bench-quick bench-tools bench-clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -31,8 +31,9 @@ BENCH_NODE := bench/.node
 POSTGRAPHILE := $(BENCH_NODE)/node_modules/.bin/postgraphile
 
 $(POSTGRAPHILE):
-	npm install --prefix $(BENCH_NODE) --no-audit --no-fund --loglevel=error postgraphile@4
-	touch $@
+	@if command -v npm >/dev/null; then \
+		npm install --prefix $(BENCH_NODE) --no-audit --no-fund --loglevel=error postgraphile@4 && touch $@; \
+	else echo "npm is missing (Node 20 wanted): the PostGraphile rows will be skipped"; fi
 
 bench-tools: $(STAMP) $(POSTGRAPHILE)
 	@command -v wrk >/dev/null || { \
@@ -41,10 +42,14 @@ bench-tools: $(STAMP) $(POSTGRAPHILE)
 		else echo "wrk is missing: install it with your package manager (e.g. sudo apt-get install wrk)"; exit 1; fi; }
 
 bench: bench-tools
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 bench-quick: bench-tools
-	$(BIN)/python -m bench --quick
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
+
+# Forget the installed PostGraphile and the seeded benchmark cluster (it is stopped after every run).
+bench-clean:
+	rm -rf $(BENCH_NODE) bench/.data
 
 clean:
 	rm -rf $(VENV) .pytest_cache

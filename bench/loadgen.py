@@ -125,7 +125,7 @@ def run_pgbench(database: str, socket_dir: Path, port: int, script: str, load: L
 def _pgbench(args: list[str], env: dict[str, str], duration_s: int) -> str:
     done = subprocess.run(args, capture_output=True, text=True, env=env, cwd="/", timeout=duration_s + 120)
     if done.returncode != 0:
-        raise LoadGeneratorError(f"pgbench failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+        raise LoadGeneratorError(f"pgbench failed ({done.returncode}): {done.stderr.strip()[:300]}")
     return done.stdout
 
 

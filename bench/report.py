@@ -103,6 +103,11 @@ def table(rows: list[Row], memory: dict[str, list[dict[str, Any]]], ours_name: s
     for server, processes in memory.items():
         parts = [f"{p['role']} {p['pid']}: {p['peak_rss_mb']:.0f} MB" for p in processes]
         out.append(f"  {server}: " + (", ".join(parts) if parts else "not running"))
+    summary = memory_summary(memory, ours_name)
+    if summary["met"] is not None:
+        verdict = "ok" if summary["met"] else "MISSED"
+        out.append(f"  {ours_name} worker peak: {summary['ours_peak_worker_rss_mb']:.0f} MB "
+                   f"(target < {MEMORY_TARGET_MB:.0f} MB) {verdict}")
     if notes:
         out.append("")
         out.append("notes (rows marked !):")

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -56,6 +57,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="PostGraphile cluster workers (default: --workers, the same as ours)")
     parser.add_argument("--only", help=f"comma-separated rows to run, of: {', '.join(SCENARIOS)}")
     parser.add_argument("--no-sql", action="store_true", help="leave out the pgbench rows")
+    parser.add_argument("--ours-root", type=Path, default=ROOT,
+                        help="serve our side from another checkout of this repository (its .venv if it has one), "
+                             "e.g. a branch before merging; it must have the same migrations")
     return parser.parse_args(argv)
 
 
@@ -72,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"unknown rows {sorted(unknown)}; choose from {list(SCENARIOS)}", file=sys.stderr)
         return 2
+    ours_root = args.ours_root.resolve()
+    if _migrations(ours_root) != _migrations(ROOT):
+        print(f"{ours_root} has other migrations than {ROOT}; the cached database would not fit it", file=sys.stderr)
+        return 2
     scale = QUICK if args.quick else FULL
     load = Load(connections=args.connections, threads=args.threads,
                 duration_s=args.duration or (2 if args.quick else 8),
@@ -79,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     database = "coco_bench_quick" if args.quick else "coco_bench"
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document: dict = {"started_at": started, "quick": args.quick, "machine": machine(), "load": asdict(load),
-                      "workers": args.workers}
+                      "workers": args.workers, "ours": {"root": str(ours_root), "commit": _commit(ours_root)}}
 
     cluster = Cluster()
     cluster.start()
@@ -111,7 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster.stop()
 
     document["rows"] = [row.as_dict() for row in rows]
-    document["subscriptions"] = None  # measured by bench/live_latency.py once the live feed lands
     document["memory"] = {"processes": memory, **memory_summary(memory, OURS)}
     document["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print()
@@ -127,12 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _start_servers(db, args: argparse.Namespace, servers: list[ServerProcess]) -> dict[str, Endpoint]:  # noqa: ANN001
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     python_env = {**env, "DATABASE_URL": db.url, "PYTHONPATH": str(ROOT)}
+    ours_root = args.ours_root.resolve()
+    ours_python = ours_root / ".venv" / "bin" / "python"
     ours_port, minimal_port, postgraphile_port = free_port(), free_port(), free_port()
     candidates = [
-        ServerProcess(OURS, [sys.executable, "-m", "api", "serve", "--workers", str(args.workers),
-                             "--port", str(ours_port)],
-                      port=ours_port, cwd=ROOT, log_file=LOGS / "coco.log", ready_path="/healthz",
-                      env={**python_env, "COCO_LOG_LEVEL": "warning"}),
+        ServerProcess(OURS, [str(ours_python) if ours_python.exists() else sys.executable, "-m", "api", "serve",
+                             "--workers", str(args.workers), "--port", str(ours_port)],
+                      port=ours_port, cwd=ours_root, log_file=LOGS / "coco.log", ready_path="/healthz",
+                      env={**python_env, "PYTHONPATH": str(ours_root), "PYTHONDONTWRITEBYTECODE": "1",
+                           "COCO_LOG_LEVEL": "warning"}),
         ServerProcess(MINIMAL, [sys.executable, "-m", "uvicorn", "bench.minimal_app:app", "--workers",
                                 str(args.workers), "--loop", "uvloop", "--http", "httptools", "--host", "127.0.0.1",
                                 "--port", str(minimal_port), "--log-level", "warning", "--no-access-log"],
@@ -158,6 +168,18 @@ def _start_servers(db, args: argparse.Namespace, servers: list[ServerProcess]) -
         servers.append(server)
         endpoints[server.name].base_url = server.base_url
     return endpoints
+
+
+def _migrations(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "migrations" / "versions").glob("*.py"))
+
+
+def _commit(root: Path) -> str | None:
+    done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if done.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True).stdout
+    return done.stdout.strip() + ("+changes" if dirty.strip() else "")
 
 
 async def _server_version(url: str) -> str:

@@ -334,8 +334,10 @@ def bulk_body(scale: Scale, size: int = BULK_SIZE) -> str:
         rows.append({"actor_id": f"p-{actor}", "team_id": f"t-{team}", "date": "2026-07-02",
                      "previously": [f"Imported item {k}", "Checked the totals"],
                      "next": [f"Import batch {k + 1}"],
-                     **({"blockers": ["Waiting on the export"]} if k % 7 == 0 else {})})
-    return json.dumps(rows, separators=(",", ":"))
+                     # PostgREST wants the same keys in every object of a bulk insert.
+                     "blockers": ["Waiting on the export"] if k % 7 == 0 else None})
+    # ": " rather than ":" since pgbench would take `:null` in its script for a variable.
+    return json.dumps(rows, separators=(",", ": "))
 
 
 def rest_bulk_create(ctx: Context) -> Row:
