@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
@@ -84,10 +85,10 @@ class Cluster:
             await admin.close()
         url = self.server.url(name)
         await reset_writes(url, max_seq)
-        pid_file = self.server._live_pid_file()  # noqa: SLF001 - where the running server listens
-        assert pid_file is not None and pid_file.socket_dir is not None and pid_file.port is not None
-        return BenchDatabase(name=name, url=url, socket_dir=pid_file.socket_dir, port=pid_file.port, scale=scale,
-                             seed_max_seq=max_seq, seeded_in_s=seeded_in_s)
+        # pgbench and PostGraphile take the socket directory and port apart.
+        query = parse_qs(urlsplit(url).query)
+        return BenchDatabase(name=name, url=url, socket_dir=Path(query["host"][0]), port=int(query["port"][0]),
+                             scale=scale, seed_max_seq=max_seq, seeded_in_s=seeded_in_s)
 
 
 async def _build(url: str, scale: Scale) -> int:

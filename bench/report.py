@@ -59,13 +59,18 @@ def _package_version(path: Path) -> str | None:
 # -- the printed table --------------------------------------------------------------------------
 
 
-def _side_cells(side: Side | None) -> list[str]:
+def _side_cells(side: Side | None, reasons: dict[str, list[str]], row_key: str) -> list[str]:
+    """req/s, p50, p99; a side that was not measured shows a short word and its reason goes below."""
     if side is None:
         return ["", "", ""]
     if side.measurement is None:
-        return [side.skipped or "skipped", "", ""]
+        reason = side.skipped or "skipped"
+        reasons.setdefault(f"{side.implementation}: {reason}", []).append(row_key)
+        return [reason.split(":", 1)[0], "", ""]
     m = side.measurement
-    flag = " !" if m.errors or side.notes else ""
+    flag = " !" if m.errors or side.notes or not m.requests else ""
+    if not m.requests:
+        return [f"0{flag}", "-", "-"]
     return [f"{m.requests_per_s:,.0f}{flag}", f"{m.latency_ms.get('p50', 0):.1f}", f"{m.latency_ms.get('p99', 0):.1f}"]
 
 
@@ -74,40 +79,39 @@ def table(rows: list[Row], memory: dict[str, list[dict[str, Any]]], ours_name: s
               "ratio", "target", "SQL only tps"]
     lines: list[list[str]] = [header]
     notes: list[str] = []
+    reasons: dict[str, list[str]] = {}
     for row in rows:
         ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
         target = f">= {row.target}x" if row.target is not None else "-"
         if row.met is not None:
             target += " ok" if row.met else " MISSED"
-        sql = row.sql.measurement if row.sql and row.sql.measurement else None
-        sql_cell = f"{sql.requests_per_s:,.0f}" if sql else (row.sql.skipped or "") if row.sql else ""
-        ours_cells = _side_cells(row.ours)
-        if row.ours.measurement is None:
-            ours_cells = [ours_cells[0], "", ""]
-        lines.append([row.key, *ours_cells, row.reference.implementation, *_side_cells(row.reference), ratio, target,
-                      sql_cell])
+        sql_cells = _side_cells(row.sql, reasons, row.key)
+        lines.append([row.key, *_side_cells(row.ours, reasons, row.key), row.reference.implementation,
+                      *_side_cells(row.reference, reasons, row.key), ratio, target, sql_cells[0]])
         for side in (row.ours, row.reference, row.sql):
             for note in side.notes if side else []:
                 notes.append(f"{row.key} / {side.implementation}: {note}")
-    lines.append(["subscriptions (1, 100, 1,000 subscribers)", SUBSCRIPTIONS_STUB, "", "", "", "", "", "", "-",
-                  "p99 < 100 ms", ""])
-    # A skipped side's reason can be long: it ends the line rather than widening every column.
-    widths = [max(len(line[i]) for line in lines if not _long(line[i])) for i in range(len(header))]
-    out = []
-    for line in lines:
-        cells = [cell if _long(cell) else cell.ljust(widths[i]) for i, cell in enumerate(line)]
-        out.append("  ".join(cells).rstrip())
+    lines.append(["subscriptions", "not measured", "", "", "", "", "", "", "-", "p99 < 100 ms", ""])
+    reasons.setdefault(f"subscriptions: {SUBSCRIPTIONS_STUB}", []).append("subscriptions")
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
+    out.append("")
+    out.append("not measured:")
+    for reason, keys in reasons.items():
+        out.append(f"  {reason} ({', '.join(keys)})")
     out.append("")
     out.append(f"peak RSS per process (target: each of {ours_name}'s workers < {MEMORY_TARGET_MB:.0f} MB)")
     for server, processes in memory.items():
         parts = [f"{p['role']} {p['pid']}: {p['peak_rss_mb']:.0f} MB" for p in processes]
         out.append(f"  {server}: " + (", ".join(parts) if parts else "not running"))
-    summary = memory_summary(memory, ours_name)
+    summary = memory_summary(memory, ours_name, served=any(row.ours.measurement for row in rows))
     if summary["met"] is not None:
         verdict = "ok" if summary["met"] else "MISSED"
         out.append(f"  {ours_name} worker peak: {summary['ours_peak_worker_rss_mb']:.0f} MB "
                    f"(target < {MEMORY_TARGET_MB:.0f} MB) {verdict}")
+    elif "note" in summary:
+        out.append(f"  no verdict: {summary['note']}")
     if notes:
         out.append("")
         out.append("notes (rows marked !):")
@@ -115,16 +119,16 @@ def table(rows: list[Row], memory: dict[str, list[dict[str, Any]]], ours_name: s
     return "\n".join(out)
 
 
-def _long(cell: str) -> bool:
-    return len(cell) > 24
-
-
-def memory_summary(memory: dict[str, list[dict[str, Any]]], ours_name: str) -> dict[str, Any]:
+def memory_summary(memory: dict[str, list[dict[str, Any]]], ours_name: str, served: bool) -> dict[str, Any]:
+    """Our workers' peak against the target; an idle server's memory proves nothing, so no verdict then."""
     workers = [p["peak_rss_mb"] for p in memory.get(ours_name, []) if p["role"] == "worker"]
-    if not workers:
-        return {"ours_peak_worker_rss_mb": None, "target_mb": MEMORY_TARGET_MB, "met": None}
-    peak = max(workers)
-    return {"ours_peak_worker_rss_mb": peak, "target_mb": MEMORY_TARGET_MB, "met": peak < MEMORY_TARGET_MB}
+    peak = max(workers) if workers else None
+    summary: dict[str, Any] = {"ours_peak_worker_rss_mb": peak, "target_mb": MEMORY_TARGET_MB, "met": None}
+    if peak is not None and served:
+        summary["met"] = peak < MEMORY_TARGET_MB
+    elif peak is not None:
+        summary["note"] = f"{ours_name} answered no measured request: its memory is that of an idle server"
+    return summary
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ import asyncpg
 from api.database import libpq_url
 
 from . import postgraphile
-from .cluster import BENCH_DIR, Cluster
+from .cluster import BENCH_DIR, BenchDatabase, Cluster
 from .loadgen import Load, pgbench_available, wrk_available
 from .report import machine, memory_summary, table, timestamp_name, write_json
 from .scenarios import BULK_SIZE, SCENARIOS, Context, Endpoint, probe_graphql, probe_rest
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         document["dataset"] = {"database": db.name, **asdict(scale), "seeded_in_s": db.seeded_in_s,
                                "postgresql": asyncio.run(_server_version(db.url))}
         with tempfile.TemporaryDirectory(prefix="bench-") as work:
-            endpoints = _start_servers(db, args, servers)
+            endpoints = _start_servers(db, args, servers, needed=_servers_for(only))
             ours_graphql = Endpoint(OURS, endpoints[OURS].base_url, endpoints[OURS].unavailable)
             probe_rest(endpoints[OURS])
             probe_rest(endpoints[MINIMAL])
@@ -119,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster.stop()
 
     document["rows"] = [row.as_dict() for row in rows]
-    document["memory"] = {"processes": memory, **memory_summary(memory, OURS)}
+    served = any(row.ours.measurement for row in rows)
+    document["memory"] = {"processes": memory, **memory_summary(memory, OURS, served)}
     document["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print()
     print(f"CoCo benchmark, {started}: {scale.checkins:,} check-ins, {scale.updates:,} updates; wrk -t{load.threads} "
@@ -131,7 +132,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _start_servers(db, args: argparse.Namespace, servers: list[ServerProcess]) -> dict[str, Endpoint]:  # noqa: ANN001
+def _servers_for(rows: list[str]) -> set[str]:
+    needed = {OURS}
+    if any(name.startswith("rest_") for name in rows):
+        needed.add(MINIMAL)
+    if any(name.startswith("graphql_") for name in rows):
+        needed.add(POSTGRAPHILE)
+    return needed
+
+
+def _start_servers(db: BenchDatabase, args: argparse.Namespace, servers: list[ServerProcess],
+                   needed: set[str]) -> dict[str, Endpoint]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     python_env = {**env, "DATABASE_URL": db.url, "PYTHONPATH": str(ROOT)}
     ours_root = args.ours_root.resolve()
@@ -159,6 +170,8 @@ def _start_servers(db, args: argparse.Namespace, servers: list[ServerProcess]) -
     else:
         endpoints[POSTGRAPHILE].unavailable = "skipped: PostGraphile is not installed (make bench-tools)"
     for server in candidates:
+        if server.name not in needed:
+            continue
         try:
             server.start()
         except RuntimeError as error:

@@ -199,6 +199,9 @@ def _measure(side: Side, run: Callable[[], Measurement]) -> Side:
     else:
         if side.measurement.errors:
             side.notes.append(f"{side.measurement.errors} failed requests: {side.measurement.error_detail}")
+        if not side.measurement.requests:
+            side.notes.append(f"no request completed within {side.measurement.duration_s:.0f} s: "
+                              "the latencies are unknown, not zero")
     return side
 
 
