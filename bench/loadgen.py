@@ -93,11 +93,10 @@ def pgbench_available() -> bool:
     return PGBENCH.exists()
 
 
-def run_pgbench(database: str, socket_dir: Path, port: int, script: str, load: Load) -> Measurement:
-    """pgbench with a custom script, prepared statements, the same clients, threads and duration."""
+def run_pgbench(database: str, socket_dir: Path, port: int, script: Path, load: Load) -> Measurement:
+    """pgbench with a custom script file, prepared statements, the same clients, threads and duration."""
     with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as tmp:
-        path = Path(tmp) / "scenario.sql"
-        path.write_text(script)
+        path = script.resolve()
         base = [str(PGBENCH), "-n", "-M", "prepared", "-h", str(socket_dir), "-p", str(port), "-U", SUPERUSER,
                 "-c", str(load.connections), "-j", str(load.threads), "-f", str(path)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}

@@ -24,6 +24,7 @@ from .loadgen import Load, LoadGeneratorError, Measurement, run_pgbench, run_wrk
 from .seed import Scale
 
 QUERIES = Path(__file__).resolve().parent / "queries"
+PGBENCH_SCRIPTS = Path(__file__).resolve().parent / ".data" / "pgbench"
 BULK_SIZE = 1000
 CHECKIN_PAGE_PATH = "/team_checkins?team_id=eq.t-7&date=gte.2026-01-01&order=date.desc&limit=50"
 NOT_AVAILABLE = "skipped: endpoint not available"
@@ -234,14 +235,18 @@ def _http_side(ctx: Context, endpoint: Endpoint, check: Callable[[str, Side], st
     return _measure_write(ctx, side, lambda: run(base_url), write_rows)
 
 
-def _sql_side(ctx: Context, script: str, write_rows: int | None = None) -> Side | None:
+def _sql_side(ctx: Context, key: str, script: str, write_rows: int | None = None) -> Side | None:
     if not ctx.with_sql:
         return None
     side = Side("SQL only (pgbench)")
     db = ctx.db
+    # Kept after the run (bench/.data/pgbench/<row>.sql), to read or to run by hand.
+    PGBENCH_SCRIPTS.mkdir(parents=True, exist_ok=True)
+    path = PGBENCH_SCRIPTS / f"{key}.sql"
+    path.write_text(script)
 
     def run() -> Measurement:
-        return run_pgbench(db.name, db.socket_dir, db.port, script, ctx.load)
+        return run_pgbench(db.name, db.socket_dir, db.port, path, ctx.load)
 
     if write_rows is None:
         return _measure(side, run)
@@ -272,7 +277,7 @@ def rest_read_one(ctx: Context) -> Row:
     ours = _http_side(ctx, ctx.ours, check, run)
     script = f"\\set n random(1, {ctx.scale.actors})\n" + statements.READ_ACTOR.format(id="'p-' || :n") + ";\n"
     return Row("rest_read_one", "REST read one by id (GET /actors?id=eq.<id>, rotating ids)", ours, reference,
-               _sql_side(ctx, script), target=0.7)
+               _sql_side(ctx, "rest_read_one", script), target=0.7)
 
 
 def rest_checkin_page(ctx: Context) -> Row:
@@ -296,7 +301,7 @@ def rest_checkin_page(ctx: Context) -> Row:
     ours = _http_side(ctx, ctx.ours, check, run)
     script = statements.READ_CHECKIN_PAGE.format(team_id="'t-7'", since="'2026-01-01'", limit="50") + ";\n"
     return Row("rest_checkin_page", f"REST filtered, ordered page of check-ins (GET {CHECKIN_PAGE_PATH})",
-               ours, reference, _sql_side(ctx, script), target=0.7)
+               ours, reference, _sql_side(ctx, "rest_checkin_page", script), target=0.7)
 
 
 def rest_create_checkin(ctx: Context) -> Row:
@@ -326,7 +331,7 @@ def rest_create_checkin(ctx: Context) -> Row:
         + ";\n"
     )
     return Row("rest_create_checkin", "REST create a check-in with its event (POST /team_checkins)", ours, reference,
-               _sql_side(ctx, script, write_rows=1), target=0.5)
+               _sql_side(ctx, "rest_create_checkin", script, write_rows=1), target=0.5)
 
 
 def bulk_body(scale: Scale, size: int = BULK_SIZE) -> str:
@@ -361,7 +366,7 @@ def rest_bulk_create(ctx: Context) -> Row:
     ours = _http_side(ctx, ctx.ours, check, run, write_rows=size)
     script = statements.CREATE_CHECKINS.format(body="'" + body.replace("'", "''") + "'") + ";\n"
     return Row("rest_bulk_create", f"REST bulk create of {size:,} check-ins (POST /team_checkins, JSON array)",
-               ours, reference, _sql_side(ctx, script, write_rows=size), target=0.5)
+               ours, reference, _sql_side(ctx, "rest_bulk_create", script, write_rows=size), target=0.5)
 
 
 def _graphql_row(ctx: Context, key: str, title: str, ours_file: str, reference_file: str, *, write: bool,
