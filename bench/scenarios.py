@@ -226,7 +226,10 @@ def _http_side(ctx: Context, endpoint: Endpoint, check: Callable[[str, Side], st
         side.skipped = endpoint.unavailable or NOT_AVAILABLE
         return side
     base_url = endpoint.base_url
-    problem = check(base_url, side)
+    try:
+        problem = check(base_url, side)
+    except (OSError, ValueError) as error:  # no answer, or not the JSON it should be
+        problem = f"{type(error).__name__}: {error}"
     if problem:
         side.skipped = f"failed: {problem}"[:500]
         return side
