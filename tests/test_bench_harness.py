@@ -165,3 +165,45 @@ def test_the_pgbench_latency_log_is_read_into_percentiles(tmp_path: Any) -> None
     assert latencies == [1000, 2000, 3000]
     assert loadgen._percentiles_ms(latencies) == {"mean": 2.0, "max": 3.0, "p50": 2.0, "p90": 3.0, "p99": 3.0,
                                                   "p99.9": 3.0}
+
+
+async def test_minimal_handler_over_http(clean: AsyncEngine, database_url: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The floor itself, under a real uvicorn: the benchmark's requests, the reference's answers."""
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    await _seeded(clean)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setattr(minimal_app, "POOL_SIZE", 2)
+    server = uvicorn.Server(uvicorn.Config(minimal_app.app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the minimal handler did not start"
+        time.sleep(0.02)
+    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as client:
+            one = await client.get("/actors?id=eq.p-2")
+            page = await client.get("/team_checkins?team_id=eq.t-1&date=gte.2026-06-29&order=date.desc&limit=3")
+            created = await client.post("/team_checkins", json={"actor_id": "p-1", "team_id": "t-1",
+                                                                "date": "2026-07-01", "next": ["Measure"]})
+            other = await client.get("/goal_stories")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+    reader = Reader(clean)
+    assert one.status_code == 200 and one.headers["content-type"] == "application/json"
+    assert one.json() == json.loads(await reader.json_array(ReadPlan("actor", where=Condition("id", "eq", "p-2"))))
+    assert page.status_code == 200 and len(page.json()) == 3
+    assert created.status_code == 201 and created.content == b""
+    assert other.status_code == 404
+    event = await _rows(clean, """SELECT e.seq FROM coordination_events e JOIN team_checkins c ON c.id = e.reference_id
+                                  WHERE c.next = ARRAY['Measure']""")
+    assert event == [{"seq": 16}]
