@@ -112,6 +112,12 @@ def table(rows: list[Row], memory: dict[str, list[dict[str, Any]]], ours_name: s
                    f"(target < {MEMORY_TARGET_MB:.0f} MB) {verdict}")
     elif "note" in summary:
         out.append(f"  no verdict: {summary['note']}")
+    repeated = [(row.key, side) for row in rows for side in (row.ours, row.reference, row.sql) if side and side.runs]
+    if repeated:
+        out.append("")
+        out.append("repeated runs, requests/s (the table shows each side's median run):")
+        out.extend(f"  {key} / {side.implementation}: " + ", ".join(f"{r:,.0f}" for r in side.runs or [])
+                   for key, side in repeated)
     if notes:
         out.append("")
         out.append("notes (rows marked !):")

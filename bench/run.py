@@ -28,7 +28,7 @@ from . import postgraphile
 from .cluster import BENCH_DIR, BenchDatabase, Cluster
 from .loadgen import Load, pgbench_available, wrk_available
 from .report import machine, memory_summary, table, timestamp_name, write_json
-from .scenarios import BULK_SIZE, SCENARIOS, Context, Endpoint, probe_graphql, probe_rest
+from .scenarios import BULK_SIZE, SCENARIOS, median_row, Context, Endpoint, probe_graphql, probe_rest
 from .seed import FULL, QUICK
 from .servers import MemorySampler, ServerProcess, free_port
 
@@ -57,6 +57,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="PostGraphile cluster workers (default: --workers, the same as ours)")
     parser.add_argument("--only", help=f"comma-separated rows to run, of: {', '.join(SCENARIOS)}")
     parser.add_argument("--no-sql", action="store_true", help="leave out the pgbench rows")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure each row this many times and keep each side's median run (noisy machines)")
     parser.add_argument("--ours-root", type=Path, default=ROOT,
                         help="serve our side from another checkout of this repository (its .venv if it has one), "
                              "e.g. a branch before merging; it must have the same migrations")
@@ -87,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     database = "coco_bench_quick" if args.quick else "coco_bench"
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document: dict = {"started_at": started, "quick": args.quick, "machine": machine(), "load": asdict(load),
-                      "workers": args.workers, "ours": {"root": str(ours_root), "commit": _commit(ours_root)}}
+                      "workers": args.workers, "repeat": args.repeat, "ours": {"root": str(ours_root), "commit": _commit(ours_root)}}
 
     cluster = Cluster()
     cluster.start()
@@ -110,8 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = []
             with MemorySampler(servers) as sampler:
                 for name in only:
-                    log.info("measuring %s", name)
-                    rows.append(SCENARIOS[name](context))
+                    runs = []
+                    for attempt in range(max(1, args.repeat)):
+                        log.info("measuring %s%s", name, f" ({attempt + 1}/{args.repeat})" if args.repeat > 1 else "")
+                        runs.append(SCENARIOS[name](context))
+                    rows.append(runs[0] if len(runs) == 1 else median_row(runs))
             memory = sampler.report()
     finally:
         for server in servers:

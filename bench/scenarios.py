@@ -38,6 +38,8 @@ class Side:
     notes: list[str] = field(default_factory=list)
     # For write scenarios: rows and events the run left behind (equal when every row has its event).
     written: dict[str, int] | None = None
+    # With --repeat: every run's requests/s, of which this side is the median run.
+    runs: list[float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"implementation": self.implementation}
@@ -49,6 +51,8 @@ class Side:
             result["notes"] = self.notes
         if self.written is not None:
             result["written"] = self.written
+        if self.runs is not None:
+            result["runs_requests_per_s"] = self.runs
         return result
 
 
@@ -422,6 +426,25 @@ def _same_as_reference(expected: dict[str, Any], rows: Any, side: Side) -> None:
         expected["rows"] = rows
     elif rows != expected["rows"]:
         side.notes.append(f"the answer differs from the reference's: {json.dumps(rows)[:300]}")
+
+
+def median_row(runs: list[Row]) -> Row:
+    """One row from repeated runs of it: each side's run with the median throughput (its
+    latencies and notes come with it), so a burst of noise in one run does not decide."""
+    first = runs[0]
+
+    def pick(sides: list[Side | None]) -> Side | None:
+        measured = sorted((s for s in sides if s is not None and s.measurement is not None),
+                          key=lambda s: s.measurement.requests_per_s)  # type: ignore[union-attr]
+        if not measured:
+            return sides[0]
+        chosen = measured[(len(measured) - 1) // 2]
+        chosen.runs = [s.measurement.requests_per_s for s in measured]  # type: ignore[union-attr]
+        return chosen
+
+    ours, reference = pick([r.ours for r in runs]), pick([r.reference for r in runs])
+    assert ours is not None and reference is not None
+    return Row(first.key, first.title, ours, reference, pick([r.sql for r in runs]), target=first.target)
 
 
 SCENARIOS: dict[str, Callable[[Context], Row]] = {

@@ -207,3 +207,21 @@ async def test_minimal_handler_over_http(clean: AsyncEngine, database_url: str,
     event = await _rows(clean, """SELECT e.seq FROM coordination_events e JOIN team_checkins c ON c.id = e.reference_id
                                   WHERE c.next = ARRAY['Measure']""")
     assert event == [{"seq": 16}]
+
+
+def test_repeated_runs_keep_each_sides_median_run() -> None:
+    def side(name: str, rps: float | None) -> scenarios.Side:
+        if rps is None:
+            return scenarios.Side(name, skipped=scenarios.NOT_AVAILABLE)
+        return scenarios.Side(name, loadgen.Measurement("wrk", int(rps * 8), 8.0, rps, {"p50": 1000 / rps}, 0))
+
+    runs = [scenarios.Row("r", "a row", side("ours", rps), side("ref", ref), None, target=0.7)
+            for rps, ref in ((300, 1000), (100, 900), (200, 1100))]
+
+    row = scenarios.median_row(runs)
+
+    assert row.ours.measurement is not None and row.ours.measurement.requests_per_s == 200
+    assert row.ours.runs == [100, 200, 300] and row.reference.runs == [900, 1000, 1100]
+    assert row.ratio == pytest.approx(0.2) and row.met is False
+    skipped = scenarios.median_row([scenarios.Row("r", "a row", side("ours", None), side("ref", 5), None)] * 2)
+    assert skipped.ours.skipped == scenarios.NOT_AVAILABLE and skipped.ratio is None
