@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     database = "coco_bench_quick" if args.quick else "coco_bench"
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document: dict = {"started_at": started, "quick": args.quick, "machine": machine(), "load": asdict(load),
-                      "workers": args.workers, "repeat": args.repeat, "ours": {"root": str(ours_root), "commit": _commit(ours_root)}}
+                      "workers": args.workers, "repeat": args.repeat,
+                      "ours": {"root": str(ours_root), "commit": _commit(ours_root)}}
 
     cluster = Cluster()
     cluster.start()
