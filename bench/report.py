@@ -14,7 +14,7 @@ from typing import Any
 
 from .loadgen import PGBENCH
 from .postgraphile import EXECUTABLE as POSTGRAPHILE
-from .scenarios import Row, Side
+from .rows import Row, Side
 
 MEMORY_TARGET_MB = 300.0
 SUBSCRIPTIONS_STUB = "not measured: live feed not merged yet"

@@ -28,7 +28,8 @@ from . import postgraphile
 from .cluster import BENCH_DIR, BenchDatabase, Cluster
 from .loadgen import Load, pgbench_available, wrk_available
 from .report import machine, memory_summary, table, timestamp_name, write_json
-from .scenarios import BULK_SIZE, SCENARIOS, median_row, Context, Endpoint, probe_graphql, probe_rest
+from .rows import BULK_SIZE, Context, Endpoint, median_row, probe_graphql, probe_rest
+from .scenarios import SCENARIOS
 from .seed import FULL, QUICK
 from .servers import MemorySampler, ServerProcess, free_port
 

@@ -16,7 +16,7 @@ from api.database import libpq_url
 from api.plan import And, Condition, OrderTerm, ReadPlan
 from api.reads import Reader
 from api.writes import WriteService
-from bench import loadgen, minimal_app, report, run, scenarios, statements  # noqa: F401 - they import
+from bench import loadgen, minimal_app, report, rows, run, scenarios, statements  # noqa: F401 - they import
 from bench.seed import FULL, QUICK, Scale, seed, statements as seed_statements
 
 TINY = Scale(teams=2, actors=10, members_per_team=3, goal_stories=7, roots=1, children_per_root=2, checkins=10,
@@ -93,9 +93,9 @@ async def test_writes_after_the_seed_continue_the_event_cursors(clean: AsyncEngi
 
 async def test_the_bulk_body_is_accepted_by_the_write_service(clean: AsyncEngine) -> None:
     await _seeded(clean)
-    rows = json.loads(scenarios.bulk_body(TINY, size=20))
+    checkins = json.loads(scenarios.bulk_body(TINY, size=20))
 
-    result = await WriteService(clean).create("team_checkin", rows)
+    result = await WriteService(clean).create("team_checkin", checkins)
 
     assert len(result.inserted_ids) == 20 and len(result.events) == 20
 
@@ -210,18 +210,18 @@ async def test_minimal_handler_over_http(clean: AsyncEngine, database_url: str,
 
 
 def test_repeated_runs_keep_each_sides_median_run() -> None:
-    def side(name: str, rps: float | None) -> scenarios.Side:
+    def side(name: str, rps: float | None) -> rows.Side:
         if rps is None:
-            return scenarios.Side(name, skipped=scenarios.NOT_AVAILABLE)
-        return scenarios.Side(name, loadgen.Measurement("wrk", int(rps * 8), 8.0, rps, {"p50": 1000 / rps}, 0))
+            return rows.Side(name, skipped=rows.NOT_AVAILABLE)
+        return rows.Side(name, loadgen.Measurement("wrk", int(rps * 8), 8.0, rps, {"p50": 1000 / rps}, 0))
 
-    runs = [scenarios.Row("r", "a row", side("ours", rps), side("ref", ref), None, target=0.7)
+    runs = [rows.Row("r", "a row", side("ours", rps), side("ref", ref), None, target=0.7)
             for rps, ref in ((300, 1000), (100, 900), (200, 1100))]
 
-    row = scenarios.median_row(runs)
+    row = rows.median_row(runs)
 
     assert row.ours.measurement is not None and row.ours.measurement.requests_per_s == 200
     assert row.ours.runs == [100, 200, 300] and row.reference.runs == [900, 1000, 1100]
     assert row.ratio == pytest.approx(0.2) and row.met is False
-    skipped = scenarios.median_row([scenarios.Row("r", "a row", side("ours", None), side("ref", 5), None)] * 2)
-    assert skipped.ours.skipped == scenarios.NOT_AVAILABLE and skipped.ratio is None
+    skipped = rows.median_row([rows.Row("r", "a row", side("ours", None), side("ref", 5), None)] * 2)
+    assert skipped.ours.skipped == rows.NOT_AVAILABLE and skipped.ratio is None
