@@ -1,0 +1,76 @@
+"""The floor: the least a Python server can do to answer the REST scenarios.
+
+Starlette + asyncpg, prepared statements, JSON built by PostgreSQL and passed
+through as bytes, no validation beyond what the database enforces. It answers
+only the exact requests the benchmark sends (anything else is a 404), run under
+uvicorn with uvloop and httptools, the same worker count as our server:
+
+    DATABASE_URL=postgresql://... uvicorn bench.minimal_app:app --workers 2 --loop uvloop --http httptools
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.database import libpq_url
+
+from .statements import CREATE_CHECKINS, READ_ACTOR, READ_CHECKIN_PAGE
+
+POOL_SIZE = int(os.environ.get("BENCH_POOL_SIZE", "16"))
+JSON = "application/json"
+SQL_READ_ACTOR = READ_ACTOR.format(id="$1")
+SQL_READ_CHECKIN_PAGE = READ_CHECKIN_PAGE.format(team_id="$1", since="$2", limit="$3")
+SQL_CREATE_CHECKINS = CREATE_CHECKINS.format(body="$1")
+
+
+def _not_found() -> Response:
+    return Response(b'{"message":"not supported by the minimal handler"}', status_code=404, media_type=JSON)
+
+
+async def actors(request: Request) -> Response:
+    id_filter = request.query_params.get("id", "")
+    if not id_filter.startswith("eq."):
+        return _not_found()
+    async with request.app.state.pool.acquire() as conn:
+        body = await conn.fetchval(SQL_READ_ACTOR, id_filter[3:])
+    return Response(body.encode(), media_type=JSON)
+
+
+async def team_checkins(request: Request) -> Response:
+    pool: asyncpg.Pool = request.app.state.pool
+    if request.method == "POST":
+        async with pool.acquire() as conn:
+            await conn.execute(SQL_CREATE_CHECKINS, (await request.body()).decode())
+        return Response(status_code=201)
+    params = request.query_params
+    team, since, order = params.get("team_id", ""), params.get("date", ""), params.get("order")
+    if not (team.startswith("eq.") and since.startswith("gte.") and order == "date.desc"):
+        return _not_found()
+    async with pool.acquire() as conn:
+        body = await conn.fetchval(SQL_READ_CHECKIN_PAGE, team[3:], since[4:], int(params.get("limit", "100")))
+    return Response(body.encode(), media_type=JSON)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    app.state.pool = await asyncpg.create_pool(
+        libpq_url(os.environ["DATABASE_URL"]), min_size=POOL_SIZE, max_size=POOL_SIZE,
+        server_settings={"application_name": "bench_minimal", "TimeZone": "UTC"})
+    try:
+        yield
+    finally:
+        await app.state.pool.close()
+
+
+app = Starlette(
+    routes=[Route("/actors", actors, methods=["GET"]), Route("/team_checkins", team_checkins, methods=["GET", "POST"])],
+    lifespan=lifespan,
+)

@@ -1,0 +1,210 @@
+"""`python -m bench`: seed (once), start the servers, measure every row side by side, report.
+
+Every HTTP row uses wrk with the same threads, connections, duration and warm-up;
+the SQL-only rows use pgbench with the same clients and threads. All processes
+(PostgreSQL, the servers, the load generators) share this machine's cores over
+loopback, as in ../shared/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import asyncpg
+
+from api.database import libpq_url
+
+from . import postgraphile
+from .cluster import BENCH_DIR, BenchDatabase, Cluster
+from .loadgen import Load, pgbench_available, wrk_available
+from .report import machine, memory_summary, table, timestamp_name, write_json
+from .rows import BULK_SIZE, Context, Endpoint, median_row, probe_graphql, probe_rest
+from .scenarios import SCENARIOS
+from .seed import FULL, QUICK
+from .servers import MemorySampler, ServerProcess, free_port
+
+log = logging.getLogger("bench")
+ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results"
+LOGS = BENCH_DIR / ".data" / "logs"
+OURS = "coco serve"
+MINIMAL = "minimal handler"
+POSTGRAPHILE = "PostGraphile 4"
+# Small enough that 32 connections each finish several in a quick 2 s run.
+QUICK_BULK_SIZE = 100
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="small dataset, 2 s runs: checks the harness, not the speed")
+    parser.add_argument("--duration", type=int, help="seconds per measurement (default 8, quick 2)")
+    parser.add_argument("--warmup", type=int, help="seconds of unmeasured load first (default 2, quick 1)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections and pgbench clients")
+    parser.add_argument("--threads", type=int, default=2, help="wrk and pgbench threads")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of each Python server")
+    parser.add_argument("--postgraphile-workers", type=int,
+                        help="PostGraphile cluster workers (default: --workers, the same as ours)")
+    parser.add_argument("--only", help=f"comma-separated rows to run, of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--no-sql", action="store_true", help="leave out the pgbench rows")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure each row this many times and keep each side's median run (noisy machines)")
+    parser.add_argument("--ours-root", type=Path, default=ROOT,
+                        help="serve our side from another checkout of this repository (its .venv if it has one), "
+                             "e.g. a branch before merging; it must have the same migrations")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("alembic", "coco"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not wrk_available():
+        print("wrk is not installed: run `make bench` (it installs it) or your package manager", file=sys.stderr)
+        return 2
+    only = [name.strip() for name in args.only.split(",")] if args.only else list(SCENARIOS)
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        print(f"unknown rows {sorted(unknown)}; choose from {list(SCENARIOS)}", file=sys.stderr)
+        return 2
+    ours_root = args.ours_root.resolve()
+    if _migrations(ours_root) != _migrations(ROOT):
+        print(f"{ours_root} has other migrations than {ROOT}; the cached database would not fit it", file=sys.stderr)
+        return 2
+    scale = QUICK if args.quick else FULL
+    load = Load(connections=args.connections, threads=args.threads,
+                duration_s=args.duration or (2 if args.quick else 8),
+                warmup_s=args.warmup if args.warmup is not None else (1 if args.quick else 2))
+    database = "coco_bench_quick" if args.quick else "coco_bench"
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    document: dict = {"started_at": started, "quick": args.quick, "machine": machine(), "load": asdict(load),
+                      "workers": args.workers, "repeat": args.repeat,
+                      "ours": {"root": str(ours_root), "commit": _commit(ours_root)}}
+
+    cluster = Cluster()
+    cluster.start()
+    servers: list[ServerProcess] = []
+    try:
+        db = asyncio.run(cluster.prepare(database, scale))
+        document["dataset"] = {"database": db.name, **asdict(scale), "seeded_in_s": db.seeded_in_s,
+                               "postgresql": asyncio.run(_server_version(db.url))}
+        with tempfile.TemporaryDirectory(prefix="bench-") as work:
+            endpoints = _start_servers(db, args, servers, needed=_servers_for(only))
+            ours_graphql = Endpoint(OURS, endpoints[OURS].base_url, endpoints[OURS].unavailable)
+            probe_rest(endpoints[OURS])
+            probe_rest(endpoints[MINIMAL])
+            probe_graphql(ours_graphql)
+            probe_graphql(endpoints[POSTGRAPHILE])
+            context = Context(db=db, load=load, ours=endpoints[OURS], ours_graphql=ours_graphql,
+                              minimal=endpoints[MINIMAL], postgraphile=endpoints[POSTGRAPHILE], work_dir=Path(work),
+                              with_sql=not args.no_sql and pgbench_available(),
+                              bulk_size=QUICK_BULK_SIZE if args.quick else BULK_SIZE)
+            rows = []
+            with MemorySampler(servers) as sampler:
+                for name in only:
+                    runs = []
+                    for attempt in range(max(1, args.repeat)):
+                        log.info("measuring %s%s", name, f" ({attempt + 1}/{args.repeat})" if args.repeat > 1 else "")
+                        runs.append(SCENARIOS[name](context))
+                    rows.append(runs[0] if len(runs) == 1 else median_row(runs))
+            memory = sampler.report()
+    finally:
+        for server in servers:
+            server.stop()
+        cluster.stop()
+
+    document["rows"] = [row.as_dict() for row in rows]
+    served = any(row.ours.measurement for row in rows)
+    document["memory"] = {"processes": memory, **memory_summary(memory, OURS, served)}
+    document["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print()
+    print(f"CoCo benchmark, {started}: {scale.checkins:,} check-ins, {scale.updates:,} updates; wrk -t{load.threads} "
+          f"-c{load.connections} -d{load.duration_s}s after {load.warmup_s}s warm-up; {args.workers} workers each")
+    print(table(rows, memory, OURS))
+    path = RESULTS / timestamp_name(started)
+    write_json(path, document)
+    print(f"\nwritten to {path.relative_to(ROOT)}")
+    return 0
+
+
+def _servers_for(rows: list[str]) -> set[str]:
+    needed = {OURS}
+    if any(name.startswith("rest_") for name in rows):
+        needed.add(MINIMAL)
+    if any(name.startswith("graphql_") for name in rows):
+        needed.add(POSTGRAPHILE)
+    return needed
+
+
+def _start_servers(db: BenchDatabase, args: argparse.Namespace, servers: list[ServerProcess],
+                   needed: set[str]) -> dict[str, Endpoint]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    python_env = {**env, "DATABASE_URL": db.url, "PYTHONPATH": str(ROOT)}
+    ours_root = args.ours_root.resolve()
+    ours_python = ours_root / ".venv" / "bin" / "python"
+    ours_port, minimal_port, postgraphile_port = free_port(), free_port(), free_port()
+    candidates = [
+        ServerProcess(OURS, [str(ours_python) if ours_python.exists() else sys.executable, "-m", "api", "serve",
+                             "--workers", str(args.workers), "--port", str(ours_port)],
+                      port=ours_port, cwd=ours_root, log_file=LOGS / "coco.log", ready_path="/healthz",
+                      env={**python_env, "PYTHONPATH": str(ours_root), "PYTHONDONTWRITEBYTECODE": "1",
+                           "COCO_LOG_LEVEL": "warning"}),
+        ServerProcess(MINIMAL, [sys.executable, "-m", "uvicorn", "bench.minimal_app:app", "--workers",
+                                str(args.workers), "--loop", "uvloop", "--http", "httptools", "--host", "127.0.0.1",
+                                "--port", str(minimal_port), "--log-level", "warning", "--no-access-log"],
+                      port=minimal_port, cwd=ROOT, log_file=LOGS / "minimal.log", env=python_env),
+    ]
+    endpoints = {OURS: Endpoint(OURS, None), MINIMAL: Endpoint(MINIMAL, None),
+                 POSTGRAPHILE: Endpoint(POSTGRAPHILE, None)}
+    if postgraphile.available():
+        workers = args.postgraphile_workers or args.workers
+        candidates.append(ServerProcess(
+            POSTGRAPHILE, postgraphile.command(db.name, db.socket_dir, db.port, postgraphile_port, workers),
+            port=postgraphile_port, cwd=ROOT, log_file=LOGS / "postgraphile.log", env=postgraphile.environment(),
+            ready_path="/graphql"))
+    else:
+        endpoints[POSTGRAPHILE].unavailable = "skipped: PostGraphile is not installed (make bench-tools)"
+    for server in candidates:
+        if server.name not in needed:
+            continue
+        try:
+            server.start()
+        except RuntimeError as error:
+            log.error("%s did not start: %s", server.name, error)
+            endpoints[server.name].unavailable = f"skipped: did not start ({str(error)[:200]})"
+            continue
+        servers.append(server)
+        endpoints[server.name].base_url = server.base_url
+    return endpoints
+
+
+def _migrations(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "migrations" / "versions").glob("*.py"))
+
+
+def _commit(root: Path) -> str | None:
+    done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if done.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True).stdout
+    return done.stdout.strip() + ("+changes" if dirty.strip() else "")
+
+
+async def _server_version(url: str) -> str:
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        return await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()

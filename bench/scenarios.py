@@ -1,0 +1,207 @@
+"""The rows of the benchmark: each scenario against our server and its reference, side by side.
+
+Each scenario states its request, the check one answer must pass, the wrk script
+that loads it and, for the REST rows, the pgbench script of the same SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import statements
+from .loadgen import Measurement, run_wrk
+from .rows import (
+    BULK_SIZE,
+    Context,
+    Endpoint,
+    Row,
+    Side,
+    graphql_data,
+    http,
+    http_side,
+    rows_by_id,
+    sql_side,
+    texts,
+)
+from .seed import Scale
+
+QUERIES = Path(__file__).resolve().parent / "queries"
+CHECKIN_PAGE_PATH = "/team_checkins?team_id=eq.t-7&date=gte.2026-01-01&order=date.desc&limit=50"
+
+
+def rest_read_one(ctx: Context) -> Row:
+    env = {"BENCH_PATH": "/actors?id=eq.p-%d", "BENCH_ROTATE": str(ctx.scale.actors)}
+    expected: dict[str, Any] = {}
+
+    def check(base_url: str, side: Side) -> str | None:
+        status, body = http("GET", base_url + "/actors?id=eq.p-7")
+        if status != 200:
+            return f"GET /actors?id=eq.p-7 answered {status}: {body[:200]!r}"
+        rows = rows_by_id(body)
+        if len(rows) != 1:
+            return f"expected one actor, got {body[:200]!r}"
+        _same_as_reference(expected, rows, side)
+        return None
+
+    def run(base_url: str) -> Measurement:
+        return run_wrk(base_url + "/", "get_rotating.lua", env, ctx.load)
+
+    reference = http_side(ctx, ctx.minimal, check, run)
+    ours = http_side(ctx, ctx.ours, check, run)
+    script = f"\\set n random(1, {ctx.scale.actors})\n" + statements.READ_ACTOR.format(id="'p-' || :n") + ";\n"
+    return Row("rest_read_one", "REST read one by id (GET /actors?id=eq.<id>, rotating ids)", ours, reference,
+               sql_side(ctx, "rest_read_one", script), target=0.7)
+
+
+def rest_checkin_page(ctx: Context) -> Row:
+    env = {"BENCH_PATH": CHECKIN_PAGE_PATH, "BENCH_ROTATE": "1"}
+    expected: dict[str, Any] = {}
+
+    def check(base_url: str, side: Side) -> str | None:
+        status, body = http("GET", base_url + CHECKIN_PAGE_PATH)
+        if status != 200:
+            return f"GET {CHECKIN_PAGE_PATH} answered {status}: {body[:200]!r}"
+        rows = rows_by_id(body)
+        if not rows:
+            return "the page is empty"
+        _same_as_reference(expected, rows, side)
+        return None
+
+    def run(base_url: str) -> Measurement:
+        return run_wrk(base_url + "/", "get_rotating.lua", env, ctx.load)
+
+    reference = http_side(ctx, ctx.minimal, check, run)
+    ours = http_side(ctx, ctx.ours, check, run)
+    script = statements.READ_CHECKIN_PAGE.format(team_id="'t-7'", since="'2026-01-01'", limit="50") + ";\n"
+    return Row("rest_checkin_page", f"REST filtered, ordered page of check-ins (GET {CHECKIN_PAGE_PATH})",
+               ours, reference, sql_side(ctx, "rest_checkin_page", script), target=0.7)
+
+
+def rest_create_checkin(ctx: Context) -> Row:
+    s = ctx.scale
+    env = {"BENCH_PATH": "/team_checkins", "BENCH_TEAMS": str(s.teams), "BENCH_MEMBERS": str(s.members_per_team),
+           "BENCH_ACTORS": str(s.actors)}
+    sample = json.dumps({"actor_id": "p-1", "team_id": "t-1", "date": "2026-07-01", "next": ["Check the harness"]})
+
+    def check(base_url: str, side: Side) -> str | None:
+        status, body = http("POST", base_url + "/team_checkins", sample.encode())
+        return None if status == 201 else f"POST /team_checkins answered {status}: {body[:200]!r}"
+
+    def run(base_url: str) -> Measurement:
+        return run_wrk(base_url + "/", "post_checkin.lua", env, ctx.load)
+
+    reference = http_side(ctx, ctx.minimal, check, run, write_rows=1)
+    ours = http_side(ctx, ctx.ours, check, run, write_rows=1)
+    m = s.members_per_team
+    script = (
+        f"\\set t random(1, {s.teams})\n"
+        f"\\set a ((:t - 1) * {m} + random(0, {m - 1})) % {s.actors} + 1\n"
+        + statements.CREATE_CHECKINS.format(
+            body="""'{"actor_id":"p-' || :a || '","team_id":"t-' || :t || '","date":"2026-07-01",'
+                 || '"previously":["Closed the onboarding ticket","Paired on the importer"],'
+                 || '"next":["Ship the importer","Review the API draft"],'
+                 || '"blockers":["Waiting on staging access"]}'""")
+        + ";\n"
+    )
+    return Row("rest_create_checkin", "REST create a check-in with its event (POST /team_checkins)", ours, reference,
+               sql_side(ctx, "rest_create_checkin", script, write_rows=1), target=0.5)
+
+
+def bulk_body(scale: Scale, size: int = BULK_SIZE) -> str:
+    rows = []
+    for k in range(size):
+        team = k % scale.teams + 1
+        actor = ((team - 1) * scale.members_per_team + k % scale.members_per_team) % scale.actors + 1
+        rows.append({"actor_id": f"p-{actor}", "team_id": f"t-{team}", "date": "2026-07-02",
+                     "previously": [f"Imported item {k}", "Checked the totals"],
+                     "next": [f"Import batch {k + 1}"],
+                     # PostgREST wants the same keys in every object of a bulk insert.
+                     "blockers": ["Waiting on the export"] if k % 7 == 0 else None})
+    # ": " rather than ":" since pgbench would take `:null` in its script for a variable.
+    return json.dumps(rows, separators=(",", ": "))
+
+
+def rest_bulk_create(ctx: Context) -> Row:
+    size = ctx.bulk_size
+    body = bulk_body(ctx.scale, size)
+    body_file = ctx.work_dir / "bulk.json"
+    body_file.write_text(body)
+    env = {"BENCH_PATH": "/team_checkins", "BENCH_BODY_FILE": str(body_file)}
+
+    def check(base_url: str, side: Side) -> str | None:
+        status, answer = http("POST", base_url + "/team_checkins", body.encode())
+        return None if status == 201 else f"bulk POST /team_checkins answered {status}: {answer[:200]!r}"
+
+    def run(base_url: str) -> Measurement:
+        return run_wrk(base_url + "/", "post_body.lua", env, ctx.load)
+
+    reference = http_side(ctx, ctx.minimal, check, run, write_rows=size)
+    ours = http_side(ctx, ctx.ours, check, run, write_rows=size)
+    script = statements.CREATE_CHECKINS.format(body="'" + body.replace("'", "''") + "'") + ";\n"
+    return Row("rest_bulk_create", f"REST bulk create of {size:,} check-ins (POST /team_checkins, JSON array)",
+               ours, reference, sql_side(ctx, "rest_bulk_create", script, write_rows=size), target=0.5)
+
+
+def _graphql_row(ctx: Context, key: str, title: str, ours_file: str, reference_file: str, *, write: bool,
+                 target: float | None) -> Row:
+    values: dict[str, list[str]] = {}
+
+    def measured(endpoint: Endpoint, query_file: str) -> Side:
+        query = (QUERIES / query_file).read_text()
+        body_file = ctx.work_dir / f"{key}-{query_file}.json"
+        body_file.write_text(json.dumps({"query": query}))
+        env = {"BENCH_PATH": "/graphql", "BENCH_BODY_FILE": str(body_file)}
+
+        def check(base_url: str, side: Side) -> str | None:
+            data, problem = graphql_data(base_url, query)
+            if problem:
+                return problem
+            if not write:
+                values[endpoint.name] = texts(data)
+            return None
+
+        def run(base_url: str) -> Measurement:
+            return run_wrk(base_url + "/", "post_body.lua", env, ctx.load)
+
+        return http_side(ctx, endpoint, check, run, write_rows=1 if write else None)
+
+    reference = measured(ctx.postgraphile, reference_file)
+    ours = measured(ctx.ours_graphql, ours_file)
+    if len(values) == 2:
+        theirs, mine = values[ctx.postgraphile.name], values[ctx.ours_graphql.name]
+        if theirs != mine:
+            ours.notes.append(f"the response holds other values than PostGraphile's ({len(mine)} strings vs "
+                              f"{len(theirs)}): the two queries are not equivalent")
+    return Row(key, title, ours, reference, None, target=target)
+
+
+def graphql_nested(ctx: Context) -> Row:
+    return _graphql_row(ctx, "graphql_nested_goals",
+                        "GraphQL nested goal query (roots, children, latest 3 updates + actor, teams + members)",
+                        "coco_nested_goals.graphql", "postgraphile_nested_goals.graphql", write=False, target=1.5)
+
+
+def graphql_create(ctx: Context) -> Row:
+    return _graphql_row(ctx, "graphql_create_checkin", "GraphQL createTeamCheckin mutation (row + event)",
+                        "coco_create_checkin.graphql", "postgraphile_create_checkin.graphql", write=True, target=None)
+
+
+def _same_as_reference(expected: dict[str, Any], rows: Any, side: Side) -> None:
+    """The first implementation checked (the reference) sets what the others should answer."""
+    if "rows" not in expected:
+        expected["rows"] = rows
+    elif rows != expected["rows"]:
+        side.notes.append(f"the answer differs from the reference's: {json.dumps(rows)[:300]}")
+
+
+SCENARIOS: dict[str, Callable[[Context], Row]] = {
+    "rest_read_one": rest_read_one,
+    "rest_checkin_page": rest_checkin_page,
+    "rest_create_checkin": rest_create_checkin,
+    "rest_bulk_create": rest_bulk_create,
+    "graphql_nested_goals": graphql_nested,
+    "graphql_create_checkin": graphql_create,
+}

@@ -1,0 +1,58 @@
+"""The SQL of the REST scenarios, shared by the minimal handler and the pgbench scripts.
+
+The reads are the statements api/query.py renders for the same requests (one
+statement, JSON built by PostgreSQL with JSON_OBJECT ... ABSENT ON NULL and
+json_agg), so the minimal handler is the floor for exactly that SQL. The write
+is one statement doing what api/writes.py + api/events.py do per transaction:
+insert the rows, take the commit-order lock, draw one event cursor per row,
+insert the events, notify. It takes a JSON object or array of check-ins as text.
+
+Placeholders are `{name}`, formatted to `$1` for asyncpg or to a pgbench expression.
+"""
+
+from __future__ import annotations
+
+from api.events import EVENT_LOCK_KEY, NOTIFY_CHANNEL
+
+READ_ACTOR = """
+SELECT coalesce(json_agg(JSON_OBJECT('id' : s0.id, 'actor_type' : s0.actor_type, 'name' : s0.name,
+                                     'role' : s0.role, 'timezone' : s0.timezone ABSENT ON NULL)),
+                '[]'::json)::text
+FROM (SELECT id, actor_type, name, role, timezone FROM actors WHERE id = {id}) AS s0
+"""
+
+READ_CHECKIN_PAGE = """
+SELECT coalesce(json_agg(JSON_OBJECT('id' : s0.id, 'actor_id' : s0.actor_id, 'team_id' : s0.team_id,
+                                     'date' : s0.date, 'next' : s0.next, 'previously' : s0.previously,
+                                     'blockers' : s0.blockers, 'created_at' : s0.created_at ABSENT ON NULL)
+                         ORDER BY s0.date DESC),
+                '[]'::json)::text
+FROM (SELECT id, actor_id, team_id, date, next, previously, blockers, created_at
+      FROM team_checkins
+      WHERE team_id = {team_id} AND date >= {since}::varchar::date
+      ORDER BY date DESC
+      LIMIT {limit}) AS s0
+"""
+
+CREATE_CHECKINS = f"""
+WITH body AS (
+    SELECT CASE WHEN json_typeof(doc) = 'array' THEN doc ELSE json_build_array(doc) END AS rows
+    FROM (SELECT ({{body}})::json AS doc) AS given
+), inserted AS (
+    INSERT INTO team_checkins (id, actor_id, team_id, date, next, previously, blockers, created_at)
+    SELECT coalesce(r.id, gen_random_uuid()::text), r.actor_id, r.team_id, r.date, r.next, r.previously,
+           r.blockers, coalesce(r.created_at, now())
+    FROM body, json_populate_recordset(NULL::team_checkins, body.rows) AS r
+    RETURNING id, actor_id, created_at
+), locked AS (
+    -- Only once every row is in (as api/events.py does, last before commit): writers
+    -- serialise over the events alone, not over the whole insert.
+    SELECT pg_advisory_xact_lock({EVENT_LOCK_KEY}) AS done FROM (SELECT count(*) FROM inserted) AS all_in
+), events AS (
+    INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at)
+    SELECT gen_random_uuid()::text, nextval('coordination_event_seq'), i.actor_id, 'team_checkin', i.id, i.created_at
+    FROM inserted AS i, locked
+    RETURNING seq
+)
+SELECT count(*), pg_notify('{NOTIFY_CHANNEL}', max(seq)::text) FROM events
+"""

@@ -1,0 +1,227 @@
+"""The benchmark harness works: its seed generator writes a coherent dataset (at a tiny
+scale) and the minimal handler's SQL answers what our read path answers and writes
+events as the write service does. No load is generated here; that is `make bench`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.database import libpq_url
+from api.plan import And, Condition, OrderTerm, ReadPlan
+from api.reads import Reader
+from api.writes import WriteService
+from bench import loadgen, minimal_app, report, rows, run, scenarios, statements  # noqa: F401 - they import
+from bench.seed import FULL, QUICK, Scale, seed, statements as seed_statements
+
+TINY = Scale(teams=2, actors=10, members_per_team=3, goal_stories=7, roots=1, children_per_root=2, checkins=10,
+             updates=5)
+
+
+async def _seeded(engine: AsyncEngine, scale: Scale = TINY) -> None:
+    async with engine.begin() as conn:
+        await seed(conn, scale)
+
+
+async def _rows(engine: AsyncEngine, sql: str) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(text(sql))]
+
+
+async def test_seed_writes_the_dataset_with_one_event_per_checkin_and_update(clean: AsyncEngine) -> None:
+    await _seeded(clean)
+
+    counts = (await _rows(clean, """
+        SELECT (SELECT count(*) FROM actors) AS actors, (SELECT count(*) FROM teams) AS teams,
+               (SELECT count(*) FROM goal_stories) AS goal_stories, (SELECT count(*) FROM team_checkins) AS checkins,
+               (SELECT count(*) FROM goal_story_updates) AS updates,
+               (SELECT count(*) FROM coordination_events) AS events"""))[0]
+    assert counts == {"actors": 10, "teams": 2, "goal_stories": 7, "checkins": 10, "updates": 5, "events": 15}
+
+    # Every check-in and update has exactly its one event, as the write service records it.
+    mismatched = await _rows(clean, """
+        SELECT w.id FROM (SELECT id, actor_id, created_at, 'team_checkin' AS kind FROM team_checkins
+                          UNION ALL SELECT id, actor_id, created_at, 'goal_story_update' FROM goal_story_updates) AS w
+        WHERE (SELECT count(*) FROM coordination_events e
+               WHERE e.reference_id = w.id AND e.actor_id = w.actor_id AND e.event_type = w.kind
+                 AND e.occurred_at = w.created_at) <> 1""")
+    assert mismatched == []
+    # Cursors 1..N in the order the rows were created.
+    events = await _rows(clean, "SELECT seq, occurred_at FROM coordination_events ORDER BY seq")
+    assert [e["seq"] for e in events] == list(range(1, 16))
+    assert [e["occurred_at"] for e in events] == sorted(e["occurred_at"] for e in events)
+
+
+async def test_seed_builds_three_levels_and_valid_references(clean: AsyncEngine) -> None:
+    await _seeded(clean)
+
+    levels = (await _rows(clean, """
+        SELECT count(*) FILTER (WHERE g.parent_id IS NULL) AS roots,
+               count(*) FILTER (WHERE p.id IS NOT NULL AND p.parent_id IS NULL) AS children,
+               count(*) FILTER (WHERE p.parent_id IS NOT NULL AND gp.parent_id IS NULL) AS grandchildren
+        FROM goal_stories g LEFT JOIN goal_stories p ON p.id = g.parent_id
+                            LEFT JOIN goal_stories gp ON gp.id = p.parent_id"""))[0]
+    assert levels == {"roots": 1, "children": 2, "grandchildren": 4}
+    # Array references (no foreign keys) point at existing rows.
+    dangling = await _rows(clean, """
+        SELECT m FROM teams, unnest(member_ids) AS m WHERE m NOT IN (SELECT id FROM actors)
+        UNION ALL SELECT a FROM goal_stories, unnest(actor_ids) AS a WHERE a NOT IN (SELECT id FROM actors)
+        UNION ALL SELECT t FROM goal_stories, unnest(team_ids) AS t WHERE t NOT IN (SELECT id FROM teams)""")
+    assert dangling == []
+    # Check-ins are posted by members of their team.
+    outsiders = await _rows(clean, """
+        SELECT c.id FROM team_checkins c JOIN teams t ON t.id = c.team_id WHERE NOT c.actor_id = ANY(t.member_ids)""")
+    assert outsiders == []
+    # Every seeded row is a valid document: the read path returns it in full.
+    checkins = json.loads(await Reader(clean).json_array(ReadPlan("team_checkin")))
+    assert len(checkins) == 10 and all({"id", "actor_id", "team_id", "date", "created_at"} <= set(c) for c in checkins)
+
+
+async def test_writes_after_the_seed_continue_the_event_cursors(clean: AsyncEngine) -> None:
+    await _seeded(clean)
+
+    result = await WriteService(clean).create("team_checkin", [{"actor_id": "p-1", "team_id": "t-1",
+                                                                "date": "2026-07-01", "next": ["Go on"]}])
+
+    assert [e["seq"] for e in result.events] == [16]
+
+
+async def test_the_bulk_body_is_accepted_by_the_write_service(clean: AsyncEngine) -> None:
+    await _seeded(clean)
+    checkins = json.loads(scenarios.bulk_body(TINY, size=20))
+
+    result = await WriteService(clean).create("team_checkin", checkins)
+
+    assert len(result.inserted_ids) == 20 and len(result.events) == 20
+
+
+async def test_minimal_handler_reads_answer_what_our_read_path_answers(clean: AsyncEngine, database_url: str) -> None:
+    await _seeded(clean)
+    reader = Reader(clean)
+    conn = await asyncpg.connect(libpq_url(database_url))
+    try:
+        one = await conn.fetchval(minimal_app.SQL_READ_ACTOR, "p-2")
+        page = await conn.fetchval(minimal_app.SQL_READ_CHECKIN_PAGE, "t-1", "2026-06-29", 3)
+    finally:
+        await conn.close()
+
+    ours_one = await reader.json_array(ReadPlan("actor", where=Condition("id", "eq", "p-2")))
+    ours_page = await reader.json_array(ReadPlan(
+        "team_checkin", where=And((Condition("team_id", "eq", "t-1"), Condition("date", "gte", "2026-06-29"))),
+        order=(OrderTerm("date", descending=True),), limit=3))
+    assert json.loads(one) == json.loads(ours_one) and len(json.loads(one)) == 1
+    by_id = lambda body: sorted(json.loads(body), key=lambda r: r["id"])  # noqa: E731 - ties on date
+    assert by_id(page) == by_id(ours_page) and len(by_id(page)) == 3
+
+
+async def test_minimal_handler_create_writes_each_row_with_its_event(clean: AsyncEngine, database_url: str) -> None:
+    await _seeded(clean)
+    body = json.dumps([{"actor_id": "p-1", "team_id": "t-1", "date": "2026-07-01"},
+                       {"actor_id": "p-2", "team_id": "t-1", "date": "2026-07-01", "blockers": ["None"]}])
+    conn = await asyncpg.connect(libpq_url(database_url))
+    try:
+        await conn.execute(minimal_app.SQL_CREATE_CHECKINS, body)
+        await conn.execute(minimal_app.SQL_CREATE_CHECKINS, json.dumps({"actor_id": "p-3", "team_id": "t-1",
+                                                                         "date": "2026-07-02"}))
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await conn.execute(minimal_app.SQL_CREATE_CHECKINS, json.dumps({"actor_id": "nobody", "team_id": "t-1",
+                                                                             "date": "2026-07-02"}))
+    finally:
+        await conn.close()
+
+    new = await _rows(clean, """
+        SELECT c.actor_id, e.seq, e.event_type, e.occurred_at = c.created_at AS same_time
+        FROM team_checkins c JOIN coordination_events e ON e.reference_id = c.id
+        WHERE c.id NOT LIKE 'c-%' ORDER BY e.seq""")
+    assert [(r["actor_id"], r["seq"], r["event_type"], r["same_time"]) for r in new] == [
+        ("p-1", 16, "team_checkin", True), ("p-2", 17, "team_checkin", True), ("p-3", 18, "team_checkin", True)]
+
+
+def test_scales_are_checked() -> None:
+    assert FULL.checkins == 100_000 and FULL.updates == 20_000 and FULL.goal_stories == 200
+    assert FULL.roots + FULL.children + FULL.grandchildren == 200 and FULL.grandchildren > 0
+    assert QUICK.checkins < FULL.checkins
+    with pytest.raises(ValueError):
+        Scale(teams=0)
+    with pytest.raises(ValueError):
+        Scale(goal_stories=5, roots=1, children_per_root=0)
+    # Only integers reach the SQL.
+    with pytest.raises(ValueError):
+        Scale(teams="1; DROP TABLE actors")  # type: ignore[arg-type]
+    assert all("generate_series" in s or "setval" in s or "coordination_events" in s for s in seed_statements(TINY))
+
+
+def test_the_pgbench_latency_log_is_read_into_percentiles(tmp_path: Any) -> None:
+    (tmp_path / "log.123").write_text("0 0 1000 0 1700000000 1\n0 1 3000 0 1700000000 2\n")
+    (tmp_path / "log.123.1").write_text("1 0 2000 0 1700000000 3\n")
+
+    latencies = sorted(loadgen._logged_latencies_us(tmp_path))
+
+    assert latencies == [1000, 2000, 3000]
+    assert loadgen._percentiles_ms(latencies) == {"mean": 2.0, "max": 3.0, "p50": 2.0, "p90": 3.0, "p99": 3.0,
+                                                  "p99.9": 3.0}
+
+
+async def test_minimal_handler_over_http(clean: AsyncEngine, database_url: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The floor itself, under a real uvicorn: the benchmark's requests, the reference's answers."""
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    await _seeded(clean)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setattr(minimal_app, "POOL_SIZE", 2)
+    server = uvicorn.Server(uvicorn.Config(minimal_app.app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the minimal handler did not start"
+        time.sleep(0.02)
+    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as client:
+            one = await client.get("/actors?id=eq.p-2")
+            page = await client.get("/team_checkins?team_id=eq.t-1&date=gte.2026-06-29&order=date.desc&limit=3")
+            created = await client.post("/team_checkins", json={"actor_id": "p-1", "team_id": "t-1",
+                                                                "date": "2026-07-01", "next": ["Measure"]})
+            other = await client.get("/goal_stories")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+    reader = Reader(clean)
+    assert one.status_code == 200 and one.headers["content-type"] == "application/json"
+    assert one.json() == json.loads(await reader.json_array(ReadPlan("actor", where=Condition("id", "eq", "p-2"))))
+    assert page.status_code == 200 and len(page.json()) == 3
+    assert created.status_code == 201 and created.content == b""
+    assert other.status_code == 404
+    event = await _rows(clean, """SELECT e.seq FROM coordination_events e JOIN team_checkins c ON c.id = e.reference_id
+                                  WHERE c.next = ARRAY['Measure']""")
+    assert event == [{"seq": 16}]
+
+
+def test_repeated_runs_keep_each_sides_median_run() -> None:
+    def side(name: str, rps: float | None) -> rows.Side:
+        if rps is None:
+            return rows.Side(name, skipped=rows.NOT_AVAILABLE)
+        return rows.Side(name, loadgen.Measurement("wrk", int(rps * 8), 8.0, rps, {"p50": 1000 / rps}, 0))
+
+    runs = [rows.Row("r", "a row", side("ours", rps), side("ref", ref), None, target=0.7)
+            for rps, ref in ((300, 1000), (100, 900), (200, 1100))]
+
+    row = rows.median_row(runs)
+
+    assert row.ours.measurement is not None and row.ours.measurement.requests_per_s == 200
+    assert row.ours.runs == [100, 200, 300] and row.reference.runs == [900, 1000, 1100]
+    assert row.ratio == pytest.approx(0.2) and row.met is False
+    skipped = rows.median_row([rows.Row("r", "a row", side("ours", None), side("ref", 5), None)] * 2)
+    assert skipped.ours.skipped == rows.NOT_AVAILABLE and skipped.ratio is None
