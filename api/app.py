@@ -13,7 +13,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from . import __version__, graphql, rest
 from .config import Settings
@@ -23,6 +24,7 @@ from .live.sse import EventStream
 from .mcp import http as mcp_http
 from .migrate import upgrade
 from .reads import Reader
+from .resources import bundled
 from .writes import WriteService
 
 log = logging.getLogger("coco.app")
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Every method: POST and GET queries, GraphiQL for browsers (and later the subscription's websocket).
         Route(graphql.PATH, graphql.graphql_app(settings)),
         Route(mcp_http.PATH, mcp_http.Endpoint()),
+        # The read-only viewer (viewer/): static files that talk only to the GraphQL API.
+        Mount("/viewer", StaticFiles(directory=bundled("viewer"), html=True), name="viewer"),
     ]
     routes += rest.routes()
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
