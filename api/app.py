@@ -12,7 +12,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -71,12 +71,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route(graphql.PATH, graphql.graphql_app(settings)),
         Route(mcp_http.PATH, mcp_http.Endpoint()),
         # The read-only viewer (viewer/): static files that talk only to the GraphQL API.
+        # Its pages use relative URLs, so /viewer must become /viewer/ (REST would answer it otherwise).
+        Route("/viewer", viewer_redirect, methods=["GET", "HEAD"]),
         Mount("/viewer", StaticFiles(directory=bundled("viewer"), html=True), name="viewer"),
     ]
     routes += rest.routes()
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
     middleware = [Middleware(EventStream, keepalive=settings.sse_keepalive_s)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+async def viewer_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse(request.url.replace(path=request.url.path + "/"), status_code=308)
 
 
 async def healthz(request: Request) -> JSONResponse:

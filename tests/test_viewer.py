@@ -212,7 +212,8 @@ async def test_the_phone_viewer_fits_the_screen(demo: AsyncEngine, server_url: s
     first_cell = phone.page.locator("#actors tbody tr").first.locator("td").first
     label = await first_cell.evaluate("td => getComputedStyle(td, '::before').content")
     assert label == '"Name"'
-    await phone.page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    await phone.page.screenshot(path=str(tmp_path / "phone.png"))
+    await phone.page.locator("#team-checkins tbody tr").first.screenshot(path=str(tmp_path / "phone-card.png"))
     assert phone.problems == []
 
 
@@ -243,3 +244,24 @@ async def test_a_checkin_posted_through_rest_appears_without_a_reload(demo: Asyn
     await desktop.page.locator("#coordination-events tbody tr").filter(has_text=checkin["id"]).wait_for(timeout=WAIT_MS)
     assert await desktop.page.evaluate("window.__sameDocument") is True
     assert desktop.problems == []
+
+
+async def test_an_unreachable_api_shows_error_states(demo: AsyncEngine, server_url: str, browser: Browser) -> None:
+    # The browser itself refuses the GraphQL requests: a network outage as the page sees it.
+    context = await browser.new_context(viewport=DESKTOP)
+    try:
+        page = await context.new_page()
+        await page.route("**/graphql", lambda route: route.abort("connectionrefused"))
+        viewer = Viewer(page)
+        await viewer.open(server_url)
+
+        for section in TABLES_SHOWN:
+            state = page.locator(f"#{section} .state")
+            assert await state.get_attribute("data-state") == "error", section
+            assert await state.get_attribute("role") == "alert", section
+            assert "could not be reached" in await state.inner_text(), section
+            assert await page.locator(f"#{section} tbody tr").count() == 0
+        assert await page.locator("#goals .state").get_attribute("data-state") == "error"
+        assert await page.locator("#checkins-by-day .state").get_attribute("data-state") == "error"
+    finally:
+        await context.close()

@@ -147,7 +147,10 @@ function renderEntityTables() {
 function renderGoalTree() {
   const section = document.getElementById("goals");
   const goals = data.goalStories;
-  if (!goals) return;
+  if (!goals) {
+    if (errors.goalStories) setState(section, "error", `Could not load goals: ${errors.goalStories}`);
+    return;
+  }
   if (errors.goalStories) setState(section, "error", `Could not refresh goals: ${errors.goalStories}`, true);
   else if (goals.length === 0) setState(section, "empty", "No goal stories yet.");
   else setState(section, "ready", "");
