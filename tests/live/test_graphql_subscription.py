@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.writes import WriteService
 
-from .helpers import seed, table_cursors
+from .helpers import seed, table_cursors, take
 
 PROTOCOLS = [WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL, WebsocketsTransport.APOLLO_SUBPROTOCOL]
 EVENTS = ("""subscription($where: CoordinationEventWhere, $after: String, $teamId: ID) {
@@ -59,22 +59,6 @@ async def subscribed(base_url: str, protocol: str, **variables: Any) -> AsyncIte
             yield events()
         finally:
             task.cancel()
-
-
-async def take(events: AsyncIterator[dict], n: int, timeout: float = 60.0) -> list[dict]:
-    got: list[dict] = []
-
-    async def collect() -> None:
-        async for event in events:
-            got.append(event)
-            if len(got) == n:
-                return
-
-    try:
-        await asyncio.wait_for(collect(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"only {len(got)} of {n} events arrived") from None
-    return got
 
 
 def checkin(actor: str = "a-0", team: str = "t-0", note: str = "x") -> dict[str, Any]:
