@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from . import __version__, graphql, rest
@@ -65,10 +65,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await engine.dispose()
 
     # Front ends add their routes here; REST comes last, since it answers every other path.
+    graphql_endpoint = graphql.graphql_app(settings)
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
-        # Every method: POST and GET queries, GraphiQL for browsers (and later the subscription's websocket).
-        Route(graphql.PATH, graphql.graphql_app(settings)),
+        # Every method: POST and GET queries, GraphiQL for browsers; subscriptions over WebSocket.
+        Route(graphql.PATH, graphql_endpoint),
+        WebSocketRoute(graphql.PATH, graphql_endpoint),
         Route(mcp_http.PATH, mcp_http.Endpoint()),
         # The read-only viewer (viewer/): static files that talk only to the GraphQL API.
         # Its pages use relative URLs, so /viewer must become /viewer/ (REST would answer it otherwise).

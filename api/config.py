@@ -47,6 +47,8 @@ class Settings:
     # Live events: per-subscriber queue bound, and the idle interval of SSE keep-alive comments.
     live_queue_size: int = 1000
     sse_keepalive_s: int = 15
+    # Keep-alive pings on GraphQL WebSocket connections (subscriptions), in seconds.
+    graphql_keepalive_s: int = 15
     # GraphQL protection: limits on one document, and on one page of a connection.
     graphql_max_depth: int = 15
     graphql_max_tokens: int = 5_000
@@ -72,6 +74,7 @@ class Settings:
             log_level=(os.environ.get("COCO_LOG_LEVEL") or "info").lower(),
             live_queue_size=_int("COCO_LIVE_QUEUE_SIZE", 1000),
             sse_keepalive_s=_int("COCO_SSE_KEEPALIVE_S", 15),
+            graphql_keepalive_s=_int("COCO_GRAPHQL_KEEPALIVE_S", 15),
             graphql_max_depth=_int("COCO_GRAPHQL_MAX_DEPTH", 15),
             graphql_max_tokens=_int("COCO_GRAPHQL_MAX_TOKENS", 5_000),
             graphql_max_aliases=_int("COCO_GRAPHQL_MAX_ALIASES", 30),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..reads import Reader
 from ..writes import WriteService
@@ -15,6 +16,8 @@ class Context:
     reader: Reader
     writer: WriteService
     limits: Limits
+    # The process's live feed (api.live.LiveFeed), for subscriptions.
+    live: Any = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

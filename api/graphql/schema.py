@@ -19,6 +19,7 @@ from ..config import Settings
 from .errors import ErrorCodes
 from .mutations import Mutation
 from .queries import Query
+from .subscriptions import Subscription
 
 
 class Schema(strawberry.Schema):
@@ -27,8 +28,8 @@ class Schema(strawberry.Schema):
         pass
 
 
-def make_schema(settings: Settings | None = None, subscription: Any = None) -> Schema:
-    """The GraphQL schema; `subscription` is the Subscription type, once there is one."""
+def make_schema(settings: Settings | None = None, subscription: Any = Subscription) -> Schema:
+    """The GraphQL schema (with `subscription=None`, one without subscriptions)."""
     settings = settings or Settings()
     return Schema(
         query=Query,

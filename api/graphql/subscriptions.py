@@ -1,0 +1,69 @@
+"""The Subscription type: coordination events as they commit, over WebSocket.
+
+A thin translation onto the live feed (`api.live.LiveFeed.subscribe`), which
+delivers each event once, in commit order, replaying from the table first when
+`after` is given. Nested fields of each event are read fresh: the loaders of a
+subscription are replaced before every event, so a long subscription never
+serves a row as it was when an earlier event was sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Optional
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import Info
+
+from ..errors import DomainError, InvalidInput, InvalidReason, Unavailable
+from ..live import SubscriberOverflow
+from .errors import extensions_of
+from .filters import CoordinationEventWhere, to_filter
+from .loaders import Loaders
+from .types import CoordinationEvent, make
+
+OVERFLOW = "SUBSCRIBER_OVERFLOW"
+
+
+def _cursor(after: str | None) -> int | None:
+    if after is None:
+        return None
+    if not after.isdigit():
+        raise InvalidInput(f"after must be an event cursor (the cursor field of an event), not {after!r}",
+                           field="after", reason=InvalidReason.FORMAT, entity="coordination_event")
+    return int(after)
+
+
+@strawberry.type(description="Live data: what is pushed to a client as it happens.")
+class Subscription:
+    @strawberry.subscription(description=(
+        "Every coordination event matching `where` (and, with `teamId`, whose check-in or goal story update "
+        "belongs to that team), once each, in commit order, as soon as it commits, whichever process or API "
+        "wrote it. With `after` (an event's `cursor`) the events committed since are replayed first, then the "
+        "stream goes live without a gap or a repeat. A client that falls too far behind gets an error with "
+        "`extensions.code` SUBSCRIBER_OVERFLOW and `extensions.lastCursor`: subscribe again with that as "
+        "`after`."))
+    async def coordination_events(
+        self, info: Info, where: Optional[CoordinationEventWhere] = None, after: Optional[str] = None,
+        team_id: Optional[strawberry.ID] = None,
+    ) -> AsyncGenerator[CoordinationEvent, None]:
+        context = info.context
+        to_event = make(CoordinationEvent, "coordination_event")
+        try:
+            if context.live is None:
+                raise Unavailable("live events are not available in this process")
+            try:
+                events = context.live.subscribe(to_filter("coordination_event", where), _cursor(after),
+                                                None if team_id is None else str(team_id))
+            except RuntimeError as error:  # the feed has not reached the database yet
+                raise Unavailable(str(error)) from error
+            async for document in events:
+                context.loaders = Loaders(context.reader)
+                yield to_event(document)
+        except SubscriberOverflow as overflow:
+            raise GraphQLError(str(overflow), extensions={"code": OVERFLOW,
+                                                          "lastCursor": str(overflow.last_cursor)}) from None
+        except DomainError as error:
+            # Errors of a subscription's stream bypass the operation's extensions: code them here.
+            raise GraphQLError(error.message, extensions=extensions_of(error)) from None
