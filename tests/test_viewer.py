@@ -82,8 +82,8 @@ class Viewer:
         if message.type == "error":
             self.problems.append(f"console: {message.text}")
 
-    async def open(self, server_url: str) -> None:
-        await self.page.goto(f"{server_url}/viewer/")
+    async def open(self, server_url: str, query: str = "") -> None:
+        await self.page.goto(f"{server_url}/viewer/{query}")
         await self.page.wait_for_selector("body[data-loaded='true']", timeout=WAIT_MS)
 
     async def texts(self, selector: str) -> list[str]:
@@ -217,10 +217,13 @@ async def test_the_phone_viewer_fits_the_screen(demo: AsyncEngine, server_url: s
     assert phone.problems == []
 
 
+@pytest.mark.parametrize("transport", ["subscription", "events"])
 async def test_a_checkin_posted_through_rest_appears_without_a_reload(demo: AsyncEngine, server_url: str,
-                                                                      desktop: Viewer) -> None:
-    await desktop.open(server_url)
-    await desktop.page.wait_for_selector("#live-status[data-state='live']", timeout=WAIT_MS)
+                                                                      desktop: Viewer, transport: str) -> None:
+    # By default the GraphQL subscription over WebSocket; ?live=events reads the server-sent event feed.
+    await desktop.open(server_url, "" if transport == "subscription" else "?live=events")
+    status = desktop.page.locator(f"#live-status[data-state='live'][data-transport='{transport}']")
+    await status.wait_for(timeout=WAIT_MS)
     await desktop.page.evaluate("window.__sameDocument = true")
     team_id = await desktop.page.locator("#team-select").input_value()
     team = (await graphql(server_url, f'{{ team(id: "{team_id}") {{ memberIds }} }}'))["team"]

@@ -264,9 +264,10 @@ function refetchLater(fields) {
   }, 150);
 }
 
-function showLiveState(state, text) {
+function showLiveState(state, text, transport) {
   const status = document.getElementById("live-status");
   status.dataset.state = state;
+  if (transport) status.dataset.transport = transport;
   status.querySelector(".text").textContent = text;
 }
 
@@ -299,7 +300,8 @@ async function main() {
       refetchLater(fields);
     },
   });
-  live.start();
+  // ?live=events reads the server-sent event feed even when the subscription exists.
+  live.start(new URLSearchParams(location.search).get("live") || "subscription");
   await Promise.all(Object.keys(SELECTIONS).map(load));
   render();
   document.body.dataset.loaded = "true";

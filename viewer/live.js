@@ -21,17 +21,12 @@ export class LiveEvents {
     this.transport = null;
   }
 
-  async start() {
+  // `prefer`: "subscription" (the default: when the schema has it) or "events" (always the event stream).
+  async start(prefer = "subscription") {
     this.onState("connecting", "Connecting to live updates…");
-    let subscriptions = false;
-    try {
-      const data = await query("{ __schema { subscriptionType { fields { name } } } }");
-      const type = data.__schema.subscriptionType;
-      subscriptions = Boolean(type && type.fields.some((f) => f.name === "coordinationEvents"));
-    } catch {
-      subscriptions = false; // introspection may be off: fall back to the event stream
-    }
+    const subscriptions = prefer !== "events" && await hasSubscription();
     this.transport = subscriptions ? new WebSocketTransport(this) : new EventStreamTransport(this);
+    this.onState("connecting", `Connecting to live updates (${this.transport.name})…`, this.transport.kind);
     this.transport.open();
   }
 
@@ -46,6 +41,16 @@ export class LiveEvents {
   }
 }
 
+async function hasSubscription() {
+  try {
+    const data = await query("{ __schema { subscriptionType { fields { name } } } }");
+    const type = data.__schema.subscriptionType;
+    return Boolean(type && type.fields.some((f) => f.name === "coordinationEvents"));
+  } catch {
+    return false; // introspection may be off: the event stream is there either way
+  }
+}
+
 class WebSocketTransport {
   constructor(live) {
     this.live = live;
@@ -53,6 +58,7 @@ class WebSocketTransport {
     this.socket = null;
     this.timer = null;
     this.name = "GraphQL subscription";
+    this.kind = "subscription";
   }
 
   url() {
@@ -145,6 +151,7 @@ class EventStreamTransport {
     this.live = live;
     this.source = null;
     this.name = "event stream";
+    this.kind = "events";
   }
 
   open() {
