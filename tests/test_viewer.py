@@ -7,6 +7,8 @@ downloads a browser here. Outside CI the module skips when there is no Chromium;
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -43,11 +45,11 @@ if not Path(CHROMIUM).exists():
     pytest.skip(message, allow_module_level=True)
 
 if IN_CI:
-    from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+    from playwright.async_api import Browser, ConsoleMessage, Page, WebSocketRoute, async_playwright
 else:
     async_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install -e '.[test]')")
-    Browser, ConsoleMessage, Page, async_playwright = (async_api.Browser, async_api.ConsoleMessage, async_api.Page,
-                                                      async_api.async_playwright)
+    Browser, ConsoleMessage, Page, WebSocketRoute, async_playwright = (
+        async_api.Browser, async_api.ConsoleMessage, async_api.Page, async_api.WebSocketRoute, async_api.async_playwright)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -120,6 +122,16 @@ async def expected_goal_tree(server_url: str) -> dict[str, Any]:
                 children(first: 100) { nodes { title latestUpdate { status progressPercent } } } } } }""")
     [root] = [g for g in data["goalStories"]["nodes"] if g["title"] == "Launch PSC 2.0"]
     return root
+
+
+async def post_checkin(server_url: str, actor_id: str, team_id: str, day: str, blockers: list[str]) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=server_url) as client:
+        response = await client.post("/team_checkins", headers={"Prefer": "return=representation"}, json={
+            "actor_id": actor_id, "team_id": team_id, "date": day,
+            "previously": ["wrote the viewer test"], "blockers": blockers})
+    assert response.status_code == 201, response.text
+    [checkin] = response.json()
+    return checkin
 
 
 def shown_status(update: dict[str, Any] | None) -> str:
@@ -230,12 +242,7 @@ async def test_a_checkin_posted_through_rest_appears_without_a_reload(demo: Asyn
     before = await desktop.page.locator("#team-checkins tbody tr").count()
     day = (dt.date.today() - dt.timedelta(days=10)).isoformat()  # before the demo week: a day of its own
 
-    async with httpx.AsyncClient(base_url=server_url) as client:
-        response = await client.post("/team_checkins", headers={"Prefer": "return=representation"}, json={
-            "actor_id": team["memberIds"][0], "team_id": team_id, "date": day,
-            "previously": ["wrote the viewer test"], "blockers": ["waiting on the live feed"]})
-    assert response.status_code == 201, response.text
-    [checkin] = response.json()
+    checkin = await post_checkin(server_url, team["memberIds"][0], team_id, day, ["waiting on the live feed"])
 
     card = desktop.page.locator(f"#checkins-by-day [data-checkin-id='{checkin['id']}']")
     await card.wait_for(timeout=WAIT_MS)
@@ -268,3 +275,48 @@ async def test_an_unreachable_api_shows_error_states(demo: AsyncEngine, server_u
         assert await page.locator("#checkins-by-day .state").get_attribute("data-state") == "error"
     finally:
         await context.close()
+
+
+async def test_a_dropped_subscription_reconnects_and_resumes_after_the_last_cursor(
+        demo: AsyncEngine, server_url: str, desktop: Viewer) -> None:
+    # Every WebSocket of the page goes through to the real server; the test sees what the page sends
+    # and can cut a connection, as a network drop would.
+    connections: list[tuple[WebSocketRoute, WebSocketRoute, list[dict[str, Any]]]] = []
+
+    def through(page_side: WebSocketRoute) -> None:
+        server_side = page_side.connect_to_server()
+        sent: list[dict[str, Any]] = []
+
+        def forward(message: str | bytes) -> None:
+            sent.append(json.loads(message))
+            server_side.send(message)
+
+        page_side.on_message(forward)
+        connections.append((page_side, server_side, sent))
+
+    await desktop.page.route_web_socket(re.compile(r"/graphql$"), through)
+    await desktop.open(server_url)
+    await desktop.page.locator("#live-status[data-state='live'][data-transport='subscription']").wait_for(timeout=WAIT_MS)
+    team_id = await desktop.page.locator("#team-select").input_value()
+    team = (await graphql(server_url, f'{{ team(id: "{team_id}") {{ memberIds }} }}'))["team"]
+    before = await desktop.page.locator("#team-checkins tbody tr").count()
+    day = (dt.date.today() - dt.timedelta(days=12)).isoformat()
+
+    first = await post_checkin(server_url, team["memberIds"][0], team_id, day, [])
+    await desktop.page.locator(f"#checkins-by-day [data-checkin-id='{first['id']}']").wait_for(timeout=WAIT_MS)
+    [(page_side, server_side, _)] = connections
+    await server_side.close(code=1001, reason="going away")
+    await page_side.close(code=1001, reason="going away")
+    second = await post_checkin(server_url, team["memberIds"][-1], team_id, day, ["the network dropped"])
+
+    await desktop.page.locator(f"#checkins-by-day [data-checkin-id='{second['id']}']").wait_for(timeout=WAIT_MS)
+    await desktop.page.locator("#live-status[data-state='live']").wait_for(timeout=WAIT_MS)
+    assert len(connections) == 2
+    [subscribe] = [frame for frame in connections[1][2] if frame["type"] == "subscribe"]
+    events = await graphql(server_url, f"""{{ coordinationEvents(first: 1, where: {{ referenceId: {{ eq: "{first['id']}" }} }})
+        {{ nodes {{ cursor }} }} }}""")
+    assert subscribe["payload"]["variables"]["after"] == events["coordinationEvents"]["nodes"][0]["cursor"]
+    assert [frame["type"] for frame in connections[0][2]][:2] == ["connection_init", "subscribe"]
+    await desktop.page.locator(f"#team-checkins tbody tr[data-id='{second['id']}']").wait_for(timeout=WAIT_MS)
+    assert await desktop.page.locator("#team-checkins tbody tr").count() == before + 2
+    assert desktop.problems == []
