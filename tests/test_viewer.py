@@ -36,6 +36,7 @@ TABLES_SHOWN = {"actors": "actors", "teams": "teams", "team-checkins": "team_che
                 "goal-stories": "goal_stories", "goal-story-updates": "goal_story_updates",
                 "coordination-events": "coordination_events"}
 WAIT_MS = 20_000
+DEMO_DAY = dt.date(2026, 5, 22)
 
 if not Path(CHROMIUM).exists():
     message = (f"no Chromium at {CHROMIUM}: install Debian's chromium package "
@@ -64,10 +65,10 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def demo(engine: AsyncEngine) -> AsyncEngine:
-    """Only the demo organisation and its week, ending today."""
+    """Only the demo organisation and its week, ending on a fixed Friday (the screenshot stays the same)."""
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES}"))
-    await seed(WriteService(engine))
+    await seed(WriteService(engine), today=DEMO_DAY, now=dt.datetime.combine(DEMO_DAY, dt.time(17), dt.UTC))
     return engine
 
 
@@ -183,7 +184,7 @@ async def test_an_empty_database_shows_empty_states(clean: AsyncEngine, server_u
 
 
 async def test_the_desktop_viewer_shows_every_table_and_the_goal_tree(demo: AsyncEngine, server_url: str,
-                                                                     desktop: Viewer) -> None:
+                                                                     desktop: Viewer, tmp_path: Path) -> None:
     await desktop.open(server_url)
 
     await check_tables(desktop, demo)
@@ -210,6 +211,7 @@ async def test_the_desktop_viewer_shows_every_table_and_the_goal_tree(demo: Asyn
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
     await desktop.page.screenshot(path=str(SCREENSHOT))
+    await desktop.page.locator("#goal-story-updates").screenshot(path=str(tmp_path / "desktop-table.png"))
     assert desktop.problems == []
 
 
@@ -225,6 +227,7 @@ async def test_the_phone_viewer_fits_the_screen(demo: AsyncEngine, server_url: s
     label = await first_cell.evaluate("td => getComputedStyle(td, '::before').content")
     assert label == '"Name"'
     await phone.page.screenshot(path=str(tmp_path / "phone.png"))
+    await phone.page.locator("#checkins-by-day").screenshot(path=str(tmp_path / "phone-days.png"))
     await phone.page.locator("#team-checkins tbody tr").first.screenshot(path=str(tmp_path / "phone-card.png"))
     assert phone.problems == []
 
@@ -240,7 +243,7 @@ async def test_a_checkin_posted_through_rest_appears_without_a_reload(demo: Asyn
     team_id = await desktop.page.locator("#team-select").input_value()
     team = (await graphql(server_url, f'{{ team(id: "{team_id}") {{ memberIds }} }}'))["team"]
     before = await desktop.page.locator("#team-checkins tbody tr").count()
-    day = (dt.date.today() - dt.timedelta(days=10)).isoformat()  # before the demo week: a day of its own
+    day = (DEMO_DAY - dt.timedelta(days=10)).isoformat()  # before the demo week: a day of its own
 
     checkin = await post_checkin(server_url, team["memberIds"][0], team_id, day, ["waiting on the live feed"])
 
@@ -300,7 +303,7 @@ async def test_a_dropped_subscription_reconnects_and_resumes_after_the_last_curs
     team_id = await desktop.page.locator("#team-select").input_value()
     team = (await graphql(server_url, f'{{ team(id: "{team_id}") {{ memberIds }} }}'))["team"]
     before = await desktop.page.locator("#team-checkins tbody tr").count()
-    day = (dt.date.today() - dt.timedelta(days=12)).isoformat()
+    day = (DEMO_DAY - dt.timedelta(days=12)).isoformat()
 
     first = await post_checkin(server_url, team["memberIds"][0], team_id, day, [])
     await desktop.page.locator(f"#checkins-by-day [data-checkin-id='{first['id']}']").wait_for(timeout=WAIT_MS)

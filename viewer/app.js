@@ -98,7 +98,7 @@ const COLUMNS = {
     ["ID", (r) => code(r.id)],
   ],
   teamCheckins: [
-    ["Date", (r) => r.date],
+    ["Date", (r) => el("time", { datetime: r.date }, r.date)],
     ["Team", (r) => nameOf("teams", r.teamId)],
     ["Actor", (r) => nameOf("actors", r.actorId)],
     ["Previously", (r) => lines(r.previously)],
@@ -115,7 +115,7 @@ const COLUMNS = {
     ["Actors", (r) => ids("actors", r.actorIds)],
   ],
   goalStoryUpdates: [
-    ["Date", (r) => r.date],
+    ["Date", (r) => el("time", { datetime: r.date }, r.date)],
     ["Goal", (r) => nameOf("goalStories", r.goalStoryId)],
     ["Title", (r) => r.title],
     ["Status", (r) => statusBadge(r.status)],
