@@ -149,7 +149,10 @@ def statements(scale: Scale) -> list[str]:
     # One event per check-in and update, cursors in the order the rows were created.
     sql.append("""
         INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at)
-        SELECT gen_random_uuid()::text, row_number() OVER (ORDER BY created_at, reference_id),
+        SELECT gen_random_uuid()::text,
+               -- After whatever cursors the sequence already gave out: a cursor never goes back.
+               (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM coordination_event_seq)
+                 + row_number() OVER (ORDER BY created_at, reference_id),
                actor_id, event_type, reference_id, created_at
         FROM (SELECT actor_id, 'team_checkin' AS event_type, id AS reference_id, created_at FROM team_checkins
               UNION ALL
