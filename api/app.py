@@ -15,13 +15,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import __version__, graphql, rest
+from . import __version__, graphql, metrics, rest
 from .config import Settings
 from .database import create_engine
+from .guard import Guard
 from .live import LiveFeed
 from .live.sse import EventStream
 from .mcp import http as mcp_http
 from .migrate import upgrade
+from .observe import Observe
 from .reads import Reader
 from .writes import WriteService
 
@@ -65,18 +67,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Front ends add their routes here; REST comes last, since it answers every other path.
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", healthz, methods=["GET", "HEAD"]),
+        Route("/livez", livez, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
         # Every method: POST and GET queries, GraphiQL for browsers (and later the subscription's websocket).
         Route(graphql.PATH, graphql.graphql_app(settings)),
         Route(mcp_http.PATH, mcp_http.Endpoint()),
     ]
     routes += rest.routes()
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
-    middleware = [Middleware(EventStream, keepalive=settings.sse_keepalive_s)]
+    # Outermost first: the request's log line and metrics, then access control and limits (api/guard.py).
+    middleware = [Middleware(Observe, log_format=settings.log_format), Middleware(Guard, settings=settings),
+                  Middleware(EventStream, keepalive=settings.sse_keepalive_s)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
+async def livez(request: Request) -> JSONResponse:
+    """Liveness: the process answers (whether or not the database does); restart it when this fails."""
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
 async def healthz(request: Request) -> JSONResponse:
-    """200 while the database answers, 503 while it does not."""
+    """Readiness (also /readyz): 200 while the database answers, 503 while it does not."""
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S):
             async with request.app.state.engine.connect() as conn:
