@@ -23,7 +23,7 @@ from .live import LiveFeed
 from .live.sse import EventStream
 from .mcp import http as mcp_http
 from .migrate import upgrade
-from .observe import Observe
+from .observe import Observe, configure_logging
 from .reads import Reader
 from .writes import WriteService
 
@@ -42,6 +42,7 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_environment()
+    configure_logging(settings.log_level, settings.log_format)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

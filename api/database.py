@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, StatementTimeout, Unavailable
 
 log = logging.getLogger("coco.database")
+CONNECT_TIMEOUT_S = 10.0
 
 # SQLSTATE classes and codes that mean "the client sent a bad value".
 _BAD_VALUE_CLASSES = ("22",)  # data exceptions: 22P02 invalid text, 22007 bad datetime, 22003 out of range
@@ -36,7 +37,9 @@ def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | 
         settings["statement_timeout"] = str(statement_timeout_ms)
 
     async def connect() -> asyncpg.Connection:
-        return await asyncpg.connect(libpq_url(url), server_settings=settings)
+        # A database host that does not answer at all must not hold requests for asyncpg's 60 s:
+        # they answer 503 (Unavailable) soon, and the next request tries again.
+        return await asyncpg.connect(libpq_url(url), server_settings=settings, timeout=CONNECT_TIMEOUT_S)
 
     return create_async_engine(
         "postgresql+asyncpg://",

@@ -21,6 +21,9 @@ from .auth import READ, Access, AuthError, Caller, Principal, current_caller
 from .config import Settings
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
+# Static pages that hold no data (the viewer, Swagger UI): a browser fetches them without a header;
+# the data they then ask for goes through the API with the token.
+OPEN_PREFIXES = ("/viewer", "/docs")
 GRAPHQL_PATHS = ("/graphql",)
 TOKEN_PARAMETER = "token"
 # graphql-transport-ws: "Forbidden" (the init was refused).
@@ -63,8 +66,9 @@ class Guard:
                 await _preflight(send, origin, headers)
                 return
             send = _with_origin(send, origin)
-        if scope["path"] in OPEN_PATHS or _is_preflight(scope, headers):
-            await self.app(scope, receive, send)
+        if (not self.access.enabled or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES)
+                or _is_preflight(scope, headers)):
+            await self._limited(scope, receive, send)
             return
         try:
             scope, principal = self.authenticate(scope, headers)
@@ -72,10 +76,6 @@ class Guard:
                 raise _forbidden(principal)
         except AuthError as error:
             await _refuse(send, scope["path"], error)
-            return
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            await _refuse(send, scope["path"], self._too_large())
             return
         token = current_caller.set(Caller(principal))
         try:
@@ -85,6 +85,10 @@ class Guard:
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Count the body while the app reads it, and answer 413 once it passes the limit."""
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await _refuse(send, scope["path"], self._too_large())
+            return
         received = 0
         exceeded = False
         started = False

@@ -25,6 +25,27 @@ SANE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 QUIET_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 
 
+def configure_logging(level: str, log_format: str) -> None:
+    """Worker processes that uvicorn starts have no logging set up for our loggers: give them some
+    (a process whose root logger already has handlers, like the CLI's or the tests', keeps its own)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        # Only the request lines are JSON; the rest of the log keeps its words.
+        logging.getLogger("coco.access").propagate = False
+        logging.getLogger("coco.access").addHandler(handler)
+        other = logging.StreamHandler()
+        other.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(other)
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    logging.getLogger("coco").setLevel(level.upper())
+
+
 def request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == HEADER:

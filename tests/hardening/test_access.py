@@ -22,6 +22,7 @@ from api.config import Settings
 from api.graphql import graphql_app
 from api.guard import Guard
 from tests.conftest import table_counts
+from tests.mcp_support import seed
 
 from .conftest import READ_TOKEN, SECRET, WRITE_TOKEN, Served, bearer, signed
 
@@ -185,6 +186,22 @@ async def test_mcp_needs_a_token(secured_url: str, clean: AsyncEngine) -> None:
         allowed = await client.post("/mcp", json=request, headers={**headers, **bearer(READ_TOKEN)})
         assert allowed.status_code != 401
 
+        await seed(WriteService(clean))
+        before = await table_counts(clean)
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "post_team_checkin",
+                "arguments": {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"}}}
+        versioned = {**headers, "MCP-Protocol-Version": "2025-06-18"}
+        refused_write = await client.post("/mcp", json=call, headers={**versioned, **bearer(READ_TOKEN)})
+        result = refused_write.json()["result"]
+        assert result["isError"] is True
+        assert result["structuredContent"]["error"]["kind"] == "forbidden"
+        assert await table_counts(clean) == before
+        done = await client.post("/mcp", json=call, headers={**versioned, **bearer(WRITE_TOKEN)})
+        assert done.json()["result"].get("isError") is not True, done.text
+    after = await table_counts(clean)
+    assert (after["team_checkins"], after["coordination_events"]) == (before["team_checkins"] + 1,
+                                                                      before["coordination_events"] + 1)
+
 
 async def test_cors_origins_are_configurable(database_url: str, engine: AsyncEngine) -> None:
     from tests.conftest import RunningServer
@@ -199,3 +216,9 @@ async def test_cors_origins_are_configurable(database_url: str, engine: AsyncEng
                                                                   "Access-Control-Request-Method": "POST"})
             assert preflight.status_code == 200
             assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+
+
+async def test_static_pages_are_open_but_their_data_is_not(secured_url: str) -> None:
+    async with httpx.AsyncClient(base_url=secured_url, timeout=30) as client:
+        assert (await client.get("/docs")).status_code == 200
+        assert (await client.get("/")).status_code == 401
