@@ -158,17 +158,23 @@ class Guard:
             return
         caller = Caller(principal)
         access = self.access
+        initialized = False
 
         async def checking_receive() -> Message:
             """Reads `connection_init`: its payload may carry the token; without one, the header's
             principal (or the anonymous one) must be allowed to read."""
+            nonlocal initialized
             message = await receive()
-            if message["type"] != "websocket.receive" or checking_receive.done:  # type: ignore[attr-defined]
+            if message["type"] != "websocket.receive" or initialized:
                 return message
             init = _connection_init(message)
             if init is None:
-                return message
-            checking_receive.done = True  # type: ignore[attr-defined]
+                if caller.principal.allows(READ):
+                    return message
+                # Anything before connection_init (a protocol that lets operations start without
+                # one) runs as the principal known so far, who may not read.
+                init = {}
+            initialized = True
             try:
                 authorization = init.get("authorization") or init.get("Authorization")
                 if isinstance(authorization, str) and not given:
@@ -182,7 +188,6 @@ class Guard:
                 return {"type": "websocket.disconnect", "code": WS_FORBIDDEN}
             return message
 
-        checking_receive.done = False  # type: ignore[attr-defined]
         token = current_caller.set(caller)
         try:
             await self.app(scope, checking_receive, send)

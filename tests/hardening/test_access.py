@@ -147,11 +147,12 @@ async def test_event_stream_takes_the_header_or_a_token_parameter(secured_url: s
         assert (await client.get("/actors", params={"token": READ_TOKEN})).status_code == 200
 
 
-async def _ws_init(url: str, payload: dict[str, str] | None, headers: dict[str, str] | None = None) -> object:
+async def _ws_init(url: str, payload: dict[str, str] | None, headers: dict[str, str] | None = None,
+                   first: dict[str, object] | None = None) -> object:
     ws_url = url.replace("http://", "ws://") + "/graphql"
     async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"],
                                   additional_headers=headers or {}) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
+        await ws.send(json.dumps(first or {"type": "connection_init", "payload": payload or {}}))
         try:
             return json.loads(await ws.recv())
         except websockets.ConnectionClosed as closed:
@@ -172,6 +173,8 @@ async def test_graphql_websocket_takes_the_token_in_connection_init(engine: Asyn
             "type": "connection_ack"}
         assert await _ws_init(url, {"authorization": "Bearer wrong"}) == 4403
         assert await _ws_init(url, None) == 4403
+        operation = {"type": "subscribe", "id": "1", "payload": {"query": "{ actors { nodes { id } } }"}}
+        assert await _ws_init(url, None, first=operation) == 4403
         with pytest.raises(websockets.InvalidStatus):
             await _ws_init(url, None, bearer("wrong"))
 

@@ -135,3 +135,22 @@ TOKENS = st.sampled_from(["{", "}", "(", ")", "[", "]", "query", "mutation", "su
 def test_hostile_documents_are_client_errors(server_url: str, document: str, variables: object) -> None:
     with httpx.Client(base_url=server_url, timeout=30) as client:
         _check_graphql(client, document, variables)
+
+
+KEYS = st.sampled_from(["select", "order", "limit", "offset", "or", "and", "not.or", "name", "id", "actor_type",
+                        "teams.name", "teams.limit", "team_checkins.order", "columns", "on_conflict", "x"])
+PIECES = st.sampled_from(["eq.", "neq.", "in.", "is.", "like.", "ilike.", "match.", "fts.", "cs.", "ov.", "not.",
+                          "any.", "all.", "(", ")", "{", "}", ",", ".", "*", "!inner", "::text", "->", "->>", "'",
+                          "\"", "%", "desc", "nullsfirst", "null", "true", "1", "-1", "99999999999999999999",
+                          "name", "id", "teams(*)", "members:", "count()", "\\", " ", "[", "]"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(query=st.lists(st.tuples(KEYS, st.lists(PIECES, max_size=8).map("".join)), max_size=4))
+def test_random_postgrest_query_strings_are_client_errors(server_url: str, query: list[tuple[str, str]]) -> None:
+    with httpx.Client(base_url=server_url, timeout=30) as client:
+        for resource in ("actors", "goal_stories"):
+            answer = client.get(f"/{resource}", params=query)
+            assert answer.status_code < 500, (query, answer.text)
+            patch = client.patch(f"/{resource}", params=[*query, ("id", "eq.no-such-row")], json={})
+            assert patch.status_code < 500, (query, patch.text)
