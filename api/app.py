@@ -68,12 +68,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Front ends add their routes here; REST comes last, since it answers every other path.
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
-        Route("/readyz", healthz, methods=["GET", "HEAD"]),
-        Route("/livez", livez, methods=["GET", "HEAD"]),
-        Route("/metrics", metrics.endpoint, methods=["GET"]),
         # Every method: POST and GET queries, GraphiQL for browsers (and later the subscription's websocket).
         Route(graphql.PATH, graphql.graphql_app(settings)),
         Route(mcp_http.PATH, mcp_http.Endpoint()),
+        # Probes for orchestrators (/healthz is readiness too) and Prometheus metrics (api/metrics.py).
+        Route("/readyz", healthz, methods=["GET", "HEAD"]),
+        Route("/livez", livez, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
     ]
     routes += rest.routes()
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
