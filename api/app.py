@@ -16,13 +16,15 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from . import __version__, graphql, rest
+from . import __version__, graphql, metrics, rest
 from .config import Settings
 from .database import create_engine
+from .guard import Guard
 from .live import LiveFeed
 from .live.sse import EventStream
 from .mcp import http as mcp_http
 from .migrate import upgrade
+from .observe import Observe, configure_logging
 from .reads import Reader
 from .resources import bundled
 from .writes import WriteService
@@ -42,6 +44,7 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_environment()
+    configure_logging(settings.log_level, settings.log_format)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -72,6 +75,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route(graphql.PATH, graphql_endpoint),
         WebSocketRoute(graphql.PATH, graphql_endpoint),
         Route(mcp_http.PATH, mcp_http.Endpoint()),
+        # Probes for orchestrators (/healthz is readiness too) and Prometheus metrics (api/metrics.py).
+        Route("/readyz", healthz, methods=["GET", "HEAD"]),
+        Route("/livez", livez, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
         # The read-only viewer (viewer/): static files that talk only to the GraphQL API.
         # Its pages use relative URLs, so /viewer must become /viewer/ (REST would answer it otherwise).
         Route("/viewer", viewer_redirect, methods=["GET", "HEAD"]),
@@ -79,7 +86,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     routes += rest.routes()
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
-    middleware = [Middleware(EventStream, keepalive=settings.sse_keepalive_s)]
+    # Outermost first: the request's log line and metrics, then access control and limits (api/guard.py).
+    middleware = [Middleware(Observe, log_format=settings.log_format), Middleware(Guard, settings=settings),
+                  Middleware(EventStream, keepalive=settings.sse_keepalive_s)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
@@ -87,8 +96,13 @@ async def viewer_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse(request.url.replace(path=request.url.path + "/"), status_code=308)
 
 
+async def livez(request: Request) -> JSONResponse:
+    """Liveness: the process answers (whether or not the database does); restart it when this fails."""
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
 async def healthz(request: Request) -> JSONResponse:
-    """200 while the database answers, 503 while it does not."""
+    """Readiness (also /readyz): 200 while the database answers, 503 while it does not."""
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S):
             async with request.app.state.engine.connect() as conn:

@@ -231,6 +231,8 @@ def _serve(settings: Settings) -> int:
         http="httptools",
         log_level=settings.log_level,
         proxy_headers=True,
+        # api/observe.py logs each request once, with its request id.
+        access_log=False,
         timeout_graceful_shutdown=10,
     )
     return 0

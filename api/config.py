@@ -58,6 +58,21 @@ class Settings:
     # How many parsed and validated documents each process keeps.
     graphql_cache_size: int = 256
     graphql_ide: bool = True
+    # How many subscriptions one GraphQL WebSocket may run at once.
+    graphql_max_subscriptions_per_connection: int = 20
+    # Access control (api/auth.py): off unless tokens or a JWT secret are given.
+    tokens: str | None = None
+    tokens_file: str | None = None
+    jwt_secret: str | None = None
+    # Anonymous requests may read while access control is on (never write); off by default then.
+    anonymous_read: bool = False
+    # Origins allowed by CORS: "*" (any, as PostgREST) or a comma-separated list.
+    cors_origins: str = "*"
+    # Limits: request bodies (413 beyond), rows of one REST read (None: no cap, PostgREST's db-max-rows).
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_rows: int | None = None
+    # "text" or "json": the format of the one log line per request.
+    log_format: str = "text"
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -82,6 +97,15 @@ class Settings:
             graphql_default_page_size=_int("COCO_GRAPHQL_DEFAULT_PAGE_SIZE", 100),
             graphql_cache_size=_int("COCO_GRAPHQL_CACHE_SIZE", 256),
             graphql_ide=_bool("COCO_GRAPHQL_IDE", True),
+            graphql_max_subscriptions_per_connection=_int("COCO_GRAPHQL_MAX_SUBSCRIPTIONS_PER_CONNECTION", 20),
+            tokens=os.environ.get("COCO_TOKENS") or None,
+            tokens_file=os.environ.get("COCO_TOKENS_FILE") or None,
+            jwt_secret=os.environ.get("COCO_JWT_SECRET") or None,
+            anonymous_read=_bool("COCO_ANONYMOUS_READ", False),
+            cors_origins=os.environ.get("COCO_CORS_ORIGINS") or "*",
+            max_body_bytes=_int("COCO_MAX_BODY_BYTES", 10 * 1024 * 1024),
+            max_rows=_int("COCO_MAX_ROWS", 0) or None,
+            log_format=(os.environ.get("COCO_LOG_FORMAT") or "text").lower(),
         )
 
     def require_database_url(self) -> str:

@@ -17,11 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, StatementTimeout, Unavailable
 
 log = logging.getLogger("coco.database")
+CONNECT_TIMEOUT_S = 10.0
 
 # SQLSTATE classes and codes that mean "the client sent a bad value".
 _BAD_VALUE_CLASSES = ("22",)  # data exceptions: 22P02 invalid text, 22007 bad datetime, 22003 out of range
 _BAD_VALUE_CODES = {"42704", "42883", "2201B"}  # unknown text search config; no such operator; bad regex
 _UNAVAILABLE_CLASSES = ("08", "57P")  # connection failures; admin shutdown, cannot connect now
+# What the driver raises when the server went away mid-use: a refused or reset socket, a closed
+# connection, or asyncpg's protocol state machine left half-way (InternalClientError, seen while
+# PostgreSQL restarted: "cannot switch to state 12").
+LOST_CONNECTION = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | None = None,
@@ -32,7 +37,9 @@ def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | 
         settings["statement_timeout"] = str(statement_timeout_ms)
 
     async def connect() -> asyncpg.Connection:
-        return await asyncpg.connect(libpq_url(url), server_settings=settings)
+        # A database host that does not answer at all must not hold requests for asyncpg's 60 s:
+        # they answer 503 (Unavailable) soon, and the next request tries again.
+        return await asyncpg.connect(libpq_url(url), server_settings=settings, timeout=CONNECT_TIMEOUT_S)
 
     return create_async_engine(
         "postgresql+asyncpg://",
@@ -60,7 +67,7 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield conn
     except DBAPIError as error:
         raise as_domain_error(error) from error
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
+    except LOST_CONNECTION as error:
         raise Unavailable(f"the database is unavailable: {error}") from error
 
 
@@ -72,7 +79,7 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield conn
     except DBAPIError as error:
         raise as_domain_error(error) from error
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
+    except LOST_CONNECTION as error:
         raise Unavailable(f"the database is unavailable: {error}") from error
 
 
@@ -115,7 +122,7 @@ def as_domain_error(error: DBAPIError) -> Exception:
     """Map what PostgreSQL refused to the domain error it means; anything else stays unexpected."""
     code = sqlstate(error)
     detail = _message(error)
-    if isinstance(error, (OperationalError, InterfaceError)) and code is None:
+    if code is None and (isinstance(error, (OperationalError, InterfaceError)) or _lost_connection(error)):
         return Unavailable(f"the database is unavailable: {detail}")
     if code is None:
         return error
@@ -136,6 +143,17 @@ def as_domain_error(error: DBAPIError) -> Exception:
     if code == "57014":
         return StatementTimeout("the statement took too long and was cancelled (statement_timeout)")
     return error
+
+
+def _lost_connection(error: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, LOST_CONNECTION) or getattr(current, "connection_invalidated", False):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
 
 
 def _message(error: BaseException) -> str:

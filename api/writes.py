@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .database import is_transient, transaction
 from .entities import Entity, Kind, entity as entity_named, referrers
+from .auth import require_write
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
 from .events import PendingEvent, record_events, restore_events
 from .models import TABLES
@@ -90,6 +91,7 @@ class WriteService:
                      on_conflict: OnConflict = OnConflict.ERROR,
                      returning: Returning | None = None) -> WriteResult:
         """Insert the documents atomically: all of them or, on any error, none."""
+        require_write()
         ent = _writable(entity_name)
         rows = [to_columns(ent, doc, partial=False, index=i) for i, doc in enumerate(documents)]
         provided = [set(r) for r in rows]
@@ -142,6 +144,7 @@ class WriteService:
     async def update(self, entity_name: str, where: Filter | None, changes: Mapping[str, Any], *,
                      returning: Returning | None = None) -> WriteResult:
         """Apply `changes` (fields left out stay; an explicit null clears) to every row matching `where`."""
+        require_write()
         ent = _writable(entity_name)
         columns = to_columns(ent, changes, partial=True)
         table = TABLES[ent.name]
@@ -184,6 +187,7 @@ class WriteService:
     async def delete(self, entity_name: str, where: Filter | None, *,
                      returning: Returning | None = None) -> WriteResult:
         """Delete every row matching `where`, unless something still refers to one of them."""
+        require_write()
         ent = _writable(entity_name)
         table = TABLES[ent.name]
 
@@ -226,6 +230,7 @@ class WriteService:
         one document carry its position in `items` as `index`. `progress(entity, n)`
         is called after each batch with the number imported so far of that entity.
         """
+        require_write()
         result = ImportResult()
         # Check-ins and updates imported here: id -> (entity, actor_id, created_at).
         sources: dict[str, tuple[Entity, str, Any]] = {}

@@ -89,7 +89,7 @@ async def table_counts(engine: AsyncEngine) -> dict[str, int]:
 class RunningServer:
     """The real app under a real uvicorn, in a thread, on a free loopback port."""
 
-    def __init__(self, database_url: str, *, migrate_on_start: bool = False) -> None:
+    def __init__(self, database_url: str, *, migrate_on_start: bool = False, **overrides: object) -> None:
         import threading
 
         import uvicorn
@@ -97,7 +97,9 @@ class RunningServer:
         from api.app import create_app
         from api.config import Settings
 
-        settings = Settings(database_url=database_url, migrate_on_start=migrate_on_start, pool_size=5)
+        # Other settings (tokens, limits) for tests of a differently configured server.
+        settings = Settings(database_url=database_url, migrate_on_start=migrate_on_start,
+                            **{"pool_size": 5, **overrides})  # type: ignore[arg-type]
         self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0,
                                                     log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)

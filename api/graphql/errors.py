@@ -9,6 +9,7 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from ..auth import Forbidden
 from ..errors import Conflict, DomainError, InvalidInput, NotFound, ReadOnly, StatementTimeout, Unavailable
 from .names import camel
 
@@ -44,6 +45,8 @@ def extensions_of(error: DomainError) -> dict[str, Any]:
             return {"code": "SERVICE_UNAVAILABLE"}
         case StatementTimeout():
             return {"code": "TIMEOUT"}
+        case Forbidden():
+            return {"code": "FORBIDDEN" if error.authenticated else "UNAUTHENTICATED", "scope": error.scope}
     return {"code": INTERNAL}
 
 

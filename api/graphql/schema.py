@@ -18,6 +18,7 @@ from strawberry.types import ExecutionContext
 from ..config import Settings
 from .errors import ErrorCodes
 from .mutations import Mutation
+from .observed import OperationMetrics
 from .queries import Query
 from .subscriptions import Subscription
 
@@ -44,5 +45,6 @@ def make_schema(settings: Settings | None = None, subscription: Any = Subscripti
             lambda: ValidationCache(maxsize=settings.graphql_cache_size),
             lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
             lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+            OperationMetrics,
         ],
     )

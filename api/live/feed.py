@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .. import metrics
 from ..entities import entity
 from ..errors import InvalidInput, Unavailable
 from ..events import NOTIFY_CHANNEL
@@ -60,6 +61,10 @@ class LiveFeed:
         self._filters: dict[str, Filter] = {}
         self._task: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[None] | None = None
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
 
     @property
     def position(self) -> int | None:
@@ -152,12 +157,14 @@ class LiveFeed:
                     return
                 if isinstance(item, Gap):
                     async for doc in self._replay(where, max(item.after, last), item.upto):
+                        metrics.LIVE_EVENTS_DELIVERED.inc()
                         yield doc
                         last = doc["cursor"]
                         if sub.overflowed:
                             raise SubscriberOverflow(last, self.queue_size)
                     last = max(last, item.upto)
                 elif item["cursor"] > last:
+                    metrics.LIVE_EVENTS_DELIVERED.inc()
                     yield item
                     last = item["cursor"]
         finally:
@@ -234,6 +241,8 @@ class LiveFeed:
                             break
                 sub.advance(last)
             if not delivered:
+                if sub.overflowed:
+                    metrics.LIVE_OVERFLOWS.inc()
                 self._drop(sub)
         self._position = last
         return len(rows) == limit

@@ -16,6 +16,7 @@ from typing import Any
 
 import mcp_types as types
 
+from ..auth import Forbidden
 from ..entities import entity as entity_named
 from ..errors import (
     Conflict,
@@ -92,6 +93,9 @@ def describe(tool: ToolSpec | None, error: DomainError) -> Failure:
                            argument=argument, details={"ids": [error.id]})
         case ReadOnly():
             return Failure("read_only", error.message)
+        case Forbidden():
+            return Failure("forbidden", error.message, f"Nothing was written. Connect with a token that has the "
+                           f"{error.scope} scope.")
         case Unavailable() | StatementTimeout():
             return Failure("unavailable", error.message.rstrip("."), "Nothing was written; try again shortly.")
     log.warning("unmapped domain error in %s: %r", tool.name if tool else "a read", error)

@@ -50,7 +50,7 @@ async def _answer(request: Request) -> Response:
         services = request.app.state.services
         match api.action:
             case "read":
-                return await read(api, services.reader)
+                return await read(api, services.reader, max_rows=services.settings.max_rows)
             case "create" | "update" | "upsert" | "delete":
                 return await write(api, request, services.reader, services.writer)
             case "info":

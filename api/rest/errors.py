@@ -12,6 +12,7 @@ import difflib
 import json
 from typing import Any
 
+from ..auth import Forbidden
 from ..entities import BY_RESOURCE, entity as entity_named
 from ..errors import (
     Conflict,
@@ -204,7 +205,16 @@ def from_domain(error: DomainError) -> RestError:
         case Unavailable():
             return RestError(503, "PGRST001", "Database client error. Retrying the connection.", error.message)
         case StatementTimeout():
-            return RestError(500, "57014", "canceling statement due to statement timeout", error.message)
+            # 504, not PostgREST's 500: the server is fine, the statement was too slow (a retry may pass,
+            # a narrower filter will); clients and proxies should not read it as a crash.
+            return RestError(504, "57014", "canceling statement due to statement timeout", error.message,
+                             hint="Narrow the filter or page through the rows (COCO_STATEMENT_TIMEOUT_MS)")
+        case Forbidden():
+            # PostgREST: 42501 is 401 for the anonymous role (log in), 403 for an authenticated one.
+            status = 403 if error.authenticated else 401
+            challenge = 'Bearer error="insufficient_scope"' if error.authenticated else "Bearer"
+            return RestError(status, "42501", error.message, hint=f"This needs a token with the {error.scope} scope",
+                             headers={"WWW-Authenticate": challenge})
     return RestError(400, "P0001", error.message)
 
 

@@ -24,8 +24,11 @@ from .response import csv_header, csv_stream, error_response, json_stream, range
 STREAM_AFTER = 1000
 
 
-async def read(api: ApiRequest, reader: Reader) -> Response:
+async def read(api: ApiRequest, reader: Reader, *, max_rows: int | None = None) -> Response:
     assert api.entity is not None
+    if max_rows:
+        # PostgREST's db-max-rows: no answer holds more rows, whatever the client asked for.
+        api.limit = max_rows if api.limit is None else min(api.limit, max_rows)
     ent = api.entity
     reader = reader.in_timezone(api.prefs.timezone)
     media = negotiate(api.accepts, ("json", "object", "csv"))

@@ -1,0 +1,20 @@
+"""GraphQL operations counted for /metrics, by type and name, once they pass validation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from strawberry.extensions import SchemaExtension
+
+from .. import metrics
+
+
+class OperationMetrics(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            kind = context.operation_type.value
+        except Exception:  # no operation could be chosen; validation has said why
+            kind = "unknown"
+        metrics.graphql_operation(kind, context.operation_name)
+        yield

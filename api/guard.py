@@ -1,0 +1,271 @@
+"""The edge of the app: bearer tokens, request body size, and CORS, for every front end alike.
+
+One ASGI middleware wraps the whole app (REST, GraphQL and its WebSocket, the
+SSE stream, MCP, the viewer), so no front end can forget it. It authenticates
+the request (api/auth.py), refuses it when even reading is not allowed, and
+leaves the principal in `auth.current_caller`, where the write service checks
+the write scope. Probes and metrics stay open.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .auth import READ, Access, AuthError, Caller, Principal, current_caller
+from .config import Settings
+
+OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
+# Static pages that hold no data (the viewer, Swagger UI): a browser fetches them without a header;
+# the data they then ask for goes through the API with the token.
+OPEN_PREFIXES = ("/viewer", "/docs")
+GRAPHQL_PATHS = ("/graphql",)
+TOKEN_PARAMETER = "token"
+# graphql-transport-ws: "Forbidden" (the init was refused).
+WS_FORBIDDEN = 4403
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, *, settings: Settings, access: Access | None = None) -> None:
+        self.app = app
+        self.access = access or Access.configure(settings.tokens, settings.tokens_file, settings.jwt_secret,
+                                                 settings.anonymous_read)
+        self.max_body = settings.max_body_bytes
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        self.any_origin = not origins or "*" in origins
+        self.origins = frozenset(origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self.websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    # ------------------------------------------------------------ HTTP
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is not None and not self.any_origin:
+            if origin not in self.origins:
+                await _send_json(send, 403, {"code": "CORS", "message": f"origin {origin} is not allowed",
+                                             "details": None, "hint": "COCO_CORS_ORIGINS lists the allowed ones"})
+                return
+            if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+                await _preflight(send, origin, headers)
+                return
+            send = _with_origin(send, origin)
+        if (not self.access.enabled or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES)
+                or _is_preflight(scope, headers)):
+            await self._limited(scope, receive, send)
+            return
+        try:
+            scope, principal = self.authenticate(scope, headers)
+            if not principal.allows(READ):
+                raise _forbidden(principal)
+        except AuthError as error:
+            await _refuse(send, scope["path"], error)
+            return
+        token = current_caller.set(Caller(principal))
+        try:
+            await self._limited(scope, receive, send)
+        finally:
+            current_caller.reset(token)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count the body while the app reads it, and answer 413 once it passes the limit."""
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await _refuse(send, scope["path"], self._too_large())
+            return
+        received = 0
+        exceeded = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    exceeded = True
+                    raise BodyTooLarge()
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return  # the app's own answer to the cut-off body gives way to the 413 below
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except BodyTooLarge:
+            pass
+        if exceeded and not started:
+            await _refuse(send, scope["path"], self._too_large())
+
+    def _too_large(self) -> AuthError:
+        return AuthError(413, "PGRST413", "Payload too large",
+                         f"the request body exceeds {self.max_body} bytes",
+                         hint="Send fewer rows per request, or raise COCO_MAX_BODY_BYTES",
+                         graphql_code="PAYLOAD_TOO_LARGE")
+
+    def authenticate(self, scope: Scope, headers: Headers) -> tuple[Scope, Principal]:
+        """The principal, from the Authorization header or a `?token=` parameter (which is removed:
+        browsers' EventSource and the viewer's first link cannot send headers)."""
+        authorization = headers.get("authorization")
+        query = scope.get("query_string", b"").decode("latin-1")
+        if TOKEN_PARAMETER + "=" in query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            tokens = [v for k, v in pairs if k == TOKEN_PARAMETER]
+            if tokens:
+                rest = [(k, v) for k, v in pairs if k != TOKEN_PARAMETER]
+                scope = {**scope, "query_string": urlencode(rest).encode("latin-1")}
+                authorization = authorization or f"Bearer {tokens[-1]}"
+        return scope, self.access.authenticate(authorization)
+
+    # ------------------------------------------------------------ WebSocket
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is not None and not self.any_origin and origin not in self.origins:
+            await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
+            return
+        if not self.access.enabled:
+            await self.app(scope, receive, send)
+            return
+        given = headers.get("authorization") is not None or f"{TOKEN_PARAMETER}=".encode() in scope.get(
+            "query_string", b"")
+        try:
+            scope, principal = self.authenticate(scope, headers) if given else (scope, self.access.anonymous())
+        except AuthError as error:
+            await send({"type": "websocket.close", "code": WS_FORBIDDEN, "reason": error.message})
+            return
+        caller = Caller(principal)
+        access = self.access
+        initialized = False
+
+        async def checking_receive() -> Message:
+            """Reads `connection_init`: its payload may carry the token; without one, the header's
+            principal (or the anonymous one) must be allowed to read."""
+            nonlocal initialized
+            message = await receive()
+            if message["type"] != "websocket.receive" or initialized:
+                return message
+            init = _connection_init(message)
+            if init is None:
+                if caller.principal.allows(READ):
+                    return message
+                # Anything before connection_init (a protocol that lets operations start without
+                # one) runs as the principal known so far, who may not read.
+                init = {}
+            initialized = True
+            try:
+                authorization = init.get("authorization") or init.get("Authorization")
+                if isinstance(authorization, str) and not given:
+                    caller.principal = access.authenticate(authorization)
+                elif not given and not access.anonymous_read:
+                    raise AuthError(401, "PGRST302", "Anonymous access is disabled")
+                if not caller.principal.allows(READ):
+                    raise _forbidden(caller.principal)
+            except AuthError as error:
+                await send({"type": "websocket.close", "code": WS_FORBIDDEN, "reason": error.message})
+                return {"type": "websocket.disconnect", "code": WS_FORBIDDEN}
+            return message
+
+        token = current_caller.set(caller)
+        try:
+            await self.app(scope, checking_receive, send)
+        finally:
+            current_caller.reset(token)
+
+
+def _connection_init(message: Message) -> dict[str, Any] | None:
+    raw = message.get("text") or message.get("bytes")
+    if not raw:
+        return None
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("type") != "connection_init":
+        return None
+    payload = document.get("payload")
+    return payload if isinstance(payload, dict) else {}
+
+
+def _forbidden(principal: Principal) -> AuthError:
+    if principal.authenticated:
+        return AuthError(403, "42501", "permission denied: the token does not grant the read scope",
+                         graphql_code="FORBIDDEN")
+    return AuthError(401, "42501", "permission denied: anonymous requests may not read",
+                     hint="Send Authorization: Bearer <token>")
+
+
+def _is_preflight(scope: Scope, headers: Headers) -> bool:
+    return scope["method"] == "OPTIONS" and "origin" in headers and "access-control-request-method" in headers
+
+
+async def _refuse(send: Send, path: str, error: AuthError) -> None:
+    extra: list[tuple[bytes, bytes]] = []
+    if error.status == 401:
+        challenge = "Bearer" if error.code == "PGRST302" else 'Bearer error="invalid_token"'
+        extra.append((b"www-authenticate", challenge.encode()))
+    elif error.status == 403:
+        extra.append((b"www-authenticate", b'Bearer error="insufficient_scope"'))
+    if path.rstrip("/") in GRAPHQL_PATHS:
+        body: dict[str, Any] = {"data": None, "errors": [{"message": error.message, "extensions": {
+            "code": error.graphql_code if error.status != 403 else "FORBIDDEN", "pgrst": error.code}}]}
+    else:
+        body = {"code": error.code, "message": error.message, "details": error.details, "hint": error.hint}
+    await _send_json(send, error.status, body, extra)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any],
+                     extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    encoded = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(encoded)).encode()),
+        *extra]})
+    await send({"type": "http.response.body", "body": encoded})
+
+
+async def _preflight(send: Send, origin: str, headers: Headers) -> None:
+    requested = headers.get("access-control-request-headers", "")
+    allowed = ", ".join(["Authorization", *[h.strip() for h in requested.split(",") if h.strip()]])
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"access-control-allow-origin", origin.encode("latin-1")),
+        (b"access-control-allow-methods", b"GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD"),
+        (b"access-control-allow-headers", allowed.encode("latin-1")),
+        (b"access-control-max-age", b"86400"),
+        (b"vary", b"Origin"),
+        (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _with_origin(send: Send, origin: str) -> Send:
+    """Name the one allowed origin instead of the front ends' `*`."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"access-control-allow-origin"]
+            headers += [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending

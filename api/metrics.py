@@ -1,0 +1,97 @@
+"""Prometheus metrics, with the official client, served at `/metrics`.
+
+With several uvicorn workers each process counts for itself; set
+PROMETHEUS_MULTIPROC_DIR (an empty directory, emptied before each start) and
+`/metrics` of any worker reports the sum of all of them, as the client's
+multiprocess mode does. Without it, each worker reports its own numbers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .entities import BY_RESOURCE
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+REQUESTS = Counter("coco_http_requests_total", "HTTP requests answered, by method, route template and status",
+                   ["method", "route", "status"])
+LATENCY = Histogram("coco_http_request_duration_seconds",
+                    "Time from a request's arrival to the end of its response, by method and route template",
+                    ["method", "route"],
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+GRAPHQL_OPERATIONS = Counter("coco_graphql_operations_total",
+                             "GraphQL operations executed, by type (query, mutation, subscription) and name",
+                             ["type", "name"])
+POOL_CHECKED_OUT = Gauge("coco_db_pool_checked_out", "Database connections in use by requests",
+                         multiprocess_mode="livesum")
+POOL_SIZE = Gauge("coco_db_pool_size", "Database connections the pool keeps open (its size)",
+                  multiprocess_mode="livesum")
+POOL_OVERFLOW = Gauge("coco_db_pool_overflow", "Connections opened beyond the pool size (negative: unused slots)",
+                      multiprocess_mode="livesum")
+LIVE_SUBSCRIBERS = Gauge("coco_live_subscribers", "Live event subscribers (SSE streams and GraphQL subscriptions)",
+                         multiprocess_mode="livesum")
+LIVE_EVENTS_DELIVERED = Counter("coco_live_events_delivered_total",
+                                "Coordination events handed to live subscribers (one per subscriber per event)")
+LIVE_OVERFLOWS = Counter("coco_live_queue_overflows_total",
+                         "Live subscribers dropped because they fell a whole queue behind")
+
+# Operation names are chosen by clients: past this many distinct ones, the rest count as "other".
+MAX_OPERATION_NAMES = 200
+_names: set[str] = set()
+_OPEN_ROUTES = ("/healthz", "/livez", "/readyz", "/metrics", "/graphql", "/mcp", "/docs", "/")
+
+
+def route_of(path: str) -> str:
+    """The route template of a path, so that labels stay few (ids in paths never become labels)."""
+    trimmed = path.rstrip("/") or "/"
+    if trimmed in _OPEN_ROUTES:
+        return trimmed
+    first = trimmed.split("/")[1]
+    if first in BY_RESOURCE:
+        return "/{resource}" if trimmed.count("/") == 1 else "/{resource}/..."
+    if first in ("docs", "rpc", "viewer"):
+        return f"/{first}/..."
+    return "other"
+
+
+def graphql_operation(kind: str, name: str | None) -> None:
+    label = name or "anonymous"
+    if label not in _names:
+        if len(_names) >= MAX_OPERATION_NAMES:
+            label = "other"
+        else:
+            _names.add(label)
+    GRAPHQL_OPERATIONS.labels(kind, label).inc()
+
+
+async def endpoint(request: Request) -> Response:
+    state = request.app.state
+    engine = getattr(state, "engine", None)
+    if engine is not None:
+        pool = engine.pool
+        POOL_CHECKED_OUT.set(pool.checkedout())
+        POOL_SIZE.set(pool.size())
+        POOL_OVERFLOW.set(pool.overflow())
+    live = getattr(state, "live", None)
+    if live is not None:
+        LIVE_SUBSCRIBERS.set(live.subscriber_count)
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,93 @@
+"""While PostgreSQL is down every front end answers 503 at once; when it is back, the server recovers by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.database import as_domain_error, create_engine
+from api.embedded import EmbeddedPostgres
+from api.errors import Unavailable
+from api.migrate import upgrade
+from tests.conftest import RunningServer, table_counts
+
+CREATE = 'mutation { createActor(input: {actorType: AGENT, name: "during outage"}) { actor { id } } }'
+
+
+@pytest.fixture(scope="module")
+def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of this module's own, since the test stops and starts it."""
+    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("outage")) / "data",
+                              settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def own_database(own_postgres: EmbeddedPostgres) -> AsyncIterator[tuple[str, AsyncEngine]]:
+    url = own_postgres.create_database("coco_outage")
+    engine = create_engine(url, pool_size=2)
+    await upgrade(engine)
+    yield url, engine
+    await engine.dispose()
+
+
+async def _until(client: httpx.AsyncClient, path: str, status: int, limit_s: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + limit_s
+    while True:
+        answer = await client.get(path)
+        if answer.status_code == status or time.monotonic() > deadline:
+            return answer
+        await asyncio.sleep(0.2)
+
+
+async def test_outage_answers_503_and_the_server_recovers(own_postgres: EmbeddedPostgres,
+                                                          own_database: tuple[str, AsyncEngine]) -> None:
+    url, engine = own_database
+    with RunningServer(url, pool_size=2) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            assert (await client.post("/actors", json={"actor_type": "person", "name": "before"})).status_code == 201
+            await engine.dispose()
+            await asyncio.to_thread(own_postgres.stop)
+            try:
+                rest = await client.get("/actors")
+                assert rest.status_code == 503, rest.text
+                assert rest.json()["code"] == "PGRST001"
+                write = await client.post("/actors", json={"actor_type": "person", "name": "during"})
+                assert write.status_code == 503, write.text
+                for query in ("{ actors { nodes { id } } }", CREATE):
+                    graphql = await client.post("/graphql", json={"query": query})
+                    assert graphql.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE", graphql.text
+                assert (await client.get("/healthz")).status_code == 503
+                assert (await client.get("/readyz")).status_code == 503
+                assert (await client.get("/livez")).status_code == 200
+            finally:
+                await asyncio.to_thread(own_postgres.start)
+            assert (await _until(client, "/healthz", 200)).status_code == 200
+            recovered = await _until(client, "/actors", 200)
+            assert [a["name"] for a in recovered.json()] == ["before"]
+            assert (await client.post("/actors", json={"actor_type": "person", "name": "after"})).status_code == 201
+    counts = await table_counts(engine)
+    assert counts["actors"] == 2
+    assert counts["coordination_events"] == 0
+
+
+def test_asyncpg_protocol_state_errors_mean_unavailable() -> None:
+    """What asyncpg raised mid-restart ("cannot switch to state 12") is a lost connection, not a 500."""
+    import asyncpg
+    from sqlalchemy.exc import InternalError
+
+    original = asyncpg.InternalClientError("cannot switch to state 12; another operation (None) is in progress")
+    wrapped = InternalError("SELECT 1", {}, original)
+    wrapped.__cause__ = original
+    assert isinstance(as_domain_error(wrapped), Unavailable)
