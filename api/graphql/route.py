@@ -23,7 +23,8 @@ PATH = "/graphql"
 class GraphQLApp(GraphQL):
     def __init__(self, settings: Settings, subscription: Any = Subscription) -> None:
         super().__init__(make_schema(settings, subscription), graphql_ide="graphiql" if settings.graphql_ide else None,
-                         keep_alive=True, keep_alive_interval=settings.graphql_keepalive_s)
+                         keep_alive=True, keep_alive_interval=settings.graphql_keepalive_s,
+                         max_subscriptions_per_connection=settings.graphql_max_subscriptions_per_connection)
         self.limits = Limits(max_page_size=settings.graphql_max_page_size,
                              default_page_size=settings.graphql_default_page_size)
 
