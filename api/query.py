@@ -47,6 +47,7 @@ from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_ord
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeEngine
 
 from .entities import Entity, Field, Kind, Relation, RelationKind, entity as entity_named
@@ -93,26 +94,38 @@ CASTS: dict[str, TypeEngine] = {
 
 
 class JsonObject(ColumnElement):
-    """PostgreSQL's JSON_OBJECT(k : v, ... [ABSENT ON NULL]); keys are our own names."""
+    """PostgreSQL's JSON_OBJECT(k : v, ... [ABSENT ON NULL]); keys are our own names.
 
-    inherit_cache = False
+    Cacheable: the keys, the null rule and the values all take part in the cache
+    key, so a plan shape compiles once and two shapes that differ only in their
+    output keys never share a compiled statement."""
+
+    inherit_cache = True
     type = JSON()
+    _traverse_internals = [
+        ("json_keys", InternalTraversal.dp_string_list),
+        ("json_values", InternalTraversal.dp_clauseelement_list),
+        ("absent_on_null", InternalTraversal.dp_boolean),
+    ]
 
     def __init__(self, pairs: list[tuple[str, ColumnElement]], absent_on_null: bool) -> None:
-        self.pairs = pairs
+        self.json_keys = tuple(key for key, _ in pairs)
+        self.json_values = tuple(value for _, value in pairs)
         self.absent_on_null = absent_on_null
 
-    def get_children(self, **kw: Any) -> list[ColumnElement]:
-        return [value for _, value in self.pairs]
+    @property
+    def pairs(self) -> list[tuple[str, ColumnElement]]:
+        return list(zip(self.json_keys, self.json_values))
 
     @property
     def _from_objects(self) -> list[FromClause]:
-        return [source for _, value in self.pairs for source in value._from_objects]
+        return [source for value in self.json_values for source in value._from_objects]
 
 
 @compiles(JsonObject)
 def _compile_json_object(element: JsonObject, compiler: Any, **kw: Any) -> str:
-    items = ", ".join(f"{_sql_string(key)} : {compiler.process(value, **kw)}" for key, value in element.pairs)
+    items = ", ".join(f"{_sql_string(key)} : {compiler.process(value, **kw)}"
+                      for key, value in zip(element.json_keys, element.json_values))
     suffix = " ABSENT ON NULL" if element.absent_on_null else ""
     return f"JSON_OBJECT({items}{suffix})"
 
