@@ -15,6 +15,8 @@ class Context:
     reader: Reader
     writer: WriteService
     limits: Limits
+    # Read through the resolvers even where compiled execution could answer (the reference path).
+    resolvers_only: bool = False
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
