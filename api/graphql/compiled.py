@@ -15,8 +15,10 @@ with their paths). The subset: query operations; fields, aliases, fragments
 __typename; root fields by id and connections (with totalCount, also at the
 root, where it costs a second statement); nested to-one relations, id lists
 (members, teams, actors), connections (where, orderBy, first/after,
-last/before, nodes, edges with cursors, pageInfo, totalCount) and latestUpdate.
-Not compiled: an event's `reference` union.
+last/before, nodes and edges with cursors, pageInfo, totalCount) and latestUpdate.
+and an event's `reference` union (inline or named fragments on its members).
+Not compiled: a response key selected twice with a sub-selection or arguments (graphql-core merges
+those; the same leaf field twice is compiled).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from .connections import Limits, Page, build, plan_page
 from .context import Context
 from .enums import CHOICES
 from .filters import to_filter
-from .names import camel
+from .names import camel, type_name
 from .ordering import order_keys
 from .rows import COLUMNS
 
@@ -154,8 +156,11 @@ class Compiler:
         self.variables = variables
         self.limits = limits
 
-    def fields(self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None) -> list[FieldNode]:
-        """The fields selected on `parent`, fragments inlined, @include/@skip applied."""
+    def fields(self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None,
+               union: str | None = None) -> list[FieldNode]:
+        """The fields selected on `parent`, fragments inlined, @include/@skip applied.
+
+        Under a union, the selection holds fragments on each member: those on other members are left out."""
         if selection_set is None:
             raise NotPlannable("no selection")
         found: list[FieldNode] = []
@@ -165,19 +170,30 @@ class Compiler:
             if isinstance(selection, FieldNode):
                 found.append(selection)
             elif isinstance(selection, InlineFragmentNode):
-                if selection.type_condition is not None and selection.type_condition.name.value != parent.name:
-                    raise NotPlannable("fragment on another type")
-                found.extend(self.fields(parent, selection.selection_set))
+                if selection.type_condition is None or self._applies(selection.type_condition.name.value,
+                                                                     parent, union):
+                    found.extend(self.fields(parent, selection.selection_set, union))
             elif isinstance(selection, FragmentSpreadNode):
                 fragment = self.fragments[selection.name.value]
-                if fragment.type_condition.name.value != parent.name:
-                    raise NotPlannable("fragment on another type")
-                found.extend(self.fields(parent, fragment.selection_set))
-        # The same response key twice (merged fields): leave merging to graphql-core.
-        keys = [_key(node) for node in found]
-        if len(set(keys)) != len(keys):
-            raise NotPlannable("merged fields")
-        return found
+                if self._applies(fragment.type_condition.name.value, parent, union):
+                    found.extend(self.fields(parent, fragment.selection_set, union))
+        # The same response key twice: the same leaf field is one field; anything else graphql-core merges.
+        unique: dict[str, FieldNode] = {}
+        for node in found:
+            seen = unique.setdefault(_key(node), node)
+            if seen is not node and not (seen.name.value == node.name.value and seen.selection_set is None
+                                         and node.selection_set is None and not seen.arguments
+                                         and not node.arguments):
+                raise NotPlannable("merged fields")
+        return list(unique.values())
+
+    @staticmethod
+    def _applies(condition: str, parent: GraphQLObjectType, union: str | None) -> bool:
+        if condition == parent.name or condition == union:
+            return True
+        if union is None:
+            raise NotPlannable("fragment on another type")
+        return False
 
     def _included(self, node: Any) -> bool:
         skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
@@ -193,10 +209,11 @@ class Compiler:
         return convert_arguments(raw, strawberry_field.arguments, scalar_registry=self.schema.schema_converter.scalar_registry,
                                  config=self.schema.config)
 
-    def level(self, entity_name: str, object_type: GraphQLObjectType, selection_set: SelectionSetNode | None) -> Level:
+    def level(self, entity_name: str, object_type: GraphQLObjectType, selection_set: SelectionSetNode | None,
+              level: Level | None = None, union: str | None = None) -> Level:
         ent = ENTITIES[entity_name]
-        level = Level(entity_name)
-        for node in self.fields(object_type, selection_set):
+        level = level or Level(entity_name)
+        for node in self.fields(object_type, selection_set, union):
             name, key = node.name.value, _key(node)
             if name == "__typename":
                 level.items.append((key, _constant(object_type.name)))
@@ -208,9 +225,29 @@ class Compiler:
                 level.items.append((key, _scalar(ent, SCALARS[entity_name][name])))
             elif name in NESTED[entity_name]:
                 level.items.append((key, self._nested(level, object_type, node, NESTED[entity_name][name])))
+            elif name == "reference" and entity_name == "coordination_event":
+                level.items.append((key, self._reference(level, object_type, node)))
             else:
                 raise NotPlannable(f"field {name}")
         return level
+
+    def _reference(self, level: Level, object_type: GraphQLObjectType, node: FieldNode) -> Shaper:
+        """The union of an event's row: both to-one relations read, the event's type picks one (as the resolver)."""
+        union = get_named_type(object_type.fields[node.name.value].type)
+        members: dict[str, tuple[str, Level]] = {}
+        for member in ("team_checkin", "goal_story_update"):
+            member_type = self.graphql_schema.type_map[type_name(ENTITIES[member])]
+            child = self.level(member, member_type, node.selection_set, union=union.name)
+            embed_key = f"~{len(level.embeds) + len(level.counts)}"
+            level.embeds.append(Embed(embed_key, member, child.plan()))
+            members[member] = (embed_key, child)
+
+        def shape(row: dict[str, Any]) -> Any:
+            embed_key, child = members["team_checkin" if row.get("event_type") == "team_checkin"
+                                       else "goal_story_update"]
+            value = row.get(embed_key)
+            return None if value is None else child.shape(value)
+        return shape
 
     def _timeframe(self, object_type: GraphQLObjectType, node: FieldNode) -> Shaper:
         inner = get_named_type(object_type.fields["timeframe"].type)
@@ -272,11 +309,12 @@ class Compiler:
 
         def node_level(selection: SelectionSetNode | None, node_type: GraphQLObjectType) -> Level:
             nonlocal child
-            # nodes and edges.node read the same rows: one level may serve only one selection of them.
-            if child is not None:
-                raise NotPlannable("nodes selected twice")
-            child = self.level(entity_name, node_type, selection)
-            return child
+            # nodes and edges.node read the same rows: each selection shapes them its own way, and the
+            # relations both select are read into the same rows under distinct keys.
+            view = Level(entity_name) if child is None else Level(entity_name, child.embeds, child.counts)
+            self.level(entity_name, node_type, selection, view)
+            child = child or view
+            return view
 
         for node in self.fields(connection_type, selection_set):
             name, key = node.name.value, _key(node)
@@ -286,8 +324,7 @@ class Compiler:
             elif name == "totalCount":
                 parts.append((key, "total", None))
             elif name == "nodes":
-                node_level(node.selection_set, field_type)
-                parts.append((key, "nodes", None))
+                parts.append((key, "nodes", node_level(node.selection_set, field_type)))
             elif name == "edges":
                 edge_parts: list[tuple[str, str, Any]] = []
                 for sub in self.fields(field_type, node.selection_set):
@@ -297,8 +334,8 @@ class Compiler:
                     elif sub_name == "cursor":
                         edge_parts.append((_key(sub), "cursor", None))
                     elif sub_name == "node":
-                        node_level(sub.selection_set, get_named_type(field_type.fields["node"].type))
-                        edge_parts.append((_key(sub), "node", None))
+                        edge_parts.append((_key(sub), "node", node_level(
+                            sub.selection_set, get_named_type(field_type.fields["node"].type))))
                     else:
                         raise NotPlannable(f"edge field {sub_name}")
                 parts.append((key, "edges", edge_parts))
@@ -344,10 +381,10 @@ class ConnectionShape:
             elif kind == "total":
                 out[key] = total
             elif kind == "nodes":
-                out[key] = [self.child.shape(row) for row in connection.nodes]
+                out[key] = [extra.shape(row) for row in connection.nodes]
             elif kind == "edges":
                 out[key] = [{edge_key: (edge_extra if edge_kind == "constant" else edge.cursor
-                                        if edge_kind == "cursor" else self.child.shape(edge.node))
+                                        if edge_kind == "cursor" else edge_extra.shape(edge.node))
                              for edge_key, edge_kind, edge_extra in extra} for edge in connection.edges]
             else:
                 info = connection.page_info

@@ -32,6 +32,7 @@ IDS = {"actor": ["a-1", "a-2", "a-4", "zz"], "team": ["t-1", "t-3"], "goal_story
 class Generator:
     def __init__(self, seed: int) -> None:
         self.random = random.Random(seed)
+        self.fragments: list[str] = []
 
     def where(self, entity_name: str) -> str:
         r = self.random
@@ -84,7 +85,7 @@ class Generator:
         parts = []
         if r.random() < 0.6:
             parts.append(f"nodes {self.selection(entity_name, node_type, depth)}")
-        elif r.random() < 0.7:
+        if r.random() < 0.4:
             parts.append(f"edges {{ cursor node {self.selection(entity_name, node_type, depth)} }}")
         if r.random() < 0.4:
             parts.append("totalCount")
@@ -103,6 +104,12 @@ class Generator:
             parts.append("timeframe { start end }")
         if r.random() < 0.1:
             parts.append("__typename")
+        if entity_name == "coordination_event" and r.random() < 0.5:
+            checkin = self.selection("team_checkin", TYPES["TeamCheckin"], 3)
+            update = self.selection("goal_story_update", TYPES["GoalStoryUpdate"], 3)
+            name = f"U{len(self.fragments)}"
+            parts.append(f"reference {{ __typename ... on TeamCheckin {checkin} ...{name} }}")
+            self.fragments.append(f"fragment {name} on GoalStoryUpdate {update}")
         if depth < 3:
             for name in r.sample(sorted(NESTED[entity_name]), k=min(len(NESTED[entity_name]), r.randint(0, 2))):
                 nested = NESTED[entity_name][name]
@@ -121,6 +128,11 @@ class Generator:
 
     def query(self, cursor: str | None) -> tuple[str, str]:
         """A query and the root field's name."""
+        self.fragments = []
+        query, root = self._query(cursor)
+        return " ".join([query, *self.fragments]), root
+
+    def _query(self, cursor: str | None) -> tuple[str, str]:
         query_type = SCHEMA._schema.query_type
         root = self.random.choice(sorted(ROOTS))
         kind, entity_name = ROOTS[root]
@@ -164,8 +176,10 @@ async def test_compiled_and_resolved_answers_are_identical(world: AsyncEngine) -
         variables = {"cursor": cursor} if cursor is not None else {}
         resolved = await _resolved(world, query, variables)
         if resolved.errors:
+            if any(e.path is None for e in resolved.errors):
+                continue  # a document validation refuses (aliases the generator made clash): never executed
             # Bad input (e.g. a cursor of another order): the compiled path must refuse it too, and fall back.
-            with pytest.raises(Exception):
+            with pytest.raises(Exception):  # noqa: B017, PT011
                 await _compiled(world, query, variables)
             continue
         assert await _compiled(world, query, variables) == resolved.data, query
@@ -193,8 +207,7 @@ async def test_the_schema_answers_through_the_compiled_path(world: AsyncEngine) 
 
 
 async def test_what_is_not_compiled_falls_back(world: AsyncEngine) -> None:
-    for query in ("{ coordinationEvents(first: 2) { nodes { reference { __typename } } } }",
-                  "{ actors { nodes { id id } } }",
+    for query in ("{ actors { nodes { teams { totalCount } teams { totalCount } } } }",
                   "mutation { deleteActor(id: \"none\") { id } }"):
         with pytest.raises(NotPlannable):
             await _compiled(world, query, {})

@@ -56,8 +56,8 @@ async def _seed(engine: AsyncEngine, stories: int) -> None:
          "content": "c"} for n, story in enumerate(story_ids) for k in range(2)])
 
 
-# The same query with a field selected twice, which compiled execution leaves to the resolvers.
-RESOLVED = NESTED.replace("nodes { id title", "nodes { id id title", 1)
+# The same query with a relation selected twice, which compiled execution leaves to the resolvers.
+RESOLVED = NESTED.replace("parent { id }", "parent { id } parent { id }", 1)
 
 
 async def _count(gql, engine: AsyncEngine, stories: int) -> tuple[int, dict]:
