@@ -13,6 +13,7 @@ value fails exactly as it would in PostgREST (and is mapped to a 4xx).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -140,9 +141,26 @@ def _sql_string(text: str) -> str:
 
 
 def array_statement(plan: ReadPlan) -> Select:
-    """One row, one column: the JSON array of every row the plan selects, as text."""
-    source = _rows(plan, depth=0).subquery("s0")
-    return select(cast(_json_array(plan, source), Text))
+    """One row, one column: the JSON array of every row the plan selects, as text.
+
+    Building a nested statement costs milliseconds of Python, more than compiling it once it is
+    in SQLAlchemy's cache: the statements of recent plans are kept (a statement is immutable and
+    holds the plan's values, so the same plan may run it again). They are keyed by the plan's
+    repr, which tells 1, 1.0 and True apart where equality would not."""
+    key = repr(plan)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        source = _rows(plan, depth=0).subquery("s0")
+        statement = _STATEMENTS[key] = select(cast(_json_array(plan, source), Text))
+        if len(_STATEMENTS) > STATEMENT_CACHE_SIZE:
+            _STATEMENTS.popitem(last=False)
+    else:
+        _STATEMENTS.move_to_end(key)
+    return statement
+
+
+STATEMENT_CACHE_SIZE = 256
+_STATEMENTS: OrderedDict[str, Select] = OrderedDict()
 
 
 def rows_statement(plan: ReadPlan) -> Select:

@@ -77,3 +77,11 @@ async def test_cached_statements_answer_with_their_own_keys(clean: None, writer:
         assert json.loads(await reader.json_array(ReadPlan("actor", columns=(Column("a", "timezone"),),
                                                            strip_nulls=True))) == [{}]
     assert len(engine.sync_engine._compiled_cache) > 0  # type: ignore[attr-defined]
+
+
+def test_the_statements_of_recent_plans_are_reused_and_told_apart_by_value() -> None:
+    plan = ReadPlan("goal_story", embeds=(Embed("kids", "children", ReadPlan("goal_story", limit=2)),))
+    assert array_statement(plan) is array_statement(ReadPlan(**vars(plan)))
+    by_number = array_statement(ReadPlan("goal_story_update", where=Condition("progress_percent", "eq", 1)))
+    by_float = array_statement(ReadPlan("goal_story_update", where=Condition("progress_percent", "eq", 1.0)))
+    assert by_number is not by_float

@@ -367,13 +367,16 @@ class ConnectionShape:
     child: Level
     parts: list[tuple[str, str, Any]]
 
+    def __post_init__(self) -> None:
+        self.cursors = any(kind in ("edges", "pageInfo") for _, kind, _ in self.parts)
+
     @property
     def counted(self) -> bool:
         return any(kind == "total" for _, kind, _ in self.parts)
 
     def shape(self, page: Page, rows: list[dict[str, Any]], total: int | None) -> dict[str, Any]:
         # The resolvers' own paging (trim, reverse, cursors), on the rows read here.
-        connection = build(page, rows, lambda row: row, _no_total)
+        connection = build(page, rows, lambda row: row, _no_total, cursors=self.cursors)
         out: dict[str, Any] = {}
         for key, kind, extra in self.parts:
             if kind == "constant":
@@ -447,7 +450,7 @@ def _one_step(context: Context, level: Level, id: str | None) -> Callable[[], An
     async def step() -> Any:
         if id is None:
             return None
-        rows = json.loads(await context.reader.json_array(level.plan(Condition("id", "in", [id]))))
+        rows = json.loads(await context.reader.json_array(level.plan(Condition("id", "eq", id))))
         return level.shape(rows[0]) if rows else None
     return step
 
