@@ -206,7 +206,8 @@ class Compiler:
         definition = parent.fields[node.name.value]
         raw = get_argument_values(definition, node, self.variables)
         strawberry_field = definition.extensions["strawberry-definition"]
-        return convert_arguments(raw, strawberry_field.arguments, scalar_registry=self.schema.schema_converter.scalar_registry,
+        return convert_arguments(raw, strawberry_field.arguments,
+                                 scalar_registry=self.schema.schema_converter.scalar_registry,
                                  config=self.schema.config)
 
     def level(self, entity_name: str, object_type: GraphQLObjectType, selection_set: SelectionSetNode | None,
