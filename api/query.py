@@ -13,6 +13,7 @@ value fails exactly as it would in PostgREST (and is mapped to a 4xx).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,7 @@ from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_ord
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeEngine
 
 from .entities import Entity, Field, Kind, Relation, RelationKind, entity as entity_named
@@ -93,26 +95,38 @@ CASTS: dict[str, TypeEngine] = {
 
 
 class JsonObject(ColumnElement):
-    """PostgreSQL's JSON_OBJECT(k : v, ... [ABSENT ON NULL]); keys are our own names."""
+    """PostgreSQL's JSON_OBJECT(k : v, ... [ABSENT ON NULL]); keys are our own names.
 
-    inherit_cache = False
+    Cacheable: the keys, the null rule and the values all take part in the cache
+    key, so a plan shape compiles once and two shapes that differ only in their
+    output keys never share a compiled statement."""
+
+    inherit_cache = True
     type = JSON()
+    _traverse_internals = [
+        ("json_keys", InternalTraversal.dp_string_list),
+        ("json_values", InternalTraversal.dp_clauseelement_list),
+        ("absent_on_null", InternalTraversal.dp_boolean),
+    ]
 
     def __init__(self, pairs: list[tuple[str, ColumnElement]], absent_on_null: bool) -> None:
-        self.pairs = pairs
+        self.json_keys = tuple(key for key, _ in pairs)
+        self.json_values = tuple(value for _, value in pairs)
         self.absent_on_null = absent_on_null
 
-    def get_children(self, **kw: Any) -> list[ColumnElement]:
-        return [value for _, value in self.pairs]
+    @property
+    def pairs(self) -> list[tuple[str, ColumnElement]]:
+        return list(zip(self.json_keys, self.json_values))
 
     @property
     def _from_objects(self) -> list[FromClause]:
-        return [source for _, value in self.pairs for source in value._from_objects]
+        return [source for value in self.json_values for source in value._from_objects]
 
 
 @compiles(JsonObject)
 def _compile_json_object(element: JsonObject, compiler: Any, **kw: Any) -> str:
-    items = ", ".join(f"{_sql_string(key)} : {compiler.process(value, **kw)}" for key, value in element.pairs)
+    items = ", ".join(f"{_sql_string(key)} : {compiler.process(value, **kw)}"
+                      for key, value in zip(element.json_keys, element.json_values))
     suffix = " ABSENT ON NULL" if element.absent_on_null else ""
     return f"JSON_OBJECT({items}{suffix})"
 
@@ -127,9 +141,26 @@ def _sql_string(text: str) -> str:
 
 
 def array_statement(plan: ReadPlan) -> Select:
-    """One row, one column: the JSON array of every row the plan selects, as text."""
-    source = _rows(plan, depth=0).subquery("s0")
-    return select(cast(_json_array(plan, source), Text))
+    """One row, one column: the JSON array of every row the plan selects, as text.
+
+    Building a nested statement costs milliseconds of Python, more than compiling it once it is
+    in SQLAlchemy's cache: the statements of recent plans are kept (a statement is immutable and
+    holds the plan's values, so the same plan may run it again). They are keyed by the plan's
+    repr, which tells 1, 1.0 and True apart where equality would not."""
+    key = repr(plan)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        source = _rows(plan, depth=0).subquery("s0")
+        statement = _STATEMENTS[key] = select(cast(_json_array(plan, source), Text))
+        if len(_STATEMENTS) > STATEMENT_CACHE_SIZE:
+            _STATEMENTS.popitem(last=False)
+    else:
+        _STATEMENTS.move_to_end(key)
+    return statement
+
+
+STATEMENT_CACHE_SIZE = 256
+_STATEMENTS: OrderedDict[str, Select] = OrderedDict()
 
 
 def rows_statement(plan: ReadPlan) -> Select:

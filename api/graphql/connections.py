@@ -86,8 +86,10 @@ def plan_page(keys: tuple[Key, ...], where: Filter | None, limits: Limits, *, fi
 
 
 def build(page: Page, rows: list[dict[str, Any]], make: Callable[[dict[str, Any]], T],
-          total: Callable[[], Awaitable[int]]) -> Connection[T]:
-    """The connection of rows read with `page` (one more than the page holds, to tell whether more follow)."""
+          total: Callable[[], Awaitable[int]], cursors: bool = True) -> Connection[T]:
+    """The connection of rows read with `page` (one more than the page holds, to tell whether more follow).
+
+    `cursors=False` leaves them empty, for a caller that serves none."""
     more = len(rows) > page.size
     rows = rows[:page.size]
     if page.backward:
@@ -98,7 +100,7 @@ def build(page: Page, rows: list[dict[str, Any]], make: Callable[[dict[str, Any]
         if page.trim is not None and len(rows) > page.trim:
             rows = rows[len(rows) - page.trim:] if page.trim else []
             has_previous = True
-    edges = [Edge(cursor=encode_cursor(page.keys, row), node=make(row)) for row in rows]
+    edges = [Edge(cursor=encode_cursor(page.keys, row) if cursors else "", node=make(row)) for row in rows]
     info = PageInfo(has_next_page=has_next, has_previous_page=has_previous,
                     start_cursor=edges[0].cursor if edges else None,
                     end_cursor=edges[-1].cursor if edges else None)

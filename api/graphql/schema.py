@@ -16,6 +16,7 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from ..config import Settings
+from .compiled import CompiledExecution
 from .errors import ErrorCodes
 from .mutations import Mutation
 from .observed import OperationMetrics
@@ -46,5 +47,7 @@ def make_schema(settings: Settings | None = None, subscription: Any = Subscripti
             lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
             lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
             OperationMetrics,
+            # Last: plannable queries are answered by one statement per root field, the rest by the resolvers.
+            CompiledExecution,
         ],
     )
