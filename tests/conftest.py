@@ -86,22 +86,16 @@ async def table_counts(engine: AsyncEngine) -> dict[str, int]:
     return {t.strip(): await count_rows(engine, t.strip()) for t in TABLES.split(",")}
 
 
-class RunningServer:
-    """The real app under a real uvicorn, in a thread, on a free loopback port."""
+class Served:
+    """Any ASGI app under a real uvicorn, in a thread, on a free loopback port."""
 
-    def __init__(self, database_url: str, *, migrate_on_start: bool = False, **overrides: object) -> None:
+    def __init__(self, app: object, *, lifespan: str = "on") -> None:
         import threading
 
         import uvicorn
 
-        from api.app import create_app
-        from api.config import Settings
-
-        # Other settings (tokens, limits) for tests of a differently configured server.
-        settings = Settings(database_url=database_url, migrate_on_start=migrate_on_start,
-                            **{"pool_size": 5, **overrides})  # type: ignore[arg-type]
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0,
-                                                    log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                                    lifespan=lifespan))
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 
     def __enter__(self) -> str:
@@ -119,6 +113,18 @@ class RunningServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+class RunningServer(Served):
+    """The real app, configured like the session's or (with overrides: tokens, limits) otherwise."""
+
+    def __init__(self, database_url: str, *, migrate_on_start: bool = False, **overrides: object) -> None:
+        from api.app import create_app
+        from api.config import Settings
+
+        settings = Settings(database_url=database_url, migrate_on_start=migrate_on_start,
+                            **{"pool_size": 5, **overrides})  # type: ignore[arg-type]
+        super().__init__(create_app(settings))
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.conftest import Served  # noqa: F401  (an app other than the session's, served for real)
+
 TABLES = ("actors", "teams", "team_checkins", "goal_stories", "goal_story_updates", "coordination_events")
 
 
@@ -26,29 +28,3 @@ async def snapshot(engine: AsyncEngine) -> dict[str, list]:
         return {t: [tuple(r) for r in await conn.execute(text(f"SELECT * FROM {t} ORDER BY id"))] for t in TABLES}
 
 
-class Served:
-    """An app under a real uvicorn in a thread, on a free loopback port (for apps other than the session's)."""
-
-    def __init__(self, app: object) -> None:
-        import threading
-
-        import uvicorn
-
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                                    lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn-extra", daemon=True)
-
-    def __enter__(self) -> str:
-        import time
-
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the extra test server did not start")
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)

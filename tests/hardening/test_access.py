@@ -166,7 +166,7 @@ async def test_graphql_websocket_takes_the_token_in_connection_init(engine: Asyn
     app = Starlette(routes=[WebSocketRoute("/graphql", graphql_app(settings))],
                     middleware=[Middleware(Guard, settings=settings)])
     app.state.services = Services(settings, Reader(engine), WriteService(engine))
-    with Served(app) as url:
+    with Served(app, lifespan="off") as url:
         assert await _ws_init(url, {"authorization": f"Bearer {READ_TOKEN}"}) == {"type": "connection_ack"}
         assert await _ws_init(url, None, bearer(READ_TOKEN)) == {"type": "connection_ack"}
         assert await _ws_init(url, {"authorization": f"Bearer {signed({'role': 'read'})}"}) == {
