@@ -33,11 +33,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
 
 
+# Durability is not under test here; speed is welcome.
+FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    # Durability is not under test here; speed is welcome.
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data",
-                              settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", settings=FAST)
     server.start()
     try:
         yield server
@@ -49,6 +51,27 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
 def database_url(postgres: EmbeddedPostgres) -> str:
     """A fresh database for this session (COCO_TEST_DATABASE_URL points the suite elsewhere)."""
     return os.environ.get("COCO_TEST_DATABASE_URL") or postgres.create_database(f"coco_test_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of the test module's own, for tests that stop and start it."""
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("own") / "data", settings=FAST)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def own_database(own_postgres: EmbeddedPostgres) -> AsyncIterator[tuple[str, AsyncEngine]]:
+    """A fresh, migrated database on `own_postgres`: its URL and an engine."""
+    url = own_postgres.create_database(f"coco_own_{uuid.uuid4().hex[:8]}")
+    engine = create_engine(url, pool_size=4)
+    await upgrade(engine)
+    yield url, engine
+    await engine.dispose()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

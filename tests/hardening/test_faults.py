@@ -4,42 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
-import pytest
-import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.database import as_domain_error, create_engine
+from api.database import as_domain_error
 from api.embedded import EmbeddedPostgres
 from api.errors import Unavailable
-from api.migrate import upgrade
 from tests.conftest import RunningServer, table_counts
 
 CREATE = 'mutation { createActor(input: {actorType: AGENT, name: "during outage"}) { actor { id } } }'
-
-
-@pytest.fixture(scope="module")
-def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL of this module's own, since the test stops and starts it."""
-    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("outage")) / "data",
-                              settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def own_database(own_postgres: EmbeddedPostgres) -> AsyncIterator[tuple[str, AsyncEngine]]:
-    url = own_postgres.create_database("coco_outage")
-    engine = create_engine(url, pool_size=2)
-    await upgrade(engine)
-    yield url, engine
-    await engine.dispose()
 
 
 async def _until(client: httpx.AsyncClient, path: str, status: int, limit_s: float = 60) -> httpx.Response:

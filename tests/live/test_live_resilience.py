@@ -4,50 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
-import pytest
-import pytest_asyncio
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.database import create_engine
 from api.embedded import EmbeddedPostgres
 from api.errors import Unavailable
 from api.events import PendingEvent, record_events
-from api.migrate import upgrade
 from api.writes import WriteService
 
 from .helpers import checkins, seed, table_cursors
 from .servers import STREAM, TIMEOUT, ServerProcess, cursors, messages, stream, take
 
 
-@pytest.fixture(scope="module")
-def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL of this module's own, since the test stops and starts it."""
-    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("restart")) / "data",
-                              settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def own_engine(own_postgres: EmbeddedPostgres) -> AsyncIterator[tuple[str, AsyncEngine]]:
-    url = own_postgres.create_database("coco_restart")
-    engine = create_engine(url, pool_size=4)
-    await upgrade(engine)
-    yield url, engine
-    await engine.dispose()
-
-
 async def test_a_database_restart_in_the_middle_of_a_stream_loses_nothing(
-        own_postgres: EmbeddedPostgres, own_engine: tuple[str, AsyncEngine]) -> None:
-    url, engine = own_engine
+        own_postgres: EmbeddedPostgres, own_database: tuple[str, AsyncEngine]) -> None:
+    url, engine = own_database
     writer = WriteService(engine)
     await seed(writer)
     server = ServerProcess(url)
