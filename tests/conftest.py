@@ -39,12 +39,8 @@ FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", settings=FAST)
-    server.start()
-    try:
+    with EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", settings=FAST) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -56,12 +52,8 @@ def database_url(postgres: EmbeddedPostgres) -> str:
 @pytest.fixture(scope="module")
 def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
     """A PostgreSQL of the test module's own, for tests that stop and start it."""
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("own") / "data", settings=FAST)
-    server.start()
-    try:
+    with EmbeddedPostgres(tmp_path_factory.mktemp("own") / "data", settings=FAST) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
