@@ -25,6 +25,7 @@ from .live.sse import EventStream
 from .mcp import http as mcp_http
 from .migrate import upgrade
 from .observe import Observe, configure_logging
+from .readpool import ReadPool
 from .reads import Reader
 from .resources import bundled
 from .writes import WriteService
@@ -53,7 +54,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.migrate_on_start:
             await upgrade(engine)
         app.state.engine = engine
-        services = Services(settings=settings, reader=Reader(engine), writer=WriteService(engine))
+        read_pool = ReadPool(settings.require_database_url(), size=settings.pool_size,
+                             statement_timeout_ms=settings.statement_timeout_ms)
+        await read_pool.start()
+        services = Services(settings=settings, reader=Reader(engine, pool=read_pool), writer=WriteService(engine))
         app.state.services = services
         # Live coordination events: this process's one LISTEN connection (api/live).
         app.state.live = LiveFeed(settings.require_database_url(), engine, queue_size=settings.live_queue_size)
@@ -65,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 yield
         finally:
             await app.state.live.stop()
+            await read_pool.close()
             await engine.dispose()
 
     # Front ends add their routes here; REST comes last, since it answers every other path.

@@ -32,9 +32,7 @@ LOST_CONNECTION = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceEr
 def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | None = None,
                   application_name: str = "coco") -> AsyncEngine:
     """An engine over asyncpg that takes a libpq-style URL as it is (socket ?host= form included)."""
-    settings = {"TimeZone": "UTC", "application_name": application_name}
-    if statement_timeout_ms:
-        settings["statement_timeout"] = str(statement_timeout_ms)
+    settings = connection_settings(statement_timeout_ms, application_name)
 
     async def connect() -> asyncpg.Connection:
         # A database host that does not answer at all must not hold requests for asyncpg's 60 s:
@@ -46,9 +44,20 @@ def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | 
         async_creator=connect,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No ping before each use (a round trip per transaction): a connection the database
+        # dropped fails its first statement as Unavailable, and SQLAlchemy then replaces every
+        # connection of the pool that predates the failure.
+        pool_pre_ping=False,
         pool_recycle=1800,
     )
+
+
+def connection_settings(statement_timeout_ms: int | None, application_name: str) -> dict[str, str]:
+    """The session settings of every connection the server opens."""
+    settings = {"TimeZone": "UTC", "application_name": application_name}
+    if statement_timeout_ms:
+        settings["statement_timeout"] = str(statement_timeout_ms)
+    return settings
 
 
 def libpq_url(url: str) -> str:
@@ -118,7 +127,7 @@ def is_transient(error: BaseException) -> bool:
     return sqlstate(error) in ("40001", "40P01")
 
 
-def as_domain_error(error: DBAPIError) -> Exception:
+def as_domain_error(error: BaseException) -> BaseException:
     """Map what PostgreSQL refused to the domain error it means; anything else stays unexpected."""
     code = sqlstate(error)
     detail = _message(error)

@@ -9,7 +9,7 @@ touches. Names here are wire names (snake_case fields, relation names from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Union
 
 # Comparison operators, by PostgREST's names; list operators (cs, cd, ov) work
@@ -145,3 +145,66 @@ class ReadPlan:
     matches: tuple[Match, ...] = ()
     # Leave out keys whose value is null (PostgREST's nulls=stripped).
     strip_nulls: bool = False
+
+
+# ---------------------------------------------------------------- shapes
+
+
+class Slot:
+    """A client value standing in its condition as a parameter of the plan's shape.
+
+    Two plans that differ only in their values (the actor asked for, the date
+    after which) have equal shapes, so they share one built and compiled
+    statement; only the values travel. The repr shows what the statement's
+    form depends on (the value's type, a list's length), never the value."""
+
+    __slots__ = ("index", "value")
+
+    def __init__(self, index: int, value: Any) -> None:
+        self.index = index
+        self.value = value
+
+    def __repr__(self) -> str:
+        value = self.value
+        if isinstance(value, (list, tuple)):
+            kinds = [type(v).__name__ for v in value]
+            # Each item's type, in order: an item is converted by its position in the list.
+            items = f"{kinds[0]}*{len(kinds)}" if len(set(kinds)) == 1 else ",".join(kinds)
+            return f"Slot({self.index}:{type(value).__name__}[{items}])"
+        return f"Slot({self.index}:{type(value).__name__})"
+
+
+def parameterized(plan: ReadPlan) -> tuple[ReadPlan, list[Any]]:
+    """The plan's shape (each condition's value a `Slot`) and its values, by slot index."""
+    values: list[Any] = []
+    return _shape(plan, values), values
+
+
+def _shape(plan: ReadPlan, values: list[Any]) -> ReadPlan:
+    return replace(
+        plan,
+        where=_shape_filter(plan.where, values),
+        embeds=tuple(replace(e, plan=_shape(e.plan, values)) for e in plan.embeds),
+        counts=tuple(replace(c, where=_shape_filter(c.where, values)) for c in plan.counts),
+        matches=tuple(replace(m, where=_shape_filter(m.where, values)) for m in plan.matches),
+    )
+
+
+def _shape_filter(where: Filter | None, values: list[Any]) -> Any:
+    match where:
+        case None:
+            return None
+        case Condition(op="is"):
+            return where  # `is` takes a keyword that decides the SQL's form (IS NULL, IS NOT NULL)
+        case Condition():
+            values.append(where.value)
+            return replace(where, value=Slot(len(values) - 1, where.value))
+        case And(items=items):
+            return And(tuple(_shape_filter(item, values) for item in items))
+        case Or(items=items):
+            return Or(tuple(_shape_filter(item, values) for item in items))
+        case Not(item=item):
+            return Not(_shape_filter(item, values))
+        case Related(relation=relation, where=inner):
+            return Related(relation, _shape_filter(inner, values))
+    raise TypeError(f"not a filter: {where!r}")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -31,6 +33,7 @@ from sqlalchemy import (
     and_,
     any_,
     all_,
+    bindparam,
     case,
     cast,
     exists,
@@ -68,6 +71,8 @@ from .plan import (
     OrderTerm,
     ReadPlan,
     Related,
+    Slot,
+    parameterized,
 )
 
 EMPTY_ARRAY = literal_column("'[]'::json", JSON)
@@ -141,26 +146,61 @@ def _sql_string(text: str) -> str:
 
 
 def array_statement(plan: ReadPlan) -> Select:
-    """One row, one column: the JSON array of every row the plan selects, as text.
+    """One row, one column: the JSON array of every row the plan selects, as text (values bound in it)."""
+    return _array(plan)
 
-    Building a nested statement costs milliseconds of Python, more than compiling it once it is
-    in SQLAlchemy's cache: the statements of recent plans are kept (a statement is immutable and
-    holds the plan's values, so the same plan may run it again). They are keyed by the plan's
-    repr, which tells 1, 1.0 and True apart where equality would not."""
-    key = repr(plan)
-    statement = _STATEMENTS.get(key)
-    if statement is None:
-        source = _rows(plan, depth=0).subquery("s0")
-        statement = _STATEMENTS[key] = select(cast(_json_array(plan, source), Text))
+
+def _array(plan: ReadPlan) -> Select:
+    source = _rows(plan, depth=0).subquery("s0")
+    return select(cast(_json_array(plan, source), Text), func.count())
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A statement built once for a plan's shape; each plan of that shape runs it with its own values.
+
+    `parameters` names, for each bound parameter that holds a client value, the
+    plan's slot it comes from and how the value is turned into the parameter
+    (the same checks and conversions the statement was built with)."""
+
+    statement: Select
+    parameters: tuple[tuple[str, int, Callable[[Any], Any]], ...]
+
+    def arguments(self, values: list[Any]) -> dict[str, Any]:
+        return {name: convert(values[index]) for name, index, convert in self.parameters}
+
+
+def prepared_array(plan: ReadPlan) -> tuple[Prepared, dict[str, Any]]:
+    """`array_statement` for the plan's shape, and the plan's own values for its parameters.
+
+    The statement answers one row of two columns: the JSON array as text, and its number of
+    rows. Building a nested statement costs milliseconds of Python, more than compiling it once
+    it is in SQLAlchemy's cache, so the statements of recent shapes are kept. A shape is the
+    plan with its values left out (`plan.parameterized`); its repr tells 1, 1.0 and True apart
+    where equality would not."""
+    shape, values = parameterized(plan)
+    key = repr(shape)
+    prepared = _STATEMENTS.get(key)
+    if prepared is None:
+        parameters: list[tuple[str, int, Callable[[Any], Any]]] = []
+        token = _PARAMETERS.set(parameters)
+        try:
+            statement = _array(shape)
+        finally:
+            _PARAMETERS.reset(token)
+        prepared = _STATEMENTS[key] = Prepared(statement, tuple(parameters))
         if len(_STATEMENTS) > STATEMENT_CACHE_SIZE:
             _STATEMENTS.popitem(last=False)
-    else:
-        _STATEMENTS.move_to_end(key)
-    return statement
+        # Built from this very plan: its values are the statement's own.
+        return prepared, {}
+    _STATEMENTS.move_to_end(key)
+    return prepared, prepared.arguments(values)
 
 
 STATEMENT_CACHE_SIZE = 256
-_STATEMENTS: OrderedDict[str, Select] = OrderedDict()
+_STATEMENTS: OrderedDict[str, Prepared] = OrderedDict()
+# While a shape's statement is built: its client-value parameters, in the order they are bound.
+_PARAMETERS: ContextVar[list[tuple[str, int, Callable[[Any], Any]]] | None] = ContextVar("parameters", default=None)
 
 
 def rows_statement(plan: ReadPlan) -> Select:
@@ -435,6 +475,7 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
     is_text = isinstance(sql_type, Text) and not is_list
 
     op = cond.op
+    given = cond.value.value if isinstance(cond.value, Slot) else cond.value
     if op == "is":
         match cond.value:
             case "null":
@@ -447,13 +488,13 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
     if op == "isdistinct":
         return column.is_distinct_from(_bind(cond.value, sql_type))
     if op == "in":
-        values = _as_list(cond.value, refuse)
+        values = _as_list(given, refuse)
         if not values:
             return false()
         if is_list:
-            return column.in_([_bind(v, sql_type) for v in values])
+            return column.in_([_bind(cond.value, sql_type, _item(i)) for i in range(len(values))])
         # One array parameter however long the list: PostgreSQL's protocol takes at most 32767 parameters.
-        return _compare(column, "=", Condition(cond.field, "eq", values, quantifier="any"), sql_type, refuse)
+        return _compare(column, "=", Condition(cond.field, "eq", cond.value, quantifier="any"), sql_type, refuse)
     if op in LIST_OPERATORS:
         if not is_list:
             raise refuse("applies to list fields only")
@@ -468,8 +509,9 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
         if cond.language:
             config = cast(literal(cond.language, Text), REGCONFIG)
             matches = func.to_tsvector(config, document).op("@@", is_comparison=True)
-            return matches(query_function(config, _text(cond.value, refuse)))
-        return func.to_tsvector(document).op("@@", is_comparison=True)(query_function(_text(cond.value, refuse)))
+            return matches(query_function(config, _value(cond.value, Text(), lambda v: _text(v, refuse))))
+        search = query_function(_value(cond.value, Text(), lambda v: _text(v, refuse)))
+        return func.to_tsvector(document).op("@@", is_comparison=True)(search)
     if op in PATTERNS:
         if not is_text:
             raise refuse("applies to text fields only")
@@ -485,8 +527,8 @@ def _compare(column: ColumnElement, sql_operator: str, cond: Condition, sql_type
              refuse: Callable[[str], InvalidInput]) -> ColumnElement:
     if cond.quantifier is None:
         return column.op(sql_operator, is_comparison=True)(_bind(cond.value, sql_type))
-    values = _as_list(cond.value, refuse)
-    array = cast(literal([_text(v, refuse) for v in values], ARRAY(Text)), ARRAY(sql_type))
+    texts = _value(cond.value, ARRAY(Text), lambda v: [_text(item, refuse) for item in _as_list(v, refuse)])
+    array = cast(texts, ARRAY(sql_type))
     quantified = any_(array) if cond.quantifier == "any" else all_(array)
     return column.op(sql_operator, is_comparison=True)(quantified)
 
@@ -509,17 +551,50 @@ def _text(value: Any, refuse: Callable[[str], InvalidInput]) -> str:
     raise refuse(f"cannot compare with {type(value).__name__}")
 
 
-def _bind(value: Any, sql_type: TypeEngine) -> ColumnElement:
-    """A bound value of the column's type; text is cast by PostgreSQL, as PostgREST leaves it to do."""
-    if isinstance(sql_type, ARRAY) and isinstance(value, (list, tuple)):
-        if not all(isinstance(v, str) and "\x00" not in v for v in value):
-            raise InvalidInput("list values must be strings", reason=InvalidReason.FORMAT)
-        return literal(list(value), sql_type)
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidInput("values cannot contain a NUL character", reason=InvalidReason.FORMAT)
-        return literal(value, Text()) if isinstance(sql_type, Text) else cast(literal(value, Text()), sql_type)
-    return literal(value, sql_type)
+def _bind(value: Any, sql_type: TypeEngine, pick: Callable[[Any], Any] | None = None) -> ColumnElement:
+    """A bound value of the column's type; text is cast by PostgreSQL, as PostgREST leaves it to do.
+    `pick` takes the value out of the condition's value (one item of a list)."""
+    pick = pick or _same
+    given = pick(value.value if isinstance(value, Slot) else value)
+    if isinstance(sql_type, ARRAY) and isinstance(given, (list, tuple)):
+        return _value(value, sql_type, lambda v: _strings(pick(v)))
+    if isinstance(given, str):
+        bound = _value(value, Text(), lambda v: _no_nul(pick(v)))
+        return bound if isinstance(sql_type, Text) else cast(bound, sql_type)
+    return _value(value, sql_type, pick)
+
+
+def _value(value: Any, sql_type: TypeEngine, convert: Callable[[Any], Any]) -> ColumnElement:
+    """A client value as a bound parameter. A slot's parameter is named and recorded, so that
+    another plan of the same shape can run the statement with its own value, `convert`ed."""
+    parameters = _PARAMETERS.get()
+    if not isinstance(value, Slot):
+        return literal(convert(value), sql_type)
+    if parameters is None:
+        return literal(convert(value.value), sql_type)
+    name = f"v{len(parameters)}"
+    parameters.append((name, value.index, convert))
+    return bindparam(name, convert(value.value), type_=sql_type)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _item(index: int) -> Callable[[Any], Any]:
+    return lambda values: values[index]
+
+
+def _strings(value: Any) -> list[str]:
+    if not all(isinstance(v, str) and "\x00" not in v for v in value):
+        raise InvalidInput("list values must be strings", reason=InvalidReason.FORMAT)
+    return list(value)
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise InvalidInput("values cannot contain a NUL character", reason=InvalidReason.FORMAT)
+    return value
 
 
 # ---------------------------------------------------------------- order

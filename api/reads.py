@@ -11,38 +11,60 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .database import connection
 from .plan import Condition, ReadPlan, all_of
-from .query import array_statement, count_statement, explain_statement, rows_statement
+from .query import count_statement, explain_statement, prepared_array, rows_statement
+from .readpool import ReadPool, compile_statement, compiled_shape
 
 STREAM_BATCH = 500
 
 
 class Reader:
-    def __init__(self, engine: AsyncEngine, *, timezone: str | None = None) -> None:
+    """Reads through `pool` (asyncpg directly, api/readpool.py) when it is given, else through
+    the engine; streams and snapshots always go through the engine."""
+
+    def __init__(self, engine: AsyncEngine, *, pool: ReadPool | None = None, timezone: str | None = None) -> None:
         self.engine = engine
+        self.pool = pool
         # Timestamps are rendered in this PostgreSQL TimeZone (UTC, the session default, when None).
         self.timezone = timezone
 
     def in_timezone(self, timezone: str | None) -> Reader:
         """This reader, rendering timestamps in `timezone` (a name or an offset PostgreSQL accepts)."""
-        return self if timezone is None else Reader(self.engine, timezone=timezone)
+        return self if timezone is None else Reader(self.engine, pool=self.pool, timezone=timezone)
 
     async def json_array(self, plan: ReadPlan) -> str:
         """The rows the plan selects, as the text of one JSON array built by PostgreSQL."""
+        return (await self.json_rows(plan))[0]
+
+    async def json_rows(self, plan: ReadPlan) -> tuple[str, int]:
+        """`json_array`, and the number of rows in it."""
+        if self.pool is not None:
+            prepared, arguments = prepared_array(plan)
+            statement = compiled_shape(prepared)
+            row = await self.pool.fetchrow(statement, statement.arguments(arguments), timezone=self.timezone)
+            return row[0], row[1]
         async with connection(self.engine) as conn:
             await set_timezone(conn, self.timezone)
-            return await json_array(conn, plan)
+            return await json_rows(conn, plan)
 
     async def count(self, plan: ReadPlan) -> int:
+        if self.pool is not None:
+            statement = compile_statement(count_statement(plan))
+            return (await self.pool.fetchrow(statement, statement.arguments({}), timezone=self.timezone))[0]
         async with connection(self.engine) as conn:
             await set_timezone(conn, self.timezone)
             return await count(conn, plan)
 
     async def page(self, plan: ReadPlan, *, with_count: bool) -> tuple[str, int | None]:
         """Rows and (when asked) the total, read in one snapshot."""
+        if not with_count:
+            return await self.json_array(plan), None
+        if self.pool is not None:
+            prepared, arguments = prepared_array(plan)
+            rows, total = compiled_shape(prepared), compile_statement(count_statement(plan))
+            found = await self.pool.fetchrows([(rows, rows.arguments(arguments)), (total, total.arguments({}))],
+                                              timezone=self.timezone)
+            return found[0][0], found[1][0]
         async with connection(self.engine) as conn:
-            if not with_count:
-                await set_timezone(conn, self.timezone)
-                return await json_array(conn, plan), None
             async with conn.begin():
                 await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 await set_timezone(conn, self.timezone)
@@ -94,7 +116,13 @@ async def set_timezone(conn: AsyncConnection, timezone: str | None) -> None:
 
 
 async def json_array(conn: AsyncConnection, plan: ReadPlan) -> str:
-    return (await conn.execute(array_statement(plan))).scalar_one()
+    return (await json_rows(conn, plan))[0]
+
+
+async def json_rows(conn: AsyncConnection, plan: ReadPlan) -> tuple[str, int]:
+    prepared, arguments = prepared_array(plan)
+    text, rows = (await conn.execute(prepared.statement, arguments)).one()
+    return text, rows
 
 
 async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import warnings
 
+import pytest
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.plan import Column, Condition, Count, Embed, Match, OrderTerm, ReadPlan
-from api.query import array_statement, count_statement, rows_statement
+from api.errors import InvalidInput
+from api.plan import And, Column, Condition, Count, Embed, Match, Or, OrderTerm, ReadPlan, Related
+from api.query import array_statement, count_statement, prepared_array, rows_statement
 from api.reads import Reader
 from api.writes import WriteService
 
@@ -79,9 +81,42 @@ async def test_cached_statements_answer_with_their_own_keys(clean: None, writer:
     assert len(engine.sync_engine._compiled_cache) > 0  # type: ignore[attr-defined]
 
 
-def test_the_statements_of_recent_plans_are_reused_and_told_apart_by_value() -> None:
+def test_the_statements_of_recent_shapes_are_reused_and_told_apart_by_value_type() -> None:
     plan = ReadPlan("goal_story", embeds=(Embed("kids", "children", ReadPlan("goal_story", limit=2)),))
-    assert array_statement(plan) is array_statement(ReadPlan(**vars(plan)))
-    by_number = array_statement(ReadPlan("goal_story_update", where=Condition("progress_percent", "eq", 1)))
-    by_float = array_statement(ReadPlan("goal_story_update", where=Condition("progress_percent", "eq", 1.0)))
+    assert prepared_array(plan)[0] is prepared_array(ReadPlan(**vars(plan)))[0]
+    by_number, _ = prepared_array(ReadPlan("goal_story_update", where=Condition("progress_percent", "eq", 1)))
+    by_float, _ = prepared_array(ReadPlan("goal_story_update", where=Condition("progress_percent", "eq", 1.0)))
     assert by_number is not by_float
+
+
+def test_plans_that_differ_only_in_their_values_share_one_prepared_statement() -> None:
+    def plan(actor: str, team: str, after: str, ids: list[str]) -> ReadPlan:
+        where = And((Condition("actor_id", "eq", actor), Condition("date", "gte", after),
+                     Condition("id", "in", ids), Related("team", Condition("name", "ilike", team))))
+        return ReadPlan("team_checkin", where=where, limit=5)
+
+    first, own = prepared_array(plan("p-1", "%core%", "2026-01-01", ["c-1", "c-2"]))
+    again, values = prepared_array(plan("p-2", "%ops%", "2026-02-01", ["c-3", "c-4"]))
+    assert first is again and own == {}
+    # Each client value is a parameter, converted as the statement was built to take it.
+    assert sorted(map(str, values.values())) == sorted(["p-2", "%ops%", "2026-02-01", "['c-3', 'c-4']"])
+    longer, _ = prepared_array(plan("p-2", "%ops%", "2026-02-01", ["c-3", "c-4", "c-5"]))
+    assert longer is not first  # a list's length is part of the shape
+
+
+def test_a_value_refused_by_a_shared_statement_is_refused_as_when_it_was_built() -> None:
+    shape = ReadPlan("actor", where=Condition("name", "eq", "Ada"))
+    prepared_array(shape)
+    with pytest.raises(InvalidInput, match="NUL"):
+        prepared_array(ReadPlan("actor", where=Condition("name", "eq", "A\x00da")))
+
+
+async def test_a_shared_statement_answers_each_plan_with_its_own_values(clean: None, writer: WriteService,
+                                                                       reader: Reader) -> None:
+    await writer.create("actor", [{"id": f"p-{n}", "actor_type": "person", "name": name}
+                                  for n, name in enumerate(["Ada", "Bob", "Cy"])])
+    for name in ("Bob", "Ada", "Cy", "Nobody"):
+        plan = ReadPlan("actor", where=Or((Condition("name", "eq", name), Condition("name", "like", f"{name}*"))),
+                        columns=(Column("n", "name"),))
+        expected = [] if name == "Nobody" else [{"n": name}]
+        assert json.loads(await reader.json_array(plan)) == expected

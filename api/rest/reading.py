@@ -50,15 +50,15 @@ async def read(api: ApiRequest, reader: Reader, *, max_rows: int | None = None) 
     probe = dataclasses.replace(plan, limit=STREAM_AFTER + 1) if streamable else plan
     if exact:
         text, total = await reader.page(probe, with_count=True)
+        rows = len(json.loads(text))
     else:
-        text, total = await reader.json_array(probe), None
-    parsed = json.loads(text)
-    if streamable and len(parsed) > STREAM_AFTER:
+        (text, rows), total = await reader.json_rows(probe), None
+    if streamable and rows > STREAM_AFTER:
         return await _stream(api, reader, plan, media, headers, exact)
     if count == "planned":
         total = await reader.planned_count(plan)
     body = render(text, media, ent, plan)
-    return _finish(api, body, len(parsed), total, headers, media)
+    return _finish(api, body, rows, total, headers, media)
 
 
 async def _planned(reader: Reader, plan: ReadPlan, count: str | None) -> int | None:

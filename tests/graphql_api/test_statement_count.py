@@ -9,6 +9,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.readpool import ReadPool
 from api.writes import WriteService
 
 NESTED = '''{ goalStories(first: 100, where: {parentId: {isNull: true}}) { totalCount nodes { id title
@@ -23,7 +24,8 @@ NESTED = '''{ goalStories(first: 100, where: {parentId: {isNull: true}}) { total
 
 @contextmanager
 def statements() -> Iterator[list[str]]:
-    """Every statement any engine of this process sends, the test server's (in a thread here) included."""
+    """Every statement any engine or read pool of this process sends, the test server's (in a thread
+    here) included."""
     seen: list[str] = []
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
@@ -32,11 +34,17 @@ def statements() -> Iterator[list[str]]:
         if "coordination_events" not in statement:
             seen.append(statement)
 
+    def record_read(statement: str) -> None:
+        if "coordination_events" not in statement:
+            seen.append(statement)
+
     event.listen(Engine, "before_cursor_execute", record)
+    ReadPool.observers.append(record_read)
     try:
         yield seen
     finally:
         event.remove(Engine, "before_cursor_execute", record)
+        ReadPool.observers.remove(record_read)
 
 
 async def _seed(engine: AsyncEngine, stories: int) -> None:

@@ -1,0 +1,139 @@
+"""Reads straight on asyncpg: the hot path of every REST GET and GraphQL query.
+
+SQLAlchemy builds each plan shape's statement once and compiles it once
+(api/query.py). Running it through SQLAlchemy's connection and result layers
+as well would cost more than everything else a read does: a pooled checkout
+with its greenlet, BEGIN, the statement, ROLLBACK, four round trips where one
+does. Here the compiled text runs as one statement in autocommit on a plain
+asyncpg pool, which keeps it prepared on each connection; a read that needs a
+snapshot or a time zone takes a transaction for just that.
+
+The pool's connections carry no session state between uses (time zones are
+set for one transaction only; nothing listens, locks or keeps cursors), so
+the reset asyncpg runs when a connection returns to the pool is skipped.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.sql.base import Executable
+
+from .database import CONNECT_TIMEOUT_S, LOST_CONNECTION, as_domain_error, connection_settings, libpq_url
+from .errors import Unavailable
+from .query import Prepared
+
+_DIALECT = PGDialect_asyncpg()
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A statement as asyncpg runs it: the SQL text and how to order and convert its arguments."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: Mapping[str, Any]
+    processors: Mapping[str, Callable[[Any], Any]]
+
+    def arguments(self, given: Mapping[str, Any]) -> list[Any]:
+        values = []
+        for name in self.names:
+            value = given[name] if name in given else self.defaults[name]
+            process = self.processors.get(name)
+            values.append(process(value) if process is not None and value is not None else value)
+        return values
+
+
+def compile_statement(statement: Executable) -> Compiled:
+    compiled = statement.compile(dialect=_DIALECT)
+    return Compiled(sql=compiled.string, names=tuple(compiled.positiontup or ()),
+                    defaults=compiled.construct_params(), processors=dict(compiled._bind_processors))
+
+
+# A prepared shape is compiled once, for as long as query.py keeps it.
+_COMPILED: weakref.WeakKeyDictionary[Prepared, Compiled] = weakref.WeakKeyDictionary()
+
+
+def compiled_shape(prepared: Prepared) -> Compiled:
+    found = _COMPILED.get(prepared)
+    if found is None:
+        found = _COMPILED[prepared] = compile_statement(prepared.statement)
+    return found
+
+
+class ReadPool:
+    # Called with the SQL of every statement any read pool of this process runs (as SQLAlchemy's
+    # `before_cursor_execute` event for the engine): what tests count statements with.
+    observers: list[Callable[[str], None]] = []
+
+    def __init__(self, url: str, *, size: int = 10, statement_timeout_ms: int | None = None,
+                 application_name: str = "coco") -> None:
+        self.url = libpq_url(url)
+        self.size = size
+        self.settings = connection_settings(statement_timeout_ms, application_name)
+        self._pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        # No connection is made before the first read: the server starts while the database is away.
+        self._pool = await asyncpg.create_pool(self.url, min_size=0, max_size=self.size, timeout=CONNECT_TIMEOUT_S,
+                                               server_settings=self.settings, reset=_keep_session)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; database failures leave it as domain errors, as in api/database.py."""
+        if self._pool is None:
+            raise RuntimeError("the read pool is not started")
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except asyncpg.PostgresError as error:
+            raise as_domain_error(error) from error
+        except LOST_CONNECTION as error:
+            raise Unavailable(f"the database is unavailable: {error}") from error
+
+    async def fetchrow(self, statement: Compiled, arguments: list[Any], *, timezone: str | None = None) -> Any:
+        """The statement's first row."""
+        return (await self.fetchrows([(statement, arguments)], timezone=timezone))[0]
+
+    async def fetchrows(self, statements: list[tuple[Compiled, list[Any]]], *, timezone: str | None = None) -> list[Any]:
+        """Each statement's first row; several statements see one snapshot of the database.
+        A connection the database dropped (a restart) is replaced once: a read can always run again."""
+        for attempt in (1, 2):
+            try:
+                async with self.connection() as conn:
+                    if timezone is None and len(statements) == 1:
+                        return [await self._fetchrow(conn, *statements[0])]
+                    isolation = "repeatable_read" if len(statements) > 1 else "read_committed"
+                    async with conn.transaction(isolation=isolation, readonly=True):
+                        await set_timezone(conn, timezone)
+                        return [await self._fetchrow(conn, *each) for each in statements]
+            except Unavailable:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _fetchrow(self, conn: asyncpg.Connection, statement: Compiled, arguments: list[Any]) -> Any:
+        for observer in self.observers:
+            observer(statement.sql)
+        return await conn.fetchrow(statement.sql, *arguments)
+
+
+async def set_timezone(conn: asyncpg.Connection, timezone: str | None) -> None:
+    """Render timestamps in `timezone` until the end of the current transaction."""
+    if timezone is not None:
+        await conn.execute("SELECT set_config('TimeZone', $1, true)", timezone)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset: see the module's docstring."""
