@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from . import __version__, graphql, metrics, rest
 from .config import Settings
 from .database import create_engine
+from .draining import Draining, DrainingMiddleware
 from .guard import Guard
 from .live import LiveFeed
 from .live.sse import EventStream
@@ -47,8 +48,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_environment()
     configure_logging(settings.log_level, settings.log_format)
 
+    draining = Draining()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        draining.bind(asyncio.get_running_loop())
         engine = create_engine(settings.require_database_url(), pool_size=settings.pool_size,
                                statement_timeout_ms=settings.statement_timeout_ms)
         if settings.migrate_on_start:
@@ -66,11 +70,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # The MCP endpoint's session manager runs (a task group) for as long as the app does.
             async with mcp_http.serving(services.reader, services.writer, host=settings.host) as mcp_sessions:
                 app.state.mcp = mcp_sessions
-                yield
+                with draining.on_signals():
+                    yield
         finally:
+            draining.begin()
             await app.state.live.stop()
             await read_pool.close()
             await engine.dispose()
+            metrics.process_ended()
 
     # Front ends add their routes here; REST comes last, since it answers every other path.
     graphql_endpoint = graphql.graphql_app(settings)
@@ -92,7 +99,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += rest.routes()
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
     # Outermost first: the request's log line and metrics, then access control and limits (api/guard.py).
-    middleware = [Middleware(Observe, log_format=settings.log_format), Middleware(Guard, settings=settings),
+    # Draining ends WebSockets and event streams at shutdown (api/draining.py).
+    middleware = [Middleware(Observe, log_format=settings.log_format),
+                  Middleware(DrainingMiddleware, draining=draining),
+                  Middleware(Guard, settings=settings),
                   Middleware(EventStream, keepalive=settings.sse_keepalive_s)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -215,12 +216,27 @@ async def _import(engine: AsyncEngine, file: str) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    import uvicorn
+    from .metrics import prepare_multiprocess
 
     # Migrate once here so that workers start against a ready schema (they would wait on the lock anyway).
     if settings.migrate_on_start and _migrate(settings) != 0:
         return 1
     log.info("serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers)
+    given_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if settings.workers > 1:
+        # Before any worker imports the Prometheus client: /metrics then sums every worker's counts.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir = prepare_multiprocess(given_metrics_dir)
+    try:
+        _run_uvicorn(settings)
+    finally:
+        if settings.workers > 1 and not given_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _run_uvicorn(settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -235,7 +251,6 @@ def _serve(settings: Settings) -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 """Prometheus metrics, with the official client, served at `/metrics`.
 
-With several uvicorn workers each process counts for itself; set
-PROMETHEUS_MULTIPROC_DIR (an empty directory, emptied before each start) and
-`/metrics` of any worker reports the sum of all of them, as the client's
-multiprocess mode does. Without it, each worker reports its own numbers.
+With several workers each process counts for itself, so `coco serve
+--workers N` puts the client's multiprocess mode on (PROMETHEUS_MULTIPROC_DIR:
+a directory of its own, or the one given, emptied at start): `/metrics` of
+any worker then reports the sum of all of them. A server started otherwise
+with several workers and no PROMETHEUS_MULTIPROC_DIR reports per worker.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,6 +44,10 @@ POOL_SIZE = Gauge("coco_db_pool_size", "Database connections the pool keeps open
                   multiprocess_mode="livesum")
 POOL_OVERFLOW = Gauge("coco_db_pool_overflow", "Connections opened beyond the pool size (negative: unused slots)",
                       multiprocess_mode="livesum")
+READ_POOL_SIZE = Gauge("coco_db_read_pool_size", "Connections the read pool holds open (reads run on asyncpg directly)",
+                       multiprocess_mode="livesum")
+READ_POOL_IN_USE = Gauge("coco_db_read_pool_in_use", "Read pool connections in use by requests",
+                         multiprocess_mode="livesum")
 LIVE_SUBSCRIBERS = Gauge("coco_live_subscribers", "Live event subscribers (SSE streams and GraphQL subscriptions)",
                          multiprocess_mode="livesum")
 LIVE_EVENTS_DELIVERED = Counter("coco_live_events_delivered_total",
@@ -77,6 +84,24 @@ def graphql_operation(kind: str, name: str | None) -> None:
     GRAPHQL_OPERATIONS.labels(kind, label).inc()
 
 
+def process_ended() -> None:
+    """A worker's live gauges stop counting in the multiprocess sum once it ends."""
+    if MULTIPROCESS:
+        multiprocess.mark_process_dead(os.getpid())
+
+
+def prepare_multiprocess(directory: str | None) -> str:
+    """The directory the workers of one server share their metrics in, emptied (the files of an
+    earlier run would count again); a fresh one when none is given."""
+    if not directory:
+        return tempfile.mkdtemp(prefix="coco-metrics-")
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return str(path)
+
+
 async def endpoint(request: Request) -> Response:
     state = request.app.state
     engine = getattr(state, "engine", None)
@@ -85,6 +110,12 @@ async def endpoint(request: Request) -> Response:
         POOL_CHECKED_OUT.set(pool.checkedout())
         POOL_SIZE.set(pool.size())
         POOL_OVERFLOW.set(pool.overflow())
+    services = getattr(state, "services", None)
+    read_pool = services.reader.pool if services is not None else None
+    if read_pool is not None:
+        open_connections, idle = read_pool.usage()
+        READ_POOL_SIZE.set(open_connections)
+        READ_POOL_IN_USE.set(open_connections - idle)
     live = getattr(state, "live", None)
     if live is not None:
         LIVE_SUBSCRIBERS.set(live.subscriber_count)

@@ -89,6 +89,12 @@ class ReadPool:
             await self._pool.close()
             self._pool = None
 
+    def usage(self) -> tuple[int, int]:
+        """Connections open, and of those idle."""
+        if self._pool is None:
+            return 0, 0
+        return self._pool.get_size(), self._pool.get_idle_size()
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection; database failures leave it as domain errors, as in api/database.py."""

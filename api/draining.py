@@ -1,0 +1,191 @@
+"""Graceful shutdown: streams that never end by themselves end when the server is told to stop.
+
+On SIGTERM uvicorn stops accepting connections, lets requests in flight
+finish, and only then runs the app's lifespan shutdown; but an event stream or
+a GraphQL subscription never finishes, so each would hold the process until
+the graceful timeout and then be cut without a close frame. So the signal
+also starts draining here: WebSockets are closed with 1001 (going away) and
+event streams (text/event-stream responses: the live feed, MCP's stream) are
+ended after their last complete event, at once, while ordinary requests
+carry on to their answers. Clients reconnect elsewhere (SSE with
+Last-Event-ID, subscriptions with `after`) and miss nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from types import FrameType
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("coco.draining")
+
+GOING_AWAY = 1001
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+EVENT_STREAM = b"text/event-stream"
+
+
+class Stream:
+    """A request's task whose response never ends by itself, and how to end it cleanly."""
+
+    def __init__(self, task: asyncio.Task[Any], finish: Callable[[], Awaitable[None]]) -> None:
+        self.task = task
+        self.finish = finish
+        self.drained = False
+
+
+class Draining:
+    """Begins once, when the process starts to shut down, and ends the streams of this process."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.streams: set[Stream] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def begin(self) -> None:
+        if self.started or self._loop is None:
+            return
+        self.started = True
+        log.info("shutting down: closing %d WebSocket(s) and event stream(s); requests in flight finish",
+                 len(self.streams))
+        # From a signal handler too: the streams are ended on the loop's own turn.
+        self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._drain()))
+
+    def register(self, finish: Callable[[], Awaitable[None]]) -> Stream:
+        """The current task serves a stream; once draining has begun, it is ended at once."""
+        stream = Stream(asyncio.current_task(), finish)  # type: ignore[arg-type]
+        self.streams.add(stream)
+        if self.started:
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._end(stream)))
+        return stream
+
+    async def _drain(self) -> None:
+        await asyncio.gather(*(self._end(stream) for stream in list(self.streams)), return_exceptions=True)
+
+    async def _end(self, stream: Stream) -> None:
+        if stream.drained or stream.task.done():
+            return
+        stream.drained = True
+        with contextlib.suppress(Exception):
+            await stream.finish()
+        stream.task.cancel()
+
+    @contextlib.contextmanager
+    def on_signals(self) -> Iterator[None]:
+        """Begin draining on SIGTERM or SIGINT, then hand the signal to whoever handled it before
+        (the server, which stops). Signals reach the main thread only; elsewhere nothing changes."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+
+        def handle(sig: int, frame: FrameType | None) -> None:
+            self.begin()
+            chained = previous[sig]
+            if callable(chained):
+                chained(sig, frame)
+            elif chained == signal.SIG_DFL:
+                signal.default_int_handler(sig, frame) if sig == signal.SIGINT else _default(sig)
+
+        for sig in SIGNALS:
+            signal.signal(sig, handle)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _default(sig: int) -> None:
+    signal.signal(sig, signal.SIG_DFL)
+    signal.raise_signal(sig)
+
+
+class DrainingMiddleware:
+    """Registers this process's WebSockets and event streams, so that draining can end them."""
+
+    def __init__(self, app: ASGIApp, *, draining: Draining) -> None:
+        self.app = app
+        self.draining = draining
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        closed = False
+        stream: Stream | None = None
+
+        async def going_away() -> None:
+            nonlocal closed
+            if not closed:
+                closed = True
+                await send({"type": "websocket.close", "code": GOING_AWAY, "reason": "server shutting down"})
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal closed, stream
+            if closed:
+                return  # closed by the drain: what the app still says goes nowhere
+            if message["type"] == "websocket.accept":
+                await send(message)
+                stream = self.draining.register(going_away)
+                return
+            if message["type"] == "websocket.close":
+                closed = True
+            await send(message)
+
+        await self._run(scope, receive, tracked_send, lambda: stream)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ended = False
+        stream: Stream | None = None
+
+        async def end_stream() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal ended, stream
+            if ended:
+                return
+            kind = message["type"]
+            if kind == "http.response.body" and not message.get("more_body", False):
+                ended = True
+            await send(message)
+            # Only an event stream is cut short; any other request runs to its answer.
+            if kind == "http.response.start" and any(name == b"content-type" and value.startswith(EVENT_STREAM)
+                                                     for name, value in message.get("headers", [])):
+                stream = self.draining.register(end_stream)
+
+        await self._run(scope, receive, tracked_send, lambda: stream)
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, stream: Callable[[], Stream | None]) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            drained = stream()
+            if drained is None or not drained.drained:
+                raise
+            # Cancelled by the drain, which already ended the response: the request is over.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        finally:
+            drained = stream()
+            if drained is not None:
+                self.draining.streams.discard(drained)

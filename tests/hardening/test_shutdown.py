@@ -1,0 +1,88 @@
+"""Graceful shutdown of the real `coco serve`: SIGTERM lets requests in flight finish, closes
+WebSockets with 1001 and ends event streams, so that nothing is left for uvicorn to cancel
+when its graceful timeout (10 s) runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import websockets
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.writes import WriteService
+
+from ..processes import free_port, running, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[2]
+COCO = [sys.executable, "-m", "api", "serve"]
+
+
+async def test_sigterm_drains_requests_and_closes_streams(clean: None, database_url: str, engine: AsyncEngine,
+                                                          writer: WriteService) -> None:
+    await writer.create("actor", [{"id": "a-1", "actor_type": "agent", "name": "Bot"}])
+    await writer.create("team", [{"id": "t-1", "name": "T"}])
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCO_")}
+    env.update(DATABASE_URL=database_url, COCO_PORT=str(port), COCO_WORKERS="1", COCO_MIGRATE_ON_START="0")
+    with running(COCO, env, ROOT) as server:
+        await asyncio.to_thread(wait_healthy, server, port)
+        base = f"127.0.0.1:{port}"
+
+        # A GraphQL subscription over WebSocket, acknowledged and subscribed.
+        socket = await websockets.connect(f"ws://{base}/graphql", subprotocols=["graphql-transport-ws"])
+        await socket.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        await socket.send(json.dumps({"id": "1", "type": "subscribe",
+                                      "payload": {"query": "subscription { coordinationEvents { cursor } }"}}))
+
+        # An event stream, open and past its first comment.
+        client = httpx.AsyncClient(base_url=f"http://{base}", timeout=30)
+        stream = await client.send(client.build_request("GET", "/coordination_events",
+                                                        headers={"Accept": "text/event-stream"}), stream=True)
+        assert stream.status_code == 200
+        lines = stream.aiter_lines()
+        assert (await anext(lines)).startswith(":")
+
+        # A request in flight: its headers and half its body are sent before the signal.
+        body = json.dumps({"id": "c-late", "actor_id": "a-1", "team_id": "t-1", "date": "2026-05-22"}).encode()
+        reader, writer_ = await asyncio.open_connection("127.0.0.1", port)
+        writer_.write(b"POST /team_checkins HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10])
+        await writer_.drain()
+        await asyncio.sleep(0.3)
+
+        server.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        writer_.write(body[10:])
+        await writer_.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        assert status_line.startswith(b"HTTP/1.1 201"), status_line
+
+        # The WebSocket is closed with "going away", and the event stream ends.
+        try:
+            while True:
+                await asyncio.wait_for(socket.recv(), 10)
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 1001
+        rest = [line async for line in lines]
+        assert all(not line.startswith("event: error") for line in rest)
+        await stream.aclose()
+        await client.aclose()
+        writer_.close()
+
+        exit_code = await asyncio.to_thread(server.wait, 30)
+        output = server.stdout.read() if server.stdout else ""
+    # uvicorn ends by re-raising the signal it stopped on (the shell's convention: 128 + 15).
+    assert exit_code in (0, -signal.SIGTERM, 128 + signal.SIGTERM), output
+    assert "timeout graceful shutdown exceeded" not in output, output
+    assert "Exception in ASGI application" not in output, output
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM team_checkins WHERE id = 'c-late'")) == 1
+        assert await conn.scalar(text("SELECT count(*) FROM coordination_events WHERE reference_id = 'c-late'")) == 1
