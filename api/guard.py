@@ -119,7 +119,7 @@ class Guard:
             await _refuse(send, scope["path"], self._too_large())
 
     def _too_large(self) -> AuthError:
-        return AuthError(413, "PGRST413", "Payload too large",
+        return AuthError(413, "COCO413", "Payload too large",
                          f"the request body exceeds {self.max_body} bytes",
                          hint="Send fewer rows per request, or raise COCO_MAX_BODY_BYTES",
                          graphql_code="PAYLOAD_TOO_LARGE")

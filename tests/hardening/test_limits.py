@@ -33,7 +33,7 @@ async def test_a_declared_body_over_the_limit_is_refused(limited_url: str, clean
     async with httpx.AsyncClient(base_url=limited_url, timeout=30) as client:
         answer = await client.post("/actors", content=body, headers={"Content-Type": "application/json"})
         assert answer.status_code == 413
-        assert answer.json()["code"] == "PGRST413"
+        assert answer.json()["code"] == "COCO413"
         graphql = await client.post("/graphql", content=json.dumps({"query": "{ actors { nodes { id } } }",
                                                                     "pad": "x" * LIMIT}),
                                     headers={"Content-Type": "application/json"})
@@ -53,7 +53,7 @@ async def test_a_streamed_body_is_cut_off_at_the_limit(limited_url: str, clean: 
     async with httpx.AsyncClient(base_url=limited_url, timeout=30) as client:
         answer = await client.post("/actors", content=chunks(), headers={"Content-Type": "application/json"})
         assert answer.status_code == 413, answer.text
-        assert answer.json()["code"] == "PGRST413"
+        assert answer.json()["code"] == "COCO413"
         small = await client.post("/actors", json=_actors(2))
         assert small.status_code == 201
     assert (await table_counts(clean))["actors"] == 2
