@@ -79,9 +79,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await engine.dispose()
             metrics.process_ended()
 
-    # Front ends add their routes here; REST comes last, since it answers every other path.
+    # Front ends add their routes here; REST comes last, since it answers every other path (its
+    # resource paths come first, as no other route has them).
     graphql_endpoint = graphql.graphql_app(settings)
     routes = [
+        rest.resource_route(),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         # Every method: POST and GET queries, GraphiQL for browsers; subscriptions over WebSocket.
         Route(graphql.PATH, graphql_endpoint),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Any
 from pathlib import Path
 
 from prometheus_client import (
@@ -72,6 +73,21 @@ def route_of(path: str) -> str:
     if first in ("docs", "rpc", "viewer"):
         return f"/{first}/..."
     return "other"
+
+
+# Methods are the client's to choose (REST answers any): others are counted as OTHER.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "WEBSOCKET"})
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def request_answered(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one request; each label set's children are looked up once (labels() takes a lock)."""
+    key = (method if method in METHODS else "OTHER", route, status)
+    children = _children.get(key)
+    if children is None:
+        children = _children[key] = (REQUESTS.labels(key[0], route, str(status)), LATENCY.labels(key[0], route))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def graphql_operation(kind: str, name: str | None) -> None:

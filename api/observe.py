@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,7 +52,7 @@ def request_id(scope: Scope) -> str:
             given = value.decode("latin-1").strip()
             if SANE_ID.fullmatch(given):
                 return given
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class Observe:
@@ -96,8 +96,7 @@ class Observe:
     def record(self, scope: Scope, rid: str, status: int, sent: int, seconds: float) -> None:
         method = scope.get("method", "WEBSOCKET")
         route = metrics.route_of(scope["path"])
-        metrics.REQUESTS.labels(method, route, str(status)).inc()
-        metrics.LATENCY.labels(method, route).observe(seconds)
+        metrics.request_answered(method, route, status, seconds)
         if scope["path"] in QUIET_PATHS and status < 400:
             return
         fields: dict[str, Any] = {

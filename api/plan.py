@@ -155,23 +155,31 @@ class Slot:
 
     Two plans that differ only in their values (the actor asked for, the date
     after which) have equal shapes, so they share one built and compiled
-    statement; only the values travel. The repr shows what the statement's
-    form depends on (the value's type, a list's length), never the value."""
+    statement; only the values travel. Slots compare by what the statement's
+    form depends on: the value's type, and a list's length and item types
+    (an item is converted by its position), never the value itself; so 1,
+    1.0 and True stay apart where equality would not keep them apart."""
 
-    __slots__ = ("index", "value")
+    __slots__ = ("index", "value", "form")
 
     def __init__(self, index: int, value: Any) -> None:
         self.index = index
         self.value = value
+        self.form: tuple[Any, ...] = (index, type(value), tuple(map(type, value))) \
+            if isinstance(value, (list, tuple)) else (index, type(value))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Slot) and self.form == other.form
+
+    def __hash__(self) -> int:
+        return hash(self.form)
 
     def __repr__(self) -> str:
-        value = self.value
-        if isinstance(value, (list, tuple)):
-            kinds = [type(v).__name__ for v in value]
-            # Each item's type, in order: an item is converted by its position in the list.
-            items = f"{kinds[0]}*{len(kinds)}" if len(set(kinds)) == 1 else ",".join(kinds)
-            return f"Slot({self.index}:{type(value).__name__}[{items}])"
-        return f"Slot({self.index}:{type(value).__name__})"
+        kinds = [kind.__name__ for kind in self.form[2]] if len(self.form) > 2 else None
+        if kinds is None:
+            return f"Slot({self.index}:{self.form[1].__name__})"
+        items = f"{kinds[0]}*{len(kinds)}" if len(set(kinds)) == 1 else ",".join(kinds)
+        return f"Slot({self.index}:{self.form[1].__name__}[{items}])"
 
 
 def parameterized(plan: ReadPlan) -> tuple[ReadPlan, list[Any]]:
@@ -181,13 +189,14 @@ def parameterized(plan: ReadPlan) -> tuple[ReadPlan, list[Any]]:
 
 
 def _shape(plan: ReadPlan, values: list[Any]) -> ReadPlan:
-    return replace(
-        plan,
-        where=_shape_filter(plan.where, values),
-        embeds=tuple(replace(e, plan=_shape(e.plan, values)) for e in plan.embeds),
-        counts=tuple(replace(c, where=_shape_filter(c.where, values)) for c in plan.counts),
-        matches=tuple(replace(m, where=_shape_filter(m.where, values)) for m in plan.matches),
-    )
+    changes: dict[str, Any] = {"where": _shape_filter(plan.where, values)}
+    if plan.embeds:
+        changes["embeds"] = tuple(replace(e, plan=_shape(e.plan, values)) for e in plan.embeds)
+    if plan.counts:
+        changes["counts"] = tuple(replace(c, where=_shape_filter(c.where, values)) for c in plan.counts)
+    if plan.matches:
+        changes["matches"] = tuple(replace(m, where=_shape_filter(m.where, values)) for m in plan.matches)
+    return replace(plan, **changes)
 
 
 def _shape_filter(where: Filter | None, values: list[Any]) -> Any:
@@ -198,7 +207,9 @@ def _shape_filter(where: Filter | None, values: list[Any]) -> Any:
             return where  # `is` takes a keyword that decides the SQL's form (IS NULL, IS NOT NULL)
         case Condition():
             values.append(where.value)
-            return replace(where, value=Slot(len(values) - 1, where.value))
+            slot = Slot(len(values) - 1, where.value)
+            return Condition(where.field, where.op, slot, where.path, where.path_as_text, where.quantifier,
+                             where.language)
         case And(items=items):
             return And(tuple(_shape_filter(item, values) for item in items))
         case Or(items=items):

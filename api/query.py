@@ -176,11 +176,14 @@ def prepared_array(plan: ReadPlan) -> tuple[Prepared, dict[str, Any]]:
     The statement answers one row of two columns: the JSON array as text, and its number of
     rows. Building a nested statement costs milliseconds of Python, more than compiling it once
     it is in SQLAlchemy's cache, so the statements of recent shapes are kept. A shape is the
-    plan with its values left out (`plan.parameterized`); its repr tells 1, 1.0 and True apart
-    where equality would not."""
+    plan with its values left out (`plan.parameterized`)."""
     shape, values = parameterized(plan)
-    key = repr(shape)
-    prepared = _STATEMENTS.get(key)
+    key: Any = shape
+    try:
+        prepared = _STATEMENTS.get(key)
+    except TypeError:  # something outside the conditions that cannot be hashed: the repr tells shapes apart
+        key = repr(shape)
+        prepared = _STATEMENTS.get(key)
     if prepared is None:
         parameters: list[tuple[str, int, Callable[[Any], Any]]] = []
         token = _PARAMETERS.set(parameters)
@@ -198,7 +201,7 @@ def prepared_array(plan: ReadPlan) -> tuple[Prepared, dict[str, Any]]:
 
 
 STATEMENT_CACHE_SIZE = 256
-_STATEMENTS: OrderedDict[str, Prepared] = OrderedDict()
+_STATEMENTS: OrderedDict[Any, Prepared] = OrderedDict()
 # While a shape's statement is built: its client-value parameters, in the order they are bound.
 _PARAMETERS: ContextVar[list[tuple[str, int, Callable[[Any], Any]]] | None] = ContextVar("parameters", default=None)
 

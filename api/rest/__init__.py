@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.datastructures import URLPath
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..database import sqlstate
+from ..entities import BY_RESOURCE
 from ..errors import DomainError
 from . import docs, errors
 from .errors import RestError
@@ -27,7 +30,7 @@ from .writing import write
 
 log = logging.getLogger("coco.rest")
 
-__all__ = ["routes", "endpoint"]
+__all__ = ["routes", "resource_route", "endpoint"]
 
 
 async def endpoint(request: Request) -> Response:
@@ -105,6 +108,30 @@ class RestApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await endpoint(Request(scope, receive))
         await response(scope, receive, send)
+
+
+class ResourceRoute(BaseRoute):
+    """The resources' own paths (/actors, ...): answered at once, without trying every other route first."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.paths = frozenset(f"/{resource}" for resource in BY_RESOURCE)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def resource_route() -> BaseRoute:
+    """Mount this first: the most requested paths then cost one set lookup to route."""
+    return ResourceRoute(RestApp())
 
 
 def routes() -> list[BaseRoute]:

@@ -14,6 +14,7 @@ from .syntax import EmbedPath, FieldRef, FilterExpr, LogicTree, OpExpr, OrderIte
 QUANT_OPERATORS = ("eq", "gte", "gt", "lte", "lt", "like", "ilike", "match", "imatch")
 SIMPLE_OPERATORS = ("neq", "cs", "cd", "ov", "sl", "sr", "nxr", "nxl", "adj")
 FTS_OPERATORS = ("fts", "plfts", "phfts", "wfts")
+PLAIN_OPERATORS = frozenset(QUANT_OPERATORS + SIMPLE_OPERATORS)
 IS_VALUES = ("null", "not_null", "true", "false", "unknown")
 AGGREGATES = ("sum", "avg", "count", "max", "min")
 
@@ -163,6 +164,13 @@ class Cursor:
 
     def op_expr(self, *, logic: bool) -> OpExpr:
         negated = self.take("not.")
+        if not logic:
+            # Most filters are `op.value` with a plain operator: read them at once. Reading the
+            # operators one by one below gives the same result for these, and the errors for the rest.
+            operator, dot, rest = self.text[self.pos:].partition(".")
+            if dot and operator in PLAIN_OPERATORS:
+                self.pos = len(self.text)
+                return OpExpr(negated, operator, rest)
         value = self.logic_value if logic else self.rest
         for word in ("in", "is", "isdistinct"):
             if self.take(word + "."):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 from .errors import unacceptable_media
@@ -134,8 +135,13 @@ def decode_media_type(text: str) -> MediaType:
 
 def parse_accept(header: str | None) -> list[MediaType]:
     """The acceptable media types, most preferred first (by q, then by order)."""
+    return list(_accepted(header))
+
+
+@lru_cache(maxsize=256)  # clients send the same few Accept headers again and again
+def _accepted(header: str | None) -> tuple[MediaType, ...]:
     if header is None or not header.strip():
-        return [MediaType("any", "*/*")]
+        return (MediaType("any", "*/*"),)
     weighted: list[tuple[float, int, MediaType]] = []
     for position, part in enumerate(p for p in header.split(",") if p.strip()):
         pieces = [x.strip() for x in part.split(";")]
@@ -152,7 +158,7 @@ def parse_accept(header: str | None) -> list[MediaType]:
                 kept.append(piece)
         if q > 0:
             weighted.append((-q, position, decode_media_type(";".join(kept))))
-    return [m for _, _, m in sorted(weighted, key=lambda w: (w[0], w[1]))] or [MediaType("other", header)]
+    return tuple(m for _, _, m in sorted(weighted, key=lambda w: (w[0], w[1]))) or (MediaType("other", header),)
 
 
 def negotiate(accepts: list[MediaType], produced: tuple[MediaKind, ...]) -> MediaType:

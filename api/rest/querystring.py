@@ -10,12 +10,13 @@ is a 400 PGRST100).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TypeVar
 from urllib.parse import quote
 
 from .errors import query_param
 from .grammar import Cursor, Failure
-from .syntax import FilterExpr, QueryString, SelectItem
+from .syntax import FieldRef, FilterExpr, OrderItem, QueryString, SelectItem
 
 T = TypeVar("T")
 
@@ -39,7 +40,7 @@ def parse(items: list[tuple[str, str]]) -> QueryString:
         if last in RESERVED_EMBEDDABLE:
             _parse_embeddable(qs, key, last, value)
             continue
-        path, ref = _parse(key, "tree path", lambda c: c.tree_path())
+        path, ref = _tree_path(key)
         expr = _parse(value, "filter", lambda c: c.op_expr(logic=False))
         qs.filters.append((path, FilterExpr(ref, expr)))
         if not path:
@@ -56,7 +57,7 @@ def _parse_embeddable(qs: QueryString, key: str, last: str, value: str) -> None:
         qs.logic.append((path, _parse(text, "logic tree", lambda c: c.logic_tree(), shown=value)))
     elif last == "order":
         path = tuple(_parse(key, "tree path", lambda c: c.dotted_names())[:-1])
-        qs.order.append((path, _parse(value, "order", lambda c: c.order())))
+        qs.order.append((path, list(_order(value))))
     else:
         path = tuple(_parse(key, "tree path", lambda c: c.dotted_names())[:-1])
         number = _integer(value)
@@ -64,8 +65,21 @@ def _parse_embeddable(qs: QueryString, key: str, last: str, value: str) -> None:
             (qs.limits if last == "limit" else qs.offsets)[path] = number
 
 
+# Clients send the same few select lists and filtered names again and again (the values differ);
+# their syntax trees are immutable, so each text is parsed once.
+@lru_cache(maxsize=1024)
 def parse_select(text: str) -> tuple[SelectItem, ...]:
     return tuple(_parse(text, "select parameter", lambda c: c.forest()))
+
+
+@lru_cache(maxsize=1024)
+def _order(text: str) -> tuple[OrderItem, ...]:
+    return tuple(_parse(text, "order", lambda c: c.order()))
+
+
+@lru_cache(maxsize=1024)
+def _tree_path(key: str) -> tuple[tuple[str, ...], FieldRef]:
+    return _parse(key, "tree path", lambda c: c.tree_path())
 
 
 def _integer(text: str) -> int | None:

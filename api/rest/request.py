@@ -33,7 +33,8 @@ class ApiRequest:
 
 def api_request(request: Request) -> ApiRequest:
     method = request.method.upper()
-    segments = request.url.path.strip("/").split("/") if request.url.path.strip("/") else []
+    path = request.scope["path"]  # not request.url: building the whole URL costs more than the rest
+    segments = path.strip("/").split("/") if path.strip("/") else []
     if not segments:
         entity = None
         root: dict[str, Action] = {"GET": "schema", "HEAD": "schema", "OPTIONS": "schema_info"}
@@ -42,7 +43,7 @@ def api_request(request: Request) -> ApiRequest:
         action = root[method]
     elif len(segments) == 2 and segments[0] == "rpc":
         raise errors.no_function(segments[1])
-    elif len(segments) != 1 or request.url.path.endswith("/"):
+    elif len(segments) != 1 or path.endswith("/"):
         raise errors.invalid_path()
     else:
         entity = BY_RESOURCE.get(segments[0])
