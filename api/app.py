@@ -53,7 +53,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         draining.bind(asyncio.get_running_loop())
-        engine = create_engine(settings.require_database_url(), pool_size=settings.pool_size,
+        # Reads have a pool of their own (below): each pool keeps to its size, so that a worker
+        # holds at most twice COCO_DB_POOL_SIZE connections (and its LISTEN connection).
+        engine = create_engine(settings.require_database_url(), pool_size=settings.pool_size, max_overflow=0,
                                statement_timeout_ms=settings.statement_timeout_ms)
         if settings.migrate_on_start:
             await upgrade(engine)

@@ -29,8 +29,8 @@ _UNAVAILABLE_CLASSES = ("08", "57P")  # connection failures; admin shutdown, can
 LOST_CONNECTION = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
-def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | None = None,
-                  application_name: str = "coco") -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None,
+                  statement_timeout_ms: int | None = None, application_name: str = "coco") -> AsyncEngine:
     """An engine over asyncpg that takes a libpq-style URL as it is (socket ?host= form included)."""
     settings = connection_settings(statement_timeout_ms, application_name)
 
@@ -43,7 +43,7 @@ def create_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int | 
         "postgresql+asyncpg://",
         async_creator=connect,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         # No ping before each use (a round trip per transaction): a connection the database
         # dropped fails its first statement as Unavailable, and SQLAlchemy then replaces every
         # connection of the pool that predates the failure.
