@@ -158,6 +158,8 @@ def test_the_compose_file_runs_postgres_18_and_the_server() -> None:
     user, database = db["environment"]["POSTGRES_USER"], db["environment"]["POSTGRES_DB"]
     assert database_url == f"postgresql://{user}:${{POSTGRES_PASSWORD:-changeme}}@db:5432/{database}"
     assert "5432" not in " ".join(str(p) for p in db.get("ports", []))  # the database stays private
+    # Docker's default 10 s before SIGKILL would cut the server's own 10 s for requests in flight.
+    assert int(server["stop_grace_period"].rstrip("s")) > 10
 
 
 def test_an_installed_package_finds_its_migrations_and_schemas(postgres: EmbeddedPostgres, tmp_path: Path) -> None:
