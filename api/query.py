@@ -13,6 +13,7 @@ value fails exactly as it would in PostgREST (and is mapped to a 4xx).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -60,14 +61,22 @@ from .plan import (
     LIST_OPERATORS,
     PATTERNS,
     And,
+    Bundle,
     Column,
+    Composite,
     Condition,
+    Constant,
     Filter,
+    Lookup,
     Not,
     Or,
     OrderTerm,
+    PageField,
+    Paged,
+    Position,
     ReadPlan,
     Related,
+    Spelling,
 )
 
 EMPTY_ARRAY = literal_column("'[]'::json", JSON)
@@ -161,6 +170,30 @@ def array_statement(plan: ReadPlan) -> Select:
 
 STATEMENT_CACHE_SIZE = 256
 _STATEMENTS: OrderedDict[str, Select] = OrderedDict()
+
+
+def bundle_statement(bundle: Bundle) -> Select:
+    """One row, one column: the JSON object of the bundle, as text (statements of recent bundles kept)."""
+    key = repr(bundle)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        pairs: list[tuple[str, ColumnElement]] = []
+        for item in bundle.items:
+            if isinstance(item, Constant):
+                pairs.append((item.key, _constant(item.value)))
+            elif isinstance(item, Paged):
+                pairs.append((item.key, _paged_value(item, 0)))
+            else:
+                ent = entity_named(item.plan.entity)
+                inner = _rows(item.plan, depth=1).subquery("s1")
+                pairs.append((item.key, select(_row_json(item.plan, ent, inner, 1)).select_from(inner)
+                              .order_by(*_order(ent, inner, item.plan.order)).limit(1).scalar_subquery()))
+        statement = _STATEMENTS[key] = select(cast(JsonObject(pairs, absent_on_null=False), Text))
+        if len(_STATEMENTS) > STATEMENT_CACHE_SIZE:
+            _STATEMENTS.popitem(last=False)
+    else:
+        _STATEMENTS.move_to_end(key)
+    return statement
 
 
 def rows_statement(plan: ReadPlan) -> Select:
@@ -288,7 +321,7 @@ def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> Co
     else:
         pairs = [(c.key, _column_value(ent, source, c)) for c in plan.columns]
     for embed in plan.embeds:
-        value = _embed_value(ent, source, embed.relation, embed.plan, depth)
+        value = _embed_value(ent, source, embed.relation, embed.plan, depth, embed.single)
         # In a full representation nulls are left out, but an embed the client named stays.
         pairs.append((embed.key, func.coalesce(value, JSON_NULL) if full and not plan.strip_nulls else value))
     for count in plan.counts:
@@ -299,18 +332,182 @@ def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> Co
         pairs.append((count.key, select(func.count()).select_from(inner).scalar_subquery()))
     for match in plan.matches:
         pairs.append((match.key, case((_filter(ent, source, match.where), true()), else_=false())))
+    for constant in plan.constants:
+        pairs.append((constant.key, _constant(constant.value)))
+    for composite in plan.composites:
+        pairs.append((composite.key, _composite_value(ent, source, composite)))
+    for choice in plan.choices:
+        pairs.append((choice.key, case(
+            (_filter(ent, source, choice.when),
+             _embed_value(ent, source, choice.then.relation, choice.then.plan, depth, choice.then.single)),
+            else_=_embed_value(ent, source, choice.otherwise.relation, choice.otherwise.plan, depth,
+                               choice.otherwise.single))))
+    for paged in plan.pages:
+        pairs.append((paged.key, _paged_value(paged, depth, ent, source)))
+    if plan.layout is not None:
+        place = {key: i for i, key in enumerate(plan.layout)}
+        pairs.sort(key=lambda pair: place.get(pair[0], len(place)))
     return JsonObject(pairs, absent_on_null=full or plan.strip_nulls)
 
 
-def _embed_value(ent: Entity, source: FromClause, name: str, plan: ReadPlan, depth: int) -> ColumnElement:
+def _embed_value(ent: Entity, source: FromClause, name: str, plan: ReadPlan, depth: int,
+                 single: bool = False) -> ColumnElement:
     relation = _relation(ent, name)
     if plan.entity != relation.target:
         raise AssertionError(f"embed {name} selects {plan.entity}, not {relation.target}")
     inner = _rows(plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
-    if relation.many:
-        return select(_json_array(plan, inner, depth + 1)).scalar_subquery()
     target = entity_named(relation.target)
-    return select(_row_json(plan, target, inner, depth + 1)).limit(1).scalar_subquery()
+    # select_from: a row rendered from constants alone names no column of the related rows.
+    if relation.many and not single:
+        return select(_json_array(plan, inner, depth + 1)).select_from(inner).scalar_subquery()
+    first = select(_row_json(plan, target, inner, depth + 1)).select_from(inner)
+    if single:
+        first = first.order_by(*(_order(target, inner, plan.order)
+                                 or ([inner.c[ORDINAL]] if ORDINAL in inner.c else [])))
+    return first.limit(1).scalar_subquery()
+
+
+def _constant(value: Any) -> ColumnElement:
+    """A JSON value written into the statement (never a bound parameter: its type would be unknown)."""
+    if value is None:
+        return null()
+    if isinstance(value, bool):
+        return true() if value else false()
+    if isinstance(value, str):
+        return literal_column(_sql_string(value) + "::text", Text)
+    return literal_column(_sql_string(json.dumps(value)) + "::json", JSON)
+
+
+def _composite_value(ent: Entity, source: FromClause, composite: Composite) -> ColumnElement:
+    whole = _field_value(_field(ent, composite.field), source)
+    pairs = [(c.key, _constant(c.value) if isinstance(c, Constant) else _column_value(ent, source, c))
+             for c in composite.columns]
+    return case((whole.is_(None), null()), else_=JsonObject(pairs, absent_on_null=False))
+
+
+# ---------------------------------------------------------------- pages
+
+NUMBER = "__n"
+READ = "__read"
+
+
+def _paged_value(paged: Paged, depth: int, ent: Entity | None = None,
+                 source: FromClause | None = None) -> ColumnElement:
+    """The page object: rows numbered in reading order (a window over at most size + 1 rows), then
+    aggregated into the keys the page asks for. An empty page is an object too (aggregates of no rows)."""
+    relation = None if paged.relation is None else _relation(ent, paged.relation)  # type: ignore[arg-type]
+    target = entity_named(paged.plan.entity)
+    if relation is not None and paged.plan.entity != relation.target:
+        raise AssertionError(f"page {paged.relation} selects {paged.plan.entity}, not {relation.target}")
+    inner = _rows(paged.plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
+    order = _order(target, inner, paged.plan.order) or (
+        [inner.c[ORDINAL]] if ORDINAL in inner.c else [inner.c.id])
+    rows = select(inner, func.row_number().over(order_by=order).label(NUMBER),
+                  func.count().over().label(READ)).subquery(f"w{depth + 1}")
+    number, read = rows.c[NUMBER], rows.c[READ]
+    window = paged.window
+    shown = func.least(read, window.size)
+    kept = number <= window.size
+    if window.trim is not None:
+        kept = and_(kept, number > shown - window.trim)
+    more = func.coalesce(func.max(read), 0) > window.size
+    if window.backward:
+        first_number, last_number = shown, literal_column("1")
+        has_next, has_previous = (true() if window.before_given else false()), more
+    else:
+        first_number = literal_column("1") if window.trim is None else func.greatest(shown - window.trim, 0) + 1
+        last_number = shown
+        has_next = more
+        has_previous = true() if window.after_given else (
+            false() if window.trim is None else func.coalesce(func.max(shown), 0) > window.trim)
+    in_order = number.desc() if window.backward else number.asc()
+    position = _position(target, rows, paged.position) if paged.position is not None else null()
+
+    def row_of(view: ReadPlan | None) -> ColumnElement:
+        assert view is not None and view.entity == target.name
+        return _row_json(view, target, rows, depth + 1)
+
+    def per_row(field: PageField) -> ColumnElement:
+        match field.value:
+            case "row":
+                return row_of(field.view)
+            case "position":
+                return position
+            case "constant":
+                return _constant(field.constant)
+        raise AssertionError(f"{field.value} is not a value of an entry")
+
+    def value(field: PageField) -> ColumnElement:
+        match field.value:
+            case "rows" | "entries":
+                item = row_of(field.view) if field.value == "rows" else JsonObject(
+                    [(f.key, per_row(f)) for f in field.fields], absent_on_null=False)
+                return func.coalesce(func.json_agg(aggregate_order_by(item, in_order)).filter(kept), EMPTY_ARRAY)
+            case "object":
+                return JsonObject([(f.key, value(f)) for f in field.fields], absent_on_null=False)
+            case "first_position" | "last_position":
+                at = first_number if field.value == "first_position" else last_number
+                return func.max(position).filter(and_(kept, number == at))
+            case "has_next":
+                return has_next
+            case "has_previous":
+                return has_previous
+            case "total":
+                counted = ReadPlan(entity=target.name, where=paged.total_where)
+                every = _rows(counted, depth + 1, relation, source).subquery(f"c{depth + 1}")
+                return select(func.count()).select_from(every).scalar_subquery()
+            case "constant":
+                return _constant(field.constant)
+        raise AssertionError(f"{field.value} is not a value of a page")
+
+    page = JsonObject([(f.key, value(f)) for f in paged.fields], absent_on_null=False)
+    # GROUP BY (): one row of aggregates, also when the page asks for no aggregate at all (only totalCount).
+    return select(page).select_from(rows).group_by(literal_column("()")).scalar_subquery()
+
+
+class PositionText(ColumnElement):
+    """`Position` rendered: base64url of the compact JSON [header, [values]], non-ASCII escaped as
+    Python's json.dumps escapes it (PostgreSQL already escapes quotes, backslashes and control
+    characters the same way)."""
+
+    inherit_cache = True
+    type = Text()
+    _traverse_internals = [
+        ("header", InternalTraversal.dp_string),
+        ("json_values", InternalTraversal.dp_clauseelement_list),
+    ]
+
+    def __init__(self, header: str, values: list[ColumnElement]) -> None:
+        self.header = header
+        self.json_values = tuple(values)
+
+    @property
+    def _from_objects(self) -> list[FromClause]:
+        return [source for value in self.json_values for source in value._from_objects]
+
+
+@compiles(PositionText)
+def _compile_position(element: PositionText, compiler: Any, **kw: Any) -> str:
+    values = " || ',' || ".join(f"COALESCE(({compiler.process(v, **kw)})::text, 'null')"
+                                for v in element.json_values)
+    payload = f"{_sql_string('[' + element.header + ',[')} || {values or chr(39) * 2} || ']]'"
+    escaped_char = ("CASE WHEN ascii(ch) < 127 THEN ch "
+                    "WHEN ascii(ch) < 65536 THEN '\\u' || lpad(to_hex(ascii(ch)), 4, '0') "
+                    "ELSE '\\u' || lpad(to_hex(55296 + ((ascii(ch) - 65536) >> 10)), 4, '0') "
+                    "|| '\\u' || lpad(to_hex(56320 + ((ascii(ch) - 65536) & 1023)), 4, '0') END")
+    ascii_text = (f"CASE WHEN p ~ '[^ -~]' THEN (SELECT string_agg({escaped_char}, '' ORDER BY i) "
+                  "FROM regexp_split_to_table(p, '') WITH ORDINALITY AS chars(ch, i)) ELSE p END")
+    return (f"(SELECT translate(encode(convert_to({ascii_text}, 'UTF8'), 'base64'), E'+/=\\n', '-_') "
+            f"FROM (SELECT {payload} AS p) AS position_payload)")
+
+
+def _position(ent: Entity, source: FromClause, position: Position) -> ColumnElement:
+    values: list[ColumnElement] = []
+    for name, path in position.fields:
+        f = _field(ent, name)
+        values.append(_path_value(f, source, path, as_text=False) if path
+                      else func.to_json(source.c[f.columns[0]]))
+    return PositionText(json.dumps(list(position.header), separators=(",", ":")), values)
 
 
 def _relation(ent: Entity, name: str) -> Relation:
@@ -346,6 +543,8 @@ def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElem
         return _related_value(ent, source, column)
     f = _field(ent, column.field)
     value = _path_value(f, source, column.path, column.path_as_text) if column.path else _field_value(f, source)
+    if column.spelling is not None:
+        value = _spelled(value, column.spelling)
     if column.cast is None:
         return value
     target = CASTS.get(column.cast.lower())
@@ -353,6 +552,22 @@ def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElem
         raise InvalidInput(f"cannot cast to {column.cast!r}; known types: {', '.join(sorted(CASTS))}",
                            field=column.field, reason=InvalidReason.RULE, entity=ent.name)
     return cast(value, target)
+
+
+def _spelled(value: ColumnElement, spelling: Spelling) -> ColumnElement:
+    match spelling:
+        case Spelling.UPPER:
+            return func.upper(value)
+        case Spelling.TEXT:
+            return cast(value, Text)
+        case Spelling.ISO_TIMESTAMP:
+            def formatted(pattern: str) -> ColumnElement:
+                return func.to_char(value, literal_column(_sql_string(pattern)))
+            fraction = case((formatted("US") == literal_column("'000000'"), literal_column("''")),
+                            else_=formatted(".US"))
+            return case((value.is_(None), null()),
+                        else_=func.concat(formatted('YYYY-MM-DD"T"HH24:MI:SS'), fraction, formatted("TZH:TZM")))
+    raise AssertionError(spelling)
 
 
 def _related_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement:

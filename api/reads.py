@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .database import connection
-from .plan import Condition, ReadPlan, all_of
-from .query import array_statement, count_statement, explain_statement, rows_statement
+from .plan import Bundle, Condition, ReadPlan, all_of
+from .query import array_statement, bundle_statement, count_statement, explain_statement, rows_statement
 
 STREAM_BATCH = 500
 
@@ -31,6 +31,12 @@ class Reader:
         async with connection(self.engine) as conn:
             await set_timezone(conn, self.timezone)
             return await json_array(conn, plan)
+
+    async def json_object(self, bundle: Bundle) -> str:
+        """The text of the bundle's one JSON object, built by PostgreSQL in one statement."""
+        async with connection(self.engine) as conn:
+            await set_timezone(conn, self.timezone)
+            return (await conn.execute(bundle_statement(bundle))).scalar_one()
 
     async def count(self, plan: ReadPlan) -> int:
         async with connection(self.engine) as conn:

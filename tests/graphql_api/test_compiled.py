@@ -161,6 +161,27 @@ async def _compiled(engine: AsyncEngine, query: str, variables: dict[str, Any]) 
     return await run(SCHEMA, operation, fragments, coerced, context)
 
 
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """Where two JSON values first differ (key order included), for a readable failure."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if list(a) != list(b):
+            return f"{path}: keys {list(a)} != {list(b)}"
+        for key in a:
+            found = _first_difference(a[key], b[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} items != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _first_difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if a == b and type(a) is type(b) else f"{path}: {a!r} != {b!r}"
+
+
 async def test_compiled_and_resolved_answers_are_identical(world: AsyncEngine) -> None:
     generator = Generator(seed=7)
     compared = 0
@@ -182,7 +203,8 @@ async def test_compiled_and_resolved_answers_are_identical(world: AsyncEngine) -
             with pytest.raises(Exception):  # noqa: B017, PT011
                 await _compiled(world, query, variables)
             continue
-        assert await _compiled(world, query, variables) == resolved.data, query
+        compiled = await _compiled(world, query, variables)
+        assert compiled == resolved.data, (query, _first_difference(compiled, resolved.data))
         compared += 1
     assert compared > QUERIES * 0.6
 
