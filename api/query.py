@@ -258,8 +258,12 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None,
         assert parent is not None
         listed = (func.unnest(parent.c[relation.via]).table_valued("id", with_ordinality=ORDINAL)
                   .render_derived(name=f"u{depth}"))
-        statement = select(table, listed.c[ORDINAL]).select_from(listed.join(table, table.c.id == listed.c.id))
-        order = order or [listed.c[ORDINAL]]
+        # Each listed id looked up by itself (the OFFSET keeps PostgreSQL from flattening the lookup into a
+        # hash join that reads the whole table for every parent row).
+        table = (select(table).where(table.c.id == listed.c.id).offset(literal_column("0"))
+                 .lateral(f"l{depth}"))
+        order = _order(ent, table, plan.order) or [listed.c[ORDINAL]]
+        statement = select(table, listed.c[ORDINAL]).select_from(listed.join(table, true()))
     else:
         statement = select(table)
         if relation is not None:
