@@ -1,21 +1,24 @@
-"""Compiled execution: a query whose whole selection can be planned runs as one plan per root field.
+"""Compiled execution: a query whose whole selection can be planned is answered by one statement.
 
-Strawberry still parses and validates the document (with its caches); then,
-instead of graphql-core's walk of every field through its resolver, the
-selection tree becomes a `ReadPlan` tree (each nested relation an `Embed` with
-its own filter, order and page, each nested totalCount a `Count`) that
-PostgreSQL answers in one statement per root field, and a small shaper turns
-the rows into the response, spelling values exactly as the resolvers do.
+Strawberry parses and validates the document (with its caches) the first time;
+then, instead of graphql-core's walk of every field through its resolver, the
+selection tree becomes a `Bundle` of plans (each root field a `Lookup` or a
+`Paged` page object; nested relations `Embed`s, connections `Paged` with
+nodes, edges and cursors, pageInfo and totalCount under the client's keys;
+enum names, timestamps and cursors spelled in SQL exactly as the resolvers
+spell them) and PostgreSQL returns the JSON text of the whole `data` object.
+The request is then recorded (`RECENT`): the route answers the same document,
+operation and variables again from the recorded plan, before Strawberry, and
+passes PostgreSQL's text through as the body.
 
 The resolvers stay the reference semantics. Anything outside the subset below
 raises `NotPlannable` and the operation runs through them, as does any
 operation whose compiled run fails (bad input then gets the resolvers' errors
 with their paths). The subset: query operations; fields, aliases, fragments
 (named and inline) on the field's own type, variables, @include/@skip,
-__typename; root fields by id and connections (with totalCount, also at the
-root, where it costs a second statement); nested to-one relations, id lists
-(members, teams, actors), connections (where, orderBy, first/after,
-last/before, nodes and edges with cursors, pageInfo, totalCount) and latestUpdate.
+__typename; root fields by id and connections; nested to-one relations, id
+lists (members, teams, actors), connections (where, orderBy, first/after,
+last/before, nodes and edges with cursors, pageInfo, totalCount), latestUpdate,
 and an event's `reference` union (inline or named fragments on its members).
 Not compiled: a response key selected twice with a sub-selection or arguments (graphql-core merges
 those; the same leaf field twice is compiled).
@@ -437,7 +440,8 @@ class RecentPlans:
             encoded = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
         except (TypeError, ValueError):
             return None
-        return (id(schema), limits, query, operation_name, encoded)
+        # The schema itself (not its id, which a later schema could reuse): its limits validated the request.
+        return (schema, limits, query, operation_name, encoded)
 
     def get(self, key: tuple[Any, ...] | None) -> Any:
         if key is None:
@@ -471,11 +475,12 @@ class CompiledExecution(SchemaExtension):
                              execution_context._provided_operation_name, execution_context.variables)
             if RECENT.get(key) is not UNPLANNABLE:
                 try:
+                    # Without a name, Strawberry runs the document's first operation: so does this.
                     operation, fragments = _operation(document, execution_context.operation_name)
                     variables = get_variable_values(schema._schema, operation.variable_definitions or (),
                                                     execution_context.variables or {})
                     if isinstance(variables, list):
-                        raise NotPlannable("bad variables")
+                        raise ValueError("bad variables")  # graphql-core says which: not recorded
                     bundle = compile_operation(schema, operation, fragments, variables, context.limits)
                     data = json.loads(await context.reader.json_object(bundle))
                 except NotPlannable:
