@@ -29,9 +29,9 @@ from sqlalchemy import (
     Numeric,
     Select,
     Text,
+    all_,
     and_,
     any_,
-    all_,
     case,
     cast,
     exists,
@@ -45,14 +45,16 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_order_by, array as pg_array
+from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_order_by
+from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeEngine
 
-from .entities import Entity, Field, Kind, Relation, RelationKind, entity as entity_named
+from .entities import Entity, Field, Kind, Relation, RelationKind
+from .entities import entity as entity_named
 from .errors import InvalidInput, InvalidReason
 from .models import TABLES
 from .plan import (
@@ -67,12 +69,11 @@ from .plan import (
     Condition,
     Constant,
     Filter,
-    Lookup,
     Not,
     Or,
     OrderTerm,
-    PageField,
     Paged,
+    PageField,
     Position,
     ReadPlan,
     Related,
@@ -173,7 +174,13 @@ _STATEMENTS: OrderedDict[str, Select] = OrderedDict()
 
 
 def bundle_statement(bundle: Bundle) -> Select:
-    """One row, one column: the JSON object of the bundle, as text (statements of recent bundles kept)."""
+    """One row, one column: the JSON object of the bundle, as text (statements of recent bundles kept).
+
+    The same bundle object asked again (a front end keeps the bundles of repeated requests) is found by
+    identity first: the repr of a large bundle costs more than the rest of the lookup."""
+    known = _BY_IDENTITY.get(id(bundle))
+    if known is not None and known[0] is bundle:
+        return known[1]
     key = repr(bundle)
     statement = _STATEMENTS.get(key)
     if statement is None:
@@ -193,7 +200,14 @@ def bundle_statement(bundle: Bundle) -> Select:
             _STATEMENTS.popitem(last=False)
     else:
         _STATEMENTS.move_to_end(key)
+    # Holding the bundle keeps its id from being reused by another object while the entry lives.
+    _BY_IDENTITY[id(bundle)] = (bundle, statement)
+    if len(_BY_IDENTITY) > STATEMENT_CACHE_SIZE:
+        del _BY_IDENTITY[next(iter(_BY_IDENTITY))]
     return statement
+
+
+_BY_IDENTITY: dict[int, tuple[Bundle, Select]] = {}
 
 
 def rows_statement(plan: ReadPlan) -> Select:

@@ -13,10 +13,10 @@ import re
 from typing import Any
 
 import httpx
+from graphql_helpers import counts
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.graphql.compiled import RECENT, UNPLANNABLE, Prepared
-from graphql_helpers import counts
 
 NESTED = '''query PreparedNested($first: Int) {
   goalStories(first: $first, orderBy: [{field: TITLE}]) {
@@ -39,7 +39,7 @@ def _ordered(response: httpx.Response) -> Any:
 
 async def _operations_counted(client: httpx.AsyncClient, name: str) -> float:
     text = (await client.get("/metrics")).text
-    found = re.search(r'^coco_graphql_operations_total\{[^}]*name="' + name + r'"[^}]*\} (\S+)$', text, re.M)
+    found = re.search(r'^coco_graphql_operations_total\{[^}]*name="' + name + r'"[^}]*\} (\S+)$', text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
