@@ -4,7 +4,10 @@ Every level of a plan becomes a subquery over its table (filtered, ordered
 and paged) and a JSON_OBJECT over that subquery's columns; related rows are
 correlated subqueries aggregated with json_agg. One statement answers the
 whole tree, whatever its depth or the number of rows, and the JSON text
-passes to the client untouched.
+passes to the client untouched. A `Paged` key renders a page object (the rows
+numbered over at most size + 1 of them, then aggregated into rows, entries
+with their positions, has-next/previous, total); a `Bundle` puts several reads
+under the keys of one object.
 
 Identifiers come only from `api.entities`; every client value is a bound
 parameter, cast by PostgreSQL to the column's type, so that a malformed
