@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
 
@@ -420,6 +421,8 @@ def _paged_value(paged: Paged, depth: int, ent: Entity | None = None,
     target = entity_named(paged.plan.entity)
     if relation is not None and paged.plan.entity != relation.target:
         raise AssertionError(f"page {paged.relation} selects {paged.plan.entity}, not {relation.target}")
+    if _only_rows(paged):
+        return _rows_page(paged, depth, target, relation, source)
     inner = _rows(paged.plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
     order = _order(target, inner, paged.plan.order) or (
         [inner.c[ORDINAL]] if ORDINAL in inner.c else [inner.c.id])
@@ -484,6 +487,31 @@ def _paged_value(paged: Paged, depth: int, ent: Entity | None = None,
     page = JsonObject([(f.key, value(f)) for f in paged.fields], absent_on_null=False)
     # GROUP BY (): one row of aggregates, also when the page asks for no aggregate at all (only totalCount).
     return select(page).select_from(rows).group_by(literal_column("()")).scalar_subquery()
+
+
+def _only_rows(paged: Paged) -> bool:
+    """A page that asks for its rows alone (and constants), read forward and not trimmed."""
+    window = paged.window
+    return not window.backward and window.trim is None and all(f.value in ("rows", "constant") for f in paged.fields)
+
+
+def _rows_page(paged: Paged, depth: int, target: Entity, relation: Relation | None,
+               source: FromClause | None) -> ColumnElement:
+    """Such a page needs neither the one more row nor the numbering: the first `size` rows, aggregated."""
+    plan = replace(paged.plan, limit=paged.window.size)
+    inner = _rows(plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
+    order = _order(target, inner, plan.order) or ([inner.c[ORDINAL]] if ORDINAL in inner.c else [])
+    pairs: list[tuple[str, ColumnElement]] = []
+    for field in paged.fields:
+        if field.value == "constant":
+            pairs.append((field.key, _constant(field.constant)))
+            continue
+        assert field.view is not None and field.view.entity == target.name
+        row = _row_json(field.view, target, inner, depth + 1)
+        aggregated = func.json_agg(aggregate_order_by(row, *order)) if order else func.json_agg(row)
+        pairs.append((field.key, func.coalesce(aggregated, EMPTY_ARRAY)))
+    page = JsonObject(pairs, absent_on_null=False)
+    return select(page).select_from(inner).group_by(literal_column("()")).scalar_subquery()
 
 
 class PositionText(ColumnElement):

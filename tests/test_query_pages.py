@@ -143,3 +143,15 @@ async def test_a_bundle_answers_several_reads_at_once(clean: AsyncEngine, writer
                         _page(Window(1)))
     assert list(found) == ["kind", "one", "none", "page"]
     assert found["one"] == {"id": "a-1"} and found["none"] is None and found["page"]["total"] == 2
+
+
+async def test_a_page_of_rows_alone_holds_its_size_in_rows(clean: AsyncEngine, writer: WriteService,
+                                                           reader: Reader) -> None:
+    await _actors(writer, 4)
+    view = ReadPlan("actor", columns=IDS)
+    only_rows = Paged("page", None, ReadPlan("actor", order=(OrderTerm("id", descending=True),), limit=3), Window(2),
+                      (PageField("kind", "constant", constant="Page"), PageField("rows", "rows", view=view)))
+    assert (await _read(reader, only_rows))["page"] == {"kind": "Page", "rows": [{"id": "a-3"}, {"id": "a-2"}]}
+    empty = Paged("page", None, ReadPlan("actor", order=(OrderTerm("id"),), limit=1), Window(0),
+                  (PageField("rows", "rows", view=view),))
+    assert (await _read(reader, empty))["page"] == {"rows": []}
