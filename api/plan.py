@@ -10,6 +10,7 @@ touches. Names here are wire names (snake_case fields, relation names from
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Any, Literal, Union
 
 # Comparison operators, by PostgREST's names; list operators (cs, cd, ov) work
@@ -84,6 +85,17 @@ class OrderTerm:
     relation: str | None = None
 
 
+class Spelling(Enum):
+    """How a column's value is written into the JSON, when not as PostgreSQL writes it."""
+
+    # Text in upper case (choices served as enum names).
+    UPPER = "upper"
+    # The value's text (a number as a JSON string).
+    TEXT = "text"
+    # A timestamp as Python's datetime.isoformat() writes it: six fraction digits or none, offset as +HH:MM.
+    ISO_TIMESTAMP = "iso_timestamp"
+
+
 @dataclass(frozen=True)
 class Column:
     """One output key holding a field (or a path inside one), optionally cast."""
@@ -95,6 +107,24 @@ class Column:
     cast: str | None = None
     # Take the field from the row a to-one relation points at (PostgREST's spread ...actor(name)).
     relation: str | None = None
+    spelling: Spelling | None = None
+
+
+@dataclass(frozen=True)
+class Constant:
+    """One output key holding the same JSON value for every row (a string, number, boolean or null)."""
+
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Composite:
+    """One output key holding an object made of the row's own fields; null when `field` is null."""
+
+    key: str
+    field: str
+    columns: tuple[Column | Constant, ...]
 
 
 @dataclass(frozen=True)
@@ -108,6 +138,19 @@ class Embed:
     inner: bool = False
     # Keep only parent rows that have no related row (PostgREST's rel=is.null).
     empty: bool = False
+    # For a to-many relation: its first row (in the plan's order) as an object, null when there is
+    # none, rather than the array.
+    single: bool = False
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One output key holding `then` for rows matching `when`, `otherwise` for the others."""
+
+    key: str
+    when: Filter
+    then: Embed
+    otherwise: Embed
 
 
 @dataclass(frozen=True)
@@ -131,6 +174,87 @@ class Match:
 
 
 @dataclass(frozen=True)
+class Window:
+    """How a page is cut from rows read in `ReadPlan.order` with `limit` size + 1 (the one more tells
+    whether rows follow), and what the reader knows of the rows around it."""
+
+    size: int
+    # The rows were read in reverse (the last `size` rows): the page is served in the opposite order.
+    backward: bool = False
+    # Keep only the last `trim` rows of the page.
+    trim: int | None = None
+    # Rows are known to precede (follow) the page: it starts after (ends before) a given position.
+    after_given: bool = False
+    before_given: bool = False
+
+
+@dataclass(frozen=True)
+class Position:
+    """A row's position as text: the unpadded base64url of the compact JSON [header, [values]], ASCII only
+    (as Python's json.dumps with separators (",", ":")), the values being each (field, path)'s JSON value."""
+
+    header: tuple[str, ...]
+    fields: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+# The values a `PageField` can hold.
+PAGE_VALUES = frozenset({
+    "rows",            # an array: each row of the page, rendered by `view`
+    "entries",         # an array: for each row of the page, an object of `fields`
+    "object",          # an object of `fields`, once
+    "row",             # in an entry: the row, rendered by `view`
+    "position",        # in an entry: the row's position
+    "first_position",  # the position of the page's first row, null when it is empty
+    "last_position",   # the position of its last row
+    "has_next",        # rows follow the page (true, false)
+    "has_previous",    # rows precede the page
+    "total",           # the number of rows matching `Paged.total_where`, over all pages
+    "constant",        # `value`
+})
+
+
+@dataclass(frozen=True)
+class PageField:
+    """One key of a page object, or of an object inside it."""
+
+    key: str
+    value: str
+    view: ReadPlan | None = None
+    fields: tuple[PageField, ...] = ()
+    constant: Any = None
+
+
+@dataclass(frozen=True)
+class Paged:
+    """One output key holding a page object: a page of related rows (of every row when `relation` is None,
+    at the top of a `Bundle`) with what surrounds it, laid out as `fields`."""
+
+    key: str
+    relation: str | None
+    # The rows read: filter (with the page's bounds), order, limit (window.size + 1).
+    plan: ReadPlan
+    window: Window
+    fields: tuple[PageField, ...]
+    position: Position | None = None
+    total_where: Filter | None = None
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """One key of a `Bundle` holding the first row the plan selects, null when there is none."""
+
+    key: str
+    plan: ReadPlan
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One JSON object whose keys each hold a read, all answered by one statement."""
+
+    items: tuple[Lookup | Paged | Constant, ...]
+
+
+@dataclass(frozen=True)
 class ReadPlan:
     entity: str
     where: Filter | None = None
@@ -145,6 +269,12 @@ class ReadPlan:
     matches: tuple[Match, ...] = ()
     # Leave out keys whose value is null (PostgREST's nulls=stripped).
     strip_nulls: bool = False
+    constants: tuple[Constant, ...] = ()
+    composites: tuple[Composite, ...] = ()
+    choices: tuple[Choice, ...] = ()
+    pages: tuple[Paged, ...] = ()
+    # The output keys in this order (keys not named go after them); None keeps the kinds' order.
+    layout: tuple[str, ...] | None = None
 
 
 # ---------------------------------------------------------------- shapes

@@ -4,7 +4,10 @@ Every level of a plan becomes a subquery over its table (filtered, ordered
 and paged) and a JSON_OBJECT over that subquery's columns; related rows are
 correlated subqueries aggregated with json_agg. One statement answers the
 whole tree, whatever its depth or the number of rows, and the JSON text
-passes to the client untouched.
+passes to the client untouched. A `Paged` key renders a page object (the rows
+numbered over at most size + 1 of them, then aggregated into rows, entries
+with their positions, has-next/previous, total); a `Bundle` puts several reads
+under the keys of one object.
 
 Identifiers come only from `api.entities`; every client value is a bound
 parameter, cast by PostgreSQL to the column's type, so that a malformed
@@ -13,10 +16,11 @@ value fails exactly as it would in PostgREST (and is mapped to a 4xx).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -30,9 +34,9 @@ from sqlalchemy import (
     Numeric,
     Select,
     Text,
+    all_,
     and_,
     any_,
-    all_,
     bindparam,
     case,
     cast,
@@ -47,14 +51,16 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_order_by, array as pg_array
+from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_order_by
+from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeEngine
 
-from .entities import Entity, Field, Kind, Relation, RelationKind, entity as entity_named
+from .entities import Entity, Field, Kind, Relation, RelationKind
+from .entities import entity as entity_named
 from .errors import InvalidInput, InvalidReason
 from .models import TABLES
 from .plan import (
@@ -63,15 +69,22 @@ from .plan import (
     LIST_OPERATORS,
     PATTERNS,
     And,
+    Bundle,
     Column,
+    Composite,
     Condition,
+    Constant,
     Filter,
     Not,
     Or,
     OrderTerm,
+    Paged,
+    PageField,
+    Position,
     ReadPlan,
     Related,
     Slot,
+    Spelling,
     parameterized,
 )
 
@@ -206,6 +219,44 @@ _STATEMENTS: OrderedDict[Any, Prepared] = OrderedDict()
 _PARAMETERS: ContextVar[list[tuple[str, int, Callable[[Any], Any]]] | None] = ContextVar("parameters", default=None)
 
 
+def bundle_statement(bundle: Bundle) -> Select:
+    """One row, one column: the JSON object of the bundle, as text (statements of recent bundles kept).
+
+    The same bundle object asked again (a front end keeps the bundles of repeated requests) is found by
+    identity first: the repr of a large bundle costs more than the rest of the lookup."""
+    known = _BY_IDENTITY.get(id(bundle))
+    if known is not None and known[0] is bundle:
+        return known[1]
+    key = repr(bundle)
+    statement = _BUNDLES.get(key)
+    if statement is None:
+        pairs: list[tuple[str, ColumnElement]] = []
+        for item in bundle.items:
+            if isinstance(item, Constant):
+                pairs.append((item.key, _constant(item.value)))
+            elif isinstance(item, Paged):
+                pairs.append((item.key, _paged_value(item, 0)))
+            else:
+                ent = entity_named(item.plan.entity)
+                inner = _rows(item.plan, depth=1).subquery("s1")
+                pairs.append((item.key, select(_row_json(item.plan, ent, inner, 1)).select_from(inner)
+                              .order_by(*_order(ent, inner, item.plan.order)).limit(1).scalar_subquery()))
+        statement = _BUNDLES[key] = select(cast(JsonObject(pairs, absent_on_null=False), Text))
+        if len(_BUNDLES) > STATEMENT_CACHE_SIZE:
+            _BUNDLES.popitem(last=False)
+    else:
+        _BUNDLES.move_to_end(key)
+    # Holding the bundle keeps its id from being reused by another object while the entry lives.
+    _BY_IDENTITY[id(bundle)] = (bundle, statement)
+    if len(_BY_IDENTITY) > STATEMENT_CACHE_SIZE:
+        del _BY_IDENTITY[next(iter(_BY_IDENTITY))]
+    return statement
+
+
+_BUNDLES: OrderedDict[str, Select] = OrderedDict()
+_BY_IDENTITY: dict[int, tuple[Bundle, Select]] = {}
+
+
 def rows_statement(plan: ReadPlan) -> Select:
     """One row per result row, each a JSON object as text, in the plan's order (for streaming)."""
     source = _rows(plan, depth=0).subquery("s0")
@@ -268,8 +319,12 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None,
         assert parent is not None
         listed = (func.unnest(parent.c[relation.via]).table_valued("id", with_ordinality=ORDINAL)
                   .render_derived(name=f"u{depth}"))
-        statement = select(table, listed.c[ORDINAL]).select_from(listed.join(table, table.c.id == listed.c.id))
-        order = order or [listed.c[ORDINAL]]
+        # Each listed id looked up by itself (the OFFSET keeps PostgreSQL from flattening the lookup into a
+        # hash join that reads the whole table for every parent row).
+        table = (select(table).where(table.c.id == listed.c.id).offset(literal_column("0"))
+                 .lateral(f"l{depth}"))
+        order = _order(ent, table, plan.order) or [listed.c[ORDINAL]]
+        statement = select(table, listed.c[ORDINAL]).select_from(listed.join(table, true()))
     else:
         statement = select(table)
         if relation is not None:
@@ -331,7 +386,7 @@ def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> Co
     else:
         pairs = [(c.key, _column_value(ent, source, c)) for c in plan.columns]
     for embed in plan.embeds:
-        value = _embed_value(ent, source, embed.relation, embed.plan, depth)
+        value = _embed_value(ent, source, embed.relation, embed.plan, depth, embed.single)
         # In a full representation nulls are left out, but an embed the client named stays.
         pairs.append((embed.key, func.coalesce(value, JSON_NULL) if full and not plan.strip_nulls else value))
     for count in plan.counts:
@@ -342,18 +397,209 @@ def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> Co
         pairs.append((count.key, select(func.count()).select_from(inner).scalar_subquery()))
     for match in plan.matches:
         pairs.append((match.key, case((_filter(ent, source, match.where), true()), else_=false())))
+    for constant in plan.constants:
+        pairs.append((constant.key, _constant(constant.value)))
+    for composite in plan.composites:
+        pairs.append((composite.key, _composite_value(ent, source, composite)))
+    for choice in plan.choices:
+        pairs.append((choice.key, case(
+            (_filter(ent, source, choice.when),
+             _embed_value(ent, source, choice.then.relation, choice.then.plan, depth, choice.then.single)),
+            else_=_embed_value(ent, source, choice.otherwise.relation, choice.otherwise.plan, depth,
+                               choice.otherwise.single))))
+    for paged in plan.pages:
+        pairs.append((paged.key, _paged_value(paged, depth, ent, source)))
+    if plan.layout is not None:
+        place = {key: i for i, key in enumerate(plan.layout)}
+        pairs.sort(key=lambda pair: place.get(pair[0], len(place)))
     return JsonObject(pairs, absent_on_null=full or plan.strip_nulls)
 
 
-def _embed_value(ent: Entity, source: FromClause, name: str, plan: ReadPlan, depth: int) -> ColumnElement:
+def _embed_value(ent: Entity, source: FromClause, name: str, plan: ReadPlan, depth: int,
+                 single: bool = False) -> ColumnElement:
     relation = _relation(ent, name)
     if plan.entity != relation.target:
         raise AssertionError(f"embed {name} selects {plan.entity}, not {relation.target}")
     inner = _rows(plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
-    if relation.many:
-        return select(_json_array(plan, inner, depth + 1)).scalar_subquery()
     target = entity_named(relation.target)
-    return select(_row_json(plan, target, inner, depth + 1)).limit(1).scalar_subquery()
+    # select_from: a row rendered from constants alone names no column of the related rows.
+    if relation.many and not single:
+        return select(_json_array(plan, inner, depth + 1)).select_from(inner).scalar_subquery()
+    first = select(_row_json(plan, target, inner, depth + 1)).select_from(inner)
+    if single:
+        first = first.order_by(*(_order(target, inner, plan.order)
+                                 or ([inner.c[ORDINAL]] if ORDINAL in inner.c else [])))
+    return first.limit(1).scalar_subquery()
+
+
+def _constant(value: Any) -> ColumnElement:
+    """A JSON value written into the statement (never a bound parameter: its type would be unknown)."""
+    if value is None:
+        return null()
+    if isinstance(value, bool):
+        return true() if value else false()
+    if isinstance(value, str):
+        return literal_column(_sql_string(value) + "::text", Text)
+    return literal_column(_sql_string(json.dumps(value)) + "::json", JSON)
+
+
+def _composite_value(ent: Entity, source: FromClause, composite: Composite) -> ColumnElement:
+    whole = _field_value(_field(ent, composite.field), source)
+    pairs = [(c.key, _constant(c.value) if isinstance(c, Constant) else _column_value(ent, source, c))
+             for c in composite.columns]
+    return case((whole.is_(None), null()), else_=JsonObject(pairs, absent_on_null=False))
+
+
+# ---------------------------------------------------------------- pages
+
+NUMBER = "__n"
+READ = "__read"
+
+
+def _paged_value(paged: Paged, depth: int, ent: Entity | None = None,
+                 source: FromClause | None = None) -> ColumnElement:
+    """The page object: rows numbered in reading order (a window over at most size + 1 rows), then
+    aggregated into the keys the page asks for. An empty page is an object too (aggregates of no rows)."""
+    relation = None if paged.relation is None else _relation(ent, paged.relation)  # type: ignore[arg-type]
+    target = entity_named(paged.plan.entity)
+    if relation is not None and paged.plan.entity != relation.target:
+        raise AssertionError(f"page {paged.relation} selects {paged.plan.entity}, not {relation.target}")
+    if _only_rows(paged):
+        return _rows_page(paged, depth, target, relation, source)
+    inner = _rows(paged.plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
+    order = _order(target, inner, paged.plan.order) or (
+        [inner.c[ORDINAL]] if ORDINAL in inner.c else [inner.c.id])
+    rows = select(inner, func.row_number().over(order_by=order).label(NUMBER),
+                  func.count().over().label(READ)).subquery(f"w{depth + 1}")
+    number, read = rows.c[NUMBER], rows.c[READ]
+    window = paged.window
+    shown = func.least(read, window.size)
+    kept = number <= window.size
+    if window.trim is not None:
+        kept = and_(kept, number > shown - window.trim)
+    more = func.coalesce(func.max(read), 0) > window.size
+    if window.backward:
+        first_number, last_number = shown, literal_column("1")
+        has_next, has_previous = (true() if window.before_given else false()), more
+    else:
+        first_number = literal_column("1") if window.trim is None else func.greatest(shown - window.trim, 0) + 1
+        last_number = shown
+        has_next = more
+        has_previous = true() if window.after_given else (
+            false() if window.trim is None else func.coalesce(func.max(shown), 0) > window.trim)
+    in_order = number.desc() if window.backward else number.asc()
+    position = _position(target, rows, paged.position) if paged.position is not None else null()
+
+    def row_of(view: ReadPlan | None) -> ColumnElement:
+        assert view is not None and view.entity == target.name
+        return _row_json(view, target, rows, depth + 1)
+
+    def per_row(field: PageField) -> ColumnElement:
+        match field.value:
+            case "row":
+                return row_of(field.view)
+            case "position":
+                return position
+            case "constant":
+                return _constant(field.constant)
+        raise AssertionError(f"{field.value} is not a value of an entry")
+
+    def value(field: PageField) -> ColumnElement:
+        match field.value:
+            case "rows" | "entries":
+                item = row_of(field.view) if field.value == "rows" else JsonObject(
+                    [(f.key, per_row(f)) for f in field.fields], absent_on_null=False)
+                return func.coalesce(func.json_agg(aggregate_order_by(item, in_order)).filter(kept), EMPTY_ARRAY)
+            case "object":
+                return JsonObject([(f.key, value(f)) for f in field.fields], absent_on_null=False)
+            case "first_position" | "last_position":
+                at = first_number if field.value == "first_position" else last_number
+                return func.max(position).filter(and_(kept, number == at))
+            case "has_next":
+                return has_next
+            case "has_previous":
+                return has_previous
+            case "total":
+                counted = ReadPlan(entity=target.name, where=paged.total_where)
+                every = _rows(counted, depth + 1, relation, source).subquery(f"c{depth + 1}")
+                return select(func.count()).select_from(every).scalar_subquery()
+            case "constant":
+                return _constant(field.constant)
+        raise AssertionError(f"{field.value} is not a value of a page")
+
+    page = JsonObject([(f.key, value(f)) for f in paged.fields], absent_on_null=False)
+    # GROUP BY (): one row of aggregates, also when the page asks for no aggregate at all (only totalCount).
+    return select(page).select_from(rows).group_by(literal_column("()")).scalar_subquery()
+
+
+def _only_rows(paged: Paged) -> bool:
+    """A page that asks for its rows alone (and constants), read forward and not trimmed."""
+    window = paged.window
+    return not window.backward and window.trim is None and all(f.value in ("rows", "constant") for f in paged.fields)
+
+
+def _rows_page(paged: Paged, depth: int, target: Entity, relation: Relation | None,
+               source: FromClause | None) -> ColumnElement:
+    """Such a page needs neither the one more row nor the numbering: the first `size` rows, aggregated."""
+    plan = replace(paged.plan, limit=paged.window.size)
+    inner = _rows(plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
+    order = _order(target, inner, plan.order) or ([inner.c[ORDINAL]] if ORDINAL in inner.c else [])
+    pairs: list[tuple[str, ColumnElement]] = []
+    for field in paged.fields:
+        if field.value == "constant":
+            pairs.append((field.key, _constant(field.constant)))
+            continue
+        assert field.view is not None and field.view.entity == target.name
+        row = _row_json(field.view, target, inner, depth + 1)
+        aggregated = func.json_agg(aggregate_order_by(row, *order)) if order else func.json_agg(row)
+        pairs.append((field.key, func.coalesce(aggregated, EMPTY_ARRAY)))
+    page = JsonObject(pairs, absent_on_null=False)
+    return select(page).select_from(inner).group_by(literal_column("()")).scalar_subquery()
+
+
+class PositionText(ColumnElement):
+    """`Position` rendered: base64url of the compact JSON [header, [values]], non-ASCII escaped as
+    Python's json.dumps escapes it (PostgreSQL already escapes quotes, backslashes and control
+    characters the same way)."""
+
+    inherit_cache = True
+    type = Text()
+    _traverse_internals = [
+        ("header", InternalTraversal.dp_string),
+        ("json_values", InternalTraversal.dp_clauseelement_list),
+    ]
+
+    def __init__(self, header: str, values: list[ColumnElement]) -> None:
+        self.header = header
+        self.json_values = tuple(values)
+
+    @property
+    def _from_objects(self) -> list[FromClause]:
+        return [source for value in self.json_values for source in value._from_objects]
+
+
+@compiles(PositionText)
+def _compile_position(element: PositionText, compiler: Any, **kw: Any) -> str:
+    values = " || ',' || ".join(f"COALESCE(({compiler.process(v, **kw)})::text, 'null')"
+                                for v in element.json_values)
+    payload = f"{_sql_string('[' + element.header + ',[')} || {values or chr(39) * 2} || ']]'"
+    escaped_char = ("CASE WHEN ascii(ch) < 127 THEN ch "
+                    "WHEN ascii(ch) < 65536 THEN '\\u' || lpad(to_hex(ascii(ch)), 4, '0') "
+                    "ELSE '\\u' || lpad(to_hex(55296 + ((ascii(ch) - 65536) >> 10)), 4, '0') "
+                    "|| '\\u' || lpad(to_hex(56320 + ((ascii(ch) - 65536) & 1023)), 4, '0') END")
+    ascii_text = (f"CASE WHEN p ~ '[^ -~]' THEN (SELECT string_agg({escaped_char}, '' ORDER BY i) "
+                  "FROM regexp_split_to_table(p, '') WITH ORDINALITY AS chars(ch, i)) ELSE p END")
+    return (f"(SELECT translate(encode(convert_to({ascii_text}, 'UTF8'), 'base64'), E'+/=\\n', '-_') "
+            f"FROM (SELECT {payload} AS p) AS position_payload)")
+
+
+def _position(ent: Entity, source: FromClause, position: Position) -> ColumnElement:
+    values: list[ColumnElement] = []
+    for name, path in position.fields:
+        f = _field(ent, name)
+        values.append(_path_value(f, source, path, as_text=False) if path
+                      else func.to_json(source.c[f.columns[0]]))
+    return PositionText(json.dumps(list(position.header), separators=(",", ":")), values)
 
 
 def _relation(ent: Entity, name: str) -> Relation:
@@ -389,6 +635,8 @@ def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElem
         return _related_value(ent, source, column)
     f = _field(ent, column.field)
     value = _path_value(f, source, column.path, column.path_as_text) if column.path else _field_value(f, source)
+    if column.spelling is not None:
+        value = _spelled(value, column.spelling)
     if column.cast is None:
         return value
     target = CASTS.get(column.cast.lower())
@@ -396,6 +644,22 @@ def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElem
         raise InvalidInput(f"cannot cast to {column.cast!r}; known types: {', '.join(sorted(CASTS))}",
                            field=column.field, reason=InvalidReason.RULE, entity=ent.name)
     return cast(value, target)
+
+
+def _spelled(value: ColumnElement, spelling: Spelling) -> ColumnElement:
+    match spelling:
+        case Spelling.UPPER:
+            return func.upper(value)
+        case Spelling.TEXT:
+            return cast(value, Text)
+        case Spelling.ISO_TIMESTAMP:
+            def formatted(pattern: str) -> ColumnElement:
+                return func.to_char(value, literal_column(_sql_string(pattern)))
+            fraction = case((formatted("US") == literal_column("'000000'"), literal_column("''")),
+                            else_=formatted(".US"))
+            return case((value.is_(None), null()),
+                        else_=func.concat(formatted('YYYY-MM-DD"T"HH24:MI:SS'), fraction, formatted("TZH:TZM")))
+    raise AssertionError(spelling)
 
 
 def _related_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement:

@@ -67,6 +67,17 @@ def compiled_shape(prepared: Prepared) -> Compiled:
     return found
 
 
+_BY_STATEMENT: weakref.WeakKeyDictionary[Executable, Compiled] = weakref.WeakKeyDictionary()
+
+
+def compiled_statement(statement: Executable) -> Compiled:
+    """A statement kept and asked again (query.py keeps recent ones) is compiled once."""
+    found = _BY_STATEMENT.get(statement)
+    if found is None:
+        found = _BY_STATEMENT[statement] = compile_statement(statement)
+    return found
+
+
 class ReadPool:
     # Called with the SQL of every statement any read pool of this process runs (as SQLAlchemy's
     # `before_cursor_execute` event for the engine): what tests count statements with.

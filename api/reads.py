@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .database import connection
-from .plan import Condition, ReadPlan, all_of
-from .query import count_statement, explain_statement, prepared_array, rows_statement
-from .readpool import ReadPool, compile_statement, compiled_shape
+from .plan import Bundle, Condition, ReadPlan, all_of
+from .query import bundle_statement, count_statement, explain_statement, prepared_array, rows_statement
+from .readpool import ReadPool, compile_statement, compiled_shape, compiled_statement
 
 STREAM_BATCH = 500
 
@@ -45,6 +45,15 @@ class Reader:
         async with connection(self.engine) as conn:
             await set_timezone(conn, self.timezone)
             return await json_rows(conn, plan)
+
+    async def json_object(self, bundle: Bundle) -> str:
+        """The text of the bundle's one JSON object, built by PostgreSQL in one statement."""
+        if self.pool is not None:
+            statement = compiled_statement(bundle_statement(bundle))
+            return (await self.pool.fetchrow(statement, statement.arguments({}), timezone=self.timezone))[0]
+        async with connection(self.engine) as conn:
+            await set_timezone(conn, self.timezone)
+            return (await conn.execute(bundle_statement(bundle))).scalar_one()
 
     async def count(self, plan: ReadPlan) -> int:
         if self.pool is not None:

@@ -1,21 +1,24 @@
-"""Compiled execution: a query whose whole selection can be planned runs as one plan per root field.
+"""Compiled execution: a query whose whole selection can be planned is answered by one statement.
 
-Strawberry still parses and validates the document (with its caches); then,
-instead of graphql-core's walk of every field through its resolver, the
-selection tree becomes a `ReadPlan` tree (each nested relation an `Embed` with
-its own filter, order and page, each nested totalCount a `Count`) that
-PostgreSQL answers in one statement per root field, and a small shaper turns
-the rows into the response, spelling values exactly as the resolvers do.
+Strawberry parses and validates the document (with its caches) the first time;
+then, instead of graphql-core's walk of every field through its resolver, the
+selection tree becomes a `Bundle` of plans (each root field a `Lookup` or a
+`Paged` page object; nested relations `Embed`s, connections `Paged` with
+nodes, edges and cursors, pageInfo and totalCount under the client's keys;
+enum names, timestamps and cursors spelled in SQL exactly as the resolvers
+spell them) and PostgreSQL returns the JSON text of the whole `data` object.
+The request is then recorded (`RECENT`): the route answers the same document,
+operation and variables again from the recorded plan, before Strawberry, and
+passes PostgreSQL's text through as the body.
 
 The resolvers stay the reference semantics. Anything outside the subset below
 raises `NotPlannable` and the operation runs through them, as does any
 operation whose compiled run fails (bad input then gets the resolvers' errors
 with their paths). The subset: query operations; fields, aliases, fragments
 (named and inline) on the field's own type, variables, @include/@skip,
-__typename; root fields by id and connections (with totalCount, also at the
-root, where it costs a second statement); nested to-one relations, id lists
-(members, teams, actors), connections (where, orderBy, first/after,
-last/before, nodes and edges with cursors, pageInfo, totalCount) and latestUpdate.
+__typename; root fields by id and connections; nested to-one relations, id
+lists (members, teams, actors), connections (where, orderBy, first/after,
+last/before, nodes and edges with cursors, pageInfo, totalCount), latestUpdate,
 and an event's `reference` union (inline or named fragments on its members).
 Not compiled: a response key selected twice with a sub-selection or arguments (graphql-core merges
 those; the same leaf field twice is compiled).
@@ -23,9 +26,9 @@ those; the same leaf field twice is compiled).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from collections.abc import AsyncIterator, Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,14 +51,30 @@ from strawberry.types import ExecutionResult
 from strawberry.types.arguments import convert_arguments
 
 from ..entities import ENTITIES, Entity, Kind
-from ..plan import Condition, Count, Embed, Filter, ReadPlan, all_of
-from .connections import Limits, Page, build, plan_page
+from ..plan import (
+    Bundle,
+    Choice,
+    Column,
+    Composite,
+    Condition,
+    Constant,
+    Embed,
+    Filter,
+    Lookup,
+    Paged,
+    PageField,
+    Position,
+    ReadPlan,
+    Spelling,
+    Window,
+    all_of,
+)
+from .connections import Limits, plan_page
 from .context import Context
 from .enums import CHOICES
 from .filters import to_filter
 from .names import camel, type_name
 from .ordering import order_keys
-from .rows import COLUMNS
 
 
 class NotPlannable(Exception):
@@ -108,43 +127,47 @@ def _latest_first() -> tuple[Any, ...]:
     return LATEST_FIRST
 
 
-# ---------------------------------------------------------------- shapes
+# ---------------------------------------------------------------- value spellings
 
-Shaper = Callable[[Any], Any]
-
-
-@dataclass
-class Level:
-    """One object level of the selection: what to read for it and how to shape each row."""
-
-    entity: str
-    embeds: list[Embed] = field(default_factory=list)
-    counts: list[Count] = field(default_factory=list)
-    items: list[tuple[str, Shaper]] = field(default_factory=list)
-
-    def shape(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {key: shaper(row) for key, shaper in self.items}
-
-    def plan(self, where: Filter | None = None, order: tuple[Any, ...] = (), limit: int | None = None) -> ReadPlan:
-        return ReadPlan(self.entity, where=where, order=order, limit=limit, columns=COLUMNS[self.entity],
-                        embeds=tuple(self.embeds), counts=tuple(self.counts))
-
-
-def _scalar(ent: Entity, name: str) -> Shaper:
+def _spelling(ent: Entity, name: str) -> Spelling | None:
+    """How the resolvers serve a field's value, where PostgreSQL's JSON spells it otherwise."""
     f = ent.field(name)
     assert f is not None
-    enum = CHOICES.get((ent.name, f.name))
-    if enum is not None:
-        return lambda row: None if row.get(name) is None else enum(row[name]).name
+    if (ent.name, f.name) in CHOICES:
+        return Spelling.UPPER
     if f.kind is Kind.TIMESTAMP:
-        # As the resolvers serve it: PostgreSQL drops trailing zeros of the fraction, Python keeps six digits.
-        return lambda row: None if row.get(name) is None else dt.datetime.fromisoformat(row[name]).isoformat()
+        # PostgreSQL drops trailing zeros of the fraction, Python keeps six digits.
+        return Spelling.ISO_TIMESTAMP
     if f.kind is Kind.INTEGER and f.internal:
-        return lambda row: None if row.get(name) is None else str(row[name])
-    return lambda row: row.get(name)
+        return Spelling.TEXT
+    return None
+
+
+# Choices are served as enum members named by their value in upper case (Spelling.UPPER relies on it).
+assert all(member.name == member.value.upper() for enum in CHOICES.values() for member in enum)
 
 
 # ---------------------------------------------------------------- compiling a selection
+
+
+@dataclass
+class View:
+    """One object level of the selection: the keys it renders, in the client's order."""
+
+    entity: str
+    columns: list[Column] = field(default_factory=list)
+    constants: list[Constant] = field(default_factory=list)
+    composites: list[Composite] = field(default_factory=list)
+    embeds: list[Embed] = field(default_factory=list)
+    choices: list[Choice] = field(default_factory=list)
+    pages: list[Paged] = field(default_factory=list)
+    layout: list[str] = field(default_factory=list)
+
+    def plan(self, where: Filter | None = None, order: tuple[Any, ...] = (), limit: int | None = None) -> ReadPlan:
+        return ReadPlan(self.entity, where=where, order=order, limit=limit, columns=tuple(self.columns),
+                        embeds=tuple(self.embeds), constants=tuple(self.constants),
+                        composites=tuple(self.composites), choices=tuple(self.choices), pages=tuple(self.pages),
+                        layout=tuple(self.layout))
 
 
 class Compiler:
@@ -210,199 +233,130 @@ class Compiler:
                                  scalar_registry=self.schema.schema_converter.scalar_registry,
                                  config=self.schema.config)
 
-    def level(self, entity_name: str, object_type: GraphQLObjectType, selection_set: SelectionSetNode | None,
-              level: Level | None = None, union: str | None = None) -> Level:
+    def view(self, entity_name: str, object_type: GraphQLObjectType, selection_set: SelectionSetNode | None,
+             union: str | None = None) -> View:
         ent = ENTITIES[entity_name]
-        level = level or Level(entity_name)
+        view = View(entity_name)
         for node in self.fields(object_type, selection_set, union):
             name, key = node.name.value, _key(node)
+            view.layout.append(key)
             if name == "__typename":
-                level.items.append((key, _constant(object_type.name)))
+                view.constants.append(Constant(key, object_type.name))
             elif name == "timeframe" and entity_name == "goal_story":
-                level.items.append((key, self._timeframe(object_type, node)))
+                view.composites.append(self._timeframe(object_type, node))
             elif name in SCALARS[entity_name]:
                 if node.selection_set is not None:
                     raise NotPlannable("selection on a scalar")
-                level.items.append((key, _scalar(ent, SCALARS[entity_name][name])))
+                field_name = SCALARS[entity_name][name]
+                view.columns.append(Column(key, field_name, spelling=_spelling(ent, field_name)))
             elif name in NESTED[entity_name]:
-                level.items.append((key, self._nested(level, object_type, node, NESTED[entity_name][name])))
+                self._nested(view, object_type, node, NESTED[entity_name][name])
             elif name == "reference" and entity_name == "coordination_event":
-                level.items.append((key, self._reference(level, object_type, node)))
+                view.choices.append(self._reference(object_type, node))
             else:
                 raise NotPlannable(f"field {name}")
-        return level
+        return view
 
-    def _reference(self, level: Level, object_type: GraphQLObjectType, node: FieldNode) -> Shaper:
-        """The union of an event's row: both to-one relations read, the event's type picks one (as the resolver)."""
+    def _reference(self, object_type: GraphQLObjectType, node: FieldNode) -> Choice:
+        """The union of an event's row: the event's type picks the relation read (as the resolver)."""
         union = get_named_type(object_type.fields[node.name.value].type)
-        members: dict[str, tuple[str, Level]] = {}
+        embeds = []
         for member in ("team_checkin", "goal_story_update"):
             member_type = self.graphql_schema.type_map[type_name(ENTITIES[member])]
-            child = self.level(member, member_type, node.selection_set, union=union.name)
-            embed_key = f"~{len(level.embeds) + len(level.counts)}"
-            level.embeds.append(Embed(embed_key, member, child.plan()))
-            members[member] = (embed_key, child)
+            embeds.append(Embed(_key(node), member, self.view(member, member_type, node.selection_set,
+                                                             union=union.name).plan()))
+        return Choice(_key(node), Condition("event_type", "eq", "team_checkin"), embeds[0], embeds[1])
 
-        def shape(row: dict[str, Any]) -> Any:
-            embed_key, child = members["team_checkin" if row.get("event_type") == "team_checkin"
-                                       else "goal_story_update"]
-            value = row.get(embed_key)
-            return None if value is None else child.shape(value)
-        return shape
-
-    def _timeframe(self, object_type: GraphQLObjectType, node: FieldNode) -> Shaper:
+    def _timeframe(self, object_type: GraphQLObjectType, node: FieldNode) -> Composite:
         inner = get_named_type(object_type.fields["timeframe"].type)
-        parts: list[tuple[str, Shaper]] = []
+        parts: list[Column | Constant] = []
         for sub in self.fields(inner, node.selection_set):
             name = sub.name.value
             if name == "__typename":
-                parts.append((_key(sub), _constant(inner.name)))
+                parts.append(Constant(_key(sub), inner.name))
             elif name in ("start", "end"):
-                parts.append((_key(sub), lambda value, name=name: value.get(name)))
+                parts.append(Column(_key(sub), "timeframe", path=(name,)))
             else:
                 raise NotPlannable(f"timeframe field {name}")
+        return Composite(_key(node), "timeframe", tuple(parts))
 
-        def shape(row: dict[str, Any]) -> Any:
-            value = row.get("timeframe")
-            return None if value is None else {key: part(value) for key, part in parts}
-        return shape
-
-    def _nested(self, level: Level, object_type: GraphQLObjectType, node: FieldNode, nested: Nested) -> Shaper:
-        relation = ENTITIES[level.entity].relation(nested.relation)
+    def _nested(self, view: View, object_type: GraphQLObjectType, node: FieldNode, nested: Nested) -> None:
+        relation = ENTITIES[view.entity].relation(nested.relation)
         assert relation is not None
         target = relation.target
         field_type = get_named_type(object_type.fields[node.name.value].type)
-        embed_key = f"~{len(level.embeds) + len(level.counts)}"
+        key = _key(node)
         if nested.kind == "connection":
             arguments = self.arguments(object_type, node)
             condition = all_of(to_filter(target, arguments.get("where")), nested.extra)
-            page = self._page(target, condition, arguments)
-            connection = self.connection(target, field_type, node.selection_set)
-            level.embeds.append(Embed(embed_key, relation.name, connection.child.plan(page.where, page.order,
-                                                                                      page.limit)))
-            count_key = None
-            if connection.counted:
-                count_key = embed_key + "#"
-                level.counts.append(Count(count_key, relation.name, condition))
-            return lambda row: connection.shape(page, row.get(embed_key) or [],
-                                                None if count_key is None else row.get(count_key, 0))
-        child = self.level(target, field_type, node.selection_set)
-        if nested.kind == "one":
-            level.embeds.append(Embed(embed_key, relation.name, child.plan()))
-            return lambda row: None if row.get(embed_key) is None else child.shape(row[embed_key])
-        if nested.kind == "list":
-            level.embeds.append(Embed(embed_key, relation.name, child.plan()))
-            return lambda row: [child.shape(r) for r in row.get(embed_key) or []]
+            view.pages.append(self.connection(key, relation.name, target, field_type, node.selection_set,
+                                              condition, arguments))
+            return
+        child = self.view(target, field_type, node.selection_set)
+        if nested.kind in ("one", "list"):
+            view.embeds.append(Embed(key, relation.name, child.plan()))
+            return
         assert nested.kind == "latest"
-        level.embeds.append(Embed(embed_key, relation.name, child.plan(order=_latest_first(), limit=1)))
-        return lambda row: child.shape(row[embed_key][0]) if row.get(embed_key) else None
+        view.embeds.append(Embed(key, relation.name, child.plan(order=_latest_first(), limit=1), single=True))
 
-    def _page(self, entity_name: str, condition: Filter | None, arguments: dict[str, Any]) -> Page:
-        return plan_page(order_keys(entity_name, arguments.get("order_by")), condition, self.limits,
+    def connection(self, key: str, relation: str | None, entity_name: str, connection_type: GraphQLObjectType,
+                   selection_set: SelectionSetNode | None, condition: Filter | None,
+                   arguments: dict[str, Any]) -> Paged:
+        """A connection: a page object with nodes, edges, pageInfo and totalCount under the client's keys."""
+        page = plan_page(order_keys(entity_name, arguments.get("order_by")), condition, self.limits,
                          first=arguments.get("first"), after_cursor=arguments.get("after"),
                          last=arguments.get("last"), before_cursor=arguments.get("before"))
-
-    def connection(self, entity_name: str, connection_type: GraphQLObjectType,
-                   selection_set: SelectionSetNode | None) -> ConnectionShape:
-        """A connection's selection: its nodes' level and how to lay out nodes, edges, pageInfo, totalCount."""
-        child: Level | None = None
-        parts: list[tuple[str, str, Any]] = []
-
-        def node_level(selection: SelectionSetNode | None, node_type: GraphQLObjectType) -> Level:
-            nonlocal child
-            # nodes and edges.node read the same rows: each selection shapes them its own way, and the
-            # relations both select are read into the same rows under distinct keys.
-            view = Level(entity_name) if child is None else Level(entity_name, child.embeds, child.counts)
-            self.level(entity_name, node_type, selection, view)
-            child = child or view
-            return view
-
+        fields: list[PageField] = []
+        positions = False
         for node in self.fields(connection_type, selection_set):
-            name, key = node.name.value, _key(node)
+            name, field_key = node.name.value, _key(node)
             field_type = get_named_type(connection_type.fields[name].type) if name != "__typename" else None
             if name == "__typename":
-                parts.append((key, "constant", connection_type.name))
+                fields.append(PageField(field_key, "constant", constant=connection_type.name))
             elif name == "totalCount":
-                parts.append((key, "total", None))
+                fields.append(PageField(field_key, "total"))
             elif name == "nodes":
-                parts.append((key, "nodes", node_level(node.selection_set, field_type)))
+                fields.append(PageField(field_key, "rows", view=self.view(entity_name, field_type,
+                                                                          node.selection_set).plan()))
             elif name == "edges":
-                edge_parts: list[tuple[str, str, Any]] = []
+                entry: list[PageField] = []
                 for sub in self.fields(field_type, node.selection_set):
                     sub_name = sub.name.value
                     if sub_name == "__typename":
-                        edge_parts.append((_key(sub), "constant", field_type.name))
+                        entry.append(PageField(_key(sub), "constant", constant=field_type.name))
                     elif sub_name == "cursor":
-                        edge_parts.append((_key(sub), "cursor", None))
+                        entry.append(PageField(_key(sub), "position"))
+                        positions = True
                     elif sub_name == "node":
-                        edge_parts.append((_key(sub), "node", node_level(
-                            sub.selection_set, get_named_type(field_type.fields["node"].type))))
+                        node_type = get_named_type(field_type.fields["node"].type)
+                        entry.append(PageField(_key(sub), "row", view=self.view(entity_name, node_type,
+                                                                                sub.selection_set).plan()))
                     else:
                         raise NotPlannable(f"edge field {sub_name}")
-                parts.append((key, "edges", edge_parts))
+                fields.append(PageField(field_key, "entries", fields=tuple(entry)))
             elif name == "pageInfo":
-                info_parts: list[tuple[str, str]] = []
+                info: list[PageField] = []
                 for sub in self.fields(field_type, node.selection_set):
                     sub_name = sub.name.value
-                    info_parts.append((_key(sub), field_type.name if sub_name == "__typename" else
-                                       PAGE_INFO.get(sub_name) or _refuse(sub_name)))
-                parts.append((key, "pageInfo", info_parts))
+                    if sub_name == "__typename":
+                        info.append(PageField(_key(sub), "constant", constant=field_type.name))
+                    elif sub_name in PAGE_INFO:
+                        info.append(PageField(_key(sub), PAGE_INFO[sub_name]))
+                        positions = positions or sub_name.endswith("Cursor")
+                    else:
+                        raise NotPlannable(f"pageInfo field {sub_name}")
+                fields.append(PageField(field_key, "object", fields=tuple(info)))
             else:
                 raise NotPlannable(f"connection field {name}")
-        if child is None:
-            # Only totalCount or pageInfo: the rows are still read, for pageInfo.
-            child = Level(entity_name)
-        return ConnectionShape(child, parts)
+        position = Position(tuple(k.label for k in page.keys),
+                            tuple((k.field, k.path) for k in page.keys)) if positions else None
+        return Paged(key, relation, ReadPlan(entity_name, where=page.where, order=page.order, limit=page.limit),
+                     Window(page.size, page.backward, page.trim, page.after_given, page.before_given),
+                     tuple(fields), position, condition)
 
 
-PAGE_INFO = {"hasNextPage": "has_next_page", "hasPreviousPage": "has_previous_page",
-             "startCursor": "start_cursor", "endCursor": "end_cursor"}
-
-
-def _refuse(name: str) -> str:
-    raise NotPlannable(f"pageInfo field {name}")
-
-
-@dataclass
-class ConnectionShape:
-    child: Level
-    parts: list[tuple[str, str, Any]]
-
-    def __post_init__(self) -> None:
-        self.cursors = any(kind in ("edges", "pageInfo") for _, kind, _ in self.parts)
-
-    @property
-    def counted(self) -> bool:
-        return any(kind == "total" for _, kind, _ in self.parts)
-
-    def shape(self, page: Page, rows: list[dict[str, Any]], total: int | None) -> dict[str, Any]:
-        # The resolvers' own paging (trim, reverse, cursors), on the rows read here.
-        connection = build(page, rows, lambda row: row, _no_total, cursors=self.cursors)
-        out: dict[str, Any] = {}
-        for key, kind, extra in self.parts:
-            if kind == "constant":
-                out[key] = extra
-            elif kind == "total":
-                out[key] = total
-            elif kind == "nodes":
-                out[key] = [extra.shape(row) for row in connection.nodes]
-            elif kind == "edges":
-                out[key] = [{edge_key: (edge_extra if edge_kind == "constant" else edge.cursor
-                                        if edge_kind == "cursor" else edge_extra.shape(edge.node))
-                             for edge_key, edge_kind, edge_extra in extra} for edge in connection.edges]
-            else:
-                info = connection.page_info
-                out[key] = {info_key: getattr(info, attribute) if attribute in PAGE_INFO.values() else attribute
-                            for info_key, attribute in extra}
-        return out
-
-
-async def _no_total() -> int:
-    raise AssertionError("totalCount is read in the statement")
-
-
-def _constant(value: Any) -> Shaper:
-    return lambda row: value
+PAGE_INFO = {"hasNextPage": "has_next", "hasPreviousPage": "has_previous",
+             "startCursor": "first_position", "endCursor": "last_position"}
 
 
 def _key(node: FieldNode) -> str:
@@ -412,18 +366,18 @@ def _key(node: FieldNode) -> str:
 # ---------------------------------------------------------------- running an operation
 
 
-async def run(schema: Any, operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode],
-              variables: dict[str, Any], context: Context) -> dict[str, Any]:
-    """The `data` of a query operation, read with one plan per root field."""
+def compile_operation(schema: Any, operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode],
+                      variables: dict[str, Any], limits: Limits) -> Bundle:
+    """The read answering a query operation's `data`: one object, one key per root field."""
     if operation.operation is not OperationType.QUERY:
         raise NotPlannable("not a query")
-    compiler = Compiler(schema, fragments, variables, context.limits)
+    compiler = Compiler(schema, fragments, variables, limits)
     query_type = compiler.graphql_schema.query_type
-    steps: list[tuple[str, Callable[[], Any]]] = []
+    items: list[Lookup | Paged | Constant] = []
     for node in compiler.fields(query_type, operation.selection_set):
         name, key = node.name.value, _key(node)
         if name == "__typename":
-            steps.append((key, _value_step(query_type.name)))
+            items.append(Constant(key, query_type.name))
             continue
         if name not in ROOTS:
             raise NotPlannable(f"root field {name}")
@@ -431,38 +385,81 @@ async def run(schema: Any, operation: OperationDefinitionNode, fragments: dict[s
         field_type = get_named_type(query_type.fields[name].type)
         arguments = compiler.arguments(query_type, node)
         if kind == "one":
-            level = compiler.level(entity_name, field_type, node.selection_set)
-            steps.append((key, _one_step(context, level, arguments.get("id"))))
+            view = compiler.view(entity_name, field_type, node.selection_set)
+            id = arguments.get("id")
+            items.append(Constant(key, None) if id is None else Lookup(key, view.plan(Condition("id", "eq", id))))
         else:
             condition = to_filter(entity_name, arguments.get("where"))
-            page = compiler._page(entity_name, condition, arguments)
-            connection = compiler.connection(entity_name, field_type, node.selection_set)
-            steps.append((key, _connection_step(context, entity_name, condition, page, connection)))
-    return {key: await step() for key, step in steps}
+            items.append(compiler.connection(key, None, entity_name, field_type, node.selection_set, condition,
+                                             arguments))
+    return Bundle(tuple(items))
 
 
-def _value_step(value: Any) -> Callable[[], Any]:
-    async def step() -> Any:
-        return value
-    return step
+async def run_text(schema: Any, operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode],
+                   variables: dict[str, Any], context: Context) -> str:
+    """The JSON text of a query operation's `data`, built by PostgreSQL in one statement."""
+    return await context.reader.json_object(compile_operation(schema, operation, fragments, variables,
+                                                              context.limits))
 
 
-def _one_step(context: Context, level: Level, id: str | None) -> Callable[[], Any]:
-    async def step() -> Any:
-        if id is None:
+async def run(schema: Any, operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode],
+              variables: dict[str, Any], context: Context) -> dict[str, Any]:
+    """The `data` of a query operation, read with one statement."""
+    return json.loads(await run_text(schema, operation, fragments, variables, context))
+
+
+# ---------------------------------------------------------------- plans of recent requests
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request already answered through the compiled path: its read, and the operation's name."""
+
+    bundle: Bundle
+    operation_name: str | None
+
+
+# A request whose operation cannot be compiled: the resolvers answer it.
+UNPLANNABLE = object()
+
+
+class RecentPlans:
+    """Compiled reads of recent requests, by schema, limits, document, operation name and variables.
+
+    A request is recorded only once Strawberry has parsed, validated (with its limits) and answered it
+    through the compiled path, so a request found here may skip all of that."""
+
+    def __init__(self, maxsize: int = 256) -> None:
+        self.maxsize = maxsize
+        self.entries: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    @staticmethod
+    def key(schema: Any, limits: Limits, query: str, operation_name: str | None,
+            variables: dict[str, Any] | None) -> tuple[Any, ...] | None:
+        try:
+            encoded = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError):
             return None
-        rows = json.loads(await context.reader.json_array(level.plan(Condition("id", "eq", id))))
-        return level.shape(rows[0]) if rows else None
-    return step
+        # The schema itself (not its id, which a later schema could reuse): its limits validated the request.
+        return (schema, limits, query, operation_name, encoded)
+
+    def get(self, key: tuple[Any, ...] | None) -> Any:
+        if key is None:
+            return None
+        entry = self.entries.get(key)
+        if entry is not None:
+            self.entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple[Any, ...] | None, entry: Any) -> None:
+        if key is None:
+            return
+        self.entries[key] = entry
+        if len(self.entries) > self.maxsize:
+            self.entries.popitem(last=False)
 
 
-def _connection_step(context: Context, entity_name: str, condition: Filter | None, page: Page,
-                     connection: ConnectionShape) -> Callable[[], Any]:
-    async def step() -> Any:
-        rows = json.loads(await context.reader.json_array(connection.child.plan(page.where, page.order, page.limit)))
-        total = await context.reader.count(ReadPlan(entity_name, where=condition)) if connection.counted else None
-        return connection.shape(page, rows, total)
-    return step
+RECENT = RecentPlans()
 
 
 class CompiledExecution(SchemaExtension):
@@ -473,19 +470,27 @@ class CompiledExecution(SchemaExtension):
         context = execution_context.context
         document = execution_context.graphql_document
         if isinstance(context, Context) and document is not None and not context.resolvers_only:
-            try:
-                operation, fragments = _operation(document, execution_context.operation_name)
-                schema = execution_context.schema
-                variables = get_variable_values(schema._schema, operation.variable_definitions or (),
-                                                execution_context.variables or {})
-                if isinstance(variables, list):
-                    raise NotPlannable("bad variables")
-                data = await run(schema, operation, fragments, variables, context)
-            except Exception:
-                # Not plannable, or failed: the resolvers answer, with their errors where there are any.
-                pass
-            else:
-                execution_context.result = ExecutionResult(data=data, errors=None)
+            schema = execution_context.schema
+            key = RECENT.key(schema, context.limits, execution_context.query or "",
+                             execution_context._provided_operation_name, execution_context.variables)
+            if RECENT.get(key) is not UNPLANNABLE:
+                try:
+                    # Without a name, Strawberry runs the document's first operation: so does this.
+                    operation, fragments = _operation(document, execution_context.operation_name)
+                    variables = get_variable_values(schema._schema, operation.variable_definitions or (),
+                                                    execution_context.variables or {})
+                    if isinstance(variables, list):
+                        raise ValueError("bad variables")  # graphql-core says which: not recorded
+                    bundle = compile_operation(schema, operation, fragments, variables, context.limits)
+                    data = json.loads(await context.reader.json_object(bundle))
+                except NotPlannable:
+                    RECENT.put(key, UNPLANNABLE)
+                except Exception:
+                    # Failed (bad input, the database): the resolvers answer, with their errors and paths.
+                    pass
+                else:
+                    execution_context.result = ExecutionResult(data=data, errors=None)
+                    RECENT.put(key, Prepared(bundle, operation.name.value if operation.name else None))
         yield
 
 

@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from starlette.responses import Response
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from .. import metrics
 from ..config import Settings
+from .compiled import RECENT, Prepared
 from .connections import Limits
 from .context import Context
 from .errors import with_code
@@ -27,6 +33,45 @@ class GraphQLApp(GraphQL):
                          max_subscriptions_per_connection=settings.graphql_max_subscriptions_per_connection)
         self.limits = Limits(max_page_size=settings.graphql_max_page_size,
                              default_page_size=settings.graphql_default_page_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        response = await self.answer_prepared(request)
+        if response is None:
+            try:
+                response = await self.run(request)
+            except HTTPException as e:
+                response = PlainTextResponse(e.reason, status_code=e.status_code)
+        await response(scope, receive, send)
+
+    async def answer_prepared(self, request: Request) -> Response | None:
+        """The answer to a query Strawberry already parsed, validated and answered through the compiled path
+        (same document, operation and variables): its read runs again, and PostgreSQL's JSON text becomes the
+        body as it is. Anything else, or any failure, is left to Strawberry (None)."""
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return None
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            return None
+        variables, operation_name = body.get("variables"), body.get("operationName")
+        if not (variables is None or isinstance(variables, dict)) or \
+                not (operation_name is None or isinstance(operation_name, str)):
+            return None
+        prepared = RECENT.get(RECENT.key(self.schema, self.limits, body["query"], operation_name, variables))
+        if not isinstance(prepared, Prepared):
+            return None
+        try:
+            text = await request.app.state.services.reader.json_object(prepared.bundle)
+        except Exception:
+            return None  # the resolvers answer, with their errors
+        metrics.graphql_operation("query", prepared.operation_name)
+        return Response(b'{"data":' + text.encode() + b"}", media_type="application/json")
 
     async def get_context(self, request: Any, response: Response | None = None) -> Context:  # type: ignore[override]
         services = request.app.state.services

@@ -47,7 +47,7 @@ def make_schema(settings: Settings | None = None, subscription: Any = Subscripti
             lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
             lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
             OperationMetrics,
-            # Last: plannable queries are answered by one statement per root field, the rest by the resolvers.
+            # Last: plannable queries are answered by one statement for the whole `data`, the rest by the resolvers.
             CompiledExecution,
         ],
     )

@@ -20,7 +20,7 @@ from api.graphql.schema import make_schema
 from api.reads import Reader
 from api.writes import WriteService
 
-QUERIES = 160
+QUERIES = 200
 SETTINGS = Settings()
 SCHEMA = make_schema(SETTINGS)
 TYPES = SCHEMA._schema.type_map
@@ -33,6 +33,7 @@ class Generator:
     def __init__(self, seed: int) -> None:
         self.random = random.Random(seed)
         self.fragments: list[str] = []
+        self.aliases = 0
 
     def where(self, entity_name: str) -> str:
         r = self.random
@@ -79,20 +80,33 @@ class Generator:
             arguments.append(f"{r.choice(['after', 'before'])}: $cursor")
         return "(" + ", ".join(arguments) + ")" if arguments else ""
 
+    def alias(self) -> str:
+        """Now and then an alias (distinct across the query, so that none clashes)."""
+        self.aliases += 1
+        return f"k{self.aliases}: " if self.random.random() < 0.2 else ""
+
     def connection(self, entity_name: str, connection_type: Any, depth: int) -> str:
         r = self.random
         node_type = get_named_type(connection_type.fields["nodes"].type)
         parts = []
         if r.random() < 0.6:
-            parts.append(f"nodes {self.selection(entity_name, node_type, depth)}")
+            parts.append(f"{self.alias()}nodes {self.selection(entity_name, node_type, depth)}")
         if r.random() < 0.4:
-            parts.append(f"edges {{ cursor node {self.selection(entity_name, node_type, depth)} }}")
+            entry = [f"{self.alias()}cursor", f"{self.alias()}node {self.selection(entity_name, node_type, depth)}"]
+            if r.random() < 0.2:
+                entry.append(f"{self.alias()}__typename")
+            r.shuffle(entry)
+            parts.append(f"{self.alias()}edges {{ {' '.join(entry)} }}")
         if r.random() < 0.4:
-            parts.append("totalCount")
+            parts.append(f"{self.alias()}totalCount")
         if r.random() < 0.4:
-            parts.append("pageInfo { hasNextPage hasPreviousPage startCursor endCursor __typename }")
+            info = [f"{self.alias()}{name}" for name in
+                    r.sample(["hasNextPage", "hasPreviousPage", "startCursor", "endCursor", "__typename"],
+                             k=r.randint(1, 5))]
+            parts.append(f"{self.alias()}pageInfo {{ {' '.join(info)} }}")
         if r.random() < 0.1:
             parts.append("__typename")
+        r.shuffle(parts)
         return "{ " + " ".join(parts or ["totalCount"]) + " }"
 
     def selection(self, entity_name: str, object_type: Any, depth: int) -> str:
@@ -118,9 +132,10 @@ class Generator:
                 if nested.kind == "connection":
                     node_type = get_named_type(field_type.fields["nodes"].type)
                     arguments = self.connection_arguments(relation.target, node_type.name)
-                    parts.append(f"{name}{arguments} {self.connection(relation.target, field_type, depth + 1)}")
+                    parts.append(f"{self.alias()}{name}{arguments} "
+                                 f"{self.connection(relation.target, field_type, depth + 1)}")
                 else:
-                    parts.append(f"{name} {self.selection(relation.target, field_type, depth + 1)}")
+                    parts.append(f"{self.alias()}{name} {self.selection(relation.target, field_type, depth + 1)}")
         if r.random() < 0.15:
             # The same selection through a fragment and an @include/@skip pair.
             return "{ ...on " + object_type.name + " { " + " ".join(parts) + " } __typename @skip(if: true) }"
@@ -161,6 +176,27 @@ async def _compiled(engine: AsyncEngine, query: str, variables: dict[str, Any]) 
     return await run(SCHEMA, operation, fragments, coerced, context)
 
 
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """Where two JSON values first differ (key order included), for a readable failure."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if list(a) != list(b):
+            return f"{path}: keys {list(a)} != {list(b)}"
+        for key in a:
+            found = _first_difference(a[key], b[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} items != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _first_difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if a == b and type(a) is type(b) else f"{path}: {a!r} != {b!r}"
+
+
 async def test_compiled_and_resolved_answers_are_identical(world: AsyncEngine) -> None:
     generator = Generator(seed=7)
     compared = 0
@@ -182,7 +218,9 @@ async def test_compiled_and_resolved_answers_are_identical(world: AsyncEngine) -
             with pytest.raises(Exception):  # noqa: B017, PT011
                 await _compiled(world, query, variables)
             continue
-        assert await _compiled(world, query, variables) == resolved.data, query
+        compiled = await _compiled(world, query, variables)
+        # The JSON as the client receives it: values, nulls, key order.
+        assert _first_difference(compiled, resolved.data) is None, (query, _first_difference(compiled, resolved.data))
         compared += 1
     assert compared > QUERIES * 0.6
 
@@ -221,3 +259,51 @@ async def test_timestamps_are_spelled_as_the_resolvers_spell_them(fresh_world: A
     expected = {"createdAt": "2026-05-22T10:00:00.500000+00:00"}
     assert (await _resolved(fresh_world, query, {})).data == \
         await _compiled(fresh_world, query, {}) == {"teamCheckin": expected, "teamCheckins": {"nodes": [expected]}}
+
+
+TRICKY_TITLES = ["Ünïcode", "emoji \U0001F600 astral", 'quote " and \\ backslash', "tab\tand\nnewline",
+                 "del \x7f char", "日本語", "plain"]
+
+
+async def test_cursors_of_any_text_are_the_resolvers_cursors(fresh_world: AsyncEngine) -> None:
+    """Cursors are built in SQL: non-ASCII (astral too), quotes, backslashes and control characters in the
+    order keys must come out byte for byte as the resolvers' json.dumps + base64 spells them."""
+    await WriteService(fresh_world).create("goal_story", [
+        {"id": f"g-t{i}", "title": title, "parent_id": "g-1", "created_at": f"2026-02-0{i + 1}T09:00:00.25Z"}
+        for i, title in enumerate(TRICKY_TITLES)])
+    query = '''query Q($after: String) {
+      goalStories(orderBy: [{field: TITLE, direction: DESC}, {field: CREATED_AT}], first: 20, after: $after) {
+        edges { cursor node { title createdAt } } pageInfo { startCursor endCursor hasNextPage hasPreviousPage } }
+      goalStory(id: "g-1") { children(orderBy: [{field: TITLE}], last: 5, after: $after) {
+        pageInfo { startCursor endCursor } e: edges { c: cursor } } } }'''
+    resolved = await _resolved(fresh_world, query, {})
+    assert resolved.errors is None
+    compiled = await _compiled(fresh_world, query, {})
+    assert _first_difference(compiled, resolved.data) is None, _first_difference(compiled, resolved.data)
+    titles = [e["node"]["title"] for e in compiled["goalStories"]["edges"]]
+    assert set(TRICKY_TITLES) <= set(titles)
+    for edge in compiled["goalStories"]["edges"]:
+        variables = {"after": edge["cursor"]}
+        paged = await _resolved(fresh_world, query, variables)
+        if paged.errors:  # the children's order is another: that cursor is refused, by both paths
+            with pytest.raises(Exception):  # noqa: B017, PT011
+                await _compiled(fresh_world, query, variables)
+            continue
+        again = await _compiled(fresh_world, query, variables)
+        assert _first_difference(again, paged.data) is None, _first_difference(again, paged.data)
+
+
+async def test_empty_pages_and_nulls(world: AsyncEngine) -> None:
+    query = '''{ none: goalStories(first: 0) { totalCount nodes { id } pageInfo { hasNextPage hasPreviousPage
+                 startCursor endCursor } edges { cursor } }
+               last0: goalStories(first: 3, last: 0) { pageInfo { hasPreviousPage startCursor } nodes { id } }
+               missing: goalStory(id: "nope") { id }
+               g3: goalStory(id: "g-3") { timeframe { start end } parent { id } latestUpdate { id }
+                 updates { totalCount edges { node { id } } pageInfo { endCursor } } teams { id } } }'''
+    resolved = await _resolved(world, query, {})
+    compiled = await _compiled(world, query, {})
+    assert resolved.errors is None and _first_difference(compiled, resolved.data) is None, \
+        _first_difference(compiled, resolved.data)
+    assert compiled["none"] == {"totalCount": 4, "nodes": [], "pageInfo": {
+        "hasNextPage": True, "hasPreviousPage": False, "startCursor": None, "endCursor": None}, "edges": []}
+    assert compiled["missing"] is None and compiled["g3"]["timeframe"] is None
