@@ -150,6 +150,10 @@ class DrainingMiddleware:
         await self._run(scope, receive, tracked_send, lambda: stream)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not any(name == b"accept" and EVENT_STREAM in value for name, value in scope["headers"]):
+            # Only a client that accepts an event stream gets one (the live feed, MCP's stream).
+            await self.app(scope, receive, send)
+            return
         ended = False
         stream: Stream | None = None
 

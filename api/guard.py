@@ -85,7 +85,11 @@ class Guard:
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Count the body while the app reads it, and answer 413 once it passes the limit."""
-        length = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is None and "transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body at all (HTTP/1.1 says so without either header)
+            return
         if length is not None and length.isdigit() and int(length) > self.max_body:
             await _refuse(send, scope["path"], self._too_large())
             return

@@ -97,7 +97,7 @@ class Observe:
         method = scope.get("method", "WEBSOCKET")
         route = metrics.route_of(scope["path"])
         metrics.request_answered(method, route, status, seconds)
-        if scope["path"] in QUIET_PATHS and status < 400:
+        if (scope["path"] in QUIET_PATHS and status < 400) or not log.isEnabledFor(logging.INFO):
             return
         fields: dict[str, Any] = {
             "request_id": rid, "method": method, "path": scope["path"], "route": route, "status": status,

@@ -7,12 +7,11 @@ server-side cursor, so memory stays flat whatever the table's size.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 from starlette.responses import Response
 
-from ..plan import ReadPlan
+from ..plan import ReadPlan, replaced
 from ..reads import Reader
 from . import errors
 from .headers import MediaType, negotiate
@@ -47,7 +46,7 @@ async def read(api: ApiRequest, reader: Reader, *, max_rows: int | None = None) 
         return _finish(api, b"", rows, total, headers, media, head=True)
 
     streamable = media.kind in ("json", "csv") and (api.limit is None or api.limit > STREAM_AFTER)
-    probe = dataclasses.replace(plan, limit=STREAM_AFTER + 1) if streamable else plan
+    probe = replaced(plan, limit=STREAM_AFTER + 1) if streamable else plan
     if exact:
         text, total = await reader.page(probe, with_count=True)
         rows = len(json.loads(text))
