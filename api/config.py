@@ -71,6 +71,8 @@ class Settings:
     # Limits: request bodies (413 beyond), rows of one REST read (None: no cap, PostgREST's db-max-rows).
     max_body_bytes: int = 10 * 1024 * 1024
     max_rows: int | None = None
+    # REST GETs of a shape already seen skip parsing and planning (api/rest/repeated.py); off: always plan.
+    rest_shapes: bool = True
     # "text" or "json": the format of the one log line per request.
     log_format: str = "text"
 
@@ -105,6 +107,7 @@ class Settings:
             cors_origins=os.environ.get("COCO_CORS_ORIGINS") or "*",
             max_body_bytes=_int("COCO_MAX_BODY_BYTES", 10 * 1024 * 1024),
             max_rows=_int("COCO_MAX_ROWS", 0) or None,
+            rest_shapes=_bool("COCO_REST_SHAPES", True),
             log_format=(os.environ.get("COCO_LOG_FORMAT") or "text").lower(),
         )
 

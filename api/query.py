@@ -190,7 +190,11 @@ def prepared_array(plan: ReadPlan) -> tuple[Prepared, dict[str, Any]]:
     rows. Building a nested statement costs milliseconds of Python, more than compiling it once
     it is in SQLAlchemy's cache, so the statements of recent shapes are kept. A shape is the
     plan with its values left out (`plan.parameterized`)."""
-    shape, values = parameterized(plan)
+    return prepared_shape(*parameterized(plan))
+
+
+def prepared_shape(shape: ReadPlan, values: list[Any]) -> tuple[Prepared, dict[str, Any]]:
+    """`prepared_array` of a plan given as its shape and the values of its slots."""
     key: Any = shape
     try:
         prepared = _STATEMENTS.get(key)
@@ -207,9 +211,8 @@ def prepared_array(plan: ReadPlan) -> tuple[Prepared, dict[str, Any]]:
         prepared = _STATEMENTS[key] = Prepared(statement, tuple(parameters))
         if len(_STATEMENTS) > STATEMENT_CACHE_SIZE:
             _STATEMENTS.popitem(last=False)
-        # Built from this very plan: its values are the statement's own.
-        return prepared, {}
-    _STATEMENTS.move_to_end(key)
+    else:
+        _STATEMENTS.move_to_end(key)
     return prepared, prepared.arguments(values)
 
 

@@ -123,7 +123,8 @@ class ReadPool:
         """The statement's first row."""
         return (await self.fetchrows([(statement, arguments)], timezone=timezone))[0]
 
-    async def fetchrows(self, statements: list[tuple[Compiled, list[Any]]], *, timezone: str | None = None) -> list[Any]:
+    async def fetchrows(self, statements: list[tuple[Compiled, list[Any]]], *,
+                        timezone: str | None = None) -> list[Any]:
         """Each statement's first row; several statements see one snapshot of the database.
         A connection the database dropped (a restart) is replaced once: a read can always run again."""
         for attempt in (1, 2):

@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .database import connection
-from .plan import Bundle, Condition, ReadPlan, all_of
-from .query import bundle_statement, count_statement, explain_statement, prepared_array, rows_statement
+from .plan import Bundle, Condition, ReadPlan, all_of, parameterized
+from .query import (
+    bundle_statement,
+    count_statement,
+    explain_statement,
+    prepared_array,
+    prepared_shape,
+    rows_statement,
+)
 from .readpool import ReadPool, compile_statement, compiled_shape, compiled_statement
 
 STREAM_BATCH = 500
@@ -37,14 +45,19 @@ class Reader:
 
     async def json_rows(self, plan: ReadPlan) -> tuple[str, int]:
         """`json_array`, and the number of rows in it."""
+        return await self.json_rows_shaped(*parameterized(plan))
+
+    async def json_rows_shaped(self, shape: ReadPlan, values: list[Any]) -> tuple[str, int]:
+        """`json_rows` of the plan given as its shape (`plan.parameterized`) and its slots' values."""
+        prepared, arguments = prepared_shape(shape, values)
         if self.pool is not None:
-            prepared, arguments = prepared_array(plan)
             statement = compiled_shape(prepared)
             row = await self.pool.fetchrow(statement, statement.arguments(arguments), timezone=self.timezone)
             return row[0], row[1]
         async with connection(self.engine) as conn:
             await set_timezone(conn, self.timezone)
-            return await json_rows(conn, plan)
+            text, rows = (await conn.execute(prepared.statement, arguments)).one()
+            return text, rows
 
     async def json_object(self, bundle: Bundle) -> str:
         """The text of the bundle's one JSON object, built by PostgreSQL in one statement."""

@@ -24,11 +24,14 @@ from .errors import RestError
 from .headers import negotiate
 from .openapi import document
 from .reading import read
+from .repeated import Shapes
 from .request import api_request
 from .response import CORS_EXPOSED, CORS_METHODS, error_response
 from .writing import write
 
 log = logging.getLogger("coco.rest")
+# Shapes depend on nothing but the request and the row cap (part of their key): one set per process.
+SHAPES = Shapes()
 
 __all__ = ["routes", "resource_route", "endpoint"]
 
@@ -49,8 +52,12 @@ async def endpoint(request: Request) -> Response:
 
 async def _answer(request: Request) -> Response:
     try:
-        api = api_request(request)
         services = request.app.state.services
+        if services.settings.rest_shapes:
+            known = await SHAPES.answer(request, services.reader, services.settings.max_rows)
+            if known is not None:
+                return known
+        api = api_request(request)
         match api.action:
             case "read":
                 return await read(api, services.reader, max_rows=services.settings.max_rows)

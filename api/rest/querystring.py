@@ -28,7 +28,7 @@ def parse(items: list[tuple[str, str]]) -> QueryString:
     """Parse the (key, value) pairs of a query string, in order, repeated keys kept."""
     lookup = {k: v for k, v in reversed(items)}
     qs = QueryString(select=parse_select(lookup.get("select") or "*"))
-    qs.canonical = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in sorted(items, key=lambda i: i[0]))
+    qs.canonical = canonical(items)
     if "columns" in lookup:
         qs.columns = tuple(_parse(lookup["columns"], "columns parameter", lambda c: c.columns()))
     if "on_conflict" in lookup:
@@ -46,6 +46,11 @@ def parse(items: list[tuple[str, str]]) -> QueryString:
         if not path:
             qs.filter_fields.add(ref.name)
     return qs
+
+
+def canonical(items: list[tuple[str, str]]) -> str:
+    """The query string as PostgREST's Content-Location gives it back: sorted by key, each part quoted."""
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in sorted(items, key=lambda i: i[0]))
 
 
 def _parse_embeddable(qs: QueryString, key: str, last: str, value: str) -> None:

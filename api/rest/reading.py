@@ -25,13 +25,11 @@ STREAM_AFTER = 1000
 
 async def read(api: ApiRequest, reader: Reader, *, max_rows: int | None = None) -> Response:
     assert api.entity is not None
-    if max_rows:
-        # PostgREST's db-max-rows: no answer holds more rows, whatever the client asked for.
-        api.limit = max_rows if api.limit is None else min(api.limit, max_rows)
     ent = api.entity
     reader = reader.in_timezone(api.prefs.timezone)
     media = negotiate(api.accepts, ("json", "object", "csv"))
-    plan = read_plan(ent, api.qs, limit=api.limit, offset=api.offset, strip_nulls=media.strip_nulls)
+    plan, probe = read_plans(api, max_rows, media)
+    streamable = probe is not plan
     count = api.prefs.count
     exact = count in ("exact", "estimated")
     headers = {"Content-Location": f"/{ent.resource}" + (f"?{api.qs.canonical}" if api.qs.canonical else "")}
@@ -43,10 +41,8 @@ async def read(api: ApiRequest, reader: Reader, *, max_rows: int | None = None) 
         matching = await reader.count(plan)
         rows = _page_size(matching, api.offset, api.limit)
         total = matching if exact else await _planned(reader, plan, count)
-        return _finish(api, b"", rows, total, headers, media, head=True)
+        return finish(api, b"", rows, total, headers, media, head=True)
 
-    streamable = media.kind in ("json", "csv") and (api.limit is None or api.limit > STREAM_AFTER)
-    probe = replaced(plan, limit=STREAM_AFTER + 1) if streamable else plan
     if exact:
         text, total = await reader.page(probe, with_count=True)
         rows = len(json.loads(text))
@@ -57,7 +53,19 @@ async def read(api: ApiRequest, reader: Reader, *, max_rows: int | None = None) 
     if count == "planned":
         total = await reader.planned_count(plan)
     body = render(text, media, ent, plan)
-    return _finish(api, body, rows, total, headers, media)
+    return finish(api, body, rows, total, headers, media)
+
+
+def read_plans(api: ApiRequest, max_rows: int | None, media: MediaType) -> tuple[ReadPlan, ReadPlan]:
+    """The plan, and the plan of the first read: a read that may be large asks for one row more than
+    is answered at once, to learn whether to stream the answer instead (then the two differ)."""
+    assert api.entity is not None
+    if max_rows:
+        # PostgREST's db-max-rows: no answer holds more rows, whatever the client asked for.
+        api.limit = max_rows if api.limit is None else min(api.limit, max_rows)
+    plan = read_plan(api.entity, api.qs, limit=api.limit, offset=api.offset, strip_nulls=media.strip_nulls)
+    streamable = media.kind in ("json", "csv") and (api.limit is None or api.limit > STREAM_AFTER)
+    return plan, (replaced(plan, limit=STREAM_AFTER + 1) if streamable else plan)
 
 
 async def _planned(reader: Reader, plan: ReadPlan, count: str | None) -> int | None:
@@ -69,7 +77,7 @@ def _page_size(matching: int, offset: int, limit: int | None) -> int:
     return rows if limit is None else min(rows, limit)
 
 
-def _finish(api: ApiRequest, body: bytes, rows: int, total: int | None, headers: dict[str, str],
+def finish(api: ApiRequest, body: bytes, rows: int, total: int | None, headers: dict[str, str],
             media: MediaType, head: bool = False) -> Response:
     status, content_range = range_status(api.offset, rows, total)
     headers["Content-Range"] = content_range

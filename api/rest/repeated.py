@@ -1,0 +1,151 @@
+"""GET requests of a shape already seen: the same resource and parameters, other values.
+
+Reading PostgREST's query string and planning cost more Python than the rest
+of a read. Clients mostly repeat a few kinds of request with other values
+(`/actors?id=eq.p-7`, then `eq.p-8`), so a plain GET has a shape: its path,
+each filter's name and operator, and its other parameters as they are. The
+first request of a shape is answered as usual; its shape is then planned
+once more, with a marker in place of each filter value, to learn which slot
+of the plan (`plan.parameterized`) each value fills. Later requests of that
+shape put their values in those slots and run the same prepared statement.
+
+Only what is sure to mean the same whatever the values takes this path:
+filters that are plain comparisons (`eq`, `neq`, `gt`, `gte`, `lt`, `lte`,
+with or without `not.`), whose value the planner hands on untouched (a shape
+whose markers come out anywhere but in slots is never used), and requests
+without Prefer, Range or Accept-Profile, asking for JSON. Everything else,
+and any answer that would be streamed, goes the usual way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import DomainError
+from ..plan import ReadPlan, parameterized
+from ..reads import Reader
+from .errors import RestError
+from .headers import MediaType, negotiate
+from .querystring import RESERVED, RESERVED_EMBEDDABLE, canonical
+from .reading import STREAM_AFTER, finish, read_plans
+from .request import ApiRequest, api_request, query_items
+from .response import render
+
+SHAPES_KEPT = 1024
+COMPARISON = re.compile(r"(not\.)?(eq|neq|gte|gt|lte|lt)\.", re.DOTALL)
+PLAIN_ACCEPT = (None, "*/*", "application/json")
+# A filter value's stand-in while a shape is planned: private-use characters no client sends by chance.
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
+MARKER = re.compile(f"{MARK_OPEN}([0-9]+){MARK_CLOSE}")
+
+
+@dataclass(frozen=True)
+class Shape:
+    api: ApiRequest
+    media: MediaType
+    plan: ReadPlan  # the plan as planned with markers, for rendering
+    slots: ReadPlan  # the shape of its first read (see `reading.read_plans`), slots in place of values
+    sources: tuple[int, ...]  # for each slot, the filter whose value fills it
+    streamable: bool
+
+
+class Shapes:
+    def __init__(self, size: int = SHAPES_KEPT) -> None:
+        self.size = size
+        self.known: OrderedDict[tuple[Any, ...], Shape | None] = OrderedDict()
+
+    async def answer(self, request: Request, reader: Reader, max_rows: int | None) -> Response | None:
+        """The answer from a known shape, or None: then answer as usual (and `learn` afterwards)."""
+        found = _key(request)
+        if found is None:
+            return None
+        key, values = found
+        key = (max_rows, *key)
+        shape = self.known.get(key)
+        if shape is None:
+            if key not in self.known:
+                self._remember(key, _plan_shape(request, len(values), max_rows))
+            return None
+        self.known.move_to_end(key)
+        text, rows = await reader.json_rows_shaped(shape.slots, [values[i] for i in shape.sources])
+        if shape.streamable and rows > STREAM_AFTER:
+            return None
+        items = query_items(request.scope["query_string"])
+        ent = shape.api.entity
+        assert ent is not None
+        headers = {"Content-Location": f"/{ent.resource}" + (f"?{canonical(items)}" if items else "")}
+        return finish(shape.api, render(text, shape.media, ent, shape.plan), rows, None, headers, shape.media)
+
+    def _remember(self, key: tuple[Any, ...], shape: Shape | None) -> None:
+        self.known[key] = shape
+        if len(self.known) > self.size:
+            self.known.popitem(last=False)
+
+
+def _key(request: Request) -> tuple[tuple[Any, ...], list[str]] | None:
+    """The request's shape and its filter values, or None when it has no shape to keep."""
+    scope = request.scope
+    if scope["method"] != "GET":
+        return None
+    accept = None
+    for name, value in scope["headers"]:
+        if name in (b"prefer", b"range", b"accept-profile"):
+            return None
+        if name == b"accept":
+            accept = value.decode("latin-1")
+    if accept not in PLAIN_ACCEPT:
+        return None
+    parts: list[tuple[str, str]] = []
+    values: list[str] = []
+    for key, value in query_items(scope["query_string"]):
+        if key in RESERVED or key.rsplit(".", 1)[-1] in RESERVED_EMBEDDABLE:
+            parts.append((key, value))
+            continue
+        comparison = COMPARISON.match(value)
+        if comparison is None:
+            return None
+        parts.append((key, comparison.group()))
+        values.append(value[comparison.end():])
+    return (scope["path"], accept, tuple(parts)), values
+
+
+def _plan_shape(request: Request, filters: int, max_rows: int | None) -> Shape | None:
+    """Plan the request with markers for its filter values; None unless every marker lands in a slot."""
+    marked: list[tuple[str, str]] = []
+    index = 0
+    for key, value in query_items(request.scope["query_string"]):
+        if key in RESERVED or key.rsplit(".", 1)[-1] in RESERVED_EMBEDDABLE:
+            marked.append((key, value))
+            continue
+        comparison = COMPARISON.match(value)
+        assert comparison is not None
+        marked.append((key, f"{comparison.group()}{MARK_OPEN}{index}{MARK_CLOSE}"))
+        index += 1
+    stand_in = Request({**request.scope, "query_string": urlencode(marked).encode("latin-1")})
+    try:
+        api = api_request(stand_in)
+        if api.action != "read" or api.entity is None:
+            return None
+        media = negotiate(api.accepts, ("json", "object", "csv"))
+        if media.kind != "json":
+            return None
+        plan, probe = read_plans(api, max_rows, media)
+    except (RestError, DomainError):
+        return None  # the usual path answers each such request with its error
+    slots, marks = parameterized(probe)
+    sources: list[int] = []
+    for mark in marks:
+        found = MARKER.fullmatch(mark) if isinstance(mark, str) else None
+        if found is None:
+            return None
+        sources.append(int(found.group(1)))
+    if set(sources) != set(range(filters)) or MARK_OPEN in repr(slots):
+        return None  # a value the plan does not merely carry: only the usual path knows what it means
+    return Shape(api=api, media=media, plan=plan, slots=slots, sources=tuple(sources), streamable=probe is not plan)
