@@ -17,14 +17,17 @@ Locking, so that the rules hold under concurrency (READ COMMITTED):
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy import Table, TextClause, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -32,7 +35,7 @@ from .database import is_transient, transaction
 from .entities import Entity, Kind, entity as entity_named, referrers
 from .auth import require_write
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
-from .events import PendingEvent, record_events, restore_events
+from .events import EVENT_COLUMNS, PendingEvent, record_events, recording_ctes, restore_events
 from .models import TABLES
 from .plan import Condition, Filter
 from .query import filter_clause
@@ -106,33 +109,46 @@ class WriteService:
             _refuse_own_parent(rows)
         table = TABLES[ent.name]
 
+        wanted = _wanted_references(ent, rows, batch_ids=set(ids))
+        # The rows travel as one JSON parameter whatever their number: one statement, compiled
+        # and prepared once per shape, where a VALUES list was compiled again for every request.
+        given = json.dumps(rows, default=_json_value)
+
         async def work(conn: AsyncConnection) -> WriteResult:
             result = WriteResult()
-            await _check_references(conn, ent, rows, batch_ids=set(ids))
-            existing = await _lock_rows(conn, table, ids)
-            if existing and on_conflict is OnConflict.ERROR:
-                taken = sorted(existing)
-                raise Conflict(f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
-                               reason=ConflictReason.DUPLICATE, entity=ent.name, ids=taken)
-            fresh = [r for r in rows if r["id"] not in existing]
-            stored = {r["id"]: r for r in await _insert(conn, table, fresh)}
-            result.inserted_ids = [r["id"] for r in fresh]
-            pending = [_event(ent, row, row.get("created_at")) for row in stored.values()]
             if on_conflict is OnConflict.MERGE:
-                for row, given in zip(rows, provided, strict=True):
+                existing = await _lock_rows(conn, table, ids)
+                fresh = [r for r in rows if r["id"] not in existing]
+                source = given if len(fresh) == len(rows) else json.dumps(fresh, default=_json_value)
+                stored, events = await _insert_checked(conn, ent, wanted, source, skip_existing=False,
+                                                       with_events=False)
+            else:
+                # A taken id is skipped rather than failing the statement, so that ERROR can name it.
+                existing = {}
+                stored, events = await _insert_checked(conn, ent, wanted, given, skip_existing=True,
+                                                       with_events=True)
+                if len(stored) < len(rows) and on_conflict is OnConflict.ERROR:
+                    taken = sorted(set(ids) - set(stored))
+                    raise Conflict(f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
+                                   reason=ConflictReason.DUPLICATE, entity=ent.name, ids=taken)
+            result.inserted_ids = [r["id"] for r in rows if r["id"] in stored]
+            if on_conflict is OnConflict.MERGE:
+                pending = [_event(ent, stored[i], stored[i].get("created_at")) for i in result.inserted_ids]
+                for row, given_fields in zip(rows, provided, strict=True):
                     old = existing.get(row["id"])
                     if old is None:
                         continue
-                    changes = {c: row[c] for c in _columns_of(ent, given) if c != "id"}
+                    changes = {c: row[c] for c in _columns_of(ent, given_fields) if c != "id"}
                     new = await _apply_changes(conn, table, old, changes)
                     stored[row["id"]] = new
                     if new is not old:
                         pending.append(_event(ent, new, None))
+                events = await record_events(conn, [p for p in pending if p is not None])
             if ent.name == "goal_story":
                 await _check_hierarchy(conn, [r["id"] for r in stored.values() if r.get("parent_id")])
             # With IGNORE, rows that already existed are not part of the result.
             result.rows = [stored[r["id"]] for r in rows if r["id"] in stored]
-            result.events = await record_events(conn, [p for p in pending if p is not None])
+            result.events = events
             if returning is not None:
                 result.returned = await returning(conn, [r["id"] for r in result.rows])
             return result
@@ -410,21 +426,6 @@ async def _lock_rows(conn: AsyncConnection, table: Table, ids: list[str]) -> dic
     return found
 
 
-async def _insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if not rows:
-        return []
-    names = [c.name for c in table.columns]
-    per_chunk = max(1, MAX_PARAMETERS // len(names))
-    stored: list[dict[str, Any]] = []
-    for chunk in _chunks(rows, per_chunk):
-        # Every row names every column so that one multi-row VALUES fits all;
-        # a missing created_at is the time of the write.
-        values = [{n: row.get(n, func.now() if n == "created_at" else None) for n in names} for row in chunk]
-        result = await conn.execute(insert(table).values(values).returning(*table.columns))
-        stored.extend(dict(r._mapping) for r in result)
-    return stored
-
-
 async def _apply_changes(conn: AsyncConnection, table: Table, old: dict[str, Any],
                          changes: Mapping[str, Any]) -> dict[str, Any]:
     """Write the changes that differ from `old`; return `old` itself when nothing differs."""
@@ -435,10 +436,13 @@ async def _apply_changes(conn: AsyncConnection, table: Table, old: dict[str, Any
     return dict((await conn.execute(statement)).one()._mapping)
 
 
-async def _check_references(conn: AsyncConnection, ent: Entity, rows: list[dict[str, Any]],
-                            batch_ids: set[str]) -> None:
-    """Every referenced id must exist (or be created by this same request); lock those rows."""
-    wanted: dict[str, dict[str, set[str]]] = {}
+# Which rows each target entity must hold: {target entity: {field name: ids}}.
+Wanted = dict[str, dict[str, set[str]]]
+
+
+def _wanted_references(ent: Entity, rows: list[dict[str, Any]], batch_ids: set[str]) -> Wanted:
+    """The ids the rows refer to, by target and field; rows of this same request need no check."""
+    wanted: Wanted = {}
     for f in ent.fields:
         if not f.references:
             continue
@@ -449,23 +453,116 @@ async def _check_references(conn: AsyncConnection, ent: Entity, rows: list[dict[
             ids = set(value) if f.kind is Kind.TEXT_LIST else {value}
             if f.references == ent.name:
                 ids -= batch_ids
-            wanted.setdefault(f.references, {}).setdefault(f.name, set()).update(ids)
-    for target, by_field in wanted.items():
-        every = sorted(set().union(*by_field.values()))
-        if not every:
-            continue
-        table = TABLES[target]
-        present: set[str] = set()
-        for chunk in _chunks(every, MAX_PARAMETERS):
-            statement = select(table.c.id).where(table.c.id.in_(chunk)).with_for_update(read=True, key_share=True)
-            present.update(await conn.scalars(statement))
-        for field_name, ids in by_field.items():
-            missing = sorted(ids - present)
+            if ids:
+                wanted.setdefault(f.references, {}).setdefault(f.name, set()).update(ids)
+    return wanted
+
+
+async def _check_references(conn: AsyncConnection, ent: Entity, rows: list[dict[str, Any]],
+                            batch_ids: set[str]) -> None:
+    """Every referenced id must exist (or be created by this same request); lock those rows."""
+    await _require_references(conn, ent, _wanted_references(ent, rows, batch_ids))
+
+
+async def _require_references(conn: AsyncConnection, ent: Entity, wanted: Wanted) -> None:
+    """Lock (FOR KEY SHARE) every wanted row of every target in one statement; name what is missing.
+
+    Array references (team_ids, member_ids) have no foreign key: this check is their only guard."""
+    targets = tuple(sorted(wanted))
+    if not targets:
+        return
+    params = {f"ref_{n}": sorted(set().union(*wanted[t].values())) for n, t in enumerate(targets)}
+    present: dict[str, set[str]] = {t: set() for t in targets}
+    for n, id in await conn.execute(_references_statement(targets), params):
+        present[targets[n]].add(id)
+    for target in targets:
+        for field_name, ids in wanted[target].items():
+            missing = sorted(ids - present[target])
             if missing:
                 resource = entity_named(target).resource
                 raise Conflict(f"{field_name} refers to {resource} that do not exist: {', '.join(missing)}",
                                reason=ConflictReason.MISSING_REFERENCE, entity=ent.name, ids=missing,
                                field=field_name)
+
+
+def _locking_references(targets: tuple[str, ...]) -> list[str]:
+    """One SELECT per target entity taking FOR KEY SHARE on the wanted rows it holds (:ref_N)."""
+    return [f"SELECT id FROM {TABLES[t].name} WHERE id = ANY(CAST(:ref_{n} AS text[])) ORDER BY id FOR KEY SHARE"
+            for n, t in enumerate(targets)]
+
+
+@lru_cache(maxsize=64)
+def _references_statement(targets: tuple[str, ...]) -> TextClause:
+    return text(" UNION ALL ".join(f"SELECT {n} AS target, ref.id FROM ({select}) AS ref"
+                                   for n, select in enumerate(_locking_references(targets))))
+
+
+@lru_cache(maxsize=64)
+def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing: bool,
+                      with_events: bool) -> TextClause:
+    """Check and lock the references, insert the rows given as JSON (:rows) and, `with_events`,
+    record one event per inserted row: one statement. Nothing is inserted unless every wanted
+    reference is there (`complete`, its first column); the rows inserted follow, each with its
+    event's columns. `skip_existing` leaves out rows whose id is taken (ON CONFLICT DO NOTHING)
+    rather than failing on the unique index."""
+    table = TABLES[entity_name]
+    names = [c.name for c in table.columns]
+    columns = ", ".join(f'"{n}"' for n in names)
+    # A missing created_at is the time of the write; every other missing field is null.
+    values = ", ".join("coalesce(g.created_at, now())" if n == "created_at" else f'g."{n}"' for n in names)
+    ctes = [f"ref_{n} AS MATERIALIZED ({select})" for n, select in enumerate(_locking_references(targets))]
+    complete = " AND ".join(f"(SELECT count(*) FROM ref_{n}) = :refs_{n}" for n in range(len(targets))) or "true"
+    ctes.append(f"checked AS MATERIALIZED (SELECT {complete} AS complete)")
+    ctes.append(f"""inserted AS (
+        INSERT INTO {table.name} ({columns})
+        SELECT {values} FROM checked, json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) AS g
+        WHERE checked.complete
+        {"ON CONFLICT (id) DO NOTHING" if skip_existing else ""}
+        RETURNING {columns})""")
+    selected = ", ".join(f'i."{n}"' for n in names)
+    if with_events:
+        ctes.append(recording_ctes("inserted"))
+        event_columns = ", ".join(f"e.{c}" for c in EVENT_COLUMNS)
+        tail = (f"SELECT checked.complete, {selected}, {event_columns}, (SELECT count(*) FROM notified) "
+                "FROM checked LEFT JOIN (inserted AS i JOIN events AS e ON e.reference_id = i.id) ON true")
+    else:
+        tail = f"SELECT checked.complete, {selected} FROM checked LEFT JOIN inserted AS i ON true"
+    return text("WITH " + ",\n".join(ctes) + "\n" + tail)
+
+
+async def _insert_checked(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows_json: str, *,
+                          skip_existing: bool, with_events: bool
+                          ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Insert the rows (JSON) once every wanted reference is checked and locked: {id: row as stored},
+    and the events recorded for them in cursor order."""
+    targets = tuple(sorted(wanted))
+    with_events = with_events and ent.event_type is not None
+    statement = _insert_statement(ent.name, targets, skip_existing, with_events)
+    params: dict[str, Any] = {"rows": rows_json}
+    for n, target in enumerate(targets):
+        params[f"ref_{n}"] = sorted(set().union(*wanted[target].values()))
+        params[f"refs_{n}"] = len(params[f"ref_{n}"])
+    if with_events:
+        params["event_type"] = ent.event_type
+    names = [c.name for c in TABLES[ent.name].columns]
+    width = len(names)
+    # Twice at most: when a reference was missing, nothing was inserted, and the check that
+    # names the missing ids either raises or leaves every reference locked for the second try.
+    for _ in range(2):
+        records = (await conn.execute(statement, params)).all()
+        if records[0][0]:
+            stored = {r[1]: dict(zip(names, r[1:width + 1])) for r in records if r[1] is not None}
+            events = [dict(zip(EVENT_COLUMNS, r[width + 1:width + 1 + len(EVENT_COLUMNS)]))
+                      for r in records if with_events and r[1] is not None]
+            return stored, sorted(events, key=lambda e: e["seq"])
+        await _require_references(conn, ent, wanted)
+    raise AssertionError("every reference was locked before the second try")
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
 
 
 async def _check_unreferenced(conn: AsyncConnection, ent: Entity, ids: list[str]) -> None:
