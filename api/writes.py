@@ -31,7 +31,7 @@ from sqlalchemy import Table, TextClause, delete, func, insert, select, text, up
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .database import is_transient, transaction
+from .database import connection, is_transient, sqlstate, transaction
 from .entities import Entity, Kind, entity as entity_named, referrers
 from .auth import require_write
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
@@ -46,6 +46,7 @@ HIERARCHY_LOCK_KEY = 0x0C0C_6047
 ATTEMPTS = 4
 # PostgreSQL takes at most 65535 bound parameters in one statement.
 MAX_PARAMETERS = 30_000
+UNIQUE_VIOLATION = "23505"
 # How many referrer ids a conflict names per resource.
 REFERRERS_SHOWN = 20
 
@@ -113,6 +114,11 @@ class WriteService:
         # The rows travel as one JSON parameter whatever their number: one statement, compiled
         # and prepared once per shape, where a VALUES list was compiled again for every request.
         given = json.dumps(rows, default=_json_value)
+        if returning is None and on_conflict is not OnConflict.MERGE and ent.name != "goal_story":
+            done = await self._create_alone(ent, wanted, given, on_conflict)
+            if done is not None:
+                return WriteResult(rows=[done[0][i] for i in ids if i in done[0]], events=done[1],
+                                   inserted_ids=[i for i in ids if i in done[0]])
 
         async def work(conn: AsyncConnection) -> WriteResult:
             result = WriteResult()
@@ -154,6 +160,24 @@ class WriteService:
             return result
 
         return await self._run(work)
+
+    async def _create_alone(self, ent: Entity, wanted: Wanted, given: str, on_conflict: OnConflict
+                            ) -> Inserted | None:
+        """A create that needs nothing else in its transaction (no read-back, no merge, no
+        hierarchy check) is its one statement run as a transaction of its own: no BEGIN and
+        COMMIT round trips. A taken id (ERROR) fails the whole statement on the unique index,
+        so nothing is committed; then, as when a reference is missing or PostgreSQL broke a
+        deadlock, this returns None having written nothing, and `create` goes the general
+        way, which names the ids."""
+        async with connection(self.engine) as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                return await _try_insert(conn, ent, wanted, given, skip_existing=on_conflict is OnConflict.IGNORE,
+                                         with_events=True)
+            except DBAPIError as error:
+                if sqlstate(error) == UNIQUE_VIOLATION or is_transient(error):
+                    return None
+                raise
 
     # ------------------------------------------------------------ update
 
@@ -530,11 +554,27 @@ def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing:
     return text("WITH " + ",\n".join(ctes) + "\n" + tail)
 
 
+Inserted = tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]
+
+
 async def _insert_checked(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows_json: str, *,
-                          skip_existing: bool, with_events: bool
-                          ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+                          skip_existing: bool, with_events: bool) -> Inserted:
     """Insert the rows (JSON) once every wanted reference is checked and locked: {id: row as stored},
-    and the events recorded for them in cursor order."""
+    and the events recorded for them in cursor order. A missing reference is a Conflict naming it."""
+    # Twice at most: when a reference was missing, nothing was inserted, and the check that
+    # names the missing ids either raises or leaves every reference locked for the second try.
+    for _ in range(2):
+        inserted = await _try_insert(conn, ent, wanted, rows_json, skip_existing=skip_existing,
+                                     with_events=with_events)
+        if inserted is not None:
+            return inserted
+        await _require_references(conn, ent, wanted)
+    raise AssertionError("every reference was locked before the second try")
+
+
+async def _try_insert(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows_json: str, *,
+                      skip_existing: bool, with_events: bool) -> Inserted | None:
+    """One run of `_insert_statement`: None, having inserted nothing, when a reference is missing."""
     targets = tuple(sorted(wanted))
     with_events = with_events and ent.event_type is not None
     statement = _insert_statement(ent.name, targets, skip_existing, with_events)
@@ -546,17 +586,13 @@ async def _insert_checked(conn: AsyncConnection, ent: Entity, wanted: Wanted, ro
         params["event_type"] = ent.event_type
     names = [c.name for c in TABLES[ent.name].columns]
     width = len(names)
-    # Twice at most: when a reference was missing, nothing was inserted, and the check that
-    # names the missing ids either raises or leaves every reference locked for the second try.
-    for _ in range(2):
-        records = (await conn.execute(statement, params)).all()
-        if records[0][0]:
-            stored = {r[1]: dict(zip(names, r[1:width + 1])) for r in records if r[1] is not None}
-            events = [dict(zip(EVENT_COLUMNS, r[width + 1:width + 1 + len(EVENT_COLUMNS)]))
-                      for r in records if with_events and r[1] is not None]
-            return stored, sorted(events, key=lambda e: e["seq"])
-        await _require_references(conn, ent, wanted)
-    raise AssertionError("every reference was locked before the second try")
+    records = (await conn.execute(statement, params)).all()
+    if not records[0][0]:
+        return None
+    stored = {r[1]: dict(zip(names, r[1:width + 1])) for r in records if r[1] is not None}
+    events = [dict(zip(EVENT_COLUMNS, r[width + 1:width + 1 + len(EVENT_COLUMNS)]))
+              for r in records if with_events and r[1] is not None]
+    return stored, sorted(events, key=lambda e: e["seq"])
 
 
 def _json_value(value: Any) -> str:
