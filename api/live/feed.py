@@ -212,6 +212,15 @@ class LiveFeed:
     async def _read_new(self) -> bool:
         """Read and fan out the next batch; True when there may be more."""
         assert self._position is not None
+        if not self._subscribers:
+            # Nobody to fan out to: move to where the table ends (one index probe) rather than
+            # read every new event (a bulk write's thousand, in every worker). Cursors are in
+            # commit order, so everything up to the last visible one is committed. Whoever
+            # subscribed during the probe is served by the read below, from the old position.
+            latest = await self._latest_cursor()
+            if not self._subscribers:
+                self._position = max(self._position, latest)
+                return False
         filters = dict(self._filters)
         plan = self._batch_plan(filters)
         limit = plan.limit

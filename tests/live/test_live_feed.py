@@ -6,9 +6,11 @@ import asyncio
 from datetime import datetime
 from pathlib import Path
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import InvalidInput
@@ -49,6 +51,31 @@ async def test_without_after_nothing_earlier_is_replayed(feed: LiveFeed, writer:
     later = await checkins(writer, 2)
     got = await take(events, 2)
     assert [e["cursor"] for e in got] == [e["seq"] for e in later]
+
+
+async def test_without_subscribers_the_feed_follows_the_table_end_without_reading_events(
+        feed: LiveFeed, writer: WriteService, clean: AsyncEngine) -> None:
+    await seed(writer)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(clean.sync_engine, "before_cursor_execute", seen)
+    try:
+        # More events than one replay page: reading them would take several statements.
+        written = await checkins(writer, 1200)
+        await caught_up(feed, written[-1]["seq"])
+    finally:
+        event.remove(clean.sync_engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if "coordination_events" in s and "INSERT" not in s]
+    assert reads, "the feed probed the table's end"
+    # The probe asks for the last cursor only, never for the events' documents.
+    assert not any("'reference_id'" in s for s in reads), reads
+    # A subscriber that comes now starts there and gets exactly what commits later.
+    events = feed.subscribe()
+    later = await checkins(writer, 2)
+    assert [e["cursor"] for e in await take(events, 2)] == [e["seq"] for e in later]
 
 
 async def test_after_replays_then_goes_live_without_gap_or_duplicate(feed: LiveFeed, writer: WriteService,
