@@ -27,7 +27,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, TextClause, delete, func, insert, select, text, update
+from sqlalchemy import ARRAY, Table, Text, TextClause, any_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -200,12 +200,8 @@ class WriteService:
             await _check_references(conn, ent, [columns], batch_ids=set())
             if ent.name == "goal_story" and columns.get("parent_id"):
                 _refuse_own_parent([{**row, "parent_id": columns["parent_id"]} for row in matched])
-            pending = []
-            for old in matched:
-                new = await _apply_changes(conn, table, old, columns)
-                result.rows.append(new)
-                if new is not old:
-                    pending.append(_event(ent, new, None))
+            result.rows = await _apply_to_all(conn, table, matched, columns)
+            pending = [_event(ent, new, None) for new, old in zip(result.rows, matched) if new is not old]
             if ent.name == "goal_story" and columns.get("parent_id"):
                 await _check_hierarchy(conn, [r["id"] for r in result.rows])
             result.events = await record_events(conn, [p for p in pending if p is not None])
@@ -458,6 +454,21 @@ async def _apply_changes(conn: AsyncConnection, table: Table, old: dict[str, Any
         return old
     statement = update(table).where(table.c.id == old["id"]).values(differing).returning(*table.columns)
     return dict((await conn.execute(statement)).one()._mapping)
+
+
+async def _apply_to_all(conn: AsyncConnection, table: Table, matched: list[dict[str, Any]],
+                        changes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """`_apply_changes` for many rows and the same changes, in one statement: each row as it is
+    after the write, in the order of `matched`; a row the changes leave as it was is returned
+    itself (the same object), and is not written."""
+    differing = [old["id"] for old in matched if any(old.get(c) != v for c, v in changes.items())]
+    if not differing:
+        return matched
+    # One array parameter, however many rows (an IN list would pass the driver's parameter limit).
+    ids = bindparam("differing", differing, type_=ARRAY(Text))
+    statement = update(table).where(table.c.id == any_(ids)).values(dict(changes)).returning(*table.columns)
+    written = {r["id"]: dict(r) for r in (await conn.execute(statement)).mappings()}
+    return [written.get(old["id"], old) for old in matched]
 
 
 # Which rows each target entity must hold: {target entity: {field name: ids}}.
