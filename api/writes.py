@@ -98,9 +98,9 @@ class WriteService:
         require_write()
         ent = _writable(entity_name)
         rows = [to_columns(ent, doc, partial=False, index=i) for i, doc in enumerate(documents)]
-        provided = [set(r) for r in rows]
         for row in rows:
-            row.setdefault("id", str(uuid.uuid4()))
+            if "id" not in row:
+                row["id"] = str(uuid.uuid4())
         ids = [r["id"] for r in rows]
         repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
         if repeated:
@@ -140,11 +140,12 @@ class WriteService:
             result.inserted_ids = [r["id"] for r in rows if r["id"] in stored]
             if on_conflict is OnConflict.MERGE:
                 pending = [_event(ent, stored[i], stored[i].get("created_at")) for i in result.inserted_ids]
-                for row, given_fields in zip(rows, provided, strict=True):
+                for row in rows:
                     old = existing.get(row["id"])
                     if old is None:
                         continue
-                    changes = {c: row[c] for c in _columns_of(ent, given_fields) if c != "id"}
+                    # The row holds exactly the columns of the fields the document gave.
+                    changes = {c: v for c, v in row.items() if c != "id"}
                     new = await _apply_changes(conn, table, old, changes)
                     stored[row["id"]] = new
                     if new is not old:
@@ -418,10 +419,6 @@ async def _record_missing_events(conn: AsyncConnection, sources: dict[str, tuple
     return recorded
 
 
-def _columns_of(ent: Entity, field_names: set[str]) -> list[str]:
-    return [c for f in ent.fields if f.name in field_names or set(f.columns) & field_names for c in f.columns]
-
-
 def _event(ent: Entity, row: Mapping[str, Any], occurred_at: Any) -> PendingEvent | None:
     if ent.event_type is None:
         return None
@@ -597,12 +594,17 @@ async def _try_insert(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows_j
         params["event_type"] = ent.event_type
     names = [c.name for c in TABLES[ent.name].columns]
     width = len(names)
-    records = (await conn.execute(statement, params)).all()
+    records = [tuple(r) for r in await conn.execute(statement, params)]
     if not records[0][0]:
         return None
-    stored = {r[1]: dict(zip(names, r[1:width + 1])) for r in records if r[1] is not None}
-    events = [dict(zip(EVENT_COLUMNS, r[width + 1:width + 1 + len(EVENT_COLUMNS)]))
-              for r in records if with_events and r[1] is not None]
+    stored: dict[str, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    for record in records:
+        if record[1] is None:  # the one row of a statement that inserted nothing
+            continue
+        stored[record[1]] = dict(zip(names, record[1:width + 1]))
+        if with_events:
+            events.append(dict(zip(EVENT_COLUMNS, record[width + 1:])))
     return stored, sorted(events, key=lambda e: e["seq"])
 
 
