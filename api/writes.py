@@ -35,7 +35,7 @@ from .database import connection, is_transient, sqlstate, transaction
 from .entities import Entity, Kind, entity as entity_named, referrers
 from .auth import require_write
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
-from .events import EVENT_COLUMNS, PendingEvent, record_events, recording_ctes, restore_events
+from .events import PendingEvent, record_events, recording_ctes, restore_events
 from .models import TABLES
 from .plan import Condition, Filter
 from .query import filter_clause
@@ -115,7 +115,7 @@ class WriteService:
         # and prepared once per shape, where a VALUES list was compiled again for every request.
         given = json.dumps(rows, default=_json_value)
         if returning is None and on_conflict is not OnConflict.MERGE and ent.name != "goal_story":
-            done = await self._create_alone(ent, wanted, given, on_conflict)
+            done = await self._create_alone(ent, wanted, rows, given, on_conflict)
             if done is not None:
                 return WriteResult(rows=[done[0][i] for i in ids if i in done[0]], events=done[1],
                                    inserted_ids=[i for i in ids if i in done[0]])
@@ -126,12 +126,12 @@ class WriteService:
                 existing = await _lock_rows(conn, table, ids)
                 fresh = [r for r in rows if r["id"] not in existing]
                 source = given if len(fresh) == len(rows) else json.dumps(fresh, default=_json_value)
-                stored, events = await _insert_checked(conn, ent, wanted, source, skip_existing=False,
+                stored, events = await _insert_checked(conn, ent, wanted, fresh, source, skip_existing=False,
                                                        with_events=False)
             else:
                 # A taken id is skipped rather than failing the statement, so that ERROR can name it.
                 existing = {}
-                stored, events = await _insert_checked(conn, ent, wanted, given, skip_existing=True,
+                stored, events = await _insert_checked(conn, ent, wanted, rows, given, skip_existing=True,
                                                        with_events=True)
                 if len(stored) < len(rows) and on_conflict is OnConflict.ERROR:
                     taken = sorted(set(ids) - set(stored))
@@ -162,8 +162,8 @@ class WriteService:
 
         return await self._run(work)
 
-    async def _create_alone(self, ent: Entity, wanted: Wanted, given: str, on_conflict: OnConflict
-                            ) -> Inserted | None:
+    async def _create_alone(self, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]], given: str,
+                            on_conflict: OnConflict) -> Inserted | None:
         """A create that needs nothing else in its transaction (no read-back, no merge, no
         hierarchy check) is its one statement run as a transaction of its own: no BEGIN and
         COMMIT round trips. A taken id (ERROR) fails the whole statement on the unique index,
@@ -173,8 +173,8 @@ class WriteService:
         async with connection(self.engine) as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             try:
-                return await _try_insert(conn, ent, wanted, given, skip_existing=on_conflict is OnConflict.IGNORE,
-                                         with_events=True)
+                return await _try_insert(conn, ent, wanted, rows, given,
+                                         skip_existing=on_conflict is OnConflict.IGNORE, with_events=True)
             except DBAPIError as error:
                 if sqlstate(error) == UNIQUE_VIOLATION or is_transient(error):
                     return None
@@ -534,9 +534,10 @@ def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing:
                       with_events: bool) -> TextClause:
     """Check and lock the references, insert the rows given as JSON (:rows) and, `with_events`,
     record one event per inserted row: one statement. Nothing is inserted unless every wanted
-    reference is there (`complete`, its first column); the rows inserted follow, each with its
-    event's columns. `skip_existing` leaves out rows whose id is taken (ON CONFLICT DO NOTHING)
-    rather than failing on the unique index."""
+    reference is there (`complete`, its first column); then one record per inserted row: its id,
+    created_at (where the table has one) and, `with_events`, its event's id and cursor.
+    `skip_existing` leaves out rows whose id is taken (ON CONFLICT DO NOTHING) rather than
+    failing on the unique index."""
     table = TABLES[entity_name]
     names = [c.name for c in table.columns]
     columns = ", ".join(f'"{n}"' for n in names)
@@ -551,11 +552,13 @@ def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing:
         WHERE checked.complete
         {"ON CONFLICT (id) DO NOTHING" if skip_existing else ""}
         RETURNING {columns})""")
-    selected = ", ".join(f'i."{n}"' for n in names)
+    # Only what the database decided comes back (the rest is what was sent): a bulk write's
+    # result stays small, and PostgreSQL, holding the event lock until the statement is done,
+    # never waits for a busy client to read thousands of full rows.
+    selected = "i.id, i.created_at" if "created_at" in names else "i.id"
     if with_events:
         ctes.append(recording_ctes("inserted"))
-        event_columns = ", ".join(f"e.{c}" for c in EVENT_COLUMNS)
-        tail = (f"SELECT checked.complete, {selected}, {event_columns}, (SELECT count(*) FROM notified) "
+        tail = (f"SELECT checked.complete, {selected}, e.id, e.seq, (SELECT count(*) FROM notified) "
                 "FROM checked LEFT JOIN (inserted AS i JOIN events AS e ON e.reference_id = i.id) ON true")
     else:
         tail = f"SELECT checked.complete, {selected} FROM checked LEFT JOIN inserted AS i ON true"
@@ -565,14 +568,15 @@ def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing:
 Inserted = tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]
 
 
-async def _insert_checked(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows_json: str, *,
-                          skip_existing: bool, with_events: bool) -> Inserted:
-    """Insert the rows (JSON) once every wanted reference is checked and locked: {id: row as stored},
-    and the events recorded for them in cursor order. A missing reference is a Conflict naming it."""
+async def _insert_checked(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]],
+                          rows_json: str, *, skip_existing: bool, with_events: bool) -> Inserted:
+    """Insert the rows (and the same as JSON) once every wanted reference is checked and locked:
+    {id: row as stored}, and the events recorded for them in cursor order. A missing reference
+    is a Conflict naming it."""
     # Twice at most: when a reference was missing, nothing was inserted, and the check that
     # names the missing ids either raises or leaves every reference locked for the second try.
     for _ in range(2):
-        inserted = await _try_insert(conn, ent, wanted, rows_json, skip_existing=skip_existing,
+        inserted = await _try_insert(conn, ent, wanted, rows, rows_json, skip_existing=skip_existing,
                                      with_events=with_events)
         if inserted is not None:
             return inserted
@@ -580,8 +584,8 @@ async def _insert_checked(conn: AsyncConnection, ent: Entity, wanted: Wanted, ro
     raise AssertionError("every reference was locked before the second try")
 
 
-async def _try_insert(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows_json: str, *,
-                      skip_existing: bool, with_events: bool) -> Inserted | None:
+async def _try_insert(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]],
+                      rows_json: str, *, skip_existing: bool, with_events: bool) -> Inserted | None:
     """One run of `_insert_statement`: None, having inserted nothing, when a reference is missing."""
     targets = tuple(sorted(wanted))
     with_events = with_events and ent.event_type is not None
@@ -593,18 +597,27 @@ async def _try_insert(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows_j
     if with_events:
         params["event_type"] = ent.event_type
     names = [c.name for c in TABLES[ent.name].columns]
-    width = len(names)
+    dated = "created_at" in names
     records = [tuple(r) for r in await conn.execute(statement, params)]
     if not records[0][0]:
         return None
+    given = {row["id"]: row for row in rows}
     stored: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
     for record in records:
-        if record[1] is None:  # the one row of a statement that inserted nothing
+        id = record[1]
+        if id is None:  # the one record of a statement that inserted nothing
             continue
-        stored[record[1]] = dict(zip(names, record[1:width + 1]))
+        # The stored row is what was sent (validated values, stored as they are), with the
+        # database's created_at (a default, or the given time as timestamptz).
+        row = {n: given[id].get(n) for n in names}
+        if dated:
+            row["created_at"] = record[2]
+        stored[id] = row
         if with_events:
-            events.append(dict(zip(EVENT_COLUMNS, record[width + 1:])))
+            event_id, seq = record[3 if dated else 2:][:2]
+            events.append({"id": event_id, "seq": seq, "actor_id": row["actor_id"], "event_type": ent.event_type,
+                           "reference_id": id, "occurred_at": row.get("created_at")})
     return stored, sorted(events, key=lambda e: e["seq"])
 
 

@@ -165,3 +165,26 @@ async def test_pooled_connections_stay_transactional_after_one_statement_creates
             await world.update("actor", Condition("id", "eq", "p-1"), {"name": "Changed"}, returning=refuse)
     assert await table_counts(world.engine) == before
     assert await count_rows(world.engine, "actors WHERE name = 'Changed'") == 0
+
+
+async def test_the_rows_and_events_a_create_returns_are_those_stored(world: WriteService) -> None:
+    # The create statement sends back only what the database decided (id, created_at, the
+    # event's id and cursor); the rest is rebuilt from what was sent, and must equal the table.
+    async def stored(table: str, id: str) -> dict[str, Any]:
+        async with world.engine.connect() as conn:
+            return dict((await conn.execute(text(f"SELECT * FROM {table} WHERE id = :id"), {"id": id})).one()._mapping)
+
+    story = await world.create("goal_story", [{"title": "Ünïcode ✓", "team_ids": ["t-2", "t-1"], "actor_ids": [],
+                                               "timeframe": {"start": "2026-02-01"},
+                                               "created_at": "2026-01-05T12:00:00.123456-06:00"}])
+    checkin = await world.create("team_checkin", [{**CHECKIN, "blockers": None, "previously": ["a \"quoted\" \\ item"]},
+                                                  {**CHECKIN, "id": "c-2", "next": []}])
+    update = await world.create("goal_story_update", [{
+        "actor_id": "p-2", "goal_story_id": story.rows[0]["id"], "date": "2026-05-22", "title": "T", "content": "C",
+        "status": "at_risk", "progress_percent": 0, "created_at": "2026-05-22T10:00:00Z"}])
+    for table, result in (("goal_stories", story), ("team_checkins", checkin), ("goal_story_updates", update)):
+        for row in result.rows:
+            assert row == await stored(table, row["id"])
+        for recorded in result.events:
+            assert recorded == await stored("coordination_events", recorded["id"])
+    assert story.rows[0]["timeframe_end"] is None and checkin.rows[0]["blockers"] is None
