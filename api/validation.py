@@ -62,6 +62,12 @@ def to_columns(entity: Entity, document: Mapping[str, Any], *, partial: bool,
                 (f.kind is Kind.TEXT and not f.timezone) or (f.kind is Kind.ID and 0 < len(value) <= MAX_ID_LENGTH)):
             columns[f.column or f.name] = value
             continue
+        if f.kind is Kind.DATE and type(value) is str and len(value) == 10 and value[4] == "-":
+            try:
+                columns[f.column or f.name] = dt.date.fromisoformat(value)
+                continue
+            except ValueError:
+                pass  # named by the general path below
         try:
             columns.update(_convert(f, value))
         except InvalidInput as error:

@@ -602,6 +602,7 @@ async def _try_insert(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: 
     if not records[0][0]:
         return None
     given = {row["id"]: row for row in rows}
+    unset = dict.fromkeys(names)
     stored: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
     for record in records:
@@ -610,7 +611,7 @@ async def _try_insert(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: 
             continue
         # The stored row is what was sent (validated values, stored as they are), with the
         # database's created_at (a default, or the given time as timestamptz).
-        row = {n: given[id].get(n) for n in names}
+        row = {**unset, **given[id]}
         if dated:
             row["created_at"] = record[2]
         stored[id] = row
