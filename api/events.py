@@ -17,6 +17,11 @@ event-writing commits, WAL flush included, run one at a time.
 
 The NOTIFY is sent inside the same transaction, so PostgreSQL delivers it
 only if, and only once, the events are committed.
+
+A create records its events inside its own one statement (`recording_ctes`),
+which may run as a transaction of its own (autocommit): the same lock, taken
+in the statement once every row is in and released when that implicit
+transaction commits, so the argument above holds unchanged.
 """
 
 from __future__ import annotations
