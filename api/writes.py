@@ -13,6 +13,12 @@ Locking, so that the rules hold under concurrency (READ COMMITTED):
   twenty concurrent edits of one row are twenty edits, each with its event;
 - writes that set a goal story's parent take one advisory lock, so two
   concurrent re-parentings cannot together build a cycle.
+
+Round trips: a create of any number of rows is one statement (references
+checked and locked, rows inserted from one JSON parameter, events recorded,
+NOTIFY); when the caller reads nothing back inside the transaction, it runs
+as a transaction of its own, with no BEGIN or COMMIT to wait for. Updates and
+deletes take a few statements whatever the number of rows.
 """
 
 from __future__ import annotations
