@@ -17,6 +17,11 @@ event-writing commits, WAL flush included, run one at a time.
 
 The NOTIFY is sent inside the same transaction, so PostgreSQL delivers it
 only if, and only once, the events are committed.
+
+A create records its events inside its own one statement (`recording_ctes`),
+which may run as a transaction of its own (autocommit): the same lock, taken
+in the statement once every row is in and released when that implicit
+transaction commits, so the argument above holds unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ARRAY, DateTime, Text, func, insert, literal, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import CoordinationEvent, event_seq
@@ -46,28 +51,60 @@ class PendingEvent:
     occurred_at: dt.datetime | None = None
 
 
+# One statement per call: the lock, the events (one array per column, unnested by
+# PostgreSQL: five parameters however many events, where a VALUES list of a bulk write
+# would pass the driver's 32,767-parameter limit at about 8,000 events) and the NOTIFY.
+# The cursors are drawn in the projection of the join with `locked`, so never before
+# the lock is held.
+_RECORD = text(
+    f"""
+    WITH locked AS (SELECT pg_advisory_xact_lock({EVENT_LOCK_KEY}) AS held),
+    recorded AS (
+        INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at)
+        SELECT p.id, nextval('{event_seq.name}'), p.actor_id, p.event_type, p.reference_id,
+               coalesce(p.occurred_at, now())
+        FROM locked, unnest(CAST(:ids AS text[]), CAST(:actor_ids AS text[]), CAST(:event_types AS text[]),
+                            CAST(:reference_ids AS text[]), CAST(:occurred_ats AS timestamptz[]))
+                     AS p(id, actor_id, event_type, reference_id, occurred_at)
+        RETURNING id, seq, actor_id, event_type, reference_id, occurred_at
+    ),
+    notified AS (SELECT pg_notify('{NOTIFY_CHANNEL}', max(seq)::text) FROM recorded)
+    SELECT r.*, (SELECT count(*) FROM notified) AS notified FROM recorded AS r
+    """
+)
+EVENT_COLUMNS = ("id", "seq", "actor_id", "event_type", "reference_id", "occurred_at")
+
+
 async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> list[dict]:
     """Insert the events of this transaction; call last, just before commit."""
     if not pending:
         return []
-    await conn.execute(select(func.pg_advisory_xact_lock(EVENT_LOCK_KEY)))
-    # One array per column, unnested by PostgreSQL: one statement of five parameters
-    # however many events (a VALUES list of a bulk write would pass the driver's
-    # 32,767-parameter limit at about 8,000 events).
-    rows = func.unnest(
-        literal([str(uuid.uuid4()) for _ in pending], ARRAY(Text)),
-        literal([p.actor_id for p in pending], ARRAY(Text)),
-        literal([p.event_type for p in pending], ARRAY(Text)),
-        literal([p.reference_id for p in pending], ARRAY(Text)),
-        literal([p.occurred_at for p in pending], ARRAY(DateTime(timezone=True))),
-    ).table_valued("id", "actor_id", "event_type", "reference_id", "occurred_at").render_derived(name="pending")
-    source = select(rows.c.id, event_seq.next_value(), rows.c.actor_id, rows.c.event_type, rows.c.reference_id,
-                    func.coalesce(rows.c.occurred_at, func.now()))
-    columns = ["id", "seq", "actor_id", "event_type", "reference_id", "occurred_at"]
-    result = await conn.execute(insert(events_table).from_select(columns, source).returning(*events_table.c))
-    recorded = sorted((dict(r._mapping) for r in result), key=lambda e: e["seq"])
-    await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(recorded[-1]["seq"]))))
-    return recorded
+    result = await conn.execute(_RECORD, {
+        "ids": [str(uuid.uuid4()) for _ in pending],
+        "actor_ids": [p.actor_id for p in pending],
+        "event_types": [p.event_type for p in pending],
+        "reference_ids": [p.reference_id for p in pending],
+        "occurred_ats": [p.occurred_at for p in pending],
+    })
+    return sorted((dict(zip(EVENT_COLUMNS, r)) for r in result), key=lambda e: e["seq"])
+
+
+def recording_ctes(inserted: str) -> str:
+    """`record_events` as CTEs of a caller's statement: one event per row of its CTE
+    `inserted` (columns id, actor_id, created_at: the event occurs at the row's creation),
+    of the type bound as :event_type, then the NOTIFY. The lock is taken only once every
+    row is in, so writers serialise over the events alone; the caller's statement must
+    read `events` and `notified`."""
+    return f"""
+    locked AS (SELECT pg_advisory_xact_lock({EVENT_LOCK_KEY}) AS held FROM (SELECT count(*) FROM {inserted}) AS all_in),
+    events AS (
+        INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at)
+        SELECT gen_random_uuid()::text, nextval('{event_seq.name}'), i.actor_id, CAST(:event_type AS text), i.id,
+               i.created_at
+        FROM locked, {inserted} AS i
+        RETURNING id, seq, actor_id, event_type, reference_id, occurred_at
+    ),
+    notified AS (SELECT pg_notify('{NOTIFY_CHANNEL}', max(seq)::text) FROM events HAVING count(*) > 0)"""
 
 
 async def restore_events(conn: AsyncConnection, rows: list[dict]) -> int:

@@ -53,12 +53,36 @@ def to_columns(entity: Entity, document: Mapping[str, Any], *, partial: bool,
                 raise invalid(f"{f.name} cannot be null", f.name, InvalidReason.REQUIRED)
             columns.update(dict.fromkeys(f.columns))
             continue
+        # The common cases first, without building a dict per field (a bulk write checks
+        # thousands of documents): plain text and ids, and lists of them.
+        if f.kind is Kind.TEXT_LIST and _plain_list(f, value):
+            columns[f.column or f.name] = list(value)
+            continue
+        if type(value) is str and "\x00" not in value and (
+                (f.kind is Kind.TEXT and not f.timezone) or (f.kind is Kind.ID and 0 < len(value) <= MAX_ID_LENGTH)):
+            columns[f.column or f.name] = value
+            continue
+        if f.kind is Kind.DATE and type(value) is str and len(value) == 10 and value[4] == "-":
+            try:
+                columns[f.column or f.name] = dt.date.fromisoformat(value)
+                continue
+            except ValueError:
+                pass  # named by the general path below
         try:
             columns.update(_convert(f, value))
         except InvalidInput as error:
             error.entity, error.index = entity.name, index
             raise
     return columns
+
+
+def _plain_list(f: Field, value: Any) -> bool:
+    """A list of strings without NUL characters (and, for ids, of an id's length): valid as it is."""
+    if type(value) is not list:
+        return False
+    if f.references:
+        return all(type(item) is str and 0 < len(item) <= MAX_ID_LENGTH and "\x00" not in item for item in value)
+    return all(type(item) is str and "\x00" not in item for item in value)
 
 
 def _convert(f: Field, value: Any) -> dict[str, Any]:

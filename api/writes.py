@@ -13,26 +13,35 @@ Locking, so that the rules hold under concurrency (READ COMMITTED):
   twenty concurrent edits of one row are twenty edits, each with its event;
 - writes that set a goal story's parent take one advisory lock, so two
   concurrent re-parentings cannot together build a cycle.
+
+Round trips: a create of any number of rows is one statement (references
+checked and locked, rows inserted from one JSON parameter, events recorded,
+NOTIFY); when the caller reads nothing back inside the transaction, it runs
+as a transaction of its own, with no BEGIN or COMMIT to wait for. Updates and
+deletes take a few statements whatever the number of rows.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy import ARRAY, Table, Text, TextClause, any_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .database import is_transient, transaction
+from .database import connection, is_transient, sqlstate, transaction
 from .entities import Entity, Kind, entity as entity_named, referrers
 from .auth import require_write
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
-from .events import PendingEvent, record_events, restore_events
+from .events import PendingEvent, record_events, recording_ctes, restore_events
 from .models import TABLES
 from .plan import Condition, Filter
 from .query import filter_clause
@@ -43,6 +52,7 @@ HIERARCHY_LOCK_KEY = 0x0C0C_6047
 ATTEMPTS = 4
 # PostgreSQL takes at most 65535 bound parameters in one statement.
 MAX_PARAMETERS = 30_000
+UNIQUE_VIOLATION = "23505"
 # How many referrer ids a conflict names per resource.
 REFERRERS_SHOWN = 20
 
@@ -94,9 +104,9 @@ class WriteService:
         require_write()
         ent = _writable(entity_name)
         rows = [to_columns(ent, doc, partial=False, index=i) for i, doc in enumerate(documents)]
-        provided = [set(r) for r in rows]
         for row in rows:
-            row.setdefault("id", str(uuid.uuid4()))
+            if "id" not in row:
+                row["id"] = str(uuid.uuid4())
         ids = [r["id"] for r in rows]
         repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
         if repeated:
@@ -106,38 +116,75 @@ class WriteService:
             _refuse_own_parent(rows)
         table = TABLES[ent.name]
 
+        wanted = _wanted_references(ent, rows, batch_ids=set(ids))
+        # The rows travel as one JSON parameter whatever their number: one statement, compiled
+        # and prepared once per shape, where a VALUES list was compiled again for every request.
+        given = json.dumps(rows, default=_json_value)
+        if returning is None and on_conflict is not OnConflict.MERGE and ent.name != "goal_story":
+            done = await self._create_alone(ent, wanted, rows, given, on_conflict)
+            if done is not None:
+                return WriteResult(rows=[done[0][i] for i in ids if i in done[0]], events=done[1],
+                                   inserted_ids=[i for i in ids if i in done[0]])
+
         async def work(conn: AsyncConnection) -> WriteResult:
             result = WriteResult()
-            await _check_references(conn, ent, rows, batch_ids=set(ids))
-            existing = await _lock_rows(conn, table, ids)
-            if existing and on_conflict is OnConflict.ERROR:
-                taken = sorted(existing)
-                raise Conflict(f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
-                               reason=ConflictReason.DUPLICATE, entity=ent.name, ids=taken)
-            fresh = [r for r in rows if r["id"] not in existing]
-            stored = {r["id"]: r for r in await _insert(conn, table, fresh)}
-            result.inserted_ids = [r["id"] for r in fresh]
-            pending = [_event(ent, row, row.get("created_at")) for row in stored.values()]
             if on_conflict is OnConflict.MERGE:
-                for row, given in zip(rows, provided, strict=True):
+                existing = await _lock_rows(conn, table, ids)
+                fresh = [r for r in rows if r["id"] not in existing]
+                source = given if len(fresh) == len(rows) else json.dumps(fresh, default=_json_value)
+                stored, events = await _insert_checked(conn, ent, wanted, fresh, source, skip_existing=False,
+                                                       with_events=False)
+            else:
+                # A taken id is skipped rather than failing the statement, so that ERROR can name it.
+                existing = {}
+                stored, events = await _insert_checked(conn, ent, wanted, rows, given, skip_existing=True,
+                                                       with_events=True)
+                if len(stored) < len(rows) and on_conflict is OnConflict.ERROR:
+                    taken = sorted(set(ids) - set(stored))
+                    raise Conflict(f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
+                                   reason=ConflictReason.DUPLICATE, entity=ent.name, ids=taken)
+            result.inserted_ids = [r["id"] for r in rows if r["id"] in stored]
+            if on_conflict is OnConflict.MERGE:
+                pending = [_event(ent, stored[i], stored[i].get("created_at")) for i in result.inserted_ids]
+                for row in rows:
                     old = existing.get(row["id"])
                     if old is None:
                         continue
-                    changes = {c: row[c] for c in _columns_of(ent, given) if c != "id"}
+                    # The row holds exactly the columns of the fields the document gave.
+                    changes = {c: v for c, v in row.items() if c != "id"}
                     new = await _apply_changes(conn, table, old, changes)
                     stored[row["id"]] = new
                     if new is not old:
                         pending.append(_event(ent, new, None))
+                events = await record_events(conn, [p for p in pending if p is not None])
             if ent.name == "goal_story":
                 await _check_hierarchy(conn, [r["id"] for r in stored.values() if r.get("parent_id")])
             # With IGNORE, rows that already existed are not part of the result.
             result.rows = [stored[r["id"]] for r in rows if r["id"] in stored]
-            result.events = await record_events(conn, [p for p in pending if p is not None])
+            result.events = events
             if returning is not None:
                 result.returned = await returning(conn, [r["id"] for r in result.rows])
             return result
 
         return await self._run(work)
+
+    async def _create_alone(self, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]], given: str,
+                            on_conflict: OnConflict) -> Inserted | None:
+        """A create that needs nothing else in its transaction (no read-back, no merge, no
+        hierarchy check) is its one statement run as a transaction of its own: no BEGIN and
+        COMMIT round trips. A taken id (ERROR) fails the whole statement on the unique index,
+        so nothing is committed; then, as when a reference is missing or PostgreSQL broke a
+        deadlock, this returns None having written nothing, and `create` goes the general
+        way, which names the ids."""
+        async with connection(self.engine) as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                return await _try_insert(conn, ent, wanted, rows, given,
+                                         skip_existing=on_conflict is OnConflict.IGNORE, with_events=True)
+            except DBAPIError as error:
+                if sqlstate(error) == UNIQUE_VIOLATION or is_transient(error):
+                    return None
+                raise
 
     # ------------------------------------------------------------ update
 
@@ -160,12 +207,8 @@ class WriteService:
             await _check_references(conn, ent, [columns], batch_ids=set())
             if ent.name == "goal_story" and columns.get("parent_id"):
                 _refuse_own_parent([{**row, "parent_id": columns["parent_id"]} for row in matched])
-            pending = []
-            for old in matched:
-                new = await _apply_changes(conn, table, old, columns)
-                result.rows.append(new)
-                if new is not old:
-                    pending.append(_event(ent, new, None))
+            result.rows = await _apply_to_all(conn, table, matched, columns)
+            pending = [_event(ent, new, None) for new, old in zip(result.rows, matched) if new is not old]
             if ent.name == "goal_story" and columns.get("parent_id"):
                 await _check_hierarchy(conn, [r["id"] for r in result.rows])
             result.events = await record_events(conn, [p for p in pending if p is not None])
@@ -382,10 +425,6 @@ async def _record_missing_events(conn: AsyncConnection, sources: dict[str, tuple
     return recorded
 
 
-def _columns_of(ent: Entity, field_names: set[str]) -> list[str]:
-    return [c for f in ent.fields if f.name in field_names or set(f.columns) & field_names for c in f.columns]
-
-
 def _event(ent: Entity, row: Mapping[str, Any], occurred_at: Any) -> PendingEvent | None:
     if ent.event_type is None:
         return None
@@ -410,21 +449,6 @@ async def _lock_rows(conn: AsyncConnection, table: Table, ids: list[str]) -> dic
     return found
 
 
-async def _insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if not rows:
-        return []
-    names = [c.name for c in table.columns]
-    per_chunk = max(1, MAX_PARAMETERS // len(names))
-    stored: list[dict[str, Any]] = []
-    for chunk in _chunks(rows, per_chunk):
-        # Every row names every column so that one multi-row VALUES fits all;
-        # a missing created_at is the time of the write.
-        values = [{n: row.get(n, func.now() if n == "created_at" else None) for n in names} for row in chunk]
-        result = await conn.execute(insert(table).values(values).returning(*table.columns))
-        stored.extend(dict(r._mapping) for r in result)
-    return stored
-
-
 async def _apply_changes(conn: AsyncConnection, table: Table, old: dict[str, Any],
                          changes: Mapping[str, Any]) -> dict[str, Any]:
     """Write the changes that differ from `old`; return `old` itself when nothing differs."""
@@ -435,10 +459,28 @@ async def _apply_changes(conn: AsyncConnection, table: Table, old: dict[str, Any
     return dict((await conn.execute(statement)).one()._mapping)
 
 
-async def _check_references(conn: AsyncConnection, ent: Entity, rows: list[dict[str, Any]],
-                            batch_ids: set[str]) -> None:
-    """Every referenced id must exist (or be created by this same request); lock those rows."""
-    wanted: dict[str, dict[str, set[str]]] = {}
+async def _apply_to_all(conn: AsyncConnection, table: Table, matched: list[dict[str, Any]],
+                        changes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """`_apply_changes` for many rows and the same changes, in one statement: each row as it is
+    after the write, in the order of `matched`; a row the changes leave as it was is returned
+    itself (the same object), and is not written."""
+    differing = [old["id"] for old in matched if any(old.get(c) != v for c, v in changes.items())]
+    if not differing:
+        return matched
+    # One array parameter, however many rows (an IN list would pass the driver's parameter limit).
+    ids = bindparam("differing", differing, type_=ARRAY(Text))
+    statement = update(table).where(table.c.id == any_(ids)).values(dict(changes)).returning(*table.columns)
+    written = {r["id"]: dict(r) for r in (await conn.execute(statement)).mappings()}
+    return [written.get(old["id"], old) for old in matched]
+
+
+# Which rows each target entity must hold: {target entity: {field name: ids}}.
+Wanted = dict[str, dict[str, set[str]]]
+
+
+def _wanted_references(ent: Entity, rows: list[dict[str, Any]], batch_ids: set[str]) -> Wanted:
+    """The ids the rows refer to, by target and field; rows of this same request need no check."""
+    wanted: Wanted = {}
     for f in ent.fields:
         if not f.references:
             continue
@@ -449,18 +491,31 @@ async def _check_references(conn: AsyncConnection, ent: Entity, rows: list[dict[
             ids = set(value) if f.kind is Kind.TEXT_LIST else {value}
             if f.references == ent.name:
                 ids -= batch_ids
-            wanted.setdefault(f.references, {}).setdefault(f.name, set()).update(ids)
-    for target, by_field in wanted.items():
-        every = sorted(set().union(*by_field.values()))
-        if not every:
-            continue
-        table = TABLES[target]
-        present: set[str] = set()
-        for chunk in _chunks(every, MAX_PARAMETERS):
-            statement = select(table.c.id).where(table.c.id.in_(chunk)).with_for_update(read=True, key_share=True)
-            present.update(await conn.scalars(statement))
-        for field_name, ids in by_field.items():
-            missing = sorted(ids - present)
+            if ids:
+                wanted.setdefault(f.references, {}).setdefault(f.name, set()).update(ids)
+    return wanted
+
+
+async def _check_references(conn: AsyncConnection, ent: Entity, rows: list[dict[str, Any]],
+                            batch_ids: set[str]) -> None:
+    """Every referenced id must exist (or be created by this same request); lock those rows."""
+    await _require_references(conn, ent, _wanted_references(ent, rows, batch_ids))
+
+
+async def _require_references(conn: AsyncConnection, ent: Entity, wanted: Wanted) -> None:
+    """Lock (FOR KEY SHARE) every wanted row of every target in one statement; name what is missing.
+
+    Array references (team_ids, member_ids) have no foreign key: this check is their only guard."""
+    targets = tuple(sorted(wanted))
+    if not targets:
+        return
+    params = {f"ref_{n}": sorted(set().union(*wanted[t].values())) for n, t in enumerate(targets)}
+    present: dict[str, set[str]] = {t: set() for t in targets}
+    for n, id in await conn.execute(_references_statement(targets), params):
+        present[targets[n]].add(id)
+    for target in targets:
+        for field_name, ids in wanted[target].items():
+            missing = sorted(ids - present[target])
             if missing:
                 resource = entity_named(target).resource
                 raise Conflict(f"{field_name} refers to {resource} that do not exist: {', '.join(missing)}",
@@ -468,26 +523,152 @@ async def _check_references(conn: AsyncConnection, ent: Entity, rows: list[dict[
                                field=field_name)
 
 
+def _locking_references(targets: tuple[str, ...]) -> list[str]:
+    """One SELECT per target entity taking FOR KEY SHARE on the wanted rows it holds (:ref_N)."""
+    return [f"SELECT id FROM {TABLES[t].name} WHERE id = ANY(CAST(:ref_{n} AS text[])) ORDER BY id FOR KEY SHARE"
+            for n, t in enumerate(targets)]
+
+
+@lru_cache(maxsize=64)
+def _references_statement(targets: tuple[str, ...]) -> TextClause:
+    return text(" UNION ALL ".join(f"SELECT {n} AS target, ref.id FROM ({select}) AS ref"
+                                   for n, select in enumerate(_locking_references(targets))))
+
+
+@lru_cache(maxsize=64)
+def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing: bool,
+                      with_events: bool) -> TextClause:
+    """Check and lock the references, insert the rows given as JSON (:rows) and, `with_events`,
+    record one event per inserted row: one statement. Nothing is inserted unless every wanted
+    reference is there (`complete`, its first column); then one record per inserted row: its id,
+    created_at (where the table has one) and, `with_events`, its event's id and cursor.
+    `skip_existing` leaves out rows whose id is taken (ON CONFLICT DO NOTHING) rather than
+    failing on the unique index."""
+    table = TABLES[entity_name]
+    names = [c.name for c in table.columns]
+    columns = ", ".join(f'"{n}"' for n in names)
+    # A missing created_at is the time of the write; every other missing field is null.
+    values = ", ".join("coalesce(g.created_at, now())" if n == "created_at" else f'g."{n}"' for n in names)
+    ctes = [f"ref_{n} AS MATERIALIZED ({select})" for n, select in enumerate(_locking_references(targets))]
+    complete = " AND ".join(f"(SELECT count(*) FROM ref_{n}) = :refs_{n}" for n in range(len(targets))) or "true"
+    ctes.append(f"checked AS MATERIALIZED (SELECT {complete} AS complete)")
+    ctes.append(f"""inserted AS (
+        INSERT INTO {table.name} ({columns})
+        SELECT {values} FROM checked, json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) AS g
+        WHERE checked.complete
+        {"ON CONFLICT (id) DO NOTHING" if skip_existing else ""}
+        RETURNING {columns})""")
+    # Only what the database decided comes back (the rest is what was sent): a bulk write's
+    # result stays small, and PostgreSQL, holding the event lock until the statement is done,
+    # never waits for a busy client to read thousands of full rows.
+    selected = "i.id, i.created_at" if "created_at" in names else "i.id"
+    if with_events:
+        ctes.append(recording_ctes("inserted"))
+        tail = (f"SELECT checked.complete, {selected}, e.id, e.seq, (SELECT count(*) FROM notified) "
+                "FROM checked LEFT JOIN (inserted AS i JOIN events AS e ON e.reference_id = i.id) ON true")
+    else:
+        tail = f"SELECT checked.complete, {selected} FROM checked LEFT JOIN inserted AS i ON true"
+    return text("WITH " + ",\n".join(ctes) + "\n" + tail)
+
+
+Inserted = tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]
+
+
+async def _insert_checked(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]],
+                          rows_json: str, *, skip_existing: bool, with_events: bool) -> Inserted:
+    """Insert the rows (and the same as JSON) once every wanted reference is checked and locked:
+    {id: row as stored}, and the events recorded for them in cursor order. A missing reference
+    is a Conflict naming it."""
+    # Twice at most: when a reference was missing, nothing was inserted, and the check that
+    # names the missing ids either raises or leaves every reference locked for the second try.
+    for _ in range(2):
+        inserted = await _try_insert(conn, ent, wanted, rows, rows_json, skip_existing=skip_existing,
+                                     with_events=with_events)
+        if inserted is not None:
+            return inserted
+        await _require_references(conn, ent, wanted)
+    raise AssertionError("every reference was locked before the second try")
+
+
+async def _try_insert(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]],
+                      rows_json: str, *, skip_existing: bool, with_events: bool) -> Inserted | None:
+    """One run of `_insert_statement`: None, having inserted nothing, when a reference is missing."""
+    targets = tuple(sorted(wanted))
+    with_events = with_events and ent.event_type is not None
+    statement = _insert_statement(ent.name, targets, skip_existing, with_events)
+    params: dict[str, Any] = {"rows": rows_json}
+    for n, target in enumerate(targets):
+        params[f"ref_{n}"] = sorted(set().union(*wanted[target].values()))
+        params[f"refs_{n}"] = len(params[f"ref_{n}"])
+    if with_events:
+        params["event_type"] = ent.event_type
+    names = [c.name for c in TABLES[ent.name].columns]
+    dated = "created_at" in names
+    records = [tuple(r) for r in await conn.execute(statement, params)]
+    if not records[0][0]:
+        return None
+    given = {row["id"]: row for row in rows}
+    unset = dict.fromkeys(names)
+    stored: dict[str, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    for record in records:
+        id = record[1]
+        if id is None:  # the one record of a statement that inserted nothing
+            continue
+        # The stored row is what was sent (validated values, stored as they are), with the
+        # database's created_at (a default, or the given time as timestamptz).
+        row = {**unset, **given[id]}
+        if dated:
+            row["created_at"] = record[2]
+        stored[id] = row
+        if with_events:
+            event_id, seq = record[3 if dated else 2:][:2]
+            events.append({"id": event_id, "seq": seq, "actor_id": row["actor_id"], "event_type": ent.event_type,
+                           "reference_id": id, "occurred_at": row.get("created_at")})
+    return stored, sorted(events, key=lambda e: e["seq"])
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
 async def _check_unreferenced(conn: AsyncConnection, ent: Entity, ids: list[str]) -> None:
     """Refuse to delete rows that other rows still refer to, naming those rows."""
-    deleting = set(ids)
+    statement = _referrers_statement(ent.name)
+    if statement is None:
+        return
+    others = referrers(ent.name)
     found: dict[str, list[str]] = {}
-    for other, f in referrers(ent.name):
-        table = TABLES[other.name]
-        column = table.c[f.name]
-        condition = column.overlap(ids) if f.kind is Kind.TEXT_LIST else column.in_(ids)
-        statement = select(table.c.id).where(condition).order_by(table.c.id)
-        if other is ent:
-            statement = statement.where(table.c.id.not_in(ids))
-        hits = [i for i in await conn.scalars(statement.limit(REFERRERS_SHOWN + len(deleting)))
-                if other is not ent or i not in deleting]
-        if hits:
-            found[other.resource] = hits[:REFERRERS_SHOWN]
+    for n, id in await conn.execute(statement, {"ids": ids}):
+        shown = found.setdefault(others[n][0].resource, [])
+        if len(shown) < REFERRERS_SHOWN:
+            shown.append(id)
     if found:
         named = "; ".join(f"{resource}: {', '.join(hits)}" for resource, hits in found.items())
         raise Conflict(f"{ent.resource} {', '.join(sorted(ids)[:REFERRERS_SHOWN])} still referenced by {named}",
                        reason=ConflictReason.REFERENCED, entity=ent.name, ids=sorted(ids)[:REFERRERS_SHOWN],
                        referrers=found)
+
+
+@lru_cache(maxsize=16)
+def _referrers_statement(entity_name: str) -> TextClause | None:
+    """The first referrers of the rows :ids in every referring table, in one statement:
+    (referrer's position in `referrers`, id), in id order within each. The rows being
+    deleted do not count as referrers of each other."""
+    parts = []
+    for n, (other, f) in enumerate(referrers(entity_name)):
+        table = TABLES[other.name].name
+        column = f'"{f.name}"'
+        condition = (f"{column} && CAST(:ids AS text[])" if f.kind is Kind.TEXT_LIST
+                     else f"{column} = ANY(CAST(:ids AS text[]))")
+        if other.name == entity_name:
+            condition += " AND NOT (id = ANY(CAST(:ids AS text[])))"
+        parts.append(f"(SELECT {n} AS referrer, id FROM {table} WHERE {condition} ORDER BY id LIMIT {REFERRERS_SHOWN})")
+    if not parts:
+        return None
+    return text(f"SELECT referrer, id FROM ({' UNION ALL '.join(parts)}) AS hits ORDER BY referrer, id")
 
 
 _CYCLES = text(

@@ -2,38 +2,38 @@
 
 Every mutation is one call of the write service, which validates, checks
 references and records the coordination events in the same transaction; the
-payload's rows are read back inside that transaction through the plan.
+payload serves the rows as the write service stored them.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, List, Optional
 
 import strawberry
 from strawberry import Info
 
-from .. import reads
-from ..entities import Entity
-from ..plan import ReadPlan
-from ..writes import Returning, WriteResult
+from ..entities import Entity, Kind
+from ..writes import WriteResult
 from .context import Context
 from .inputs import CREATE, UPDATE, WRITABLE, document
 from .names import type_name
-from .rows import COLUMNS
 from .types import TYPES, CoordinationEvent, make
 
 EVENT = make(CoordinationEvent, "coordination_event")
 
 
-def _read_back(entity_name: str) -> Returning:
-    plan = ReadPlan(entity_name, columns=COLUMNS[entity_name])
-
-    async def read(conn: Any, ids: list[str]) -> list[dict[str, Any]]:
-        found = {row["id"]: row for row in json.loads(await reads.json_array(conn, reads.only_ids(plan, ids)))}
-        return [found[i] for i in ids]
-
-    return read
+def _as_read(ent: Entity, row: dict[str, Any]) -> dict[str, Any]:
+    """A row as the write service returns it (stored columns) in the shape of a plan row (one
+    value per field, a timeframe as {start, end}), which the types take as they take a read."""
+    document: dict[str, Any] = {}
+    for f in ent.fields:
+        if f.kind is Kind.TIMEFRAME:
+            start, end = (row.get(c) for c in f.columns)
+            document[f.name] = None if start is None and end is None else {
+                "start": start.isoformat() if start else None, "end": end.isoformat() if end else None}
+        else:
+            document[f.name] = row.get(f.columns[0])
+    return document
 
 
 def _event(row: dict[str, Any]) -> CoordinationEvent:
@@ -86,26 +86,23 @@ def _mutations(ent: Entity) -> dict[str, Any]:
                 values["coordination_events"] = recorded
         return payload(**values)
 
+    # The payloads serve the rows the write service returns (as stored, RETURNING every column):
+    # no read back, so that a create can be committed as its one statement.
     async def create(info: Info, input: Any) -> Any:
-        writer = _context(info).writer
-        result = await writer.create(ent.name, [document(ent.name, input)], returning=_read_back(ent.name))
-        return with_events(result, result.returned, created, one=True)
+        result = await _context(info).writer.create(ent.name, [document(ent.name, input)])
+        return with_events(result, [_as_read(ent, r) for r in result.rows], created, one=True)
 
     async def create_many(info: Info, input: Any) -> Any:
-        writer = _context(info).writer
-        result = await writer.create(ent.name, [document(ent.name, i) for i in input],
-                                     returning=_read_back(ent.name))
-        return with_events(result, result.returned, created_many, one=False)
+        result = await _context(info).writer.create(ent.name, [document(ent.name, i) for i in input])
+        return with_events(result, [_as_read(ent, r) for r in result.rows], created_many, one=False)
 
     async def update(info: Info, id: strawberry.ID, input: Any) -> Any:
-        writer = _context(info).writer
-        result = await writer.update_one(ent.name, id, document(ent.name, input), returning=_read_back(ent.name))
-        return with_events(result, result.returned, updated, one=True)
+        result = await _context(info).writer.update_one(ent.name, id, document(ent.name, input))
+        return with_events(result, [_as_read(ent, r) for r in result.rows], updated, one=True)
 
     async def delete(info: Info, id: strawberry.ID) -> Any:
-        writer = _context(info).writer
-        result = await writer.delete_one(ent.name, id, returning=_read_back(ent.name))
-        return deleted(**{single: row(result.returned[0]), "deleted_id": id})
+        result = await _context(info).writer.delete_one(ent.name, id)
+        return deleted(**{single: row(_as_read(ent, result.rows[0])), "deleted_id": id})
 
     create.__annotations__ = {"info": Info, "input": create_input, "return": created}
     create_many.__annotations__ = {"info": Info, "input": List[create_input], "return": created_many}

@@ -54,7 +54,12 @@ class LiveFeed:
         # A read fans out at most half a queue at once, so that one large write
         # does not overflow a subscriber that keeps up.
         self.batch_size = max(1, min(REPLAY_PAGE, queue_size // 2))
-        self._listener = Listener(database_url, NOTIFY_CHANNEL, self._wake_up)
+        self._listener = Listener(database_url, NOTIFY_CHANNEL, self._wake_up, announce=self._announced)
+        # The highest cursor a notification announced (writers notify the last cursor they
+        # committed), and whether something may have committed unannounced (before the
+        # LISTEN, or while its connection was down): then only the table knows where it ends.
+        self._announced_cursor: int | None = None
+        self._unannounced = True
         self._wake = asyncio.Event()
         self._position: int | None = None
         self._subscribers: set[Subscriber] = set()
@@ -190,6 +195,18 @@ class LiveFeed:
     # ------------------------------------------------------------ feed side
 
     def _wake_up(self) -> None:
+        # A wake-up without a cursor: the LISTEN connection is new.
+        self._unannounced = True
+        self._wake.set()
+
+    def _announced(self, payload: str) -> None:
+        try:
+            cursor = int(payload)
+        except ValueError:
+            self._wake_up()
+            return
+        if self._announced_cursor is None or cursor > self._announced_cursor:
+            self._announced_cursor = cursor
         self._wake.set()
 
     async def _pump(self) -> None:
@@ -212,6 +229,24 @@ class LiveFeed:
     async def _read_new(self) -> bool:
         """Read and fan out the next batch; True when there may be more."""
         assert self._position is not None
+        if not self._subscribers:
+            # Nobody to fan out to: move to where the table ends rather than read every new
+            # event (a bulk write's thousand, in every worker). Cursors are in commit order and
+            # notifications arrive in commit order, so the last cursor announced, or else the
+            # last one visible (one index probe), is a point up to which all is committed.
+            if not self._unannounced and self._announced_cursor is not None:
+                self._position = max(self._position, self._announced_cursor)
+                return False
+            self._unannounced = False  # a reconnect during the probe sets it again
+            try:
+                latest = await self._latest_cursor()
+            except BaseException:
+                self._unannounced = True
+                raise
+            # Whoever subscribed during the probe is served by the read below, from the old position.
+            if not self._subscribers:
+                self._position = max(self._position, latest)
+                return False
         filters = dict(self._filters)
         plan = self._batch_plan(filters)
         limit = plan.limit

@@ -19,7 +19,8 @@ MAX_BACKOFF_S = 2.0
 
 
 class Listener:
-    """Calls `wake()` on every notification on `channel` and after every (re)connect.
+    """Calls `wake()` on every notification on `channel` (or `announce(payload)`, when
+    given) and after every (re)connect.
 
     A notification is only a wake-up: the feed reads the table from the last
     cursor it delivered, so notifications coalesced by PostgreSQL, or lost
@@ -29,10 +30,12 @@ class Listener:
     """
 
     def __init__(self, database_url: str, channel: str, wake: Callable[[], None], *,
-                 ping_interval: float = PING_INTERVAL_S) -> None:
+                 ping_interval: float = PING_INTERVAL_S, announce: Callable[[str], None] | None = None) -> None:
         self.url = libpq_url(database_url)
         self.channel = channel
         self.wake = wake
+        # Given, a notification's payload goes there instead of a bare `wake()`.
+        self.announce = announce
         self.ping_interval = ping_interval
         self.connects = 0
         self._conn: asyncpg.Connection | None = None
@@ -67,7 +70,10 @@ class Listener:
         self.wake()
 
     def _notified(self, conn: asyncpg.Connection, pid: int, channel: str, payload: str) -> None:
-        self.wake()
+        if self.announce is not None:
+            self.announce(payload)
+        else:
+            self.wake()
 
     def _terminated(self, conn: asyncpg.Connection) -> None:
         if conn is self._conn:

@@ -69,7 +69,10 @@ async def _create(api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media
     resolution = {"merge-duplicates": OnConflict.MERGE, "ignore-duplicates": OnConflict.IGNORE}
     on_conflict = resolution.get(api.prefs.resolution or "", OnConflict.ERROR)
     returned = _Returned(api, plan, media)
-    result = await writer.create(ent.name, documents, on_conflict=on_conflict, returning=returned)
+    # Without a representation or a single-object check there is nothing to do inside the
+    # transaction, which lets the write service commit the create as its one statement.
+    inside = api.prefs.representation == "representation" or media.kind == "object"
+    result = await writer.create(ent.name, documents, on_conflict=on_conflict, returning=returned if inside else None)
     rows = len(result.rows)
     status = 200 if on_conflict is OnConflict.MERGE and not result.inserted_ids else 201
     headers = {"Content-Range": content_range(1, 0, rows if _counting(api) else None)}

@@ -188,3 +188,29 @@ async def test_update_through_variables_left_out_stays_and_null_clears(gql, fres
     assert data["updateTeamCheckin"]["coordinationEvent"] is None
     assert data["updateTeamCheckin"]["teamCheckin"]["next"] == ["ship"]
     assert len(await stored_events(fresh_world)) == len(before) + 1
+
+
+async def test_payloads_serve_the_rows_as_a_query_reads_them(gql, fresh_world) -> None:
+    # The payloads are built from the rows the write service stored, not read back: every
+    # kind of value (a half timeframe, sub-second timestamps, lists, nulls) must come out as a read.
+    story = "id title description actorIds teamIds parentId timeframe { start end } createdAt"
+    made = await gql(f'''mutation {{ createGoalStory(input: {{id: "g-9", title: "Half", teamIds: ["t-2", "t-1"],
+        parentId: "g-1", timeframe: {{start: "2026-02-01"}}, createdAt: "2026-01-05T12:00:00.123456-06:00"}})
+        {{ goalStory {{ {story} }} }} }}''')
+    assert made["createGoalStory"]["goalStory"] == (await gql(f'{{ goalStory(id: "g-9") {{ {story} }} }}'))["goalStory"]
+    assert made["createGoalStory"]["goalStory"]["timeframe"] == {"start": "2026-02-01", "end": None}
+
+    checkin = "id actorId teamId date next previously blockers createdAt"
+    made = await gql(f'''mutation {{ createTeamCheckins(input: [{{id: "c-8", actorId: "a-1", teamId: "t-1",
+        date: "2026-05-22", next: ["b", "a"]}}, {{id: "c-9", actorId: "a-2", teamId: "t-1", date: "2026-05-23",
+        blockers: []}}]) {{ teamCheckins {{ {checkin} }} }} }}''')
+    read = await gql(f'{{ a: teamCheckin(id: "c-8") {{ {checkin} }} b: teamCheckin(id: "c-9") {{ {checkin} }} }}')
+    assert made["createTeamCheckins"]["teamCheckins"] == [read["a"], read["b"]]
+
+    changed = await gql(f'''mutation {{ updateGoalStory(id: "g-9", input: {{timeframe: {{start: "2026-02-01",
+        end: "2026-02-28"}}, description: "Now whole"}}) {{ goalStory {{ {story} }} }} }}''')
+    read = await gql(f'{{ goalStory(id: "g-9") {{ {story} }} }}')
+    assert changed["updateGoalStory"]["goalStory"] == read["goalStory"]
+    before = (await gql(f'{{ teamCheckin(id: "c-9") {{ {checkin} }} }}'))["teamCheckin"]
+    removed = await gql(f'mutation {{ deleteTeamCheckin(id: "c-9") {{ teamCheckin {{ {checkin} }} deletedId }} }}')
+    assert removed["deleteTeamCheckin"] == {"teamCheckin": before, "deletedId": "c-9"}

@@ -6,9 +6,11 @@ import asyncio
 from datetime import datetime
 from pathlib import Path
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import InvalidInput
@@ -49,6 +51,50 @@ async def test_without_after_nothing_earlier_is_replayed(feed: LiveFeed, writer:
     later = await checkins(writer, 2)
     got = await take(events, 2)
     assert [e["cursor"] for e in got] == [e["seq"] for e in later]
+
+
+async def test_without_subscribers_the_feed_follows_the_table_end_without_reading_events(
+        feed: LiveFeed, writer: WriteService, clean: AsyncEngine) -> None:
+    await seed(writer)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(clean.sync_engine, "before_cursor_execute", seen)
+    try:
+        # More events than one replay page: reading them would take several statements.
+        written = await checkins(writer, 1200)
+        await caught_up(feed, written[-1]["seq"])
+    finally:
+        event.remove(clean.sync_engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if "coordination_events" in s and "INSERT" not in s]
+    # The notification announced the last cursor: at most the start's probe of the table's end
+    # (the last cursor only), never the events' documents.
+    assert len(reads) <= 1 and not any("'reference_id'" in s for s in reads), reads
+    assert feed.position == written[-1]["seq"]
+    # A subscriber that comes now starts there and gets exactly what commits later.
+    events = feed.subscribe()
+    later = await checkins(writer, 2)
+    assert [e["cursor"] for e in await take(events, 2)] == [e["seq"] for e in later]
+
+
+async def test_without_subscribers_what_no_notification_announced_is_found_after_a_reconnect(
+        feed: LiveFeed, writer: WriteService, clean: AsyncEngine) -> None:
+    await seed(writer)
+    announced = await checkins(writer, 1)
+    await caught_up(feed, announced[-1]["seq"])
+    # An event whose notification never came (as one committed while the LISTEN connection
+    # was down): only the table knows it, and a new LISTEN connection must look there.
+    async with clean.begin() as conn:
+        silent = (await conn.execute(text(
+            "INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at) "
+            "VALUES (gen_random_uuid()::text, nextval('coordination_event_seq'), 'a-0', 'team_checkin', 'x', now()) "
+            "RETURNING seq"))).scalar_one()
+        await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = 'coco-live' AND datname = current_database()"))
+    await caught_up(feed, silent)
+    assert feed.position == silent
 
 
 async def test_after_replays_then_goes_live_without_gap_or_duplicate(feed: LiveFeed, writer: WriteService,
