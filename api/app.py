@@ -26,7 +26,7 @@ from .live.sse import EventStream
 from .mcp import http as mcp_http
 from .migrate import upgrade
 from .observe import Observe, configure_logging
-from .readpool import ReadPool
+from .direct import DirectPool
 from .reads import Reader
 from .resources import bundled
 from .writes import WriteService
@@ -60,10 +60,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.migrate_on_start:
             await upgrade(engine)
         app.state.engine = engine
-        read_pool = ReadPool(settings.require_database_url(), size=settings.pool_size,
+        direct_pool = DirectPool(settings.require_database_url(), size=settings.pool_size,
                              statement_timeout_ms=settings.statement_timeout_ms)
-        await read_pool.start()
-        services = Services(settings=settings, reader=Reader(engine, pool=read_pool), writer=WriteService(engine))
+        await direct_pool.start()
+        services = Services(settings=settings, reader=Reader(engine, pool=direct_pool),
+                            writer=WriteService(engine, pool=direct_pool))
         app.state.services = services
         # Live coordination events: this process's one LISTEN connection (api/live).
         app.state.live = LiveFeed(settings.require_database_url(), engine, queue_size=settings.live_queue_size)
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             draining.begin()
             await app.state.live.stop()
-            await read_pool.close()
+            await direct_pool.close()
             await engine.dispose()
             metrics.process_ended()
 

@@ -45,9 +45,10 @@ POOL_SIZE = Gauge("coco_db_pool_size", "Database connections the pool keeps open
                   multiprocess_mode="livesum")
 POOL_OVERFLOW = Gauge("coco_db_pool_overflow", "Connections opened beyond the pool size (negative: unused slots)",
                       multiprocess_mode="livesum")
-READ_POOL_SIZE = Gauge("coco_db_read_pool_size", "Connections the read pool holds open (reads run on asyncpg directly)",
+DIRECT_POOL_SIZE = Gauge("coco_db_direct_pool_size",
+                         "Connections the direct pool holds open (reads and lone creates run on asyncpg directly)",
                        multiprocess_mode="livesum")
-READ_POOL_IN_USE = Gauge("coco_db_read_pool_in_use", "Read pool connections in use by requests",
+DIRECT_POOL_IN_USE = Gauge("coco_db_direct_pool_in_use", "Direct pool connections in use by requests",
                          multiprocess_mode="livesum")
 LIVE_SUBSCRIBERS = Gauge("coco_live_subscribers", "Live event subscribers (SSE streams and GraphQL subscriptions)",
                          multiprocess_mode="livesum")
@@ -127,11 +128,11 @@ async def endpoint(request: Request) -> Response:
         POOL_SIZE.set(pool.size())
         POOL_OVERFLOW.set(pool.overflow())
     services = getattr(state, "services", None)
-    read_pool = services.reader.pool if services is not None else None
-    if read_pool is not None:
-        open_connections, idle = read_pool.usage()
-        READ_POOL_SIZE.set(open_connections)
-        READ_POOL_IN_USE.set(open_connections - idle)
+    direct_pool = services.reader.pool if services is not None else None
+    if direct_pool is not None:
+        open_connections, idle = direct_pool.usage()
+        DIRECT_POOL_SIZE.set(open_connections)
+        DIRECT_POOL_IN_USE.set(open_connections - idle)
     live = getattr(state, "live", None)
     if live is not None:
         LIVE_SUBSCRIBERS.set(live.subscriber_count)

@@ -20,16 +20,16 @@ from .query import (
     prepared_shape,
     rows_statement,
 )
-from .readpool import ReadPool, compile_statement, compiled_shape, compiled_statement
+from .direct import DirectPool, compile_statement, compiled_shape, compiled_statement
 
 STREAM_BATCH = 500
 
 
 class Reader:
-    """Reads through `pool` (asyncpg directly, api/readpool.py) when it is given, else through
+    """Reads through `pool` (asyncpg directly, api/direct.py) when it is given, else through
     the engine; streams and snapshots always go through the engine."""
 
-    def __init__(self, engine: AsyncEngine, *, pool: ReadPool | None = None, timezone: str | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, *, pool: DirectPool | None = None, timezone: str | None = None) -> None:
         self.engine = engine
         self.pool = pool
         # Timestamps are rendered in this PostgreSQL TimeZone (UTC, the session default, when None).

@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .database import connection, is_transient, sqlstate, transaction
+from .direct import DirectPool, compiled_statement
 from .entities import Entity, Kind, entity as entity_named, referrers
 from .auth import require_write
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
@@ -92,8 +93,10 @@ class ImportResult:
 
 
 class WriteService:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, pool: DirectPool | None = None) -> None:
         self.engine = engine
+        # Where a create that is one statement runs, when given (api/direct.py); else the engine.
+        self.pool = pool
 
     # ------------------------------------------------------------ create
 
@@ -176,15 +179,19 @@ class WriteService:
         so nothing is committed; then, as when a reference is missing or PostgreSQL broke a
         deadlock, this returns None having written nothing, and `create` goes the general
         way, which names the ids."""
-        async with connection(self.engine) as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            try:
-                return await _try_insert(conn, ent, wanted, rows, given,
-                                         skip_existing=on_conflict is OnConflict.IGNORE, with_events=True)
-            except DBAPIError as error:
-                if sqlstate(error) == UNIQUE_VIOLATION or is_transient(error):
-                    return None
-                raise
+        skip_existing = on_conflict is OnConflict.IGNORE
+        try:
+            if self.pool is not None:
+                return await _try_insert(self.pool, ent, wanted, rows, given, skip_existing=skip_existing,
+                                         with_events=True)
+            async with connection(self.engine) as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await _try_insert(conn, ent, wanted, rows, given, skip_existing=skip_existing,
+                                         with_events=True)
+        except Exception as error:  # as the driver raised it, or as a domain error made from it
+            if sqlstate(error) == UNIQUE_VIOLATION or is_transient(error):
+                return None
+            raise
 
     # ------------------------------------------------------------ update
 
@@ -590,9 +597,10 @@ async def _insert_checked(conn: AsyncConnection, ent: Entity, wanted: Wanted, ro
     raise AssertionError("every reference was locked before the second try")
 
 
-async def _try_insert(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]],
+async def _try_insert(conn: AsyncConnection | DirectPool, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]],
                       rows_json: str, *, skip_existing: bool, with_events: bool) -> Inserted | None:
-    """One run of `_insert_statement`: None, having inserted nothing, when a reference is missing."""
+    """One run of `_insert_statement`: None, having inserted nothing, when a reference is missing.
+    On the direct pool it is a transaction of its own."""
     targets = tuple(sorted(wanted))
     with_events = with_events and ent.event_type is not None
     statement = _insert_statement(ent.name, targets, skip_existing, with_events)
@@ -604,7 +612,11 @@ async def _try_insert(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: 
         params["event_type"] = ent.event_type
     names = [c.name for c in TABLES[ent.name].columns]
     dated = "created_at" in names
-    records = [tuple(r) for r in await conn.execute(statement, params)]
+    if isinstance(conn, DirectPool):
+        compiled = compiled_statement(statement)
+        records = [tuple(r) for r in await conn.fetch(compiled, compiled.arguments(params))]
+    else:
+        records = [tuple(r) for r in await conn.execute(statement, params)]
     if not records[0][0]:
         return None
     given = {row["id"]: row for row in rows}

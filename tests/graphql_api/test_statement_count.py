@@ -9,7 +9,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.readpool import ReadPool
+from api.direct import DirectPool
 from api.writes import WriteService
 
 NESTED = '''{ goalStories(first: 100, where: {parentId: {isNull: true}}) { totalCount nodes { id title
@@ -39,12 +39,12 @@ def statements() -> Iterator[list[str]]:
             seen.append(statement)
 
     event.listen(Engine, "before_cursor_execute", record)
-    ReadPool.observers.append(record_read)
+    DirectPool.observers.append(record_read)
     try:
         yield seen
     finally:
         event.remove(Engine, "before_cursor_execute", record)
-        ReadPool.observers.remove(record_read)
+        DirectPool.observers.remove(record_read)
 
 
 async def _seed(engine: AsyncEngine, stories: int) -> None:

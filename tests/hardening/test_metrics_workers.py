@@ -41,5 +41,5 @@ async def test_every_worker_reports_the_requests_of_all_workers(database_url: st
                 response = await client.get("/metrics")
                 assert response.status_code == 200
                 scraped.append(served_reads(response.text))
-                assert "coco_db_read_pool_size" in response.text
+                assert "coco_db_direct_pool_size" in response.text
     assert scraped == [REQUESTS] * len(scraped)

@@ -1,12 +1,13 @@
-"""Reads straight on asyncpg: the hot path of every REST GET and GraphQL query.
+"""Statements straight on asyncpg: every REST GET and GraphQL query, and creates that are one statement.
 
-SQLAlchemy builds each plan shape's statement once and compiles it once
-(api/query.py). Running it through SQLAlchemy's connection and result layers
-as well would cost more than everything else a read does: a pooled checkout
-with its greenlet, BEGIN, the statement, ROLLBACK, four round trips where one
-does. Here the compiled text runs as one statement in autocommit on a plain
-asyncpg pool, which keeps it prepared on each connection; a read that needs a
-snapshot or a time zone takes a transaction for just that.
+SQLAlchemy builds each statement once and compiles it once (api/query.py
+keeps a plan shape's, api/writes.py a create's). Running it through
+SQLAlchemy's connection and result layers as well would cost more than
+everything else a read does: a pooled checkout with its greenlet, BEGIN, the
+statement, ROLLBACK, four round trips where one does. Here the compiled text
+runs as one statement in autocommit on a plain asyncpg pool, which keeps it
+prepared on each connection; a read that needs a snapshot or a time zone
+takes a transaction for just that.
 
 The pool's connections carry no session state between uses (time zones are
 set for one transaction only; nothing listens, locks or keeps cursors), so
@@ -53,7 +54,7 @@ class Compiled:
 def compile_statement(statement: Executable) -> Compiled:
     compiled = statement.compile(dialect=_DIALECT)
     return Compiled(sql=compiled.string, names=tuple(compiled.positiontup or ()),
-                    defaults=compiled.construct_params(), processors=dict(compiled._bind_processors))
+                    defaults=compiled.construct_params(_check=False), processors=dict(compiled._bind_processors))
 
 
 # A prepared shape is compiled once, for as long as query.py keeps it.
@@ -78,8 +79,8 @@ def compiled_statement(statement: Executable) -> Compiled:
     return found
 
 
-class ReadPool:
-    # Called with the SQL of every statement any read pool of this process runs (as SQLAlchemy's
+class DirectPool:
+    # Called with the SQL of every statement any direct pool of this process runs (as SQLAlchemy's
     # `before_cursor_execute` event for the engine): what tests count statements with.
     observers: list[Callable[[str], None]] = []
 
@@ -110,7 +111,7 @@ class ReadPool:
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection; database failures leave it as domain errors, as in api/database.py."""
         if self._pool is None:
-            raise RuntimeError("the read pool is not started")
+            raise RuntimeError("the direct pool is not started")
         try:
             async with self._pool.acquire() as conn:
                 yield conn
@@ -140,6 +141,13 @@ class ReadPool:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    async def fetch(self, statement: Compiled, arguments: list[Any]) -> list[Any]:
+        """Every row of one statement run once, as a transaction of its own (a write: never run again)."""
+        async with self.connection() as conn:
+            for observer in self.observers:
+                observer(statement.sql)
+            return await conn.fetch(statement.sql, *arguments)
 
     async def _fetchrow(self, conn: asyncpg.Connection, statement: Compiled, arguments: list[Any]) -> Any:
         for observer in self.observers:
