@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -29,11 +30,17 @@ class Gap:
     upto: int
 
 
-Item = Union[dict[str, Any], Gap]
+# Events in cursor order, shared by every subscriber the feed offered them to: never modified.
+Batch = Sequence[dict[str, Any]]
+Item = Union[Batch, Gap]
 
 
 class Subscriber:
-    """Written to only by the feed, synchronously, so it never waits for the reader."""
+    """Written to only by the feed, synchronously, so it never waits for the reader.
+
+    The queue holds batches (one per read of the feed) and gaps; its bound counts
+    events (a gap counts as one), so batching changes when a subscriber wakes,
+    never when it overflows."""
 
     def __init__(self, key: str | None, queue_size: int, covered: int) -> None:
         # Which match column of the feed's read says whether an event is for us (None: every event).
@@ -45,18 +52,21 @@ class Subscriber:
         self.closed = False
         self.error: Exception | None = None
         self._items: deque[Item] = deque()
+        self._queued = 0  # events in the queue
         self._ready = asyncio.Event()
 
     def offer(self, item: Item, covered: int) -> bool:
-        """Queue an item; False (and the subscriber is dropped) when the queue is full."""
+        """Queue a batch or a gap; False (and the subscriber is dropped) when it does not fit."""
         if self.overflowed or self.closed:
             return False
-        if len(self._items) >= self.queue_size:
+        size = 1 if isinstance(item, Gap) else len(item)
+        if self._queued + size > self.queue_size:
             self.overflowed = True
-            self._items.clear()  # the subscriber resumes from the table; free the memory now
+            self._clear()  # the subscriber resumes from the table; free the memory now
             self._ready.set()
             return False
         self._items.append(item)
+        self._queued += size
         self.covered = max(self.covered, covered)
         self._ready.set()
         return True
@@ -68,16 +78,17 @@ class Subscriber:
     def fail(self, error: Exception) -> None:
         """End the subscription with `error` (raised to the subscriber once it gets here)."""
         self.error = error
-        self._items.clear()
+        self._clear()
         self.close()
 
     def close(self) -> None:
         self.closed = True
         self._ready.set()
 
-    async def next_item(self) -> Item | None:
-        """The next queued item; None once closed and drained. Raises nothing itself:
-        the caller checks `overflowed`, since only it knows the last cursor delivered."""
+    async def next_items(self) -> list[Item] | None:
+        """Everything queued, oldest first, once there is something; None once closed and
+        drained. Raises nothing itself: the caller checks `overflowed`, since only it
+        knows the last cursor delivered."""
         while not self._items:
             if self.overflowed or self.closed:
                 return None
@@ -86,4 +97,10 @@ class Subscriber:
             await self._ready.wait()
         if self.overflowed:
             return None
-        return self._items.popleft()
+        items = list(self._items)
+        self._clear()
+        return items
+
+    def _clear(self) -> None:
+        self._items.clear()
+        self._queued = 0
