@@ -1,0 +1,106 @@
+"""LiveFeed batches: what waits for a subscriber comes in one turn, the queue bound still
+counts events, and one read per write serves every subscriber however many there are."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.live import LiveFeed, SubscriberOverflow
+from api.plan import Condition
+from api.writes import WriteService
+
+from .helpers import caught_up, checkins, seed, take
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def feed(database_url: str, clean: AsyncEngine) -> AsyncIterator[LiveFeed]:
+    live = LiveFeed(database_url, clean)
+    await live.start()
+    yield live
+    await live.stop()
+
+
+async def test_events_waiting_for_a_subscriber_come_in_one_batch_in_cursor_order(
+        feed: LiveFeed, writer: WriteService) -> None:
+    await seed(writer)
+    batches = feed.subscribe_batches()
+    written = []
+    for _ in range(3):  # three writes, three reads of the feed, three queued batches
+        written += await checkins(writer, 1)
+        await caught_up(feed, written[-1]["seq"])
+
+    batch = await asyncio.wait_for(anext(batches), 60)
+
+    assert [e["cursor"] for e in batch] == [e["seq"] for e in written]
+    more = await checkins(writer, 2)
+    assert [e["cursor"] for e in await asyncio.wait_for(anext(batches), 60)] == [e["seq"] for e in more]
+    await batches.aclose()  # type: ignore[attr-defined]
+    assert feed.subscriber_count == 0
+
+
+async def test_a_replay_and_the_live_events_queued_behind_it_come_without_repeat(
+        feed: LiveFeed, writer: WriteService) -> None:
+    await seed(writer)
+    before = await checkins(writer, 5)
+    await caught_up(feed, before[-1]["seq"])
+    batches = feed.subscribe_batches(after=before[1]["seq"])
+    live = await checkins(writer, 2)
+    await caught_up(feed, live[-1]["seq"])
+
+    got: list[int] = []
+    while len(got) < 5:
+        got += [e["cursor"] for e in await asyncio.wait_for(anext(batches), 60)]
+
+    assert got == [e["seq"] for e in before[2:] + live]
+    await batches.aclose()  # type: ignore[attr-defined]
+
+
+async def test_the_queue_bound_counts_events_not_batches(database_url: str, clean: AsyncEngine,
+                                                         writer: WriteService) -> None:
+    small = LiveFeed(database_url, clean, queue_size=4)
+    await small.start()
+    try:
+        await seed(writer)
+        start = small.position
+        drained, slow = small.subscribe_batches(), small.subscribe_batches()
+        first = await checkins(writer, 2) + await checkins(writer, 2)
+        await caught_up(small, first[-1]["seq"])
+        # Four events fill a queue of four exactly: nobody overflows yet.
+        assert [e["cursor"] for e in await asyncio.wait_for(anext(drained), 60)] == [e["seq"] for e in first]
+        [fifth] = await checkins(writer, 1)
+        await caught_up(small, fifth["seq"])
+
+        with pytest.raises(SubscriberOverflow) as overflow:
+            await anext(slow)
+        assert overflow.value.last_cursor == start
+        assert [e["cursor"] for e in await asyncio.wait_for(anext(drained), 60)] == [fifth["seq"]]
+        await drained.aclose()  # type: ignore[attr-defined]
+    finally:
+        await small.stop()
+
+
+async def test_one_read_per_write_serves_hundreds_of_subscribers(feed: LiveFeed, writer: WriteService) -> None:
+    ids = await seed(writer)
+    everything = [feed.subscribe() for _ in range(300)]
+    one_actor = [feed.subscribe(where=Condition("actor_id", "eq", ids["actors"][1])) for _ in range(100)]
+    one_team = [feed.subscribe(team_id=ids["teams"][0]) for _ in range(100)]
+    reads = feed.reads
+
+    written = []
+    for actor in (ids["actors"][0], ids["actors"][1], ids["actors"][0]):
+        [event] = await checkins(writer, 1, actor=actor)
+        written.append(event)
+        await caught_up(feed, event["seq"])
+
+    assert feed.reads - reads == 3
+    for got in await asyncio.gather(*(take(events, 3) for events in everything)):
+        assert [e["cursor"] for e in got] == [e["seq"] for e in written]
+    for got in await asyncio.gather(*(take(events, 1) for events in one_actor)):
+        assert [e["cursor"] for e in got] == [written[1]["seq"]]
+    for got in await asyncio.gather(*(take(events, 3) for events in one_team)):
+        assert [e["cursor"] for e in got] == [e["seq"] for e in written]
