@@ -44,6 +44,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the server")
     parser.add_argument("--transport", choices=("sse", "feed"), default="sse")
     parser.add_argument("--profile", type=Path, help="write py-spy collapsed stacks of the workers here")
+    parser.add_argument("--ours-root", type=Path, default=ROOT,
+                        help="serve from another checkout of this repository (e.g. the code before a change)")
     return parser.parse_args(argv)
 
 
@@ -59,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.transport == "feed":
                 asyncio.run(in_process(db.url, plans))
             else:
-                print("\n".join(subscriptions.table(over_sse(db.url, plans, args.workers, args.profile))))
+                report = over_sse(db.url, plans, args.workers, args.profile, args.ours_root.resolve())
+                print("\n".join(subscriptions.table(report)))
         finally:
             asyncio.run(reset_writes(db.url, db.seed_max_seq))
     finally:
@@ -67,23 +70,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def over_sse(database_url: str, plans: list[subscriptions.Plan], workers: int,
-             profile: Path | None) -> subscriptions.Report:
+def over_sse(database_url: str, plans: list[subscriptions.Plan], workers: int, profile: Path | None,
+             root: Path = ROOT) -> subscriptions.Report:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     server = ServerProcess("coco serve", [sys.executable, "-m", "api", "serve", "--workers", str(workers),
                                           "--port", str(port)],
-                           port=port, cwd=ROOT, log_file=ROOT / "bench" / ".data" / "logs" / "coco-live.log",
+                           port=port, cwd=root, log_file=ROOT / "bench" / ".data" / "logs" / "coco-live.log",
                            ready_path="/healthz",
-                           env={**env, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT),
+                           env={**env, "DATABASE_URL": database_url, "PYTHONPATH": str(root),
                                 "COCO_LOG_LEVEL": "warning"})
     server.start()
     try:
-        report = asyncio.run(subscriptions.measure(server.base_url, database_url, plans[:-1],
-                                                   actor_id=ACTOR, team_id=TEAM)) if len(plans) > 1 else None
+        report = (asyncio.run(subscriptions.measure(server.base_url, database_url, plans[:-1],
+                                                   actor_id=ACTOR, team_id=TEAM, server_pids=server.pids))
+                  if len(plans) > 1 else None)
         spies = _profile(server, profile, plans[-1]) if profile else []
         last = asyncio.run(subscriptions.measure(server.base_url, database_url, plans[-1:],
-                                                 actor_id=ACTOR, team_id=TEAM))
+                                                 actor_id=ACTOR, team_id=TEAM, server_pids=server.pids))
         for spy in spies:
             spy.wait()
     finally:

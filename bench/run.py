@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -122,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         runs.append(SCENARIOS[name](context))
                     rows.append(runs[0] if len(runs) == 1 else median_row(runs))
                 if subscriptions.KEY in only:
-                    live = _subscriptions(context, args.quick)
+                    ours = next((s for s in servers if s.name == OURS), None)
+                    live = _subscriptions(context, args.quick, ours.pids if ours else list)
             memory = sampler.report()
     finally:
         for server in servers:
@@ -144,14 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _subscriptions(ctx: Context, quick: bool) -> subscriptions.Report:
+def _subscriptions(ctx: Context, quick: bool, server_pids: Callable[[], list[int]]) -> subscriptions.Report:
     """Latency of live events over SSE from the same `coco serve` the other rows measured."""
     if ctx.ours.base_url is None:
         return subscriptions.Report("sse", [], skipped=ctx.ours.unavailable or "our server did not start")
     plans = subscriptions.default_plans(events=40 if quick else 200)
     try:
-        return asyncio.run(subscriptions.measure(ctx.ours.base_url, ctx.db.url, plans,
-                                                 actor_id="p-1", team_id="t-1"))
+        return asyncio.run(subscriptions.measure(ctx.ours.base_url, ctx.db.url, plans, actor_id="p-1",
+                                                 team_id="t-1", server_pids=server_pids))
     except (RuntimeError, OSError, TimeoutError) as error:
         log.error("subscriptions: %s", error)
         return subscriptions.Report("sse", [], skipped=f"failed: {error}")

@@ -35,34 +35,35 @@ class Chunked:
     def __init__(self) -> None:
         self.buffer = b""
         self.remaining = 0  # bytes of the current chunk not yet read
-        self.trailer = 0  # CRLF after a chunk not yet read
+        self.trailer = 0  # bytes of the CRLF after a chunk not yet read
         self.ended = False
 
     def feed(self, data: bytes) -> bytes:
-        self.buffer += data
+        buffer = self.buffer + data if self.buffer else data
         out: list[bytes] = []
-        while self.buffer and not self.ended:
+        at, size = 0, len(buffer)
+        while at < size and not self.ended:
             if self.trailer:
-                take = min(self.trailer, len(self.buffer))
-                self.buffer, self.trailer = self.buffer[take:], self.trailer - take
-                continue
-            if self.remaining:
-                piece = self.buffer[:self.remaining]
-                out.append(piece)
-                self.buffer = self.buffer[len(piece):]
-                self.remaining -= len(piece)
+                take = min(self.trailer, size - at)
+                at += take
+                self.trailer -= take
+            elif self.remaining:
+                take = min(self.remaining, size - at)
+                out.append(buffer[at:at + take])
+                at += take
+                self.remaining -= take
                 if not self.remaining:
                     self.trailer = 2
-                continue
-            line_end = self.buffer.find(b"\r\n")
-            if line_end < 0:
-                break
-            size = int(self.buffer[:line_end].split(b";", 1)[0], 16)
-            self.buffer = self.buffer[line_end + 2:]
-            if size == 0:
-                self.ended = True
-            self.remaining = size
-        return b"".join(out)
+            else:
+                line_end = buffer.find(b"\r\n", at)
+                if line_end < 0:
+                    break
+                self.remaining = int(buffer[at:line_end].split(b";", 1)[0], 16)
+                at = line_end + 2
+                if not self.remaining:
+                    self.ended = True
+        self.buffer = buffer[at:] if not self.ended else b""
+        return out[0] if len(out) == 1 else b"".join(out)
 
 
 class Frames:
@@ -72,25 +73,28 @@ class Frames:
         self.buffer = b""
 
     def feed(self, data: bytes) -> list[tuple[str, str, str]]:
-        self.buffer += data
+        buffer = self.buffer + data if self.buffer else data
         events = []
+        at = 0
         while True:
-            end = self.buffer.find(b"\n\n")
+            end = buffer.find(b"\n\n", at)
             if end < 0:
+                self.buffer = buffer[at:]
                 return events
-            block, self.buffer = self.buffer[:end], self.buffer[end + 2:]
             kind, ident, data_lines = "message", "", []
-            for line in block.decode().split("\n"):
-                if line.startswith(":"):
+            for line in buffer[at:end].split(b"\n"):
+                if line.startswith(b":"):
                     continue
-                name, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if name == "event":
-                    kind = value
-                elif name == "id":
-                    ident = value
-                elif name == "data":
-                    data_lines.append(value)
+                name, _, value = line.partition(b":")
+                if value.startswith(b" "):
+                    value = value[1:]
+                if name == b"data":
+                    data_lines.append(value.decode())
+                elif name == b"id":
+                    ident = value.decode()
+                elif name == b"event":
+                    kind = value.decode()
+            at = end + 2
             if data_lines:
                 events.append((kind, ident, "\n".join(data_lines)))
 
@@ -197,7 +201,7 @@ async def run(host: str, port: int, streams: int, wanted: int, timeout: float, o
         if protocol.transport is not None:
             protocol.transport.close()
     watch.cancel()
-    out.write(json.dumps({"receipts": receipts, "errors": errors}) + "\n")
+    out.write(json.dumps({"receipts": receipts, "errors": errors, "cpu_s": time.process_time()}) + "\n")
     out.flush()
 
 

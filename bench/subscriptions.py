@@ -19,7 +19,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,10 @@ class Result:
     expected: int
     latency_ms: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    # CPU time per event written (warm-up included) of the server's processes and of the
+    # client processes: what the fan-out costs, whatever else the machine was doing.
+    server_cpu_ms_per_event: float | None = None
+    client_cpu_ms_per_event: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -151,9 +155,11 @@ class Clients:
             if line.strip() != b"ready":
                 raise RuntimeError(f"an SSE client process did not get its streams (exit {process.returncode})")
 
-    async def collect(self) -> tuple[dict[int, list[float]], list[str]]:
+    async def collect(self) -> tuple[dict[int, list[float]], list[str], float]:
+        """Every stream's receipts by cursor, the errors, and the clients' CPU seconds."""
         receipts: dict[int, list[float]] = {}
         errors: list[str] = []
+        cpu_s = 0.0
         for process in self.processes:
             assert process.stdout is not None and process.stdin is not None
             line = await asyncio.wait_for(process.stdout.readline(), self.timeout + 30)
@@ -164,9 +170,10 @@ class Clients:
                 continue
             answer = json.loads(line)
             errors.extend(answer["errors"])
+            cpu_s += answer["cpu_s"]
             for cursor, times in answer["receipts"].items():
                 receipts.setdefault(int(cursor), []).extend(times)
-        return receipts, errors
+        return receipts, errors, cpu_s
 
     async def stop(self) -> None:
         for process in self.processes:
@@ -185,30 +192,50 @@ async def write_events(writer: WriteService, n: int, pace_s: float, actor_id: st
     return committed
 
 
-async def measure_sse(base_url: str, writer: WriteService, plan: Plan, *, actor_id: str, team_id: str) -> Result:
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system CPU time the processes have used so far (those still running)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def measure_sse(base_url: str, writer: WriteService, plan: Plan, *, actor_id: str, team_id: str,
+                      server_pids: Callable[[], list[int]] | None = None) -> Result:
     wanted = WARMUP_EVENTS + plan.events
     clients = Clients(base_url, plan.subscribers, wanted, timeout=60 + wanted * plan.pace_s * 2)
     await clients.start()
     try:
+        pids = server_pids() if server_pids else []
+        server_cpu = cpu_seconds(pids)
         await write_events(writer, WARMUP_EVENTS, plan.pace_s, actor_id, team_id)
         committed = await write_events(writer, plan.events, plan.pace_s, actor_id, team_id)
-        receipts, errors = await clients.collect()
+        receipts, errors, client_cpu = await clients.collect()
+        server_cpu = cpu_seconds(pids) - server_cpu
     finally:
         await clients.stop()
     latencies = latencies_of(committed, receipts)
     return Result(plan.subscribers, plan.events, plan.pace_s * 1000, len(clients.shares), len(latencies),
-                  plan.events * plan.subscribers, percentiles(latencies) if latencies else {}, errors[:5])
+                  plan.events * plan.subscribers, percentiles(latencies) if latencies else {}, errors[:5],
+                  server_cpu_ms_per_event=round(server_cpu * 1000 / wanted, 2) if pids else None,
+                  client_cpu_ms_per_event=round(client_cpu * 1000 / wanted, 2))
 
 
 async def measure(base_url: str, database_url: str, plans: Sequence[Plan], *, actor_id: str,
-                  team_id: str) -> Report:
-    """Every plan in turn against the server at `base_url`, writing into `database_url`."""
+                  team_id: str, server_pids: Callable[[], list[int]] | None = None) -> Report:
+    """Every plan in turn against the server at `base_url` (whose processes `server_pids`
+    lists, for their CPU time), writing into `database_url`."""
     engine = create_engine(database_url, pool_size=2)
     writer = WriteService(engine)
     results = []
     try:
         for plan in plans:
-            results.append(await measure_sse(base_url, writer, plan, actor_id=actor_id, team_id=team_id))
+            results.append(await measure_sse(base_url, writer, plan, actor_id=actor_id, team_id=team_id,
+                                             server_pids=server_pids))
     finally:
         await engine.dispose()
     return Report("sse", results, load_average=[round(x, 2) for x in os.getloadavg()])
@@ -223,15 +250,17 @@ def table(report: Report | None) -> list[str]:
     if report.skipped:
         out.append(f"  not measured: {report.skipped}")
         return out
-    header = ["subscribers", "events", "pace ms", "clients", "receipts", "p50", "p95", "p99", "max", "target"]
+    header = ["subscribers", "events", "pace ms", "clients", "receipts", "p50", "p95", "p99", "max", "target",
+              "CPU ms/event: server", "clients"]
     lines = [header]
     for r in report.results:
         verdict = ""
         if r.subscribers == report.target_at:
             verdict = "ok" if report.met else "MISSED"
         figures = [f"{r.latency_ms[k]:.1f}" for k in ("p50", "p95", "p99", "max")] if r.latency_ms else ["-"] * 4
+        cpu = [f"{ms:.1f}" if ms is not None else "-" for ms in (r.server_cpu_ms_per_event, r.client_cpu_ms_per_event)]
         lines.append([f"{r.subscribers:,}", str(r.events), f"{r.pace_ms:.0f}", str(r.client_processes),
-                      f"{r.receipts:,}/{r.expected:,}" + ("" if r.complete else " !"), *figures, verdict])
+                      f"{r.receipts:,}/{r.expected:,}" + ("" if r.complete else " !"), *figures, verdict, *cpu])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out.extend("  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(line)).rstrip() for line in lines)
     for r in report.results:
