@@ -33,7 +33,7 @@ KEY = "subscriptions"
 SIZES = (1, 100, 1000)
 TARGET_P99_MS = 100.0
 TARGET_AT = 1000
-STREAMS_PER_PROCESS = 250
+STREAMS_PER_PROCESS = 500
 # Events written before measuring (the first frames warm caches and connections).
 WARMUP_EVENTS = 3
 

@@ -84,6 +84,17 @@ class Frames:
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self.cache: OrderedDict[int, bytes] = OrderedDict()
+        # The feed offers one batch object to all subscribers of a filter: join its frames once.
+        self._batch: Sequence[dict[str, Any]] | None = None
+        self._joined = b""
+
+    def batch(self, events: Sequence[dict[str, Any]]) -> bytes:
+        """The frames of `events`, one after the other."""
+        if len(events) == 1:
+            return self(events[0])
+        if events is not self._batch:  # holding the batch keeps its identity from being reused
+            self._batch, self._joined = events, b"".join(map(self, events))
+        return self._joined
 
     def __call__(self, event: dict[str, Any]) -> bytes:
         cursor = event["cursor"]
@@ -136,7 +147,7 @@ class Streaming:
         try:
             async for batch in self.events:
                 # Every event waiting for this stream in one write: one turn, one system call.
-                await self.write(self.frames(batch[0]) if len(batch) == 1 else b"".join(map(self.frames, batch)))
+                await self.write(self.frames.batch(batch))
         except SubscriberOverflow as overflow:
             await self.error("subscriber_overflow", str(overflow), last_cursor=overflow.last_cursor)
         except InvalidInput as error:

@@ -53,7 +53,8 @@ class Subscriber:
         self.error: Exception | None = None
         self._items: deque[Item] = deque()
         self._queued = 0  # events in the queue
-        self._ready = asyncio.Event()
+        # The reader's wake-up while it waits (a bare future: one per wait, nothing else).
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, item: Item, covered: int) -> bool:
         """Queue a batch or a gap; False (and the subscriber is dropped) when it does not fit."""
@@ -63,12 +64,12 @@ class Subscriber:
         if self._queued + size > self.queue_size:
             self.overflowed = True
             self._clear()  # the subscriber resumes from the table; free the memory now
-            self._ready.set()
+            self._wake()
             return False
         self._items.append(item)
         self._queued += size
         self.covered = max(self.covered, covered)
-        self._ready.set()
+        self._wake()
         return True
 
     def advance(self, covered: int) -> None:
@@ -83,7 +84,7 @@ class Subscriber:
 
     def close(self) -> None:
         self.closed = True
-        self._ready.set()
+        self._wake()
 
     async def next_items(self) -> list[Item] | None:
         """Everything queued, oldest first, once there is something; None once closed and
@@ -92,14 +93,22 @@ class Subscriber:
         while not self._items:
             if self.overflowed or self.closed:
                 return None
-            # Cleared before waiting, and set by every offer, so no wake-up is lost.
-            self._ready.clear()
-            await self._ready.wait()
+            # Made before waiting and resolved by every offer, so no wake-up is lost.
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         if self.overflowed:
             return None
         items = list(self._items)
         self._clear()
         return items
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _clear(self) -> None:
         self._items.clear()

@@ -104,3 +104,17 @@ async def test_one_read_per_write_serves_hundreds_of_subscribers(feed: LiveFeed,
         assert [e["cursor"] for e in got] == [written[1]["seq"]]
     for got in await asyncio.gather(*(take(events, 3) for events in one_team)):
         assert [e["cursor"] for e in got] == [e["seq"] for e in written]
+
+
+def test_an_event_stream_encodes_a_shared_batch_once() -> None:
+    from api.live.sse import Frames
+
+    frames = Frames()
+    shared = ({"cursor": 1, "id": "a"}, {"cursor": 2, "id": "b"})
+
+    joined = frames.batch(shared)
+
+    assert joined == frames(shared[0]) + frames(shared[1])
+    assert joined.startswith(b"id: 1\nevent: coordination_event\ndata: {") and joined.endswith(b"}\n\n")
+    assert frames.batch(shared) is joined  # the next stream offered the same batch
+    assert frames.batch(list(shared)) == joined and frames.batch(shared[:1]) == frames(shared[0])
