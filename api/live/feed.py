@@ -31,7 +31,7 @@ from ..plan import Column, Filter, Match, OrderTerm, ReadPlan, all_of
 from ..reads import Reader
 from .filters import after_cursor, team_filter, up_to_cursor
 from .listener import Listener
-from .subscriber import Gap, Subscriber, SubscriberOverflow
+from .subscriber import Gap, Sink, Subscriber, SubscriberOverflow
 
 log = logging.getLogger("coco.live")
 
@@ -131,10 +131,13 @@ class LiveFeed:
         return _one_by_one(self.subscribe_batches(where, after, team_id))
 
     def subscribe_batches(self, where: Filter | None = None, after: int | None = None,
-                          team_id: str | None = None) -> AsyncIterator[Sequence[dict[str, Any]]]:
+                          team_id: str | None = None,
+                          sink: Sink | None = None) -> AsyncIterator[Sequence[dict[str, Any]]]:
         """`subscribe`, in batches: each time the subscriber wakes, every event it has
         waiting (at least one), so that a consumer that can write many at once (an event
-        stream) takes one turn per batch rather than one per event."""
+        stream) takes one turn per batch rather than one per event. With `sink`, a live
+        batch that finds the consumer idle is handed to `sink` by the feed itself (see
+        `Subscriber.offer`); whatever it does not take comes through the iterator."""
         if self._position is None:
             raise RuntimeError("the live feed is not running (not started, or the database is not reachable yet)")
         chosen = all_of(where, team_filter(team_id) if team_id is not None else None)
@@ -145,17 +148,16 @@ class LiveFeed:
         start = now if after is None else after
         # Registered right away (not at the first iteration), so nothing committed
         # after subscribe() returns can be missed.
-        sub = Subscriber(key, self.queue_size, covered=max(start, now))
+        sub = Subscriber(key, self.queue_size, covered=max(start, now), delivered=start, sink=sink)
         if start < now:
             sub.offer(Gap(start, now), now)
         self._subscribers.add(sub)
-        return self._deliver(sub, chosen, start)
+        return self._deliver(sub, chosen)
 
     # ------------------------------------------------------------ subscriber side
 
-    async def _deliver(self, sub: Subscriber, where: Filter | None,
-                       start: int) -> AsyncIterator[Sequence[dict[str, Any]]]:
-        last = start  # every matching event up to here was yielded
+    async def _deliver(self, sub: Subscriber, where: Filter | None) -> AsyncIterator[Sequence[dict[str, Any]]]:
+        # sub.delivered: every matching event up to there was yielded (or taken by the sink).
         try:
             while True:
                 items = await sub.next_items()
@@ -163,7 +165,7 @@ class LiveFeed:
                     if sub.error is not None:
                         raise sub.error
                     if sub.overflowed:
-                        raise SubscriberOverflow(last, self.queue_size)
+                        raise SubscriberOverflow(sub.delivered, self.queue_size)
                     return
                 pending: Sequence[dict[str, Any]] = ()
                 for item in items:
@@ -171,16 +173,16 @@ class LiveFeed:
                         if pending:
                             metrics.LIVE_EVENTS_DELIVERED.inc(len(pending))
                             yield pending
-                            last, pending = pending[-1]["cursor"], ()
-                        async for page in self._replay(where, max(item.after, last), item.upto):
+                            sub.delivered, pending = pending[-1]["cursor"], ()
+                        async for page in self._replay(where, max(item.after, sub.delivered), item.upto):
                             metrics.LIVE_EVENTS_DELIVERED.inc(len(page))
                             yield page
-                            last = page[-1]["cursor"]
+                            sub.delivered = page[-1]["cursor"]
                             if sub.overflowed:
-                                raise SubscriberOverflow(last, self.queue_size)
-                        last = max(last, item.upto)
+                                raise SubscriberOverflow(sub.delivered, self.queue_size)
+                        sub.delivered = max(sub.delivered, item.upto)
                     else:
-                        top = pending[-1]["cursor"] if pending else last
+                        top = pending[-1]["cursor"] if pending else sub.delivered
                         if item[0]["cursor"] <= top:  # replayed already
                             item = [doc for doc in item if doc["cursor"] > top]
                         if item:
@@ -189,7 +191,7 @@ class LiveFeed:
                 if pending:
                     metrics.LIVE_EVENTS_DELIVERED.inc(len(pending))
                     yield pending
-                    last = pending[-1]["cursor"]
+                    sub.delivered = pending[-1]["cursor"]
         finally:
             self._drop(sub)
 
