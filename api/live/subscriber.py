@@ -105,8 +105,8 @@ class Subscriber:
 
     async def next_items(self) -> list[Item] | None:
         """Everything queued, oldest first, once there is something; None once closed and
-        drained. Raises nothing itself: the caller checks `overflowed`, since only it
-        knows the last cursor delivered."""
+        drained. Raises nothing itself: the caller checks `overflowed` and reports
+        `delivered`."""
         while not self._items:
             if self.overflowed or self.closed:
                 return None
