@@ -218,6 +218,9 @@ async def _finish(coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
             if waiting is None:
                 await asyncio.sleep(0)
             else:
+                # As a task does with a future its coroutine yields: take over the wait
+                # (the future still says someone is blocked on it, and refuses a second await).
+                waiting._asyncio_future_blocking = False
                 await waiting
         except BaseException as error:  # a cancellation, say: the coroutine gets it where it waits
             try:

@@ -118,3 +118,61 @@ def test_an_event_stream_encodes_a_shared_batch_once() -> None:
     assert joined.startswith(b"id: 1\nevent: coordination_event\ndata: {") and joined.endswith(b"}\n\n")
     assert frames.batch(shared) is joined  # the next stream offered the same batch
     assert frames.batch(list(shared)) == joined and frames.batch(shared[:1]) == frames(shared[0])
+
+
+async def test_a_direct_write_that_must_wait_finishes_before_any_other_write() -> None:
+    """An event stream's send that waits (the client is not reading: the server's flow control
+    holds the write back) is carried on by a task, ahead of every later write."""
+    from api.live.sse import Frames, Streaming
+
+    writable = asyncio.Event()
+    written: list[bytes] = []
+
+    async def send(message: dict) -> None:
+        # What uvicorn does: wait until the transport is writable again, then write.
+        if not writable.is_set():
+            await writable.wait()
+        written.append(message["body"])
+
+    frames = Frames()
+    streaming = Streaming(send, keepalive=60, frames=frames)
+    streaming.started = True
+    first, second = ({"cursor": 1},), ({"cursor": 2},)
+
+    assert streaming.write_now(first) is True  # taken: it is the stream's to finish
+    assert written == [] and streaming.unfinished is not None
+    assert streaming.write_now(second) is False  # busy: left to the stream's task, behind the first
+    for _ in range(3):  # the task carrying the first write starts waiting before the client reads
+        await asyncio.sleep(0)
+    writable.set()
+    await asyncio.wait_for(streaming.write(frames.batch(second)), 10)
+
+    assert written == [frames(first[0]), frames(second[0])]
+    assert streaming.unfinished is None and streaming.write_now(({"cursor": 3},)) is True
+    assert written[-1] == frames({"cursor": 3})
+
+
+async def test_a_waiting_direct_write_is_cancelled_with_its_stream() -> None:
+    from api.live.sse import Frames, Streaming
+
+    writable = asyncio.Event()
+    written: list[bytes] = []
+
+    async def send(message: dict) -> None:
+        await writable.wait()
+        written.append(message["body"])
+
+    streaming = Streaming(send, keepalive=60, frames=Frames())
+    streaming.started = True
+    assert streaming.write_now(({"cursor": 1},)) is True
+    await asyncio.sleep(0)
+    unfinished = streaming.unfinished
+    assert unfinished is not None
+
+    unfinished.cancel()
+    await asyncio.gather(unfinished, return_exceptions=True)
+    writable.set()
+    await asyncio.sleep(0)
+
+    assert unfinished.cancelled() and written == []
+    assert not writable._waiters  # type: ignore[attr-defined] - the send's wait was unwound, not left behind
