@@ -3,7 +3,8 @@
 The same measurement as the subscriptions row of `make bench` (bench/subscriptions.py):
 `coco serve --workers N` on the benchmark cluster's small dataset, 1, 100 and
 1,000 SSE streams held by lean client processes, check-ins written one at a time
-through the write service. With `--profile DIR`, py-spy (when installed) records
+through the write service. `--transport graphql` measures GraphQL subscriptions over
+WebSocket the same way (bench/ws_client.py). With `--profile DIR`, py-spy (when installed) records
 each worker during the largest count. `--transport feed` measures the engine
 alone instead: LiveFeed subscribers in this process, no HTTP.
 """
@@ -42,7 +43,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=200, help="events per count (half as many above 100)")
     parser.add_argument("--pace-ms", type=float, default=20.0, help="least pause between writes")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the server")
-    parser.add_argument("--transport", choices=("sse", "feed"), default="sse")
+    parser.add_argument("--transport", choices=("sse", "graphql", "feed"), default="sse",
+                        help="sse, graphql (subscriptions over WebSocket) or feed (in process, no HTTP)")
     parser.add_argument("--profile", type=Path, help="write py-spy collapsed stacks of the workers here")
     parser.add_argument("--ours-root", type=Path, default=ROOT,
                         help="serve from another checkout of this repository (e.g. the code before a change)")
@@ -61,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.transport == "feed":
                 asyncio.run(in_process(db.url, plans))
             else:
-                report = over_sse(db.url, plans, args.workers, args.profile, args.ours_root.resolve())
+                report = served(db.url, plans, args.workers, args.profile, args.ours_root.resolve(), args.transport)
                 print("\n".join(subscriptions.table(report)))
         finally:
             asyncio.run(reset_writes(db.url, db.seed_max_seq))
@@ -70,8 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def over_sse(database_url: str, plans: list[subscriptions.Plan], workers: int, profile: Path | None,
-             root: Path = ROOT) -> subscriptions.Report:
+def served(database_url: str, plans: list[subscriptions.Plan], workers: int, profile: Path | None,
+           root: Path = ROOT, transport: str = "sse") -> subscriptions.Report:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     server = ServerProcess("coco serve", [sys.executable, "-m", "api", "serve", "--workers", str(workers),
@@ -83,11 +85,13 @@ def over_sse(database_url: str, plans: list[subscriptions.Plan], workers: int, p
     server.start()
     try:
         report = (asyncio.run(subscriptions.measure(server.base_url, database_url, plans[:-1],
-                                                   actor_id=ACTOR, team_id=TEAM, server_pids=server.pids))
+                                                   actor_id=ACTOR, team_id=TEAM, server_pids=server.pids,
+                                                    transport=transport))
                   if len(plans) > 1 else None)
         spies = _profile(server, profile, plans[-1]) if profile else []
         last = asyncio.run(subscriptions.measure(server.base_url, database_url, plans[-1:],
-                                                 actor_id=ACTOR, team_id=TEAM, server_pids=server.pids))
+                                                 actor_id=ACTOR, team_id=TEAM, server_pids=server.pids,
+                                                 transport=transport))
         for spy in spies:
             spy.wait()
     finally:

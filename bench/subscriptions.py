@@ -36,6 +36,10 @@ TARGET_AT = 1000
 STREAMS_PER_PROCESS = 500
 # Events written before measuring (the first frames warm caches and connections).
 WARMUP_EVENTS = 3
+# Each transport's client process (same command line and output) and how the table names it.
+CLIENTS = {"sse": "bench.sse_client", "graphql": "bench.ws_client"}
+TITLES = {"sse": "SSE (GET /coordination_events)",
+          "graphql": "GraphQL over WebSocket (subscription coordinationEvents, graphql-transport-ws)"}
 
 
 @dataclass
@@ -121,7 +125,8 @@ def latencies_of(committed: dict[int, float], receipts: dict[int, list[float]]) 
 class Clients:
     """Client processes holding `n` streams between them."""
 
-    def __init__(self, base_url: str, n: int, wanted: int, timeout: float) -> None:
+    def __init__(self, base_url: str, n: int, wanted: int, timeout: float, transport: str = "sse") -> None:
+        self.module = CLIENTS[transport]
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.n, self.wanted, self.timeout = n, wanted, timeout
@@ -142,7 +147,7 @@ class Clients:
     async def _start(self) -> None:
         for share in self.shares:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.sse_client", self.host, str(self.port), str(share), str(self.wanted),
+                sys.executable, "-m", self.module, self.host, str(self.port), str(share), str(self.wanted),
                 str(self.timeout), cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 limit=1 << 30)
             self.processes.append(process)
@@ -204,10 +209,10 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-async def measure_sse(base_url: str, writer: WriteService, plan: Plan, *, actor_id: str, team_id: str,
-                      server_pids: Callable[[], list[int]] | None = None) -> Result:
+async def measure_one(base_url: str, writer: WriteService, plan: Plan, *, actor_id: str, team_id: str,
+                      server_pids: Callable[[], list[int]] | None = None, transport: str = "sse") -> Result:
     wanted = WARMUP_EVENTS + plan.events
-    clients = Clients(base_url, plan.subscribers, wanted, timeout=60 + wanted * plan.pace_s * 2)
+    clients = Clients(base_url, plan.subscribers, wanted, timeout=60 + wanted * plan.pace_s * 2, transport=transport)
     await clients.start()
     try:
         pids = server_pids() if server_pids else []
@@ -226,7 +231,7 @@ async def measure_sse(base_url: str, writer: WriteService, plan: Plan, *, actor_
 
 
 async def measure(base_url: str, database_url: str, plans: Sequence[Plan], *, actor_id: str,
-                  team_id: str, server_pids: Callable[[], list[int]] | None = None) -> Report:
+                  team_id: str, server_pids: Callable[[], list[int]] | None = None, transport: str = "sse") -> Report:
     """Every plan in turn against the server at `base_url` (whose processes `server_pids`
     lists, for their CPU time), writing into `database_url`."""
     engine = create_engine(database_url, pool_size=2)
@@ -234,18 +239,18 @@ async def measure(base_url: str, database_url: str, plans: Sequence[Plan], *, ac
     results = []
     try:
         for plan in plans:
-            results.append(await measure_sse(base_url, writer, plan, actor_id=actor_id, team_id=team_id,
-                                             server_pids=server_pids))
+            results.append(await measure_one(base_url, writer, plan, actor_id=actor_id, team_id=team_id,
+                                             server_pids=server_pids, transport=transport))
     finally:
         await engine.dispose()
-    return Report("sse", results, load_average=[round(x, 2) for x in os.getloadavg()])
+    return Report(transport, results, load_average=[round(x, 2) for x in os.getloadavg()])
 
 
 def table(report: Report | None) -> list[str]:
     """The subscriptions section of the printed table."""
     if report is None:
         return []
-    out = [f"subscriptions over {report.transport.upper()} (GET /coordination_events), commit-to-receipt ms "
+    out = [f"subscriptions over {TITLES.get(report.transport, report.transport)}, commit-to-receipt ms "
            f"(target p99 < {report.target_p99_ms:.0f} ms at {report.target_at:,} subscribers)"]
     if report.skipped:
         out.append(f"  not measured: {report.skipped}")

@@ -16,7 +16,8 @@ from api.database import libpq_url
 from api.plan import And, Condition, OrderTerm, ReadPlan
 from api.reads import Reader
 from api.writes import WriteService
-from bench import loadgen, minimal_app, report, rows, run, scenarios, sse_client, statements, subscriptions  # noqa: F401
+from bench import (loadgen, minimal_app, report, rows, run, scenarios, sse_client, statements,  # noqa: F401
+                   subscriptions, ws_client)
 from bench.seed import FULL, QUICK, Scale, seed, statements as seed_statements
 
 TINY = Scale(teams=2, actors=10, members_per_team=3, goal_stories=7, roots=1, children_per_root=2, checkins=10,
@@ -286,6 +287,20 @@ async def test_subscriptions_measured_over_a_real_server_at_tiny_scale(server_ur
                                  "(SELECT count(*) FROM coordination_events) AS events")
     expected = 2 + 3 + 2 * subscriptions.WARMUP_EVENTS
     assert written == [{"checkins": expected, "events": expected}]
+
+
+async def test_graphql_subscriptions_measured_over_websocket_at_tiny_scale(server_url: str, database_url: str,
+                                                                         clean: AsyncEngine) -> None:
+    writer = WriteService(clean)
+    await writer.create("actor", [{"id": "p-1", "actor_type": "person", "name": "One"}])
+    await writer.create("team", [{"id": "t-1", "name": "One", "member_ids": ["p-1"]}])
+
+    result = await subscriptions.measure(server_url, database_url, [subscriptions.Plan(2, 3, 0.01)],
+                                         actor_id="p-1", team_id="t-1", transport="graphql")
+
+    [run_] = result.results
+    assert (run_.subscribers, run_.receipts, run_.expected, run_.errors) == (2, 6, 6, [])
+    assert result.transport == "graphql" and "GraphQL over WebSocket" in subscriptions.table(result)[0]
 
 
 async def _last_seeded_cursor(engine: AsyncEngine) -> int:
