@@ -14,10 +14,10 @@ from typing import Any
 
 from .loadgen import PGBENCH
 from .postgraphile import EXECUTABLE as POSTGRAPHILE
+from . import subscriptions
 from .rows import Row, Side
 
 MEMORY_TARGET_MB = 300.0
-SUBSCRIPTIONS_STUB = "not measured: live feed not merged yet"
 
 
 def machine() -> dict[str, Any]:
@@ -74,7 +74,8 @@ def _side_cells(side: Side | None, reasons: dict[str, list[str]], row_key: str) 
     return [f"{m.requests_per_s:,.0f}{flag}", f"{m.latency_ms.get('p50', 0):.1f}", f"{m.latency_ms.get('p99', 0):.1f}"]
 
 
-def table(rows: list[Row], memory: dict[str, list[dict[str, Any]]], ours_name: str) -> str:
+def table(rows: list[Row], memory: dict[str, list[dict[str, Any]]], ours_name: str,
+          live: subscriptions.Report | None = None, served: bool | None = None) -> str:
     header = ["scenario", "ours req/s", "p50 ms", "p99 ms", "reference", "ref req/s", "p50 ms", "p99 ms",
               "ratio", "target", "SQL only tps"]
     lines: list[list[str]] = [header]
@@ -91,21 +92,25 @@ def table(rows: list[Row], memory: dict[str, list[dict[str, Any]]], ours_name: s
         for side in (row.ours, row.reference, row.sql):
             for note in side.notes if side else []:
                 notes.append(f"{row.key} / {side.implementation}: {note}")
-    lines.append(["subscriptions", "not measured", "", "", "", "", "", "", "-", "p99 < 100 ms", ""])
-    reasons.setdefault(f"subscriptions: {SUBSCRIPTIONS_STUB}", []).append("subscriptions")
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
-    out.append("")
-    out.append("not measured:")
-    for reason, keys in reasons.items():
-        out.append(f"  {reason} ({', '.join(keys)})")
+    if live is not None:
+        out.append("")
+        out.extend(subscriptions.table(live))
+    if reasons:
+        out.append("")
+        out.append("not measured:")
+        for reason, keys in reasons.items():
+            out.append(f"  {reason} ({', '.join(keys)})")
     out.append("")
     out.append(f"peak RSS per process (target: each of {ours_name}'s workers < {MEMORY_TARGET_MB:.0f} MB)")
     for server, processes in memory.items():
         parts = [f"{p['role']} {p['pid']}: {p['peak_rss_mb']:.0f} MB" for p in processes]
         out.append(f"  {server}: " + (", ".join(parts) if parts else "not running"))
-    summary = memory_summary(memory, ours_name, served=any(row.ours.measurement for row in rows))
+    if served is None:
+        served = any(row.ours.measurement for row in rows)
+    summary = memory_summary(memory, ours_name, served=served)
     if summary["met"] is not None:
         verdict = "ok" if summary["met"] else "MISSED"
         out.append(f"  {ours_name} worker peak: {summary['ours_peak_worker_rss_mb']:.0f} MB "

@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,8 +24,8 @@ import asyncpg
 
 from api.database import libpq_url
 
-from . import postgraphile
-from .cluster import BENCH_DIR, BenchDatabase, Cluster
+from . import postgraphile, subscriptions
+from .cluster import BENCH_DIR, BenchDatabase, Cluster, reset_writes
 from .loadgen import Load, pgbench_available, wrk_available
 from .report import machine, memory_summary, table, timestamp_name, write_json
 from .rows import BULK_SIZE, Context, Endpoint, median_row, probe_graphql, probe_rest
@@ -42,6 +42,7 @@ MINIMAL = "minimal handler"
 POSTGRAPHILE = "PostGraphile 4"
 # Small enough that 32 connections each finish several in a quick 2 s run.
 QUICK_BULK_SIZE = 100
+ROW_KEYS = [*SCENARIOS, subscriptions.KEY]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -56,7 +57,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="worker processes of each Python server")
     parser.add_argument("--postgraphile-workers", type=int,
                         help="PostGraphile cluster workers (default: --workers, the same as ours)")
-    parser.add_argument("--only", help=f"comma-separated rows to run, of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--only", help=f"comma-separated rows to run, of: {', '.join(ROW_KEYS)}")
     parser.add_argument("--no-sql", action="store_true", help="leave out the pgbench rows")
     parser.add_argument("--repeat", type=int, default=1,
                         help="measure each row this many times and keep each side's median run (noisy machines)")
@@ -74,10 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not wrk_available():
         print("wrk is not installed: run `make bench` (it installs it) or your package manager", file=sys.stderr)
         return 2
-    only = [name.strip() for name in args.only.split(",")] if args.only else list(SCENARIOS)
-    unknown = set(only) - set(SCENARIOS)
+    only = [name.strip() for name in args.only.split(",")] if args.only else ROW_KEYS
+    unknown = set(only) - set(ROW_KEYS)
     if unknown:
-        print(f"unknown rows {sorted(unknown)}; choose from {list(SCENARIOS)}", file=sys.stderr)
+        print(f"unknown rows {sorted(unknown)}; choose from {ROW_KEYS}", file=sys.stderr)
         return 2
     ours_root = args.ours_root.resolve()
     if _migrations(ours_root) != _migrations(ROOT):
@@ -96,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster = Cluster()
     cluster.start()
     servers: list[ServerProcess] = []
+    live: subscriptions.Report | None = None
     try:
         db = asyncio.run(cluster.prepare(database, scale))
         document["dataset"] = {"database": db.name, **asdict(scale), "seeded_in_s": db.seeded_in_s,
@@ -113,12 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                               bulk_size=QUICK_BULK_SIZE if args.quick else BULK_SIZE)
             rows = []
             with MemorySampler(servers) as sampler:
-                for name in only:
+                for name in (name for name in only if name in SCENARIOS):
                     runs = []
                     for attempt in range(max(1, args.repeat)):
                         log.info("measuring %s%s", name, f" ({attempt + 1}/{args.repeat})" if args.repeat > 1 else "")
                         runs.append(SCENARIOS[name](context))
                     rows.append(runs[0] if len(runs) == 1 else median_row(runs))
+                if subscriptions.KEY in only:
+                    ours = next((s for s in servers if s.name == OURS), None)
+                    live = _subscriptions(context, args.quick, ours.pids if ours else list)
             memory = sampler.report()
     finally:
         for server in servers:
@@ -126,17 +131,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster.stop()
 
     document["rows"] = [row.as_dict() for row in rows]
-    served = any(row.ours.measurement for row in rows)
+    document[subscriptions.KEY] = live.as_dict() if live is not None else None
+    served = any(row.ours.measurement for row in rows) or bool(live and live.results)
     document["memory"] = {"processes": memory, **memory_summary(memory, OURS, served)}
     document["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print()
     print(f"CoCo benchmark, {started}: {scale.checkins:,} check-ins, {scale.updates:,} updates; wrk -t{load.threads} "
           f"-c{load.connections} -d{load.duration_s}s after {load.warmup_s}s warm-up; {args.workers} workers each")
-    print(table(rows, memory, OURS))
+    print(table(rows, memory, OURS, live, served))
     path = RESULTS / timestamp_name(started)
     write_json(path, document)
     print(f"\nwritten to {path.relative_to(ROOT)}")
     return 0
+
+
+def _subscriptions(ctx: Context, quick: bool, server_pids: Callable[[], list[int]]) -> subscriptions.Report:
+    """Latency of live events over SSE from the same `coco serve` the other rows measured."""
+    if ctx.ours.base_url is None:
+        return subscriptions.Report("sse", [], skipped=ctx.ours.unavailable or "our server did not start")
+    plans = subscriptions.default_plans(events=40 if quick else 200)
+    try:
+        return asyncio.run(subscriptions.measure(ctx.ours.base_url, ctx.db.url, plans, actor_id="p-1",
+                                                 team_id="t-1", server_pids=server_pids))
+    except (RuntimeError, OSError, TimeoutError) as error:
+        log.error("subscriptions: %s", error)
+        return subscriptions.Report("sse", [], skipped=f"failed: {error}")
+    finally:
+        asyncio.run(reset_writes(ctx.db.url, ctx.db.seed_max_seq))
 
 
 def _servers_for(rows: list[str]) -> set[str]:

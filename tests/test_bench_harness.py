@@ -16,7 +16,8 @@ from api.database import libpq_url
 from api.plan import And, Condition, OrderTerm, ReadPlan
 from api.reads import Reader
 from api.writes import WriteService
-from bench import loadgen, minimal_app, report, rows, run, scenarios, statements  # noqa: F401 - they import
+from bench import (loadgen, minimal_app, report, rows, run, scenarios, sse_client, statements,  # noqa: F401
+                   subscriptions, ws_client)
 from bench.seed import FULL, QUICK, Scale, seed, statements as seed_statements
 
 TINY = Scale(teams=2, actors=10, members_per_team=3, goal_stories=7, roots=1, children_per_root=2, checkins=10,
@@ -228,6 +229,78 @@ def test_repeated_runs_keep_each_sides_median_run() -> None:
     assert row.ratio == pytest.approx(0.2) and row.met is False
     skipped = rows.median_row([rows.Row("r", "a row", side("ours", None), side("ref", 5), None)] * 2)
     assert skipped.ours.skipped == rows.NOT_AVAILABLE and skipped.ratio is None
+
+
+def test_the_sse_client_decodes_chunked_frames_split_anywhere() -> None:
+    frames = [b": coordination events\nretry: 1000\n\n",
+              b'id: 7\nevent: coordination_event\ndata: {"cursor":7}\n\n'
+              b'id: 8\nevent: coordination_event\ndata: {"cursor":8}\n\n',
+              b": keep-alive\n\n",
+              b'event: error\ndata: {"code":"subscriber_overflow"}\n\n']
+    body = b"".join(b"%x\r\n%s\r\n" % (len(f), f) for f in frames) + b"0\r\n\r\n"
+
+    for cut in range(len(body)):
+        for cut2 in (cut, min(len(body), cut + 7)):
+            chunked, decoded = sse_client.Chunked(), sse_client.Frames()
+            events = []
+            for piece in (body[:cut], body[cut:cut2], body[cut2:]):
+                events += decoded.feed(chunked.feed(piece))
+            assert events == [("coordination_event", "7", '{"cursor":7}'), ("coordination_event", "8", '{"cursor":8}'),
+                              ("error", "", '{"code":"subscriber_overflow"}')], cut
+            assert chunked.ended
+
+
+def test_subscription_figures_and_their_verdict() -> None:
+    assert subscriptions.percentiles([0.001, 0.002, 0.003, 0.004]) == pytest.approx(
+        {"p50": 2.5, "p95": 3.85, "p99": 3.97, "max": 4.0})
+    assert subscriptions.latencies_of({5: 1.0, 6: 2.0}, {5: [1.5, 1.25], 6: [2.5], 9: [3.0]}) == [0.5, 0.25, 0.5]
+    plans = subscriptions.default_plans()
+    assert [p.subscribers for p in plans] == [1, 100, 1000] and all(p.events >= 20 for p in plans)
+    # Many streams: events further apart, so the figure is latency, not a backlog.
+    assert plans[2].pace_s > plans[0].pace_s
+    done = subscriptions.Result(1000, 10, 50, 4, 10_000, 10_000, {"p50": 9, "p95": 40, "p99": 99, "max": 120})
+    assert subscriptions.Report("sse", [done]).met is True
+    short = subscriptions.Result(1000, 10, 50, 4, 9_999, 10_000, {"p50": 9, "p95": 40, "p99": 50, "max": 60})
+    assert subscriptions.Report("sse", [short]).met is False  # a lost receipt fails the target whatever the speed
+    assert subscriptions.Report("sse", [done.__class__(100, 10, 20, 1, 1000, 1000, {"p99": 1})]).met is None
+    text = "\n".join(subscriptions.table(subscriptions.Report("sse", [short])))
+    assert "9,999/10,000 !" in text and "MISSED" in text
+
+
+async def test_subscriptions_measured_over_a_real_server_at_tiny_scale(server_url: str, database_url: str,
+                                                                        clean: AsyncEngine) -> None:
+    """The bench's own path: client processes holding streams, events written, every receipt counted."""
+    writer = WriteService(clean)
+    await writer.create("actor", [{"id": "p-1", "actor_type": "person", "name": "One"}])
+    await writer.create("team", [{"id": "t-1", "name": "One", "member_ids": ["p-1"]}])
+
+    result = await subscriptions.measure(server_url, database_url,
+                                         [subscriptions.Plan(1, 2, 0.01), subscriptions.Plan(3, 3, 0.01)],
+                                         actor_id="p-1", team_id="t-1")
+
+    assert [(r.subscribers, r.receipts, r.expected, r.errors) for r in result.results] == [
+        (1, 2, 2, []), (3, 9, 9, [])]
+    assert all(r.complete and set(r.latency_ms) == {"p50", "p95", "p99", "max"} for r in result.results)
+    assert result.met is None  # no 1,000-subscriber run, no verdict
+    # Each plan wrote its warm-up events and its measured ones, each a check-in with its event.
+    written = await _rows(clean, "SELECT (SELECT count(*) FROM team_checkins) AS checkins, "
+                                 "(SELECT count(*) FROM coordination_events) AS events")
+    expected = 2 + 3 + 2 * subscriptions.WARMUP_EVENTS
+    assert written == [{"checkins": expected, "events": expected}]
+
+
+async def test_graphql_subscriptions_measured_over_websocket_at_tiny_scale(server_url: str, database_url: str,
+                                                                         clean: AsyncEngine) -> None:
+    writer = WriteService(clean)
+    await writer.create("actor", [{"id": "p-1", "actor_type": "person", "name": "One"}])
+    await writer.create("team", [{"id": "t-1", "name": "One", "member_ids": ["p-1"]}])
+
+    result = await subscriptions.measure(server_url, database_url, [subscriptions.Plan(2, 3, 0.01)],
+                                         actor_id="p-1", team_id="t-1", transport="graphql")
+
+    [run_] = result.results
+    assert (run_.subscribers, run_.receipts, run_.expected, run_.errors) == (2, 6, 6, [])
+    assert result.transport == "graphql" and "GraphQL over WebSocket" in subscriptions.table(result)[0]
 
 
 async def _last_seeded_cursor(engine: AsyncEngine) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -31,7 +31,7 @@ from ..plan import Column, Filter, Match, OrderTerm, ReadPlan, all_of
 from ..reads import Reader
 from .filters import after_cursor, team_filter, up_to_cursor
 from .listener import Listener
-from .subscriber import Gap, Subscriber, SubscriberOverflow
+from .subscriber import Gap, Sink, Subscriber, SubscriberOverflow
 
 log = logging.getLogger("coco.live")
 
@@ -66,6 +66,8 @@ class LiveFeed:
         self._filters: dict[str, Filter] = {}
         self._task: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[None] | None = None
+        # Reads that fanned events out: one per wake-up whatever the number of subscribers.
+        self.reads = 0
 
     @property
     def subscriber_count(self) -> int:
@@ -131,6 +133,16 @@ class LiveFeed:
         before it that the feed had not fanned out yet. Raises `SubscriberOverflow` when the
         subscriber falls a queue behind. The documents are shared between subscribers: do
         not modify them."""
+        return _one_by_one(self.subscribe_batches(where, after, team_id))
+
+    def subscribe_batches(self, where: Filter | None = None, after: int | None = None,
+                          team_id: str | None = None,
+                          sink: Sink | None = None) -> AsyncIterator[Sequence[dict[str, Any]]]:
+        """`subscribe`, in batches: each time the subscriber wakes, every event it has
+        waiting (at least one), so that a consumer that can write many at once (an event
+        stream) takes one turn per batch rather than one per event. With `sink`, a live
+        batch that finds the consumer idle is handed to `sink` by the feed itself (see
+        `Subscriber.offer`); whatever it does not take comes through the iterator."""
         if self._position is None:
             raise RuntimeError("the live feed is not running (not started, or the database is not reachable yet)")
         chosen = all_of(where, team_filter(team_id) if team_id is not None else None)
@@ -141,47 +153,62 @@ class LiveFeed:
         start = now if after is None else after
         # Registered right away (not at the first iteration), so nothing committed
         # after subscribe() returns can be missed.
-        sub = Subscriber(key, self.queue_size, covered=max(start, now))
+        sub = Subscriber(key, self.queue_size, covered=max(start, now), delivered=start, sink=sink)
         if start < now:
             sub.offer(Gap(start, now), now)
         self._subscribers.add(sub)
-        return self._deliver(sub, chosen, start)
+        return self._deliver(sub, chosen)
 
     # ------------------------------------------------------------ subscriber side
 
-    async def _deliver(self, sub: Subscriber, where: Filter | None, start: int) -> AsyncIterator[dict[str, Any]]:
-        last = start  # every matching event up to here was yielded
+    async def _deliver(self, sub: Subscriber, where: Filter | None) -> AsyncIterator[Sequence[dict[str, Any]]]:
+        # sub.delivered: every matching event up to there was yielded (or taken by the sink).
         try:
             while True:
-                item = await sub.next_item()
-                if item is None:
+                items = await sub.next_items()
+                if items is None:
                     if sub.error is not None:
                         raise sub.error
                     if sub.overflowed:
-                        raise SubscriberOverflow(last, self.queue_size)
+                        raise SubscriberOverflow(sub.delivered, self.queue_size)
                     return
-                if isinstance(item, Gap):
-                    async for doc in self._replay(where, max(item.after, last), item.upto):
-                        metrics.LIVE_EVENTS_DELIVERED.inc()
-                        yield doc
-                        last = doc["cursor"]
-                        if sub.overflowed:
-                            raise SubscriberOverflow(last, self.queue_size)
-                    last = max(last, item.upto)
-                elif item["cursor"] > last:
-                    metrics.LIVE_EVENTS_DELIVERED.inc()
-                    yield item
-                    last = item["cursor"]
+                pending: Sequence[dict[str, Any]] = ()
+                for item in items:
+                    if isinstance(item, Gap):
+                        if pending:
+                            metrics.LIVE_EVENTS_DELIVERED.inc(len(pending))
+                            yield pending
+                            sub.delivered, pending = pending[-1]["cursor"], ()
+                        async for page in self._replay(where, max(item.after, sub.delivered), item.upto):
+                            metrics.LIVE_EVENTS_DELIVERED.inc(len(page))
+                            yield page
+                            sub.delivered = page[-1]["cursor"]
+                            if sub.overflowed:
+                                raise SubscriberOverflow(sub.delivered, self.queue_size)
+                        sub.delivered = max(sub.delivered, item.upto)
+                    else:
+                        top = pending[-1]["cursor"] if pending else sub.delivered
+                        if item[0]["cursor"] <= top:  # replayed already
+                            item = [doc for doc in item if doc["cursor"] > top]
+                        if item:
+                            # The feed's batch itself when it comes alone (the common case): no copy.
+                            pending = item if not pending else [*pending, *item]
+                if pending:
+                    metrics.LIVE_EVENTS_DELIVERED.inc(len(pending))
+                    yield pending
+                    sub.delivered = pending[-1]["cursor"]
         finally:
             self._drop(sub)
 
-    async def _replay(self, where: Filter | None, after: int, upto: int) -> AsyncIterator[dict[str, Any]]:
+    async def _replay(self, where: Filter | None, after: int,
+                      upto: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """The events in (after, upto] from the table, a page at a time (no empty page)."""
         while after < upto:
             plan = ReadPlan(EVENT, where=all_of(after_cursor(after), up_to_cursor(upto), where),
                             order=BY_CURSOR, limit=REPLAY_PAGE, columns=DOCUMENT)
             rows = await self._read(plan, retry=True)
-            for row in rows:
-                yield row
+            if rows:
+                yield rows
             if len(rows) < REPLAY_PAGE:
                 return
             after = rows[-1]["cursor"]
@@ -261,25 +288,27 @@ class LiveFeed:
         if not rows:
             return False
         last = rows[-1]["cursor"]
-        columns = {key: f"m{i}" for i, key in enumerate(filters)}
-        documents = [{k: row[k] for k in DOCUMENT_KEYS} for row in rows]
+        # Each filter's events are picked once, and the one tuple is offered to all its subscribers.
+        documents = tuple({k: row[k] for k in DOCUMENT_KEYS} for row in rows) if filters else tuple(rows)
+        matching: dict[str | None, tuple[dict[str, Any], ...]] = {None: documents}
+        for i, key in enumerate(filters):
+            column = f"m{i}"
+            matching[key] = tuple(doc for row, doc in zip(rows, documents) if row[column])
         for sub in list(self._subscribers):
-            if sub.key is not None and sub.key not in columns:
+            docs = matching.get(sub.key)
+            if docs is None:
                 delivered = sub.offer(Gap(sub.covered, last), last) if last > sub.covered else True
             else:
-                delivered = True
-                column = columns.get(sub.key) if sub.key is not None else None
-                for row, doc in zip(rows, documents):
-                    if doc["cursor"] > sub.covered and (column is None or row[column]):
-                        delivered = sub.offer(doc, doc["cursor"])
-                        if not delivered:
-                            break
+                if docs and docs[0]["cursor"] <= sub.covered:
+                    docs = tuple(doc for doc in docs if doc["cursor"] > sub.covered)
+                delivered = sub.offer(docs, last) if docs else True
                 sub.advance(last)
             if not delivered:
                 if sub.overflowed:
                     metrics.LIVE_OVERFLOWS.inc()
                 self._drop(sub)
         self._position = last
+        self.reads += 1
         return len(rows) == limit
 
     def _batch_plan(self, filters: dict[str, Filter]) -> ReadPlan:
@@ -323,3 +352,12 @@ class LiveFeed:
                     raise
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+async def _one_by_one(batches: AsyncIterator[Sequence[dict[str, Any]]]) -> AsyncIterator[dict[str, Any]]:
+    try:
+        async for batch in batches:
+            for document in batch:
+                yield document
+    finally:
+        await batches.aclose()  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -66,16 +66,18 @@ class EventStream:
         if feed is None:
             await _json_error(send, 503, "unavailable", "the live feed is not running")
             return
+        streaming = Streaming(send, self.keepalive, self.frames)
         try:
             where, after, team_id = parse_request(scope)
-            events = feed.subscribe(where=where, after=after, team_id=team_id)
+            streaming.events = feed.subscribe_batches(where=where, after=after, team_id=team_id,
+                                                      sink=streaming.write_now)
         except BadRequest as error:
             await _json_error(send, 400, "bad_request", str(error))
             return
         except RuntimeError as error:
             await _json_error(send, 503, "unavailable", str(error))
             return
-        await Streaming(send, events, self.keepalive, self.frames).run(receive)
+        await streaming.run(receive)
 
 
 class Frames:
@@ -84,6 +86,17 @@ class Frames:
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self.cache: OrderedDict[int, bytes] = OrderedDict()
+        # The feed offers one batch object to all subscribers of a filter: join its frames once.
+        self._batch: Sequence[dict[str, Any]] | None = None
+        self._joined = b""
+
+    def batch(self, events: Sequence[dict[str, Any]]) -> bytes:
+        """The frames of `events`, one after the other."""
+        if len(events) == 1:
+            return self(events[0])
+        if events is not self._batch:  # holding the batch keeps its identity from being reused
+            self._batch, self._joined = events, b"".join(map(self, events))
+        return self._joined
 
     def __call__(self, event: dict[str, Any]) -> bytes:
         cursor = event["cursor"]
@@ -98,15 +111,25 @@ class Frames:
 
 
 class Streaming:
-    """One response: events as they come, keep-alive comments, until the client leaves."""
+    """One response: events as they come, keep-alive comments, until the client leaves.
 
-    def __init__(self, send: Send, events: AsyncIterator[dict[str, Any]], keepalive: float,
-                 frames: Frames) -> None:
+    Events reach it two ways, in one order. The feed hands a live batch straight to
+    `write_now` when this stream is idle (nothing queued, nothing being written): the
+    frames go to the socket from the feed's own loop, without waking this stream's task,
+    which at a thousand streams is most of the cost of an event. Everything else (a
+    replay, a batch that found the stream busy) comes through `events` to `forward`.
+    """
+
+    def __init__(self, send: Send, keepalive: float, frames: Frames) -> None:
         self.send = send
-        self.events = events
+        self.events: AsyncIterator[Sequence[dict[str, Any]]] | None = None
         self.keepalive = keepalive
         self.frames = frames
         self.lock = asyncio.Lock()
+        # A write that `write_now` started and the connection made wait (back-pressure):
+        # it finishes before any other write starts.
+        self.unfinished: asyncio.Future[None] | None = None
+        self.started = False
 
     async def run(self, receive: Receive) -> None:
         await self.send({
@@ -119,11 +142,15 @@ class Streaming:
             ],
         })
         await self.write(f": coordination events\nretry: {RETRY_MS}\n\n")
+        self.started = True
         tasks = [asyncio.create_task(self.forward()), asyncio.create_task(self.beat()),
                  asyncio.create_task(_disconnected(receive))]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.started = False
+            if self.unfinished is not None:
+                tasks.append(self.unfinished)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -133,9 +160,11 @@ class Streaming:
                 await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def forward(self) -> None:
+        assert self.events is not None
         try:
-            async for event in self.events:
-                await self.write(self.frames(event))
+            async for batch in self.events:
+                # Every event waiting for this stream in one write: one turn, one system call.
+                await self.write(self.frames.batch(batch))
         except SubscriberOverflow as overflow:
             await self.error("subscriber_overflow", str(overflow), last_cursor=overflow.last_cursor)
         except InvalidInput as error:
@@ -156,7 +185,57 @@ class Streaming:
     async def write(self, text: str | bytes) -> None:
         body = text.encode() if isinstance(text, str) else text
         async with self.lock:
+            if self.unfinished is not None:
+                unfinished, self.unfinished = self.unfinished, None
+                await unfinished
             await self.send({"type": "http.response.body", "body": body, "more_body": True})
+
+    def write_now(self, batch: Sequence[dict[str, Any]]) -> bool:
+        """Write `batch` from the caller's own turn, if nothing else is being written;
+        False (nothing written) leaves it to `forward`."""
+        if not self.started or self.lock.locked() or self.unfinished is not None:
+            return False
+        message = {"type": "http.response.body", "body": self.frames.batch(batch), "more_body": True}
+        # Driven by hand, as a task would: ASGI servers write at once unless the client
+        # is not reading, and only then does the send wait.
+        sending = self.send(message)
+        try:
+            waiting = sending.send(None)
+        except StopIteration:
+            return True
+        except Exception as error:  # whatever the write raised, the stream ends as if `forward` had met it
+            log.warning("event stream ended: %s", error)
+            self.unfinished = asyncio.ensure_future(_raise(error))
+            return True
+        self.unfinished = asyncio.ensure_future(_finish(sending, waiting))
+        return True
+
+
+async def _finish(coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
+    """Carry on a coroutine that was started by hand and had to wait for `waiting`."""
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                # As a task does with a future its coroutine yields: take over the wait
+                # (the future still says someone is blocked on it, and refuses a second await).
+                waiting._asyncio_future_blocking = False
+                await waiting
+        except BaseException as error:  # a cancellation, say: the coroutine gets it where it waits
+            try:
+                waiting = coroutine.throw(error)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting = coroutine.send(None)
+        except StopIteration:
+            return
+
+
+async def _raise(error: Exception) -> None:
+    raise error
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -1,0 +1,227 @@
+"""A lean server-sent events load generator: many streams in one process, no HTTP library.
+
+`python -m bench.sse_client HOST PORT STREAMS WANTED` opens STREAMS connections
+to `GET /coordination_events` (Accept: text/event-stream), prints `ready` once
+every stream has its response headers (the server subscribes before it sends
+them), and when each stream has received WANTED events (or stdin closes, or
+the deadline passes) prints one JSON line: for every cursor, the monotonic
+times at which streams read its frame.
+
+Each connection is an asyncio Protocol whose `data_received` decodes the
+chunked body and the SSE frames in place: no task, no wake-up, no parsing
+library per stream, so that at 1,000 streams the generator does not measure
+itself. The receipt time is taken once per read, before any parsing: the
+moment the bytes left the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+
+PATH = "/coordination_events"
+
+
+class BadStream(Exception):
+    pass
+
+
+class Chunked:
+    """Decodes a `Transfer-Encoding: chunked` body fed in arbitrary pieces."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.remaining = 0  # bytes of the current chunk not yet read
+        self.trailer = 0  # bytes of the CRLF after a chunk not yet read
+        self.ended = False
+
+    def feed(self, data: bytes) -> bytes:
+        buffer = self.buffer + data if self.buffer else data
+        out: list[bytes] = []
+        at, size = 0, len(buffer)
+        while at < size and not self.ended:
+            if self.trailer:
+                take = min(self.trailer, size - at)
+                at += take
+                self.trailer -= take
+            elif self.remaining:
+                take = min(self.remaining, size - at)
+                out.append(buffer[at:at + take])
+                at += take
+                self.remaining -= take
+                if not self.remaining:
+                    self.trailer = 2
+            else:
+                line_end = buffer.find(b"\r\n", at)
+                if line_end < 0:
+                    break
+                self.remaining = int(buffer[at:line_end].split(b";", 1)[0], 16)
+                at = line_end + 2
+                if not self.remaining:
+                    self.ended = True
+        self.buffer = buffer[at:] if not self.ended else b""
+        return out[0] if len(out) == 1 else b"".join(out)
+
+
+class Frames:
+    """Splits an SSE byte stream into events: (event type, id, data) once each is complete."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> list[tuple[str, str, str]]:
+        buffer = self.buffer + data if self.buffer else data
+        events = []
+        at = 0
+        while True:
+            end = buffer.find(b"\n\n", at)
+            if end < 0:
+                self.buffer = buffer[at:]
+                return events
+            kind, ident, data_lines = "message", "", []
+            for line in buffer[at:end].split(b"\n"):
+                if line.startswith(b":"):
+                    continue
+                name, _, value = line.partition(b":")
+                if value.startswith(b" "):
+                    value = value[1:]
+                if name == b"data":
+                    data_lines.append(value.decode())
+                elif name == b"id":
+                    ident = value.decode()
+                elif name == b"event":
+                    kind = value.decode()
+            at = end + 2
+            if data_lines:
+                events.append((kind, ident, "\n".join(data_lines)))
+
+
+class Stream(asyncio.Protocol):
+    """One subscriber. `on_headers` once the response started; `on_event(cursor, t)` per event."""
+
+    def __init__(self, request: bytes, on_headers: Callable[[], None], on_event: Callable[[int, float], None],
+                 check_documents: bool) -> None:
+        self.request = request
+        self.on_headers = on_headers
+        self.on_event = on_event
+        self.check_documents = check_documents
+        self.head = b""
+        self.started = False
+        self.body = Chunked()
+        self.frames = Frames()
+        self.transport: asyncio.Transport | None = None
+        self.error: str | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment] - a TCP transport (uvloop's is no asyncio.Transport)
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()  # CLOCK_MONOTONIC: comparable with the writer's clock in another process
+        try:
+            if not self.started:
+                self.head += data
+                end = self.head.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head, data = self.head[:end].decode("latin-1"), self.head[end + 4:]
+                status = head.split(" ", 2)[1]
+                if status != "200" or "transfer-encoding: chunked" not in head.lower():
+                    raise BadStream(f"the event stream answered: {head.splitlines()[0]!r}")
+                self.started = True
+                self.on_headers()
+            for kind, ident, document in self.frames.feed(self.body.feed(data)):
+                if kind != "coordination_event":
+                    raise BadStream(f"{kind}: {document}")
+                cursor = int(ident)
+                if self.check_documents and json.loads(document)["cursor"] != cursor:
+                    raise BadStream(f"frame id {ident} carries the document of another event: {document[:200]}")
+                self.on_event(cursor, now)
+        except (BadStream, ValueError, KeyError, IndexError) as error:
+            self.fail(str(error))
+
+    def fail(self, error: str) -> None:
+        self.error = self.error or error
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def run(host: str, port: int, streams: int, wanted: int, timeout: float, out=sys.stdout) -> None:
+    loop = asyncio.get_running_loop()
+    request = (f"GET {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+               f"Cache-Control: no-cache\r\n\r\n").encode()
+    receipts: dict[int, list[float]] = {}
+    counts = [0] * streams
+    started = 0
+    all_started = loop.create_future()
+    finished = 0
+    all_finished = loop.create_future()
+
+    def on_headers() -> None:
+        nonlocal started
+        started += 1
+        if started == streams and not all_started.done():
+            all_started.set_result(None)
+
+    def on_event_of(i: int) -> Callable[[int, float], None]:
+        def on_event(cursor: int, now: float) -> None:
+            nonlocal finished
+            receipts.setdefault(cursor, []).append(now)
+            counts[i] += 1
+            if counts[i] == wanted:
+                finished += 1
+                if finished == streams and not all_finished.done():
+                    all_finished.set_result(None)
+        return on_event
+
+    protocols: list[Stream] = []
+    for i in range(streams):
+        _, protocol = await loop.create_connection(
+            lambda i=i: Stream(request, on_headers, on_event_of(i), check_documents=i == 0), host, port)
+        protocols.append(protocol)
+    watch = asyncio.ensure_future(_first_error(protocols))
+    done, _ = await asyncio.wait([all_started, watch], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    if all_started not in done:
+        errors = [p.error for p in protocols if p.error]
+        raise SystemExit(f"only {started} of {streams} streams started: {errors[:3]}")
+    out.write("ready\n")
+    out.flush()
+    stdin_closed = asyncio.ensure_future(loop.run_in_executor(None, sys.stdin.read))
+    await asyncio.wait([all_finished, stdin_closed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    errors = sorted({p.error for p in protocols if p.error})
+    for protocol in protocols:
+        if protocol.transport is not None:
+            protocol.transport.close()
+    watch.cancel()
+    out.write(json.dumps({"receipts": receipts, "errors": errors, "cpu_s": time.process_time()}) + "\n")
+    out.flush()
+
+
+async def _first_error(protocols: list[Stream]) -> None:
+    while not any(p.error for p in protocols):
+        await asyncio.sleep(0.2)
+
+
+def main() -> None:
+    host, port, streams, wanted = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 120.0
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(run(host, port, streams, wanted, timeout))
+    else:
+        uvloop.run(run(host, port, streams, wanted, timeout))
+    # The stdin reader thread may still be blocked; nothing is left to do.
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
