@@ -20,7 +20,8 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 PATH = "/coordination_events"
 
@@ -210,7 +211,10 @@ async def _first_error(protocols: list[Stream]) -> None:
         await asyncio.sleep(0.2)
 
 
-def main() -> None:
+def main(run: Callable[[str, int, int, int, float], Coroutine[Any, Any, None]] | None = None) -> None:
+    """A client process's command line (host, port, streams, events wanted, timeout), for either
+    transport: this one's `run` unless another is given."""
+    run = run or globals()["run"]
     host, port, streams, wanted = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 120.0
     try:

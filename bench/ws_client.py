@@ -17,6 +17,8 @@ import time
 
 import websockets
 
+from . import sse_client
+
 QUERY = "subscription { coordinationEvents { id cursor eventType actorId referenceId occurredAt } }"
 # The server starts a subscription when it executes the operation, after the subscribe
 # message: nothing tells the client when, so it waits this long (plus a little per stream).
@@ -86,14 +88,7 @@ async def run(host: str, port: int, streams: int, wanted: int, timeout: float) -
 
 
 def main() -> None:
-    host, port, streams, wanted = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 120.0
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(run(host, port, streams, wanted, timeout))
-    else:
-        uvloop.run(run(host, port, streams, wanted, timeout))
+    sse_client.main(run)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""Two real server processes on the session database."""
+"""The live feed in process, and two real server processes on the session database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.live import LiveFeed
 
 from .servers import ServerProcess
 
@@ -21,3 +24,11 @@ def live_servers(database_url: str, engine: AsyncEngine) -> Iterator[tuple[str, 
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def feed(database_url: str, clean: AsyncEngine) -> AsyncIterator[LiveFeed]:
+    live = LiveFeed(database_url, clean)
+    await live.start()
+    yield live
+    await live.stop()

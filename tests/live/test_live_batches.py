@@ -17,14 +17,6 @@ from api.writes import WriteService
 from .helpers import caught_up, checkins, seed, take
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def feed(database_url: str, clean: AsyncEngine) -> AsyncIterator[LiveFeed]:
-    live = LiveFeed(database_url, clean)
-    await live.start()
-    yield live
-    await live.stop()
-
-
 async def test_events_waiting_for_a_subscriber_come_in_one_batch_in_cursor_order(
         feed: LiveFeed, writer: WriteService) -> None:
     await seed(writer)

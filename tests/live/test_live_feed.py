@@ -21,14 +21,6 @@ from api.writes import WriteService
 from .helpers import caught_up, checkins, seed, table_cursors, take
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def feed(database_url: str, clean: AsyncEngine) -> AsyncIterator[LiveFeed]:
-    live = LiveFeed(database_url, clean)
-    await live.start()
-    yield live
-    await live.stop()
-
-
 async def test_an_event_committed_after_subscribing_arrives(feed: LiveFeed, writer: WriteService) -> None:
     await seed(writer)
     events = feed.subscribe()
