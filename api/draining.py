@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("coco.draining")
 
 GOING_AWAY = 1001
+FINISH_TIMEOUT_S = 1.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 EVENT_STREAM = b"text/event-stream"
 
@@ -46,6 +47,7 @@ class Draining:
     def __init__(self) -> None:
         self.started = False
         self.streams: set[Stream] = set()
+        self.tasks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -58,14 +60,19 @@ class Draining:
         log.info("shutting down: closing %d WebSocket(s) and event stream(s); requests in flight finish",
                  len(self.streams))
         # From a signal handler too: the streams are ended on the loop's own turn.
-        self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._drain()))
+        self._loop.call_soon_threadsafe(lambda: self._keep(asyncio.ensure_future(self._drain())))
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold the task until it is done (the loop keeps only a weak reference to it)."""
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def register(self, finish: Callable[[], Awaitable[None]]) -> Stream:
         """The current task serves a stream; once draining has begun, it is ended at once."""
         stream = Stream(asyncio.current_task(), finish)  # type: ignore[arg-type]
         self.streams.add(stream)
         if self.started:
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._end(stream)))
+            asyncio.get_running_loop().call_soon(lambda: self._keep(asyncio.ensure_future(self._end(stream))))
         return stream
 
     async def _drain(self) -> None:
@@ -75,8 +82,9 @@ class Draining:
         if stream.drained or stream.task.done():
             return
         stream.drained = True
+        # A client that stopped reading would hold the last write (flow control) for ever.
         with contextlib.suppress(Exception):
-            await stream.finish()
+            await asyncio.wait_for(stream.finish(), FINISH_TIMEOUT_S)
         stream.task.cancel()
 
     @contextlib.contextmanager

@@ -195,7 +195,9 @@ def prepared_array(plan: ReadPlan) -> tuple[Prepared, dict[str, Any]]:
 
 def prepared_shape(shape: ReadPlan, values: list[Any]) -> tuple[Prepared, dict[str, Any]]:
     """`prepared_array` of a plan given as its shape and the values of its slots."""
-    key: Any = shape
+    # Values outside conditions (constants, choices, pages, composites) stay in the shape as they are; equality
+    # would take 1, 1.0 and True for one another there, the repr does not.
+    key: Any = repr(shape) if _holds_values(shape) else shape
     try:
         prepared = _STATEMENTS.get(key)
     except TypeError:  # something outside the conditions that cannot be hashed: the repr tells shapes apart
@@ -214,6 +216,11 @@ def prepared_shape(shape: ReadPlan, values: list[Any]) -> tuple[Prepared, dict[s
     else:
         _STATEMENTS.move_to_end(key)
     return prepared, prepared.arguments(values)
+
+
+def _holds_values(plan: ReadPlan) -> bool:
+    return bool(plan.constants or plan.choices or plan.pages or plan.composites) \
+        or any(_holds_values(e.plan) for e in plan.embeds)
 
 
 STATEMENT_CACHE_SIZE = 256

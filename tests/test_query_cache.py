@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import InvalidInput
-from api.plan import And, Column, Condition, Count, Embed, Match, Or, OrderTerm, ReadPlan, Related
+from api.plan import And, Column, Condition, Constant, Count, Embed, Match, Or, OrderTerm, ReadPlan, Related
 from api.query import array_statement, count_statement, prepared_array, rows_statement
 from api.reads import Reader
 from api.writes import WriteService
@@ -121,3 +121,9 @@ async def test_a_shared_statement_answers_each_plan_with_its_own_values(clean: N
                         columns=(Column("n", "name"),))
         expected = [] if name == "Nobody" else [{"n": name}]
         assert json.loads(await reader.json_array(plan)) == expected
+
+
+def test_values_outside_conditions_keep_shapes_apart_by_type() -> None:
+    plans = [ReadPlan("actor", columns=(Column("n", "name"),), constants=(Constant("k", value),))
+             for value in (1, 1.0, True)]
+    assert len({id(prepared_array(plan)[0]) for plan in plans}) == 3

@@ -99,12 +99,18 @@ def _key(request: Request) -> tuple[tuple[Any, ...], list[str]] | None:
         if name in (b"prefer", b"range", b"accept-profile"):
             return None
         if name == b"accept":
+            if accept is not None:
+                return None  # several Accept headers: only the usual path reads them as it does
             accept = value.decode("latin-1")
     if accept not in PLAIN_ACCEPT:
         return None
     parts: list[tuple[str, str]] = []
     values: list[str] = []
-    for key, value in query_items(scope["query_string"]):
+    items = query_items(scope["query_string"])
+    if any(MARK_OPEN in key or MARK_OPEN in value or MARK_CLOSE in key or MARK_CLOSE in value
+           for key, value in items):
+        return None  # a client's own markers would be taken for ours while the shape is planned
+    for key, value in items:
         if key in RESERVED or key.rsplit(".", 1)[-1] in RESERVED_EMBEDDABLE:
             parts.append((key, value))
             continue
@@ -146,6 +152,6 @@ def _plan_shape(request: Request, filters: int, max_rows: int | None) -> Shape |
         if found is None:
             return None
         sources.append(int(found.group(1)))
-    if set(sources) != set(range(filters)) or MARK_OPEN in repr(slots):
+    if sorted(set(sources)) != list(range(filters)) or MARK_OPEN in repr(slots):
         return None  # a value the plan does not merely carry: only the usual path knows what it means
     return Shape(api=api, media=media, plan=plan, slots=slots, sources=tuple(sources), streamable=probe is not plan)

@@ -69,3 +69,22 @@ async def test_known_shapes_answer_as_planning_does(world: dict[str, Any],
     # And the shapes were kept: the comparison was not between two planned answers.
     kept = [key for key, shape in SHAPES.known.items() if shape is not None]
     assert len(kept) >= len(PATTERNS) - 1, [key for key, shape in SHAPES.known.items() if shape is None]
+
+
+async def test_requests_that_could_mislead_a_shape_are_answered_as_planning_does(
+        world: dict[str, Any], shaped_and_planned: tuple[str, str]) -> None:
+    shaped_url, planned_url = shaped_and_planned
+    # A client's own text in the marker characters (in a reserved parameter here), and two Accept headers.
+    marked = "/actors?id=eq.{}&or=(name.eq.%EE%80%800%EE%80%81,role.eq.Engineer)"
+    accepts = [("Accept", "text/csv"), ("Accept", "application/json")]
+    async with httpx.AsyncClient(base_url=shaped_url, timeout=30) as shaped, \
+            httpx.AsyncClient(base_url=planned_url, timeout=30) as planned:
+        for _ in range(2):
+            for id in ("p-1", "p-2", "Ada Lovelace"):
+                url = marked.format(quote(id, safe=""))
+                assert _answer(await shaped.get(url)) == _answer(await planned.get(url)), url
+            for id in ("p-1", "p-2"):
+                url = f"/actors?id=eq.{id}"
+                expected = _answer(await planned.get(url, headers=accepts))
+                assert expected[2]["content-type"].startswith("text/csv")
+                assert _answer(await shaped.get(url, headers=accepts)) == expected
