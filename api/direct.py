@@ -118,6 +118,8 @@ class DirectPool:
         except asyncpg.PostgresError as error:
             raise as_domain_error(error) from error
         except LOST_CONNECTION as error:
+            # The database went away (a restart, say): every idle connection is as dead as this one.
+            await self._pool.expire_connections()
             raise Unavailable(f"the database is unavailable: {error}") from error
 
     async def fetchrow(self, statement: Compiled, arguments: list[Any], *, timezone: str | None = None) -> Any:
@@ -127,7 +129,8 @@ class DirectPool:
     async def fetchrows(self, statements: list[tuple[Compiled, list[Any]]], *,
                         timezone: str | None = None) -> list[Any]:
         """Each statement's first row; several statements see one snapshot of the database.
-        A connection the database dropped (a restart) is replaced once: a read can always run again."""
+        A connection the database dropped (a restart) fails its read, which runs once more on a fresh
+        connection (all idle ones are dropped then too): a read can always run again."""
         for attempt in (1, 2):
             try:
                 async with self.connection() as conn:

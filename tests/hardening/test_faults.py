@@ -65,3 +65,21 @@ def test_asyncpg_protocol_state_errors_mean_unavailable() -> None:
     wrapped = InternalError("SELECT 1", {}, original)
     wrapped.__cause__ = original
     assert isinstance(as_domain_error(wrapped), Unavailable)
+
+
+async def test_the_first_reads_after_a_restart_succeed(own_postgres: EmbeddedPostgres,
+                                                       own_database: tuple[str, AsyncEngine]) -> None:
+    """Reads run again on a fresh connection when the database dropped theirs, and the other idle
+    connections (dead as well) are dropped with it: no read fails once the database is back."""
+    url, engine = own_database
+    with RunningServer(url, pool_size=4) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            # Several connections open and idle in the pool.
+            answers = await asyncio.gather(*(client.get(f"/actors?id=eq.p-{n}") for n in range(8)))
+            assert all(answer.status_code == 200 for answer in answers)
+            await engine.dispose()
+            await asyncio.to_thread(own_postgres.stop)
+            await asyncio.to_thread(own_postgres.start)
+            for n in range(8):
+                answer = await client.get(f"/actors?id=eq.p-{n}")
+                assert answer.status_code == 200, answer.text
