@@ -66,7 +66,7 @@ class Shapes:
         found = _key(request)
         if found is None:
             return None
-        key, values = found
+        key, values, items = found
         key = (max_rows, *key)
         shape = self.known.get(key)
         if shape is None:
@@ -77,7 +77,6 @@ class Shapes:
         text, rows = await reader.json_rows_shaped(shape.slots, [values[i] for i in shape.sources])
         if shape.streamable and rows > STREAM_AFTER:
             return None
-        items = query_items(request.scope["query_string"])
         ent = shape.api.entity
         assert ent is not None
         headers = {"Content-Location": f"/{ent.resource}" + (f"?{canonical(items)}" if items else "")}
@@ -89,8 +88,8 @@ class Shapes:
             self.known.popitem(last=False)
 
 
-def _key(request: Request) -> tuple[tuple[Any, ...], list[str]] | None:
-    """The request's shape and its filter values, or None when it has no shape to keep."""
+def _key(request: Request) -> tuple[tuple[Any, ...], list[str], list[tuple[str, str]]] | None:
+    """The request's shape, its filter values and its query items, or None when it has no shape to keep."""
     scope = request.scope
     if scope["method"] != "GET":
         return None
@@ -119,7 +118,7 @@ def _key(request: Request) -> tuple[tuple[Any, ...], list[str]] | None:
             return None
         parts.append((key, comparison.group()))
         values.append(value[comparison.end():])
-    return (scope["path"], accept, tuple(parts)), values
+    return (scope["path"], accept, tuple(parts)), values, items
 
 
 def _plan_shape(request: Request, filters: int, max_rows: int | None) -> Shape | None:
