@@ -28,7 +28,6 @@ from sqlalchemy.sql.base import Executable
 
 from .database import CONNECT_TIMEOUT_S, LOST_CONNECTION, as_domain_error, connection_settings, libpq_url
 from .errors import Unavailable
-from .query import Prepared
 
 _DIALECT = PGDialect_asyncpg()
 
@@ -57,22 +56,12 @@ def compile_statement(statement: Executable) -> Compiled:
                     defaults=compiled.construct_params(_check=False), processors=dict(compiled._bind_processors))
 
 
-# A prepared shape is compiled once, for as long as query.py keeps it.
-_COMPILED: weakref.WeakKeyDictionary[Prepared, Compiled] = weakref.WeakKeyDictionary()
-
-
-def compiled_shape(prepared: Prepared) -> Compiled:
-    found = _COMPILED.get(prepared)
-    if found is None:
-        found = _COMPILED[prepared] = compile_statement(prepared.statement)
-    return found
-
-
 _BY_STATEMENT: weakref.WeakKeyDictionary[Executable, Compiled] = weakref.WeakKeyDictionary()
 
 
 def compiled_statement(statement: Executable) -> Compiled:
-    """A statement kept and asked again (query.py keeps recent ones) is compiled once."""
+    """A statement kept and asked again (query.py keeps the statements of recent plan shapes,
+    writes.py those of its creates) is compiled once, for as long as it is kept."""
     found = _BY_STATEMENT.get(statement)
     if found is None:
         found = _BY_STATEMENT[statement] = compile_statement(statement)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.base import Executable
 
 from .database import connection
 from .plan import Bundle, Condition, ReadPlan, all_of, parameterized
@@ -20,7 +21,7 @@ from .query import (
     prepared_shape,
     rows_statement,
 )
-from .direct import DirectPool, compile_statement, compiled_shape, compiled_statement
+from .direct import DirectPool, compiled_statement
 
 STREAM_BATCH = 500
 
@@ -50,47 +51,36 @@ class Reader:
     async def json_rows_shaped(self, shape: ReadPlan, values: list[Any]) -> tuple[str, int]:
         """`json_rows` of the plan given as its shape (`plan.parameterized`) and its slots' values."""
         prepared, arguments = prepared_shape(shape, values)
-        if self.pool is not None:
-            statement = compiled_shape(prepared)
-            row = await self.pool.fetchrow(statement, statement.arguments(arguments), timezone=self.timezone)
-            return row[0], row[1]
-        async with connection(self.engine) as conn:
-            await set_timezone(conn, self.timezone)
-            text, rows = (await conn.execute(prepared.statement, arguments)).one()
-            return text, rows
+        text, rows = (await self._first_rows((prepared.statement, arguments)))[0]
+        return text, rows
 
     async def json_object(self, bundle: Bundle) -> str:
         """The text of the bundle's one JSON object, built by PostgreSQL in one statement."""
-        if self.pool is not None:
-            statement = compiled_statement(bundle_statement(bundle))
-            return (await self.pool.fetchrow(statement, statement.arguments({}), timezone=self.timezone))[0]
-        async with connection(self.engine) as conn:
-            await set_timezone(conn, self.timezone)
-            return (await conn.execute(bundle_statement(bundle))).scalar_one()
+        return (await self._first_rows((bundle_statement(bundle), {})))[0][0]
 
     async def count(self, plan: ReadPlan) -> int:
-        if self.pool is not None:
-            statement = compile_statement(count_statement(plan))
-            return (await self.pool.fetchrow(statement, statement.arguments({}), timezone=self.timezone))[0]
-        async with connection(self.engine) as conn:
-            await set_timezone(conn, self.timezone)
-            return await count(conn, plan)
+        return (await self._first_rows((count_statement(plan), {})))[0][0]
 
     async def page(self, plan: ReadPlan, *, with_count: bool) -> tuple[str, int | None]:
         """Rows and (when asked) the total, read in one snapshot."""
         if not with_count:
             return await self.json_array(plan), None
+        prepared, arguments = prepared_array(plan)
+        rows, total = await self._first_rows((prepared.statement, arguments), (count_statement(plan), {}))
+        return rows[0], total[0]
+
+    async def _first_rows(self, *statements: tuple[Executable, dict[str, Any]]) -> list[Any]:
+        """Each statement's first row, with its parameters' values; several see one snapshot."""
         if self.pool is not None:
-            prepared, arguments = prepared_array(plan)
-            rows, total = compiled_shape(prepared), compile_statement(count_statement(plan))
-            found = await self.pool.fetchrows([(rows, rows.arguments(arguments)), (total, total.arguments({}))],
-                                              timezone=self.timezone)
-            return found[0][0], found[1][0]
+            compiled = [compiled_statement(statement) for statement, _ in statements]
+            return await self.pool.fetchrows([(c, c.arguments(values)) for c, (_, values) in zip(compiled, statements)],
+                                             timezone=self.timezone)
         async with connection(self.engine) as conn:
             async with conn.begin():
-                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                if len(statements) > 1:
+                    await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 await set_timezone(conn, self.timezone)
-                return await json_array(conn, plan), await count(conn, plan)
+                return [(await conn.execute(statement, values)).first() for statement, values in statements]
 
     async def planned_count(self, plan: ReadPlan) -> int:
         """PostgreSQL's planner estimate of the rows matching the plan's filter (no scan of the rows)."""
