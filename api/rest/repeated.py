@@ -62,16 +62,17 @@ class Shapes:
         self.known: OrderedDict[tuple[Any, ...], Shape | None] = OrderedDict()
 
     async def answer(self, request: Request, reader: Reader, max_rows: int | None) -> Response | None:
-        """The answer from a known shape, or None: then answer as usual (and `learn` afterwards)."""
+        """The answer from a known shape, or None: then answer as usual (the shape of a request
+        seen for the first time is planned here, for the next ones)."""
         found = _key(request)
         if found is None:
             return None
-        key, values, items = found
-        key = (max_rows, *key)
+        accept, parts, values, items = found
+        key = (max_rows, request.scope["path"], accept, parts)
         shape = self.known.get(key)
         if shape is None:
             if key not in self.known:
-                self._remember(key, _plan_shape(request, len(values), max_rows))
+                self._remember(key, _plan_shape(request, parts, len(values), max_rows))
             return None
         self.known.move_to_end(key)
         text, rows = await reader.json_rows_shaped(shape.slots, [values[i] for i in shape.sources])
@@ -88,8 +89,11 @@ class Shapes:
             self.known.popitem(last=False)
 
 
-def _key(request: Request) -> tuple[tuple[Any, ...], list[str], list[tuple[str, str]]] | None:
-    """The request's shape, its filter values and its query items, or None when it has no shape to keep."""
+def _key(request: Request) -> tuple[str | None, tuple[tuple[str, str, bool], ...], list[str],
+                                    list[tuple[str, str]]] | None:
+    """The request's Accept header, its parameters as its shape sees them (name; the value, or for a
+    filter its operator; whether it is a filter), its filter values and its query items; None when it
+    has no shape to keep."""
     scope = request.scope
     if scope["method"] != "GET":
         return None
@@ -103,7 +107,7 @@ def _key(request: Request) -> tuple[tuple[Any, ...], list[str], list[tuple[str, 
             accept = value.decode("latin-1")
     if accept not in PLAIN_ACCEPT:
         return None
-    parts: list[tuple[str, str]] = []
+    parts: list[tuple[str, str, bool]] = []
     values: list[str] = []
     items = query_items(scope["query_string"])
     if any(MARK_OPEN in key or MARK_OPEN in value or MARK_CLOSE in key or MARK_CLOSE in value
@@ -111,28 +115,25 @@ def _key(request: Request) -> tuple[tuple[Any, ...], list[str], list[tuple[str, 
         return None  # a client's own markers would be taken for ours while the shape is planned
     for key, value in items:
         if key in RESERVED or key.rsplit(".", 1)[-1] in RESERVED_EMBEDDABLE:
-            parts.append((key, value))
+            parts.append((key, value, False))
             continue
         comparison = COMPARISON.match(value)
         if comparison is None:
             return None
-        parts.append((key, comparison.group()))
+        parts.append((key, comparison.group(), True))
         values.append(value[comparison.end():])
-    return (scope["path"], accept, tuple(parts)), values, items
+    return accept, tuple(parts), values, items
 
 
-def _plan_shape(request: Request, filters: int, max_rows: int | None) -> Shape | None:
+def _plan_shape(request: Request, parts: tuple[tuple[str, str, bool], ...], filters: int,
+                max_rows: int | None) -> Shape | None:
     """Plan the request with markers for its filter values; None unless every marker lands in a slot."""
     marked: list[tuple[str, str]] = []
     index = 0
-    for key, value in query_items(request.scope["query_string"]):
-        if key in RESERVED or key.rsplit(".", 1)[-1] in RESERVED_EMBEDDABLE:
-            marked.append((key, value))
-            continue
-        comparison = COMPARISON.match(value)
-        assert comparison is not None
-        marked.append((key, f"{comparison.group()}{MARK_OPEN}{index}{MARK_CLOSE}"))
-        index += 1
+    for key, text, is_filter in parts:
+        if is_filter:
+            text, index = f"{text}{MARK_OPEN}{index}{MARK_CLOSE}", index + 1
+        marked.append((key, text))
     stand_in = Request({**request.scope, "query_string": urlencode(marked).encode("latin-1")})
     try:
         api = api_request(stand_in)
