@@ -4,10 +4,8 @@ counts events, and one read per write serves every subscriber however many there
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.live import LiveFeed, SubscriberOverflow
