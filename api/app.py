@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from . import __version__, graphql, metrics, rest
 from .config import Settings
 from .database import create_engine
+from .direct import DirectPool
 from .draining import Draining, DrainingMiddleware
 from .guard import Guard
 from .live import LiveFeed
@@ -26,7 +27,6 @@ from .live.sse import EventStream
 from .mcp import http as mcp_http
 from .migrate import upgrade
 from .observe import Observe, configure_logging
-from .direct import DirectPool
 from .reads import Reader
 from .resources import bundled
 from .writes import WriteService
@@ -53,15 +53,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         draining.bind(asyncio.get_running_loop())
-        # Reads have a pool of their own (below): each pool keeps to its size, so that a worker
-        # holds at most twice COCO_DB_POOL_SIZE connections (and its LISTEN connection).
+        # Reads and lone creates have a pool of their own (api/direct.py, below): each pool keeps to
+        # its size, so that a worker holds at most twice COCO_DB_POOL_SIZE connections (and LISTEN's).
         engine = create_engine(settings.require_database_url(), pool_size=settings.pool_size, max_overflow=0,
                                statement_timeout_ms=settings.statement_timeout_ms)
         if settings.migrate_on_start:
             await upgrade(engine)
         app.state.engine = engine
         direct_pool = DirectPool(settings.require_database_url(), size=settings.pool_size,
-                             statement_timeout_ms=settings.statement_timeout_ms)
+                                 statement_timeout_ms=settings.statement_timeout_ms)
         await direct_pool.start()
         services = Services(settings=settings, reader=Reader(engine, pool=direct_pool),
                             writer=WriteService(engine, pool=direct_pool))

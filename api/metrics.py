@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -47,9 +47,9 @@ POOL_OVERFLOW = Gauge("coco_db_pool_overflow", "Connections opened beyond the po
                       multiprocess_mode="livesum")
 DIRECT_POOL_SIZE = Gauge("coco_db_direct_pool_size",
                          "Connections the direct pool holds open (reads and lone creates run on asyncpg directly)",
-                       multiprocess_mode="livesum")
-DIRECT_POOL_IN_USE = Gauge("coco_db_direct_pool_in_use", "Direct pool connections in use by requests",
                          multiprocess_mode="livesum")
+DIRECT_POOL_IN_USE = Gauge("coco_db_direct_pool_in_use", "Direct pool connections in use by requests",
+                           multiprocess_mode="livesum")
 LIVE_SUBSCRIBERS = Gauge("coco_live_subscribers", "Live event subscribers (SSE streams and GraphQL subscriptions)",
                          multiprocess_mode="livesum")
 LIVE_EVENTS_DELIVERED = Counter("coco_live_events_delivered_total",
