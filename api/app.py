@@ -55,16 +55,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
         draining.bind(asyncio.get_running_loop())
         # Reads and lone creates have a pool of their own (api/direct.py, below): each pool keeps to
         # its size, so that a worker holds at most twice COCO_DB_POOL_SIZE connections (and LISTEN's).
-        engine = create_engine(settings.require_database_url(), pool_size=settings.pool_size, max_overflow=0,
-                               statement_timeout_ms=settings.statement_timeout_ms)
+        engine = create_engine(
+            settings.require_database_url(),
+            pool_size=settings.pool_size,
+            max_overflow=0,
+            statement_timeout_ms=settings.statement_timeout_ms,
+        )
         if settings.migrate_on_start:
             await upgrade(engine)
         app.state.engine = engine
-        direct_pool = DirectPool(settings.require_database_url(), size=settings.pool_size,
-                                 statement_timeout_ms=settings.statement_timeout_ms)
+        direct_pool = DirectPool(
+            settings.require_database_url(), size=settings.pool_size, statement_timeout_ms=settings.statement_timeout_ms
+        )
         await direct_pool.start()
-        services = Services(settings=settings, reader=Reader(engine, pool=direct_pool),
-                            writer=WriteService(engine, pool=direct_pool))
+        services = Services(
+            settings=settings, reader=Reader(engine, pool=direct_pool), writer=WriteService(engine, pool=direct_pool)
+        )
         app.state.services = services
         # Live coordination events: this process's one LISTEN connection (api/live).
         app.state.live = LiveFeed(settings.require_database_url(), engine, queue_size=settings.live_queue_size)
@@ -105,10 +111,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
     # Outermost first: the request's log line and metrics, then access control and limits (api/guard.py).
     # Draining ends WebSockets and event streams at shutdown (api/draining.py).
-    middleware = [Middleware(Observe, log_format=settings.log_format),
-                  Middleware(DrainingMiddleware, draining=draining),
-                  Middleware(Guard, settings=settings),
-                  Middleware(EventStream, keepalive=settings.sse_keepalive_s)]
+    middleware = [
+        Middleware(Observe, log_format=settings.log_format),
+        Middleware(DrainingMiddleware, draining=draining),
+        Middleware(Guard, settings=settings),
+        Middleware(EventStream, keepalive=settings.sse_keepalive_s),
+    ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 

@@ -47,8 +47,15 @@ FULL_ACCESS = Principal(frozenset(SCOPES))
 class AuthError(Exception):
     """The request cannot be let in: PostgREST's PGRST30x, as status, code, message, details, hint."""
 
-    def __init__(self, status: int, code: str, message: str, details: str | None = None,
-                 hint: str | None = None, graphql_code: str = "UNAUTHENTICATED") -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: str | None = None,
+        hint: str | None = None,
+        graphql_code: str = "UNAUTHENTICATED",
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -90,8 +97,13 @@ class Access:
         return bool(self.tokens) or bool(self.jwt_secret)
 
     @classmethod
-    def configure(cls, tokens: str | None = None, tokens_file: str | Path | None = None,
-                  jwt_secret: str | None = None, anonymous_read: bool | None = None) -> Access:
+    def configure(
+        cls,
+        tokens: str | None = None,
+        tokens_file: str | Path | None = None,
+        jwt_secret: str | None = None,
+        anonymous_read: bool | None = None,
+    ) -> Access:
         entries = [t for t in (tokens or "").split(",") if t.strip()]
         if tokens_file:
             lines = Path(tokens_file).read_text().splitlines()
@@ -118,8 +130,9 @@ class Access:
             return FULL_ACCESS
         if authorization is None or not authorization.strip():
             if not self.anonymous_read:
-                raise AuthError(401, "PGRST302", "Anonymous access is disabled",
-                                hint="Send Authorization: Bearer <token>")
+                raise AuthError(
+                    401, "PGRST302", "Anonymous access is disabled", hint="Send Authorization: Bearer <token>"
+                )
             return self.anonymous()
         scheme, _, token = authorization.strip().partition(" ")
         if not token:
@@ -137,8 +150,13 @@ class Access:
     def _jwt(self, token: str) -> Principal:
         assert self.jwt_secret is not None
         try:
-            claims = jwt.decode(token, self.jwt_secret, algorithms=JWT_ALGORITHMS,
-                                options={"verify_aud": False, "require": []}, leeway=30)
+            claims = jwt.decode(
+                token,
+                self.jwt_secret,
+                algorithms=JWT_ALGORITHMS,
+                options={"verify_aud": False, "require": []},
+                leeway=30,
+            )
         except jwt.ExpiredSignatureError:
             raise AuthError(401, "PGRST303", "JWT expired") from None
         except jwt.InvalidTokenError as error:

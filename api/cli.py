@@ -29,18 +29,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser(
-        "serve", help="run the API server (with an embedded PostgreSQL unless DATABASE_URL is set)")
+        "serve", help="run the API server (with an embedded PostgreSQL unless DATABASE_URL is set)"
+    )
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1, or COCO_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default 2626, or COCO_PORT)")
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU count up to 4, or COCO_WORKERS)")
     commands.add_parser(
-        "mcp", help="serve the MCP tools over stdio for an assistant that launches this command (uses "
-                    "DATABASE_URL, or the embedded PostgreSQL)")
+        "mcp",
+        help="serve the MCP tools over stdio for an assistant that launches this command (uses "
+        "DATABASE_URL, or the embedded PostgreSQL)",
+    )
     commands.add_parser("migrate", help="apply the database migrations and exit")
-    seed = commands.add_parser("seed", help="write (or replace) the demo data: three teams, their people and agents, "
-                                            "a week of check-ins and the Launch PSC 2.0 goal stories")
-    seed.add_argument("--today", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
-                      help="the last day of the demo week (default: today, UTC)")
+    seed = commands.add_parser(
+        "seed",
+        help="write (or replace) the demo data: three teams, their people and agents, "
+        "a week of check-ins and the Launch PSC 2.0 goal stories",
+    )
+    seed.add_argument(
+        "--today",
+        type=dt.date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="the last day of the demo week (default: today, UTC)",
+    )
     export = commands.add_parser("export", help="write all data as JSON Lines, one CoCo document per line")
     export.add_argument("file", nargs="?", help="file to write (default: standard output)")
     import_ = commands.add_parser("import", help="add the data of a JSON Lines export, all of it or nothing")
@@ -210,8 +220,10 @@ async def _import(engine: AsyncEngine, file: str) -> int:
         if source is not sys.stdin:
             source.close()
     total = sum(result.counts.values())
-    _progress(f"imported {total} document(s) in one transaction"
-              + (f"; recorded {result.events_recorded} missing coordination event(s)" if result.events_recorded else ""))
+    _progress(
+        f"imported {total} document(s) in one transaction"
+        + (f"; recorded {result.events_recorded} missing coordination event(s)" if result.events_recorded else "")
+    )
     return 0
 
 

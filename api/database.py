@@ -29,8 +29,14 @@ _UNAVAILABLE_CLASSES = ("08", "57P")  # connection failures; admin shutdown, can
 LOST_CONNECTION = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None,
-                  statement_timeout_ms: int | None = None, application_name: str = "coco") -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    statement_timeout_ms: int | None = None,
+    application_name: str = "coco",
+) -> AsyncEngine:
     """An engine over asyncpg that takes a libpq-style URL as it is (socket ?host= form included)."""
     settings = connection_settings(statement_timeout_ms, application_name)
 
@@ -64,7 +70,7 @@ def libpq_url(url: str) -> str:
     """Accept SQLAlchemy-style driver suffixes too, and hand asyncpg a plain libpq URL."""
     for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://", "postgresql+psycopg://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix):]
+            return "postgresql://" + url[len(prefix) :]
     return url
 
 

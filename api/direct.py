@@ -52,8 +52,12 @@ class Compiled:
 
 def compile_statement(statement: Executable) -> Compiled:
     compiled = statement.compile(dialect=_DIALECT)
-    return Compiled(sql=compiled.string, names=tuple(compiled.positiontup or ()),
-                    defaults=compiled.construct_params(_check=False), processors=dict(compiled._bind_processors))
+    return Compiled(
+        sql=compiled.string,
+        names=tuple(compiled.positiontup or ()),
+        defaults=compiled.construct_params(_check=False),
+        processors=dict(compiled._bind_processors),
+    )
 
 
 _BY_STATEMENT: weakref.WeakKeyDictionary[Executable, Compiled] = weakref.WeakKeyDictionary()
@@ -73,8 +77,9 @@ class DirectPool:
     # `before_cursor_execute` event for the engine): what tests count statements with.
     observers: list[Callable[[str], None]] = []
 
-    def __init__(self, url: str, *, size: int = 10, statement_timeout_ms: int | None = None,
-                 application_name: str = "coco") -> None:
+    def __init__(
+        self, url: str, *, size: int = 10, statement_timeout_ms: int | None = None, application_name: str = "coco"
+    ) -> None:
         self.url = libpq_url(url)
         self.size = size
         self.settings = connection_settings(statement_timeout_ms, application_name)
@@ -82,8 +87,14 @@ class DirectPool:
 
     async def start(self) -> None:
         # No connection is made before the first read: the server starts while the database is away.
-        self._pool = await asyncpg.create_pool(self.url, min_size=0, max_size=self.size, timeout=CONNECT_TIMEOUT_S,
-                                               server_settings=self.settings, reset=_keep_session)
+        self._pool = await asyncpg.create_pool(
+            self.url,
+            min_size=0,
+            max_size=self.size,
+            timeout=CONNECT_TIMEOUT_S,
+            server_settings=self.settings,
+            reset=_keep_session,
+        )
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -115,8 +126,9 @@ class DirectPool:
         """The statement's first row."""
         return (await self.fetchrows([(statement, arguments)], timezone=timezone))[0]
 
-    async def fetchrows(self, statements: list[tuple[Compiled, list[Any]]], *,
-                        timezone: str | None = None) -> list[Any]:
+    async def fetchrows(
+        self, statements: list[tuple[Compiled, list[Any]]], *, timezone: str | None = None
+    ) -> list[Any]:
         """Each statement's first row; several statements see one snapshot of the database.
         A connection the database dropped (a restart) fails its read, which runs once more on a fresh
         connection (all idle ones are dropped then too): a read can always run again."""

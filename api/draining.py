@@ -57,8 +57,9 @@ class Draining:
         if self.started or self._loop is None:
             return
         self.started = True
-        log.info("shutting down: closing %d WebSocket(s) and event stream(s); requests in flight finish",
-                 len(self.streams))
+        log.info(
+            "shutting down: closing %d WebSocket(s) and event stream(s); requests in flight finish", len(self.streams)
+        )
         # From a signal handler too: the streams are ended on the loop's own turn.
         self._loop.call_soon_threadsafe(lambda: self._keep(asyncio.ensure_future(self._drain())))
 
@@ -180,8 +181,9 @@ class DrainingMiddleware:
                 ended = True
             await send(message)
             # Only an event stream is cut short; any other request runs to its answer.
-            if kind == "http.response.start" and any(name == b"content-type" and value.startswith(EVENT_STREAM)
-                                                     for name, value in message.get("headers", [])):
+            if kind == "http.response.start" and any(
+                name == b"content-type" and value.startswith(EVENT_STREAM) for name, value in message.get("headers", [])
+            ):
                 stream = self.draining.register(end_stream)
 
         await self._run(scope, receive, tracked_send, lambda: stream)

@@ -35,8 +35,15 @@ class DomainError(Exception):
 
 
 class InvalidInput(DomainError):
-    def __init__(self, message: str, *, field: str | None = None, reason: InvalidReason = InvalidReason.FORMAT,
-                 entity: str | None = None, index: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        reason: InvalidReason = InvalidReason.FORMAT,
+        entity: str | None = None,
+        index: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.reason = reason
@@ -62,9 +69,16 @@ class NotFound(DomainError):
 
 
 class Conflict(DomainError):
-    def __init__(self, message: str, *, reason: ConflictReason, entity: str,
-                 ids: list[str] | None = None, field: str | None = None,
-                 referrers: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: ConflictReason,
+        entity: str,
+        ids: list[str] | None = None,
+        field: str | None = None,
+        referrers: dict[str, list[str]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.entity = entity
@@ -74,8 +88,12 @@ class Conflict(DomainError):
         self.referrers = referrers or {}
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"message": self.message, "reason": self.reason.value, "entity": self.entity,
-                               "ids": self.ids}
+        out: dict[str, Any] = {
+            "message": self.message,
+            "reason": self.reason.value,
+            "entity": self.entity,
+            "ids": self.ids,
+        }
         if self.field:
             out["field"] = self.field
         if self.referrers:

@@ -79,13 +79,16 @@ async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> l
     """Insert the events of this transaction; call last, just before commit."""
     if not pending:
         return []
-    result = await conn.execute(_RECORD, {
-        "ids": [str(uuid.uuid4()) for _ in pending],
-        "actor_ids": [p.actor_id for p in pending],
-        "event_types": [p.event_type for p in pending],
-        "reference_ids": [p.reference_id for p in pending],
-        "occurred_ats": [p.occurred_at for p in pending],
-    })
+    result = await conn.execute(
+        _RECORD,
+        {
+            "ids": [str(uuid.uuid4()) for _ in pending],
+            "actor_ids": [p.actor_id for p in pending],
+            "event_types": [p.event_type for p in pending],
+            "reference_ids": [p.reference_id for p in pending],
+            "occurred_ats": [p.occurred_at for p in pending],
+        },
+    )
     return sorted((dict(zip(EVENT_COLUMNS, r)) for r in result), key=lambda e: e["seq"])
 
 
@@ -117,8 +120,9 @@ async def restore_events(conn: AsyncConnection, rows: list[dict]) -> int:
     await conn.execute(select(func.pg_advisory_xact_lock(EVENT_LOCK_KEY)))
     columns = ("id", "actor_id", "event_type", "reference_id", "occurred_at")
     # One execution per row (pipelined by the driver), so cursors follow the given order exactly.
-    await conn.execute(insert(events_table).values(seq=event_seq.next_value()),
-                       [{c: row[c] for c in columns} for row in rows])
+    await conn.execute(
+        insert(events_table).values(seq=event_seq.next_value()), [{c: row[c] for c in columns} for row in rows]
+    )
     last = await conn.scalar(select(func.currval(event_seq.name)))
     await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(last))))
     return len(rows)

@@ -37,8 +37,9 @@ class BodyTooLarge(Exception):
 class Guard:
     def __init__(self, app: ASGIApp, *, settings: Settings, access: Access | None = None) -> None:
         self.app = app
-        self.access = access or Access.configure(settings.tokens, settings.tokens_file, settings.jwt_secret,
-                                                 settings.anonymous_read)
+        self.access = access or Access.configure(
+            settings.tokens, settings.tokens_file, settings.jwt_secret, settings.anonymous_read
+        )
         self.max_body = settings.max_body_bytes
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         self.any_origin = not origins or "*" in origins
@@ -59,15 +60,27 @@ class Guard:
         origin = headers.get("origin")
         if origin is not None and not self.any_origin:
             if origin not in self.origins:
-                await _send_json(send, 403, {"code": "CORS", "message": f"origin {origin} is not allowed",
-                                             "details": None, "hint": "COCO_CORS_ORIGINS lists the allowed ones"})
+                await _send_json(
+                    send,
+                    403,
+                    {
+                        "code": "CORS",
+                        "message": f"origin {origin} is not allowed",
+                        "details": None,
+                        "hint": "COCO_CORS_ORIGINS lists the allowed ones",
+                    },
+                )
                 return
             if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
                 await _preflight(send, origin, headers)
                 return
             send = _with_origin(send, origin)
-        if (not self.access.enabled or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES)
-                or _is_preflight(scope, headers)):
+        if (
+            not self.access.enabled
+            or scope["path"] in OPEN_PATHS
+            or scope["path"].startswith(OPEN_PREFIXES)
+            or _is_preflight(scope, headers)
+        ):
             await self._limited(scope, receive, send)
             return
         try:
@@ -123,10 +136,14 @@ class Guard:
             await _refuse(send, scope["path"], self._too_large())
 
     def _too_large(self) -> AuthError:
-        return AuthError(413, "COCO413", "Payload too large",
-                         f"the request body exceeds {self.max_body} bytes",
-                         hint="Send fewer rows per request, or raise COCO_MAX_BODY_BYTES",
-                         graphql_code="PAYLOAD_TOO_LARGE")
+        return AuthError(
+            413,
+            "COCO413",
+            "Payload too large",
+            f"the request body exceeds {self.max_body} bytes",
+            hint="Send fewer rows per request, or raise COCO_MAX_BODY_BYTES",
+            graphql_code="PAYLOAD_TOO_LARGE",
+        )
 
     def authenticate(self, scope: Scope, headers: Headers) -> tuple[Scope, Principal]:
         """The principal, from the Authorization header or a `?token=` parameter (which is removed:
@@ -154,7 +171,8 @@ class Guard:
             await self.app(scope, receive, send)
             return
         given = headers.get("authorization") is not None or f"{TOKEN_PARAMETER}=".encode() in scope.get(
-            "query_string", b"")
+            "query_string", b""
+        )
         try:
             scope, principal = self.authenticate(scope, headers) if given else (scope, self.access.anonymous())
         except AuthError as error:
@@ -215,10 +233,12 @@ def _connection_init(message: Message) -> dict[str, Any] | None:
 
 def _forbidden(principal: Principal) -> AuthError:
     if principal.authenticated:
-        return AuthError(403, "42501", "permission denied: the token does not grant the read scope",
-                         graphql_code="FORBIDDEN")
-    return AuthError(401, "42501", "permission denied: anonymous requests may not read",
-                     hint="Send Authorization: Bearer <token>")
+        return AuthError(
+            403, "42501", "permission denied: the token does not grant the read scope", graphql_code="FORBIDDEN"
+        )
+    return AuthError(
+        401, "42501", "permission denied: anonymous requests may not read", hint="Send Authorization: Bearer <token>"
+    )
 
 
 def _is_preflight(scope: Scope, headers: Headers) -> bool:
@@ -233,32 +253,56 @@ async def _refuse(send: Send, path: str, error: AuthError) -> None:
     elif error.status == 403:
         extra.append((b"www-authenticate", b'Bearer error="insufficient_scope"'))
     if path.rstrip("/") in GRAPHQL_PATHS:
-        body: dict[str, Any] = {"data": None, "errors": [{"message": error.message, "extensions": {
-            "code": error.graphql_code if error.status != 403 else "FORBIDDEN", "pgrst": error.code}}]}
+        body: dict[str, Any] = {
+            "data": None,
+            "errors": [
+                {
+                    "message": error.message,
+                    "extensions": {
+                        "code": error.graphql_code if error.status != 403 else "FORBIDDEN",
+                        "pgrst": error.code,
+                    },
+                }
+            ],
+        }
     else:
         body = {"code": error.code, "message": error.message, "details": error.details, "hint": error.hint}
     await _send_json(send, error.status, body, extra)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any],
-                     extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+async def _send_json(send: Send, status: int, body: dict[str, Any], extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
     encoded = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(encoded)).encode()),
-        *extra]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json; charset=utf-8"),
+                (b"content-length", str(len(encoded)).encode()),
+                *extra,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": encoded})
 
 
 async def _preflight(send: Send, origin: str, headers: Headers) -> None:
     requested = headers.get("access-control-request-headers", "")
     allowed = ", ".join(["Authorization", *[h.strip() for h in requested.split(",") if h.strip()]])
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"access-control-allow-origin", origin.encode("latin-1")),
-        (b"access-control-allow-methods", b"GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD"),
-        (b"access-control-allow-headers", allowed.encode("latin-1")),
-        (b"access-control-max-age", b"86400"),
-        (b"vary", b"Origin"),
-        (b"content-length", b"0")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"access-control-allow-origin", origin.encode("latin-1")),
+                (b"access-control-allow-methods", b"GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD"),
+                (b"access-control-allow-headers", allowed.encode("latin-1")),
+                (b"access-control-max-age", b"86400"),
+                (b"vary", b"Origin"),
+                (b"content-length", b"0"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": b""})
 
 

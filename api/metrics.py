@@ -30,32 +30,52 @@ from .entities import BY_RESOURCE
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
-REQUESTS = Counter("coco_http_requests_total", "HTTP requests answered, by method, route template and status",
-                   ["method", "route", "status"])
-LATENCY = Histogram("coco_http_request_duration_seconds",
-                    "Time from a request's arrival to the end of its response, by method and route template",
-                    ["method", "route"],
-                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-GRAPHQL_OPERATIONS = Counter("coco_graphql_operations_total",
-                             "GraphQL operations executed, by type (query, mutation, subscription) and name",
-                             ["type", "name"])
-POOL_CHECKED_OUT = Gauge("coco_db_pool_checked_out", "Database connections in use by requests",
-                         multiprocess_mode="livesum")
-POOL_SIZE = Gauge("coco_db_pool_size", "Database connections the pool keeps open (its size)",
-                  multiprocess_mode="livesum")
-POOL_OVERFLOW = Gauge("coco_db_pool_overflow", "Connections opened beyond the pool size (negative: unused slots)",
-                      multiprocess_mode="livesum")
-DIRECT_POOL_SIZE = Gauge("coco_db_direct_pool_size",
-                         "Connections the direct pool holds open (reads and lone creates run on asyncpg directly)",
-                         multiprocess_mode="livesum")
-DIRECT_POOL_IN_USE = Gauge("coco_db_direct_pool_in_use", "Direct pool connections in use by requests",
-                           multiprocess_mode="livesum")
-LIVE_SUBSCRIBERS = Gauge("coco_live_subscribers", "Live event subscribers (SSE streams and GraphQL subscriptions)",
-                         multiprocess_mode="livesum")
-LIVE_EVENTS_DELIVERED = Counter("coco_live_events_delivered_total",
-                                "Coordination events handed to live subscribers (one per subscriber per event)")
-LIVE_OVERFLOWS = Counter("coco_live_queue_overflows_total",
-                         "Live subscribers dropped because they fell a whole queue behind")
+REQUESTS = Counter(
+    "coco_http_requests_total",
+    "HTTP requests answered, by method, route template and status",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "coco_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its response, by method and route template",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+GRAPHQL_OPERATIONS = Counter(
+    "coco_graphql_operations_total",
+    "GraphQL operations executed, by type (query, mutation, subscription) and name",
+    ["type", "name"],
+)
+POOL_CHECKED_OUT = Gauge(
+    "coco_db_pool_checked_out", "Database connections in use by requests", multiprocess_mode="livesum"
+)
+POOL_SIZE = Gauge(
+    "coco_db_pool_size", "Database connections the pool keeps open (its size)", multiprocess_mode="livesum"
+)
+POOL_OVERFLOW = Gauge(
+    "coco_db_pool_overflow",
+    "Connections opened beyond the pool size (negative: unused slots)",
+    multiprocess_mode="livesum",
+)
+DIRECT_POOL_SIZE = Gauge(
+    "coco_db_direct_pool_size",
+    "Connections the direct pool holds open (reads and lone creates run on asyncpg directly)",
+    multiprocess_mode="livesum",
+)
+DIRECT_POOL_IN_USE = Gauge(
+    "coco_db_direct_pool_in_use", "Direct pool connections in use by requests", multiprocess_mode="livesum"
+)
+LIVE_SUBSCRIBERS = Gauge(
+    "coco_live_subscribers",
+    "Live event subscribers (SSE streams and GraphQL subscriptions)",
+    multiprocess_mode="livesum",
+)
+LIVE_EVENTS_DELIVERED = Counter(
+    "coco_live_events_delivered_total", "Coordination events handed to live subscribers (one per subscriber per event)"
+)
+LIVE_OVERFLOWS = Counter(
+    "coco_live_queue_overflows_total", "Live subscribers dropped because they fell a whole queue behind"
+)
 
 # Operation names are chosen by clients: past this many distinct ones, the rest count as "other".
 MAX_OPERATION_NAMES = 200

@@ -100,12 +100,25 @@ class Observe:
         if (scope["path"] in QUIET_PATHS and status < 400) or not log.isEnabledFor(logging.INFO):
             return
         fields: dict[str, Any] = {
-            "request_id": rid, "method": method, "path": scope["path"], "route": route, "status": status,
-            "duration_ms": round(seconds * 1000, 2), "bytes": sent,
+            "request_id": rid,
+            "method": method,
+            "path": scope["path"],
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "bytes": sent,
             "client": scope["client"][0] if scope.get("client") else None,
         }
         if self.json:
             log.info(json.dumps({"event": "request", **fields}, separators=(",", ":")))
         else:
-            log.info("%s %s %s %d %.1fms %dB id=%s", fields["client"], method, scope["path"], status,
-                     fields["duration_ms"], sent, rid)
+            log.info(
+                "%s %s %s %d %.1fms %dB id=%s",
+                fields["client"],
+                method,
+                scope["path"],
+                status,
+                fields["duration_ms"],
+                sent,
+                rid,
+            )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -64,7 +64,7 @@ class Related:
     where: Filter | None = None
 
 
-Filter = Union[Condition, And, Or, Not, Related]
+Filter = Condition | And | Or | Not | Related
 
 
 def all_of(*filters: Filter | None) -> Filter | None:
@@ -200,19 +200,21 @@ class Position:
 
 
 # The values a `PageField` can hold.
-PAGE_VALUES = frozenset({
-    "rows",            # an array: each row of the page, rendered by `view`
-    "entries",         # an array: for each row of the page, an object of `fields`
-    "object",          # an object of `fields`, once
-    "row",             # in an entry: the row, rendered by `view`
-    "position",        # in an entry: the row's position
-    "first_position",  # the position of the page's first row, null when it is empty
-    "last_position",   # the position of its last row
-    "has_next",        # rows follow the page (true, false)
-    "has_previous",    # rows precede the page
-    "total",           # the number of rows matching `Paged.total_where`, over all pages
-    "constant",        # `value`
-})
+PAGE_VALUES = frozenset(
+    {
+        "rows",  # an array: each row of the page, rendered by `view`
+        "entries",  # an array: for each row of the page, an object of `fields`
+        "object",  # an object of `fields`, once
+        "row",  # in an entry: the row, rendered by `view`
+        "position",  # in an entry: the row's position
+        "first_position",  # the position of the page's first row, null when it is empty
+        "last_position",  # the position of its last row
+        "has_next",  # rows follow the page (true, false)
+        "has_previous",  # rows precede the page
+        "total",  # the number of rows matching `Paged.total_where`, over all pages
+        "constant",  # `value`
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -292,13 +294,14 @@ class Slot:
     (an item is converted by its position), never the value itself; so 1,
     1.0 and True stay apart where equality would not keep them apart."""
 
-    __slots__ = ("index", "value", "form")
+    __slots__ = ("form", "index", "value")
 
     def __init__(self, index: int, value: Any) -> None:
         self.index = index
         self.value = value
-        self.form: tuple[Any, ...] = (index, type(value), tuple(map(type, value))) \
-            if isinstance(value, (list, tuple)) else (index, type(value))
+        self.form: tuple[Any, ...] = (
+            (index, type(value), tuple(map(type, value))) if isinstance(value, (list, tuple)) else (index, type(value))
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Slot) and self.form == other.form
@@ -353,8 +356,9 @@ def _shape_filter(where: Filter | None, values: list[Any]) -> Any:
         case Condition():
             values.append(where.value)
             slot = Slot(len(values) - 1, where.value)
-            return Condition(where.field, where.op, slot, where.path, where.path_as_text, where.quantifier,
-                             where.language)
+            return Condition(
+                where.field, where.op, slot, where.path, where.path_as_text, where.quantifier, where.language
+            )
         case And(items=items):
             return And(tuple(_shape_filter(item, values) for item in items))
         case Or(items=items):

@@ -143,8 +143,10 @@ class JsonObject(ColumnElement):
 
 @compiles(JsonObject)
 def _compile_json_object(element: JsonObject, compiler: Any, **kw: Any) -> str:
-    items = ", ".join(f"{_sql_string(key)} : {compiler.process(value, **kw)}"
-                      for key, value in zip(element.json_keys, element.json_values))
+    items = ", ".join(
+        f"{_sql_string(key)} : {compiler.process(value, **kw)}"
+        for key, value in zip(element.json_keys, element.json_values)
+    )
     suffix = " ABSENT ON NULL" if element.absent_on_null else ""
     return f"JSON_OBJECT({items}{suffix})"
 
@@ -219,8 +221,9 @@ def prepared_shape(shape: ReadPlan, values: list[Any]) -> tuple[Prepared, dict[s
 
 
 def _holds_values(plan: ReadPlan) -> bool:
-    return bool(plan.constants or plan.choices or plan.pages or plan.composites) \
-        or any(_holds_values(e.plan) for e in plan.embeds)
+    return bool(plan.constants or plan.choices or plan.pages or plan.composites) or any(
+        _holds_values(e.plan) for e in plan.embeds
+    )
 
 
 STATEMENT_CACHE_SIZE = 256
@@ -249,8 +252,16 @@ def bundle_statement(bundle: Bundle) -> Select:
             else:
                 ent = entity_named(item.plan.entity)
                 inner = _rows(item.plan, depth=1).subquery("s1")
-                pairs.append((item.key, select(_row_json(item.plan, ent, inner, 1)).select_from(inner)
-                              .order_by(*_order(ent, inner, item.plan.order)).limit(1).scalar_subquery()))
+                pairs.append(
+                    (
+                        item.key,
+                        select(_row_json(item.plan, ent, inner, 1))
+                        .select_from(inner)
+                        .order_by(*_order(ent, inner, item.plan.order))
+                        .limit(1)
+                        .scalar_subquery(),
+                    )
+                )
         statement = _BUNDLES[key] = select(cast(JsonObject(pairs, absent_on_null=False), Text))
         if len(_BUNDLES) > STATEMENT_CACHE_SIZE:
             _BUNDLES.popitem(last=False)
@@ -315,8 +326,7 @@ def filter_clause(entity_name: str, where: Filter | None, source: FromClause | N
 # ---------------------------------------------------------------- one level
 
 
-def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None,
-          parent: FromClause | None = None) -> Select:
+def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None, parent: FromClause | None = None) -> Select:
     """The rows of one level: the table's columns, filtered, ordered, paged, linked to the parent row."""
     ent = entity_named(plan.entity)
     table: FromClause = TABLES[ent.name]
@@ -327,12 +337,14 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None,
     order = _order(ent, table, plan.order)
     if relation is not None and relation.kind is RelationKind.LIST_TO_MANY:
         assert parent is not None
-        listed = (func.unnest(parent.c[relation.via]).table_valued("id", with_ordinality=ORDINAL)
-                  .render_derived(name=f"u{depth}"))
+        listed = (
+            func.unnest(parent.c[relation.via])
+            .table_valued("id", with_ordinality=ORDINAL)
+            .render_derived(name=f"u{depth}")
+        )
         # Each listed id looked up by itself (the OFFSET keeps PostgreSQL from flattening the lookup into a
         # hash join that reads the whole table for every parent row).
-        table = (select(table).where(table.c.id == listed.c.id).offset(literal_column("0"))
-                 .lateral(f"l{depth}"))
+        table = select(table).where(table.c.id == listed.c.id).offset(literal_column("0")).lateral(f"l{depth}")
         order = _order(ent, table, plan.order) or [listed.c[ORDINAL]]
         statement = select(table, listed.c[ORDINAL]).select_from(listed.join(table, true()))
     else:
@@ -412,11 +424,20 @@ def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> Co
     for composite in plan.composites:
         pairs.append((composite.key, _composite_value(ent, source, composite)))
     for choice in plan.choices:
-        pairs.append((choice.key, case(
-            (_filter(ent, source, choice.when),
-             _embed_value(ent, source, choice.then.relation, choice.then.plan, depth, choice.then.single)),
-            else_=_embed_value(ent, source, choice.otherwise.relation, choice.otherwise.plan, depth,
-                               choice.otherwise.single))))
+        pairs.append(
+            (
+                choice.key,
+                case(
+                    (
+                        _filter(ent, source, choice.when),
+                        _embed_value(ent, source, choice.then.relation, choice.then.plan, depth, choice.then.single),
+                    ),
+                    else_=_embed_value(
+                        ent, source, choice.otherwise.relation, choice.otherwise.plan, depth, choice.otherwise.single
+                    ),
+                ),
+            )
+        )
     for paged in plan.pages:
         pairs.append((paged.key, _paged_value(paged, depth, ent, source)))
     if plan.layout is not None:
@@ -425,8 +446,9 @@ def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> Co
     return JsonObject(pairs, absent_on_null=full or plan.strip_nulls)
 
 
-def _embed_value(ent: Entity, source: FromClause, name: str, plan: ReadPlan, depth: int,
-                 single: bool = False) -> ColumnElement:
+def _embed_value(
+    ent: Entity, source: FromClause, name: str, plan: ReadPlan, depth: int, single: bool = False
+) -> ColumnElement:
     relation = _relation(ent, name)
     if plan.entity != relation.target:
         raise AssertionError(f"embed {name} selects {plan.entity}, not {relation.target}")
@@ -437,8 +459,9 @@ def _embed_value(ent: Entity, source: FromClause, name: str, plan: ReadPlan, dep
         return select(_json_array(plan, inner, depth + 1)).select_from(inner).scalar_subquery()
     first = select(_row_json(plan, target, inner, depth + 1)).select_from(inner)
     if single:
-        first = first.order_by(*(_order(target, inner, plan.order)
-                                 or ([inner.c[ORDINAL]] if ORDINAL in inner.c else [])))
+        first = first.order_by(
+            *(_order(target, inner, plan.order) or ([inner.c[ORDINAL]] if ORDINAL in inner.c else []))
+        )
     return first.limit(1).scalar_subquery()
 
 
@@ -455,8 +478,10 @@ def _constant(value: Any) -> ColumnElement:
 
 def _composite_value(ent: Entity, source: FromClause, composite: Composite) -> ColumnElement:
     whole = _field_value(_field(ent, composite.field), source)
-    pairs = [(c.key, _constant(c.value) if isinstance(c, Constant) else _column_value(ent, source, c))
-             for c in composite.columns]
+    pairs = [
+        (c.key, _constant(c.value) if isinstance(c, Constant) else _column_value(ent, source, c))
+        for c in composite.columns
+    ]
     return case((whole.is_(None), null()), else_=JsonObject(pairs, absent_on_null=False))
 
 
@@ -466,8 +491,9 @@ NUMBER = "__n"
 READ = "__read"
 
 
-def _paged_value(paged: Paged, depth: int, ent: Entity | None = None,
-                 source: FromClause | None = None) -> ColumnElement:
+def _paged_value(
+    paged: Paged, depth: int, ent: Entity | None = None, source: FromClause | None = None
+) -> ColumnElement:
     """The page object: rows numbered in reading order (a window over at most size + 1 rows), then
     aggregated into the keys the page asks for. An empty page is an object too (aggregates of no rows)."""
     relation = None if paged.relation is None else _relation(ent, paged.relation)  # type: ignore[arg-type]
@@ -477,10 +503,10 @@ def _paged_value(paged: Paged, depth: int, ent: Entity | None = None,
     if _only_rows(paged):
         return _rows_page(paged, depth, target, relation, source)
     inner = _rows(paged.plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
-    order = _order(target, inner, paged.plan.order) or (
-        [inner.c[ORDINAL]] if ORDINAL in inner.c else [inner.c.id])
-    rows = select(inner, func.row_number().over(order_by=order).label(NUMBER),
-                  func.count().over().label(READ)).subquery(f"w{depth + 1}")
+    order = _order(target, inner, paged.plan.order) or ([inner.c[ORDINAL]] if ORDINAL in inner.c else [inner.c.id])
+    rows = select(
+        inner, func.row_number().over(order_by=order).label(NUMBER), func.count().over().label(READ)
+    ).subquery(f"w{depth + 1}")
     number, read = rows.c[NUMBER], rows.c[READ]
     window = paged.window
     shown = func.least(read, window.size)
@@ -495,8 +521,11 @@ def _paged_value(paged: Paged, depth: int, ent: Entity | None = None,
         first_number = literal_column("1") if window.trim is None else func.greatest(shown - window.trim, 0) + 1
         last_number = shown
         has_next = more
-        has_previous = true() if window.after_given else (
-            false() if window.trim is None else func.coalesce(func.max(shown), 0) > window.trim)
+        has_previous = (
+            true()
+            if window.after_given
+            else (false() if window.trim is None else func.coalesce(func.max(shown), 0) > window.trim)
+        )
     in_order = number.desc() if window.backward else number.asc()
     position = _position(target, rows, paged.position) if paged.position is not None else null()
 
@@ -517,8 +546,11 @@ def _paged_value(paged: Paged, depth: int, ent: Entity | None = None,
     def value(field: PageField) -> ColumnElement:
         match field.value:
             case "rows" | "entries":
-                item = row_of(field.view) if field.value == "rows" else JsonObject(
-                    [(f.key, per_row(f)) for f in field.fields], absent_on_null=False)
+                item = (
+                    row_of(field.view)
+                    if field.value == "rows"
+                    else JsonObject([(f.key, per_row(f)) for f in field.fields], absent_on_null=False)
+                )
                 return func.coalesce(func.json_agg(aggregate_order_by(item, in_order)).filter(kept), EMPTY_ARRAY)
             case "object":
                 return JsonObject([(f.key, value(f)) for f in field.fields], absent_on_null=False)
@@ -548,8 +580,9 @@ def _only_rows(paged: Paged) -> bool:
     return not window.backward and window.trim is None and all(f.value in ("rows", "constant") for f in paged.fields)
 
 
-def _rows_page(paged: Paged, depth: int, target: Entity, relation: Relation | None,
-               source: FromClause | None) -> ColumnElement:
+def _rows_page(
+    paged: Paged, depth: int, target: Entity, relation: Relation | None, source: FromClause | None
+) -> ColumnElement:
     """Such a page needs neither the one more row nor the numbering: the first `size` rows, aggregated."""
     plan = replace(paged.plan, limit=paged.window.size)
     inner = _rows(plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
@@ -590,33 +623,41 @@ class PositionText(ColumnElement):
 
 @compiles(PositionText)
 def _compile_position(element: PositionText, compiler: Any, **kw: Any) -> str:
-    values = " || ',' || ".join(f"COALESCE(({compiler.process(v, **kw)})::text, 'null')"
-                                for v in element.json_values)
+    values = " || ',' || ".join(f"COALESCE(({compiler.process(v, **kw)})::text, 'null')" for v in element.json_values)
     payload = f"{_sql_string('[' + element.header + ',[')} || {values or chr(39) * 2} || ']]'"
-    escaped_char = ("CASE WHEN ascii(ch) < 127 THEN ch "
-                    "WHEN ascii(ch) < 65536 THEN '\\u' || lpad(to_hex(ascii(ch)), 4, '0') "
-                    "ELSE '\\u' || lpad(to_hex(55296 + ((ascii(ch) - 65536) >> 10)), 4, '0') "
-                    "|| '\\u' || lpad(to_hex(56320 + ((ascii(ch) - 65536) & 1023)), 4, '0') END")
-    ascii_text = (f"CASE WHEN p ~ '[^ -~]' THEN (SELECT string_agg({escaped_char}, '' ORDER BY i) "
-                  "FROM regexp_split_to_table(p, '') WITH ORDINALITY AS chars(ch, i)) ELSE p END")
-    return (f"(SELECT translate(encode(convert_to({ascii_text}, 'UTF8'), 'base64'), E'+/=\\n', '-_') "
-            f"FROM (SELECT {payload} AS p) AS position_payload)")
+    escaped_char = (
+        "CASE WHEN ascii(ch) < 127 THEN ch "
+        "WHEN ascii(ch) < 65536 THEN '\\u' || lpad(to_hex(ascii(ch)), 4, '0') "
+        "ELSE '\\u' || lpad(to_hex(55296 + ((ascii(ch) - 65536) >> 10)), 4, '0') "
+        "|| '\\u' || lpad(to_hex(56320 + ((ascii(ch) - 65536) & 1023)), 4, '0') END"
+    )
+    ascii_text = (
+        f"CASE WHEN p ~ '[^ -~]' THEN (SELECT string_agg({escaped_char}, '' ORDER BY i) "
+        "FROM regexp_split_to_table(p, '') WITH ORDINALITY AS chars(ch, i)) ELSE p END"
+    )
+    return (
+        f"(SELECT translate(encode(convert_to({ascii_text}, 'UTF8'), 'base64'), E'+/=\\n', '-_') "
+        f"FROM (SELECT {payload} AS p) AS position_payload)"
+    )
 
 
 def _position(ent: Entity, source: FromClause, position: Position) -> ColumnElement:
     values: list[ColumnElement] = []
     for name, path in position.fields:
         f = _field(ent, name)
-        values.append(_path_value(f, source, path, as_text=False) if path
-                      else func.to_json(source.c[f.columns[0]]))
+        values.append(_path_value(f, source, path, as_text=False) if path else func.to_json(source.c[f.columns[0]]))
     return PositionText(json.dumps(list(position.header), separators=(",", ":")), values)
 
 
 def _relation(ent: Entity, name: str) -> Relation:
     relation = ent.relation(name)
     if relation is None:
-        raise InvalidInput(f"{ent.resource} has no relationship {name!r}", field=name,
-                           reason=InvalidReason.UNKNOWN_RELATION, entity=ent.name)
+        raise InvalidInput(
+            f"{ent.resource} has no relationship {name!r}",
+            field=name,
+            reason=InvalidReason.UNKNOWN_RELATION,
+            entity=ent.name,
+        )
     return relation
 
 
@@ -626,8 +667,9 @@ def _relation(ent: Entity, name: str) -> Relation:
 def _field(ent: Entity, name: str) -> Field:
     f = ent.field(name)
     if f is None:
-        raise InvalidInput(f"{ent.resource} has no field {name!r}", field=name,
-                           reason=InvalidReason.UNKNOWN_FIELD, entity=ent.name)
+        raise InvalidInput(
+            f"{ent.resource} has no field {name!r}", field=name, reason=InvalidReason.UNKNOWN_FIELD, entity=ent.name
+        )
     return f
 
 
@@ -635,8 +677,10 @@ def _field_value(f: Field, source: FromClause) -> ColumnElement:
     """A field's value as it appears in a document."""
     if f.kind is Kind.TIMEFRAME:
         start, end = (source.c[c] for c in f.columns)
-        return case((and_(start.is_(None), end.is_(None)), null()),
-                    else_=JsonObject([("start", start), ("end", end)], absent_on_null=True))
+        return case(
+            (and_(start.is_(None), end.is_(None)), null()),
+            else_=JsonObject([("start", start), ("end", end)], absent_on_null=True),
+        )
     return source.c[f.columns[0]]
 
 
@@ -651,8 +695,12 @@ def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElem
         return value
     target = CASTS.get(column.cast.lower())
     if target is None:
-        raise InvalidInput(f"cannot cast to {column.cast!r}; known types: {', '.join(sorted(CASTS))}",
-                           field=column.field, reason=InvalidReason.RULE, entity=ent.name)
+        raise InvalidInput(
+            f"cannot cast to {column.cast!r}; known types: {', '.join(sorted(CASTS))}",
+            field=column.field,
+            reason=InvalidReason.RULE,
+            entity=ent.name,
+        )
     return cast(value, target)
 
 
@@ -663,12 +711,17 @@ def _spelled(value: ColumnElement, spelling: Spelling) -> ColumnElement:
         case Spelling.TEXT:
             return cast(value, Text)
         case Spelling.ISO_TIMESTAMP:
+
             def formatted(pattern: str) -> ColumnElement:
                 return func.to_char(value, literal_column(_sql_string(pattern)))
-            fraction = case((formatted("US") == literal_column("'000000'"), literal_column("''")),
-                            else_=formatted(".US"))
-            return case((value.is_(None), null()),
-                        else_=func.concat(formatted('YYYY-MM-DD"T"HH24:MI:SS'), fraction, formatted("TZH:TZM")))
+
+            fraction = case(
+                (formatted("US") == literal_column("'000000'"), literal_column("''")), else_=formatted(".US")
+            )
+            return case(
+                (value.is_(None), null()),
+                else_=func.concat(formatted('YYYY-MM-DD"T"HH24:MI:SS'), fraction, formatted("TZH:TZM")),
+            )
     raise AssertionError(spelling)
 
 
@@ -676,12 +729,17 @@ def _related_value(ent: Entity, source: FromClause, column: Column) -> ColumnEle
     """A field of the row a to-one relation points at, as a scalar subquery (null when there is none)."""
     relation = _relation(ent, column.relation or "")
     if relation.kind is not RelationKind.TO_ONE:
-        raise InvalidInput(f"only fields of a to-one relation can be columns of {ent.resource}, not {relation.name}",
-                           field=relation.name, reason=InvalidReason.RULE, entity=ent.name)
+        raise InvalidInput(
+            f"only fields of a to-one relation can be columns of {ent.resource}, not {relation.name}",
+            field=relation.name,
+            reason=InvalidReason.RULE,
+            entity=ent.name,
+        )
     other = entity_named(relation.target)
     related = TABLES[other.name].alias(f"r_{relation.name}")
-    value = _column_value(other, related, Column(column.key, column.field, column.path, column.path_as_text,
-                                                  column.cast))
+    value = _column_value(
+        other, related, Column(column.key, column.field, column.path, column.path_as_text, column.cast)
+    )
     return select(value).where(related.c.id == source.c[relation.via]).scalar_subquery()
 
 
@@ -731,8 +789,7 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
     f = _field(ent, cond.field)
 
     def refuse(why: str) -> InvalidInput:
-        return InvalidInput(f"operator {cond.op} {why}", field=cond.field, reason=InvalidReason.RULE,
-                            entity=ent.name)
+        return InvalidInput(f"operator {cond.op} {why}", field=cond.field, reason=InvalidReason.RULE, entity=ent.name)
 
     if cond.path:
         column = _path_value(f, source, cond.path, cond.path_as_text)
@@ -781,8 +838,12 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
         if not (is_text or is_list):
             raise refuse("applies to text fields only")
         document = func.array_to_string(column, " ") if is_list else column
-        query_function = {"fts": func.to_tsquery, "plfts": func.plainto_tsquery,
-                          "phfts": func.phraseto_tsquery, "wfts": func.websearch_to_tsquery}[op]
+        query_function = {
+            "fts": func.to_tsquery,
+            "plfts": func.plainto_tsquery,
+            "phfts": func.phraseto_tsquery,
+            "wfts": func.websearch_to_tsquery,
+        }[op]
         if cond.language:
             config = cast(literal(cond.language, Text), REGCONFIG)
             matches = func.to_tsvector(config, document).op("@@", is_comparison=True)
@@ -800,8 +861,13 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
     raise refuse("is not known")
 
 
-def _compare(column: ColumnElement, sql_operator: str, cond: Condition, sql_type: TypeEngine,
-             refuse: Callable[[str], InvalidInput]) -> ColumnElement:
+def _compare(
+    column: ColumnElement,
+    sql_operator: str,
+    cond: Condition,
+    sql_type: TypeEngine,
+    refuse: Callable[[str], InvalidInput],
+) -> ColumnElement:
     if cond.quantifier is None:
         return column.op(sql_operator, is_comparison=True)(_bind(cond.value, sql_type))
     texts = _value(cond.value, ARRAY(Text), lambda v: [_text(item, refuse) for item in _as_list(v, refuse)])
@@ -883,8 +949,12 @@ def _order(ent: Entity, source: FromClause, terms: tuple[OrderTerm, ...]) -> lis
         if term.relation is not None:
             relation = _relation(ent, term.relation)
             if relation.kind is not RelationKind.TO_ONE:
-                raise InvalidInput(f"{ent.resource} can be ordered only by a to-one relation, not {relation.name}",
-                                   field=relation.name, reason=InvalidReason.RULE, entity=ent.name)
+                raise InvalidInput(
+                    f"{ent.resource} can be ordered only by a to-one relation, not {relation.name}",
+                    field=relation.name,
+                    reason=InvalidReason.RULE,
+                    entity=ent.name,
+                )
             other = entity_named(relation.target)
             related = TABLES[other.name].alias(f"o{len(clauses)}")
             f = _field(other, term.field)

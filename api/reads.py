@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
 from .database import connection
+from .direct import DirectPool, compiled_statement
 from .plan import Bundle, Condition, ReadPlan, all_of, parameterized
 from .query import (
     bundle_statement,
@@ -21,7 +22,6 @@ from .query import (
     prepared_shape,
     rows_statement,
 )
-from .direct import DirectPool, compiled_statement
 
 STREAM_BATCH = 500
 
@@ -73,8 +73,9 @@ class Reader:
         """Each statement's first row, with its parameters' values; several see one snapshot."""
         if self.pool is not None:
             compiled = [compiled_statement(statement) for statement, _ in statements]
-            return await self.pool.fetchrows([(c, c.arguments(values)) for c, (_, values) in zip(compiled, statements)],
-                                             timezone=self.timezone)
+            return await self.pool.fetchrows(
+                [(c, c.arguments(values)) for c, (_, values) in zip(compiled, statements)], timezone=self.timezone
+            )
         async with connection(self.engine) as conn:
             async with conn.begin():
                 if len(statements) > 1:

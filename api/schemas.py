@@ -16,7 +16,7 @@ import copy
 import json
 import re
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +94,7 @@ def schema_path(entity_name: str) -> Path:
         raise ValueError(f"unknown entity {entity_name!r}; expected one of {', '.join(ENTITY_NAMES)}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(entity_name: str) -> dict[str, Any]:
     with schema_path(entity_name).open(encoding="utf-8") as f:
         return json.load(f)
@@ -105,7 +105,7 @@ def load_schema(entity_name: str) -> dict[str, Any]:
     return copy.deepcopy(_load(entity_name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(entity_name: str) -> Validator:
     """A Draft 2020-12 validator for full representations of one entity.
 

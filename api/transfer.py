@@ -111,8 +111,9 @@ def _parse(number: int, raw: str) -> ImportItem:
     if errors:
         error = errors[0]
         where = "/".join(str(p) for p in error.absolute_path)
-        raise ImportFileError(number, f"{name} {'field ' + where + ' ' if where else ''}does not match "
-                                      f"the CoCo schema: {error.message}")
+        raise ImportFileError(
+            number, f"{name} {'field ' + where + ' ' if where else ''}does not match the CoCo schema: {error.message}"
+        )
     return name, document
 
 
@@ -128,4 +129,3 @@ async def import_lines(writer: WriteService, lines: Iterable[str], progress: Pro
         if line is not None:
             raise ImportFileError(line, error.message) from error
         raise
-

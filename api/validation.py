@@ -24,8 +24,9 @@ def _timezones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-def to_columns(entity: Entity, document: Mapping[str, Any], *, partial: bool,
-               index: int | None = None) -> dict[str, Any]:
+def to_columns(
+    entity: Entity, document: Mapping[str, Any], *, partial: bool, index: int | None = None
+) -> dict[str, Any]:
     """Validate `document` and return {column: value}.
 
     With `partial` (an update) fields left out stay as they are and an explicit
@@ -58,8 +59,11 @@ def to_columns(entity: Entity, document: Mapping[str, Any], *, partial: bool,
         if f.kind is Kind.TEXT_LIST and _plain_list(f, value):
             columns[f.column or f.name] = list(value)
             continue
-        if type(value) is str and "\x00" not in value and (
-                (f.kind is Kind.TEXT and not f.timezone) or (f.kind is Kind.ID and 0 < len(value) <= MAX_ID_LENGTH)):
+        if (
+            type(value) is str
+            and "\x00" not in value
+            and ((f.kind is Kind.TEXT and not f.timezone) or (f.kind is Kind.ID and 0 < len(value) <= MAX_ID_LENGTH))
+        ):
             columns[f.column or f.name] = value
             continue
         if f.kind is Kind.DATE and type(value) is str and len(value) == 10 and value[4] == "-":
@@ -106,14 +110,20 @@ def _scalar(f: Field, value: Any) -> Any:
         case Kind.TEXT:
             text = _string(f, value)
             if f.timezone and text not in _timezones():
-                raise InvalidInput(f"{f.name} must be an IANA timezone name such as Europe/Berlin, not {text!r}",
-                                   field=f.name, reason=InvalidReason.RULE)
+                raise InvalidInput(
+                    f"{f.name} must be an IANA timezone name such as Europe/Berlin, not {text!r}",
+                    field=f.name,
+                    reason=InvalidReason.RULE,
+                )
             return text
         case Kind.ENUM:
             text = _string(f, value)
             if text not in f.choices:
-                raise InvalidInput(f"{f.name} must be one of {', '.join(f.choices)}, not {text!r}",
-                                   field=f.name, reason=InvalidReason.RULE)
+                raise InvalidInput(
+                    f"{f.name} must be one of {', '.join(f.choices)}, not {text!r}",
+                    field=f.name,
+                    reason=InvalidReason.RULE,
+                )
             return text
         case Kind.INTEGER:
             if isinstance(value, bool) or not isinstance(value, int):
@@ -122,8 +132,11 @@ def _scalar(f: Field, value: Any) -> Any:
                 else:
                     raise InvalidInput(f"{f.name} must be an integer", field=f.name)
             if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):
-                raise InvalidInput(f"{f.name} must be between {f.minimum} and {f.maximum}, not {value}",
-                                   field=f.name, reason=InvalidReason.RULE)
+                raise InvalidInput(
+                    f"{f.name} must be between {f.minimum} and {f.maximum}, not {value}",
+                    field=f.name,
+                    reason=InvalidReason.RULE,
+                )
             return value
         case Kind.DATE:
             return parse_date(value, f.name)
@@ -142,8 +155,11 @@ def _string(f: Field, value: Any, *, what: str | None = None) -> str:
 
 def _check_id(f: Field, value: str) -> str:
     if not value or len(value) > MAX_ID_LENGTH:
-        raise InvalidInput(f"{f.name} must be a non-empty id of at most {MAX_ID_LENGTH} characters",
-                           field=f.name, reason=InvalidReason.RULE)
+        raise InvalidInput(
+            f"{f.name} must be a non-empty id of at most {MAX_ID_LENGTH} characters",
+            field=f.name,
+            reason=InvalidReason.RULE,
+        )
     return value
 
 
@@ -152,13 +168,17 @@ def _timeframe(f: Field, value: Any) -> dict[str, Any]:
         raise InvalidInput(f"{f.name} must be an object with start and end dates", field=f.name)
     extra = set(value) - {"start", "end"}
     if extra:
-        raise InvalidInput(f"{f.name} has only start and end, not {', '.join(sorted(extra))}",
-                           field=f.name, reason=InvalidReason.UNKNOWN_FIELD)
+        raise InvalidInput(
+            f"{f.name} has only start and end, not {', '.join(sorted(extra))}",
+            field=f.name,
+            reason=InvalidReason.UNKNOWN_FIELD,
+        )
     start = parse_date(value["start"], f"{f.name}.start") if value.get("start") is not None else None
     end = parse_date(value["end"], f"{f.name}.end") if value.get("end") is not None else None
     if start and end and end < start:
-        raise InvalidInput(f"{f.name}.end ({end}) is before {f.name}.start ({start})",
-                           field=f.name, reason=InvalidReason.RULE)
+        raise InvalidInput(
+            f"{f.name}.end ({end}) is before {f.name}.start ({start})", field=f.name, reason=InvalidReason.RULE
+        )
     start_column, end_column = f.columns
     return {start_column: start, end_column: end}
 
@@ -183,9 +203,10 @@ def parse_timestamp(value: Any, field: str) -> dt.datetime:
         try:
             parsed = dt.datetime.fromisoformat(value.replace("z", "Z"))
         except ValueError:
-            raise InvalidInput(f"{field} must be an RFC 3339 timestamp such as 2026-03-05T09:15:00-06:00, "
-                               f"not {value!r}", field=field) from None
+            raise InvalidInput(
+                f"{field} must be an RFC 3339 timestamp such as 2026-03-05T09:15:00-06:00, not {value!r}", field=field
+            ) from None
     else:
         raise InvalidInput(f"{field} must be an RFC 3339 timestamp", field=field)
     # A timestamp without an offset is read as UTC, as PostgreSQL does with TimeZone=UTC.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

@@ -37,10 +37,11 @@ from sqlalchemy import ARRAY, Table, Text, TextClause, any_, bindparam, delete, 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .auth import require_write
 from .database import connection, is_transient, sqlstate, transaction
 from .direct import DirectPool, compiled_statement
-from .entities import Entity, Kind, entity as entity_named, referrers
-from .auth import require_write
+from .entities import Entity, Kind, referrers
+from .entities import entity as entity_named
 from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
 from .events import PendingEvent, record_events, recording_ctes, restore_events
 from .models import TABLES
@@ -100,9 +101,14 @@ class WriteService:
 
     # ------------------------------------------------------------ create
 
-    async def create(self, entity_name: str, documents: Sequence[Mapping[str, Any]], *,
-                     on_conflict: OnConflict = OnConflict.ERROR,
-                     returning: Returning | None = None) -> WriteResult:
+    async def create(
+        self,
+        entity_name: str,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        on_conflict: OnConflict = OnConflict.ERROR,
+        returning: Returning | None = None,
+    ) -> WriteResult:
         """Insert the documents atomically: all of them or, on any error, none."""
         require_write()
         ent = _writable(entity_name)
@@ -113,8 +119,12 @@ class WriteService:
         ids = [r["id"] for r in rows]
         repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
         if repeated:
-            raise Conflict(f"the same {ent.name} id appears more than once in one request: {', '.join(repeated)}",
-                           reason=ConflictReason.DUPLICATE, entity=ent.name, ids=repeated)
+            raise Conflict(
+                f"the same {ent.name} id appears more than once in one request: {', '.join(repeated)}",
+                reason=ConflictReason.DUPLICATE,
+                entity=ent.name,
+                ids=repeated,
+            )
         if ent.name == "goal_story":
             _refuse_own_parent(rows)
         table = TABLES[ent.name]
@@ -126,8 +136,11 @@ class WriteService:
         if returning is None and on_conflict is not OnConflict.MERGE and ent.name != "goal_story":
             done = await self._create_alone(ent, wanted, rows, given, on_conflict)
             if done is not None:
-                return WriteResult(rows=[done[0][i] for i in ids if i in done[0]], events=done[1],
-                                   inserted_ids=[i for i in ids if i in done[0]])
+                return WriteResult(
+                    rows=[done[0][i] for i in ids if i in done[0]],
+                    events=done[1],
+                    inserted_ids=[i for i in ids if i in done[0]],
+                )
 
         async def work(conn: AsyncConnection) -> WriteResult:
             result = WriteResult()
@@ -135,17 +148,23 @@ class WriteService:
                 existing = await _lock_rows(conn, table, ids)
                 fresh = [r for r in rows if r["id"] not in existing]
                 source = given if len(fresh) == len(rows) else json.dumps(fresh, default=_json_value)
-                stored, events = await _insert_checked(conn, ent, wanted, fresh, source, skip_existing=False,
-                                                       with_events=False)
+                stored, events = await _insert_checked(
+                    conn, ent, wanted, fresh, source, skip_existing=False, with_events=False
+                )
             else:
                 # A taken id is skipped rather than failing the statement, so that ERROR can name it.
                 existing = {}
-                stored, events = await _insert_checked(conn, ent, wanted, rows, given, skip_existing=True,
-                                                       with_events=True)
+                stored, events = await _insert_checked(
+                    conn, ent, wanted, rows, given, skip_existing=True, with_events=True
+                )
                 if len(stored) < len(rows) and on_conflict is OnConflict.ERROR:
                     taken = sorted(set(ids) - set(stored))
-                    raise Conflict(f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
-                                   reason=ConflictReason.DUPLICATE, entity=ent.name, ids=taken)
+                    raise Conflict(
+                        f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
+                        reason=ConflictReason.DUPLICATE,
+                        entity=ent.name,
+                        ids=taken,
+                    )
             result.inserted_ids = [r["id"] for r in rows if r["id"] in stored]
             if on_conflict is OnConflict.MERGE:
                 pending = [_event(ent, stored[i], stored[i].get("created_at")) for i in result.inserted_ids]
@@ -171,8 +190,9 @@ class WriteService:
 
         return await self._run(work)
 
-    async def _create_alone(self, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]], given: str,
-                            on_conflict: OnConflict) -> Inserted | None:
+    async def _create_alone(
+        self, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]], given: str, on_conflict: OnConflict
+    ) -> Inserted | None:
         """A create that needs nothing else in its transaction (no read-back, no merge, no
         hierarchy check) is its one statement run as a transaction of its own: no BEGIN and
         COMMIT round trips. A taken id (ERROR) fails the whole statement on the unique index,
@@ -182,12 +202,12 @@ class WriteService:
         skip_existing = on_conflict is OnConflict.IGNORE
         try:
             if self.pool is not None:
-                return await _try_insert(self.pool, ent, wanted, rows, given, skip_existing=skip_existing,
-                                         with_events=True)
+                return await _try_insert(
+                    self.pool, ent, wanted, rows, given, skip_existing=skip_existing, with_events=True
+                )
             async with connection(self.engine) as conn:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return await _try_insert(conn, ent, wanted, rows, given, skip_existing=skip_existing,
-                                         with_events=True)
+                return await _try_insert(conn, ent, wanted, rows, given, skip_existing=skip_existing, with_events=True)
         except Exception as error:  # as the driver raised it, or as a domain error made from it
             if sqlstate(error) == UNIQUE_VIOLATION or is_transient(error):
                 return None
@@ -195,8 +215,9 @@ class WriteService:
 
     # ------------------------------------------------------------ update
 
-    async def update(self, entity_name: str, where: Filter | None, changes: Mapping[str, Any], *,
-                     returning: Returning | None = None) -> WriteResult:
+    async def update(
+        self, entity_name: str, where: Filter | None, changes: Mapping[str, Any], *, returning: Returning | None = None
+    ) -> WriteResult:
         """Apply `changes` (fields left out stay; an explicit null clears) to every row matching `where`."""
         require_write()
         ent = _writable(entity_name)
@@ -209,8 +230,12 @@ class WriteService:
             if not matched:
                 return result
             if "id" in columns and any(row["id"] != columns["id"] for row in matched):
-                raise InvalidInput("id cannot be changed; create a new row instead", field="id",
-                                   reason=InvalidReason.RULE, entity=ent.name)
+                raise InvalidInput(
+                    "id cannot be changed; create a new row instead",
+                    field="id",
+                    reason=InvalidReason.RULE,
+                    entity=ent.name,
+                )
             await _check_references(conn, ent, [columns], batch_ids=set())
             if ent.name == "goal_story" and columns.get("parent_id"):
                 _refuse_own_parent([{**row, "parent_id": columns["parent_id"]} for row in matched])
@@ -225,8 +250,9 @@ class WriteService:
 
         return await self._run(work)
 
-    async def update_one(self, entity_name: str, id: str, changes: Mapping[str, Any], *,
-                         returning: Returning | None = None) -> WriteResult:
+    async def update_one(
+        self, entity_name: str, id: str, changes: Mapping[str, Any], *, returning: Returning | None = None
+    ) -> WriteResult:
         result = await self.update(entity_name, Condition("id", "eq", id), changes, returning=returning)
         if not result.rows:
             raise NotFound(entity_name, id)
@@ -234,8 +260,9 @@ class WriteService:
 
     # ------------------------------------------------------------ delete
 
-    async def delete(self, entity_name: str, where: Filter | None, *,
-                     returning: Returning | None = None) -> WriteResult:
+    async def delete(
+        self, entity_name: str, where: Filter | None, *, returning: Returning | None = None
+    ) -> WriteResult:
         """Delete every row matching `where`, unless something still refers to one of them."""
         require_write()
         ent = _writable(entity_name)
@@ -263,9 +290,13 @@ class WriteService:
 
     # ------------------------------------------------------------ import
 
-    async def import_documents(self, items: Iterable[ImportItem] | AsyncIterable[ImportItem], *,
-                               progress: Callable[[str, int], None] | None = None,
-                               batch_size: int = IMPORT_BATCH) -> ImportResult:
+    async def import_documents(
+        self,
+        items: Iterable[ImportItem] | AsyncIterable[ImportItem],
+        *,
+        progress: Callable[[str, int], None] | None = None,
+        batch_size: int = IMPORT_BATCH,
+    ) -> ImportResult:
         """Restore exported data (`coco import`), all of it in one transaction or, on any error, none.
 
         The narrow path that lets history back in, for the server's own CLI, never an API:
@@ -337,8 +368,9 @@ def _importable(entity_name: str, index: int) -> Entity:
     try:
         return entity_named(entity_name)
     except KeyError:
-        raise InvalidInput(f"unknown entity {entity_name!r}", field="entity", reason=InvalidReason.RULE,
-                           index=index) from None
+        raise InvalidInput(
+            f"unknown entity {entity_name!r}", field="entity", reason=InvalidReason.RULE, index=index
+        ) from None
 
 
 async def _each(items: Iterable[ImportItem] | AsyncIterable[ImportItem]) -> AsyncIterable[ImportItem]:
@@ -350,18 +382,28 @@ async def _each(items: Iterable[ImportItem] | AsyncIterable[ImportItem]) -> Asyn
             yield item
 
 
-async def _import_batch(conn: AsyncConnection, ent: Entity, batch: list[tuple[int, Mapping[str, Any]]],
-                        sources: dict[str, tuple[Entity, str, Any]]) -> int:
+async def _import_batch(
+    conn: AsyncConnection,
+    ent: Entity,
+    batch: list[tuple[int, Mapping[str, Any]]],
+    sources: dict[str, tuple[Entity, str, Any]],
+) -> int:
     rows = []
     for index, document in batch:
         internal = [f.name for f in ent.fields if f.internal and isinstance(document, Mapping) and f.name in document]
         if internal:
-            raise InvalidInput(f"{internal[0]} is assigned by the server and cannot be imported", field=internal[0],
-                               reason=InvalidReason.UNKNOWN_FIELD, entity=ent.name, index=index)
+            raise InvalidInput(
+                f"{internal[0]} is assigned by the server and cannot be imported",
+                field=internal[0],
+                reason=InvalidReason.UNKNOWN_FIELD,
+                entity=ent.name,
+                index=index,
+            )
         row = to_columns(ent, document, partial=False, index=index)
         if ent.name == "coordination_event" and "id" not in row:
-            raise InvalidInput("id is required", field="id", reason=InvalidReason.REQUIRED, entity=ent.name,
-                               index=index)
+            raise InvalidInput(
+                "id is required", field="id", reason=InvalidReason.REQUIRED, entity=ent.name, index=index
+            )
         row.setdefault("id", str(uuid.uuid4()))
         rows.append(row)
     ids = [r["id"] for r in rows]
@@ -369,8 +411,12 @@ async def _import_batch(conn: AsyncConnection, ent: Entity, batch: list[tuple[in
     table = TABLES[ent.name]
     taken = repeated or sorted(await _lock_rows(conn, table, ids))
     if taken:
-        raise Conflict(f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
-                       reason=ConflictReason.DUPLICATE, entity=ent.name, ids=taken)
+        raise Conflict(
+            f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
+            reason=ConflictReason.DUPLICATE,
+            entity=ent.name,
+            ids=taken,
+        )
     await _check_references(conn, ent, rows, batch_ids=set(ids))
     if ent.name == "coordination_event":
         return await restore_events(conn, rows)
@@ -407,9 +453,13 @@ def _parents_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ready = [r for r in pending if not (r.get("parent_id") in in_batch and r["parent_id"] not in placed)]
         if not ready:
             looping = sorted(r["id"] for r in waiting)
-            raise Conflict(f"parent_id would make {_plural('goal story', looping)} {', '.join(looping)} "
-                           "its own ancestor", reason=ConflictReason.CYCLE, entity="goal_story",
-                           ids=looping, field="parent_id")
+            raise Conflict(
+                f"parent_id would make {_plural('goal story', looping)} {', '.join(looping)} its own ancestor",
+                reason=ConflictReason.CYCLE,
+                entity="goal_story",
+                ids=looping,
+                field="parent_id",
+            )
         ordered.extend(ready)
         placed.update(r["id"] for r in ready)
         pending = waiting
@@ -423,9 +473,11 @@ async def _record_missing_events(conn: AsyncConnection, sources: dict[str, tuple
     for chunk in _chunks(list(sources), MAX_PARAMETERS):
         statement = select(events.c.event_type, events.c.reference_id).where(events.c.reference_id.in_(chunk))
         covered.update((t, r) for t, r in await conn.execute(statement))
-    pending = [PendingEvent(actor_id=actor_id, event_type=ent.event_type or "", reference_id=id,
-                            occurred_at=created_at)
-               for id, (ent, actor_id, created_at) in sources.items() if (ent.event_type, id) not in covered]
+    pending = [
+        PendingEvent(actor_id=actor_id, event_type=ent.event_type or "", reference_id=id, occurred_at=created_at)
+        for id, (ent, actor_id, created_at) in sources.items()
+        if (ent.event_type, id) not in covered
+    ]
     recorded = 0
     for chunk in _chunks(pending, MAX_PARAMETERS // 8):
         recorded += len(await record_events(conn, chunk))
@@ -435,12 +487,14 @@ async def _record_missing_events(conn: AsyncConnection, sources: dict[str, tuple
 def _event(ent: Entity, row: Mapping[str, Any], occurred_at: Any) -> PendingEvent | None:
     if ent.event_type is None:
         return None
-    return PendingEvent(actor_id=row["actor_id"], event_type=ent.event_type, reference_id=row["id"],
-                        occurred_at=occurred_at)
+    return PendingEvent(
+        actor_id=row["actor_id"], event_type=ent.event_type, reference_id=row["id"], occurred_at=occurred_at
+    )
 
 
-async def _lock_matching(conn: AsyncConnection, ent: Entity, table: Table,
-                         where: Filter | None) -> list[dict[str, Any]]:
+async def _lock_matching(
+    conn: AsyncConnection, ent: Entity, table: Table, where: Filter | None
+) -> list[dict[str, Any]]:
     statement = select(table).order_by(table.c.id).with_for_update()
     clause = filter_clause(ent.name, where)
     if clause is not None:
@@ -456,8 +510,9 @@ async def _lock_rows(conn: AsyncConnection, table: Table, ids: list[str]) -> dic
     return found
 
 
-async def _apply_changes(conn: AsyncConnection, table: Table, old: dict[str, Any],
-                         changes: Mapping[str, Any]) -> dict[str, Any]:
+async def _apply_changes(
+    conn: AsyncConnection, table: Table, old: dict[str, Any], changes: Mapping[str, Any]
+) -> dict[str, Any]:
     """Write the changes that differ from `old`; return `old` itself when nothing differs."""
     differing = {c: v for c, v in changes.items() if old.get(c) != v}
     if not differing:
@@ -466,8 +521,9 @@ async def _apply_changes(conn: AsyncConnection, table: Table, old: dict[str, Any
     return dict((await conn.execute(statement)).one()._mapping)
 
 
-async def _apply_to_all(conn: AsyncConnection, table: Table, matched: list[dict[str, Any]],
-                        changes: Mapping[str, Any]) -> list[dict[str, Any]]:
+async def _apply_to_all(
+    conn: AsyncConnection, table: Table, matched: list[dict[str, Any]], changes: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """`_apply_changes` for many rows and the same changes, in one statement: each row as it is
     after the write, in the order of `matched`; a row the changes leave as it was is returned
     itself (the same object), and is not written."""
@@ -503,8 +559,9 @@ def _wanted_references(ent: Entity, rows: list[dict[str, Any]], batch_ids: set[s
     return wanted
 
 
-async def _check_references(conn: AsyncConnection, ent: Entity, rows: list[dict[str, Any]],
-                            batch_ids: set[str]) -> None:
+async def _check_references(
+    conn: AsyncConnection, ent: Entity, rows: list[dict[str, Any]], batch_ids: set[str]
+) -> None:
     """Every referenced id must exist (or be created by this same request); lock those rows."""
     await _require_references(conn, ent, _wanted_references(ent, rows, batch_ids))
 
@@ -525,26 +582,35 @@ async def _require_references(conn: AsyncConnection, ent: Entity, wanted: Wanted
             missing = sorted(ids - present[target])
             if missing:
                 resource = entity_named(target).resource
-                raise Conflict(f"{field_name} refers to {resource} that do not exist: {', '.join(missing)}",
-                               reason=ConflictReason.MISSING_REFERENCE, entity=ent.name, ids=missing,
-                               field=field_name)
+                raise Conflict(
+                    f"{field_name} refers to {resource} that do not exist: {', '.join(missing)}",
+                    reason=ConflictReason.MISSING_REFERENCE,
+                    entity=ent.name,
+                    ids=missing,
+                    field=field_name,
+                )
 
 
 def _locking_references(targets: tuple[str, ...]) -> list[str]:
     """One SELECT per target entity taking FOR KEY SHARE on the wanted rows it holds (:ref_N)."""
-    return [f"SELECT id FROM {TABLES[t].name} WHERE id = ANY(CAST(:ref_{n} AS text[])) ORDER BY id FOR KEY SHARE"
-            for n, t in enumerate(targets)]
+    return [
+        f"SELECT id FROM {TABLES[t].name} WHERE id = ANY(CAST(:ref_{n} AS text[])) ORDER BY id FOR KEY SHARE"
+        for n, t in enumerate(targets)
+    ]
 
 
 @lru_cache(maxsize=64)
 def _references_statement(targets: tuple[str, ...]) -> TextClause:
-    return text(" UNION ALL ".join(f"SELECT {n} AS target, ref.id FROM ({select}) AS ref"
-                                   for n, select in enumerate(_locking_references(targets))))
+    return text(
+        " UNION ALL ".join(
+            f"SELECT {n} AS target, ref.id FROM ({select}) AS ref"
+            for n, select in enumerate(_locking_references(targets))
+        )
+    )
 
 
 @lru_cache(maxsize=64)
-def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing: bool,
-                      with_events: bool) -> TextClause:
+def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing: bool, with_events: bool) -> TextClause:
     """Check and lock the references, insert the rows given as JSON (:rows) and, `with_events`,
     record one event per inserted row: one statement. Nothing is inserted unless every wanted
     reference is there (`complete`, its first column); then one record per inserted row: its id,
@@ -571,8 +637,10 @@ def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing:
     selected = "i.id, i.created_at" if "created_at" in names else "i.id"
     if with_events:
         ctes.append(recording_ctes("inserted"))
-        tail = (f"SELECT checked.complete, {selected}, e.id, e.seq, (SELECT count(*) FROM notified) "
-                "FROM checked LEFT JOIN (inserted AS i JOIN events AS e ON e.reference_id = i.id) ON true")
+        tail = (
+            f"SELECT checked.complete, {selected}, e.id, e.seq, (SELECT count(*) FROM notified) "
+            "FROM checked LEFT JOIN (inserted AS i JOIN events AS e ON e.reference_id = i.id) ON true"
+        )
     else:
         tail = f"SELECT checked.complete, {selected} FROM checked LEFT JOIN inserted AS i ON true"
     return text("WITH " + ",\n".join(ctes) + "\n" + tail)
@@ -581,24 +649,41 @@ def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing:
 Inserted = tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]
 
 
-async def _insert_checked(conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]],
-                          rows_json: str, *, skip_existing: bool, with_events: bool) -> Inserted:
+async def _insert_checked(
+    conn: AsyncConnection,
+    ent: Entity,
+    wanted: Wanted,
+    rows: list[dict[str, Any]],
+    rows_json: str,
+    *,
+    skip_existing: bool,
+    with_events: bool,
+) -> Inserted:
     """Insert the rows (and the same as JSON) once every wanted reference is checked and locked:
     {id: row as stored}, and the events recorded for them in cursor order. A missing reference
     is a Conflict naming it."""
     # Twice at most: when a reference was missing, nothing was inserted, and the check that
     # names the missing ids either raises or leaves every reference locked for the second try.
     for _ in range(2):
-        inserted = await _try_insert(conn, ent, wanted, rows, rows_json, skip_existing=skip_existing,
-                                     with_events=with_events)
+        inserted = await _try_insert(
+            conn, ent, wanted, rows, rows_json, skip_existing=skip_existing, with_events=with_events
+        )
         if inserted is not None:
             return inserted
         await _require_references(conn, ent, wanted)
     raise AssertionError("every reference was locked before the second try")
 
 
-async def _try_insert(conn: AsyncConnection | DirectPool, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]],
-                      rows_json: str, *, skip_existing: bool, with_events: bool) -> Inserted | None:
+async def _try_insert(
+    conn: AsyncConnection | DirectPool,
+    ent: Entity,
+    wanted: Wanted,
+    rows: list[dict[str, Any]],
+    rows_json: str,
+    *,
+    skip_existing: bool,
+    with_events: bool,
+) -> Inserted | None:
     """One run of `_insert_statement`: None, having inserted nothing, when a reference is missing.
     On the direct pool it is a transaction of its own."""
     targets = tuple(sorted(wanted))
@@ -634,9 +719,17 @@ async def _try_insert(conn: AsyncConnection | DirectPool, ent: Entity, wanted: W
             row["created_at"] = record[2]
         stored[id] = row
         if with_events:
-            event_id, seq = record[3 if dated else 2:][:2]
-            events.append({"id": event_id, "seq": seq, "actor_id": row["actor_id"], "event_type": ent.event_type,
-                           "reference_id": id, "occurred_at": row.get("created_at")})
+            event_id, seq = record[3 if dated else 2 :][:2]
+            events.append(
+                {
+                    "id": event_id,
+                    "seq": seq,
+                    "actor_id": row["actor_id"],
+                    "event_type": ent.event_type,
+                    "reference_id": id,
+                    "occurred_at": row.get("created_at"),
+                }
+            )
     return stored, sorted(events, key=lambda e: e["seq"])
 
 
@@ -659,9 +752,13 @@ async def _check_unreferenced(conn: AsyncConnection, ent: Entity, ids: list[str]
             shown.append(id)
     if found:
         named = "; ".join(f"{resource}: {', '.join(hits)}" for resource, hits in found.items())
-        raise Conflict(f"{ent.resource} {', '.join(sorted(ids)[:REFERRERS_SHOWN])} still referenced by {named}",
-                       reason=ConflictReason.REFERENCED, entity=ent.name, ids=sorted(ids)[:REFERRERS_SHOWN],
-                       referrers=found)
+        raise Conflict(
+            f"{ent.resource} {', '.join(sorted(ids)[:REFERRERS_SHOWN])} still referenced by {named}",
+            reason=ConflictReason.REFERENCED,
+            entity=ent.name,
+            ids=sorted(ids)[:REFERRERS_SHOWN],
+            referrers=found,
+        )
 
 
 @lru_cache(maxsize=16)
@@ -673,8 +770,9 @@ def _referrers_statement(entity_name: str) -> TextClause | None:
     for n, (other, f) in enumerate(referrers(entity_name)):
         table = TABLES[other.name].name
         column = f'"{f.name}"'
-        condition = (f"{column} && CAST(:ids AS text[])" if f.kind is Kind.TEXT_LIST
-                     else f"{column} = ANY(CAST(:ids AS text[]))")
+        condition = (
+            f"{column} && CAST(:ids AS text[])" if f.kind is Kind.TEXT_LIST else f"{column} = ANY(CAST(:ids AS text[]))"
+        )
         if other.name == entity_name:
             condition += " AND NOT (id = ANY(CAST(:ids AS text[])))"
         parts.append(f"(SELECT {n} AS referrer, id FROM {table} WHERE {condition} ORDER BY id LIMIT {REFERRERS_SHOWN})")
@@ -701,8 +799,13 @@ _CYCLES = text(
 def _refuse_own_parent(rows: list[dict[str, Any]]) -> None:
     looping = sorted(r["id"] for r in rows if r.get("parent_id") == r["id"])
     if looping:
-        raise Conflict(f"a goal story cannot be its own parent: {', '.join(looping)}",
-                       reason=ConflictReason.CYCLE, entity="goal_story", ids=looping, field="parent_id")
+        raise Conflict(
+            f"a goal story cannot be its own parent: {', '.join(looping)}",
+            reason=ConflictReason.CYCLE,
+            entity="goal_story",
+            ids=looping,
+            field="parent_id",
+        )
 
 
 async def _check_hierarchy(conn: AsyncConnection, ids: list[str]) -> None:
@@ -712,13 +815,17 @@ async def _check_hierarchy(conn: AsyncConnection, ids: list[str]) -> None:
     await conn.execute(select(func.pg_advisory_xact_lock(HIERARCHY_LOCK_KEY)))
     looping = list(await conn.scalars(_CYCLES, {"ids": ids}))
     if looping:
-        raise Conflict(f"parent_id would make {_plural('goal story', looping)} {', '.join(looping)} "
-                       "its own ancestor", reason=ConflictReason.CYCLE, entity="goal_story",
-                       ids=looping, field="parent_id")
+        raise Conflict(
+            f"parent_id would make {_plural('goal story', looping)} {', '.join(looping)} its own ancestor",
+            reason=ConflictReason.CYCLE,
+            entity="goal_story",
+            ids=looping,
+            field="parent_id",
+        )
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)] if items else []
+    return [items[i : i + size] for i in range(0, len(items), size)] if items else []
 
 
 def _plural(word: str, items: list[str]) -> str:

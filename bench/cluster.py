@@ -68,7 +68,8 @@ class Cluster:
         admin = await asyncpg.connect(libpq_url(self.server.url("postgres")))
         try:
             current = await admin.fetchval(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", name)
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", name
+            )
             seeded_in_s = None
             if current is None or _parse(current).get("stamp") != stamp:
                 log.info("seeding database %s at %s (this happens once per generator version)", name, scale)
@@ -77,7 +78,8 @@ class Cluster:
                 await admin.execute(f'CREATE DATABASE "{name}"')
                 max_seq = await _build(self.server.url(name), scale)
                 await admin.execute(
-                    f"COMMENT ON DATABASE \"{name}\" IS {_quote(json.dumps({'stamp': stamp, 'max_seq': max_seq}))}")
+                    f'COMMENT ON DATABASE "{name}" IS {_quote(json.dumps({"stamp": stamp, "max_seq": max_seq}))}'
+                )
                 seeded_in_s = time.monotonic() - started
             else:
                 max_seq = int(_parse(current)["max_seq"])
@@ -87,8 +89,15 @@ class Cluster:
         await reset_writes(url, max_seq)
         # pgbench and PostGraphile take the socket directory and port apart.
         query = parse_qs(urlsplit(url).query)
-        return BenchDatabase(name=name, url=url, socket_dir=Path(query["host"][0]), port=int(query["port"][0]),
-                             scale=scale, seed_max_seq=max_seq, seeded_in_s=seeded_in_s)
+        return BenchDatabase(
+            name=name,
+            url=url,
+            socket_dir=Path(query["host"][0]),
+            port=int(query["port"][0]),
+            scale=scale,
+            seed_max_seq=max_seq,
+            seeded_in_s=seeded_in_s,
+        )
 
 
 async def _build(url: str, scale: Scale) -> int:
@@ -116,9 +125,10 @@ async def quiesce(conn: asyncpg.Connection, timeout_s: float = QUIESCE_TIMEOUT_S
     rows before those commit would see half of them."""
     deadline = time.monotonic() + timeout_s
     while await conn.fetchval(
-            """SELECT count(*) FROM pg_stat_activity
+        """SELECT count(*) FROM pg_stat_activity
                WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'
-                 AND backend_type = 'client backend'"""):
+                 AND backend_type = 'client backend'"""
+    ):
         if time.monotonic() > deadline:
             log.warning("other sessions are still busy after %.0f s; going on", timeout_s)
             return
@@ -150,7 +160,9 @@ async def written_since(url: str, seed_max_seq: int) -> dict[str, int]:
         row = await conn.fetchrow(
             """SELECT (SELECT count(*) FROM team_checkins WHERE id NOT LIKE $2) AS team_checkins,
                       (SELECT count(*) FROM coordination_events WHERE seq > $1) AS coordination_events""",
-            seed_max_seq, CHECKIN_ID_PREFIX + "%")
+            seed_max_seq,
+            CHECKIN_ID_PREFIX + "%",
+        )
         return dict(row)
     finally:
         await conn.close()

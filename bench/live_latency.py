@@ -25,13 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
-from api.database import create_engine  # noqa: E402
-from api.live import LiveFeed  # noqa: E402
-from api.writes import WriteService  # noqa: E402
-from bench import subscriptions  # noqa: E402
-from bench.cluster import Cluster, reset_writes  # noqa: E402
-from bench.seed import QUICK  # noqa: E402
-from bench.servers import ServerProcess, descendants, free_port  # noqa: E402
+from api.database import create_engine
+from api.live import LiveFeed
+from api.writes import WriteService
+from bench import subscriptions
+from bench.cluster import Cluster, reset_writes
+from bench.seed import QUICK
+from bench.servers import ServerProcess, descendants, free_port
 
 ACTOR, TEAM = "p-1", "t-1"
 DATABASE = "coco_bench_quick"
@@ -43,18 +43,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=200, help="events per count (half as many above 100)")
     parser.add_argument("--pace-ms", type=float, default=20.0, help="least pause between writes")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the server")
-    parser.add_argument("--transport", choices=("sse", "graphql", "feed"), default="sse",
-                        help="sse, graphql (subscriptions over WebSocket) or feed (in process, no HTTP)")
+    parser.add_argument(
+        "--transport",
+        choices=("sse", "graphql", "feed"),
+        default="sse",
+        help="sse, graphql (subscriptions over WebSocket) or feed (in process, no HTTP)",
+    )
     parser.add_argument("--profile", type=Path, help="write py-spy collapsed stacks of the workers here")
-    parser.add_argument("--ours-root", type=Path, default=ROOT,
-                        help="serve from another checkout of this repository (e.g. the code before a change)")
+    parser.add_argument(
+        "--ours-root",
+        type=Path,
+        default=ROOT,
+        help="serve from another checkout of this repository (e.g. the code before a change)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    plans = subscriptions.default_plans([int(s) for s in args.subscribers.split(",")], args.events,
-                                        args.pace_ms / 1000)
+    plans = subscriptions.default_plans([int(s) for s in args.subscribers.split(",")], args.events, args.pace_ms / 1000)
     cluster = Cluster()
     cluster.start()
     try:
@@ -72,26 +79,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def served(database_url: str, plans: list[subscriptions.Plan], workers: int, profile: Path | None,
-           root: Path = ROOT, transport: str = "sse") -> subscriptions.Report:
+def served(
+    database_url: str,
+    plans: list[subscriptions.Plan],
+    workers: int,
+    profile: Path | None,
+    root: Path = ROOT,
+    transport: str = "sse",
+) -> subscriptions.Report:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    server = ServerProcess("coco serve", [sys.executable, "-m", "api", "serve", "--workers", str(workers),
-                                          "--port", str(port)],
-                           port=port, cwd=root, log_file=ROOT / "bench" / ".data" / "logs" / "coco-live.log",
-                           ready_path="/healthz",
-                           env={**env, "DATABASE_URL": database_url, "PYTHONPATH": str(root),
-                                "COCO_LOG_LEVEL": "warning"})
+    server = ServerProcess(
+        "coco serve",
+        [sys.executable, "-m", "api", "serve", "--workers", str(workers), "--port", str(port)],
+        port=port,
+        cwd=root,
+        log_file=ROOT / "bench" / ".data" / "logs" / "coco-live.log",
+        ready_path="/healthz",
+        env={**env, "DATABASE_URL": database_url, "PYTHONPATH": str(root), "COCO_LOG_LEVEL": "warning"},
+    )
     server.start()
     try:
-        report = (asyncio.run(subscriptions.measure(server.base_url, database_url, plans[:-1],
-                                                   actor_id=ACTOR, team_id=TEAM, server_pids=server.pids,
-                                                    transport=transport))
-                  if len(plans) > 1 else None)
+        report = (
+            asyncio.run(
+                subscriptions.measure(
+                    server.base_url,
+                    database_url,
+                    plans[:-1],
+                    actor_id=ACTOR,
+                    team_id=TEAM,
+                    server_pids=server.pids,
+                    transport=transport,
+                )
+            )
+            if len(plans) > 1
+            else None
+        )
         spies = _profile(server, profile, plans[-1]) if profile else []
-        last = asyncio.run(subscriptions.measure(server.base_url, database_url, plans[-1:],
-                                                 actor_id=ACTOR, team_id=TEAM, server_pids=server.pids,
-                                                 transport=transport))
+        last = asyncio.run(
+            subscriptions.measure(
+                server.base_url,
+                database_url,
+                plans[-1:],
+                actor_id=ACTOR,
+                team_id=TEAM,
+                server_pids=server.pids,
+                transport=transport,
+            )
+        )
         for spy in spies:
             spy.wait()
     finally:
@@ -111,9 +146,26 @@ def _profile(server: ServerProcess, directory: Path, plan: subscriptions.Plan) -
     # The workers are the processes that hold the live feed; the helpers are small.
     pids = [pid for pid in descendants(server.process.pid) if _is_worker(pid)]
     seconds = int(plan.events * plan.pace_s + 15)
-    return [subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw",
-                              "-o", str(directory / f"worker-{pid}.txt")], stdout=subprocess.DEVNULL)
-            for pid in pids]
+    return [
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "-p",
+                str(pid),
+                "-d",
+                str(seconds),
+                "-r",
+                "200",
+                "-f",
+                "raw",
+                "-o",
+                str(directory / f"worker-{pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
 
 
 def _is_worker(pid: int) -> bool:
@@ -146,8 +198,11 @@ async def in_process(database_url: str, plans: list[subscriptions.Plan]) -> None
             await asyncio.wait(tasks, timeout=60)
             latencies = subscriptions.latencies_of(committed, received)
             figures = subscriptions.percentiles(latencies) if latencies else {}
-            print(f"feed {plan.subscribers:>6} subscribers, {len(latencies)}/{plan.events * plan.subscribers} "
-                  "receipts, ms: " + "  ".join(f"{k} {v:.1f}" for k, v in figures.items()), flush=True)
+            print(
+                f"feed {plan.subscribers:>6} subscribers, {len(latencies)}/{plan.events * plan.subscribers} "
+                "receipts, ms: " + "  ".join(f"{k} {v:.1f}" for k, v in figures.items()),
+                flush=True,
+            )
     finally:
         await feed.stop()
         await engine.dispose()

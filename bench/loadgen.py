@@ -68,14 +68,27 @@ def run_wrk(url: str, script: str, env: dict[str, str], load: Load) -> Measureme
 
 
 def _wrk(url: str, lua: Path, env: dict[str, str], load: Load, duration_s: int) -> Measurement:
-    args = ["wrk", "-t", str(load.threads), "-c", str(load.connections), "-d", f"{duration_s}s",
-            "--timeout", f"{load.timeout_s}s", "-s", str(lua), url]
-    done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **env},
-                          timeout=duration_s + load.timeout_s + 30)
+    args = [
+        "wrk",
+        "-t",
+        str(load.threads),
+        "-c",
+        str(load.connections),
+        "-d",
+        f"{duration_s}s",
+        "--timeout",
+        f"{load.timeout_s}s",
+        "-s",
+        str(lua),
+        url,
+    ]
+    done = subprocess.run(
+        args, capture_output=True, text=True, env={**os.environ, **env}, timeout=duration_s + load.timeout_s + 30
+    )
     line = next((line for line in done.stdout.splitlines() if line.startswith(MARKER)), None)
     if done.returncode != 0 or line is None:
         raise LoadGeneratorError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
-    report = json.loads(line[len(MARKER):])
+    report = json.loads(line[len(MARKER) :])
     seconds = report["duration_us"] / 1e6
     errors = {k: int(v) for k, v in report["errors"].items()}
     return Measurement(
@@ -97,14 +110,31 @@ def run_pgbench(database: str, socket_dir: Path, port: int, script: Path, load: 
     """pgbench with a custom script file, prepared statements, the same clients, threads and duration."""
     with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as tmp:
         path = script.resolve()
-        base = [str(PGBENCH), "-n", "-M", "prepared", "-h", str(socket_dir), "-p", str(port), "-U", SUPERUSER,
-                "-c", str(load.connections), "-j", str(load.threads), "-f", str(path)]
+        base = [
+            str(PGBENCH),
+            "-n",
+            "-M",
+            "prepared",
+            "-h",
+            str(socket_dir),
+            "-p",
+            str(port),
+            "-U",
+            SUPERUSER,
+            "-c",
+            str(load.connections),
+            "-j",
+            str(load.threads),
+            "-f",
+            str(path),
+        ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         if load.warmup_s:
             _pgbench([*base, "-T", str(load.warmup_s), database], env, load.warmup_s)
         prefix = Path(tmp) / "log"
-        done = _pgbench([*base, "-T", str(load.duration_s), "--log", f"--log-prefix={prefix}", database], env,
-                        load.duration_s)
+        done = _pgbench(
+            [*base, "-T", str(load.duration_s), "--log", f"--log-prefix={prefix}", database], env, load.duration_s
+        )
         latencies = sorted(_logged_latencies_us(Path(tmp)))
     processed = int(_field(done, r"number of transactions actually processed: (\d+)"))
     failed_match = re.search(r"number of failed transactions: (\d+)", done)

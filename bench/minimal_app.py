@@ -66,11 +66,14 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.pool = await asyncpg.create_pool(
-        libpq_url(os.environ["DATABASE_URL"]), min_size=POOL_SIZE, max_size=POOL_SIZE,
+        libpq_url(os.environ["DATABASE_URL"]),
+        min_size=POOL_SIZE,
+        max_size=POOL_SIZE,
         server_settings={"application_name": "bench_minimal", "TimeZone": "UTC"},
         # Single statements in autocommit leave no session state behind: no reset when a
         # connection returns to the pool (our read pool skips it too; the floor must not pay it).
-        reset=_no_reset)
+        reset=_no_reset,
+    )
     try:
         yield
     finally:

@@ -76,12 +76,17 @@ def connection_string(database: str, socket_dir: Path, port: int) -> str:
 def command(database: str, socket_dir: Path, port: int, http_port: int, workers: int) -> list[str]:
     args = [
         str(EXECUTABLE),
-        "--connection", connection_string(database, socket_dir, port),
-        "--schema", "public",
-        "--host", "127.0.0.1",
-        "--port", str(http_port),
+        "--connection",
+        connection_string(database, socket_dir, port),
+        "--schema",
+        "public",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(http_port),
         "--disable-query-log",
-        "--max-pool-size", "16",
+        "--max-pool-size",
+        "16",
         "--disable-graphiql",
     ]
     if workers > 1:

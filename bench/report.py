@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import subscriptions
 from .loadgen import PGBENCH
 from .postgraphile import EXECUTABLE as POSTGRAPHILE
-from . import subscriptions
 from .rows import Row, Side
 
 MEMORY_TARGET_MB = 300.0
@@ -23,8 +23,14 @@ MEMORY_TARGET_MB = 300.0
 def machine() -> dict[str, Any]:
     cpu = ""
     try:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), "")
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
     except OSError:
         pass
     return {
@@ -74,10 +80,26 @@ def _side_cells(side: Side | None, reasons: dict[str, list[str]], row_key: str) 
     return [f"{m.requests_per_s:,.0f}{flag}", f"{m.latency_ms.get('p50', 0):.1f}", f"{m.latency_ms.get('p99', 0):.1f}"]
 
 
-def table(rows: list[Row], memory: dict[str, list[dict[str, Any]]], ours_name: str,
-          live: subscriptions.Report | None = None, served: bool | None = None) -> str:
-    header = ["scenario", "ours req/s", "p50 ms", "p99 ms", "reference", "ref req/s", "p50 ms", "p99 ms",
-              "ratio", "target", "SQL only tps"]
+def table(
+    rows: list[Row],
+    memory: dict[str, list[dict[str, Any]]],
+    ours_name: str,
+    live: subscriptions.Report | None = None,
+    served: bool | None = None,
+) -> str:
+    header = [
+        "scenario",
+        "ours req/s",
+        "p50 ms",
+        "p99 ms",
+        "reference",
+        "ref req/s",
+        "p50 ms",
+        "p99 ms",
+        "ratio",
+        "target",
+        "SQL only tps",
+    ]
     lines: list[list[str]] = [header]
     notes: list[str] = []
     reasons: dict[str, list[str]] = {}
@@ -87,8 +109,17 @@ def table(rows: list[Row], memory: dict[str, list[dict[str, Any]]], ours_name: s
         if row.met is not None:
             target += " ok" if row.met else " MISSED"
         sql_cells = _side_cells(row.sql, reasons, row.key)
-        lines.append([row.key, *_side_cells(row.ours, reasons, row.key), row.reference.implementation,
-                      *_side_cells(row.reference, reasons, row.key), ratio, target, sql_cells[0]])
+        lines.append(
+            [
+                row.key,
+                *_side_cells(row.ours, reasons, row.key),
+                row.reference.implementation,
+                *_side_cells(row.reference, reasons, row.key),
+                ratio,
+                target,
+                sql_cells[0],
+            ]
+        )
         for side in (row.ours, row.reference, row.sql):
             for note in side.notes if side else []:
                 notes.append(f"{row.key} / {side.implementation}: {note}")
@@ -113,16 +144,20 @@ def table(rows: list[Row], memory: dict[str, list[dict[str, Any]]], ours_name: s
     summary = memory_summary(memory, ours_name, served=served)
     if summary["met"] is not None:
         verdict = "ok" if summary["met"] else "MISSED"
-        out.append(f"  {ours_name} worker peak: {summary['ours_peak_worker_rss_mb']:.0f} MB "
-                   f"(target < {MEMORY_TARGET_MB:.0f} MB) {verdict}")
+        out.append(
+            f"  {ours_name} worker peak: {summary['ours_peak_worker_rss_mb']:.0f} MB "
+            f"(target < {MEMORY_TARGET_MB:.0f} MB) {verdict}"
+        )
     elif "note" in summary:
         out.append(f"  no verdict: {summary['note']}")
     repeated = [(row.key, side) for row in rows for side in (row.ours, row.reference, row.sql) if side and side.runs]
     if repeated:
         out.append("")
         out.append("repeated runs, requests/s (the table shows each side's median run):")
-        out.extend(f"  {key} / {side.implementation}: " + ", ".join(f"{r:,.0f}" for r in side.runs or [])
-                   for key, side in repeated)
+        out.extend(
+            f"  {key} / {side.implementation}: " + ", ".join(f"{r:,.0f}" for r in side.runs or [])
+            for key, side in repeated
+        )
     if notes:
         out.append("")
         out.append("notes (rows marked !):")

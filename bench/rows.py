@@ -202,8 +202,9 @@ def measure(side: Side, run: Callable[[], Measurement]) -> Side:
         if side.measurement.errors:
             side.notes.append(f"{side.measurement.errors} failed requests: {side.measurement.error_detail}")
         if not side.measurement.requests:
-            side.notes.append(f"no request completed within {side.measurement.duration_s:.0f} s: "
-                              "the latencies are unknown, not zero")
+            side.notes.append(
+                f"no request completed within {side.measurement.duration_s:.0f} s: the latencies are unknown, not zero"
+            )
     return side
 
 
@@ -220,8 +221,13 @@ def measure_write(ctx: Context, side: Side, run: Callable[[], Measurement], rows
     return side
 
 
-def http_side(ctx: Context, endpoint: Endpoint, check: Callable[[str, Side], str | None],
-               run: Callable[[str], Measurement], write_rows: int | None = None) -> Side:
+def http_side(
+    ctx: Context,
+    endpoint: Endpoint,
+    check: Callable[[str, Side], str | None],
+    run: Callable[[str], Measurement],
+    write_rows: int | None = None,
+) -> Side:
     side = Side(endpoint.name)
     if endpoint.base_url is None or endpoint.unavailable:
         side.skipped = endpoint.unavailable or NOT_AVAILABLE
@@ -263,8 +269,10 @@ def median_row(runs: list[Row]) -> Row:
     first = runs[0]
 
     def pick(sides: list[Side | None]) -> Side | None:
-        measured = sorted((s for s in sides if s is not None and s.measurement is not None),
-                          key=lambda s: s.measurement.requests_per_s)  # type: ignore[union-attr]
+        measured = sorted(
+            (s for s in sides if s is not None and s.measurement is not None),
+            key=lambda s: s.measurement.requests_per_s,
+        )  # type: ignore[union-attr]
         if not measured:
             return sides[0]
         chosen = measured[(len(measured) - 1) // 2]

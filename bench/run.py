@@ -46,24 +46,35 @@ ROW_KEYS = [*SCENARIOS, subscriptions.KEY]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="small dataset, 2 s runs: checks the harness, not the speed")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small dataset, 2 s runs: checks the harness, not the speed"
+    )
     parser.add_argument("--duration", type=int, help="seconds per measurement (default 8, quick 2)")
     parser.add_argument("--warmup", type=int, help="seconds of unmeasured load first (default 2, quick 1)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections and pgbench clients")
     parser.add_argument("--threads", type=int, default=2, help="wrk and pgbench threads")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of each Python server")
-    parser.add_argument("--postgraphile-workers", type=int,
-                        help="PostGraphile cluster workers (default: --workers, the same as ours)")
+    parser.add_argument(
+        "--postgraphile-workers", type=int, help="PostGraphile cluster workers (default: --workers, the same as ours)"
+    )
     parser.add_argument("--only", help=f"comma-separated rows to run, of: {', '.join(ROW_KEYS)}")
     parser.add_argument("--no-sql", action="store_true", help="leave out the pgbench rows")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="measure each row this many times and keep each side's median run (noisy machines)")
-    parser.add_argument("--ours-root", type=Path, default=ROOT,
-                        help="serve our side from another checkout of this repository (its .venv if it has one), "
-                             "e.g. a branch before merging; it must have the same migrations")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each row this many times and keep each side's median run (noisy machines)",
+    )
+    parser.add_argument(
+        "--ours-root",
+        type=Path,
+        default=ROOT,
+        help="serve our side from another checkout of this repository (its .venv if it has one), "
+        "e.g. a branch before merging; it must have the same migrations",
+    )
     return parser.parse_args(argv)
 
 
@@ -85,14 +96,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{ours_root} has other migrations than {ROOT}; the cached database would not fit it", file=sys.stderr)
         return 2
     scale = QUICK if args.quick else FULL
-    load = Load(connections=args.connections, threads=args.threads,
-                duration_s=args.duration or (2 if args.quick else 8),
-                warmup_s=args.warmup if args.warmup is not None else (1 if args.quick else 2))
+    load = Load(
+        connections=args.connections,
+        threads=args.threads,
+        duration_s=args.duration or (2 if args.quick else 8),
+        warmup_s=args.warmup if args.warmup is not None else (1 if args.quick else 2),
+    )
     database = "coco_bench_quick" if args.quick else "coco_bench"
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    document: dict = {"started_at": started, "quick": args.quick, "machine": machine(), "load": asdict(load),
-                      "workers": args.workers, "repeat": args.repeat,
-                      "ours": {"root": str(ours_root), "commit": _commit(ours_root)}}
+    document: dict = {
+        "started_at": started,
+        "quick": args.quick,
+        "machine": machine(),
+        "load": asdict(load),
+        "workers": args.workers,
+        "repeat": args.repeat,
+        "ours": {"root": str(ours_root), "commit": _commit(ours_root)},
+    }
 
     cluster = Cluster()
     cluster.start()
@@ -100,8 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     live: subscriptions.Report | None = None
     try:
         db = asyncio.run(cluster.prepare(database, scale))
-        document["dataset"] = {"database": db.name, **asdict(scale), "seeded_in_s": db.seeded_in_s,
-                               "postgresql": asyncio.run(_server_version(db.url))}
+        document["dataset"] = {
+            "database": db.name,
+            **asdict(scale),
+            "seeded_in_s": db.seeded_in_s,
+            "postgresql": asyncio.run(_server_version(db.url)),
+        }
         with tempfile.TemporaryDirectory(prefix="bench-") as work:
             endpoints = _start_servers(db, args, servers, needed=_servers_for(only))
             ours_graphql = Endpoint(OURS, endpoints[OURS].base_url, endpoints[OURS].unavailable)
@@ -109,10 +133,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             probe_rest(endpoints[MINIMAL])
             probe_graphql(ours_graphql)
             probe_graphql(endpoints[POSTGRAPHILE])
-            context = Context(db=db, load=load, ours=endpoints[OURS], ours_graphql=ours_graphql,
-                              minimal=endpoints[MINIMAL], postgraphile=endpoints[POSTGRAPHILE], work_dir=Path(work),
-                              with_sql=not args.no_sql and pgbench_available(),
-                              bulk_size=QUICK_BULK_SIZE if args.quick else BULK_SIZE)
+            context = Context(
+                db=db,
+                load=load,
+                ours=endpoints[OURS],
+                ours_graphql=ours_graphql,
+                minimal=endpoints[MINIMAL],
+                postgraphile=endpoints[POSTGRAPHILE],
+                work_dir=Path(work),
+                with_sql=not args.no_sql and pgbench_available(),
+                bulk_size=QUICK_BULK_SIZE if args.quick else BULK_SIZE,
+            )
             rows = []
             with MemorySampler(servers) as sampler:
                 for name in (name for name in only if name in SCENARIOS):
@@ -136,8 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     document["memory"] = {"processes": memory, **memory_summary(memory, OURS, served)}
     document["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print()
-    print(f"CoCo benchmark, {started}: {scale.checkins:,} check-ins, {scale.updates:,} updates; wrk -t{load.threads} "
-          f"-c{load.connections} -d{load.duration_s}s after {load.warmup_s}s warm-up; {args.workers} workers each")
+    print(
+        f"CoCo benchmark, {started}: {scale.checkins:,} check-ins, {scale.updates:,} updates; wrk -t{load.threads} "
+        f"-c{load.connections} -d{load.duration_s}s after {load.warmup_s}s warm-up; {args.workers} workers each"
+    )
     print(table(rows, memory, OURS, live, served))
     path = RESULTS / timestamp_name(started)
     write_json(path, document)
@@ -151,8 +184,11 @@ def _subscriptions(ctx: Context, quick: bool, server_pids: Callable[[], list[int
         return subscriptions.Report("sse", [], skipped=ctx.ours.unavailable or "our server did not start")
     plans = subscriptions.default_plans(events=40 if quick else 200)
     try:
-        return asyncio.run(subscriptions.measure(ctx.ours.base_url, ctx.db.url, plans, actor_id="p-1",
-                                                 team_id="t-1", server_pids=server_pids))
+        return asyncio.run(
+            subscriptions.measure(
+                ctx.ours.base_url, ctx.db.url, plans, actor_id="p-1", team_id="t-1", server_pids=server_pids
+            )
+        )
     except (RuntimeError, OSError, TimeoutError) as error:
         log.error("subscriptions: %s", error)
         return subscriptions.Report("sse", [], skipped=f"failed: {error}")
@@ -169,32 +205,83 @@ def _servers_for(rows: list[str]) -> set[str]:
     return needed
 
 
-def _start_servers(db: BenchDatabase, args: argparse.Namespace, servers: list[ServerProcess],
-                   needed: set[str]) -> dict[str, Endpoint]:
+def _start_servers(
+    db: BenchDatabase, args: argparse.Namespace, servers: list[ServerProcess], needed: set[str]
+) -> dict[str, Endpoint]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     python_env = {**env, "DATABASE_URL": db.url, "PYTHONPATH": str(ROOT)}
     ours_root = args.ours_root.resolve()
     ours_python = ours_root / ".venv" / "bin" / "python"
     ours_port, minimal_port, postgraphile_port = free_port(), free_port(), free_port()
     candidates = [
-        ServerProcess(OURS, [str(ours_python) if ours_python.exists() else sys.executable, "-m", "api", "serve",
-                             "--workers", str(args.workers), "--port", str(ours_port)],
-                      port=ours_port, cwd=ours_root, log_file=LOGS / "coco.log", ready_path="/healthz",
-                      env={**python_env, "PYTHONPATH": str(ours_root), "PYTHONDONTWRITEBYTECODE": "1",
-                           "COCO_LOG_LEVEL": "warning"}),
-        ServerProcess(MINIMAL, [sys.executable, "-m", "uvicorn", "bench.minimal_app:app", "--workers",
-                                str(args.workers), "--loop", "uvloop", "--http", "httptools", "--host", "127.0.0.1",
-                                "--port", str(minimal_port), "--log-level", "warning", "--no-access-log"],
-                      port=minimal_port, cwd=ROOT, log_file=LOGS / "minimal.log", env=python_env),
+        ServerProcess(
+            OURS,
+            [
+                str(ours_python) if ours_python.exists() else sys.executable,
+                "-m",
+                "api",
+                "serve",
+                "--workers",
+                str(args.workers),
+                "--port",
+                str(ours_port),
+            ],
+            port=ours_port,
+            cwd=ours_root,
+            log_file=LOGS / "coco.log",
+            ready_path="/healthz",
+            env={
+                **python_env,
+                "PYTHONPATH": str(ours_root),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "COCO_LOG_LEVEL": "warning",
+            },
+        ),
+        ServerProcess(
+            MINIMAL,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.minimal_app:app",
+                "--workers",
+                str(args.workers),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(minimal_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            port=minimal_port,
+            cwd=ROOT,
+            log_file=LOGS / "minimal.log",
+            env=python_env,
+        ),
     ]
-    endpoints = {OURS: Endpoint(OURS, None), MINIMAL: Endpoint(MINIMAL, None),
-                 POSTGRAPHILE: Endpoint(POSTGRAPHILE, None)}
+    endpoints = {
+        OURS: Endpoint(OURS, None),
+        MINIMAL: Endpoint(MINIMAL, None),
+        POSTGRAPHILE: Endpoint(POSTGRAPHILE, None),
+    }
     if postgraphile.available():
         workers = args.postgraphile_workers or args.workers
-        candidates.append(ServerProcess(
-            POSTGRAPHILE, postgraphile.command(db.name, db.socket_dir, db.port, postgraphile_port, workers),
-            port=postgraphile_port, cwd=ROOT, log_file=LOGS / "postgraphile.log", env=postgraphile.environment(),
-            ready_path="/graphql"))
+        candidates.append(
+            ServerProcess(
+                POSTGRAPHILE,
+                postgraphile.command(db.name, db.socket_dir, db.port, postgraphile_port, workers),
+                port=postgraphile_port,
+                cwd=ROOT,
+                log_file=LOGS / "postgraphile.log",
+                env=postgraphile.environment(),
+                ready_path="/graphql",
+            )
+        )
     else:
         endpoints[POSTGRAPHILE].unavailable = "skipped: PostGraphile is not installed (make bench-tools)"
     for server in candidates:

@@ -52,8 +52,14 @@ def rest_read_one(ctx: Context) -> Row:
     reference = http_side(ctx, ctx.minimal, check, run)
     ours = http_side(ctx, ctx.ours, check, run)
     script = f"\\set n random(1, {ctx.scale.actors})\n" + statements.READ_ACTOR.format(id="'p-' || :n") + ";\n"
-    return Row("rest_read_one", "REST read one by id (GET /actors?id=eq.<id>, rotating ids)", ours, reference,
-               sql_side(ctx, "rest_read_one", script), target=0.7)
+    return Row(
+        "rest_read_one",
+        "REST read one by id (GET /actors?id=eq.<id>, rotating ids)",
+        ours,
+        reference,
+        sql_side(ctx, "rest_read_one", script),
+        target=0.7,
+    )
 
 
 def rest_checkin_page(ctx: Context) -> Row:
@@ -76,14 +82,24 @@ def rest_checkin_page(ctx: Context) -> Row:
     reference = http_side(ctx, ctx.minimal, check, run)
     ours = http_side(ctx, ctx.ours, check, run)
     script = statements.READ_CHECKIN_PAGE.format(team_id="'t-7'", since="'2026-01-01'", limit="50") + ";\n"
-    return Row("rest_checkin_page", f"REST filtered, ordered page of check-ins (GET {CHECKIN_PAGE_PATH})",
-               ours, reference, sql_side(ctx, "rest_checkin_page", script), target=0.7)
+    return Row(
+        "rest_checkin_page",
+        f"REST filtered, ordered page of check-ins (GET {CHECKIN_PAGE_PATH})",
+        ours,
+        reference,
+        sql_side(ctx, "rest_checkin_page", script),
+        target=0.7,
+    )
 
 
 def rest_create_checkin(ctx: Context) -> Row:
     s = ctx.scale
-    env = {"BENCH_PATH": "/team_checkins", "BENCH_TEAMS": str(s.teams), "BENCH_MEMBERS": str(s.members_per_team),
-           "BENCH_ACTORS": str(s.actors)}
+    env = {
+        "BENCH_PATH": "/team_checkins",
+        "BENCH_TEAMS": str(s.teams),
+        "BENCH_MEMBERS": str(s.members_per_team),
+        "BENCH_ACTORS": str(s.actors),
+    }
     sample = json.dumps({"actor_id": "p-1", "team_id": "t-1", "date": "2026-07-01", "next": ["Check the harness"]})
 
     def check(base_url: str, side: Side) -> str | None:
@@ -103,11 +119,18 @@ def rest_create_checkin(ctx: Context) -> Row:
             body="""'{"actor_id":"p-' || :a || '","team_id":"t-' || :t || '","date":"2026-07-01",'
                  || '"previously":["Closed the onboarding ticket","Paired on the importer"],'
                  || '"next":["Ship the importer","Review the API draft"],'
-                 || '"blockers":["Waiting on staging access"]}'""")
+                 || '"blockers":["Waiting on staging access"]}'"""
+        )
         + ";\n"
     )
-    return Row("rest_create_checkin", "REST create a check-in with its event (POST /team_checkins)", ours, reference,
-               sql_side(ctx, "rest_create_checkin", script, write_rows=1), target=0.5)
+    return Row(
+        "rest_create_checkin",
+        "REST create a check-in with its event (POST /team_checkins)",
+        ours,
+        reference,
+        sql_side(ctx, "rest_create_checkin", script, write_rows=1),
+        target=0.5,
+    )
 
 
 def bulk_body(scale: Scale, size: int = BULK_SIZE) -> str:
@@ -115,11 +138,17 @@ def bulk_body(scale: Scale, size: int = BULK_SIZE) -> str:
     for k in range(size):
         team = k % scale.teams + 1
         actor = ((team - 1) * scale.members_per_team + k % scale.members_per_team) % scale.actors + 1
-        rows.append({"actor_id": f"p-{actor}", "team_id": f"t-{team}", "date": "2026-07-02",
-                     "previously": [f"Imported item {k}", "Checked the totals"],
-                     "next": [f"Import batch {k + 1}"],
-                     # PostgREST wants the same keys in every object of a bulk insert.
-                     "blockers": ["Waiting on the export"] if k % 7 == 0 else None})
+        rows.append(
+            {
+                "actor_id": f"p-{actor}",
+                "team_id": f"t-{team}",
+                "date": "2026-07-02",
+                "previously": [f"Imported item {k}", "Checked the totals"],
+                "next": [f"Import batch {k + 1}"],
+                # PostgREST wants the same keys in every object of a bulk insert.
+                "blockers": ["Waiting on the export"] if k % 7 == 0 else None,
+            }
+        )
     # ": " rather than ":" since pgbench would take `:null` in its script for a variable.
     return json.dumps(rows, separators=(",", ": "))
 
@@ -141,12 +170,19 @@ def rest_bulk_create(ctx: Context) -> Row:
     reference = http_side(ctx, ctx.minimal, check, run, write_rows=size)
     ours = http_side(ctx, ctx.ours, check, run, write_rows=size)
     script = statements.CREATE_CHECKINS.format(body="'" + body.replace("'", "''") + "'") + ";\n"
-    return Row("rest_bulk_create", f"REST bulk create of {size:,} check-ins (POST /team_checkins, JSON array)",
-               ours, reference, sql_side(ctx, "rest_bulk_create", script, write_rows=size), target=0.5)
+    return Row(
+        "rest_bulk_create",
+        f"REST bulk create of {size:,} check-ins (POST /team_checkins, JSON array)",
+        ours,
+        reference,
+        sql_side(ctx, "rest_bulk_create", script, write_rows=size),
+        target=0.5,
+    )
 
 
-def _graphql_row(ctx: Context, key: str, title: str, ours_file: str, reference_file: str, *, write: bool,
-                 target: float | None) -> Row:
+def _graphql_row(
+    ctx: Context, key: str, title: str, ours_file: str, reference_file: str, *, write: bool, target: float | None
+) -> Row:
     values: dict[str, list[str]] = {}
 
     def measured(endpoint: Endpoint, query_file: str) -> Side:
@@ -173,20 +209,35 @@ def _graphql_row(ctx: Context, key: str, title: str, ours_file: str, reference_f
     if len(values) == 2:
         theirs, mine = values[ctx.postgraphile.name], values[ctx.ours_graphql.name]
         if theirs != mine:
-            ours.notes.append(f"the response holds other values than PostGraphile's ({len(mine)} strings vs "
-                              f"{len(theirs)}): the two queries are not equivalent")
+            ours.notes.append(
+                f"the response holds other values than PostGraphile's ({len(mine)} strings vs "
+                f"{len(theirs)}): the two queries are not equivalent"
+            )
     return Row(key, title, ours, reference, None, target=target)
 
 
 def graphql_nested(ctx: Context) -> Row:
-    return _graphql_row(ctx, "graphql_nested_goals",
-                        "GraphQL nested goal query (roots, children, latest 3 updates + actor, teams + members)",
-                        "coco_nested_goals.graphql", "postgraphile_nested_goals.graphql", write=False, target=1.5)
+    return _graphql_row(
+        ctx,
+        "graphql_nested_goals",
+        "GraphQL nested goal query (roots, children, latest 3 updates + actor, teams + members)",
+        "coco_nested_goals.graphql",
+        "postgraphile_nested_goals.graphql",
+        write=False,
+        target=1.5,
+    )
 
 
 def graphql_create(ctx: Context) -> Row:
-    return _graphql_row(ctx, "graphql_create_checkin", "GraphQL createTeamCheckin mutation (row + event)",
-                        "coco_create_checkin.graphql", "postgraphile_create_checkin.graphql", write=True, target=None)
+    return _graphql_row(
+        ctx,
+        "graphql_create_checkin",
+        "GraphQL createTeamCheckin mutation (row + event)",
+        "coco_create_checkin.graphql",
+        "postgraphile_create_checkin.graphql",
+        write=True,
+        target=None,
+    )
 
 
 def _same_as_reference(expected: dict[str, Any], rows: Any, side: Side) -> None:

@@ -89,7 +89,7 @@ def statements(scale: Scale) -> list[str]:
         f"""
         INSERT INTO teams (id, name, description, member_ids)
         SELECT 't-' || k, 'Team ' || k, 'Keeps the lights on for area ' || k,
-               ARRAY(SELECT {member_of('k', 'j')} FROM generate_series(0, {members - 1}) AS j ORDER BY j)
+               ARRAY(SELECT {member_of("k", "j")} FROM generate_series(0, {members - 1}) AS j ORDER BY j)
         FROM generate_series(1, {s.teams}) AS k
         """,
     ]
@@ -106,7 +106,7 @@ def statements(scale: Scale) -> list[str]:
                CASE WHEN i <= {s.roots} THEN 'Objective ' WHEN i < {first_grandchild} THEN 'Key result '
                     ELSE 'Initiative ' END || i,
                'Make measurable progress on outcome ' || i || ' this quarter, together.',
-               ARRAY[{actor.format(i='i')}, {actor.format(i='i + 1')}],
+               ARRAY[{actor.format(i="i")}, {actor.format(i="i + 1")}],
                ARRAY['t-' || ((i - 1) % {s.teams} + 1)]
                  || CASE WHEN {s.teams} > 1 THEN ARRAY['t-' || (i % {s.teams} + 1)] ELSE '{{}}'::text[] END,
                {parent},
@@ -121,7 +121,7 @@ def statements(scale: Scale) -> list[str]:
         sql.append(f"""
         INSERT INTO goal_story_updates (id, actor_id, goal_story_id, date, title, content, status,
                                         progress_percent, created_at)
-        SELECT 'u-' || k, {actor.format(i='g')}, 'g-' || g, d,
+        SELECT 'u-' || k, {actor.format(i="g")}, 'g-' || g, d,
                'Week ' || n || ' on goal ' || g,
                'We shipped the next slice of goal ' || g || ', measured the result against the baseline '
                  || 'and adjusted the plan for the coming weeks. Risks are tracked in the usual place.',
@@ -137,7 +137,7 @@ def statements(scale: Scale) -> list[str]:
         # one member a day going back in time from 2026-06-30.
         sql.append(f"""
         INSERT INTO team_checkins (id, actor_id, team_id, date, next, previously, blockers, created_at)
-        SELECT '{CHECKIN_ID_PREFIX}' || k, {member_of('t', f'n % {members}')}, 't-' || t, d,
+        SELECT '{CHECKIN_ID_PREFIX}' || k, {member_of("t", f"n % {members}")}, 't-' || t, d,
                ARRAY['Finish task ' || k, 'Review pull request ' || (k + 1)],
                ARRAY['Closed ticket ' || (k - 1), 'Paired on ' || (k % 97), 'Wrote notes for ' || t],
                CASE WHEN k % 7 = 0 THEN ARRAY['Waiting on review from team ' || (k % {s.teams} + 1)] END,

@@ -31,8 +31,17 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, name: str, argv: Sequence[str], *, port: int, env: dict[str, str], cwd: Path,
-                 log_file: Path, ready_path: str = "/") -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        port: int,
+        env: dict[str, str],
+        cwd: Path,
+        log_file: Path,
+        ready_path: str = "/",
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.port = port
@@ -49,14 +58,22 @@ class ServerProcess:
     def start(self) -> None:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("wb") as out:
-            self.process = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_file}:\n"
-                                   + self.log_file.read_text(errors="replace")[-3000:])
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}; see {self.log_file}:\n"
+                    + self.log_file.read_text(errors="replace")[-3000:]
+                )
             if self._answers():
                 log.info("%s is up on %s (pid %d)", self.name, self.base_url, self.process.pid)
                 return
@@ -186,8 +203,14 @@ class MemorySampler:
         for server in self.servers:
             rows = []
             for pid, (peak_kb, cmdline) in sorted(self.peaks[server.name].items()):
-                rows.append({"pid": pid, "role": _role(server, pid, cmdline), "peak_rss_mb": round(peak_kb / 1024, 1),
-                             "command": cmdline[:160]})
+                rows.append(
+                    {
+                        "pid": pid,
+                        "role": _role(server, pid, cmdline),
+                        "peak_rss_mb": round(peak_kb / 1024, 1),
+                        "command": cmdline[:160],
+                    }
+                )
             result[server.name] = rows
         return result
 

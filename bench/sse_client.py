@@ -50,7 +50,7 @@ class Chunked:
                 self.trailer -= take
             elif self.remaining:
                 take = min(self.remaining, size - at)
-                out.append(buffer[at:at + take])
+                out.append(buffer[at : at + take])
                 at += take
                 self.remaining -= take
                 if not self.remaining:
@@ -103,8 +103,13 @@ class Frames:
 class Stream(asyncio.Protocol):
     """One subscriber. `on_headers` once the response started; `on_event(cursor, t)` per event."""
 
-    def __init__(self, request: bytes, on_headers: Callable[[], None], on_event: Callable[[int, float], None],
-                 check_documents: bool) -> None:
+    def __init__(
+        self,
+        request: bytes,
+        on_headers: Callable[[], None],
+        on_event: Callable[[int, float], None],
+        check_documents: bool,
+    ) -> None:
         self.request = request
         self.on_headers = on_headers
         self.on_event = on_event
@@ -129,7 +134,7 @@ class Stream(asyncio.Protocol):
                 end = self.head.find(b"\r\n\r\n")
                 if end < 0:
                     return
-                head, data = self.head[:end].decode("latin-1"), self.head[end + 4:]
+                head, data = self.head[:end].decode("latin-1"), self.head[end + 4 :]
                 status = head.split(" ", 2)[1]
                 if status != "200" or "transfer-encoding: chunked" not in head.lower():
                     raise BadStream(f"the event stream answered: {head.splitlines()[0]!r}")
@@ -157,8 +162,9 @@ class Stream(asyncio.Protocol):
 
 async def run(host: str, port: int, streams: int, wanted: int, timeout: float, out=sys.stdout) -> None:
     loop = asyncio.get_running_loop()
-    request = (f"GET {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
-               f"Cache-Control: no-cache\r\n\r\n").encode()
+    request = (
+        f"GET {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+    ).encode()
     receipts: dict[int, list[float]] = {}
     counts = [0] * streams
     started = 0
@@ -181,12 +187,14 @@ async def run(host: str, port: int, streams: int, wanted: int, timeout: float, o
                 finished += 1
                 if finished == streams and not all_finished.done():
                     all_finished.set_result(None)
+
         return on_event
 
     protocols: list[Stream] = []
     for i in range(streams):
         _, protocol = await loop.create_connection(
-            lambda i=i: Stream(request, on_headers, on_event_of(i), check_documents=i == 0), host, port)
+            lambda i=i: Stream(request, on_headers, on_event_of(i), check_documents=i == 0), host, port
+        )
         protocols.append(protocol)
     watch = asyncio.ensure_future(_first_error(protocols))
     done, _ = await asyncio.wait([all_started, watch], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

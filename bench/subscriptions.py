@@ -38,8 +38,10 @@ STREAMS_PER_PROCESS = 500
 WARMUP_EVENTS = 3
 # Each transport's client process (same command line and output) and how the table names it.
 CLIENTS = {"sse": "bench.sse_client", "graphql": "bench.ws_client"}
-TITLES = {"sse": "SSE (GET /coordination_events)",
-          "graphql": "GraphQL over WebSocket (subscription coordinationEvents, graphql-transport-ws)"}
+TITLES = {
+    "sse": "SSE (GET /coordination_events)",
+    "graphql": "GraphQL over WebSocket (subscription coordinationEvents, graphql-transport-ws)",
+}
 
 
 @dataclass
@@ -103,9 +105,15 @@ class Report:
         return at.complete and at.latency_ms["p99"] < self.target_p99_ms
 
     def as_dict(self) -> dict[str, Any]:
-        return {"transport": self.transport, "target_p99_ms": self.target_p99_ms, "target_at": self.target_at,
-                "met": self.met, "skipped": self.skipped, "load_average": self.load_average,
-                "results": [r.as_dict() for r in self.results]}
+        return {
+            "transport": self.transport,
+            "target_p99_ms": self.target_p99_ms,
+            "target_at": self.target_at,
+            "met": self.met,
+            "skipped": self.skipped,
+            "load_average": self.load_average,
+            "results": [r.as_dict() for r in self.results],
+        }
 
 
 def percentiles(latencies: Sequence[float]) -> dict[str, float]:
@@ -147,9 +155,19 @@ class Clients:
     async def _start(self) -> None:
         for share in self.shares:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", self.module, self.host, str(self.port), str(share), str(self.wanted),
-                str(self.timeout), cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                limit=1 << 30)
+                sys.executable,
+                "-m",
+                self.module,
+                self.host,
+                str(self.port),
+                str(share),
+                str(self.wanted),
+                str(self.timeout),
+                cwd=ROOT,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=1 << 30,
+            )
             self.processes.append(process)
         for process in self.processes:
             assert process.stdout is not None
@@ -190,8 +208,10 @@ class Clients:
 async def write_events(writer: WriteService, n: int, pace_s: float, actor_id: str, team_id: str) -> dict[int, float]:
     committed: dict[int, float] = {}
     for i in range(n):
-        result = await writer.create("team_checkin", [{"actor_id": actor_id, "team_id": team_id,
-                                                       "date": "2026-05-22", "next": [f"live event {i}"]}])
+        result = await writer.create(
+            "team_checkin",
+            [{"actor_id": actor_id, "team_id": team_id, "date": "2026-05-22", "next": [f"live event {i}"]}],
+        )
         committed[result.events[0]["seq"]] = time.perf_counter()
         await asyncio.sleep(pace_s)
     return committed
@@ -209,8 +229,16 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-async def measure_one(base_url: str, writer: WriteService, plan: Plan, *, actor_id: str, team_id: str,
-                      server_pids: Callable[[], list[int]] | None = None, transport: str = "sse") -> Result:
+async def measure_one(
+    base_url: str,
+    writer: WriteService,
+    plan: Plan,
+    *,
+    actor_id: str,
+    team_id: str,
+    server_pids: Callable[[], list[int]] | None = None,
+    transport: str = "sse",
+) -> Result:
     wanted = WARMUP_EVENTS + plan.events
     clients = Clients(base_url, plan.subscribers, wanted, timeout=60 + wanted * plan.pace_s * 2, transport=transport)
     await clients.start()
@@ -224,14 +252,30 @@ async def measure_one(base_url: str, writer: WriteService, plan: Plan, *, actor_
     finally:
         await clients.stop()
     latencies = latencies_of(committed, receipts)
-    return Result(plan.subscribers, plan.events, plan.pace_s * 1000, len(clients.shares), len(latencies),
-                  plan.events * plan.subscribers, percentiles(latencies) if latencies else {}, errors[:5],
-                  server_cpu_ms_per_event=round(server_cpu * 1000 / wanted, 2) if pids else None,
-                  client_cpu_ms_per_event=round(client_cpu * 1000 / wanted, 2))
+    return Result(
+        plan.subscribers,
+        plan.events,
+        plan.pace_s * 1000,
+        len(clients.shares),
+        len(latencies),
+        plan.events * plan.subscribers,
+        percentiles(latencies) if latencies else {},
+        errors[:5],
+        server_cpu_ms_per_event=round(server_cpu * 1000 / wanted, 2) if pids else None,
+        client_cpu_ms_per_event=round(client_cpu * 1000 / wanted, 2),
+    )
 
 
-async def measure(base_url: str, database_url: str, plans: Sequence[Plan], *, actor_id: str,
-                  team_id: str, server_pids: Callable[[], list[int]] | None = None, transport: str = "sse") -> Report:
+async def measure(
+    base_url: str,
+    database_url: str,
+    plans: Sequence[Plan],
+    *,
+    actor_id: str,
+    team_id: str,
+    server_pids: Callable[[], list[int]] | None = None,
+    transport: str = "sse",
+) -> Report:
     """Every plan in turn against the server at `base_url` (whose processes `server_pids`
     lists, for their CPU time), writing into `database_url`."""
     engine = create_engine(database_url, pool_size=2)
@@ -239,8 +283,17 @@ async def measure(base_url: str, database_url: str, plans: Sequence[Plan], *, ac
     results = []
     try:
         for plan in plans:
-            results.append(await measure_one(base_url, writer, plan, actor_id=actor_id, team_id=team_id,
-                                             server_pids=server_pids, transport=transport))
+            results.append(
+                await measure_one(
+                    base_url,
+                    writer,
+                    plan,
+                    actor_id=actor_id,
+                    team_id=team_id,
+                    server_pids=server_pids,
+                    transport=transport,
+                )
+            )
     finally:
         await engine.dispose()
     return Report(transport, results, load_average=[round(x, 2) for x in os.getloadavg()])
@@ -250,13 +303,27 @@ def table(report: Report | None) -> list[str]:
     """The subscriptions section of the printed table."""
     if report is None:
         return []
-    out = [f"subscriptions over {TITLES.get(report.transport, report.transport)}, commit-to-receipt ms "
-           f"(target p99 < {report.target_p99_ms:.0f} ms at {report.target_at:,} subscribers)"]
+    out = [
+        f"subscriptions over {TITLES.get(report.transport, report.transport)}, commit-to-receipt ms "
+        f"(target p99 < {report.target_p99_ms:.0f} ms at {report.target_at:,} subscribers)"
+    ]
     if report.skipped:
         out.append(f"  not measured: {report.skipped}")
         return out
-    header = ["subscribers", "events", "pace ms", "clients", "receipts", "p50", "p95", "p99", "max", "target",
-              "CPU ms/event: server", "clients"]
+    header = [
+        "subscribers",
+        "events",
+        "pace ms",
+        "clients",
+        "receipts",
+        "p50",
+        "p95",
+        "p99",
+        "max",
+        "target",
+        "CPU ms/event: server",
+        "clients",
+    ]
     lines = [header]
     for r in report.results:
         verdict = ""
@@ -264,8 +331,18 @@ def table(report: Report | None) -> list[str]:
             verdict = "ok" if report.met else "MISSED"
         figures = [f"{r.latency_ms[k]:.1f}" for k in ("p50", "p95", "p99", "max")] if r.latency_ms else ["-"] * 4
         cpu = [f"{ms:.1f}" if ms is not None else "-" for ms in (r.server_cpu_ms_per_event, r.client_cpu_ms_per_event)]
-        lines.append([f"{r.subscribers:,}", str(r.events), f"{r.pace_ms:.0f}", str(r.client_processes),
-                      f"{r.receipts:,}/{r.expected:,}" + ("" if r.complete else " !"), *figures, verdict, *cpu])
+        lines.append(
+            [
+                f"{r.subscribers:,}",
+                str(r.events),
+                f"{r.pace_ms:.0f}",
+                str(r.client_processes),
+                f"{r.receipts:,}/{r.expected:,}" + ("" if r.complete else " !"),
+                *figures,
+                verdict,
+                *cpu,
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out.extend("  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(line)).rstrip() for line in lines)
     for r in report.results:

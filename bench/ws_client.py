@@ -38,8 +38,13 @@ async def run(host: str, port: int, streams: int, wanted: int, timeout: float) -
         nonlocal subscribed, finished
         seen = 0
         try:
-            async with websockets.connect(f"ws://{host}:{port}/graphql", subprotocols=["graphql-transport-ws"],
-                                          ping_interval=None, max_queue=None, open_timeout=timeout) as ws:
+            async with websockets.connect(
+                f"ws://{host}:{port}/graphql",
+                subprotocols=["graphql-transport-ws"],
+                ping_interval=None,
+                max_queue=None,
+                open_timeout=timeout,
+            ) as ws:
                 await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
                 ack = json.loads(await ws.recv())
                 if ack.get("type") != "connection_ack":
@@ -82,8 +87,9 @@ async def run(host: str, port: int, streams: int, wanted: int, timeout: float) -
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    sys.stdout.write(json.dumps({"receipts": receipts, "errors": sorted(set(errors)),
-                                 "cpu_s": time.process_time()}) + "\n")
+    sys.stdout.write(
+        json.dumps({"receipts": receipts, "errors": sorted(set(errors)), "cpu_s": time.process_time()}) + "\n"
+    )
     sys.stdout.flush()
 
 

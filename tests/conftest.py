@@ -109,8 +109,9 @@ class Served:
 
         import uvicorn
 
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                                    lifespan=lifespan))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan)
+        )
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 
     def __enter__(self) -> str:
@@ -137,8 +138,9 @@ class RunningServer(Served):
         from api.app import create_app
         from api.config import Settings
 
-        settings = Settings(database_url=database_url, migrate_on_start=migrate_on_start,
-                            **{"pool_size": 5, **overrides})  # type: ignore[arg-type]
+        settings = Settings(
+            database_url=database_url, migrate_on_start=migrate_on_start, **{"pool_size": 5, **overrides}
+        )  # type: ignore[arg-type]
         super().__init__(create_app(settings))
 
 

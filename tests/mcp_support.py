@@ -27,8 +27,12 @@ TRANSPORTS = ("http", "http-handshake", "stdio", "stdio-handshake")
 async def connect(transport: str, server_url: str, database_url: str) -> AsyncIterator[Client]:
     mode = "legacy" if transport.endswith("-handshake") else "auto"
     if transport.startswith("stdio"):
-        params = StdioServerParameters(command=sys.executable, args=["-m", "api", "mcp"], cwd=str(ROOT),
-                                       env={"DATABASE_URL": database_url, "COCO_LOG_LEVEL": "warning"})
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "api", "mcp"],
+            cwd=str(ROOT),
+            env={"DATABASE_URL": database_url, "COCO_LOG_LEVEL": "warning"},
+        )
         with tempfile.TemporaryFile("w+") as errlog:
             try:
                 async with Client(stdio_client(params, errlog=errlog), mode=mode) as client:
@@ -57,21 +61,41 @@ def tool_error(result: CallToolResult) -> tuple[str, dict[str, Any]]:
 
 async def seed(writer: WriteService) -> None:
     """Two people and an agent, two teams, a goal story with two sub-goals and a grandchild."""
-    await writer.create("actor", [
-        {"id": "p-1", "actor_type": "person", "name": "Quinn Reed", "role": "Product Manager",
-         "timezone": "America/Chicago"},
-        {"id": "p-2", "actor_type": "person", "name": "Ada Obi", "role": "Engineer"},
-        {"id": "a-1", "actor_type": "agent", "name": "Research Bot", "role": "Compiles market research"},
-    ])
-    await writer.create("team", [
-        {"id": "t-1", "name": "Product", "description": "Shape the core product", "member_ids": ["p-1", "a-1"]},
-        {"id": "t-2", "name": "Backend", "member_ids": ["p-2"]},
-    ])
-    await writer.create("goal_story", [
-        {"id": "g-1", "title": "Improve onboarding", "description": "Time-to-value under 3 days.",
-         "team_ids": ["t-1"], "actor_ids": ["p-1", "a-1"], "timeframe": {"start": "2026-01-06", "end": "2026-03-31"}},
-        {"id": "g-1a", "title": "Onboarding emails", "parent_id": "g-1", "team_ids": ["t-1"]},
-        {"id": "g-1b", "title": "Setup wizard", "parent_id": "g-1", "team_ids": ["t-2"]},
-        {"id": "g-1a-i", "title": "Welcome email copy", "parent_id": "g-1a"},
-        {"id": "g-2", "title": "Cut infrastructure cost", "team_ids": ["t-2"]},
-    ])
+    await writer.create(
+        "actor",
+        [
+            {
+                "id": "p-1",
+                "actor_type": "person",
+                "name": "Quinn Reed",
+                "role": "Product Manager",
+                "timezone": "America/Chicago",
+            },
+            {"id": "p-2", "actor_type": "person", "name": "Ada Obi", "role": "Engineer"},
+            {"id": "a-1", "actor_type": "agent", "name": "Research Bot", "role": "Compiles market research"},
+        ],
+    )
+    await writer.create(
+        "team",
+        [
+            {"id": "t-1", "name": "Product", "description": "Shape the core product", "member_ids": ["p-1", "a-1"]},
+            {"id": "t-2", "name": "Backend", "member_ids": ["p-2"]},
+        ],
+    )
+    await writer.create(
+        "goal_story",
+        [
+            {
+                "id": "g-1",
+                "title": "Improve onboarding",
+                "description": "Time-to-value under 3 days.",
+                "team_ids": ["t-1"],
+                "actor_ids": ["p-1", "a-1"],
+                "timeframe": {"start": "2026-01-06", "end": "2026-03-31"},
+            },
+            {"id": "g-1a", "title": "Onboarding emails", "parent_id": "g-1", "team_ids": ["t-1"]},
+            {"id": "g-1b", "title": "Setup wizard", "parent_id": "g-1", "team_ids": ["t-2"]},
+            {"id": "g-1a-i", "title": "Welcome email copy", "parent_id": "g-1a"},
+            {"id": "g-2", "title": "Cut infrastructure cost", "team_ids": ["t-2"]},
+        ],
+    )

@@ -16,12 +16,13 @@ from api.database import libpq_url
 from api.plan import And, Condition, OrderTerm, ReadPlan
 from api.reads import Reader
 from api.writes import WriteService
-from bench import (loadgen, minimal_app, report, rows, run, scenarios, sse_client, statements,  # noqa: F401
-                   subscriptions, ws_client)
-from bench.seed import FULL, QUICK, Scale, seed, statements as seed_statements
+from bench import loadgen, minimal_app, report, rows, run, scenarios, sse_client, statements, subscriptions, ws_client
+from bench.seed import FULL, QUICK, Scale, seed
+from bench.seed import statements as seed_statements
 
-TINY = Scale(teams=2, actors=10, members_per_team=3, goal_stories=7, roots=1, children_per_root=2, checkins=10,
-             updates=5)
+TINY = Scale(
+    teams=2, actors=10, members_per_team=3, goal_stories=7, roots=1, children_per_root=2, checkins=10, updates=5
+)
 
 
 async def _seeded(engine: AsyncEngine, scale: Scale = TINY) -> None:
@@ -37,20 +38,28 @@ async def _rows(engine: AsyncEngine, sql: str) -> list[dict[str, Any]]:
 async def test_seed_writes_the_dataset_with_one_event_per_checkin_and_update(clean: AsyncEngine) -> None:
     await _seeded(clean)
 
-    counts = (await _rows(clean, """
+    counts = (
+        await _rows(
+            clean,
+            """
         SELECT (SELECT count(*) FROM actors) AS actors, (SELECT count(*) FROM teams) AS teams,
                (SELECT count(*) FROM goal_stories) AS goal_stories, (SELECT count(*) FROM team_checkins) AS checkins,
                (SELECT count(*) FROM goal_story_updates) AS updates,
-               (SELECT count(*) FROM coordination_events) AS events"""))[0]
+               (SELECT count(*) FROM coordination_events) AS events""",
+        )
+    )[0]
     assert counts == {"actors": 10, "teams": 2, "goal_stories": 7, "checkins": 10, "updates": 5, "events": 15}
 
     # Every check-in and update has exactly its one event, as the write service records it.
-    mismatched = await _rows(clean, """
+    mismatched = await _rows(
+        clean,
+        """
         SELECT w.id FROM (SELECT id, actor_id, created_at, 'team_checkin' AS kind FROM team_checkins
                           UNION ALL SELECT id, actor_id, created_at, 'goal_story_update' FROM goal_story_updates) AS w
         WHERE (SELECT count(*) FROM coordination_events e
                WHERE e.reference_id = w.id AND e.actor_id = w.actor_id AND e.event_type = w.kind
-                 AND e.occurred_at = w.created_at) <> 1""")
+                 AND e.occurred_at = w.created_at) <> 1""",
+    )
     assert mismatched == []
     # Consecutive cursors in the order the rows were created, after those the sequence had given out.
     events = await _rows(clean, "SELECT seq, occurred_at FROM coordination_events ORDER BY seq")
@@ -62,22 +71,33 @@ async def test_seed_writes_the_dataset_with_one_event_per_checkin_and_update(cle
 async def test_seed_builds_three_levels_and_valid_references(clean: AsyncEngine) -> None:
     await _seeded(clean)
 
-    levels = (await _rows(clean, """
+    levels = (
+        await _rows(
+            clean,
+            """
         SELECT count(*) FILTER (WHERE g.parent_id IS NULL) AS roots,
                count(*) FILTER (WHERE p.id IS NOT NULL AND p.parent_id IS NULL) AS children,
                count(*) FILTER (WHERE p.parent_id IS NOT NULL AND gp.parent_id IS NULL) AS grandchildren
         FROM goal_stories g LEFT JOIN goal_stories p ON p.id = g.parent_id
-                            LEFT JOIN goal_stories gp ON gp.id = p.parent_id"""))[0]
+                            LEFT JOIN goal_stories gp ON gp.id = p.parent_id""",
+        )
+    )[0]
     assert levels == {"roots": 1, "children": 2, "grandchildren": 4}
     # Array references (no foreign keys) point at existing rows.
-    dangling = await _rows(clean, """
+    dangling = await _rows(
+        clean,
+        """
         SELECT m FROM teams, unnest(member_ids) AS m WHERE m NOT IN (SELECT id FROM actors)
         UNION ALL SELECT a FROM goal_stories, unnest(actor_ids) AS a WHERE a NOT IN (SELECT id FROM actors)
-        UNION ALL SELECT t FROM goal_stories, unnest(team_ids) AS t WHERE t NOT IN (SELECT id FROM teams)""")
+        UNION ALL SELECT t FROM goal_stories, unnest(team_ids) AS t WHERE t NOT IN (SELECT id FROM teams)""",
+    )
     assert dangling == []
     # Check-ins are posted by members of their team.
-    outsiders = await _rows(clean, """
-        SELECT c.id FROM team_checkins c JOIN teams t ON t.id = c.team_id WHERE NOT c.actor_id = ANY(t.member_ids)""")
+    outsiders = await _rows(
+        clean,
+        """
+        SELECT c.id FROM team_checkins c JOIN teams t ON t.id = c.team_id WHERE NOT c.actor_id = ANY(t.member_ids)""",
+    )
     assert outsiders == []
     # Every seeded row is a valid document: the read path returns it in full.
     checkins = json.loads(await Reader(clean).json_array(ReadPlan("team_checkin")))
@@ -87,8 +107,9 @@ async def test_seed_builds_three_levels_and_valid_references(clean: AsyncEngine)
 async def test_writes_after_the_seed_continue_the_event_cursors(clean: AsyncEngine) -> None:
     await _seeded(clean)
 
-    result = await WriteService(clean).create("team_checkin", [{"actor_id": "p-1", "team_id": "t-1",
-                                                                "date": "2026-07-01", "next": ["Go on"]}])
+    result = await WriteService(clean).create(
+        "team_checkin", [{"actor_id": "p-1", "team_id": "t-1", "date": "2026-07-01", "next": ["Go on"]}]
+    )
 
     assert [e["seq"] for e in result.events] == [await _last_seeded_cursor(clean) + 1]
 
@@ -113,37 +134,54 @@ async def test_minimal_handler_reads_answer_what_our_read_path_answers(clean: As
         await conn.close()
 
     ours_one = await reader.json_array(ReadPlan("actor", where=Condition("id", "eq", "p-2")))
-    ours_page = await reader.json_array(ReadPlan(
-        "team_checkin", where=And((Condition("team_id", "eq", "t-1"), Condition("date", "gte", "2026-06-29"))),
-        order=(OrderTerm("date", descending=True),), limit=3))
+    ours_page = await reader.json_array(
+        ReadPlan(
+            "team_checkin",
+            where=And((Condition("team_id", "eq", "t-1"), Condition("date", "gte", "2026-06-29"))),
+            order=(OrderTerm("date", descending=True),),
+            limit=3,
+        )
+    )
     assert json.loads(one) == json.loads(ours_one) and len(json.loads(one)) == 1
-    by_id = lambda body: sorted(json.loads(body), key=lambda r: r["id"])  # noqa: E731 - ties on date
+    by_id = lambda body: sorted(json.loads(body), key=lambda r: r["id"])
     assert by_id(page) == by_id(ours_page) and len(by_id(page)) == 3
 
 
 async def test_minimal_handler_create_writes_each_row_with_its_event(clean: AsyncEngine, database_url: str) -> None:
     await _seeded(clean)
-    body = json.dumps([{"actor_id": "p-1", "team_id": "t-1", "date": "2026-07-01"},
-                       {"actor_id": "p-2", "team_id": "t-1", "date": "2026-07-01", "blockers": ["None"]}])
+    body = json.dumps(
+        [
+            {"actor_id": "p-1", "team_id": "t-1", "date": "2026-07-01"},
+            {"actor_id": "p-2", "team_id": "t-1", "date": "2026-07-01", "blockers": ["None"]},
+        ]
+    )
     conn = await asyncpg.connect(libpq_url(database_url))
     try:
         await conn.execute(minimal_app.SQL_CREATE_CHECKINS, body)
-        await conn.execute(minimal_app.SQL_CREATE_CHECKINS, json.dumps({"actor_id": "p-3", "team_id": "t-1",
-                                                                         "date": "2026-07-02"}))
+        await conn.execute(
+            minimal_app.SQL_CREATE_CHECKINS, json.dumps({"actor_id": "p-3", "team_id": "t-1", "date": "2026-07-02"})
+        )
         with pytest.raises(asyncpg.ForeignKeyViolationError):
-            await conn.execute(minimal_app.SQL_CREATE_CHECKINS, json.dumps({"actor_id": "nobody", "team_id": "t-1",
-                                                                             "date": "2026-07-02"}))
+            await conn.execute(
+                minimal_app.SQL_CREATE_CHECKINS,
+                json.dumps({"actor_id": "nobody", "team_id": "t-1", "date": "2026-07-02"}),
+            )
     finally:
         await conn.close()
 
-    new = await _rows(clean, """
+    new = await _rows(
+        clean,
+        """
         SELECT c.actor_id, e.seq, e.event_type, e.occurred_at = c.created_at AS same_time
         FROM team_checkins c JOIN coordination_events e ON e.reference_id = c.id
-        WHERE c.id NOT LIKE 'c-%' ORDER BY e.seq""")
+        WHERE c.id NOT LIKE 'c-%' ORDER BY e.seq""",
+    )
     last = await _last_seeded_cursor(clean)
     assert [(r["actor_id"], r["seq"], r["event_type"], r["same_time"]) for r in new] == [
-        ("p-1", last + 1, "team_checkin", True), ("p-2", last + 2, "team_checkin", True),
-        ("p-3", last + 3, "team_checkin", True)]
+        ("p-1", last + 1, "team_checkin", True),
+        ("p-2", last + 2, "team_checkin", True),
+        ("p-3", last + 3, "team_checkin", True),
+    ]
 
 
 def test_scales_are_checked() -> None:
@@ -167,12 +205,19 @@ def test_the_pgbench_latency_log_is_read_into_percentiles(tmp_path: Any) -> None
     latencies = sorted(loadgen._logged_latencies_us(tmp_path))
 
     assert latencies == [1000, 2000, 3000]
-    assert loadgen._percentiles_ms(latencies) == {"mean": 2.0, "max": 3.0, "p50": 2.0, "p90": 3.0, "p99": 3.0,
-                                                  "p99.9": 3.0}
+    assert loadgen._percentiles_ms(latencies) == {
+        "mean": 2.0,
+        "max": 3.0,
+        "p50": 2.0,
+        "p90": 3.0,
+        "p99": 3.0,
+        "p99.9": 3.0,
+    }
 
 
-async def test_minimal_handler_over_http(clean: AsyncEngine, database_url: str,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_minimal_handler_over_http(
+    clean: AsyncEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The floor itself, under a real uvicorn: the benchmark's requests, the reference's answers."""
     import threading
     import time
@@ -195,8 +240,9 @@ async def test_minimal_handler_over_http(clean: AsyncEngine, database_url: str,
         async with httpx.AsyncClient(base_url=base) as client:
             one = await client.get("/actors?id=eq.p-2")
             page = await client.get("/team_checkins?team_id=eq.t-1&date=gte.2026-06-29&order=date.desc&limit=3")
-            created = await client.post("/team_checkins", json={"actor_id": "p-1", "team_id": "t-1",
-                                                                "date": "2026-07-01", "next": ["Measure"]})
+            created = await client.post(
+                "/team_checkins", json={"actor_id": "p-1", "team_id": "t-1", "date": "2026-07-01", "next": ["Measure"]}
+            )
             other = await client.get("/goal_stories")
     finally:
         server.should_exit = True
@@ -208,8 +254,11 @@ async def test_minimal_handler_over_http(clean: AsyncEngine, database_url: str,
     assert page.status_code == 200 and len(page.json()) == 3
     assert created.status_code == 201 and created.content == b""
     assert other.status_code == 404
-    event = await _rows(clean, """SELECT e.seq FROM coordination_events e JOIN team_checkins c ON c.id = e.reference_id
-                                  WHERE c.next = ARRAY['Measure']""")
+    event = await _rows(
+        clean,
+        """SELECT e.seq FROM coordination_events e JOIN team_checkins c ON c.id = e.reference_id
+                                  WHERE c.next = ARRAY['Measure']""",
+    )
     assert event == [{"seq": await _last_seeded_cursor(clean) + 1}]
 
 
@@ -219,8 +268,10 @@ def test_repeated_runs_keep_each_sides_median_run() -> None:
             return rows.Side(name, skipped=rows.NOT_AVAILABLE)
         return rows.Side(name, loadgen.Measurement("wrk", int(rps * 8), 8.0, rps, {"p50": 1000 / rps}, 0))
 
-    runs = [rows.Row("r", "a row", side("ours", rps), side("ref", ref), None, target=0.7)
-            for rps, ref in ((300, 1000), (100, 900), (200, 1100))]
+    runs = [
+        rows.Row("r", "a row", side("ours", rps), side("ref", ref), None, target=0.7)
+        for rps, ref in ((300, 1000), (100, 900), (200, 1100))
+    ]
 
     row = rows.median_row(runs)
 
@@ -232,11 +283,13 @@ def test_repeated_runs_keep_each_sides_median_run() -> None:
 
 
 def test_the_sse_client_decodes_chunked_frames_split_anywhere() -> None:
-    frames = [b": coordination events\nretry: 1000\n\n",
-              b'id: 7\nevent: coordination_event\ndata: {"cursor":7}\n\n'
-              b'id: 8\nevent: coordination_event\ndata: {"cursor":8}\n\n',
-              b": keep-alive\n\n",
-              b'event: error\ndata: {"code":"subscriber_overflow"}\n\n']
+    frames = [
+        b": coordination events\nretry: 1000\n\n",
+        b'id: 7\nevent: coordination_event\ndata: {"cursor":7}\n\n'
+        b'id: 8\nevent: coordination_event\ndata: {"cursor":8}\n\n',
+        b": keep-alive\n\n",
+        b'event: error\ndata: {"code":"subscriber_overflow"}\n\n',
+    ]
     body = b"".join(b"%x\r\n%s\r\n" % (len(f), f) for f in frames) + b"0\r\n\r\n"
 
     for cut in range(len(body)):
@@ -245,14 +298,18 @@ def test_the_sse_client_decodes_chunked_frames_split_anywhere() -> None:
             events = []
             for piece in (body[:cut], body[cut:cut2], body[cut2:]):
                 events += decoded.feed(chunked.feed(piece))
-            assert events == [("coordination_event", "7", '{"cursor":7}'), ("coordination_event", "8", '{"cursor":8}'),
-                              ("error", "", '{"code":"subscriber_overflow"}')], cut
+            assert events == [
+                ("coordination_event", "7", '{"cursor":7}'),
+                ("coordination_event", "8", '{"cursor":8}'),
+                ("error", "", '{"code":"subscriber_overflow"}'),
+            ], cut
             assert chunked.ended
 
 
 def test_subscription_figures_and_their_verdict() -> None:
     assert subscriptions.percentiles([0.001, 0.002, 0.003, 0.004]) == pytest.approx(
-        {"p50": 2.5, "p95": 3.85, "p99": 3.97, "max": 4.0})
+        {"p50": 2.5, "p95": 3.85, "p99": 3.97, "max": 4.0}
+    )
     assert subscriptions.latencies_of({5: 1.0, 6: 2.0}, {5: [1.5, 1.25], 6: [2.5], 9: [3.0]}) == [0.5, 0.25, 0.5]
     plans = subscriptions.default_plans()
     assert [p.subscribers for p in plans] == [1, 100, 1000] and all(p.events >= 20 for p in plans)
@@ -267,36 +324,44 @@ def test_subscription_figures_and_their_verdict() -> None:
     assert "9,999/10,000 !" in text and "MISSED" in text
 
 
-async def test_subscriptions_measured_over_a_real_server_at_tiny_scale(server_url: str, database_url: str,
-                                                                        clean: AsyncEngine) -> None:
+async def test_subscriptions_measured_over_a_real_server_at_tiny_scale(
+    server_url: str, database_url: str, clean: AsyncEngine
+) -> None:
     """The bench's own path: client processes holding streams, events written, every receipt counted."""
     writer = WriteService(clean)
     await writer.create("actor", [{"id": "p-1", "actor_type": "person", "name": "One"}])
     await writer.create("team", [{"id": "t-1", "name": "One", "member_ids": ["p-1"]}])
 
-    result = await subscriptions.measure(server_url, database_url,
-                                         [subscriptions.Plan(1, 2, 0.01), subscriptions.Plan(3, 3, 0.01)],
-                                         actor_id="p-1", team_id="t-1")
+    result = await subscriptions.measure(
+        server_url,
+        database_url,
+        [subscriptions.Plan(1, 2, 0.01), subscriptions.Plan(3, 3, 0.01)],
+        actor_id="p-1",
+        team_id="t-1",
+    )
 
-    assert [(r.subscribers, r.receipts, r.expected, r.errors) for r in result.results] == [
-        (1, 2, 2, []), (3, 9, 9, [])]
+    assert [(r.subscribers, r.receipts, r.expected, r.errors) for r in result.results] == [(1, 2, 2, []), (3, 9, 9, [])]
     assert all(r.complete and set(r.latency_ms) == {"p50", "p95", "p99", "max"} for r in result.results)
     assert result.met is None  # no 1,000-subscriber run, no verdict
     # Each plan wrote its warm-up events and its measured ones, each a check-in with its event.
-    written = await _rows(clean, "SELECT (SELECT count(*) FROM team_checkins) AS checkins, "
-                                 "(SELECT count(*) FROM coordination_events) AS events")
+    written = await _rows(
+        clean,
+        "SELECT (SELECT count(*) FROM team_checkins) AS checkins, (SELECT count(*) FROM coordination_events) AS events",
+    )
     expected = 2 + 3 + 2 * subscriptions.WARMUP_EVENTS
     assert written == [{"checkins": expected, "events": expected}]
 
 
-async def test_graphql_subscriptions_measured_over_websocket_at_tiny_scale(server_url: str, database_url: str,
-                                                                         clean: AsyncEngine) -> None:
+async def test_graphql_subscriptions_measured_over_websocket_at_tiny_scale(
+    server_url: str, database_url: str, clean: AsyncEngine
+) -> None:
     writer = WriteService(clean)
     await writer.create("actor", [{"id": "p-1", "actor_type": "person", "name": "One"}])
     await writer.create("team", [{"id": "t-1", "name": "One", "member_ids": ["p-1"]}])
 
-    result = await subscriptions.measure(server_url, database_url, [subscriptions.Plan(2, 3, 0.01)],
-                                         actor_id="p-1", team_id="t-1", transport="graphql")
+    result = await subscriptions.measure(
+        server_url, database_url, [subscriptions.Plan(2, 3, 0.01)], actor_id="p-1", team_id="t-1", transport="graphql"
+    )
 
     [run_] = result.results
     assert (run_.subscribers, run_.receipts, run_.expected, run_.errors) == (2, 6, 6, [])
@@ -305,6 +370,9 @@ async def test_graphql_subscriptions_measured_over_websocket_at_tiny_scale(serve
 
 async def _last_seeded_cursor(engine: AsyncEngine) -> int:
     """The highest cursor among the seeded check-ins' and updates' events."""
-    rows = await _rows(engine, """SELECT max(e.seq) AS last FROM coordination_events e
-                                  WHERE e.reference_id LIKE 'c-%' OR e.reference_id IN (SELECT id FROM goal_story_updates)""")
+    rows = await _rows(
+        engine,
+        """SELECT max(e.seq) AS last FROM coordination_events e
+                                  WHERE e.reference_id LIKE 'c-%' OR e.reference_id IN (SELECT id FROM goal_story_updates)""",
+    )
     return rows[0]["last"]

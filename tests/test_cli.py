@@ -17,8 +17,8 @@ import pytest
 
 from api.database import create_engine
 from api.embedded import EmbeddedPostgres
-from api.reads import Reader
 from api.plan import ReadPlan
+from api.reads import Reader
 from api.writes import WriteService
 
 COCO = [sys.executable, "-m", "api"]
@@ -39,9 +39,14 @@ def environment(**extra: str) -> dict[str, str]:
 
 @contextmanager
 def serving(data_dir: Path, port: int) -> Iterator[str]:
-    process = subprocess.Popen([*COCO, "serve", "--port", str(port), "--workers", "2"], cwd=ROOT,
-                               env=environment(COCO_DATA_DIR=str(data_dir)),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [*COCO, "serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=environment(COCO_DATA_DIR=str(data_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -90,15 +95,22 @@ async def test_serve_starts_an_embedded_database_that_keeps_data_across_restarts
 def test_migrate_brings_an_empty_database_to_the_newest_schema(postgres: EmbeddedPostgres) -> None:
     url = postgres.create_database("cli_migrate")
     for _ in range(2):  # running it again is harmless
-        done = subprocess.run([*COCO, "migrate"], cwd=ROOT, env=environment(DATABASE_URL=url),
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [*COCO, "migrate"], cwd=ROOT, env=environment(DATABASE_URL=url), capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr
     tables = subprocess.run(
-        [str(Path(postgres_bin()) / "psql"), url, "-Atc",
-         "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"],
-        capture_output=True, text=True, check=True).stdout.strip()
-    assert tables == ("actors,alembic_version,coordination_events,goal_stories,goal_story_updates,"
-                      "team_checkins,teams")
+        [
+            str(Path(postgres_bin()) / "psql"),
+            url,
+            "-Atc",
+            "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert tables == ("actors,alembic_version,coordination_events,goal_stories,goal_story_updates,team_checkins,teams")
 
 
 def test_version() -> None:
@@ -107,8 +119,9 @@ def test_version() -> None:
 
 
 def test_a_bad_setting_is_a_clear_error() -> None:
-    done = subprocess.run([*COCO, "version"], cwd=ROOT, env=environment(COCO_PORT="many"),
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [*COCO, "version"], cwd=ROOT, env=environment(COCO_PORT="many"), capture_output=True, text=True
+    )
     assert done.returncode != 0 and "COCO_PORT must be a whole number" in done.stderr
 
 

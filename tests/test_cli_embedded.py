@@ -19,13 +19,23 @@ COCO = Path(sys.executable).parent / "coco"
 def test_seed_reuses_the_embedded_server_that_serve_started(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COCO_", "DATABASE_URL"))}
-    env.update(COCO_DATA_DIR=str(tmp_path / "data"), COCO_PORT=str(port), COCO_WORKERS="1",
-               PATH=f"{COCO.parent}{os.pathsep}{env.get('PATH', '')}")
+    env.update(
+        COCO_DATA_DIR=str(tmp_path / "data"),
+        COCO_PORT=str(port),
+        COCO_WORKERS="1",
+        PATH=f"{COCO.parent}{os.pathsep}{env.get('PATH', '')}",
+    )
     pg = EmbeddedPostgres(tmp_path / "data" / "pgdata")
     with running(["coco", "serve"], env, tmp_path) as serve:
         wait_healthy(serve, port)
-        seeded = subprocess.run([str(COCO), "seed", "--today", "2026-05-22"], env=env, cwd=tmp_path,
-                                capture_output=True, text=True, timeout=120)
+        seeded = subprocess.run(
+            [str(COCO), "seed", "--today", "2026-05-22"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert seeded.returncode == 0, seeded.stderr
         assert "using the embedded PostgreSQL" in seeded.stderr
         assert "stopping the embedded PostgreSQL" not in seeded.stderr

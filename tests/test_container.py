@@ -38,7 +38,7 @@ def dockerfile() -> dict[str, object]:
     instructions = [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
     last_from = max(i for i, line in enumerate(instructions) if line.startswith("FROM "))
     stage: dict[str, object] = {"FROM": instructions[last_from].split()[1], "ENV": {}}
-    for line in instructions[last_from + 1:]:
+    for line in instructions[last_from + 1 :]:
         keyword, _, rest = line.partition(" ")
         if keyword == "ENV":
             for pair in shlex.split(rest):
@@ -47,7 +47,7 @@ def dockerfile() -> dict[str, object]:
         elif keyword in ("CMD", "ENTRYPOINT"):
             stage[keyword] = json.loads(rest)  # exec form only: signals reach the server
         elif keyword == "HEALTHCHECK":
-            stage[keyword] = rest[rest.index("CMD ") + 4:]
+            stage[keyword] = rest[rest.index("CMD ") + 4 :]
         else:
             stage[keyword] = rest
     return stage
@@ -69,8 +69,13 @@ def container_env(database_url: str, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COCO_", "DATABASE_URL"))}
     env.update(image["ENV"])  # type: ignore[arg-type]
     # The image's `coco` and `python` are this venv's; the port is a free one instead of 2626.
-    env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", DATABASE_URL=database_url,
-               COCO_PORT=str(port), COCO_WORKERS="1", **extra)
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        DATABASE_URL=database_url,
+        COCO_PORT=str(port),
+        COCO_WORKERS="1",
+        **extra,
+    )
     return env
 
 
@@ -128,8 +133,9 @@ def test_the_start_command_waits_for_a_database_that_starts_late(tmp_path: Path)
 
 def test_the_start_command_gives_up_on_a_database_that_never_comes(tmp_path: Path) -> None:
     port = free_port()
-    env = container_env(f"postgresql://coco:changeme@127.0.0.1:{free_port()}/coco", port,
-                        COCO_DATABASE_WAIT_SECONDS="2")
+    env = container_env(
+        f"postgresql://coco:changeme@127.0.0.1:{free_port()}/coco", port, COCO_DATABASE_WAIT_SECONDS="2"
+    )
     with container(env, tmp_path) as process:
         process.wait(timeout=60)
         output = process.stdout.read()  # type: ignore[union-attr]
@@ -170,26 +176,55 @@ def test_an_installed_package_finds_its_migrations_and_schemas(postgres: Embedde
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "setup.py"):
         shutil.copy(ROOT / name, source / name)
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
-                            str(tmp_path / "wheels"), str(source)], capture_output=True, text=True, timeout=300)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(tmp_path / "wheels"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stderr
     [wheel] = (tmp_path / "wheels").glob("*.whl")
     site = tmp_path / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
-                              str(wheel)], capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr
     shutil.rmtree(source)  # nothing may be read from a checkout
 
     url = postgres.create_database(f"coco_installed_{uuid.uuid4().hex[:8]}")
     env = {**os.environ, "PYTHONPATH": str(site), "DATABASE_URL": url}
-    where = subprocess.run([sys.executable, "-c", "import api.migrate, api.schemas; "
-                            "api.schemas.validator('actor').validate({'id': 'a', 'actor_type': 'person', 'name': 'A'}); "
-                            "print(api.migrate.MIGRATIONS); print(api.schemas.SCHEMA_DIR)"],
-                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import api.migrate, api.schemas; "
+            "api.schemas.validator('actor').validate({'id': 'a', 'actor_type': 'person', 'name': 'A'}); "
+            "print(api.migrate.MIGRATIONS); print(api.schemas.SCHEMA_DIR)",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert where.returncode == 0, where.stderr
     assert all(line.startswith(str(site)) for line in where.stdout.split())
-    migrate = subprocess.run([sys.executable, "-m", "api", "migrate"], env=env, cwd=tmp_path, capture_output=True,
-                             text=True, timeout=120)
+    migrate = subprocess.run(
+        [sys.executable, "-m", "api", "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert migrate.returncode == 0, migrate.stderr
     assert migrated_revision(url) is not None
 

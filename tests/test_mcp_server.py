@@ -27,10 +27,18 @@ from api.writes import WriteService
 from .conftest import table_counts
 from .mcp_support import ROOT, seed
 
-INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
-CALL = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "post_team_checkin", "arguments": {
-    "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"}}}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
+}
+CALL = {
+    "jsonrpc": "2.0",
+    "id": 2,
+    "method": "tools/call",
+    "params": {"name": "post_team_checkin", "arguments": {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"}},
+}
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -49,8 +57,7 @@ async def test_a_foreign_host_or_origin_is_refused_on_loopback(server_url: str, 
     assert await table_counts(writer.engine) == before
 
 
-async def test_the_endpoint_keeps_no_session_so_any_worker_can_answer(server_url: str,
-                                                                      writer: WriteService) -> None:
+async def test_the_endpoint_keeps_no_session_so_any_worker_can_answer(server_url: str, writer: WriteService) -> None:
     """Stateless: a tools/call without any session id is answered, as by a worker that never saw the client."""
     await seed(writer)
     async with httpx.AsyncClient(base_url=server_url) as client:
@@ -91,9 +98,14 @@ async def test_coco_mcp_without_database_url_uses_the_embedded_database(tmp_path
 
 
 def test_coco_mcp_stops_cleanly_on_sigterm_and_keeps_stdout_for_the_protocol(database_url: str) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "api", "mcp"], cwd=ROOT, stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=_environment(DATABASE_URL=database_url, COCO_LOG_LEVEL="debug"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api", "mcp"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_environment(DATABASE_URL=database_url, COCO_LOG_LEVEL="debug"),
+    )
     try:
         process.stdin.write(b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}\n')
         process.stdin.flush()
@@ -134,8 +146,10 @@ async def test_an_unreachable_database_is_a_tool_error_not_a_broken_session(tmp_
     engine = create_engine(f"postgresql://postgres@/postgres?host={tmp_path}&port=1", pool_size=1)
     try:
         async with Client(create_server(Reader(engine), WriteService(engine))) as client:
-            for tool, arguments in (("list_actors", {}), ("post_team_checkin", {
-                    "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"})):
+            for tool, arguments in (
+                ("list_actors", {}),
+                ("post_team_checkin", {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"}),
+            ):
                 result = await client.call_tool(tool, arguments)
                 assert result.is_error
                 assert result.structured_content["error"]["kind"] == "unavailable"

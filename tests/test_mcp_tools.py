@@ -28,15 +28,23 @@ pytestmark = pytest.mark.parametrize("transport", TRANSPORTS)
 
 TODAY = dt.datetime.now(dt.UTC).date().isoformat()
 EXPECTED_TOOLS = {
-    "post_team_checkin", "post_goal_story_update", "list_actors", "list_teams", "list_goal_stories",
-    "get_goal_story", "get_team_checkins", "get_coordination_events",
+    "post_team_checkin",
+    "post_goal_story_update",
+    "list_actors",
+    "list_teams",
+    "list_goal_stories",
+    "get_goal_story",
+    "get_team_checkins",
+    "get_coordination_events",
 }
 
 
 async def _events_of(engine: AsyncEngine, reference_id: str) -> list[dict[str, Any]]:
     async with engine.connect() as conn:
-        rows = await conn.execute(text("SELECT actor_id, event_type, reference_id FROM coordination_events "
-                                       "WHERE reference_id = :id"), {"id": reference_id})
+        rows = await conn.execute(
+            text("SELECT actor_id, event_type, reference_id FROM coordination_events WHERE reference_id = :id"),
+            {"id": reference_id},
+        )
         return [dict(r._mapping) for r in rows]
 
 
@@ -46,8 +54,7 @@ async def _row(engine: AsyncEngine, table: str, id: str) -> dict[str, Any] | Non
         return dict(row._mapping) if row else None
 
 
-async def test_tools_are_listed_with_valid_input_schemas(transport: str, server_url: str,
-                                                         database_url: str) -> None:
+async def test_tools_are_listed_with_valid_input_schemas(transport: str, server_url: str, database_url: str) -> None:
     async with connect(transport, server_url, database_url) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     assert set(tools) == EXPECTED_TOOLS
@@ -60,13 +67,18 @@ async def test_tools_are_listed_with_valid_input_schemas(transport: str, server_
     checkin = tools["post_team_checkin"].input_schema
     assert set(checkin["required"]) == {"actor_id", "team_id", "date"}
     assert checkin["properties"]["blockers"] == {
-        "type": "array", "items": {"type": "string"}, "description": checkin["properties"]["blockers"]["description"]}
+        "type": "array",
+        "items": {"type": "string"},
+        "description": checkin["properties"]["blockers"]["description"],
+    }
     assert "created_at" not in checkin["properties"]
     update = tools["post_goal_story_update"].input_schema
     assert set(update["required"]) == {"actor_id", "goal_story_id", "date", "title", "content"}
     assert update["properties"]["status"]["enum"] == list(GOAL_STORY_STATUSES)
-    assert (update["properties"]["progress_percent"]["minimum"], update["properties"]["progress_percent"]["maximum"]) \
-        == (0, 100)
+    assert (
+        update["properties"]["progress_percent"]["minimum"],
+        update["properties"]["progress_percent"]["maximum"],
+    ) == (0, 100)
     assert "list_goal_stories" in update["properties"]["goal_story_id"]["description"]
     assert tools["get_team_checkins"].input_schema["required"] == ["team_id"]
     assert tools["list_actors"].annotations.read_only_hint is True
@@ -74,15 +86,24 @@ async def test_tools_are_listed_with_valid_input_schemas(transport: str, server_
 
 
 async def test_posting_writes_the_row_and_exactly_one_event_then_reads_back(
-        transport: str, server_url: str, database_url: str, writer: WriteService) -> None:
+    transport: str, server_url: str, database_url: str, writer: WriteService
+) -> None:
     await seed(writer)
     engine = writer.engine
     async with connect(transport, server_url, database_url) as client:
-        posted = structured(await client.call_tool("post_team_checkin", {
-            "actor_id": "a-1", "team_id": "t-1", "date": TODAY,
-            "previously": ["Compiled the competitor pricing table"], "next": ["Summarise churn interviews"],
-            "blockers": ["No access to the interview recordings"],
-        }))
+        posted = structured(
+            await client.call_tool(
+                "post_team_checkin",
+                {
+                    "actor_id": "a-1",
+                    "team_id": "t-1",
+                    "date": TODAY,
+                    "previously": ["Compiled the competitor pricing table"],
+                    "next": ["Summarise churn interviews"],
+                    "blockers": ["No access to the interview recordings"],
+                },
+            )
+        )
         checkin = posted["team_checkin"]
         validator("team_checkin").validate(checkin)
         assert checkin["blockers"] == ["No access to the interview recordings"]
@@ -90,10 +111,20 @@ async def test_posting_writes_the_row_and_exactly_one_event_then_reads_back(
         assert (event["event_type"], event["reference_id"], event["actor_id"]) == ("team_checkin", checkin["id"], "a-1")
         assert event["occurred_at"] == checkin["created_at"]
 
-        updated = structured(await client.call_tool("post_goal_story_update", {
-            "actor_id": "p-1", "goal_story_id": "g-1a", "date": TODAY, "title": "Emails drafted",
-            "content": "All five drafted; legal review next.", "status": "at_risk", "progress_percent": 40,
-        }))
+        updated = structured(
+            await client.call_tool(
+                "post_goal_story_update",
+                {
+                    "actor_id": "p-1",
+                    "goal_story_id": "g-1a",
+                    "date": TODAY,
+                    "title": "Emails drafted",
+                    "content": "All five drafted; legal review next.",
+                    "status": "at_risk",
+                    "progress_percent": 40,
+                },
+            )
+        )
         update = updated["goal_story_update"]
         validator("goal_story_update").validate(update)
         assert (update["status"], update["progress_percent"]) == ("at_risk", 40)
@@ -104,9 +135,11 @@ async def test_posting_writes_the_row_and_exactly_one_event_then_reads_back(
         assert (await _row(engine, "team_checkins", checkin["id"]))["next"] == ["Summarise churn interviews"]
         assert (await _row(engine, "goal_story_updates", update["id"]))["progress_percent"] == 40
         assert await _events_of(engine, checkin["id"]) == [
-            {"actor_id": "a-1", "event_type": "team_checkin", "reference_id": checkin["id"]}]
+            {"actor_id": "a-1", "event_type": "team_checkin", "reference_id": checkin["id"]}
+        ]
         assert await _events_of(engine, update["id"]) == [
-            {"actor_id": "p-1", "event_type": "goal_story_update", "reference_id": update["id"]}]
+            {"actor_id": "p-1", "event_type": "goal_story_update", "reference_id": update["id"]}
+        ]
         assert (await table_counts(engine))["coordination_events"] == 2
 
         # Read back through the read tools.
@@ -114,12 +147,20 @@ async def test_posting_writes_the_row_and_exactly_one_event_then_reads_back(
         assert recent["team"]["name"] == "Product"
         assert [c["id"] for c in recent["checkins"]] == [checkin["id"]]
         assert recent["checkins"][0]["actor"] == {"id": "a-1", "name": "Research Bot"}
-        assert recent["blockers"] == [{"blocker": "No access to the interview recordings", "date": TODAY,
-                                       "actor_id": "a-1", "actor_name": "Research Bot",
-                                       "team_checkin_id": checkin["id"]}]
+        assert recent["blockers"] == [
+            {
+                "blocker": "No access to the interview recordings",
+                "date": TODAY,
+                "actor_id": "a-1",
+                "actor_name": "Research Bot",
+                "team_checkin_id": checkin["id"],
+            }
+        ]
         later = (dt.date.fromisoformat(TODAY) + dt.timedelta(days=1)).isoformat()
-        assert structured(await client.call_tool("get_team_checkins", {"team_id": "t-1", "since": later}))[
-            "checkins"] == []
+        assert (
+            structured(await client.call_tool("get_team_checkins", {"team_id": "t-1", "since": later}))["checkins"]
+            == []
+        )
         assert structured(await client.call_tool("get_team_checkins", {"team_id": "t-2"}))["checkins"] == []
 
         story = structured(await client.call_tool("get_goal_story", {"goal_story_id": "g-1a"}))["goal_story"]
@@ -129,7 +170,9 @@ async def test_posting_writes_the_row_and_exactly_one_event_then_reads_back(
         assert [s["id"] for s in story["sub_goals"]] == ["g-1a-i"]
         root = structured(await client.call_tool("get_goal_story", {"goal_story_id": "g-1"}))["goal_story"]
         assert [(s["id"], (s["latest_update"] or {}).get("status")) for s in root["sub_goals"]] == [
-            ("g-1a", "at_risk"), ("g-1b", None)]
+            ("g-1a", "at_risk"),
+            ("g-1b", None),
+        ]
         assert root["teams"] == [{"id": "t-1", "name": "Product"}]
         assert root["timeframe"] == {"start": "2026-01-06", "end": "2026-03-31"}
 
@@ -138,12 +181,14 @@ async def test_posting_writes_the_row_and_exactly_one_event_then_reads_back(
         assert listed["goal_stories"][0]["latest_update"]["progress_percent"] == 40
         roots = structured(await client.call_tool("list_goal_stories", {"roots_only": True}))
         assert [g["id"] for g in roots["goal_stories"]] == ["g-2", "g-1"]  # by title
-        assert [g["id"] for g in structured(await client.call_tool("list_goal_stories", {"team_id": "t-2"}))[
-            "goal_stories"]] == ["g-2", "g-1b"]
+        assert [
+            g["id"] for g in structured(await client.call_tool("list_goal_stories", {"team_id": "t-2"}))["goal_stories"]
+        ] == ["g-2", "g-1b"]
 
 
-async def test_actors_and_teams_are_listed_searched_and_paged(transport: str, server_url: str, database_url: str,
-                                                               writer: WriteService) -> None:
+async def test_actors_and_teams_are_listed_searched_and_paged(
+    transport: str, server_url: str, database_url: str, writer: WriteService
+) -> None:
     await seed(writer)
     async with connect(transport, server_url, database_url) as client:
         everyone = structured(await client.call_tool("list_actors", {}))
@@ -151,10 +196,12 @@ async def test_actors_and_teams_are_listed_searched_and_paged(transport: str, se
         assert (everyone["total"], everyone["next_offset"]) == (3, None)
         for actor in everyone["actors"]:
             validator("actor").validate(actor)
-        assert [a["id"] for a in structured(await client.call_tool("list_actors", {"search": "product"}))[
-            "actors"]] == ["p-1"]
-        assert [a["id"] for a in structured(await client.call_tool("list_actors", {"actor_type": "agent"}))[
-            "actors"]] == ["a-1"]
+        assert [
+            a["id"] for a in structured(await client.call_tool("list_actors", {"search": "product"}))["actors"]
+        ] == ["p-1"]
+        assert [
+            a["id"] for a in structured(await client.call_tool("list_actors", {"actor_type": "agent"}))["actors"]
+        ] == ["a-1"]
         # A search for LIKE's wildcards finds them literally.
         assert structured(await client.call_tool("list_actors", {"search": "%"}))["actors"] == []
         page = structured(await client.call_tool("list_actors", {"limit": 2}))
@@ -164,22 +211,29 @@ async def test_actors_and_teams_are_listed_searched_and_paged(transport: str, se
 
         teams = structured(await client.call_tool("list_teams", {"member_id": "a-1"}))["teams"]
         assert [t["id"] for t in teams] == ["t-1"]
-        assert teams[0]["members"] == [{"id": "p-1", "name": "Quinn Reed", "actor_type": "person"},
-                                       {"id": "a-1", "name": "Research Bot", "actor_type": "agent"}]
+        assert teams[0]["members"] == [
+            {"id": "p-1", "name": "Quinn Reed", "actor_type": "person"},
+            {"id": "a-1", "name": "Research Bot", "actor_type": "agent"},
+        ]
         assert [t["id"] for t in structured(await client.call_tool("list_teams", {"search": "back"}))["teams"]] == [
-            "t-2"]
+            "t-2"
+        ]
 
 
-async def test_events_are_read_after_a_cursor_in_commit_order(transport: str, server_url: str, database_url: str,
-                                                               writer: WriteService) -> None:
+async def test_events_are_read_after_a_cursor_in_commit_order(
+    transport: str, server_url: str, database_url: str, writer: WriteService
+) -> None:
     await seed(writer)
     async with connect(transport, server_url, database_url) as client:
         start = structured(await client.call_tool("get_coordination_events", {}))
         assert start == {"events": [], "next_cursor": 0, "has_more": False}
         ids = []
         for day in ("2026-05-18", "2026-05-19", "2026-05-20"):
-            posted = structured(await client.call_tool("post_team_checkin", {
-                "actor_id": "p-1", "team_id": "t-1", "date": day, "next": [f"Plan for {day}"]}))
+            posted = structured(
+                await client.call_tool(
+                    "post_team_checkin", {"actor_id": "p-1", "team_id": "t-1", "date": day, "next": [f"Plan for {day}"]}
+                )
+            )
             ids.append(posted["team_checkin"]["id"])
         first = structured(await client.call_tool("get_coordination_events", {"limit": 2}))
         assert [e["reference_id"] for e in first["events"]] == ids[:2]
@@ -195,35 +249,65 @@ async def test_events_are_read_after_a_cursor_in_commit_order(transport: str, se
         idle = structured(await client.call_tool("get_coordination_events", {"after": rest["next_cursor"]}))
         assert idle == {"events": [], "next_cursor": rest["next_cursor"], "has_more": False}
         # Something new written elsewhere (the write service, as GraphQL or REST would) shows up after it.
-        other = await writer.create("goal_story_update", [{
-            "actor_id": "p-2", "goal_story_id": "g-2", "date": "2026-05-21", "title": "Reserved instances",
-            "content": "Bought a year of reserved instances."}])
+        other = await writer.create(
+            "goal_story_update",
+            [
+                {
+                    "actor_id": "p-2",
+                    "goal_story_id": "g-2",
+                    "date": "2026-05-21",
+                    "title": "Reserved instances",
+                    "content": "Bought a year of reserved instances.",
+                }
+            ],
+        )
         news = structured(await client.call_tool("get_coordination_events", {"after": rest["next_cursor"]}))
         assert [(e["event_type"], e["reference_id"]) for e in news["events"]] == [
-            ("goal_story_update", other.rows[0]["id"])]
+            ("goal_story_update", other.rows[0]["id"])
+        ]
         only = structured(await client.call_tool("get_coordination_events", {"event_type": "goal_story_update"}))
         assert [e["reference_id"] for e in only["events"]] == [other.rows[0]["id"]]
 
 
-async def test_resources_are_listed_and_read(transport: str, server_url: str, database_url: str,
-                                             writer: WriteService) -> None:
+async def test_resources_are_listed_and_read(
+    transport: str, server_url: str, database_url: str, writer: WriteService
+) -> None:
     await seed(writer)
-    await writer.create("team_checkin", [
-        {"actor_id": "p-1", "team_id": "t-1", "date": TODAY, "blockers": ["Waiting for legal"]},
-        {"actor_id": "p-1", "team_id": "t-1", "date": "2020-01-01", "next": ["Long ago"]},
-    ])
-    await writer.create("goal_story_update", [{"actor_id": "p-1", "goal_story_id": "g-1a", "date": TODAY,
-                                               "title": "Drafted", "content": "...", "status": "on_track"}])
+    await writer.create(
+        "team_checkin",
+        [
+            {"actor_id": "p-1", "team_id": "t-1", "date": TODAY, "blockers": ["Waiting for legal"]},
+            {"actor_id": "p-1", "team_id": "t-1", "date": "2020-01-01", "next": ["Long ago"]},
+        ],
+    )
+    await writer.create(
+        "goal_story_update",
+        [
+            {
+                "actor_id": "p-1",
+                "goal_story_id": "g-1a",
+                "date": TODAY,
+                "title": "Drafted",
+                "content": "...",
+                "status": "on_track",
+            }
+        ],
+    )
     async with connect(transport, server_url, database_url) as client:
         uris = {r.uri for r in (await client.list_resources()).resources}
-        assert {"coco://goal-stories/tree", "coco://reference/fields", "coco://teams/t-1/last-week",
-                "coco://teams/t-2/last-week"} <= uris
+        assert {
+            "coco://goal-stories/tree",
+            "coco://reference/fields",
+            "coco://teams/t-1/last-week",
+            "coco://teams/t-2/last-week",
+        } <= uris
         templates = (await client.list_resource_templates()).resource_templates
         assert [t.uri_template for t in templates] == ["coco://teams/{team_id}/last-week"]
 
         tree = json.loads((await client.read_resource("coco://goal-stories/tree")).contents[0].text)
-        shape = [(g["id"], [(c["id"], [gc["id"] for gc in c["children"]]) for c in g["children"]])
-                 for g in tree["roots"]]
+        shape = [
+            (g["id"], [(c["id"], [gc["id"] for gc in c["children"]]) for c in g["children"]]) for g in tree["roots"]
+        ]
         assert shape == [("g-2", []), ("g-1", [("g-1a", ["g-1a-i"]), ("g-1b", [])])]
         assert tree["roots"][1]["children"][0]["latest_update"]["status"] == "on_track"
 
@@ -237,8 +321,12 @@ async def test_resources_are_listed_and_read(transport: str, server_url: str, da
 
         reference = (await client.read_resource("coco://reference/fields")).contents[0]
         assert reference.mime_type == "text/markdown"
-        for needle in ("## Team check-in (`team_checkins`)", "`progress_percent` | integer 0 to 100",
-                       "`on_track`", "`blockers` | list of strings"):
+        for needle in (
+            "## Team check-in (`team_checkins`)",
+            "`progress_percent` | integer 0 to 100",
+            "`on_track`",
+            "`blockers` | list of strings",
+        ):
             assert needle in reference.text
 
         with pytest.raises(MCPError, match="no team with id 't-9'.*list_teams"):
@@ -251,46 +339,114 @@ async def test_resources_are_listed_and_read(transport: str, server_url: str, da
 
 BAD_INPUTS: list[tuple[str, str, dict[str, Any], str, list[str]]] = [
     # (what, tool, arguments, the argument the error must name, words the message must contain)
-    ("missing required field", "post_team_checkin", {"team_id": "t-1", "date": "2026-05-22"},
-     "actor_id", ["actor_id", "required", "list_actors", "requires all of: actor_id, team_id, date"]),
-    ("unknown actor id", "post_team_checkin", {"actor_id": "p-404", "team_id": "t-1", "date": "2026-05-22"},
-     "actor_id", ["p-404", "does not exist", "list_actors"]),
-    ("unknown team", "post_team_checkin", {"actor_id": "p-1", "team_id": "t-404", "date": "2026-05-22"},
-     "team_id", ["t-404", "list_teams"]),
-    ("bad date", "post_team_checkin", {"actor_id": "p-1", "team_id": "t-1", "date": "22/05/2026"},
-     "date", ["date", "YYYY-MM-DD", "22/05/2026"]),
-    ("bullets not a list", "post_team_checkin",
-     {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22", "blockers": "none"},
-     "blockers", ["blockers", "list", "JSON array"]),
-    ("unknown argument", "post_team_checkin",
-     {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22", "mood": "great"},
-     "mood", ["mood", "post_team_checkin takes only", "blockers"]),
-    ("status not allowed", "post_goal_story_update",
-     {"actor_id": "p-1", "goal_story_id": "g-1", "date": "2026-05-22", "title": "t", "content": "c",
-      "status": "green"},
-     "status", ["green", *GOAL_STORY_STATUSES]),
-    ("progress 150", "post_goal_story_update",
-     {"actor_id": "p-1", "goal_story_id": "g-1", "date": "2026-05-22", "title": "t", "content": "c",
-      "progress_percent": 150},
-     "progress_percent", ["150", "0 to 100"]),
-    ("unknown goal story", "post_goal_story_update",
-     {"actor_id": "p-1", "goal_story_id": "g-404", "date": "2026-05-22", "title": "t", "content": "c"},
-     "goal_story_id", ["g-404", "list_goal_stories"]),
+    (
+        "missing required field",
+        "post_team_checkin",
+        {"team_id": "t-1", "date": "2026-05-22"},
+        "actor_id",
+        ["actor_id", "required", "list_actors", "requires all of: actor_id, team_id, date"],
+    ),
+    (
+        "unknown actor id",
+        "post_team_checkin",
+        {"actor_id": "p-404", "team_id": "t-1", "date": "2026-05-22"},
+        "actor_id",
+        ["p-404", "does not exist", "list_actors"],
+    ),
+    (
+        "unknown team",
+        "post_team_checkin",
+        {"actor_id": "p-1", "team_id": "t-404", "date": "2026-05-22"},
+        "team_id",
+        ["t-404", "list_teams"],
+    ),
+    (
+        "bad date",
+        "post_team_checkin",
+        {"actor_id": "p-1", "team_id": "t-1", "date": "22/05/2026"},
+        "date",
+        ["date", "YYYY-MM-DD", "22/05/2026"],
+    ),
+    (
+        "bullets not a list",
+        "post_team_checkin",
+        {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22", "blockers": "none"},
+        "blockers",
+        ["blockers", "list", "JSON array"],
+    ),
+    (
+        "unknown argument",
+        "post_team_checkin",
+        {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22", "mood": "great"},
+        "mood",
+        ["mood", "post_team_checkin takes only", "blockers"],
+    ),
+    (
+        "status not allowed",
+        "post_goal_story_update",
+        {
+            "actor_id": "p-1",
+            "goal_story_id": "g-1",
+            "date": "2026-05-22",
+            "title": "t",
+            "content": "c",
+            "status": "green",
+        },
+        "status",
+        ["green", *GOAL_STORY_STATUSES],
+    ),
+    (
+        "progress 150",
+        "post_goal_story_update",
+        {
+            "actor_id": "p-1",
+            "goal_story_id": "g-1",
+            "date": "2026-05-22",
+            "title": "t",
+            "content": "c",
+            "progress_percent": 150,
+        },
+        "progress_percent",
+        ["150", "0 to 100"],
+    ),
+    (
+        "unknown goal story",
+        "post_goal_story_update",
+        {"actor_id": "p-1", "goal_story_id": "g-404", "date": "2026-05-22", "title": "t", "content": "c"},
+        "goal_story_id",
+        ["g-404", "list_goal_stories"],
+    ),
     ("unknown team to read", "get_team_checkins", {"team_id": "t-404"}, "team_id", ["t-404", "list_teams"]),
-    ("bad date to read", "get_team_checkins", {"team_id": "t-1", "since": "last week"},
-     "since", ["since", "YYYY-MM-DD"]),
-    ("unknown goal story to read", "get_goal_story", {"goal_story_id": "g-404"},
-     "goal_story_id", ["g-404", "list_goal_stories"]),
+    (
+        "bad date to read",
+        "get_team_checkins",
+        {"team_id": "t-1", "since": "last week"},
+        "since",
+        ["since", "YYYY-MM-DD"],
+    ),
+    (
+        "unknown goal story to read",
+        "get_goal_story",
+        {"goal_story_id": "g-404"},
+        "goal_story_id",
+        ["g-404", "list_goal_stories"],
+    ),
     ("bad cursor", "get_coordination_events", {"after": "latest"}, "after", ["after", "whole number"]),
     ("cursor past bigint", "get_coordination_events", {"after": 10**20}, "after", ["after", str(10**20)]),
     ("limit out of range", "list_actors", {"limit": 5000}, "limit", ["limit", "1 to 500"]),
-    ("event type not allowed", "get_coordination_events", {"event_type": "comment"},
-     "event_type", ["team_checkin", "goal_story_update"]),
+    (
+        "event type not allowed",
+        "get_coordination_events",
+        {"event_type": "comment"},
+        "event_type",
+        ["team_checkin", "goal_story_update"],
+    ),
 ]
 
 
 async def test_bad_input_is_a_tool_error_that_names_the_field_and_the_fix_and_writes_nothing(
-        transport: str, server_url: str, database_url: str, writer: WriteService) -> None:
+    transport: str, server_url: str, database_url: str, writer: WriteService
+) -> None:
     await seed(writer)
     before = await table_counts(writer.engine)
     async with connect(transport, server_url, database_url) as client:
@@ -300,9 +456,19 @@ async def test_bad_input_is_a_tool_error_that_names_the_field_and_the_fix_and_wr
             for word in words:
                 assert word in message, (what, word, message)
             assert error["fix"], (what, error)
-        message, error = tool_error(await client.call_tool("post_goal_story_update", {
-            "actor_id": "p-1", "goal_story_id": "g-1", "date": "2026-05-22", "title": "t", "content": "c",
-            "status": "green"}))
+        message, error = tool_error(
+            await client.call_tool(
+                "post_goal_story_update",
+                {
+                    "actor_id": "p-1",
+                    "goal_story_id": "g-1",
+                    "date": "2026-05-22",
+                    "title": "t",
+                    "content": "c",
+                    "status": "green",
+                },
+            )
+        )
         assert error["allowed"] == list(GOAL_STORY_STATUSES)
         message, error = tool_error(await client.call_tool("delete_everything", {}))
         assert "post_team_checkin" in message
@@ -311,8 +477,9 @@ async def test_bad_input_is_a_tool_error_that_names_the_field_and_the_fix_and_wr
     assert await table_counts(writer.engine) == before
 
 
-async def test_a_duplicate_id_is_a_conflict_that_keeps_the_first_row(transport: str, server_url: str,
-                                                                      database_url: str, writer: WriteService) -> None:
+async def test_a_duplicate_id_is_a_conflict_that_keeps_the_first_row(
+    transport: str, server_url: str, database_url: str, writer: WriteService
+) -> None:
     await seed(writer)
     checkin = {"id": "c-1", "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22", "next": ["first"]}
     async with connect(transport, server_url, database_url) as client:

@@ -10,17 +10,29 @@ from api.writes import WriteService
 
 
 async def story_world(writer: WriteService) -> None:
-    await writer.create("actor", [{"id": "a-1", "actor_type": "person", "name": "Ada"},
-                                  {"id": "a-2", "actor_type": "agent", "name": "Bot"}])
-    await writer.create("team", [{"id": "t-1", "name": "Red", "member_ids": ["a-1"]},
-                                 {"id": "t-2", "name": "Blue", "member_ids": ["a-2", "a-1"]}])
-    await writer.create("goal_story", [
-        {"id": "g-root", "title": "Root", "team_ids": ["t-1"]},
-        {"id": "g-child", "title": "Child", "parent_id": "g-root", "team_ids": ["t-2"]},
-        {"id": "g-lone", "title": "Lone"},
-    ])
-    await writer.create("goal_story_update", [{"actor_id": "a-2", "goal_story_id": "g-child", "date": "2026-05-22",
-                                               "title": "t", "content": "c"}])
+    await writer.create(
+        "actor",
+        [{"id": "a-1", "actor_type": "person", "name": "Ada"}, {"id": "a-2", "actor_type": "agent", "name": "Bot"}],
+    )
+    await writer.create(
+        "team",
+        [
+            {"id": "t-1", "name": "Red", "member_ids": ["a-1"]},
+            {"id": "t-2", "name": "Blue", "member_ids": ["a-2", "a-1"]},
+        ],
+    )
+    await writer.create(
+        "goal_story",
+        [
+            {"id": "g-root", "title": "Root", "team_ids": ["t-1"]},
+            {"id": "g-child", "title": "Child", "parent_id": "g-root", "team_ids": ["t-2"]},
+            {"id": "g-lone", "title": "Lone"},
+        ],
+    )
+    await writer.create(
+        "goal_story_update",
+        [{"actor_id": "a-2", "goal_story_id": "g-child", "date": "2026-05-22", "title": "t", "content": "c"}],
+    )
 
 
 async def ids(reader: Reader, entity: str, where: object) -> list[str]:
@@ -40,16 +52,22 @@ async def test_related_follows_every_kind_of_relation(writer: WriteService, read
     assert await ids(reader, "actor", Related("teams", Condition("name", "eq", "Blue"))) == ["a-1", "a-2"]
     # Nested and negated.
     assert await ids(reader, "goal_story", Not(Related("goal_story_updates"))) == ["g-lone", "g-root"]
-    assert await ids(reader, "goal_story",
-                     Related("children", Related("goal_story_updates", Condition("actor_id", "eq", "a-2")))) == [
-        "g-root"]
+    assert await ids(
+        reader, "goal_story", Related("children", Related("goal_story_updates", Condition("actor_id", "eq", "a-2")))
+    ) == ["g-root"]
 
 
 async def test_match_keys_say_which_rows_match(writer: WriteService, reader: Reader) -> None:
     await story_world(writer)
-    plan = ReadPlan("goal_story", order=(OrderTerm("id"),), columns=(Column("id", "id"),),
-                    matches=(Match("updated", Related("goal_story_updates")),
-                             Match("titled", Condition("parent_id", "eq", "g-root"))))
+    plan = ReadPlan(
+        "goal_story",
+        order=(OrderTerm("id"),),
+        columns=(Column("id", "id"),),
+        matches=(
+            Match("updated", Related("goal_story_updates")),
+            Match("titled", Condition("parent_id", "eq", "g-root")),
+        ),
+    )
     assert json.loads(await reader.json_array(plan)) == [
         {"id": "g-child", "updated": True, "titled": True},
         {"id": "g-lone", "updated": False, "titled": False},  # null parent_id: false, not null
@@ -59,7 +77,6 @@ async def test_match_keys_say_which_rows_match(writer: WriteService, reader: Rea
 
 async def test_the_write_service_takes_related_filters_too(writer: WriteService, reader: Reader) -> None:
     await story_world(writer)
-    result = await writer.update("goal_story", Related("teams", Condition("name", "eq", "Red")),
-                                 {"description": "red"})
+    result = await writer.update("goal_story", Related("teams", Condition("name", "eq", "Red")), {"description": "red"})
     assert [row["id"] for row in result.rows] == ["g-root"]
     assert await ids(reader, "goal_story", Condition("description", "eq", "red")) == ["g-root"]

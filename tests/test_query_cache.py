@@ -17,13 +17,24 @@ from api.writes import WriteService
 
 PLANS = [
     ReadPlan("actor"),
-    ReadPlan("actor", where=Condition("name", "ilike", "%a%"), order=(OrderTerm("name", descending=True),),
-             limit=5, offset=1, columns=(Column("n", "name"), Column("kind", "actor_type", cast="text"))),
-    ReadPlan("goal_story", columns=(Column("id", "id"), Column("start", "timeframe", path=("start",))),
-             embeds=(Embed("kids", "children", ReadPlan("goal_story", columns=(Column("t", "title"),), limit=2)),
-                     Embed("team", "teams", ReadPlan("team"))),
-             counts=(Count("updates", "goal_story_updates", Condition("status", "eq", "on_track")),),
-             matches=(Match("root", Condition("parent_id", "is", "null")),)),
+    ReadPlan(
+        "actor",
+        where=Condition("name", "ilike", "%a%"),
+        order=(OrderTerm("name", descending=True),),
+        limit=5,
+        offset=1,
+        columns=(Column("n", "name"), Column("kind", "actor_type", cast="text")),
+    ),
+    ReadPlan(
+        "goal_story",
+        columns=(Column("id", "id"), Column("start", "timeframe", path=("start",))),
+        embeds=(
+            Embed("kids", "children", ReadPlan("goal_story", columns=(Column("t", "title"),), limit=2)),
+            Embed("team", "teams", ReadPlan("team")),
+        ),
+        counts=(Count("updates", "goal_story_updates", Condition("status", "eq", "on_track")),),
+        matches=(Match("root", Condition("parent_id", "is", "null")),),
+    ),
 ]
 
 
@@ -58,26 +69,33 @@ def test_different_keys_or_null_rules_never_share_a_key() -> None:
         ReadPlan("actor", columns=(Column("n", "name"),), strip_nulls=True),
         ReadPlan("actor", columns=(Column("n", "name"), Column("r", "role"))),
         ReadPlan("actor", columns=(Column("r", "role"), Column("n", "name"))),
-        ReadPlan("actor", columns=(Column("n", "name"),),
-                 embeds=(Embed("t", "teams", ReadPlan("team", columns=(Column("a", "name"),))),)),
-        ReadPlan("actor", columns=(Column("n", "name"),),
-                 embeds=(Embed("t", "teams", ReadPlan("team", columns=(Column("b", "name"),))),)),
+        ReadPlan(
+            "actor",
+            columns=(Column("n", "name"),),
+            embeds=(Embed("t", "teams", ReadPlan("team", columns=(Column("a", "name"),))),),
+        ),
+        ReadPlan(
+            "actor",
+            columns=(Column("n", "name"),),
+            embeds=(Embed("t", "teams", ReadPlan("team", columns=(Column("b", "name"),))),),
+        ),
     ]
     keys = [_key(array_statement(plan)) for plan in variants]
     assert len(set(keys)) == len(keys)
 
 
-async def test_cached_statements_answer_with_their_own_keys(clean: None, writer: WriteService, reader: Reader,
-                                                            engine: AsyncEngine) -> None:
+async def test_cached_statements_answer_with_their_own_keys(
+    clean: None, writer: WriteService, reader: Reader, engine: AsyncEngine
+) -> None:
     await writer.create("actor", [{"id": "p-1", "actor_type": "person", "name": "Ada", "role": "Lead"}])
     for _ in range(2):  # the second round runs from the compiled cache
         for key in ("a", "b", "c"):
             plan = ReadPlan("actor", columns=(Column(key, "name"),))
             assert json.loads(await reader.json_array(plan)) == [{key: "Ada"}]
-        assert json.loads(await reader.json_array(ReadPlan("actor", columns=(Column("a", "role"),)))) == \
-            [{"a": "Lead"}]
-        assert json.loads(await reader.json_array(ReadPlan("actor", columns=(Column("a", "timezone"),),
-                                                           strip_nulls=True))) == [{}]
+        assert json.loads(await reader.json_array(ReadPlan("actor", columns=(Column("a", "role"),)))) == [{"a": "Lead"}]
+        assert json.loads(
+            await reader.json_array(ReadPlan("actor", columns=(Column("a", "timezone"),), strip_nulls=True))
+        ) == [{}]
     assert len(engine.sync_engine._compiled_cache) > 0  # type: ignore[attr-defined]
 
 
@@ -91,8 +109,14 @@ def test_the_statements_of_recent_shapes_are_reused_and_told_apart_by_value_type
 
 def test_plans_that_differ_only_in_their_values_share_one_prepared_statement() -> None:
     def plan(actor: str, team: str, after: str, ids: list[str]) -> ReadPlan:
-        where = And((Condition("actor_id", "eq", actor), Condition("date", "gte", after),
-                     Condition("id", "in", ids), Related("team", Condition("name", "ilike", team))))
+        where = And(
+            (
+                Condition("actor_id", "eq", actor),
+                Condition("date", "gte", after),
+                Condition("id", "in", ids),
+                Related("team", Condition("name", "ilike", team)),
+            )
+        )
         return ReadPlan("team_checkin", where=where, limit=5)
 
     first, own = prepared_array(plan("p-1", "%core%", "2026-01-01", ["c-1", "c-2"]))
@@ -112,18 +136,24 @@ def test_a_value_refused_by_a_shared_statement_is_refused_as_when_it_was_built()
         prepared_array(ReadPlan("actor", where=Condition("name", "eq", "A\x00da")))
 
 
-async def test_a_shared_statement_answers_each_plan_with_its_own_values(clean: None, writer: WriteService,
-                                                                       reader: Reader) -> None:
-    await writer.create("actor", [{"id": f"p-{n}", "actor_type": "person", "name": name}
-                                  for n, name in enumerate(["Ada", "Bob", "Cy"])])
+async def test_a_shared_statement_answers_each_plan_with_its_own_values(
+    clean: None, writer: WriteService, reader: Reader
+) -> None:
+    await writer.create(
+        "actor", [{"id": f"p-{n}", "actor_type": "person", "name": name} for n, name in enumerate(["Ada", "Bob", "Cy"])]
+    )
     for name in ("Bob", "Ada", "Cy", "Nobody"):
-        plan = ReadPlan("actor", where=Or((Condition("name", "eq", name), Condition("name", "like", f"{name}*"))),
-                        columns=(Column("n", "name"),))
+        plan = ReadPlan(
+            "actor",
+            where=Or((Condition("name", "eq", name), Condition("name", "like", f"{name}*"))),
+            columns=(Column("n", "name"),),
+        )
         expected = [] if name == "Nobody" else [{"n": name}]
         assert json.loads(await reader.json_array(plan)) == expected
 
 
 def test_values_outside_conditions_keep_shapes_apart_by_type() -> None:
-    plans = [ReadPlan("actor", columns=(Column("n", "name"),), constants=(Constant("k", value),))
-             for value in (1, 1.0, True)]
+    plans = [
+        ReadPlan("actor", columns=(Column("n", "name"),), constants=(Constant("k", value),)) for value in (1, 1.0, True)
+    ]
     assert len({id(prepared_array(plan)[0]) for plan in plans}) == 3

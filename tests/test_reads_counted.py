@@ -12,8 +12,12 @@ from api.reads import Reader
 
 async def test_stream_counted_gives_the_total_then_the_page(reader: Reader) -> None:
     async with reader.engine.begin() as conn:
-        await conn.execute(text("INSERT INTO actors (id, actor_type, name) "
-                                "SELECT 'p-' || g, 'person', 'P' || g FROM generate_series(1, 30) AS g"))
+        await conn.execute(
+            text(
+                "INSERT INTO actors (id, actor_type, name) "
+                "SELECT 'p-' || g, 'person', 'P' || g FROM generate_series(1, 30) AS g"
+            )
+        )
     plan = ReadPlan("actor", where=Condition("name", "like", "P1%"), order=(OrderTerm("id"),), limit=3, offset=2)
     items = [item async for item in reader.stream_counted(plan)]
     assert items[0] == 11  # P1, P10..P19: the whole filter, not the page
@@ -22,8 +26,12 @@ async def test_stream_counted_gives_the_total_then_the_page(reader: Reader) -> N
 
 async def test_planned_count_is_the_planner_estimate(reader: Reader) -> None:
     async with reader.engine.begin() as conn:
-        await conn.execute(text("INSERT INTO actors (id, actor_type, name) "
-                                "SELECT 'p-' || g, 'person', 'P' || g FROM generate_series(1, 500) AS g"))
+        await conn.execute(
+            text(
+                "INSERT INTO actors (id, actor_type, name) "
+                "SELECT 'p-' || g, 'person', 'P' || g FROM generate_series(1, 500) AS g"
+            )
+        )
         await conn.execute(text("ANALYZE actors"))
     assert await reader.planned_count(ReadPlan("actor")) == 500
     estimate = await reader.planned_count(ReadPlan("actor", where=Condition("id", "eq", "p-7")))
@@ -32,8 +40,9 @@ async def test_planned_count_is_the_planner_estimate(reader: Reader) -> None:
 
 async def test_in_timezone_renders_timestamps_there(reader: Reader) -> None:
     async with reader.engine.begin() as conn:
-        await conn.execute(text("INSERT INTO goal_stories (id, title, created_at) "
-                                "VALUES ('g-1', 'T', '2026-03-05T15:15:00Z')"))
+        await conn.execute(
+            text("INSERT INTO goal_stories (id, title, created_at) VALUES ('g-1', 'T', '2026-03-05T15:15:00Z')")
+        )
     plan = ReadPlan("goal_story")
     assert json.loads(await reader.json_array(plan))[0]["created_at"] == "2026-03-05T15:15:00+00:00"
     chicago = reader.in_timezone("America/Chicago")

@@ -65,7 +65,8 @@ async def test_seed_writes_the_demo_organisation_and_its_week(writer: WriteServi
     assert all((c["actor_id"], c["team_id"]) in members for c in checkins)
     # Every team checks in on every working day.
     assert {(c["team_id"], c["date"]) for c in checkins} == {
-        (t["id"], d.isoformat()) for t in teams for d in week if d.weekday() < 5}
+        (t["id"], d.isoformat()) for t in teams for d in week if d.weekday() < 5
+    }
 
     updates = await documents(reader, "goal_story_update")
     owners = {g["id"]: g["actor_ids"][0] for g in goals}
@@ -94,12 +95,24 @@ async def test_seed_writes_the_demo_organisation_and_its_week(writer: WriteServi
 async def test_a_rerun_changes_nothing_else(writer: WriteService, reader: Reader, engine: AsyncEngine) -> None:
     await writer.create("actor", [{"id": "mine-1", "actor_type": "person", "name": "Not Demo"}])
     await writer.create("team", [{"id": "mine-t", "name": "Mine", "member_ids": ["mine-1"]}])
-    await writer.create("team_checkin", [{"id": "mine-c", "actor_id": "mine-1", "team_id": "mine-t",
-                                          "date": "2026-05-21", "previously": ["mine"]}])
+    await writer.create(
+        "team_checkin",
+        [{"id": "mine-c", "actor_id": "mine-1", "team_id": "mine-t", "date": "2026-05-21", "previously": ["mine"]}],
+    )
     await seed(writer, today=FRIDAY)
     # Someone else's check-in on a demo team, by a demo actor, in the demo week: not demo data.
-    await writer.create("team_checkin", [{"id": "user-c", "actor_id": "demo-p-amara", "team_id": "demo-t-backend",
-                                          "date": "2026-05-22", "next": ["my own words"]}])
+    await writer.create(
+        "team_checkin",
+        [
+            {
+                "id": "user-c",
+                "actor_id": "demo-p-amara",
+                "team_id": "demo-t-backend",
+                "date": "2026-05-22",
+                "next": ["my own words"],
+            }
+        ],
+    )
     before_counts = await table_counts(engine)
     before = await everything(reader)
 
@@ -111,8 +124,9 @@ async def test_a_rerun_changes_nothing_else(writer: WriteService, reader: Reader
     assert sum(again.inserted.values()) == 0 and sum(again.deleted.values()) == 0
 
 
-async def test_a_rerun_puts_edited_and_deleted_demo_rows_back(writer: WriteService, reader: Reader,
-                                                              engine: AsyncEngine) -> None:
+async def test_a_rerun_puts_edited_and_deleted_demo_rows_back(
+    writer: WriteService, reader: Reader, engine: AsyncEngine
+) -> None:
     await seed(writer, today=FRIDAY)
     before = await everything(reader)
     checkin = before["team_checkin"][0]
@@ -136,12 +150,14 @@ async def test_a_rerun_puts_edited_and_deleted_demo_rows_back(writer: WriteServi
     assert len([e for e in new_events if e["reference_id"] == update["id"]]) == 2
 
 
-async def test_seeding_a_later_week_replaces_the_demo_week_and_keeps_events(writer: WriteService, reader: Reader,
-                                                                            engine: AsyncEngine) -> None:
+async def test_seeding_a_later_week_replaces_the_demo_week_and_keeps_events(
+    writer: WriteService, reader: Reader, engine: AsyncEngine
+) -> None:
     await writer.create("actor", [{"id": "mine-1", "actor_type": "person", "name": "Not Demo"}])
     await writer.create("team", [{"id": "mine-t", "name": "Mine", "member_ids": ["mine-1"]}])
-    await writer.create("team_checkin", [{"id": "mine-c", "actor_id": "mine-1", "team_id": "mine-t",
-                                          "date": "2026-05-11"}])
+    await writer.create(
+        "team_checkin", [{"id": "mine-c", "actor_id": "mine-1", "team_id": "mine-t", "date": "2026-05-11"}]
+    )
     first = await seed(writer, today=FRIDAY)
     second = await seed(writer, today=FRIDAY + dt.timedelta(days=7))
 
@@ -158,10 +174,12 @@ async def test_seeding_a_later_week_replaces_the_demo_week_and_keeps_events(writ
 
 
 def test_nothing_is_dated_after_the_moment_of_seeding() -> None:
-    noon = dt.datetime(2026, 5, 22, 12, 0, tzinfo=dt.timezone.utc)
+    noon = dt.datetime(2026, 5, 22, 12, 0, tzinfo=dt.UTC)
     week = build(FRIDAY, noon)
-    stamps = [dt.datetime.fromisoformat(r["created_at"])
-              for r in week.team_checkins + week.goal_story_updates + week.goal_stories]
+    stamps = [
+        dt.datetime.fromisoformat(r["created_at"])
+        for r in week.team_checkins + week.goal_story_updates + week.goal_stories
+    ]
     assert stamps and max(stamps) <= noon
     # Some of Friday's check-ins have happened by noon UTC (Asia and Europe), not all (the Americas).
     fridays = [c for c in week.team_checkins if c["date"] == "2026-05-22"]
@@ -170,8 +188,8 @@ def test_nothing_is_dated_after_the_moment_of_seeding() -> None:
 
 
 def test_a_later_run_on_the_same_day_only_adds_check_ins() -> None:
-    morning = build(FRIDAY, dt.datetime(2026, 5, 22, 9, 0, tzinfo=dt.timezone.utc))
-    evening = build(FRIDAY, dt.datetime(2026, 5, 22, 23, 0, tzinfo=dt.timezone.utc))
+    morning = build(FRIDAY, dt.datetime(2026, 5, 22, 9, 0, tzinfo=dt.UTC))
+    evening = build(FRIDAY, dt.datetime(2026, 5, 22, 23, 0, tzinfo=dt.UTC))
     earlier = {c["id"]: c for c in morning.team_checkins}
     later = {c["id"]: c for c in evening.team_checkins}
     assert len(later) > len(earlier)
@@ -179,13 +197,18 @@ def test_a_later_run_on_the_same_day_only_adds_check_ins() -> None:
 
 
 def test_the_week_is_deterministic() -> None:
-    now = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
     assert build(FRIDAY, now) == build(FRIDAY, now)
 
 
 async def test_coco_seed_command_shows_progress(clean: AsyncEngine, database_url: str) -> None:
-    run = subprocess.run([str(COCO), "seed", "--today", FRIDAY.isoformat()], capture_output=True, text=True,
-                         env={**os.environ, "DATABASE_URL": database_url}, timeout=120)
+    run = subprocess.run(
+        [str(COCO), "seed", "--today", FRIDAY.isoformat()],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": database_url},
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     lines = run.stderr.splitlines()
     for expected in ("actors: 14 (14 new)", "teams: 3 (3 new)", "goal stories: 4 (4 new)"):

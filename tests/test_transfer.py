@@ -26,8 +26,14 @@ COCO = Path(sys.executable).parent / "coco"
 
 
 def coco(*args: str, database_url: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(COCO), *args], capture_output=True, text=True, input=stdin, timeout=120,
-                          env={**os.environ, "DATABASE_URL": database_url})
+    return subprocess.run(
+        [str(COCO), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+        env={**os.environ, "DATABASE_URL": database_url},
+    )
 
 
 def fresh_database(postgres: EmbeddedPostgres) -> str:
@@ -42,29 +48,67 @@ async def cursors(engine: AsyncEngine) -> list[tuple[str, int]]:
 
 async def add_history(writer: WriteService) -> None:
     """Rows that exercise the corners of an export, beside the demo data."""
-    await writer.create("actor", [
-        {"id": "x-1", "actor_type": "person", "name": "Zoë Ångström ✓", "timezone": "Europe/Stockholm"},
-        {"id": "x-2", "actor_type": "agent", "name": "Bot"},
-    ])
-    await writer.create("team", [{"id": "x-t", "name": "Empty", "member_ids": []},
-                                 {"id": "x-t2", "name": "Pair", "member_ids": ["x-2", "x-1"]}])
+    await writer.create(
+        "actor",
+        [
+            {"id": "x-1", "actor_type": "person", "name": "Zoë Ångström ✓", "timezone": "Europe/Stockholm"},
+            {"id": "x-2", "actor_type": "agent", "name": "Bot"},
+        ],
+    )
+    await writer.create(
+        "team",
+        [
+            {"id": "x-t", "name": "Empty", "member_ids": []},
+            {"id": "x-t2", "name": "Pair", "member_ids": ["x-2", "x-1"]},
+        ],
+    )
     # A child whose id sorts before its parent's: the export must still list the parent first.
     await writer.create("goal_story", [{"id": "x-z-root", "title": "Root", "timeframe": {"start": "2026-01-01"}}])
-    await writer.create("goal_story", [{"id": "x-a-child", "title": "Child", "parent_id": "x-z-root",
-                                        "created_at": "2026-01-02T09:15:00.123456-06:00"}])
-    await writer.create("team_checkin", [{"id": "x-c1", "actor_id": "x-1", "team_id": "x-t2", "date": "2026-05-20",
-                                          "previously": ["a \"quoted\" bullet", "line\nbreak"]}])
+    await writer.create(
+        "goal_story",
+        [
+            {
+                "id": "x-a-child",
+                "title": "Child",
+                "parent_id": "x-z-root",
+                "created_at": "2026-01-02T09:15:00.123456-06:00",
+            }
+        ],
+    )
+    await writer.create(
+        "team_checkin",
+        [
+            {
+                "id": "x-c1",
+                "actor_id": "x-1",
+                "team_id": "x-t2",
+                "date": "2026-05-20",
+                "previously": ['a "quoted" bullet', "line\nbreak"],
+            }
+        ],
+    )
     await writer.create("team_checkin", [{"id": "x-c2", "actor_id": "x-2", "team_id": "x-t2", "date": "2026-05-21"}])
     await writer.update_one("team_checkin", "x-c1", {"blockers": ["edited later"]})  # a second event
     await writer.delete_one("team_checkin", "x-c2")  # its event stays, pointing at nothing
-    await writer.create("goal_story_update", [{"id": "x-u", "actor_id": "x-1", "goal_story_id": "x-a-child",
-                                               "date": "2026-05-22", "title": "T", "content": "C",
-                                               "progress_percent": 0}])
+    await writer.create(
+        "goal_story_update",
+        [
+            {
+                "id": "x-u",
+                "actor_id": "x-1",
+                "goal_story_id": "x-a-child",
+                "date": "2026-05-22",
+                "title": "T",
+                "content": "C",
+                "progress_percent": 0,
+            }
+        ],
+    )
 
 
 async def test_export_then_import_into_an_empty_database_gives_the_same_lines(
-        writer: WriteService, engine: AsyncEngine, database_url: str, postgres: EmbeddedPostgres,
-        tmp_path: Path) -> None:
+    writer: WriteService, engine: AsyncEngine, database_url: str, postgres: EmbeddedPostgres, tmp_path: Path
+) -> None:
     await seed(writer, today=dt.date(2026, 5, 22))
     await add_history(writer)
     exported = coco("export", str(tmp_path / "data.jsonl"), database_url=database_url)
@@ -99,8 +143,7 @@ async def test_export_then_import_into_an_empty_database_gives_the_same_lines(
         await second.dispose()
 
 
-async def test_import_from_standard_input(writer: WriteService, database_url: str,
-                                          postgres: EmbeddedPostgres) -> None:
+async def test_import_from_standard_input(writer: WriteService, database_url: str, postgres: EmbeddedPostgres) -> None:
     await add_history(writer)
     exported = coco("export", database_url=database_url)
     second_url = fresh_database(postgres)
@@ -117,29 +160,41 @@ GOOD_LINES = [
 SCHEMA_VIOLATION = (
     '{"entity": "goal_story_update", "document": {"id": "u-9", "actor_id": "x-1", "goal_story_id": "x-z-root", '
     '"date": "2026-05-22", "title": "T", "content": "C", "progress_percent": 150}}',
-    "line 4: goal_story_update field progress_percent does not match the CoCo schema")
+    "line 4: goal_story_update field progress_percent does not match the CoCo schema",
+)
 DANGLING_REFERENCE = (
     '{"entity": "team_checkin", "document": {"id": "c-9", "actor_id": "nobody", "team_id": "x-t", '
-    '"date": "2026-05-22"}}', "actor_id refers to actors that do not exist: nobody")
+    '"date": "2026-05-22"}}',
+    "actor_id refers to actors that do not exist: nobody",
+)
 BAD_LINES = [
     SCHEMA_VIOLATION,
     DANGLING_REFERENCE,
-    ('{"entity": "coordination_event", "document": {"id": "e-9", "actor_id": "x-1", "event_type": "team_checkin", '
-     '"reference_id": "c", "occurred_at": "2026-05-22T10:00:00Z", "cursor": 7}}', "line 4: coordination_event"),
-    ('{"entity": "team_checkin", "document": {"id": "c-9", "actor_id": "x-1", "team_id": "x-t", '
-     '"date": "2026-02-30"}}', "line 4: team_checkin field date does not match"),
+    (
+        '{"entity": "coordination_event", "document": {"id": "e-9", "actor_id": "x-1", "event_type": "team_checkin", '
+        '"reference_id": "c", "occurred_at": "2026-05-22T10:00:00Z", "cursor": 7}}',
+        "line 4: coordination_event",
+    ),
+    (
+        '{"entity": "team_checkin", "document": {"id": "c-9", "actor_id": "x-1", "team_id": "x-t", '
+        '"date": "2026-02-30"}}',
+        "line 4: team_checkin field date does not match",
+    ),
     ('{"entity": "meeting", "document": {"id": "m"}}', "line 4: unknown entity 'meeting'"),
     ('{"entity": "actor", "document": {"id": "x-1", "actor_type": "person", "name": "Again"}}', "already has id x-1"),
-    ('{"entity": "actor", "document": {"id": "x-2", "actor_type": "person", "name": "Two", "timezone": "Mars/Base"}}',
-     "line 4: timezone must be an IANA timezone name"),
+    (
+        '{"entity": "actor", "document": {"id": "x-2", "actor_type": "person", "name": "Two", "timezone": "Mars/Base"}}',
+        "line 4: timezone must be an IANA timezone name",
+    ),
     ('{"entity": "actor"}', "line 4: expected an object"),
     ("not json", "line 4: not valid JSON"),
 ]
 
 
 @pytest.mark.parametrize("bad_line, message", BAD_LINES)
-async def test_a_bad_line_imports_nothing(writer: WriteService, engine: AsyncEngine, bad_line: str,
-                                          message: str) -> None:
+async def test_a_bad_line_imports_nothing(
+    writer: WriteService, engine: AsyncEngine, bad_line: str, message: str
+) -> None:
     await writer.create("actor", [{"id": "keep", "actor_type": "person", "name": "Already here"}])
     before = await table_counts(engine)
     with pytest.raises((ImportFileError, Conflict)) as error:
@@ -149,9 +204,9 @@ async def test_a_bad_line_imports_nothing(writer: WriteService, engine: AsyncEng
 
 
 @pytest.mark.parametrize("bad_line, message", [SCHEMA_VIOLATION, DANGLING_REFERENCE])
-async def test_coco_import_of_a_bad_file_says_why_and_imports_nothing(clean: AsyncEngine, database_url: str,
-                                                                      tmp_path: Path, bad_line: str,
-                                                                      message: str) -> None:
+async def test_coco_import_of_a_bad_file_says_why_and_imports_nothing(
+    clean: AsyncEngine, database_url: str, tmp_path: Path, bad_line: str, message: str
+) -> None:
     await WriteService(clean).create("actor", [{"id": "keep", "actor_type": "person", "name": "Already here"}])
     before = await table_counts(clean)
     (tmp_path / "bad.jsonl").write_text("\n".join([*GOOD_LINES, bad_line, *GOOD_LINES[:1]]) + "\n")
@@ -181,59 +236,102 @@ async def test_import_documents_restores_events_as_they_were(writer: WriteServic
     items = [
         ("actor", {"id": "a", "actor_type": "person", "name": "A"}),
         ("team", {"id": "t", "name": "T", "member_ids": ["a"]}),
-        ("team_checkin", {"id": "c", "actor_id": "a", "team_id": "t", "date": "2026-05-20",
-                          "created_at": occurred[0]}),
+        ("team_checkin", {"id": "c", "actor_id": "a", "team_id": "t", "date": "2026-05-20", "created_at": occurred[0]}),
         # Given in this order, whatever their timestamps say: the order is the commit order.
-        ("coordination_event", {"id": "e-2", "actor_id": "a", "event_type": "team_checkin", "reference_id": "c",
-                                "occurred_at": occurred[0]}),
-        ("coordination_event", {"id": "e-1", "actor_id": "a", "event_type": "team_checkin",
-                                "reference_id": "deleted-long-ago", "occurred_at": occurred[1]}),
-        ("coordination_event", {"id": "e-3", "actor_id": "a", "event_type": "team_checkin", "reference_id": "c",
-                                "occurred_at": occurred[2]}),
+        (
+            "coordination_event",
+            {
+                "id": "e-2",
+                "actor_id": "a",
+                "event_type": "team_checkin",
+                "reference_id": "c",
+                "occurred_at": occurred[0],
+            },
+        ),
+        (
+            "coordination_event",
+            {
+                "id": "e-1",
+                "actor_id": "a",
+                "event_type": "team_checkin",
+                "reference_id": "deleted-long-ago",
+                "occurred_at": occurred[1],
+            },
+        ),
+        (
+            "coordination_event",
+            {
+                "id": "e-3",
+                "actor_id": "a",
+                "event_type": "team_checkin",
+                "reference_id": "c",
+                "occurred_at": occurred[2],
+            },
+        ),
     ]
     seen: list[tuple[str, int]] = []
     result = await writer.import_documents(items, progress=lambda name, n: seen.append((name, n)), batch_size=2)
     assert result.counts == {"actor": 1, "team": 1, "team_checkin": 1, "coordination_event": 3}
     assert result.events_recorded == 0
-    assert seen == [("actor", 1), ("team", 1), ("team_checkin", 1), ("coordination_event", 2),
-                    ("coordination_event", 3)]
+    assert seen == [
+        ("actor", 1),
+        ("team", 1),
+        ("team_checkin", 1),
+        ("coordination_event", 2),
+        ("coordination_event", 3),
+    ]
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT id, actor_id, event_type, reference_id, occurred_at, seq FROM coordination_events ORDER BY seq"
-        ))).all()
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT id, actor_id, event_type, reference_id, occurred_at, seq FROM coordination_events ORDER BY seq"
+                )
+            )
+        ).all()
     assert [r.id for r in rows] == ["e-2", "e-1", "e-3"]
     assert [r.reference_id for r in rows] == ["c", "deleted-long-ago", "c"]
     assert [r.occurred_at for r in rows] == [dt.datetime.fromisoformat(o) for o in occurred]
     assert rows[0].seq < rows[1].seq < rows[2].seq
 
 
-async def test_import_documents_gives_an_event_to_rows_that_come_without_one(writer: WriteService,
-                                                                            engine: AsyncEngine) -> None:
+async def test_import_documents_gives_an_event_to_rows_that_come_without_one(
+    writer: WriteService, engine: AsyncEngine
+) -> None:
     items = [
         ("actor", {"id": "a", "actor_type": "person", "name": "A"}),
         ("team", {"id": "t", "name": "T"}),
         ("goal_story", {"id": "g", "title": "G"}),
-        ("team_checkin", {"id": "c", "actor_id": "a", "team_id": "t", "date": "2026-05-20",
-                          "created_at": "2026-05-20T08:00:00Z"}),
-        ("goal_story_update", {"id": "u", "actor_id": "a", "goal_story_id": "g", "date": "2026-05-20",
-                               "title": "T", "content": "C"}),
+        (
+            "team_checkin",
+            {"id": "c", "actor_id": "a", "team_id": "t", "date": "2026-05-20", "created_at": "2026-05-20T08:00:00Z"},
+        ),
+        (
+            "goal_story_update",
+            {"id": "u", "actor_id": "a", "goal_story_id": "g", "date": "2026-05-20", "title": "T", "content": "C"},
+        ),
     ]
     result = await writer.import_documents(items)
     assert result.events_recorded == 2
     async with engine.connect() as conn:
-        rows = (await conn.execute(text("SELECT reference_id, event_type, occurred_at FROM coordination_events "
-                                        "ORDER BY reference_id"))).all()
+        rows = (
+            await conn.execute(
+                text("SELECT reference_id, event_type, occurred_at FROM coordination_events ORDER BY reference_id")
+            )
+        ).all()
         created = (await conn.execute(text("SELECT created_at FROM goal_story_updates"))).scalar_one()
     assert [(r.reference_id, r.event_type) for r in rows] == [("c", "team_checkin"), ("u", "goal_story_update")]
-    assert rows[0].occurred_at == dt.datetime(2026, 5, 20, 8, tzinfo=dt.timezone.utc)
+    assert rows[0].occurred_at == dt.datetime(2026, 5, 20, 8, tzinfo=dt.UTC)
     assert rows[1].occurred_at == created
 
 
-async def test_import_documents_takes_children_before_parents_within_a_batch(writer: WriteService,
-                                                                            engine: AsyncEngine) -> None:
-    items = [("goal_story", {"id": "g3", "title": "3", "parent_id": "g2"}),
-             ("goal_story", {"id": "g2", "title": "2", "parent_id": "g1"}),
-             ("goal_story", {"id": "g1", "title": "1"})]
+async def test_import_documents_takes_children_before_parents_within_a_batch(
+    writer: WriteService, engine: AsyncEngine
+) -> None:
+    items = [
+        ("goal_story", {"id": "g3", "title": "3", "parent_id": "g2"}),
+        ("goal_story", {"id": "g2", "title": "2", "parent_id": "g1"}),
+        ("goal_story", {"id": "g1", "title": "1"}),
+    ]
     assert (await writer.import_documents(items)).counts == {"goal_story": 3}
     assert (await table_counts(engine))["goal_stories"] == 3
 
@@ -243,22 +341,54 @@ async def test_import_documents_is_all_or_nothing(writer: WriteService, engine: 
     before = await table_counts(engine)
     bad_batches = [
         # A goal story cycle inside one import.
-        [("goal_story", {"id": "g1", "title": "1", "parent_id": "g2"}),
-         ("goal_story", {"id": "g2", "title": "2", "parent_id": "g1"})],
+        [
+            ("goal_story", {"id": "g1", "title": "1", "parent_id": "g2"}),
+            ("goal_story", {"id": "g2", "title": "2", "parent_id": "g1"}),
+        ],
         # The same id twice in one import, in different batches.
-        [("actor", {"id": "a", "actor_type": "person", "name": "A"}),
-         ("team", {"id": "t", "name": "T"}),
-         ("actor", {"id": "a", "actor_type": "person", "name": "A"})],
+        [
+            ("actor", {"id": "a", "actor_type": "person", "name": "A"}),
+            ("team", {"id": "t", "name": "T"}),
+            ("actor", {"id": "a", "actor_type": "person", "name": "A"}),
+        ],
         # An event for an actor that does not exist, after valid rows.
-        [("actor", {"id": "a", "actor_type": "person", "name": "A"}),
-         ("coordination_event", {"id": "e", "actor_id": "ghost", "event_type": "team_checkin",
-                                 "reference_id": "c", "occurred_at": "2026-05-20T08:00:00Z"})],
+        [
+            ("actor", {"id": "a", "actor_type": "person", "name": "A"}),
+            (
+                "coordination_event",
+                {
+                    "id": "e",
+                    "actor_id": "ghost",
+                    "event_type": "team_checkin",
+                    "reference_id": "c",
+                    "occurred_at": "2026-05-20T08:00:00Z",
+                },
+            ),
+        ],
         # An event whose id is taken.
-        [("actor", {"id": "a", "actor_type": "person", "name": "A"}),
-         ("coordination_event", {"id": "e", "actor_id": "a", "event_type": "team_checkin",
-                                 "reference_id": "c", "occurred_at": "2026-05-20T08:00:00Z"}),
-         ("coordination_event", {"id": "e", "actor_id": "a", "event_type": "team_checkin",
-                                 "reference_id": "c", "occurred_at": "2026-05-20T08:00:00Z"})],
+        [
+            ("actor", {"id": "a", "actor_type": "person", "name": "A"}),
+            (
+                "coordination_event",
+                {
+                    "id": "e",
+                    "actor_id": "a",
+                    "event_type": "team_checkin",
+                    "reference_id": "c",
+                    "occurred_at": "2026-05-20T08:00:00Z",
+                },
+            ),
+            (
+                "coordination_event",
+                {
+                    "id": "e",
+                    "actor_id": "a",
+                    "event_type": "team_checkin",
+                    "reference_id": "c",
+                    "occurred_at": "2026-05-20T08:00:00Z",
+                },
+            ),
+        ],
     ]
     for items in bad_batches:
         with pytest.raises(Conflict) as conflict:
@@ -266,19 +396,34 @@ async def test_import_documents_is_all_or_nothing(writer: WriteService, engine: 
         assert conflict.value.entity  # named by the write service, not a bare database error
         assert await table_counts(engine) == before
     with pytest.raises(InvalidInput) as error:
-        await writer.import_documents([("actor", {"id": "a", "actor_type": "person", "name": "A"}),
-                                       ("actor", {"id": "b", "actor_type": "robot", "name": "B"})])
+        await writer.import_documents(
+            [
+                ("actor", {"id": "a", "actor_type": "person", "name": "A"}),
+                ("actor", {"id": "b", "actor_type": "robot", "name": "B"}),
+            ]
+        )
     assert error.value.index == 1 and error.value.field == "actor_type"
     with pytest.raises(InvalidInput) as error:
-        await writer.import_documents([("coordination_event", {"actor_id": "keep", "event_type": "team_checkin",
-                                                               "reference_id": "c",
-                                                               "occurred_at": "2026-05-20T08:00:00Z"})])
+        await writer.import_documents(
+            [
+                (
+                    "coordination_event",
+                    {
+                        "actor_id": "keep",
+                        "event_type": "team_checkin",
+                        "reference_id": "c",
+                        "occurred_at": "2026-05-20T08:00:00Z",
+                    },
+                )
+            ]
+        )
     assert error.value.field == "id"
     assert await table_counts(engine) == before
 
 
-async def test_a_write_during_an_import_draws_its_cursor_after_the_imported_events(writer: WriteService,
-                                                                                  engine: AsyncEngine) -> None:
+async def test_a_write_during_an_import_draws_its_cursor_after_the_imported_events(
+    writer: WriteService, engine: AsyncEngine
+) -> None:
     """Imported events hold the event lock until the import commits, so a concurrent write's
     event cannot slip in between them: cursors stay in commit order."""
     import asyncio
@@ -288,8 +433,16 @@ async def test_a_write_during_an_import_draws_its_cursor_after_the_imported_even
     halfway, resume = asyncio.Event(), asyncio.Event()
 
     def event(n: int) -> tuple[str, dict]:
-        return ("coordination_event", {"id": f"e-{n}", "actor_id": "a", "event_type": "team_checkin",
-                                       "reference_id": f"old-{n}", "occurred_at": "2026-05-20T08:00:00Z"})
+        return (
+            "coordination_event",
+            {
+                "id": f"e-{n}",
+                "actor_id": "a",
+                "event_type": "team_checkin",
+                "reference_id": f"old-{n}",
+                "occurred_at": "2026-05-20T08:00:00Z",
+            },
+        )
 
     async def items():  # type: ignore[no-untyped-def]
         yield event(1)
@@ -300,13 +453,15 @@ async def test_a_write_during_an_import_draws_its_cursor_after_the_imported_even
 
     importing = asyncio.create_task(writer.import_documents(items(), batch_size=1))
     await halfway.wait()
-    concurrent = asyncio.create_task(writer.create("team_checkin", [{"id": "live", "actor_id": "a", "team_id": "t",
-                                                                     "date": "2026-05-22"}]))
+    concurrent = asyncio.create_task(
+        writer.create("team_checkin", [{"id": "live", "actor_id": "a", "team_id": "t", "date": "2026-05-22"}])
+    )
 
     async def queued_for_the_event_lock() -> None:
         async with engine.connect() as conn:
-            while not (await conn.execute(text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))).scalar_one():
+            while not (
+                await conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))
+            ).scalar_one():
                 await conn.rollback()
                 await asyncio.sleep(0.02)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,20 +27,35 @@ from tests.conftest import TABLES, RunningServer, count_rows
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM = os.environ.get("COCO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "viewer.png"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-TABLES_SHOWN = {"actors": "actors", "teams": "teams", "team-checkins": "team_checkins",
-                "goal-stories": "goal_stories", "goal-story-updates": "goal_story_updates",
-                "coordination-events": "coordination_events"}
+TABLES_SHOWN = {
+    "actors": "actors",
+    "teams": "teams",
+    "team-checkins": "team_checkins",
+    "goal-stories": "goal_stories",
+    "goal-story-updates": "goal_story_updates",
+    "coordination-events": "coordination_events",
+}
 WAIT_MS = 20_000
 DEMO_DAY = dt.date(2026, 5, 22)
 
 if not Path(CHROMIUM).exists():
-    message = (f"no Chromium at {CHROMIUM}: install Debian's chromium package "
-               "(apt-get install chromium) to run the viewer's browser tests")
+    message = (
+        f"no Chromium at {CHROMIUM}: install Debian's chromium package "
+        "(apt-get install chromium) to run the viewer's browser tests"
+    )
     if IN_CI:
         pytest.fail(message, pytrace=False)
     pytest.skip(message, allow_module_level=True)
@@ -48,9 +63,16 @@ if not Path(CHROMIUM).exists():
 if IN_CI:
     from playwright.async_api import Browser, ConsoleMessage, Page, WebSocketRoute, async_playwright
 else:
-    async_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install -e '.[test]')")
+    async_api = pytest.importorskip(
+        "playwright.async_api", reason="playwright is not installed (pip install -e '.[test]')"
+    )
     Browser, ConsoleMessage, Page, WebSocketRoute, async_playwright = (
-        async_api.Browser, async_api.ConsoleMessage, async_api.Page, async_api.WebSocketRoute, async_api.async_playwright)
+        async_api.Browser,
+        async_api.ConsoleMessage,
+        async_api.Page,
+        async_api.WebSocketRoute,
+        async_api.async_playwright,
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -127,18 +149,29 @@ async def graphql(server_url: str, query: str) -> dict[str, Any]:
 
 
 async def expected_goal_tree(server_url: str) -> dict[str, Any]:
-    data = await graphql(server_url, """{ goalStories(first: 100, where: { parentId: { isNull: true } }) {
+    data = await graphql(
+        server_url,
+        """{ goalStories(first: 100, where: { parentId: { isNull: true } }) {
         nodes { id title latestUpdate { status progressPercent }
-                children(first: 100) { nodes { title latestUpdate { status progressPercent } } } } } }""")
+                children(first: 100) { nodes { title latestUpdate { status progressPercent } } } } } }""",
+    )
     [root] = [g for g in data["goalStories"]["nodes"] if g["title"] == "Launch PSC 2.0"]
     return root
 
 
 async def post_checkin(server_url: str, actor_id: str, team_id: str, day: str, blockers: list[str]) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=server_url) as client:
-        response = await client.post("/team_checkins", headers={"Prefer": "return=representation"}, json={
-            "actor_id": actor_id, "team_id": team_id, "date": day,
-            "previously": ["wrote the viewer test"], "blockers": blockers})
+        response = await client.post(
+            "/team_checkins",
+            headers={"Prefer": "return=representation"},
+            json={
+                "actor_id": actor_id,
+                "team_id": team_id,
+                "date": day,
+                "previously": ["wrote the viewer test"],
+                "blockers": blockers,
+            },
+        )
     assert response.status_code == 201, response.text
     [checkin] = response.json()
     return checkin
@@ -161,8 +194,9 @@ async def check_tables(viewer: Viewer, engine: AsyncEngine) -> None:
 async def check_goal_tree(viewer: Viewer, server_url: str) -> None:
     root = await expected_goal_tree(server_url)
     assert len(root["children"]["nodes"]) == 3
-    tree = viewer.page.locator("#goals ul.tree.root > li").filter(has=viewer.page.get_by_role(
-        "heading", name="Launch PSC 2.0", exact=True))
+    tree = viewer.page.locator("#goals ul.tree.root > li").filter(
+        has=viewer.page.get_by_role("heading", name="Launch PSC 2.0", exact=True)
+    )
     assert await tree.count() == 1
     subgoals = tree.locator(":scope > ul.tree > li")
     assert await subgoals.count() == 3
@@ -170,7 +204,9 @@ async def check_goal_tree(viewer: Viewer, server_url: str) -> None:
     for index in range(3):
         node = subgoals.nth(index).locator(":scope > .goal")
         shown[(await node.locator(".goal-title").inner_text()).strip()] = (
-            (await node.locator(".badge").inner_text()).strip(), (await node.locator(".progress").inner_text()).strip())
+            (await node.locator(".badge").inner_text()).strip(),
+            (await node.locator(".progress").inner_text()).strip(),
+        )
     expected = {}
     for child in root["children"]["nodes"]:
         update = child["latestUpdate"]
@@ -192,8 +228,9 @@ async def test_an_empty_database_shows_empty_states(clean: AsyncEngine, server_u
     assert desktop.problems == []
 
 
-async def test_the_desktop_viewer_shows_every_table_and_the_goal_tree(demo: AsyncEngine, server_url: str,
-                                                                     desktop: Viewer, tmp_path: Path) -> None:
+async def test_the_desktop_viewer_shows_every_table_and_the_goal_tree(
+    demo: AsyncEngine, server_url: str, desktop: Viewer, tmp_path: Path
+) -> None:
     await desktop.open(server_url)
 
     await check_tables(desktop, demo)
@@ -209,8 +246,9 @@ async def test_the_desktop_viewer_shows_every_table_and_the_goal_tree(demo: Asyn
             assert await blocked.nth(card).locator(".blockers h5").text_content() == "Blockers"
         blocked_total += await blocked.count()
     async with demo.connect() as conn:
-        expected_blocked = (await conn.execute(text(
-            "SELECT count(*) FROM team_checkins WHERE cardinality(blockers) > 0"))).scalar_one()
+        expected_blocked = (
+            await conn.execute(text("SELECT count(*) FROM team_checkins WHERE cardinality(blockers) > 0"))
+        ).scalar_one()
     assert blocked_total == expected_blocked > 0
     await desktop.page.locator("#team-select").select_option(index=0)
     headings = await desktop.texts("h1, h2")
@@ -226,8 +264,9 @@ async def test_the_desktop_viewer_shows_every_table_and_the_goal_tree(demo: Asyn
     assert desktop.problems == []
 
 
-async def test_the_phone_viewer_fits_the_screen(demo: AsyncEngine, server_url: str, phone: Viewer,
-                                                tmp_path: Path) -> None:
+async def test_the_phone_viewer_fits_the_screen(
+    demo: AsyncEngine, server_url: str, phone: Viewer, tmp_path: Path
+) -> None:
     await phone.open(server_url)
 
     await check_tables(phone, demo)
@@ -244,8 +283,9 @@ async def test_the_phone_viewer_fits_the_screen(demo: AsyncEngine, server_url: s
 
 
 @pytest.mark.parametrize("transport", ["subscription", "events"])
-async def test_a_checkin_posted_through_rest_appears_without_a_reload(demo: AsyncEngine, server_url: str,
-                                                                      desktop: Viewer, transport: str) -> None:
+async def test_a_checkin_posted_through_rest_appears_without_a_reload(
+    demo: AsyncEngine, server_url: str, desktop: Viewer, transport: str
+) -> None:
     # By default the GraphQL subscription over WebSocket; ?live=events reads the server-sent event feed.
     await desktop.open(server_url, "" if transport == "subscription" else "?live=events")
     status = desktop.page.locator(f"#live-status[data-state='live'][data-transport='{transport}']")
@@ -292,7 +332,8 @@ async def test_an_unreachable_api_shows_error_states(demo: AsyncEngine, server_u
 
 
 async def test_a_dropped_subscription_reconnects_and_resumes_after_the_last_cursor(
-        demo: AsyncEngine, server_url: str, desktop: Viewer) -> None:
+    demo: AsyncEngine, server_url: str, desktop: Viewer
+) -> None:
     # Every WebSocket of the page goes through to the real server; the test sees what the page sends
     # and can cut a connection, as a network drop would.
     connections: list[tuple[WebSocketRoute, WebSocketRoute, list[dict[str, Any]]]] = []
@@ -310,7 +351,9 @@ async def test_a_dropped_subscription_reconnects_and_resumes_after_the_last_curs
 
     await desktop.page.route_web_socket(re.compile(r"/graphql$"), through)
     await desktop.open(server_url)
-    await desktop.page.locator("#live-status[data-state='live'][data-transport='subscription']").wait_for(timeout=WAIT_MS)
+    await desktop.page.locator("#live-status[data-state='live'][data-transport='subscription']").wait_for(
+        timeout=WAIT_MS
+    )
     team_id = await desktop.page.locator("#team-select").input_value()
     team = (await graphql(server_url, f'{{ team(id: "{team_id}") {{ memberIds }} }}'))["team"]
     before = await desktop.page.locator("#team-checkins tbody tr").count()
@@ -327,8 +370,11 @@ async def test_a_dropped_subscription_reconnects_and_resumes_after_the_last_curs
     await desktop.page.locator("#live-status[data-state='live']").wait_for(timeout=WAIT_MS)
     assert len(connections) == 2
     [subscribe] = [frame for frame in connections[1][2] if frame["type"] == "subscribe"]
-    events = await graphql(server_url, f"""{{ coordinationEvents(first: 1, where: {{ referenceId: {{ eq: "{first['id']}" }} }})
-        {{ nodes {{ cursor }} }} }}""")
+    events = await graphql(
+        server_url,
+        f"""{{ coordinationEvents(first: 1, where: {{ referenceId: {{ eq: "{first["id"]}" }} }})
+        {{ nodes {{ cursor }} }} }}""",
+    )
     assert subscribe["payload"]["variables"]["after"] == events["coordinationEvents"]["nodes"][0]["cursor"]
     assert [frame["type"] for frame in connections[0][2]][:2] == ["connection_init", "subscribe"]
     await desktop.page.locator(f"#team-checkins tbody tr[data-id='{second['id']}']").wait_for(timeout=WAIT_MS)

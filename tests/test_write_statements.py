@@ -21,15 +21,22 @@ from api.writes import OnConflict, WriteService
 
 from .conftest import count_rows, table_counts
 
-CHECKIN = {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22", "previously": ["shipped"],
-           "next": ["plan"], "blockers": ["review"]}
+CHECKIN = {
+    "actor_id": "p-1",
+    "team_id": "t-1",
+    "date": "2026-05-22",
+    "previously": ["shipped"],
+    "next": ["plan"],
+    "blockers": ["review"],
+}
 
 
 @pytest.fixture
 async def world(writer: WriteService) -> WriteService:
     await writer.create("actor", [{"id": f"p-{i}", "actor_type": "person", "name": f"P{i}"} for i in range(1, 4)])
-    await writer.create("team", [{"id": "t-1", "name": "Product", "member_ids": ["p-1", "p-2"]},
-                                 {"id": "t-2", "name": "Platform"}])
+    await writer.create(
+        "team", [{"id": "t-1", "name": "Product", "member_ids": ["p-1", "p-2"]}, {"id": "t-2", "name": "Platform"}]
+    )
     return writer
 
 
@@ -49,8 +56,9 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
 
 
 async def checkins(world: WriteService, n: int) -> list[dict[str, Any]]:
-    return [{**CHECKIN, "actor_id": f"p-{i % 3 + 1}", "team_id": f"t-{i % 2 + 1}", "next": [f"item {i}"]}
-            for i in range(n)]
+    return [
+        {**CHECKIN, "actor_id": f"p-{i % 3 + 1}", "team_id": f"t-{i % 2 + 1}", "next": [f"item {i}"]} for i in range(n)
+    ]
 
 
 async def test_a_create_is_one_statement_however_many_rows(world: WriteService) -> None:
@@ -66,8 +74,9 @@ async def test_a_create_is_one_statement_however_many_rows(world: WriteService) 
 
 async def test_a_create_reading_back_adds_only_its_read(world: WriteService) -> None:
     async def returning(conn: Any, ids: list[str]) -> list[str]:
-        return list((await conn.execute(text("SELECT id FROM team_checkins WHERE id = ANY(:ids)"),
-                                        {"ids": ids})).scalars())
+        return list(
+            (await conn.execute(text("SELECT id FROM team_checkins WHERE id = ANY(:ids)"), {"ids": ids})).scalars()
+        )
 
     with statements(world.engine) as sent:
         result = await world.create("team_checkin", [CHECKIN], returning=returning)
@@ -137,14 +146,18 @@ async def test_a_taken_id_among_many_fails_them_all(world: WriteService) -> None
         await world.create("team_checkin", documents)
     assert caught.value.reason is ConflictReason.DUPLICATE and caught.value.ids == ["c-1"]
     assert await table_counts(world.engine) == before
-    assert (await world.create("team_checkin", documents, on_conflict=OnConflict.IGNORE)).events[0]["seq"] > \
-        first.events[0]["seq"]
+    assert (await world.create("team_checkin", documents, on_conflict=OnConflict.IGNORE)).events[0][
+        "seq"
+    ] > first.events[0]["seq"]
 
 
 async def test_ignore_records_events_only_for_the_rows_it_inserts(world: WriteService) -> None:
     await world.create("team_checkin", [{**CHECKIN, "id": "c-1"}])
-    result = await world.create("team_checkin", [{**CHECKIN, "id": "c-1", "next": ["other"]},
-                                                 {**CHECKIN, "id": "c-2"}], on_conflict=OnConflict.IGNORE)
+    result = await world.create(
+        "team_checkin",
+        [{**CHECKIN, "id": "c-1", "next": ["other"]}, {**CHECKIN, "id": "c-2"}],
+        on_conflict=OnConflict.IGNORE,
+    )
     assert [r["id"] for r in result.rows] == ["c-2"] and result.inserted_ids == ["c-2"]
     assert [e["reference_id"] for e in result.events] == ["c-2"]
     assert await count_rows(world.engine, "coordination_events") == 2
@@ -174,14 +187,37 @@ async def test_the_rows_and_events_a_create_returns_are_those_stored(world: Writ
         async with world.engine.connect() as conn:
             return dict((await conn.execute(text(f"SELECT * FROM {table} WHERE id = :id"), {"id": id})).one()._mapping)
 
-    story = await world.create("goal_story", [{"title": "Ünïcode ✓", "team_ids": ["t-2", "t-1"], "actor_ids": [],
-                                               "timeframe": {"start": "2026-02-01"},
-                                               "created_at": "2026-01-05T12:00:00.123456-06:00"}])
-    checkin = await world.create("team_checkin", [{**CHECKIN, "blockers": None, "previously": ["a \"quoted\" \\ item"]},
-                                                  {**CHECKIN, "id": "c-2", "next": []}])
-    update = await world.create("goal_story_update", [{
-        "actor_id": "p-2", "goal_story_id": story.rows[0]["id"], "date": "2026-05-22", "title": "T", "content": "C",
-        "status": "at_risk", "progress_percent": 0, "created_at": "2026-05-22T10:00:00Z"}])
+    story = await world.create(
+        "goal_story",
+        [
+            {
+                "title": "Ünïcode ✓",
+                "team_ids": ["t-2", "t-1"],
+                "actor_ids": [],
+                "timeframe": {"start": "2026-02-01"},
+                "created_at": "2026-01-05T12:00:00.123456-06:00",
+            }
+        ],
+    )
+    checkin = await world.create(
+        "team_checkin",
+        [{**CHECKIN, "blockers": None, "previously": ['a "quoted" \\ item']}, {**CHECKIN, "id": "c-2", "next": []}],
+    )
+    update = await world.create(
+        "goal_story_update",
+        [
+            {
+                "actor_id": "p-2",
+                "goal_story_id": story.rows[0]["id"],
+                "date": "2026-05-22",
+                "title": "T",
+                "content": "C",
+                "status": "at_risk",
+                "progress_percent": 0,
+                "created_at": "2026-05-22T10:00:00Z",
+            }
+        ],
+    )
     for table, result in (("goal_stories", story), ("team_checkins", checkin), ("goal_story_updates", update)):
         for row in result.rows:
             assert row == await stored(table, row["id"])

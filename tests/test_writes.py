@@ -23,28 +23,52 @@ async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[dict[str, A
 
 
 async def events_of(engine: AsyncEngine, reference_id: str) -> list[dict[str, Any]]:
-    return await rows(engine, "SELECT * FROM coordination_events WHERE reference_id = :r ORDER BY seq",
-                      r=reference_id)
+    return await rows(engine, "SELECT * FROM coordination_events WHERE reference_id = :r ORDER BY seq", r=reference_id)
 
 
 @pytest.fixture
 async def world(writer: WriteService) -> WriteService:
     """Two actors, a team, a goal story: the rows most tests refer to."""
-    await writer.create("actor", [
-        {"id": "p-1", "actor_type": "person", "name": "Quinn Reed", "role": "PM", "timezone": "America/Chicago"},
-        {"id": "a-1", "actor_type": "agent", "name": "Research Bot"},
-    ])
+    await writer.create(
+        "actor",
+        [
+            {"id": "p-1", "actor_type": "person", "name": "Quinn Reed", "role": "PM", "timezone": "America/Chicago"},
+            {"id": "a-1", "actor_type": "agent", "name": "Research Bot"},
+        ],
+    )
     await writer.create("team", [{"id": "t-1", "name": "Product", "member_ids": ["p-1", "a-1"]}])
-    await writer.create("goal_story", [{"id": "g-1", "title": "Onboarding", "team_ids": ["t-1"],
-                                        "actor_ids": ["p-1"], "timeframe": {"start": "2026-01-06",
-                                                                            "end": "2026-03-31"}}])
+    await writer.create(
+        "goal_story",
+        [
+            {
+                "id": "g-1",
+                "title": "Onboarding",
+                "team_ids": ["t-1"],
+                "actor_ids": ["p-1"],
+                "timeframe": {"start": "2026-01-06", "end": "2026-03-31"},
+            }
+        ],
+    )
     return writer
 
 
-CHECKIN = {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22", "previously": ["shipped"],
-           "next": ["plan"], "blockers": []}
-UPDATE = {"actor_id": "p-1", "goal_story_id": "g-1", "date": "2026-05-22", "title": "Good week",
-          "content": "Onboarding time is down.", "status": "on_track", "progress_percent": 70}
+CHECKIN = {
+    "actor_id": "p-1",
+    "team_id": "t-1",
+    "date": "2026-05-22",
+    "previously": ["shipped"],
+    "next": ["plan"],
+    "blockers": [],
+}
+UPDATE = {
+    "actor_id": "p-1",
+    "goal_story_id": "g-1",
+    "date": "2026-05-22",
+    "title": "Good week",
+    "content": "Onboarding time is down.",
+    "status": "on_track",
+    "progress_percent": 70,
+}
 
 
 # ---------------------------------------------------------------- creating
@@ -60,19 +84,20 @@ async def test_create_keeps_a_client_id_and_generates_a_uuid_otherwise(world: Wr
 
 
 async def test_created_at_defaults_to_the_time_of_the_write_and_may_be_supplied(world: WriteService) -> None:
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     fresh = await world.create("team_checkin", [CHECKIN])
     supplied = await world.create("team_checkin", [{**CHECKIN, "created_at": "2026-03-05T09:15:00-06:00"}])
     assert fresh.rows[0]["created_at"] >= before - dt.timedelta(seconds=5)
-    assert supplied.rows[0]["created_at"] == dt.datetime(2026, 3, 5, 15, 15, tzinfo=dt.timezone.utc)
+    assert supplied.rows[0]["created_at"] == dt.datetime(2026, 3, 5, 15, 15, tzinfo=dt.UTC)
     # The creation event occurred when the row says it was created.
     event = (await events_of(world.engine, supplied.rows[0]["id"]))[0]
     assert event["occurred_at"] == supplied.rows[0]["created_at"]
 
 
 @pytest.mark.parametrize("entity, document", [("team_checkin", CHECKIN), ("goal_story_update", UPDATE)])
-async def test_creating_writes_exactly_one_event_in_the_same_transaction(world: WriteService, entity: str,
-                                                                        document: dict[str, Any]) -> None:
+async def test_creating_writes_exactly_one_event_in_the_same_transaction(
+    world: WriteService, entity: str, document: dict[str, Any]
+) -> None:
     result = await world.create(entity, [document])
     row = result.rows[0]
     events = await events_of(world.engine, row["id"])
@@ -101,8 +126,11 @@ async def test_bulk_create_writes_all_rows_and_one_event_each(world: WriteServic
 
 async def test_a_bulk_create_with_one_bad_row_writes_nothing(world: WriteService) -> None:
     before = await table_counts(world.engine)
-    documents = [{**CHECKIN, "date": "2026-05-01"}, {**CHECKIN, "date": "2026-05-02"},
-                 {**CHECKIN, "team_id": "t-missing"}]
+    documents = [
+        {**CHECKIN, "date": "2026-05-01"},
+        {**CHECKIN, "date": "2026-05-02"},
+        {**CHECKIN, "team_id": "t-missing"},
+    ]
     with pytest.raises(Conflict) as caught:
         await world.create("team_checkin", documents)
     assert caught.value.reason is ConflictReason.MISSING_REFERENCE and caught.value.ids == ["t-missing"]
@@ -113,21 +141,31 @@ async def test_a_bulk_create_with_one_bad_row_writes_nothing(world: WriteService
 
 
 async def test_a_bulk_create_of_a_tree_may_refer_to_its_own_rows(writer: WriteService) -> None:
-    await writer.create("goal_story", [{"id": "child", "title": "Child", "parent_id": "root"},
-                                       {"id": "root", "title": "Root"}])
+    await writer.create(
+        "goal_story", [{"id": "child", "title": "Child", "parent_id": "root"}, {"id": "root", "title": "Root"}]
+    )
     assert await rows(writer.engine, "SELECT id, parent_id FROM goal_stories ORDER BY id") == [
-        {"id": "child", "parent_id": "root"}, {"id": "root", "parent_id": None}]
+        {"id": "child", "parent_id": "root"},
+        {"id": "root", "parent_id": None},
+    ]
 
 
 async def test_a_duplicate_id_is_a_conflict_naming_it(world: WriteService) -> None:
     before = await table_counts(world.engine)
     with pytest.raises(Conflict) as caught:
-        await world.create("actor", [{"id": "new", "actor_type": "person", "name": "N"},
-                                     {"id": "p-1", "actor_type": "person", "name": "Again"}])
+        await world.create(
+            "actor",
+            [
+                {"id": "new", "actor_type": "person", "name": "N"},
+                {"id": "p-1", "actor_type": "person", "name": "Again"},
+            ],
+        )
     assert caught.value.reason is ConflictReason.DUPLICATE and caught.value.ids == ["p-1"]
     with pytest.raises(Conflict) as repeated:
-        await world.create("actor", [{"id": "x", "actor_type": "person", "name": "A"},
-                                     {"id": "x", "actor_type": "person", "name": "B"}])
+        await world.create(
+            "actor",
+            [{"id": "x", "actor_type": "person", "name": "A"}, {"id": "x", "actor_type": "person", "name": "B"}],
+        )
     assert repeated.value.ids == ["x"]
     assert await table_counts(world.engine) == before
 
@@ -149,36 +187,47 @@ async def test_concurrent_creates_of_one_id_leave_one_row(writer: WriteService) 
 # ---------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize("entity, document, field, reason", [
-    ("actor", {"actor_type": "robot", "name": "R"}, "actor_type", InvalidReason.RULE),
-    ("actor", {"actor_type": "person"}, "name", InvalidReason.REQUIRED),
-    ("actor", {"actor_type": "person", "name": None}, "name", InvalidReason.REQUIRED),
-    ("actor", {"actor_type": "person", "name": 5}, "name", InvalidReason.FORMAT),
-    ("actor", {"actor_type": "person", "name": "T", "timezone": "Mars/Olympus"}, "timezone", InvalidReason.RULE),
-    ("actor", {"actor_type": "person", "name": "T", "colour": "red"}, "colour", InvalidReason.UNKNOWN_FIELD),
-    ("actor", {"id": "", "actor_type": "person", "name": "T"}, "id", InvalidReason.RULE),
-    ("actor", {"actor_type": "person", "name": "nul\x00byte"}, "name", InvalidReason.FORMAT),
-    ("team", {"name": "T", "member_ids": "p-1"}, "member_ids", InvalidReason.FORMAT),
-    ("team", {"name": "T", "member_ids": ["p-1", 7]}, "member_ids", InvalidReason.FORMAT),
-    ("team_checkin", {**CHECKIN, "date": "2026-02-30"}, "date", InvalidReason.FORMAT),
-    ("team_checkin", {**CHECKIN, "date": "2026-05-22T10:00:00Z"}, "date", InvalidReason.FORMAT),
-    ("team_checkin", {**CHECKIN, "created_at": "last tuesday"}, "created_at", InvalidReason.FORMAT),
-    ("team_checkin", {**CHECKIN, "blockers": "none"}, "blockers", InvalidReason.FORMAT),
-    ("team_checkin", {k: v for k, v in CHECKIN.items() if k != "team_id"}, "team_id", InvalidReason.REQUIRED),
-    ("goal_story_update", {**UPDATE, "progress_percent": 101}, "progress_percent", InvalidReason.RULE),
-    ("goal_story_update", {**UPDATE, "progress_percent": -1}, "progress_percent", InvalidReason.RULE),
-    ("goal_story_update", {**UPDATE, "progress_percent": 5.5}, "progress_percent", InvalidReason.FORMAT),
-    ("goal_story_update", {**UPDATE, "progress_percent": True}, "progress_percent", InvalidReason.FORMAT),
-    ("goal_story_update", {**UPDATE, "status": "ON_TRACK"}, "status", InvalidReason.RULE),
-    ("goal_story", {"title": "T", "timeframe": {"start": "2026-03-01", "end": "2026-02-01"}}, "timeframe",
-     InvalidReason.RULE),
-    ("goal_story", {"title": "T", "timeframe": {"start": "2026-03-01", "until": "x"}}, "timeframe",
-     InvalidReason.UNKNOWN_FIELD),
-    ("goal_story", {"title": "T", "timeframe": "Q1"}, "timeframe", InvalidReason.FORMAT),
-])
-async def test_invalid_input_names_the_field_and_writes_nothing(world: WriteService, entity: str,
-                                                                document: dict[str, Any], field: str,
-                                                                reason: InvalidReason) -> None:
+@pytest.mark.parametrize(
+    "entity, document, field, reason",
+    [
+        ("actor", {"actor_type": "robot", "name": "R"}, "actor_type", InvalidReason.RULE),
+        ("actor", {"actor_type": "person"}, "name", InvalidReason.REQUIRED),
+        ("actor", {"actor_type": "person", "name": None}, "name", InvalidReason.REQUIRED),
+        ("actor", {"actor_type": "person", "name": 5}, "name", InvalidReason.FORMAT),
+        ("actor", {"actor_type": "person", "name": "T", "timezone": "Mars/Olympus"}, "timezone", InvalidReason.RULE),
+        ("actor", {"actor_type": "person", "name": "T", "colour": "red"}, "colour", InvalidReason.UNKNOWN_FIELD),
+        ("actor", {"id": "", "actor_type": "person", "name": "T"}, "id", InvalidReason.RULE),
+        ("actor", {"actor_type": "person", "name": "nul\x00byte"}, "name", InvalidReason.FORMAT),
+        ("team", {"name": "T", "member_ids": "p-1"}, "member_ids", InvalidReason.FORMAT),
+        ("team", {"name": "T", "member_ids": ["p-1", 7]}, "member_ids", InvalidReason.FORMAT),
+        ("team_checkin", {**CHECKIN, "date": "2026-02-30"}, "date", InvalidReason.FORMAT),
+        ("team_checkin", {**CHECKIN, "date": "2026-05-22T10:00:00Z"}, "date", InvalidReason.FORMAT),
+        ("team_checkin", {**CHECKIN, "created_at": "last tuesday"}, "created_at", InvalidReason.FORMAT),
+        ("team_checkin", {**CHECKIN, "blockers": "none"}, "blockers", InvalidReason.FORMAT),
+        ("team_checkin", {k: v for k, v in CHECKIN.items() if k != "team_id"}, "team_id", InvalidReason.REQUIRED),
+        ("goal_story_update", {**UPDATE, "progress_percent": 101}, "progress_percent", InvalidReason.RULE),
+        ("goal_story_update", {**UPDATE, "progress_percent": -1}, "progress_percent", InvalidReason.RULE),
+        ("goal_story_update", {**UPDATE, "progress_percent": 5.5}, "progress_percent", InvalidReason.FORMAT),
+        ("goal_story_update", {**UPDATE, "progress_percent": True}, "progress_percent", InvalidReason.FORMAT),
+        ("goal_story_update", {**UPDATE, "status": "ON_TRACK"}, "status", InvalidReason.RULE),
+        (
+            "goal_story",
+            {"title": "T", "timeframe": {"start": "2026-03-01", "end": "2026-02-01"}},
+            "timeframe",
+            InvalidReason.RULE,
+        ),
+        (
+            "goal_story",
+            {"title": "T", "timeframe": {"start": "2026-03-01", "until": "x"}},
+            "timeframe",
+            InvalidReason.UNKNOWN_FIELD,
+        ),
+        ("goal_story", {"title": "T", "timeframe": "Q1"}, "timeframe", InvalidReason.FORMAT),
+    ],
+)
+async def test_invalid_input_names_the_field_and_writes_nothing(
+    world: WriteService, entity: str, document: dict[str, Any], field: str, reason: InvalidReason
+) -> None:
     before = await table_counts(world.engine)
     with pytest.raises(InvalidInput) as caught:
         await world.create(entity, [document])
@@ -195,27 +244,35 @@ async def test_a_document_must_be_an_object(world: WriteService) -> None:
 
 async def test_progress_bounds_and_a_single_day_timeframe_are_accepted(world: WriteService) -> None:
     await world.create("goal_story_update", [{**UPDATE, "progress_percent": 0}, {**UPDATE, "progress_percent": 100}])
-    await world.create("goal_story", [{"title": "Day", "timeframe": {"start": "2026-01-01", "end": "2026-01-01"}},
-                                      {"title": "Open", "timeframe": {"start": "2026-01-01"}}])
+    await world.create(
+        "goal_story",
+        [
+            {"title": "Day", "timeframe": {"start": "2026-01-01", "end": "2026-01-01"}},
+            {"title": "Open", "timeframe": {"start": "2026-01-01"}},
+        ],
+    )
     assert await count_rows(world.engine, "goal_story_updates") == 2
 
 
 # ---------------------------------------------------------------- references
 
 
-@pytest.mark.parametrize("entity, document, field, missing", [
-    ("team", {"name": "T", "member_ids": ["p-1", "ghost-1", "ghost-2"]}, "member_ids", ["ghost-1", "ghost-2"]),
-    ("team_checkin", {**CHECKIN, "actor_id": "ghost"}, "actor_id", ["ghost"]),
-    ("team_checkin", {**CHECKIN, "team_id": "ghost"}, "team_id", ["ghost"]),
-    ("goal_story", {"title": "T", "parent_id": "ghost"}, "parent_id", ["ghost"]),
-    ("goal_story", {"title": "T", "actor_ids": ["ghost"]}, "actor_ids", ["ghost"]),
-    ("goal_story", {"title": "T", "team_ids": ["t-1", "ghost"]}, "team_ids", ["ghost"]),
-    ("goal_story_update", {**UPDATE, "goal_story_id": "ghost"}, "goal_story_id", ["ghost"]),
-    ("goal_story_update", {**UPDATE, "actor_id": "ghost"}, "actor_id", ["ghost"]),
-])
-async def test_a_missing_reference_is_a_conflict_naming_the_ids(world: WriteService, entity: str,
-                                                                document: dict[str, Any], field: str,
-                                                                missing: list[str]) -> None:
+@pytest.mark.parametrize(
+    "entity, document, field, missing",
+    [
+        ("team", {"name": "T", "member_ids": ["p-1", "ghost-1", "ghost-2"]}, "member_ids", ["ghost-1", "ghost-2"]),
+        ("team_checkin", {**CHECKIN, "actor_id": "ghost"}, "actor_id", ["ghost"]),
+        ("team_checkin", {**CHECKIN, "team_id": "ghost"}, "team_id", ["ghost"]),
+        ("goal_story", {"title": "T", "parent_id": "ghost"}, "parent_id", ["ghost"]),
+        ("goal_story", {"title": "T", "actor_ids": ["ghost"]}, "actor_ids", ["ghost"]),
+        ("goal_story", {"title": "T", "team_ids": ["t-1", "ghost"]}, "team_ids", ["ghost"]),
+        ("goal_story_update", {**UPDATE, "goal_story_id": "ghost"}, "goal_story_id", ["ghost"]),
+        ("goal_story_update", {**UPDATE, "actor_id": "ghost"}, "actor_id", ["ghost"]),
+    ],
+)
+async def test_a_missing_reference_is_a_conflict_naming_the_ids(
+    world: WriteService, entity: str, document: dict[str, Any], field: str, missing: list[str]
+) -> None:
     before = await table_counts(world.engine)
     with pytest.raises(Conflict) as caught:
         await world.create(entity, [document])
@@ -234,8 +291,12 @@ async def test_deleting_a_referenced_row_is_a_conflict_naming_the_referrers(worl
         await world.delete_one("actor", "p-1")
     error = caught.value
     assert error.reason is ConflictReason.REFERENCED
-    assert error.referrers == {"team_checkins": [checkin], "teams": ["t-1"], "goal_stories": ["g-1"],
-                               "coordination_events": error.referrers["coordination_events"]}
+    assert error.referrers == {
+        "team_checkins": [checkin],
+        "teams": ["t-1"],
+        "goal_stories": ["g-1"],
+        "coordination_events": error.referrers["coordination_events"],
+    }
     assert len(error.referrers["coordination_events"]) == 1
     with pytest.raises(Conflict) as team:
         await world.delete_one("team", "t-1")
@@ -277,31 +338,42 @@ async def test_delete_and_a_new_reference_racing_never_leave_a_dangling_id(world
             pass
 
     await asyncio.gather(*(f(i) for i in range(10) for f in (delete, refer)))
-    dangling = await rows(world.engine, """
+    dangling = await rows(
+        world.engine,
+        """
         SELECT t.id FROM teams t, unnest(t.member_ids) m(id)
-        WHERE NOT EXISTS (SELECT 1 FROM actors a WHERE a.id = m.id)""")
+        WHERE NOT EXISTS (SELECT 1 FROM actors a WHERE a.id = m.id)""",
+    )
     assert dangling == []
 
 
 async def test_a_goal_story_cannot_become_its_own_ancestor(world: WriteService) -> None:
-    await world.create("goal_story", [{"id": "g-2", "title": "Child", "parent_id": "g-1"},
-                                      {"id": "g-3", "title": "Grandchild", "parent_id": "g-2"}])
+    await world.create(
+        "goal_story",
+        [{"id": "g-2", "title": "Child", "parent_id": "g-1"}, {"id": "g-3", "title": "Grandchild", "parent_id": "g-2"}],
+    )
     for parent in ("g-3", "g-2", "g-1"):
         with pytest.raises(Conflict) as caught:
             await world.update_one("goal_story", "g-1", {"parent_id": parent})
         assert caught.value.reason is ConflictReason.CYCLE and caught.value.ids == ["g-1"]
     with pytest.raises(Conflict):
-        await world.create("goal_story", [{"id": "x", "title": "X", "parent_id": "y"},
-                                          {"id": "y", "title": "Y", "parent_id": "x"}])
+        await world.create(
+            "goal_story", [{"id": "x", "title": "X", "parent_id": "y"}, {"id": "y", "title": "Y", "parent_id": "x"}]
+        )
     assert await rows(world.engine, "SELECT id, parent_id FROM goal_stories ORDER BY id") == [
-        {"id": "g-1", "parent_id": None}, {"id": "g-2", "parent_id": "g-1"}, {"id": "g-3", "parent_id": "g-2"}]
+        {"id": "g-1", "parent_id": None},
+        {"id": "g-2", "parent_id": "g-1"},
+        {"id": "g-3", "parent_id": "g-2"},
+    ]
 
 
 async def test_concurrent_reparenting_cannot_build_a_cycle(world: WriteService) -> None:
     await world.create("goal_story", [{"id": "a", "title": "A"}, {"id": "b", "title": "B"}])
-    outcomes = await asyncio.gather(world.update_one("goal_story", "a", {"parent_id": "b"}),
-                                    world.update_one("goal_story", "b", {"parent_id": "a"}),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(
+        world.update_one("goal_story", "a", {"parent_id": "b"}),
+        world.update_one("goal_story", "b", {"parent_id": "a"}),
+        return_exceptions=True,
+    )
     assert sum(isinstance(o, Conflict) for o in outcomes) == 1
     parents = {r["id"]: r["parent_id"] for r in await rows(world.engine, "SELECT id, parent_id FROM goal_stories")}
     assert not (parents["a"] == "b" and parents["b"] == "a")
@@ -324,8 +396,7 @@ async def test_a_substantive_edit_writes_one_event_and_a_noop_none(world: WriteS
     checkin = (await world.create("team_checkin", [CHECKIN])).rows[0]
     edit = await world.update_one("team_checkin", checkin["id"], {"blockers": ["legal review"]})
     assert len(edit.events) == 1 and edit.events[0]["occurred_at"] >= checkin["created_at"]
-    same = await world.update_one("team_checkin", checkin["id"], {"blockers": ["legal review"],
-                                                                  "date": "2026-05-22"})
+    same = await world.update_one("team_checkin", checkin["id"], {"blockers": ["legal review"], "date": "2026-05-22"})
     assert same.events == [] and same.rows[0]["blockers"] == ["legal review"]
     empty = await world.update_one("team_checkin", checkin["id"], {})
     assert empty.events == []
@@ -383,10 +454,14 @@ async def test_update_by_filter_touches_every_matching_row(world: WriteService) 
 
 
 async def test_merge_updates_existing_rows_and_inserts_new_ones(world: WriteService) -> None:
-    result = await world.create("actor", [{"id": "p-1", "actor_type": "person", "name": "Quinn Reed",
-                                           "role": "CPO"},
-                                          {"id": "p-2", "actor_type": "person", "name": "New"}],
-                                on_conflict=OnConflict.MERGE)
+    result = await world.create(
+        "actor",
+        [
+            {"id": "p-1", "actor_type": "person", "name": "Quinn Reed", "role": "CPO"},
+            {"id": "p-2", "actor_type": "person", "name": "New"},
+        ],
+        on_conflict=OnConflict.MERGE,
+    )
     assert result.inserted_ids == ["p-2"]
     stored = {r["id"]: r for r in await rows(world.engine, "SELECT * FROM actors")}
     assert stored["p-1"]["role"] == "CPO" and stored["p-1"]["timezone"] == "America/Chicago"
@@ -397,16 +472,21 @@ async def test_merge_of_checkins_records_events_only_for_inserts_and_real_change
     first = await world.create("team_checkin", [{**CHECKIN, "id": "c-1"}])
     again = await world.create("team_checkin", [{**CHECKIN, "id": "c-1"}], on_conflict=OnConflict.MERGE)
     assert again.events == [] and again.inserted_ids == []
-    changed = await world.create("team_checkin", [{**CHECKIN, "id": "c-1", "next": ["new plan"]},
-                                                  {**CHECKIN, "id": "c-2"}], on_conflict=OnConflict.MERGE)
+    changed = await world.create(
+        "team_checkin",
+        [{**CHECKIN, "id": "c-1", "next": ["new plan"]}, {**CHECKIN, "id": "c-2"}],
+        on_conflict=OnConflict.MERGE,
+    )
     assert len(first.events) == 1 and len(changed.events) == 2
     assert len(await events_of(world.engine, "c-1")) == 2
 
 
 async def test_ignore_leaves_existing_rows_alone(world: WriteService) -> None:
-    result = await world.create("actor", [{"id": "p-1", "actor_type": "agent", "name": "Other"},
-                                          {"id": "p-3", "actor_type": "agent", "name": "Three"}],
-                                on_conflict=OnConflict.IGNORE)
+    result = await world.create(
+        "actor",
+        [{"id": "p-1", "actor_type": "agent", "name": "Other"}, {"id": "p-3", "actor_type": "agent", "name": "Three"}],
+        on_conflict=OnConflict.IGNORE,
+    )
     assert [r["id"] for r in result.rows] == ["p-3"]
     assert (await rows(world.engine, "SELECT name FROM actors WHERE id = 'p-1'"))[0]["name"] == "Quinn Reed"
 
@@ -416,8 +496,17 @@ async def test_ignore_leaves_existing_rows_alone(world: WriteService) -> None:
 
 async def test_nobody_writes_coordination_events(world: WriteService) -> None:
     with pytest.raises(ReadOnly):
-        await world.create("coordination_event", [{"actor_id": "p-1", "event_type": "team_checkin",
-                                                   "reference_id": "x", "occurred_at": "2026-01-01T00:00:00Z"}])
+        await world.create(
+            "coordination_event",
+            [
+                {
+                    "actor_id": "p-1",
+                    "event_type": "team_checkin",
+                    "reference_id": "x",
+                    "occurred_at": "2026-01-01T00:00:00Z",
+                }
+            ],
+        )
     with pytest.raises(ReadOnly):
         await world.update("coordination_event", None, {"actor_id": "a-1"})
     with pytest.raises(ReadOnly):

@@ -69,83 +69,144 @@ PEOPLE: tuple[Person, ...] = (
     Person("jonas", "Jonas Lindqvist", "Content Strategist", "Europe/Stockholm"),
     Person("aisha", "Aisha Rahman", "Growth Marketer", "America/Los_Angeles"),
     Person("ci-sentinel", "CI Sentinel", "Watches builds, flaky tests and deploys", None, agent=True),
-    Person("ui-review", "UI Review Bot", "Checks accessibility and visual regressions on every pull request",
-           None, agent=True),
+    Person(
+        "ui-review",
+        "UI Review Bot",
+        "Checks accessibility and visual regressions on every pull request",
+        None,
+        agent=True,
+    ),
     Person("research", "Research Bot", "Compiles ongoing market and competitor research", None, agent=True),
 )
 
 TEAMS: tuple[DemoTeam, ...] = (
-    DemoTeam("backend", "Backend", "APIs, data and the infrastructure they run on",
-             ("amara", "diego", "priya", "tom", "ci-sentinel")),
-    DemoTeam("frontend", "Frontend", "The web app: design system, screens and their performance",
-             ("lena", "kenji", "sofia", "quinn", "ui-review")),
-    DemoTeam("marketing", "Marketing", "Positioning, content and the launch campaign",
-             ("maya", "jonas", "aisha", "quinn", "research")),
+    DemoTeam(
+        "backend",
+        "Backend",
+        "APIs, data and the infrastructure they run on",
+        ("amara", "diego", "priya", "tom", "ci-sentinel"),
+    ),
+    DemoTeam(
+        "frontend",
+        "Frontend",
+        "The web app: design system, screens and their performance",
+        ("lena", "kenji", "sofia", "quinn", "ui-review"),
+    ),
+    DemoTeam(
+        "marketing",
+        "Marketing",
+        "Positioning, content and the launch campaign",
+        ("maya", "jonas", "aisha", "quinn", "research"),
+    ),
 )
 
 GOALS: tuple[Goal, ...] = (
     Goal(
-        "launch", "Launch PSC 2.0",
+        "launch",
+        "Launch PSC 2.0",
         "Ship PSC 2.0 to every customer: the v2 public API, the redesigned web app and a launch campaign "
         "that brings 500 teams onto the new plan in its first month.",
-        owner="quinn", actors=("quinn", "amara", "lena", "maya"), teams=("backend", "frontend", "marketing"),
-        parent=None, starts=-45, ends=40,
+        owner="quinn",
+        actors=("quinn", "amara", "lena", "maya"),
+        teams=("backend", "frontend", "marketing"),
+        parent=None,
+        starts=-45,
+        ends=40,
         updates=(
-            ("Launch on track, API contract frozen",
-             "The v2 API contract is frozen and the web app redesign is halfway through. Marketing has the "
-             "positioning signed off. Biggest risk: the frontend depends on pagination landing this week.",
-             "on_track", 42),
-            ("Beta date holds; frontend needs the API this week",
-             "Backend shipped cursor pagination to staging, so the frontend can finally wire up the new lists. "
-             "Launch campaign assets are in review. We hold the beta date, with no slack left on the frontend.",
-             "on_track", 55),
+            (
+                "Launch on track, API contract frozen",
+                "The v2 API contract is frozen and the web app redesign is halfway through. Marketing has the "
+                "positioning signed off. Biggest risk: the frontend depends on pagination landing this week.",
+                "on_track",
+                42,
+            ),
+            (
+                "Beta date holds; frontend needs the API this week",
+                "Backend shipped cursor pagination to staging, so the frontend can finally wire up the new lists. "
+                "Launch campaign assets are in review. We hold the beta date, with no slack left on the frontend.",
+                "on_track",
+                55,
+            ),
         ),
     ),
     Goal(
-        "api", "Ship the v2 public API",
+        "api",
+        "Ship the v2 public API",
         "Versioned, documented REST and GraphQL endpoints with cursor pagination and rate limits.",
-        owner="amara", actors=("amara", "diego", "priya", "tom"), teams=("backend",),
-        parent="launch", starts=-45, ends=14,
+        owner="amara",
+        actors=("amara", "diego", "priya", "tom"),
+        teams=("backend",),
+        parent="launch",
+        starts=-45,
+        ends=14,
         updates=(
-            ("Contract frozen, pagination in progress",
-             "All v2 endpoints are specified and reviewed. Cursor pagination is the last large piece; "
-             "rate limiting is done behind a flag.",
-             "on_track", 60),
-            ("Pagination on staging, load test next",
-             "Cursor pagination is on staging for every list endpoint. Next: the load test at twice launch "
-             "traffic and the migration guide for v1 clients.",
-             "on_track", 74),
+            (
+                "Contract frozen, pagination in progress",
+                "All v2 endpoints are specified and reviewed. Cursor pagination is the last large piece; "
+                "rate limiting is done behind a flag.",
+                "on_track",
+                60,
+            ),
+            (
+                "Pagination on staging, load test next",
+                "Cursor pagination is on staging for every list endpoint. Next: the load test at twice launch "
+                "traffic and the migration guide for v1 clients.",
+                "on_track",
+                74,
+            ),
         ),
     ),
     Goal(
-        "web", "Redesign the web app for v2",
+        "web",
+        "Redesign the web app for v2",
         "New navigation, the v2 design system and every screen moved onto the v2 API.",
-        owner="lena", actors=("lena", "kenji", "sofia"), teams=("frontend",),
-        parent="launch", starts=-40, ends=21,
+        owner="lena",
+        actors=("lena", "kenji", "sofia"),
+        teams=("frontend",),
+        parent="launch",
+        starts=-40,
+        ends=21,
         updates=(
-            ("Design system done, screens blocked on the API",
-             "The design system and navigation are merged. The list screens wait for cursor pagination, so we "
-             "are working on settings and onboarding first.",
-             "at_risk", 38),
-            ("Unblocked: list screens moving to v2",
-             "Pagination reached staging mid-week and the list screens are moving over. Still at risk until the "
-             "performance budget passes on low-end phones.",
-             "at_risk", 49),
+            (
+                "Design system done, screens blocked on the API",
+                "The design system and navigation are merged. The list screens wait for cursor pagination, so we "
+                "are working on settings and onboarding first.",
+                "at_risk",
+                38,
+            ),
+            (
+                "Unblocked: list screens moving to v2",
+                "Pagination reached staging mid-week and the list screens are moving over. Still at risk until the "
+                "performance budget passes on low-end phones.",
+                "at_risk",
+                49,
+            ),
         ),
     ),
     Goal(
-        "campaign", "Run the PSC 2.0 launch campaign",
+        "campaign",
+        "Run the PSC 2.0 launch campaign",
         "Announce PSC 2.0 and bring 500 teams onto the new plan in the first month.",
-        owner="maya", actors=("maya", "jonas", "aisha", "research"), teams=("marketing",),
-        parent="launch", starts=-30, ends=40,
+        owner="maya",
+        actors=("maya", "jonas", "aisha", "research"),
+        teams=("marketing",),
+        parent="launch",
+        starts=-30,
+        ends=40,
         updates=(
-            ("Positioning signed off",
-             "Positioning and pricing page copy are approved. The launch post and the email sequence are drafted.",
-             "on_track", 30),
-            ("Assets in review, webinar booked",
-             "Launch post, emails and the demo video are in review. The launch webinar is booked and "
-             "120 people have registered so far.",
-             "on_track", 46),
+            (
+                "Positioning signed off",
+                "Positioning and pricing page copy are approved. The launch post and the email sequence are drafted.",
+                "on_track",
+                30,
+            ),
+            (
+                "Assets in review, webinar booked",
+                "Launch post, emails and the demo video are in review. The launch webinar is booked and "
+                "120 people have registered so far.",
+                "on_track",
+                46,
+            ),
         ),
     ),
 )

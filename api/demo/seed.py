@@ -57,7 +57,7 @@ COVERAGE = 0.75
 BLOCKED = 0.18
 CHECKIN_PREFIX = f"{DEMO_PREFIX}c-"
 UPDATE_PREFIX = f"{DEMO_PREFIX}u-"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 Progress = Callable[[str], None]
 
@@ -102,18 +102,36 @@ def build(today: dt.date, now: dt.datetime) -> DemoWeek:
     week = [today - dt.timedelta(days=n) for n in range(6, -1, -1)]
     workdays = [d for d in week if d.weekday() < 5]
 
-    actors = [{"id": p.id, "actor_type": "agent" if p.agent else "person", "name": p.name, "role": p.role,
-               "timezone": p.timezone} for p in PEOPLE]
-    team_rows = [{"id": t.id, "name": t.name, "description": t.description,
-                  "member_ids": [people[k].id for k in t.members]} for t in TEAMS]
-    goal_rows = [{
-        "id": g.id, "title": g.title, "description": g.description,
-        "actor_ids": [people[k].id for k in g.actors], "team_ids": [teams[k].id for k in g.teams],
-        "parent_id": f"{DEMO_PREFIX}g-{g.parent}" if g.parent else None,
-        "timeframe": {"start": (today + dt.timedelta(days=g.starts)).isoformat(),
-                      "end": (today + dt.timedelta(days=g.ends)).isoformat()},
-        "created_at": _local_time(people[g.owner], today + dt.timedelta(days=g.starts), 9, 0).isoformat(),
-    } for g in GOALS]
+    actors = [
+        {
+            "id": p.id,
+            "actor_type": "agent" if p.agent else "person",
+            "name": p.name,
+            "role": p.role,
+            "timezone": p.timezone,
+        }
+        for p in PEOPLE
+    ]
+    team_rows = [
+        {"id": t.id, "name": t.name, "description": t.description, "member_ids": [people[k].id for k in t.members]}
+        for t in TEAMS
+    ]
+    goal_rows = [
+        {
+            "id": g.id,
+            "title": g.title,
+            "description": g.description,
+            "actor_ids": [people[k].id for k in g.actors],
+            "team_ids": [teams[k].id for k in g.teams],
+            "parent_id": f"{DEMO_PREFIX}g-{g.parent}" if g.parent else None,
+            "timeframe": {
+                "start": (today + dt.timedelta(days=g.starts)).isoformat(),
+                "end": (today + dt.timedelta(days=g.ends)).isoformat(),
+            },
+            "created_at": _local_time(people[g.owner], today + dt.timedelta(days=g.starts), 9, 0).isoformat(),
+        }
+        for g in GOALS
+    ]
 
     week_rows = DemoWeek(actors, team_rows, goal_rows, [], [])
     chosen: list[tuple[Person, str, dt.date, dt.datetime]] = []
@@ -127,7 +145,7 @@ def build(today: dt.date, now: dt.datetime) -> DemoWeek:
                 minutes = int(_fraction("time", day, team.key, key) * 150)
                 day_slots.append((person, team.key, day, _local_time(person, day, 8 + minutes // 60, minutes % 60)))
         day_slots.sort(key=lambda s: _fraction("present", s[2], s[1], s[0].key))
-        present = day_slots[:round(len(day_slots) * COVERAGE)]
+        present = day_slots[: round(len(day_slots) * COVERAGE)]
         chosen.extend(s for s in present if s[3] <= now)
         week_rows.slots.extend((p.id, teams[t].id, d) for p, t, d, at in day_slots if at <= now)
 
@@ -138,16 +156,18 @@ def build(today: dt.date, now: dt.datetime) -> DemoWeek:
         done[(person.key, team_key)] = step + 1
         blocked = _fraction("blocked", day, team_key, person.key) < BLOCKED
         pool = BLOCKERS[team_key]
-        week_rows.team_checkins.append({
-            "id": f"{CHECKIN_PREFIX}{day.isoformat()}-{team_key}-{person.key}",
-            "actor_id": person.id,
-            "team_id": teams[team_key].id,
-            "date": day.isoformat(),
-            "previously": [work[step % len(work)]],
-            "next": [work[(step + 1) % len(work)]],
-            "blockers": [pool[int(_fraction("which", day, person.key) * len(pool))]] if blocked else None,
-            "created_at": at.isoformat(),
-        })
+        week_rows.team_checkins.append(
+            {
+                "id": f"{CHECKIN_PREFIX}{day.isoformat()}-{team_key}-{person.key}",
+                "actor_id": person.id,
+                "team_id": teams[team_key].id,
+                "date": day.isoformat(),
+                "previously": [work[step % len(work)]],
+                "next": [work[(step + 1) % len(work)]],
+                "blockers": [pool[int(_fraction("which", day, person.key) * len(pool))]] if blocked else None,
+                "created_at": at.isoformat(),
+            }
+        )
 
     for goal in GOALS:
         owner = people[goal.owner]
@@ -155,22 +175,29 @@ def build(today: dt.date, now: dt.datetime) -> DemoWeek:
         written = [(day, at) for day, at in written if at <= now]
         # One update as the week starts and one as it ends (the latest working day already over).
         for (day, at), (title, content, status, progress) in zip(written[:1] + written[1:][-1:], goal.updates):
-            week_rows.goal_story_updates.append({
-                "id": f"{UPDATE_PREFIX}{goal.key}-{day.isoformat()}",
-                "actor_id": owner.id,
-                "goal_story_id": goal.id,
-                "date": day.isoformat(),
-                "title": title,
-                "content": content,
-                "status": status,
-                "progress_percent": progress,
-                "created_at": at.isoformat(),
-            })
+            week_rows.goal_story_updates.append(
+                {
+                    "id": f"{UPDATE_PREFIX}{goal.key}-{day.isoformat()}",
+                    "actor_id": owner.id,
+                    "goal_story_id": goal.id,
+                    "date": day.isoformat(),
+                    "title": title,
+                    "content": content,
+                    "status": status,
+                    "progress_percent": progress,
+                    "created_at": at.isoformat(),
+                }
+            )
     return week_rows
 
 
-async def seed(writer: WriteService, *, today: dt.date | None = None, now: dt.datetime | None = None,
-               progress: Progress | None = None) -> SeedResult:
+async def seed(
+    writer: WriteService,
+    *,
+    today: dt.date | None = None,
+    now: dt.datetime | None = None,
+    progress: Progress | None = None,
+) -> SeedResult:
     """Write the demo week ending `today` (default: today in UTC), replacing earlier demo rows."""
     now = now or dt.datetime.now(UTC)
     today = today or now.astimezone(UTC).date()
@@ -182,21 +209,30 @@ async def seed(writer: WriteService, *, today: dt.date | None = None, now: dt.da
     for entity_name, documents in _steps(week):
         if entity_name in ("team_checkin", "goal_story_update"):
             prefix = CHECKIN_PREFIX if entity_name == "team_checkin" else UPDATE_PREFIX
-            stale = And((Condition("id", "like", f"{prefix}%"),
-                         Not(Condition("id", "in", [d["id"] for d in documents]))))
+            stale = And(
+                (Condition("id", "like", f"{prefix}%"), Not(Condition("id", "in", [d["id"] for d in documents])))
+            )
             removed = await writer.delete(entity_name, stale)
             result.deleted[entity_name] = len(removed.rows)
         written = await writer.create(entity_name, documents, on_conflict=OnConflict.MERGE)
         result.written[entity_name] = len(written.rows)
         result.inserted[entity_name] = len(written.inserted_ids)
         result.events += len(written.events)
-        changed = len(written.events) - len(written.inserted_ids) if entity_name in ("team_checkin",
-                                                                                     "goal_story_update") else None
-        say(_describe(entity_name, len(written.rows), len(written.inserted_ids), changed,
-                      result.deleted.get(entity_name, 0)))
+        changed = (
+            len(written.events) - len(written.inserted_ids)
+            if entity_name in ("team_checkin", "goal_story_update")
+            else None
+        )
+        say(
+            _describe(
+                entity_name, len(written.rows), len(written.inserted_ids), changed, result.deleted.get(entity_name, 0)
+            )
+        )
     coverage = result.written["team_checkin"] / result.slots if result.slots else 0.0
-    say(f"done: {result.events} coordination event(s) recorded; check-in coverage {coverage:.0%} "
-        f"of {result.slots} working-day slots")
+    say(
+        f"done: {result.events} coordination event(s) recorded; check-in coverage {coverage:.0%} "
+        f"of {result.slots} working-day slots"
+    )
     return result
 
 
@@ -210,8 +246,13 @@ def _steps(week: DemoWeek) -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 def _describe(entity_name: str, total: int, new: int, changed: int | None, deleted: int) -> str:
-    words = {"actor": "actors", "team": "teams", "goal_story": "goal stories", "team_checkin": "team check-ins",
-             "goal_story_update": "goal story updates"}[entity_name]
+    words = {
+        "actor": "actors",
+        "team": "teams",
+        "goal_story": "goal stories",
+        "team_checkin": "team check-ins",
+        "goal_story_update": "goal story updates",
+    }[entity_name]
     parts = [f"{new} new"]
     if changed is not None:
         parts.append(f"{changed} put back")

@@ -83,6 +83,7 @@ class NotPlannable(Exception):
 
 # ---------------------------------------------------------------- the GraphQL fields of each entity
 
+
 @dataclass(frozen=True)
 class Nested:
     kind: str  # "one" | "list" | "connection" | "latest"
@@ -96,25 +97,41 @@ def _events_of(event_type: str) -> Filter:
 
 # Mirrors the resolvers in `types`: GraphQL field -> the relation it reads and how.
 NESTED: dict[str, dict[str, Nested]] = {
-    "actor": {"teams": Nested("connection", "teams"), "checkins": Nested("connection", "team_checkins"),
-              "goalStoryUpdates": Nested("connection", "goal_story_updates"),
-              "goalStories": Nested("connection", "goal_stories"),
-              "coordinationEvents": Nested("connection", "coordination_events")},
-    "team": {"members": Nested("list", "members"), "checkins": Nested("connection", "team_checkins"),
-             "goalStories": Nested("connection", "goal_stories")},
-    "team_checkin": {"actor": Nested("one", "actor"), "team": Nested("one", "team"),
-                     "coordinationEvents": Nested("connection", "coordination_events", _events_of("team_checkin"))},
-    "goal_story": {"parent": Nested("one", "parent"), "children": Nested("connection", "children"),
-                   "updates": Nested("connection", "goal_story_updates"),
-                   "latestUpdate": Nested("latest", "goal_story_updates"),
-                   "teams": Nested("list", "teams"), "actors": Nested("list", "actors")},
-    "goal_story_update": {"actor": Nested("one", "actor"), "goalStory": Nested("one", "goal_story"),
-                          "coordinationEvents": Nested("connection", "coordination_events",
-                                                       _events_of("goal_story_update"))},
+    "actor": {
+        "teams": Nested("connection", "teams"),
+        "checkins": Nested("connection", "team_checkins"),
+        "goalStoryUpdates": Nested("connection", "goal_story_updates"),
+        "goalStories": Nested("connection", "goal_stories"),
+        "coordinationEvents": Nested("connection", "coordination_events"),
+    },
+    "team": {
+        "members": Nested("list", "members"),
+        "checkins": Nested("connection", "team_checkins"),
+        "goalStories": Nested("connection", "goal_stories"),
+    },
+    "team_checkin": {
+        "actor": Nested("one", "actor"),
+        "team": Nested("one", "team"),
+        "coordinationEvents": Nested("connection", "coordination_events", _events_of("team_checkin")),
+    },
+    "goal_story": {
+        "parent": Nested("one", "parent"),
+        "children": Nested("connection", "children"),
+        "updates": Nested("connection", "goal_story_updates"),
+        "latestUpdate": Nested("latest", "goal_story_updates"),
+        "teams": Nested("list", "teams"),
+        "actors": Nested("list", "actors"),
+    },
+    "goal_story_update": {
+        "actor": Nested("one", "actor"),
+        "goalStory": Nested("one", "goal_story"),
+        "coordinationEvents": Nested("connection", "coordination_events", _events_of("goal_story_update")),
+    },
     "coordination_event": {"actor": Nested("one", "actor")},
 }
-SCALARS: dict[str, dict[str, str]] = {name: {camel(f.name): f.name for f in ent.fields}
-                                      for name, ent in ENTITIES.items()}
+SCALARS: dict[str, dict[str, str]] = {
+    name: {camel(f.name): f.name for f in ent.fields} for name, ent in ENTITIES.items()
+}
 # Root fields: camelCase entity (by id) and its plural (connection).
 ROOTS: dict[str, tuple[str, str]] = {}
 for _name, _ent in ENTITIES.items():
@@ -124,10 +141,12 @@ for _name, _ent in ENTITIES.items():
 
 def _latest_first() -> tuple[Any, ...]:
     from .types import LATEST_FIRST  # the resolvers' definition of "latest", shared
+
     return LATEST_FIRST
 
 
 # ---------------------------------------------------------------- value spellings
+
 
 def _spelling(ent: Entity, name: str) -> Spelling | None:
     """How the resolvers serve a field's value, where PostgreSQL's JSON spells it otherwise."""
@@ -164,23 +183,34 @@ class View:
     layout: list[str] = field(default_factory=list)
 
     def plan(self, where: Filter | None = None, order: tuple[Any, ...] = (), limit: int | None = None) -> ReadPlan:
-        return ReadPlan(self.entity, where=where, order=order, limit=limit, columns=tuple(self.columns),
-                        embeds=tuple(self.embeds), constants=tuple(self.constants),
-                        composites=tuple(self.composites), choices=tuple(self.choices), pages=tuple(self.pages),
-                        layout=tuple(self.layout))
+        return ReadPlan(
+            self.entity,
+            where=where,
+            order=order,
+            limit=limit,
+            columns=tuple(self.columns),
+            embeds=tuple(self.embeds),
+            constants=tuple(self.constants),
+            composites=tuple(self.composites),
+            choices=tuple(self.choices),
+            pages=tuple(self.pages),
+            layout=tuple(self.layout),
+        )
 
 
 class Compiler:
-    def __init__(self, schema: Any, fragments: dict[str, FragmentDefinitionNode], variables: dict[str, Any],
-                 limits: Limits) -> None:
+    def __init__(
+        self, schema: Any, fragments: dict[str, FragmentDefinitionNode], variables: dict[str, Any], limits: Limits
+    ) -> None:
         self.schema = schema
         self.graphql_schema = schema._schema
         self.fragments = fragments
         self.variables = variables
         self.limits = limits
 
-    def fields(self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None,
-               union: str | None = None) -> list[FieldNode]:
+    def fields(
+        self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None, union: str | None = None
+    ) -> list[FieldNode]:
         """The fields selected on `parent`, fragments inlined, @include/@skip applied.
 
         Under a union, the selection holds fragments on each member: those on other members are left out."""
@@ -193,8 +223,9 @@ class Compiler:
             if isinstance(selection, FieldNode):
                 found.append(selection)
             elif isinstance(selection, InlineFragmentNode):
-                if selection.type_condition is None or self._applies(selection.type_condition.name.value,
-                                                                     parent, union):
+                if selection.type_condition is None or self._applies(
+                    selection.type_condition.name.value, parent, union
+                ):
                     found.extend(self.fields(parent, selection.selection_set, union))
             elif isinstance(selection, FragmentSpreadNode):
                 fragment = self.fragments[selection.name.value]
@@ -204,9 +235,13 @@ class Compiler:
         unique: dict[str, FieldNode] = {}
         for node in found:
             seen = unique.setdefault(_key(node), node)
-            if seen is not node and not (seen.name.value == node.name.value and seen.selection_set is None
-                                         and node.selection_set is None and not seen.arguments
-                                         and not node.arguments):
+            if seen is not node and not (
+                seen.name.value == node.name.value
+                and seen.selection_set is None
+                and node.selection_set is None
+                and not seen.arguments
+                and not node.arguments
+            ):
                 raise NotPlannable("merged fields")
         return list(unique.values())
 
@@ -229,12 +264,20 @@ class Compiler:
         definition = parent.fields[node.name.value]
         raw = get_argument_values(definition, node, self.variables)
         strawberry_field = definition.extensions["strawberry-definition"]
-        return convert_arguments(raw, strawberry_field.arguments,
-                                 scalar_registry=self.schema.schema_converter.scalar_registry,
-                                 config=self.schema.config)
+        return convert_arguments(
+            raw,
+            strawberry_field.arguments,
+            scalar_registry=self.schema.schema_converter.scalar_registry,
+            config=self.schema.config,
+        )
 
-    def view(self, entity_name: str, object_type: GraphQLObjectType, selection_set: SelectionSetNode | None,
-             union: str | None = None) -> View:
+    def view(
+        self,
+        entity_name: str,
+        object_type: GraphQLObjectType,
+        selection_set: SelectionSetNode | None,
+        union: str | None = None,
+    ) -> View:
         ent = ENTITIES[entity_name]
         view = View(entity_name)
         for node in self.fields(object_type, selection_set, union):
@@ -263,8 +306,9 @@ class Compiler:
         embeds = []
         for member in ("team_checkin", "goal_story_update"):
             member_type = self.graphql_schema.type_map[type_name(ENTITIES[member])]
-            embeds.append(Embed(_key(node), member, self.view(member, member_type, node.selection_set,
-                                                             union=union.name).plan()))
+            embeds.append(
+                Embed(_key(node), member, self.view(member, member_type, node.selection_set, union=union.name).plan())
+            )
         return Choice(_key(node), Condition("event_type", "eq", "team_checkin"), embeds[0], embeds[1])
 
     def _timeframe(self, object_type: GraphQLObjectType, node: FieldNode) -> Composite:
@@ -289,8 +333,9 @@ class Compiler:
         if nested.kind == "connection":
             arguments = self.arguments(object_type, node)
             condition = all_of(to_filter(target, arguments.get("where")), nested.extra)
-            view.pages.append(self.connection(key, relation.name, target, field_type, node.selection_set,
-                                              condition, arguments))
+            view.pages.append(
+                self.connection(key, relation.name, target, field_type, node.selection_set, condition, arguments)
+            )
             return
         child = self.view(target, field_type, node.selection_set)
         if nested.kind in ("one", "list"):
@@ -299,13 +344,26 @@ class Compiler:
         assert nested.kind == "latest"
         view.embeds.append(Embed(key, relation.name, child.plan(order=_latest_first(), limit=1), single=True))
 
-    def connection(self, key: str, relation: str | None, entity_name: str, connection_type: GraphQLObjectType,
-                   selection_set: SelectionSetNode | None, condition: Filter | None,
-                   arguments: dict[str, Any]) -> Paged:
+    def connection(
+        self,
+        key: str,
+        relation: str | None,
+        entity_name: str,
+        connection_type: GraphQLObjectType,
+        selection_set: SelectionSetNode | None,
+        condition: Filter | None,
+        arguments: dict[str, Any],
+    ) -> Paged:
         """A connection: a page object with nodes, edges, pageInfo and totalCount under the client's keys."""
-        page = plan_page(order_keys(entity_name, arguments.get("order_by")), condition, self.limits,
-                         first=arguments.get("first"), after_cursor=arguments.get("after"),
-                         last=arguments.get("last"), before_cursor=arguments.get("before"))
+        page = plan_page(
+            order_keys(entity_name, arguments.get("order_by")),
+            condition,
+            self.limits,
+            first=arguments.get("first"),
+            after_cursor=arguments.get("after"),
+            last=arguments.get("last"),
+            before_cursor=arguments.get("before"),
+        )
         fields: list[PageField] = []
         positions = False
         for node in self.fields(connection_type, selection_set):
@@ -316,8 +374,9 @@ class Compiler:
             elif name == "totalCount":
                 fields.append(PageField(field_key, "total"))
             elif name == "nodes":
-                fields.append(PageField(field_key, "rows", view=self.view(entity_name, field_type,
-                                                                          node.selection_set).plan()))
+                fields.append(
+                    PageField(field_key, "rows", view=self.view(entity_name, field_type, node.selection_set).plan())
+                )
             elif name == "edges":
                 entry: list[PageField] = []
                 for sub in self.fields(field_type, node.selection_set):
@@ -329,8 +388,11 @@ class Compiler:
                         positions = True
                     elif sub_name == "node":
                         node_type = get_named_type(field_type.fields["node"].type)
-                        entry.append(PageField(_key(sub), "row", view=self.view(entity_name, node_type,
-                                                                                sub.selection_set).plan()))
+                        entry.append(
+                            PageField(
+                                _key(sub), "row", view=self.view(entity_name, node_type, sub.selection_set).plan()
+                            )
+                        )
                     else:
                         raise NotPlannable(f"edge field {sub_name}")
                 fields.append(PageField(field_key, "entries", fields=tuple(entry)))
@@ -348,15 +410,28 @@ class Compiler:
                 fields.append(PageField(field_key, "object", fields=tuple(info)))
             else:
                 raise NotPlannable(f"connection field {name}")
-        position = Position(tuple(k.label for k in page.keys),
-                            tuple((k.field, k.path) for k in page.keys)) if positions else None
-        return Paged(key, relation, ReadPlan(entity_name, where=page.where, order=page.order, limit=page.limit),
-                     Window(page.size, page.backward, page.trim, page.after_given, page.before_given),
-                     tuple(fields), position, condition)
+        position = (
+            Position(tuple(k.label for k in page.keys), tuple((k.field, k.path) for k in page.keys))
+            if positions
+            else None
+        )
+        return Paged(
+            key,
+            relation,
+            ReadPlan(entity_name, where=page.where, order=page.order, limit=page.limit),
+            Window(page.size, page.backward, page.trim, page.after_given, page.before_given),
+            tuple(fields),
+            position,
+            condition,
+        )
 
 
-PAGE_INFO = {"hasNextPage": "has_next", "hasPreviousPage": "has_previous",
-             "startCursor": "first_position", "endCursor": "last_position"}
+PAGE_INFO = {
+    "hasNextPage": "has_next",
+    "hasPreviousPage": "has_previous",
+    "startCursor": "first_position",
+    "endCursor": "last_position",
+}
 
 
 def _key(node: FieldNode) -> str:
@@ -366,8 +441,13 @@ def _key(node: FieldNode) -> str:
 # ---------------------------------------------------------------- running an operation
 
 
-def compile_operation(schema: Any, operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode],
-                      variables: dict[str, Any], limits: Limits) -> Bundle:
+def compile_operation(
+    schema: Any,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+    limits: Limits,
+) -> Bundle:
     """The read answering a query operation's `data`: one object, one key per root field."""
     if operation.operation is not OperationType.QUERY:
         raise NotPlannable("not a query")
@@ -390,20 +470,30 @@ def compile_operation(schema: Any, operation: OperationDefinitionNode, fragments
             items.append(Constant(key, None) if id is None else Lookup(key, view.plan(Condition("id", "eq", id))))
         else:
             condition = to_filter(entity_name, arguments.get("where"))
-            items.append(compiler.connection(key, None, entity_name, field_type, node.selection_set, condition,
-                                             arguments))
+            items.append(
+                compiler.connection(key, None, entity_name, field_type, node.selection_set, condition, arguments)
+            )
     return Bundle(tuple(items))
 
 
-async def run_text(schema: Any, operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode],
-                   variables: dict[str, Any], context: Context) -> str:
+async def run_text(
+    schema: Any,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+    context: Context,
+) -> str:
     """The JSON text of a query operation's `data`, built by PostgreSQL in one statement."""
-    return await context.reader.json_object(compile_operation(schema, operation, fragments, variables,
-                                                              context.limits))
+    return await context.reader.json_object(compile_operation(schema, operation, fragments, variables, context.limits))
 
 
-async def run(schema: Any, operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode],
-              variables: dict[str, Any], context: Context) -> dict[str, Any]:
+async def run(
+    schema: Any,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+    context: Context,
+) -> dict[str, Any]:
     """The `data` of a query operation, read with one statement."""
     return json.loads(await run_text(schema, operation, fragments, variables, context))
 
@@ -434,8 +524,9 @@ class RecentPlans:
         self.entries: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
     @staticmethod
-    def key(schema: Any, limits: Limits, query: str, operation_name: str | None,
-            variables: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    def key(
+        schema: Any, limits: Limits, query: str, operation_name: str | None, variables: dict[str, Any] | None
+    ) -> tuple[Any, ...] | None:
         try:
             encoded = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
         except (TypeError, ValueError):
@@ -471,14 +562,20 @@ class CompiledExecution(SchemaExtension):
         document = execution_context.graphql_document
         if isinstance(context, Context) and document is not None and not context.resolvers_only:
             schema = execution_context.schema
-            key = RECENT.key(schema, context.limits, execution_context.query or "",
-                             execution_context._provided_operation_name, execution_context.variables)
+            key = RECENT.key(
+                schema,
+                context.limits,
+                execution_context.query or "",
+                execution_context._provided_operation_name,
+                execution_context.variables,
+            )
             if RECENT.get(key) is not UNPLANNABLE:
                 try:
                     # Without a name, Strawberry runs the document's first operation: so does this.
                     operation, fragments = _operation(document, execution_context.operation_name)
-                    variables = get_variable_values(schema._schema, operation.variable_definitions or (),
-                                                    execution_context.variables or {})
+                    variables = get_variable_values(
+                        schema._schema, operation.variable_definitions or (), execution_context.variables or {}
+                    )
                     if isinstance(variables, list):
                         raise ValueError("bad variables")  # graphql-core says which: not recorded
                     bundle = compile_operation(schema, operation, fragments, variables, context.limits)
@@ -494,8 +591,9 @@ class CompiledExecution(SchemaExtension):
         yield
 
 
-def _operation(document: Any, operation_name: str | None) -> tuple[OperationDefinitionNode,
-                                                                   dict[str, FragmentDefinitionNode]]:
+def _operation(
+    document: Any, operation_name: str | None
+) -> tuple[OperationDefinitionNode, dict[str, FragmentDefinitionNode]]:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     if operation_name is None:

@@ -20,7 +20,8 @@ class PageInfo:
     has_next_page: bool = strawberry.field(description="More rows follow the last one of this page.")
     has_previous_page: bool = strawberry.field(
         description="More rows precede the first one of this page. With `first`/`after` this is true whenever "
-                    "`after` is given; with `last`/`before`, hasNextPage is true whenever `before` is given.")
+        "`after` is given; with `last`/`before`, hasNextPage is true whenever `before` is given."
+    )
     start_cursor: str | None = strawberry.field(description="Cursor of the first row of this page.")
     end_cursor: str | None = strawberry.field(description="Cursor of the last row of this page.")
 
@@ -65,12 +66,23 @@ class Limits:
     default_page_size: int
 
 
-def plan_page(keys: tuple[Key, ...], where: Filter | None, limits: Limits, *, first: int | None,
-              after_cursor: str | None, last: int | None, before_cursor: str | None) -> Page:
+def plan_page(
+    keys: tuple[Key, ...],
+    where: Filter | None,
+    limits: Limits,
+    *,
+    first: int | None,
+    after_cursor: str | None,
+    last: int | None,
+    before_cursor: str | None,
+) -> Page:
     for name, value in (("first", first), ("last", last)):
         if value is not None and not 0 <= value <= limits.max_page_size:
-            raise InvalidInput(f"{name} must be between 0 and {limits.max_page_size}, not {value}", field=name,
-                               reason=InvalidReason.RULE)
+            raise InvalidInput(
+                f"{name} must be between 0 and {limits.max_page_size}, not {value}",
+                field=name,
+                reason=InvalidReason.RULE,
+            )
     bounds: list[Filter | None] = [where]
     if after_cursor is not None:
         bounds.append(after(keys, decode_cursor(keys, after_cursor, "after")))
@@ -80,28 +92,44 @@ def plan_page(keys: tuple[Key, ...], where: Filter | None, limits: Limits, *, fi
     size = (last if backward else first) if (first is not None or last is not None) else limits.default_page_size
     assert size is not None
     ordered = tuple(k.reversed() for k in keys) if backward else keys
-    return Page(where=all_of(*bounds), order=tuple(k.term() for k in ordered), limit=size + 1, keys=keys,
-                size=size, backward=backward, trim=last if (first is not None and last is not None) else None,
-                after_given=after_cursor is not None, before_given=before_cursor is not None)
+    return Page(
+        where=all_of(*bounds),
+        order=tuple(k.term() for k in ordered),
+        limit=size + 1,
+        keys=keys,
+        size=size,
+        backward=backward,
+        trim=last if (first is not None and last is not None) else None,
+        after_given=after_cursor is not None,
+        before_given=before_cursor is not None,
+    )
 
 
-def build(page: Page, rows: list[dict[str, Any]], make: Callable[[dict[str, Any]], T],
-          total: Callable[[], Awaitable[int]], cursors: bool = True) -> Connection[T]:
+def build(
+    page: Page,
+    rows: list[dict[str, Any]],
+    make: Callable[[dict[str, Any]], T],
+    total: Callable[[], Awaitable[int]],
+    cursors: bool = True,
+) -> Connection[T]:
     """The connection of rows read with `page` (one more than the page holds, to tell whether more follow).
 
     `cursors=False` leaves them empty, for a caller that serves none."""
     more = len(rows) > page.size
-    rows = rows[:page.size]
+    rows = rows[: page.size]
     if page.backward:
         rows.reverse()
         has_previous, has_next = more, page.before_given
     else:
         has_previous, has_next = page.after_given, more
         if page.trim is not None and len(rows) > page.trim:
-            rows = rows[len(rows) - page.trim:] if page.trim else []
+            rows = rows[len(rows) - page.trim :] if page.trim else []
             has_previous = True
     edges = [Edge(cursor=encode_cursor(page.keys, row) if cursors else "", node=make(row)) for row in rows]
-    info = PageInfo(has_next_page=has_next, has_previous_page=has_previous,
-                    start_cursor=edges[0].cursor if edges else None,
-                    end_cursor=edges[-1].cursor if edges else None)
+    info = PageInfo(
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )
     return Connection(nodes=[e.node for e in edges], edges=edges, page_info=info, total=total)

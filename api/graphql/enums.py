@@ -45,8 +45,9 @@ class OrderDirection(Enum):
     DESC = "desc"
 
 
-@strawberry.enum(description="Where rows without a value sort: PostgreSQL's default is LAST ascending, "
-                             "FIRST descending.")
+@strawberry.enum(
+    description="Where rows without a value sort: PostgreSQL's default is LAST ascending, FIRST descending."
+)
 class NullsOrder(Enum):
     FIRST = "first"
     LAST = "last"

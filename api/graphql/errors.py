@@ -54,13 +54,27 @@ def with_code(error: GraphQLError) -> GraphQLError:
     """The error as the client sees it."""
     original = error.original_error
     if isinstance(original, DomainError):
-        return GraphQLError(original.message, nodes=error.nodes, source=error.source, positions=error.positions,
-                            path=error.path, original_error=original, extensions=extensions_of(original))
+        return GraphQLError(
+            original.message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=original,
+            extensions=extensions_of(original),
+        )
     if error.path is not None and original is not None and not isinstance(original, GraphQLError):
-        log.error("unexpected error in %s", ".".join(map(str, error.path or [])) or "a GraphQL operation",
-                  exc_info=original)
-        return GraphQLError(MASKED_MESSAGE, nodes=error.nodes, source=error.source, positions=error.positions,
-                            path=error.path, extensions={"code": INTERNAL})
+        log.error(
+            "unexpected error in %s", ".".join(map(str, error.path or [])) or "a GraphQL operation", exc_info=original
+        )
+        return GraphQLError(
+            MASKED_MESSAGE,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": INTERNAL},
+        )
     if not (error.extensions or {}).get("code"):
         # No path: the error came before execution (syntax, validation, variable coercion, a protection
         # limit), so the document or its variables were bad input.

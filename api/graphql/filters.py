@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from enum import Enum
-from typing import Any, List, Optional  # noqa: UP035 (the generated annotations are evaluated in this module)
+from typing import Any
 
 import strawberry
 from strawberry import UNSET
@@ -21,131 +21,132 @@ from .enums import CHOICES, ActorType, CoordinationEventType, GoalStoryStatus
 from .names import camel, type_name
 
 
-@strawberry.input(description="Conditions on a text field; every condition given must hold. "
-                              "like/ilike take SQL patterns (% any run, _ one character).")
+@strawberry.input(
+    description="Conditions on a text field; every condition given must hold. "
+    "like/ilike take SQL patterns (% any run, _ one character)."
+)
 class StringFilter:
-    eq: Optional[str] = UNSET
-    neq: Optional[str] = UNSET
-    in_: Optional[List[str]] = strawberry.field(name="in", default=UNSET)
-    not_in: Optional[List[str]] = UNSET
-    gt: Optional[str] = UNSET
-    gte: Optional[str] = UNSET
-    lt: Optional[str] = UNSET
-    lte: Optional[str] = UNSET
-    like: Optional[str] = UNSET
-    ilike: Optional[str] = UNSET
-    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+    eq: str | None = UNSET
+    neq: str | None = UNSET
+    in_: list[str] | None = strawberry.field(name="in", default=UNSET)
+    not_in: list[str] | None = UNSET
+    gt: str | None = UNSET
+    gte: str | None = UNSET
+    lt: str | None = UNSET
+    lte: str | None = UNSET
+    like: str | None = UNSET
+    ilike: str | None = UNSET
+    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
 
 
 @strawberry.input(description="Conditions on an id field; every condition given must hold.")
 class IDFilter:
-    eq: Optional[strawberry.ID] = UNSET
-    neq: Optional[strawberry.ID] = UNSET
-    in_: Optional[List[strawberry.ID]] = strawberry.field(name="in", default=UNSET)
-    not_in: Optional[List[strawberry.ID]] = UNSET
-    gt: Optional[strawberry.ID] = UNSET
-    gte: Optional[strawberry.ID] = UNSET
-    lt: Optional[strawberry.ID] = UNSET
-    lte: Optional[strawberry.ID] = UNSET
-    like: Optional[str] = UNSET
-    ilike: Optional[str] = UNSET
-    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+    eq: strawberry.ID | None = UNSET
+    neq: strawberry.ID | None = UNSET
+    in_: list[strawberry.ID] | None = strawberry.field(name="in", default=UNSET)
+    not_in: list[strawberry.ID] | None = UNSET
+    gt: strawberry.ID | None = UNSET
+    gte: strawberry.ID | None = UNSET
+    lt: strawberry.ID | None = UNSET
+    lte: strawberry.ID | None = UNSET
+    like: str | None = UNSET
+    ilike: str | None = UNSET
+    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
 
 
 @strawberry.input(description="Conditions on a date field; every condition given must hold.")
 class DateFilter:
-    eq: Optional[dt.date] = UNSET
-    neq: Optional[dt.date] = UNSET
-    in_: Optional[List[dt.date]] = strawberry.field(name="in", default=UNSET)
-    not_in: Optional[List[dt.date]] = UNSET
-    gt: Optional[dt.date] = UNSET
-    gte: Optional[dt.date] = UNSET
-    lt: Optional[dt.date] = UNSET
-    lte: Optional[dt.date] = UNSET
-    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+    eq: dt.date | None = UNSET
+    neq: dt.date | None = UNSET
+    in_: list[dt.date] | None = strawberry.field(name="in", default=UNSET)
+    not_in: list[dt.date] | None = UNSET
+    gt: dt.date | None = UNSET
+    gte: dt.date | None = UNSET
+    lt: dt.date | None = UNSET
+    lte: dt.date | None = UNSET
+    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
 
 
 @strawberry.input(description="Conditions on a timestamp field; every condition given must hold.")
 class DateTimeFilter:
-    eq: Optional[dt.datetime] = UNSET
-    neq: Optional[dt.datetime] = UNSET
-    in_: Optional[List[dt.datetime]] = strawberry.field(name="in", default=UNSET)
-    not_in: Optional[List[dt.datetime]] = UNSET
-    gt: Optional[dt.datetime] = UNSET
-    gte: Optional[dt.datetime] = UNSET
-    lt: Optional[dt.datetime] = UNSET
-    lte: Optional[dt.datetime] = UNSET
-    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+    eq: dt.datetime | None = UNSET
+    neq: dt.datetime | None = UNSET
+    in_: list[dt.datetime] | None = strawberry.field(name="in", default=UNSET)
+    not_in: list[dt.datetime] | None = UNSET
+    gt: dt.datetime | None = UNSET
+    gte: dt.datetime | None = UNSET
+    lt: dt.datetime | None = UNSET
+    lte: dt.datetime | None = UNSET
+    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
 
 
 @strawberry.input(description="Conditions on an integer field; every condition given must hold.")
 class IntFilter:
-    eq: Optional[int] = UNSET
-    neq: Optional[int] = UNSET
-    in_: Optional[List[int]] = strawberry.field(name="in", default=UNSET)
-    not_in: Optional[List[int]] = UNSET
-    gt: Optional[int] = UNSET
-    gte: Optional[int] = UNSET
-    lt: Optional[int] = UNSET
-    lte: Optional[int] = UNSET
-    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+    eq: int | None = UNSET
+    neq: int | None = UNSET
+    in_: list[int] | None = strawberry.field(name="in", default=UNSET)
+    not_in: list[int] | None = UNSET
+    gt: int | None = UNSET
+    gte: int | None = UNSET
+    lt: int | None = UNSET
+    lte: int | None = UNSET
+    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
 
 
-@strawberry.input(description="Conditions on an event cursor (a decimal number in text); every condition given "
-                              "must hold.")
+@strawberry.input(
+    description="Conditions on an event cursor (a decimal number in text); every condition given must hold."
+)
 class CursorFilter:
-    eq: Optional[str] = UNSET
-    neq: Optional[str] = UNSET
-    in_: Optional[List[str]] = strawberry.field(name="in", default=UNSET)
-    not_in: Optional[List[str]] = UNSET
-    gt: Optional[str] = UNSET
-    gte: Optional[str] = UNSET
-    lt: Optional[str] = UNSET
-    lte: Optional[str] = UNSET
+    eq: str | None = UNSET
+    neq: str | None = UNSET
+    in_: list[str] | None = strawberry.field(name="in", default=UNSET)
+    not_in: list[str] | None = UNSET
+    gt: str | None = UNSET
+    gte: str | None = UNSET
+    lt: str | None = UNSET
+    lte: str | None = UNSET
 
 
 @strawberry.input(description="Conditions on a list of strings; every condition given must hold.")
 class StringListFilter:
-    contains: Optional[List[str]] = strawberry.field(default=UNSET, description="Holds every one of these.")
-    contained_by: Optional[List[str]] = strawberry.field(default=UNSET,
-                                                          description="Holds nothing but these.")
-    overlaps: Optional[List[str]] = strawberry.field(default=UNSET, description="Holds at least one of these.")
-    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+    contains: list[str] | None = strawberry.field(default=UNSET, description="Holds every one of these.")
+    contained_by: list[str] | None = strawberry.field(default=UNSET, description="Holds nothing but these.")
+    overlaps: list[str] | None = strawberry.field(default=UNSET, description="Holds at least one of these.")
+    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
 
 
 @strawberry.input(description="Conditions on a timeframe: on its start date, its end date, or its presence.")
 class TimeframeFilter:
-    start: Optional[DateFilter] = UNSET
-    end: Optional[DateFilter] = UNSET
-    is_null: Optional[bool] = strawberry.field(default=UNSET,
-                                               description="true: no timeframe; false: a timeframe.")
+    start: DateFilter | None = UNSET
+    end: DateFilter | None = UNSET
+    is_null: bool | None = strawberry.field(default=UNSET, description="true: no timeframe; false: a timeframe.")
 
 
 @strawberry.input(description="Conditions on an actor type; every condition given must hold.")
 class ActorTypeFilter:
-    eq: Optional[ActorType] = UNSET
-    neq: Optional[ActorType] = UNSET
-    in_: Optional[List[ActorType]] = strawberry.field(name="in", default=UNSET)
-    not_in: Optional[List[ActorType]] = UNSET
-    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+    eq: ActorType | None = UNSET
+    neq: ActorType | None = UNSET
+    in_: list[ActorType] | None = strawberry.field(name="in", default=UNSET)
+    not_in: list[ActorType] | None = UNSET
+    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
 
 
 @strawberry.input(description="Conditions on a goal story status; every condition given must hold.")
 class GoalStoryStatusFilter:
-    eq: Optional[GoalStoryStatus] = UNSET
-    neq: Optional[GoalStoryStatus] = UNSET
-    in_: Optional[List[GoalStoryStatus]] = strawberry.field(name="in", default=UNSET)
-    not_in: Optional[List[GoalStoryStatus]] = UNSET
-    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+    eq: GoalStoryStatus | None = UNSET
+    neq: GoalStoryStatus | None = UNSET
+    in_: list[GoalStoryStatus] | None = strawberry.field(name="in", default=UNSET)
+    not_in: list[GoalStoryStatus] | None = UNSET
+    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
 
 
 @strawberry.input(description="Conditions on a coordination event type; every condition given must hold.")
 class CoordinationEventTypeFilter:
-    eq: Optional[CoordinationEventType] = UNSET
-    neq: Optional[CoordinationEventType] = UNSET
-    in_: Optional[List[CoordinationEventType]] = strawberry.field(name="in", default=UNSET)
-    not_in: Optional[List[CoordinationEventType]] = UNSET
-    is_null: Optional[bool] = strawberry.field(default=UNSET, description="true: no value; false: a value.")
+    eq: CoordinationEventType | None = UNSET
+    neq: CoordinationEventType | None = UNSET
+    in_: list[CoordinationEventType] | None = strawberry.field(name="in", default=UNSET)
+    not_in: list[CoordinationEventType] | None = UNSET
+    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
 
 
 _BY_KIND: dict[Kind, type] = {
@@ -163,8 +164,20 @@ _ENUM_FILTERS: dict[type[Enum], type] = {
     CoordinationEventType: CoordinationEventTypeFilter,
 }
 # Operator input attribute -> the plan's (PostgREST) operator.
-_OPERATORS = {"eq": "eq", "neq": "neq", "gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte", "like": "like",
-              "ilike": "ilike", "in_": "in", "contains": "cs", "contained_by": "cd", "overlaps": "ov"}
+_OPERATORS = {
+    "eq": "eq",
+    "neq": "neq",
+    "gt": "gt",
+    "gte": "gte",
+    "lt": "lt",
+    "lte": "lte",
+    "like": "like",
+    "ilike": "ilike",
+    "in_": "in",
+    "contains": "cs",
+    "contained_by": "cd",
+    "overlaps": "ov",
+}
 
 
 def _operator_input(ent: Entity, field_name: str) -> type:
@@ -183,17 +196,18 @@ def _where_input(ent: Entity) -> type:
     annotations: dict[str, str] = {}
     namespace: dict[str, Any] = {"__module__": __name__, "__annotations__": annotations}
     for f in ent.fields:
-        annotations[f.name] = f"Optional[{_operator_input(ent, f.name).__name__}]"
+        annotations[f.name] = f"{_operator_input(ent, f.name).__name__} | None"
         namespace[f.name] = strawberry.field(default=UNSET, description=f.description)
-    annotations["and_"] = f"Optional[List[{name}]]"
+    annotations["and_"] = f"list[{name}] | None"
     namespace["and_"] = strawberry.field(name="and", default=UNSET, description="Every one of these holds.")
-    annotations["or_"] = f"Optional[List[{name}]]"
+    annotations["or_"] = f"list[{name}] | None"
     namespace["or_"] = strawberry.field(name="or", default=UNSET, description="At least one of these holds.")
-    annotations["not_"] = f"Optional[{name}]"
+    annotations["not_"] = f"{name} | None"
     namespace["not_"] = strawberry.field(name="not", default=UNSET, description="This does not hold.")
     cls = type(name, (), namespace)
-    return strawberry.input(cls, description=f"Conditions on {ent.resource.replace('_', ' ')}; every condition "
-                                             "given must hold.")
+    return strawberry.input(
+        cls, description=f"Conditions on {ent.resource.replace('_', ' ')}; every condition given must hold."
+    )
 
 
 WHERE: dict[str, type] = {}
@@ -279,5 +293,6 @@ def _wire(value: Any, label: str) -> Any:
 
 
 def _null(label: str) -> InvalidInput:
-    return InvalidInput(f"where.{label} cannot be null; leave it out, or use isNull", field=label,
-                        reason=InvalidReason.FORMAT)
+    return InvalidInput(
+        f"where.{label} cannot be null; leave it out, or use isNull", field=label, reason=InvalidReason.FORMAT
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Any, List, Optional  # noqa: UP035 (the generated annotations are evaluated here)
+from typing import Any
 
 import strawberry
 from strawberry import UNSET
@@ -21,8 +21,8 @@ from .names import type_name
 
 @strawberry.input(description="A period of dates; end is not before start.")
 class TimeframeInput:
-    start: Optional[dt.date] = strawberry.field(default=None, description="First day of the period.")
-    end: Optional[dt.date] = strawberry.field(default=None, description="Last day of the period.")
+    start: dt.date | None = strawberry.field(default=None, description="First day of the period.")
+    end: dt.date | None = strawberry.field(default=None, description="Last day of the period.")
 
 
 def _python_type(ent: Entity, f: Field) -> Any:
@@ -34,7 +34,7 @@ def _python_type(ent: Entity, f: Field) -> Any:
         Kind.DATE: dt.date,
         Kind.TIMESTAMP: dt.datetime,
         Kind.INTEGER: int,
-        Kind.TEXT_LIST: List[str],
+        Kind.TEXT_LIST: list[str],
         Kind.TIMEFRAME: TimeframeInput,
     }[f.kind]
 
@@ -50,12 +50,15 @@ def _input(ent: Entity, *, update: bool) -> type:
             annotations[f.name] = python_type
             namespace[f.name] = strawberry.field(description=f.description)
         else:
-            annotations[f.name] = Optional[python_type]
+            annotations[f.name] = python_type | None
             namespace[f.name] = strawberry.field(default=UNSET, description=f.description)
     verb = "Update" if update else "Create"
     what = ent.title.lower()
-    about = (f"Changes to a {what}: fields left out stay as they are; an explicit null clears an optional field."
-             if update else f"A new {what}.")
+    about = (
+        f"Changes to a {what}: fields left out stay as they are; an explicit null clears an optional field."
+        if update
+        else f"A new {what}."
+    )
     return strawberry.input(type(f"{verb}{type_name(ent)}Input", (), namespace), description=about)
 
 

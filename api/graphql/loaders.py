@@ -39,25 +39,31 @@ class Loaders:
 
         return self._loader(("by_id", entity_name, at), load)
 
-    def related(self, entity_name: str, relation: str, plan: ReadPlan,
-                at: Hashable = ()) -> DataLoader[str, list[Row]]:
+    def related(self, entity_name: str, relation: str, plan: ReadPlan, at: Hashable = ()) -> DataLoader[str, list[Row]]:
         """Rows related to each parent id through `relation`, as `plan` selects them per parent."""
 
         async def load(ids: Sequence[str]) -> list[list[Row]]:
-            parents = ReadPlan(entity_name, where=Condition("id", "in", list(ids)), columns=(Column("id", "id"),),
-                               embeds=(Embed("related", relation, plan),))
+            parents = ReadPlan(
+                entity_name,
+                where=Condition("id", "in", list(ids)),
+                columns=(Column("id", "id"),),
+                embeds=(Embed("related", relation, plan),),
+            )
             found = {row["id"]: row["related"] for row in await self._rows(parents)}
             return [found.get(i) or [] for i in ids]
 
         return self._loader(("related", entity_name, relation, repr(plan), at), load)
 
-    def count(self, entity_name: str, relation: str, where: Filter | None,
-              at: Hashable = ()) -> DataLoader[str, int]:
+    def count(self, entity_name: str, relation: str, where: Filter | None, at: Hashable = ()) -> DataLoader[str, int]:
         """The number of rows related to each parent id that match `where`."""
 
         async def load(ids: Sequence[str]) -> list[int]:
-            parents = ReadPlan(entity_name, where=Condition("id", "in", list(ids)), columns=(Column("id", "id"),),
-                               counts=(Count("count", relation, where),))
+            parents = ReadPlan(
+                entity_name,
+                where=Condition("id", "in", list(ids)),
+                columns=(Column("id", "id"),),
+                counts=(Count("count", relation, where),),
+            )
             found = {row["id"]: row["count"] for row in await self._rows(parents)}
             return [found.get(i, 0) for i in ids]
 

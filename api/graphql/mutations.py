@@ -7,7 +7,7 @@ payload serves the rows as the write service stored them.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any
 
 import strawberry
 from strawberry import Info
@@ -29,8 +29,11 @@ def _as_read(ent: Entity, row: dict[str, Any]) -> dict[str, Any]:
     for f in ent.fields:
         if f.kind is Kind.TIMEFRAME:
             start, end = (row.get(c) for c in f.columns)
-            document[f.name] = None if start is None and end is None else {
-                "start": start.isoformat() if start else None, "end": end.isoformat() if end else None}
+            document[f.name] = (
+                None
+                if start is None and end is None
+                else {"start": start.isoformat() if start else None, "end": end.isoformat() if end else None}
+            )
         else:
             document[f.name] = row.get(f.columns[0])
     return document
@@ -41,8 +44,10 @@ def _event(row: dict[str, Any]) -> CoordinationEvent:
 
 
 def _payload(name: str, description: str, fields: dict[str, tuple[Any, str]]) -> type:
-    namespace: dict[str, Any] = {"__module__": __name__,
-                                 "__annotations__": {key: kind for key, (kind, _) in fields.items()}}
+    namespace: dict[str, Any] = {
+        "__module__": __name__,
+        "__annotations__": {key: kind for key, (kind, _) in fields.items()},
+    }
     namespace.update({key: strawberry.field(description=about) for key, (_, about) in fields.items()})
     return strawberry.type(type(name, (), namespace), description=description)
 
@@ -56,25 +61,51 @@ def _mutations(ent: Entity) -> dict[str, Any]:
     create_input, update_input = CREATE[ent.name], UPDATE[ent.name]
     event_about = "The coordination event this write recorded"
 
-    created = _payload(f"Create{type_name(ent)}Payload", f"The result of creating a {title}.", {
-        single: (node, f"The {title} as stored."),
-        **({"coordination_event": (CoordinationEvent, f"{event_about}.")} if events else {}),
-    })
-    created_many = _payload(f"Create{_pascal(plural)}Payload",
-                            f"The result of creating {plural.replace('_', ' ')} in one transaction.", {
-        plural: (List[node], f"The {plural.replace('_', ' ')} as stored, in input order."),
-        **({"coordination_events": (List[CoordinationEvent], f"{event_about}, one per row, in commit order.")}
-           if events else {}),
-    })
-    updated = _payload(f"Update{type_name(ent)}Payload", f"The result of updating a {title}.", {
-        single: (node, f"The {title} after the update."),
-        **({"coordination_event": (Optional[CoordinationEvent],
-                                   f"{event_about}; null when the update changed nothing.")} if events else {}),
-    })
-    deleted = _payload(f"Delete{type_name(ent)}Payload", f"The result of deleting a {title}.", {
-        single: (node, f"The deleted {title}, as it was just before the delete."),
-        "deleted_id": (strawberry.ID, f"The id of the deleted {title}."),
-    })
+    created = _payload(
+        f"Create{type_name(ent)}Payload",
+        f"The result of creating a {title}.",
+        {
+            single: (node, f"The {title} as stored."),
+            **({"coordination_event": (CoordinationEvent, f"{event_about}.")} if events else {}),
+        },
+    )
+    created_many = _payload(
+        f"Create{_pascal(plural)}Payload",
+        f"The result of creating {plural.replace('_', ' ')} in one transaction.",
+        {
+            plural: (list[node], f"The {plural.replace('_', ' ')} as stored, in input order."),
+            **(
+                {"coordination_events": (list[CoordinationEvent], f"{event_about}, one per row, in commit order.")}
+                if events
+                else {}
+            ),
+        },
+    )
+    updated = _payload(
+        f"Update{type_name(ent)}Payload",
+        f"The result of updating a {title}.",
+        {
+            single: (node, f"The {title} after the update."),
+            **(
+                {
+                    "coordination_event": (
+                        CoordinationEvent | None,
+                        f"{event_about}; null when the update changed nothing.",
+                    )
+                }
+                if events
+                else {}
+            ),
+        },
+    )
+    deleted = _payload(
+        f"Delete{type_name(ent)}Payload",
+        f"The result of deleting a {title}.",
+        {
+            single: (node, f"The deleted {title}, as it was just before the delete."),
+            "deleted_id": (strawberry.ID, f"The id of the deleted {title}."),
+        },
+    )
 
     def with_events(result: WriteResult, rows: list[dict[str, Any]], payload: type, one: bool) -> Any:
         values: dict[str, Any] = {single: row(rows[0])} if one else {plural: [row(r) for r in rows]}
@@ -105,19 +136,24 @@ def _mutations(ent: Entity) -> dict[str, Any]:
         return deleted(**{single: row(_as_read(ent, result.rows[0])), "deleted_id": id})
 
     create.__annotations__ = {"info": Info, "input": create_input, "return": created}
-    create_many.__annotations__ = {"info": Info, "input": List[create_input], "return": created_many}
+    create_many.__annotations__ = {"info": Info, "input": list[create_input], "return": created_many}
     update.__annotations__ = {"info": Info, "id": strawberry.ID, "input": update_input, "return": updated}
     delete.__annotations__ = {"info": Info, "id": strawberry.ID, "return": deleted}
     return {
         f"create_{single}": strawberry.mutation(resolver=create, description=f"Create a {title}."),
         f"update_{single}": strawberry.mutation(
-            resolver=update, description=f"Change a {title}: fields left out stay, an explicit null clears."
-            + (" A change records a coordination event; a no-op records none." if events else "")),
+            resolver=update,
+            description=f"Change a {title}: fields left out stay, an explicit null clears."
+            + (" A change records a coordination event; a no-op records none." if events else ""),
+        ),
         f"delete_{single}": strawberry.mutation(
-            resolver=delete, description=f"Delete a {title}; refused with CONFLICT while other rows refer to it."
-            + (" Its coordination events stay." if events else "")),
+            resolver=delete,
+            description=f"Delete a {title}; refused with CONFLICT while other rows refer to it."
+            + (" Its coordination events stay." if events else ""),
+        ),
         f"create_{plural}": strawberry.mutation(
-            resolver=create_many, description=f"Create many {plural.replace('_', ' ')} atomically: all or none."),
+            resolver=create_many, description=f"Create many {plural.replace('_', ' ')} atomically: all or none."
+        ),
     }
 
 
@@ -133,9 +169,11 @@ def _mutation_type() -> type:
     namespace: dict[str, Any] = {"__module__": __name__}
     for ent in WRITABLE:
         namespace.update(_mutations(ent))
-    return strawberry.type(type("Mutation", (), namespace),
-                           description="Writes. Each runs in one transaction; check-ins and goal story updates "
-                                       "record their coordination events in it.")
+    return strawberry.type(
+        type("Mutation", (), namespace),
+        description="Writes. Each runs in one transaction; check-ins and goal story updates "
+        "record their coordination events in it.",
+    )
 
 
 Mutation = _mutation_type()

@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import strawberry
 
@@ -27,14 +27,20 @@ def _order_input(entity_name: str) -> type:
     name = f"{type_name(ent)}OrderBy"
     namespace: dict[str, Any] = {
         "__module__": __name__,
-        "__annotations__": {"field": ORDER_FIELDS[entity_name], "direction": OrderDirection,
-                            "nulls": Optional[NullsOrder]},
+        "__annotations__": {
+            "field": ORDER_FIELDS[entity_name],
+            "direction": OrderDirection,
+            "nulls": NullsOrder | None,
+        },
         "direction": strawberry.field(default=OrderDirection.ASC),
-        "nulls": strawberry.field(default=None, description="Where rows without a value go; by default LAST "
-                                                            "ascending and FIRST descending."),
+        "nulls": strawberry.field(
+            default=None, description="Where rows without a value go; by default LAST ascending and FIRST descending."
+        ),
     }
-    return strawberry.input(type(name, (), namespace), description=f"One sort key for {ent.resource.replace('_', ' ')}; "
-                                                                   "later keys break ties of earlier ones.")
+    return strawberry.input(
+        type(name, (), namespace),
+        description=f"One sort key for {ent.resource.replace('_', ' ')}; later keys break ties of earlier ones.",
+    )
 
 
 ORDER_BY: dict[str, type] = {}
@@ -74,8 +80,11 @@ class Key:
 
     @property
     def label(self) -> str:
-        return ".".join((self.field, *self.path)) + (":d" if self.descending else ":a") + \
-            (":nf" if self.nulls_first else ":nl")
+        return (
+            ".".join((self.field, *self.path))
+            + (":d" if self.descending else ":a")
+            + (":nf" if self.nulls_first else ":nl")
+        )
 
 
 def order_keys(entity_name: str, order_by: list[Any] | None) -> tuple[Key, ...]:
@@ -112,12 +121,20 @@ def decode_cursor(keys: tuple[Key, ...], cursor: str, argument: str) -> list[Any
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         labels, values = json.loads(raw)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise InvalidInput(f"{argument} is not a cursor this API handed out", field=argument,
-                           reason=InvalidReason.FORMAT) from None
-    if labels != [k.label for k in keys] or not isinstance(values, list) or len(values) != len(keys) or \
-            not all(v is None or isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
-        raise InvalidInput(f"{argument} is a cursor of another order; use cursors from a page with the same "
-                           "orderBy", field=argument, reason=InvalidReason.FORMAT)
+        raise InvalidInput(
+            f"{argument} is not a cursor this API handed out", field=argument, reason=InvalidReason.FORMAT
+        ) from None
+    if (
+        labels != [k.label for k in keys]
+        or not isinstance(values, list)
+        or len(values) != len(keys)
+        or not all(v is None or (isinstance(v, (str, int)) and not isinstance(v, bool)) for v in values)
+    ):
+        raise InvalidInput(
+            f"{argument} is a cursor of another order; use cursors from a page with the same orderBy",
+            field=argument,
+            reason=InvalidReason.FORMAT,
+        )
     return values
 
 

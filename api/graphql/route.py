@@ -28,11 +28,16 @@ PATH = "/graphql"
 
 class GraphQLApp(GraphQL):
     def __init__(self, settings: Settings, subscription: Any = Subscription) -> None:
-        super().__init__(make_schema(settings, subscription), graphql_ide="graphiql" if settings.graphql_ide else None,
-                         keep_alive=True, keep_alive_interval=settings.graphql_keepalive_s,
-                         max_subscriptions_per_connection=settings.graphql_max_subscriptions_per_connection)
-        self.limits = Limits(max_page_size=settings.graphql_max_page_size,
-                             default_page_size=settings.graphql_default_page_size)
+        super().__init__(
+            make_schema(settings, subscription),
+            graphql_ide="graphiql" if settings.graphql_ide else None,
+            keep_alive=True,
+            keep_alive_interval=settings.graphql_keepalive_s,
+            max_subscriptions_per_connection=settings.graphql_max_subscriptions_per_connection,
+        )
+        self.limits = Limits(
+            max_page_size=settings.graphql_max_page_size, default_page_size=settings.graphql_default_page_size
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -60,8 +65,9 @@ class GraphQLApp(GraphQL):
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             return None
         variables, operation_name = body.get("variables"), body.get("operationName")
-        if not (variables is None or isinstance(variables, dict)) or \
-                not (operation_name is None or isinstance(operation_name, str)):
+        if not (variables is None or isinstance(variables, dict)) or not (
+            operation_name is None or isinstance(operation_name, str)
+        ):
             return None
         prepared = RECENT.get(RECENT.key(self.schema, self.limits, body["query"], operation_name, variables))
         if not isinstance(prepared, Prepared):
@@ -75,8 +81,12 @@ class GraphQLApp(GraphQL):
 
     async def get_context(self, request: Any, response: Response | None = None) -> Context:  # type: ignore[override]
         services = request.app.state.services
-        return Context(reader=services.reader, writer=services.writer, limits=self.limits,
-                       live=getattr(request.app.state, "live", None))
+        return Context(
+            reader=services.reader,
+            writer=services.writer,
+            limits=self.limits,
+            live=getattr(request.app.state, "live", None),
+        )
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Syntax errors end the operation before the schema's extensions see its result.

@@ -34,8 +34,9 @@ def _value(ent: Entity, f: Field, value: Any, timeframe: type | None) -> Any:
         case Kind.TIMEFRAME:
             assert timeframe is not None
             start, end = value.get("start"), value.get("end")
-            return timeframe(start=dt.date.fromisoformat(start) if start else None,
-                             end=dt.date.fromisoformat(end) if end else None)
+            return timeframe(
+                start=dt.date.fromisoformat(start) if start else None, end=dt.date.fromisoformat(end) if end else None
+            )
         case Kind.INTEGER if f.internal:
             return str(value)
     return value

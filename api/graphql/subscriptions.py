@@ -10,7 +10,6 @@ serves a row as it was when an earlier event was sent.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Optional
 
 import strawberry
 from graphql import GraphQLError
@@ -30,23 +29,33 @@ def _cursor(after: str | None) -> int | None:
     if after is None:
         return None
     if not after.isdigit():
-        raise InvalidInput(f"after must be an event cursor (the cursor field of an event), not {after!r}",
-                           field="after", reason=InvalidReason.FORMAT, entity="coordination_event")
+        raise InvalidInput(
+            f"after must be an event cursor (the cursor field of an event), not {after!r}",
+            field="after",
+            reason=InvalidReason.FORMAT,
+            entity="coordination_event",
+        )
     return int(after)
 
 
 @strawberry.type(description="Live data: what is pushed to a client as it happens.")
 class Subscription:
-    @strawberry.subscription(description=(
-        "Every coordination event matching `where` (and, with `teamId`, whose check-in or goal story update "
-        "belongs to that team), once each, in commit order, as soon as it commits, whichever process or API "
-        "wrote it. With `after` (an event's `cursor`) the events committed since are replayed first, then the "
-        "stream goes live without a gap or a repeat. A client that falls too far behind gets an error with "
-        "`extensions.code` SUBSCRIBER_OVERFLOW and `extensions.lastCursor`: subscribe again with that as "
-        "`after`."))
+    @strawberry.subscription(
+        description=(
+            "Every coordination event matching `where` (and, with `teamId`, whose check-in or goal story update "
+            "belongs to that team), once each, in commit order, as soon as it commits, whichever process or API "
+            "wrote it. With `after` (an event's `cursor`) the events committed since are replayed first, then the "
+            "stream goes live without a gap or a repeat. A client that falls too far behind gets an error with "
+            "`extensions.code` SUBSCRIBER_OVERFLOW and `extensions.lastCursor`: subscribe again with that as "
+            "`after`."
+        )
+    )
     async def coordination_events(
-        self, info: Info, where: Optional[CoordinationEventWhere] = None, after: Optional[str] = None,
-        team_id: Optional[strawberry.ID] = None,
+        self,
+        info: Info,
+        where: CoordinationEventWhere | None = None,
+        after: str | None = None,
+        team_id: strawberry.ID | None = None,
     ) -> AsyncGenerator[CoordinationEvent, None]:
         context = info.context
         to_event = make(CoordinationEvent, "coordination_event")
@@ -54,16 +63,18 @@ class Subscription:
             if context.live is None:
                 raise Unavailable("live events are not available in this process")
             try:
-                events = context.live.subscribe(to_filter("coordination_event", where), _cursor(after),
-                                                None if team_id is None else str(team_id))
+                events = context.live.subscribe(
+                    to_filter("coordination_event", where), _cursor(after), None if team_id is None else str(team_id)
+                )
             except RuntimeError as error:  # the feed has not reached the database yet
                 raise Unavailable(str(error)) from error
             async for document in events:
                 context.loaders = Loaders(context.reader)
                 yield to_event(document)
         except SubscriberOverflow as overflow:
-            raise GraphQLError(str(overflow), extensions={"code": OVERFLOW,
-                                                          "lastCursor": str(overflow.last_cursor)}) from None
+            raise GraphQLError(
+                str(overflow), extensions={"code": OVERFLOW, "lastCursor": str(overflow.last_cursor)}
+            ) from None
         except DomainError as error:
             # Errors of a subscription's stream bypass the operation's extensions: code them here.
             raise GraphQLError(error.message, extensions=extensions_of(error)) from None

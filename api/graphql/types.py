@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Annotated, Any, Optional, TypeVar, Union
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry import Info
@@ -17,7 +17,6 @@ from ..entities import ENTITIES, Entity
 from ..plan import Condition, Filter, OrderTerm, ReadPlan, all_of
 from .connections import Connection, build, plan_page
 from .context import Context
-from .loaders import place
 from .enums import ActorType, CoordinationEventType, GoalStoryStatus
 from .filters import (
     CoordinationEventWhere,
@@ -27,6 +26,7 @@ from .filters import (
     TeamWhere,
     to_filter,
 )
+from .loaders import place
 from .ordering import (
     CoordinationEventOrderBy,
     GoalStoryOrderBy,
@@ -59,8 +59,8 @@ def _field(entity_name: str, field_name: str) -> Any:
 
 @strawberry.type(description="The time period a goal story covers.")
 class Timeframe:
-    start: Optional[dt.date] = strawberry.field(description="First day of the period.")
-    end: Optional[dt.date] = strawberry.field(description="Last day of the period; not before start.")
+    start: dt.date | None = strawberry.field(description="First day of the period.")
+    end: dt.date | None = strawberry.field(description="Last day of the period; not before start.")
 
 
 def make(cls: type[T], entity_name: str) -> Callable[[dict[str, Any]], T]:
@@ -89,15 +89,33 @@ async def _listed(info: Info, cls: type[T], parent: Entity, parent_id: str, rela
     return [make(cls, target)(row) for row in rows]
 
 
-async def _connection(info: Info, cls: type[T], parent: Entity, parent_id: str, relation: str, where: Any,
-                      order_by: list[Any] | None, first: int | None, after: str | None, last: int | None,
-                      before: str | None, extra: Filter | None = None) -> Connection[T]:
+async def _connection(
+    info: Info,
+    cls: type[T],
+    parent: Entity,
+    parent_id: str,
+    relation: str,
+    where: Any,
+    order_by: list[Any] | None,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    extra: Filter | None = None,
+) -> Connection[T]:
     """A reverse relation as a connection, read per parent by the related-rows loader."""
     target = parent.relation(relation).target  # type: ignore[union-attr]
     context = _context(info)
     condition = all_of(to_filter(target, where), extra)
-    page = plan_page(order_keys(target, order_by), condition, context.limits, first=first, after_cursor=after,
-                     last=last, before_cursor=before)
+    page = plan_page(
+        order_keys(target, order_by),
+        condition,
+        context.limits,
+        first=first,
+        after_cursor=after,
+        last=last,
+        before_cursor=before,
+    )
     plan = ReadPlan(target, where=page.where, order=page.order, limit=page.limit, columns=COLUMNS[target])
     at = place(info.path)
     rows = await context.loaders.related(parent.name, relation, plan, at).load(parent_id)
@@ -108,10 +126,10 @@ async def _connection(info: Info, cls: type[T], parent: Entity, parent_id: str, 
     return build(page, rows, make(cls, target), total)
 
 
-First = Annotated[Optional[int], strawberry.argument(description=PAGING["first"])]
-After = Annotated[Optional[str], strawberry.argument(description=PAGING["after"])]
-Last = Annotated[Optional[int], strawberry.argument(description=PAGING["last"])]
-Before = Annotated[Optional[str], strawberry.argument(description=PAGING["before"])]
+First = Annotated[int | None, strawberry.argument(description=PAGING["first"])]
+After = Annotated[str | None, strawberry.argument(description=PAGING["after"])]
+Last = Annotated[int | None, strawberry.argument(description=PAGING["last"])]
+Before = Annotated[str | None, strawberry.argument(description=PAGING["before"])]
 
 ACTOR, TEAM, TEAM_CHECKIN = ENTITIES["actor"], ENTITIES["team"], ENTITIES["team_checkin"]
 GOAL_STORY, GOAL_STORY_UPDATE = ENTITIES["goal_story"], ENTITIES["goal_story_update"]
@@ -122,70 +140,123 @@ class Actor:
     id: strawberry.ID = _field("actor", "id")
     actor_type: ActorType = _field("actor", "actor_type")
     name: str = _field("actor", "name")
-    role: Optional[str] = _field("actor", "role")
-    timezone: Optional[str] = _field("actor", "timezone")
+    role: str | None = _field("actor", "role")
+    timezone: str | None = _field("actor", "timezone")
 
     @strawberry.field(description="Teams this actor is a member of.")
-    async def teams(self, info: Info, where: Optional[TeamWhere] = None,
-                    order_by: Optional[list[TeamOrderBy]] = None, first: First = None, after: After = None,
-                    last: Last = None, before: Before = None) -> Connection[Team]:
+    async def teams(
+        self,
+        info: Info,
+        where: TeamWhere | None = None,
+        order_by: list[TeamOrderBy] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[Team]:
         return await _connection(info, Team, ACTOR, self.id, "teams", where, order_by, first, after, last, before)
 
     @strawberry.field(description="Team check-ins this actor provided.")
-    async def checkins(self, info: Info, where: Optional[TeamCheckinWhere] = None,
-                       order_by: Optional[list[TeamCheckinOrderBy]] = None, first: First = None,
-                       after: After = None, last: Last = None, before: Before = None) -> Connection[TeamCheckin]:
-        return await _connection(info, TeamCheckin, ACTOR, self.id, "team_checkins", where, order_by, first, after,
-                                 last, before)
+    async def checkins(
+        self,
+        info: Info,
+        where: TeamCheckinWhere | None = None,
+        order_by: list[TeamCheckinOrderBy] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[TeamCheckin]:
+        return await _connection(
+            info, TeamCheckin, ACTOR, self.id, "team_checkins", where, order_by, first, after, last, before
+        )
 
     @strawberry.field(description="Goal story updates this actor provided.")
-    async def goal_story_updates(self, info: Info, where: Optional[GoalStoryUpdateWhere] = None,
-                                 order_by: Optional[list[GoalStoryUpdateOrderBy]] = None, first: First = None,
-                                 after: After = None, last: Last = None,
-                                 before: Before = None) -> Connection[GoalStoryUpdate]:
-        return await _connection(info, GoalStoryUpdate, ACTOR, self.id, "goal_story_updates", where, order_by,
-                                 first, after, last, before)
+    async def goal_story_updates(
+        self,
+        info: Info,
+        where: GoalStoryUpdateWhere | None = None,
+        order_by: list[GoalStoryUpdateOrderBy] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[GoalStoryUpdate]:
+        return await _connection(
+            info, GoalStoryUpdate, ACTOR, self.id, "goal_story_updates", where, order_by, first, after, last, before
+        )
 
     @strawberry.field(description="Goal stories this actor is involved with.")
-    async def goal_stories(self, info: Info, where: Optional[GoalStoryWhere] = None,
-                           order_by: Optional[list[GoalStoryOrderBy]] = None, first: First = None,
-                           after: After = None, last: Last = None, before: Before = None) -> Connection[GoalStory]:
-        return await _connection(info, GoalStory, ACTOR, self.id, "goal_stories", where, order_by, first, after,
-                                 last, before)
+    async def goal_stories(
+        self,
+        info: Info,
+        where: GoalStoryWhere | None = None,
+        order_by: list[GoalStoryOrderBy] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[GoalStory]:
+        return await _connection(
+            info, GoalStory, ACTOR, self.id, "goal_stories", where, order_by, first, after, last, before
+        )
 
     @strawberry.field(description="Coordination events of this actor's input.")
-    async def coordination_events(self, info: Info, where: Optional[CoordinationEventWhere] = None,
-                                  order_by: Optional[list[CoordinationEventOrderBy]] = None, first: First = None,
-                                  after: After = None, last: Last = None,
-                                  before: Before = None) -> Connection[CoordinationEvent]:
-        return await _connection(info, CoordinationEvent, ACTOR, self.id, "coordination_events", where, order_by,
-                                 first, after, last, before)
+    async def coordination_events(
+        self,
+        info: Info,
+        where: CoordinationEventWhere | None = None,
+        order_by: list[CoordinationEventOrderBy] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[CoordinationEvent]:
+        return await _connection(
+            info, CoordinationEvent, ACTOR, self.id, "coordination_events", where, order_by, first, after, last, before
+        )
 
 
 @strawberry.type(description=TEAM.description)
 class Team:
     id: strawberry.ID = _field("team", "id")
     name: str = _field("team", "name")
-    description: Optional[str] = _field("team", "description")
-    member_ids: Optional[list[str]] = _field("team", "member_ids")
+    description: str | None = _field("team", "description")
+    member_ids: list[str] | None = _field("team", "member_ids")
 
     @strawberry.field(description="The team's members, in the order of memberIds.")
     async def members(self, info: Info) -> list[Actor]:
         return await _listed(info, Actor, TEAM, self.id, "members")
 
     @strawberry.field(description="Check-ins given to this team.")
-    async def checkins(self, info: Info, where: Optional[TeamCheckinWhere] = None,
-                       order_by: Optional[list[TeamCheckinOrderBy]] = None, first: First = None,
-                       after: After = None, last: Last = None, before: Before = None) -> Connection[TeamCheckin]:
-        return await _connection(info, TeamCheckin, TEAM, self.id, "team_checkins", where, order_by, first, after,
-                                 last, before)
+    async def checkins(
+        self,
+        info: Info,
+        where: TeamCheckinWhere | None = None,
+        order_by: list[TeamCheckinOrderBy] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[TeamCheckin]:
+        return await _connection(
+            info, TeamCheckin, TEAM, self.id, "team_checkins", where, order_by, first, after, last, before
+        )
 
     @strawberry.field(description="Goal stories this team is involved with.")
-    async def goal_stories(self, info: Info, where: Optional[GoalStoryWhere] = None,
-                           order_by: Optional[list[GoalStoryOrderBy]] = None, first: First = None,
-                           after: After = None, last: Last = None, before: Before = None) -> Connection[GoalStory]:
-        return await _connection(info, GoalStory, TEAM, self.id, "goal_stories", where, order_by, first, after,
-                                 last, before)
+    async def goal_stories(
+        self,
+        info: Info,
+        where: GoalStoryWhere | None = None,
+        order_by: list[GoalStoryOrderBy] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[GoalStory]:
+        return await _connection(
+            info, GoalStory, TEAM, self.id, "goal_stories", where, order_by, first, after, last, before
+        )
 
 
 def _events_of(event_type: str) -> Filter:
@@ -199,67 +270,116 @@ class TeamCheckin:
     actor_id: strawberry.ID = _field("team_checkin", "actor_id")
     team_id: strawberry.ID = _field("team_checkin", "team_id")
     date: dt.date = _field("team_checkin", "date")
-    next: Optional[list[str]] = _field("team_checkin", "next")
-    previously: Optional[list[str]] = _field("team_checkin", "previously")
-    blockers: Optional[list[str]] = _field("team_checkin", "blockers")
-    created_at: Optional[dt.datetime] = _field("team_checkin", "created_at")
+    next: list[str] | None = _field("team_checkin", "next")
+    previously: list[str] | None = _field("team_checkin", "previously")
+    blockers: list[str] | None = _field("team_checkin", "blockers")
+    created_at: dt.datetime | None = _field("team_checkin", "created_at")
 
     @strawberry.field(description="The actor who provided this check-in.")
-    async def actor(self, info: Info) -> Optional[Actor]:
+    async def actor(self, info: Info) -> Actor | None:
         return await one(info, Actor, "actor", self.actor_id)
 
     @strawberry.field(description="The team this check-in is for.")
-    async def team(self, info: Info) -> Optional[Team]:
+    async def team(self, info: Info) -> Team | None:
         return await one(info, Team, "team", self.team_id)
 
     @strawberry.field(description="The coordination events this check-in left: its creation and each edit.")
-    async def coordination_events(self, info: Info, where: Optional[CoordinationEventWhere] = None,
-                                  order_by: Optional[list[CoordinationEventOrderBy]] = None, first: First = None,
-                                  after: After = None, last: Last = None,
-                                  before: Before = None) -> Connection[CoordinationEvent]:
-        return await _connection(info, CoordinationEvent, TEAM_CHECKIN, self.id, "coordination_events", where,
-                                 order_by, first, after, last, before, extra=_events_of("team_checkin"))
+    async def coordination_events(
+        self,
+        info: Info,
+        where: CoordinationEventWhere | None = None,
+        order_by: list[CoordinationEventOrderBy] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[CoordinationEvent]:
+        return await _connection(
+            info,
+            CoordinationEvent,
+            TEAM_CHECKIN,
+            self.id,
+            "coordination_events",
+            where,
+            order_by,
+            first,
+            after,
+            last,
+            before,
+            extra=_events_of("team_checkin"),
+        )
 
 
-LATEST_FIRST = (OrderTerm("date", descending=True, nulls_first=False),
-                OrderTerm("created_at", descending=True, nulls_first=False),
-                OrderTerm("id", descending=True))
+LATEST_FIRST = (
+    OrderTerm("date", descending=True, nulls_first=False),
+    OrderTerm("created_at", descending=True, nulls_first=False),
+    OrderTerm("id", descending=True),
+)
 
 
 @strawberry.type(description=GOAL_STORY.description)
 class GoalStory:
     id: strawberry.ID = _field("goal_story", "id")
     title: str = _field("goal_story", "title")
-    description: Optional[str] = _field("goal_story", "description")
-    actor_ids: Optional[list[str]] = _field("goal_story", "actor_ids")
-    team_ids: Optional[list[str]] = _field("goal_story", "team_ids")
-    parent_id: Optional[strawberry.ID] = _field("goal_story", "parent_id")
-    timeframe: Optional[Timeframe] = _field("goal_story", "timeframe")
-    created_at: Optional[dt.datetime] = _field("goal_story", "created_at")
+    description: str | None = _field("goal_story", "description")
+    actor_ids: list[str] | None = _field("goal_story", "actor_ids")
+    team_ids: list[str] | None = _field("goal_story", "team_ids")
+    parent_id: strawberry.ID | None = _field("goal_story", "parent_id")
+    timeframe: Timeframe | None = _field("goal_story", "timeframe")
+    created_at: dt.datetime | None = _field("goal_story", "created_at")
 
     @strawberry.field(description="The parent goal story, or null for a root.")
-    async def parent(self, info: Info) -> Optional[GoalStory]:
+    async def parent(self, info: Info) -> GoalStory | None:
         return await one(info, GoalStory, "goal_story", self.parent_id)
 
     @strawberry.field(description="The goal stories whose parent this is.")
-    async def children(self, info: Info, where: Optional[GoalStoryWhere] = None,
-                       order_by: Optional[list[GoalStoryOrderBy]] = None, first: First = None,
-                       after: After = None, last: Last = None, before: Before = None) -> Connection[GoalStory]:
-        return await _connection(info, GoalStory, GOAL_STORY, self.id, "children", where, order_by, first, after,
-                                 last, before)
+    async def children(
+        self,
+        info: Info,
+        where: GoalStoryWhere | None = None,
+        order_by: list[GoalStoryOrderBy] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[GoalStory]:
+        return await _connection(
+            info, GoalStory, GOAL_STORY, self.id, "children", where, order_by, first, after, last, before
+        )
 
     @strawberry.field(description="The updates written on this goal story.")
-    async def updates(self, info: Info, where: Optional[GoalStoryUpdateWhere] = None,
-                      order_by: Optional[list[GoalStoryUpdateOrderBy]] = None, first: First = None,
-                      after: After = None, last: Last = None, before: Before = None) -> Connection[GoalStoryUpdate]:
-        return await _connection(info, GoalStoryUpdate, GOAL_STORY, self.id, "goal_story_updates", where, order_by,
-                                 first, after, last, before)
+    async def updates(
+        self,
+        info: Info,
+        where: GoalStoryUpdateWhere | None = None,
+        order_by: list[GoalStoryUpdateOrderBy] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[GoalStoryUpdate]:
+        return await _connection(
+            info,
+            GoalStoryUpdate,
+            GOAL_STORY,
+            self.id,
+            "goal_story_updates",
+            where,
+            order_by,
+            first,
+            after,
+            last,
+            before,
+        )
 
     @strawberry.field(description="The most recent update: latest date, then latest createdAt.")
-    async def latest_update(self, info: Info) -> Optional[GoalStoryUpdate]:
+    async def latest_update(self, info: Info) -> GoalStoryUpdate | None:
         plan = ReadPlan("goal_story_update", order=LATEST_FIRST, limit=1, columns=COLUMNS["goal_story_update"])
-        rows = await _context(info).loaders.related("goal_story", "goal_story_updates", plan,
-                                                    place(info.path)).load(self.id)
+        rows = (
+            await _context(info)
+            .loaders.related("goal_story", "goal_story_updates", plan, place(info.path))
+            .load(self.id)
+        )
         return make(GoalStoryUpdate, "goal_story_update")(rows[0]) if rows else None
 
     @strawberry.field(description="The teams involved, in the order of teamIds.")
@@ -279,30 +399,49 @@ class GoalStoryUpdate:
     date: dt.date = _field("goal_story_update", "date")
     title: str = _field("goal_story_update", "title")
     content: str = _field("goal_story_update", "content")
-    status: Optional[GoalStoryStatus] = _field("goal_story_update", "status")
-    progress_percent: Optional[int] = _field("goal_story_update", "progress_percent")
-    created_at: Optional[dt.datetime] = _field("goal_story_update", "created_at")
+    status: GoalStoryStatus | None = _field("goal_story_update", "status")
+    progress_percent: int | None = _field("goal_story_update", "progress_percent")
+    created_at: dt.datetime | None = _field("goal_story_update", "created_at")
 
     @strawberry.field(description="The actor who provided this update.")
-    async def actor(self, info: Info) -> Optional[Actor]:
+    async def actor(self, info: Info) -> Actor | None:
         return await one(info, Actor, "actor", self.actor_id)
 
     @strawberry.field(description="The goal story this update is for.")
-    async def goal_story(self, info: Info) -> Optional[GoalStory]:
+    async def goal_story(self, info: Info) -> GoalStory | None:
         return await one(info, GoalStory, "goal_story", self.goal_story_id)
 
     @strawberry.field(description="The coordination events this update left: its creation and each edit.")
-    async def coordination_events(self, info: Info, where: Optional[CoordinationEventWhere] = None,
-                                  order_by: Optional[list[CoordinationEventOrderBy]] = None, first: First = None,
-                                  after: After = None, last: Last = None,
-                                  before: Before = None) -> Connection[CoordinationEvent]:
-        return await _connection(info, CoordinationEvent, GOAL_STORY_UPDATE, self.id, "coordination_events", where,
-                                 order_by, first, after, last, before, extra=_events_of("goal_story_update"))
+    async def coordination_events(
+        self,
+        info: Info,
+        where: CoordinationEventWhere | None = None,
+        order_by: list[CoordinationEventOrderBy] | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+    ) -> Connection[CoordinationEvent]:
+        return await _connection(
+            info,
+            CoordinationEvent,
+            GOAL_STORY_UPDATE,
+            self.id,
+            "coordination_events",
+            where,
+            order_by,
+            first,
+            after,
+            last,
+            before,
+            extra=_events_of("goal_story_update"),
+        )
 
 
-Reference = Annotated[Union[TeamCheckin, GoalStoryUpdate],
-                      strawberry.union("CoordinationEventReference",
-                                       description="The row a coordination event records.")]
+Reference = Annotated[
+    TeamCheckin | GoalStoryUpdate,
+    strawberry.union("CoordinationEventReference", description="The row a coordination event records."),
+]
 
 
 @strawberry.type(description=ENTITIES["coordination_event"].description)
@@ -315,15 +454,21 @@ class CoordinationEvent:
     cursor: str = _field("coordination_event", "cursor")
 
     @strawberry.field(description="The actor who provided the input.")
-    async def actor(self, info: Info) -> Optional[Actor]:
+    async def actor(self, info: Info) -> Actor | None:
         return await one(info, Actor, "actor", self.actor_id)
 
     @strawberry.field(description="The team check-in or goal story update recorded; null once it is deleted.")
-    async def reference(self, info: Info) -> Optional[Reference]:
+    async def reference(self, info: Info) -> Reference | None:
         if self.event_type is CoordinationEventType.TEAM_CHECKIN:
             return await one(info, TeamCheckin, "team_checkin", self.reference_id)
         return await one(info, GoalStoryUpdate, "goal_story_update", self.reference_id)
 
 
-TYPES: dict[str, type] = {"actor": Actor, "team": Team, "team_checkin": TeamCheckin, "goal_story": GoalStory,
-                          "goal_story_update": GoalStoryUpdate, "coordination_event": CoordinationEvent}
+TYPES: dict[str, type] = {
+    "actor": Actor,
+    "team": Team,
+    "team_checkin": TeamCheckin,
+    "goal_story": GoalStory,
+    "goal_story_update": GoalStoryUpdate,
+    "coordination_event": CoordinationEvent,
+}

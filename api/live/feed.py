@@ -125,8 +125,9 @@ class LiveFeed:
         self._subscribers.clear()
         self._position = None
 
-    def subscribe(self, where: Filter | None = None, after: int | None = None,
-                  team_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    def subscribe(
+        self, where: Filter | None = None, after: int | None = None, team_id: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Every event matching `where` (and the team) with cursor > `after`, once each, in
         cursor order: first replayed from the table, then live. Without `after`, from where
         the feed is: every event committed after this call returns, and those committed just
@@ -135,9 +136,13 @@ class LiveFeed:
         not modify them."""
         return _one_by_one(self.subscribe_batches(where, after, team_id))
 
-    def subscribe_batches(self, where: Filter | None = None, after: int | None = None,
-                          team_id: str | None = None,
-                          sink: Sink | None = None) -> AsyncIterator[Sequence[dict[str, Any]]]:
+    def subscribe_batches(
+        self,
+        where: Filter | None = None,
+        after: int | None = None,
+        team_id: str | None = None,
+        sink: Sink | None = None,
+    ) -> AsyncIterator[Sequence[dict[str, Any]]]:
         """`subscribe`, in batches: each time the subscriber wakes, every event it has
         waiting (at least one), so that a consumer that can write many at once (an event
         stream) takes one turn per batch rather than one per event. With `sink`, a live
@@ -200,12 +205,16 @@ class LiveFeed:
         finally:
             self._drop(sub)
 
-    async def _replay(self, where: Filter | None, after: int,
-                      upto: int) -> AsyncIterator[list[dict[str, Any]]]:
+    async def _replay(self, where: Filter | None, after: int, upto: int) -> AsyncIterator[list[dict[str, Any]]]:
         """The events in (after, upto] from the table, a page at a time (no empty page)."""
         while after < upto:
-            plan = ReadPlan(EVENT, where=all_of(after_cursor(after), up_to_cursor(upto), where),
-                            order=BY_CURSOR, limit=REPLAY_PAGE, columns=DOCUMENT)
+            plan = ReadPlan(
+                EVENT,
+                where=all_of(after_cursor(after), up_to_cursor(upto), where),
+                order=BY_CURSOR,
+                limit=REPLAY_PAGE,
+                columns=DOCUMENT,
+            )
             rows = await self._read(plan, retry=True)
             if rows:
                 yield rows
@@ -314,8 +323,14 @@ class LiveFeed:
     def _batch_plan(self, filters: dict[str, Filter]) -> ReadPlan:
         assert self._position is not None
         matches = tuple(Match(f"m{i}", where) for i, where in enumerate(filters.values()))
-        return ReadPlan(EVENT, where=after_cursor(self._position), order=BY_CURSOR, limit=self._limit(),
-                        columns=DOCUMENT, matches=matches)
+        return ReadPlan(
+            EVENT,
+            where=after_cursor(self._position),
+            order=BY_CURSOR,
+            limit=self._limit(),
+            columns=DOCUMENT,
+            matches=matches,
+        )
 
     def _limit(self) -> int:
         # With nobody to overflow, catch up in big steps.
@@ -325,8 +340,14 @@ class LiveFeed:
         assert self._position is not None
         failed = 0
         for key, where in filters.items():
-            probe = ReadPlan(EVENT, where=after_cursor(self._position), order=BY_CURSOR, limit=self.batch_size,
-                             columns=DOCUMENT[:1], matches=(Match("m", where),))
+            probe = ReadPlan(
+                EVENT,
+                where=after_cursor(self._position),
+                order=BY_CURSOR,
+                limit=self.batch_size,
+                columns=DOCUMENT[:1],
+                matches=(Match("m", where),),
+            )
             try:
                 await self._read(probe)
             except InvalidInput as error:
@@ -337,8 +358,9 @@ class LiveFeed:
         return failed
 
     async def _latest_cursor(self) -> int:
-        plan = ReadPlan(EVENT, order=(OrderTerm("cursor", descending=True),), limit=1,
-                        columns=(Column("cursor", "cursor"),))
+        plan = ReadPlan(
+            EVENT, order=(OrderTerm("cursor", descending=True),), limit=1, columns=(Column("cursor", "cursor"),)
+        )
         rows = await self._read(plan)
         return rows[0]["cursor"] if rows else 0
 

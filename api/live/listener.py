@@ -29,8 +29,15 @@ class Listener:
     found by a periodic ping.
     """
 
-    def __init__(self, database_url: str, channel: str, wake: Callable[[], None], *,
-                 ping_interval: float = PING_INTERVAL_S, announce: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        channel: str,
+        wake: Callable[[], None],
+        *,
+        ping_interval: float = PING_INTERVAL_S,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
         self.url = libpq_url(database_url)
         self.channel = channel
         self.wake = wake
@@ -55,8 +62,9 @@ class Listener:
         await self._close()
 
     async def _connect(self) -> None:
-        conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S,
-                                     server_settings={"application_name": "coco-live"})
+        conn = await asyncpg.connect(
+            self.url, timeout=CONNECT_TIMEOUT_S, server_settings={"application_name": "coco-live"}
+        )
         try:
             await conn.add_listener(self.channel, self._notified)
         except BaseException:

@@ -58,8 +58,12 @@ class EventStream:
         self.frames = Frames()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["path"].rstrip("/") != self.path
-                or scope["method"] != "GET" or not wants_event_stream(scope)):
+        if (
+            scope["type"] != "http"
+            or scope["path"].rstrip("/") != self.path
+            or scope["method"] != "GET"
+            or not wants_event_stream(scope)
+        ):
             await self.app(scope, receive, send)
             return
         feed = getattr(scope["app"].state, "live", None)
@@ -69,8 +73,9 @@ class EventStream:
         streaming = Streaming(send, self.keepalive, self.frames)
         try:
             where, after, team_id = parse_request(scope)
-            streaming.events = feed.subscribe_batches(where=where, after=after, team_id=team_id,
-                                                      sink=streaming.write_now)
+            streaming.events = feed.subscribe_batches(
+                where=where, after=after, team_id=team_id, sink=streaming.write_now
+            )
         except BadRequest as error:
             await _json_error(send, 400, "bad_request", str(error))
             return
@@ -102,8 +107,9 @@ class Frames:
         cursor = event["cursor"]
         frame = self.cache.get(cursor)
         if frame is None:
-            frame = (f"id: {cursor}\nevent: coordination_event\n"
-                     f"data: {json.dumps(event, separators=(',', ':'))}\n\n").encode()
+            frame = (
+                f"id: {cursor}\nevent: coordination_event\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+            ).encode()
             self.cache[cursor] = frame
             if len(self.cache) > self.size:
                 self.cache.popitem(last=False)
@@ -132,19 +138,24 @@ class Streaming:
         self.started = False
 
     async def run(self, receive: Receive) -> None:
-        await self.send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no"),
-            ],
-        })
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
         await self.write(f": coordination events\nretry: {RETRY_MS}\n\n")
         self.started = True
-        tasks = [asyncio.create_task(self.forward()), asyncio.create_task(self.beat()),
-                 asyncio.create_task(_disconnected(receive))]
+        tasks = [
+            asyncio.create_task(self.forward()),
+            asyncio.create_task(self.beat()),
+            asyncio.create_task(_disconnected(receive)),
+        ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -278,8 +289,10 @@ def parse_request(scope: Scope) -> tuple[Filter | None, int | None, str | None]:
             if not team_id:
                 raise BadRequest("team_id needs a team id")
         else:
-            raise BadRequest(f"the event stream does not take {name!r}; it takes after, "
-                             f"{', '.join(EQ_FIELDS)} (eq.<value>) and team_id")
+            raise BadRequest(
+                f"the event stream does not take {name!r}; it takes after, "
+                f"{', '.join(EQ_FIELDS)} (eq.<value>) and team_id"
+            )
     for header, value in scope["headers"]:
         if header == b"last-event-id" and value.strip():
             after = _cursor(value.decode("latin-1").strip(), "Last-Event-ID")
@@ -294,6 +307,11 @@ def _cursor(value: str, name: str) -> int:
 
 async def _json_error(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps({"code": code, "message": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

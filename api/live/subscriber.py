@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from .. import metrics
 
@@ -18,8 +18,9 @@ class SubscriberOverflow(Exception):
     `after=last_cursor` to carry on without a gap."""
 
     def __init__(self, last_cursor: int, queue_size: int) -> None:
-        super().__init__(f"subscriber fell more than {queue_size} events behind and was closed; "
-                         f"resume with after={last_cursor}")
+        super().__init__(
+            f"subscriber fell more than {queue_size} events behind and was closed; resume with after={last_cursor}"
+        )
         self.last_cursor = last_cursor
 
 
@@ -34,7 +35,7 @@ class Gap:
 
 # Events in cursor order, shared by every subscriber the feed offered them to: never modified.
 Batch = Sequence[dict[str, Any]]
-Item = Union[Batch, Gap]
+Item = Batch | Gap
 # Hands a batch straight to the consumer (say, writes it to a socket) without waking its task;
 # False when it cannot right now, and the batch is queued as usual.
 Sink = Callable[[Batch], bool]
@@ -47,8 +48,9 @@ class Subscriber:
     events (a gap counts as one), so batching changes when a subscriber wakes,
     never when it overflows."""
 
-    def __init__(self, key: str | None, queue_size: int, covered: int, *, delivered: int = 0,
-                 sink: Sink | None = None) -> None:
+    def __init__(
+        self, key: str | None, queue_size: int, covered: int, *, delivered: int = 0, sink: Sink | None = None
+    ) -> None:
         # Which match column of the feed's read says whether an event is for us (None: every event).
         self.key = key
         self.queue_size = queue_size
@@ -69,8 +71,15 @@ class Subscriber:
         """Queue a batch or a gap; False (and the subscriber is dropped) when it does not fit."""
         if self.overflowed or self.closed:
             return False
-        if (self.sink is not None and self._waiter is not None and not self._waiter.done() and not self._items
-                and not isinstance(item, Gap) and item[0]["cursor"] > self.delivered and self.sink(item)):
+        if (
+            self.sink is not None
+            and self._waiter is not None
+            and not self._waiter.done()
+            and not self._items
+            and not isinstance(item, Gap)
+            and item[0]["cursor"] > self.delivered
+            and self.sink(item)
+        ):
             # The consumer was idle with nothing queued, and took the batch at once:
             # the same order and the same bound, one task wake-up fewer.
             metrics.LIVE_EVENTS_DELIVERED.inc(len(item))

@@ -24,8 +24,11 @@ class Arguments:
         self.properties: dict[str, Schema] = schema.get("properties", {})
         for name in self.values:
             if name not in self.properties:
-                raise InvalidInput(f"unknown argument {name!r}; this tool takes {', '.join(self.properties)}",
-                                   field=name, reason=InvalidReason.UNKNOWN_FIELD)
+                raise InvalidInput(
+                    f"unknown argument {name!r}; this tool takes {', '.join(self.properties)}",
+                    field=name,
+                    reason=InvalidReason.UNKNOWN_FIELD,
+                )
 
     def given(self, name: str) -> bool:
         return self.values.get(name) is not None
@@ -51,8 +54,11 @@ class Arguments:
                 raise InvalidInput(f"{name} is required", field=name, reason=InvalidReason.REQUIRED)
             return None
         if not value or len(value) > MAX_ID_LENGTH:
-            raise InvalidInput(f"{name} must be a non-empty id of at most {MAX_ID_LENGTH} characters",
-                               field=name, reason=InvalidReason.RULE)
+            raise InvalidInput(
+                f"{name} must be a non-empty id of at most {MAX_ID_LENGTH} characters",
+                field=name,
+                reason=InvalidReason.RULE,
+            )
         return value
 
     def required_id(self, name: str) -> str:
@@ -64,8 +70,9 @@ class Arguments:
         value = self.text(name)
         allowed = self.properties[name].get("enum", ())
         if value is not None and value not in allowed:
-            raise InvalidInput(f"{name} must be one of {', '.join(allowed)}, not {value!r}",
-                               field=name, reason=InvalidReason.RULE)
+            raise InvalidInput(
+                f"{name} must be one of {', '.join(allowed)}, not {value!r}", field=name, reason=InvalidReason.RULE
+            )
         return value
 
     def date(self, name: str) -> dt.date | None:

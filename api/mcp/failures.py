@@ -51,8 +51,9 @@ class Failure:
         if self.argument:
             error["argument"] = self.argument
         error.update(self.details)
-        return types.CallToolResult(content=[types.TextContent(text=self.text())],
-                                    structured_content={"error": error}, is_error=True)
+        return types.CallToolResult(
+            content=[types.TextContent(text=self.text())], structured_content={"error": error}, is_error=True
+        )
 
 
 def tool_error(tool: ToolSpec, error: DomainError) -> types.CallToolResult:
@@ -60,13 +61,15 @@ def tool_error(tool: ToolSpec, error: DomainError) -> types.CallToolResult:
 
 
 def unknown_tool(name: str, known: list[str]) -> types.CallToolResult:
-    return Failure("unknown_tool", f"There is no tool named {name!r}",
-                   f"The tools are: {', '.join(known)}.").result()
+    return Failure("unknown_tool", f"There is no tool named {name!r}", f"The tools are: {', '.join(known)}.").result()
 
 
 def unexpected(tool: ToolSpec) -> types.CallToolResult:
-    return Failure("internal", f"{tool.name} failed because of an error in the server (it has been logged)",
-                   "Nothing was written. Try again later, or report it to whoever runs this CoCo server.").result()
+    return Failure(
+        "internal",
+        f"{tool.name} failed because of an error in the server (it has been logged)",
+        "Nothing was written. Try again later, or report it to whoever runs this CoCo server.",
+    ).result()
 
 
 def describe(tool: ToolSpec | None, error: DomainError) -> Failure:
@@ -80,22 +83,33 @@ def describe(tool: ToolSpec | None, error: DomainError) -> Failure:
         case Conflict(reason=ConflictReason.MISSING_REFERENCE):
             return _missing_reference(references, error)
         case Conflict(reason=ConflictReason.DUPLICATE):
-            return Failure("conflict", error.message.rstrip("."),
-                           "Leave id out to have the server generate a new one, or choose an unused id.",
-                           argument="id", details={"ids": error.ids})
+            return Failure(
+                "conflict",
+                error.message.rstrip("."),
+                "Leave id out to have the server generate a new one, or choose an unused id.",
+                argument="id",
+                details={"ids": error.ids},
+            )
         case Conflict():
             return Failure("conflict", error.message.rstrip("."), argument=error.field, details={"ids": error.ids})
         case NotFound():
             target = entity_named(error.entity)
             argument = next((a for a, e in references.items() if e == error.entity), None)
-            return Failure("not_found", f"There is no {target.title.lower()} with id {error.id!r}",
-                           find_hint(error.entity) if error.entity in LISTING_TOOLS else "",
-                           argument=argument, details={"ids": [error.id]})
+            return Failure(
+                "not_found",
+                f"There is no {target.title.lower()} with id {error.id!r}",
+                find_hint(error.entity) if error.entity in LISTING_TOOLS else "",
+                argument=argument,
+                details={"ids": [error.id]},
+            )
         case ReadOnly():
             return Failure("read_only", error.message)
         case Forbidden():
-            return Failure("forbidden", error.message, f"Nothing was written. Connect with a token that has the "
-                           f"{error.scope} scope.")
+            return Failure(
+                "forbidden",
+                error.message,
+                f"Nothing was written. Connect with a token that has the {error.scope} scope.",
+            )
         case Unavailable() | StatementTimeout():
             return Failure("unavailable", error.message.rstrip("."), "Nothing was written; try again shortly.")
     log.warning("unmapped domain error in %s: %r", tool.name if tool else "a read", error)
@@ -109,8 +123,12 @@ def _invalid(tool: ToolSpec, error: InvalidInput) -> Failure:
     schema = properties.get(argument.split(".")[0]) if argument else None
     message = error.message.rstrip(".")
     if error.reason is InvalidReason.UNKNOWN_FIELD:
-        return Failure("invalid_argument", f"Unknown argument {argument!r}",
-                       f"{tool.name} takes only: {', '.join(properties)}.", argument=argument)
+        return Failure(
+            "invalid_argument",
+            f"Unknown argument {argument!r}",
+            f"{tool.name} takes only: {', '.join(properties)}.",
+            argument=argument,
+        )
     if error.reason is InvalidReason.REQUIRED:
         description = (schema or {}).get("description", "")
         fix = f"{argument}: {description}" if description else ""
@@ -133,9 +151,13 @@ def _missing_reference(references: Mapping[str, str], error: Conflict) -> Failur
     target = references.get(argument or "")
     title = entity_named(target).title.lower() if target else "row"
     ids = ", ".join(repr(i) for i in error.ids)
-    return Failure("unknown_id", f"{argument} names {_article(title)} {title} that does not exist: {ids}",
-                   find_hint(target) if target in LISTING_TOOLS else "", argument=argument,
-                   details={"ids": error.ids})
+    return Failure(
+        "unknown_id",
+        f"{argument} names {_article(title)} {title} that does not exist: {ids}",
+        find_hint(target) if target in LISTING_TOOLS else "",
+        argument=argument,
+        details={"ids": error.ids},
+    )
 
 
 def _article(noun: str) -> str:

@@ -29,16 +29,30 @@ MAX_OFFSET = 2**31 - 1
 MAX_CURSOR = 2**63 - 1
 NAMED = columns("id", "name")
 LATEST_FIRST = (OrderTerm("date", descending=True), OrderTerm("created_at", descending=True))
-LATEST_UPDATE = ReadPlan("goal_story_update", order=LATEST_FIRST, limit=1,
-                         columns=columns("id", "date", "title", "status", "progress_percent", "actor_id"))
+LATEST_UPDATE = ReadPlan(
+    "goal_story_update",
+    order=LATEST_FIRST,
+    limit=1,
+    columns=columns("id", "date", "title", "status", "progress_percent", "actor_id"),
+)
 
 
 def _paging(default: int, most: int) -> dict[str, Schema]:
     return {
-        "limit": {"type": "integer", "minimum": 1, "maximum": most, "default": default,
-                  "description": f"How many to return at most (default {default}, at most {most})."},
-        "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0,
-                   "description": "How many to skip, to read the next page (use next_offset from the last answer)."},
+        "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": most,
+            "default": default,
+            "description": f"How many to return at most (default {default}, at most {most}).",
+        },
+        "offset": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_OFFSET,
+            "default": 0,
+            "description": "How many to skip, to read the next page (use next_offset from the last answer).",
+        },
     }
 
 
@@ -59,8 +73,10 @@ async def _list_actors(backend: Backend, args: Arguments) -> Result:
     actor_type = args.choice("actor_type")
     plan = ReadPlan(
         "actor",
-        where=all_of(search(args.text("search"), "name", "role", "id"),
-                     Condition("actor_type", "eq", actor_type) if actor_type else None),
+        where=all_of(
+            search(args.text("search"), "name", "role", "id"),
+            Condition("actor_type", "eq", actor_type) if actor_type else None,
+        ),
         order=(OrderTerm("name"), OrderTerm("id")),
         limit=limit,
         offset=offset,
@@ -77,11 +93,13 @@ LIST_ACTORS = ToolSpec(
         "roles and timezones. Use it to find the actor_id to post as, or who someone is. Filter with search "
         "(matches name, role or id) and actor_type. Paged: returns total and next_offset."
     ),
-    input_schema=object_schema({
-        "search": _search("the name, role or id"),
-        "actor_type": field_schema(ACTOR.field("actor_type"), "Only people or only agents."),
-        **_paging(50, 500),
-    }),
+    input_schema=object_schema(
+        {
+            "search": _search("the name, role or id"),
+            "actor_type": field_schema(ACTOR.field("actor_type"), "Only people or only agents."),
+            **_paging(50, 500),
+        }
+    ),
     handler=_list_actors,
     read_only=True,
 )
@@ -95,8 +113,10 @@ async def _list_teams(backend: Backend, args: Arguments) -> Result:
     member = args.identifier("member_id")
     plan = ReadPlan(
         "team",
-        where=all_of(search(args.text("search"), "name", "description", "id"),
-                     Condition("member_ids", "cs", [member]) if member else None),
+        where=all_of(
+            search(args.text("search"), "name", "description", "id"),
+            Condition("member_ids", "cs", [member]) if member else None,
+        ),
         order=(OrderTerm("name"), OrderTerm("id")),
         limit=limit,
         offset=offset,
@@ -114,11 +134,13 @@ LIST_TEAMS = ToolSpec(
         "team_id for a check-in. Filter with search (matches name, description or id) and member_id (only "
         "the teams that actor belongs to). Paged: returns total and next_offset."
     ),
-    input_schema=object_schema({
-        "search": _search("the name, description or id"),
-        "member_id": id_schema("Only teams this actor is a member of.", "actor"),
-        **_paging(50, 500),
-    }),
+    input_schema=object_schema(
+        {
+            "search": _search("the name, description or id"),
+            "member_id": id_schema("Only teams this actor is a member of.", "actor"),
+            **_paging(50, 500),
+        }
+    ),
     handler=_list_teams,
     read_only=True,
     references={"member_id": "actor"},
@@ -160,15 +182,20 @@ LIST_GOAL_STORIES = ToolSpec(
         "an update. Filter with search (matches title, description or id), team_id, actor_id, parent_id (the "
         "sub-goals of one goal story) or roots_only. Paged: returns total and next_offset."
     ),
-    input_schema=object_schema({
-        "search": _search("the title, description or id"),
-        "team_id": id_schema("Only goal stories this team is involved in.", "team"),
-        "actor_id": id_schema("Only goal stories this actor is involved in.", "actor"),
-        "parent_id": id_schema("Only the direct sub-goals of this goal story.", "goal_story"),
-        "roots_only": {"type": "boolean", "default": False,
-                       "description": "Only top-level goal stories (those without a parent)."},
-        **_paging(50, 500),
-    }),
+    input_schema=object_schema(
+        {
+            "search": _search("the title, description or id"),
+            "team_id": id_schema("Only goal stories this team is involved in.", "team"),
+            "actor_id": id_schema("Only goal stories this actor is involved in.", "actor"),
+            "parent_id": id_schema("Only the direct sub-goals of this goal story.", "goal_story"),
+            "roots_only": {
+                "type": "boolean",
+                "default": False,
+                "description": "Only top-level goal stories (those without a parent).",
+            },
+            **_paging(50, 500),
+        }
+    ),
     handler=_list_goal_stories,
     read_only=True,
     references={"team_id": "team", "actor_id": "actor", "parent_id": "goal_story"},
@@ -185,15 +212,26 @@ async def _get_goal_story(backend: Backend, args: Arguments) -> Result:
             Embed("parent", "parent", ReadPlan("goal_story", columns=columns("id", "title"))),
             Embed("teams", "teams", ReadPlan("team", columns=NAMED)),
             Embed("actors", "actors", ReadPlan("actor", columns=columns("id", "name", "actor_type"))),
-            Embed("sub_goals", "children", ReadPlan(
-                "goal_story", order=(OrderTerm("title"), OrderTerm("id")),
-                columns=columns("id", "title", "timeframe"),
-                embeds=(Embed("latest_update", "goal_story_updates", LATEST_UPDATE),),
-            )),
-            Embed("latest_updates", "goal_story_updates", ReadPlan(
-                "goal_story_update", order=LATEST_FIRST, limit=updates,
-                embeds=(Embed("actor", "actor", ReadPlan("actor", columns=NAMED)),),
-            )),
+            Embed(
+                "sub_goals",
+                "children",
+                ReadPlan(
+                    "goal_story",
+                    order=(OrderTerm("title"), OrderTerm("id")),
+                    columns=columns("id", "title", "timeframe"),
+                    embeds=(Embed("latest_update", "goal_story_updates", LATEST_UPDATE),),
+                ),
+            ),
+            Embed(
+                "latest_updates",
+                "goal_story_updates",
+                ReadPlan(
+                    "goal_story_update",
+                    order=LATEST_FIRST,
+                    limit=updates,
+                    embeds=(Embed("actor", "actor", ReadPlan("actor", columns=NAMED)),),
+                ),
+            ),
         ),
     )
     rows = await backend.rows(plan)
@@ -213,11 +251,19 @@ GET_GOAL_STORY = ToolSpec(
         "sub-goals (each with its latest update) and its latest updates (newest first, with who wrote them). "
         "Read it before posting an update, to continue where the last update left off."
     ),
-    input_schema=object_schema({
-        "goal_story_id": id_schema("The goal story to read.", "goal_story"),
-        "updates": {"type": "integer", "minimum": 0, "maximum": 50, "default": 5,
-                    "description": "How many of the latest updates to include (default 5)."},
-    }, required=["goal_story_id"]),
+    input_schema=object_schema(
+        {
+            "goal_story_id": id_schema("The goal story to read.", "goal_story"),
+            "updates": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 50,
+                "default": 5,
+                "description": "How many of the latest updates to include (default 5).",
+            },
+        },
+        required=["goal_story_id"],
+    ),
     handler=_get_goal_story,
     read_only=True,
     references={"goal_story_id": "goal_story"},
@@ -227,8 +273,15 @@ GET_GOAL_STORY = ToolSpec(
 # ---------------------------------------------------------------- check-ins
 
 
-def recent_checkins(team_id: str, since: dt.date, until: dt.date | None = None, *, actor_id: str | None = None,
-                    only_with_blockers: bool = False, limit: int | None = None) -> ReadPlan:
+def recent_checkins(
+    team_id: str,
+    since: dt.date,
+    until: dt.date | None = None,
+    *,
+    actor_id: str | None = None,
+    only_with_blockers: bool = False,
+    limit: int | None = None,
+) -> ReadPlan:
     """A team's check-ins dated from `since` (through `until`), newest first, with the actor's name."""
     return ReadPlan(
         "team_checkin",
@@ -246,8 +299,9 @@ def recent_checkins(team_id: str, since: dt.date, until: dt.date | None = None, 
 
 
 async def find_team(backend: Backend, team_id: str) -> dict[str, Any]:
-    rows = await backend.rows(ReadPlan("team", where=Condition("id", "eq", team_id),
-                                       columns=columns("id", "name", "description")))
+    rows = await backend.rows(
+        ReadPlan("team", where=Condition("id", "eq", team_id), columns=columns("id", "name", "description"))
+    )
     if not rows:
         raise NotFound("team", team_id)
     return rows[0]
@@ -261,9 +315,15 @@ def first_day_of_recent(today: dt.date | None = None) -> dt.date:
 def blockers_of(checkins: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every blocker bullet of the check-ins, with who raised it and when."""
     return [
-        {"blocker": text, "date": c["date"], "actor_id": c["actor_id"],
-         "actor_name": (c.get("actor") or {}).get("name"), "team_checkin_id": c["id"]}
-        for c in checkins for text in c.get("blockers") or []
+        {
+            "blocker": text,
+            "date": c["date"],
+            "actor_id": c["actor_id"],
+            "actor_name": (c.get("actor") or {}).get("name"),
+            "team_checkin_id": c["id"],
+        }
+        for c in checkins
+        for text in c.get("blockers") or []
     ]
 
 
@@ -272,12 +332,23 @@ async def _get_team_checkins(backend: Backend, args: Arguments) -> Result:
     since = args.date("since") or first_day_of_recent()
     until = args.date("until")
     limit = args.integer("limit", 100)
-    plan = recent_checkins(team_id, since, until, actor_id=args.identifier("actor_id"),
-                           only_with_blockers=args.boolean("only_with_blockers"), limit=limit)
+    plan = recent_checkins(
+        team_id,
+        since,
+        until,
+        actor_id=args.identifier("actor_id"),
+        only_with_blockers=args.boolean("only_with_blockers"),
+        limit=limit,
+    )
     team = await find_team(backend, team_id)
     checkins = await backend.rows(plan)
-    return {"team": team, "since": since.isoformat(), "until": until.isoformat() if until else None,
-            "checkins": checkins, "blockers": blockers_of(checkins)}
+    return {
+        "team": team,
+        "since": since.isoformat(),
+        "until": until.isoformat() if until else None,
+        "checkins": checkins,
+        "blockers": blockers_of(checkins),
+    }
 
 
 GET_TEAM_CHECKINS = ToolSpec(
@@ -289,16 +360,27 @@ GET_TEAM_CHECKINS = ToolSpec(
         "(blockers) with who raised it and when. Use it to catch up before a check-in or to spot what blocks "
         "the team. Filter with actor_id, until, or only_with_blockers."
     ),
-    input_schema=object_schema({
-        "team_id": id_schema("The team whose check-ins to read.", "team"),
-        "since": date_schema(f"Earliest check-in date to include (default: {RECENT_DAYS - 1} days before today)."),
-        "until": date_schema("Latest check-in date to include (default: no limit)."),
-        "actor_id": id_schema("Only this actor's check-ins.", "actor"),
-        "only_with_blockers": {"type": "boolean", "default": False,
-                               "description": "Only check-ins that list at least one blocker."},
-        "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100,
-                  "description": "How many check-ins to return at most (default 100)."},
-    }, required=["team_id"]),
+    input_schema=object_schema(
+        {
+            "team_id": id_schema("The team whose check-ins to read.", "team"),
+            "since": date_schema(f"Earliest check-in date to include (default: {RECENT_DAYS - 1} days before today)."),
+            "until": date_schema("Latest check-in date to include (default: no limit)."),
+            "actor_id": id_schema("Only this actor's check-ins.", "actor"),
+            "only_with_blockers": {
+                "type": "boolean",
+                "default": False,
+                "description": "Only check-ins that list at least one blocker.",
+            },
+            "limit": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 500,
+                "default": 100,
+                "description": "How many check-ins to return at most (default 100).",
+            },
+        },
+        required=["team_id"],
+    ),
     handler=_get_team_checkins,
     read_only=True,
     references={"team_id": "team", "actor_id": "actor"},
@@ -341,17 +423,32 @@ GET_COORDINATION_EVENTS = ToolSpec(
         "next_cursor: pass it as after next time to get only what came since, missing nothing. has_more says "
         "whether more events are waiting right now. reference_id is the id of the check-in or update."
     ),
-    input_schema=object_schema({
-        "after": {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR, "default": 0,
-                  "description": "Return events whose cursor is greater than this: the next_cursor of your last "
-                                 "call, or 0 to start from the beginning."},
-        "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100,
-                  "description": "How many events to return at most (default 100)."},
-        "actor_id": id_schema("Only events of this actor.", "actor"),
-        "event_type": {"type": "string", "enum": list(EVENT_TYPES),
-                       "description": f"Only events of this kind. One of: {', '.join(EVENT_TYPES)}."},
-        "reference_id": id_schema("Only the events of this check-in or goal story update."),
-    }),
+    input_schema=object_schema(
+        {
+            "after": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_CURSOR,
+                "default": 0,
+                "description": "Return events whose cursor is greater than this: the next_cursor of your last "
+                "call, or 0 to start from the beginning.",
+            },
+            "limit": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 1000,
+                "default": 100,
+                "description": "How many events to return at most (default 100).",
+            },
+            "actor_id": id_schema("Only events of this actor.", "actor"),
+            "event_type": {
+                "type": "string",
+                "enum": list(EVENT_TYPES),
+                "description": f"Only events of this kind. One of: {', '.join(EVENT_TYPES)}.",
+            },
+            "reference_id": id_schema("Only the events of this check-in or goal story update."),
+        }
+    ),
     handler=_get_coordination_events,
     read_only=True,
     references={"actor_id": "actor"},

@@ -30,22 +30,31 @@ JSON_TYPE = "application/json"
 
 STATIC = (
     types.Resource(
-        uri=TREE_URI, name="goal-story-tree", title="Goal story tree", mime_type=JSON_TYPE,
+        uri=TREE_URI,
+        name="goal-story-tree",
+        title="Goal story tree",
+        mime_type=JSON_TYPE,
         description="Every goal story nested under its parent (roots first), each with its timeframe, teams "
-                    "and latest update (status, progress). Read it to see the big picture before an update.",
+        "and latest update (status, progress). Read it to see the big picture before an update.",
     ),
     types.Resource(
-        uri=REFERENCE_URI, name="field-reference", title="CoCo field reference", mime_type="text/markdown",
+        uri=REFERENCE_URI,
+        name="field-reference",
+        title="CoCo field reference",
+        mime_type="text/markdown",
         description="What every field of the six CoCo entities means, its format and allowed values.",
     ),
 )
 
 TEMPLATES = (
     types.ResourceTemplate(
-        uri_template=str(LAST_WEEK), name="team-last-week", title="A team's last week", mime_type=JSON_TYPE,
+        uri_template=str(LAST_WEEK),
+        name="team-last-week",
+        title="A team's last week",
+        mime_type=JSON_TYPE,
         description=f"One team's last {RECENT_DAYS} days: members, check-ins (newest first) with every blocker, "
-                    "members who have not checked in, and updates on the team's goal stories. Read it before a "
-                    "check-in. team_id comes from the list_teams tool.",
+        "members who have not checked in, and updates on the team's goal stories. Read it before a "
+        "check-in. team_id comes from the list_teams tool.",
     ),
 )
 
@@ -55,12 +64,17 @@ class UnknownResource(Exception):
 
 
 async def list_resources(backend: Backend) -> list[types.Resource]:
-    teams = await backend.rows(ReadPlan("team", order=(OrderTerm("name"), OrderTerm("id")), limit=TEAMS_LISTED,
-                                        columns=NAMED))
+    teams = await backend.rows(
+        ReadPlan("team", order=(OrderTerm("name"), OrderTerm("id")), limit=TEAMS_LISTED, columns=NAMED)
+    )
     per_team = [
-        types.Resource(uri=LAST_WEEK.expand({"team_id": t["id"]}), name=f"team-last-week-{t['id']}",
-                       title=f"{t['name']}: last week", mime_type=JSON_TYPE,
-                       description=f"The last {RECENT_DAYS} days of the team {t['name']}.")
+        types.Resource(
+            uri=LAST_WEEK.expand({"team_id": t["id"]}),
+            name=f"team-last-week-{t['id']}",
+            title=f"{t['name']}: last week",
+            mime_type=JSON_TYPE,
+            description=f"The last {RECENT_DAYS} days of the team {t['name']}.",
+        )
         for t in teams
     ]
     return [*STATIC, *per_team]
@@ -83,12 +97,14 @@ def _json(uri: str, value: Any) -> types.TextResourceContents:
 
 
 async def goal_story_tree(backend: Backend) -> list[dict[str, Any]]:
-    rows = await backend.rows(ReadPlan(
-        "goal_story",
-        order=(OrderTerm("title"), OrderTerm("id")),
-        columns=columns("id", "title", "parent_id", "timeframe", "team_ids"),
-        embeds=(Embed("latest_update", "goal_story_updates", LATEST_UPDATE),),
-    ))
+    rows = await backend.rows(
+        ReadPlan(
+            "goal_story",
+            order=(OrderTerm("title"), OrderTerm("id")),
+            columns=columns("id", "title", "parent_id", "timeframe", "team_ids"),
+            embeds=(Embed("latest_update", "goal_story_updates", LATEST_UPDATE),),
+        )
+    )
     nodes = {row["id"]: {**row, "latest_update": first(row["latest_update"]), "children": []} for row in rows}
     roots = []
     for node in nodes.values():
@@ -103,21 +119,37 @@ async def team_last_week(backend: Backend, team_id: str) -> dict[str, Any]:
     since = first_day_of_recent(until)
     in_week = Condition("date", "gte", since.isoformat())
     with_actor = (Embed("actor", "actor", ReadPlan("actor", columns=NAMED)),)
-    rows = await backend.rows(ReadPlan(
-        "team",
-        where=Condition("id", "eq", team_id),
-        columns=columns("id", "name", "description"),
-        embeds=(
-            Embed("members", "members", ReadPlan("actor", columns=columns("id", "name", "actor_type", "role"))),
-            Embed("checkins", "team_checkins", ReadPlan("team_checkin", where=in_week, order=LATEST_FIRST,
-                                                        embeds=with_actor)),
-            Embed("goal_stories", "goal_stories", ReadPlan(
-                "goal_story", order=(OrderTerm("title"), OrderTerm("id")), columns=columns("id", "title"),
-                embeds=(Embed("updates", "goal_story_updates", ReadPlan(
-                    "goal_story_update", where=in_week, order=LATEST_FIRST, embeds=with_actor)),),
-            )),
-        ),
-    ))
+    rows = await backend.rows(
+        ReadPlan(
+            "team",
+            where=Condition("id", "eq", team_id),
+            columns=columns("id", "name", "description"),
+            embeds=(
+                Embed("members", "members", ReadPlan("actor", columns=columns("id", "name", "actor_type", "role"))),
+                Embed(
+                    "checkins",
+                    "team_checkins",
+                    ReadPlan("team_checkin", where=in_week, order=LATEST_FIRST, embeds=with_actor),
+                ),
+                Embed(
+                    "goal_stories",
+                    "goal_stories",
+                    ReadPlan(
+                        "goal_story",
+                        order=(OrderTerm("title"), OrderTerm("id")),
+                        columns=columns("id", "title"),
+                        embeds=(
+                            Embed(
+                                "updates",
+                                "goal_story_updates",
+                                ReadPlan("goal_story_update", where=in_week, order=LATEST_FIRST, embeds=with_actor),
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        )
+    )
     if not rows:
         raise NotFound("team", team_id)
     team = rows[0]

@@ -66,13 +66,16 @@ def field_schema(f: Field, description: str | None = None) -> Schema:
                 schema["examples"] = ["America/Chicago", "Europe/Berlin"]
             return schema
         case Kind.ENUM:
-            return {"type": "string", "enum": list(f.choices),
-                    "description": f"{text} One of: {', '.join(f.choices)}."}
+            return {"type": "string", "enum": list(f.choices), "description": f"{text} One of: {', '.join(f.choices)}."}
         case Kind.DATE:
             return date_schema(text)
         case Kind.TIMESTAMP:
-            return {"type": "string", "format": "date-time",
-                    "description": f"{text} Example: {TIMESTAMP_EXAMPLE}.", "examples": [TIMESTAMP_EXAMPLE]}
+            return {
+                "type": "string",
+                "format": "date-time",
+                "description": f"{text} Example: {TIMESTAMP_EXAMPLE}.",
+                "examples": [TIMESTAMP_EXAMPLE],
+            }
         case Kind.INTEGER:
             schema = {"type": "integer", "description": text}
             if f.minimum is not None:
@@ -95,8 +98,9 @@ def field_schema(f: Field, description: str | None = None) -> Schema:
     raise AssertionError(f"unhandled kind {f.kind}")
 
 
-def document_schema(ent: Entity, *, leave_out: Iterable[str] = (),
-                    descriptions: Mapping[str, str] | None = None) -> Schema:
+def document_schema(
+    ent: Entity, *, leave_out: Iterable[str] = (), descriptions: Mapping[str, str] | None = None
+) -> Schema:
     """An object schema whose properties are the entity's writable fields.
 
     Required are the fields the write service requires (the id is optional:

@@ -49,28 +49,37 @@ get_coordination_events with the next_cursor of your previous call.
 def create_server(reader: Reader, writer: WriteService) -> Server[Any]:
     backend = Backend(reader, writer)
 
-    async def on_list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None,
-                            ) -> types.ListToolsResult:
+    async def on_list_tools(
+        ctx: ServerRequestContext[Any],
+        params: types.PaginatedRequestParams | None,
+    ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[tool.definition() for tool in TOOLS.values()])
 
-    async def on_call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams,
-                           ) -> types.CallToolResult:
+    async def on_call_tool(
+        ctx: ServerRequestContext[Any],
+        params: types.CallToolRequestParams,
+    ) -> types.CallToolResult:
         return await call_tool(backend, params.name, params.arguments)
 
-    async def on_list_resources(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None,
-                                ) -> types.ListResourcesResult:
+    async def on_list_resources(
+        ctx: ServerRequestContext[Any],
+        params: types.PaginatedRequestParams | None,
+    ) -> types.ListResourcesResult:
         try:
             return types.ListResourcesResult(resources=await list_resources(backend))
         except DomainError as error:
             raise MCPError(code=types.INTERNAL_ERROR, message=error.message) from error
 
-    async def on_list_resource_templates(ctx: ServerRequestContext[Any],
-                                         params: types.PaginatedRequestParams | None,
-                                         ) -> types.ListResourceTemplatesResult:
+    async def on_list_resource_templates(
+        ctx: ServerRequestContext[Any],
+        params: types.PaginatedRequestParams | None,
+    ) -> types.ListResourceTemplatesResult:
         return types.ListResourceTemplatesResult(resource_templates=list(TEMPLATES))
 
-    async def on_read_resource(ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams,
-                               ) -> types.ReadResourceResult:
+    async def on_read_resource(
+        ctx: ServerRequestContext[Any],
+        params: types.ReadResourceRequestParams,
+    ) -> types.ReadResourceResult:
         try:
             return types.ReadResourceResult(contents=[await read_resource(backend, params.uri)])
         except UnknownResource as error:
@@ -111,4 +120,3 @@ async def call_tool(backend: Backend, name: str, arguments: dict[str, Any] | Non
         return unexpected(tool)
     text = json.dumps(result, ensure_ascii=False)
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=result)
-

@@ -109,8 +109,12 @@ async def serve(settings: Settings, stoppable: bool = False) -> None:
     """Serve until stdin ends or, `stoppable` (stdin read by the loop), SIGTERM or SIGINT arrives."""
     from mcp.server.stdio import stdio_server
 
-    engine = create_engine(settings.require_database_url(), pool_size=POOL_SIZE,
-                           statement_timeout_ms=settings.statement_timeout_ms, application_name="coco-mcp")
+    engine = create_engine(
+        settings.require_database_url(),
+        pool_size=POOL_SIZE,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        application_name="coco-mcp",
+    )
     server = create_server(Reader(engine), WriteService(engine))
     try:
         async with contextlib.AsyncExitStack() as stack:

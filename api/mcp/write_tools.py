@@ -27,8 +27,7 @@ if TYPE_CHECKING:  # a type only: this front end builds no SQL
 BULLETS = "One string per bullet, without a leading dash; an empty list or leaving it out means none."
 
 
-def _write_tool(ent: Entity, *, name: str, title: str, description: str,
-                descriptions: dict[str, str]) -> ToolSpec:
+def _write_tool(ent: Entity, *, name: str, title: str, description: str, descriptions: dict[str, str]) -> ToolSpec:
     async def handler(backend: Backend, args: Arguments) -> Result:
         result = await backend.writer.create(ent.name, [args.document()], returning=_read_back(ent.name))
         row, event = result.returned
@@ -49,8 +48,13 @@ def _write_tool(ent: Entity, *, name: str, title: str, description: str,
 def _read_back(entity_name: str) -> Returning:
     async def returning(conn: AsyncConnection, ids: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         rows = json.loads(await reads.json_array(conn, reads.only_ids(ReadPlan(entity_name), ids)))
-        latest_event = ReadPlan("coordination_event", where=Condition("reference_id", "in", ids),
-                                order=(OrderTerm("cursor", descending=True),), limit=1, columns=EVENT_COLUMNS)
+        latest_event = ReadPlan(
+            "coordination_event",
+            where=Condition("reference_id", "in", ids),
+            order=(OrderTerm("cursor", descending=True),),
+            limit=1,
+            columns=EVENT_COLUMNS,
+        )
         events = json.loads(await reads.json_array(conn, latest_event))
         return rows[0], (events[0] if events else None)
 
@@ -66,9 +70,9 @@ POST_TEAM_CHECKIN = _write_tool(
         "the last check-in (previously), what comes next (next) and what blocks progress (blockers), each a list "
         "of short bullet strings. Records a coordination event. Pass actor_id, team_id and date (YYYY-MM-DD, "
         "usually today); find ids with list_actors and list_teams. Returns the stored check-in and its "
-        "coordination event. Example arguments: {\"actor_id\": \"p-1\", \"team_id\": \"t-1\", "
-        "\"date\": \"2026-05-22\", \"previously\": [\"Shipped the signup form\"], \"next\": [\"Write the "
-        "onboarding emails\"], \"blockers\": [\"Waiting for legal review of the emails\"]}"
+        'coordination event. Example arguments: {"actor_id": "p-1", "team_id": "t-1", '
+        '"date": "2026-05-22", "previously": ["Shipped the signup form"], "next": ["Write the '
+        'onboarding emails"], "blockers": ["Waiting for legal review of the emails"]}'
     ),
     descriptions={
         "id": "Optional id for the new check-in; leave it out and the server generates one.",
@@ -89,9 +93,9 @@ POST_GOAL_STORY_UPDATE = _write_tool(
         "progress_percent from 0 to 100. Records a coordination event. Pass actor_id (who reports), "
         "goal_story_id (find it with list_goal_stories, and read it first with get_goal_story), date "
         "(YYYY-MM-DD), title and content. Returns the stored update and its coordination event. Example "
-        "arguments: {\"actor_id\": \"p-1\", \"goal_story_id\": \"g-1\", \"date\": \"2026-05-22\", \"title\": "
-        "\"Onboarding emails are live\", \"content\": \"All five emails ship next week; time-to-value is down "
-        "to 4 days.\", \"status\": \"on_track\", \"progress_percent\": 70}"
+        'arguments: {"actor_id": "p-1", "goal_story_id": "g-1", "date": "2026-05-22", "title": '
+        '"Onboarding emails are live", "content": "All five emails ship next week; time-to-value is down '
+        'to 4 days.", "status": "on_track", "progress_percent": 70}'
     ),
     descriptions={
         "id": "Optional id for the new update; leave it out and the server generates one.",

@@ -10,9 +10,9 @@ import json
 import logging
 from typing import Any
 
+from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.datastructures import URLPath
 from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -33,7 +33,7 @@ log = logging.getLogger("coco.rest")
 # Shapes depend on nothing but the request and the row cap (part of their key): one set per process.
 SHAPES = Shapes()
 
-__all__ = ["routes", "resource_route", "endpoint"]
+__all__ = ["endpoint", "resource_route", "routes"]
 
 
 async def endpoint(request: Request) -> Response:
@@ -101,12 +101,15 @@ def _info(allow: str) -> Response:
 def _preflight(request: Request) -> Response:
     requested = request.headers.get("access-control-request-headers", "")
     allowed = ", ".join(["Authorization", *[h.strip() for h in requested.split(",") if h.strip()]])
-    return Response(b"", headers={
-        "Access-Control-Allow-Origin": "*",
-        "Access-Control-Allow-Methods": CORS_METHODS,
-        "Access-Control-Allow-Headers": allowed,
-        "Access-Control-Max-Age": "86400",
-    })
+    return Response(
+        b"",
+        headers={
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Allow-Methods": CORS_METHODS,
+            "Access-Control-Allow-Headers": allowed,
+            "Access-Control-Max-Age": "86400",
+        },
+    )
 
 
 class RestApp:

@@ -13,7 +13,8 @@ import json
 from typing import Any
 
 from ..auth import Forbidden
-from ..entities import BY_RESOURCE, entity as entity_named
+from ..entities import BY_RESOURCE
+from ..entities import entity as entity_named
 from ..errors import (
     Conflict,
     ConflictReason,
@@ -32,8 +33,15 @@ SCHEMA = "public"
 class RestError(Exception):
     """A response PostgREST would send for a failed request: `{code, message, details, hint}`."""
 
-    def __init__(self, status: int, code: str, message: str, details: str | None = None,
-                 hint: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: str | None = None,
+        hint: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -77,13 +85,18 @@ def unacceptable_media(accepted: list[str]) -> RestError:
 
 
 def unacceptable_schema(name: str) -> RestError:
-    return RestError(406, "PGRST106", f"Invalid schema: {name}",
-                     hint=f"Only the following schemas are exposed: {SCHEMA}")
+    return RestError(
+        406, "PGRST106", f"Invalid schema: {name}", hint=f"Only the following schemas are exposed: {SCHEMA}"
+    )
 
 
 def not_embedded(resource: str) -> RestError:
-    return RestError(400, "PGRST108", f"'{resource}' is not an embedded resource in this request",
-                     hint=f"Verify that '{resource}' is included in the 'select' query parameter.")
+    return RestError(
+        400,
+        "PGRST108",
+        f"'{resource}' is not an embedded resource in this request",
+        hint=f"Verify that '{resource}' is included in the 'select' query parameter.",
+    )
 
 
 def put_limit() -> RestError:
@@ -95,8 +108,9 @@ def put_pk_mismatch() -> RestError:
 
 
 def singular(rows: int) -> RestError:
-    return RestError(406, "PGRST116", "Cannot coerce the result to a single JSON object",
-                     f"The result contains {rows} rows")
+    return RestError(
+        406, "PGRST116", "Cannot coerce the result to a single JSON object", f"The result contains {rows} rows"
+    )
 
 
 def unsupported_method(method: str) -> RestError:
@@ -104,18 +118,27 @@ def unsupported_method(method: str) -> RestError:
 
 
 def related_order_not_to_one(origin: str, target: str) -> RestError:
-    return RestError(400, "PGRST118", f"A related order on '{target}' is not possible",
-                     f"'{origin}' and '{target}' do not form a many-to-one or one-to-one relationship")
+    return RestError(
+        400,
+        "PGRST118",
+        f"A related order on '{target}' is not possible",
+        f"'{origin}' and '{target}' do not form a many-to-one or one-to-one relationship",
+    )
 
 
 def unacceptable_filter(target: str) -> RestError:
-    return RestError(400, "PGRST120", f"Bad operator on the '{target}' embedded resource",
-                     "Only is null or not is null filters are allowed on embedded resources")
+    return RestError(
+        400,
+        "PGRST120",
+        f"Bad operator on the '{target}' embedded resource",
+        "Only is null or not is null filters are allowed on embedded resources",
+    )
 
 
 def invalid_preferences(invalid: list[str]) -> RestError:
-    return RestError(400, "PGRST122", "Invalid preferences given with handling=strict",
-                     "Invalid preferences: " + ", ".join(invalid))
+    return RestError(
+        400, "PGRST122", "Invalid preferences given with handling=strict", "Invalid preferences: " + ", ".join(invalid)
+    )
 
 
 def aggregates_not_allowed() -> RestError:
@@ -123,8 +146,9 @@ def aggregates_not_allowed() -> RestError:
 
 
 def max_affected(rows: int) -> RestError:
-    return RestError(400, "PGRST124", "Query result exceeds max-affected preference constraint",
-                     f"The query affects {rows} rows")
+    return RestError(
+        400, "PGRST124", "Query result exceeds max-affected preference constraint", f"The query affects {rows} rows"
+    )
 
 
 def invalid_path() -> RestError:
@@ -140,25 +164,33 @@ def not_implemented(details: str) -> RestError:
 
 def no_relationship(parent: str, child: str, hint_name: str | None = None) -> RestError:
     using = f"' using the hint '{hint_name}" if hint_name else ""
-    return RestError(400, "PGRST200",
-                     f"Could not find a relationship between '{parent}' and '{child}' in the schema cache",
-                     f"Searched for a foreign key relationship between '{parent}' and '{child}{using}' "
-                     f"in the schema '{SCHEMA}', but no matches were found.")
+    return RestError(
+        400,
+        "PGRST200",
+        f"Could not find a relationship between '{parent}' and '{child}' in the schema cache",
+        f"Searched for a foreign key relationship between '{parent}' and '{child}{using}' "
+        f"in the schema '{SCHEMA}', but no matches were found.",
+    )
 
 
 def ambiguous_relationship(parent: str, child: str, candidates: list[str]) -> RestError:
     names = ", ".join(f"'{child}!{c}'" for c in candidates)
-    return RestError(300, "PGRST201",
-                     f"Could not embed because more than one relationship was found for '{parent}' and '{child}'",
-                     hint=f"Try changing '{child}' to one of the following: {names}. "
-                          "Find the desired relationship in the 'details' key.")
+    return RestError(
+        300,
+        "PGRST201",
+        f"Could not embed because more than one relationship was found for '{parent}' and '{child}'",
+        hint=f"Try changing '{child}' to one of the following: {names}. "
+        "Find the desired relationship in the 'details' key.",
+    )
 
 
 def no_function(name: str) -> RestError:
-    return RestError(404, "PGRST202", f"Could not find the function {SCHEMA}.{name} without parameters "
-                     "in the schema cache",
-                     f"Searched for the function {SCHEMA}.{name} without parameters, "
-                     "but no matches were found in the schema cache.")
+    return RestError(
+        404,
+        "PGRST202",
+        f"Could not find the function {SCHEMA}.{name} without parameters in the schema cache",
+        f"Searched for the function {SCHEMA}.{name} without parameters, but no matches were found in the schema cache.",
+    )
 
 
 def column_not_found(resource: str, column: str) -> RestError:
@@ -186,9 +218,13 @@ def no_unique_constraint() -> RestError:
 
 def read_only(resource: str, message: str) -> RestError:
     # PostgREST answers a write that PostgreSQL refuses as read-only (25006) with 405.
-    return RestError(405, "25006", message,
-                     f"{resource} are recorded by the server when team check-ins and goal story updates are written",
-                     headers={"Allow": "OPTIONS,GET,HEAD"})
+    return RestError(
+        405,
+        "25006",
+        message,
+        f"{resource} are recorded by the server when team check-ins and goal story updates are written",
+        headers={"Allow": "OPTIONS,GET,HEAD"},
+    )
 
 
 def from_domain(error: DomainError) -> RestError:
@@ -207,23 +243,59 @@ def from_domain(error: DomainError) -> RestError:
         case StatementTimeout():
             # 504, not PostgREST's 500: the server is fine, the statement was too slow (a retry may pass,
             # a narrower filter will); clients and proxies should not read it as a crash.
-            return RestError(504, "57014", "canceling statement due to statement timeout", error.message,
-                             hint="Narrow the filter or page through the rows (COCO_STATEMENT_TIMEOUT_MS)")
+            return RestError(
+                504,
+                "57014",
+                "canceling statement due to statement timeout",
+                error.message,
+                hint="Narrow the filter or page through the rows (COCO_STATEMENT_TIMEOUT_MS)",
+            )
         case Forbidden():
             # PostgREST: 42501 is 401 for the anonymous role (log in), 403 for an authenticated one.
             status = 403 if error.authenticated else 401
             challenge = 'Bearer error="insufficient_scope"' if error.authenticated else "Bearer"
-            return RestError(status, "42501", error.message, hint=f"This needs a token with the {error.scope} scope",
-                             headers={"WWW-Authenticate": challenge})
+            return RestError(
+                status,
+                "42501",
+                error.message,
+                hint=f"This needs a token with the {error.scope} scope",
+                headers={"WWW-Authenticate": challenge},
+            )
     return RestError(400, "P0001", error.message)
 
 
 # PostgREST's HTTP status for a SQLSTATE that reaches it unhandled (its mapSQLtoHTTP), by prefix.
 _SQLSTATE_STATUS: tuple[tuple[str, int], ...] = (
-    ("08", 503), ("09", 500), ("0L", 403), ("0P", 403), ("23503", 409), ("23505", 409), ("25006", 405),
-    ("21000", 500), ("25", 500), ("28", 403), ("2D", 500), ("38", 500), ("39", 500), ("3B", 500), ("40", 500),
-    ("53400", 500), ("53", 503), ("54", 500), ("55", 500), ("57P01", 503), ("57", 500), ("58", 500), ("F0", 500),
-    ("HV", 500), ("P0001", 400), ("P0", 500), ("XX", 500), ("42883", 404), ("42P01", 404), ("42P17", 500),
+    ("08", 503),
+    ("09", 500),
+    ("0L", 403),
+    ("0P", 403),
+    ("23503", 409),
+    ("23505", 409),
+    ("25006", 405),
+    ("21000", 500),
+    ("25", 500),
+    ("28", 403),
+    ("2D", 500),
+    ("38", 500),
+    ("39", 500),
+    ("3B", 500),
+    ("40", 500),
+    ("53400", 500),
+    ("53", 503),
+    ("54", 500),
+    ("55", 500),
+    ("57P01", 503),
+    ("57", 500),
+    ("58", 500),
+    ("F0", 500),
+    ("HV", 500),
+    ("P0001", 400),
+    ("P0", 500),
+    ("XX", 500),
+    ("42883", 404),
+    ("42P01", 404),
+    ("42P17", 500),
     ("42501", 401),
 )
 
@@ -248,13 +320,21 @@ def _invalid(error: InvalidInput) -> RestError:
     column = (error.field or "").split(".")[0]
     match error.reason:
         case InvalidReason.REQUIRED if table and column:
-            return RestError(400, "23502", f'null value in column "{column}" of relation "{table}" violates '
-                             "not-null constraint", error.message + where)
+            return RestError(
+                400,
+                "23502",
+                f'null value in column "{column}" of relation "{table}" violates not-null constraint',
+                error.message + where,
+            )
         case InvalidReason.REQUIRED:
             return RestError(400, "23502", error.message, details)
         case InvalidReason.RULE if table and column:
-            return RestError(400, "23514", f'new row for relation "{table}" violates check constraint '
-                             f'"{table}_{column}_check"', error.message + where)
+            return RestError(
+                400,
+                "23514",
+                f'new row for relation "{table}" violates check constraint "{table}_{column}_check"',
+                error.message + where,
+            )
         case InvalidReason.RULE:
             return RestError(400, "23514", error.message, details)
         case InvalidReason.UNKNOWN_FIELD:
@@ -272,22 +352,30 @@ def _conflict(error: Conflict) -> RestError:
     ids = ", ".join(error.ids)
     match error.reason:
         case ConflictReason.DUPLICATE:
-            return RestError(409, "23505", f'duplicate key value violates unique constraint "{table}_pkey"',
-                             f"Key (id)=({ids}) already exists." if ids else error.message)
+            return RestError(
+                409,
+                "23505",
+                f'duplicate key value violates unique constraint "{table}_pkey"',
+                f"Key (id)=({ids}) already exists." if ids else error.message,
+            )
         case ConflictReason.MISSING_REFERENCE:
             field = error.field or "id"
             target = _target(error.entity, field)
-            return RestError(409, "23503",
-                             f'insert or update on table "{table}" violates foreign key constraint '
-                             f'"{table}_{field}_fkey"',
-                             f'Key ({field})=({ids}) is not present in table "{target}".' if ids else error.message)
+            return RestError(
+                409,
+                "23503",
+                f'insert or update on table "{table}" violates foreign key constraint "{table}_{field}_fkey"',
+                f'Key ({field})=({ids}) is not present in table "{target}".' if ids else error.message,
+            )
         case ConflictReason.REFERENCED:
             referrer = next(iter(error.referrers), "?")
-            return RestError(409, "23503",
-                             f'update or delete on table "{table}" violates foreign key constraint '
-                             f'on table "{referrer}"',
-                             f'Key (id)=({ids}) is still referenced from table "{referrer}". {error.message}',
-                             hint="Delete or change the rows that refer to it first.")
+            return RestError(
+                409,
+                "23503",
+                f'update or delete on table "{table}" violates foreign key constraint on table "{referrer}"',
+                f'Key (id)=({ids}) is still referenced from table "{referrer}". {error.message}',
+                hint="Delete or change the rows that refer to it first.",
+            )
         case ConflictReason.CYCLE:
             return RestError(400, "23514", error.message, f"Key (id)=({ids}) would become its own ancestor.")
     return RestError(409, "23505", error.message)

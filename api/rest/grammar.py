@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .syntax import EmbedPath, FieldRef, FilterExpr, LogicTree, OpExpr, OrderItem, SelectField, SelectItem, \
-    SelectRelation
+from .syntax import (
+    EmbedPath,
+    FieldRef,
+    FilterExpr,
+    LogicTree,
+    OpExpr,
+    OrderItem,
+    SelectField,
+    SelectItem,
+    SelectRelation,
+)
 
 QUANT_OPERATORS = ("eq", "gte", "gt", "lte", "lt", "like", "ilike", "match", "imatch")
 SIMPLE_OPERATORS = ("neq", "cs", "cd", "ov", "sl", "sr", "nxr", "nxl", "adj")
@@ -48,7 +57,7 @@ class Cursor:
     # ------------------------------------------------------------ basics
 
     def peek(self, n: int = 1) -> str:
-        return self.text[self.pos:self.pos + n]
+        return self.text[self.pos : self.pos + n]
 
     def at_end(self) -> bool:
         return self.pos >= len(self.text)
@@ -96,7 +105,7 @@ class Cursor:
             self.pos += 1
         if self.pos == start:
             raise self.fail("field name (* or [a..z0..9_$])")
-        return self.text[start:self.pos].strip()
+        return self.text[start : self.pos].strip()
 
     def field_name(self) -> str:
         if self.peek() == '"':
@@ -133,7 +142,7 @@ class Cursor:
             self.pos += 1
         if self.pos == start:
             raise self.fail("any non reserved character different from: .,>()")
-        return self.text[start:self.pos].strip()
+        return self.text[start : self.pos].strip()
 
     def field(self) -> FieldRef:
         self.spaces()
@@ -167,7 +176,7 @@ class Cursor:
         if not logic:
             # Most filters are `op.value` with a plain operator: read them at once. Reading the
             # operators one by one below gives the same result for these, and the errors for the rest.
-            operator, dot, rest = self.text[self.pos:].partition(".")
+            operator, dot, rest = self.text[self.pos :].partition(".")
             if dot and operator in PLAIN_OPERATORS:
                 self.pos = len(self.text)
                 return OpExpr(negated, operator, rest)
@@ -206,13 +215,13 @@ class Cursor:
         raise self.fail("operator (eq, gt, ...)")
 
     def rest(self) -> str:
-        out = self.text[self.pos:]
+        out = self.text[self.pos :]
         self.pos = len(self.text)
         return out
 
     def is_value(self) -> str:
         for word in IS_VALUES:
-            if self.text[self.pos:self.pos + len(word)].lower() == word:
+            if self.text[self.pos : self.pos + len(word)].lower() == word:
                 self.pos += len(word)
                 return word
         raise self.fail("isVal: (null, not_null, true, false, unknown)")
@@ -242,7 +251,7 @@ class Cursor:
         start = self.pos
         while not self.at_end() and self.peek() not in stops:
             self.pos += 1
-        return self.text[start:self.pos]
+        return self.text[start : self.pos]
 
     def logic_value(self) -> str:
         if self.peek() == '"':
@@ -254,10 +263,10 @@ class Cursor:
         if self.peek() == "{":
             mark = self.pos
             close = self.text.find("}", self.pos)
-            inner = self.text[self.pos + 1:close] if close >= 0 else ""
+            inner = self.text[self.pos + 1 : close] if close >= 0 else ""
             if close >= 0 and "{" not in inner:
                 self.pos = close + 1
-                return self.text[mark:self.pos]
+                return self.text[mark : self.pos]
         return self.until(",)")
 
     def logic_tree(self) -> LogicTree:

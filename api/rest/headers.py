@@ -17,9 +17,14 @@ COUNTS = ("exact", "planned", "estimated")
 MISSING = ("default", "null")
 HANDLING = ("strict", "lenient")
 TRANSACTION = ("commit", "rollback")
-_ACCEPTED = {f"resolution={v}" for v in RESOLUTIONS} | {f"return={v}" for v in REPRESENTATIONS} \
-    | {f"count={v}" for v in COUNTS} | {f"missing={v}" for v in MISSING} | {f"handling={v}" for v in HANDLING} \
+_ACCEPTED = (
+    {f"resolution={v}" for v in RESOLUTIONS}
+    | {f"return={v}" for v in REPRESENTATIONS}
+    | {f"count={v}" for v in COUNTS}
+    | {f"missing={v}" for v in MISSING}
+    | {f"handling={v}" for v in HANDLING}
     | {f"tx={v}" for v in TRANSACTION}
+)
 
 
 @dataclass
@@ -37,8 +42,14 @@ class Preferences:
     def strict(self) -> bool:
         return self.handling == "strict"
 
-    def applied(self, *, resolution: bool = False, representation: bool = False, missing: bool = False,
-                max_affected: bool = False) -> str | None:
+    def applied(
+        self,
+        *,
+        resolution: bool = False,
+        representation: bool = False,
+        missing: bool = False,
+        max_affected: bool = False,
+    ) -> str | None:
         """The Preference-Applied value, listing what this kind of request honours, in PostgREST's order."""
         values = [
             f"resolution={self.resolution}" if resolution and self.resolution else None,
@@ -48,7 +59,8 @@ class Preferences:
             f"handling={self.handling}" if self.handling else None,
             f"timezone={self.timezone}" if self.timezone else None,
             f"max-affected={self.max_affected}"
-            if max_affected and self.strict and self.max_affected is not None else None,
+            if max_affected and self.strict and self.max_affected is not None
+            else None,
         ]
         present = [v for v in values if v]
         return ", ".join(present) if present else None

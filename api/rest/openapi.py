@@ -14,8 +14,10 @@ from typing import Any
 from .. import __version__
 from ..entities import ENTITIES, Entity, Field, Kind
 
-FILTER_PATTERN = (r"^(not\.)?(eq|neq|gt|gte|lt|lte|like|ilike|match|imatch|in|is|isdistinct|cs|cd|ov|fts|plfts|"
-                  r"phfts|wfts)(\((any|all|[a-z_]+)\))?\..*$")
+FILTER_PATTERN = (
+    r"^(not\.)?(eq|neq|gt|gte|lt|lte|like|ilike|match|imatch|in|is|isdistinct|cs|cd|ov|fts|plfts|"
+    r"phfts|wfts)(\((any|all|[a-z_]+)\))?\..*$"
+)
 
 
 def _schema_of(f: Field) -> dict[str, Any]:
@@ -33,9 +35,14 @@ def _schema_of(f: Field) -> dict[str, Any]:
         case Kind.TEXT_LIST:
             schema = {"type": "array", "items": {"type": "string"}}
         case Kind.TIMEFRAME:
-            schema = {"type": "object", "additionalProperties": False,
-                      "properties": {"start": {"type": "string", "format": "date"},
-                                     "end": {"type": "string", "format": "date"}}}
+            schema = {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "start": {"type": "string", "format": "date"},
+                    "end": {"type": "string", "format": "date"},
+                },
+            }
         case Kind.ENUM:
             schema = {"type": "string", "enum": list(f.choices)}
         case _:
@@ -60,8 +67,13 @@ def _definition(ent: Entity) -> dict[str, Any]:
 
 def _parameters() -> dict[str, Any]:
     def query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"name": name, "in": "query", "required": False, "description": description,
-                "schema": schema or {"type": "string"}}
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": description,
+            "schema": schema or {"type": "string"},
+        }
 
     def header(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
         return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
@@ -73,13 +85,25 @@ def _parameters() -> dict[str, Any]:
         "offset": query("offset", "Skip this many rows", {"type": "integer", "minimum": 0}),
         "columns": query("columns", "Which keys of the payload to insert"),
         "on_conflict": query("on_conflict", "Column of the upsert conflict (id)", {"type": "string", "enum": ["id"]}),
-        "preferRead": header("Prefer", "count=exact|planned|estimated",
-                             {"type": "string", "enum": ["count=exact", "count=planned", "count=estimated"]}),
-        "preferWrite": header("Prefer", "return=representation|minimal|headers-only, resolution=..., count=...",
-                              {"type": "string", "enum": ["return=representation", "return=minimal",
-                                                          "return=headers-only",
-                                                          "return=representation,resolution=merge-duplicates",
-                                                          "resolution=ignore-duplicates"]}),
+        "preferRead": header(
+            "Prefer",
+            "count=exact|planned|estimated",
+            {"type": "string", "enum": ["count=exact", "count=planned", "count=estimated"]},
+        ),
+        "preferWrite": header(
+            "Prefer",
+            "return=representation|minimal|headers-only, resolution=..., count=...",
+            {
+                "type": "string",
+                "enum": [
+                    "return=representation",
+                    "return=minimal",
+                    "return=headers-only",
+                    "return=representation,resolution=merge-duplicates",
+                    "resolution=ignore-duplicates",
+                ],
+            },
+        ),
         "range": header("Range", "Rows to return, e.g. 0-9", {"type": "string", "pattern": r"^\d+-\d*$"}),
         "rangeUnit": header("Range-Unit", "Always items", {"type": "string", "enum": ["items"]}),
     }
@@ -88,14 +112,17 @@ def _parameters() -> dict[str, Any]:
             if f.internal:
                 continue
             params[f"rowFilter.{ent.resource}.{f.name}"] = query(
-                f.name, f"Filter on {f.name}: op.value, e.g. eq.x, in.(a,b), not.is.null",
-                {"type": "string", "pattern": FILTER_PATTERN})
+                f.name,
+                f"Filter on {f.name}: op.value, e.g. eq.x, in.(a,b), not.is.null",
+                {"type": "string", "pattern": FILTER_PATTERN},
+            )
     return params
 
 
 def _filters(ent: Entity) -> list[dict[str, Any]]:
-    return [{"$ref": f"#/components/parameters/rowFilter.{ent.resource}.{f.name}"}
-            for f in ent.fields if not f.internal]
+    return [
+        {"$ref": f"#/components/parameters/rowFilter.{ent.resource}.{f.name}"} for f in ent.fields if not f.internal
+    ]
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -109,46 +136,81 @@ def _error() -> dict[str, Any]:
 def _path_item(ent: Entity) -> dict[str, Any]:
     body_schema = {"$ref": f"#/components/schemas/{ent.resource}"}
     rows = {"type": "array", "items": body_schema}
-    read_params = [_ref("select"), _ref("order"), _ref("limit"), _ref("offset"), _ref("range"), _ref("rangeUnit"),
-                   _ref("preferRead"), *_filters(ent)]
+    read_params = [
+        _ref("select"),
+        _ref("order"),
+        _ref("limit"),
+        _ref("offset"),
+        _ref("range"),
+        _ref("rangeUnit"),
+        _ref("preferRead"),
+        *_filters(ent),
+    ]
     item: dict[str, Any] = {
         "get": {
-            "tags": [ent.resource], "summary": f"Read {ent.resource}", "description": ent.description,
+            "tags": [ent.resource],
+            "summary": f"Read {ent.resource}",
+            "description": ent.description,
             "parameters": read_params,
             "responses": {
-                "200": {"description": "OK", "content": {
-                    "application/json": {"schema": rows},
-                    "application/vnd.pgrst.object+json": {"schema": body_schema},
-                    "text/csv": {"schema": {"type": "string"}}}},
+                "200": {
+                    "description": "OK",
+                    "content": {
+                        "application/json": {"schema": rows},
+                        "application/vnd.pgrst.object+json": {"schema": body_schema},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                },
                 "206": {"description": "Partial Content", "content": {"application/json": {"schema": rows}}},
-                "400": _error(), "404": _error(), "406": _error(), "416": _error(),
+                "400": _error(),
+                "404": _error(),
+                "406": _error(),
+                "416": _error(),
             },
         },
     }
     if not ent.writable:
         return item
     write_params = [_ref("select"), _ref("preferWrite")]
-    body = {"required": True, "content": {"application/json": {"schema": {
-        "oneOf": [body_schema, {"type": "array", "items": body_schema}]}}}}
+    body = {
+        "required": True,
+        "content": {"application/json": {"schema": {"oneOf": [body_schema, {"type": "array", "items": body_schema}]}}},
+    }
     item["post"] = {
-        "tags": [ent.resource], "summary": f"Create {ent.resource} (one object or an array)",
-        "parameters": [*write_params, _ref("columns"), _ref("on_conflict")], "requestBody": body,
-        "responses": {"201": {"description": "Created", "content": {"application/json": {"schema": rows}}},
-                      "200": {"description": "Upserted"}, "400": _error(), "409": _error()},
+        "tags": [ent.resource],
+        "summary": f"Create {ent.resource} (one object or an array)",
+        "parameters": [*write_params, _ref("columns"), _ref("on_conflict")],
+        "requestBody": body,
+        "responses": {
+            "201": {"description": "Created", "content": {"application/json": {"schema": rows}}},
+            "200": {"description": "Upserted"},
+            "400": _error(),
+            "409": _error(),
+        },
     }
     patch_schema = {"type": "object", "properties": _definition(ent)["properties"]}
     item["patch"] = {
-        "tags": [ent.resource], "summary": f"Update the {ent.resource} matching the filters",
+        "tags": [ent.resource],
+        "summary": f"Update the {ent.resource} matching the filters",
         "parameters": [*write_params, *_filters(ent)],
         "requestBody": {"required": True, "content": {"application/json": {"schema": patch_schema}}},
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": rows}}},
-                      "204": {"description": "No Content"}, "400": _error(), "409": _error()},
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": rows}}},
+            "204": {"description": "No Content"},
+            "400": _error(),
+            "409": _error(),
+        },
     }
     item["delete"] = {
-        "tags": [ent.resource], "summary": f"Delete the {ent.resource} matching the filters",
+        "tags": [ent.resource],
+        "summary": f"Delete the {ent.resource} matching the filters",
         "parameters": [*write_params, *_filters(ent)],
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": rows}}},
-                      "204": {"description": "No Content"}, "400": _error(), "409": _error()},
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": rows}}},
+            "204": {"description": "No Content"},
+            "400": _error(),
+            "409": _error(),
+        },
     }
     return item
 
@@ -156,20 +218,32 @@ def _path_item(ent: Entity) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {ent.resource: _definition(ent) for ent in ENTITIES.values()}
-    schemas["Error"] = {"type": "object", "required": ["code", "message"], "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"},
-        "details": {"type": "string", "nullable": True}, "hint": {"type": "string", "nullable": True}}}
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+            "details": {"type": "string", "nullable": True},
+            "hint": {"type": "string", "nullable": True},
+        },
+    }
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "Continuous Coordination REST API",
             "description": "PostgREST-compatible access to the six CoCo 1.0.0 entities. Filters take the form "
-                           "column=operator.value; see the PostgREST API reference for the full dialect.",
+            "column=operator.value; see the PostgREST API reference for the full dialect.",
             "version": __version__,
         },
         "paths": {
-            "/": {"get": {"tags": ["Introspection"], "summary": "This OpenAPI document",
-                          "responses": {"200": {"description": "OK"}}}},
+            "/": {
+                "get": {
+                    "tags": ["Introspection"],
+                    "summary": "This OpenAPI document",
+                    "responses": {"200": {"description": "OK"}},
+                }
+            },
             **{f"/{ent.resource}": _path_item(ent) for ent in ENTITIES.values()},
         },
         "components": {"schemas": schemas, "parameters": _parameters()},

@@ -56,8 +56,10 @@ def _csv(raw: bytes, ent: Entity) -> list[dict[str, Any]]:
     if any(len(line) != len(header) for line in lines):
         raise errors.invalid_body("All lines must have same number of fields")
     # PostgREST reads the unquoted word NULL as null; every other value is text.
-    return [{key: None if value == "NULL" else _typed(ent, key, value) for key, value in zip(header, line)}
-            for line in lines]
+    return [
+        {key: None if value == "NULL" else _typed(ent, key, value) for key, value in zip(header, line)}
+        for line in lines
+    ]
 
 
 def _typed(ent: Entity, key: str, value: str) -> Any:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..entities import Entity, Field, Kind, Relation, RelationKind, entity as entity_named
+from ..entities import Entity, Field, Kind, Relation, RelationKind
+from ..entities import entity as entity_named
 from ..plan import And, Column, Condition, Embed, Filter, Not, Or, OrderTerm, ReadPlan, all_of
 from ..query import CASTS
 from . import errors
@@ -29,8 +30,13 @@ from .syntax import (
 )
 
 PG_TYPES = {
-    Kind.ID: "text", Kind.TEXT: "text", Kind.ENUM: "text", Kind.DATE: "date",
-    Kind.TIMESTAMP: "timestamp with time zone", Kind.INTEGER: "integer", Kind.TEXT_LIST: "text[]",
+    Kind.ID: "text",
+    Kind.TEXT: "text",
+    Kind.ENUM: "text",
+    Kind.DATE: "date",
+    Kind.TIMESTAMP: "timestamp with time zone",
+    Kind.INTEGER: "integer",
+    Kind.TEXT_LIST: "text[]",
     Kind.TIMEFRAME: "jsonb",
 }
 PATTERN_SQL = {"like": "~~", "ilike": "~~*", "match": "~", "imatch": "~*"}
@@ -38,14 +44,23 @@ LIST_SQL = {"cs": "@>", "cd": "<@", "ov": "&&"}
 RANGE_SQL = {"sl": "<<", "sr": ">>", "nxr": "&<", "nxl": "&>", "adj": "-|-"}
 
 
-def read_plan(ent: Entity, qs: QueryString, *, limit: int | None, offset: int | None,
-              strip_nulls: bool = False) -> ReadPlan:
+def read_plan(
+    ent: Entity, qs: QueryString, *, limit: int | None, offset: int | None, strip_nulls: bool = False
+) -> ReadPlan:
     """The whole read: select tree, filters, logic, order and ranges at every level."""
     used: set[EmbedPath] = set()
     plan = _level(ent, qs, qs.select, (), used, strip_nulls)
     _check_paths(qs, used)
-    return ReadPlan(entity=plan.entity, where=plan.where, order=plan.order, limit=limit,
-                    offset=offset or None, columns=plan.columns, embeds=plan.embeds, strip_nulls=strip_nulls)
+    return ReadPlan(
+        entity=plan.entity,
+        where=plan.where,
+        order=plan.order,
+        limit=limit,
+        offset=offset or None,
+        columns=plan.columns,
+        embeds=plan.embeds,
+        strip_nulls=strip_nulls,
+    )
 
 
 def write_filter(ent: Entity, qs: QueryString) -> Filter | None:
@@ -62,8 +77,14 @@ def order_terms(ent: Entity, qs: QueryString) -> tuple[OrderTerm, ...]:
 # ---------------------------------------------------------------- one level
 
 
-def _level(ent: Entity, qs: QueryString, items: tuple[SelectItem, ...], path: EmbedPath,
-           used: set[EmbedPath], strip_nulls: bool) -> ReadPlan:
+def _level(
+    ent: Entity,
+    qs: QueryString,
+    items: tuple[SelectItem, ...],
+    path: EmbedPath,
+    used: set[EmbedPath],
+    strip_nulls: bool,
+) -> ReadPlan:
     used.add(path)
     star = False
     columns: list[Column] = []
@@ -92,8 +113,7 @@ def _level(ent: Entity, qs: QueryString, items: tuple[SelectItem, ...], path: Em
             continue
         conditions.append(_filter_expr(ent, f))
     conditions += [_logic(ent, tree) for logic_path, tree in qs.logic if logic_path == path]
-    order = tuple(_order(ent, item) for order_path, items_ in qs.order if order_path == path
-                  for item in items_)
+    order = tuple(_order(ent, item) for order_path, items_ in qs.order if order_path == path for item in items_)
     limit = offset = None
     if path:
         limit = qs.limits.get(path)
@@ -102,16 +122,25 @@ def _level(ent: Entity, qs: QueryString, items: tuple[SelectItem, ...], path: Em
             raise errors.invalid_range("Limit should be greater than or equal to zero.")
         if offset is not None and offset < 0:
             raise RestError(400, "2201X", "OFFSET must not be negative")
-    return ReadPlan(entity=ent.name, where=all_of(*conditions), order=order, limit=limit, offset=offset or None,
-                    columns=chosen, embeds=tuple(keys.values()), strip_nulls=strip_nulls)
+    return ReadPlan(
+        entity=ent.name,
+        where=all_of(*conditions),
+        order=order,
+        limit=limit,
+        offset=offset or None,
+        columns=chosen,
+        embeds=tuple(keys.values()),
+        strip_nulls=strip_nulls,
+    )
 
 
 def _spread(ent: Entity, item: SelectRelation) -> list[Column]:
     """`...rel(a,b)`: the fields of a to-one related row, as columns of this one."""
     relation = resolve_relation(ent, item.name, item.hint)
     if relation.many:
-        raise errors.not_implemented("Spreading a to-many relationship is not supported by this server; "
-                                     "embed it instead")
+        raise errors.not_implemented(
+            "Spreading a to-many relationship is not supported by this server; embed it instead"
+        )
     target = entity_named(relation.target)
     columns: list[Column] = []
     for child in item.children:
@@ -121,13 +150,15 @@ def _spread(ent: Entity, item: SelectRelation) -> list[Column]:
             columns += [Column(f.name, f.name, relation=relation.name) for f in target.fields if not f.internal]
         else:
             column = _column(target, child)
-            columns.append(Column(column.key, column.field, column.path, column.path_as_text, column.cast,
-                                  relation=relation.name))
+            columns.append(
+                Column(column.key, column.field, column.path, column.path_as_text, column.cast, relation=relation.name)
+            )
     return columns
 
 
-def _embed(ent: Entity, qs: QueryString, item: SelectRelation, path: EmbedPath, used: set[EmbedPath],
-           strip_nulls: bool) -> Embed:
+def _embed(
+    ent: Entity, qs: QueryString, item: SelectRelation, path: EmbedPath, used: set[EmbedPath], strip_nulls: bool
+) -> Embed:
     relation = resolve_relation(ent, item.name, item.hint)
     key = item.alias or item.name
     target = entity_named(relation.target)
@@ -149,8 +180,7 @@ def resolve_relation(ent: Entity, name: str, hint: str | None) -> Relation:
     if not candidates:
         candidates = [r for r in ent.relations if entity_named(r.target).resource == name]
     if hint is not None:
-        candidates = [r for r in candidates
-                      if hint in (r.name, r.via, f"{_holder(ent, r).resource}_{r.via}_fkey")]
+        candidates = [r for r in candidates if hint in (r.name, r.via, f"{_holder(ent, r).resource}_{r.via}_fkey")]
     if not candidates:
         raise errors.no_relationship(ent.resource, name, hint)
     if len(candidates) > 1:
@@ -166,8 +196,13 @@ def _holder(ent: Entity, relation: Relation) -> Entity:
 
 
 def _check_paths(qs: QueryString, used: set[EmbedPath]) -> None:
-    paths = [p for p, _ in qs.filters] + [p for p, _ in qs.logic] + [p for p, _ in qs.order] \
-        + list(qs.limits) + list(qs.offsets)
+    paths = (
+        [p for p, _ in qs.filters]
+        + [p for p, _ in qs.logic]
+        + [p for p, _ in qs.order]
+        + list(qs.limits)
+        + list(qs.offsets)
+    )
     for path in paths:
         if path and path not in used:
             raise errors.not_embedded(path[-1])
@@ -212,8 +247,14 @@ def _order(ent: Entity, item: OrderItem) -> OrderTerm:
     f = field_of(owner, item.field.name)
     keys, as_text = _path(item.field)
     nulls = None if item.nulls is None else item.nulls == "first"
-    return OrderTerm(field=f.name, descending=bool(item.descending), nulls_first=nulls, path=keys,
-                     path_as_text=as_text if keys else True, relation=relation_name)
+    return OrderTerm(
+        field=f.name,
+        descending=bool(item.descending),
+        nulls_first=nulls,
+        path=keys,
+        path_as_text=as_text if keys else True,
+        relation=relation_name,
+    )
 
 
 # ---------------------------------------------------------------- filters
@@ -236,12 +277,22 @@ def _filter_expr(ent: Entity, f: FilterExpr) -> Filter:
     if expr.quantifier is not None:
         listed = parse_array_literal(value) if isinstance(value, str) else value
         if listed is None:
-            raise RestError(400, "22P02", f'malformed array literal: "{value}"',
-                            'Array value must start with "{" or dimension information.')
+            raise RestError(
+                400,
+                "22P02",
+                f'malformed array literal: "{value}"',
+                'Array value must start with "{" or dimension information.',
+            )
         value = listed
-    condition = Condition(field=field.name, op=expr.op, value=value, path=keys,
-                          path_as_text=as_text if keys else True, quantifier=expr.quantifier,
-                          language=expr.language)
+    condition = Condition(
+        field=field.name,
+        op=expr.op,
+        value=value,
+        path=keys,
+        path_as_text=as_text if keys else True,
+        quantifier=expr.quantifier,
+        language=expr.language,
+    )
     return Not(condition) if expr.negated else condition
 
 
@@ -258,23 +309,32 @@ def _check_operator(ent: Entity, f: Field, expr: OpExpr, has_path: bool) -> None
     op = expr.op
 
     def missing(sql: str) -> RestError:
-        return RestError(404, "42883", f"operator does not exist: {pg_type} {sql} unknown",
-                         hint="No operator matches the given name and argument types. "
-                              "You might need to add explicit type casts.")
+        return RestError(
+            404,
+            "42883",
+            f"operator does not exist: {pg_type} {sql} unknown",
+            hint="No operator matches the given name and argument types. You might need to add explicit type casts.",
+        )
 
     if op in RANGE_SQL:
         raise missing(RANGE_SQL[op])
     if op == "is" and expr.value in ("true", "false", "unknown"):
         raise RestError(400, "42804", f"argument of IS {expr.value.upper()} must be type boolean, not type {pg_type}")
     if f.kind is Kind.TIMEFRAME and not has_path and not (op == "is"):
-        raise RestError(400, "22P02", "invalid input syntax for type json",
-                        "Filter on timeframe->>start or timeframe->>end, e.g. timeframe->>start=gte.2026-01-01")
+        raise RestError(
+            400,
+            "22P02",
+            "invalid input syntax for type json",
+            "Filter on timeframe->>start or timeframe->>end, e.g. timeframe->>start=gte.2026-01-01",
+        )
     if op in PATTERN_SQL and pg_type != "text":
         raise missing(PATTERN_SQL[op])
     if op in LIST_SQL and (has_path or not f.is_list):
         raise missing(LIST_SQL[op])
     if op in ("fts", "plfts", "phfts", "wfts") and pg_type not in ("text", "text[]"):
-        raise RestError(404, "42883", f"function to_tsvector({pg_type}) does not exist",
-                        hint="No function matches the given name and argument types. "
-                             "You might need to add explicit type casts.")
-
+        raise RestError(
+            404,
+            "42883",
+            f"function to_tsvector({pg_type}) does not exist",
+            hint="No function matches the given name and argument types. You might need to add explicit type casts.",
+        )

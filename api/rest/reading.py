@@ -77,8 +77,15 @@ def _page_size(matching: int, offset: int, limit: int | None) -> int:
     return rows if limit is None else min(rows, limit)
 
 
-def finish(api: ApiRequest, body: bytes, rows: int, total: int | None, headers: dict[str, str],
-            media: MediaType, head: bool = False) -> Response:
+def finish(
+    api: ApiRequest,
+    body: bytes,
+    rows: int,
+    total: int | None,
+    headers: dict[str, str],
+    media: MediaType,
+    head: bool = False,
+) -> Response:
     status, content_range = range_status(api.offset, rows, total)
     headers["Content-Range"] = content_range
     if status == 416:
@@ -88,8 +95,9 @@ def finish(api: ApiRequest, body: bytes, rows: int, total: int | None, headers: 
     return Response(b"" if head else body, status_code=status, headers=headers, media_type=media.content_type)
 
 
-async def _stream(api: ApiRequest, reader: Reader, plan: ReadPlan, media: MediaType, headers: dict[str, str],
-                  exact: bool) -> Response:
+async def _stream(
+    api: ApiRequest, reader: Reader, plan: ReadPlan, media: MediaType, headers: dict[str, str], exact: bool
+) -> Response:
     rows = reader.stream_counted(plan)
     matching = await anext(rows)
     assert isinstance(matching, int)

@@ -89,8 +89,9 @@ class Shapes:
             self.known.popitem(last=False)
 
 
-def _key(request: Request) -> tuple[str | None, tuple[tuple[str, str, bool], ...], list[str],
-                                    list[tuple[str, str]]] | None:
+def _key(
+    request: Request,
+) -> tuple[str | None, tuple[tuple[str, str, bool], ...], list[str], list[tuple[str, str]]] | None:
     """The request's Accept header, its parameters as its shape sees them (name; the value, or for a
     filter its operator; whether it is a filter), its filter values and its query items; None when it
     has no shape to keep."""
@@ -110,8 +111,7 @@ def _key(request: Request) -> tuple[str | None, tuple[tuple[str, str, bool], ...
     parts: list[tuple[str, str, bool]] = []
     values: list[str] = []
     items = query_items(scope["query_string"])
-    if any(MARK_OPEN in key or MARK_OPEN in value or MARK_CLOSE in key or MARK_CLOSE in value
-           for key, value in items):
+    if any(MARK_OPEN in key or MARK_OPEN in value or MARK_CLOSE in key or MARK_CLOSE in value for key, value in items):
         return None  # a client's own markers would be taken for ours while the shape is planned
     for key, value in items:
         if key in RESERVED or key.rsplit(".", 1)[-1] in RESERVED_EMBEDDABLE:
@@ -121,12 +121,13 @@ def _key(request: Request) -> tuple[str | None, tuple[tuple[str, str, bool], ...
         if comparison is None:
             return None
         parts.append((key, comparison.group(), True))
-        values.append(value[comparison.end():])
+        values.append(value[comparison.end() :])
     return accept, tuple(parts), values, items
 
 
-def _plan_shape(request: Request, parts: tuple[tuple[str, str, bool], ...], filters: int,
-                max_rows: int | None) -> Shape | None:
+def _plan_shape(
+    request: Request, parts: tuple[tuple[str, str, bool], ...], filters: int, max_rows: int | None
+) -> Shape | None:
     """Plan the request with markers for its filter values; None unless every marker lands in a slot."""
     marked: list[tuple[str, str]] = []
     index = 0

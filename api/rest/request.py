@@ -49,23 +49,38 @@ def api_request(request: Request) -> ApiRequest:
         entity = BY_RESOURCE.get(segments[0])
         if entity is None:
             raise errors.table_not_found(segments[0])
-        actions: dict[str, Action] = {"GET": "read", "HEAD": "read", "POST": "create", "PATCH": "update",
-                                      "PUT": "upsert", "DELETE": "delete", "OPTIONS": "info"}
+        actions: dict[str, Action] = {
+            "GET": "read",
+            "HEAD": "read",
+            "POST": "create",
+            "PATCH": "update",
+            "PUT": "upsert",
+            "DELETE": "delete",
+            "OPTIONS": "info",
+        }
         if method not in actions:
             raise errors.unsupported_method(method)
         action = actions[method]
 
     # One schema is exposed; PostgREST refuses a profile naming another (writes name it in Content-Profile).
-    profile = request.headers.get("content-profile" if method in ("POST", "PATCH", "PUT", "DELETE")
-                                  else "accept-profile")
+    profile = request.headers.get(
+        "content-profile" if method in ("POST", "PATCH", "PUT", "DELETE") else "accept-profile"
+    )
     if profile is not None and profile != errors.SCHEMA:
         raise errors.unacceptable_schema(profile)
     prefs = parse_prefer(request.headers.getlist("prefer"))
     qs = parse(query_items(request.scope.get("query_string", b""))) if entity is not None else parse([])
     if prefs.invalid and prefs.strict and action not in ("info", "schema_info"):
         raise errors.invalid_preferences(prefs.invalid)
-    api = ApiRequest(method=method, action=action, entity=entity, qs=qs, prefs=prefs,
-                     accepts=parse_accept(request.headers.get("accept")), headers_only=method == "HEAD")
+    api = ApiRequest(
+        method=method,
+        action=action,
+        entity=entity,
+        qs=qs,
+        prefs=prefs,
+        accepts=parse_accept(request.headers.get("accept")),
+        headers_only=method == "HEAD",
+    )
     if entity is not None and action != "info":
         api.offset, api.limit = _top_range(method, qs, request.headers.get("range"))
     return api
@@ -74,8 +89,11 @@ def api_request(request: Request) -> ApiRequest:
 def query_items(raw: bytes) -> list[tuple[str, str]]:
     """The query string's pairs in order; a key without `=` is left out, as PostgREST leaves it out."""
     text = raw.decode("latin-1")
-    return [(unquote_plus(k, errors="replace"), unquote_plus(v, errors="replace"))
-            for k, sep, v in (part.partition("=") for part in text.split("&")) if sep]
+    return [
+        (unquote_plus(k, errors="replace"), unquote_plus(v, errors="replace"))
+        for k, sep, v in (part.partition("=") for part in text.split("&"))
+        if sep
+    ]
 
 
 def _top_range(method: str, qs: QueryString, range_header: str | None) -> tuple[int, int | None]:
@@ -99,7 +117,9 @@ def _top_range(method: str, qs: QueryString, range_header: str | None) -> tuple[
     if upper is not None and upper < lower:
         raise errors.invalid_range(
             "The lower boundary must be lower than or equal to the upper boundary in the Range header."
-            if header_empty else "Limit should be greater than or equal to zero.")
+            if header_empty
+            else "Limit should be greater than or equal to zero."
+        )
     if lower < 0:
         raise errors.RestError(400, "2201X", "OFFSET must not be negative")
     return lower, None if upper is None else upper - lower + 1

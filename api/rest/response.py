@@ -17,8 +17,10 @@ from .headers import MediaType
 
 # CORS as PostgREST's middleware answers it (any origin, its exposed headers).
 CORS_METHODS = "GET, POST, PATCH, PUT, DELETE, OPTIONS"
-CORS_EXPOSED = ("Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, "
-                "Transfer-Encoding, Range-Unit")
+CORS_EXPOSED = (
+    "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, "
+    "Transfer-Encoding, Range-Unit"
+)
 
 
 def content_range(lower: int, upper: int, total: int | None) -> str:
@@ -41,8 +43,9 @@ def range_status(offset: int, rows: int, total: int | None) -> tuple[int, str]:
 
 def error_response(error: RestError, extra: dict[str, str] | None = None) -> Response:
     headers = {"Proxy-Status": f"PostgREST; error={error.code}", **error.headers, **(extra or {})}
-    return Response(error.encode(), status_code=error.status, headers=headers,
-                    media_type="application/json; charset=utf-8")
+    return Response(
+        error.encode(), status_code=error.status, headers=headers, media_type="application/json; charset=utf-8"
+    )
 
 
 def single_object(array_text: str) -> bytes:
@@ -71,8 +74,9 @@ def _embed_keys(plan: ReadPlan) -> frozenset[str]:
     return frozenset(e.key for e in plan.embeds)
 
 
-def csv_text(rows: Iterable[dict[str, Any]], header: list[str], *, with_header: bool = True,
-             embeds: frozenset[str] = frozenset()) -> str:
+def csv_text(
+    rows: Iterable[dict[str, Any]], header: list[str], *, with_header: bool = True, embeds: frozenset[str] = frozenset()
+) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if with_header:

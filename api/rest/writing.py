@@ -24,8 +24,8 @@ from ..reads import Reader, json_array, only_ids, set_timezone
 from ..writes import OnConflict, WriteService
 from . import errors
 from .headers import MediaType, negotiate
-from .planner import order_terms, read_plan, write_filter
 from .payload import parse_payload
+from .planner import order_terms, read_plan, write_filter
 from .request import ApiRequest
 from .response import content_range, render
 
@@ -34,11 +34,13 @@ async def write(api: ApiRequest, request: Request, reader: Reader, writer: Write
     ent = api.entity
     assert ent is not None
     if not ent.writable:
-        raise errors.read_only(ent.resource, f"{ent.resource} are written only by the server and cannot be "
-                                             "created, changed or deleted")
+        raise errors.read_only(
+            ent.resource, f"{ent.resource} are written only by the server and cannot be created, changed or deleted"
+        )
     media = negotiate(api.accepts, ("json", "object", "csv"))
-    plan = dataclasses.replace(read_plan(ent, api.qs, limit=None, offset=None, strip_nulls=media.strip_nulls),
-                               where=None)
+    plan = dataclasses.replace(
+        read_plan(ent, api.qs, limit=None, offset=None, strip_nulls=media.strip_nulls), where=None
+    )
     match api.action:
         case "create":
             return await _create(api, ent, await _body(request, ent), plan, media, writer)
@@ -58,8 +60,9 @@ async def _body(request: Request, ent: Entity) -> Any:
 # ---------------------------------------------------------------- the four mutations
 
 
-async def _create(api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType,
-                  writer: WriteService) -> Response:
+async def _create(
+    api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, writer: WriteService
+) -> Response:
     documents = _documents(api, ent, body)
     if api.qs.on_conflict is not None and tuple(api.qs.on_conflict) != ("id",):
         for name in api.qs.on_conflict:
@@ -81,8 +84,9 @@ async def _create(api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media
     return _respond(api, returned, status, headers, ent, plan, media, resolution=True, missing=True)
 
 
-async def _update(api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, reader: Reader,
-                  writer: WriteService) -> Response:
+async def _update(
+    api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, reader: Reader, writer: WriteService
+) -> Response:
     if not isinstance(body, Mapping):
         raise errors.invalid_body("A PATCH body must be one JSON object")
     changes = _documents(api, ent, body)[0]
@@ -96,13 +100,19 @@ async def _update(api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media
     return _respond(api, returned, status, headers, ent, plan, media, missing=True, max_affected=True)
 
 
-async def _upsert(api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType,
-                  writer: WriteService) -> Response:
+async def _upsert(
+    api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, writer: WriteService
+) -> Response:
     qs = api.qs
     root = [f for path, f in qs.filters if not path]
-    if (qs.logic or qs.filter_fields != {"id"} or len(root) != len(qs.filters)
-            or not all(f.expr.op == "eq" and not f.expr.negated and f.expr.quantifier is None and not f.field.path
-                       for f in root)):
+    if (
+        qs.logic
+        or qs.filter_fields != {"id"}
+        or len(root) != len(qs.filters)
+        or not all(
+            f.expr.op == "eq" and not f.expr.negated and f.expr.quantifier is None and not f.field.path for f in root
+        )
+    ):
         raise errors.invalid_put_filters()
     if isinstance(body, list):
         if len(body) != 1:
@@ -122,8 +132,9 @@ async def _upsert(api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media
     return _respond(api, returned, status, {}, ent, plan, media)
 
 
-async def _delete(api: ApiRequest, ent: Entity, plan: ReadPlan, media: MediaType, reader: Reader,
-                  writer: WriteService) -> Response:
+async def _delete(
+    api: ApiRequest, ent: Entity, plan: ReadPlan, media: MediaType, reader: Reader, writer: WriteService
+) -> Response:
     where = await _limited(api, ent, reader)
     returned = _Returned(api, plan, media, check_affected=True)
     result = await writer.delete(ent.name, where, returning=returned)
@@ -162,8 +173,16 @@ class _Returned:
         return self.text
 
 
-def _respond(api: ApiRequest, returned: _Returned, status: int, headers: dict[str, str], ent: Entity,
-             plan: ReadPlan, media: MediaType, **applies: bool) -> Response:
+def _respond(
+    api: ApiRequest,
+    returned: _Returned,
+    status: int,
+    headers: dict[str, str],
+    ent: Entity,
+    plan: ReadPlan,
+    media: MediaType,
+    **applies: bool,
+) -> Response:
     applied = api.prefs.applied(representation=True, **applies)
     if applied:
         headers["Preference-Applied"] = applied
@@ -188,8 +207,9 @@ def _documents(api: ApiRequest, ent: Entity, body: Any) -> list[dict[str, Any]]:
             if ent.field(name) is None:
                 raise errors.column_not_found(ent.resource, name)
         fill = api.prefs.missing != "default"
-        return [{name: item[name] if name in item else None for name in columns if name in item or fill}
-                for item in items]
+        return [
+            {name: item[name] if name in item else None for name in columns if name in item or fill} for item in items
+        ]
     keys = set(items[0]) if items else set()
     for item in items:
         for name in item:
@@ -205,7 +225,13 @@ async def _limited(api: ApiRequest, ent: Entity, reader: Reader):  # type: ignor
     where = write_filter(ent, api.qs)
     if api.limit is None and not api.offset:
         return where
-    picked = ReadPlan(entity=ent.name, where=where, order=order_terms(ent, api.qs), limit=api.limit,
-                      offset=api.offset or None, columns=(Column("id", "id"),))
+    picked = ReadPlan(
+        entity=ent.name,
+        where=where,
+        order=order_terms(ent, api.qs),
+        limit=api.limit,
+        offset=api.offset or None,
+        columns=(Column("id", "id"),),
+    )
     ids = [row["id"] for row in json.loads(await reader.json_array(picked))]
     return all_of(where, Condition("id", "in", ids))

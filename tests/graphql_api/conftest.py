@@ -7,11 +7,11 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
+from graphql_helpers import snapshot
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.writes import WriteService
-from graphql_helpers import snapshot
 
 TABLES = "coordination_events, goal_story_updates, team_checkins, goal_stories, teams, actors"
 
@@ -65,32 +65,103 @@ TEAMS = [
     {"id": "t-3", "name": "Empty"},
 ]
 GOAL_STORIES = [
-    {"id": "g-1", "title": "Launch", "actor_ids": ["a-1"], "team_ids": ["t-1"],
-     "timeframe": {"start": "2026-01-01", "end": "2026-03-31"}, "created_at": "2026-01-01T09:00:00Z"},
-    {"id": "g-2", "title": "API", "parent_id": "g-1", "team_ids": ["t-1", "t-2"], "actor_ids": ["a-3", "a-1"],
-     "timeframe": {"start": "2026-02-01", "end": "2026-02-28"}, "created_at": "2026-01-02T09:00:00Z"},
+    {
+        "id": "g-1",
+        "title": "Launch",
+        "actor_ids": ["a-1"],
+        "team_ids": ["t-1"],
+        "timeframe": {"start": "2026-01-01", "end": "2026-03-31"},
+        "created_at": "2026-01-01T09:00:00Z",
+    },
+    {
+        "id": "g-2",
+        "title": "API",
+        "parent_id": "g-1",
+        "team_ids": ["t-1", "t-2"],
+        "actor_ids": ["a-3", "a-1"],
+        "timeframe": {"start": "2026-02-01", "end": "2026-02-28"},
+        "created_at": "2026-01-02T09:00:00Z",
+    },
     {"id": "g-3", "title": "UI", "parent_id": "g-1", "description": "Screens", "created_at": "2026-01-03T09:00:00Z"},
-    {"id": "g-4", "title": "Marketing", "timeframe": {"start": "2026-04-01", "end": "2026-06-30"},
-     "created_at": "2026-01-04T09:00:00Z"},
+    {
+        "id": "g-4",
+        "title": "Marketing",
+        "timeframe": {"start": "2026-04-01", "end": "2026-06-30"},
+        "created_at": "2026-01-04T09:00:00Z",
+    },
 ]
 CHECKINS = [
-    {"id": "c-1", "actor_id": "a-1", "team_id": "t-1", "date": "2026-05-18", "next": ["ship"], "blockers": ["review"],
-     "created_at": "2026-05-18T10:00:00+02:00"},
-    {"id": "c-2", "actor_id": "a-2", "team_id": "t-1", "date": "2026-05-19", "previously": ["crawl", "sum"],
-     "created_at": "2026-05-19T10:00:00Z"},
-    {"id": "c-3", "actor_id": "a-3", "team_id": "t-2", "date": "2026-05-20", "previously": ["mockups"],
-     "next": ["ship", "test"], "created_at": "2026-05-20T10:00:00Z"},
+    {
+        "id": "c-1",
+        "actor_id": "a-1",
+        "team_id": "t-1",
+        "date": "2026-05-18",
+        "next": ["ship"],
+        "blockers": ["review"],
+        "created_at": "2026-05-18T10:00:00+02:00",
+    },
+    {
+        "id": "c-2",
+        "actor_id": "a-2",
+        "team_id": "t-1",
+        "date": "2026-05-19",
+        "previously": ["crawl", "sum"],
+        "created_at": "2026-05-19T10:00:00Z",
+    },
+    {
+        "id": "c-3",
+        "actor_id": "a-3",
+        "team_id": "t-2",
+        "date": "2026-05-20",
+        "previously": ["mockups"],
+        "next": ["ship", "test"],
+        "created_at": "2026-05-20T10:00:00Z",
+    },
     {"id": "c-4", "actor_id": "a-1", "team_id": "t-1", "date": "2026-05-21", "created_at": "2026-05-21T10:00:00Z"},
 ]
 UPDATES = [
-    {"id": "u-1", "actor_id": "a-1", "goal_story_id": "g-1", "date": "2026-05-01", "title": "Kickoff",
-     "content": "Started", "status": "on_track", "progress_percent": 10, "created_at": "2026-05-01T10:00:00Z"},
-    {"id": "u-2", "actor_id": "a-1", "goal_story_id": "g-1", "date": "2026-05-08", "title": "Slip",
-     "content": "Vendor late", "status": "at_risk", "progress_percent": 30, "created_at": "2026-05-08T10:00:00Z"},
-    {"id": "u-3", "actor_id": "a-2", "goal_story_id": "g-2", "date": "2026-05-08", "title": "Draft",
-     "content": "Spec drafted", "created_at": "2026-05-08T11:00:00Z"},
-    {"id": "u-4", "actor_id": "a-3", "goal_story_id": "g-2", "date": "2026-05-15", "title": "Done",
-     "content": "Shipped", "status": "completed", "progress_percent": 100, "created_at": "2026-05-15T10:00:00Z"},
+    {
+        "id": "u-1",
+        "actor_id": "a-1",
+        "goal_story_id": "g-1",
+        "date": "2026-05-01",
+        "title": "Kickoff",
+        "content": "Started",
+        "status": "on_track",
+        "progress_percent": 10,
+        "created_at": "2026-05-01T10:00:00Z",
+    },
+    {
+        "id": "u-2",
+        "actor_id": "a-1",
+        "goal_story_id": "g-1",
+        "date": "2026-05-08",
+        "title": "Slip",
+        "content": "Vendor late",
+        "status": "at_risk",
+        "progress_percent": 30,
+        "created_at": "2026-05-08T10:00:00Z",
+    },
+    {
+        "id": "u-3",
+        "actor_id": "a-2",
+        "goal_story_id": "g-2",
+        "date": "2026-05-08",
+        "title": "Draft",
+        "content": "Spec drafted",
+        "created_at": "2026-05-08T11:00:00Z",
+    },
+    {
+        "id": "u-4",
+        "actor_id": "a-3",
+        "goal_story_id": "g-2",
+        "date": "2026-05-15",
+        "title": "Done",
+        "content": "Shipped",
+        "status": "completed",
+        "progress_percent": 100,
+        "created_at": "2026-05-15T10:00:00Z",
+    },
 ]
 
 
@@ -98,8 +169,13 @@ async def seed_world(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES}"))
     writer = WriteService(engine)
-    for name, rows in (("actor", ACTORS), ("team", TEAMS), ("goal_story", GOAL_STORIES),
-                       ("team_checkin", CHECKINS), ("goal_story_update", UPDATES)):
+    for name, rows in (
+        ("actor", ACTORS),
+        ("team", TEAMS),
+        ("goal_story", GOAL_STORIES),
+        ("team_checkin", CHECKINS),
+        ("goal_story_update", UPDATES),
+    ):
         await writer.create(name, rows)
 
 

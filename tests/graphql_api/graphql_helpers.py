@@ -5,15 +5,16 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import Served  # noqa: F401  (an app other than the session's, served for real)
+from tests.conftest import Served
 
 TABLES = ("actors", "teams", "team_checkins", "goal_stories", "goal_story_updates", "coordination_events")
 
 
 async def stored_events(engine: AsyncEngine) -> list[tuple[str, str, str]]:
     async with engine.connect() as conn:
-        rows = await conn.execute(text("SELECT event_type, reference_id, actor_id FROM coordination_events "
-                                       "ORDER BY seq"))
+        rows = await conn.execute(
+            text("SELECT event_type, reference_id, actor_id FROM coordination_events ORDER BY seq")
+        )
         return [tuple(r) for r in rows]
 
 
@@ -26,5 +27,3 @@ async def snapshot(engine: AsyncEngine) -> dict[str, list]:
     """Every row of every table, to show that a refused request changed nothing at all."""
     async with engine.connect() as conn:
         return {t: [tuple(r) for r in await conn.execute(text(f"SELECT * FROM {t} ORDER BY id"))] for t in TABLES}
-
-

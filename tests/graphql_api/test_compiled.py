@@ -25,8 +25,14 @@ SETTINGS = Settings()
 SCHEMA = make_schema(SETTINGS)
 TYPES = SCHEMA._schema.type_map
 LIMITS = Limits(max_page_size=SETTINGS.graphql_max_page_size, default_page_size=SETTINGS.graphql_default_page_size)
-IDS = {"actor": ["a-1", "a-2", "a-4", "zz"], "team": ["t-1", "t-3"], "goal_story": ["g-1", "g-2", "g-4"],
-       "team_checkin": ["c-1", "c-3"], "goal_story_update": ["u-2", "u-3"], "coordination_event": ["nope"]}
+IDS = {
+    "actor": ["a-1", "a-2", "a-4", "zz"],
+    "team": ["t-1", "t-3"],
+    "goal_story": ["g-1", "g-2", "g-4"],
+    "team_checkin": ["c-1", "c-3"],
+    "goal_story_update": ["u-2", "u-3"],
+    "coordination_event": ["nope"],
+}
 
 
 class Generator:
@@ -41,8 +47,14 @@ class Generator:
         for f in r.sample(ENTITIES[entity_name].fields, k=min(2, len(ENTITIES[entity_name].fields))):
             name = camel(f.name)
             if f.kind in (Kind.TEXT, Kind.ID):
-                conditions.append(r.choice([f'{name}: {{ilike: "%{r.choice("aeinot")}%"}}',
-                                            f"{name}: {{isNull: {r.choice(['true', 'false'])}}}"]))
+                conditions.append(
+                    r.choice(
+                        [
+                            f'{name}: {{ilike: "%{r.choice("aeinot")}%"}}',
+                            f"{name}: {{isNull: {r.choice(['true', 'false'])}}}",
+                        ]
+                    )
+                )
             elif f.kind is Kind.DATE:
                 conditions.append(f'{name}: {{{r.choice(["gte", "lt"])}: "2026-05-{r.randint(1, 21):02d}"}}')
             elif f.kind is Kind.INTEGER and not f.internal:
@@ -100,9 +112,12 @@ class Generator:
         if r.random() < 0.4:
             parts.append(f"{self.alias()}totalCount")
         if r.random() < 0.4:
-            info = [f"{self.alias()}{name}" for name in
-                    r.sample(["hasNextPage", "hasPreviousPage", "startCursor", "endCursor", "__typename"],
-                             k=r.randint(1, 5))]
+            info = [
+                f"{self.alias()}{name}"
+                for name in r.sample(
+                    ["hasNextPage", "hasPreviousPage", "startCursor", "endCursor", "__typename"], k=r.randint(1, 5)
+                )
+            ]
             parts.append(f"{self.alias()}pageInfo {{ {' '.join(info)} }}")
         if r.random() < 0.1:
             parts.append("__typename")
@@ -112,8 +127,10 @@ class Generator:
     def selection(self, entity_name: str, object_type: Any, depth: int) -> str:
         r = self.random
         leaves = [name for name, f in object_type.fields.items() if is_leaf_type(get_named_type(f.type))]
-        parts = [(f"x{i}: " if r.random() < 0.2 else "") + name
-                 for i, name in enumerate(r.sample(leaves, k=r.randint(1, len(leaves))))]
+        parts = [
+            (f"x{i}: " if r.random() < 0.2 else "") + name
+            for i, name in enumerate(r.sample(leaves, k=r.randint(1, len(leaves))))
+        ]
         if "timeframe" in object_type.fields and r.random() < 0.5:
             parts.append("timeframe { start end }")
         if r.random() < 0.1:
@@ -132,8 +149,9 @@ class Generator:
                 if nested.kind == "connection":
                     node_type = get_named_type(field_type.fields["nodes"].type)
                     arguments = self.connection_arguments(relation.target, node_type.name)
-                    parts.append(f"{self.alias()}{name}{arguments} "
-                                 f"{self.connection(relation.target, field_type, depth + 1)}")
+                    parts.append(
+                        f"{self.alias()}{name}{arguments} {self.connection(relation.target, field_type, depth + 1)}"
+                    )
                 else:
                     parts.append(f"{self.alias()}{name} {self.selection(relation.target, field_type, depth + 1)}")
         if r.random() < 0.15:
@@ -153,8 +171,7 @@ class Generator:
         kind, entity_name = ROOTS[root]
         field_type = get_named_type(query_type.fields[root].type)
         if kind == "one":
-            body = f'{root}(id: "{self.random.choice(IDS[entity_name])}") ' \
-                   f"{self.selection(entity_name, field_type, 1)}"
+            body = f'{root}(id: "{self.random.choice(IDS[entity_name])}") {self.selection(entity_name, field_type, 1)}'
             return "query Q { " + body + " }", root
         node_type = get_named_type(field_type.fields["nodes"].type)
         arguments = self.connection_arguments(entity_name, node_type.name, cursor)
@@ -215,7 +232,7 @@ async def test_compiled_and_resolved_answers_are_identical(world: AsyncEngine) -
             if any(e.path is None for e in resolved.errors):
                 continue  # a document validation refuses (aliases the generator made clash): never executed
             # Bad input (e.g. a cursor of another order): the compiled path must refuse it too, and fall back.
-            with pytest.raises(Exception):  # noqa: B017, PT011
+            with pytest.raises(Exception):
                 await _compiled(world, query, variables)
             continue
         compiled = await _compiled(world, query, variables)
@@ -226,56 +243,87 @@ async def test_compiled_and_resolved_answers_are_identical(world: AsyncEngine) -
 
 
 async def test_the_schema_answers_through_the_compiled_path(world: AsyncEngine) -> None:
-    query = '''query Q($first: Int, $withTitle: Boolean!) { goalStories(first: $first, orderBy: [{field: TITLE}]) {
+    query = """query Q($first: Int, $withTitle: Boolean!) { goalStories(first: $first, orderBy: [{field: TITLE}]) {
         totalCount pageInfo { hasNextPage endCursor } edges { cursor node { ...Story } } } }
         fragment Story on GoalStory { id title @include(if: $withTitle) timeframe { start }
           latestUpdate { status progressPercent createdAt actor { actorType name } }
-          children(first: 1) { nodes { id teams { name members { id } } } } }'''
+          children(first: 1) { nodes { id teams { name members { id } } } } }"""
     variables = {"first": 2, "withTitle": True}
-    compiled = await SCHEMA.execute(query, variable_values=variables, context_value=Context(
-        reader=Reader(world), writer=WriteService(world), limits=LIMITS))
+    compiled = await SCHEMA.execute(
+        query,
+        variable_values=variables,
+        context_value=Context(reader=Reader(world), writer=WriteService(world), limits=LIMITS),
+    )
     resolved = await _resolved(world, query, variables)
     assert compiled.errors is None and compiled.data == resolved.data
     assert compiled.data["goalStories"]["totalCount"] == 4
     assert [e["node"]["title"] for e in compiled.data["goalStories"]["edges"]] == ["API", "Launch"]
     launch = compiled.data["goalStories"]["edges"][1]["node"]
-    assert launch["latestUpdate"] == {"status": "AT_RISK", "progressPercent": 30,
-                                      "createdAt": "2026-05-08T10:00:00+00:00",
-                                      "actor": {"actorType": "PERSON", "name": "Ada"}}
+    assert launch["latestUpdate"] == {
+        "status": "AT_RISK",
+        "progressPercent": 30,
+        "createdAt": "2026-05-08T10:00:00+00:00",
+        "actor": {"actorType": "PERSON", "name": "Ada"},
+    }
 
 
 async def test_what_is_not_compiled_falls_back(world: AsyncEngine) -> None:
-    for query in ("{ actors { nodes { teams { totalCount } teams { totalCount } } } }",
-                  "mutation { deleteActor(id: \"none\") { id } }"):
+    for query in (
+        "{ actors { nodes { teams { totalCount } teams { totalCount } } } }",
+        'mutation { deleteActor(id: "none") { id } }',
+    ):
         with pytest.raises(NotPlannable):
             await _compiled(world, query, {})
 
 
 async def test_timestamps_are_spelled_as_the_resolvers_spell_them(fresh_world: AsyncEngine) -> None:
-    await WriteService(fresh_world).create("team_checkin", [
-        {"id": "c-9", "actor_id": "a-1", "team_id": "t-1", "date": "2026-05-22",
-         "created_at": "2026-05-22T10:00:00.5Z"}])
+    await WriteService(fresh_world).create(
+        "team_checkin",
+        [
+            {
+                "id": "c-9",
+                "actor_id": "a-1",
+                "team_id": "t-1",
+                "date": "2026-05-22",
+                "created_at": "2026-05-22T10:00:00.5Z",
+            }
+        ],
+    )
     query = '{ teamCheckin(id: "c-9") { createdAt } teamCheckins(last: 1) { nodes { createdAt } } }'
     expected = {"createdAt": "2026-05-22T10:00:00.500000+00:00"}
-    assert (await _resolved(fresh_world, query, {})).data == \
-        await _compiled(fresh_world, query, {}) == {"teamCheckin": expected, "teamCheckins": {"nodes": [expected]}}
+    assert (
+        (await _resolved(fresh_world, query, {})).data
+        == await _compiled(fresh_world, query, {})
+        == {"teamCheckin": expected, "teamCheckins": {"nodes": [expected]}}
+    )
 
 
-TRICKY_TITLES = ["Ünïcode", "emoji \U0001F600 astral", 'quote " and \\ backslash', "tab\tand\nnewline",
-                 "del \x7f char", "日本語", "plain"]
+TRICKY_TITLES = [
+    "Ünïcode",
+    "emoji \U0001f600 astral",
+    'quote " and \\ backslash',
+    "tab\tand\nnewline",
+    "del \x7f char",
+    "日本語",
+    "plain",
+]
 
 
 async def test_cursors_of_any_text_are_the_resolvers_cursors(fresh_world: AsyncEngine) -> None:
     """Cursors are built in SQL: non-ASCII (astral too), quotes, backslashes and control characters in the
     order keys must come out byte for byte as the resolvers' json.dumps + base64 spells them."""
-    await WriteService(fresh_world).create("goal_story", [
-        {"id": f"g-t{i}", "title": title, "parent_id": "g-1", "created_at": f"2026-02-0{i + 1}T09:00:00.25Z"}
-        for i, title in enumerate(TRICKY_TITLES)])
-    query = '''query Q($after: String) {
+    await WriteService(fresh_world).create(
+        "goal_story",
+        [
+            {"id": f"g-t{i}", "title": title, "parent_id": "g-1", "created_at": f"2026-02-0{i + 1}T09:00:00.25Z"}
+            for i, title in enumerate(TRICKY_TITLES)
+        ],
+    )
+    query = """query Q($after: String) {
       goalStories(orderBy: [{field: TITLE, direction: DESC}, {field: CREATED_AT}], first: 20, after: $after) {
         edges { cursor node { title createdAt } } pageInfo { startCursor endCursor hasNextPage hasPreviousPage } }
       goalStory(id: "g-1") { children(orderBy: [{field: TITLE}], last: 5, after: $after) {
-        pageInfo { startCursor endCursor } e: edges { c: cursor } } } }'''
+        pageInfo { startCursor endCursor } e: edges { c: cursor } } } }"""
     resolved = await _resolved(fresh_world, query, {})
     assert resolved.errors is None
     compiled = await _compiled(fresh_world, query, {})
@@ -286,7 +334,7 @@ async def test_cursors_of_any_text_are_the_resolvers_cursors(fresh_world: AsyncE
         variables = {"after": edge["cursor"]}
         paged = await _resolved(fresh_world, query, variables)
         if paged.errors:  # the children's order is another: that cursor is refused, by both paths
-            with pytest.raises(Exception):  # noqa: B017, PT011
+            with pytest.raises(Exception):
                 await _compiled(fresh_world, query, variables)
             continue
         again = await _compiled(fresh_world, query, variables)
@@ -294,16 +342,21 @@ async def test_cursors_of_any_text_are_the_resolvers_cursors(fresh_world: AsyncE
 
 
 async def test_empty_pages_and_nulls(world: AsyncEngine) -> None:
-    query = '''{ none: goalStories(first: 0) { totalCount nodes { id } pageInfo { hasNextPage hasPreviousPage
+    query = """{ none: goalStories(first: 0) { totalCount nodes { id } pageInfo { hasNextPage hasPreviousPage
                  startCursor endCursor } edges { cursor } }
                last0: goalStories(first: 3, last: 0) { pageInfo { hasPreviousPage startCursor } nodes { id } }
                missing: goalStory(id: "nope") { id }
                g3: goalStory(id: "g-3") { timeframe { start end } parent { id } latestUpdate { id }
-                 updates { totalCount edges { node { id } } pageInfo { endCursor } } teams { id } } }'''
+                 updates { totalCount edges { node { id } } pageInfo { endCursor } } teams { id } } }"""
     resolved = await _resolved(world, query, {})
     compiled = await _compiled(world, query, {})
-    assert resolved.errors is None and _first_difference(compiled, resolved.data) is None, \
-        _first_difference(compiled, resolved.data)
-    assert compiled["none"] == {"totalCount": 4, "nodes": [], "pageInfo": {
-        "hasNextPage": True, "hasPreviousPage": False, "startCursor": None, "endCursor": None}, "edges": []}
+    assert resolved.errors is None and _first_difference(compiled, resolved.data) is None, _first_difference(
+        compiled, resolved.data
+    )
+    assert compiled["none"] == {
+        "totalCount": 4,
+        "nodes": [],
+        "pageInfo": {"hasNextPage": True, "hasPreviousPage": False, "startCursor": None, "endCursor": None},
+        "edges": [],
+    }
     assert compiled["missing"] is None and compiled["g3"]["timeframe"] is None

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 from graphql import GraphQLError
+from graphql_helpers import snapshot
 
 from api.errors import StatementTimeout, Unavailable
 from api.graphql.errors import extensions_of, with_code
-from graphql_helpers import snapshot
 
 BAD = [
     # the document itself
@@ -22,8 +22,8 @@ BAD = [
     ("{ actors(orderBy: [{field: NOPE}]) { nodes { id } } }", "BAD_USER_INPUT"),
     ('{ teamCheckins(where: {date: {eq: "2026-13-01"}}) { nodes { id } } }', "BAD_USER_INPUT"),
     ('{ teamCheckins(where: {createdAt: {gt: "yesterday"}}) { nodes { id } } }', "BAD_USER_INPUT"),
-    ('{ actors(where: {actorType: {eq: ROBOT}}) { nodes { id } } }', "BAD_USER_INPUT"),
-    ('{ actors(where: {name: {like: 5}}) { nodes { id } } }', "BAD_USER_INPUT"),
+    ("{ actors(where: {actorType: {eq: ROBOT}}) { nodes { id } } }", "BAD_USER_INPUT"),
+    ("{ actors(where: {name: {like: 5}}) { nodes { id } } }", "BAD_USER_INPUT"),
     ('{ actors(where: {memberIds: {contains: ["x"]}}) { nodes { id } } }', "BAD_USER_INPUT"),
     # arguments the schema accepts but the API refuses
     ("{ actors(first: -1) { nodes { id } } }", "BAD_USER_INPUT"),
@@ -32,51 +32,74 @@ BAD = [
     ('{ team(id: "t-1") { checkins(first: 500) { nodes { id } } } }', "BAD_USER_INPUT"),
     ('{ actors(after: "not a cursor") { nodes { id } } }', "BAD_USER_INPUT"),
     ('{ actors(before: "W10") { nodes { id } } }', "BAD_USER_INPUT"),
-    ('{ actors(where: {name: {eq: null}}) { nodes { id } } }', "BAD_USER_INPUT"),
+    ("{ actors(where: {name: {eq: null}}) { nodes { id } } }", "BAD_USER_INPUT"),
     ("{ actors(where: {name: null}) { nodes { id } } }", "BAD_USER_INPUT"),
     ("{ actors(where: {or: [null]}) { nodes { id } } }", "BAD_USER_INPUT"),
     ('{ actors(where: {id: {in: ["a", null]}}) { nodes { id } } }', "BAD_USER_INPUT"),
     ('{ actors(where: {name: {eq: "nul\\u0000"}}) { nodes { id } } }', "BAD_USER_INPUT"),
     ('{ coordinationEvents(where: {cursor: {gt: "abc"}}) { nodes { id } } }', "BAD_USER_INPUT"),
     # writes the schema accepts but the write service refuses
-    ('mutation { createActor(input: {actorType: PERSON}) { actor { id } } }', "BAD_USER_INPUT"),
+    ("mutation { createActor(input: {actorType: PERSON}) { actor { id } } }", "BAD_USER_INPUT"),
     ('mutation { createActor(input: {actorType: ROBOT, name: "x"}) { actor { id } } }', "BAD_USER_INPUT"),
     ('mutation { createActor(input: {id: "", actorType: PERSON, name: "x"}) { actor { id } } }', "BAD_USER_INPUT"),
-    ('mutation { createActor(input: {actorType: PERSON, name: "x", timezone: "Mars/Base"}) { actor { id } } }',
-     "BAD_USER_INPUT"),
+    (
+        'mutation { createActor(input: {actorType: PERSON, name: "x", timezone: "Mars/Base"}) { actor { id } } }',
+        "BAD_USER_INPUT",
+    ),
     ('mutation { createActor(input: {id: "a-1", actorType: PERSON, name: "x"}) { actor { id } } }', "CONFLICT"),
-    ('mutation { createActors(input: [{id: "n", actorType: PERSON, name: "x"}, {id: "n", actorType: AGENT, '
-     'name: "y"}]) { actors { id } } }', "CONFLICT"),
+    (
+        'mutation { createActors(input: [{id: "n", actorType: PERSON, name: "x"}, {id: "n", actorType: AGENT, '
+        'name: "y"}]) { actors { id } } }',
+        "CONFLICT",
+    ),
     ('mutation { createTeam(input: {name: "x", memberIds: ["a-1", "ghost"]}) { team { id } } }', "CONFLICT"),
-    ('mutation { createTeamCheckin(input: {actorId: "a-1", teamId: "t-404", date: "2026-01-01"}) '
-     '{ teamCheckin { id } } }', "CONFLICT"),
-    ('mutation { createTeamCheckin(input: {actorId: "a-1", teamId: "t-1", date: "2026-02-30"}) '
-     '{ teamCheckin { id } } }', "BAD_USER_INPUT"),
-    ('mutation { createTeamCheckin(input: {actorId: "a-1", teamId: "t-1"}) { teamCheckin { id } } }',
-     "BAD_USER_INPUT"),
-    ('mutation { createGoalStoryUpdate(input: {actorId: "a-1", goalStoryId: "g-1", date: "2026-01-01", '
-     'title: "t", content: "c", progressPercent: 101}) { goalStoryUpdate { id } } }', "BAD_USER_INPUT"),
-    ('mutation { createGoalStoryUpdate(input: {actorId: "a-1", goalStoryId: "g-1", date: "2026-01-01", '
-     'title: "t", content: "c", progressPercent: -1}) { goalStoryUpdate { id } } }', "BAD_USER_INPUT"),
-    ('mutation { createGoalStoryUpdate(input: {actorId: "a-1", goalStoryId: "g-1", date: "2026-01-01", '
-     'title: "t", content: "c", status: DONE}) { goalStoryUpdate { id } } }', "BAD_USER_INPUT"),
-    ('mutation { createGoalStory(input: {title: "t", timeframe: {start: "2026-02-01", end: "2026-01-01"}}) '
-     '{ goalStory { id } } }', "BAD_USER_INPUT"),
+    (
+        'mutation { createTeamCheckin(input: {actorId: "a-1", teamId: "t-404", date: "2026-01-01"}) '
+        "{ teamCheckin { id } } }",
+        "CONFLICT",
+    ),
+    (
+        'mutation { createTeamCheckin(input: {actorId: "a-1", teamId: "t-1", date: "2026-02-30"}) '
+        "{ teamCheckin { id } } }",
+        "BAD_USER_INPUT",
+    ),
+    ('mutation { createTeamCheckin(input: {actorId: "a-1", teamId: "t-1"}) { teamCheckin { id } } }', "BAD_USER_INPUT"),
+    (
+        'mutation { createGoalStoryUpdate(input: {actorId: "a-1", goalStoryId: "g-1", date: "2026-01-01", '
+        'title: "t", content: "c", progressPercent: 101}) { goalStoryUpdate { id } } }',
+        "BAD_USER_INPUT",
+    ),
+    (
+        'mutation { createGoalStoryUpdate(input: {actorId: "a-1", goalStoryId: "g-1", date: "2026-01-01", '
+        'title: "t", content: "c", progressPercent: -1}) { goalStoryUpdate { id } } }',
+        "BAD_USER_INPUT",
+    ),
+    (
+        'mutation { createGoalStoryUpdate(input: {actorId: "a-1", goalStoryId: "g-1", date: "2026-01-01", '
+        'title: "t", content: "c", status: DONE}) { goalStoryUpdate { id } } }',
+        "BAD_USER_INPUT",
+    ),
+    (
+        'mutation { createGoalStory(input: {title: "t", timeframe: {start: "2026-02-01", end: "2026-01-01"}}) '
+        "{ goalStory { id } } }",
+        "BAD_USER_INPUT",
+    ),
     ('mutation { createGoalStory(input: {title: "t", parentId: "g-404"}) { goalStory { id } } }', "CONFLICT"),
-    ('mutation { createGoalStory(input: {title: "t", createdAt: "not a time"}) { goalStory { id } } }',
-     "BAD_USER_INPUT"),
+    (
+        'mutation { createGoalStory(input: {title: "t", createdAt: "not a time"}) { goalStory { id } } }',
+        "BAD_USER_INPUT",
+    ),
     ('mutation { updateGoalStory(id: "g-1", input: {parentId: "g-2"}) { goalStory { id } } }', "CONFLICT"),
     # A story as its own parent is the shortest cycle, refused as one.
     ('mutation { updateGoalStory(id: "g-1", input: {parentId: "g-1"}) { goalStory { id } } }', "CONFLICT"),
     ('mutation { updateGoalStory(id: "g-1", input: {title: null}) { goalStory { id } } }', "BAD_USER_INPUT"),
-    ('mutation { updateTeamCheckin(id: "c-1", input: {createdAt: null}) { teamCheckin { id } } }',
-     "BAD_USER_INPUT"),
+    ('mutation { updateTeamCheckin(id: "c-1", input: {createdAt: null}) { teamCheckin { id } } }', "BAD_USER_INPUT"),
     ('mutation { updateTeamCheckin(id: "c-1", input: {actorId: "ghost"}) { teamCheckin { id } } }', "CONFLICT"),
     ('mutation { updateTeamCheckin(id: "c-404", input: {next: ["x"]}) { teamCheckin { id } } }', "NOT_FOUND"),
     ('mutation { updateActor(id: "a-404", input: {}) { actor { id } } }', "NOT_FOUND"),
     ('mutation { deleteTeamCheckin(id: "c-404") { deletedId } }', "NOT_FOUND"),
     ('mutation { deleteTeam(id: "t-1") { deletedId } }', "CONFLICT"),
-    ('mutation { createCoordinationEvent(input: {}) { id } }', "BAD_USER_INPUT"),
+    ("mutation { createCoordinationEvent(input: {}) { id } }", "BAD_USER_INPUT"),
 ]
 
 
@@ -88,29 +111,41 @@ async def test_bad_input_answers_a_coded_error_and_changes_nothing(gql, world, q
 
 
 async def test_error_extensions_name_what_to_fix(gql, world) -> None:
-    errors = await gql.errors('mutation { createGoalStoryUpdate(input: {actorId: "a-1", goalStoryId: "g-1", '
-                              'date: "2026-01-01", title: "t", content: "c", progressPercent: 101}) '
-                              '{ goalStoryUpdate { id } } }')
+    errors = await gql.errors(
+        'mutation { createGoalStoryUpdate(input: {actorId: "a-1", goalStoryId: "g-1", '
+        'date: "2026-01-01", title: "t", content: "c", progressPercent: 101}) '
+        "{ goalStoryUpdate { id } } }"
+    )
     assert errors[0]["extensions"]["field"] == "progressPercent"
     assert errors[0]["path"] == ["createGoalStoryUpdate"]
-    errors = await gql.errors('mutation { createTeam(input: {name: "x", memberIds: ["a-1", "ghost", "zz"]}) '
-                              '{ team { id } } }')
-    assert errors[0]["extensions"] == {"code": "CONFLICT", "reason": "missing_reference", "ids": ["ghost", "zz"],
-                                       "field": "memberIds"}
+    errors = await gql.errors(
+        'mutation { createTeam(input: {name: "x", memberIds: ["a-1", "ghost", "zz"]}) { team { id } } }'
+    )
+    assert errors[0]["extensions"] == {
+        "code": "CONFLICT",
+        "reason": "missing_reference",
+        "ids": ["ghost", "zz"],
+        "field": "memberIds",
+    }
     errors = await gql.errors('mutation { updateActor(id: "a-404", input: {}) { actor { id } } }')
     assert errors[0]["extensions"] == {"code": "NOT_FOUND", "entity": "actor", "id": "a-404"}
-    errors = await gql.errors('mutation { createActors(input: [{actorType: PERSON, name: "ok"}, '
-                              '{actorType: PERSON, name: "x", timezone: "Nowhere"}]) { actors { id } } }')
+    errors = await gql.errors(
+        'mutation { createActors(input: [{actorType: PERSON, name: "ok"}, '
+        '{actorType: PERSON, name: "x", timezone: "Nowhere"}]) { actors { id } } }'
+    )
     assert errors[0]["extensions"]["index"] == 1 and errors[0]["extensions"]["field"] == "timezone"
 
 
 async def test_bad_variables_and_requests(gql, world) -> None:
     before = await snapshot(world)
-    errors = await gql.errors("query($d: Date!) { teamCheckins(where: {date: {eq: $d}}) { nodes { id } } }",
-                              {"d": "tomorrow"})
+    errors = await gql.errors(
+        "query($d: Date!) { teamCheckins(where: {date: {eq: $d}}) { nodes { id } } }", {"d": "tomorrow"}
+    )
     assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
-    errors = await gql.errors("mutation($i: CreateActorInput!) { createActor(input: $i) { actor { id } } }",
-                              {"i": {"actorType": "PERSON", "name": "x", "extra": 1}})
+    errors = await gql.errors(
+        "mutation($i: CreateActorInput!) { createActor(input: $i) { actor { id } } }",
+        {"i": {"actorType": "PERSON", "name": "x", "extra": 1}},
+    )
     assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
     errors = await gql.errors("query($n: Int) { actors(first: $n) { nodes { id } } }", {"n": 3.5})
     assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"

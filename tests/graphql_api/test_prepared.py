@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.graphql.compiled import RECENT, UNPLANNABLE, Prepared
 
-NESTED = '''query PreparedNested($first: Int) {
+NESTED = """query PreparedNested($first: Int) {
   goalStories(first: $first, orderBy: [{field: TITLE}]) {
     totalCount
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
     edges { cursor node { title createdAt parent { id } latestUpdate { status actor { actorType name } } } }
     nodes { t: title children { nodes { id teams { name members { name } } } } }
   }
-}'''
+}"""
 
 
 def _recorded(query: str, operation_name: str | None) -> list[Any]:
@@ -43,8 +43,9 @@ async def _operations_counted(client: httpx.AsyncClient, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-async def test_a_repeated_query_gets_the_same_json_from_its_recorded_plan(gql, world: AsyncEngine,
-                                                                          server_url: str) -> None:
+async def test_a_repeated_query_gets_the_same_json_from_its_recorded_plan(
+    gql, world: AsyncEngine, server_url: str
+) -> None:
     body = {"query": NESTED, "variables": {"first": 3}, "operationName": "PreparedNested"}
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as client:
         counted = await _operations_counted(client, "PreparedNested")
@@ -105,7 +106,7 @@ async def test_what_cannot_be_compiled_is_remembered_and_answered_by_the_resolve
 
 
 async def test_mutations_are_never_recorded(gql, fresh_world: AsyncEngine) -> None:
-    mutation = '''mutation { createActor(input: {id: "p-new", actorType: PERSON, name: "New"}) { actor { id } } }'''
+    mutation = """mutation { createActor(input: {id: "p-new", actorType: PERSON, name: "New"}) { actor { id } } }"""
     before = await counts(fresh_world)
     assert await gql(mutation) == {"createActor": {"actor": {"id": "p-new"}}}
     assert await gql.code(mutation) == "CONFLICT"

@@ -19,14 +19,21 @@ ENTITY_TYPES = ["Actor", "Team", "TeamCheckin", "GoalStory", "GoalStoryUpdate", 
 def test_committed_sdl_matches_the_code() -> None:
     assert SDL_FILE.read_text() == sdl(), (
         "schema/schema.graphql is out of date; regenerate it with "
-        "`.venv/bin/python -m api.graphql.sdl > schema/schema.graphql` and commit it")
+        "`.venv/bin/python -m api.graphql.sdl > schema/schema.graphql` and commit it"
+    )
 
 
-@pytest.mark.parametrize(("single", "plural", "type_name"), [
-    ("actor", "actors", "Actor"), ("team", "teams", "Team"), ("teamCheckin", "teamCheckins", "TeamCheckin"),
-    ("goalStory", "goalStories", "GoalStory"), ("goalStoryUpdate", "goalStoryUpdates", "GoalStoryUpdate"),
-    ("coordinationEvent", "coordinationEvents", "CoordinationEvent"),
-])
+@pytest.mark.parametrize(
+    ("single", "plural", "type_name"),
+    [
+        ("actor", "actors", "Actor"),
+        ("team", "teams", "Team"),
+        ("teamCheckin", "teamCheckins", "TeamCheckin"),
+        ("goalStory", "goalStories", "GoalStory"),
+        ("goalStoryUpdate", "goalStoryUpdates", "GoalStoryUpdate"),
+        ("coordinationEvent", "coordinationEvents", "CoordinationEvent"),
+    ],
+)
 def test_query_fields(single: str, plural: str, type_name: str) -> None:
     query = SCHEMA.query_type.fields
     assert list(query[single].args) == ["id"] and isinstance(query[single].args["id"].type, GraphQLNonNull)
@@ -36,24 +43,39 @@ def test_query_fields(single: str, plural: str, type_name: str) -> None:
     assert set(connection.fields) == {"nodes", "edges", "pageInfo", "totalCount"}
     assert set(get_named_type(connection.fields["edges"].type).fields) == {"cursor", "node"}
     assert set(get_named_type(connection.fields["pageInfo"].type).fields) == {
-        "hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}
+        "hasNextPage",
+        "hasPreviousPage",
+        "startCursor",
+        "endCursor",
+    }
 
 
-@pytest.mark.parametrize(("type_name", "field", "target", "connection"), [
-    ("GoalStory", "parent", "GoalStory", False), ("GoalStory", "children", "GoalStory", True),
-    ("GoalStory", "updates", "GoalStoryUpdate", True), ("GoalStory", "latestUpdate", "GoalStoryUpdate", False),
-    ("GoalStory", "teams", "Team", False), ("GoalStory", "actors", "Actor", False),
-    ("Team", "members", "Actor", False), ("Team", "checkins", "TeamCheckin", True),
-    ("Team", "goalStories", "GoalStory", True),
-    ("Actor", "teams", "Team", True), ("Actor", "checkins", "TeamCheckin", True),
-    ("Actor", "goalStoryUpdates", "GoalStoryUpdate", True), ("Actor", "goalStories", "GoalStory", True),
-    ("Actor", "coordinationEvents", "CoordinationEvent", True),
-    ("TeamCheckin", "actor", "Actor", False), ("TeamCheckin", "team", "Team", False),
-    ("TeamCheckin", "coordinationEvents", "CoordinationEvent", True),
-    ("GoalStoryUpdate", "actor", "Actor", False), ("GoalStoryUpdate", "goalStory", "GoalStory", False),
-    ("GoalStoryUpdate", "coordinationEvents", "CoordinationEvent", True),
-    ("CoordinationEvent", "actor", "Actor", False),
-])
+@pytest.mark.parametrize(
+    ("type_name", "field", "target", "connection"),
+    [
+        ("GoalStory", "parent", "GoalStory", False),
+        ("GoalStory", "children", "GoalStory", True),
+        ("GoalStory", "updates", "GoalStoryUpdate", True),
+        ("GoalStory", "latestUpdate", "GoalStoryUpdate", False),
+        ("GoalStory", "teams", "Team", False),
+        ("GoalStory", "actors", "Actor", False),
+        ("Team", "members", "Actor", False),
+        ("Team", "checkins", "TeamCheckin", True),
+        ("Team", "goalStories", "GoalStory", True),
+        ("Actor", "teams", "Team", True),
+        ("Actor", "checkins", "TeamCheckin", True),
+        ("Actor", "goalStoryUpdates", "GoalStoryUpdate", True),
+        ("Actor", "goalStories", "GoalStory", True),
+        ("Actor", "coordinationEvents", "CoordinationEvent", True),
+        ("TeamCheckin", "actor", "Actor", False),
+        ("TeamCheckin", "team", "Team", False),
+        ("TeamCheckin", "coordinationEvents", "CoordinationEvent", True),
+        ("GoalStoryUpdate", "actor", "Actor", False),
+        ("GoalStoryUpdate", "goalStory", "GoalStory", False),
+        ("GoalStoryUpdate", "coordinationEvents", "CoordinationEvent", True),
+        ("CoordinationEvent", "actor", "Actor", False),
+    ],
+)
 def test_nested_fields(type_name: str, field: str, target: str, connection: bool) -> None:
     found = SCHEMA.type_map[type_name].fields[field]
     named = get_named_type(found.type)
@@ -72,8 +94,7 @@ def test_event_reference_cursor_and_enums() -> None:
     assert not isinstance(event.fields["reference"].type, GraphQLNonNull)
     assert str(event.fields["cursor"].type) == "String!"
     assert set(SCHEMA.type_map["ActorType"].values) == {"PERSON", "AGENT"}
-    assert set(SCHEMA.type_map["GoalStoryStatus"].values) == {"ON_TRACK", "AT_RISK", "OFF_TRACK", "COMPLETED",
-                                                              "PAUSED"}
+    assert set(SCHEMA.type_map["GoalStoryStatus"].values) == {"ON_TRACK", "AT_RISK", "OFF_TRACK", "COMPLETED", "PAUSED"}
     assert set(SCHEMA.type_map["CoordinationEventType"].values) == {"TEAM_CHECKIN", "GOAL_STORY_UPDATE"}
     assert str(SCHEMA.type_map["GoalStory"].fields["timeframe"].type) == "Timeframe"
     assert set(SCHEMA.type_map["Timeframe"].fields) == {"start", "end"}
@@ -81,11 +102,16 @@ def test_event_reference_cursor_and_enums() -> None:
     assert str(SCHEMA.type_map["TeamCheckin"].fields["createdAt"].type) == "DateTime"
 
 
-@pytest.mark.parametrize(("type_name", "single", "plural", "event"), [
-    ("Actor", "actor", "actors", False), ("Team", "team", "teams", False),
-    ("TeamCheckin", "teamCheckin", "teamCheckins", True), ("GoalStory", "goalStory", "goalStories", False),
-    ("GoalStoryUpdate", "goalStoryUpdate", "goalStoryUpdates", True),
-])
+@pytest.mark.parametrize(
+    ("type_name", "single", "plural", "event"),
+    [
+        ("Actor", "actor", "actors", False),
+        ("Team", "team", "teams", False),
+        ("TeamCheckin", "teamCheckin", "teamCheckins", True),
+        ("GoalStory", "goalStory", "goalStories", False),
+        ("GoalStoryUpdate", "goalStoryUpdate", "goalStoryUpdates", True),
+    ],
+)
 def test_mutation_fields(type_name: str, single: str, plural: str, event: bool) -> None:
     mutation = SCHEMA.mutation_type.fields
     create, update = mutation[f"create{type_name}"], mutation[f"update{type_name}"]
@@ -119,6 +145,17 @@ def test_order_by_and_where_inputs() -> None:
     assert set(SCHEMA.type_map["NullsOrder"].values) == {"FIRST", "LAST"}
     where = SCHEMA.type_map["TeamWhere"]
     assert {"and", "or", "not", "id", "name", "description", "memberIds"} <= set(where.fields)
-    assert set(SCHEMA.type_map["StringFilter"].fields) == {"eq", "neq", "in", "notIn", "gt", "gte", "lt", "lte",
-                                                           "like", "ilike", "isNull"}
+    assert set(SCHEMA.type_map["StringFilter"].fields) == {
+        "eq",
+        "neq",
+        "in",
+        "notIn",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "like",
+        "ilike",
+        "isNull",
+    }
     assert {"contains", "containedBy", "overlaps"} <= set(SCHEMA.type_map["StringListFilter"].fields)

@@ -12,14 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.direct import DirectPool
 from api.writes import WriteService
 
-NESTED = '''{ goalStories(first: 100, where: {parentId: {isNull: true}}) { totalCount nodes { id title
+NESTED = """{ goalStories(first: 100, where: {parentId: {isNull: true}}) { totalCount nodes { id title
     parent { id }
     children { totalCount nodes { id updates { nodes { id actor { name } } } } }
     updates(first: 3, orderBy: [{field: DATE, direction: DESC}]) { nodes { title actor { name
         teams { nodes { name } } } } }
     latestUpdate { id goalStory { id } }
     teams { name members { name } }
-    actors { name } } } }'''
+    actors { name } } } }"""
 
 
 @contextmanager
@@ -28,7 +28,7 @@ def statements() -> Iterator[list[str]]:
     here) included."""
     seen: list[str] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
         # The server's live feed reads new coordination events whenever writes announce them, at
         # moments of its own; the query under test reads no events, so those reads are not its own.
         if "coordination_events" not in statement:
@@ -51,17 +51,35 @@ async def _seed(engine: AsyncEngine, stories: int) -> None:
     """`stories` goal stories, half roots and half their children, two updates each, on teams with members."""
     writer = WriteService(engine)
     await writer.create("actor", [{"id": f"a-{i}", "actor_type": "person", "name": f"A{i}"} for i in range(10)])
-    await writer.create("team", [{"id": f"t-{i}", "name": f"T{i}", "member_ids": [f"a-{i}", f"a-{i + 3}"]}
-                                 for i in range(3)])
+    await writer.create(
+        "team", [{"id": f"t-{i}", "name": f"T{i}", "member_ids": [f"a-{i}", f"a-{i + 3}"]} for i in range(3)]
+    )
     roots = stories // 2 + stories % 2
-    await writer.create("goal_story", [{"id": f"g-{i}", "title": f"G{i}", "team_ids": [f"t-{i % 3}"],
-                                        "actor_ids": [f"a-{i % 10}"]} for i in range(roots)])
-    await writer.create("goal_story", [{"id": f"h-{i}", "title": f"H{i}", "parent_id": f"g-{i}"}
-                                       for i in range(stories - roots)])
+    await writer.create(
+        "goal_story",
+        [
+            {"id": f"g-{i}", "title": f"G{i}", "team_ids": [f"t-{i % 3}"], "actor_ids": [f"a-{i % 10}"]}
+            for i in range(roots)
+        ],
+    )
+    await writer.create(
+        "goal_story", [{"id": f"h-{i}", "title": f"H{i}", "parent_id": f"g-{i}"} for i in range(stories - roots)]
+    )
     story_ids = [f"g-{i}" for i in range(roots)] + [f"h-{i}" for i in range(stories - roots)]
-    await writer.create("goal_story_update", [
-        {"actor_id": f"a-{(n + k) % 10}", "goal_story_id": story, "date": f"2026-05-0{k + 1}", "title": "u",
-         "content": "c"} for n, story in enumerate(story_ids) for k in range(2)])
+    await writer.create(
+        "goal_story_update",
+        [
+            {
+                "actor_id": f"a-{(n + k) % 10}",
+                "goal_story_id": story,
+                "date": f"2026-05-0{k + 1}",
+                "title": "u",
+                "content": "c",
+            }
+            for n, story in enumerate(story_ids)
+            for k in range(2)
+        ],
+    )
 
 
 # The same query with a relation selected twice, which compiled execution leaves to the resolvers.
@@ -83,8 +101,9 @@ async def test_statement_count_does_not_grow_with_rows(gql, clean) -> None:
     assert small_data["goalStories"]["totalCount"] == 3
 
     async with clean.begin() as conn:
-        await conn.execute(text("TRUNCATE coordination_events, goal_story_updates, team_checkins, goal_stories, "
-                                "teams, actors"))
+        await conn.execute(
+            text("TRUNCATE coordination_events, goal_story_updates, team_checkins, goal_stories, teams, actors")
+        )
     large, large_data = await _count(gql, clean, 200)
     roots = large_data["goalStories"]["nodes"]
     assert len(roots) == 100 and all(len(r["children"]["nodes"]) == 1 for r in roots)

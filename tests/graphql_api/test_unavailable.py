@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 
 import httpx
+from graphql_helpers import Served
 
 from api.app import create_app
 from api.config import Settings
-from graphql_helpers import Served
 
 
 def _closed_port() -> int:
@@ -18,12 +18,15 @@ def _closed_port() -> int:
 
 
 async def test_unreachable_database_is_service_unavailable() -> None:
-    settings = Settings(database_url=f"postgresql://coco@127.0.0.1:{_closed_port()}/nowhere",
-                        migrate_on_start=False, pool_size=1)
+    settings = Settings(
+        database_url=f"postgresql://coco@127.0.0.1:{_closed_port()}/nowhere", migrate_on_start=False, pool_size=1
+    )
     with Served(create_app(settings)) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            for query in ('{ actors { nodes { id } } }',
-                          'mutation { createActor(input: {actorType: PERSON, name: "x"}) { actor { id } } }'):
+            for query in (
+                "{ actors { nodes { id } } }",
+                'mutation { createActor(input: {actorType: PERSON, name: "x"}) { actor { id } } }',
+            ):
                 response = await client.post("/graphql", json={"query": query})
                 assert response.status_code == 200
                 errors = response.json()["errors"]

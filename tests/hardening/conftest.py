@@ -9,7 +9,7 @@ import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import RunningServer, Served  # noqa: F401  (Served: for the tests here)
+from tests.conftest import RunningServer, Served
 
 READ_TOKEN = "read-token-0123456789"
 WRITE_TOKEN = "write-token-0123456789"

@@ -9,18 +9,17 @@ import httpx
 import pytest
 import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine
-
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
 from api.app import Services
 from api.auth import Access, AuthError
-from api.reads import Reader
-from api.writes import WriteService
 from api.config import Settings
 from api.graphql import graphql_app
 from api.guard import Guard
+from api.reads import Reader
+from api.writes import WriteService
 from tests.conftest import table_counts
 from tests.mcp_support import seed
 
@@ -66,8 +65,9 @@ async def test_rest_reads_and_writes_by_scope(secured_url: str, clean: AsyncEngi
         assert (refused.status_code, refused.json()["code"]) == (403, "42501")
         assert "insufficient_scope" in refused.headers["www-authenticate"]
         for method in ("PATCH", "DELETE"):
-            answer = await client.request(method, "/actors?id=eq.x", json={"name": "y"} if method == "PATCH" else None,
-                                          headers=bearer(READ_TOKEN))
+            answer = await client.request(
+                method, "/actors?id=eq.x", json={"name": "y"} if method == "PATCH" else None, headers=bearer(READ_TOKEN)
+            )
             assert answer.status_code == 403, answer.text
         assert await table_counts(clean) == before
 
@@ -139,19 +139,25 @@ async def test_event_stream_takes_the_header_or_a_token_parameter(secured_url: s
         refused = await client.get("/coordination_events", headers={"Accept": "text/event-stream"})
         assert refused.status_code == 401
         for params, headers in (({"token": READ_TOKEN}, {}), ({}, bearer(READ_TOKEN))):
-            async with client.stream("GET", "/coordination_events", params=params,
-                                     headers={"Accept": "text/event-stream", **headers}) as stream:
+            async with client.stream(
+                "GET", "/coordination_events", params=params, headers={"Accept": "text/event-stream", **headers}
+            ) as stream:
                 assert stream.status_code == 200
                 assert stream.headers["content-type"].startswith("text/event-stream")
         # The token parameter is not a filter of the REST read either.
         assert (await client.get("/actors", params={"token": READ_TOKEN})).status_code == 200
 
 
-async def _ws_init(url: str, payload: dict[str, str] | None, headers: dict[str, str] | None = None,
-                   first: dict[str, object] | None = None) -> object:
+async def _ws_init(
+    url: str,
+    payload: dict[str, str] | None,
+    headers: dict[str, str] | None = None,
+    first: dict[str, object] | None = None,
+) -> object:
     ws_url = url.replace("http://", "ws://") + "/graphql"
-    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"],
-                                  additional_headers=headers or {}) as ws:
+    async with websockets.connect(
+        ws_url, subprotocols=["graphql-transport-ws"], additional_headers=headers or {}
+    ) as ws:
         await ws.send(json.dumps(first or {"type": "connection_init", "payload": payload or {}}))
         try:
             return json.loads(await ws.recv())
@@ -163,14 +169,16 @@ async def test_graphql_websocket_takes_the_token_in_connection_init(engine: Asyn
     # The GraphQL app itself as the WebSocket endpoint, behind the guard as in create_app (whose
     # WebSocket route the subscription work adds); connection_init needs no database.
     settings = Settings(tokens=f"read:{READ_TOKEN}", jwt_secret=SECRET)
-    app = Starlette(routes=[WebSocketRoute("/graphql", graphql_app(settings))],
-                    middleware=[Middleware(Guard, settings=settings)])
+    app = Starlette(
+        routes=[WebSocketRoute("/graphql", graphql_app(settings))], middleware=[Middleware(Guard, settings=settings)]
+    )
     app.state.services = Services(settings, Reader(engine), WriteService(engine))
     with Served(app, lifespan="off") as url:
         assert await _ws_init(url, {"authorization": f"Bearer {READ_TOKEN}"}) == {"type": "connection_ack"}
         assert await _ws_init(url, None, bearer(READ_TOKEN)) == {"type": "connection_ack"}
         assert await _ws_init(url, {"authorization": f"Bearer {signed({'role': 'read'})}"}) == {
-            "type": "connection_ack"}
+            "type": "connection_ack"
+        }
         assert await _ws_init(url, {"authorization": "Bearer wrong"}) == 4403
         assert await _ws_init(url, None) == 4403
         operation = {"type": "subscribe", "id": "1", "payload": {"query": "{ actors { nodes { id } } }"}}
@@ -191,8 +199,15 @@ async def test_mcp_needs_a_token(secured_url: str, clean: AsyncEngine) -> None:
 
         await seed(WriteService(clean))
         before = await table_counts(clean)
-        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "post_team_checkin",
-                "arguments": {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"}}}
+        call = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {
+                "name": "post_team_checkin",
+                "arguments": {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"},
+            },
+        }
         versioned = {**headers, "MCP-Protocol-Version": "2025-06-18"}
         refused_write = await client.post("/mcp", json=call, headers={**versioned, **bearer(READ_TOKEN)})
         result = refused_write.json()["result"]
@@ -202,8 +217,10 @@ async def test_mcp_needs_a_token(secured_url: str, clean: AsyncEngine) -> None:
         done = await client.post("/mcp", json=call, headers={**versioned, **bearer(WRITE_TOKEN)})
         assert done.json()["result"].get("isError") is not True, done.text
     after = await table_counts(clean)
-    assert (after["team_checkins"], after["coordination_events"]) == (before["team_checkins"] + 1,
-                                                                      before["coordination_events"] + 1)
+    assert (after["team_checkins"], after["coordination_events"]) == (
+        before["team_checkins"] + 1,
+        before["coordination_events"] + 1,
+    )
 
 
 async def test_cors_origins_are_configurable(database_url: str, engine: AsyncEngine) -> None:
@@ -215,8 +232,9 @@ async def test_cors_origins_are_configurable(database_url: str, engine: AsyncEng
             assert good.headers["access-control-allow-origin"] == "https://app.example"
             bad = await client.get("/actors", headers={"Origin": "https://evil.example"})
             assert bad.status_code == 403
-            preflight = await client.options("/graphql", headers={"Origin": "https://app.example",
-                                                                  "Access-Control-Request-Method": "POST"})
+            preflight = await client.options(
+                "/graphql", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+            )
             assert preflight.status_code == 200
             assert preflight.headers["access-control-allow-origin"] == "https://app.example"
 

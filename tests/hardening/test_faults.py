@@ -25,8 +25,9 @@ async def _until(client: httpx.AsyncClient, path: str, status: int, limit_s: flo
         await asyncio.sleep(0.2)
 
 
-async def test_outage_answers_503_and_the_server_recovers(own_postgres: EmbeddedPostgres,
-                                                          own_database: tuple[str, AsyncEngine]) -> None:
+async def test_outage_answers_503_and_the_server_recovers(
+    own_postgres: EmbeddedPostgres, own_database: tuple[str, AsyncEngine]
+) -> None:
     url, engine = own_database
     with RunningServer(url, pool_size=2) as base:
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -67,8 +68,9 @@ def test_asyncpg_protocol_state_errors_mean_unavailable() -> None:
     assert isinstance(as_domain_error(wrapped), Unavailable)
 
 
-async def test_the_first_reads_after_a_restart_succeed(own_postgres: EmbeddedPostgres,
-                                                       own_database: tuple[str, AsyncEngine]) -> None:
+async def test_the_first_reads_after_a_restart_succeed(
+    own_postgres: EmbeddedPostgres, own_database: tuple[str, AsyncEngine]
+) -> None:
     """Reads run again on a fresh connection when the database dropped theirs, and the other idle
     connections (dead as well) are dropped with it: no read fails once the database is back."""
     url, engine = own_database

@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 import httpx
 import hypothesis_graphql
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis_graphql import nodes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,7 +23,7 @@ from tests.conftest import table_counts
 INJECTIONS = [
     "'; DROP TABLE actors; --",
     "1' OR '1'='1",
-    "x\") OR 1=1 --",
+    'x") OR 1=1 --',
     "name; DELETE FROM actors",
     "id,(select pg_sleep(10))",
     "1); TRUNCATE actors CASCADE; --",
@@ -34,7 +35,7 @@ INJECTIONS = [
     "*,actors!inner(*); --",
     "desc nullsfirst; DROP TABLE actors",
     "%27%3B%20DROP%20TABLE%20actors%3B",
-    "\" OR \"\"=\"",
+    '" OR ""="',
     "1::text; SELECT 1",
 ]
 
@@ -69,22 +70,25 @@ def _requests(p: str) -> list[tuple[str, str, dict[str, str], object]]:
     ]
 
 
-async def test_sql_injection_over_rest_changes_nothing(server_url: str, writer: WriteService,
-                                                       clean: AsyncEngine) -> None:
+async def test_sql_injection_over_rest_changes_nothing(
+    server_url: str, writer: WriteService, clean: AsyncEngine
+) -> None:
     await writer.create("actor", [{"id": "keep-1", "actor_type": "person", "name": "Keep Me"}])
     before = await table_counts(clean)
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as client:
         for p in INJECTIONS:
             for method, url, headers, body in _requests(p):
-                answer = await client.request(method, url, headers=headers,
-                                              content=None if body is None else json.dumps(body))
+                answer = await client.request(
+                    method, url, headers=headers, content=None if body is None else json.dumps(body)
+                )
                 assert answer.status_code < 500, (method, url, headers, answer.text)
                 if method == "GET" and answer.status_code == 200 and "name=eq." in url:
                     assert answer.json() == []
         # Taken as a plain value: stored exactly, harming nothing.
         for p in INJECTIONS[:4]:
-            stored = await client.post("/actors", json={"actor_type": "agent", "name": p},
-                                       headers={"Prefer": "return=representation"})
+            stored = await client.post(
+                "/actors", json={"actor_type": "agent", "name": p}, headers={"Prefer": "return=representation"}
+            )
             assert stored.status_code == 201 and stored.json()[0]["name"] == p
             found = await client.get(f"/actors?name=eq.{quote(p, safe='')}&select=name")
             assert found.json() == [{"name": p}]
@@ -93,8 +97,10 @@ async def test_sql_injection_over_rest_changes_nothing(server_url: str, writer: 
 
 
 SCHEMA = str(make_schema())
-SCALARS = {"Date": st.dates().map(lambda d: nodes.String(d.isoformat())),
-           "DateTime": st.datetimes().map(lambda d: nodes.String(d.isoformat() + "Z"))}
+SCALARS = {
+    "Date": st.dates().map(lambda d: nodes.String(d.isoformat())),
+    "DateTime": st.datetimes().map(lambda d: nodes.String(d.isoformat() + "Z")),
+}
 
 
 def _check_graphql(client: httpx.Client, document: str, variables: object = None) -> None:
@@ -122,27 +128,131 @@ def test_invalid_queries_are_client_errors(server_url: str, document: str) -> No
         _check_graphql(client, document)
 
 
-TOKENS = st.sampled_from(["{", "}", "(", ")", "[", "]", "query", "mutation", "subscription", "fragment", "on",
-                          "...", "actors", "nodes", "id", "name", "filter:", "first:", "after:", "$v", ":", "@skip",
-                          "\"", "'; DROP TABLE actors; --", "__schema", "__typename", "1e999", "-1", "null",
-                          "createActor", "input:", "\\u0000", "#", ",", "=", "!", "Int"])
+TOKENS = st.sampled_from(
+    [
+        "{",
+        "}",
+        "(",
+        ")",
+        "[",
+        "]",
+        "query",
+        "mutation",
+        "subscription",
+        "fragment",
+        "on",
+        "...",
+        "actors",
+        "nodes",
+        "id",
+        "name",
+        "filter:",
+        "first:",
+        "after:",
+        "$v",
+        ":",
+        "@skip",
+        '"',
+        "'; DROP TABLE actors; --",
+        "__schema",
+        "__typename",
+        "1e999",
+        "-1",
+        "null",
+        "createActor",
+        "input:",
+        "\\u0000",
+        "#",
+        ",",
+        "=",
+        "!",
+        "Int",
+    ]
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(document=st.one_of(st.text(max_size=200), st.lists(TOKENS, max_size=40).map(" ".join)),
-       variables=st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.text(max_size=5) | st.integers(),
-                                                      max_size=3), st.integers(), st.text(max_size=10)))
+@given(
+    document=st.one_of(st.text(max_size=200), st.lists(TOKENS, max_size=40).map(" ".join)),
+    variables=st.one_of(
+        st.none(),
+        st.dictionaries(st.text(max_size=5), st.text(max_size=5) | st.integers(), max_size=3),
+        st.integers(),
+        st.text(max_size=10),
+    ),
+)
 def test_hostile_documents_are_client_errors(server_url: str, document: str, variables: object) -> None:
     with httpx.Client(base_url=server_url, timeout=30) as client:
         _check_graphql(client, document, variables)
 
 
-KEYS = st.sampled_from(["select", "order", "limit", "offset", "or", "and", "not.or", "name", "id", "actor_type",
-                        "teams.name", "teams.limit", "team_checkins.order", "columns", "on_conflict", "x"])
-PIECES = st.sampled_from(["eq.", "neq.", "in.", "is.", "like.", "ilike.", "match.", "fts.", "cs.", "ov.", "not.",
-                          "any.", "all.", "(", ")", "{", "}", ",", ".", "*", "!inner", "::text", "->", "->>", "'",
-                          "\"", "%", "desc", "nullsfirst", "null", "true", "1", "-1", "99999999999999999999",
-                          "name", "id", "teams(*)", "members:", "count()", "\\", " ", "[", "]"])
+KEYS = st.sampled_from(
+    [
+        "select",
+        "order",
+        "limit",
+        "offset",
+        "or",
+        "and",
+        "not.or",
+        "name",
+        "id",
+        "actor_type",
+        "teams.name",
+        "teams.limit",
+        "team_checkins.order",
+        "columns",
+        "on_conflict",
+        "x",
+    ]
+)
+PIECES = st.sampled_from(
+    [
+        "eq.",
+        "neq.",
+        "in.",
+        "is.",
+        "like.",
+        "ilike.",
+        "match.",
+        "fts.",
+        "cs.",
+        "ov.",
+        "not.",
+        "any.",
+        "all.",
+        "(",
+        ")",
+        "{",
+        "}",
+        ",",
+        ".",
+        "*",
+        "!inner",
+        "::text",
+        "->",
+        "->>",
+        "'",
+        '"',
+        "%",
+        "desc",
+        "nullsfirst",
+        "null",
+        "true",
+        "1",
+        "-1",
+        "99999999999999999999",
+        "name",
+        "id",
+        "teams(*)",
+        "members:",
+        "count()",
+        "\\",
+        " ",
+        "[",
+        "]",
+    ]
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

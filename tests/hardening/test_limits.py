@@ -34,9 +34,11 @@ async def test_a_declared_body_over_the_limit_is_refused(limited_url: str, clean
         answer = await client.post("/actors", content=body, headers={"Content-Type": "application/json"})
         assert answer.status_code == 413
         assert answer.json()["code"] == "COCO413"
-        graphql = await client.post("/graphql", content=json.dumps({"query": "{ actors { nodes { id } } }",
-                                                                    "pad": "x" * LIMIT}),
-                                    headers={"Content-Type": "application/json"})
+        graphql = await client.post(
+            "/graphql",
+            content=json.dumps({"query": "{ actors { nodes { id } } }", "pad": "x" * LIMIT}),
+            headers={"Content-Type": "application/json"},
+        )
         assert graphql.status_code == 413
         assert graphql.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
     assert (await table_counts(clean))["actors"] == 0
@@ -48,7 +50,7 @@ async def test_a_streamed_body_is_cut_off_at_the_limit(limited_url: str, clean: 
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(body), 1000):
-            yield body[start:start + 1000]
+            yield body[start : start + 1000]
 
     async with httpx.AsyncClient(base_url=limited_url, timeout=30) as client:
         answer = await client.post("/actors", content=chunks(), headers={"Content-Type": "application/json"})

@@ -18,13 +18,19 @@ REQUESTS = 40
 
 
 def served_reads(body: str) -> float:
-    return sum(value for name, labels, value in samples(body)
-               if name == "coco_http_requests_total" and labels.get("route") == "/{resource}"
-               and labels.get("method") == "GET" and labels.get("status") == "200")
+    return sum(
+        value
+        for name, labels, value in samples(body)
+        if name == "coco_http_requests_total"
+        and labels.get("route") == "/{resource}"
+        and labels.get("method") == "GET"
+        and labels.get("status") == "200"
+    )
 
 
-async def test_every_worker_reports_the_requests_of_all_workers(database_url: str, engine: AsyncEngine,
-                                                                tmp_path: Path) -> None:
+async def test_every_worker_reports_the_requests_of_all_workers(
+    database_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCO_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(DATABASE_URL=database_url, COCO_PORT=str(port), COCO_WORKERS="2", COCO_MIGRATE_ON_START="0")

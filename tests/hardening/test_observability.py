@@ -56,13 +56,23 @@ async def test_metrics(server_url: str) -> None:
         answer = await client.get("/metrics")
     assert answer.headers["content-type"].startswith("text/plain")
     found = samples(answer.text)
-    assert any(n == "coco_http_requests_total" and labels == {"method": "GET", "route": "/{resource}", "status": "200"}
-               and value >= 1 for n, labels, value in found)
-    assert any(n == "coco_http_requests_total" and labels["status"] == "404" and labels["route"] == "other"
-               for n, labels, _ in found)
-    assert any(n == "coco_http_request_duration_seconds_count" and labels["route"] == "/graphql" for n, labels, _ in found)
-    assert any(n == "coco_graphql_operations_total" and labels == {"type": "query", "name": "MetricsProbe"}
-               for n, labels, _ in found)
+    assert any(
+        n == "coco_http_requests_total"
+        and labels == {"method": "GET", "route": "/{resource}", "status": "200"}
+        and value >= 1
+        for n, labels, value in found
+    )
+    assert any(
+        n == "coco_http_requests_total" and labels["status"] == "404" and labels["route"] == "other"
+        for n, labels, _ in found
+    )
+    assert any(
+        n == "coco_http_request_duration_seconds_count" and labels["route"] == "/graphql" for n, labels, _ in found
+    )
+    assert any(
+        n == "coco_graphql_operations_total" and labels == {"type": "query", "name": "MetricsProbe"}
+        for n, labels, _ in found
+    )
     assert any(n == "coco_db_pool_size" and value >= 1 for n, _, value in found)
     assert any(n == "coco_live_subscribers" and value >= 1 for n, _, value in during)
     for name in ("coco_live_events_delivered_total", "coco_live_queue_overflows_total", "coco_db_pool_checked_out"):

@@ -19,8 +19,11 @@ async def test_rest_retry_conflicts_or_upserts_when_asked(server_url: str, clean
         assert again.json()["code"] == "23505"
         assert await table_counts(clean) == after_first
 
-        merged = await client.post("/actors", json={**ACTOR, "name": "Renamed Bot"},
-                                   headers={"Prefer": "resolution=merge-duplicates,return=representation"})
+        merged = await client.post(
+            "/actors",
+            json={**ACTOR, "name": "Renamed Bot"},
+            headers={"Prefer": "resolution=merge-duplicates,return=representation"},
+        )
         assert merged.status_code == 200, merged.text
         assert merged.json()[0]["name"] == "Renamed Bot"
         ignored = await client.post("/actors", json=ACTOR, headers={"Prefer": "resolution=ignore-duplicates"})
@@ -33,10 +36,16 @@ async def test_rest_retry_conflicts_or_upserts_when_asked(server_url: str, clean
 async def test_rest_retried_checkin_records_one_event(server_url: str, clean: AsyncEngine) -> None:
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as client:
         assert (await client.post("/actors", json=ACTOR)).status_code == 201
-        assert (await client.post("/teams", json={"id": "retry-team", "name": "Retry",
-                                                  "member_ids": ["retry-1"]})).status_code == 201
-        checkin = {"id": "retry-checkin", "team_id": "retry-team", "actor_id": "retry-1",
-                   "date": "2026-11-24", "previously": ["Same report, sent twice"]}
+        assert (
+            await client.post("/teams", json={"id": "retry-team", "name": "Retry", "member_ids": ["retry-1"]})
+        ).status_code == 201
+        checkin = {
+            "id": "retry-checkin",
+            "team_id": "retry-team",
+            "actor_id": "retry-1",
+            "date": "2026-11-24",
+            "previously": ["Same report, sent twice"],
+        }
         first = await client.post("/team_checkins", json=checkin)
         assert first.status_code == 201, first.text
         before = await table_counts(clean)

@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 COCO = [sys.executable, "-m", "api", "serve"]
 
 
-async def test_sigterm_drains_requests_and_closes_streams(clean: None, database_url: str, engine: AsyncEngine,
-                                                          writer: WriteService) -> None:
+async def test_sigterm_drains_requests_and_closes_streams(
+    clean: None, database_url: str, engine: AsyncEngine, writer: WriteService
+) -> None:
     await writer.create("actor", [{"id": "a-1", "actor_type": "agent", "name": "Bot"}])
     await writer.create("team", [{"id": "t-1", "name": "T"}])
     port = free_port()
@@ -39,13 +40,17 @@ async def test_sigterm_drains_requests_and_closes_streams(clean: None, database_
         socket = await websockets.connect(f"ws://{base}/graphql", subprotocols=["graphql-transport-ws"])
         await socket.send(json.dumps({"type": "connection_init"}))
         assert json.loads(await socket.recv())["type"] == "connection_ack"
-        await socket.send(json.dumps({"id": "1", "type": "subscribe",
-                                      "payload": {"query": "subscription { coordinationEvents { cursor } }"}}))
+        await socket.send(
+            json.dumps(
+                {"id": "1", "type": "subscribe", "payload": {"query": "subscription { coordinationEvents { cursor } }"}}
+            )
+        )
 
         # An event stream, open and past its first comment.
         client = httpx.AsyncClient(base_url=f"http://{base}", timeout=30)
-        stream = await client.send(client.build_request("GET", "/coordination_events",
-                                                        headers={"Accept": "text/event-stream"}), stream=True)
+        stream = await client.send(
+            client.build_request("GET", "/coordination_events", headers={"Accept": "text/event-stream"}), stream=True
+        )
         assert stream.status_code == 200
         lines = stream.aiter_lines()
         assert (await anext(lines)).startswith(":")
@@ -53,8 +58,10 @@ async def test_sigterm_drains_requests_and_closes_streams(clean: None, database_
         # A request in flight: its headers and half its body are sent before the signal.
         body = json.dumps({"id": "c-late", "actor_id": "a-1", "team_id": "t-1", "date": "2026-05-22"}).encode()
         reader, writer_ = await asyncio.open_connection("127.0.0.1", port)
-        writer_.write(b"POST /team_checkins HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10])
+        writer_.write(
+            b"POST /team_checkins HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10]
+        )
         await writer_.drain()
         await asyncio.sleep(0.3)
 

@@ -27,12 +27,17 @@ REFUSED = (TransportClosed, TransportConnectionFailed, TransportServerError, Tra
 
 def transport(url: str, token: str | None) -> WebsocketsTransport:
     payload = {"authorization": f"Bearer {token}"} if token else {}
-    return WebsocketsTransport(url=url.replace("http://", "ws://") + "/graphql", init_payload=payload,
-                               subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL], ping_interval=None)
+    return WebsocketsTransport(
+        url=url.replace("http://", "ws://") + "/graphql",
+        init_payload=payload,
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        ping_interval=None,
+    )
 
 
 async def test_a_read_token_in_connection_init_subscribes_and_none_is_refused(
-        secured_url: str, writer: WriteService) -> None:
+    secured_url: str, writer: WriteService
+) -> None:
     await writer.create("actor", [{"id": "a-1", "actor_type": "agent", "name": "Bot"}])
     await writer.create("team", [{"id": "t-1", "name": "T"}])
     async with Client(transport=transport(secured_url, READ_TOKEN)) as session:
@@ -58,6 +63,7 @@ async def test_a_read_token_in_connection_init_subscribes_and_none_is_refused(
 async def test_subscriptions_beyond_the_per_connection_limit_are_refused(database_url: str, engine) -> None:
     with RunningServer(database_url, tokens=TOKENS, graphql_max_subscriptions_per_connection=1) as url:
         async with Client(transport=transport(url, READ_TOKEN)) as session:
+
             async def listen() -> None:
                 async for _ in session.subscribe(EVENTS):
                     pass

@@ -22,8 +22,10 @@ async def seed(writer: WriteService, *, teams: int = 2, actors: int = 2) -> dict
 
 async def checkins(writer: WriteService, n: int, *, actor: str = "a-0", team: str = "t-0") -> list[dict[str, Any]]:
     """n check-ins in one write; their events in cursor order."""
-    result = await writer.create("team_checkin", [{"actor_id": actor, "team_id": team, "date": "2026-05-22",
-                                                   "next": [f"item {i}"]} for i in range(n)])
+    result = await writer.create(
+        "team_checkin",
+        [{"actor_id": actor, "team_id": team, "date": "2026-05-22", "next": [f"item {i}"]} for i in range(n)],
+    )
     return result.events
 
 

@@ -33,15 +33,35 @@ class ServerProcess:
     def __init__(self, database_url: str, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATABASE_URL": database_url, "COCO_MIGRATE_ON_START": "0",
-                    "COCO_DB_POOL_SIZE": "4", **env}
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "COCO_MIGRATE_ON_START": "0",
+            "COCO_DB_POOL_SIZE": "4",
+            **env,
+        }
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServerProcess:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--timeout-graceful-shutdown", "5"],
-            cwd=ROOT, env=self.env)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--timeout-graceful-shutdown",
+                "5",
+            ],
+            cwd=ROOT,
+            env=self.env,
+        )
         deadline = time.monotonic() + 60
         while True:
             if self.process.poll() is not None:
@@ -103,12 +123,14 @@ async def messages(response: httpx.Response, *, comments: bool = False) -> Async
 
 
 @contextlib.asynccontextmanager
-async def stream(base: str, params: dict[str, str] | None = None,
-                 headers: dict[str, str] | None = None) -> AsyncIterator[AsyncIterator[Message]]:
+async def stream(
+    base: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> AsyncIterator[AsyncIterator[Message]]:
     """An open event stream (the subscription exists once this yields)."""
     async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(TIMEOUT)) as client:
-        async with client.stream("GET", "/coordination_events", params=params,
-                                 headers={**STREAM, **(headers or {})}) as response:
+        async with client.stream(
+            "GET", "/coordination_events", params=params, headers={**STREAM, **(headers or {})}
+        ) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             yield messages(response)

@@ -16,7 +16,9 @@ from .helpers import checkins, seed, table_cursors
 
 
 async def new_checkin(conn: AsyncConnection, id: str) -> PendingEvent:
-    await conn.execute(insert(TABLES["team_checkin"]).values(id=id, actor_id="a-0", team_id="t-0", date=datetime.date(2026, 5, 22)))
+    await conn.execute(
+        insert(TABLES["team_checkin"]).values(id=id, actor_id="a-0", team_id="t-0", date=datetime.date(2026, 5, 22))
+    )
     return PendingEvent(actor_id="a-0", event_type="team_checkin", reference_id=id)
 
 
@@ -24,15 +26,19 @@ async def waiting_for_the_event_lock(engine: AsyncEngine) -> None:
     async with asyncio.timeout(30):
         while True:
             async with engine.connect() as conn:
-                waiting = (await conn.execute(text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))).scalar_one()
+                waiting = (
+                    await conn.execute(
+                        text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                    )
+                ).scalar_one()
             if waiting:
                 return
             await asyncio.sleep(0.01)
 
 
-async def test_the_first_to_insert_but_last_to_commit_gets_the_later_cursor(writer: WriteService,
-                                                                             engine: AsyncEngine) -> None:
+async def test_the_first_to_insert_but_last_to_commit_gets_the_later_cursor(
+    writer: WriteService, engine: AsyncEngine
+) -> None:
     await seed(writer)
     async with engine.connect() as a, engine.connect() as b:
         await a.begin()
@@ -51,8 +57,9 @@ async def test_the_first_to_insert_but_last_to_commit_gets_the_later_cursor(writ
     assert await table_cursors(engine, seen[-1]) == [a_event["seq"]]
 
 
-async def test_a_writer_holding_a_cursor_makes_the_next_wait_until_it_commits(writer: WriteService,
-                                                                               engine: AsyncEngine) -> None:
+async def test_a_writer_holding_a_cursor_makes_the_next_wait_until_it_commits(
+    writer: WriteService, engine: AsyncEngine
+) -> None:
     await seed(writer)
     async with engine.connect() as a, engine.connect() as b:
         await a.begin()
@@ -87,7 +94,8 @@ async def test_a_rolled_back_cursor_is_a_gap_that_never_fills(writer: WriteServi
 
 
 async def test_a_reader_following_the_cursor_under_ten_concurrent_writers_misses_nothing(
-        writer: WriteService, engine: AsyncEngine) -> None:
+    writer: WriteService, engine: AsyncEngine
+) -> None:
     """What the live feed relies on: reading `cursor > last` again and again, never an
     event appears later below a cursor already read."""
     await seed(writer)
@@ -120,13 +128,17 @@ async def test_the_cursor_sequence_hands_out_values_one_at_a_time(engine: AsyncE
     """With CACHE > 1 each session would pre-allocate a block of cursors, and a later
     commit could draw a smaller cursor from its block: the lock alone is not enough."""
     async with engine.connect() as conn:
-        cache = (await conn.execute(text(
-            "SELECT cache_size FROM pg_sequences WHERE sequencename = 'coordination_event_seq'"))).scalar_one()
+        cache = (
+            await conn.execute(
+                text("SELECT cache_size FROM pg_sequences WHERE sequencename = 'coordination_event_seq'")
+            )
+        ).scalar_one()
     assert cache == 1
 
 
 async def test_one_transaction_records_more_events_than_a_statement_takes_parameters(
-        writer: WriteService, engine: AsyncEngine) -> None:
+    writer: WriteService, engine: AsyncEngine
+) -> None:
     """A bulk write of 10,000 check-ins records 10,000 events (asyncpg takes at most 32,767 parameters)."""
     await seed(writer)
     async with engine.begin() as conn:

@@ -20,19 +20,20 @@ from api.writes import WriteService
 from .helpers import seed, table_cursors, take
 
 PROTOCOLS = [WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL, WebsocketsTransport.APOLLO_SUBPROTOCOL]
-EVENTS = ("""subscription($where: CoordinationEventWhere, $after: String, $teamId: ID) {
+EVENTS = """subscription($where: CoordinationEventWhere, $after: String, $teamId: ID) {
   coordinationEvents(where: $where, after: $after, teamId: $teamId) {
     id cursor eventType actorId referenceId occurredAt
     reference { __typename ... on TeamCheckin { id teamId next } ... on GoalStoryUpdate { id title } }
   }
-}""")
+}"""
 
 
 @asynccontextmanager
 async def subscribed(base_url: str, protocol: str, **variables: Any) -> AsyncIterator[AsyncIterator[dict]]:
     """A running subscription: events arrive on the returned iterator; the server has accepted it."""
-    transport = WebsocketsTransport(url=base_url.replace("http://", "ws://") + "/graphql",
-                                    subprotocols=[protocol], ping_interval=None)
+    transport = WebsocketsTransport(
+        url=base_url.replace("http://", "ws://") + "/graphql", subprotocols=[protocol], ping_interval=None
+    )
     async with Client(transport=transport, fetch_schema_from_transport=False) as session:
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -67,28 +68,36 @@ def checkin(actor: str = "a-0", team: str = "t-0", note: str = "x") -> dict[str,
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_an_event_written_through_rest_on_one_process_reaches_a_subscriber_on_another(
-        live_servers: tuple[str, str], writer: WriteService, protocol: str) -> None:
+    live_servers: tuple[str, str], writer: WriteService, protocol: str
+) -> None:
     a, b = live_servers
     await seed(writer)
     async with subscribed(b, protocol) as events, httpx.AsyncClient(base_url=a) as http:
-        response = await http.post("/team_checkins", json=checkin(note="via REST on A"),
-                                   headers={"Prefer": "return=representation"})
+        response = await http.post(
+            "/team_checkins", json=checkin(note="via REST on A"), headers={"Prefer": "return=representation"}
+        )
         assert response.status_code == 201, response.text
         row = response.json()[0]
         [event] = await take(events, 1)
     assert event["referenceId"] == row["id"] and event["eventType"] == "TEAM_CHECKIN"
     assert event["actorId"] == "a-0" and int(event["cursor"]) > 0
-    assert event["reference"] == {"__typename": "TeamCheckin", "id": row["id"], "teamId": "t-0",
-                                  "next": ["via REST on A"]}
+    assert event["reference"] == {
+        "__typename": "TeamCheckin",
+        "id": row["id"],
+        "teamId": "t-0",
+        "next": ["via REST on A"],
+    }
 
 
 async def test_500_events_from_10_concurrent_writers_arrive_once_each_in_cursor_order(
-        live_servers: tuple[str, str], writer: WriteService, clean: AsyncEngine) -> None:
+    live_servers: tuple[str, str], writer: WriteService, clean: AsyncEngine
+) -> None:
     a, b = live_servers
     await seed(writer)
     start = max(await table_cursors(clean), default=0)
     async with subscribed(b, PROTOCOLS[0]) as on_b, subscribed(a, PROTOCOLS[1]) as on_a:
         async with httpx.AsyncClient(base_url=a, timeout=60) as http:
+
             async def write(w: int) -> None:
                 for i in range(50):
                     r = await http.post("/team_checkins", json=checkin(note=f"writer {w} item {i}"))
@@ -106,7 +115,8 @@ async def test_500_events_from_10_concurrent_writers_arrive_once_each_in_cursor_
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_a_subscriber_that_resumes_with_after_gets_exactly_what_it_missed(
-        live_servers: tuple[str, str], writer: WriteService, clean: AsyncEngine, protocol: str) -> None:
+    live_servers: tuple[str, str], writer: WriteService, clean: AsyncEngine, protocol: str
+) -> None:
     a, b = live_servers
     await seed(writer)
     async with subscribed(a, protocol) as events:
@@ -126,19 +136,34 @@ async def test_filters_by_event_type_actor_and_team(live_servers: tuple[str, str
     a, b = live_servers
     await seed(writer)
     await writer.create("goal_story", [{"id": "g-1", "title": "Goal", "team_ids": ["t-1"]}])
-    async with subscribed(b, PROTOCOLS[0], teamId="t-1") as team_events, \
-            subscribed(b, PROTOCOLS[0], where={"eventType": {"eq": "GOAL_STORY_UPDATE"}}) as updates, \
-            subscribed(a, PROTOCOLS[1], where={"actorId": {"eq": "a-1"}}) as by_actor:
+    async with (
+        subscribed(b, PROTOCOLS[0], teamId="t-1") as team_events,
+        subscribed(b, PROTOCOLS[0], where={"eventType": {"eq": "GOAL_STORY_UPDATE"}}) as updates,
+        subscribed(a, PROTOCOLS[1], where={"actorId": {"eq": "a-1"}}) as by_actor,
+    ):
         await writer.create("team_checkin", [checkin(team="t-0"), checkin(actor="a-1", team="t-1")])
-        await writer.create("goal_story_update", [{"actor_id": "a-0", "goal_story_id": "g-1", "date": "2026-05-22",
-                                                   "title": "On track", "content": "Going well"}])
+        await writer.create(
+            "goal_story_update",
+            [
+                {
+                    "actor_id": "a-0",
+                    "goal_story_id": "g-1",
+                    "date": "2026-05-22",
+                    "title": "On track",
+                    "content": "Going well",
+                }
+            ],
+        )
         team = await take(team_events, 2)
         update = await take(updates, 1)
         actor = await take(by_actor, 1)
     assert [e["eventType"] for e in team] == ["TEAM_CHECKIN", "GOAL_STORY_UPDATE"]
     assert team[0]["actorId"] == "a-1"
-    assert update[0]["reference"] == {"__typename": "GoalStoryUpdate", "id": update[0]["referenceId"],
-                                      "title": "On track"}
+    assert update[0]["reference"] == {
+        "__typename": "GoalStoryUpdate",
+        "id": update[0]["referenceId"],
+        "title": "On track",
+    }
     assert actor[0]["actorId"] == "a-1" and actor[0]["eventType"] == "TEAM_CHECKIN"
 
 
@@ -150,14 +175,16 @@ async def test_a_bad_cursor_is_bad_user_input(live_servers: tuple[str, str]) -> 
 
 
 async def test_a_checkin_posted_by_an_agent_over_mcp_reaches_a_graphql_subscriber(
-        live_servers: tuple[str, str], writer: WriteService) -> None:
+    live_servers: tuple[str, str], writer: WriteService
+) -> None:
     from mcp import Client
 
     a, b = live_servers
     await seed(writer)
     async with subscribed(b, PROTOCOLS[0]) as events, Client(f"{a}/mcp") as agent:
-        posted = await agent.call_tool("post_team_checkin", {"actor_id": "a-0", "team_id": "t-0",
-                                                             "date": "2026-05-22", "next": ["from an agent"]})
+        posted = await agent.call_tool(
+            "post_team_checkin", {"actor_id": "a-0", "team_id": "t-0", "date": "2026-05-22", "next": ["from an agent"]}
+        )
         assert not posted.is_error, posted.content
         [event] = await take(events, 1)
     assert event["referenceId"] == posted.structured_content["team_checkin"]["id"]

@@ -16,7 +16,8 @@ from .helpers import caught_up, checkins, seed, take
 
 
 async def test_events_waiting_for_a_subscriber_come_in_one_batch_in_cursor_order(
-        feed: LiveFeed, writer: WriteService) -> None:
+    feed: LiveFeed, writer: WriteService
+) -> None:
     await seed(writer)
     batches = feed.subscribe_batches()
     written = []
@@ -34,7 +35,8 @@ async def test_events_waiting_for_a_subscriber_come_in_one_batch_in_cursor_order
 
 
 async def test_a_replay_and_the_live_events_queued_behind_it_come_without_repeat(
-        feed: LiveFeed, writer: WriteService) -> None:
+    feed: LiveFeed, writer: WriteService
+) -> None:
     await seed(writer)
     before = await checkins(writer, 5)
     await caught_up(feed, before[-1]["seq"])
@@ -50,8 +52,9 @@ async def test_a_replay_and_the_live_events_queued_behind_it_come_without_repeat
     await batches.aclose()  # type: ignore[attr-defined]
 
 
-async def test_the_queue_bound_counts_events_not_batches(database_url: str, clean: AsyncEngine,
-                                                         writer: WriteService) -> None:
+async def test_the_queue_bound_counts_events_not_batches(
+    database_url: str, clean: AsyncEngine, writer: WriteService
+) -> None:
     small = LiveFeed(database_url, clean, queue_size=4)
     await small.start()
     try:

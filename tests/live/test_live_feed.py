@@ -26,7 +26,8 @@ async def test_an_event_committed_after_subscribing_arrives(feed: LiveFeed, writ
     [got] = await take(events, 1)
     assert set(got) == {"id", "actor_id", "event_type", "reference_id", "occurred_at", "cursor"}
     assert {k: got[k] for k in ("id", "actor_id", "event_type", "reference_id")} == {
-        k: written[0][k] for k in ("id", "actor_id", "event_type", "reference_id")}
+        k: written[0][k] for k in ("id", "actor_id", "event_type", "reference_id")
+    }
     assert got["cursor"] == written[0]["seq"]
     assert datetime.fromisoformat(got["occurred_at"]) == written[0]["occurred_at"]
 
@@ -44,7 +45,8 @@ async def test_without_after_nothing_earlier_is_replayed(feed: LiveFeed, writer:
 
 
 async def test_without_subscribers_the_feed_follows_the_table_end_without_reading_events(
-        feed: LiveFeed, writer: WriteService, clean: AsyncEngine) -> None:
+    feed: LiveFeed, writer: WriteService, clean: AsyncEngine
+) -> None:
     await seed(writer)
     statements: list[str] = []
 
@@ -70,25 +72,36 @@ async def test_without_subscribers_the_feed_follows_the_table_end_without_readin
 
 
 async def test_without_subscribers_what_no_notification_announced_is_found_after_a_reconnect(
-        feed: LiveFeed, writer: WriteService, clean: AsyncEngine) -> None:
+    feed: LiveFeed, writer: WriteService, clean: AsyncEngine
+) -> None:
     await seed(writer)
     announced = await checkins(writer, 1)
     await caught_up(feed, announced[-1]["seq"])
     # An event whose notification never came (as one committed while the LISTEN connection
     # was down): only the table knows it, and a new LISTEN connection must look there.
     async with clean.begin() as conn:
-        silent = (await conn.execute(text(
-            "INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at) "
-            "VALUES (gen_random_uuid()::text, nextval('coordination_event_seq'), 'a-0', 'team_checkin', 'x', now()) "
-            "RETURNING seq"))).scalar_one()
-        await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE application_name = 'coco-live' AND datname = current_database()"))
+        silent = (
+            await conn.execute(
+                text(
+                    "INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at) "
+                    "VALUES (gen_random_uuid()::text, nextval('coordination_event_seq'), 'a-0', 'team_checkin', 'x', now()) "
+                    "RETURNING seq"
+                )
+            )
+        ).scalar_one()
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'coco-live' AND datname = current_database()"
+            )
+        )
     await caught_up(feed, silent)
     assert feed.position == silent
 
 
-async def test_after_replays_then_goes_live_without_gap_or_duplicate(feed: LiveFeed, writer: WriteService,
-                                                                     engine: AsyncEngine) -> None:
+async def test_after_replays_then_goes_live_without_gap_or_duplicate(
+    feed: LiveFeed, writer: WriteService, engine: AsyncEngine
+) -> None:
     await seed(writer)
     before = await checkins(writer, 30)
     after = before[9]["seq"]
@@ -133,13 +146,17 @@ async def test_where_filters_replay_and_live_alike(feed: LiveFeed, writer: Write
 
 async def test_team_filter_follows_the_reference_to_its_team(feed: LiveFeed, writer: WriteService) -> None:
     await seed(writer, teams=3)
-    await writer.create("goal_story", [{"id": "g-a", "title": "A", "team_ids": ["t-0", "t-2"]},
-                                       {"id": "g-b", "title": "B", "team_ids": ["t-1"]}])
+    await writer.create(
+        "goal_story",
+        [{"id": "g-a", "title": "A", "team_ids": ["t-0", "t-2"]}, {"id": "g-b", "title": "B", "team_ids": ["t-1"]}],
+    )
     start = (await checkins(writer, 1, team="t-1"))[0]["seq"]
 
     async def update(goal: str) -> int:
-        result = await writer.create("goal_story_update", [{"actor_id": "a-0", "goal_story_id": goal,
-                                                            "date": "2026-05-22", "title": "t", "content": "c"}])
+        result = await writer.create(
+            "goal_story_update",
+            [{"actor_id": "a-0", "goal_story_id": goal, "date": "2026-05-22", "title": "t", "content": "c"}],
+        )
         return result.events[0]["seq"]
 
     expected = [(await checkins(writer, 1, team="t-0"))[0]["seq"]]
@@ -159,8 +176,10 @@ async def test_team_filter_follows_the_reference_to_its_team(feed: LiveFeed, wri
 
 async def test_many_subscribers_with_different_filters_share_reads(feed: LiveFeed, writer: WriteService) -> None:
     await seed(writer, actors=3)
-    streams = {actor: [feed.subscribe(where=Condition("actor_id", "eq", actor)) for _ in range(3)]
-               for actor in ("a-0", "a-1", "a-2")}
+    streams = {
+        actor: [feed.subscribe(where=Condition("actor_id", "eq", actor)) for _ in range(3)]
+        for actor in ("a-0", "a-1", "a-2")
+    }
     either = feed.subscribe(where=Or((Condition("actor_id", "eq", "a-0"), Condition("actor_id", "eq", "a-2"))))
     written = {actor: await checkins(writer, 2, actor=actor) for actor in ("a-0", "a-1", "a-2")}
     for actor, subscribers in streams.items():
@@ -171,9 +190,9 @@ async def test_many_subscribers_with_different_filters_share_reads(feed: LiveFee
     assert [e["cursor"] for e in got] == [e["seq"] for e in written["a-0"] + written["a-2"]]
 
 
-async def test_a_subscriber_that_falls_behind_gets_overflow_and_resumes(database_url: str, clean: AsyncEngine,
-                                                                        writer: WriteService,
-                                                                        engine: AsyncEngine) -> None:
+async def test_a_subscriber_that_falls_behind_gets_overflow_and_resumes(
+    database_url: str, clean: AsyncEngine, writer: WriteService, engine: AsyncEngine
+) -> None:
     small = LiveFeed(database_url, clean, queue_size=4)
     await small.start()
     try:
@@ -218,7 +237,8 @@ async def test_subscribing_before_start_is_refused(database_url: str, engine: As
 
 
 async def test_a_feed_started_while_the_database_is_unreachable_refuses_subscribers_until_it_is(
-        engine: AsyncEngine, tmp_path: Path) -> None:
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
     nowhere = f"postgresql://postgres@/coco?host={tmp_path}&port=5432"  # no server on this socket
     live = LiveFeed(nowhere, engine)
     await live.start()  # does not fail the app's start-up; keeps trying in the background

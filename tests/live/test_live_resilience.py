@@ -19,7 +19,8 @@ from .servers import STREAM, TIMEOUT, ServerProcess, cursors, messages, stream, 
 
 
 async def test_a_database_restart_in_the_middle_of_a_stream_loses_nothing(
-        own_postgres: EmbeddedPostgres, own_database: tuple[str, AsyncEngine]) -> None:
+    own_postgres: EmbeddedPostgres, own_database: tuple[str, AsyncEngine]
+) -> None:
     url, engine = own_database
     writer = WriteService(engine)
     await seed(writer)
@@ -64,7 +65,8 @@ async def record(engine: AsyncEngine, n: int) -> None:
 
 
 async def test_a_reader_too_slow_for_its_queue_gets_a_clear_error_and_resumes(
-        live_servers: tuple[str, str], writer: WriteService, engine: AsyncEngine) -> None:
+    live_servers: tuple[str, str], writer: WriteService, engine: AsyncEngine
+) -> None:
     await seed(writer)
     total = 40_000  # ~9 MB of stream: about twice what the socket buffers below hold
     base = live_servers[0]
@@ -72,10 +74,11 @@ async def test_a_reader_too_slow_for_its_queue_gets_a_clear_error_and_resumes(
     # receive buffer (and the server's send buffer, at most 4 MB) fill, the server's writes
     # to it block, and its queue (1,000 events) overflows.
     transport = httpx.AsyncHTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
-    async with httpx.AsyncClient(base_url=base, transport=transport, timeout=TIMEOUT) as slow_client, \
-            stream(base, {"after": "0"}) as fast:
-        async with slow_client.stream("GET", "/coordination_events", params={"after": "0"},
-                                      headers=STREAM) as response:
+    async with (
+        httpx.AsyncClient(base_url=base, transport=transport, timeout=TIMEOUT) as slow_client,
+        stream(base, {"after": "0"}) as fast,
+    ):
+        async with slow_client.stream("GET", "/coordination_events", params={"after": "0"}, headers=STREAM) as response:
             assert response.status_code == 200
             # A reader that keeps up, on the same server: once it has every event, the
             # feed has offered every event to the slow one too.

@@ -13,8 +13,10 @@ from api.writes import WriteService
 from .helpers import checkins, seed, table_cursors
 from .servers import STREAM, TIMEOUT, cursors, messages, stream, take
 
+
 async def test_an_event_written_elsewhere_reaches_subscribers_on_both_processes(
-        live_servers: tuple[str, str], writer: WriteService) -> None:
+    live_servers: tuple[str, str], writer: WriteService
+) -> None:
     await seed(writer)
     async with stream(live_servers[0]) as on_a, stream(live_servers[1]) as on_b:
         [written] = await checkins(writer, 1)
@@ -26,9 +28,11 @@ async def test_an_event_written_elsewhere_reaches_subscribers_on_both_processes(
 
 
 async def test_500_events_from_10_concurrent_writers_arrive_once_each_in_cursor_order_on_both(
-        live_servers: tuple[str, str], writer: WriteService, engine: AsyncEngine) -> None:
+    live_servers: tuple[str, str], writer: WriteService, engine: AsyncEngine
+) -> None:
     await seed(writer)
     async with stream(live_servers[0], {"after": "0"}) as on_a, stream(live_servers[1], {"after": "0"}) as on_b:
+
         async def write() -> None:
             for _ in range(50):
                 await checkins(writer, 1)
@@ -43,7 +47,8 @@ async def test_500_events_from_10_concurrent_writers_arrive_once_each_in_cursor_
 
 
 async def test_a_subscriber_that_reconnects_with_last_event_id_gets_exactly_what_it_missed(
-        live_servers: tuple[str, str], writer: WriteService, engine: AsyncEngine) -> None:
+    live_servers: tuple[str, str], writer: WriteService, engine: AsyncEngine
+) -> None:
     await seed(writer)
     async with stream(live_servers[0], {"after": "0"}) as first:
         await checkins(writer, 10)
@@ -66,15 +71,21 @@ async def test_a_subscriber_that_reconnects_with_last_event_id_gets_exactly_what
 async def test_filters_on_the_stream(live_servers: tuple[str, str], writer: WriteService) -> None:
     await seed(writer, teams=2)
     await writer.create("goal_story", [{"id": "g-1", "title": "G", "team_ids": ["t-1"]}])
-    params = [{"actor_id": "eq.a-1"}, {"team_id": "t-1"}, {"event_type": "eq.goal_story_update"},
-              {"team_id": "eq.t-1", "event_type": "eq.team_checkin"}]
+    params = [
+        {"actor_id": "eq.a-1"},
+        {"team_id": "t-1"},
+        {"event_type": "eq.goal_story_update"},
+        {"team_id": "eq.t-1", "event_type": "eq.team_checkin"},
+    ]
     async with contextlib.AsyncExitStack() as stack:
         sources = [await stack.enter_async_context(stream(live_servers[1], {"after": "0", **p})) for p in params]
         mine = await checkins(writer, 2, actor="a-1", team="t-0")
         await checkins(writer, 2, actor="a-0", team="t-0")
         theirs = await checkins(writer, 2, actor="a-0", team="t-1")
-        update = await writer.create("goal_story_update", [{"actor_id": "a-0", "goal_story_id": "g-1",
-                                                            "date": "2026-05-22", "title": "t", "content": "c"}])
+        update = await writer.create(
+            "goal_story_update",
+            [{"actor_id": "a-0", "goal_story_id": "g-1", "date": "2026-05-22", "title": "t", "content": "c"}],
+        )
         seq = [e["seq"] for e in update.events]
         expected = [
             [e["seq"] for e in mine],
@@ -93,6 +104,7 @@ async def test_filters_on_the_stream(live_servers: tuple[str, str], writer: Writ
 async def test_keep_alive_comments_flow_while_idle(live_servers: tuple[str, str], clean: AsyncEngine) -> None:
     async with httpx.AsyncClient(base_url=live_servers[0], timeout=TIMEOUT) as client:
         async with client.stream("GET", "/coordination_events", headers=STREAM) as response:
+
             async def first_keep_alive() -> str:
                 async for message in messages(response, comments=True):
                     if message.data == "keep-alive":
@@ -103,7 +115,8 @@ async def test_keep_alive_comments_flow_while_idle(live_servers: tuple[str, str]
 
 
 async def test_bad_parameters_are_a_clear_400_and_other_requests_pass_through(
-        live_servers: tuple[str, str], clean: AsyncEngine) -> None:
+    live_servers: tuple[str, str], clean: AsyncEngine
+) -> None:
     async with httpx.AsyncClient(base_url=live_servers[0], timeout=TIMEOUT) as client:
         for params, headers, word in [
             ({"after": "soon"}, {}, "after"),

@@ -67,8 +67,7 @@ READ_ERRORS = [
 
 
 @pytest.mark.parametrize("method,url,status,code", READ_ERRORS, ids=[f"{m} {u[:80]} {c}" for m, u, _, c in READ_ERRORS])
-async def test_request_errors(http: httpx.AsyncClient, method: str, url: str, status: int,
-                              code: str) -> None:
+async def test_request_errors(http: httpx.AsyncClient, method: str, url: str, status: int, code: str) -> None:
     headers = {"PGRST107": {"Accept": "text/html"}, "PGRST106": {"Accept-Profile": "private"}}.get(code, {})
     r = await http.request(method, url, headers=headers)
     assert (r.status_code, r.json()["code"]) == (status, code), r.text
@@ -79,8 +78,12 @@ async def test_request_errors(http: httpx.AsyncClient, method: str, url: str, st
 
 async def test_messages_match_postgrest(world: dict[str, Any], http: httpx.AsyncClient) -> None:
     r = await http.get("/people")
-    assert r.json() == {"code": "PGRST205", "message": "Could not find the table 'public.people' in the schema cache",
-                        "details": None, "hint": None}
+    assert r.json() == {
+        "code": "PGRST205",
+        "message": "Could not find the table 'public.people' in the schema cache",
+        "details": None,
+        "hint": None,
+    }
     r = await http.get("/actor")
     assert r.json()["hint"] == "Perhaps you meant the table 'public.actors'"
     r = await http.get("/actors?select=nickname")
@@ -88,17 +91,25 @@ async def test_messages_match_postgrest(world: dict[str, Any], http: httpx.Async
     r = await http.get("/actors?select=id,projects(id)")
     assert r.json()["message"] == "Could not find a relationship between 'actors' and 'projects' in the schema cache"
     r = await http.get("/goal_stories?goal_story_updates.status=eq.on_track")
-    assert r.json() == {"code": "PGRST108", "details": None,
-                        "message": "'goal_story_updates' is not an embedded resource in this request",
-                        "hint": "Verify that 'goal_story_updates' is included in the 'select' query parameter."}
+    assert r.json() == {
+        "code": "PGRST108",
+        "details": None,
+        "message": "'goal_story_updates' is not an embedded resource in this request",
+        "hint": "Verify that 'goal_story_updates' is included in the 'select' query parameter.",
+    }
     r = await http.get("/actors?id=equals.p-1")
     assert r.json()["message"].startswith('"failed to parse filter (equals.p-1)" (line 1, column ')
 
 
 WRITE_ERRORS: list[tuple[str, str, Any, int, str]] = [
     ("POST", "/actors", {"id": "p-1", "actor_type": "person", "name": "Again"}, 409, "23505"),
-    ("POST", "/actors", [{"id": "p-8", "actor_type": "person", "name": "A"},
-                         {"id": "p-8", "actor_type": "person", "name": "B"}], 409, "23505"),
+    (
+        "POST",
+        "/actors",
+        [{"id": "p-8", "actor_type": "person", "name": "A"}, {"id": "p-8", "actor_type": "person", "name": "B"}],
+        409,
+        "23505",
+    ),
     ("POST", "/team_checkins", {"actor_id": "p-404", "team_id": "t-1", "date": "2026-05-01"}, 409, "23503"),
     ("POST", "/teams", {"id": "t-9", "name": "X", "member_ids": ["p-1", "ghost"]}, 409, "23503"),
     ("DELETE", "/actors?id=eq.p-1", None, 409, "23503"),
@@ -111,24 +122,56 @@ WRITE_ERRORS: list[tuple[str, str, Any, int, str]] = [
     ("POST", "/actors", {"id": "p-9", "actor_type": "person", "name": "R", "timezone": "Mars/Base"}, 400, "23514"),
     ("PATCH", "/goal_story_updates?id=eq.u-1", {"progress_percent": 101}, 400, "23514"),
     ("PATCH", "/goal_story_updates?id=eq.u-1", {"status": "done"}, 400, "23514"),
-    ("POST", "/goal_stories", {"title": "T", "timeframe": {"start": "2026-02-01", "end": "2026-01-01"}}, 400,
-     "23514"),
+    ("POST", "/goal_stories", {"title": "T", "timeframe": {"start": "2026-02-01", "end": "2026-01-01"}}, 400, "23514"),
     ("POST", "/team_checkins", {"actor_id": "p-1", "team_id": "t-1", "date": "tomorrow"}, 400, "22P02"),
-    ("POST", "/goal_story_updates", {"actor_id": "p-1", "goal_story_id": "g-1", "date": "2026-01-01", "title": "t",
-                                     "content": "c", "progress_percent": "half"}, 400, "22P02"),
-    ("POST", "/team_checkins", {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-01", "next": "one"}, 400,
-     "22P02"),
+    (
+        "POST",
+        "/goal_story_updates",
+        {
+            "actor_id": "p-1",
+            "goal_story_id": "g-1",
+            "date": "2026-01-01",
+            "title": "t",
+            "content": "c",
+            "progress_percent": "half",
+        },
+        400,
+        "22P02",
+    ),
+    (
+        "POST",
+        "/team_checkins",
+        {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-01", "next": "one"},
+        400,
+        "22P02",
+    ),
     ("POST", "/actors", {"id": "p-9", "actor_type": "person", "name": "R", "nickname": "r"}, 400, "PGRST204"),
     ("POST", "/actors?columns=id,nickname", {"id": "p-9"}, 400, "PGRST204"),
     ("PATCH", "/actors?id=eq.p-1", {"nickname": "r"}, 400, "PGRST204"),
     ("POST", "/actors", "not json", 400, "PGRST102"),
-    ("POST", "/actors", [{"id": "p-9", "actor_type": "person", "name": "A"}, {"id": "p-10", "name": "B"}], 400,
-     "PGRST102"),
+    (
+        "POST",
+        "/actors",
+        [{"id": "p-9", "actor_type": "person", "name": "A"}, {"id": "p-10", "name": "B"}],
+        400,
+        "PGRST102",
+    ),
     ("POST", "/actors", [1, 2], 400, "PGRST102"),
     ("POST", "/actors", "[" * 100_000, 400, "PGRST102"),
     ("PATCH", "/actors?id=eq.p-1", [{"name": "x"}], 400, "PGRST102"),
-    ("POST", "/coordination_events", {"id": "e-1", "actor_id": "p-1", "event_type": "team_checkin",
-                                      "reference_id": "c-1", "occurred_at": "2026-01-01T00:00:00Z"}, 405, "25006"),
+    (
+        "POST",
+        "/coordination_events",
+        {
+            "id": "e-1",
+            "actor_id": "p-1",
+            "event_type": "team_checkin",
+            "reference_id": "c-1",
+            "occurred_at": "2026-01-01T00:00:00Z",
+        },
+        405,
+        "25006",
+    ),
     ("PATCH", "/coordination_events", {"actor_id": "p-2"}, 405, "25006"),
     ("PUT", "/coordination_events?id=eq.x", {"id": "x"}, 405, "25006"),
     ("DELETE", "/coordination_events", None, 405, "25006"),
@@ -145,8 +188,13 @@ async def test_write_errors_change_nothing(world: dict[str, Any], clean: Any, ht
     snapshot = {resource: (await http.get(f"/{resource}?order=id")).json() for resource in before}
     for method, url, body, status, code in WRITE_ERRORS:
         content = body.encode() if isinstance(body, str) else None
-        r = await http.request(method, url, json=None if content else body, content=content,
-                               headers={**JSON, "Prefer": "return=representation"})
+        r = await http.request(
+            method,
+            url,
+            json=None if content else body,
+            content=content,
+            headers={**JSON, "Prefer": "return=representation"},
+        )
         assert (r.status_code, r.json()["code"]) == (status, code), (method, url, r.text)
         assert set(r.json()) == {"code", "message", "details", "hint"}
         assert await table_counts(clean) == before, (method, url)
@@ -157,10 +205,17 @@ async def test_write_errors_change_nothing(world: dict[str, Any], clean: Any, ht
 
 async def test_profiles(world: dict[str, Any], http: httpx.AsyncClient) -> None:
     assert (await http.get("/actors", headers={"Accept-Profile": "public"})).status_code == 200
-    r = await http.post("/actors", json={"id": "p-9", "actor_type": "person", "name": "R"},
-                        headers={**JSON, "Content-Profile": "private"})
-    assert r.json() == {"code": "PGRST106", "message": "Invalid schema: private", "details": None,
-                        "hint": "Only the following schemas are exposed: public"}
+    r = await http.post(
+        "/actors",
+        json={"id": "p-9", "actor_type": "person", "name": "R"},
+        headers={**JSON, "Content-Profile": "private"},
+    )
+    assert r.json() == {
+        "code": "PGRST106",
+        "message": "Invalid schema: private",
+        "details": None,
+        "hint": "Only the following schemas are exposed: public",
+    }
     assert (await http.get("/actors?id=eq.p-9")).json() == []
 
 
@@ -168,8 +223,9 @@ async def test_conflict_bodies_name_the_ids(world: dict[str, Any], http: httpx.A
     r = await http.post("/actors", json={"id": "p-1", "actor_type": "person", "name": "x"}, headers=JSON)
     assert r.json()["message"] == 'duplicate key value violates unique constraint "actors_pkey"'
     assert r.json()["details"] == "Key (id)=(p-1) already exists."
-    r = await http.post("/team_checkins", json={"actor_id": "p-404", "team_id": "t-1", "date": "2026-05-01"},
-                        headers=JSON)
+    r = await http.post(
+        "/team_checkins", json={"actor_id": "p-404", "team_id": "t-1", "date": "2026-05-01"}, headers=JSON
+    )
     assert r.json()["details"] == 'Key (actor_id)=(p-404) is not present in table "actors".'
     r = await http.delete("/actors?id=eq.p-2")
     assert "still referenced" in r.json()["details"]
@@ -186,9 +242,15 @@ async def test_unavailable_database_is_503() -> None:
 
 async def test_constraint_errors_read_as_postgresql_words_them(world: dict[str, Any], http: httpx.AsyncClient) -> None:
     r = await http.post("/actors", json={"id": "p-9", "actor_type": "person"}, headers=JSON)
-    assert r.json() == {"code": "23502", "hint": None, "details": "name is required (row 0)",
-                        "message": 'null value in column "name" of relation "actors" violates not-null constraint'}
+    assert r.json() == {
+        "code": "23502",
+        "hint": None,
+        "details": "name is required (row 0)",
+        "message": 'null value in column "name" of relation "actors" violates not-null constraint',
+    }
     r = await http.patch("/goal_story_updates?id=eq.u-1", json={"progress_percent": 101}, headers=JSON)
-    assert r.json()["message"] == ('new row for relation "goal_story_updates" violates check constraint '
-                                   '"goal_story_updates_progress_percent_check"')
+    assert r.json()["message"] == (
+        'new row for relation "goal_story_updates" violates check constraint '
+        '"goal_story_updates_progress_percent_check"'
+    )
     assert "between 0 and 100" in r.json()["details"]

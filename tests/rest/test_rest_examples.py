@@ -15,8 +15,13 @@ from api.schemas import validator
 from tests.conftest import SHARED
 
 EXAMPLES = SHARED / "coco-schema-1.0.0" / "examples"
-FILES = {"actor": "actor.json", "team": "team.json", "team_checkin": "team-checkin.json",
-         "goal_story": "goal-story.json", "goal_story_update": "goal-story-update.json"}
+FILES = {
+    "actor": "actor.json",
+    "team": "team.json",
+    "team_checkin": "team-checkin.json",
+    "goal_story": "goal-story.json",
+    "goal_story_update": "goal-story-update.json",
+}
 JSON = {"Content-Type": "application/json", "Prefer": "return=representation"}
 
 pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="../shared/coco-schema-1.0.0 is not present")
@@ -49,11 +54,15 @@ async def create_references(http: httpx.AsyncClient, entity_name: str, example: 
             continue
         ids = example[f.name] if f.is_list else [example[f.name]]
         for ref in ids:
-            stub = {"actor": {"actor_type": "person", "name": f"Stub {ref}"}, "team": {"name": f"Stub {ref}"},
-                    "goal_story": {"title": f"Stub {ref}"}}[f.references]
+            stub = {
+                "actor": {"actor_type": "person", "name": f"Stub {ref}"},
+                "team": {"name": f"Stub {ref}"},
+                "goal_story": {"title": f"Stub {ref}"},
+            }[f.references]
             resource = ENTITIES[f.references].resource
-            r = await http.post(f"/{resource}", json={"id": ref, **stub},
-                                headers={**JSON, "Prefer": "resolution=ignore-duplicates"})
+            r = await http.post(
+                f"/{resource}", json={"id": ref, **stub}, headers={**JSON, "Prefer": "resolution=ignore-duplicates"}
+            )
             assert r.status_code in (200, 201), r.text
 
 
@@ -71,8 +80,9 @@ async def test_example_round_trips(clean: AsyncEngine, http: httpx.AsyncClient, 
     for document in (returned, read_back):
         validator(entity_name).validate(document)
         assert same(entity_name, document, example), (document, example)
-    one = await http.get(f"/{resource}", params={"id": f"eq.{example['id']}"},
-                         headers={"Accept": "application/vnd.pgrst.object+json"})
+    one = await http.get(
+        f"/{resource}", params={"id": f"eq.{example['id']}"}, headers={"Accept": "application/vnd.pgrst.object+json"}
+    )
     assert one.json() == read_back
 
 
@@ -87,7 +97,8 @@ async def test_the_event_example_is_what_a_checkin_records(clean: AsyncEngine, h
     [stored] = (await http.get("/coordination_events", params={"reference_id": f"eq.{checkin['id']}"})).json()
     validator("coordination_event").validate(stored)
     assert {k: v for k, v in stored.items() if k not in ("id", "occurred_at")} == {
-        k: v for k, v in event.items() if k not in ("id", "occurred_at")}
+        k: v for k, v in event.items() if k not in ("id", "occurred_at")
+    }
     assert dt.datetime.fromisoformat(stored["occurred_at"]) == dt.datetime.fromisoformat(event["occurred_at"])
     # and it cannot be written back
     r = await http.post("/coordination_events", json=event, headers={"Content-Type": "application/json"})

@@ -32,7 +32,12 @@ async def test_the_document_is_valid_openapi(http: httpx.AsyncClient) -> None:
         names = {p["$ref"].rsplit(".", 1)[-1] for p in item["get"]["parameters"] if "rowFilter" in p["$ref"]}
         assert names == {f.name for f in ent.fields if not f.internal}
     assert document["components"]["schemas"]["goal_story_updates"]["properties"]["status"]["enum"] == [
-        "on_track", "at_risk", "off_track", "completed", "paused"]
+        "on_track",
+        "at_risk",
+        "off_track",
+        "completed",
+        "paused",
+    ]
     assert (await http.get("/", headers={"Accept": "application/openapi+json"})).status_code == 200
     assert (await http.get("/", headers={"Accept": "text/csv"})).status_code == 406
     head = await http.head("/")
@@ -52,9 +57,26 @@ async def test_swagger_ui_is_served_from_local_assets(http: httpx.AsyncClient) -
 
 
 async def test_schemathesis_finds_no_server_error(world: dict[str, Any], server_url: str, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "schemathesis.cli", "run", f"{server_url}/", "--checks", "not_a_server_error",
-               "--max-examples", str(FUZZ_EXAMPLES), "--seed", "2626", "--phases", "examples,coverage,fuzzing",
-               "--request-timeout", "30", "--no-color", "--report-dir", str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{server_url}/",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        str(FUZZ_EXAMPLES),
+        "--seed",
+        "2626",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--request-timeout",
+        "30",
+        "--no-color",
+        "--report-dir",
+        str(tmp_path),
+    ]
     # run in a scratch directory: schemathesis and hypothesis keep their caches in the working directory
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

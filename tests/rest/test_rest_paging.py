@@ -13,8 +13,7 @@ from tests.rest.conftest import post
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def ten(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
-    await post(http, "actors", [{"id": f"p-{i:02d}", "actor_type": "person", "name": f"Person {i}"}
-                                for i in range(10)])
+    await post(http, "actors", [{"id": f"p-{i:02d}", "actor_type": "person", "name": f"Person {i}"} for i in range(10)])
 
 
 async def page(http: httpx.AsyncClient, url: str, **headers: str) -> tuple[int, str, list[str]]:
@@ -42,8 +41,12 @@ async def test_counts_206_and_416(ten: Any, http: httpx.AsyncClient) -> None:
     assert (await page(http, "/actors?offset=10", **exact))[:2] == (206, "*/10")
     status, content_range, body = await page(http, "/actors?offset=11", **exact)
     assert (status, content_range) == (416, "*/10")
-    assert body == {"code": "PGRST103", "message": "Requested range not satisfiable",
-                    "details": "An offset of 11 was requested, but there are only 10 rows.", "hint": None}
+    assert body == {
+        "code": "PGRST103",
+        "message": "Requested range not satisfiable",
+        "details": "An offset of 11 was requested, but there are only 10 rows.",
+        "hint": None,
+    }
     r = await http.get("/actors?limit=1", headers={"Prefer": "count=estimated"})
     assert (r.status_code, r.headers["content-range"]) == (206, "0-0/10")
     assert r.headers["preference-applied"] == "count=estimated"
@@ -58,19 +61,24 @@ async def test_counts_206_and_416(ten: Any, http: httpx.AsyncClient) -> None:
 async def test_range_header(ten: Any, http: httpx.AsyncClient) -> None:
     assert await page(http, "/actors?order=id", Range="2-4") == (200, "2-4/*", ["p-02", "p-03", "p-04"])
     assert (await page(http, "/actors?order=id", Range="8-", **{"Range-Unit": "items"}))[1:] == (
-        "8-9/*", ["p-08", "p-09"])
-    assert await page(http, "/actors?order=id", Range="0-1", Prefer="count=exact") == (206, "0-1/10",
-                                                                                        ["p-00", "p-01"])
+        "8-9/*",
+        ["p-08", "p-09"],
+    )
+    assert await page(http, "/actors?order=id", Range="0-1", Prefer="count=exact") == (206, "0-1/10", ["p-00", "p-01"])
     # the header and limit/offset intersect
     assert (await page(http, "/actors?order=id&limit=2", Range="1-5"))[1:] == ("1-1/*", ["p-01"])
     status, _, body = await page(http, "/actors", Range="5-2")
     assert status == 416
     assert body["code"] == "PGRST103"
-    assert body["details"] == ("The lower boundary must be lower than or equal to the upper boundary "
-                               "in the Range header.")
+    assert body["details"] == (
+        "The lower boundary must be lower than or equal to the upper boundary in the Range header."
+    )
     status, _, body = await page(http, "/actors?limit=-1")
-    assert (status, body["code"], body["details"]) == (416, "PGRST103",
-                                                      "Limit should be greater than or equal to zero.")
+    assert (status, body["code"], body["details"]) == (
+        416,
+        "PGRST103",
+        "Limit should be greater than or equal to zero.",
+    )
     # a Range header that is not first-last is ignored; so is Range on HEAD
     assert (await page(http, "/actors", Range="items=0-1"))[1] == "0-9/*"
     r = await http.head("/actors", headers={"Range": "0-1"})

@@ -19,13 +19,21 @@ async def client(clean: AsyncEngine, server_url: str) -> AsyncIterator[AsyncPost
 
 
 async def test_insert_select_filter_order_range_count(client: AsyncPostgrestClient) -> None:
-    people = [{"id": f"p-{i}", "actor_type": "person", "name": f"Person {i}", "role": "Engineer" if i % 2 else None}
-              for i in range(6)]
+    people = [
+        {"id": f"p-{i}", "actor_type": "person", "name": f"Person {i}", "role": "Engineer" if i % 2 else None}
+        for i in range(6)
+    ]
     inserted = await client.from_("actors").insert(people).execute()
     assert sorted(a["id"] for a in inserted.data) == [f"p-{i}" for i in range(6)]
 
-    response = await (client.from_("actors").select("id,name", count=CountMethod.exact)
-                      .eq("actor_type", "person").order("id", desc=True).range(1, 2).execute())
+    response = await (
+        client.from_("actors")
+        .select("id,name", count=CountMethod.exact)
+        .eq("actor_type", "person")
+        .order("id", desc=True)
+        .range(1, 2)
+        .execute()
+    )
     assert response.data == [{"id": "p-4", "name": "Person 4"}, {"id": "p-3", "name": "Person 3"}]
     assert response.count == 6
 
@@ -50,8 +58,11 @@ async def test_insert_select_filter_order_range_count(client: AsyncPostgrestClie
 async def test_embedding_and_containment(client: AsyncPostgrestClient) -> None:
     await client.from_("actors").insert({"id": "p-1", "actor_type": "person", "name": "Quinn"}).execute()
     await client.from_("teams").insert({"id": "t-1", "name": "Product", "member_ids": ["p-1"]}).execute()
-    await client.from_("team_checkins").insert({"id": "c-1", "actor_id": "p-1", "team_id": "t-1",
-                                                "date": "2026-05-22"}).execute()
+    await (
+        client.from_("team_checkins")
+        .insert({"id": "c-1", "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"})
+        .execute()
+    )
     response = await client.from_("teams").select("id").contains("member_ids", ["p-1"]).execute()
     assert response.data == [{"id": "t-1"}]
     response = await client.from_("team_checkins").select("id, actor:actors(name)").execute()
@@ -60,12 +71,20 @@ async def test_embedding_and_containment(client: AsyncPostgrestClient) -> None:
 
 async def test_upsert_update_delete(client: AsyncPostgrestClient, clean: AsyncEngine) -> None:
     await client.from_("actors").insert({"id": "p-1", "actor_type": "person", "name": "Old"}).execute()
-    response = await client.from_("actors").upsert([{"id": "p-1", "actor_type": "person", "name": "New"},
-                                                    {"id": "p-2", "actor_type": "agent", "name": "Bot"}],
-                                                   on_conflict="id").execute()
+    response = (
+        await client.from_("actors")
+        .upsert(
+            [{"id": "p-1", "actor_type": "person", "name": "New"}, {"id": "p-2", "actor_type": "agent", "name": "Bot"}],
+            on_conflict="id",
+        )
+        .execute()
+    )
     assert {a["id"]: a["name"] for a in response.data} == {"p-1": "New", "p-2": "Bot"}
-    response = await client.from_("actors").upsert({"id": "p-2", "actor_type": "agent", "name": "Ignored"},
-                                                   ignore_duplicates=True).execute()
+    response = (
+        await client.from_("actors")
+        .upsert({"id": "p-2", "actor_type": "agent", "name": "Ignored"}, ignore_duplicates=True)
+        .execute()
+    )
     assert response.data == []
     response = await client.from_("actors").update({"role": "Lead"}).eq("id", "p-1").execute()
     assert response.data == [{"id": "p-1", "actor_type": "person", "name": "New", "role": "Lead"}]

@@ -12,8 +12,9 @@ from api.entities import ENTITIES
 from api.schemas import validator
 
 
-async def test_full_representations_validate_against_the_schemas(world: dict[str, Any],
-                                                                  http: httpx.AsyncClient) -> None:
+async def test_full_representations_validate_against_the_schemas(
+    world: dict[str, Any], http: httpx.AsyncClient
+) -> None:
     for ent in ENTITIES.values():
         for url in (f"/{ent.resource}", f"/{ent.resource}?select=*"):
             rows = (await http.get(url)).json()
@@ -27,7 +28,8 @@ async def test_full_representations_validate_against_the_schemas(world: dict[str
     assert "parent_id" not in root or root["parent_id"] is None
     # ...but a field named in select= is always there, null when empty
     assert (await http.get("/goal_story_updates?id=eq.u-3&select=id,progress_percent")).json() == [
-        {"id": "u-3", "progress_percent": None}]
+        {"id": "u-3", "progress_percent": None}
+    ]
 
 
 async def test_select_columns_aliases_casts_and_json_paths(world: dict[str, Any], http: httpx.AsyncClient) -> None:
@@ -58,8 +60,9 @@ async def test_embedding_through_every_kind_of_reference(world: dict[str, Any], 
         validator("goal_story_update").validate(update)
 
     r = await http.get("/teams?select=id,members(id,name)&id=eq.t-1")
-    assert r.json() == [{"id": "t-1", "members": [{"id": "p-1", "name": "Quinn Reed"},
-                                                   {"id": "a-1", "name": "Research Bot"}]}]
+    assert r.json() == [
+        {"id": "t-1", "members": [{"id": "p-1", "name": "Quinn Reed"}, {"id": "a-1", "name": "Research Bot"}]}
+    ]
     r = await http.get("/teams?select=id,actors(id)&id=eq.t-2")
     assert r.json() == [{"id": "t-2", "actors": [{"id": "p-2"}, {"id": "p-1"}]}]
     r = await http.get("/actors?select=id,teams(id)&id=eq.p-1")
@@ -71,8 +74,9 @@ async def test_embedding_through_every_kind_of_reference(world: dict[str, Any], 
     assert r.json() == [{"id": "g-2", "up": {"id": "g-1"}}]
     # nested two levels, with the actor's name on each update
     r = await http.get("/teams?select=name,team_checkins(date,actor:actors(name))&id=eq.t-2")
-    assert r.json() == [{"name": "Engineering",
-                         "team_checkins": [{"date": "2026-05-22", "actor": {"name": "Ada Lovelace"}}]}]
+    assert r.json() == [
+        {"name": "Engineering", "team_checkins": [{"date": "2026-05-22", "actor": {"name": "Ada Lovelace"}}]}
+    ]
     # events embed their actor
     r = await http.get("/coordination_events?select=event_type,actor:actors(id)&reference_id=eq.c-1")
     assert r.json() == [{"event_type": "team_checkin", "actor": {"id": "p-1"}}]
@@ -80,16 +84,28 @@ async def test_embedding_through_every_kind_of_reference(world: dict[str, Any], 
 
 async def test_spreading_a_to_one_relation(world: dict[str, Any], http: httpx.AsyncClient) -> None:
     r = await http.get("/team_checkins?select=id,...actors(actor_name:name,role),...team(team:name)&id=eq.c-2")
-    assert r.json() == [{"id": "c-2", "actor_name": "Research Bot", "role": "Compiles market research",
-                         "team": "Product"}]
+    assert r.json() == [
+        {"id": "c-2", "actor_name": "Research Bot", "role": "Compiles market research", "team": "Product"}
+    ]
     r = await http.get("/goal_stories?select=id,...parent(parent_title:title)&order=id")
-    assert r.json() == [{"id": "g-1", "parent_title": None}, {"id": "g-2", "parent_title": "Improve onboarding"},
-                        {"id": "g-3", "parent_title": "Improve onboarding"}]
+    assert r.json() == [
+        {"id": "g-1", "parent_title": None},
+        {"id": "g-2", "parent_title": "Improve onboarding"},
+        {"id": "g-3", "parent_title": "Improve onboarding"},
+    ]
     r = await http.get("/goal_story_updates?select=id,...goal_story(timeframe->>start)&id=eq.u-3")
     assert r.json() == [{"id": "u-3", "start": "2026-02-01"}]
     r = await http.get("/coordination_events?select=event_type,...actors(*)&reference_id=eq.c-1")
-    assert r.json() == [{"event_type": "team_checkin", "id": "p-1", "actor_type": "person", "name": "Quinn Reed",
-                         "role": "Product Manager", "timezone": "America/Chicago"}]
+    assert r.json() == [
+        {
+            "event_type": "team_checkin",
+            "id": "p-1",
+            "actor_type": "person",
+            "name": "Quinn Reed",
+            "role": "Product Manager",
+            "timezone": "America/Chicago",
+        }
+    ]
 
 
 async def test_single_object_media_type(world: dict[str, Any], http: httpx.AsyncClient) -> None:
@@ -102,18 +118,26 @@ async def test_single_object_media_type(world: dict[str, Any], http: httpx.Async
     for url, rows in (("/actors?id=eq.nobody", 0), ("/actors", 3)):
         r = await http.get(url, headers=one)
         assert r.status_code == 406
-        assert r.json() == {"code": "PGRST116", "message": "Cannot coerce the result to a single JSON object",
-                            "details": f"The result contains {rows} rows", "hint": None}
+        assert r.json() == {
+            "code": "PGRST116",
+            "message": "Cannot coerce the result to a single JSON object",
+            "details": f"The result contains {rows} rows",
+            "hint": None,
+        }
 
 
 async def test_nulls_stripped(world: dict[str, Any], http: httpx.AsyncClient) -> None:
-    r = await http.get("/goal_story_updates?select=id,progress_percent&id=eq.u-3",
-                       headers={"Accept": "application/vnd.pgrst.array+json;nulls=stripped"})
+    r = await http.get(
+        "/goal_story_updates?select=id,progress_percent&id=eq.u-3",
+        headers={"Accept": "application/vnd.pgrst.array+json;nulls=stripped"},
+    )
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/vnd.pgrst.array+json; nulls=stripped; charset=utf-8"
     assert r.json() == [{"id": "u-3"}]
-    r = await http.get("/goal_story_updates?select=id,progress_percent&id=eq.u-3",
-                       headers={"Accept": "application/vnd.pgrst.object+json;nulls=stripped"})
+    r = await http.get(
+        "/goal_story_updates?select=id,progress_percent&id=eq.u-3",
+        headers={"Accept": "application/vnd.pgrst.object+json;nulls=stripped"},
+    )
     assert r.json() == {"id": "u-3"}
 
 
@@ -122,16 +146,23 @@ async def test_csv(world: dict[str, Any], http: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"] == "text/csv; charset=utf-8"
     assert list(csv.reader(io.StringIO(r.text))) == [
-        ["id", "name", "member_ids"], ["t-1", "Product", "{p-1,a-1}"], ["t-2", "Engineering", "{p-2,p-1}"]]
+        ["id", "name", "member_ids"],
+        ["t-1", "Product", "{p-1,a-1}"],
+        ["t-2", "Engineering", "{p-2,p-1}"],
+    ]
     r = await http.get("/goal_story_updates?order=id", headers={"Accept": "text/csv"})
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [row["id"] for row in rows] == ["u-1", "u-2", "u-3"]
     assert rows[2]["progress_percent"] == ""
-    r = await http.get("/goal_stories?select=id,team_ids,children(id)&order=id&children.order=id",
-                       headers={"Accept": "text/csv"})
+    r = await http.get(
+        "/goal_stories?select=id,team_ids,children(id)&order=id&children.order=id", headers={"Accept": "text/csv"}
+    )
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [(row["team_ids"], row["children"]) for row in rows] == [
-        ("{t-1}", '[{"id": "g-2"}, {"id": "g-3"}]'), ("{t-2}", "[]"), ("{}", "[]")]
+        ("{t-1}", '[{"id": "g-2"}, {"id": "g-3"}]'),
+        ("{t-2}", "[]"),
+        ("{}", "[]"),
+    ]
 
 
 async def test_media_types_not_produced_are_406(world: dict[str, Any], http: httpx.AsyncClient) -> None:
@@ -164,9 +195,14 @@ async def test_head_options_and_cors(world: dict[str, Any], http: httpx.AsyncCli
     r = await http.options("/")
     assert r.headers["allow"] == "OPTIONS,GET,HEAD"
 
-    r = await http.options("/actors", headers={"Origin": "https://example.org",
-                                               "Access-Control-Request-Method": "POST",
-                                               "Access-Control-Request-Headers": "content-type, prefer"})
+    r = await http.options(
+        "/actors",
+        headers={
+            "Origin": "https://example.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, prefer",
+        },
+    )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "*"
     assert "POST" in r.headers["access-control-allow-methods"]

@@ -15,25 +15,35 @@ import httpx
 import pytest
 
 from api.rest import SHAPES
-
 from tests.conftest import RunningServer
 
 PATTERNS: list[tuple[str, list[tuple[str, ...]]]] = [
     ("/actors?id=eq.{}", [("p-1",), ("p-2",), ("nobody",), ("",), ("a-1",)]),
     ("/actors?id=neq.{}&select=id,name&order=name.desc", [("p-1",), ("a-1",)]),
     ("/actors?name=eq.{}", [("Quinn Reed",), ("Ada, (Lovelace)",), ('"quoted"',), ("é ✓ 名前",), ("*",)]),
-    ("/team_checkins?team_id=eq.{}&date=gte.{}&order=date.desc&limit=2",
-     [("t-1", "2026-05-01"), ("t-2", "2026-05-22"), ("t-1", "2026-05-19"), ("t-1", "not-a-date")]),
+    (
+        "/team_checkins?team_id=eq.{}&date=gte.{}&order=date.desc&limit=2",
+        [("t-1", "2026-05-01"), ("t-2", "2026-05-22"), ("t-1", "2026-05-19"), ("t-1", "not-a-date")],
+    ),
     ("/team_checkins?actor_id=not.eq.{}&limit=2&offset=1&order=id", [("p-1",), ("a-1",), ("x",)]),
-    ("/team_checkins?date=gt.{}&date=lte.{}&select=id,date", [("2026-05-18", "2026-05-22"), ("2026-01-01", "2026-05-19")]),
+    (
+        "/team_checkins?date=gt.{}&date=lte.{}&select=id,date",
+        [("2026-05-18", "2026-05-22"), ("2026-01-01", "2026-05-19")],
+    ),
     ("/goal_stories?id=eq.{}&select=id,title,goal_story_updates(id,status)", [("g-1",), ("g-2",), ("g-3",)]),
-    ("/goal_stories?select=id,goal_story_updates(status)&goal_story_updates.status=eq.{}",
-     [("at_risk",), ("on_track",), ("off_track",), ("no-such-status",)]),
-    ("/goal_story_updates?progress_percent=gte.{}&select=id,progress_percent&order=id",
-     [("10",), ("30",), ("eleven",), ("2147483648",)]),
+    (
+        "/goal_stories?select=id,goal_story_updates(status)&goal_story_updates.status=eq.{}",
+        [("at_risk",), ("on_track",), ("off_track",), ("no-such-status",)],
+    ),
+    (
+        "/goal_story_updates?progress_percent=gte.{}&select=id,progress_percent&order=id",
+        [("10",), ("30",), ("eleven",), ("2147483648",)],
+    ),
     ("/goal_stories?timeframe->>start=lt.{}&select=id&order=id", [("2026-01-10",), ("2026-02-15",)]),
-    ("/coordination_events?event_type=eq.{}&select=event_type,reference_id&order=reference_id",
-     [("team_checkin",), ("goal_story_update",), ("nonsense",)]),
+    (
+        "/coordination_events?event_type=eq.{}&select=event_type,reference_id&order=reference_id",
+        [("team_checkin",), ("goal_story_update",), ("nonsense",)],
+    ),
     ("/actors?select=id&order=id&nme=eq.{}", [("x",), ("y",)]),
     ("/actors?limit=1&order=id", [(), ()]),
 ]
@@ -50,12 +60,13 @@ def _answer(response: httpx.Response) -> tuple[int, str, dict[str, str | None]]:
     return response.status_code, response.text, {h: response.headers.get(h) for h in HEADERS}
 
 
-async def test_known_shapes_answer_as_planning_does(world: dict[str, Any],
-                                                    shaped_and_planned: tuple[str, str]) -> None:
+async def test_known_shapes_answer_as_planning_does(world: dict[str, Any], shaped_and_planned: tuple[str, str]) -> None:
     shaped_url, planned_url = shaped_and_planned
     statuses = set()
-    async with httpx.AsyncClient(base_url=shaped_url, timeout=30) as shaped, \
-            httpx.AsyncClient(base_url=planned_url, timeout=30) as planned:
+    async with (
+        httpx.AsyncClient(base_url=shaped_url, timeout=30) as shaped,
+        httpx.AsyncClient(base_url=planned_url, timeout=30) as planned,
+    ):
         for pattern, value_sets in PATTERNS:
             for _ in range(2):  # the second round runs every value set from the known shape
                 for values in value_sets:
@@ -72,13 +83,16 @@ async def test_known_shapes_answer_as_planning_does(world: dict[str, Any],
 
 
 async def test_requests_that_could_mislead_a_shape_are_answered_as_planning_does(
-        world: dict[str, Any], shaped_and_planned: tuple[str, str]) -> None:
+    world: dict[str, Any], shaped_and_planned: tuple[str, str]
+) -> None:
     shaped_url, planned_url = shaped_and_planned
     # A client's own text in the marker characters (in a reserved parameter here), and two Accept headers.
     marked = "/actors?id=eq.{}&or=(name.eq.%EE%80%800%EE%80%81,role.eq.Engineer)"
     accepts = [("Accept", "text/csv"), ("Accept", "application/json")]
-    async with httpx.AsyncClient(base_url=shaped_url, timeout=30) as shaped, \
-            httpx.AsyncClient(base_url=planned_url, timeout=30) as planned:
+    async with (
+        httpx.AsyncClient(base_url=shaped_url, timeout=30) as shaped,
+        httpx.AsyncClient(base_url=planned_url, timeout=30) as planned,
+    ):
         for _ in range(2):
             for id in ("p-1", "p-2", "Ada Lovelace"):
                 url = marked.format(quote(id, safe=""))

@@ -17,12 +17,16 @@ NAME = "n" * 200  # about 13 MB of JSON for the whole table
 PEAK_LIMIT = 6 * 1024 * 1024
 
 
-async def test_reading_50k_rows_keeps_memory_flat(clean: AsyncEngine, http: httpx.AsyncClient,
-                                                  tmp_path: Path) -> None:
+async def test_reading_50k_rows_keeps_memory_flat(clean: AsyncEngine, http: httpx.AsyncClient, tmp_path: Path) -> None:
     async with clean.begin() as conn:
-        await conn.execute(text("INSERT INTO actors (id, actor_type, name) "
-                                "SELECT 'p-' || lpad(g::text, 6, '0'), 'person', :name || g "
-                                "FROM generate_series(1, :rows) AS g"), {"name": NAME, "rows": ROWS})
+        await conn.execute(
+            text(
+                "INSERT INTO actors (id, actor_type, name) "
+                "SELECT 'p-' || lpad(g::text, 6, '0'), 'person', :name || g "
+                "FROM generate_series(1, :rows) AS g"
+            ),
+            {"name": NAME, "rows": ROWS},
+        )
     body = tmp_path / "actors.json"
     tracemalloc.start()
     try:
@@ -48,10 +52,14 @@ async def test_reading_50k_rows_keeps_memory_flat(clean: AsyncEngine, http: http
 async def test_streamed_pages_and_csv_match_the_small_path(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
     count = STREAM_AFTER + 50
     async with clean.begin() as conn:
-        await conn.execute(text("INSERT INTO actors (id, actor_type, name, role) "
-                                "SELECT 'p-' || lpad(g::text, 6, '0'), 'person', 'P' || g, "
-                                "CASE WHEN g % 2 = 0 THEN 'even' END FROM generate_series(1, :rows) AS g"),
-                           {"rows": count})
+        await conn.execute(
+            text(
+                "INSERT INTO actors (id, actor_type, name, role) "
+                "SELECT 'p-' || lpad(g::text, 6, '0'), 'person', 'P' || g, "
+                "CASE WHEN g % 2 = 0 THEN 'even' END FROM generate_series(1, :rows) AS g"
+            ),
+            {"rows": count},
+        )
     r = await http.get("/actors?order=id&offset=10", headers={"Prefer": "count=exact"})
     assert (r.status_code, r.headers["content-range"]) == (206, f"10-{count - 1}/{count}")
     streamed = r.json()

@@ -33,15 +33,21 @@ async def test_post_return_options(clean: AsyncEngine, http: httpx.AsyncClient) 
     assert r.headers["content-type"] == "application/json; charset=utf-8"
     assert r.json() == [{**actor, "id": "p-3"}]
 
-    r = await http.post("/actors", json={**actor, "id": "p-4"},
-                        headers={**prefer("return=representation"), "Accept": "application/vnd.pgrst.object+json"})
+    r = await http.post(
+        "/actors",
+        json={**actor, "id": "p-4"},
+        headers={**prefer("return=representation"), "Accept": "application/vnd.pgrst.object+json"},
+    )
     assert r.json() == {**actor, "id": "p-4"}
 
     r = await http.post("/actors?select=name", json={**actor, "id": "p-5"}, headers=prefer("return=representation"))
     assert r.json() == [{"name": "Quinn"}]
 
-    r = await http.post("/actors", json=[{**actor, "id": "p-6"}, {**actor, "id": "p-7"}],
-                        headers=prefer("return=representation, count=exact"))
+    r = await http.post(
+        "/actors",
+        json=[{**actor, "id": "p-6"}, {**actor, "id": "p-7"}],
+        headers=prefer("return=representation, count=exact"),
+    )
     assert r.status_code == 201
     assert sorted(a["id"] for a in r.json()) == ["p-6", "p-7"]
     assert r.headers["content-range"] == "*/2"
@@ -51,74 +57,97 @@ async def test_post_return_options(clean: AsyncEngine, http: httpx.AsyncClient) 
 async def test_post_with_embedding_in_the_representation(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
     await http.post("/actors", json={"id": "p-1", "actor_type": "person", "name": "Quinn"}, headers=JSON)
     await http.post("/teams", json={"id": "t-1", "name": "Product", "member_ids": ["p-1"]}, headers=JSON)
-    r = await http.post("/team_checkins?select=*,actor:actors(name),team:teams(name)",
-                        json={"id": "c-1", "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"},
-                        headers=prefer("return=representation"))
+    r = await http.post(
+        "/team_checkins?select=*,actor:actors(name),team:teams(name)",
+        json={"id": "c-1", "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"},
+        headers=prefer("return=representation"),
+    )
     [row] = r.json()
     assert row["actor"] == {"name": "Quinn"} and row["team"] == {"name": "Product"}
     validator("team_checkin").validate({k: v for k, v in row.items() if k not in ("actor", "team")})
 
 
 async def test_columns_and_missing_default(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
-    body = [{"id": "p-1", "actor_type": "person", "name": "A", "role": "x", "ignored": 1},
-            {"id": "p-2", "actor_type": "person", "name": "B"}]
+    body = [
+        {"id": "p-1", "actor_type": "person", "name": "A", "role": "x", "ignored": 1},
+        {"id": "p-2", "actor_type": "person", "name": "B"},
+    ]
     r = await http.post("/actors?columns=id,actor_type,name", json=body, headers=prefer("return=representation"))
     assert r.status_code == 201
     assert sorted(r.json(), key=lambda a: a["id"]) == [
-        {"id": "p-1", "actor_type": "person", "name": "A"}, {"id": "p-2", "actor_type": "person", "name": "B"}]
+        {"id": "p-1", "actor_type": "person", "name": "A"},
+        {"id": "p-2", "actor_type": "person", "name": "B"},
+    ]
     # columns name a field the payload lacks: null without missing=default, the default with it
     await http.post("/teams", json={"id": "t-1", "name": "T"}, headers=JSON)
-    r = await http.post("/team_checkins?columns=id,actor_id,team_id,date,created_at",
-                        json={"id": "c-1", "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-01"},
-                        headers=prefer("return=representation"))
+    r = await http.post(
+        "/team_checkins?columns=id,actor_id,team_id,date,created_at",
+        json={"id": "c-1", "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-01"},
+        headers=prefer("return=representation"),
+    )
     assert r.status_code == 400
     assert r.json()["code"] == "23502"
-    r = await http.post("/team_checkins?columns=id,actor_id,team_id,date,created_at",
-                        json={"id": "c-1", "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-01"},
-                        headers=prefer("return=representation,missing=default"))
+    r = await http.post(
+        "/team_checkins?columns=id,actor_id,team_id,date,created_at",
+        json={"id": "c-1", "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-01"},
+        headers=prefer("return=representation,missing=default"),
+    )
     assert r.status_code == 201
     assert r.headers["preference-applied"] == "missing=default, return=representation"
     assert r.json()[0]["created_at"]
 
 
 async def test_upsert_with_resolution(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
-    await http.post("/actors", json={"id": "p-1", "actor_type": "person", "name": "Old", "role": "keep"},
-                    headers=JSON)
+    await http.post("/actors", json={"id": "p-1", "actor_type": "person", "name": "Old", "role": "keep"}, headers=JSON)
     body = [{"id": "p-1", "actor_type": "person", "name": "New"}, {"id": "p-2", "actor_type": "agent", "name": "Bot"}]
-    r = await http.post("/actors?on_conflict=id", json=body,
-                        headers=prefer("return=representation,resolution=merge-duplicates"))
+    r = await http.post(
+        "/actors?on_conflict=id", json=body, headers=prefer("return=representation,resolution=merge-duplicates")
+    )
     assert r.status_code == 201
     assert r.headers["preference-applied"] == "resolution=merge-duplicates, return=representation"
     rows = {a["id"]: a for a in r.json()}
     assert rows["p-1"] == {"id": "p-1", "actor_type": "person", "name": "New", "role": "keep"}
     # merging rows that all exist inserts nothing: 200
-    r = await http.post("/actors", json=[{"id": "p-1", "actor_type": "person", "name": "Newer"}],
-                        headers=prefer("resolution=merge-duplicates"))
+    r = await http.post(
+        "/actors",
+        json=[{"id": "p-1", "actor_type": "person", "name": "Newer"}],
+        headers=prefer("resolution=merge-duplicates"),
+    )
     assert r.status_code == 200
-    r = await http.post("/actors", json=[{"id": "p-1", "actor_type": "person", "name": "Ignored"},
-                                         {"id": "p-3", "actor_type": "person", "name": "Third"}],
-                        headers=prefer("return=representation,resolution=ignore-duplicates"))
+    r = await http.post(
+        "/actors",
+        json=[
+            {"id": "p-1", "actor_type": "person", "name": "Ignored"},
+            {"id": "p-3", "actor_type": "person", "name": "Third"},
+        ],
+        headers=prefer("return=representation,resolution=ignore-duplicates"),
+    )
     assert r.status_code == 201
     assert [a["id"] for a in r.json()] == ["p-3"]
     assert (await http.get("/actors?id=eq.p-1")).json()[0]["name"] == "Newer"
     counts = await table_counts(clean)
-    r = await http.post("/actors?on_conflict=name", json={"id": "p-1", "actor_type": "person", "name": "x"},
-                        headers=prefer("resolution=merge-duplicates"))
+    r = await http.post(
+        "/actors?on_conflict=name",
+        json={"id": "p-1", "actor_type": "person", "name": "x"},
+        headers=prefer("resolution=merge-duplicates"),
+    )
     assert (r.status_code, r.json()["code"]) == (400, "42P10")
     assert await table_counts(clean) == counts
 
 
 async def test_patch(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
-    await http.post("/actors", json=[{"id": f"p-{i}", "actor_type": "person", "name": f"P{i}"} for i in range(5)],
-                    headers=JSON)
+    await http.post(
+        "/actors", json=[{"id": f"p-{i}", "actor_type": "person", "name": f"P{i}"} for i in range(5)], headers=JSON
+    )
     r = await http.patch("/actors?id=in.(p-1,p-2)", json={"role": "Engineer"}, headers=JSON)
     assert r.status_code == 204
     assert r.headers["content-range"] == "0-1/*"
     r = await http.patch("/actors?id=eq.p-1", json={"role": None}, headers=prefer("return=representation"))
     assert r.status_code == 200
     assert r.json() == [{"id": "p-1", "actor_type": "person", "name": "P1"}]
-    r = await http.patch("/actors?id=eq.p-1&select=id,role", json={"role": "Lead"},
-                         headers=prefer("return=representation,count=exact"))
+    r = await http.patch(
+        "/actors?id=eq.p-1&select=id,role", json={"role": "Lead"}, headers=prefer("return=representation,count=exact")
+    )
     assert r.json() == [{"id": "p-1", "role": "Lead"}]
     assert r.headers["content-range"] == "0-0/1"
     r = await http.patch("/actors?id=eq.nobody", json={"role": "x"}, headers=JSON)
@@ -127,17 +156,22 @@ async def test_patch(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
     r = await http.patch("/actors?id=eq.p-1", json={}, headers=prefer("return=representation"))
     assert (r.status_code, r.json(), r.headers["content-range"]) == (200, [], "*/*")
     # limit with order picks the rows
-    r = await http.patch("/actors?order=id.desc&limit=2", json={"role": "Last two"},
-                         headers=prefer("return=representation"))
+    r = await http.patch(
+        "/actors?order=id.desc&limit=2", json={"role": "Last two"}, headers=prefer("return=representation")
+    )
     assert sorted(a["id"] for a in r.json()) == ["p-3", "p-4"]
     # a single object must be exactly one row, else nothing changes
-    r = await http.patch("/actors?actor_type=eq.person", json={"role": "everyone"},
-                         headers={**prefer("return=representation"), "Accept": "application/vnd.pgrst.object+json"})
+    r = await http.patch(
+        "/actors?actor_type=eq.person",
+        json={"role": "everyone"},
+        headers={**prefer("return=representation"), "Accept": "application/vnd.pgrst.object+json"},
+    )
     assert (r.status_code, r.json()["code"]) == (406, "PGRST116")
     assert (await http.get("/actors?role=eq.everyone")).json() == []
     # max-affected with handling=strict
-    r = await http.patch("/actors?actor_type=eq.person", json={"role": "many"},
-                         headers=prefer("handling=strict, max-affected=2"))
+    r = await http.patch(
+        "/actors?actor_type=eq.person", json={"role": "many"}, headers=prefer("handling=strict, max-affected=2")
+    )
     assert (r.status_code, r.json()["code"]) == (400, "PGRST124")
     assert (await http.get("/actors?role=eq.many")).json() == []
     r = await http.patch("/actors?id=eq.p-0", json={"role": "one"}, headers=prefer("handling=strict, max-affected=2"))
@@ -148,8 +182,9 @@ async def test_patch(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
 async def test_patch_and_delete_of_checkins_record_events(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
     await http.post("/actors", json={"id": "p-1", "actor_type": "person", "name": "Q"}, headers=JSON)
     await http.post("/teams", json={"id": "t-1", "name": "T"}, headers=JSON)
-    await http.post("/team_checkins", json={"id": "c-1", "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-01"},
-                    headers=JSON)
+    await http.post(
+        "/team_checkins", json={"id": "c-1", "actor_id": "p-1", "team_id": "t-1", "date": "2026-05-01"}, headers=JSON
+    )
     assert await count_rows(clean, "coordination_events") == 1
     await http.patch("/team_checkins?id=eq.c-1", json={"next": ["ship"]}, headers=JSON)
     assert await count_rows(clean, "coordination_events") == 2
@@ -163,8 +198,9 @@ async def test_patch_and_delete_of_checkins_record_events(clean: AsyncEngine, ht
 
 
 async def test_delete(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
-    await http.post("/actors", json=[{"id": f"p-{i}", "actor_type": "person", "name": f"P{i}"} for i in range(5)],
-                    headers=JSON)
+    await http.post(
+        "/actors", json=[{"id": f"p-{i}", "actor_type": "person", "name": f"P{i}"} for i in range(5)], headers=JSON
+    )
     r = await http.delete("/actors?id=eq.p-0")
     assert (r.status_code, r.headers["content-range"]) == (204, "*/*")
     r = await http.delete("/actors?id=in.(p-1,p-2)", headers={"Prefer": "return=representation,count=exact"})
@@ -207,20 +243,28 @@ async def test_handling_strict_and_lenient(clean: AsyncEngine, http: httpx.Async
     assert r.headers["preference-applied"] == "handling=lenient"
     r = await http.post("/actors", json={**actor, "id": "p-2"}, headers=prefer("handling=strict, nonsense=1, x"))
     assert r.status_code == 400
-    assert r.json() == {"code": "PGRST122", "message": "Invalid preferences given with handling=strict",
-                        "details": "Invalid preferences: nonsense=1, x", "hint": None}
+    assert r.json() == {
+        "code": "PGRST122",
+        "message": "Invalid preferences given with handling=strict",
+        "details": "Invalid preferences: nonsense=1, x",
+        "hint": None,
+    }
     assert await count_rows(clean, "actors") == 1
     r = await http.get("/actors", headers={"Prefer": "handling=strict, count=sometimes"})
     assert (r.status_code, r.json()["code"]) == (400, "PGRST122")
 
 
-async def test_preferences_this_server_does_not_apply_are_not_reported(clean: AsyncEngine,
-                                                                       http: httpx.AsyncClient) -> None:
+async def test_preferences_this_server_does_not_apply_are_not_reported(
+    clean: AsyncEngine, http: httpx.AsyncClient
+) -> None:
     # tx= is honoured by PostgREST only when its configuration allows it (off by default), so it is ignored;
     # missing=null is the default.
     actor = {"id": "p-1", "actor_type": "person", "name": "Quinn"}
-    r = await http.post("/actors?columns=id,actor_type,name,role", json=actor,
-                        headers=prefer("tx=rollback, missing=null, handling=strict"))
+    r = await http.post(
+        "/actors?columns=id,actor_type,name,role",
+        json=actor,
+        headers=prefer("tx=rollback, missing=null, handling=strict"),
+    )
     assert r.status_code == 201
     assert r.headers["preference-applied"] == "missing=null, handling=strict"
     assert (await http.get("/actors")).json() == [actor]
@@ -232,8 +276,7 @@ async def test_preferences_this_server_does_not_apply_are_not_reported(clean: As
 
 async def test_timezone_preference(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
     story = {"id": "g-1", "title": "T", "created_at": "2026-03-05T15:15:00Z"}
-    r = await http.post("/goal_stories", json=story,
-                        headers=prefer("return=representation, timezone=America/Chicago"))
+    r = await http.post("/goal_stories", json=story, headers=prefer("return=representation, timezone=America/Chicago"))
     assert r.json()[0]["created_at"] == "2026-03-05T09:15:00-06:00"
     assert r.headers["preference-applied"] == "return=representation, timezone=America/Chicago"
     # a bare offset is a POSIX time zone, west of Greenwich when positive (PostgREST passes it on as we do)
@@ -245,34 +288,42 @@ async def test_timezone_preference(clean: AsyncEngine, http: httpx.AsyncClient) 
     r = await http.get("/goal_stories", headers={"Prefer": "timezone=Mars/Olympus, handling=lenient"})
     assert (r.status_code, r.json()["code"]) == (400, "22023")
     counts = await table_counts(clean)
-    r = await http.post("/goal_stories", json={**story, "id": "g-2"},
-                        headers=prefer("return=representation, timezone=Mars/Olympus"))
+    r = await http.post(
+        "/goal_stories", json={**story, "id": "g-2"}, headers=prefer("return=representation, timezone=Mars/Olympus")
+    )
     assert (r.status_code, r.json()["code"]) == (400, "22023")
     assert await table_counts(clean) == counts
 
 
 async def test_csv_and_form_payloads(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
-    body = ('id,actor_type,name,role\n'
-            'p-1,person,"Reed, Quinn",NULL\n'
-            'p-2,agent,Bot,Research\n')
-    r = await http.post("/actors", content=body, headers={"Content-Type": "text/csv",
-                                                          "Prefer": "return=representation"})
+    body = 'id,actor_type,name,role\np-1,person,"Reed, Quinn",NULL\np-2,agent,Bot,Research\n'
+    r = await http.post(
+        "/actors", content=body, headers={"Content-Type": "text/csv", "Prefer": "return=representation"}
+    )
     assert r.status_code == 201, r.text
     assert sorted(r.json(), key=lambda a: a["id"]) == [
         {"id": "p-1", "actor_type": "person", "name": "Reed, Quinn"},
-        {"id": "p-2", "actor_type": "agent", "name": "Bot", "role": "Research"}]
-    await http.post("/teams", content="id,name,member_ids\nt-1,T,\"{p-1,p-2}\"\n",
-                    headers={"Content-Type": "text/csv"})
+        {"id": "p-2", "actor_type": "agent", "name": "Bot", "role": "Research"},
+    ]
+    await http.post("/teams", content='id,name,member_ids\nt-1,T,"{p-1,p-2}"\n', headers={"Content-Type": "text/csv"})
     assert (await http.get("/teams?select=member_ids")).json() == [{"member_ids": ["p-1", "p-2"]}]
-    r = await http.patch("/actors?id=eq.p-1", content="role=Lead&timezone=Europe%2FBerlin",
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = await http.patch(
+        "/actors?id=eq.p-1",
+        content="role=Lead&timezone=Europe%2FBerlin",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 204
     assert (await http.get("/actors?id=eq.p-1&select=role,timezone")).json() == [
-        {"role": "Lead", "timezone": "Europe/Berlin"}]
+        {"role": "Lead", "timezone": "Europe/Berlin"}
+    ]
     counts = await table_counts(clean)
     r = await http.post("/actors", content="id,name\np-3\n", headers={"Content-Type": "text/csv"})
     assert (r.status_code, r.json()["code"]) == (400, "PGRST102")
     r = await http.post("/actors", content="<actor/>", headers={"Content-Type": "application/xml"})
-    assert r.json() == {"code": "PGRST102", "message": "Content-Type not acceptable: application/xml",
-                        "details": None, "hint": None}
+    assert r.json() == {
+        "code": "PGRST102",
+        "message": "Content-Type not acceptable: application/xml",
+        "details": None,
+        "hint": None,
+    }
     assert await table_counts(clean) == counts
