@@ -14,14 +14,14 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from .. import metrics
-from ..config import Settings
-from .compiled import RECENT, Prepared
-from .connections import Limits
-from .context import Context
-from .errors import with_code
-from .schema import make_schema
-from .subscriptions import Subscription
+from api import metrics
+from api.config import Settings
+from api.graphql.compiled import RECENT, Prepared
+from api.graphql.connections import Limits
+from api.graphql.context import Context
+from api.graphql.errors import with_code
+from api.graphql.schema import make_schema
+from api.graphql.subscriptions import Subscription
 
 PATH = "/graphql"
 
