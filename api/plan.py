@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
@@ -256,6 +257,11 @@ class Bundle:
     """One JSON object whose keys each hold a read, all answered by one statement."""
 
     items: tuple[Lookup | Paged | Constant, ...]
+
+    @cached_property
+    def key(self) -> str:
+        """What tells bundles apart (their repr), worked out once per bundle object."""
+        return repr(self)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -109,6 +110,7 @@ class Served:
 
         import uvicorn
 
+        self.app = app
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan)
         )
@@ -145,7 +147,14 @@ class RunningServer(Served):
 
 
 @pytest.fixture(scope="session")
-def server_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
-    """Base URL of the app served over real HTTP (the schema is migrated by `engine`)."""
-    with RunningServer(database_url) as url:
-        yield url
+def served(database_url: str, engine: AsyncEngine) -> Iterator[tuple[str, Any]]:
+    """The app served over real HTTP (the schema is migrated by `engine`): its base URL, and the app."""
+    server = RunningServer(database_url)
+    with server as url:
+        yield url, server.app
+
+
+@pytest.fixture(scope="session")
+def server_url(served: tuple[str, Any]) -> str:
+    """Base URL of the app served over real HTTP."""
+    return served[0]

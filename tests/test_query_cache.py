@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.errors import InvalidInput
 from api.plan import And, Column, Condition, Constant, Count, Embed, Match, Or, OrderTerm, ReadPlan, Related
 from api.store.reads import Reader
-from api.store.select import array_statement, count_statement, prepared_array, rows_statement
+from api.store.select import Statements, array_statement, count_statement, rows_statement
 from api.store.writes import WriteService
 
 PLANS = [
@@ -100,14 +100,17 @@ async def test_cached_statements_answer_with_their_own_keys(
 
 
 def test_the_statements_of_recent_shapes_are_reused_and_told_apart_by_value_type() -> None:
+    statements = Statements()
     plan = ReadPlan("goal_story", embeds=(Embed("kids", "children", ReadPlan("goal_story", limit=2)),))
-    assert prepared_array(plan)[0] is prepared_array(ReadPlan(**vars(plan)))[0]
-    by_number, _ = prepared_array(ReadPlan("goal_story_update", where=Condition("progress_percent", "eq", 1)))
-    by_float, _ = prepared_array(ReadPlan("goal_story_update", where=Condition("progress_percent", "eq", 1.0)))
+    assert statements.array(plan)[0] is statements.array(ReadPlan(**vars(plan)))[0]
+    by_number, _ = statements.array(ReadPlan("goal_story_update", where=Condition("progress_percent", "eq", 1)))
+    by_float, _ = statements.array(ReadPlan("goal_story_update", where=Condition("progress_percent", "eq", 1.0)))
     assert by_number is not by_float
 
 
 def test_plans_that_differ_only_in_their_values_share_one_prepared_statement() -> None:
+    statements = Statements()
+
     def plan(actor: str, team: str, after: str, ids: list[str]) -> ReadPlan:
         where = And(
             (
@@ -119,21 +122,22 @@ def test_plans_that_differ_only_in_their_values_share_one_prepared_statement() -
         )
         return ReadPlan("team_checkin", where=where, limit=5)
 
-    first, own = prepared_array(plan("p-1", "%core%", "2026-01-01", ["c-1", "c-2"]))
-    again, values = prepared_array(plan("p-2", "%ops%", "2026-02-01", ["c-3", "c-4"]))
+    first, own = statements.array(plan("p-1", "%core%", "2026-01-01", ["c-1", "c-2"]))
+    again, values = statements.array(plan("p-2", "%ops%", "2026-02-01", ["c-3", "c-4"]))
     assert first is again
     assert sorted(map(str, own.values())) == sorted(["p-1", "%core%", "2026-01-01", "['c-1', 'c-2']"])
     # Each client value is a parameter, converted as the statement was built to take it.
     assert sorted(map(str, values.values())) == sorted(["p-2", "%ops%", "2026-02-01", "['c-3', 'c-4']"])
-    longer, _ = prepared_array(plan("p-2", "%ops%", "2026-02-01", ["c-3", "c-4", "c-5"]))
+    longer, _ = statements.array(plan("p-2", "%ops%", "2026-02-01", ["c-3", "c-4", "c-5"]))
     assert longer is not first  # a list's length is part of the shape
 
 
 def test_a_value_refused_by_a_shared_statement_is_refused_as_when_it_was_built() -> None:
+    statements = Statements()
     shape = ReadPlan("actor", where=Condition("name", "eq", "Ada"))
-    prepared_array(shape)
+    statements.array(shape)
     with pytest.raises(InvalidInput, match="NUL"):
-        prepared_array(ReadPlan("actor", where=Condition("name", "eq", "A\x00da")))
+        statements.array(ReadPlan("actor", where=Condition("name", "eq", "A\x00da")))
 
 
 async def test_a_shared_statement_answers_each_plan_with_its_own_values(
@@ -153,7 +157,8 @@ async def test_a_shared_statement_answers_each_plan_with_its_own_values(
 
 
 def test_values_outside_conditions_keep_shapes_apart_by_type() -> None:
+    statements = Statements()
     plans = [
         ReadPlan("actor", columns=(Column("n", "name"),), constants=(Constant("k", value),)) for value in (1, 1.0, True)
     ]
-    assert len({id(prepared_array(plan)[0]) for plan in plans}) == 3
+    assert len({id(statements.array(plan)[0]) for plan in plans}) == 3

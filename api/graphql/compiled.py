@@ -27,7 +27,6 @@ those; the same leaf field twice is compiled).
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,8 +47,8 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
-from strawberry.types.arguments import convert_arguments
 
+from api.cache import BoundedCache
 from api.entities import ENTITIES, Entity, Kind
 from api.graphql.connections import Limits, plan_page
 from api.graphql.context import Context
@@ -57,6 +56,7 @@ from api.graphql.enums import CHOICES
 from api.graphql.filters import to_filter
 from api.graphql.names import camel, type_name
 from api.graphql.ordering import order_keys
+from api.graphql.strawberry_adapter import field_arguments, graphql_schema, provided_operation_name
 from api.plan import (
     Bundle,
     Choice,
@@ -203,7 +203,7 @@ class Compiler:
         self, schema: Any, fragments: dict[str, FragmentDefinitionNode], variables: dict[str, Any], limits: Limits
     ) -> None:
         self.schema = schema
-        self.graphql_schema = schema._schema
+        self.graphql_schema = graphql_schema(schema)
         self.fragments = fragments
         self.variables = variables
         self.limits = limits
@@ -262,14 +262,7 @@ class Compiler:
 
     def arguments(self, parent: GraphQLObjectType, node: FieldNode) -> dict[str, Any]:
         definition = parent.fields[node.name.value]
-        raw = get_argument_values(definition, node, self.variables)
-        strawberry_field = definition.extensions["strawberry-definition"]
-        return convert_arguments(
-            raw,
-            strawberry_field.arguments,
-            scalar_registry=self.schema.schema_converter.scalar_registry,
-            config=self.schema.config,
-        )
+        return field_arguments(self.schema, definition, get_argument_values(definition, node, self.variables))
 
     def view(
         self,
@@ -513,44 +506,35 @@ class Prepared:
 UNPLANNABLE = object()
 
 
+REQUESTS_KEPT = 256
+
+
 class RecentPlans:
-    """Compiled reads of recent requests, by schema, limits, document, operation name and variables.
+    """Compiled reads of recent requests, by limits, document, operation name and variables; each schema
+    has its own (`Schema.recent`), since it is the schema that parsed and validated them.
 
     A request is recorded only once Strawberry has parsed, validated (with its limits) and answered it
     through the compiled path, so a request found here may skip all of that."""
 
-    def __init__(self, maxsize: int = 256) -> None:
-        self.maxsize = maxsize
-        self.entries: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+    def __init__(self, size: int = REQUESTS_KEPT) -> None:
+        self.cache: BoundedCache[tuple[Any, ...], Any] = BoundedCache("graphql_requests", size)
 
     @staticmethod
     def key(
-        schema: Any, limits: Limits, query: str, operation_name: str | None, variables: dict[str, Any] | None
+        limits: Limits, query: str, operation_name: str | None, variables: dict[str, Any] | None
     ) -> tuple[Any, ...] | None:
         try:
             encoded = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
         except (TypeError, ValueError):
             return None
-        # The schema itself (not its id, which a later schema could reuse): its limits validated the request.
-        return (schema, limits, query, operation_name, encoded)
+        return (limits, query, operation_name, encoded)
 
     def get(self, key: tuple[Any, ...] | None) -> Any:
-        if key is None:
-            return None
-        entry = self.entries.get(key)
-        if entry is not None:
-            self.entries.move_to_end(key)
-        return entry
+        return None if key is None else self.cache.get(key)
 
     def put(self, key: tuple[Any, ...] | None, entry: Any) -> None:
-        if key is None:
-            return
-        self.entries[key] = entry
-        if len(self.entries) > self.maxsize:
-            self.entries.popitem(last=False)
-
-
-RECENT = RecentPlans()
+        if key is not None:
+            self.cache.put(key, entry)
 
 
 class CompiledExecution(SchemaExtension):
@@ -562,32 +546,32 @@ class CompiledExecution(SchemaExtension):
         document = execution_context.graphql_document
         if isinstance(context, Context) and document is not None and not context.resolvers_only:
             schema = execution_context.schema
-            key = RECENT.key(
-                schema,
+            recent: RecentPlans = schema.recent  # type: ignore[attr-defined] - the schema's own (api/graphql/schema.py)
+            key = recent.key(
                 context.limits,
                 execution_context.query or "",
-                execution_context._provided_operation_name,
+                provided_operation_name(execution_context),
                 execution_context.variables,
             )
-            if RECENT.get(key) is not UNPLANNABLE:
+            if recent.get(key) is not UNPLANNABLE:
                 try:
                     # Without a name, Strawberry runs the document's first operation: so does this.
                     operation, fragments = _operation(document, execution_context.operation_name)
                     variables = get_variable_values(
-                        schema._schema, operation.variable_definitions or (), execution_context.variables or {}
+                        graphql_schema(schema), operation.variable_definitions or (), execution_context.variables or {}
                     )
                     if isinstance(variables, list):
                         raise ValueError("bad variables")  # graphql-core says which: not recorded
                     bundle = compile_operation(schema, operation, fragments, variables, context.limits)
                     data = json.loads(await context.reader.json_object(bundle))
                 except NotPlannable:
-                    RECENT.put(key, UNPLANNABLE)
+                    recent.put(key, UNPLANNABLE)
                 except Exception:
                     # Failed (bad input, the database): the resolvers answer, with their errors and paths.
                     pass
                 else:
                     execution_context.result = ExecutionResult(data=data, errors=None)
-                    RECENT.put(key, Prepared(bundle, operation.name.value if operation.name else None))
+                    recent.put(key, Prepared(bundle, operation.name.value if operation.name else None))
         yield
 
 

@@ -16,7 +16,7 @@ from strawberry.types import ExecutionResult
 
 from api import metrics
 from api.config import Settings
-from api.graphql.compiled import RECENT, Prepared
+from api.graphql.compiled import Prepared
 from api.graphql.connections import Limits
 from api.graphql.context import Context
 from api.graphql.errors import with_code
@@ -28,8 +28,11 @@ PATH = "/graphql"
 
 class GraphQLApp(GraphQL):
     def __init__(self, settings: Settings, subscription: Any = Subscription) -> None:
+        schema = make_schema(settings, subscription)
+        # The requests its schema answered through the compiled path, which this route answers again.
+        self.recent = schema.recent
         super().__init__(
-            make_schema(settings, subscription),
+            schema,
             graphql_ide="graphiql" if settings.graphql_ide else None,
             keep_alive=True,
             keep_alive_interval=settings.graphql_keepalive_s,
@@ -69,7 +72,7 @@ class GraphQLApp(GraphQL):
             operation_name is None or isinstance(operation_name, str)
         ):
             return None
-        prepared = RECENT.get(RECENT.key(self.schema, self.limits, body["query"], operation_name, variables))
+        prepared = self.recent.get(self.recent.key(self.limits, body["query"], operation_name, variables))
         if not isinstance(prepared, Prepared):
             return None
         try:

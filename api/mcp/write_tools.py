@@ -18,7 +18,7 @@ from api.mcp.read_tools import EVENT_COLUMNS
 from api.mcp.schemas import document_schema
 from api.mcp.tools import Backend, Result, ToolSpec
 from api.plan import Condition, OrderTerm, ReadPlan
-from api.store import Returning, reads
+from api.store import Reader, Returning, reads
 
 if TYPE_CHECKING:  # a type only: this front end builds no SQL
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,7 +28,9 @@ BULLETS = "One string per bullet, without a leading dash; an empty list or leavi
 
 def _write_tool(ent: Entity, *, name: str, title: str, description: str, descriptions: dict[str, str]) -> ToolSpec:
     async def handler(backend: Backend, args: Arguments) -> Result:
-        result = await backend.writer.create(ent.name, [args.document()], returning=_read_back(ent.name))
+        result = await backend.writer.create(
+            ent.name, [args.document()], returning=_read_back(backend.reader, ent.name)
+        )
         row, event = result.returned
         return {ent.name: row, "coordination_event": event}
 
@@ -44,9 +46,9 @@ def _write_tool(ent: Entity, *, name: str, title: str, description: str, descrip
     )
 
 
-def _read_back(entity_name: str) -> Returning:
+def _read_back(reader: Reader, entity_name: str) -> Returning:
     async def returning(conn: AsyncConnection, ids: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        rows = json.loads(await reads.json_array(conn, reads.only_ids(ReadPlan(entity_name), ids)))
+        rows = json.loads(await reader.json_array_on(conn, reads.only_ids(ReadPlan(entity_name), ids)))
         latest_event = ReadPlan(
             "coordination_event",
             where=Condition("reference_id", "in", ids),
@@ -54,7 +56,7 @@ def _read_back(entity_name: str) -> Returning:
             limit=1,
             columns=EVENT_COLUMNS,
         )
-        events = json.loads(await reads.json_array(conn, latest_event))
+        events = json.loads(await reader.json_array_on(conn, latest_event))
         return rows[0], (events[0] if events else None)
 
     return returning

@@ -27,7 +27,7 @@ from api.rest.planner import order_terms, read_plan, write_filter
 from api.rest.request import ApiRequest
 from api.rest.response import content_range, render
 from api.store import OnConflict, WriteService
-from api.store.reads import Reader, json_array, only_ids, set_timezone
+from api.store.reads import Reader, only_ids, set_timezone
 
 
 async def write(api: ApiRequest, request: Request, reader: Reader, writer: WriteService) -> Response:
@@ -43,11 +43,11 @@ async def write(api: ApiRequest, request: Request, reader: Reader, writer: Write
     )
     match api.action:
         case "create":
-            return await _create(api, ent, await _body(request, ent), plan, media, writer)
+            return await _create(api, ent, await _body(request, ent), plan, media, reader, writer)
         case "update":
             return await _update(api, ent, await _body(request, ent), plan, media, reader, writer)
         case "upsert":
-            return await _upsert(api, ent, await _body(request, ent), plan, media, writer)
+            return await _upsert(api, ent, await _body(request, ent), plan, media, reader, writer)
         case "delete":
             return await _delete(api, ent, plan, media, reader, writer)
     raise AssertionError(api.action)
@@ -61,7 +61,7 @@ async def _body(request: Request, ent: Entity) -> Any:
 
 
 async def _create(
-    api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, writer: WriteService
+    api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, reader: Reader, writer: WriteService
 ) -> Response:
     documents = _documents(api, ent, body)
     if api.qs.on_conflict is not None and tuple(api.qs.on_conflict) != ("id",):
@@ -71,7 +71,7 @@ async def _create(
         raise errors.no_unique_constraint()
     resolution = {"merge-duplicates": OnConflict.MERGE, "ignore-duplicates": OnConflict.IGNORE}
     on_conflict = resolution.get(api.prefs.resolution or "", OnConflict.ERROR)
-    returned = _Returned(api, plan, media)
+    returned = _Returned(api, plan, media, reader)
     # Without a representation or a single-object check there is nothing to do inside the
     # transaction, which lets the write service commit the create as its one statement.
     inside = api.prefs.representation == "representation" or media.kind == "object"
@@ -91,7 +91,7 @@ async def _update(
         raise errors.invalid_body("A PATCH body must be one JSON object")
     changes = _documents(api, ent, body)[0]
     where = await _limited(api, ent, reader)
-    returned = _Returned(api, plan, media, check_affected=True)
+    returned = _Returned(api, plan, media, reader, check_affected=True)
     # PostgREST updates nothing for an empty object, and answers as for no matching row.
     rows = len((await writer.update(ent.name, where, changes, returning=returned)).rows) if changes else 0
     returned.check(rows)
@@ -101,7 +101,7 @@ async def _update(
 
 
 async def _upsert(
-    api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, writer: WriteService
+    api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, reader: Reader, writer: WriteService
 ) -> Response:
     qs = api.qs
     root = [f for path, f in qs.filters if not path]
@@ -123,7 +123,7 @@ async def _upsert(
     document = _documents(api, ent, body)[0]
     if any(document.get("id") != f.expr.value for f in root):
         raise errors.put_pk_mismatch()
-    returned = _Returned(api, plan, media)
+    returned = _Returned(api, plan, media, reader)
     result = await writer.create(ent.name, [document], on_conflict=OnConflict.MERGE, returning=returned)
     if api.prefs.representation == "representation":
         status = 201 if result.inserted_ids else 200
@@ -136,7 +136,7 @@ async def _delete(
     api: ApiRequest, ent: Entity, plan: ReadPlan, media: MediaType, reader: Reader, writer: WriteService
 ) -> Response:
     where = await _limited(api, ent, reader)
-    returned = _Returned(api, plan, media, check_affected=True)
+    returned = _Returned(api, plan, media, reader, check_affected=True)
     result = await writer.delete(ent.name, where, returning=returned)
     rows = len(result.rows)
     returned.check(rows)
@@ -151,10 +151,13 @@ async def _delete(
 class _Returned:
     """The `returning` callback: checks made inside the transaction, then the representation."""
 
-    def __init__(self, api: ApiRequest, plan: ReadPlan, media: MediaType, *, check_affected: bool = False) -> None:
+    def __init__(
+        self, api: ApiRequest, plan: ReadPlan, media: MediaType, reader: Reader, *, check_affected: bool = False
+    ) -> None:
         self.api = api
         self.plan = plan
         self.media = media
+        self.reader = reader
         self.check_affected = check_affected
         self.text: str | None = None
 
@@ -169,7 +172,7 @@ class _Returned:
         self.check(len(ids))
         if self.api.prefs.representation == "representation":
             await set_timezone(conn, self.api.prefs.timezone)
-            self.text = await json_array(conn, only_ids(self.plan, ids))
+            self.text = await self.reader.json_array_on(conn, only_ids(self.plan, ids))
         return self.text
 
 

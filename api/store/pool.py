@@ -16,20 +16,20 @@ the reset asyncpg runs when a connection returns to the pool is skipped.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.base import Executable
 
+from api.cache import BoundedCache
 from api.errors import Unavailable
 from api.store.database import CONNECT_TIMEOUT_S, LOST_CONNECTION, as_domain_error, connection_settings, libpq_url
+from api.store.sqlalchemy_adapter import compile_for_asyncpg
 
-_DIALECT = PGDialect_asyncpg()
+STATEMENTS_KEPT = 512
 
 
 @dataclass(frozen=True)
@@ -51,25 +51,7 @@ class Compiled:
 
 
 def compile_statement(statement: Executable) -> Compiled:
-    compiled = statement.compile(dialect=_DIALECT)
-    return Compiled(
-        sql=compiled.string,
-        names=tuple(compiled.positiontup or ()),
-        defaults=compiled.construct_params(_check=False),
-        processors=dict(compiled._bind_processors),
-    )
-
-
-_BY_STATEMENT: weakref.WeakKeyDictionary[Executable, Compiled] = weakref.WeakKeyDictionary()
-
-
-def compiled_statement(statement: Executable) -> Compiled:
-    """A statement kept and asked again (query.py keeps the statements of recent plan shapes,
-    writes.py those of its creates) is compiled once, for as long as it is kept."""
-    found = _BY_STATEMENT.get(statement)
-    if found is None:
-        found = _BY_STATEMENT[statement] = compile_statement(statement)
-    return found
+    return Compiled(*compile_for_asyncpg(statement))
 
 
 class DirectPool:
@@ -84,6 +66,17 @@ class DirectPool:
         self.size = size
         self.settings = connection_settings(statement_timeout_ms, application_name)
         self._pool: asyncpg.Pool | None = None
+        # Statements are kept and asked again (api/store/select.py keeps those of recent plan shapes,
+        # writes.py those of its creates): each is compiled once, for as long as it is kept here.
+        self.statements: BoundedCache[Executable, Compiled] = BoundedCache("compiled_statements", STATEMENTS_KEPT)
+
+    @property
+    def caches(self) -> tuple[BoundedCache[Any, Any], ...]:
+        return (self.statements,)
+
+    def compiled(self, statement: Executable) -> Compiled:
+        """The statement compiled for asyncpg (once while it is kept)."""
+        return self.statements.get_or_build(statement, compile_statement)
 
     async def start(self) -> None:
         # No connection is made before the first read: the server starts while the database is away.

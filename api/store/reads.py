@@ -11,34 +11,45 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
+from api.cache import BoundedCache
 from api.plan import Bundle, Condition, ReadPlan, all_of, parameterized
 from api.store.database import connection
-from api.store.pool import DirectPool, compiled_statement
-from api.store.select import (
-    bundle_statement,
-    count_statement,
-    explain_statement,
-    prepared_array,
-    prepared_shape,
-    rows_statement,
-)
+from api.store.pool import DirectPool, compile_statement
+from api.store.select import Statements, count_statement, explain_statement, rows_statement
 
 STREAM_BATCH = 500
+# Whether a statement is one the reader keeps (compiled once) or one built for this read alone.
+KEPT, ONCE = True, False
 
 
 class Reader:
     """Reads through `pool` (asyncpg directly, api/store/pool.py) when it is given, else through
-    the engine; streams and snapshots always go through the engine."""
+    the engine; streams and snapshots always go through the engine. It keeps the statements of
+    recent plan shapes (`statements`), shared with the readers `in_timezone` makes."""
 
-    def __init__(self, engine: AsyncEngine, *, pool: DirectPool | None = None, timezone: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        pool: DirectPool | None = None,
+        timezone: str | None = None,
+        statements: Statements | None = None,
+    ) -> None:
         self.engine = engine
         self.pool = pool
         # Timestamps are rendered in this PostgreSQL TimeZone (UTC, the session default, when None).
         self.timezone = timezone
+        self.statements = statements if statements is not None else Statements()
+
+    @property
+    def caches(self) -> tuple[BoundedCache[Any, Any], ...]:
+        return self.statements.caches + (self.pool.caches if self.pool is not None else ())
 
     def in_timezone(self, timezone: str | None) -> Reader:
         """This reader, rendering timestamps in `timezone` (a name or an offset PostgreSQL accepts)."""
-        return self if timezone is None else Reader(self.engine, pool=self.pool, timezone=timezone)
+        if timezone is None:
+            return self
+        return Reader(self.engine, pool=self.pool, timezone=timezone, statements=self.statements)
 
     async def json_array(self, plan: ReadPlan) -> str:
         """The rows the plan selects, as the text of one JSON array built by PostgreSQL."""
@@ -50,38 +61,46 @@ class Reader:
 
     async def json_rows_shaped(self, shape: ReadPlan, values: list[Any]) -> tuple[str, int]:
         """`json_rows` of the plan given as its shape (`plan.parameterized`) and its slots' values."""
-        prepared, arguments = prepared_shape(shape, values)
-        text, rows = (await self._first_rows((prepared.statement, arguments)))[0]
+        prepared, arguments = self.statements.shape(shape, values)
+        text, rows = (await self._first_rows((prepared.statement, arguments, KEPT)))[0]
         return text, rows
+
+    async def json_array_on(self, conn: AsyncConnection, plan: ReadPlan) -> str:
+        """`json_array` on the caller's connection (inside its transaction: a write's own rows, say)."""
+        prepared, arguments = self.statements.array(plan)
+        text, _ = (await conn.execute(prepared.statement, arguments)).one()
+        return text
 
     async def json_object(self, bundle: Bundle) -> str:
         """The text of the bundle's one JSON object, built by PostgreSQL in one statement."""
-        return (await self._first_rows((bundle_statement(bundle), {})))[0][0]
+        return (await self._first_rows((self.statements.bundle(bundle), {}, KEPT)))[0][0]
 
     async def count(self, plan: ReadPlan) -> int:
-        return (await self._first_rows((count_statement(plan), {})))[0][0]
+        return (await self._first_rows((count_statement(plan), {}, ONCE)))[0][0]
 
     async def page(self, plan: ReadPlan, *, with_count: bool) -> tuple[str, int | None]:
         """Rows and (when asked) the total, read in one snapshot."""
         if not with_count:
             return await self.json_array(plan), None
-        prepared, arguments = prepared_array(plan)
-        rows, total = await self._first_rows((prepared.statement, arguments), (count_statement(plan), {}))
+        prepared, arguments = self.statements.array(plan)
+        rows, total = await self._first_rows((prepared.statement, arguments, KEPT), (count_statement(plan), {}, ONCE))
         return rows[0], total[0]
 
-    async def _first_rows(self, *statements: tuple[Executable, dict[str, Any]]) -> list[Any]:
-        """Each statement's first row, with its parameters' values; several see one snapshot."""
-        if self.pool is not None:
-            compiled = [compiled_statement(statement) for statement, _ in statements]
-            return await self.pool.fetchrows(
-                [(c, c.arguments(values)) for c, (_, values) in zip(compiled, statements)], timezone=self.timezone
+    async def _first_rows(self, *statements: tuple[Executable, dict[str, Any], bool]) -> list[Any]:
+        """Each statement's first row, with its parameters' values; several see one snapshot.
+        A statement marked KEPT is one of `statements`' (its compiled form is kept too)."""
+        pool = self.pool
+        if pool is not None:
+            compiled = [pool.compiled(st) if kept else compile_statement(st) for st, _, kept in statements]
+            return await pool.fetchrows(
+                [(c, c.arguments(values)) for c, (_, values, _) in zip(compiled, statements)], timezone=self.timezone
             )
         async with connection(self.engine) as conn:
             async with conn.begin():
                 if len(statements) > 1:
                     await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 await set_timezone(conn, self.timezone)
-                return [(await conn.execute(statement, values)).first() for statement, values in statements]
+                return [(await conn.execute(statement, values)).first() for statement, values, _ in statements]
 
     async def planned_count(self, plan: ReadPlan) -> int:
         """PostgreSQL's planner estimate of the rows matching the plan's filter (no scan of the rows)."""
@@ -114,7 +133,7 @@ class Reader:
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
-        """A connection whose reads (`stream(conn, plan)`, `json_array(conn, plan)`) all see
+        """A connection whose reads (`stream(conn, plan)`, `json_array_on(conn, plan)`) all see
         one consistent state of the database, e.g. for an export of several entities."""
         async with connection(self.engine) as conn:
             async with conn.begin():
@@ -126,16 +145,6 @@ async def set_timezone(conn: AsyncConnection, timezone: str | None) -> None:
     """Render timestamps in `timezone` until the end of the connection's current transaction."""
     if timezone is not None:
         await conn.execute(select(func.set_config("TimeZone", timezone, True)))
-
-
-async def json_array(conn: AsyncConnection, plan: ReadPlan) -> str:
-    return (await json_rows(conn, plan))[0]
-
-
-async def json_rows(conn: AsyncConnection, plan: ReadPlan) -> tuple[str, int]:
-    prepared, arguments = prepared_array(plan)
-    text, rows = (await conn.execute(prepared.statement, arguments)).one()
-    return text, rows
 
 
 async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:

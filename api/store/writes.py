@@ -44,7 +44,7 @@ from api.errors import Conflict, ConflictReason, InvalidInput, InvalidReason, No
 from api.plan import Condition, Filter
 from api.store.database import connection, is_transient, sqlstate, transaction
 from api.store.events import PendingEvent, record_events, recording_ctes, restore_events
-from api.store.pool import DirectPool, compiled_statement
+from api.store.pool import DirectPool
 from api.store.select import filter_clause
 from api.store.tables import TABLES
 from api.store.validation import to_columns
@@ -698,7 +698,7 @@ async def _try_insert(
     names = [c.name for c in TABLES[ent.name].columns]
     dated = "created_at" in names
     if isinstance(conn, DirectPool):
-        compiled = compiled_statement(statement)
+        compiled = conn.compiled(statement)
         records = [tuple(r) for r in await conn.fetch(compiled, compiled.arguments(params))]
     else:
         records = [tuple(r) for r in await conn.execute(statement, params)]

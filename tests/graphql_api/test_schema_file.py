@@ -9,9 +9,10 @@ from graphql import GraphQLNonNull, GraphQLObjectType, GraphQLUnionType, get_nam
 
 from api.graphql import make_schema
 from api.graphql.sdl import sdl
+from api.graphql.strawberry_adapter import graphql_schema
 
 SDL_FILE = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"
-SCHEMA = make_schema()._schema
+SCHEMA = graphql_schema(make_schema())
 
 ENTITY_TYPES = ["Actor", "Team", "TeamCheckin", "GoalStory", "GoalStoryUpdate", "CoordinationEvent"]
 
