@@ -9,7 +9,7 @@ from api.store.migrate import upgrade
 from api.store.pool import DirectPool
 from api.store.reads import Reader
 from api.store.validation import MAX_ID_LENGTH, parse_date
-from api.store.writes import ImportItem, ImportResult, OnConflict, Returning, WriteResult, WriteService
+from api.store.writes import ImportItem, ImportResult, OnConflict, Returning, WriteResult, WriteService, Written
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -22,6 +22,7 @@ __all__ = [
     "Returning",
     "WriteResult",
     "WriteService",
+    "Written",
     "create_engine",
     "libpq_url",
     "parse_date",

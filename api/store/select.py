@@ -323,6 +323,14 @@ def filter_clause(entity_name: str, where: Filter | None, source: FromClause | N
     return _filter(ent, source if source is not None else TABLES[ent.name], where) if where is not None else None
 
 
+def order_clauses(
+    entity_name: str, terms: tuple[OrderTerm, ...], source: FromClause | None = None
+) -> list[ColumnElement]:
+    """The ORDER BY of `terms` over the entity's table or `source` (for the write service)."""
+    ent = entity_named(entity_name)
+    return _order(ent, source if source is not None else TABLES[ent.name], terms)
+
+
 # ---------------------------------------------------------------- one level
 
 
