@@ -101,7 +101,7 @@ class Guard:
         if length is None and "transfer-encoding" not in headers:
             await self.app(scope, receive, send)  # no body at all (HTTP/1.1 says so without either header)
             return
-        if length is not None and length.isdigit() and int(length) > self.max_body:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > self.max_body:
             await _refuse(send, scope["path"], self._too_large())
             return
         received = 0
