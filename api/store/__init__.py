@@ -9,7 +9,8 @@ from api.store.migrate import upgrade
 from api.store.pool import DirectPool
 from api.store.reads import Reader
 from api.store.validation import MAX_ID_LENGTH, parse_date
-from api.store.writes import ImportItem, ImportResult, OnConflict, Returning, WriteResult, WriteService, Written
+from api.store.imports import ImportItem
+from api.store.writes import ImportResult, OnConflict, Returning, WriteResult, WriteService, Written
 
 __all__ = [
     "MAX_ID_LENGTH",

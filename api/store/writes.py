@@ -73,9 +73,6 @@ from api.store.validation import to_columns
 ATTEMPTS = 4
 IMPORT_BATCH = 1000
 
-__all__ = ["ImportItem", "ImportResult", "OnConflict", "Returning", "WriteResult", "WriteService", "Written"]
-
-
 class OnConflict(str, Enum):
     ERROR = "error"  # an existing id is a conflict
     MERGE = "merge"  # an existing row gets the given fields (upsert)
