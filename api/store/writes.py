@@ -73,6 +73,7 @@ from api.store.validation import to_columns
 ATTEMPTS = 4
 IMPORT_BATCH = 1000
 
+
 class OnConflict(str, Enum):
     ERROR = "error"  # an existing id is a conflict
     MERGE = "merge"  # an existing row gets the given fields (upsert)
