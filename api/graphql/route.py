@@ -20,15 +20,15 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from .. import metrics
-from ..config import Settings
-from . import http
-from .compiled import RECENT, Prepared
-from .connections import Limits
-from .context import Context
-from .errors import with_code
-from .schema import make_schema
-from .subscriptions import Subscription
+from api import metrics
+from api.config import Settings
+from api.graphql import http
+from api.graphql.compiled import RECENT, Prepared
+from api.graphql.connections import Limits
+from api.graphql.context import Context
+from api.graphql.errors import with_code
+from api.graphql.schema import make_schema
+from api.graphql.subscriptions import Subscription
 
 PATH = "/graphql"
 
