@@ -155,6 +155,8 @@ def _checked(data: Mapping[str, Any]) -> Params:
         raise RequestError(400, "the request has no `query` parameter (a GraphQL document as a string)")
     if not isinstance(query, str):
         raise RequestError(400, f"`query` must be a string, not {_kind(query)}")
+    if not query:
+        raise RequestError(400, "the `query` parameter is empty: it must hold a GraphQL document")
     operation_name = data.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise RequestError(400, f"`operationName` must be a string or null, not {_kind(operation_name)}")
