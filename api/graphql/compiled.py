@@ -11,15 +11,18 @@ The request is then recorded (`RECENT`): the route answers the same document,
 operation and variables again from the recorded plan, before Strawberry, and
 passes PostgreSQL's text through as the body.
 
-The resolvers stay the reference semantics. Anything outside the subset below
-raises `NotPlannable` and the operation runs through them, as does any
+The resolvers stay the reference semantics, and both read what each field
+means from the same declarations (`relations`). Anything outside the subset
+below raises `NotPlannable` and the operation runs through them, as does any
 operation whose compiled run fails (bad input then gets the resolvers' errors
-with their paths). The subset: query operations; fields, aliases, fragments
-(named and inline) on the field's own type, variables, @include/@skip,
-__typename; root fields by id and connections; nested to-one relations, id
-lists (members, teams, actors), connections (where, orderBy, first/after,
-last/before, nodes and edges with cursors, pageInfo, totalCount), latestUpdate,
-and an event's `reference` union (inline or named fragments on its members).
+with their paths); each such query is logged at debug with its reason and
+counted (`coco_graphql_fallbacks_total{reason}`). The subset: query
+operations; fields, aliases, fragments (named and inline) on the field's own
+type, variables, @include/@skip, __typename; root fields by id and
+connections; every relation field `relations` declares: to-one, id lists,
+connections (where, orderBy, first/after, last/before, nodes and edges with
+cursors, pageInfo, totalCount), picks (latestUpdate), and unions (an event's
+`reference`, with inline or named fragments on its members).
 Not compiled: a response key selected twice with a sub-selection or arguments (graphql-core merges
 those; the same leaf field twice is compiled).
 """
