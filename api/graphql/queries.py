@@ -12,7 +12,7 @@ from strawberry import Info
 from api.graphql.connections import Connection, build
 from api.graphql.context import Context
 from api.graphql.relations import ROOTS, Root, Shape
-from api.graphql.types import TYPES, make, named, one, page, paging_parameters, resolver
+from api.graphql.types import TYPES, make, named, of, one, page, paging_parameters, resolver
 from api.plan import ReadPlan
 
 
@@ -36,7 +36,7 @@ def _root_field(root: Root) -> Any:
         parameters = [Parameter("id", Parameter.KEYWORD_ONLY, annotation=strawberry.ID)]
         return resolver(root.name, root.description, parameters, named(entity_name) | None, by_id)
     assert root.shape is Shape.CONNECTION
-    connection = Connection[named(entity_name)]  # type: ignore[misc]
+    connection = of(Connection, named(entity_name))
     return resolver(root.name, root.description, paging_parameters(entity_name), connection, listed)
 
 

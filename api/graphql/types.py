@@ -62,7 +62,8 @@ def make(cls: type[T], entity_name: str) -> Callable[[dict[str, Any]], T]:
 
 
 def _context(info: Info) -> Context:
-    return info.context
+    context: Context = info.context
+    return context
 
 
 def _made(entity_name: str) -> Callable[[dict[str, Any]], Any]:
@@ -86,6 +87,11 @@ Before = Annotated[str | None, strawberry.argument(description=PAGING["before"])
 # ---------------------------------------------------------------- resolvers built from declarations
 
 
+def of(generic: Any, item: Any) -> Any:
+    """`generic[item]`, for an item known only when the schema is assembled (mypy reads `list[x]` as a type)."""
+    return generic[item]
+
+
 def named(entity_name: str) -> Any:
     """The entity's GraphQL type, found when the schema is built (the types refer to each other)."""
     return Annotated[type_name(ENTITIES[entity_name]), strawberry.lazy("api.graphql.types")]
@@ -95,7 +101,7 @@ def paging_parameters(entity_name: str) -> list[Parameter]:
     """A connection's arguments: where, orderBy, first/after, last/before."""
     annotations: dict[str, Any] = {
         "where": WHERE[entity_name] | None,
-        "order_by": list[ORDER_BY[entity_name]] | None,  # type: ignore[name-defined]
+        "order_by": of(list, ORDER_BY[entity_name]) | None,
         "first": First,
         "after": After,
         "last": Last,
@@ -190,9 +196,9 @@ def _related_field(field: Related) -> Any:
 
     shapes: dict[Shape, tuple[Any, list[Parameter], Callable[..., Awaitable[Any]]]] = {
         Shape.ONE: (named(target) | None, [], the_one),
-        Shape.LIST: (list[named(target)], [], the_list),  # type: ignore[misc]
+        Shape.LIST: (of(list, named(target)), [], the_list),
         Shape.PICK: (named(target) | None, [], the_pick),
-        Shape.CONNECTION: (Connection[named(target)], paging_parameters(target), the_page),  # type: ignore[misc]
+        Shape.CONNECTION: (of(Connection, named(target)), paging_parameters(target), the_page),
     }
     returns, parameters, answer = shapes[field.shape]
     return resolver(field.name, field.description, parameters, returns, answer)
@@ -200,7 +206,7 @@ def _related_field(field: Related) -> Any:
 
 def _either_field(field: Either) -> Any:
     members = tuple(named(link.target) for _, link in field.choices)
-    union = Annotated[Union[members], strawberry.union(field.union, description=field.union_description)]  # noqa: UP007
+    union = of(Annotated, (of(Union, members), strawberry.union(field.union, description=field.union_description)))
 
     async def the_chosen(info: Info, parent: Any) -> Any:
         value = getattr(parent, field.by)
