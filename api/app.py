@@ -73,7 +73,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.services = services
         # Live coordination events: this process's one LISTEN connection (api/live).
         app.state.live = LiveFeed(settings.require_database_url(), engine, queue_size=settings.live_queue_size)
-        caches.add(*services.reader.caches, *app.state.live.reader.caches)
+        for statements in (services.reader.statements, services.writer.statements, app.state.live.reader.statements):
+            caches.add(*statements.caches)
+        caches.add(*direct_pool.caches)
         await app.state.live.start()
         try:
             # The MCP endpoint's session manager runs (a task group) for as long as the app does.

@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
-from api.cache import BoundedCache
 from api.plan import Bundle, Condition, ReadPlan, all_of, parameterized
 from api.store.database import connection
 from api.store.pool import DirectPool, compile_statement
@@ -41,10 +40,6 @@ class Reader:
         self.timezone = timezone
         self.statements = statements if statements is not None else Statements()
 
-    @property
-    def caches(self) -> tuple[BoundedCache[Any, Any], ...]:
-        return self.statements.caches + (self.pool.caches if self.pool is not None else ())
-
     def in_timezone(self, timezone: str | None) -> Reader:
         """This reader, rendering timestamps in `timezone` (a name or an offset PostgreSQL accepts)."""
         if timezone is None:
@@ -64,12 +59,6 @@ class Reader:
         prepared, arguments = self.statements.shape(shape, values)
         text, rows = (await self._first_rows((prepared.statement, arguments, KEPT)))[0]
         return text, rows
-
-    async def json_array_on(self, conn: AsyncConnection, plan: ReadPlan) -> str:
-        """`json_array` on the caller's connection (inside its transaction: a write's own rows, say)."""
-        prepared, arguments = self.statements.array(plan)
-        text, _ = (await conn.execute(prepared.statement, arguments)).one()
-        return text
 
     async def json_object(self, bundle: Bundle) -> str:
         """The text of the bundle's one JSON object, built by PostgreSQL in one statement."""
@@ -133,7 +122,7 @@ class Reader:
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
-        """A connection whose reads (`stream(conn, plan)`, `json_array_on(conn, plan)`) all see
+        """A connection whose reads (`stream(conn, plan)`, `json_array(conn, plan, statements)`) all see
         one consistent state of the database, e.g. for an export of several entities."""
         async with connection(self.engine) as conn:
             async with conn.begin():
@@ -145,6 +134,14 @@ async def set_timezone(conn: AsyncConnection, timezone: str | None) -> None:
     """Render timestamps in `timezone` until the end of the connection's current transaction."""
     if timezone is not None:
         await conn.execute(select(func.set_config("TimeZone", timezone, True)))
+
+
+async def json_array(conn: AsyncConnection, plan: ReadPlan, statements: Statements) -> str:
+    """The rows the plan selects as one JSON array's text, on the caller's connection (inside its
+    transaction: a write's own rows, say), through `statements`."""
+    prepared, arguments = statements.array(plan)
+    text, _ = (await conn.execute(prepared.statement, arguments)).one()
+    return text
 
 
 async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:
