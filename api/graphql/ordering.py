@@ -145,7 +145,7 @@ def after(keys: tuple[Key, ...], values: list[Any]) -> Filter:
         beyond = _beyond(key, values[i])
         if beyond is None:
             continue
-        equal = [_equal(k, v) for k, v in zip(keys[:i], values[:i])]
+        equal = [_equal(k, v) for k, v in zip(keys[:i], values[:i], strict=True)]
         alternatives.append(all_of(*equal, beyond))  # type: ignore[arg-type]
     return Or(tuple(alternatives))
 

@@ -301,7 +301,7 @@ class LiveFeed:
         matching: dict[str | None, tuple[dict[str, Any], ...]] = {None: documents}
         for i, key in enumerate(filters):
             column = f"m{i}"
-            matching[key] = tuple(doc for row, doc in zip(rows, documents) if row[column])
+            matching[key] = tuple(doc for row, doc in zip(rows, documents, strict=True) if row[column])
         for sub in list(self._subscribers):
             docs = matching.get(sub.key)
             if docs is None:

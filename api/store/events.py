@@ -89,7 +89,7 @@ async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> l
             "occurred_ats": [p.occurred_at for p in pending],
         },
     )
-    return sorted((dict(zip(EVENT_COLUMNS, r)) for r in result), key=lambda e: e["seq"])
+    return sorted((dict(zip(EVENT_COLUMNS, r, strict=True)) for r in result), key=lambda e: e["seq"])
 
 
 def recording_ctes(inserted: str) -> str:

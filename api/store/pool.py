@@ -20,7 +20,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
@@ -75,7 +75,7 @@ def compiled_statement(statement: Executable) -> Compiled:
 class DirectPool:
     # Called with the SQL of every statement any direct pool of this process runs (as SQLAlchemy's
     # `before_cursor_execute` event for the engine): what tests count statements with.
-    observers: list[Callable[[str], None]] = []
+    observers: ClassVar[list[Callable[[str], None]]] = []
 
     def __init__(
         self, url: str, *, size: int = 10, statement_timeout_ms: int | None = None, application_name: str = "coco"

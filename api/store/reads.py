@@ -74,14 +74,14 @@ class Reader:
         if self.pool is not None:
             compiled = [compiled_statement(statement) for statement, _ in statements]
             return await self.pool.fetchrows(
-                [(c, c.arguments(values)) for c, (_, values) in zip(compiled, statements)], timezone=self.timezone
+                [(c, c.arguments(values)) for c, (_, values) in zip(compiled, statements, strict=True)],
+                timezone=self.timezone,
             )
-        async with connection(self.engine) as conn:
-            async with conn.begin():
-                if len(statements) > 1:
-                    await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                await set_timezone(conn, self.timezone)
-                return [(await conn.execute(statement, values)).first() for statement, values in statements]
+        async with connection(self.engine) as conn, conn.begin():
+            if len(statements) > 1:
+                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await set_timezone(conn, self.timezone)
+            return [(await conn.execute(statement, values)).first() for statement, values in statements]
 
     async def planned_count(self, plan: ReadPlan) -> int:
         """PostgreSQL's planner estimate of the rows matching the plan's filter (no scan of the rows)."""
@@ -95,31 +95,28 @@ class Reader:
         For a streamed response whose headers (Content-Range) need the row count
         before the first row is sent; memory stays flat as with `stream`.
         """
-        async with connection(self.engine) as conn:
-            async with conn.begin():
-                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                await set_timezone(conn, self.timezone)
-                yield await count(conn, plan)
-                result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
-                async for row in result:
-                    yield row[0]
+        async with connection(self.engine) as conn, conn.begin():
+            await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await set_timezone(conn, self.timezone)
+            yield await count(conn, plan)
+            result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+            async for row in result:
+                yield row[0]
 
     async def stream(self, plan: ReadPlan) -> AsyncIterator[str]:
         """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
-        async with connection(self.engine) as conn:
-            async with conn.begin():
-                await set_timezone(conn, self.timezone)
-                async for row in stream(conn, plan):
-                    yield row
+        async with connection(self.engine) as conn, conn.begin():
+            await set_timezone(conn, self.timezone)
+            async for row in stream(conn, plan):
+                yield row
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
         """A connection whose reads (`stream(conn, plan)`, `json_array(conn, plan)`) all see
         one consistent state of the database, e.g. for an export of several entities."""
-        async with connection(self.engine) as conn:
-            async with conn.begin():
-                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                yield conn
+        async with connection(self.engine) as conn, conn.begin():
+            await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield conn
 
 
 async def set_timezone(conn: AsyncConnection, timezone: str | None) -> None:

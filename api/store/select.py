@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     ARRAY,
@@ -121,7 +121,7 @@ class JsonObject(ColumnElement):
 
     inherit_cache = True
     type = JSON()
-    _traverse_internals = [
+    _traverse_internals: ClassVar[list[tuple[str, InternalTraversal]]] = [
         ("json_keys", InternalTraversal.dp_string_list),
         ("json_values", InternalTraversal.dp_clauseelement_list),
         ("absent_on_null", InternalTraversal.dp_boolean),
@@ -134,7 +134,7 @@ class JsonObject(ColumnElement):
 
     @property
     def pairs(self) -> list[tuple[str, ColumnElement]]:
-        return list(zip(self.json_keys, self.json_values))
+        return list(zip(self.json_keys, self.json_values, strict=True))
 
     @property
     def _from_objects(self) -> list[FromClause]:
@@ -145,7 +145,7 @@ class JsonObject(ColumnElement):
 def _compile_json_object(element: JsonObject, compiler: Any, **kw: Any) -> str:
     items = ", ".join(
         f"{_sql_string(key)} : {compiler.process(value, **kw)}"
-        for key, value in zip(element.json_keys, element.json_values)
+        for key, value in zip(element.json_keys, element.json_values, strict=True)
     )
     suffix = " ABSENT ON NULL" if element.absent_on_null else ""
     return f"JSON_OBJECT({items}{suffix})"
@@ -607,7 +607,7 @@ class PositionText(ColumnElement):
 
     inherit_cache = True
     type = Text()
-    _traverse_internals = [
+    _traverse_internals: ClassVar[list[tuple[str, InternalTraversal]]] = [
         ("header", InternalTraversal.dp_string),
         ("json_values", InternalTraversal.dp_clauseelement_list),
     ]

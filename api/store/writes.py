@@ -29,7 +29,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
@@ -64,7 +64,7 @@ ImportItem = tuple[str, Mapping[str, Any]]
 IMPORT_BATCH = 1000
 
 
-class OnConflict(str, Enum):
+class OnConflict(StrEnum):
     ERROR = "error"  # an existing id is a conflict
     MERGE = "merge"  # an existing row gets the given fields (upsert)
     IGNORE = "ignore"  # an existing row is left alone
@@ -240,7 +240,7 @@ class WriteService:
             if ent.name == "goal_story" and columns.get("parent_id"):
                 _refuse_own_parent([{**row, "parent_id": columns["parent_id"]} for row in matched])
             result.rows = await _apply_to_all(conn, table, matched, columns)
-            pending = [_event(ent, new, None) for new, old in zip(result.rows, matched) if new is not old]
+            pending = [_event(ent, new, None) for new, old in zip(result.rows, matched, strict=True) if new is not old]
             if ent.name == "goal_story" and columns.get("parent_id"):
                 await _check_hierarchy(conn, [r["id"] for r in result.rows])
             result.events = await record_events(conn, [p for p in pending if p is not None])
