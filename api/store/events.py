@@ -89,7 +89,8 @@ async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> l
             "occurred_ats": [p.occurred_at for p in pending],
         },
     )
-    return sorted((dict(zip(EVENT_COLUMNS, r, strict=True)) for r in result), key=lambda e: e["seq"])
+    # Each event's own columns (the row's last, `notified`, only made the NOTIFY run).
+    return sorted(({c: r[c] for c in EVENT_COLUMNS} for r in result.mappings()), key=lambda e: e["seq"])
 
 
 def recording_ctes(inserted: str) -> str:

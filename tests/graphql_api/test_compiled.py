@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.config import Settings
 from api.entities import ENTITIES, Kind
+from api.errors import DomainError
 from api.graphql.compiled import NESTED, ROOTS, NotPlannable, _operation, run
 from api.graphql.connections import Limits
 from api.graphql.context import Context
@@ -206,7 +207,7 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return f"{path}: {len(a)} items != {len(b)}"
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             found = _first_difference(x, y, f"{path}[{i}]")
             if found:
                 return found
@@ -232,7 +233,7 @@ async def test_compiled_and_resolved_answers_are_identical(world: AsyncEngine) -
             if any(e.path is None for e in resolved.errors):
                 continue  # a document validation refuses (aliases the generator made clash): never executed
             # Bad input (e.g. a cursor of another order): the compiled path must refuse it too, and fall back.
-            with pytest.raises(Exception):
+            with pytest.raises(DomainError):
                 await _compiled(world, query, variables)
             continue
         compiled = await _compiled(world, query, variables)
@@ -334,7 +335,7 @@ async def test_cursors_of_any_text_are_the_resolvers_cursors(fresh_world: AsyncE
         variables = {"after": edge["cursor"]}
         paged = await _resolved(fresh_world, query, variables)
         if paged.errors:  # the children's order is another: that cursor is refused, by both paths
-            with pytest.raises(Exception):
+            with pytest.raises(DomainError):
                 await _compiled(fresh_world, query, variables)
             continue
         again = await _compiled(fresh_world, query, variables)

@@ -84,7 +84,8 @@ async def test_without_subscribers_what_no_notification_announced_is_found_after
             await conn.execute(
                 text(
                     "INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at) "
-                    "VALUES (gen_random_uuid()::text, nextval('coordination_event_seq'), 'a-0', 'team_checkin', 'x', now()) "
+                    "VALUES (gen_random_uuid()::text, nextval('coordination_event_seq'), "
+                    "'a-0', 'team_checkin', 'x', now()) "
                     "RETURNING seq"
                 )
             )
