@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.base import Executable
 
 from api.plan import Bundle, Condition, ReadPlan, all_of, parameterized
 from api.store.database import connection
 from api.store.pool import DirectPool, compiled_statement
 from api.store.select import (
+    AnySelect,
     bundle_statement,
     count_statement,
     explain_statement,
@@ -51,15 +51,19 @@ class Reader:
     async def json_rows_shaped(self, shape: ReadPlan, values: list[Any]) -> tuple[str, int]:
         """`json_rows` of the plan given as its shape (`plan.parameterized`) and its slots' values."""
         prepared, arguments = prepared_shape(shape, values)
+        text: str
+        rows: int
         text, rows = (await self._first_rows((prepared.statement, arguments)))[0]
         return text, rows
 
     async def json_object(self, bundle: Bundle) -> str:
         """The text of the bundle's one JSON object, built by PostgreSQL in one statement."""
-        return (await self._first_rows((bundle_statement(bundle), {})))[0][0]
+        text: str = (await self._first_rows((bundle_statement(bundle), {})))[0][0]
+        return text
 
     async def count(self, plan: ReadPlan) -> int:
-        return (await self._first_rows((count_statement(plan), {})))[0][0]
+        total: int = (await self._first_rows((count_statement(plan), {})))[0][0]
+        return total
 
     async def page(self, plan: ReadPlan, *, with_count: bool) -> tuple[str, int | None]:
         """Rows and (when asked) the total, read in one snapshot."""
@@ -69,7 +73,7 @@ class Reader:
         rows, total = await self._first_rows((prepared.statement, arguments), (count_statement(plan), {}))
         return rows[0], total[0]
 
-    async def _first_rows(self, *statements: tuple[Executable, dict[str, Any]]) -> list[Any]:
+    async def _first_rows(self, *statements: tuple[AnySelect, dict[str, Any]]) -> list[Any]:
         """Each statement's first row, with its parameters' values; several see one snapshot."""
         if self.pool is not None:
             compiled = [compiled_statement(statement) for statement, _ in statements]
@@ -143,7 +147,8 @@ async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:
 
 
 async def count(conn: AsyncConnection, plan: ReadPlan) -> int:
-    return (await conn.execute(count_statement(plan))).scalar_one()
+    total: int = (await conn.execute(count_statement(plan))).scalar_one()
+    return total
 
 
 async def planned_count(conn: AsyncConnection, plan: ReadPlan) -> int:

@@ -426,7 +426,7 @@ async def _import_batch(
         rows = _parents_first(rows)
     names = [c.name for c in table.columns]
     now = await conn.scalar(select(func.now())) if "created_at" in names else None
-    stored = []
+    stored: list[dict[str, Any]] = []
     for row in rows:
         full = {n: row.get(n) for n in names}
         if now is not None and full["created_at"] is None:
