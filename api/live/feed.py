@@ -150,8 +150,9 @@ class LiveFeed:
         if self._position is None:
             raise RuntimeError("the live feed is not running (not started, or the database is not reachable yet)")
         chosen = all_of(where, team_filter(team_id) if team_id is not None else None)
-        key = None if chosen is None else repr(chosen)
-        if key is not None:
+        key = None
+        if chosen is not None:
+            key = repr(chosen)
             self._filters.setdefault(key, chosen)
         now = self._position
         start = now if after is None else after
@@ -367,7 +368,8 @@ class LiveFeed:
         backoff = 0.05
         while True:
             try:
-                return json.loads(await self.reader.json_array(plan))
+                rows: list[dict[str, Any]] = json.loads(await self.reader.json_array(plan))
+                return rows
             except Unavailable:
                 if not retry or self._task is None:
                     raise

@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from api.store import libpq_url
+
+# What asyncpg hands its listeners.
+Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 log = logging.getLogger("coco.live")
 
@@ -77,13 +82,13 @@ class Listener:
         # Whatever was committed while we were not listening is read now.
         self.wake()
 
-    def _notified(self, conn: asyncpg.Connection, pid: int, channel: str, payload: str) -> None:
+    def _notified(self, conn: Connection, pid: int, channel: str, payload: object) -> None:
         if self.announce is not None:
-            self.announce(payload)
+            self.announce(str(payload))
         else:
             self.wake()
 
-    def _terminated(self, conn: asyncpg.Connection) -> None:
+    def _terminated(self, conn: Connection) -> None:
         if conn is self._conn:
             self._lost.set()
 
