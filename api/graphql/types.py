@@ -70,7 +70,8 @@ def make(cls: type[T], entity_name: str) -> Callable[[dict[str, Any]], T]:
 
 
 def _context(info: Info) -> Context:
-    return info.context
+    context: Context = info.context
+    return context
 
 
 async def one(info: Info, cls: type[T], entity_name: str, id: str | None) -> T | None:
