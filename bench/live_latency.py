@@ -27,6 +27,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
 from api.live import LiveFeed
+from api.store import Reader
 from api.store.database import create_engine
 from api.store.writes import WriteService
 from bench import subscriptions
@@ -190,7 +191,7 @@ def _is_worker(pid: int) -> bool:
 async def in_process(database_url: str, plans: list[subscriptions.Plan]) -> None:
     engine = create_engine(database_url, pool_size=5)
     writer = WriteService(engine)
-    feed = LiveFeed(database_url, engine)
+    feed = LiveFeed(database_url, Reader(engine))
     await feed.start()
     try:
         for plan in plans:

@@ -20,17 +20,13 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from api import metrics
 from api.entities import entity
 from api.errors import InvalidInput, Unavailable
 from api.live.filters import after_cursor, team_filter, up_to_cursor
-from api.live.listener import Listener
 from api.live.subscriber import Gap, Sink, Subscriber, SubscriberOverflow
 from api.plan import Column, Filter, Match, OrderTerm, ReadPlan, all_of
-from api.store import NOTIFY_CHANNEL, Reader
+from api.store import NOTIFY_CHANNEL, Listener, Reader
 
 log = logging.getLogger("coco.live")
 
@@ -41,14 +37,14 @@ DOCUMENT_KEYS = tuple(c.key for c in DOCUMENT)
 BY_CURSOR = (OrderTerm("cursor"),)
 REPLAY_PAGE = 500
 MAX_BACKOFF_S = 2.0
-CONNECT_ERRORS = (OSError, TimeoutError, Unavailable, asyncpg.PostgresError, asyncpg.InterfaceError)
+CONNECT_ERRORS = (OSError, TimeoutError, Unavailable)
 
 
 class LiveFeed:
-    def __init__(self, database_url: str, engine: AsyncEngine, *, queue_size: int = 1000) -> None:
+    def __init__(self, database_url: str, reader: Reader, *, queue_size: int = 1000) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
-        self.reader = Reader(engine)
+        self.reader = reader
         self.queue_size = queue_size
         # A read fans out at most half a queue at once, so that one large write
         # does not overflow a subscriber that keeps up.

@@ -1,4 +1,4 @@
-"""The process's one LISTEN connection, kept open across database restarts."""
+"""The process's one LISTEN connection, kept open across database restarts (what the live feed wakes on)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from api.store import libpq_url
+from api.errors import Unavailable
+from api.store.database import libpq_url
 
 # What asyncpg hands its listeners.
 Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
@@ -56,7 +57,10 @@ class Listener:
 
     async def start(self) -> None:
         """Connect and LISTEN (failing if the database cannot be reached), then keep it so."""
-        await self._connect()
+        try:
+            await self._connect()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise Unavailable(f"the database is unavailable: {error}") from error
         self._task = asyncio.create_task(self._keep(), name="coco-live-listener")
 
     async def stop(self) -> None:
