@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from api import metrics
@@ -137,7 +137,7 @@ class LiveFeed:
         after: int | None = None,
         team_id: str | None = None,
         sink: Sink | None = None,
-    ) -> AsyncIterator[Sequence[dict[str, Any]]]:
+    ) -> AsyncGenerator[Sequence[dict[str, Any]], None]:
         """`subscribe`, in batches: each time the subscriber wakes, every event it has
         waiting (at least one), so that a consumer that can write many at once (an event
         stream) takes one turn per batch rather than one per event. With `sink`, a live
@@ -162,7 +162,7 @@ class LiveFeed:
 
     # ------------------------------------------------------------ subscriber side
 
-    async def _deliver(self, sub: Subscriber, where: Filter | None) -> AsyncIterator[Sequence[dict[str, Any]]]:
+    async def _deliver(self, sub: Subscriber, where: Filter | None) -> AsyncGenerator[Sequence[dict[str, Any]], None]:
         # sub.delivered: every matching event up to there was yielded (or taken by the sink).
         try:
             while True:
