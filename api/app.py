@@ -16,20 +16,16 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from . import __version__, graphql, metrics, rest
-from .config import Settings
-from .database import create_engine
-from .direct import DirectPool
-from .draining import Draining, DrainingMiddleware
-from .guard import Guard
-from .live import LiveFeed
-from .live.sse import EventStream
-from .mcp import http as mcp_http
-from .migrate import upgrade
-from .observe import Observe, configure_logging
-from .reads import Reader
-from .resources import bundled
-from .writes import WriteService
+from api import __version__, graphql, metrics, rest
+from api.config import Settings
+from api.edge.draining import Draining, DrainingMiddleware
+from api.edge.guard import Guard
+from api.edge.observe import Observe, configure_logging
+from api.live import LiveFeed
+from api.mcp import http as mcp_http
+from api.ops.resources import bundled
+from api.sse.stream import EventStream
+from api.store import DirectPool, Reader, WriteService, create_engine, upgrade
 
 log = logging.getLogger("coco.app")
 HEALTH_TIMEOUT_S = 2.0
@@ -53,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         draining.bind(asyncio.get_running_loop())
-        # Reads and lone creates have a pool of their own (api/direct.py, below): each pool keeps to
+        # Reads and lone creates have a pool of their own (api/store/pool.py, below): each pool keeps to
         # its size, so that a worker holds at most twice COCO_DB_POOL_SIZE connections (and LISTEN's).
         engine = create_engine(
             settings.require_database_url(),
@@ -109,8 +105,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     routes += rest.routes()
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
-    # Outermost first: the request's log line and metrics, then access control and limits (api/guard.py).
-    # Draining ends WebSockets and event streams at shutdown (api/draining.py).
+    # Outermost first: the request's log line and metrics, then access control and limits (api/edge/guard.py).
+    # Draining ends WebSockets and event streams at shutdown (api/edge/draining.py).
     middleware = [
         Middleware(Observe, log_format=settings.log_format),
         Middleware(DrainingMiddleware, draining=draining),

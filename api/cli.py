@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import __version__
-from .config import Settings
+from api import __version__
+from api.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "import":
         return _with_database(settings, lambda s: _run(s, _import, args.file))
     if args.command == "mcp":
-        from .mcp import stdio
+        from api.mcp import stdio
 
         # stdout is the protocol channel: logging goes to stderr (basicConfig's default stream).
         return stdio.main(lambda run: _with_database(settings, run))
@@ -87,7 +87,7 @@ def _with_database(settings: Settings, run: Callable[[Settings], int]) -> int:
     """Run with DATABASE_URL, or with the embedded PostgreSQL started for as long as `run` lasts."""
     if settings.database_url:
         return run(settings)
-    from .embedded import EmbeddedPostgres
+    from api.ops.embedded import EmbeddedPostgres
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = EmbeddedPostgres(settings.pgdata)
@@ -114,7 +114,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def _migrate(settings: Settings) -> int:
-    from .migrate import upgrade
+    from api.store.migrate import upgrade
 
     async def go(engine: AsyncEngine) -> int:
         await upgrade(engine)
@@ -130,8 +130,8 @@ def _run(settings: Settings, command: Callable[..., Awaitable[int]], *args: Any)
     """Run an async command on an engine, once the database answers (it may still be starting)."""
     from sqlalchemy.exc import DBAPIError
 
-    from .database import create_engine, wait_until_reachable
-    from .errors import DomainError
+    from api.errors import DomainError
+    from api.store.database import create_engine, wait_until_reachable
 
     async def go() -> int:
         engine = create_engine(settings.require_database_url(), pool_size=2)
@@ -156,9 +156,9 @@ def _progress(line: str) -> None:
 
 
 async def _seed(engine: AsyncEngine, today: dt.date | None) -> int:
-    from .demo import seed
-    from .migrate import upgrade
-    from .writes import WriteService
+    from api.ops.demo import seed
+    from api.store.migrate import upgrade
+    from api.store.writes import WriteService
 
     await upgrade(engine)
     await seed(WriteService(engine), today=today, progress=_progress)
@@ -166,8 +166,8 @@ async def _seed(engine: AsyncEngine, today: dt.date | None) -> int:
 
 
 async def _export(engine: AsyncEngine, file: str | None) -> int:
-    from .reads import Reader
-    from .transfer import export_lines
+    from api.ops.transfer import export_lines
+    from api.store.reads import Reader
 
     def counted(entity_name: str, n: int) -> None:
         _progress(f"exported {n} {entity_name.replace('_', ' ')} document(s)")
@@ -197,10 +197,10 @@ async def _export(engine: AsyncEngine, file: str | None) -> int:
 
 
 async def _import(engine: AsyncEngine, file: str) -> int:
-    from .errors import DomainError
-    from .migrate import upgrade
-    from .transfer import ImportFileError, import_lines
-    from .writes import WriteService
+    from api.errors import DomainError
+    from api.ops.transfer import ImportFileError, import_lines
+    from api.store.migrate import upgrade
+    from api.store.writes import WriteService
 
     def counted(entity_name: str, n: int) -> None:
         _progress(f"imported {n} {entity_name.replace('_', ' ')} document(s) so far")
@@ -228,7 +228,7 @@ async def _import(engine: AsyncEngine, file: str) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    from .metrics import prepare_multiprocess
+    from api.metrics import prepare_multiprocess
 
     # Migrate once here so that workers start against a ready schema (they would wait on the lock anyway).
     if settings.migrate_on_start and _migrate(settings) != 0:
@@ -259,7 +259,7 @@ def _run_uvicorn(settings: Settings) -> None:
         http="httptools",
         log_level=settings.log_level,
         proxy_headers=True,
-        # api/observe.py logs each request once, with its request id.
+        # api/edge/observe.py logs each request once, with its request id.
         access_log=False,
         timeout_graceful_shutdown=10,
     )

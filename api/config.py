@@ -60,7 +60,7 @@ class Settings:
     graphql_ide: bool = True
     # How many subscriptions one GraphQL WebSocket may run at once.
     graphql_max_subscriptions_per_connection: int = 20
-    # Access control (api/auth.py): off unless tokens or a JWT secret are given.
+    # Access control (api/edge/auth.py): off unless tokens or a JWT secret are given.
     tokens: str | None = None
     tokens_file: str | None = None
     jwt_secret: str | None = None

@@ -26,7 +26,7 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .entities import BY_RESOURCE
+from api.entities import BY_RESOURCE
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 

@@ -1,6 +1,6 @@
 """The query plan: what a read asks for, independent of how it was spelled.
 
-GraphQL arguments and PostgREST URLs both become a `ReadPlan`; `api.query`
+GraphQL arguments and PostgREST URLs both become a `ReadPlan`; `api.store.select`
 renders it to one SQL statement whose result PostgreSQL returns as JSON. The
 write service uses the same `Filter` to pick the rows an update or delete
 touches. Names here are wire names (snake_case fields, relation names from

@@ -19,12 +19,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
-from api.database import create_engine, libpq_url
-from api.embedded import EmbeddedPostgres
-from api.migrate import MIGRATIONS, upgrade
-
-from . import postgraphile
-from .seed import CHECKIN_ID_PREFIX, SEED_VERSION, Scale, seed
+from api.ops.embedded import EmbeddedPostgres
+from api.store.database import create_engine, libpq_url
+from api.store.migrate import MIGRATIONS, upgrade
+from bench import postgraphile
+from bench.seed import CHECKIN_ID_PREFIX, SEED_VERSION, Scale, seed
 
 log = logging.getLogger("bench.cluster")
 

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
-from api.database import create_engine
 from api.live import LiveFeed
-from api.writes import WriteService
+from api.store.database import create_engine
+from api.store.writes import WriteService
 from bench import subscriptions
 from bench.cluster import Cluster, reset_writes
 from bench.seed import QUICK

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from api.embedded import POSTGRES_BIN_PATH, SUPERUSER
+from api.ops.embedded import POSTGRES_BIN_PATH, SUPERUSER
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 PGBENCH = POSTGRES_BIN_PATH / "pgbench"

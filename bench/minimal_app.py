@@ -20,9 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.database import libpq_url
-
-from .statements import CREATE_CHECKINS, READ_ACTOR, READ_CHECKIN_PAGE
+from api.store.database import libpq_url
+from bench.statements import CREATE_CHECKINS, READ_ACTOR, READ_CHECKIN_PAGE
 
 POOL_SIZE = int(os.environ.get("BENCH_POOL_SIZE", "16"))
 JSON = "application/json"

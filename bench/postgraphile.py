@@ -8,7 +8,7 @@ need a bench-only helper in the database (written by the seed, see cluster.py):
   `<table>_<field>(row)`, which it inlines into its one SQL statement;
 - its `createTeamCheckin` inserts the row only; a trigger makes it record the
   coordination event in the same transaction, with the same commit-order lock as
-  api/events.py, so that both servers do the same work per mutation. The trigger
+  api/store/events.py, so that both servers do the same work per mutation. The trigger
   fires only for PostGraphile's connections (application_name), never for ours.
 """
 
@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from api.events import EVENT_LOCK_KEY, NOTIFY_CHANNEL
+from api.store.events import EVENT_LOCK_KEY, NOTIFY_CHANNEL
 
 BENCH_DIR = Path(__file__).resolve().parent
 EXECUTABLE = BENCH_DIR / ".node" / "node_modules" / ".bin" / "postgraphile"

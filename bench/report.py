@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import subscriptions
-from .loadgen import PGBENCH
-from .postgraphile import EXECUTABLE as POSTGRAPHILE
-from .rows import Row, Side
+from bench import subscriptions
+from bench.loadgen import PGBENCH
+from bench.postgraphile import EXECUTABLE as POSTGRAPHILE
+from bench.rows import Row, Side
 
 MEMORY_TARGET_MB = 300.0
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cluster import BenchDatabase, reset_writes, written_since
-from .loadgen import Load, LoadGeneratorError, Measurement, run_pgbench
-from .seed import Scale
+from bench.cluster import BenchDatabase, reset_writes, written_since
+from bench.loadgen import Load, LoadGeneratorError, Measurement, run_pgbench
+from bench.seed import Scale
 
 PGBENCH_SCRIPTS = Path(__file__).resolve().parent / ".data" / "pgbench"
 BULK_SIZE = 1000

@@ -22,16 +22,15 @@ from pathlib import Path
 
 import asyncpg
 
-from api.database import libpq_url
-
-from . import postgraphile, subscriptions
-from .cluster import BENCH_DIR, BenchDatabase, Cluster, reset_writes
-from .loadgen import Load, pgbench_available, wrk_available
-from .report import machine, memory_summary, table, timestamp_name, write_json
-from .rows import BULK_SIZE, Context, Endpoint, median_row, probe_graphql, probe_rest
-from .scenarios import SCENARIOS
-from .seed import FULL, QUICK
-from .servers import MemorySampler, ServerProcess, free_port
+from api.store.database import libpq_url
+from bench import postgraphile, subscriptions
+from bench.cluster import BENCH_DIR, BenchDatabase, Cluster, reset_writes
+from bench.loadgen import Load, pgbench_available, wrk_available
+from bench.report import machine, memory_summary, table, timestamp_name, write_json
+from bench.rows import BULK_SIZE, Context, Endpoint, median_row, probe_graphql, probe_rest
+from bench.scenarios import SCENARIOS
+from bench.seed import FULL, QUICK
+from bench.servers import MemorySampler, ServerProcess, free_port
 
 log = logging.getLogger("bench")
 ROOT = BENCH_DIR.parent

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import statements
-from .loadgen import Measurement, run_wrk
-from .rows import (
+from bench import statements
+from bench.loadgen import Measurement, run_wrk
+from bench.rows import (
     BULK_SIZE,
     Context,
     Endpoint,
@@ -26,7 +26,7 @@ from .rows import (
     sql_side,
     texts,
 )
-from .seed import Scale
+from bench.seed import Scale
 
 QUERIES = Path(__file__).resolve().parent / "queries"
 CHECKIN_PAGE_PATH = "/team_checkins?team_id=eq.t-7&date=gte.2026-01-01&order=date.desc&limit=50"

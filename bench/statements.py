@@ -1,9 +1,9 @@
 """The SQL of the REST scenarios, shared by the minimal handler and the pgbench scripts.
 
-The reads are the statements api/query.py renders for the same requests (one
+The reads are the statements api/store/select.py renders for the same requests (one
 statement, JSON built by PostgreSQL with JSON_OBJECT ... ABSENT ON NULL and
 json_agg), so the minimal handler is the floor for exactly that SQL. The write
-is one statement doing what api/writes.py + api/events.py do per transaction:
+is one statement doing what api/store/writes.py + api/store/events.py do per transaction:
 insert the rows, take the commit-order lock, draw one event cursor per row,
 insert the events, notify. It takes a JSON object or array of check-ins as text.
 
@@ -12,7 +12,7 @@ Placeholders are `{name}`, formatted to `$1` for asyncpg or to a pgbench express
 
 from __future__ import annotations
 
-from api.events import EVENT_LOCK_KEY, NOTIFY_CHANNEL
+from api.store.events import EVENT_LOCK_KEY, NOTIFY_CHANNEL
 
 READ_ACTOR = """
 SELECT coalesce(json_agg(JSON_OBJECT('id' : s0.id, 'actor_type' : s0.actor_type, 'name' : s0.name,
@@ -45,7 +45,7 @@ WITH body AS (
     FROM body, json_populate_recordset(NULL::team_checkins, body.rows) AS r
     RETURNING id, actor_id, created_at
 ), locked AS (
-    -- Only once every row is in (as api/events.py does, last before commit): writers
+    -- Only once every row is in (as api/store/events.py does, last before commit): writers
     -- serialise over the events alone, not over the whole insert.
     SELECT pg_advisory_xact_lock({EVENT_LOCK_KEY}) AS done FROM (SELECT count(*) FROM inserted) AS all_in
 ), events AS (

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from api.database import create_engine
-from api.writes import WriteService
+from api.store.database import create_engine
+from api.store.writes import WriteService
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "subscriptions"

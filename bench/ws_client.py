@@ -17,7 +17,7 @@ import time
 
 import websockets
 
-from . import sse_client
+from bench import sse_client
 
 QUERY = "subscription { coordinationEvents { id cursor eventType actorId referenceId occurredAt } }"
 # The server starts a subscription when it executes the operation, after the subscribe

@@ -1,6 +1,6 @@
 """Alembic environment: migrations run on a connection the caller hands over.
 
-`api.migrate` opens the connection, takes the migration lock and passes the
+`api.store.migrate` opens the connection, takes the migration lock and passes the
 connection in `config.attributes["connection"]`; the `alembic` command line
 works too, with DATABASE_URL set.
 """
@@ -12,7 +12,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from api.models import Base
+from api.store.tables import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -32,7 +32,7 @@ def run_offline() -> None:
 
 async def run_from_environment() -> None:
     from api.config import Settings
-    from api.database import create_engine
+    from api.store.database import create_engine
 
     engine = create_engine(Settings.from_environment().require_database_url(), pool_size=1)
     try:

@@ -14,11 +14,11 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.database import create_engine
-from api.embedded import EmbeddedPostgres
-from api.migrate import upgrade
-from api.reads import Reader
-from api.writes import WriteService
+from api.ops.embedded import EmbeddedPostgres
+from api.store.database import create_engine
+from api.store.migrate import upgrade
+from api.store.reads import Reader
+from api.store.writes import WriteService
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TABLES = "coordination_events, goal_story_updates, team_checkins, goal_stories, teams, actors"

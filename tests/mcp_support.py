@@ -14,7 +14,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult
 
-from api.writes import WriteService
+from api.store.writes import WriteService
 
 ROOT = Path(__file__).resolve().parents[1]
 # Streamable HTTP and stdio (`coco mcp` launched as a desktop assistant does), each with the

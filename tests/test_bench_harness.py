@@ -12,11 +12,22 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.database import libpq_url
 from api.plan import And, Condition, OrderTerm, ReadPlan
-from api.reads import Reader
-from api.writes import WriteService
-from bench import loadgen, minimal_app, report, rows, run, scenarios, sse_client, statements, subscriptions, ws_client
+from api.store.database import libpq_url
+from api.store.reads import Reader
+from api.store.writes import WriteService
+from bench import (  # noqa: F401 (importing each module is itself checked)
+    loadgen,
+    minimal_app,
+    report,
+    rows,
+    run,
+    scenarios,
+    sse_client,
+    statements,
+    subscriptions,
+    ws_client,
+)
 from bench.seed import FULL, QUICK, Scale, seed
 from bench.seed import statements as seed_statements
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.database import create_engine
-from api.embedded import EmbeddedPostgres
+from api.ops.embedded import EmbeddedPostgres
 from api.plan import ReadPlan
-from api.reads import Reader
-from api.writes import WriteService
+from api.store.database import create_engine
+from api.store.reads import Reader
+from api.store.writes import WriteService
 
 COCO = [sys.executable, "-m", "api"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ def test_a_bad_setting_is_a_clear_error() -> None:
 
 
 def postgres_bin() -> str:
-    from api.embedded import POSTGRES_BIN_PATH
+    from api.ops.embedded import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from api.embedded import EmbeddedPostgres
+from api.ops.embedded import EmbeddedPostgres
 from tests.processes import free_port, running, wait_healthy
 
 COCO = Path(sys.executable).parent / "coco"

@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 import yaml
 
-from api.embedded import EmbeddedPostgres
+from api.ops.embedded import EmbeddedPostgres
 from tests.processes import free_port, running, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,9 +210,9 @@ def test_an_installed_package_finds_its_migrations_and_schemas(postgres: Embedde
         [
             sys.executable,
             "-c",
-            "import api.migrate, api.schemas; "
-            "api.schemas.validator('actor').validate({'id': 'a', 'actor_type': 'person', 'name': 'A'}); "
-            "print(api.migrate.MIGRATIONS); print(api.schemas.SCHEMA_DIR)",
+            "import api.store.migrate, api.ops.schemas; "
+            "api.ops.schemas.validator('actor').validate({'id': 'a', 'actor_type': 'person', 'name': 'A'}); "
+            "print(api.store.migrate.MIGRATIONS); print(api.ops.schemas.SCHEMA_DIR)",
         ],
         env=env,
         cwd=tmp_path,

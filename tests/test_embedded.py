@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import pytest
 
-from api.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from api.ops.embedded import EmbeddedPostgres, EmbeddedPostgresError
 
 # Durability is not under test except where a test says so; these make the suite faster.
 FAST = {"fsync": "off", "synchronous_commit": "off"}

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from api.schemas import (
+from api.ops.schemas import (
     ENTITY_NAMES,
     SCHEMA_DIR,
     SCHEMA_FILES,

@@ -15,14 +15,14 @@ from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
 
-from api.database import create_engine
-from api.embedded import EmbeddedPostgres
 from api.entities import ENTITIES
 from api.mcp.reference import field_reference
 from api.mcp.server import TOOLS, create_server
 from api.mcp.write_tools import WRITE_TOOLS
-from api.reads import Reader
-from api.writes import WriteService
+from api.ops.embedded import EmbeddedPostgres
+from api.store.database import create_engine
+from api.store.reads import Reader
+from api.store.writes import WriteService
 
 from .conftest import table_counts
 from .mcp_support import ROOT, seed

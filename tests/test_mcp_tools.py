@@ -18,8 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.entities import GOAL_STORY_STATUSES
-from api.schemas import validator
-from api.writes import WriteService
+from api.ops.schemas import validator
+from api.store.writes import WriteService
 
 from .conftest import table_counts
 from .mcp_support import TRANSPORTS, connect, seed, structured, tool_error

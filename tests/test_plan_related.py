@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from api.plan import Column, Condition, Match, Not, OrderTerm, ReadPlan, Related
-from api.reads import Reader
-from api.writes import WriteService
+from api.store.reads import Reader
+from api.store.writes import WriteService
 
 
 async def story_world(writer: WriteService) -> None:

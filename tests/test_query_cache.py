@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import InvalidInput
 from api.plan import And, Column, Condition, Constant, Count, Embed, Match, Or, OrderTerm, ReadPlan, Related
-from api.query import array_statement, count_statement, prepared_array, rows_statement
-from api.reads import Reader
-from api.writes import WriteService
+from api.store.reads import Reader
+from api.store.select import array_statement, count_statement, prepared_array, rows_statement
+from api.store.writes import WriteService
 
 PLANS = [
     ReadPlan("actor"),

@@ -25,8 +25,8 @@ from api.plan import (
     Spelling,
     Window,
 )
-from api.reads import Reader
-from api.writes import WriteService
+from api.store.reads import Reader
+from api.store.writes import WriteService
 
 IDS = (Column("id", "id"),)
 

@@ -10,10 +10,10 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import InvalidInput, InvalidReason
+from api.ops.schemas import validator
 from api.plan import And, Column, Condition, Count, Embed, Not, Or, OrderTerm, ReadPlan
-from api.reads import Reader
-from api.schemas import validator
-from api.writes import WriteService
+from api.store.reads import Reader
+from api.store.writes import WriteService
 
 
 @pytest.fixture

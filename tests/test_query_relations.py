@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from api.plan import Column, Condition, Count, Embed, ReadPlan
-from api.reads import Reader
-from api.writes import WriteService
+from api.store.reads import Reader
+from api.store.writes import WriteService
 
 
 async def test_list_reverse_embeds_and_counts_per_parent(writer: WriteService, reader: Reader) -> None:

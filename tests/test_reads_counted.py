@@ -7,7 +7,7 @@ import json
 from sqlalchemy import text
 
 from api.plan import Condition, OrderTerm, ReadPlan
-from api.reads import Reader
+from api.store.reads import Reader
 
 
 async def test_stream_counted_gives_the_total_then_the_page(reader: Reader) -> None:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.demo import build, seed
-from api.demo.data import GOALS
+from api.ops.demo import build, seed
+from api.ops.demo.data import GOALS
+from api.ops.schemas import validator
 from api.plan import Condition, OrderTerm, ReadPlan
-from api.reads import Reader
-from api.schemas import validator
-from api.writes import WriteService
+from api.store.reads import Reader
+from api.store.writes import WriteService
 from tests.conftest import table_counts
 
 FRIDAY = dt.date(2026, 5, 22)

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.database import create_engine
-from api.demo import seed
-from api.embedded import EmbeddedPostgres
 from api.errors import Conflict, InvalidInput
-from api.transfer import ImportFileError, import_lines
-from api.writes import WriteService
+from api.ops.demo import seed
+from api.ops.embedded import EmbeddedPostgres
+from api.ops.transfer import ImportFileError, import_lines
+from api.store.database import create_engine
+from api.store.writes import WriteService
 from tests.conftest import table_counts
 
 COCO = Path(sys.executable).parent / "coco"

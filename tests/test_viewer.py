@@ -21,8 +21,8 @@ import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.demo import seed
-from api.writes import WriteService
+from api.ops.demo import seed
+from api.store.writes import WriteService
 from tests.conftest import TABLES, RunningServer, count_rows
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

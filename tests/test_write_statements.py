@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import Conflict, ConflictReason
 from api.plan import Condition
-from api.writes import OnConflict, WriteService
+from api.store.writes import OnConflict, WriteService
 
 from .conftest import count_rows, table_counts
 

@@ -50,8 +50,14 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 from strawberry.types.arguments import convert_arguments
 
-from ..entities import ENTITIES, Entity, Kind
-from ..plan import (
+from api.entities import ENTITIES, Entity, Kind
+from api.graphql.connections import Limits, plan_page
+from api.graphql.context import Context
+from api.graphql.enums import CHOICES
+from api.graphql.filters import to_filter
+from api.graphql.names import camel, type_name
+from api.graphql.ordering import order_keys
+from api.plan import (
     Bundle,
     Choice,
     Column,
@@ -69,12 +75,6 @@ from ..plan import (
     Window,
     all_of,
 )
-from .connections import Limits, plan_page
-from .context import Context
-from .enums import CHOICES
-from .filters import to_filter
-from .names import camel, type_name
-from .ordering import order_keys
 
 
 class NotPlannable(Exception):
@@ -140,7 +140,7 @@ for _name, _ent in ENTITIES.items():
 
 
 def _latest_first() -> tuple[Any, ...]:
-    from .types import LATEST_FIRST  # the resolvers' definition of "latest", shared
+    from api.graphql.types import LATEST_FIRST  # the resolvers' definition of "latest", shared
 
     return LATEST_FIRST
 

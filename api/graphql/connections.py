@@ -8,9 +8,9 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 
-from ..errors import InvalidInput, InvalidReason
-from ..plan import Filter, OrderTerm, all_of
-from .ordering import Key, after, before, decode_cursor, encode_cursor
+from api.errors import InvalidInput, InvalidReason
+from api.graphql.ordering import Key, after, before, decode_cursor, encode_cursor
+from api.plan import Filter, OrderTerm, all_of
 
 T = TypeVar("T")
 

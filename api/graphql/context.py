@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..reads import Reader
-from ..writes import WriteService
-from .connections import Limits
-from .loaders import Loaders
+from api.graphql.connections import Limits
+from api.graphql.loaders import Loaders
+from api.store import Reader, WriteService
 
 
 @dataclass

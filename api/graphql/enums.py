@@ -6,8 +6,8 @@ from enum import Enum
 
 import strawberry
 
-from ..entities import ENTITIES, Entity, Kind
-from .names import type_name
+from api.entities import ENTITIES, Entity, Kind
+from api.graphql.names import type_name
 
 
 @strawberry.enum(description="A human person or an automated agent.")

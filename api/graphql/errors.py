@@ -9,9 +9,9 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from ..auth import Forbidden
-from ..errors import Conflict, DomainError, InvalidInput, NotFound, ReadOnly, StatementTimeout, Unavailable
-from .names import camel
+from api.edge.auth import Forbidden
+from api.errors import Conflict, DomainError, InvalidInput, NotFound, ReadOnly, StatementTimeout, Unavailable
+from api.graphql.names import camel
 
 log = logging.getLogger("coco.graphql")
 

@@ -14,11 +14,11 @@ from typing import Any
 import strawberry
 from strawberry import UNSET
 
-from ..entities import ENTITIES, Entity, Kind
-from ..errors import InvalidInput, InvalidReason
-from ..plan import And, Condition, Filter, Not, Or, all_of
-from .enums import CHOICES, ActorType, CoordinationEventType, GoalStoryStatus
-from .names import camel, type_name
+from api.entities import ENTITIES, Entity, Kind
+from api.errors import InvalidInput, InvalidReason
+from api.graphql.enums import CHOICES, ActorType, CoordinationEventType, GoalStoryStatus
+from api.graphql.names import camel, type_name
+from api.plan import And, Condition, Filter, Not, Or, all_of
 
 
 @strawberry.input(

@@ -14,9 +14,9 @@ from typing import Any
 import strawberry
 from strawberry import UNSET
 
-from ..entities import ENTITIES, Entity, Field, Kind
-from .enums import CHOICES
-from .names import type_name
+from api.entities import ENTITIES, Entity, Field, Kind
+from api.graphql.enums import CHOICES
+from api.graphql.names import type_name
 
 
 @strawberry.input(description="A period of dates; end is not before start.")

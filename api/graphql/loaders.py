@@ -17,9 +17,9 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from ..plan import Column, Condition, Count, Embed, Filter, ReadPlan
-from ..reads import Reader
-from .rows import COLUMNS
+from api.graphql.rows import COLUMNS
+from api.plan import Column, Condition, Count, Embed, Filter, ReadPlan
+from api.store import Reader
 
 Row = dict[str, Any]
 

@@ -12,12 +12,12 @@ from typing import Any
 import strawberry
 from strawberry import Info
 
-from ..entities import Entity, Kind
-from ..writes import WriteResult
-from .context import Context
-from .inputs import CREATE, UPDATE, WRITABLE, document
-from .names import type_name
-from .types import TYPES, CoordinationEvent, make
+from api.entities import Entity, Kind
+from api.graphql.context import Context
+from api.graphql.inputs import CREATE, UPDATE, WRITABLE, document
+from api.graphql.names import type_name
+from api.graphql.types import TYPES, CoordinationEvent, make
+from api.store import WriteResult
 
 EVENT = make(CoordinationEvent, "coordination_event")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..entities import Entity
+from api.entities import Entity
 
 
 def camel(name: str) -> str:

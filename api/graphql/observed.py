@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 
-from .. import metrics
+from api import metrics
 
 
 class OperationMetrics(SchemaExtension):

@@ -15,11 +15,11 @@ from typing import Any
 
 import strawberry
 
-from ..entities import ENTITIES
-from ..errors import InvalidInput, InvalidReason
-from ..plan import Condition, Filter, Or, OrderTerm, all_of
-from .enums import ORDER_FIELDS, NullsOrder, OrderDirection
-from .names import type_name
+from api.entities import ENTITIES
+from api.errors import InvalidInput, InvalidReason
+from api.graphql.enums import ORDER_FIELDS, NullsOrder, OrderDirection
+from api.graphql.names import type_name
+from api.plan import Condition, Filter, Or, OrderTerm, all_of
 
 
 def _order_input(entity_name: str) -> type:

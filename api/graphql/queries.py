@@ -8,10 +8,9 @@ from typing import Any, TypeVar
 import strawberry
 from strawberry import Info
 
-from ..plan import ReadPlan
-from .connections import Connection, build, plan_page
-from .context import Context
-from .filters import (
+from api.graphql.connections import Connection, build, plan_page
+from api.graphql.context import Context
+from api.graphql.filters import (
     ActorWhere,
     CoordinationEventWhere,
     GoalStoryUpdateWhere,
@@ -20,7 +19,7 @@ from .filters import (
     TeamWhere,
     to_filter,
 )
-from .ordering import (
+from api.graphql.ordering import (
     ActorOrderBy,
     CoordinationEventOrderBy,
     GoalStoryOrderBy,
@@ -29,8 +28,8 @@ from .ordering import (
     TeamOrderBy,
     order_keys,
 )
-from .rows import COLUMNS
-from .types import (
+from api.graphql.rows import COLUMNS
+from api.graphql.types import (
     Actor,
     After,
     Before,
@@ -44,6 +43,7 @@ from .types import (
     make,
     one,
 )
+from api.plan import ReadPlan
 
 T = TypeVar("T")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ..entities import ENTITIES, Entity, Field, Kind
-from ..plan import Column
-from .enums import CHOICES
+from api.entities import ENTITIES, Entity, Field, Kind
+from api.graphql.enums import CHOICES
+from api.plan import Column
 
 # Every field of each entity under its own name, internal ones (an event's cursor) included;
 # explicit columns keep nulls, which GraphQL serves as null.

@@ -15,13 +15,13 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
-from ..config import Settings
-from .compiled import CompiledExecution
-from .errors import ErrorCodes
-from .mutations import Mutation
-from .observed import OperationMetrics
-from .queries import Query
-from .subscriptions import Subscription
+from api.config import Settings
+from api.graphql.compiled import CompiledExecution
+from api.graphql.errors import ErrorCodes
+from api.graphql.mutations import Mutation
+from api.graphql.observed import OperationMetrics
+from api.graphql.queries import Query
+from api.graphql.subscriptions import Subscription
 
 
 class Schema(strawberry.Schema):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .schema import make_schema
+from api.graphql.schema import make_schema
 
 
 def sdl() -> str:

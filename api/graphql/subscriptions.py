@@ -15,12 +15,12 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import Info
 
-from ..errors import DomainError, InvalidInput, InvalidReason, Unavailable
-from ..live import SubscriberOverflow
-from .errors import extensions_of
-from .filters import CoordinationEventWhere, to_filter
-from .loaders import Loaders
-from .types import CoordinationEvent, make
+from api.errors import DomainError, InvalidInput, InvalidReason, Unavailable
+from api.graphql.errors import extensions_of
+from api.graphql.filters import CoordinationEventWhere, to_filter
+from api.graphql.loaders import Loaders
+from api.graphql.types import CoordinationEvent, make
+from api.live import SubscriberOverflow
 
 OVERFLOW = "SUBSCRIBER_OVERFLOW"
 

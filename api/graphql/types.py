@@ -13,12 +13,11 @@ from typing import Annotated, Any, TypeVar
 import strawberry
 from strawberry import Info
 
-from ..entities import ENTITIES, Entity
-from ..plan import Condition, Filter, OrderTerm, ReadPlan, all_of
-from .connections import Connection, build, plan_page
-from .context import Context
-from .enums import ActorType, CoordinationEventType, GoalStoryStatus
-from .filters import (
+from api.entities import ENTITIES, Entity
+from api.graphql.connections import Connection, build, plan_page
+from api.graphql.context import Context
+from api.graphql.enums import ActorType, CoordinationEventType, GoalStoryStatus
+from api.graphql.filters import (
     CoordinationEventWhere,
     GoalStoryUpdateWhere,
     GoalStoryWhere,
@@ -26,8 +25,8 @@ from .filters import (
     TeamWhere,
     to_filter,
 )
-from .loaders import place
-from .ordering import (
+from api.graphql.loaders import place
+from api.graphql.ordering import (
     CoordinationEventOrderBy,
     GoalStoryOrderBy,
     GoalStoryUpdateOrderBy,
@@ -35,7 +34,8 @@ from .ordering import (
     TeamOrderBy,
     order_keys,
 )
-from .rows import COLUMNS, values
+from api.graphql.rows import COLUMNS, values
+from api.plan import Condition, Filter, OrderTerm, ReadPlan, all_of
 
 T = TypeVar("T")
 

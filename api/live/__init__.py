@@ -4,8 +4,8 @@
 iterate `LiveFeed.subscribe`); `EventStream` serves it as server-sent events.
 """
 
-from .feed import LiveFeed
-from .filters import team_filter
-from .subscriber import SubscriberOverflow
+from api.live.feed import LiveFeed
+from api.live.filters import team_filter
+from api.live.subscriber import SubscriberOverflow
 
 __all__ = ["LiveFeed", "SubscriberOverflow", "team_filter"]

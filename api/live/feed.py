@@ -1,6 +1,6 @@
 """The live feed: new coordination events read once per wake-up, fanned out to subscribers.
 
-Cursors are handed out in commit order (see api/events.py): once the feed has
+Cursors are handed out in commit order (see api/store/events.py): once the feed has
 read cursor N, every event below N is either read or never will be. So the
 feed keeps one number, the last cursor it fanned out, and after any wake-up
 (a notification, a reconnect) reads what lies beyond it: nothing is read
@@ -23,15 +23,14 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .. import metrics
-from ..entities import entity
-from ..errors import InvalidInput, Unavailable
-from ..events import NOTIFY_CHANNEL
-from ..plan import Column, Filter, Match, OrderTerm, ReadPlan, all_of
-from ..reads import Reader
-from .filters import after_cursor, team_filter, up_to_cursor
-from .listener import Listener
-from .subscriber import Gap, Sink, Subscriber, SubscriberOverflow
+from api import metrics
+from api.entities import entity
+from api.errors import InvalidInput, Unavailable
+from api.live.filters import after_cursor, team_filter, up_to_cursor
+from api.live.listener import Listener
+from api.live.subscriber import Gap, Sink, Subscriber, SubscriberOverflow
+from api.plan import Column, Filter, Match, OrderTerm, ReadPlan, all_of
+from api.store import NOTIFY_CHANNEL, Reader
 
 log = logging.getLogger("coco.live")
 

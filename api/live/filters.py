@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..plan import And, Condition, Filter, Or, Related
+from api.plan import And, Condition, Filter, Or, Related
 
 
 def team_filter(team_id: str) -> Filter:

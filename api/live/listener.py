@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from ..database import libpq_url
+from api.store import libpq_url
 
 log = logging.getLogger("coco.live")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import metrics
+from api import metrics
 
 
 class SubscriberOverflow(Exception):

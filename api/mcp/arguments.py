@@ -13,9 +13,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InvalidInput, InvalidReason
-from ..validation import MAX_ID_LENGTH, parse_date
-from .schemas import Schema
+from api.errors import InvalidInput, InvalidReason
+from api.mcp.schemas import Schema
+from api.store import MAX_ID_LENGTH, parse_date
 
 
 class Arguments:

@@ -16,9 +16,9 @@ from typing import Any
 
 import mcp_types as types
 
-from ..auth import Forbidden
-from ..entities import entity as entity_named
-from ..errors import (
+from api.edge.auth import Forbidden
+from api.entities import entity as entity_named
+from api.errors import (
     Conflict,
     ConflictReason,
     DomainError,
@@ -29,8 +29,8 @@ from ..errors import (
     StatementTimeout,
     Unavailable,
 )
-from .schemas import LISTING_TOOLS, find_hint, fix_for
-from .tools import ToolSpec
+from api.mcp.schemas import LISTING_TOOLS, find_hint, fix_for
+from api.mcp.tools import ToolSpec
 
 log = logging.getLogger("coco.mcp")
 

@@ -20,9 +20,8 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Receive, Scope, Send
 
-from ..reads import Reader
-from ..writes import WriteService
-from .server import create_server
+from api.mcp.server import create_server
+from api.store import Reader, WriteService
 
 PATH = "/mcp"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

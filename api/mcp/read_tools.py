@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ..entities import EVENT_TYPES
-from ..entities import entity as entity_named
-from ..errors import NotFound
-from ..plan import Condition, Embed, OrderTerm, ReadPlan, all_of
-from .arguments import Arguments
-from .schemas import Schema, date_schema, field_schema, id_schema, object_schema
-from .tools import Backend, Result, ToolSpec, columns, first, search
+from api.entities import EVENT_TYPES
+from api.entities import entity as entity_named
+from api.errors import NotFound
+from api.mcp.arguments import Arguments
+from api.mcp.schemas import Schema, date_schema, field_schema, id_schema, object_schema
+from api.mcp.tools import Backend, Result, ToolSpec, columns, first, search
+from api.plan import Condition, Embed, OrderTerm, ReadPlan, all_of
 
 ACTOR = entity_named("actor")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..entities import ENTITIES, Entity, Field, Kind
-from ..entities import entity as entity_named
-from .schemas import DATE_EXAMPLE, LISTING_TOOLS, TIMESTAMP_EXAMPLE
+from api.entities import ENTITIES, Entity, Field, Kind
+from api.entities import entity as entity_named
+from api.mcp.schemas import DATE_EXAMPLE, LISTING_TOOLS, TIMESTAMP_EXAMPLE
 
 INTRODUCTION = """\
 # CoCo field reference (Continuous Coordination schema 1.0.0)

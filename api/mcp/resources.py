@@ -15,11 +15,11 @@ from typing import Any
 import mcp_types as types
 from mcp.shared.uri_template import UriTemplate
 
-from ..errors import NotFound
-from ..plan import Condition, Embed, OrderTerm, ReadPlan
-from .read_tools import LATEST_FIRST, LATEST_UPDATE, NAMED, RECENT_DAYS, blockers_of, first_day_of_recent
-from .reference import field_reference
-from .tools import Backend, columns, first
+from api.errors import NotFound
+from api.mcp.read_tools import LATEST_FIRST, LATEST_UPDATE, NAMED, RECENT_DAYS, blockers_of, first_day_of_recent
+from api.mcp.reference import field_reference
+from api.mcp.tools import Backend, columns, first
+from api.plan import Condition, Embed, OrderTerm, ReadPlan
 
 TREE_URI = "coco://goal-stories/tree"
 REFERENCE_URI = "coco://reference/fields"

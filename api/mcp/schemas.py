@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..entities import Entity, Field, Kind
-from ..entities import entity as entity_named
-from ..validation import MAX_ID_LENGTH
+from api.entities import Entity, Field, Kind
+from api.entities import entity as entity_named
+from api.store import MAX_ID_LENGTH
 
 # The tool that lists each kind of row an argument can refer to.
 LISTING_TOOLS: dict[str, str] = {

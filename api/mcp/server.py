@@ -16,16 +16,15 @@ import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
-from .. import __version__
-from ..errors import DomainError
-from ..reads import Reader
-from ..writes import WriteService
-from .arguments import Arguments
-from .failures import describe, tool_error, unexpected, unknown_tool
-from .read_tools import READ_TOOLS
-from .resources import TEMPLATES, UnknownResource, list_resources, read_resource
-from .tools import Backend, ToolSpec
-from .write_tools import WRITE_TOOLS
+from api import __version__
+from api.errors import DomainError
+from api.mcp.arguments import Arguments
+from api.mcp.failures import describe, tool_error, unexpected, unknown_tool
+from api.mcp.read_tools import READ_TOOLS
+from api.mcp.resources import TEMPLATES, UnknownResource, list_resources, read_resource
+from api.mcp.tools import Backend, ToolSpec
+from api.mcp.write_tools import WRITE_TOOLS
+from api.store import Reader, WriteService
 
 log = logging.getLogger("coco.mcp")
 

@@ -20,12 +20,9 @@ from typing import TextIO
 
 import anyio
 
-from ..config import Settings
-from ..database import create_engine
-from ..migrate import upgrade
-from ..reads import Reader
-from ..writes import WriteService
-from .server import create_server
+from api.config import Settings
+from api.mcp.server import create_server
+from api.store import Reader, WriteService, create_engine, upgrade
 
 # One assistant makes one call at a time; a few connections are plenty.
 POOL_SIZE = 2

@@ -14,11 +14,10 @@ from typing import Any
 
 import mcp_types as types
 
-from ..plan import Column, Condition, Filter, Or, ReadPlan
-from ..reads import Reader
-from ..writes import WriteService
-from .arguments import Arguments
-from .schemas import Schema
+from api.mcp.arguments import Arguments
+from api.mcp.schemas import Schema
+from api.plan import Column, Condition, Filter, Or, ReadPlan
+from api.store import Reader, WriteService
 
 
 @dataclass(frozen=True)

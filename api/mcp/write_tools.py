@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .. import reads
-from ..entities import Entity
-from ..entities import entity as entity_named
-from ..plan import Condition, OrderTerm, ReadPlan
-from ..writes import Returning
-from .arguments import Arguments
-from .read_tools import EVENT_COLUMNS
-from .schemas import document_schema
-from .tools import Backend, Result, ToolSpec
+from api.entities import Entity
+from api.entities import entity as entity_named
+from api.mcp.arguments import Arguments
+from api.mcp.read_tools import EVENT_COLUMNS
+from api.mcp.schemas import document_schema
+from api.mcp.tools import Backend, Result, ToolSpec
+from api.plan import Condition, OrderTerm, ReadPlan
+from api.store import Returning, reads
 
 if TYPE_CHECKING:  # a type only: this front end builds no SQL
     from sqlalchemy.ext.asyncio import AsyncConnection

@@ -16,18 +16,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..database import sqlstate
-from ..entities import BY_RESOURCE
-from ..errors import DomainError
-from . import docs, errors
-from .errors import RestError
-from .headers import negotiate
-from .openapi import document
-from .reading import read
-from .repeated import Shapes
-from .request import api_request
-from .response import CORS_EXPOSED, CORS_METHODS, error_response
-from .writing import write
+from api.entities import BY_RESOURCE
+from api.errors import DomainError
+from api.rest import docs, errors
+from api.rest.errors import RestError
+from api.rest.headers import negotiate
+from api.rest.openapi import document
+from api.rest.reading import read
+from api.rest.repeated import Shapes
+from api.rest.request import api_request
+from api.rest.response import CORS_EXPOSED, CORS_METHODS, error_response
+from api.rest.writing import write
+from api.store.database import sqlstate
 
 log = logging.getLogger("coco.rest")
 # Shapes depend on nothing but the request and the row cap (part of their key): one set per process.

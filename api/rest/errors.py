@@ -12,10 +12,10 @@ import difflib
 import json
 from typing import Any
 
-from ..auth import Forbidden
-from ..entities import BY_RESOURCE
-from ..entities import entity as entity_named
-from ..errors import (
+from api.edge.auth import Forbidden
+from api.entities import BY_RESOURCE
+from api.entities import entity as entity_named
+from api.errors import (
     Conflict,
     ConflictReason,
     DomainError,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .syntax import (
+from api.rest.syntax import (
     EmbedPath,
     FieldRef,
     FilterExpr,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
-from .errors import unacceptable_media
+from api.rest.errors import unacceptable_media
 
 # ---------------------------------------------------------------- Prefer
 

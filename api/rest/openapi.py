@@ -11,8 +11,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from .. import __version__
-from ..entities import ENTITIES, Entity, Field, Kind
+from api import __version__
+from api.entities import ENTITIES, Entity, Field, Kind
 
 FILTER_PATTERN = (
     r"^(not\.)?(eq|neq|gt|gte|lt|lte|like|ilike|match|imatch|in|is|isdistinct|cs|cd|ov|fts|plfts|"

@@ -14,9 +14,9 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..entities import Entity, Kind
-from . import errors
-from .grammar import parse_array_literal
+from api.entities import Entity, Kind
+from api.rest import errors
+from api.rest.grammar import parse_array_literal
 
 
 def parse_payload(raw: bytes, content_type: str | None, ent: Entity) -> Any:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..entities import Entity, Field, Kind, Relation, RelationKind
-from ..entities import entity as entity_named
-from ..plan import And, Column, Condition, Embed, Filter, Not, Or, OrderTerm, ReadPlan, all_of
-from ..query import CASTS
-from . import errors
-from .errors import RestError
-from .grammar import parse_array_literal
-from .syntax import (
+from api.entities import Entity, Field, Kind, Relation, RelationKind
+from api.entities import entity as entity_named
+from api.plan import And, Column, Condition, Embed, Filter, Not, Or, OrderTerm, ReadPlan, all_of
+from api.rest import errors
+from api.rest.errors import RestError
+from api.rest.grammar import parse_array_literal
+from api.rest.syntax import (
     EmbedPath,
     FieldRef,
     FilterExpr,
@@ -28,6 +27,7 @@ from .syntax import (
     SelectItem,
     SelectRelation,
 )
+from api.store.select import CASTS
 
 PG_TYPES = {
     Kind.ID: "text",

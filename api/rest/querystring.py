@@ -14,9 +14,9 @@ from functools import lru_cache
 from typing import TypeVar
 from urllib.parse import quote
 
-from .errors import query_param
-from .grammar import Cursor, Failure
-from .syntax import FieldRef, FilterExpr, OrderItem, QueryString, SelectItem
+from api.rest.errors import query_param
+from api.rest.grammar import Cursor, Failure
+from api.rest.syntax import FieldRef, FilterExpr, OrderItem, QueryString, SelectItem
 
 T = TypeVar("T")
 

@@ -11,13 +11,13 @@ import json
 
 from starlette.responses import Response
 
-from ..plan import ReadPlan, replaced
-from ..reads import Reader
-from . import errors
-from .headers import MediaType, negotiate
-from .planner import read_plan
-from .request import ApiRequest
-from .response import csv_header, csv_stream, error_response, json_stream, range_status, render, streaming
+from api.plan import ReadPlan, replaced
+from api.rest import errors
+from api.rest.headers import MediaType, negotiate
+from api.rest.planner import read_plan
+from api.rest.request import ApiRequest
+from api.rest.response import csv_header, csv_stream, error_response, json_stream, range_status, render, streaming
+from api.store import Reader
 
 # Results up to this many rows are answered from one JSON array; larger ones are streamed.
 STREAM_AFTER = 1000

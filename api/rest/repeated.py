@@ -28,15 +28,15 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import DomainError
-from ..plan import ReadPlan, parameterized
-from ..reads import Reader
-from .errors import RestError
-from .headers import MediaType, negotiate
-from .querystring import RESERVED, RESERVED_EMBEDDABLE, canonical
-from .reading import STREAM_AFTER, finish, read_plans
-from .request import ApiRequest, api_request, query_items
-from .response import render
+from api.errors import DomainError
+from api.plan import ReadPlan, parameterized
+from api.rest.errors import RestError
+from api.rest.headers import MediaType, negotiate
+from api.rest.querystring import RESERVED, RESERVED_EMBEDDABLE, canonical
+from api.rest.reading import STREAM_AFTER, finish, read_plans
+from api.rest.request import ApiRequest, api_request, query_items
+from api.rest.response import render
+from api.store import Reader
 
 SHAPES_KEPT = 1024
 COMPARISON = re.compile(r"(not\.)?(eq|neq|gte|gt|lte|lt)\.", re.DOTALL)

@@ -8,11 +8,11 @@ from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 
-from ..entities import BY_RESOURCE, Entity
-from . import errors
-from .headers import MediaType, Preferences, parse_accept, parse_prefer, parse_range
-from .querystring import parse
-from .syntax import QueryString
+from api.entities import BY_RESOURCE, Entity
+from api.rest import errors
+from api.rest.headers import MediaType, Preferences, parse_accept, parse_prefer, parse_range
+from api.rest.querystring import parse
+from api.rest.syntax import QueryString
 
 Action = Literal["read", "create", "update", "upsert", "delete", "info", "schema", "schema_info"]
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
-from ..entities import Entity
-from ..plan import ReadPlan
-from .errors import RestError, singular
-from .headers import MediaType
+from api.entities import Entity
+from api.plan import ReadPlan
+from api.rest.errors import RestError, singular
+from api.rest.headers import MediaType
 
 # CORS as PostgREST's middleware answers it (any origin, its exposed headers).
 CORS_METHODS = "GET, POST, PATCH, PUT, DELETE, OPTIONS"

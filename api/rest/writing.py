@@ -18,16 +18,16 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..entities import Entity
-from ..plan import Column, Condition, ReadPlan, all_of
-from ..reads import Reader, json_array, only_ids, set_timezone
-from ..writes import OnConflict, WriteService
-from . import errors
-from .headers import MediaType, negotiate
-from .payload import parse_payload
-from .planner import order_terms, read_plan, write_filter
-from .request import ApiRequest
-from .response import content_range, render
+from api.entities import Entity
+from api.plan import Column, Condition, ReadPlan, all_of
+from api.rest import errors
+from api.rest.headers import MediaType, negotiate
+from api.rest.payload import parse_payload
+from api.rest.planner import order_terms, read_plan, write_filter
+from api.rest.request import ApiRequest
+from api.rest.response import content_range, render
+from api.store import OnConflict, WriteService
+from api.store.reads import Reader, json_array, only_ids, set_timezone
 
 
 async def write(api: ApiRequest, request: Request, reader: Reader, writer: WriteService) -> Response:

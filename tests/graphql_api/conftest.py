@@ -11,7 +11,7 @@ from graphql_helpers import snapshot
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.writes import WriteService
+from api.store.writes import WriteService
 
 TABLES = "coordination_events, goal_story_updates, team_checkins, goal_stories, teams, actors"
 

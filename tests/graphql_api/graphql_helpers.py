@@ -5,8 +5,6 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import Served
-
 TABLES = ("actors", "teams", "team_checkins", "goal_stories", "goal_story_updates", "coordination_events")
 
 

@@ -17,8 +17,8 @@ from api.graphql.connections import Limits
 from api.graphql.context import Context
 from api.graphql.names import camel
 from api.graphql.schema import make_schema
-from api.reads import Reader
-from api.writes import WriteService
+from api.store.reads import Reader
+from api.store.writes import WriteService
 
 QUERIES = 200
 SETTINGS = Settings()

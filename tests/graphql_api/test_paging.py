@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.writes import WriteService
+from api.store.writes import WriteService
 
 KEY = {"coordinationEvents": "referenceId"}
 

@@ -9,8 +9,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.direct import DirectPool
-from api.writes import WriteService
+from api.store.pool import DirectPool
+from api.store.writes import WriteService
 
 NESTED = """{ goalStories(first: 100, where: {parentId: {isNull: true}}) { totalCount nodes { id title
     parent { id }

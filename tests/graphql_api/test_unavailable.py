@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 
 import httpx
-from graphql_helpers import Served
 
 from api.app import create_app
 from api.config import Settings
+from tests.conftest import Served
 
 
 def _closed_port() -> int:

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import RunningServer, Served
+from tests.conftest import RunningServer, Served  # noqa: F401 (re-exported for the tests of this folder)
 
 READ_TOKEN = "read-token-0123456789"
 WRITE_TOKEN = "write-token-0123456789"

@@ -14,12 +14,12 @@ from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 
 from api.app import Services
-from api.auth import Access, AuthError
 from api.config import Settings
+from api.edge.auth import Access, AuthError
+from api.edge.guard import Guard
 from api.graphql import graphql_app
-from api.guard import Guard
-from api.reads import Reader
-from api.writes import WriteService
+from api.store.reads import Reader
+from api.store.writes import WriteService
 from tests.conftest import table_counts
 from tests.mcp_support import seed
 

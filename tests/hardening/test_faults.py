@@ -8,9 +8,9 @@ import time
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.database import as_domain_error
-from api.embedded import EmbeddedPostgres
 from api.errors import Unavailable
+from api.ops.embedded import EmbeddedPostgres
+from api.store.database import as_domain_error
 from tests.conftest import RunningServer, table_counts
 
 CREATE = 'mutation { createActor(input: {actorType: AGENT, name: "during outage"}) { actor { id } } }'

@@ -17,7 +17,7 @@ from hypothesis_graphql import nodes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.graphql.schema import make_schema
-from api.writes import WriteService
+from api.store.writes import WriteService
 from tests.conftest import table_counts
 
 INJECTIONS = [

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.writes import WriteService
+from api.store.writes import WriteService
 from tests.conftest import RunningServer, table_counts
 
 LIMIT = 4096

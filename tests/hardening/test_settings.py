@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.auth import Access
 from api.config import Settings
+from api.edge.auth import Access
 
 
 def test_defaults_leave_access_control_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ import websockets
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.writes import WriteService
+from api.store.writes import WriteService
 
 from ..processes import free_port, running, wait_healthy
 

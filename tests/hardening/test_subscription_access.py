@@ -16,7 +16,7 @@ from gql.transport.exceptions import (
 from gql.transport.websockets import WebsocketsTransport
 from websockets.exceptions import ConnectionClosed
 
-from api.writes import WriteService
+from api.store.writes import WriteService
 
 from ..conftest import RunningServer
 from .conftest import READ_TOKEN, TOKENS

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.writes import WriteService
+from api.store.writes import WriteService
 
 
 async def seed(writer: WriteService, *, teams: int = 2, actors: int = 2) -> dict[str, list[str]]:

@@ -1,4 +1,4 @@
-"""Cursors follow commit order (api/events.py), checked with interleaved writers."""
+"""Cursors follow commit order (api/store/events.py), checked with interleaved writers."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import datetime
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.events import PendingEvent, record_events
-from api.models import TABLES
-from api.writes import WriteService
+from api.store.events import PendingEvent, record_events
+from api.store.tables import TABLES
+from api.store.writes import WriteService
 
 from .helpers import checkins, seed, table_cursors
 

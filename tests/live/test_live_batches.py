@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.live import LiveFeed, SubscriberOverflow
 from api.plan import Condition
-from api.writes import WriteService
+from api.store.writes import WriteService
 
 from .helpers import caught_up, checkins, seed, take
 
@@ -100,7 +100,7 @@ async def test_one_read_per_write_serves_hundreds_of_subscribers(feed: LiveFeed,
 
 
 def test_an_event_stream_encodes_a_shared_batch_once() -> None:
-    from api.live.sse import Frames
+    from api.sse.stream import Frames
 
     frames = Frames()
     shared = ({"cursor": 1, "id": "a"}, {"cursor": 2, "id": "b"})
@@ -116,7 +116,7 @@ def test_an_event_stream_encodes_a_shared_batch_once() -> None:
 async def test_a_direct_write_that_must_wait_finishes_before_any_other_write() -> None:
     """An event stream's send that waits (the client is not reading: the server's flow control
     holds the write back) is carried on by a task, ahead of every later write."""
-    from api.live.sse import Frames, Streaming
+    from api.sse.stream import Frames, Streaming
 
     writable = asyncio.Event()
     written: list[bytes] = []
@@ -146,7 +146,7 @@ async def test_a_direct_write_that_must_wait_finishes_before_any_other_write() -
 
 
 async def test_a_waiting_direct_write_is_cancelled_with_its_stream() -> None:
-    from api.live.sse import Frames, Streaming
+    from api.sse.stream import Frames, Streaming
 
     writable = asyncio.Event()
     written: list[bytes] = []

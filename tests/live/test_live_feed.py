@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.errors import InvalidInput
 from api.live import LiveFeed, SubscriberOverflow
 from api.plan import Condition, Or
-from api.writes import WriteService
+from api.store.writes import WriteService
 
 from .helpers import caught_up, checkins, seed, table_cursors, take
 

@@ -9,10 +9,10 @@ import httpx
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.embedded import EmbeddedPostgres
 from api.errors import Unavailable
-from api.events import PendingEvent, record_events
-from api.writes import WriteService
+from api.ops.embedded import EmbeddedPostgres
+from api.store.events import PendingEvent, record_events
+from api.store.writes import WriteService
 
 from .helpers import checkins, seed, table_cursors
 from .servers import STREAM, TIMEOUT, ServerProcess, cursors, messages, stream, take

@@ -8,7 +8,7 @@ import contextlib
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.writes import WriteService
+from api.store.writes import WriteService
 
 from .helpers import checkins, seed, table_cursors
 from .servers import STREAM, TIMEOUT, cursors, messages, stream, take

@@ -7,7 +7,7 @@ import uuid
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.schemas import validator
+from api.ops.schemas import validator
 from tests.conftest import count_rows, table_counts
 
 JSON = {"Content-Type": "application/json"}

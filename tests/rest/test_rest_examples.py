@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.entities import ENTITIES, Kind
-from api.schemas import validator
+from api.ops.schemas import validator
 from tests.conftest import SHARED
 
 EXAMPLES = SHARED / "coco-schema-1.0.0" / "examples"

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from api.entities import ENTITIES
-from api.schemas import validator
+from api.ops.schemas import validator
 
 
 async def test_full_representations_validate_against_the_schemas(

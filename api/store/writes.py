@@ -37,17 +37,17 @@ from sqlalchemy import ARRAY, Table, Text, TextClause, any_, bindparam, delete, 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .auth import require_write
-from .database import connection, is_transient, sqlstate, transaction
-from .direct import DirectPool, compiled_statement
-from .entities import Entity, Kind, referrers
-from .entities import entity as entity_named
-from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
-from .events import PendingEvent, record_events, recording_ctes, restore_events
-from .models import TABLES
-from .plan import Condition, Filter
-from .query import filter_clause
-from .validation import to_columns
+from api.edge.auth import require_write
+from api.entities import Entity, Kind, referrers
+from api.entities import entity as entity_named
+from api.errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
+from api.plan import Condition, Filter
+from api.store.database import connection, is_transient, sqlstate, transaction
+from api.store.events import PendingEvent, record_events, recording_ctes, restore_events
+from api.store.pool import DirectPool, compiled_statement
+from api.store.select import filter_clause
+from api.store.tables import TABLES
+from api.store.validation import to_columns
 
 HIERARCHY_LOCK_KEY = 0x0C0C_6047
 # A transaction PostgreSQL aborts to break a deadlock is run again, this many times at most.
@@ -96,7 +96,7 @@ class ImportResult:
 class WriteService:
     def __init__(self, engine: AsyncEngine, *, pool: DirectPool | None = None) -> None:
         self.engine = engine
-        # Where a create that is one statement runs, when given (api/direct.py); else the engine.
+        # Where a create that is one statement runs, when given (api/store/pool.py); else the engine.
         self.pool = pool
 
     # ------------------------------------------------------------ create
@@ -304,7 +304,7 @@ class WriteService:
         `create` does, but a new check-in or update records no event, because the
         export carries its events: those are inserted as they were (same id, actor,
         type, reference, occurred_at), in the order given, drawing fresh cursors under
-        the event lock (`api.events.restore_events`). A check-in or update that arrives
+        the event lock (`api.store.events.restore_events`). A check-in or update that arrives
         without any event of its own gets one, as `create` would give it, so no
         committed row lacks its event. Existing ids are conflicts; nothing is merged.
         Documents must come in dependency order (referenced rows first); errors about

@@ -6,7 +6,7 @@ static tokens from configuration (`COCO_TOKENS="read:T1,write:T2"` or
 secret (`COCO_JWT_SECRET`, HS256 as PostgREST accepts them) whose `role` claim,
 or space-separated `scope` claim, names the scope; `exp` is checked.
 
-The edge (api/guard.py) authenticates every request and puts its `Principal`
+The edge (api/edge/guard.py) authenticates every request and puts its `Principal`
 in `current_caller`; the write service asks `require_write()` before it
 writes, so REST, GraphQL and MCP obey the same rule from the same place.
 Code that runs outside a request (the CLI, the tests' direct calls) has no
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jwt
 
-from .errors import DomainError
+from api.errors import DomainError
 
 READ = "read"
 WRITE = "write"

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from .entities import Entity, Field, Kind
-from .errors import InvalidInput, InvalidReason
+from api.entities import Entity, Field, Kind
+from api.errors import InvalidInput, InvalidReason
 
 MAX_ID_LENGTH = 256
 

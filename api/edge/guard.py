@@ -2,7 +2,7 @@
 
 One ASGI middleware wraps the whole app (REST, GraphQL and its WebSocket, the
 SSE stream, MCP, the viewer), so no front end can forget it. It authenticates
-the request (api/auth.py), refuses it when even reading is not allowed, and
+the request (api/edge/auth.py), refuses it when even reading is not allowed, and
 leaves the principal in `auth.current_caller`, where the write service checks
 the write scope. Probes and metrics stay open.
 """
@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import READ, Access, AuthError, Caller, Principal, current_caller
-from .config import Settings
+from api.config import Settings
+from api.edge.auth import READ, Access, AuthError, Caller, Principal, current_caller
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 # Static pages that hold no data (the viewer, Swagger UI): a browser fetches them without a header;

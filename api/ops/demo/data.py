@@ -1,6 +1,6 @@
 """The demo organisation: who is in it, what they work on, and what they write.
 
-Pure data; `api.demo.seed` turns it into rows for a given week. Every id starts
+Pure data; `api.ops.demo.seed` turns it into rows for a given week. Every id starts
 with `DEMO_PREFIX`, which is how a re-run finds (and only finds) demo rows.
 """
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+# This module lives in api/ops/; the package is its grandparent folder.
+PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def bundled(name: str) -> Path:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .models import CoordinationEvent, event_seq
+from api.store.tables import CoordinationEvent, event_seq
 
 # An arbitrary constant naming "the coordination event cursor" among advisory locks.
 EVENT_LOCK_KEY = 0x0C0C_0E7E

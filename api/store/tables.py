@@ -24,13 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .entities import ACTOR_TYPES, EVENT_TYPES, GOAL_STORY_STATUSES
+from api.entities import ACTOR_TYPES, EVENT_TYPES, GOAL_STORY_STATUSES
 
 UUID_DEFAULT = text("gen_random_uuid()::text")
 NOW = text("now()")
 
 # Event cursors come from this sequence while the event lock is held, which is
-# what makes their order the commit order (see api/events.py).
+# what makes their order the commit order (see api/store/events.py).
 event_seq = Sequence("coordination_event_seq", metadata=None)
 
 

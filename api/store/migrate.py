@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .database import transaction
-from .resources import bundled
+from api.ops.resources import bundled
+from api.store.database import transaction
 
 MIGRATIONS = bundled("migrations")
 # Several workers (or replicas) may start together: one migrates, the others wait and find it done.

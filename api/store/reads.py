@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
-from .database import connection
-from .direct import DirectPool, compiled_statement
-from .plan import Bundle, Condition, ReadPlan, all_of, parameterized
-from .query import (
+from api.plan import Bundle, Condition, ReadPlan, all_of, parameterized
+from api.store.database import connection
+from api.store.pool import DirectPool, compiled_statement
+from api.store.select import (
     bundle_statement,
     count_statement,
     explain_statement,
@@ -27,7 +27,7 @@ STREAM_BATCH = 500
 
 
 class Reader:
-    """Reads through `pool` (asyncpg directly, api/direct.py) when it is given, else through
+    """Reads through `pool` (asyncpg directly, api/store/pool.py) when it is given, else through
     the engine; streams and snapshots always go through the engine."""
 
     def __init__(self, engine: AsyncEngine, *, pool: DirectPool | None = None, timezone: str | None = None) -> None:

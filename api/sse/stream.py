@@ -31,10 +31,10 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..entities import EVENT_TYPES
-from ..errors import InvalidInput
-from ..plan import Condition, Filter, all_of
-from .subscriber import SubscriberOverflow
+from api.entities import EVENT_TYPES
+from api.errors import InvalidInput
+from api.live.subscriber import SubscriberOverflow
+from api.plan import Condition, Filter, all_of
 
 log = logging.getLogger("coco.live")
 

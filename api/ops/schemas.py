@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .resources import bundled
+from api.ops.resources import bundled
 
 if TYPE_CHECKING:  # jsonschema is imported lazily: load_schema works without it.
     from jsonschema import FormatChecker

@@ -1,7 +1,7 @@
 """Statements straight on asyncpg: every REST GET and GraphQL query, and creates that are one statement.
 
-SQLAlchemy builds each statement once and compiles it once (api/query.py
-keeps a plan shape's, api/writes.py a create's). Running it through
+SQLAlchemy builds each statement once and compiles it once (api/store/select.py
+keeps a plan shape's, api/store/writes.py a create's). Running it through
 SQLAlchemy's connection and result layers as well would cost more than
 everything else a read does: a pooled checkout with its greenlet, BEGIN, the
 statement, ROLLBACK, four round trips where one does. Here the compiled text
@@ -26,8 +26,8 @@ import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.base import Executable
 
-from .database import CONNECT_TIMEOUT_S, LOST_CONNECTION, as_domain_error, connection_settings, libpq_url
-from .errors import Unavailable
+from api.errors import Unavailable
+from api.store.database import CONNECT_TIMEOUT_S, LOST_CONNECTION, as_domain_error, connection_settings, libpq_url
 
 _DIALECT = PGDialect_asyncpg()
 
@@ -109,7 +109,7 @@ class DirectPool:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection; database failures leave it as domain errors, as in api/database.py."""
+        """A pooled connection; database failures leave it as domain errors, as in api/store/database.py."""
         if self._pool is None:
             raise RuntimeError("the direct pool is not started")
         try:

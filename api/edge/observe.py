@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import metrics
+from api import metrics
 
 log = logging.getLogger("coco.access")
 HEADER = b"x-request-id"

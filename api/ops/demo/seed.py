@@ -48,9 +48,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..plan import And, Condition, Not
-from ..writes import OnConflict, WriteService
-from .data import BLOCKERS, DEMO_PREFIX, GOALS, PEOPLE, TEAMS, WORK, Person
+from api.ops.demo.data import BLOCKERS, DEMO_PREFIX, GOALS, PEOPLE, TEAMS, WORK, Person
+from api.plan import And, Condition, Not
+from api.store import OnConflict, WriteService
 
 COVERAGE = 0.75
 # Share of check-ins that report a blocker.

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from .errors import Conflict, ConflictReason, InvalidInput, InvalidReason, StatementTimeout, Unavailable
+from api.errors import Conflict, ConflictReason, InvalidInput, InvalidReason, StatementTimeout, Unavailable
 
 log = logging.getLogger("coco.database")
 CONNECT_TIMEOUT_S = 10.0

@@ -21,12 +21,10 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from . import reads
-from .errors import InvalidInput
-from .plan import OrderTerm, ReadPlan
-from .reads import Reader
-from .schemas import ENTITY_NAMES, validator
-from .writes import ImportItem, ImportResult, WriteService
+from api.errors import InvalidInput
+from api.ops.schemas import ENTITY_NAMES, validator
+from api.plan import OrderTerm, ReadPlan
+from api.store import ImportItem, ImportResult, Reader, WriteService, reads
 
 EXPORT_ORDER = ("actor", "team", "goal_story", "team_checkin", "goal_story_update", "coordination_event")
 assert sorted(EXPORT_ORDER) == sorted(ENTITY_NAMES)

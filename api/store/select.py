@@ -59,11 +59,10 @@ from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeEngine
 
-from .entities import Entity, Field, Kind, Relation, RelationKind
-from .entities import entity as entity_named
-from .errors import InvalidInput, InvalidReason
-from .models import TABLES
-from .plan import (
+from api.entities import Entity, Field, Kind, Relation, RelationKind
+from api.entities import entity as entity_named
+from api.errors import InvalidInput, InvalidReason
+from api.plan import (
     COMPARISONS,
     FULL_TEXT,
     LIST_OPERATORS,
@@ -87,6 +86,7 @@ from .plan import (
     Spelling,
     parameterized,
 )
+from api.store.tables import TABLES
 
 EMPTY_ARRAY = literal_column("'[]'::json", JSON)
 JSON_NULL = literal_column("'null'::json", JSON)

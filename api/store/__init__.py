@@ -1,0 +1,30 @@
+"""The data layer: the only code that speaks SQL, imports SQLAlchemy or asyncpg, or knows the tables.
+
+Front ends and services use what is exported here; the modules inside are its internals.
+"""
+
+from api.store.database import create_engine, libpq_url, wait_until_reachable
+from api.store.events import NOTIFY_CHANNEL
+from api.store.migrate import upgrade
+from api.store.pool import DirectPool
+from api.store.reads import Reader
+from api.store.validation import MAX_ID_LENGTH, parse_date
+from api.store.writes import ImportItem, ImportResult, OnConflict, Returning, WriteResult, WriteService
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "NOTIFY_CHANNEL",
+    "DirectPool",
+    "ImportItem",
+    "ImportResult",
+    "OnConflict",
+    "Reader",
+    "Returning",
+    "WriteResult",
+    "WriteService",
+    "create_engine",
+    "libpq_url",
+    "parse_date",
+    "upgrade",
+    "wait_until_reachable",
+]
