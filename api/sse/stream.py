@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -149,6 +149,7 @@ class Writer:
 
     async def _write(self) -> None:
         me = asyncio.current_task()
+        assert me is not None  # a coroutine of a task (see `push`)
         asyncio.get_running_loop().call_soon(self._check, me)
         queue = self.queue
         while queue and self.round is me:
@@ -198,7 +199,7 @@ class Streaming:
 
     def __init__(self, send: Send, keepalive: float, frames: Frames, writer: Writer) -> None:
         self.send = send
-        self.events: AsyncIterator[Sequence[dict[str, Any]]] | None = None
+        self.events: AsyncGenerator[Sequence[dict[str, Any]], None] | None = None
         self.keepalive = keepalive
         self.frames = frames
         self.writer = writer
@@ -226,7 +227,7 @@ class Streaming:
         await self.write(f": coordination events\nretry: {RETRY_MS}\n\n")
         self._broken = asyncio.get_running_loop().create_future()
         self.started = True
-        tasks = [
+        tasks: list[asyncio.Future[None]] = [
             asyncio.create_task(self.forward()),
             asyncio.create_task(self.beat()),
             asyncio.create_task(_disconnected(receive)),
@@ -240,8 +241,9 @@ class Streaming:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await self.events.aclose()  # type: ignore[attr-defined]
+            if self.events is not None:
+                with contextlib.suppress(Exception):
+                    await self.events.aclose()
             with contextlib.suppress(OSError):
                 await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal, TypeAlias
 
 import asyncpg
-from sqlalchemy.sql.base import Executable
+from asyncpg.pool import PoolConnectionProxy
+from sqlalchemy.sql.elements import ClauseElement
 
 from api.cache import BoundedCache
 from api.errors import Unavailable
@@ -36,6 +37,8 @@ from api.store.database import (
 from api.store.sqlalchemy_adapter import compile_for_asyncpg
 
 STATEMENTS_KEPT = 512
+# A connection of the pool, as `DirectPool.connection` lends it.
+Pooled: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,14 @@ class Compiled:
         return values
 
 
-def compile_statement(statement: Executable) -> Compiled:
+def compile_statement(statement: ClauseElement) -> Compiled:
     return Compiled(*compile_for_asyncpg(statement))
 
 
 class DirectPool:
     # Called with the SQL of every statement any direct pool of this process runs (as SQLAlchemy's
     # `before_cursor_execute` event for the engine): what tests count statements with.
-    observers: list[Callable[[str], None]] = []
+    observers: ClassVar[list[Callable[[str], None]]] = []
 
     def __init__(
         self, url: str, *, size: int = 10, statement_timeout_ms: int | None = None, application_name: str = "coco"
@@ -71,16 +74,16 @@ class DirectPool:
         self.url = libpq_url(url)
         self.size = size
         self.settings = connection_settings(statement_timeout_ms, application_name)
-        self._pool: asyncpg.Pool | None = None
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         # Statements are kept and asked again (api/store/select.py keeps those of recent plan shapes,
-        # writes.py those of its creates): each is compiled once, for as long as it is kept here.
-        self.statements: BoundedCache[Executable, Compiled] = BoundedCache("compiled_statements", STATEMENTS_KEPT)
+        # statements.py those of its creates): each is compiled once, for as long as it is kept here.
+        self.statements: BoundedCache[ClauseElement, Compiled] = BoundedCache("compiled_statements", STATEMENTS_KEPT)
 
     @property
     def caches(self) -> tuple[BoundedCache[Any, Any], ...]:
         return (self.statements,)
 
-    def compiled(self, statement: Executable) -> Compiled:
+    def compiled(self, statement: ClauseElement) -> Compiled:
         """The statement compiled for asyncpg (once while it is kept)."""
         return self.statements.get_or_build(statement, compile_statement)
 
@@ -107,7 +110,7 @@ class DirectPool:
         return self._pool.get_size(), self._pool.get_idle_size()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def connection(self) -> AsyncIterator[Pooled]:
         """A pooled connection; database failures leave it as domain errors, as in api/store/database.py."""
         if self._pool is None:
             raise RuntimeError("the direct pool is not started")
@@ -136,7 +139,9 @@ class DirectPool:
                 async with self.connection() as conn:
                     if timezone is None and len(statements) == 1:
                         return [await self._fetchrow(conn, *statements[0])]
-                    isolation = "repeatable_read" if len(statements) > 1 else "read_committed"
+                    isolation: Literal["repeatable_read", "read_committed"] = (
+                        "repeatable_read" if len(statements) > 1 else "read_committed"
+                    )
                     async with conn.transaction(isolation=isolation, readonly=True):
                         await set_timezone(conn, timezone)
                         return [await self._fetchrow(conn, *each) for each in statements]
@@ -152,13 +157,13 @@ class DirectPool:
                 observer(statement.sql)
             return await conn.fetch(statement.sql, *arguments)
 
-    async def _fetchrow(self, conn: asyncpg.Connection, statement: Compiled, arguments: list[Any]) -> Any:
+    async def _fetchrow(self, conn: Pooled, statement: Compiled, arguments: list[Any]) -> Any:
         for observer in self.observers:
             observer(statement.sql)
         return await conn.fetchrow(statement.sql, *arguments)
 
 
-async def set_timezone(conn: asyncpg.Connection, timezone: str | None) -> None:
+async def set_timezone(conn: Pooled, timezone: str | None) -> None:
     """Render timestamps in `timezone` until the end of the current transaction."""
     if timezone is not None:
         await conn.execute("SELECT set_config('TimeZone', $1, true)", timezone)

@@ -17,15 +17,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TupleType
 
 DIALECT = PGDialect_asyncpg()
 
 
 def compile_for_asyncpg(
-    statement: Executable,
+    statement: ClauseElement,
 ) -> tuple[str, tuple[str, ...], Mapping[str, Any], dict[str, Callable[[Any], Any]]]:
     """The statement's SQL text, its positional parameters' names in order, the values bound in the
     statement itself (the caller's replace them by name), and each parameter's conversion."""
