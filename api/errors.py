@@ -7,7 +7,6 @@ The write service and the query plan raise only these; GraphQL turns them into
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 
 class InvalidReason(str, Enum):
@@ -30,9 +29,6 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message}
-
 
 class InvalidInput(DomainError):
     def __init__(
@@ -51,21 +47,12 @@ class InvalidInput(DomainError):
         # Position of the offending row in a bulk write.
         self.index = index
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"message": self.message, "field": self.field, "reason": self.reason.value}
-        if self.index is not None:
-            out["index"] = self.index
-        return out
-
 
 class NotFound(DomainError):
     def __init__(self, entity: str, id: str) -> None:
         super().__init__(f"{entity} {id!r} does not exist")
         self.entity = entity
         self.id = id
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "entity": self.entity, "id": self.id}
 
 
 class Conflict(DomainError):
@@ -86,19 +73,6 @@ class Conflict(DomainError):
         self.field = field
         # For REFERENCED: resource name -> ids of the rows that still point here.
         self.referrers = referrers or {}
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "message": self.message,
-            "reason": self.reason.value,
-            "entity": self.entity,
-            "ids": self.ids,
-        }
-        if self.field:
-            out["field"] = self.field
-        if self.referrers:
-            out["referrers"] = self.referrers
-        return out
 
 
 class Unavailable(DomainError):

@@ -21,10 +21,6 @@ COMPARISONS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte"})
 PATTERNS = frozenset({"like", "ilike", "match", "imatch"})
 LIST_OPERATORS = frozenset({"cs", "cd", "ov"})
 FULL_TEXT = frozenset({"fts", "plfts", "phfts", "wfts"})
-OPERATORS = COMPARISONS | PATTERNS | LIST_OPERATORS | FULL_TEXT | {"in", "is", "isdistinct"}
-# `is` takes one of these, as PostgREST's `is.null` and friends.
-IS_VALUES = frozenset({"null", "not_null", "true", "false", "unknown"})
-QUANTIFIABLE = COMPARISONS | PATTERNS
 
 
 @dataclass(frozen=True)

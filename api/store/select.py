@@ -160,12 +160,8 @@ def _sql_string(text: str) -> str:
 # ---------------------------------------------------------------- statements
 
 
-def array_statement(plan: ReadPlan) -> Select:
-    """One row, one column: the JSON array of every row the plan selects, as text (values bound in it)."""
-    return _array(plan)
-
-
 def _array(plan: ReadPlan) -> Select:
+    """One row of two columns: the JSON array of every row the plan selects, as text, and their number."""
     source = _rows(plan, depth=0).subquery("s0")
     return select(cast(_json_array(plan, source), Text), func.count())
 
@@ -186,10 +182,10 @@ class Prepared:
 
 
 def prepared_array(plan: ReadPlan) -> tuple[Prepared, dict[str, Any]]:
-    """`array_statement` for the plan's shape, and the plan's own values for its parameters.
+    """The statement of the plan's shape (one row: the JSON array of the rows as text, and their
+    number), and the plan's own values for its parameters.
 
-    The statement answers one row of two columns: the JSON array as text, and its number of
-    rows. Building a nested statement costs milliseconds of Python, more than compiling it once
+    Building a nested statement costs milliseconds of Python, more than compiling it once
     it is in SQLAlchemy's cache, so the statements of recent shapes are kept. A shape is the
     plan with its values left out (`plan.parameterized`)."""
     return prepared_shape(*parameterized(plan))
@@ -749,10 +745,6 @@ def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bo
         return null() if as_text else cast(null(), JSON)
     value = source.c[f"{f.name}_{path[0]}"]
     return cast(value, Text) if as_text else func.to_json(value)
-
-
-def _sql_type(f: Field, source: FromClause) -> TypeEngine:
-    return source.c[f.columns[0]].type
 
 
 # ---------------------------------------------------------------- filters

@@ -81,9 +81,6 @@ class WriteResult:
     # Whatever the caller's `returning` read produced inside the transaction.
     returned: Any = None
 
-    def event_for(self, row_id: str) -> dict[str, Any] | None:
-        return next((e for e in reversed(self.events) if e["reference_id"] == row_id), None)
-
 
 @dataclass
 class ImportResult:
