@@ -55,6 +55,7 @@ class AuthError(Exception):
         details: str | None = None,
         hint: str | None = None,
         graphql_code: str = "UNAUTHENTICATED",
+        scope: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -63,14 +64,26 @@ class AuthError(Exception):
         self.details = details
         self.hint = hint
         self.graphql_code = graphql_code
+        # The scope that was missing, for a refusal for want of one (42501).
+        self.scope = scope
+
+
+def permission_denied(scope: str, authenticated: bool) -> str:
+    """The one wording of a refusal for want of a scope, whichever layer refuses and whatever the dialect."""
+    if authenticated:
+        return f"permission denied: the token does not grant the {scope} scope"
+    return f"permission denied: anonymous requests may not {scope}"
+
+
+def permission_hint(scope: str) -> str:
+    return f"Send a token with the {scope} scope (Authorization: Bearer <token>)"
 
 
 class Forbidden(DomainError):
     """The principal lacks the scope the operation needs (PostgreSQL's 42501 as PostgREST answers it)."""
 
     def __init__(self, scope: str, principal: Principal) -> None:
-        who = "an authenticated client without" if principal.authenticated else "anonymous requests, which lack"
-        super().__init__(f"permission denied: this needs the {scope} scope, and {who} it")
+        super().__init__(permission_denied(scope, principal.authenticated))
         self.scope = scope
         self.authenticated = principal.authenticated
 

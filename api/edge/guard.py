@@ -18,7 +18,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.config import Settings
-from api.edge.auth import READ, Access, AuthError, Caller, Principal, current_caller
+from api.edge.auth import READ, Access, AuthError, Caller, Principal, current_caller, permission_denied, permission_hint
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 # Static pages that hold no data (the viewer, Swagger UI): a browser fetches them without a header;
@@ -232,12 +232,14 @@ def _connection_init(message: Message) -> dict[str, Any] | None:
 
 
 def _forbidden(principal: Principal) -> AuthError:
-    if principal.authenticated:
-        return AuthError(
-            403, "42501", "permission denied: the token does not grant the read scope", graphql_code="FORBIDDEN"
-        )
+    # As the write service's Forbidden reads in every front end (api/rest/errors.py, api/graphql/errors.py).
     return AuthError(
-        401, "42501", "permission denied: anonymous requests may not read", hint="Send Authorization: Bearer <token>"
+        403 if principal.authenticated else 401,
+        "42501",
+        permission_denied(READ, principal.authenticated),
+        hint=permission_hint(READ),
+        graphql_code="FORBIDDEN" if principal.authenticated else "UNAUTHENTICATED",
+        scope=READ,
     )
 
 
@@ -253,20 +255,13 @@ async def _refuse(send: Send, path: str, error: AuthError) -> None:
     elif error.status == 403:
         extra.append((b"www-authenticate", b'Bearer error="insufficient_scope"'))
     if path.rstrip("/") in GRAPHQL_PATHS:
-        body: dict[str, Any] = {
-            "data": None,
-            "errors": [
-                {
-                    "message": error.message,
-                    "extensions": {
-                        "code": error.graphql_code if error.status != 403 else "FORBIDDEN",
-                        "pgrst": error.code,
-                    },
-                }
-            ],
-        }
+        code = error.graphql_code if error.status != 403 else "FORBIDDEN"
+        # A missing scope reads as when the write service refuses (api/graphql/errors.py).
+        extensions = {"code": code, "scope": error.scope} if error.scope else {"code": code, "pgrst": error.code}
+        body: dict[str, Any] = {"data": None, "errors": [{"message": error.message, "extensions": extensions}]}
     else:
-        body = {"code": error.code, "message": error.message, "details": error.details, "hint": error.hint}
+        # PostgREST's key order, as api/rest/errors.py writes every other error.
+        body = {"code": error.code, "details": error.details, "hint": error.hint, "message": error.message}
     await _send_json(send, error.status, body, extra)
 
 

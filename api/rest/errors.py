@@ -12,7 +12,7 @@ import difflib
 import json
 from typing import Any
 
-from api.edge.auth import Forbidden
+from api.edge.auth import Forbidden, permission_hint
 from api.entities import BY_RESOURCE
 from api.entities import entity as entity_named
 from api.errors import (
@@ -258,7 +258,7 @@ def from_domain(error: DomainError) -> RestError:
                 status,
                 "42501",
                 error.message,
-                hint=f"This needs a token with the {error.scope} scope",
+                hint=permission_hint(error.scope),
                 headers={"WWW-Authenticate": challenge},
             )
     return RestError(400, "P0001", error.message)
