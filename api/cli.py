@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import http.client
 import logging
 import os
 import shutil
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -233,17 +235,38 @@ def _serve(settings: Settings) -> int:
     # Migrate once here so that workers start against a ready schema (they would wait on the lock anyway).
     if settings.migrate_on_start and _migrate(settings) != 0:
         return 1
-    log.info("serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers)
     given_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if settings.workers > 1:
         # Before any worker imports the Prometheus client: /metrics then sums every worker's counts.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir = prepare_multiprocess(given_metrics_dir)
+    stopped = threading.Event()
+    announcing = threading.Thread(target=_announce_when_serving, args=(settings, stopped), daemon=True)
+    announcing.start()
     try:
         _run_uvicorn(settings)
     finally:
+        stopped.set()
         if settings.workers > 1 and not given_metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _announce_when_serving(settings: Settings, stopped: threading.Event) -> None:
+    """Log "serving on" once the server answers, not when uvicorn is asked to start: a worker
+    accepts requests only after importing the app and starting it, seconds later."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+    while not stopped.is_set():
+        probe = http.client.HTTPConnection(host, settings.port, timeout=2)
+        try:
+            probe.request("GET", "/livez")
+            probe.getresponse().read()
+        except (OSError, http.client.HTTPException):  # not listening yet
+            stopped.wait(0.05)
+            continue
+        finally:
+            probe.close()
+        log.info("serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers)
+        return
 
 
 def _run_uvicorn(settings: Settings) -> None:
