@@ -143,9 +143,9 @@ class Stream:
             curl(command, demo), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
         self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self.read_lines, daemon=True).start()
 
-    def _read(self) -> None:
+    def read_lines(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.put(line.rstrip("\n"))
