@@ -21,6 +21,27 @@ COMPARISONS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte"})
 PATTERNS = frozenset({"like", "ilike", "match", "imatch"})
 LIST_OPERATORS = frozenset({"cs", "cd", "ov"})
 FULL_TEXT = frozenset({"fts", "plfts", "phfts", "wfts"})
+# The types a column may be cast to (`Column.cast`, PostgREST's `select=field::type`), by PostgreSQL's
+# names for them (case aside); any other is refused.
+CASTS = frozenset(
+    {
+        "text",
+        "varchar",
+        "int",
+        "int4",
+        "integer",
+        "bigint",
+        "int8",
+        "numeric",
+        "date",
+        "timestamptz",
+        "timestamp",
+        "boolean",
+        "bool",
+        "json",
+        "jsonb",
+    }
+)
 
 
 @dataclass(frozen=True)
