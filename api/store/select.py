@@ -388,9 +388,9 @@ def _link(relation: Relation, target: FromClause, parent: FromClause | None) -> 
     assert parent is not None
     match relation.kind:
         case RelationKind.TO_ONE:
-            return target.c.id == parent.c[relation.via]
+            return _only_when(relation, parent, target.c.id == parent.c[relation.via])
         case RelationKind.TO_MANY:
-            return target.c[relation.via] == parent.c.id
+            return _only_when(relation, target, target.c[relation.via] == parent.c.id)
         case RelationKind.LIST_TO_MANY:
             return target.c.id == any_(parent.c[relation.via])
         case RelationKind.LIST_REVERSE:
@@ -398,6 +398,14 @@ def _link(relation: Relation, target: FromClause, parent: FromClause | None) -> 
             # and would ask for every parent's id at once); @> can use the list column's GIN index.
             return target.c[relation.via].contains(cast(pg_array([parent.c.id]), ARRAY(Text)))
     raise AssertionError(relation.kind)
+
+
+def _only_when(relation: Relation, holder: FromClause, link: ColumnElement) -> ColumnElement:
+    """`link`, narrowed to the rows of `holder` (the side holding `via`) that the relation's condition admits."""
+    if relation.only_when is None:
+        return link
+    column, value = relation.only_when
+    return and_(link, holder.c[column] == value)
 
 
 def _json_array(plan: ReadPlan, source: FromClause, depth: int = 0) -> ColumnElement:
@@ -749,7 +757,7 @@ def _related_value(ent: Entity, source: FromClause, column: Column) -> ColumnEle
     value = _column_value(
         other, related, Column(column.key, column.field, column.path, column.path_as_text, column.cast)
     )
-    return select(value).where(related.c.id == source.c[relation.via]).scalar_subquery()
+    return select(value).where(_link(relation, related, source)).scalar_subquery()
 
 
 def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bool) -> ColumnElement:
@@ -968,7 +976,7 @@ def _order(ent: Entity, source: FromClause, terms: tuple[OrderTerm, ...]) -> lis
             related = TABLES[other.name].alias(f"o{len(clauses)}")
             f = _field(other, term.field)
             value = _path_value(f, related, term.path, term.path_as_text) if term.path else related.c[f.columns[0]]
-            targets = [select(value).where(related.c.id == source.c[relation.via]).scalar_subquery()]
+            targets = [select(value).where(_link(relation, related, source)).scalar_subquery()]
         else:
             f = _field(ent, term.field)
             if term.path:
