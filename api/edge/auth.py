@@ -322,7 +322,14 @@ class Access:
 
 def _keys_unavailable(error: KeysUnavailable) -> AuthError:
     # The provider's keys are out of reach: a fault on this side, not the client's.
-    return AuthError(503, "PGRST000", "The keys that verify JWTs are unavailable", str(error), hint="Retry shortly")
+    return AuthError(
+        503,
+        "PGRST000",
+        "The keys that verify JWTs are unavailable",
+        str(error),
+        hint="Retry shortly",
+        graphql_code="SERVICE_UNAVAILABLE",
+    )
 
 
 @dataclass
