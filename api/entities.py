@@ -8,10 +8,10 @@ reads it from here, so the shape is stated once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     ID = "id"
     TEXT = "text"
     ENUM = "enum"
@@ -54,7 +54,7 @@ class Field:
         return (self.column or self.name,)
 
 
-class RelationKind(str, Enum):
+class RelationKind(StrEnum):
     # This row holds the target's id in a scalar column.
     TO_ONE = "to_one"
     # Target rows hold this row's id in a scalar column.
