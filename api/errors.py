@@ -92,6 +92,19 @@ class ReadOnly(DomainError):
         self.resource = resource
 
 
+class ActorForbidden(DomainError):
+    """A token bound to an actor tried to write as another actor, to change another actor's rows, or to
+    write what only a trusted or admin token may (PostgreSQL's 42501, as a row-level policy refuses)."""
+
+    def __init__(self, message: str, *, entity: str, actor: str, ids: list[str] | None = None, hint: str) -> None:
+        super().__init__(message)
+        self.entity = entity
+        self.actor = actor
+        # The rows (or, in a create, the actor ids given) that were refused.
+        self.ids = ids or []
+        self.hint = hint
+
+
 class StatementTimeout(DomainError):
     """The database cancelled a statement that ran past statement_timeout."""
 

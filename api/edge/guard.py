@@ -39,9 +39,7 @@ class BodyTooLarge(Exception):
 class Guard:
     def __init__(self, app: ASGIApp, *, settings: Settings, access: Access | None = None) -> None:
         self.app = app
-        self.access = access or Access.configure(
-            settings.tokens, settings.tokens_file, settings.jwt_secret, settings.anonymous_read
-        )
+        self.access = access or Access.from_settings(settings)
         self.max_body = settings.max_body_bytes
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         self.any_origin = not origins or "*" in origins
@@ -83,7 +81,7 @@ class Guard:
             await self._limited(scope, receive, send)
             return
         try:
-            scope, principal = self.authenticate(scope, headers)
+            scope, principal = await self.authenticate(scope, headers)
             if not principal.allows(READ):
                 raise _forbidden(principal)
         except AuthError as error:
@@ -142,7 +140,7 @@ class Guard:
             graphql_code="PAYLOAD_TOO_LARGE",
         )
 
-    def authenticate(self, scope: Scope, headers: Headers) -> tuple[Scope, Principal]:
+    async def authenticate(self, scope: Scope, headers: Headers) -> tuple[Scope, Principal]:
         """The principal, from the Authorization header or a `?token=` parameter (which is removed:
         browsers' EventSource and the viewer's first link cannot send headers)."""
         authorization = headers.get("authorization")
@@ -154,7 +152,7 @@ class Guard:
                 rest = [(k, v) for k, v in pairs if k != TOKEN_PARAMETER]
                 scope = {**scope, "query_string": urlencode(rest).encode("latin-1")}
                 authorization = authorization or f"Bearer {tokens[-1]}"
-        return scope, self.access.authenticate(authorization)
+        return scope, await self.access.authenticate_async(authorization)
 
     # ------------------------------------------------------------ WebSocket
 
@@ -171,7 +169,7 @@ class Guard:
             "query_string", b""
         )
         try:
-            scope, principal = self.authenticate(scope, headers) if given else (scope, self.access.anonymous())
+            scope, principal = await self.authenticate(scope, headers) if given else (scope, self.access.anonymous())
         except AuthError as error:
             await send({"type": "websocket.close", "code": WS_FORBIDDEN, "reason": error.message})
             return
@@ -197,7 +195,7 @@ class Guard:
             try:
                 authorization = init.get("authorization") or init.get("Authorization")
                 if isinstance(authorization, str) and not given:
-                    caller.principal = access.authenticate(authorization)
+                    caller.principal = await access.authenticate_async(authorization)
                 elif not given and not access.anonymous_read:
                     raise AuthError(401, "PGRST302", "Anonymous access is disabled")
                 if not caller.principal.allows(READ):

@@ -16,6 +16,7 @@ from api.edge.auth import Forbidden, permission_hint
 from api.entities import BY_RESOURCE
 from api.entities import entity as entity_named
 from api.errors import (
+    ActorForbidden,
     Conflict,
     ConflictReason,
     DatabaseFault,
@@ -250,6 +251,15 @@ def from_domain(error: DomainError) -> RestError:
                 "canceling statement due to statement timeout",
                 error.message,
                 hint="Narrow the filter or page through the rows (COCO_STATEMENT_TIMEOUT_MS)",
+            )
+        case ActorForbidden():
+            # As PostgREST answers a row-level security policy's refusal: 42501, 403 (the token is known).
+            return RestError(
+                403,
+                "42501",
+                error.message,
+                f"actor {error.actor}" + (f"; refused: {', '.join(error.ids)}" if error.ids else ""),
+                hint=error.hint,
             )
         case Forbidden():
             # PostgREST: 42501 is 401 for the anonymous role (log in), 403 for an authenticated one.
