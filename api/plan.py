@@ -22,10 +22,6 @@ COMPARISONS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte"})
 PATTERNS = frozenset({"like", "ilike", "match", "imatch"})
 LIST_OPERATORS = frozenset({"cs", "cd", "ov"})
 FULL_TEXT = frozenset({"fts", "plfts", "phfts", "wfts"})
-OPERATORS = COMPARISONS | PATTERNS | LIST_OPERATORS | FULL_TEXT | {"in", "is", "isdistinct"}
-# `is` takes one of these, as PostgREST's `is.null` and friends.
-IS_VALUES = frozenset({"null", "not_null", "true", "false", "unknown"})
-QUANTIFIABLE = COMPARISONS | PATTERNS
 # The types a column may be cast to (`Column.cast`, PostgREST's `select=field::type`), by PostgreSQL's
 # names for them (case aside); any other is refused.
 CASTS = frozenset(

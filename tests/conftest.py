@@ -34,8 +34,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
 
 
-# Durability is not under test here; speed is welcome.
-FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+# Durability is not under test here; speed is welcome. pg_stat_statements counts the statements
+# tests/statements.py reports (top-level ones; BEGIN, COMMIT and SET are not counted as statements).
+FAST = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track_utility": "off",
+}
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ Query parameters (PostgREST style, `eq` only):
   reference_id=eq.<id>     events about this check-in or update
   team_id=<id> | eq.<id>   events whose check-in, or whose update's goal story, belongs to the team
 
-Each event is `id: <cursor>`, `event: coordination_event`, `data: <JSON document>`;
+Each event is `id: <cursor>`, `event: coordination_event`, `data: <JSON document>`
+(the CoCo document and its `cursor`, a string as in GraphQL);
 a comment line every keep-alive interval keeps proxies from closing an idle
 stream. A subscriber that falls behind gets `event: error` with code
 `subscriber_overflow` and `last_cursor`, and the stream ends; reconnecting
@@ -117,9 +118,9 @@ class Frames:
         cursor = event["cursor"]
         frame = self.cache.get(cursor)
         if frame is None:
-            frame = (
-                f"id: {cursor}\nevent: coordination_event\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
-            ).encode()
+            # Cursors are opaque: a string, as GraphQL's `cursor` and the `id:` line carry it.
+            document = json.dumps({**event, "cursor": str(cursor)}, separators=(",", ":"))
+            frame = f"id: {cursor}\nevent: coordination_event\ndata: {document}\n\n".encode()
             self.cache.put(cursor, frame)
         return frame
 
@@ -254,7 +255,7 @@ class Streaming:
                 # Every event waiting for this stream in one write: one turn, one system call.
                 await self.write(self.frames.batch(batch))
         except SubscriberOverflow as overflow:
-            await self.error("subscriber_overflow", str(overflow), last_cursor=overflow.last_cursor)
+            await self.error("subscriber_overflow", str(overflow), last_cursor=str(overflow.last_cursor))
         except InvalidInput as error:
             await self.error("bad_request", str(error))
         except Exception as error:  # the database went away for good, say: tell the client, who reconnects

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -64,10 +64,6 @@ def compile_statement(statement: ClauseElement) -> Compiled:
 
 
 class DirectPool:
-    # Called with the SQL of every statement any direct pool of this process runs (as SQLAlchemy's
-    # `before_cursor_execute` event for the engine): what tests count statements with.
-    observers: ClassVar[list[Callable[[str], None]]] = []
-
     def __init__(
         self, url: str, *, size: int = 10, statement_timeout_ms: int | None = None, application_name: str = "coco"
     ) -> None:
@@ -153,13 +149,9 @@ class DirectPool:
     async def fetch(self, statement: Compiled, arguments: list[Any]) -> list[Any]:
         """Every row of one statement run once, as a transaction of its own (a write: never run again)."""
         async with self.connection() as conn:
-            for observer in self.observers:
-                observer(statement.sql)
             return await conn.fetch(statement.sql, *arguments)
 
     async def _fetchrow(self, conn: Pooled, statement: Compiled, arguments: list[Any]) -> Any:
-        for observer in self.observers:
-            observer(statement.sql)
         return await conn.fetchrow(statement.sql, *arguments)
 
 

@@ -166,12 +166,8 @@ def _sql_string(text: str) -> str:
 # ---------------------------------------------------------------- statements
 
 
-def array_statement(plan: ReadPlan) -> AnySelect:
-    """One row, one column: the JSON array of every row the plan selects, as text (values bound in it)."""
-    return _array(plan)
-
-
 def _array(plan: ReadPlan) -> AnySelect:
+    """One row of two columns: the JSON array of every row the plan selects, as text, and their number."""
     source = _rows(plan, depth=0).subquery("s0")
     return select(cast(_json_array(plan, source), Text), func.count())
 
@@ -212,11 +208,9 @@ class Statements:
         return (self.shapes, self.bundles)
 
     def array(self, plan: ReadPlan) -> tuple[Prepared, dict[str, Any]]:
-        """`array_statement` for the plan's shape, and the plan's own values for its parameters.
-
-        The statement answers one row of two columns: the JSON array as text, and its number of
-        rows. A shape is the plan with its values left out (`plan.parameterized`), so plans that
-        differ only in their values share one statement."""
+        """The statement of the plan's shape (one row: the JSON array of the rows as text, and their
+        number), and the plan's own values for its parameters. A shape is the plan with its values
+        left out (`plan.parameterized`), so plans that differ only in their values share one statement."""
         return self.shape(*parameterized(plan))
 
     def shape(self, shape: ReadPlan, values: list[Any]) -> tuple[Prepared, dict[str, Any]]:
@@ -772,10 +766,6 @@ def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bo
         return null() if as_text else cast(null(), JSON)
     value = source.c[f"{f.name}_{path[0]}"]
     return cast(value, Text) if as_text else func.to_json(value)
-
-
-def _sql_type(f: Field, source: FromClause) -> TypeEngine[Any]:
-    return source.c[f.columns[0]].type
 
 
 # ---------------------------------------------------------------- filters

@@ -44,10 +44,13 @@ from api.store.pool import DirectPool
 from api.store.reads import json_array, only_ids, set_timezone
 from api.store.rules import (
     Hierarchy,
+    as_actor,
     check_references,
     duplicate_ids,
     hierarchy,
     importable,
+    refuse_actor_change,
+    refuse_foreign_rows,
     refuse_id_change,
     refuse_referenced,
     reparenting,
@@ -55,6 +58,7 @@ from api.store.rules import (
     require_references,
     wanted_references,
     writable,
+    writing_actor,
 )
 from api.store.select import Statements
 from api.store.statements import (
@@ -113,9 +117,6 @@ class WriteResult:
     inserted_ids: list[str] = field(default_factory=list)
     # Whatever the caller's `returning` read produced inside the transaction.
     returned: Any = None
-
-    def event_for(self, row_id: str) -> dict[str, Any] | None:
-        return next((e for e in reversed(self.events) if e["reference_id"] == row_id), None)
 
 
 @dataclass
@@ -182,7 +183,11 @@ class WriteService:
     ) -> WriteResult:
         """Insert the documents atomically: all of them or, on any error, none."""
         require_write()
-        batch = _Batch.of(writable(entity_name), documents)
+        ent = writable(entity_name)
+        actor = writing_actor(ent)
+        if actor is not None:
+            documents = as_actor(ent, actor, documents)
+        batch = _Batch.of(ent, documents)
         if returning is None and on_conflict is not OnConflict.MERGE and batch.tree is None:
             alone = await self._insert_alone(batch, skip_existing=on_conflict is OnConflict.IGNORE)
             if alone is not None:
@@ -190,7 +195,7 @@ class WriteService:
 
         async def work(conn: AsyncConnection) -> WriteResult:
             if on_conflict is OnConflict.MERGE:
-                result = await _merge(conn, batch)
+                result = await _merge(conn, batch, actor)
             else:
                 result = await _insert(conn, batch, ignore_existing=on_conflict is OnConflict.IGNORE)
             if batch.tree is not None:
@@ -248,13 +253,18 @@ class WriteService:
         or, with `limit` or `offset`, to that page of them in `order`."""
         require_write()
         ent = writable(entity_name)
+        actor = writing_actor(ent)
         columns = to_columns(ent, changes, partial=True)
+        if actor is not None:
+            refuse_actor_change(ent, actor, columns)
         tree = reparenting(ent, columns)
 
         async def work(conn: AsyncConnection) -> WriteResult:
             matched = await lock_matching(conn, ent, where, order=order, limit=limit, offset=offset)
             if not matched:
                 return WriteResult()
+            if actor is not None:
+                refuse_foreign_rows(ent, actor, matched)
             refuse_id_change(ent, columns, matched)
             await check_references(conn, ent, [columns], batch_ids=set())
             if tree is not None:
@@ -292,12 +302,15 @@ class WriteService:
         `order`), unless something still refers to one of them."""
         require_write()
         ent = writable(entity_name)
+        actor = writing_actor(ent)
 
         async def work(conn: AsyncConnection) -> WriteResult:
             result = WriteResult(rows=await lock_matching(conn, ent, where, order=order, limit=limit, offset=offset))
             ids = [r["id"] for r in result.rows]
             if not ids:
                 return result
+            if actor is not None:
+                refuse_foreign_rows(ent, actor, result.rows)
             await refuse_referenced(conn, ent, ids)
             # Read back before the rows are gone.
             result = await _read_back(conn, result, returning, self.statements)
@@ -389,10 +402,13 @@ async def _insert(conn: AsyncConnection, batch: _Batch, *, ignore_existing: bool
     return batch.result(stored, events, [i for i in batch.ids if i in stored])
 
 
-async def _merge(conn: AsyncConnection, batch: _Batch) -> WriteResult:
-    """Insert the rows whose id is free; give the existing rows the fields the documents name (upsert)."""
+async def _merge(conn: AsyncConnection, batch: _Batch, actor: str | None) -> WriteResult:
+    """Insert the rows whose id is free; give the existing rows the fields the documents name (upsert);
+    an actor-bound caller's (`actor`) only when they are its own."""
     ent = batch.entity
     existing = await lock_rows(conn, ent, batch.ids)
+    if actor is not None:
+        refuse_foreign_rows(ent, actor, existing.values())
     fresh = [row for row in batch.rows if row["id"] not in existing]
     stored, _ = await _insert_checked(conn, batch, fresh, skip_existing=False, with_events=False)
     inserted = [row["id"] for row in fresh]
