@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import jsonbody
 from api.config import Settings
 from api.edge.auth import READ, Access, AuthError, Caller, Principal, current_caller
 
@@ -222,7 +223,7 @@ def _connection_init(message: Message) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
-        document = json.loads(raw)
+        document = jsonbody.loads(raw)
     except ValueError:
         return None
     if not isinstance(document, dict) or document.get("type") != "connection_init":

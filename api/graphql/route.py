@@ -14,7 +14,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from api import metrics
+from api import jsonbody, metrics
 from api.config import Settings
 from api.graphql.compiled import RECENT, Prepared
 from api.graphql.connections import Limits
@@ -59,7 +59,7 @@ class GraphQLApp(GraphQL):
         if not request.headers.get("content-type", "").startswith("application/json"):
             return None
         try:
-            body = json.loads(await request.body())
+            body = jsonbody.loads(await request.body())
         except ValueError:
             return None
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
@@ -78,6 +78,13 @@ class GraphQLApp(GraphQL):
             return None  # the resolvers answer, with their errors
         metrics.graphql_operation("query", prepared.operation_name)
         return Response(b'{"data":' + text.encode() + b"}", media_type="application/json")
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Strawberry answers a JSONDecodeError as a body it cannot parse (400), on HTTP and WebSocket alike.
+        try:
+            return jsonbody.loads(data)
+        except jsonbody.TooDeep as error:
+            raise json.JSONDecodeError(str(error), "", 0) from None
 
     async def get_context(self, request: Any, response: Response | None = None) -> Context:  # type: ignore[override]
         services = request.app.state.services
