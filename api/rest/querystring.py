@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import TypeVar
 from urllib.parse import quote
 
-from api.rest.errors import query_param
+from api.rest.errors import BIGINT_MAX, beyond_bigint, query_param
 from api.rest.grammar import Cursor, Failure
 from api.rest.syntax import FieldRef, FilterExpr, OrderItem, QueryString, SelectItem
 
@@ -67,6 +67,8 @@ def _parse_embeddable(qs: QueryString, key: str, last: str, value: str) -> None:
         path = tuple(_parse(key, "tree path", lambda c: c.dotted_names())[:-1])
         number = _integer(value)
         if number is not None:
+            if number > BIGINT_MAX:
+                raise beyond_bigint(last)
             (qs.limits if last == "limit" else qs.offsets)[path] = number
 
 
