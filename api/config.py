@@ -55,6 +55,9 @@ class Settings:
     graphql_max_aliases: int = 30
     graphql_max_page_size: int = 100
     graphql_default_page_size: int = 100
+    # The cost of a document once its fragments are spread (api/graphql/cost.py), and the values in one filter.
+    graphql_max_cost: int = 5_000_000
+    graphql_max_filter_nodes: int = 2_000
     # How many parsed and validated documents each process keeps.
     graphql_cache_size: int = 256
     graphql_ide: bool = True
@@ -97,6 +100,8 @@ class Settings:
             graphql_max_aliases=_int("COCO_GRAPHQL_MAX_ALIASES", 30),
             graphql_max_page_size=_int("COCO_GRAPHQL_MAX_PAGE_SIZE", 100),
             graphql_default_page_size=_int("COCO_GRAPHQL_DEFAULT_PAGE_SIZE", 100),
+            graphql_max_cost=_int("COCO_GRAPHQL_MAX_COST", 5_000_000),
+            graphql_max_filter_nodes=_int("COCO_GRAPHQL_MAX_FILTER_NODES", 2_000),
             graphql_cache_size=_int("COCO_GRAPHQL_CACHE_SIZE", 256),
             graphql_ide=_bool("COCO_GRAPHQL_IDE", True),
             graphql_max_subscriptions_per_connection=_int("COCO_GRAPHQL_MAX_SUBSCRIPTIONS_PER_CONNECTION", 20),
