@@ -169,7 +169,8 @@ class _Returned:
         self.check(len(ids))
         if self.api.prefs.representation == "representation":
             await set_timezone(conn, self.api.prefs.timezone)
-            self.text = await json_array(conn, only_ids(self.plan, ids))
+            zoned = self.api.prefs.timezone is not None
+            self.text = await json_array(conn, only_ids(self.plan, ids), zoned=zoned)
         return self.text
 
 

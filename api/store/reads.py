@@ -50,7 +50,7 @@ class Reader:
 
     async def json_rows_shaped(self, shape: ReadPlan, values: list[Any]) -> tuple[str, int]:
         """`json_rows` of the plan given as its shape (`plan.parameterized`) and its slots' values."""
-        prepared, arguments = prepared_shape(shape, values)
+        prepared, arguments = prepared_shape(shape, values, zoned=self.timezone is not None)
         text, rows = (await self._first_rows((prepared.statement, arguments)))[0]
         return text, rows
 
@@ -65,7 +65,7 @@ class Reader:
         """Rows and (when asked) the total, read in one snapshot."""
         if not with_count:
             return await self.json_array(plan), None
-        prepared, arguments = prepared_array(plan)
+        prepared, arguments = prepared_array(plan, zoned=self.timezone is not None)
         rows, total = await self._first_rows((prepared.statement, arguments), (count_statement(plan), {}))
         return rows[0], total[0]
 
@@ -100,7 +100,8 @@ class Reader:
                 await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 await set_timezone(conn, self.timezone)
                 yield await count(conn, plan)
-                result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+                statement = rows_statement(plan, zoned=self.timezone is not None)
+                result = await conn.stream(statement.execution_options(yield_per=STREAM_BATCH))
                 async for row in result:
                     yield row[0]
 
@@ -109,7 +110,7 @@ class Reader:
         async with connection(self.engine) as conn:
             async with conn.begin():
                 await set_timezone(conn, self.timezone)
-                async for row in stream(conn, plan):
+                async for row in stream(conn, plan, zoned=self.timezone is not None):
                     yield row
 
     @asynccontextmanager
@@ -128,19 +129,20 @@ async def set_timezone(conn: AsyncConnection, timezone: str | None) -> None:
         await conn.execute(select(func.set_config("TimeZone", timezone, True)))
 
 
-async def json_array(conn: AsyncConnection, plan: ReadPlan) -> str:
-    return (await json_rows(conn, plan))[0]
+async def json_array(conn: AsyncConnection, plan: ReadPlan, *, zoned: bool = False) -> str:
+    """The plan's rows as one JSON array; `zoned`: the connection renders in a TimeZone set with `set_timezone`."""
+    return (await json_rows(conn, plan, zoned=zoned))[0]
 
 
-async def json_rows(conn: AsyncConnection, plan: ReadPlan) -> tuple[str, int]:
-    prepared, arguments = prepared_array(plan)
+async def json_rows(conn: AsyncConnection, plan: ReadPlan, *, zoned: bool = False) -> tuple[str, int]:
+    prepared, arguments = prepared_array(plan, zoned=zoned)
     text, rows = (await conn.execute(prepared.statement, arguments)).one()
     return text, rows
 
 
-async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:
+async def stream(conn: AsyncConnection, plan: ReadPlan, *, zoned: bool = False) -> AsyncIterator[str]:
     """Each row as JSON text through a server-side cursor; `conn` must be in a transaction."""
-    result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+    result = await conn.stream(rows_statement(plan, zoned=zoned).execution_options(yield_per=STREAM_BATCH))
     async for row in result:
         yield row[0]
 

@@ -185,32 +185,34 @@ class Prepared:
         return {name: convert(values[index]) for name, index, convert in self.parameters}
 
 
-def prepared_array(plan: ReadPlan) -> tuple[Prepared, dict[str, Any]]:
+def prepared_array(plan: ReadPlan, *, zoned: bool = False) -> tuple[Prepared, dict[str, Any]]:
     """`array_statement` for the plan's shape, and the plan's own values for its parameters.
 
     The statement answers one row of two columns: the JSON array as text, and its number of
     rows. Building a nested statement costs milliseconds of Python, more than compiling it once
     it is in SQLAlchemy's cache, so the statements of recent shapes are kept. A shape is the
-    plan with its values left out (`plan.parameterized`)."""
-    return prepared_shape(*parameterized(plan))
+    plan with its values left out (`plan.parameterized`). `zoned`: see `rendered_zoned`."""
+    return prepared_shape(*parameterized(plan), zoned=zoned)
 
 
-def prepared_shape(shape: ReadPlan, values: list[Any]) -> tuple[Prepared, dict[str, Any]]:
+def prepared_shape(shape: ReadPlan, values: list[Any], *, zoned: bool = False) -> tuple[Prepared, dict[str, Any]]:
     """`prepared_array` of a plan given as its shape and the values of its slots."""
     # Values outside conditions (constants, choices, pages, composites) stay in the shape as they are; equality
     # would take 1, 1.0 and True for one another there, the repr does not.
-    key: Any = repr(shape) if _holds_values(shape) else shape
+    key: Any = (zoned, repr(shape) if _holds_values(shape) else shape)
     try:
         prepared = _STATEMENTS.get(key)
     except TypeError:  # something outside the conditions that cannot be hashed: the repr tells shapes apart
-        key = repr(shape)
+        key = (zoned, repr(shape))
         prepared = _STATEMENTS.get(key)
     if prepared is None:
         parameters: list[tuple[str, int, Callable[[Any], Any]]] = []
         token = _PARAMETERS.set(parameters)
+        zoning = _ZONED.set(zoned)
         try:
             statement = _array(shape)
         finally:
+            _ZONED.reset(zoning)
             _PARAMETERS.reset(token)
         prepared = _STATEMENTS[key] = Prepared(statement, tuple(parameters))
         if len(_STATEMENTS) > STATEMENT_CACHE_SIZE:
@@ -230,6 +232,8 @@ STATEMENT_CACHE_SIZE = 256
 _STATEMENTS: OrderedDict[Any, Prepared] = OrderedDict()
 # While a shape's statement is built: its client-value parameters, in the order they are bound.
 _PARAMETERS: ContextVar[list[tuple[str, int, Callable[[Any], Any]]] | None] = ContextVar("parameters", default=None)
+# While a statement is built: whether it renders timestamps for a session TimeZone other than UTC.
+_ZONED: ContextVar[bool] = ContextVar("zoned", default=False)
 
 
 def bundle_statement(bundle: Bundle) -> Select:
@@ -278,11 +282,15 @@ _BUNDLES: OrderedDict[str, Select] = OrderedDict()
 _BY_IDENTITY: dict[int, tuple[Bundle, Select]] = {}
 
 
-def rows_statement(plan: ReadPlan) -> Select:
+def rows_statement(plan: ReadPlan, *, zoned: bool = False) -> Select:
     """One row per result row, each a JSON object as text, in the plan's order (for streaming)."""
-    source = _rows(plan, depth=0).subquery("s0")
-    ent = entity_named(plan.entity)
-    return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
+    zoning = _ZONED.set(zoned)
+    try:
+        source = _rows(plan, depth=0).subquery("s0")
+        ent = entity_named(plan.entity)
+        return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
+    finally:
+        _ZONED.reset(zoning)
 
 
 def count_statement(plan: ReadPlan) -> Select:
@@ -681,7 +689,26 @@ def _field_value(f: Field, source: FromClause) -> ColumnElement:
             (and_(start.is_(None), end.is_(None)), null()),
             else_=JsonObject([("start", start), ("end", end)], absent_on_null=True),
         )
+    if f.kind is Kind.TIMESTAMP and _ZONED.get():
+        return rendered_zoned(source.c[f.columns[0]])
     return source.c[f.columns[0]]
+
+
+def rendered_zoned(value: ColumnElement) -> ColumnElement:
+    """A timestamp as RFC 3339 text (JSON) in the session's TimeZone where RFC 3339 can say it, else in UTC.
+
+    PostgreSQL renders an instant in the zone's offset of the day: before standard time a zone's
+    offset is its local mean time, with seconds (New York's -04:56:02), and an instant within a day of
+    year 1 or 9999 can fall outside years 1-9999 locally (shown with BC, or a fifth digit). RFC 3339
+    has neither: such a value is given in UTC, where every value stored lies within years 1-9999
+    (api/store/validation.py). In UTC (no Prefer: timezone) every value renders as it is, so only
+    statements for another zone carry this."""
+    representable = and_(
+        func.mod(cast(func.extract("timezone", value), Integer), 60) == 0,
+        func.extract("year", value).between(1, 9999),
+    )
+    in_utc = func.concat(func.to_json(func.timezone("UTC", value)).op("#>>")(literal_column("'{}'")), "+00:00")
+    return case((value.is_(None), null()), (representable, func.to_json(value)), else_=func.to_json(in_utc))
 
 
 def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement:
