@@ -62,11 +62,12 @@ def depth_exceeds(raw: bytes | str, max_depth: int = MAX_DEPTH) -> bool:
     return False
 
 
-def loads(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
-    """`json.loads`, refusing bodies nested deeper than `max_depth` with `TooDeep` (a ValueError)."""
+def loads(raw: bytes | str, max_depth: int = MAX_DEPTH, **options: Any) -> Any:
+    """`json.loads` (with its `options`), refusing bodies nested deeper than `max_depth` with `TooDeep`
+    (a ValueError)."""
     if depth_exceeds(raw, max_depth):
         raise TooDeep(max_depth)
     try:
-        return json.loads(raw)
+        return json.loads(raw, **options)
     except RecursionError:  # a call stack already deep when parsing began
         raise TooDeep(max_depth) from None

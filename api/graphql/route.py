@@ -1,21 +1,28 @@
 """`/graphql` on the Starlette app: POST and GET, GraphiQL for browsers, subscriptions over WebSocket
-(both of Strawberry's protocols: graphql-transport-ws and the legacy graphql-ws)."""
+(both of Strawberry's protocols: graphql-transport-ws and the legacy graphql-ws).
+
+An HTTP request goes through one pipeline: its media type is negotiated and its parameters checked
+(http.py), then a query answered before through the compiled path is answered from its recorded plan,
+and anything else is executed by Strawberry; both answers take the negotiated media type and status."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from cross_web import HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from api import jsonbody, metrics
 from api.config import Settings
+from api.graphql import http
 from api.graphql.compiled import RECENT, Prepared
 from api.graphql.connections import Limits
 from api.graphql.context import Context
@@ -40,36 +47,69 @@ class GraphQLApp(GraphQL):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
-        response = await self.answer_prepared(request)
-        if response is None:
-            try:
-                response = await self.run(request)
-            except HTTPException as e:
-                response = PlainTextResponse(e.reason, status_code=e.status_code)
+        media = http.JSON
+        try:
+            if request.method not in ("GET", "POST"):
+                raise http.method_not_allowed("GET, POST", "GraphQL over HTTP takes GET and POST requests")
+            if request.method == "GET" and self.graphql_ide and self.should_render_graphql_ide(request):
+                response = await self.render_graphql_ide(request)
+            else:
+                negotiated = http.negotiate(request.headers.get("accept"))
+                if negotiated is None:
+                    raise http.not_acceptable()
+                media = negotiated
+                params = await self.params(request)
+                response = await self.answer_prepared(request, params, media) or await self.execute(
+                    request, params, media
+                )
+        except http.RequestError as error:
+            response = _json_response(http.refusal(error), error.status, media, error.headers)
         await response(scope, receive, send)
 
-    async def answer_prepared(self, request: Request) -> Response | None:
+    async def params(self, request: Request) -> http.Params:
+        if request.method == "GET":
+            return http.from_query_string(request.query_params.multi_items())
+        return http.from_body(request.headers.get("content-type"), await request.body())
+
+    async def execute(self, request: Request, params: http.Params, media: str) -> Response:
+        """The full path: Strawberry parses, validates (with the schema's limits and caches) and executes."""
+        # GET never changes anything; subscriptions are served over WebSocket only.
+        allowed = {OperationType.QUERY} if request.method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
+        try:
+            result = await self.schema.execute(
+                params.query,
+                variable_values=params.variables,
+                context_value=await self.get_context(request),
+                operation_name=params.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=params.extensions,
+            )
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.MUTATION:
+                raise http.method_not_allowed(
+                    "POST", "a GET request cannot run a mutation: send it with POST"
+                ) from error
+            raise http.RequestError(
+                400, f"subscriptions are served over WebSocket at {PATH} (graphql-transport-ws or graphql-ws)"
+            ) from error
+        except CannotGetOperationTypeError as error:
+            # The operation cannot be chosen: a GraphQL request error, as a document that does not validate.
+            result = ExecutionResult(data=None, errors=[GraphQLError(error.as_http_error_reason())])
+        response = await self.process_result(request, result)
+        status, body = http.answer(dict(response), media, http.executed(result.data, result.errors))
+        return _json_response(body, status, media)
+
+    async def answer_prepared(self, request: Request, params: http.Params, media: str) -> Response | None:
         """The answer to a query Strawberry already parsed, validated and answered through the compiled path
         (same document, operation and variables): its read runs again, and PostgreSQL's JSON text becomes the
         body as it is. Anything else, or any failure, is left to Strawberry (None)."""
-        if not request.headers.get("content-type", "").startswith("application/json"):
-            return None
-        try:
-            body = jsonbody.loads(await request.body())
-        except ValueError:
-            return None
-        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            return None
-        variables, operation_name = body.get("variables"), body.get("operationName")
-        if not (variables is None or isinstance(variables, dict)) or not (
-            operation_name is None or isinstance(operation_name, str)
-        ):
-            return None
-        prepared = RECENT.get(RECENT.key(self.schema, self.limits, body["query"], operation_name, variables))
+        prepared = RECENT.get(
+            RECENT.key(self.schema, self.limits, params.query, params.operation_name, params.variables)
+        )
         if not isinstance(prepared, Prepared):
             return None
         try:
@@ -77,10 +117,10 @@ class GraphQLApp(GraphQL):
         except Exception:
             return None  # the resolvers answer, with their errors
         metrics.graphql_operation("query", prepared.operation_name)
-        return Response(b'{"data":' + text.encode() + b"}", media_type="application/json")
+        return Response(b'{"data":' + text.encode() + b"}", media_type=http.content_type(media))
 
     def decode_json(self, data: str | bytes) -> object:
-        # Strawberry answers a JSONDecodeError as a body it cannot parse (400), on HTTP and WebSocket alike.
+        # Strawberry's own parsing (WebSocket messages): too deep is a message it cannot parse.
         try:
             return jsonbody.loads(data)
         except jsonbody.TooDeep as error:
@@ -100,6 +140,15 @@ class GraphQLApp(GraphQL):
         if result.errors:
             result.errors = [with_code(e) for e in result.errors]
         return await super().process_result(request, result)
+
+
+def _json_response(body: Any, status: int, media: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        headers=headers,
+        media_type=http.content_type(media),
+    )
 
 
 def graphql_app(settings: Settings) -> GraphQLApp:
