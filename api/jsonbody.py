@@ -18,7 +18,7 @@ from itertools import accumulate
 from typing import Any
 
 # Objects and arrays inside each other, counting the outermost: deeper bodies are refused.
-MAX_DEPTH = 256
+MAX_DEPTH = 512
 
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'{}[]"')
 # A string once nothing but brackets and quotes is left of the text.

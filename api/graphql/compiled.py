@@ -581,7 +581,7 @@ class CompiledExecution(SchemaExtension):
             )
             if RECENT.get(key) is not UNPLANNABLE:
                 try:
-                    # Without a name, Strawberry runs the document's first operation: so does this.
+                    # Without a name the document holds one operation (api/graphql/cost.py refuses others).
                     operation, fragments = _operation(document, execution_context.operation_name)
                     variables = get_variable_values(
                         schema._schema, operation.variable_definitions or (), execution_context.variables or {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import reprlib
 import zoneinfo
 from collections.abc import Mapping
 from functools import lru_cache
@@ -25,6 +26,15 @@ INTEGER_RANGE = (-(2**31), 2**31 - 1)
 # timestamp is stored as its instant, so the bounds are in UTC whatever the offset written.
 EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+# A value quoted in an error: enough to recognise it, never the whole of a large one.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+
+
+def _shown(value: Any) -> str:
+    return _REPR.repr(value)
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +58,7 @@ def to_columns(
 
     for name in document:
         if entity.field(name) is None:
-            raise invalid(f"{entity.resource} has no field {name!r}", name, InvalidReason.UNKNOWN_FIELD)
+            raise invalid(f"{entity.resource} has no field {_shown(name)}", name, InvalidReason.UNKNOWN_FIELD)
 
     columns: dict[str, Any] = {}
     for f in entity.fields:
@@ -119,7 +129,7 @@ def _scalar(f: Field, value: Any) -> Any:
             text = _string(f, value)
             if f.timezone and text not in _timezones():
                 raise InvalidInput(
-                    f"{f.name} must be an IANA timezone name such as Europe/Berlin, not {text!r}",
+                    f"{f.name} must be an IANA timezone name such as Europe/Berlin, not {_shown(text)}",
                     field=f.name,
                     reason=InvalidReason.RULE,
                 )
@@ -128,7 +138,7 @@ def _scalar(f: Field, value: Any) -> Any:
             text = _string(f, value)
             if text not in f.choices:
                 raise InvalidInput(
-                    f"{f.name} must be one of {', '.join(f.choices)}, not {text!r}",
+                    f"{f.name} must be one of {', '.join(f.choices)}, not {_shown(text)}",
                     field=f.name,
                     reason=InvalidReason.RULE,
                 )
@@ -211,7 +221,7 @@ def parse_date(value: Any, field: str) -> dt.date:
             return dt.date.fromisoformat(value)
         except ValueError:
             pass
-    raise InvalidInput(f"{field} must be a date in the form YYYY-MM-DD, not {value!r}", field=field)
+    raise InvalidInput(f"{field} must be a date in the form YYYY-MM-DD, not {_shown(value)}", field=field)
 
 
 def parse_timestamp(value: Any, field: str) -> dt.datetime:
@@ -222,7 +232,8 @@ def parse_timestamp(value: Any, field: str) -> dt.datetime:
             parsed = dt.datetime.fromisoformat(value.replace("z", "Z"))
         except ValueError:
             raise InvalidInput(
-                f"{field} must be an RFC 3339 timestamp such as 2026-03-05T09:15:00-06:00, not {value!r}", field=field
+                f"{field} must be an RFC 3339 timestamp such as 2026-03-05T09:15:00-06:00, not {_shown(value)}",
+                field=field,
             ) from None
     else:
         raise InvalidInput(f"{field} must be an RFC 3339 timestamp", field=field)

@@ -147,7 +147,7 @@ async def test_deeply_nested_json_is_a_client_error_everywhere(client: httpx.Asy
     assert graphql.status_code == 400, graphql.text
     rest = await client.post("/actors", content=deep, headers={"Content-Type": "application/json"})
     assert rest.status_code == 400 and rest.json()["code"] == "PGRST102"
-    assert "nests objects and arrays more than 256 levels deep" in rest.json()["message"]
+    assert "nests objects and arrays more than 512 levels deep" in rest.json()["message"]
     mcp = await client.post(
         "/mcp",
         content=deep,
