@@ -12,7 +12,10 @@ Locking, so that the rules hold under concurrency (READ COMMITTED):
 - updates take FOR UPDATE on their rows (in id order, against deadlocks), so
   twenty concurrent edits of one row are twenty edits, each with its event;
 - writes that set a goal story's parent take one advisory lock, so two
-  concurrent re-parentings cannot together build a cycle.
+  concurrent re-parentings cannot together build a cycle;
+- an upsert (OnConflict.MERGE) is one INSERT ... ON CONFLICT DO UPDATE per set
+  of given fields, so concurrent upserts of one new id never conflict: the
+  first inserts, the others wait for it and then update (or leave) its row.
 
 Round trips: a create of any number of rows is one statement (references
 checked and locked, rows inserted from one JSON parameter, events recorded,
@@ -127,7 +130,6 @@ class WriteService:
             )
         if ent.name == "goal_story":
             _refuse_own_parent(rows)
-        table = TABLES[ent.name]
 
         wanted = _wanted_references(ent, rows, batch_ids=set(ids))
         # The rows travel as one JSON parameter whatever their number: one statement, compiled
@@ -145,15 +147,14 @@ class WriteService:
         async def work(conn: AsyncConnection) -> WriteResult:
             result = WriteResult()
             if on_conflict is OnConflict.MERGE:
-                existing = await _lock_rows(conn, table, ids)
-                fresh = [r for r in rows if r["id"] not in existing]
-                source = given if len(fresh) == len(rows) else json.dumps(fresh, default=_json_value)
-                stored, events = await _insert_checked(
-                    conn, ent, wanted, fresh, source, skip_existing=False, with_events=False
-                )
+                stored, inserted, changed = await _upsert(conn, ent, wanted, rows)
+                result.inserted_ids = [r["id"] for r in rows if r["id"] in inserted]
+                # A new row's event occurs at its creation; a changed row's at the write.
+                pending = [_event(ent, stored[i], stored[i].get("created_at")) for i in result.inserted_ids]
+                pending += [_event(ent, stored[i], None) for i in changed]
+                events = await record_events(conn, [p for p in pending if p is not None])
             else:
                 # A taken id is skipped rather than failing the statement, so that ERROR can name it.
-                existing = {}
                 stored, events = await _insert_checked(
                     conn, ent, wanted, rows, given, skip_existing=True, with_events=True
                 )
@@ -165,20 +166,7 @@ class WriteService:
                         entity=ent.name,
                         ids=taken,
                     )
-            result.inserted_ids = [r["id"] for r in rows if r["id"] in stored]
-            if on_conflict is OnConflict.MERGE:
-                pending = [_event(ent, stored[i], stored[i].get("created_at")) for i in result.inserted_ids]
-                for row in rows:
-                    old = existing.get(row["id"])
-                    if old is None:
-                        continue
-                    # The row holds exactly the columns of the fields the document gave.
-                    changes = {c: v for c, v in row.items() if c != "id"}
-                    new = await _apply_changes(conn, table, old, changes)
-                    stored[row["id"]] = new
-                    if new is not old:
-                        pending.append(_event(ent, new, None))
-                events = await record_events(conn, [p for p in pending if p is not None])
+                result.inserted_ids = [r["id"] for r in rows if r["id"] in stored]
             if ent.name == "goal_story":
                 await _check_hierarchy(conn, [r["id"] for r in stored.values() if r.get("parent_id")])
             # With IGNORE, rows that already existed are not part of the result.
@@ -510,23 +498,12 @@ async def _lock_rows(conn: AsyncConnection, table: Table, ids: list[str]) -> dic
     return found
 
 
-async def _apply_changes(
-    conn: AsyncConnection, table: Table, old: dict[str, Any], changes: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Write the changes that differ from `old`; return `old` itself when nothing differs."""
-    differing = {c: v for c, v in changes.items() if old.get(c) != v}
-    if not differing:
-        return old
-    statement = update(table).where(table.c.id == old["id"]).values(differing).returning(*table.columns)
-    return dict((await conn.execute(statement)).one()._mapping)
-
-
 async def _apply_to_all(
     conn: AsyncConnection, table: Table, matched: list[dict[str, Any]], changes: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    """`_apply_changes` for many rows and the same changes, in one statement: each row as it is
-    after the write, in the order of `matched`; a row the changes leave as it was is returned
-    itself (the same object), and is not written."""
+    """Write the same changes to many rows, in one statement: each row as it is after the write, in
+    the order of `matched`; a row the changes leave as it was is returned itself (the same object),
+    and is not written."""
     differing = [old["id"] for old in matched if any(old.get(c) != v for c, v in changes.items())]
     if not differing:
         return matched
@@ -672,6 +649,94 @@ async def _insert_checked(
             return inserted
         await _require_references(conn, ent, wanted)
     raise AssertionError("every reference was locked before the second try")
+
+
+async def _upsert(
+    conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], set[str], list[str]]:
+    """Insert the rows, or give the existing row of the same id the fields its document gave: a true
+    upsert (INSERT ... ON CONFLICT DO UPDATE), so that concurrent upserts of one new id never conflict
+    with each other (the later ones wait for the first and then update). Every wanted reference is
+    checked and locked first, as in `_insert_checked`. Returns {id: row as stored}, the ids inserted
+    and the ids of existing rows the write changed, in input order."""
+    stored: dict[str, dict[str, Any]] = {}
+    inserted: set[str] = set()
+    changed: list[str] = []
+    # One statement per set of given fields (a batch usually has one): each sets exactly those.
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(tuple(sorted(c for c in row if c != "id")), []).append(row)
+    for columns, group in shapes.items():
+        for _ in range(2):  # as in `_insert_checked`: a missing reference is named, or locked for the retry
+            records = await _try_upsert(conn, ent, wanted, group, columns)
+            if records is not None:
+                break
+            await _require_references(conn, ent, wanted)
+        else:
+            raise AssertionError("every reference was locked before the second try")
+        for record in records:
+            row = dict(record)
+            if row.pop("inserted"):
+                inserted.add(row["id"])
+            elif row.pop("updated"):
+                changed.append(row["id"])
+            stored[row["id"]] = row
+    order = {row["id"]: n for n, row in enumerate(rows)}
+    changed.sort(key=order.__getitem__)
+    return stored, inserted, changed
+
+
+async def _try_upsert(
+    conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]], columns: tuple[str, ...]
+) -> list[Any] | None:
+    """One run of `_upsert_statement`: None, having written nothing, when a reference is missing."""
+    targets = tuple(sorted(wanted))
+    params: dict[str, Any] = {"rows": json.dumps(rows, default=_json_value), "ids": [r["id"] for r in rows]}
+    for n, target in enumerate(targets):
+        params[f"ref_{n}"] = sorted(set().union(*wanted[target].values()))
+        params[f"refs_{n}"] = len(params[f"ref_{n}"])
+    records = (await conn.execute(_upsert_statement(ent.name, targets, columns), params)).mappings().all()
+    if not records[0]["complete"]:
+        return None
+    written = [{k: v for k, v in r.items() if k != "complete"} for r in records if r["id"] is not None]
+    # A row whose fields already held the values is not written, so not returned, but locked (ON CONFLICT
+    # DO UPDATE locks the row whatever its WHERE says). It is read by a statement of its own: one whose
+    # snapshot is taken now sees it even when it was committed while the upsert waited for it.
+    kept = sorted(set(params["ids"]) - {r["id"] for r in written})
+    if kept:
+        table = TABLES[ent.name]
+        statement = select(table).where(table.c.id == any_(bindparam("kept", kept, type_=ARRAY(Text))))
+        for row in (await conn.execute(statement)).mappings():
+            written.append({**row, "inserted": False, "updated": False})
+    return written
+
+
+@lru_cache(maxsize=64)
+def _upsert_statement(entity_name: str, targets: tuple[str, ...], columns: tuple[str, ...]) -> TextClause:
+    """Check and lock the references (`complete`, the first column), then insert the rows given as JSON
+    (:rows) or set `columns` of the existing rows of their ids where that changes them: one record per
+    row written, as stored, with whether it was inserted or updated."""
+    table = TABLES[entity_name]
+    names = [c.name for c in table.columns]
+    quoted = ", ".join(f'"{n}"' for n in names)
+    values = ", ".join("coalesce(g.created_at, now())" if n == "created_at" else f'g."{n}"' for n in names)
+    ctes = [f"ref_{n} AS MATERIALIZED ({select})" for n, select in enumerate(_locking_references(targets))]
+    complete = " AND ".join(f"(SELECT count(*) FROM ref_{n}) = :refs_{n}" for n in range(len(targets))) or "true"
+    ctes.append(f"checked AS MATERIALIZED (SELECT {complete} AS complete)")
+    assignments = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns)
+    old = ", ".join(f't."{c}"' for c in columns)
+    new = ", ".join(f'EXCLUDED."{c}"' for c in columns)
+    ctes.append(f"""written AS (
+        INSERT INTO {table.name} AS t ({quoted})
+        SELECT {values} FROM checked, json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) AS g
+        WHERE checked.complete
+        ON CONFLICT (id) DO UPDATE SET {assignments} WHERE ROW({old}) IS DISTINCT FROM ROW({new})
+        RETURNING t.*, (t.xmax = 0) AS inserted)""")
+    return text(
+        "WITH "
+        + ",\n".join(ctes)
+        + "\nSELECT checked.complete, w.*, NOT w.inserted AS updated FROM checked LEFT JOIN written AS w ON true"
+    )
 
 
 async def _try_insert(
