@@ -31,8 +31,9 @@ TOKEN_PARAMETER = "token"
 WS_FORBIDDEN = 4403
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(BaseException):
+    """Raised into the app when it reads past the body limit. Like a cancellation, it is not the app's
+    to handle: its broad `except Exception` (log, answer 500) must let it through to the 413 here."""
 
 
 class Guard:

@@ -355,7 +355,7 @@ def _invalid(error: InvalidInput) -> RestError:
 
 def _conflict(error: Conflict) -> RestError:
     table = _table(error.entity)
-    ids = ", ".join(error.ids)
+    ids = error.named
     match error.reason:
         case ConflictReason.DUPLICATE:
             return RestError(

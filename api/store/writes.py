@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from api.edge.auth import require_write
 from api.entities import Entity, Kind, referrers
 from api.entities import entity as entity_named
-from api.errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
+from api.errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly, listed
 from api.plan import Condition, Filter
 from api.store.database import connection, is_transient, sqlstate, transaction
 from api.store.events import PendingEvent, record_events, recording_ctes, restore_events
@@ -123,7 +123,7 @@ class WriteService:
         repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
         if repeated:
             raise Conflict(
-                f"the same {ent.name} id appears more than once in one request: {', '.join(repeated)}",
+                f"the same {ent.name} id appears more than once in one request: {listed(repeated)}",
                 reason=ConflictReason.DUPLICATE,
                 entity=ent.name,
                 ids=repeated,
@@ -161,7 +161,7 @@ class WriteService:
                 if len(stored) < len(rows) and on_conflict is OnConflict.ERROR:
                     taken = sorted(set(ids) - set(stored))
                     raise Conflict(
-                        f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
+                        f"{ent.resource} already has {_plural('id', taken)} {listed(taken)}",
                         reason=ConflictReason.DUPLICATE,
                         entity=ent.name,
                         ids=taken,
@@ -400,7 +400,7 @@ async def _import_batch(
     taken = repeated or sorted(await _lock_rows(conn, table, ids))
     if taken:
         raise Conflict(
-            f"{ent.resource} already has {_plural('id', taken)} {', '.join(taken)}",
+            f"{ent.resource} already has {_plural('id', taken)} {listed(taken)}",
             reason=ConflictReason.DUPLICATE,
             entity=ent.name,
             ids=taken,
@@ -442,7 +442,7 @@ def _parents_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not ready:
             looping = sorted(r["id"] for r in waiting)
             raise Conflict(
-                f"parent_id would make {_plural('goal story', looping)} {', '.join(looping)} its own ancestor",
+                f"parent_id would make {_plural('goal story', looping)} {listed(looping)} its own ancestor",
                 reason=ConflictReason.CYCLE,
                 entity="goal_story",
                 ids=looping,
@@ -560,7 +560,7 @@ async def _require_references(conn: AsyncConnection, ent: Entity, wanted: Wanted
             if missing:
                 resource = entity_named(target).resource
                 raise Conflict(
-                    f"{field_name} refers to {resource} that do not exist: {', '.join(missing)}",
+                    f"{field_name} refers to {resource} that do not exist: {listed(missing)}",
                     reason=ConflictReason.MISSING_REFERENCE,
                     entity=ent.name,
                     ids=missing,
@@ -865,7 +865,7 @@ def _refuse_own_parent(rows: list[dict[str, Any]]) -> None:
     looping = sorted(r["id"] for r in rows if r.get("parent_id") == r["id"])
     if looping:
         raise Conflict(
-            f"a goal story cannot be its own parent: {', '.join(looping)}",
+            f"a goal story cannot be its own parent: {listed(looping)}",
             reason=ConflictReason.CYCLE,
             entity="goal_story",
             ids=looping,
@@ -881,7 +881,7 @@ async def _check_hierarchy(conn: AsyncConnection, ids: list[str]) -> None:
     looping = list(await conn.scalars(_CYCLES, {"ids": ids}))
     if looping:
         raise Conflict(
-            f"parent_id would make {_plural('goal story', looping)} {', '.join(looping)} its own ancestor",
+            f"parent_id would make {_plural('goal story', looping)} {listed(looping)} its own ancestor",
             reason=ConflictReason.CYCLE,
             entity="goal_story",
             ids=looping,
