@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from api import __version__, graphql, metrics, rest
-from api.config import Settings
+from api.config import SHUTDOWN_FINISH_S, Settings
 from api.edge.draining import Draining, DrainingMiddleware
 from api.edge.guard import Guard
 from api.edge.observe import Observe, configure_logging
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_environment()
     configure_logging(settings.log_level, settings.log_format)
 
-    draining = Draining()
+    draining = Draining(force_after_s=settings.shutdown_grace_s + SHUTDOWN_FINISH_S)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await direct_pool.close()
             await engine.dispose()
             metrics.process_ended()
+            draining.finished()
 
     # Front ends add their routes here; REST comes last, since it answers every other path (its
     # resource paths come first, as no other route has them).

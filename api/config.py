@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PORT = 2626
+# Seconds a worker has, past the graceful period, to close its connections and exit (see shutdown_grace_s).
+SHUTDOWN_FINISH_S = 5
 
 
 def _int(name: str, default: int) -> int:
@@ -78,6 +80,9 @@ class Settings:
     rest_shapes: bool = True
     # "text" or "json": the format of the one log line per request.
     log_format: str = "text"
+    # After SIGTERM: how long requests in flight may take to finish (then they are cancelled); a worker
+    # still running SHUTDOWN_FINISH_S after that (a request that never yields, a cleanup that hangs) is ended.
+    shutdown_grace_s: int = 10
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -114,6 +119,7 @@ class Settings:
             max_rows=_int("COCO_MAX_ROWS", 0) or None,
             rest_shapes=_bool("COCO_REST_SHAPES", True),
             log_format=(os.environ.get("COCO_LOG_FORMAT") or "text").lower(),
+            shutdown_grace_s=_int("COCO_SHUTDOWN_GRACE_S", 10),
         )
 
     def require_database_url(self) -> str:

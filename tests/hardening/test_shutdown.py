@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import websockets
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.config import SHUTDOWN_FINISH_S
 from api.store.writes import WriteService
 
 from ..processes import free_port, running, wait_healthy
@@ -93,3 +95,54 @@ async def test_sigterm_drains_requests_and_closes_streams(
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM team_checkins WHERE id = 'c-late'")) == 1
         assert await conn.scalar(text("SELECT count(*) FROM coordination_events WHERE reference_id = 'c-late'")) == 1
+
+
+# A read that keeps its worker's event loop busy for seconds without yielding: tens of thousands of
+# rows through the resolvers (a merged field makes the operation unplannable), each with many aliases.
+RUNAWAY_ROWS = 20_000
+GRACE_S = 1
+
+
+async def test_sigterm_ends_a_server_whose_worker_never_yields(
+    clean: None, database_url: str, engine: AsyncEngine, writer: WriteService
+) -> None:
+    await writer.create("actor", [{"id": f"a-{n:05}", "actor_type": "agent", "name": "n"} for n in range(RUNAWAY_ROWS)])
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCO_")}
+    env.update(
+        DATABASE_URL=database_url,
+        COCO_PORT=str(port),
+        COCO_WORKERS="1",
+        COCO_MIGRATE_ON_START="0",
+        COCO_SHUTDOWN_GRACE_S=str(GRACE_S),
+        # Limits opened up so that the read is allowed, and has no deadline to meet.
+        COCO_GRAPHQL_MAX_PAGE_SIZE=str(RUNAWAY_ROWS),
+        COCO_GRAPHQL_MAX_COST=str(10**12),
+        COCO_STATEMENT_TIMEOUT_MS="600000",
+    )
+    aliases = " ".join(f"a{i}: name" for i in range(28))
+    query = (
+        "{ merged: actors(first: 1) { nodes { teams { totalCount } teams { totalCount } } } "
+        f"actors(first: {RUNAWAY_ROWS}) {{ nodes {{ id name {aliases} }} }} }}"
+    )
+    with running(COCO, env, ROOT) as server:
+        await asyncio.to_thread(wait_healthy, server, port)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            runaway = asyncio.ensure_future(client.post("/graphql", json={"query": query}))
+            # The worker is busy once it stops answering its liveness probe.
+            while True:
+                try:
+                    await client.get("/livez", timeout=0.5)
+                except httpx.TimeoutException:
+                    break
+                assert not runaway.done(), "the read finished before the worker was seen busy"
+            signalled = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            exit_code = await asyncio.to_thread(server.wait, 60)
+            took = time.monotonic() - signalled
+            runaway.cancel()
+        output = server.stdout.read() if server.stdout else ""
+    # The documented bound: the graceful period, then SHUTDOWN_FINISH_S (5 s); a little for the machine.
+    assert took < GRACE_S + SHUTDOWN_FINISH_S + 3, (took, output)
+    assert exit_code == 128 + signal.SIGTERM, output
+    assert "ending the process" in output, output
