@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve seed test fuzz install migrate clean bench-live bench bench-quick bench-tools bench-clean
+.PHONY: serve seed test fuzz fuzz-hardening install migrate clean bench-live bench bench-quick bench-tools bench-clean
 
 $(STAMP): pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -31,6 +31,11 @@ test: $(STAMP)
 # A longer schemathesis campaign against the REST layer's OpenAPI document (no 5xx allowed).
 fuzz: $(STAMP)
 	COCO_FUZZ_EXAMPLES=$${COCO_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/rest/test_rest_openapi.py -k schemathesis -q
+
+# Boundary values (timestamps near years 1 and 9999, integers around every range, calendar edges) on every
+# writable field through REST, GraphQL and MCP, each checked against the tables; `make test` runs a few.
+fuzz-hardening: $(STAMP)
+	COCO_FUZZ_EXAMPLES=$${COCO_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/hardening/test_fuzz_boundaries.py -q
 
 # Commit-to-receipt latency of live events for 1, 100 and 1,000 subscribers (a benchmark, not a test).
 bench-live: $(STAMP)

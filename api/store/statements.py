@@ -21,7 +21,7 @@ from api.plan import Filter, OrderTerm
 from api.store.events import recording_ctes
 from api.store.pool import DirectPool, compiled_statement
 from api.store.select import filter_clause, order_clauses
-from api.store.tables import TABLES
+from api.store.tables import TABLES, as_sent
 
 # PostgreSQL takes at most 65535 bound parameters in one statement.
 MAX_PARAMETERS = 30_000
@@ -114,7 +114,8 @@ async def apply_to_all(
         return matched
     # One array parameter, however many rows (an IN list would pass the driver's parameter limit).
     ids = bindparam("differing", differing, type_=ARRAY(Text))
-    statement = update(table).where(table.c.id == any_(ids)).values(dict(changes)).returning(*table.columns)
+    values = {c: as_sent(table.c[c], v) for c, v in changes.items()}
+    statement = update(table).where(table.c.id == any_(ids)).values(values).returning(*table.columns)
     written = {r["id"]: dict(r) for r in (await conn.execute(statement)).mappings()}
     return [written.get(old["id"], old) for old in matched]
 

@@ -201,12 +201,17 @@ async def test_updates_refuse_what_cannot_be_stored(http: httpx.AsyncClient, wor
         answer = await http.patch("/goal_story_updates?id=eq.u-1", json={"progress_percent": value})
         assert answer.status_code == 400 and not LEAKS.search(answer.text), answer.text
     assert await table_counts(engine) == before
-    # At the bounds: stored, each change with its event.
+    # At the bounds: stored as sent (never as -infinity or infinity), each change with its event.
     for value in TIMESTAMPS_STORED[:4]:
         answer = await http.patch("/goal_story_updates?id=eq.u-1", json={"created_at": value})
         assert answer.status_code == 204, answer.text
+        row = (await http.get("/goal_story_updates?id=eq.u-1&select=created_at")).json()[0]
+        assert RFC3339.match(row["created_at"]) and instant(row["created_at"]) == instant(value), row
+    for value in DATES_STORED:
+        assert (await http.patch("/goal_story_updates?id=eq.u-1", json={"date": value})).status_code == 204
+        assert (await http.get("/goal_story_updates?id=eq.u-1&select=date")).json() == [{"date": value}]
     after = await table_counts(engine)
-    assert after["coordination_events"] == before["coordination_events"] + 4
+    assert after["coordination_events"] == before["coordination_events"] + 4 + len(DATES_STORED)
 
 
 async def test_integers_and_dates_through_rest_and_graphql(http: httpx.AsyncClient, world: WriteService) -> None:
