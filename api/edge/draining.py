@@ -156,7 +156,7 @@ class Draining:
         def handle(sig: int, frame: FrameType | None) -> None:
             self.arm(sig)
             self.begin()
-            chained = previous[sig]
+            chained = previous[signal.Signals(sig)]
             if callable(chained):
                 chained(sig, frame)
             elif chained == signal.SIG_DFL:
