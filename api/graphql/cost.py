@@ -358,7 +358,7 @@ class Protection(ValidationCache):
         self.budget = budget
         self.measures = measures
 
-    def on_validate(self) -> Iterator[None]:  # type: ignore[override]
+    def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
         if document is not None:

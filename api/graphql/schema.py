@@ -37,7 +37,7 @@ class Schema(strawberry.Schema):
         # ErrorCodes logs what is unexpected; domain errors and bad documents are the client's, not ours.
         pass
 
-    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:  # type: ignore[override]
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         """Strawberry's execution, ended once a query passes its deadline (`Deadline` sets it when the
         operation turns out to be a query: a mutation is never cut short, or its answer could be an
         error for a write that committed). The deadline bounds the waits (reads, the loop's turns); the

@@ -183,7 +183,7 @@ async def set_timezone(conn: Pooled, timezone: str | None) -> None:
         await conn.execute("SELECT set_config('TimeZone', $1, true)", timezone)
 
 
-async def _resync(conn: asyncpg.Connection) -> None:
+async def _resync(conn: PoolConnectionProxy[Any]) -> None:
     """After the driver could not encode an argument: it had sent the statement to be parsed but never
     its values, so the server waits for them inside an implicit transaction, holding the locks the parse
     took (a TRUNCATE or a migration would wait on them), until the connection's next command. That
