@@ -32,7 +32,6 @@ a client repeating a document does not pay for them again.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -59,6 +58,7 @@ from graphql import (
 )
 from strawberry.extensions import ValidationCache
 
+from api.cache import BoundedCache
 from api.graphql.connections import Limits
 from api.graphql.errors import BAD_USER_INPUT
 
@@ -100,21 +100,14 @@ class Measured:
 
 
 class Measures:
-    """The measures of recent documents, by their text: one per process and schema, least recently used dropped."""
+    """The measures of recent documents, by their text: one per schema (api/cache.py)."""
 
     def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self.entries: OrderedDict[str, Measured] = OrderedDict()
+        self.cache: BoundedCache[str, Measured] = BoundedCache("graphql_measures", maxsize)
 
     def of(self, query: str, document: DocumentNode) -> Measured:
-        measured = self.entries.get(query)
-        if measured is None:
-            measured = self.entries[query] = Measured(document)
-            if len(self.entries) > self.maxsize:
-                self.entries.popitem(last=False)
-        else:
-            self.entries.move_to_end(query)
-        return measured
+        measured = self.cache.get(query)
+        return self.cache.put(query, Measured(document)) if measured is None else measured
 
 
 def refusal(

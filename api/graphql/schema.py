@@ -16,7 +16,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from api.config import Settings
-from api.graphql.compiled import CompiledExecution
+from api.graphql.compiled import CompiledExecution, RecentPlans
 from api.graphql.connections import Limits
 from api.graphql.cost import Budget, Measures, Protection
 from api.graphql.errors import ErrorCodes
@@ -32,6 +32,13 @@ _DEADLINE: ContextVar[asyncio.Timeout | None] = ContextVar("graphql_deadline", d
 class Schema(strawberry.Schema):
     # Seconds a query may run, from the moment it arrives (None: no deadline).
     deadline_s: float | None = None
+    # What is known of recent documents (api/graphql/cost.py), set by `make_schema`.
+    measures: Measures | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Requests this schema validated and answered through the compiled path (api/graphql/compiled.py).
+        self.recent = RecentPlans()
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # ErrorCodes logs what is unexpected; domain errors and bad documents are the client's, not ours.
@@ -120,4 +127,5 @@ def make_schema(settings: Settings | None = None, subscription: Any = Subscripti
     )
     # No document holds a worker longer than a statement may run.
     schema.deadline_s = settings.statement_timeout_ms / 1000
+    schema.measures = measures
     return schema

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.entities import Entity, Kind, referrers
 from api.plan import Filter, OrderTerm
 from api.store.events import recording_ctes
-from api.store.pool import DirectPool, compiled_statement
+from api.store.pool import DirectPool
 from api.store.select import filter_clause, order_clauses
 from api.store.tables import TABLES, as_sent
 
@@ -267,7 +267,7 @@ async def try_insert(
     names = [c.name for c in TABLES[ent.name].columns]
     dated = "created_at" in names
     if isinstance(conn, DirectPool):
-        compiled = compiled_statement(statement)
+        compiled = conn.compiled(statement)
         records = [tuple(r) for r in await conn.fetch(compiled, compiled.arguments(params))]
     else:
         records = [tuple(r) for r in await conn.execute(statement, params)]
@@ -309,10 +309,11 @@ Upserted = tuple[dict[str, Any], bool, bool]
 
 
 @lru_cache(maxsize=64)
-def _upsert_statement(entity_name: str, targets: tuple[str, ...], columns: tuple[str, ...]) -> TextClause:
+def _upsert_statement(entity_name: str, targets: tuple[str, ...], columns: tuple[str, ...], owned: bool) -> TextClause:
     """Check and lock the references (`complete`, the first column), then insert the rows given as JSON
     (:rows) or set `columns` of the existing rows of their ids where that changes them (INSERT ... ON
-    CONFLICT DO UPDATE): one record per row written, as stored, and whether it was inserted."""
+    CONFLICT DO UPDATE), `owned`: only rows of the actor :owner. One record per row written, as stored,
+    and whether it was inserted."""
     table = TABLES[entity_name]
     names = [c.name for c in table.columns]
     quoted = ", ".join(f'"{n}"' for n in names)
@@ -323,11 +324,12 @@ def _upsert_statement(entity_name: str, targets: tuple[str, ...], columns: tuple
     assignments = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns)
     old = ", ".join(f't."{c}"' for c in columns)
     new = ", ".join(f'EXCLUDED."{c}"' for c in columns)
+    mine = ' AND t."actor_id" = CAST(:owner AS text)' if owned else ""
     ctes.append(f"""written AS (
         INSERT INTO {table.name} AS t ({quoted})
         SELECT {values} FROM checked, json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) AS g
         WHERE checked.complete
-        ON CONFLICT (id) DO UPDATE SET {assignments} WHERE ROW({old}) IS DISTINCT FROM ROW({new})
+        ON CONFLICT (id) DO UPDATE SET {assignments} WHERE ROW({old}) IS DISTINCT FROM ROW({new}){mine}
         RETURNING t.*, (t.xmax = 0) AS inserted)""")
     return text(
         "WITH " + ",\n".join(ctes) + "\nSELECT checked.complete, w.* FROM checked LEFT JOIN written AS w ON true"
@@ -335,13 +337,23 @@ def _upsert_statement(entity_name: str, targets: tuple[str, ...], columns: tuple
 
 
 async def try_upsert(
-    conn: AsyncConnection, ent: Entity, wanted: Wanted, rows: list[dict[str, Any]], columns: tuple[str, ...]
+    conn: AsyncConnection,
+    ent: Entity,
+    wanted: Wanted,
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...],
+    *,
+    owner: str | None = None,
 ) -> list[Upserted] | None:
     """One run of `_upsert_statement` for rows that all give exactly `columns` (besides id): each row as
-    stored, in no particular order; None, having written nothing, when a wanted reference is missing."""
+    stored, in no particular order; None, having written nothing, when a wanted reference is missing.
+    With `owner`, existing rows of another actor are left as they are (and returned so)."""
     targets, params = _reference_parameters(wanted)
     params["rows"] = rows_json(rows)
-    records = (await conn.execute(_upsert_statement(ent.name, targets, columns), params)).mappings().all()
+    if owner is not None:
+        params["owner"] = owner
+    statement = _upsert_statement(ent.name, targets, columns, owner is not None)
+    records = (await conn.execute(statement, params)).mappings().all()
     if not records[0]["complete"]:
         return None
     written: list[Upserted] = []
@@ -356,8 +368,8 @@ async def try_upsert(
     kept = sorted({row["id"] for row in rows} - {row["id"] for row, _, _ in written})
     if kept:
         table = TABLES[ent.name]
-        statement = select(table).where(table.c.id == any_(bindparam("kept", kept, type_=ARRAY(Text))))
-        written += [(dict(r), False, False) for r in (await conn.execute(statement)).mappings()]
+        reading = select(table).where(table.c.id == any_(bindparam("kept", kept, type_=ARRAY(Text))))
+        written += [(dict(r), False, False) for r in (await conn.execute(reading)).mappings()]
     return written
 
 
