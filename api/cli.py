@@ -1,4 +1,4 @@
-"""The `coco` command: serve, mcp, migrate, seed, export, import, version."""
+"""The `coco` command: serve, mcp, migrate, seed, export, import, webhook, version."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument("file", nargs="?", help="file to write (default: standard output)")
     import_ = commands.add_parser("import", help="add the data of a JSON Lines export, all of it or nothing")
     import_.add_argument("file", help="file to read, or - for standard input")
+    from api.webhooks import command as webhook_command
+
+    webhook_command.add_parser(commands)
     commands.add_parser("version", help="print the version")
 
     args = parser.parse_args(argv)
@@ -74,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _with_database(settings, lambda s: _run(s, _export, args.file))
     if args.command == "import":
         return _with_database(settings, lambda s: _run(s, _import, args.file))
+    if args.command == "webhook":
+        return _with_database(settings, lambda s: _run(s, _webhook, s, args))
     if args.command == "mcp":
         from api.mcp import stdio
 
@@ -225,6 +230,14 @@ async def _import(engine: AsyncEngine, file: str) -> int:
         + (f"; recorded {result.events_recorded} missing coordination event(s)" if result.events_recorded else "")
     )
     return 0
+
+
+async def _webhook(engine: AsyncEngine, settings: Settings, args: argparse.Namespace) -> int:
+    from api.store.migrate import upgrade
+    from api.webhooks import command
+
+    await upgrade(engine)
+    return await command.run(command.admin_for(settings, engine), args, sys.stdout)
 
 
 def _serve(settings: Settings) -> int:

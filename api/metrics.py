@@ -9,6 +9,7 @@ with several workers and no PROMETHEUS_MULTIPROC_DIR reports per worker.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -28,6 +29,7 @@ from starlette.responses import Response
 
 from api.entities import BY_RESOURCE
 
+log = logging.getLogger("coco.metrics")
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 REQUESTS = Counter(
@@ -162,4 +164,17 @@ async def endpoint(request: Request) -> Response:
         body = generate_latest(registry)
     else:
         body = generate_latest()
+    if services is not None and services.webhooks is not None:
+        body += await _webhook_figures(services)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+async def _webhook_figures(services: Any) -> bytes:
+    """Each webhook's figures, read from the database (api/webhooks/observe.py); none while it is away."""
+    from api.webhooks.observe import exposition
+
+    try:
+        return await exposition(services.webhooks.store, services.reader)
+    except Exception as error:  # the other metrics are still worth serving
+        log.warning("metrics: the webhook figures could not be read (%s)", error)
+        return b""

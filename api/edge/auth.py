@@ -1,14 +1,16 @@
 """Access control: who is asking, and what they may do. Off unless tokens or a JWT secret are configured.
 
-Two kinds of bearer tokens carry a scope, `read` or `write` (write includes read):
-static tokens from configuration (`COCO_TOKENS="read:T1,write:T2"` or
+Two kinds of bearer tokens carry a scope, `read`, `write` or `admin` (admin includes
+write, write includes read; admin alone manages webhooks):
+static tokens from configuration (`COCO_TOKENS="read:T1,write:T2,admin:T3"` or
 `COCO_TOKENS_FILE`, one `scope:token` a line), and JWTs signed with a shared
 secret (`COCO_JWT_SECRET`, HS256 as PostgREST accepts them) whose `role` claim,
 or space-separated `scope` claim, names the scope; `exp` is checked.
 
 The edge (api/edge/guard.py) authenticates every request and puts its `Principal`
 in `current_caller`; the write service asks `require_write()` before it
-writes, so REST, GraphQL and MCP obey the same rule from the same place.
+writes, and webhook management `require_admin()`, so REST, GraphQL and MCP obey
+the same rule from the same place.
 Code that runs outside a request (the CLI, the tests' direct calls) has no
 principal and is trusted.
 """
@@ -26,7 +28,8 @@ from api.errors import DomainError
 
 READ = "read"
 WRITE = "write"
-SCOPES = (READ, WRITE)
+ADMIN = "admin"
+SCOPES = (READ, WRITE, ADMIN)
 JWT_ALGORITHMS = ["HS256", "HS384", "HS512"]
 
 
@@ -76,9 +79,11 @@ class Forbidden(DomainError):
 
 
 def scopes_named(names: str | list[str]) -> frozenset[str]:
-    """`write` implies `read`; unknown names give nothing."""
+    """`admin` implies `write`, `write` implies `read`; unknown names give nothing."""
     items = names.split() if isinstance(names, str) else [str(n) for n in names]
     found = {name for name in items if name in SCOPES}
+    if ADMIN in found:
+        found.add(WRITE)
     if WRITE in found:
         found.add(READ)
     return frozenset(found)
@@ -112,7 +117,9 @@ class Access:
         for entry in entries:
             scope, sep, token = entry.strip().partition(":")
             if not sep or scope not in SCOPES or not token:
-                raise ValueError(f"a token entry must read read:<token> or write:<token>, not {entry.strip()!r}")
+                raise ValueError(
+                    f"a token entry must read read:<token>, write:<token> or admin:<token>, not {entry.strip()!r}"
+                )
             table[token] = scopes_named(scope)
         if jwt_secret is not None and len(jwt_secret) < 32:
             # PostgREST refuses shorter secrets too: HS256 keys that short are guessable.
@@ -195,3 +202,7 @@ def require(scope: str) -> None:
 
 def require_write() -> None:
     require(WRITE)
+
+
+def require_admin() -> None:
+    require(ADMIN)

@@ -22,6 +22,18 @@ from api.graphql.mutations import Mutation
 from api.graphql.observed import OperationMetrics
 from api.graphql.queries import Query
 from api.graphql.subscriptions import Subscription
+from api.graphql.webhooks import WebhookMutations, WebhookQueries
+
+
+def _with(base: type, extra: type) -> type:
+    """`base` with the fields of `extra` after its own, under base's name and description."""
+    definition = base.__strawberry_definition__  # type: ignore[attr-defined]
+    return strawberry.type(type(definition.name, (extra, base), {}), description=definition.description)
+
+
+# Webhook management (api/graphql/webhooks.py) joins the entity reads and writes.
+Query = _with(Query, WebhookQueries)
+Mutation = _with(Mutation, WebhookMutations)
 
 
 class Schema(strawberry.Schema):

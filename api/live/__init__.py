@@ -5,7 +5,7 @@ iterate `LiveFeed.subscribe`); `EventStream` serves it as server-sent events.
 """
 
 from api.live.feed import LiveFeed
-from api.live.filters import team_filter
+from api.live.filters import team_filter, teams_filter
 from api.live.subscriber import SubscriberOverflow
 
-__all__ = ["LiveFeed", "SubscriberOverflow", "team_filter"]
+__all__ = ["LiveFeed", "SubscriberOverflow", "team_filter", "teams_filter"]

@@ -9,6 +9,7 @@ from api.store.migrate import upgrade
 from api.store.pool import DirectPool
 from api.store.reads import Reader
 from api.store.validation import MAX_ID_LENGTH, parse_date
+from api.store.webhooks import Webhook, WebhookAttempt, WebhookDelivery, WebhookStore
 from api.store.writes import ImportItem, ImportResult, OnConflict, Returning, WriteResult, WriteService
 
 __all__ = [
@@ -20,6 +21,10 @@ __all__ = [
     "OnConflict",
     "Reader",
     "Returning",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookStore",
     "WriteResult",
     "WriteService",
     "create_engine",

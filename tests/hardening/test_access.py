@@ -37,7 +37,7 @@ def test_access_is_off_without_credentials() -> None:
 
 def test_configuration_is_checked() -> None:
     with pytest.raises(ValueError):
-        Access.configure(tokens="admin:xyz")
+        Access.configure(tokens="root:xyz")
     with pytest.raises(ValueError):
         Access.configure(jwt_secret="short")
     access = Access.configure(tokens="write:w", jwt_secret=SECRET)
