@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.live = LiveFeed(settings.require_database_url(), engine, queue_size=settings.live_queue_size)
         await app.state.live.start()
         # Webhooks: this process delivers those whose lease it holds (api/webhooks), reading through the live feed.
-        webhook_store = WebhookStore(engine)
+        webhook_store = WebhookStore(engine, pool=direct_pool)
         deliverer = app.state.deliverer = Deliverer(settings, webhook_store, reader, app.state.live)
         await deliverer.start()
         services = Services(

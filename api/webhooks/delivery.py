@@ -52,6 +52,8 @@ from api.webhooks.signing import signed_headers
 log = logging.getLogger("coco.webhooks")
 
 CLAIM_BATCH = 16
+# Events whose references are read at once, ahead of their sending (a backlog is read in such steps).
+READ_AHEAD = 64
 # How much of a receiver's answer the log keeps.
 EXCERPT_BYTES = 500
 # A receiver's Retry-After is honoured up to this long.
@@ -237,13 +239,14 @@ class Worker:
         self.wait = hook.retry_in if hook.attempts else None
         cursor = hook.cursor
         where = webhook_filter(hook)
-        timeout = httpx.Timeout(d.settings.webhook_timeout_s)
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        # One client per webhook: it connects to one host only, checked address by checked address, and its
-        # connection is kept alive between events. Proxies from the environment would bypass the checks.
-        async with httpx.AsyncClient(
-            follow_redirects=False, timeout=timeout, limits=limits, trust_env=False
-        ) as self.client:
+        self.timeouts = httpx.Timeout(d.settings.webhook_timeout_s).as_dict()
+        # One connection pool per webhook: it connects to one host only, checked address by checked address
+        # (so a kept connection is never reused for another host's name), and its connection stays open between
+        # events. httpx's transport alone, not its client: a transport follows no redirect and reads no proxy
+        # from the environment (a proxy would bypass the checks), and each request costs a third less.
+        async with httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        ) as self.transport:
             while True:
                 try:
                     batches = d.live.subscribe_batches(where, after=cursor)
@@ -252,31 +255,49 @@ class Worker:
                     continue
                 try:
                     async for batch in batches:
-                        for row in batch:
-                            await self._deliver(await self._message(row))
-                            cursor = row["cursor"]
+                        for start in range(0, len(batch), READ_AHEAD):
+                            for message in await self._messages(batch[start : start + READ_AHEAD]):
+                                await self._deliver(message)
+                                cursor = message.cursor
                 except SubscriberOverflow:
                     continue  # a long wait let the feed run a queue ahead: read on from the table
                 finally:
                     await batches.aclose()  # type: ignore[attr-defined]
 
-    async def _message(self, row: dict[str, Any]) -> Message:
-        event = payload.event_document(row)
-        reference = await self._reference(event)
-        return Message(event["id"], row["cursor"], payload.body(self.hook.format, event, row["cursor"], reference))
-
-    async def _reference(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        """The check-in or update as stored now (with the names Slack's message shows), None once deleted."""
-        entity_name = event["event_type"]
-        embeds: tuple[Embed, ...] = ()
-        if self.hook.format == "slack":
-            embeds = tuple(
-                Embed(key, relation, ReadPlan(_target(entity_name, relation), columns=(Column(field, field),)))
-                for key, (relation, field) in slack.NAMES[entity_name].items()
+    async def _messages(self, rows: Sequence[dict[str, Any]]) -> list[Message]:
+        """The requests for these events, their references read together (one read per kind of event)."""
+        references = await self._references(rows)
+        messages = []
+        for row in rows:
+            event = payload.event_document(row)
+            reference = references.get((event["event_type"], event["reference_id"]))
+            messages.append(
+                Message(event["id"], row["cursor"], payload.body(self.hook.format, event, row["cursor"], reference))
             )
-        plan = ReadPlan(entity_name, where=Condition("id", "eq", event["reference_id"]), embeds=embeds)
-        rows = json.loads(await self.deliverer.reader.json_array(plan))
-        return rows[0] if rows else None
+        return messages
+
+    async def _references(self, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The check-ins and updates the events record, as stored now (with the names Slack's message
+        shows), by (event type, id); a deleted one is missing."""
+        wanted: dict[str, list[str]] = {}
+        for row in rows:
+            wanted.setdefault(row["event_type"], []).append(row["reference_id"])
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for entity_name, ids in wanted.items():
+            unique = list(dict.fromkeys(ids))
+            # A plan's statement is kept per shape, and a list's length is part of its shape: padded to a
+            # power of two, the reads of any batch size share a handful of statements.
+            padded = unique + [unique[-1]] * (_power_of_two(len(unique)) - len(unique))
+            embeds: tuple[Embed, ...] = ()
+            if self.hook.format == "slack":
+                embeds = tuple(
+                    Embed(key, relation, ReadPlan(_target(entity_name, relation), columns=(Column(field, field),)))
+                    for key, (relation, field) in slack.NAMES[entity_name].items()
+                )
+            plan = ReadPlan(entity_name, where=Condition("id", "in", padded), embeds=embeds)
+            for document in json.loads(await self.deliverer.reader.json_array(plan)):
+                found[entity_name, document["id"]] = document
+        return found
 
     async def _deliver(self, message: Message) -> None:
         """Send until acknowledged; raises _Stop when the webhook is disabled or the lease is lost."""
@@ -339,15 +360,23 @@ class Worker:
             **signed_headers(self.hook.secret, message.event_id, message.body),
         }
         try:
+            request = httpx.Request(
+                "POST",
+                target.url,
+                content=message.body,
+                headers=headers,
+                extensions={"timeout": self.timeouts, **target.extensions},
+            )
             async with asyncio.timeout(settings.webhook_timeout_s):
-                async with self.client.stream(
-                    "POST", target.url, content=message.body, headers=headers, extensions=target.extensions
-                ) as response:
-                    excerpt = bytearray()
+                response = await self.transport.handle_async_request(request)
+                excerpt = bytearray()
+                try:
                     async for chunk in response.aiter_raw():
                         excerpt += chunk
                         if len(excerpt) >= EXCERPT_BYTES:
                             break
+                finally:
+                    await response.aclose()
         except (TimeoutError, httpx.TimeoutException):
             return failed(f"timed out after {settings.webhook_timeout_s:g} s")
         except httpx.ConnectError as error:
@@ -365,6 +394,10 @@ class Worker:
             response.status_code,
             parse_retry_after(response.headers.get("retry-after")),
         )
+
+
+def _power_of_two(n: int) -> int:
+    return 1 << (n - 1).bit_length()
 
 
 def _target(entity_name: str, relation: str) -> str:
