@@ -48,6 +48,24 @@ GRAPHQL_OPERATIONS = Counter(
     "GraphQL operations executed, by type (query, mutation, subscription) and name",
     ["type", "name"],
 )
+# Why a query was answered by the resolvers rather than by one compiled statement (api/graphql/compiled.py).
+GRAPHQL_FALLBACK_REASONS = (
+    # The selection uses something the compiled path does not cover.
+    "unsupported",
+    # Bad arguments or variables: the resolvers refuse them, with their paths.
+    "invalid_input",
+    # The database failed the compiled statement (unavailable, timed out).
+    "unavailable",
+    # A fault of the compiled path itself (logged with its traceback).
+    "unexpected",
+)
+GRAPHQL_FALLBACKS = Counter(
+    "coco_graphql_fallbacks_total",
+    "GraphQL queries answered by the resolvers instead of one compiled statement, by reason",
+    ["reason"],
+)
+for _reason in GRAPHQL_FALLBACK_REASONS:
+    GRAPHQL_FALLBACKS.labels(_reason)
 POOL_CHECKED_OUT = Gauge(
     "coco_db_pool_checked_out", "Database connections in use by requests", multiprocess_mode="livesum"
 )
@@ -121,6 +139,12 @@ def graphql_operation(kind: str, name: str | None) -> None:
         else:
             _names.add(label)
     GRAPHQL_OPERATIONS.labels(kind, label).inc()
+
+
+def graphql_fallback(reason: str) -> None:
+    if reason not in GRAPHQL_FALLBACK_REASONS:
+        raise ValueError(f"not a fallback reason: {reason!r}")
+    GRAPHQL_FALLBACKS.labels(reason).inc()
 
 
 def process_ended() -> None:

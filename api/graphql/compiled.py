@@ -11,15 +11,18 @@ The request is then recorded (`RECENT`): the route answers the same document,
 operation and variables again from the recorded plan, before Strawberry, and
 passes PostgreSQL's text through as the body.
 
-The resolvers stay the reference semantics. Anything outside the subset below
-raises `NotPlannable` and the operation runs through them, as does any
+The resolvers stay the reference semantics, and both read what each field
+means from the same declarations (`relations`). Anything outside the subset
+below raises `NotPlannable` and the operation runs through them, as does any
 operation whose compiled run fails (bad input then gets the resolvers' errors
-with their paths). The subset: query operations; fields, aliases, fragments
-(named and inline) on the field's own type, variables, @include/@skip,
-__typename; root fields by id and connections; nested to-one relations, id
-lists (members, teams, actors), connections (where, orderBy, first/after,
-last/before, nodes and edges with cursors, pageInfo, totalCount), latestUpdate,
-and an event's `reference` union (inline or named fragments on its members).
+with their paths); each such query is logged at debug with its reason and
+counted (`coco_graphql_fallbacks_total{reason}`). The subset: query
+operations; fields, aliases, fragments (named and inline) on the field's own
+type, variables, @include/@skip, __typename; root fields by id and
+connections; every relation field `relations` declares: to-one, id lists,
+connections (where, orderBy, first/after, last/before, nodes and edges with
+cursors, pageInfo, totalCount), picks (latestUpdate), and unions (an event's
+`reference`, with inline or named fragments on its members).
 Not compiled: a response key selected twice with a sub-selection or arguments (graphql-core merges
 those; the same leaf field twice is compiled).
 """
@@ -27,6 +30,7 @@ those; the same leaf field twice is compiled).
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -50,13 +54,16 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 from strawberry.types.arguments import convert_arguments
 
+from api import metrics
 from api.entities import ENTITIES, Entity, Kind
+from api.errors import InvalidInput, StatementTimeout, Unavailable
 from api.graphql.connections import Limits, plan_page
 from api.graphql.context import Context
 from api.graphql.enums import CHOICES
 from api.graphql.filters import to_filter
 from api.graphql.names import camel, type_name
 from api.graphql.ordering import order_keys
+from api.graphql.relations import FIELDS, ROOTS, Either, Related, Shape
 from api.plan import (
     Bundle,
     Choice,
@@ -76,6 +83,8 @@ from api.plan import (
     all_of,
 )
 
+log = logging.getLogger("coco.graphql.compiled")
+
 
 class NotPlannable(Exception):
     """The selection uses something compiled execution does not cover; the resolvers answer instead."""
@@ -83,66 +92,10 @@ class NotPlannable(Exception):
 
 # ---------------------------------------------------------------- the GraphQL fields of each entity
 
-
-@dataclass(frozen=True)
-class Nested:
-    kind: str  # "one" | "list" | "connection" | "latest"
-    relation: str
-    extra: Filter | None = None
-
-
-def _events_of(event_type: str) -> Filter:
-    return Condition("event_type", "eq", event_type)
-
-
-# Mirrors the resolvers in `types`: GraphQL field -> the relation it reads and how.
-NESTED: dict[str, dict[str, Nested]] = {
-    "actor": {
-        "teams": Nested("connection", "teams"),
-        "checkins": Nested("connection", "team_checkins"),
-        "goalStoryUpdates": Nested("connection", "goal_story_updates"),
-        "goalStories": Nested("connection", "goal_stories"),
-        "coordinationEvents": Nested("connection", "coordination_events"),
-    },
-    "team": {
-        "members": Nested("list", "members"),
-        "checkins": Nested("connection", "team_checkins"),
-        "goalStories": Nested("connection", "goal_stories"),
-    },
-    "team_checkin": {
-        "actor": Nested("one", "actor"),
-        "team": Nested("one", "team"),
-        "coordinationEvents": Nested("connection", "coordination_events", _events_of("team_checkin")),
-    },
-    "goal_story": {
-        "parent": Nested("one", "parent"),
-        "children": Nested("connection", "children"),
-        "updates": Nested("connection", "goal_story_updates"),
-        "latestUpdate": Nested("latest", "goal_story_updates"),
-        "teams": Nested("list", "teams"),
-        "actors": Nested("list", "actors"),
-    },
-    "goal_story_update": {
-        "actor": Nested("one", "actor"),
-        "goalStory": Nested("one", "goal_story"),
-        "coordinationEvents": Nested("connection", "coordination_events", _events_of("goal_story_update")),
-    },
-    "coordination_event": {"actor": Nested("one", "actor")},
-}
+# Each entity's own fields by GraphQL name; its relation fields are `relations.FIELDS`, the resolvers' too.
 SCALARS: dict[str, dict[str, str]] = {
     name: {camel(f.name): f.name for f in ent.fields} for name, ent in ENTITIES.items()
 }
-# Root fields: camelCase entity (by id) and its plural (connection).
-ROOTS: dict[str, tuple[str, str]] = {}
-for _name, _ent in ENTITIES.items():
-    ROOTS[camel(_name)] = ("one", _name)
-    ROOTS[camel(_ent.resource)] = ("connection", _name)
-
-
-def _latest_first() -> tuple[Any, ...]:
-    from api.graphql.types import LATEST_FIRST  # the resolvers' definition of "latest", shared
-
-    return LATEST_FIRST
 
 
 # ---------------------------------------------------------------- value spellings
@@ -283,66 +236,76 @@ class Compiler:
         for node in self.fields(object_type, selection_set, union):
             name, key = node.name.value, _key(node)
             view.layout.append(key)
+            related = FIELDS[entity_name].get(name)
             if name == "__typename":
                 view.constants.append(Constant(key, object_type.name))
-            elif name == "timeframe" and entity_name == "goal_story":
-                view.composites.append(self._timeframe(object_type, node))
             elif name in SCALARS[entity_name]:
-                if node.selection_set is not None:
+                f = ent.field(SCALARS[entity_name][name])
+                assert f is not None
+                if f.kind is Kind.TIMEFRAME:
+                    view.composites.append(self._timeframe(object_type, node, f.name))
+                elif node.selection_set is not None:
                     raise NotPlannable("selection on a scalar")
-                field_name = SCALARS[entity_name][name]
-                view.columns.append(Column(key, field_name, spelling=_spelling(ent, field_name)))
-            elif name in NESTED[entity_name]:
-                self._nested(view, object_type, node, NESTED[entity_name][name])
-            elif name == "reference" and entity_name == "coordination_event":
-                view.choices.append(self._reference(object_type, node))
+                else:
+                    view.columns.append(Column(key, f.name, spelling=_spelling(ent, f.name)))
+            elif isinstance(related, Related):
+                self._related(view, object_type, node, related)
+            elif isinstance(related, Either):
+                view.choices.append(self._either(object_type, node, related))
             else:
                 raise NotPlannable(f"field {name}")
         return view
 
-    def _reference(self, object_type: GraphQLObjectType, node: FieldNode) -> Choice:
-        """The union of an event's row: the event's type picks the relation read (as the resolver)."""
+    def _either(self, object_type: GraphQLObjectType, node: FieldNode, either: Either) -> Choice:
+        """A union of to-one relations: the row's value of `either.by` picks the one read (as the resolver)."""
         union = get_named_type(object_type.fields[node.name.value].type)
-        embeds = []
-        for member in ("team_checkin", "goal_story_update"):
-            member_type = self.graphql_schema.type_map[type_name(ENTITIES[member])]
-            embeds.append(
-                Embed(_key(node), member, self.view(member, member_type, node.selection_set, union=union.name).plan())
+        members = {member.name: member for member in union.types}
+        choices = either.choices
+        if len(choices) != 2:
+            raise NotPlannable("a union of other than two relations")
+        embeds = [
+            Embed(
+                _key(node),
+                link.name,
+                self.view(
+                    link.target, members[type_name(ENTITIES[link.target])], node.selection_set, union=union.name
+                ).plan(),
             )
-        return Choice(_key(node), Condition("event_type", "eq", "team_checkin"), embeds[0], embeds[1])
+            for _, link in choices
+        ]
+        return Choice(_key(node), Condition(either.by, "eq", choices[0][0]), embeds[0], embeds[1])
 
-    def _timeframe(self, object_type: GraphQLObjectType, node: FieldNode) -> Composite:
-        inner = get_named_type(object_type.fields["timeframe"].type)
+    def _timeframe(self, object_type: GraphQLObjectType, node: FieldNode, field_name: str) -> Composite:
+        inner = get_named_type(object_type.fields[node.name.value].type)
         parts: list[Column | Constant] = []
         for sub in self.fields(inner, node.selection_set):
             name = sub.name.value
             if name == "__typename":
                 parts.append(Constant(_key(sub), inner.name))
             elif name in ("start", "end"):
-                parts.append(Column(_key(sub), "timeframe", path=(name,)))
+                parts.append(Column(_key(sub), field_name, path=(name,)))
             else:
                 raise NotPlannable(f"timeframe field {name}")
-        return Composite(_key(node), "timeframe", tuple(parts))
+        return Composite(_key(node), field_name, tuple(parts))
 
-    def _nested(self, view: View, object_type: GraphQLObjectType, node: FieldNode, nested: Nested) -> None:
-        relation = ENTITIES[view.entity].relation(nested.relation)
-        assert relation is not None
-        target = relation.target
+    def _related(self, view: View, object_type: GraphQLObjectType, node: FieldNode, related: Related) -> None:
+        """A relation field, read as its declaration says (the resolvers read the same declaration)."""
+        target = related.target
         field_type = get_named_type(object_type.fields[node.name.value].type)
         key = _key(node)
-        if nested.kind == "connection":
+        if related.shape is Shape.CONNECTION:
             arguments = self.arguments(object_type, node)
-            condition = all_of(to_filter(target, arguments.get("where")), nested.extra)
+            condition = all_of(to_filter(target, arguments.get("where")), related.extra)
             view.pages.append(
-                self.connection(key, relation.name, target, field_type, node.selection_set, condition, arguments)
+                self.connection(key, related.relation, target, field_type, node.selection_set, condition, arguments)
             )
             return
         child = self.view(target, field_type, node.selection_set)
-        if nested.kind in ("one", "list"):
-            view.embeds.append(Embed(key, relation.name, child.plan()))
+        if related.shape is Shape.PICK:
+            plan = child.plan(where=related.extra, order=related.pick, limit=1)
+            view.embeds.append(Embed(key, related.relation, plan, single=True))
             return
-        assert nested.kind == "latest"
-        view.embeds.append(Embed(key, relation.name, child.plan(order=_latest_first(), limit=1), single=True))
+        view.embeds.append(Embed(key, related.relation, child.plan(where=related.extra)))
 
     def connection(
         self,
@@ -459,12 +422,13 @@ def compile_operation(
         if name == "__typename":
             items.append(Constant(key, query_type.name))
             continue
-        if name not in ROOTS:
+        root = ROOTS.get(name)
+        if root is None:
             raise NotPlannable(f"root field {name}")
-        kind, entity_name = ROOTS[name]
+        entity_name = root.entity
         field_type = get_named_type(query_type.fields[name].type)
         arguments = compiler.arguments(query_type, node)
-        if kind == "one":
+        if root.shape is Shape.ONE:
             view = compiler.view(entity_name, field_type, node.selection_set)
             id = arguments.get("id")
             items.append(Constant(key, None) if id is None else Lookup(key, view.plan(Condition("id", "eq", id))))
@@ -569,26 +533,61 @@ class CompiledExecution(SchemaExtension):
                 execution_context._provided_operation_name,
                 execution_context.variables,
             )
-            if RECENT.get(key) is not UNPLANNABLE:
+            if RECENT.get(key) is UNPLANNABLE:
+                fall_back(NotPlannable("recorded as not plannable"), execution_context.operation_name)
+            else:
                 try:
                     # Without a name, Strawberry runs the document's first operation: so does this.
                     operation, fragments = _operation(document, execution_context.operation_name)
+                    if operation.operation is not OperationType.QUERY:
+                        raise NotQuery
                     variables = get_variable_values(
                         schema._schema, operation.variable_definitions or (), execution_context.variables or {}
                     )
                     if isinstance(variables, list):
-                        raise ValueError("bad variables")  # graphql-core says which: not recorded
+                        # graphql-core says which, to the resolvers' caller: not recorded
+                        raise InvalidInput("; ".join(error.message for error in variables))
                     bundle = compile_operation(schema, operation, fragments, variables, context.limits)
                     data = json.loads(await context.reader.json_object(bundle))
-                except NotPlannable:
+                except NotQuery:
+                    pass  # mutations and subscriptions are the resolvers' own: no fallback
+                except NotPlannable as error:
                     RECENT.put(key, UNPLANNABLE)
-                except Exception:
-                    # Failed (bad input, the database): the resolvers answer, with their errors and paths.
-                    pass
+                    fall_back(error, execution_context.operation_name)
+                except Exception as error:
+                    # Bad input, the database, or a fault here: the resolvers answer, with their errors and paths.
+                    fall_back(error, execution_context.operation_name)
                 else:
                     execution_context.result = ExecutionResult(data=data, errors=None)
                     RECENT.put(key, Prepared(bundle, operation.name.value if operation.name else None))
         yield
+
+
+class NotQuery(Exception):
+    """The operation is a mutation or a subscription, which only the resolvers answer."""
+
+
+def fallback_reason(error: Exception) -> str:
+    """Why the compiled path left a query to the resolvers: one of `metrics.GRAPHQL_FALLBACK_REASONS`."""
+    match error:
+        case NotPlannable():
+            return "unsupported"
+        case InvalidInput():
+            return "invalid_input"
+        case Unavailable() | StatementTimeout():
+            return "unavailable"
+    return "unexpected"
+
+
+def fall_back(error: Exception, operation_name: str | None) -> None:
+    """Log and count a query the resolvers answer because the compiled path did not."""
+    reason = fallback_reason(error)
+    label = operation_name or "(anonymous)"
+    if reason == "unexpected":
+        log.warning("query %s: the compiled path failed, the resolvers answer", label, exc_info=error)
+    else:
+        log.debug("query %s falls back to the resolvers (%s): %s", label, reason, error)
+    metrics.graphql_fallback(reason)
 
 
 def _operation(

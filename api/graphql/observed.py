@@ -14,7 +14,7 @@ class OperationMetrics(SchemaExtension):
         context = self.execution_context
         try:
             kind = context.operation_type.value
-        except Exception:  # no operation could be chosen; validation has said why
+        except RuntimeError:  # no operation could be chosen; validation has said why
             kind = "unknown"
         metrics.graphql_operation(kind, context.operation_name)
         yield

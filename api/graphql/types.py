@@ -1,41 +1,33 @@
-"""The six entity types, with their nested fields in both directions.
+"""The six entity types: their own fields, and the relation fields built from `relations`.
 
-Scalar fields come straight from the row the plan returned; every nested
-field goes through a per-request DataLoader (see `loaders`).
+Scalar fields come straight from the row the plan returned. Every relation
+field is built from its declaration in `relations` (the compiled renderer
+reads the same declarations) and goes through a per-request DataLoader (see
+`loaders`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from inspect import Parameter, Signature
+from typing import Annotated, Any, TypeVar, Union
 
 import strawberry
 from strawberry import Info
 
-from api.entities import ENTITIES, Entity
-from api.graphql.connections import Connection, build, plan_page
+from api.entities import ENTITIES
+from api.graphql.connections import Connection, Page, build, plan_page
 from api.graphql.context import Context
 from api.graphql.enums import ActorType, CoordinationEventType, GoalStoryStatus
-from api.graphql.filters import (
-    CoordinationEventWhere,
-    GoalStoryUpdateWhere,
-    GoalStoryWhere,
-    TeamCheckinWhere,
-    TeamWhere,
-    to_filter,
-)
+from api.graphql.filters import WHERE, to_filter
 from api.graphql.loaders import place
-from api.graphql.ordering import (
-    CoordinationEventOrderBy,
-    GoalStoryOrderBy,
-    GoalStoryUpdateOrderBy,
-    TeamCheckinOrderBy,
-    TeamOrderBy,
-    order_keys,
-)
+from api.graphql.names import type_name
+from api.graphql.ordering import ORDER_BY, order_keys
+from api.graphql.relations import FIELDS, Either, Related, Shape
 from api.graphql.rows import COLUMNS, values
-from api.plan import Condition, Filter, OrderTerm, ReadPlan, all_of
+from api.plan import Filter, ReadPlan, all_of
 
 T = TypeVar("T")
 
@@ -70,7 +62,12 @@ def make(cls: type[T], entity_name: str) -> Callable[[dict[str, Any]], T]:
 
 
 def _context(info: Info) -> Context:
-    return info.context
+    context: Context = info.context
+    return context
+
+
+def _made(entity_name: str) -> Callable[[dict[str, Any]], Any]:
+    return make(TYPES[entity_name], entity_name)
 
 
 async def one(info: Info, cls: type[T], entity_name: str, id: str | None) -> T | None:
@@ -81,20 +78,66 @@ async def one(info: Info, cls: type[T], entity_name: str, id: str | None) -> T |
     return None if row is None else make(cls, entity_name)(row)
 
 
-async def _listed(info: Info, cls: type[T], parent: Entity, parent_id: str, relation: str) -> list[T]:
-    """A list reference (member_ids, team_ids, actor_ids) as rows, in stored order."""
-    target = parent.relation(relation).target  # type: ignore[union-attr]
-    plan = ReadPlan(target, columns=COLUMNS[target])
-    rows = await _context(info).loaders.related(parent.name, relation, plan, place(info.path)).load(parent_id)
-    return [make(cls, target)(row) for row in rows]
+First = Annotated[int | None, strawberry.argument(description=PAGING["first"])]
+After = Annotated[str | None, strawberry.argument(description=PAGING["after"])]
+Last = Annotated[int | None, strawberry.argument(description=PAGING["last"])]
+Before = Annotated[str | None, strawberry.argument(description=PAGING["before"])]
 
 
-async def _connection(
+# ---------------------------------------------------------------- resolvers built from declarations
+
+
+def of(generic: Any, item: Any) -> Any:
+    """`generic[item]`, for an item known only when the schema is assembled (mypy reads `list[x]` as a type)."""
+    return generic[item]
+
+
+def named(entity_name: str) -> Any:
+    """The entity's GraphQL type, found when the schema is built (the types refer to each other)."""
+    return Annotated[type_name(ENTITIES[entity_name]), strawberry.lazy("api.graphql.types")]
+
+
+def paging_parameters(entity_name: str) -> list[Parameter]:
+    """A connection's arguments: where, orderBy, first/after, last/before."""
+    annotations: dict[str, Any] = {
+        "where": WHERE[entity_name] | None,
+        "order_by": of(list, ORDER_BY[entity_name]) | None,
+        "first": First,
+        "after": After,
+        "last": Last,
+        "before": Before,
+    }
+    return [Parameter(name, Parameter.KEYWORD_ONLY, default=None, annotation=a) for name, a in annotations.items()]
+
+
+def resolver(
+    name: str,
+    description: str,
+    parameters: list[Parameter],
+    returns: Any,
+    answer: Callable[..., Awaitable[Any]],
+) -> Any:
+    """A Strawberry field whose resolver takes `parameters` and answers `answer(info, parent, **arguments)`."""
+
+    async def resolve(self: Any, info: Info, **arguments: Any) -> Any:
+        return await answer(info, self, **arguments)
+
+    resolve.__name__ = resolve.__qualname__ = name
+    # Strawberry reads a resolver's arguments and type from its signature.
+    resolve.__signature__ = Signature(  # type: ignore[attr-defined]
+        [
+            Parameter("self", Parameter.POSITIONAL_OR_KEYWORD),
+            Parameter("info", Parameter.KEYWORD_ONLY, annotation=Info),
+            *parameters,
+        ],
+        return_annotation=returns,
+    )
+    return strawberry.field(resolver=resolve, description=description)
+
+
+def page(
     info: Info,
-    cls: type[T],
-    parent: Entity,
-    parent_id: str,
-    relation: str,
+    entity_name: str,
     where: Any,
     order_by: list[Any] | None,
     first: int | None,
@@ -102,40 +145,99 @@ async def _connection(
     last: int | None,
     before: str | None,
     extra: Filter | None = None,
-) -> Connection[T]:
-    """A reverse relation as a connection, read per parent by the related-rows loader."""
-    target = parent.relation(relation).target  # type: ignore[union-attr]
-    context = _context(info)
-    condition = all_of(to_filter(target, where), extra)
-    page = plan_page(
-        order_keys(target, order_by),
+) -> tuple[Page, Filter | None, ReadPlan]:
+    """What one page of a connection reads: the page, the condition its total counts, the plan of its rows."""
+    condition = all_of(to_filter(entity_name, where), extra)
+    planned = plan_page(
+        order_keys(entity_name, order_by),
         condition,
-        context.limits,
+        _context(info).limits,
         first=first,
         after_cursor=after,
         last=last,
         before_cursor=before,
     )
-    plan = ReadPlan(target, where=page.where, order=page.order, limit=page.limit, columns=COLUMNS[target])
-    at = place(info.path)
-    rows = await context.loaders.related(parent.name, relation, plan, at).load(parent_id)
-
-    async def total() -> int:
-        return await context.loaders.count(parent.name, relation, condition, at).load(parent_id)
-
-    return build(page, rows, make(cls, target), total)
+    plan = ReadPlan(
+        entity_name, where=planned.where, order=planned.order, limit=planned.limit, columns=COLUMNS[entity_name]
+    )
+    return planned, condition, plan
 
 
-First = Annotated[int | None, strawberry.argument(description=PAGING["first"])]
-After = Annotated[str | None, strawberry.argument(description=PAGING["after"])]
-Last = Annotated[int | None, strawberry.argument(description=PAGING["last"])]
-Before = Annotated[str | None, strawberry.argument(description=PAGING["before"])]
+async def _related_rows(info: Info, field: Related, parent_id: str, plan: ReadPlan) -> list[dict[str, Any]]:
+    """The related rows of one parent, as `plan` selects them, batched with the other parents at this place."""
+    loader = _context(info).loaders.related(field.entity, field.relation, plan, place(info.path))
+    return await loader.load(parent_id)
+
+
+def _related_field(field: Related) -> Any:
+    target = field.target
+
+    async def the_one(info: Info, parent: Any) -> Any:
+        return await one(info, TYPES[target], target, getattr(parent, field.link.via))
+
+    async def the_list(info: Info, parent: Any) -> list[Any]:
+        plan = ReadPlan(target, where=field.extra, columns=COLUMNS[target])
+        return [_made(target)(row) for row in await _related_rows(info, field, parent.id, plan)]
+
+    async def the_pick(info: Info, parent: Any) -> Any:
+        plan = ReadPlan(target, where=field.extra, order=field.pick, limit=1, columns=COLUMNS[target])
+        rows = await _related_rows(info, field, parent.id, plan)
+        return _made(target)(rows[0]) if rows else None
+
+    async def the_page(info: Info, parent: Any, **arguments: Any) -> Connection[Any]:
+        planned, condition, plan = page(info, target, extra=field.extra, **arguments)
+        rows = await _related_rows(info, field, parent.id, plan)
+        at = place(info.path)
+
+        async def total() -> int:
+            return await _context(info).loaders.count(field.entity, field.relation, condition, at).load(parent.id)
+
+        return build(planned, rows, _made(target), total)
+
+    shapes: dict[Shape, tuple[Any, list[Parameter], Callable[..., Awaitable[Any]]]] = {
+        Shape.ONE: (named(target) | None, [], the_one),
+        Shape.LIST: (of(list, named(target)), [], the_list),
+        Shape.PICK: (named(target) | None, [], the_pick),
+        Shape.CONNECTION: (of(Connection, named(target)), paging_parameters(target), the_page),
+    }
+    returns, parameters, answer = shapes[field.shape]
+    return resolver(field.name, field.description, parameters, returns, answer)
+
+
+def _either_field(field: Either) -> Any:
+    members = tuple(named(link.target) for _, link in field.choices)
+    union = of(Annotated, (of(Union, members), strawberry.union(field.union, description=field.union_description)))
+
+    async def the_chosen(info: Info, parent: Any) -> Any:
+        value = getattr(parent, field.by)
+        link = field.choose(value.value if isinstance(value, Enum) else value)
+        if link is None:
+            return None
+        return await one(info, TYPES[link.target], link.target, getattr(parent, link.via))
+
+    return resolver(field.name, field.description, [], union | None, the_chosen)
+
+
+def relations(entity_name: str) -> Callable[[type[T]], type[T]]:
+    """Adds the entity's declared relation fields to its type, after the entity's own fields."""
+
+    def add(cls: type[T]) -> type[T]:
+        for field in FIELDS[entity_name].values():
+            built = _either_field(field) if isinstance(field, Either) else _related_field(field)
+            setattr(cls, field.name, built)
+        return cls
+
+    return add
+
+
+# ---------------------------------------------------------------- the types
 
 ACTOR, TEAM, TEAM_CHECKIN = ENTITIES["actor"], ENTITIES["team"], ENTITIES["team_checkin"]
 GOAL_STORY, GOAL_STORY_UPDATE = ENTITIES["goal_story"], ENTITIES["goal_story_update"]
 
 
 @strawberry.type(description=ACTOR.description)
+@relations("actor")
 class Actor:
     id: strawberry.ID = _field("actor", "id")
     actor_type: ActorType = _field("actor", "actor_type")
@@ -143,128 +245,18 @@ class Actor:
     role: str | None = _field("actor", "role")
     timezone: str | None = _field("actor", "timezone")
 
-    @strawberry.field(description="Teams this actor is a member of.")
-    async def teams(
-        self,
-        info: Info,
-        where: TeamWhere | None = None,
-        order_by: list[TeamOrderBy] | None = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[Team]:
-        return await _connection(info, Team, ACTOR, self.id, "teams", where, order_by, first, after, last, before)
-
-    @strawberry.field(description="Team check-ins this actor provided.")
-    async def checkins(
-        self,
-        info: Info,
-        where: TeamCheckinWhere | None = None,
-        order_by: list[TeamCheckinOrderBy] | None = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[TeamCheckin]:
-        return await _connection(
-            info, TeamCheckin, ACTOR, self.id, "team_checkins", where, order_by, first, after, last, before
-        )
-
-    @strawberry.field(description="Goal story updates this actor provided.")
-    async def goal_story_updates(
-        self,
-        info: Info,
-        where: GoalStoryUpdateWhere | None = None,
-        order_by: list[GoalStoryUpdateOrderBy] | None = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[GoalStoryUpdate]:
-        return await _connection(
-            info, GoalStoryUpdate, ACTOR, self.id, "goal_story_updates", where, order_by, first, after, last, before
-        )
-
-    @strawberry.field(description="Goal stories this actor is involved with.")
-    async def goal_stories(
-        self,
-        info: Info,
-        where: GoalStoryWhere | None = None,
-        order_by: list[GoalStoryOrderBy] | None = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[GoalStory]:
-        return await _connection(
-            info, GoalStory, ACTOR, self.id, "goal_stories", where, order_by, first, after, last, before
-        )
-
-    @strawberry.field(description="Coordination events of this actor's input.")
-    async def coordination_events(
-        self,
-        info: Info,
-        where: CoordinationEventWhere | None = None,
-        order_by: list[CoordinationEventOrderBy] | None = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[CoordinationEvent]:
-        return await _connection(
-            info, CoordinationEvent, ACTOR, self.id, "coordination_events", where, order_by, first, after, last, before
-        )
-
 
 @strawberry.type(description=TEAM.description)
+@relations("team")
 class Team:
     id: strawberry.ID = _field("team", "id")
     name: str = _field("team", "name")
     description: str | None = _field("team", "description")
     member_ids: list[str] | None = _field("team", "member_ids")
 
-    @strawberry.field(description="The team's members, in the order of memberIds.")
-    async def members(self, info: Info) -> list[Actor]:
-        return await _listed(info, Actor, TEAM, self.id, "members")
-
-    @strawberry.field(description="Check-ins given to this team.")
-    async def checkins(
-        self,
-        info: Info,
-        where: TeamCheckinWhere | None = None,
-        order_by: list[TeamCheckinOrderBy] | None = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[TeamCheckin]:
-        return await _connection(
-            info, TeamCheckin, TEAM, self.id, "team_checkins", where, order_by, first, after, last, before
-        )
-
-    @strawberry.field(description="Goal stories this team is involved with.")
-    async def goal_stories(
-        self,
-        info: Info,
-        where: GoalStoryWhere | None = None,
-        order_by: list[GoalStoryOrderBy] | None = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[GoalStory]:
-        return await _connection(
-            info, GoalStory, TEAM, self.id, "goal_stories", where, order_by, first, after, last, before
-        )
-
-
-def _events_of(event_type: str) -> Filter:
-    # Events name their row by id alone; a check-in and an update may share an id.
-    return Condition("event_type", "eq", event_type)
-
 
 @strawberry.type(description=TEAM_CHECKIN.description)
+@relations("team_checkin")
 class TeamCheckin:
     id: strawberry.ID = _field("team_checkin", "id")
     actor_id: strawberry.ID = _field("team_checkin", "actor_id")
@@ -275,49 +267,9 @@ class TeamCheckin:
     blockers: list[str] | None = _field("team_checkin", "blockers")
     created_at: dt.datetime | None = _field("team_checkin", "created_at")
 
-    @strawberry.field(description="The actor who provided this check-in.")
-    async def actor(self, info: Info) -> Actor | None:
-        return await one(info, Actor, "actor", self.actor_id)
-
-    @strawberry.field(description="The team this check-in is for.")
-    async def team(self, info: Info) -> Team | None:
-        return await one(info, Team, "team", self.team_id)
-
-    @strawberry.field(description="The coordination events this check-in left: its creation and each edit.")
-    async def coordination_events(
-        self,
-        info: Info,
-        where: CoordinationEventWhere | None = None,
-        order_by: list[CoordinationEventOrderBy] | None = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[CoordinationEvent]:
-        return await _connection(
-            info,
-            CoordinationEvent,
-            TEAM_CHECKIN,
-            self.id,
-            "coordination_events",
-            where,
-            order_by,
-            first,
-            after,
-            last,
-            before,
-            extra=_events_of("team_checkin"),
-        )
-
-
-LATEST_FIRST = (
-    OrderTerm("date", descending=True, nulls_first=False),
-    OrderTerm("created_at", descending=True, nulls_first=False),
-    OrderTerm("id", descending=True),
-)
-
 
 @strawberry.type(description=GOAL_STORY.description)
+@relations("goal_story")
 class GoalStory:
     id: strawberry.ID = _field("goal_story", "id")
     title: str = _field("goal_story", "title")
@@ -328,70 +280,9 @@ class GoalStory:
     timeframe: Timeframe | None = _field("goal_story", "timeframe")
     created_at: dt.datetime | None = _field("goal_story", "created_at")
 
-    @strawberry.field(description="The parent goal story, or null for a root.")
-    async def parent(self, info: Info) -> GoalStory | None:
-        return await one(info, GoalStory, "goal_story", self.parent_id)
-
-    @strawberry.field(description="The goal stories whose parent this is.")
-    async def children(
-        self,
-        info: Info,
-        where: GoalStoryWhere | None = None,
-        order_by: list[GoalStoryOrderBy] | None = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[GoalStory]:
-        return await _connection(
-            info, GoalStory, GOAL_STORY, self.id, "children", where, order_by, first, after, last, before
-        )
-
-    @strawberry.field(description="The updates written on this goal story.")
-    async def updates(
-        self,
-        info: Info,
-        where: GoalStoryUpdateWhere | None = None,
-        order_by: list[GoalStoryUpdateOrderBy] | None = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[GoalStoryUpdate]:
-        return await _connection(
-            info,
-            GoalStoryUpdate,
-            GOAL_STORY,
-            self.id,
-            "goal_story_updates",
-            where,
-            order_by,
-            first,
-            after,
-            last,
-            before,
-        )
-
-    @strawberry.field(description="The most recent update: latest date, then latest createdAt.")
-    async def latest_update(self, info: Info) -> GoalStoryUpdate | None:
-        plan = ReadPlan("goal_story_update", order=LATEST_FIRST, limit=1, columns=COLUMNS["goal_story_update"])
-        rows = (
-            await _context(info)
-            .loaders.related("goal_story", "goal_story_updates", plan, place(info.path))
-            .load(self.id)
-        )
-        return make(GoalStoryUpdate, "goal_story_update")(rows[0]) if rows else None
-
-    @strawberry.field(description="The teams involved, in the order of teamIds.")
-    async def teams(self, info: Info) -> list[Team]:
-        return await _listed(info, Team, GOAL_STORY, self.id, "teams")
-
-    @strawberry.field(description="The actors involved, in the order of actorIds.")
-    async def actors(self, info: Info) -> list[Actor]:
-        return await _listed(info, Actor, GOAL_STORY, self.id, "actors")
-
 
 @strawberry.type(description=GOAL_STORY_UPDATE.description)
+@relations("goal_story_update")
 class GoalStoryUpdate:
     id: strawberry.ID = _field("goal_story_update", "id")
     actor_id: strawberry.ID = _field("goal_story_update", "actor_id")
@@ -403,48 +294,9 @@ class GoalStoryUpdate:
     progress_percent: int | None = _field("goal_story_update", "progress_percent")
     created_at: dt.datetime | None = _field("goal_story_update", "created_at")
 
-    @strawberry.field(description="The actor who provided this update.")
-    async def actor(self, info: Info) -> Actor | None:
-        return await one(info, Actor, "actor", self.actor_id)
-
-    @strawberry.field(description="The goal story this update is for.")
-    async def goal_story(self, info: Info) -> GoalStory | None:
-        return await one(info, GoalStory, "goal_story", self.goal_story_id)
-
-    @strawberry.field(description="The coordination events this update left: its creation and each edit.")
-    async def coordination_events(
-        self,
-        info: Info,
-        where: CoordinationEventWhere | None = None,
-        order_by: list[CoordinationEventOrderBy] | None = None,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[CoordinationEvent]:
-        return await _connection(
-            info,
-            CoordinationEvent,
-            GOAL_STORY_UPDATE,
-            self.id,
-            "coordination_events",
-            where,
-            order_by,
-            first,
-            after,
-            last,
-            before,
-            extra=_events_of("goal_story_update"),
-        )
-
-
-Reference = Annotated[
-    TeamCheckin | GoalStoryUpdate,
-    strawberry.union("CoordinationEventReference", description="The row a coordination event records."),
-]
-
 
 @strawberry.type(description=ENTITIES["coordination_event"].description)
+@relations("coordination_event")
 class CoordinationEvent:
     id: strawberry.ID = _field("coordination_event", "id")
     actor_id: strawberry.ID = _field("coordination_event", "actor_id")
@@ -452,16 +304,6 @@ class CoordinationEvent:
     reference_id: strawberry.ID = _field("coordination_event", "reference_id")
     occurred_at: dt.datetime = _field("coordination_event", "occurred_at")
     cursor: str = _field("coordination_event", "cursor")
-
-    @strawberry.field(description="The actor who provided the input.")
-    async def actor(self, info: Info) -> Actor | None:
-        return await one(info, Actor, "actor", self.actor_id)
-
-    @strawberry.field(description="The team check-in or goal story update recorded; null once it is deleted.")
-    async def reference(self, info: Info) -> Reference | None:
-        if self.event_type is CoordinationEventType.TEAM_CHECKIN:
-            return await one(info, TeamCheckin, "team_checkin", self.reference_id)
-        return await one(info, GoalStoryUpdate, "goal_story_update", self.reference_id)
 
 
 TYPES: dict[str, type] = {
@@ -472,3 +314,4 @@ TYPES: dict[str, type] = {
     "goal_story_update": GoalStoryUpdate,
     "coordination_event": CoordinationEvent,
 }
+assert all(type_name(ENTITIES[name]) == cls.__name__ for name, cls in TYPES.items())
