@@ -9,8 +9,4 @@ from api.live.feed import LiveFeed
 from api.live.filters import team_filter, teams_filter
 from api.live.subscriber import SubscriberOverflow
 
-<<<<<<< HEAD
-__all__ = ["LiveFeed", "SubscriberOverflow", "team_filter", "teams_filter"]
-=======
-__all__ = ["LiveFeed", "SubscriberOverflow", "parse_cursor", "team_filter"]
->>>>>>> main
+__all__ = ["LiveFeed", "SubscriberOverflow", "parse_cursor", "team_filter", "teams_filter"]
