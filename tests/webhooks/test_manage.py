@@ -14,7 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.cli import main
+from api.config import Settings
 from api.edge.auth import Access
+from api.store import WebhookStore
 from tests.conftest import RunningServer
 from tests.hardening.conftest import READ_TOKEN, SECRET, WRITE_TOKEN, signed
 
@@ -229,3 +231,47 @@ def test_the_cli(
     assert code == 0 and f"removed webhook {hook['id']}" in out
     code, out, _ = run("list")
     assert code == 0 and hook["id"] not in out
+
+
+async def test_attempts_older_than_the_log_days_are_forgotten(hooks_engine: AsyncEngine) -> None:
+    await clear(hooks_engine)
+    store = WebhookStore(hooks_engine)
+    hook = await store.create(
+        url="http://127.0.0.1:9/hook",
+        secret="whsec_AAAA",
+        description=None,
+        event_types=None,
+        team_ids=None,
+        actor_ids=None,
+        format="standard",
+    )
+    async with hooks_engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_deliveries (webhook_id, event_id, event_cursor, attempt, delivered, latency_ms, "
+                "attempted_at) SELECT :id, 'e' || n, n, 1, true, 1.0, now() - make_interval(hours => n * 24 - 12) "
+                "FROM generate_series(1, 10) AS n"
+            ),
+            {"id": hook.id},
+        )
+    assert await store.prune(7) == 3  # 7.5, 8.5 and 9.5 days old
+    assert [d.event_cursor for d in await store.deliveries(hook.id, 100)] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COCO_WEBHOOK_RETRY_SCHEDULE_S", "1, 2,0.5")
+    monkeypatch.setenv("COCO_WEBHOOK_ALLOW_PRIVATE", "true")
+    monkeypatch.setenv("COCO_WEBHOOK_LOG_DAYS", "3")
+    settings = Settings.from_environment()
+    assert settings.webhook_retry_schedule_s == (1.0, 2.0, 0.5)
+    assert settings.webhook_allow_private and settings.webhook_log_days == 3
+    for bad in ("", "soon", "1,-2"):
+        monkeypatch.setenv("COCO_WEBHOOK_RETRY_SCHEDULE_S", bad)
+        if bad:
+            with pytest.raises(SystemExit):
+                Settings.from_environment()
+    # The default: 5 s, 30 s, 2 min, 10 min, 1 h, then hourly while the waits stay within a day.
+    monkeypatch.delenv("COCO_WEBHOOK_RETRY_SCHEDULE_S")
+    default = Settings.from_environment().webhook_retry_schedule_s
+    assert default[:6] == (5, 30, 120, 600, 3600, 3600) and set(default[4:]) == {3600}
+    assert sum(default) <= 86400 < sum(default) + 3600
