@@ -255,7 +255,8 @@ async def test_attempts_older_than_the_log_days_are_forgotten(hooks_engine: Asyn
             {"id": hook.id},
         )
     assert await store.prune(7) == 3  # 7.5, 8.5 and 9.5 days old
-    assert [d.event_cursor for d in await store.deliveries(hook.id, 100)] == [1, 2, 3, 4, 5, 6, 7]
+    # Newest first: in the order logged, the last one first.
+    assert [d.event_cursor for d in await store.deliveries(hook.id, 100)] == [7, 6, 5, 4, 3, 2, 1]
 
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
