@@ -28,6 +28,7 @@ from api.sse.stream import EventStream
 from api.store import DirectPool, Reader, WebhookStore, WriteService, create_engine, upgrade
 from api.webhooks.delivery import Deliverer
 from api.webhooks.manage import WebhookAdmin
+from api.webhooks.observe import exposition
 
 log = logging.getLogger("coco.app")
 HEALTH_TIMEOUT_S = 2.0
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             webhooks=WebhookAdmin(webhook_store, allow_private=settings.webhook_allow_private, changed=deliverer.wake),
         )
         app.state.services = services
+        # Per-webhook figures for /metrics, read from the database at each scrape.
+        app.state.scrape = [lambda: exposition(webhook_store, reader)]
         try:
             # The MCP endpoint's session manager runs (a task group) for as long as the app does.
             async with mcp_http.serving(services.reader, services.writer, host=settings.host) as mcp_sessions:

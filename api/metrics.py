@@ -188,17 +188,11 @@ async def endpoint(request: Request) -> Response:
         body = generate_latest(registry)
     else:
         body = generate_latest()
-    if services is not None and services.webhooks is not None:
-        body += await _webhook_figures(services)
+    # Figures other parts of the app read at scrape time (webhooks: api/webhooks/observe.py), registered by
+    # api/app.py, so that this module imports nothing above it.
+    for figures in getattr(state, "scrape", ()):
+        try:
+            body += await figures()
+        except Exception as error:  # the other metrics are still worth serving
+            log.warning("metrics: figures could not be read (%s)", error)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-
-async def _webhook_figures(services: Any) -> bytes:
-    """Each webhook's figures, read from the database (api/webhooks/observe.py); none while it is away."""
-    from api.webhooks.observe import exposition
-
-    try:
-        return await exposition(services.webhooks.store, services.reader)
-    except Exception as error:  # the other metrics are still worth serving
-        log.warning("metrics: the webhook figures could not be read (%s)", error)
-        return b""

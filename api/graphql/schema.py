@@ -32,8 +32,8 @@ def _with(base: type, extra: type) -> type:
 
 
 # Webhook management (api/graphql/webhooks.py) joins the entity reads and writes.
-Query = _with(Query, WebhookQueries)
-Mutation = _with(Mutation, WebhookMutations)
+ROOT_QUERY = _with(Query, WebhookQueries)
+ROOT_MUTATION = _with(Mutation, WebhookMutations)
 
 
 class Schema(strawberry.Schema):
@@ -46,8 +46,8 @@ def make_schema(settings: Settings | None = None, subscription: Any = Subscripti
     """The GraphQL schema (with `subscription=None`, one without subscriptions)."""
     settings = settings or Settings()
     return Schema(
-        query=Query,
-        mutation=Mutation,
+        query=ROOT_QUERY,
+        mutation=ROOT_MUTATION,
         subscription=subscription,
         extensions=[
             # First, so that it sees the errors of every other extension.

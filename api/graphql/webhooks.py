@@ -124,7 +124,7 @@ def _webhook(hook: StoredWebhook, *, with_secret: bool = False) -> Webhook:
 
 
 def _admin(info: Info) -> WebhookAdmin:
-    admin = getattr(info.context, "webhooks", None)
+    admin: WebhookAdmin | None = getattr(info.context, "webhooks", None)
     if admin is None:
         raise Unavailable("webhooks are not available in this process")
     return admin

@@ -388,9 +388,9 @@ class Worker:
             return Outcome(True, response.status_code, latency)
         text = bytes(excerpt[:EXCERPT_BYTES]).decode("utf-8", "replace")
         location = response.headers.get("location")
-        error = f"HTTP {response.status_code}" + (f" (redirect to {location}, not followed)" if location else "")
+        status = f"HTTP {response.status_code}" + (f" (redirect to {location}, not followed)" if location else "")
         return failed(
-            f"{error}: {text}" if text else error,
+            f"{status}: {text}" if text else status,
             response.status_code,
             parse_retry_after(response.headers.get("retry-after")),
         )

@@ -102,7 +102,7 @@ async def resolve(parsed: Parsed, *, allow_private: bool) -> IPAddress:
             )
         except (OSError, UnicodeError) as error:
             raise Refused(f"cannot resolve {parsed.host}: {error}") from None
-        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in found))
+        addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found))
         if not addresses:
             raise Refused(f"{parsed.host} has no address")
     if not allow_private:
