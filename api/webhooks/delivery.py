@@ -150,7 +150,8 @@ class Deliverer:
             self._task = None
         await self._stop_workers(list(self._workers))
         try:
-            async with asyncio.timeout(5):
+            # Briefly: a database that does not answer must not hold the shutdown up.
+            async with asyncio.timeout(2):
                 await self.store.release(self.owner)
         except Exception as error:  # the leases run out by themselves; another process only waits longer
             log.warning("webhooks: could not give up the leases at shutdown (%s)", error)
