@@ -23,7 +23,7 @@ from api.edge.guard import Guard
 from api.edge.observe import Observe, configure_logging
 from api.live import LiveFeed
 from api.mcp import http as mcp_http
-from api.ops.resources import bundled
+from api.resources import bundled
 from api.sse.stream import EventStream
 from api.store import DirectPool, Reader, WebhookStore, WriteService, create_engine, upgrade
 from api.webhooks.delivery import Deliverer
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await direct_pool.start()
         reader = Reader(engine, pool=direct_pool)
         # Live coordination events: this process's one LISTEN connection (api/live).
-        app.state.live = LiveFeed(settings.require_database_url(), engine, queue_size=settings.live_queue_size)
+        app.state.live = LiveFeed(settings.require_database_url(), Reader(engine), queue_size=settings.live_queue_size)
         await app.state.live.start()
         # Webhooks: this process delivers those whose lease it holds (api/webhooks), reading through the live feed.
         webhook_store = WebhookStore(engine, pool=direct_pool)

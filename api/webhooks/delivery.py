@@ -263,7 +263,7 @@ class Worker:
                 except SubscriberOverflow:
                     continue  # a long wait let the feed run a queue ahead: read on from the table
                 finally:
-                    await batches.aclose()  # type: ignore[attr-defined]
+                    await batches.aclose()
 
     async def _messages(self, rows: Sequence[dict[str, Any]]) -> list[Message]:
         """The requests for these events, their references read together (one read per kind of event)."""
