@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from api import __version__, graphql, metrics, rest
+from api.cache import Caches
 from api.config import Settings
 from api.edge.draining import Draining, DrainingMiddleware
 from api.edge.guard import Guard
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     configure_logging(settings.log_level, settings.log_format)
 
     draining = Draining()
+    # Every cache of this app, from the services that own them: nothing is shared with another app.
+    caches = Caches()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,11 +74,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         reader = Reader(engine, pool=direct_pool)
         # Live coordination events: this process's one LISTEN connection (api/live).
         app.state.live = LiveFeed(settings.require_database_url(), Reader(engine), queue_size=settings.live_queue_size)
-        await app.state.live.start()
         # Webhooks: this process delivers those whose lease it holds (api/webhooks), reading through the live feed.
         webhook_store = WebhookStore(engine, pool=direct_pool)
         deliverer = app.state.deliverer = Deliverer(settings, webhook_store, reader, app.state.live)
-        await deliverer.start()
         services = Services(
             settings=settings,
             reader=reader,
@@ -83,6 +84,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             webhooks=WebhookAdmin(webhook_store, allow_private=settings.webhook_allow_private, changed=deliverer.wake),
         )
         app.state.services = services
+        for statements in (services.reader.statements, services.writer.statements, app.state.live.reader.statements):
+            caches.add(*statements.caches)
+        caches.add(*direct_pool.caches)
+        await app.state.live.start()
+        await deliverer.start()
         # Per-webhook figures for /metrics, read from the database at each scrape.
         app.state.scrape = [lambda: exposition(webhook_store, reader)]
         try:
@@ -102,8 +108,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Front ends add their routes here; REST comes last, since it answers every other path (its
     # resource paths come first, as no other route has them).
     graphql_endpoint = graphql.graphql_app(settings)
+    rest_app = rest.RestApp()
+    caches.add(graphql_endpoint.recent.cache, rest_app.shapes.known)
     routes = [
-        rest.resource_route(),
+        rest.resource_route(rest_app),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         # Every method: POST and GET queries, GraphiQL for browsers; subscriptions over WebSocket.
         Route(graphql.PATH, graphql_endpoint),
@@ -118,7 +126,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/viewer", viewer_redirect, methods=["GET", "HEAD"]),
         Mount("/viewer", StaticFiles(directory=bundled("viewer"), html=True), name="viewer"),
     ]
-    routes += rest.routes()
+    routes += rest.routes(rest_app)
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
     # Outermost first: the request's log line and metrics, then access control and limits (api/edge/guard.py).
     # Draining ends WebSockets and event streams at shutdown (api/edge/draining.py).
@@ -126,9 +134,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(Observe, log_format=settings.log_format),
         Middleware(DrainingMiddleware, draining=draining),
         Middleware(Guard, settings=settings),
-        Middleware(EventStream, keepalive=settings.sse_keepalive_s),
+        Middleware(EventStream, keepalive=settings.sse_keepalive_s, caches=caches),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.caches = caches
+    return app
 
 
 async def viewer_redirect(request: Request) -> RedirectResponse:

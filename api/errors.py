@@ -7,7 +7,6 @@ The write service and the query plan raise only these; GraphQL turns them into
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 
 class InvalidReason(StrEnum):
@@ -30,9 +29,6 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message}
-
 
 class InvalidInput(DomainError):
     def __init__(
@@ -54,21 +50,12 @@ class InvalidInput(DomainError):
         # When PostgreSQL itself refused the value: its SQLSTATE (22007 a bad datetime, 2201B a bad regex...).
         self.sqlstate = sqlstate
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"message": self.message, "field": self.field, "reason": self.reason.value}
-        if self.index is not None:
-            out["index"] = self.index
-        return out
-
 
 class NotFound(DomainError):
     def __init__(self, entity: str, id: str) -> None:
         super().__init__(f"{entity} {id!r} does not exist")
         self.entity = entity
         self.id = id
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "entity": self.entity, "id": self.id}
 
 
 class Conflict(DomainError):
@@ -90,19 +77,6 @@ class Conflict(DomainError):
         # For REFERENCED: resource name -> ids of the rows that still point here.
         self.referrers = referrers or {}
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "message": self.message,
-            "reason": self.reason.value,
-            "entity": self.entity,
-            "ids": self.ids,
-        }
-        if self.field:
-            out["field"] = self.field
-        if self.referrers:
-            out["referrers"] = self.referrers
-        return out
-
 
 class Unavailable(DomainError):
     """The database cannot serve the request now (unreachable, shutting down, out of connections or
@@ -116,6 +90,19 @@ class ReadOnly(DomainError):
         super().__init__(f"{resource} are written only by the server and cannot be created, changed or deleted")
         self.entity = entity
         self.resource = resource
+
+
+class ActorForbidden(DomainError):
+    """A token bound to an actor tried to write as another actor, to change another actor's rows, or to
+    write what only a trusted or admin token may (PostgreSQL's 42501, as a row-level policy refuses)."""
+
+    def __init__(self, message: str, *, entity: str, actor: str, ids: list[str] | None = None, hint: str) -> None:
+        super().__init__(message)
+        self.entity = entity
+        self.actor = actor
+        # The rows (or, in a create, the actor ids given) that were refused.
+        self.ids = ids or []
+        self.hint = hint
 
 
 class StatementTimeout(DomainError):

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import NotFound
 from api.store.database import connection, transaction
-from api.store.pool import DirectPool, compiled_statement
+from api.store.pool import DirectPool
 
 ENTITY = "webhook"
 
@@ -312,7 +312,7 @@ class WebhookStore:
             "error": attempt.error,
         }
         if self.pool is not None:
-            statement = compiled_statement(_RECORD)
+            statement = self.pool.compiled(_RECORD)
             return bool((await self.pool.fetch(statement, statement.arguments(values)))[0][0])
         async with transaction(self.engine) as conn:
             return bool((await conn.execute(_RECORD, values)).scalar_one())
