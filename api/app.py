@@ -26,7 +26,10 @@ from api.live import LiveFeed
 from api.mcp import http as mcp_http
 from api.resources import bundled
 from api.sse.stream import EventStream
-from api.store import DirectPool, Reader, WriteService, create_engine, upgrade
+from api.store import DirectPool, Reader, WebhookStore, WriteService, create_engine, upgrade
+from api.webhooks.delivery import Deliverer
+from api.webhooks.manage import WebhookAdmin
+from api.webhooks.observe import exposition
 
 log = logging.getLogger("coco.app")
 HEALTH_TIMEOUT_S = 2.0
@@ -39,6 +42,7 @@ class Services:
     settings: Settings
     reader: Reader
     writer: WriteService
+    webhooks: WebhookAdmin | None = None
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -67,16 +71,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings.require_database_url(), size=settings.pool_size, statement_timeout_ms=settings.statement_timeout_ms
         )
         await direct_pool.start()
-        services = Services(
-            settings=settings, reader=Reader(engine, pool=direct_pool), writer=WriteService(engine, pool=direct_pool)
-        )
-        app.state.services = services
+        reader = Reader(engine, pool=direct_pool)
         # Live coordination events: this process's one LISTEN connection (api/live).
         app.state.live = LiveFeed(settings.require_database_url(), Reader(engine), queue_size=settings.live_queue_size)
+        # Webhooks: this process delivers those whose lease it holds (api/webhooks), reading through the live feed.
+        webhook_store = WebhookStore(engine, pool=direct_pool)
+        deliverer = app.state.deliverer = Deliverer(settings, webhook_store, reader, app.state.live)
+        services = Services(
+            settings=settings,
+            reader=reader,
+            writer=WriteService(engine, pool=direct_pool),
+            webhooks=WebhookAdmin(webhook_store, allow_private=settings.webhook_allow_private, changed=deliverer.wake),
+        )
+        app.state.services = services
         for statements in (services.reader.statements, services.writer.statements, app.state.live.reader.statements):
             caches.add(*statements.caches)
         caches.add(*direct_pool.caches)
         await app.state.live.start()
+        await deliverer.start()
+        # Per-webhook figures for /metrics, read from the database at each scrape.
+        app.state.scrape = [lambda: exposition(webhook_store, reader)]
         try:
             # The MCP endpoint's session manager runs (a task group) for as long as the app does.
             async with mcp_http.serving(services.reader, services.writer, host=settings.host) as mcp_sessions:
@@ -85,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     yield
         finally:
             draining.begin()
+            await deliverer.stop()
             await app.state.live.stop()
             await direct_pool.close()
             await engine.dispose()

@@ -1,4 +1,4 @@
-"""The `coco` command: serve, mcp, migrate, seed, export, import, token, version."""
+"""The `coco` command: serve, mcp, migrate, seed, export, import, token, webhook, version."""
 
 from __future__ import annotations
 
@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     mint.add_argument("--subject", help="the sub claim: who holds it, for the logs")
     look = token_commands.add_parser("inspect", help="say what a token grants, and when it expires")
     look.add_argument("token", help="the token (or Bearer <token>)")
+    from api.webhooks import command as webhook_command
+
+    webhook_command.add_parser(commands)
     commands.add_parser("version", help="print the version")
 
     args = parser.parse_args(argv)
@@ -89,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _with_database(settings, lambda s: _run(s, _export, args.file))
     if args.command == "import":
         return _import_file(settings, args.file)
+    if args.command == "webhook":
+        return _with_database(settings, lambda s: _run(s, _webhook, s, args))
     if args.command == "mcp":
         from api.mcp import stdio
 
@@ -272,6 +277,14 @@ async def _import(engine: AsyncEngine, source: TextIO) -> int:
         + (f"; recorded {result.events_recorded} missing coordination event(s)" if result.events_recorded else "")
     )
     return 0
+
+
+async def _webhook(engine: AsyncEngine, settings: Settings, args: argparse.Namespace) -> int:
+    from api.store.migrate import upgrade
+    from api.webhooks import command
+
+    await upgrade(engine)
+    return await command.run(command.admin_for(settings, engine), args, sys.stdout)
 
 
 def _serve(settings: Settings) -> int:

@@ -150,6 +150,7 @@ class GraphQLApp(GraphQL):
             writer=services.writer,
             limits=self.limits,
             live=getattr(request.app.state, "live", None),
+            webhooks=getattr(services, "webhooks", None),
         )
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:

@@ -24,6 +24,18 @@ from api.graphql.mutations import Mutation
 from api.graphql.observed import OperationMetrics
 from api.graphql.queries import Query
 from api.graphql.subscriptions import Subscription
+from api.graphql.webhooks import WebhookMutations, WebhookQueries
+
+
+def _with(base: type, extra: type) -> type:
+    """`base` with the fields of `extra` after its own, under base's name and description."""
+    definition = base.__strawberry_definition__  # type: ignore[attr-defined]
+    return strawberry.type(type(definition.name, (extra, base), {}), description=definition.description)
+
+
+# Webhook management (api/graphql/webhooks.py) joins the entity reads and writes.
+ROOT_QUERY = _with(Query, WebhookQueries)
+ROOT_MUTATION = _with(Mutation, WebhookMutations)
 
 # The deadline of the operation being executed in this task (see `Schema.execute`).
 _DEADLINE: ContextVar[asyncio.Timeout | None] = ContextVar("graphql_deadline", default=None)
@@ -107,8 +119,8 @@ def make_schema(settings: Settings | None = None, subscription: Any = Subscripti
     # One per schema, shared by the per-request extension instances (as Strawberry's caches are).
     measures = Measures(settings.graphql_cache_size)
     schema = Schema(
-        query=Query,
-        mutation=Mutation,
+        query=ROOT_QUERY,
+        mutation=ROOT_MUTATION,
         subscription=subscription,
         extensions=[
             # First, so that it sees the errors of every other extension.
