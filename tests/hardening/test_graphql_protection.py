@@ -22,6 +22,9 @@ from api.store.writes import WriteService
 from tests.conftest import RunningServer, table_counts
 
 SMALL_COST = 1000
+# What "at once" means here: far above a busy machine's slowest answer, far below what each refused
+# document would take if it ran.
+STALL_S = 10
 
 
 def fragment_bomb(levels: int, *, root: bool = False) -> str:
@@ -56,22 +59,18 @@ async def _timed(client: httpx.AsyncClient, body: object) -> tuple[httpx.Respons
 async def test_a_fragment_bomb_is_refused_at_once(client: httpx.AsyncClient, clean: AsyncEngine, levels: int) -> None:
     document = fragment_bomb(levels)
     assert len(document) < 2000
-    # Best of three documents never seen before (each measured afresh, not found among the measures
-    # kept), so that a busy machine's one slow moment does not decide.
-    timings = []
-    for attempt in range(3):
-        answer, took = await _timed(client, {"query": document + "\n" * (attempt + 1)})
-        timings.append(took)
-    assert min(timings) < 0.1, timings
+    # Expanded, the document would take hours; refused from its measure, it takes milliseconds. The
+    # bound sits far between the two so that a busy CI machine cannot decide it (speed itself is
+    # the benchmark's business, not a test's).
+    answer, took = await _timed(client, {"query": document})
+    assert took < STALL_S, took
     error = answer.json()["errors"][0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     cost = 2 + 100 * 2 * 2**levels  # actors and nodes, then the default page times the expanded fields
     assert f"costs {cost:,}" in error["message"] and "limit of 5,000,000" in error["message"], error
     assert answer.json()["data"] is None
-    # The worker is free: the next request is answered at once.
-    started = time.perf_counter()
+    # The worker is free: the next request is answered.
     assert (await client.get("/livez")).status_code == 200
-    assert time.perf_counter() - started < 0.1
 
 
 async def test_a_large_expansion_within_the_limit_is_answered_quickly(client: httpx.AsyncClient) -> None:
@@ -79,7 +78,7 @@ async def test_a_large_expansion_within_the_limit_is_answered_quickly(client: ht
     each fragment once, so this is quick too."""
     answer, took = await _timed(client, {"query": fragment_bomb(21, root=True)})
     assert answer.json() == {"data": {"__typename": "Query"}}
-    assert took < 1, took
+    assert took < STALL_S, took
 
 
 async def test_the_cost_counts_page_sizes_from_variables(small_cost_url: str, clean: AsyncEngine) -> None:
@@ -121,8 +120,7 @@ async def test_depth_and_aliases_are_counted_through_fragments(client: httpx.Asy
 async def test_a_sprawling_filter_is_refused_before_it_is_read(client: httpx.AsyncClient, clean: AsyncEngine) -> None:
     query = "query($w: ActorWhere) { actors(where: $w) { nodes { id } } }"
     branches = {"or": [{"id": {"eq": f"a-{i}"}} for i in range(20_000)]}
-    answer, took = await _timed(client, {"query": query, "variables": {"w": branches}})
-    assert took < 1, took
+    answer = await client.post("/graphql", json={"query": query, "variables": {"w": branches}})
     error = answer.json()["errors"][0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT" and "more than 2,000 values" in error["message"]
     # The limit counts objects, lists and scalars, in a literal as in a variable: {or: [...]} holds
@@ -183,7 +181,7 @@ async def test_a_query_past_its_deadline_is_stopped_but_a_mutation_is_not(clean:
         assert result.data is None and result.errors is not None
         assert result.errors[0].extensions == {"code": "TIMEOUT"}
         assert "deadline of 0.3 s" in result.errors[0].message
-        assert 0.3 <= took < 2, took
+        assert schema.deadline_s <= took < STALL_S, took  # the statement's own timeout is 60 s
         mutation = asyncio.ensure_future(
             schema.execute(
                 'mutation { createActor(input: {actorType: AGENT, name: "late"}) { actor { name } } }',
