@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from api import __version__, graphql, metrics, rest
 from api.cache import Caches
-from api.config import Settings
+from api.config import SHUTDOWN_FINISH_S, Settings
 from api.edge.draining import Draining, DrainingMiddleware
 from api.edge.guard import Guard
 from api.edge.observe import Observe, configure_logging
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_environment()
     configure_logging(settings.log_level, settings.log_format)
 
-    draining = Draining()
+    draining = Draining(force_after_s=settings.shutdown_grace_s + SHUTDOWN_FINISH_S)
     # Every cache of this app, from the services that own them: nothing is shared with another app.
     caches = Caches()
 
@@ -104,12 +104,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await direct_pool.close()
             await engine.dispose()
             metrics.process_ended()
+            draining.finished()
 
     # Front ends add their routes here; REST comes last, since it answers every other path (its
     # resource paths come first, as no other route has them).
     graphql_endpoint = graphql.graphql_app(settings)
     rest_app = rest.RestApp()
     caches.add(graphql_endpoint.recent.cache, rest_app.shapes.known)
+    if graphql_endpoint.measures is not None:
+        caches.add(graphql_endpoint.measures.cache)
     routes = [
         rest.resource_route(rest_app),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

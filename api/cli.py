@@ -134,6 +134,7 @@ def _with_database(settings: Settings, run: Callable[[Settings], int]) -> int:
     """Run with DATABASE_URL, or with the embedded PostgreSQL started for as long as `run` lasts."""
     if settings.database_url:
         return run(settings)
+    from api.edge.draining import on_forced_exit
     from api.ops.embedded import EmbeddedPostgres
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -148,8 +149,11 @@ def _with_database(settings: Settings, run: Callable[[Settings], int]) -> int:
     # uvicorn re-raises the SIGTERM it shut down on; without a handler that would end the
     # process at once and leave the database running, so let it unwind through `finally`.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    # A server run in this process (one worker) that has to be ended stops the database on its way out.
+    forced = on_forced_exit(server.stop) if started_here else contextlib.nullcontext()
     try:
-        return run(dataclasses.replace(settings, database_url=url))
+        with forced:
+            return run(dataclasses.replace(settings, database_url=url))
     finally:
         if started_here:
             log.info("stopping the embedded PostgreSQL")
@@ -338,7 +342,7 @@ def _run_uvicorn(settings: Settings) -> None:
         proxy_headers=True,
         # api/edge/observe.py logs each request once, with its request id.
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PORT = 2626
+# Seconds a worker has, past the graceful period, to close its connections and exit (see shutdown_grace_s).
+SHUTDOWN_FINISH_S = 5
 
 
 def _int(name: str, default: int) -> int:
@@ -92,6 +94,9 @@ class Settings:
     graphql_max_aliases: int = 30
     graphql_max_page_size: int = 100
     graphql_default_page_size: int = 100
+    # The cost of a document once its fragments are spread (api/graphql/cost.py), and the values in one filter.
+    graphql_max_cost: int = 5_000_000
+    graphql_max_filter_nodes: int = 2_000
     # How many parsed and validated documents each process keeps.
     graphql_cache_size: int = 256
     graphql_ide: bool = True
@@ -122,6 +127,9 @@ class Settings:
     rest_shapes: bool = True
     # "text" or "json": the format of the one log line per request.
     log_format: str = "text"
+    # After SIGTERM: how long requests in flight may take to finish (then they are cancelled); a worker
+    # still running SHUTDOWN_FINISH_S after that (a request that never yields, a cleanup that hangs) is ended.
+    shutdown_grace_s: int = 10
     # Webhooks (api/webhooks): the waits between attempts at one event (jittered), the attempt's
     # timeout, whether URLs may reach loopback, private and link-local addresses, how long attempts
     # stay in the delivery log, and the lease that makes one process the deliverer of a webhook
@@ -153,6 +161,8 @@ class Settings:
             graphql_max_aliases=_int("COCO_GRAPHQL_MAX_ALIASES", 30),
             graphql_max_page_size=_int("COCO_GRAPHQL_MAX_PAGE_SIZE", 100),
             graphql_default_page_size=_int("COCO_GRAPHQL_DEFAULT_PAGE_SIZE", 100),
+            graphql_max_cost=_int("COCO_GRAPHQL_MAX_COST", 5_000_000),
+            graphql_max_filter_nodes=_int("COCO_GRAPHQL_MAX_FILTER_NODES", 2_000),
             graphql_cache_size=_int("COCO_GRAPHQL_CACHE_SIZE", 256),
             graphql_ide=_bool("COCO_GRAPHQL_IDE", True),
             graphql_max_subscriptions_per_connection=_int("COCO_GRAPHQL_MAX_SUBSCRIPTIONS_PER_CONNECTION", 20),
@@ -173,6 +183,7 @@ class Settings:
             max_rows=_int("COCO_MAX_ROWS", 0) or None,
             rest_shapes=_bool("COCO_REST_SHAPES", True),
             log_format=(os.environ.get("COCO_LOG_FORMAT") or "text").lower(),
+            shutdown_grace_s=_int("COCO_SHUTDOWN_GRACE_S", 10),
             webhook_retry_schedule_s=_seconds_list("COCO_WEBHOOK_RETRY_SCHEDULE_S", WEBHOOK_RETRY_SCHEDULE_S),
             webhook_timeout_s=_seconds("COCO_WEBHOOK_TIMEOUT_S", 10.0),
             webhook_allow_private=_bool("COCO_WEBHOOK_ALLOW_PRIVATE", False),

@@ -38,7 +38,7 @@ async def _use_every_cache(url: str, writer: WriteService) -> None:
     async with stream(url) as events:
         [written] = await checkins(writer, 1)
         [message] = await take(events, 1)
-        assert message.data["cursor"] == written["seq"]
+        assert message.data["cursor"] == str(written["seq"])  # cursors are opaque strings in every dialect
 
 
 def _entries(app: Any) -> dict[str, list[Any]]:

@@ -7,21 +7,28 @@ the same rules first so that it can name the field or the ids in its errors.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     Double,
     ForeignKey,
     Identity,
     Index,
+    Insert,
     Integer,
     Sequence,
     Table,
     Text,
+    bindparam,
+    cast,
+    insert,
+    literal,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -157,6 +164,40 @@ TABLES: dict[str, Table] = {
         ("coordination_event", CoordinationEvent),
     )
 }
+
+
+# ---------------------------------------------------------------- sending dates and timestamps
+
+# asyncpg sends the first and last date and instant Python has (date.min and max, datetime.min and max)
+# as PostgreSQL's -infinity and infinity, which then read back as such ("-infinity" in a document). So
+# every date and timestamp a write binds goes as text, parsed by PostgreSQL, as the values of a create do
+# (they travel as JSON): 0001-01-01 is stored as 0001-01-01.
+
+
+def _dated(column: Column[Any]) -> bool:
+    return isinstance(column.type, (Date, DateTime))
+
+
+def as_sent(column: Column[Any], value: Any) -> Any:
+    """`value` for `column` in a statement (see above)."""
+    if isinstance(value, dt.date) and _dated(column):
+        return cast(literal(value.isoformat(), Text), column.type)
+    return value
+
+
+def insert_as_sent(table: Table, **extra: Any) -> Insert:
+    """An INSERT into `table` for `rows_as_sent(table, rows)` (executemany), its dates and timestamps as text."""
+    values = {c.name: cast(bindparam(c.name, type_=Text), c.type) for c in table.columns if _dated(c)}
+    return insert(table).values({**values, **extra})
+
+
+def rows_as_sent(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    dated = [c.name for c in table.columns if _dated(c)]
+    return [{**row, **{n: _text(row.get(n)) for n in dated if n in row}} for row in rows]
+
+
+def _text(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
 
 
 # Webhooks (api/store/webhooks.py): not CoCo entities, so not in TABLES.
