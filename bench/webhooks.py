@@ -58,7 +58,7 @@ class Receiver(asyncio.Protocol):
             if len(self.buffer) < end + 4 + length:
                 return
             body, self.buffer = self.buffer[end + 4 : end + 4 + length], self.buffer[end + 4 + length :]
-            cursor = json.loads(body)["data"]["cursor"]
+            cursor = int(json.loads(body)["data"]["cursor"])
             self.receipts.setdefault(cursor, time.perf_counter())
             self.arrived()
             assert self.transport is not None

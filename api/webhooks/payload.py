@@ -9,7 +9,8 @@ from api.webhooks import slack
 
 # "standard": the Standard Webhooks payload below; "slack": Slack's incoming-webhook message.
 FORMATS = ("standard", "slack")
-# The event as REST shows it (its cursor travels beside it, in `data.cursor`).
+# The event as REST shows it (its cursor travels beside it, in `data.cursor`: a string, as GraphQL and the
+# event stream carry cursors).
 EVENT_KEYS = ("id", "actor_id", "event_type", "reference_id", "occurred_at")
 
 
@@ -25,7 +26,7 @@ def body(format: str, event: dict[str, Any], cursor: int, reference: dict[str, A
         {
             "type": f"coordination_event.{event['event_type']}",
             "timestamp": event["occurred_at"],
-            "data": {"event": event, "cursor": cursor, "reference": reference},
+            "data": {"event": event, "cursor": str(cursor), "reference": reference},
         }
     )
 

@@ -269,4 +269,4 @@ async def row(engine: AsyncEngine, id: str) -> dict[str, Any]:
 def cursors_of(received: list[Received]) -> list[int]:
     import json
 
-    return [json.loads(r.body)["data"]["cursor"] for r in received]
+    return [int(json.loads(r.body)["data"]["cursor"]) for r in received]
