@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any, ClassVar, NoReturn
 
 import asyncpg
 from sqlalchemy import text
@@ -45,6 +47,77 @@ _TRANSIENT = {"40001", "40P01"}
 LOST_CONNECTION = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
+@dataclass(frozen=True)
+class Pooling:
+    """How connections are set up for what sits between us and PostgreSQL (COCO_DB_POOLER).
+
+    - "none": PostgreSQL itself. The session settings travel in the startup packet, and statements
+      stay prepared on each connection (asyncpg's statement cache, SQLAlchemy's).
+    - "session": a pooler in session mode. Poolers refuse most startup parameters (PgBouncer:
+      "unsupported startup parameter: statement_timeout"), so the settings are SET once after
+      connecting; the server connection is ours for as long as the client connection lasts, so
+      prepared statements stay too.
+    - "transaction": a pooler in transaction mode (PgBouncer's pool_mode=transaction, Supabase's
+      port 6543, Neon's -pooler host). Two transactions of one client connection may run on two
+      server connections, so nothing may outlive its transaction: the settings are SET LOCAL in each
+      transaction's BEGIN (`_SettingsInBegin`), and no statement is kept prepared; asyncpg then
+      sends each statement unnamed and parses it again in the same message as its Bind, which no
+      pooler can split. Our advisory locks are all transaction-scoped (events.py, migrate.py)."""
+
+    mode: str = "none"
+    statement_timeout_ms: int | None = None
+    application_name: str = "coco"
+
+    @property
+    def per_transaction(self) -> bool:
+        return self.mode == "transaction"
+
+    def settings(self) -> dict[str, str]:
+        return connection_settings(self.statement_timeout_ms, self.application_name)
+
+    def settings_sql(self, *, local: bool) -> str:
+        scope = "SET LOCAL" if local else "SET"
+        return " ".join(
+            f"{scope} {name} = '{value}';" for name, value in self.settings().items() if name != "application_name"
+        )
+
+    def connect_options(self) -> dict[str, Any]:
+        """asyncpg.connect's (and create_pool's) options for this mode."""
+        if self.mode == "none":
+            return {"server_settings": self.settings()}
+        # application_name is one of the few parameters poolers pass on (PgBouncer, Supavisor).
+        options: dict[str, Any] = {"server_settings": {"application_name": self.application_name}}
+        if self.per_transaction:
+            options["statement_cache_size"] = 0
+            options["connection_class"] = _connection_class(self.settings_sql(local=True))
+        return options
+
+    async def prepare(self, conn: asyncpg.Connection) -> None:
+        """Run on each new connection: the session settings a session-mode pooler let through."""
+        if self.mode == "session":
+            await conn.execute(self.settings_sql(local=False))
+
+
+class _SettingsInBegin(asyncpg.Connection):
+    """A connection whose every transaction starts with this mode's SET LOCAL settings.
+
+    asyncpg's Transaction.start() (which SQLAlchemy's asyncpg dialect and our direct pool both use)
+    sends its BEGIN through `execute` as one simple query; the settings ride along in that query,
+    so they cost no round trip of their own."""
+
+    begin_settings: ClassVar[str] = ""
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109
+        if not args and query.startswith("BEGIN"):
+            query = f"{query} {self.begin_settings}"
+        return await super().execute(query, *args, timeout=timeout)
+
+
+@functools.cache
+def _connection_class(begin_settings: str) -> type[asyncpg.Connection]:
+    return type("SettingsInBegin", (_SettingsInBegin,), {"begin_settings": begin_settings})
+
+
 def create_engine(
     url: str,
     *,
@@ -52,18 +125,33 @@ def create_engine(
     max_overflow: int | None = None,
     statement_timeout_ms: int | None = None,
     application_name: str = "coco",
+    pooler: str = "none",
 ) -> AsyncEngine:
     """An engine over asyncpg that takes a libpq-style URL as it is (socket ?host= form included)."""
-    settings = connection_settings(statement_timeout_ms, application_name)
+    pooling = Pooling(pooler, statement_timeout_ms, application_name)
+    options = pooling.connect_options()
 
     async def connect() -> asyncpg.Connection:
         # A database host that does not answer at all must not hold requests for asyncpg's 60 s:
         # they answer 503 (Unavailable) soon, and the next request tries again.
-        return await asyncpg.connect(libpq_url(url), server_settings=settings, timeout=CONNECT_TIMEOUT_S)
+        conn = await asyncpg.connect(libpq_url(url), timeout=CONNECT_TIMEOUT_S, **options)
+        try:
+            await pooling.prepare(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
 
-    return create_async_engine(
+    def creator() -> Any:
+        # What create_async_engine's async_creator does, plus the dialect's own statement cache,
+        # which must be off in transaction mode as asyncpg's is.
+        return engine.sync_engine.dialect.dbapi.connect(  # type: ignore[union-attr]
+            async_creator_fn=connect, prepared_statement_cache_size=0 if pooling.per_transaction else 100
+        )
+
+    engine = create_async_engine(
         "postgresql+asyncpg://",
-        async_creator=connect,
+        creator=creator,
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
         # No ping before each use (a round trip per transaction): a connection the database
@@ -72,6 +160,7 @@ def create_engine(
         pool_pre_ping=False,
         pool_recycle=1800,
     )
+    return engine
 
 
 def connection_settings(statement_timeout_ms: int | None, application_name: str) -> dict[str, str]:

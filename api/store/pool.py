@@ -12,6 +12,12 @@ takes a transaction for just that.
 The pool's connections carry no session state between uses (time zones are
 set for one transaction only; nothing listens, locks or keeps cursors), so
 the reset asyncpg runs when a connection returns to the pool is skipped.
+
+Through a pooler in transaction mode (COCO_DB_POOLER=transaction) nothing is
+kept prepared, and every statement runs in a transaction of its own whose
+BEGIN carries the statement timeout and time zone (api/store/database.py,
+Pooling): four round trips where one does, the price of sharing PostgreSQL's
+connections with every other replica.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from api.errors import Unavailable
 from api.store.database import (
     CONNECT_TIMEOUT_S,
     LOST_CONNECTION,
-    connection_settings,
+    Pooling,
     libpq_url,
     raise_as_domain_error,
 )
@@ -84,11 +90,19 @@ class DirectPool:
     observers: list[Callable[[str], None]] = []
 
     def __init__(
-        self, url: str, *, size: int = 10, statement_timeout_ms: int | None = None, application_name: str = "coco"
+        self,
+        url: str,
+        *,
+        size: int = 10,
+        statement_timeout_ms: int | None = None,
+        application_name: str = "coco",
+        pooler: str = "none",
     ) -> None:
         self.url = libpq_url(url)
         self.size = size
-        self.settings = connection_settings(statement_timeout_ms, application_name)
+        self.pooling = Pooling(pooler, statement_timeout_ms, application_name)
+        # Through a transaction-mode pooler, a statement alone still needs a transaction: its settings.
+        self._alone_in_transaction = self.pooling.per_transaction
         self._pool: asyncpg.Pool | None = None
 
     async def start(self) -> None:
@@ -98,8 +112,9 @@ class DirectPool:
             min_size=0,
             max_size=self.size,
             timeout=CONNECT_TIMEOUT_S,
-            server_settings=self.settings,
             reset=_keep_session,
+            init=self.pooling.prepare,
+            **self.pooling.connect_options(),
         )
 
     async def close(self) -> None:
@@ -141,7 +156,7 @@ class DirectPool:
         for attempt in (1, 2):
             try:
                 async with self.connection() as conn:
-                    if timezone is None and len(statements) == 1:
+                    if timezone is None and len(statements) == 1 and not self._alone_in_transaction:
                         return [await self._fetchrow(conn, *statements[0])]
                     isolation = "repeatable_read" if len(statements) > 1 else "read_committed"
                     async with conn.transaction(isolation=isolation, readonly=True):
@@ -157,6 +172,9 @@ class DirectPool:
         async with self.connection() as conn:
             for observer in self.observers:
                 observer(statement.sql)
+            if self._alone_in_transaction:
+                async with conn.transaction():
+                    return await conn.fetch(statement.sql, *arguments)
             return await conn.fetch(statement.sql, *arguments)
 
     async def _fetchrow(self, conn: asyncpg.Connection, statement: Compiled, arguments: list[Any]) -> Any:

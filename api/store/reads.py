@@ -28,17 +28,28 @@ STREAM_BATCH = 500
 
 class Reader:
     """Reads through `pool` (asyncpg directly, api/store/pool.py) when it is given, else through
-    the engine; streams and snapshots always go through the engine."""
+    the engine; streams and snapshots always go through an engine: `streams` when given (a session
+    connection, DIRECT_DATABASE_URL, so that a long read holds none of a pooler's few connections)."""
 
-    def __init__(self, engine: AsyncEngine, *, pool: DirectPool | None = None, timezone: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        pool: DirectPool | None = None,
+        timezone: str | None = None,
+        streams: AsyncEngine | None = None,
+    ) -> None:
         self.engine = engine
         self.pool = pool
+        self.streams = streams or engine
         # Timestamps are rendered in this PostgreSQL TimeZone (UTC, the session default, when None).
         self.timezone = timezone
 
     def in_timezone(self, timezone: str | None) -> Reader:
         """This reader, rendering timestamps in `timezone` (a name or an offset PostgreSQL accepts)."""
-        return self if timezone is None else Reader(self.engine, pool=self.pool, timezone=timezone)
+        return (
+            self if timezone is None else Reader(self.engine, pool=self.pool, timezone=timezone, streams=self.streams)
+        )
 
     async def json_array(self, plan: ReadPlan) -> str:
         """The rows the plan selects, as the text of one JSON array built by PostgreSQL."""
@@ -95,7 +106,7 @@ class Reader:
         For a streamed response whose headers (Content-Range) need the row count
         before the first row is sent; memory stays flat as with `stream`.
         """
-        async with connection(self.engine) as conn:
+        async with connection(self.streams) as conn:
             async with conn.begin():
                 await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 await set_timezone(conn, self.timezone)
@@ -106,7 +117,7 @@ class Reader:
 
     async def stream(self, plan: ReadPlan) -> AsyncIterator[str]:
         """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
-        async with connection(self.engine) as conn:
+        async with connection(self.streams) as conn:
             async with conn.begin():
                 await set_timezone(conn, self.timezone)
                 async for row in stream(conn, plan):
@@ -116,7 +127,7 @@ class Reader:
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
         """A connection whose reads (`stream(conn, plan)`, `json_array(conn, plan)`) all see
         one consistent state of the database, e.g. for an export of several entities."""
-        async with connection(self.engine) as conn:
+        async with connection(self.streams) as conn:
             async with conn.begin():
                 await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 yield conn

@@ -1,0 +1,186 @@
+"""PgBouncer and HAProxy as the deployment tests run them: Debian's binaries, a generated config in a
+temp dir, loopback only. `.ci/run` installs both (apt-get, as root) when they are missing."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from api.ops.embedded import SERVER_SYSTEM_USER
+from tests.processes import free_port
+
+PGBOUNCER = Path("/usr/sbin/pgbouncer")
+HAPROXY = Path("/usr/sbin/haproxy")
+START_TIMEOUT_S = 30.0
+
+
+def require(binary: Path, package: str) -> str:
+    """The binary's path; without it the test is skipped, or fails where it must run (CI sets
+    COCO_REQUIRE_DEPLOY_TOOLS=1, having installed the packages)."""
+    if binary.exists():
+        return str(binary)
+    message = f"{binary} is missing: apt-get install {package} (.ci/run does it as root)"
+    if os.environ.get("COCO_REQUIRE_DEPLOY_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not listen on {port}:\n{log.read_text(errors='replace')}")
+
+
+class _Daemon:
+    """A process of ours in a private dir, stopped (and the dir removed) at the end of the block."""
+
+    name = "daemon"
+
+    def __init__(self) -> None:
+        # Not under pytest's 0700 base dir: as root, PgBouncer drops to the server's system user.
+        self.dir = Path(tempfile.mkdtemp(prefix=f"coco-{self.name}-"))
+        self.dir.chmod(0o755)
+        self.port = free_port()
+        self.log = self.dir / f"{self.name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _start(self, command: list[str]) -> None:
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
+        wait_for_port(self.port, self.process, self.name, self.log)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class PgBouncer(_Daemon):
+    """PgBouncer in front of one PostgreSQL reached over its Unix socket (the embedded one's URL)."""
+
+    name = "pgbouncer"
+
+    def __init__(
+        self,
+        postgres_url: str,
+        *,
+        pool_mode: str = "transaction",
+        pool_size: int = 20,
+        users: tuple[str, ...] = (),
+        **extra: str,
+    ) -> None:
+        super().__init__()
+        self.users = ("postgres", *users)
+        self.binary = require(PGBOUNCER, "pgbouncer")
+        query = parse_qs(urlsplit(postgres_url).query)
+        self.socket_dir, self.pg_port = query["host"][0], query.get("port", ["5432"])[0]
+        self.settings = {
+            "listen_addr": "127.0.0.1",
+            "listen_port": str(self.port),
+            "unix_socket_dir": "",
+            # Loopback only, and the database trusts its socket: the user just has to be listed.
+            "auth_type": "trust",
+            "auth_file": str(self.dir / "userlist.txt"),
+            "admin_users": "postgres",
+            "pool_mode": pool_mode,
+            "default_pool_size": str(pool_size),
+            "max_client_conn": "2000",
+            "pidfile": str(self.dir / "pgbouncer.pid"),
+            "log_connections": "0",
+            "log_disconnections": "0",
+            **extra,
+        }
+        if os.geteuid() == 0:
+            # PgBouncer refuses to run as root; it becomes the user that runs the embedded PostgreSQL.
+            self.settings["user"] = SERVER_SYSTEM_USER
+
+    def __enter__(self) -> PgBouncer:
+        (self.dir / "userlist.txt").write_text("".join(f'"{user}" ""\n' for user in self.users))
+        lines = ["[databases]", f"* = host={self.socket_dir} port={self.pg_port}", "[pgbouncer]"]
+        lines += [f"{name} = {value}" for name, value in self.settings.items()]
+        (self.dir / "pgbouncer.ini").write_text("\n".join(lines) + "\n")
+        if os.geteuid() == 0:
+            account = pwd.getpwnam(SERVER_SYSTEM_USER)
+            for path in self.dir.iterdir():
+                os.chown(path, account.pw_uid, account.pw_gid)
+            os.chown(self.dir, account.pw_uid, account.pw_gid)
+        self._start([self.binary, str(self.dir / "pgbouncer.ini")])
+        return self
+
+    def url(self, database: str, *, user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+
+class HAProxy(_Daemon):
+    """HAProxy over HTTP replicas: round robin, /readyz as the health check, long tunnels for streams."""
+
+    name = "haproxy"
+
+    def __init__(self, replica_ports: list[int], *, check_interval_ms: int = 300) -> None:
+        super().__init__()
+        self.binary = require(HAPROXY, "haproxy")
+        self.replica_ports = replica_ports
+        self.check_interval_ms = check_interval_ms
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> str:
+        servers = "\n".join(
+            f"    server replica{i} 127.0.0.1:{port} check" for i, port in enumerate(self.replica_ports, 1)
+        )
+        return f"""global
+    maxconn 4000
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    # Event streams and WebSockets stay open for as long as they are used.
+    timeout tunnel 1h
+    # A request whose replica refuses the connection (killed, not yet found down) goes to another one.
+    retries 3
+    option redispatch
+
+frontend coco
+    bind 127.0.0.1:{self.port}
+    default_backend replicas
+
+backend replicas
+    balance roundrobin
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server inter {self.check_interval_ms}ms fall 2 rise 2
+{servers}
+"""
+
+    def __enter__(self) -> HAProxy:
+        (self.dir / "haproxy.cfg").write_text(self.config())
+        # -db: stay in the foreground, so that this process is the one to stop.
+        self._start([self.binary, "-db", "-f", str(self.dir / "haproxy.cfg")])
+        return self
