@@ -14,6 +14,7 @@ from typing import Any, ClassVar, NoReturn
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from api.errors import (
@@ -23,6 +24,7 @@ from api.errors import (
     InvalidInput,
     InvalidReason,
     StatementTimeout,
+    Transient,
     Unavailable,
 )
 
@@ -34,9 +36,14 @@ CONNECT_TIMEOUT_S = 10.0
 # "The client sent a bad value":
 _BAD_VALUE_CLASSES = ("22",)  # data exceptions: 22P02 invalid text, 22007 bad datetime, 22003 out of range
 _BAD_VALUE_CODES = {"42704", "42883", "2201B"}  # unknown text search config; no such operator; bad regex
-# "Try again later": connection exceptions; insufficient resources (too many connections, out of memory,
-# disk full); shutting down or not yet accepting connections.
+# "Try again later": connection exceptions (08P01 too: PgBouncer sends all its own errors with it, "no
+# more connections allowed", "query_wait_timeout", "server conn crashed?"); insufficient resources (too
+# many connections, out of memory, disk full); shutting down or not yet accepting connections.
 _UNAVAILABLE_CLASSES = ("08", "53", "57P")
+# ...and, by code: a prepared statement this connection does not have (26000) or has already (42P05),
+# which only a pooler that moved us to another server connection causes; a database that takes no
+# writes (25006: a standby, say after a failover the pooler has not followed yet).
+_UNAVAILABLE_CODES = {"26000", "42P05", "25006"}
 # ...except a statement too big for the server's settings, which no retry helps (PostgREST: 500).
 _NOT_UNAVAILABLE = {"53400"}
 # A deadlock or serialization failure: the transaction may be run again.
@@ -189,6 +196,8 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         raise_as_domain_error(error)
     except LOST_CONNECTION as error:
         raise Unavailable(f"the database is unavailable: {error}") from error
+    except PoolTimeout as error:
+        raise Unavailable(f"no database connection came free in time: {error}") from error
 
 
 @asynccontextmanager
@@ -201,6 +210,8 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         raise_as_domain_error(error)
     except LOST_CONNECTION as error:
         raise Unavailable(f"the database is unavailable: {error}") from error
+    except PoolTimeout as error:
+        raise Unavailable(f"no database connection came free in time: {error}") from error
 
 
 async def wait_until_reachable(engine: AsyncEngine, timeout_s: float, interval_s: float = 1.0) -> None:
@@ -235,7 +246,7 @@ def sqlstate(error: BaseException) -> str | None:
 
 def is_transient(error: BaseException) -> bool:
     """A deadlock or serialization failure: the transaction may simply be run again."""
-    return isinstance(error, DatabaseFault) and error.sqlstate in _TRANSIENT
+    return isinstance(error, Transient)
 
 
 def as_domain_error(error: BaseException) -> BaseException:
@@ -258,12 +269,13 @@ def as_domain_error(error: BaseException) -> BaseException:
         return InvalidInput(detail, reason=InvalidReason.RULE)
     if code.startswith(_BAD_VALUE_CLASSES) or code in _BAD_VALUE_CODES:
         return InvalidInput(detail, reason=InvalidReason.FORMAT, sqlstate=code)
+    if code in _TRANSIENT:
+        return Transient(f"the database aborted the transaction: {_first_line(detail)}", sqlstate=code)
     if code == "57014":
         return StatementTimeout("the statement took too long and was cancelled (statement_timeout)")
-    if code.startswith(_UNAVAILABLE_CLASSES) and code not in _NOT_UNAVAILABLE:
-        return Unavailable(f"the database is unavailable: {detail}")
-    lines = detail.strip().splitlines()
-    return DatabaseFault(lines[0] if lines else type(error).__name__, sqlstate=code)
+    if (code.startswith(_UNAVAILABLE_CLASSES) and code not in _NOT_UNAVAILABLE) or code in _UNAVAILABLE_CODES:
+        return Unavailable(f"the database is unavailable: {_first_line(detail)}")
+    return DatabaseFault(_first_line(detail) or type(error).__name__, sqlstate=code)
 
 
 def raise_as_domain_error(error: BaseException) -> NoReturn:
@@ -282,6 +294,12 @@ def _lost_connection(error: BaseException) -> bool:
             return True
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
     return False
+
+
+def _first_line(text: str) -> str:
+    # asyncpg adds the HINT and DETAIL as further lines (its own long note about PgBouncer, for one).
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _message(error: BaseException) -> str:

@@ -95,6 +95,31 @@ async def test_the_statement_timeout_cancels_through_the_pooler(pooled: Pooled) 
         await engine.dispose()
 
 
+async def test_statements_kept_prepared_do_not_survive_transaction_pooling(pooled: Pooled) -> None:
+    """The control: with asyncpg's statement cache on (what "none" and "session" keep), concurrent reads
+    through the transaction-mode pooler meet statements prepared on another server connection. That
+    is what the tests below would meet if transaction mode kept any; each such failure is a 503."""
+    pool = DirectPool(pooled.pooled_url, size=16, pooler="session")
+    await pool.start()
+    statements = [compile_statement(select(func.abs(n) + func.length(str(n)))) for n in range(8)]
+    outcomes: collections.Counter[str] = collections.Counter()
+
+    async def read(n: int) -> None:
+        try:
+            await pool.fetchrow(statements[n % len(statements)], statements[n % len(statements)].arguments({}))
+            outcomes["ok"] += 1
+        except Unavailable as error:
+            outcomes["unavailable"] += 1
+            assert "prepared statement" in error.message, error.message
+
+    try:
+        for _ in range(4):
+            await asyncio.gather(*(read(n) for n in range(200)))
+    finally:
+        await pool.close()
+    assert outcomes["unavailable"] > 0, outcomes
+
+
 CREATE_CHECKIN = (
     'mutation { createTeamCheckin(input: {actorId: "%s", teamId: "t-pooled", date: "2026-05-22", next: ["g%d"]})'
     " { teamCheckin { id createdAt } } }"
