@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve seed test fuzz install migrate clean bench-live bench bench-quick bench-tools bench-clean
+.PHONY: serve seed test test-deploy fuzz install migrate clean bench-live bench bench-quick bench-tools bench-clean
 
 $(STAMP): pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -27,6 +27,11 @@ migrate: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Replicas behind HAProxy through PgBouncer, and crash rounds (tests/deploy/test_replicas.py, test_crash.py):
+# minutes, not seconds, so not part of `make test`. Needs Debian's pgbouncer and haproxy (.ci/run installs them).
+test-deploy: $(STAMP)
+	COCO_TEST_DEPLOY=1 $(BIN)/python -m pytest tests/deploy -m deploy
 
 # A longer schemathesis campaign against the REST layer's OpenAPI document (no 5xx allowed).
 fuzz: $(STAMP)

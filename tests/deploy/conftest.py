@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,14 @@ from tests.deploy.tools import PgBouncer
 
 # The database's own time zone is not UTC, so that a connection that missed its settings shows it.
 DATABASE_TIMEZONE = "Asia/Kolkata"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("COCO_TEST_DEPLOY") == "1":
+        return
+    for item in items:
+        if "deploy" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="minutes long: `make test-deploy` runs it"))
 
 
 @dataclass(frozen=True)

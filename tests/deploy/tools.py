@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from api.ops.embedded import SERVER_SYSTEM_USER
@@ -22,6 +25,7 @@ from tests.processes import free_port
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
 HAPROXY = Path("/usr/sbin/haproxy")
 START_TIMEOUT_S = 30.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def require(binary: Path, package: str) -> str:
@@ -155,6 +159,7 @@ class HAProxy(_Daemon):
         )
         return f"""global
     maxconn 4000
+    stats socket {self.dir / "admin.sock"} mode 600 level admin
 
 defaults
     mode http
@@ -173,6 +178,8 @@ frontend coco
 
 backend replicas
     balance roundrobin
+    # Which replica answered: a test kills the one its subscribers are on.
+    http-response set-header X-Served-By %s
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter {self.check_interval_ms}ms fall 2 rise 2
@@ -184,3 +191,94 @@ backend replicas
         # -db: stay in the foreground, so that this process is the one to stop.
         self._start([self.binary, "-db", "-f", str(self.dir / "haproxy.cfg")])
         return self
+
+    def states(self) -> dict[str, str]:
+        """Each replica's state as HAProxy sees it ("UP", "DOWN", "UP 1/2"...), from its stats socket."""
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(self.dir / "admin.sock"))
+            except (FileNotFoundError, ConnectionRefusedError):
+                return {}  # not there yet: HAProxy may listen on its port first
+            s.sendall(b"show stat\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        lines = b"".join(chunks).decode().splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
+        return {
+            r["svname"]: r["status"] for r in rows if r["pxname"] == "replicas" and r["svname"].startswith("replica")
+        }
+
+    def set_state(self, replica: str, state: str) -> None:
+        """ "maint" takes the replica out of the rotation (no new request goes there), "ready" puts it back."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(self.dir / "admin.sock"))
+            s.sendall(f"set server replicas/{replica} state {state}\n".encode())
+            answer = s.recv(65536).decode().strip()
+        assert answer == "", answer
+
+    def wait_for(self, replica: str, state: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while (current := self.states().get(replica)) != state:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"HAProxy still sees {replica} as {current}, not {state}")
+            time.sleep(0.05)
+
+
+class CocoServe:
+    """One `coco serve` process in a process group of its own, as a replica or a single machine runs it."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Nothing of the test runner's own settings leaks in.
+        base = {k: v for k, v in os.environ.items() if not k.startswith("COCO_") and "DATABASE_URL" not in k}
+        self.env = {**base, "COCO_PORT": str(self.port), "COCO_LOG_LEVEL": "warning", **env}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> CocoServe:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "api", "serve"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"coco serve exited with {self.process.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"coco serve was not ready within {timeout_s:.0f} s:\n{self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: the server, its workers and whatever they started."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
