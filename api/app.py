@@ -17,13 +17,14 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from api import __version__, graphql, metrics, rest
+from api.cache import Caches
 from api.config import Settings
 from api.edge.draining import Draining, DrainingMiddleware
 from api.edge.guard import Guard
 from api.edge.observe import Observe, configure_logging
 from api.live import LiveFeed
 from api.mcp import http as mcp_http
-from api.ops.resources import bundled
+from api.resources import bundled
 from api.sse.stream import EventStream
 from api.store import DirectPool, Reader, WriteService, create_engine, upgrade
 
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     configure_logging(settings.log_level, settings.log_format)
 
     draining = Draining()
+    # Every cache of this app, from the services that own them: nothing is shared with another app.
+    caches = Caches()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -90,7 +93,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         services = Services(settings=settings, reader=reader, writer=WriteService(engine, pool=direct_pool))
         app.state.services = services
         # Live coordination events: this process's one LISTEN connection (api/live).
-        app.state.live = LiveFeed(settings.session_database_url, engine, queue_size=settings.live_queue_size)
+        app.state.live = LiveFeed(settings.session_database_url, Reader(engine), queue_size=settings.live_queue_size)
+        for statements in (services.reader.statements, services.writer.statements, app.state.live.reader.statements):
+            caches.add(*statements.caches)
+        caches.add(*direct_pool.caches)
         await app.state.live.start()
         try:
             # The MCP endpoint's session manager runs (a task group) for as long as the app does.
@@ -110,8 +116,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Front ends add their routes here; REST comes last, since it answers every other path (its
     # resource paths come first, as no other route has them).
     graphql_endpoint = graphql.graphql_app(settings)
+    rest_app = rest.RestApp()
+    caches.add(graphql_endpoint.recent.cache, rest_app.shapes.known)
     routes = [
-        rest.resource_route(),
+        rest.resource_route(rest_app),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         # Every method: POST and GET queries, GraphiQL for browsers; subscriptions over WebSocket.
         Route(graphql.PATH, graphql_endpoint),
@@ -126,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/viewer", viewer_redirect, methods=["GET", "HEAD"]),
         Mount("/viewer", StaticFiles(directory=bundled("viewer"), html=True), name="viewer"),
     ]
-    routes += rest.routes()
+    routes += rest.routes(rest_app)
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
     # Outermost first: the request's log line and metrics, then access control and limits (api/edge/guard.py).
     # Draining ends WebSockets and event streams at shutdown (api/edge/draining.py).
@@ -134,9 +142,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(Observe, log_format=settings.log_format),
         Middleware(DrainingMiddleware, draining=draining),
         Middleware(Guard, settings=settings),
-        Middleware(EventStream, keepalive=settings.sse_keepalive_s),
+        Middleware(EventStream, keepalive=settings.sse_keepalive_s, caches=caches),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.caches = caches
+    return app
 
 
 async def viewer_redirect(request: Request) -> RedirectResponse:

@@ -80,6 +80,16 @@ class Settings:
     tokens: str | None = None
     tokens_file: str | None = None
     jwt_secret: str | None = None
+    # JWTs as identity providers issue them: keys from a JWKS (URL or file), aud/iss checked when set,
+    # exp/nbf with leeway; where the scope, actor and teams are in the claims (api/edge/claims.py).
+    jwt_jwks_url: str | None = None
+    jwt_jwks_file: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway_s: int = 30
+    jwt_scope_claim: str | None = None
+    jwt_actor_claim: str = "actor_id"
+    jwt_teams_claim: str = "teams"
     # Anonymous requests may read while access control is on (never write); off by default then.
     anonymous_read: bool = False
     # Origins allowed by CORS: "*" (any, as PostgREST) or a comma-separated list.
@@ -121,6 +131,14 @@ class Settings:
             tokens=os.environ.get("COCO_TOKENS") or None,
             tokens_file=os.environ.get("COCO_TOKENS_FILE") or None,
             jwt_secret=os.environ.get("COCO_JWT_SECRET") or None,
+            jwt_jwks_url=os.environ.get("COCO_JWT_JWKS_URL") or None,
+            jwt_jwks_file=os.environ.get("COCO_JWT_JWKS_FILE") or None,
+            jwt_audience=os.environ.get("COCO_JWT_AUDIENCE") or None,
+            jwt_issuer=os.environ.get("COCO_JWT_ISSUER") or None,
+            jwt_leeway_s=_int("COCO_JWT_LEEWAY_S", 30),
+            jwt_scope_claim=os.environ.get("COCO_JWT_SCOPE_CLAIM") or None,
+            jwt_actor_claim=os.environ.get("COCO_JWT_ACTOR_CLAIM") or "actor_id",
+            jwt_teams_claim=os.environ.get("COCO_JWT_TEAMS_CLAIM") or "teams",
             anonymous_read=_bool("COCO_ANONYMOUS_READ", False),
             cors_origins=os.environ.get("COCO_CORS_ORIGINS") or "*",
             max_body_bytes=_int("COCO_MAX_BODY_BYTES", 10 * 1024 * 1024),

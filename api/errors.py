@@ -6,11 +6,10 @@ The write service and the query plan raise only these; GraphQL turns them into
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Any
+from enum import StrEnum
 
 
-class InvalidReason(str, Enum):
+class InvalidReason(StrEnum):
     REQUIRED = "required"  # a required field is missing or null
     FORMAT = "format"  # a value of the wrong type or syntax
     RULE = "rule"  # a value outside its allowed set or range
@@ -18,7 +17,7 @@ class InvalidReason(str, Enum):
     UNKNOWN_RELATION = "unknown_relation"  # a relation the entity does not have
 
 
-class ConflictReason(str, Enum):
+class ConflictReason(StrEnum):
     DUPLICATE = "duplicate"  # the id is taken
     MISSING_REFERENCE = "missing_reference"  # a referenced row does not exist
     REFERENCED = "referenced"  # the row is still referenced by others
@@ -29,9 +28,6 @@ class DomainError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message}
 
 
 class InvalidInput(DomainError):
@@ -54,21 +50,12 @@ class InvalidInput(DomainError):
         # When PostgreSQL itself refused the value: its SQLSTATE (22007 a bad datetime, 2201B a bad regex...).
         self.sqlstate = sqlstate
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"message": self.message, "field": self.field, "reason": self.reason.value}
-        if self.index is not None:
-            out["index"] = self.index
-        return out
-
 
 class NotFound(DomainError):
     def __init__(self, entity: str, id: str) -> None:
         super().__init__(f"{entity} {id!r} does not exist")
         self.entity = entity
         self.id = id
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "entity": self.entity, "id": self.id}
 
 
 class Conflict(DomainError):
@@ -89,19 +76,6 @@ class Conflict(DomainError):
         self.field = field
         # For REFERENCED: resource name -> ids of the rows that still point here.
         self.referrers = referrers or {}
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "message": self.message,
-            "reason": self.reason.value,
-            "entity": self.entity,
-            "ids": self.ids,
-        }
-        if self.field:
-            out["field"] = self.field
-        if self.referrers:
-            out["referrers"] = self.referrers
-        return out
 
 
 class Unavailable(DomainError):
@@ -125,6 +99,19 @@ class ReadOnly(DomainError):
         super().__init__(f"{resource} are written only by the server and cannot be created, changed or deleted")
         self.entity = entity
         self.resource = resource
+
+
+class ActorForbidden(DomainError):
+    """A token bound to an actor tried to write as another actor, to change another actor's rows, or to
+    write what only a trusted or admin token may (PostgreSQL's 42501, as a row-level policy refuses)."""
+
+    def __init__(self, message: str, *, entity: str, actor: str, ids: list[str] | None = None, hint: str) -> None:
+        super().__init__(message)
+        self.entity = entity
+        self.actor = actor
+        # The rows (or, in a create, the actor ids given) that were refused.
+        self.ids = ids or []
+        self.hint = hint
 
 
 class StatementTimeout(DomainError):

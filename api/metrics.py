@@ -94,6 +94,17 @@ LIVE_EVENTS_DELIVERED = Counter(
 LIVE_OVERFLOWS = Counter(
     "coco_live_queue_overflows_total", "Live subscribers dropped because they fell a whole queue behind"
 )
+CACHE_ENTRIES = Gauge(
+    "coco_cache_entries",
+    "Entries held by the app's caches of built things (api/cache.py), by cache",
+    ["cache"],
+    multiprocess_mode="livesum",
+)
+CACHE_LOOKUPS = Counter(
+    "coco_cache_lookups_total",
+    "Lookups in the app's caches, by cache and result (hit or miss); counted when /metrics is read",
+    ["cache", "result"],
+)
 
 # Operation names are chosen by clients: past this many distinct ones, the rest count as "other".
 MAX_OPERATION_NAMES = 200
@@ -180,6 +191,12 @@ async def endpoint(request: Request) -> Response:
     live = getattr(state, "live", None)
     if live is not None:
         LIVE_SUBSCRIBERS.set(live.subscriber_count)
+    caches = getattr(state, "caches", None)
+    if caches is not None:
+        for name, (entries, hits, misses) in caches.take_counts().items():
+            CACHE_ENTRIES.labels(name).set(entries)
+            CACHE_LOOKUPS.labels(name, "hit").inc(hits)
+            CACHE_LOOKUPS.labels(name, "miss").inc(misses)
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ from api.plan import ReadPlan
 from api.store.database import create_engine
 from api.store.reads import Reader
 from api.store.writes import WriteService
+from tests.processes import read_until
 
 COCO = [sys.executable, "-m", "api"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,16 +49,9 @@ def serving(data_dir: Path, port: int) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else "server exited"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "no healthy answer within 30 s"
-            time.sleep(0.2)
+        # Said only once the server answers: a client that starts on the line is served at once.
+        read_until(process, f"serving on http://127.0.0.1:{port} with 2 worker(s)")
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         yield url
     finally:
         process.send_signal(signal.SIGINT)

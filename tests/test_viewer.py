@@ -64,7 +64,7 @@ if IN_CI:
     from playwright.async_api import Browser, ConsoleMessage, Page, WebSocketRoute, async_playwright
 else:
     async_api = pytest.importorskip(
-        "playwright.async_api", reason="playwright is not installed (pip install -e '.[test]')"
+        "playwright.async_api", reason="playwright is not installed (make test installs it)"
     )
     Browser, ConsoleMessage, Page, WebSocketRoute, async_playwright = (
         async_api.Browser,
@@ -109,10 +109,10 @@ class Viewer:
     def __init__(self, page: Page) -> None:
         self.page = page
         self.problems: list[str] = []
-        page.on("console", self._console)
+        page.on("console", self.on_console)
         page.on("pageerror", lambda error: self.problems.append(f"uncaught: {error}"))
 
-    def _console(self, message: ConsoleMessage) -> None:
+    def on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
             self.problems.append(f"console: {message.text}")
 

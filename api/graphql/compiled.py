@@ -7,7 +7,7 @@ selection tree becomes a `Bundle` of plans (each root field a `Lookup` or a
 nodes, edges and cursors, pageInfo and totalCount under the client's keys;
 enum names, timestamps and cursors spelled in SQL exactly as the resolvers
 spell them) and PostgreSQL returns the JSON text of the whole `data` object.
-The request is then recorded (`RECENT`): the route answers the same document,
+The request is then recorded (`Schema.recent`): the route answers the same document,
 operation and variables again from the recorded plan, before Strawberry, and
 passes PostgreSQL's text through as the body.
 
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,12 +48,17 @@ from graphql import (
     SelectionSetNode,
     get_named_type,
 )
-from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
+from graphql.execution.values import (
+    VariableValues,
+    get_argument_values,
+    get_directive_values,
+    get_variable_values,
+)
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
-from strawberry.types.arguments import convert_arguments
 
 from api import metrics
+from api.cache import BoundedCache
 from api.entities import ENTITIES, Entity, Kind
 from api.errors import InvalidInput, StatementTimeout, Unavailable
 from api.graphql.connections import Limits, plan_page
@@ -64,6 +68,7 @@ from api.graphql.filters import to_filter
 from api.graphql.names import camel, type_name
 from api.graphql.ordering import order_keys
 from api.graphql.relations import FIELDS, ROOTS, Either, Related, Shape
+from api.graphql.strawberry_adapter import field_arguments, graphql_schema, provided_operation_name
 from api.plan import (
     Bundle,
     Choice,
@@ -153,10 +158,14 @@ class View:
 
 class Compiler:
     def __init__(
-        self, schema: Any, fragments: dict[str, FragmentDefinitionNode], variables: dict[str, Any], limits: Limits
+        self,
+        schema: Any,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: VariableValues,
+        limits: Limits,
     ) -> None:
         self.schema = schema
-        self.graphql_schema = schema._schema
+        self.graphql_schema = graphql_schema(schema)
         self.fragments = fragments
         self.variables = variables
         self.limits = limits
@@ -215,14 +224,7 @@ class Compiler:
 
     def arguments(self, parent: GraphQLObjectType, node: FieldNode) -> dict[str, Any]:
         definition = parent.fields[node.name.value]
-        raw = get_argument_values(definition, node, self.variables)
-        strawberry_field = definition.extensions["strawberry-definition"]
-        return convert_arguments(
-            raw,
-            strawberry_field.arguments,
-            scalar_registry=self.schema.schema_converter.scalar_registry,
-            config=self.schema.config,
-        )
+        return field_arguments(self.schema, definition, get_argument_values(definition, node, self.variables))
 
     def view(
         self,
@@ -331,10 +333,11 @@ class Compiler:
         positions = False
         for node in self.fields(connection_type, selection_set):
             name, field_key = node.name.value, _key(node)
-            field_type = get_named_type(connection_type.fields[name].type) if name != "__typename" else None
             if name == "__typename":
                 fields.append(PageField(field_key, "constant", constant=connection_type.name))
-            elif name == "totalCount":
+                continue
+            field_type = get_named_type(connection_type.fields[name].type)
+            if name == "totalCount":
                 fields.append(PageField(field_key, "total"))
             elif name == "nodes":
                 fields.append(
@@ -408,7 +411,7 @@ def compile_operation(
     schema: Any,
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDefinitionNode],
-    variables: dict[str, Any],
+    variables: VariableValues,
     limits: Limits,
 ) -> Bundle:
     """The read answering a query operation's `data`: one object, one key per root field."""
@@ -416,6 +419,8 @@ def compile_operation(
         raise NotPlannable("not a query")
     compiler = Compiler(schema, fragments, variables, limits)
     query_type = compiler.graphql_schema.query_type
+    if query_type is None:
+        raise NotPlannable("a schema without queries")
     items: list[Lookup | Paged | Constant] = []
     for node in compiler.fields(query_type, operation.selection_set):
         name, key = node.name.value, _key(node)
@@ -444,7 +449,7 @@ async def run_text(
     schema: Any,
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDefinitionNode],
-    variables: dict[str, Any],
+    variables: VariableValues,
     context: Context,
 ) -> str:
     """The JSON text of a query operation's `data`, built by PostgreSQL in one statement."""
@@ -455,11 +460,12 @@ async def run(
     schema: Any,
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDefinitionNode],
-    variables: dict[str, Any],
+    variables: VariableValues,
     context: Context,
 ) -> dict[str, Any]:
     """The `data` of a query operation, read with one statement."""
-    return json.loads(await run_text(schema, operation, fragments, variables, context))
+    data: dict[str, Any] = json.loads(await run_text(schema, operation, fragments, variables, context))
+    return data
 
 
 # ---------------------------------------------------------------- plans of recent requests
@@ -477,63 +483,62 @@ class Prepared:
 UNPLANNABLE = object()
 
 
+REQUESTS_KEPT = 256
+
+
 class RecentPlans:
-    """Compiled reads of recent requests, by schema, limits, document, operation name and variables.
+    """Compiled reads of recent requests, by limits, document, operation name and variables; each schema
+    has its own (`Schema.recent`), since it is the schema that parsed and validated them.
 
     A request is recorded only once Strawberry has parsed, validated (with its limits) and answered it
     through the compiled path, so a request found here may skip all of that."""
 
-    def __init__(self, maxsize: int = 256) -> None:
-        self.maxsize = maxsize
-        self.entries: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+    def __init__(self, size: int = REQUESTS_KEPT) -> None:
+        self.cache: BoundedCache[tuple[Any, ...], Any] = BoundedCache("graphql_requests", size)
 
     @staticmethod
     def key(
-        schema: Any, limits: Limits, query: str, operation_name: str | None, variables: dict[str, Any] | None
+        limits: Limits, query: str, operation_name: str | None, variables: dict[str, Any] | None
     ) -> tuple[Any, ...] | None:
         try:
             encoded = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
         except (TypeError, ValueError):
             return None
-        # The schema itself (not its id, which a later schema could reuse): its limits validated the request.
-        return (schema, limits, query, operation_name, encoded)
+        return (limits, query, operation_name, encoded)
 
     def get(self, key: tuple[Any, ...] | None) -> Any:
-        if key is None:
-            return None
-        entry = self.entries.get(key)
-        if entry is not None:
-            self.entries.move_to_end(key)
-        return entry
+        return None if key is None else self.cache.get(key)
 
     def put(self, key: tuple[Any, ...] | None, entry: Any) -> None:
-        if key is None:
-            return
-        self.entries[key] = entry
-        if len(self.entries) > self.maxsize:
-            self.entries.popitem(last=False)
+        if key is not None:
+            self.cache.put(key, entry)
 
 
-RECENT = RecentPlans()
+def recent_plans(schema: object) -> RecentPlans:
+    """The requests `schema` recorded: each schema of api/graphql/schema.py has its own."""
+    recent = getattr(schema, "recent", None)
+    if not isinstance(recent, RecentPlans):
+        raise TypeError("compiled execution runs on the schemas of api.graphql.schema.make_schema")
+    return recent
 
 
 class CompiledExecution(SchemaExtension):
     """Answers plannable queries with compiled plans before graphql-core's executor runs (see the module)."""
 
-    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+    async def on_execute(self) -> AsyncIterator[None]:
         execution_context = self.execution_context
         context = execution_context.context
         document = execution_context.graphql_document
         if isinstance(context, Context) and document is not None and not context.resolvers_only:
             schema = execution_context.schema
-            key = RECENT.key(
-                schema,
+            recent = recent_plans(schema)
+            key = recent.key(
                 context.limits,
                 execution_context.query or "",
-                execution_context._provided_operation_name,
+                provided_operation_name(execution_context),
                 execution_context.variables,
             )
-            if RECENT.get(key) is UNPLANNABLE:
+            if recent.get(key) is UNPLANNABLE:
                 fall_back(NotPlannable("recorded as not plannable"), execution_context.operation_name)
             else:
                 try:
@@ -542,7 +547,7 @@ class CompiledExecution(SchemaExtension):
                     if operation.operation is not OperationType.QUERY:
                         raise NotQuery
                     variables = get_variable_values(
-                        schema._schema, operation.variable_definitions or (), execution_context.variables or {}
+                        graphql_schema(schema), operation.variable_definitions or (), execution_context.variables or {}
                     )
                     if isinstance(variables, list):
                         # graphql-core says which, to the resolvers' caller: not recorded
@@ -552,14 +557,14 @@ class CompiledExecution(SchemaExtension):
                 except NotQuery:
                     pass  # mutations and subscriptions are the resolvers' own: no fallback
                 except NotPlannable as error:
-                    RECENT.put(key, UNPLANNABLE)
+                    recent.put(key, UNPLANNABLE)
                     fall_back(error, execution_context.operation_name)
                 except Exception as error:
                     # Bad input, the database, or a fault here: the resolvers answer, with their errors and paths.
                     fall_back(error, execution_context.operation_name)
                 else:
                     execution_context.result = ExecutionResult(data=data, errors=None)
-                    RECENT.put(key, Prepared(bundle, operation.name.value if operation.name else None))
+                    recent.put(key, Prepared(bundle, operation.name.value if operation.name else None))
         yield
 
 

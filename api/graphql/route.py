@@ -25,7 +25,7 @@ from api import metrics
 from api.config import Settings
 from api.errors import DomainError
 from api.graphql import http
-from api.graphql.compiled import RECENT, Prepared
+from api.graphql.compiled import Prepared
 from api.graphql.connections import Limits
 from api.graphql.context import Context
 from api.graphql.errors import with_code
@@ -39,8 +39,11 @@ log = logging.getLogger("coco.graphql")
 
 class GraphQLApp(GraphQL):
     def __init__(self, settings: Settings, subscription: Any = Subscription) -> None:
+        schema = make_schema(settings, subscription)
+        # The requests its schema answered through the compiled path, which this route answers again.
+        self.recent = schema.recent
         super().__init__(
-            make_schema(settings, subscription),
+            schema,
             graphql_ide="graphiql" if settings.graphql_ide else None,
             keep_alive=True,
             keep_alive_interval=settings.graphql_keepalive_s,
@@ -59,7 +62,11 @@ class GraphQLApp(GraphQL):
         try:
             if request.method not in ("GET", "POST"):
                 raise http.method_not_allowed("GET, POST", "GraphQL over HTTP takes GET and POST requests")
-            if request.method == "GET" and self.graphql_ide and self.should_render_graphql_ide(request):
+            if (
+                request.method == "GET"
+                and self.graphql_ide
+                and self.should_render_graphql_ide(self.request_adapter_class(request))
+            ):
                 response = await self.render_graphql_ide(request)
             else:
                 negotiated = http.negotiate(request.headers.get("accept"))
@@ -111,9 +118,7 @@ class GraphQLApp(GraphQL):
         """The answer to a query Strawberry already parsed, validated and answered through the compiled path
         (same document, operation and variables): its read runs again, and PostgreSQL's JSON text becomes the
         body as it is. Anything else, or any failure, is left to Strawberry (None)."""
-        prepared = RECENT.get(
-            RECENT.key(self.schema, self.limits, params.query, params.operation_name, params.variables)
-        )
+        prepared = self.recent.get(self.recent.key(self.limits, params.query, params.operation_name, params.variables))
         if not isinstance(prepared, Prepared):
             return None
         try:

@@ -16,7 +16,7 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from api.config import Settings
-from api.graphql.compiled import CompiledExecution
+from api.graphql.compiled import CompiledExecution, RecentPlans
 from api.graphql.errors import ErrorCodes
 from api.graphql.mutations import Mutation
 from api.graphql.observed import OperationMetrics
@@ -25,6 +25,11 @@ from api.graphql.subscriptions import Subscription
 
 
 class Schema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Requests this schema validated and answered through the compiled path (api/graphql/compiled.py).
+        self.recent = RecentPlans()
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # ErrorCodes logs what is unexpected; domain errors and bad documents are the client's, not ours.
         pass

@@ -12,10 +12,11 @@ import difflib
 import json
 from typing import Any
 
-from api.edge.auth import Forbidden
+from api.edge.auth import Forbidden, permission_hint
 from api.entities import BY_RESOURCE
 from api.entities import entity as entity_named
 from api.errors import (
+    ActorForbidden,
     Conflict,
     ConflictReason,
     DatabaseFault,
@@ -259,6 +260,15 @@ def from_domain(error: DomainError) -> RestError:
                 error.message,
                 hint="Narrow the filter or page through the rows (COCO_STATEMENT_TIMEOUT_MS)",
             )
+        case ActorForbidden():
+            # As PostgREST answers a row-level security policy's refusal: 42501, 403 (the token is known).
+            return RestError(
+                403,
+                "42501",
+                error.message,
+                f"actor {error.actor}" + (f"; refused: {', '.join(error.ids)}" if error.ids else ""),
+                hint=error.hint,
+            )
         case Forbidden():
             # PostgREST: 42501 is 401 for the anonymous role (log in), 403 for an authenticated one.
             status = 403 if error.authenticated else 401
@@ -267,7 +277,7 @@ def from_domain(error: DomainError) -> RestError:
                 status,
                 "42501",
                 error.message,
-                hint=f"This needs a token with the {error.scope} scope",
+                hint=permission_hint(error.scope),
                 headers={"WWW-Authenticate": challenge},
             )
     return RestError(400, "P0001", error.message)

@@ -6,6 +6,7 @@ Front ends and services use what is exported here; the modules inside are its in
 from api.store.database import create_engine, libpq_url, wait_until_reachable
 from api.store.events import NOTIFY_CHANNEL
 from api.store.imports import ImportItem
+from api.store.listener import Listener
 from api.store.migrate import upgrade
 from api.store.pool import DirectPool
 from api.store.reads import Reader
@@ -18,6 +19,7 @@ __all__ = [
     "DirectPool",
     "ImportItem",
     "ImportResult",
+    "Listener",
     "OnConflict",
     "Reader",
     "Returning",

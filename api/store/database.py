@@ -141,7 +141,7 @@ def create_engine(
     async def connect() -> asyncpg.Connection:
         # A database host that does not answer at all must not hold requests for asyncpg's 60 s:
         # they answer 503 (Unavailable) soon, and the next request tries again.
-        conn = await asyncpg.connect(libpq_url(url), timeout=CONNECT_TIMEOUT_S, **options)
+        conn: asyncpg.Connection = await asyncpg.connect(libpq_url(url), timeout=CONNECT_TIMEOUT_S, **options)
         try:
             await pooling.prepare(conn)
         except BaseException:

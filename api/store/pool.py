@@ -22,16 +22,16 @@ connections with every other replica.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import asyncpg
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.sql.base import Executable
+from asyncpg.pool import PoolConnectionProxy
+from sqlalchemy.sql.elements import ClauseElement
 
+from api.cache import BoundedCache
 from api.errors import Unavailable
 from api.store.database import (
     CONNECT_TIMEOUT_S,
@@ -40,8 +40,11 @@ from api.store.database import (
     libpq_url,
     raise_as_domain_error,
 )
+from api.store.sqlalchemy_adapter import compile_for_asyncpg
 
-_DIALECT = PGDialect_asyncpg()
+STATEMENTS_KEPT = 512
+# A connection of the pool, as `DirectPool.connection` lends it.
+Pooled: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 
 @dataclass(frozen=True)
@@ -62,33 +65,11 @@ class Compiled:
         return values
 
 
-def compile_statement(statement: Executable) -> Compiled:
-    compiled = statement.compile(dialect=_DIALECT)
-    return Compiled(
-        sql=compiled.string,
-        names=tuple(compiled.positiontup or ()),
-        defaults=compiled.construct_params(_check=False),
-        processors=dict(compiled._bind_processors),
-    )
-
-
-_BY_STATEMENT: weakref.WeakKeyDictionary[Executable, Compiled] = weakref.WeakKeyDictionary()
-
-
-def compiled_statement(statement: Executable) -> Compiled:
-    """A statement kept and asked again (query.py keeps the statements of recent plan shapes,
-    writes.py those of its creates) is compiled once, for as long as it is kept."""
-    found = _BY_STATEMENT.get(statement)
-    if found is None:
-        found = _BY_STATEMENT[statement] = compile_statement(statement)
-    return found
+def compile_statement(statement: ClauseElement) -> Compiled:
+    return Compiled(*compile_for_asyncpg(statement))
 
 
 class DirectPool:
-    # Called with the SQL of every statement any direct pool of this process runs (as SQLAlchemy's
-    # `before_cursor_execute` event for the engine): what tests count statements with.
-    observers: list[Callable[[str], None]] = []
-
     def __init__(
         self,
         url: str,
@@ -103,7 +84,18 @@ class DirectPool:
         self.pooling = Pooling(pooler, statement_timeout_ms, application_name)
         # Through a transaction-mode pooler, a statement alone still needs a transaction: its settings.
         self._alone_in_transaction = self.pooling.per_transaction
-        self._pool: asyncpg.Pool | None = None
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        # Statements are kept and asked again (api/store/select.py keeps those of recent plan shapes,
+        # statements.py those of its creates): each is compiled once, for as long as it is kept here.
+        self.statements: BoundedCache[ClauseElement, Compiled] = BoundedCache("compiled_statements", STATEMENTS_KEPT)
+
+    @property
+    def caches(self) -> tuple[BoundedCache[Any, Any], ...]:
+        return (self.statements,)
+
+    def compiled(self, statement: ClauseElement) -> Compiled:
+        """The statement compiled for asyncpg (once while it is kept)."""
+        return self.statements.get_or_build(statement, compile_statement)
 
     async def start(self) -> None:
         # No connection is made before the first read: the server starts while the database is away.
@@ -129,7 +121,7 @@ class DirectPool:
         return self._pool.get_size(), self._pool.get_idle_size()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def connection(self) -> AsyncIterator[Pooled]:
         """A pooled connection; database failures leave it as domain errors, as in api/store/database.py."""
         if self._pool is None:
             raise RuntimeError("the direct pool is not started")
@@ -158,7 +150,9 @@ class DirectPool:
                 async with self.connection() as conn:
                     if timezone is None and len(statements) == 1 and not self._alone_in_transaction:
                         return [await self._fetchrow(conn, *statements[0])]
-                    isolation = "repeatable_read" if len(statements) > 1 else "read_committed"
+                    isolation: Literal["repeatable_read", "read_committed"] = (
+                        "repeatable_read" if len(statements) > 1 else "read_committed"
+                    )
                     async with conn.transaction(isolation=isolation, readonly=True):
                         await set_timezone(conn, timezone)
                         return [await self._fetchrow(conn, *each) for each in statements]
@@ -170,20 +164,16 @@ class DirectPool:
     async def fetch(self, statement: Compiled, arguments: list[Any]) -> list[Any]:
         """Every row of one statement run once, as a transaction of its own (a write: never run again)."""
         async with self.connection() as conn:
-            for observer in self.observers:
-                observer(statement.sql)
             if self._alone_in_transaction:
                 async with conn.transaction():
                     return await conn.fetch(statement.sql, *arguments)
             return await conn.fetch(statement.sql, *arguments)
 
-    async def _fetchrow(self, conn: asyncpg.Connection, statement: Compiled, arguments: list[Any]) -> Any:
-        for observer in self.observers:
-            observer(statement.sql)
+    async def _fetchrow(self, conn: Pooled, statement: Compiled, arguments: list[Any]) -> Any:
         return await conn.fetchrow(statement.sql, *arguments)
 
 
-async def set_timezone(conn: asyncpg.Connection, timezone: str | None) -> None:
+async def set_timezone(conn: Pooled, timezone: str | None) -> None:
     """Render timestamps in `timezone` until the end of the current transaction."""
     if timezone is not None:
         await conn.execute("SELECT set_config('TimeZone', $1, true)", timezone)

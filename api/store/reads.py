@@ -9,27 +9,23 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.base import Executable
 
 from api.plan import Bundle, Condition, ReadPlan, all_of, parameterized
 from api.store.database import connection
-from api.store.pool import DirectPool, compiled_statement
-from api.store.select import (
-    bundle_statement,
-    count_statement,
-    explain_statement,
-    prepared_array,
-    prepared_shape,
-    rows_statement,
-)
+from api.store.pool import DirectPool, compile_statement
+from api.store.select import AnySelect, Statements, count_statement, explain_statement, rows_statement
 
 STREAM_BATCH = 500
+# Whether a statement is one the reader keeps (compiled once) or one built for this read alone.
+KEPT, ONCE = True, False
 
 
 class Reader:
     """Reads through `pool` (asyncpg directly, api/store/pool.py) when it is given, else through
     the engine; streams and snapshots always go through an engine: `streams` when given (a session
-    connection, DIRECT_DATABASE_URL, so that a long read holds none of a pooler's few connections)."""
+    connection, DIRECT_DATABASE_URL, so that a long read holds none of a pooler's few connections).
+    It keeps the statements of recent plan shapes (`statements`), shared with the readers
+    `in_timezone` makes."""
 
     def __init__(
         self,
@@ -38,18 +34,20 @@ class Reader:
         pool: DirectPool | None = None,
         timezone: str | None = None,
         streams: AsyncEngine | None = None,
+        statements: Statements | None = None,
     ) -> None:
         self.engine = engine
         self.pool = pool
         self.streams = streams or engine
         # Timestamps are rendered in this PostgreSQL TimeZone (UTC, the session default, when None).
         self.timezone = timezone
+        self.statements = statements if statements is not None else Statements()
 
     def in_timezone(self, timezone: str | None) -> Reader:
         """This reader, rendering timestamps in `timezone` (a name or an offset PostgreSQL accepts)."""
-        return (
-            self if timezone is None else Reader(self.engine, pool=self.pool, timezone=timezone, streams=self.streams)
-        )
+        if timezone is None:
+            return self
+        return Reader(self.engine, pool=self.pool, timezone=timezone, statements=self.statements, streams=self.streams)
 
     async def json_array(self, plan: ReadPlan) -> str:
         """The rows the plan selects, as the text of one JSON array built by PostgreSQL."""
@@ -61,38 +59,44 @@ class Reader:
 
     async def json_rows_shaped(self, shape: ReadPlan, values: list[Any]) -> tuple[str, int]:
         """`json_rows` of the plan given as its shape (`plan.parameterized`) and its slots' values."""
-        prepared, arguments = prepared_shape(shape, values)
-        text, rows = (await self._first_rows((prepared.statement, arguments)))[0]
+        prepared, arguments = self.statements.shape(shape, values)
+        text: str
+        rows: int
+        text, rows = (await self._first_rows((prepared.statement, arguments, KEPT)))[0]
         return text, rows
 
     async def json_object(self, bundle: Bundle) -> str:
         """The text of the bundle's one JSON object, built by PostgreSQL in one statement."""
-        return (await self._first_rows((bundle_statement(bundle), {})))[0][0]
+        text: str = (await self._first_rows((self.statements.bundle(bundle), {}, KEPT)))[0][0]
+        return text
 
     async def count(self, plan: ReadPlan) -> int:
-        return (await self._first_rows((count_statement(plan), {})))[0][0]
+        total: int = (await self._first_rows((count_statement(plan), {}, ONCE)))[0][0]
+        return total
 
     async def page(self, plan: ReadPlan, *, with_count: bool) -> tuple[str, int | None]:
         """Rows and (when asked) the total, read in one snapshot."""
         if not with_count:
             return await self.json_array(plan), None
-        prepared, arguments = prepared_array(plan)
-        rows, total = await self._first_rows((prepared.statement, arguments), (count_statement(plan), {}))
+        prepared, arguments = self.statements.array(plan)
+        rows, total = await self._first_rows((prepared.statement, arguments, KEPT), (count_statement(plan), {}, ONCE))
         return rows[0], total[0]
 
-    async def _first_rows(self, *statements: tuple[Executable, dict[str, Any]]) -> list[Any]:
-        """Each statement's first row, with its parameters' values; several see one snapshot."""
-        if self.pool is not None:
-            compiled = [compiled_statement(statement) for statement, _ in statements]
-            return await self.pool.fetchrows(
-                [(c, c.arguments(values)) for c, (_, values) in zip(compiled, statements)], timezone=self.timezone
+    async def _first_rows(self, *statements: tuple[AnySelect, dict[str, Any], bool]) -> list[Any]:
+        """Each statement's first row, with its parameters' values; several see one snapshot.
+        A statement marked KEPT is one of `statements`' (its compiled form is kept too)."""
+        pool = self.pool
+        if pool is not None:
+            compiled = [pool.compiled(st) if kept else compile_statement(st) for st, _, kept in statements]
+            return await pool.fetchrows(
+                [(c, c.arguments(values)) for c, (_, values, _) in zip(compiled, statements, strict=True)],
+                timezone=self.timezone,
             )
-        async with connection(self.engine) as conn:
-            async with conn.begin():
-                if len(statements) > 1:
-                    await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                await set_timezone(conn, self.timezone)
-                return [(await conn.execute(statement, values)).first() for statement, values in statements]
+        async with connection(self.engine) as conn, conn.begin():
+            if len(statements) > 1:
+                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await set_timezone(conn, self.timezone)
+            return [(await conn.execute(statement, values)).first() for statement, values, _ in statements]
 
     async def planned_count(self, plan: ReadPlan) -> int:
         """PostgreSQL's planner estimate of the rows matching the plan's filter (no scan of the rows)."""
@@ -106,31 +110,28 @@ class Reader:
         For a streamed response whose headers (Content-Range) need the row count
         before the first row is sent; memory stays flat as with `stream`.
         """
-        async with connection(self.streams) as conn:
-            async with conn.begin():
-                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                await set_timezone(conn, self.timezone)
-                yield await count(conn, plan)
-                result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
-                async for row in result:
-                    yield row[0]
+        async with connection(self.streams) as conn, conn.begin():
+            await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await set_timezone(conn, self.timezone)
+            yield await count(conn, plan)
+            result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+            async for row in result:
+                yield row[0]
 
     async def stream(self, plan: ReadPlan) -> AsyncIterator[str]:
         """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
-        async with connection(self.streams) as conn:
-            async with conn.begin():
-                await set_timezone(conn, self.timezone)
-                async for row in stream(conn, plan):
-                    yield row
+        async with connection(self.streams) as conn, conn.begin():
+            await set_timezone(conn, self.timezone)
+            async for row in stream(conn, plan):
+                yield row
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
-        """A connection whose reads (`stream(conn, plan)`, `json_array(conn, plan)`) all see
+        """A connection whose reads (`stream(conn, plan)`, `json_array(conn, plan, statements)`) all see
         one consistent state of the database, e.g. for an export of several entities."""
-        async with connection(self.streams) as conn:
-            async with conn.begin():
-                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                yield conn
+        async with connection(self.streams) as conn, conn.begin():
+            await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield conn
 
 
 async def set_timezone(conn: AsyncConnection, timezone: str | None) -> None:
@@ -139,14 +140,13 @@ async def set_timezone(conn: AsyncConnection, timezone: str | None) -> None:
         await conn.execute(select(func.set_config("TimeZone", timezone, True)))
 
 
-async def json_array(conn: AsyncConnection, plan: ReadPlan) -> str:
-    return (await json_rows(conn, plan))[0]
-
-
-async def json_rows(conn: AsyncConnection, plan: ReadPlan) -> tuple[str, int]:
-    prepared, arguments = prepared_array(plan)
-    text, rows = (await conn.execute(prepared.statement, arguments)).one()
-    return text, rows
+async def json_array(conn: AsyncConnection, plan: ReadPlan, statements: Statements) -> str:
+    """The rows the plan selects as one JSON array's text, on the caller's connection (inside its
+    transaction: a write's own rows, say), through `statements`."""
+    prepared, arguments = statements.array(plan)
+    text: str
+    text, _ = (await conn.execute(prepared.statement, arguments)).one()
+    return text
 
 
 async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:
@@ -157,7 +157,8 @@ async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:
 
 
 async def count(conn: AsyncConnection, plan: ReadPlan) -> int:
-    return (await conn.execute(count_statement(plan))).scalar_one()
+    total: int = (await conn.execute(count_statement(plan))).scalar_one()
+    return total
 
 
 async def planned_count(conn: AsyncConnection, plan: ReadPlan) -> int:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.entities import Entity, Kind, referrers
 from api.plan import Filter, OrderTerm
 from api.store.events import recording_ctes
-from api.store.pool import DirectPool, compiled_statement
+from api.store.pool import DirectPool
 from api.store.select import filter_clause, order_clauses
 from api.store.tables import TABLES
 
@@ -139,7 +139,8 @@ async def delete_rows(conn: AsyncConnection, ent: Entity, ids: list[str]) -> Non
 
 async def now(conn: AsyncConnection) -> dt.datetime:
     """The transaction's time: what a missing created_at means."""
-    return await conn.scalar(select(func.now()))
+    moment: dt.datetime = (await conn.execute(select(func.now()))).scalar_one()
+    return moment
 
 
 # ---------------------------------------------------------------- references
@@ -277,7 +278,7 @@ async def try_insert(
     names = [c.name for c in TABLES[ent.name].columns]
     dated = "created_at" in names
     if isinstance(conn, DirectPool):
-        compiled = compiled_statement(statement)
+        compiled = conn.compiled(statement)
         records = [tuple(r) for r in await conn.fetch(compiled, compiled.arguments(params))]
     else:
         records = [tuple(r) for r in await conn.execute(statement, params)]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -44,10 +44,13 @@ from api.store.pool import DirectPool
 from api.store.reads import json_array, only_ids, set_timezone
 from api.store.rules import (
     Hierarchy,
+    as_actor,
     check_references,
     duplicate_ids,
     hierarchy,
     importable,
+    refuse_actor_change,
+    refuse_foreign_rows,
     refuse_id_change,
     refuse_referenced,
     reparenting,
@@ -55,7 +58,9 @@ from api.store.rules import (
     require_references,
     wanted_references,
     writable,
+    writing_actor,
 )
+from api.store.select import Statements
 from api.store.statements import (
     Inserted,
     Wanted,
@@ -74,7 +79,7 @@ ATTEMPTS = 4
 IMPORT_BATCH = 1000
 
 
-class OnConflict(str, Enum):
+class OnConflict(StrEnum):
     ERROR = "error"  # an existing id is a conflict
     MERGE = "merge"  # an existing row gets the given fields (upsert)
     IGNORE = "ignore"  # an existing row is left alone
@@ -84,14 +89,15 @@ class Written:
     """What a `returning` callback is given: the ids of the rows the write touched, and reads that
     run inside its transaction, so that they show exactly what it wrote (and may still refuse it)."""
 
-    def __init__(self, conn: AsyncConnection, ids: list[str]) -> None:
+    def __init__(self, conn: AsyncConnection, ids: list[str], statements: Statements) -> None:
         self._conn = conn
         self.ids = ids
+        self._statements = statements
 
     async def json_array(self, plan: ReadPlan, *, timezone: str | None = None) -> str:
         """The rows `plan` selects, as the text of one JSON array, timestamps in `timezone`."""
         await set_timezone(self._conn, timezone)
-        return await json_array(self._conn, plan)
+        return await json_array(self._conn, plan, self._statements)
 
     async def rows(self, plan: ReadPlan, *, timezone: str | None = None) -> str:
         """`json_array` of the written rows, as `plan` shapes them."""
@@ -111,9 +117,6 @@ class WriteResult:
     inserted_ids: list[str] = field(default_factory=list)
     # Whatever the caller's `returning` read produced inside the transaction.
     returned: Any = None
-
-    def event_for(self, row_id: str) -> dict[str, Any] | None:
-        return next((e for e in reversed(self.events) if e["reference_id"] == row_id), None)
 
 
 @dataclass
@@ -165,6 +168,8 @@ class WriteService:
         self.engine = engine
         # Where a create that is one statement runs, when given (api/store/pool.py); else the engine.
         self.pool = pool
+        # The statements of what `returning` callbacks read back (api/cache.py).
+        self.statements = Statements()
 
     # ------------------------------------------------------------ create
 
@@ -178,7 +183,11 @@ class WriteService:
     ) -> WriteResult:
         """Insert the documents atomically: all of them or, on any error, none."""
         require_write()
-        batch = _Batch.of(writable(entity_name), documents)
+        ent = writable(entity_name)
+        actor = writing_actor(ent)
+        if actor is not None:
+            documents = as_actor(ent, actor, documents)
+        batch = _Batch.of(ent, documents)
         if returning is None and on_conflict is not OnConflict.MERGE and batch.tree is None:
             alone = await self._insert_alone(batch, skip_existing=on_conflict is OnConflict.IGNORE)
             if alone is not None:
@@ -186,12 +195,12 @@ class WriteService:
 
         async def work(conn: AsyncConnection) -> WriteResult:
             if on_conflict is OnConflict.MERGE:
-                result = await _merge(conn, batch)
+                result = await _merge(conn, batch, actor)
             else:
                 result = await _insert(conn, batch, ignore_existing=on_conflict is OnConflict.IGNORE)
             if batch.tree is not None:
                 await batch.tree.check(conn, result.rows)
-            return await _read_back(conn, result, returning)
+            return await _read_back(conn, result, returning, self.statements)
 
         return await self._run(work)
 
@@ -242,13 +251,18 @@ class WriteService:
         or, with `limit` or `offset`, to that page of them in `order`."""
         require_write()
         ent = writable(entity_name)
+        actor = writing_actor(ent)
         columns = to_columns(ent, changes, partial=True)
+        if actor is not None:
+            refuse_actor_change(ent, actor, columns)
         tree = reparenting(ent, columns)
 
         async def work(conn: AsyncConnection) -> WriteResult:
             matched = await lock_matching(conn, ent, where, order=order, limit=limit, offset=offset)
             if not matched:
                 return WriteResult()
+            if actor is not None:
+                refuse_foreign_rows(ent, actor, matched)
             refuse_id_change(ent, columns, matched)
             await check_references(conn, ent, [columns], batch_ids=set())
             if tree is not None:
@@ -258,7 +272,7 @@ class WriteService:
             if tree is not None:
                 await tree.check(conn, rows)
             result = WriteResult(rows=rows, events=await record_events(conn, [p for p in pending if p is not None]))
-            return await _read_back(conn, result, returning)
+            return await _read_back(conn, result, returning, self.statements)
 
         return await self._run(work)
 
@@ -286,15 +300,18 @@ class WriteService:
         `order`), unless something still refers to one of them."""
         require_write()
         ent = writable(entity_name)
+        actor = writing_actor(ent)
 
         async def work(conn: AsyncConnection) -> WriteResult:
             result = WriteResult(rows=await lock_matching(conn, ent, where, order=order, limit=limit, offset=offset))
             ids = [r["id"] for r in result.rows]
             if not ids:
                 return result
+            if actor is not None:
+                refuse_foreign_rows(ent, actor, result.rows)
             await refuse_referenced(conn, ent, ids)
             # Read back before the rows are gone.
-            result = await _read_back(conn, result, returning)
+            result = await _read_back(conn, result, returning, self.statements)
             await delete_rows(conn, ent, ids)
             return result
 
@@ -384,10 +401,13 @@ async def _insert(conn: AsyncConnection, batch: _Batch, *, ignore_existing: bool
     return batch.result(stored, events, [i for i in batch.ids if i in stored])
 
 
-async def _merge(conn: AsyncConnection, batch: _Batch) -> WriteResult:
-    """Insert the rows whose id is free; give the existing rows the fields the documents name (upsert)."""
+async def _merge(conn: AsyncConnection, batch: _Batch, actor: str | None) -> WriteResult:
+    """Insert the rows whose id is free; give the existing rows the fields the documents name (upsert);
+    an actor-bound caller's (`actor`) only when they are its own."""
     ent = batch.entity
     existing = await lock_rows(conn, ent, batch.ids)
+    if actor is not None:
+        refuse_foreign_rows(ent, actor, existing.values())
     fresh = [row for row in batch.rows if row["id"] not in existing]
     stored, _ = await _insert_checked(conn, batch, fresh, skip_existing=False, with_events=False)
     inserted = [row["id"] for row in fresh]
@@ -423,9 +443,11 @@ async def _insert_checked(
     raise AssertionError("every reference was locked before the second try")
 
 
-async def _read_back(conn: AsyncConnection, result: WriteResult, returning: Returning | None) -> WriteResult:
+async def _read_back(
+    conn: AsyncConnection, result: WriteResult, returning: Returning | None, statements: Statements
+) -> WriteResult:
     if returning is not None:
-        result.returned = await returning(Written(conn, [r["id"] for r in result.rows]))
+        result.returned = await returning(Written(conn, [r["id"] for r in result.rows], statements))
     return result
 
 

@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if os.environ.get("COCO_TEST_DEPLOY") == "1":
         return
     for item in items:
-        if "deploy" in item.keywords:
+        if item.get_closest_marker("deploy") is not None:
             item.add_marker(pytest.mark.skip(reason="minutes long: `make test-deploy` runs it"))
 
 

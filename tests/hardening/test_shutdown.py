@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.store.writes import WriteService
 
-from ..processes import free_port, running, wait_healthy
+from ..live.helpers import until_subscribers
+from ..processes import free_port, read_until, running, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 COCO = [sys.executable, "-m", "api", "serve"]
@@ -55,19 +56,24 @@ async def test_sigterm_drains_requests_and_closes_streams(
         lines = stream.aiter_lines()
         assert (await anext(lines)).startswith(":")
 
-        # A request in flight: its headers and half its body are sent before the signal.
+        # Both live subscriptions are registered with the feed.
+        await until_subscribers(f"http://{base}", 2)
+
+        # A request in flight: the app has started reading its body (uvicorn answers the client's
+        # `Expect: 100-continue` when it does), which is sent only once the server is shutting down.
         body = json.dumps({"id": "c-late", "actor_id": "a-1", "team_id": "t-1", "date": "2026-05-22"}).encode()
         reader, writer_ = await asyncio.open_connection("127.0.0.1", port)
         writer_.write(
             b"POST /team_checkins HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10]
+            b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
         )
         await writer_.drain()
-        await asyncio.sleep(0.3)
+        assert await asyncio.wait_for(reader.readline(), 30) == b"HTTP/1.1 100 Continue\r\n"
+        assert await reader.readline() == b"\r\n"
 
         server.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.5)
-        writer_.write(body[10:])
+        logged = await asyncio.to_thread(read_until, server, "Shutting down")
+        writer_.write(body)
         await writer_.drain()
         status_line = await asyncio.wait_for(reader.readline(), 10)
         assert status_line.startswith(b"HTTP/1.1 201"), status_line
@@ -85,7 +91,7 @@ async def test_sigterm_drains_requests_and_closes_streams(
         writer_.close()
 
         exit_code = await asyncio.to_thread(server.wait, 30)
-        output = server.stdout.read() if server.stdout else ""
+        output = logged + (server.stdout.read() if server.stdout else "")
     # uvicorn ends by re-raising the signal it stopped on (the shell's convention: 128 + 15).
     assert exit_code in (0, -signal.SIGTERM, 128 + signal.SIGTERM), output
     assert "timeout graceful shutdown exceeded" not in output, output
