@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("coco")
+# On SIGTERM, how long requests in flight may take to finish (streams end at once): what a container's
+# stop grace period (docker-compose.yml, deploy/k8s/deployment.yaml) must leave room for.
+GRACEFUL_SHUTDOWN_S = 10
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -331,7 +334,7 @@ def _run_uvicorn(settings: Settings) -> None:
         proxy_headers=True,
         # api/edge/observe.py logs each request once, with its request id.
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
 
 
