@@ -1,10 +1,9 @@
-"""PgBouncer and HAProxy as the deployment tests run them: Debian's binaries, a generated config in a
-temp dir, loopback only. `.ci/run` installs both (apt-get, as root) when they are missing."""
+"""PgBouncer (bench/pooler.py) and HAProxy as the deployment tests run them: Debian's binaries, a generated
+config in a temp dir, loopback only. `.ci/run` installs both (apt-get, as root) when they are missing."""
 
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -14,15 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from api.ops.embedded import SERVER_SYSTEM_USER
+from bench import pooler
 from tests.processes import free_port
 
-PGBOUNCER = Path("/usr/sbin/pgbouncer")
+PGBOUNCER = pooler.PGBOUNCER
 HAPROXY = Path("/usr/sbin/haproxy")
 START_TIMEOUT_S = 30.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,60 +83,11 @@ class _Daemon:
         self.stop()
 
 
-class PgBouncer(_Daemon):
-    """PgBouncer in front of one PostgreSQL reached over its Unix socket (the embedded one's URL)."""
+class PgBouncer(pooler.PgBouncer):
+    """bench/pooler.py's PgBouncer, skipped (or failed, in CI) where Debian's package is missing."""
 
-    name = "pgbouncer"
-
-    def __init__(
-        self,
-        postgres_url: str,
-        *,
-        pool_mode: str = "transaction",
-        pool_size: int = 20,
-        users: tuple[str, ...] = (),
-        **extra: str,
-    ) -> None:
-        super().__init__()
-        self.users = ("postgres", *users)
-        self.binary = require(PGBOUNCER, "pgbouncer")
-        query = parse_qs(urlsplit(postgres_url).query)
-        self.socket_dir, self.pg_port = query["host"][0], query.get("port", ["5432"])[0]
-        self.settings = {
-            "listen_addr": "127.0.0.1",
-            "listen_port": str(self.port),
-            "unix_socket_dir": "",
-            # Loopback only, and the database trusts its socket: the user just has to be listed.
-            "auth_type": "trust",
-            "auth_file": str(self.dir / "userlist.txt"),
-            "admin_users": "postgres",
-            "pool_mode": pool_mode,
-            "default_pool_size": str(pool_size),
-            "max_client_conn": "2000",
-            "pidfile": str(self.dir / "pgbouncer.pid"),
-            "log_connections": "0",
-            "log_disconnections": "0",
-            **extra,
-        }
-        if os.geteuid() == 0:
-            # PgBouncer refuses to run as root; it becomes the user that runs the embedded PostgreSQL.
-            self.settings["user"] = SERVER_SYSTEM_USER
-
-    def __enter__(self) -> PgBouncer:
-        (self.dir / "userlist.txt").write_text("".join(f'"{user}" ""\n' for user in self.users))
-        lines = ["[databases]", f"* = host={self.socket_dir} port={self.pg_port}", "[pgbouncer]"]
-        lines += [f"{name} = {value}" for name, value in self.settings.items()]
-        (self.dir / "pgbouncer.ini").write_text("\n".join(lines) + "\n")
-        if os.geteuid() == 0:
-            account = pwd.getpwnam(SERVER_SYSTEM_USER)
-            for path in self.dir.iterdir():
-                os.chown(path, account.pw_uid, account.pw_gid)
-            os.chown(self.dir, account.pw_uid, account.pw_gid)
-        self._start([self.binary, str(self.dir / "pgbouncer.ini")])
-        return self
-
-    def url(self, database: str, *, user: str = "postgres") -> str:
-        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+    def __init__(self, postgres_url: str, **options: object) -> None:
+        super().__init__(postgres_url, binary=Path(require(PGBOUNCER, "pgbouncer")), **options)  # type: ignore[arg-type]
 
 
 class HAProxy(_Daemon):
