@@ -9,7 +9,7 @@ DEV_LOCK := requirements/dev.txt
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: serve seed test test-deploy check lock fuzz install migrate clean bench-live bench bench-quick bench-tools bench-clean
+.PHONY: serve seed test test-deploy check lock fuzz fuzz-hardening install migrate clean bench-live bench bench-quick bench-tools bench-clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -69,6 +69,11 @@ lock: | $(BIN)/python
 # A longer schemathesis campaign against the REST layer's OpenAPI document (no 5xx allowed).
 fuzz: $(DEV)
 	COCO_FUZZ_EXAMPLES=$${COCO_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/rest/test_rest_openapi.py -k schemathesis -q
+
+# Boundary values (timestamps near years 1 and 9999, integers around every range, calendar edges) on every
+# writable field through REST, GraphQL and MCP, each checked against the tables; `make test` runs a few.
+fuzz-hardening: $(STAMP)
+	COCO_FUZZ_EXAMPLES=$${COCO_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/hardening/test_fuzz_boundaries.py -q
 
 # Commit-to-receipt latency of live events for 1, 100 and 1,000 subscribers (a benchmark, not a test).
 bench-live: $(DEV)

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from api import __version__, graphql, metrics, rest
 from api.cache import Caches
-from api.config import Settings
+from api.config import SHUTDOWN_FINISH_S, Settings
 from api.edge.draining import Draining, DrainingMiddleware
 from api.edge.guard import Guard
 from api.edge.observe import Observe, configure_logging
@@ -26,7 +26,10 @@ from api.live import LiveFeed
 from api.mcp import http as mcp_http
 from api.resources import bundled
 from api.sse.stream import EventStream
-from api.store import DirectPool, Reader, WriteService, create_engine, upgrade
+from api.store import DirectPool, Reader, WebhookStore, WriteService, create_engine, upgrade
+from api.webhooks.delivery import Deliverer
+from api.webhooks.manage import WebhookAdmin
+from api.webhooks.observe import exposition
 
 log = logging.getLogger("coco.app")
 HEALTH_TIMEOUT_S = 2.0
@@ -41,13 +44,14 @@ class Services:
     settings: Settings
     reader: Reader
     writer: WriteService
+    webhooks: WebhookAdmin | None = None
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_environment()
     configure_logging(settings.log_level, settings.log_format)
 
-    draining = Draining()
+    draining = Draining(force_after_s=settings.shutdown_grace_s + SHUTDOWN_FINISH_S)
     # Every cache of this app, from the services that own them: nothing is shared with another app.
     caches = Caches()
 
@@ -90,14 +94,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         await direct_pool.start()
         reader = Reader(engine, pool=direct_pool, streams=session_engine)
-        services = Services(settings=settings, reader=reader, writer=WriteService(engine, pool=direct_pool))
-        app.state.services = services
         # Live coordination events: this process's one LISTEN connection (api/live).
         app.state.live = LiveFeed(settings.session_database_url, Reader(engine), queue_size=settings.live_queue_size)
+        # Webhooks: this process delivers those whose lease it holds (api/webhooks), reading through the live feed.
+        webhook_store = WebhookStore(engine, pool=direct_pool)
+        deliverer = app.state.deliverer = Deliverer(settings, webhook_store, reader, app.state.live)
+        services = Services(
+            settings=settings,
+            reader=reader,
+            writer=WriteService(engine, pool=direct_pool),
+            webhooks=WebhookAdmin(webhook_store, allow_private=settings.webhook_allow_private, changed=deliverer.wake),
+        )
+        app.state.services = services
         for statements in (services.reader.statements, services.writer.statements, app.state.live.reader.statements):
             caches.add(*statements.caches)
         caches.add(*direct_pool.caches)
         await app.state.live.start()
+        await deliverer.start()
+        # Per-webhook figures for /metrics, read from the database at each scrape.
+        app.state.scrape = [lambda: exposition(webhook_store, reader)]
         try:
             # The MCP endpoint's session manager runs (a task group) for as long as the app does.
             async with mcp_http.serving(services.reader, services.writer, host=settings.host) as mcp_sessions:
@@ -106,18 +121,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     yield
         finally:
             draining.begin()
+            await deliverer.stop()
             await app.state.live.stop()
             await direct_pool.close()
             if session_engine is not engine:
                 await session_engine.dispose()
             await engine.dispose()
             metrics.process_ended()
+            draining.finished()
 
     # Front ends add their routes here; REST comes last, since it answers every other path (its
     # resource paths come first, as no other route has them).
     graphql_endpoint = graphql.graphql_app(settings)
     rest_app = rest.RestApp()
     caches.add(graphql_endpoint.recent.cache, rest_app.shapes.known)
+    if graphql_endpoint.measures is not None:
+        caches.add(graphql_endpoint.measures.cache)
     routes = [
         rest.resource_route(rest_app),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

@@ -1,4 +1,4 @@
-"""The `coco` command: serve, mcp, migrate, seed, export, import, token, version."""
+"""The `coco` command: serve, mcp, migrate, seed, export, import, token, webhook, version."""
 
 from __future__ import annotations
 
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("coco")
-# On SIGTERM, how long requests in flight may take to finish (streams end at once): what a container's
-# stop grace period (docker-compose.yml, deploy/k8s/deployment.yaml) must leave room for.
-GRACEFUL_SHUTDOWN_S = 10
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     mint.add_argument("--subject", help="the sub claim: who holds it, for the logs")
     look = token_commands.add_parser("inspect", help="say what a token grants, and when it expires")
     look.add_argument("token", help="the token (or Bearer <token>)")
+    from api.webhooks import command as webhook_command
+
+    webhook_command.add_parser(commands)
     commands.add_parser("version", help="print the version")
 
     args = parser.parse_args(argv)
@@ -92,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _with_database(settings, lambda s: _run(s, _export, args.file))
     if args.command == "import":
         return _import_file(settings, args.file)
+    if args.command == "webhook":
+        return _with_database(settings, lambda s: _run(s, _webhook, s, args))
     if args.command == "mcp":
         from api.mcp import stdio
 
@@ -132,6 +134,7 @@ def _with_database(settings: Settings, run: Callable[[Settings], int]) -> int:
     """Run with DATABASE_URL, or with the embedded PostgreSQL started for as long as `run` lasts."""
     if settings.database_url:
         return run(settings)
+    from api.edge.draining import on_forced_exit
     from api.ops.embedded import EmbeddedPostgres
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -146,8 +149,11 @@ def _with_database(settings: Settings, run: Callable[[Settings], int]) -> int:
     # uvicorn re-raises the SIGTERM it shut down on; without a handler that would end the
     # process at once and leave the database running, so let it unwind through `finally`.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    # A server run in this process (one worker) that has to be ended stops the database on its way out.
+    forced = on_forced_exit(server.stop) if started_here else contextlib.nullcontext()
     try:
-        return run(dataclasses.replace(settings, database_url=url))
+        with forced:
+            return run(dataclasses.replace(settings, database_url=url))
     finally:
         if started_here:
             log.info("stopping the embedded PostgreSQL")
@@ -279,6 +285,14 @@ async def _import(engine: AsyncEngine, source: TextIO) -> int:
     return 0
 
 
+async def _webhook(engine: AsyncEngine, settings: Settings, args: argparse.Namespace) -> int:
+    from api.store.migrate import upgrade
+    from api.webhooks import command
+
+    await upgrade(engine)
+    return await command.run(command.admin_for(settings, engine), args, sys.stdout)
+
+
 def _serve(settings: Settings) -> int:
     from api.metrics import prepare_multiprocess
 
@@ -334,7 +348,7 @@ def _run_uvicorn(settings: Settings) -> None:
         proxy_headers=True,
         # api/edge/observe.py logs each request once, with its request id.
         access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
 
 

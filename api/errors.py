@@ -6,6 +6,7 @@ The write service and the query plan raise only these; GraphQL turns them into
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 
@@ -22,6 +23,17 @@ class ConflictReason(StrEnum):
     MISSING_REFERENCE = "missing_reference"  # a referenced row does not exist
     REFERENCED = "referenced"  # the row is still referenced by others
     CYCLE = "cycle"  # a goal story would become its own ancestor
+
+
+# How many ids an error names; the rest are counted. A conflict over a batch of fifty thousand rows
+# would otherwise answer every one of their ids, twice (message and list): megabytes of error.
+IDS_SHOWN = 20
+
+
+def listed(ids: Sequence[str]) -> str:
+    """Ids for a message: the first IDS_SHOWN, then how many more there are."""
+    shown = ", ".join(ids[:IDS_SHOWN])
+    return shown if len(ids) <= IDS_SHOWN else f"{shown} and {len(ids) - IDS_SHOWN:,} more"
 
 
 class DomainError(Exception):
@@ -72,10 +84,18 @@ class Conflict(DomainError):
         super().__init__(message)
         self.reason = reason
         self.entity = entity
-        self.ids = ids or []
+        # The first IDS_SHOWN of the ids concerned, and how many there are in all.
+        self.ids = list(ids or [])[:IDS_SHOWN]
+        self.count = len(ids or [])
         self.field = field
         # For REFERENCED: resource name -> ids of the rows that still point here.
         self.referrers = referrers or {}
+
+    @property
+    def named(self) -> str:
+        """The ids as a message names them (`listed`)."""
+        more = self.count - len(self.ids)
+        return ", ".join(self.ids) + (f" and {more:,} more" if more > 0 else "")
 
 
 class Unavailable(DomainError):

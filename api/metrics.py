@@ -9,6 +9,7 @@ with several workers and no PROMETHEUS_MULTIPROC_DIR reports per worker.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -28,6 +29,7 @@ from starlette.responses import Response
 
 from api.entities import BY_RESOURCE
 
+log = logging.getLogger("coco.metrics")
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 REQUESTS = Counter(
@@ -203,4 +205,11 @@ async def endpoint(request: Request) -> Response:
         body = generate_latest(registry)
     else:
         body = generate_latest()
+    # Figures other parts of the app read at scrape time (webhooks: api/webhooks/observe.py), registered by
+    # api/app.py, so that this module imports nothing above it.
+    for figures in getattr(state, "scrape", ()):
+        try:
+            body += await figures()
+        except Exception as error:  # the other metrics are still worth serving
+            log.warning("metrics: figures could not be read (%s)", error)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

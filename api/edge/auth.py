@@ -17,7 +17,8 @@ limited to (`COCO_JWT_TEAMS_CLAIM`, default `teams`).
 
 The edge (api/edge/guard.py) authenticates every request and puts its `Principal`
 in `current_caller`; the write service asks `require_write()` before it
-writes, so REST, GraphQL and MCP obey the same rule from the same place.
+writes, and webhook management `require_admin()`, so REST, GraphQL and MCP obey
+the same rule from the same place.
 Code that runs outside a request (the CLI, the tests' direct calls) has no
 principal and is trusted.
 """

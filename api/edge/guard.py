@@ -10,13 +10,13 @@ the write scope. Probes and metrics stay open.
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import jsonbody
 from api.config import Settings
 from api.edge.auth import READ, Access, AuthError, Caller, Principal, current_caller, permission_denied, permission_hint
 from api.edge.cors import is_preflight, send_preflight, with_origin
@@ -32,8 +32,9 @@ TOKEN_PARAMETER = "token"
 WS_FORBIDDEN = 4403
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(BaseException):
+    """Raised into the app when it reads past the body limit. Like a cancellation, it is not the app's
+    to handle: its broad `except Exception` (log, answer 500) must let it through to the 413 here."""
 
 
 class Guard:
@@ -217,7 +218,7 @@ def _connection_init(message: Message) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
-        document = json.loads(raw)
+        document = jsonbody.loads(raw)
     except ValueError:
         return None
     if not isinstance(document, dict) or document.get("type") != "connection_init":

@@ -169,6 +169,9 @@ class Compiler:
         self.fragments = fragments
         self.variables = variables
         self.limits = limits
+        # The fields of each selection already inlined: a fragment spread many times (fragments
+        # spreading each other twice over) is inlined once, so compiling is linear in the document.
+        self.inlined: dict[tuple[int, str, str | None], list[FieldNode]] = {}
 
     def fields(
         self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None, union: str | None = None
@@ -178,6 +181,13 @@ class Compiler:
         Under a union, the selection holds fragments on each member: those on other members are left out."""
         if selection_set is None:
             raise NotPlannable("no selection")
+        key = (id(selection_set), parent.name, union)
+        known = self.inlined.get(key)
+        if known is None:
+            known = self.inlined[key] = self._inline(parent, selection_set, union)
+        return known
+
+    def _inline(self, parent: GraphQLObjectType, selection_set: SelectionSetNode, union: str | None) -> list[FieldNode]:
         found: list[FieldNode] = []
         for selection in selection_set.selections:
             if not self._included(selection):
@@ -542,7 +552,7 @@ class CompiledExecution(SchemaExtension):
                 fall_back(NotPlannable("recorded as not plannable"), execution_context.operation_name)
             else:
                 try:
-                    # Without a name, Strawberry runs the document's first operation: so does this.
+                    # Without a name the document holds one operation (api/graphql/cost.py refuses others).
                     operation, fragments = _operation(document, execution_context.operation_name)
                     if operation.operation is not OperationType.QUERY:
                         raise NotQuery

@@ -43,6 +43,8 @@ def extensions_of(error: DomainError) -> dict[str, Any]:
             return {"code": "NOT_FOUND", "entity": error.entity, "id": error.id}
         case Conflict():
             out = {"code": "CONFLICT", "reason": error.reason.value, "ids": error.ids}
+            if error.count > len(error.ids):
+                out["count"] = error.count
             if error.field:
                 out["field"] = camel(error.field)
             if error.referrers:

@@ -21,7 +21,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from api import metrics
+from api import jsonbody, metrics
 from api.config import Settings
 from api.errors import DomainError
 from api.graphql import http
@@ -42,6 +42,8 @@ class GraphQLApp(GraphQL):
         schema = make_schema(settings, subscription)
         # The requests its schema answered through the compiled path, which this route answers again.
         self.recent = schema.recent
+        # What its schema measured of recent documents (api/graphql/cost.py).
+        self.measures = schema.measures
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphql_ide else None,
@@ -134,6 +136,13 @@ class GraphQLApp(GraphQL):
         metrics.graphql_operation("query", prepared.operation_name)
         return Response(b'{"data":' + text.encode() + b"}", media_type=http.content_type(media))
 
+    def decode_json(self, data: str | bytes) -> object:
+        # Strawberry's own parsing (WebSocket messages): too deep is a message it cannot parse.
+        try:
+            return jsonbody.loads(data)
+        except jsonbody.TooDeep as error:
+            raise json.JSONDecodeError(str(error), "", 0) from None
+
     async def get_context(self, request: Any, response: Response | None = None) -> Context:  # type: ignore[override]
         services = request.app.state.services
         return Context(
@@ -141,6 +150,7 @@ class GraphQLApp(GraphQL):
             writer=services.writer,
             limits=self.limits,
             live=getattr(request.app.state, "live", None),
+            webhooks=getattr(services, "webhooks", None),
         )
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:

@@ -30,6 +30,7 @@ from api.errors import (
 )
 
 SCHEMA = "public"
+BIGINT_MAX = 2**63 - 1
 # Seconds a client should wait before it sends again a request the database could not serve.
 RETRY_AFTER_S = 1
 
@@ -78,6 +79,11 @@ def invalid_range(details: str) -> RestError:
 
 def out_of_bounds(offset: int, total: int) -> RestError:
     return invalid_range(f"An offset of {offset} was requested, but there are only {total} rows.")
+
+
+def beyond_bigint(name: str) -> RestError:
+    """A limit or offset PostgreSQL could not take (it counts rows in a bigint)."""
+    return RestError(400, "22003", f"{name} must be at most {BIGINT_MAX}")
 
 
 def invalid_put_filters() -> RestError:
@@ -370,7 +376,7 @@ def _invalid(error: InvalidInput) -> RestError:
 
 def _conflict(error: Conflict) -> RestError:
     table = _table(error.entity)
-    ids = ", ".join(error.ids)
+    ids = error.named
     match error.reason:
         case ConflictReason.DUPLICATE:
             return RestError(

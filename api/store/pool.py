@@ -128,7 +128,11 @@ class DirectPool:
             raise RuntimeError("the direct pool is not started")
         try:
             async with self._pool.acquire() as conn:
-                yield conn
+                try:
+                    yield conn
+                except asyncpg.DataError:
+                    await _resync(conn)
+                    raise
         except asyncpg.PostgresError as error:
             raise_as_domain_error(error)
         except LOST_CONNECTION as error:
@@ -189,6 +193,18 @@ async def set_timezone(conn: Pooled, timezone: str | None) -> None:
     """Render timestamps in `timezone` until the end of the current transaction."""
     if timezone is not None:
         await conn.execute("SELECT set_config('TimeZone', $1, true)", timezone)
+
+
+async def _resync(conn: PoolConnectionProxy[Any]) -> None:
+    """After the driver could not encode an argument: it had sent the statement to be parsed but never
+    its values, so the server waits for them inside an implicit transaction, holding the locks the parse
+    took (a TRUNCATE or a migration would wait on them), until the connection's next command. That
+    command is sent now, before the connection goes back to the pool (whose reset does nothing)."""
+    if not conn.is_closed() and not conn.is_in_transaction():
+        try:
+            await conn.execute("SELECT 1")
+        except Exception:
+            conn.terminate()
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

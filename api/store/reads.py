@@ -59,7 +59,7 @@ class Reader:
 
     async def json_rows_shaped(self, shape: ReadPlan, values: list[Any]) -> tuple[str, int]:
         """`json_rows` of the plan given as its shape (`plan.parameterized`) and its slots' values."""
-        prepared, arguments = self.statements.shape(shape, values)
+        prepared, arguments = self.statements.shape(shape, values, zoned=self.timezone is not None)
         text: str
         rows: int
         text, rows = (await self._first_rows((prepared.statement, arguments, KEPT)))[0]
@@ -78,7 +78,7 @@ class Reader:
         """Rows and (when asked) the total, read in one snapshot."""
         if not with_count:
             return await self.json_array(plan), None
-        prepared, arguments = self.statements.array(plan)
+        prepared, arguments = self.statements.array(plan, zoned=self.timezone is not None)
         rows, total = await self._first_rows((prepared.statement, arguments, KEPT), (count_statement(plan), {}, ONCE))
         return rows[0], total[0]
 
@@ -114,7 +114,8 @@ class Reader:
             await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             await set_timezone(conn, self.timezone)
             yield await count(conn, plan)
-            result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+            statement = rows_statement(plan, zoned=self.timezone is not None)
+            result = await conn.stream(statement.execution_options(yield_per=STREAM_BATCH))
             async for row in result:
                 yield row[0]
 
@@ -122,7 +123,7 @@ class Reader:
         """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
         async with connection(self.streams) as conn, conn.begin():
             await set_timezone(conn, self.timezone)
-            async for row in stream(conn, plan):
+            async for row in stream(conn, plan, zoned=self.timezone is not None):
                 yield row
 
     @asynccontextmanager
@@ -140,18 +141,19 @@ async def set_timezone(conn: AsyncConnection, timezone: str | None) -> None:
         await conn.execute(select(func.set_config("TimeZone", timezone, True)))
 
 
-async def json_array(conn: AsyncConnection, plan: ReadPlan, statements: Statements) -> str:
+async def json_array(conn: AsyncConnection, plan: ReadPlan, statements: Statements, *, zoned: bool = False) -> str:
     """The rows the plan selects as one JSON array's text, on the caller's connection (inside its
-    transaction: a write's own rows, say), through `statements`."""
-    prepared, arguments = statements.array(plan)
+    transaction: a write's own rows, say), through `statements`; `zoned`: the connection renders in a
+    TimeZone set with `set_timezone`."""
+    prepared, arguments = statements.array(plan, zoned=zoned)
     text: str
     text, _ = (await conn.execute(prepared.statement, arguments)).one()
     return text
 
 
-async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:
+async def stream(conn: AsyncConnection, plan: ReadPlan, *, zoned: bool = False) -> AsyncIterator[str]:
     """Each row as JSON text through a server-side cursor; `conn` must be in a transaction."""
-    result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+    result = await conn.stream(rows_statement(plan, zoned=zoned).execution_options(yield_per=STREAM_BATCH))
     async for row in result:
         yield row[0]
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.edge.auth import current_principal
 from api.entities import Entity, Kind
 from api.entities import entity as entity_named
-from api.errors import ActorForbidden, Conflict, ConflictReason, InvalidInput, InvalidReason, ReadOnly
+from api.errors import ActorForbidden, Conflict, ConflictReason, InvalidInput, InvalidReason, ReadOnly, listed
 from api.store.statements import REFERRERS_SHOWN, Wanted, find_referrers, lock_references, own_ancestors
 
 
@@ -127,9 +127,9 @@ def refuse_foreign_rows(ent: Entity, actor: str, rows: Iterable[Mapping[str, Any
 def duplicate_ids(ent: Entity, ids: list[str], *, within_request: bool = False) -> Conflict:
     """The conflict of ids that are taken (or, `within_request`, given twice in one request)."""
     if within_request:
-        message = f"the same {ent.name} id appears more than once in one request: {', '.join(ids)}"
+        message = f"the same {ent.name} id appears more than once in one request: {listed(ids)}"
     else:
-        message = f"{ent.resource} already has {_plural('id', ids)} {', '.join(ids)}"
+        message = f"{ent.resource} already has {_plural('id', ids)} {listed(ids)}"
     return Conflict(message, reason=ConflictReason.DUPLICATE, entity=ent.name, ids=ids)
 
 
@@ -175,7 +175,7 @@ async def require_references(conn: AsyncConnection, ent: Entity, wanted: Wanted)
             missing = sorted(ids - present[target])
             if missing:
                 raise Conflict(
-                    f"{field_name} refers to {entity_named(target).resource} that do not exist: {', '.join(missing)}",
+                    f"{field_name} refers to {entity_named(target).resource} that do not exist: {listed(missing)}",
                     reason=ConflictReason.MISSING_REFERENCE,
                     entity=ent.name,
                     ids=missing,
@@ -251,9 +251,9 @@ class Hierarchy:
     def cycle(self, ids: list[str], *, own_parent: bool = False) -> Conflict:
         what = self.entity.title.lower()
         if own_parent:
-            message = f"{_article(what)} {what} cannot be its own parent: {', '.join(ids)}"
+            message = f"{_article(what)} {what} cannot be its own parent: {listed(ids)}"
         else:
-            message = f"{self.parent} would make {_plural(what, ids)} {', '.join(ids)} its own ancestor"
+            message = f"{self.parent} would make {_plural(what, ids)} {listed(ids)} its own ancestor"
         return Conflict(message, reason=ConflictReason.CYCLE, entity=self.entity.name, ids=ids, field=self.parent)
 
 

@@ -190,6 +190,8 @@ class Prepared:
 STATEMENTS_KEPT = 256
 # While a shape's statement is built: its client-value parameters, in the order they are bound.
 _PARAMETERS: ContextVar[list[tuple[str, int, Callable[[Any], Any]]] | None] = ContextVar("parameters", default=None)
+# While a statement is built: whether it renders timestamps for a session TimeZone other than UTC.
+_ZONED: ContextVar[bool] = ContextVar("zoned", default=False)
 
 
 class Statements:
@@ -207,28 +209,31 @@ class Statements:
     def caches(self) -> tuple[BoundedCache[Any, Any], ...]:
         return (self.shapes, self.bundles)
 
-    def array(self, plan: ReadPlan) -> tuple[Prepared, dict[str, Any]]:
+    def array(self, plan: ReadPlan, *, zoned: bool = False) -> tuple[Prepared, dict[str, Any]]:
         """The statement of the plan's shape (one row: the JSON array of the rows as text, and their
         number), and the plan's own values for its parameters. A shape is the plan with its values
-        left out (`plan.parameterized`), so plans that differ only in their values share one statement."""
-        return self.shape(*parameterized(plan))
+        left out (`plan.parameterized`), so plans that differ only in their values share one statement.
+        `zoned`: the statement is for a session TimeZone other than UTC (see `rendered_zoned`)."""
+        return self.shape(*parameterized(plan), zoned=zoned)
 
-    def shape(self, shape: ReadPlan, values: list[Any]) -> tuple[Prepared, dict[str, Any]]:
+    def shape(self, shape: ReadPlan, values: list[Any], *, zoned: bool = False) -> tuple[Prepared, dict[str, Any]]:
         """`array` of a plan given as its shape and the values of its slots."""
         # Values outside conditions (constants, choices, pages, composites) stay in the shape as they are;
         # equality would take 1, 1.0 and True for one another there, the repr does not.
-        key: Any = repr(shape) if _holds_values(shape) else shape
+        key: Any = (zoned, repr(shape) if _holds_values(shape) else shape)
         try:
             prepared = self.shapes.get(key)
         except TypeError:  # something outside the conditions that cannot be hashed: the repr tells shapes apart
-            key = repr(shape)
+            key = (zoned, repr(shape))
             prepared = self.shapes.get(key)
         if prepared is None:
             parameters: list[tuple[str, int, Callable[[Any], Any]]] = []
             token = _PARAMETERS.set(parameters)
+            zoning = _ZONED.set(zoned)
             try:
                 statement = _array(shape)
             finally:
+                _ZONED.reset(zoning)
                 _PARAMETERS.reset(token)
             prepared = self.shapes.put(key, Prepared(statement, tuple(parameters)))
         return prepared, prepared.arguments(values)
@@ -272,11 +277,15 @@ def bundle_statement(bundle: Bundle) -> AnySelect:
     return select(cast(JsonObject(pairs, absent_on_null=False), Text))
 
 
-def rows_statement(plan: ReadPlan) -> AnySelect:
+def rows_statement(plan: ReadPlan, *, zoned: bool = False) -> AnySelect:
     """One row per result row, each a JSON object as text, in the plan's order (for streaming)."""
-    source = _rows(plan, depth=0).subquery("s0")
-    ent = entity_named(plan.entity)
-    return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
+    zoning = _ZONED.set(zoned)
+    try:
+        source = _rows(plan, depth=0).subquery("s0")
+        ent = entity_named(plan.entity)
+        return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
+    finally:
+        _ZONED.reset(zoning)
 
 
 def count_statement(plan: ReadPlan) -> AnySelect:
@@ -698,7 +707,26 @@ def _field_value(f: Field, source: FromClause) -> ColumnElement[Any]:
             (and_(start.is_(None), end.is_(None)), null()),
             else_=JsonObject([("start", start), ("end", end)], absent_on_null=True),
         )
+    if f.kind is Kind.TIMESTAMP and _ZONED.get():
+        return rendered_zoned(source.c[f.columns[0]])
     return source.c[f.columns[0]]
+
+
+def rendered_zoned(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A timestamp as RFC 3339 text (JSON) in the session's TimeZone where RFC 3339 can say it, else in UTC.
+
+    PostgreSQL renders an instant in the zone's offset of the day: before standard time a zone's
+    offset is its local mean time, with seconds (New York's -04:56:02), and an instant within a day of
+    year 1 or 9999 can fall outside years 1-9999 locally (shown with BC, or a fifth digit). RFC 3339
+    has neither: such a value is given in UTC, where every value stored lies within years 1-9999
+    (api/store/validation.py). In UTC (no Prefer: timezone) every value renders as it is, so only
+    statements for another zone carry this."""
+    representable = and_(
+        func.mod(cast(func.extract("timezone", value), Integer), 60) == 0,
+        func.extract("year", value).between(1, 9999),
+    )
+    in_utc = func.concat(func.to_json(func.timezone("UTC", value)).op("#>>")(literal_column("'{}'")), "+00:00")
+    return case((value.is_(None), null()), (representable, func.to_json(value)), else_=func.to_json(in_utc))
 
 
 def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement[Any]:

@@ -14,7 +14,10 @@ Locking, so that the rules hold under concurrency (READ COMMITTED):
   an update or delete of the first N rows in some order picks and locks them
   in one statement, so they are the first N when it runs, not when it read;
 - writes that set a parent take one advisory lock, so two concurrent
-  re-parentings cannot together build a cycle.
+  re-parentings cannot together build a cycle;
+- an upsert (OnConflict.MERGE) is INSERT ... ON CONFLICT DO UPDATE, so
+  concurrent upserts of one new id never conflict: the first inserts, the
+  others wait for it and then update (or leave) its row.
 
 Round trips: a create of any number of rows is one statement (references
 checked and locked, rows inserted from one JSON parameter, events recorded,
@@ -64,13 +67,12 @@ from api.store.select import Statements
 from api.store.statements import (
     Inserted,
     Wanted,
-    apply_changes,
     apply_to_all,
     delete_rows,
     lock_matching,
-    lock_rows,
     rows_json,
     try_insert,
+    try_upsert,
 )
 from api.store.validation import to_columns
 
@@ -97,7 +99,7 @@ class Written:
     async def json_array(self, plan: ReadPlan, *, timezone: str | None = None) -> str:
         """The rows `plan` selects, as the text of one JSON array, timestamps in `timezone`."""
         await set_timezone(self._conn, timezone)
-        return await json_array(self._conn, plan, self._statements)
+        return await json_array(self._conn, plan, self._statements, zoned=timezone is not None)
 
     async def rows(self, plan: ReadPlan, *, timezone: str | None = None) -> str:
         """`json_array` of the written rows, as `plan` shapes them."""
@@ -402,27 +404,42 @@ async def _insert(conn: AsyncConnection, batch: _Batch, *, ignore_existing: bool
 
 
 async def _merge(conn: AsyncConnection, batch: _Batch, actor: str | None) -> WriteResult:
-    """Insert the rows whose id is free; give the existing rows the fields the documents name (upsert);
-    an actor-bound caller's (`actor`) only when they are its own."""
+    """Insert the rows, or give the existing row of the same id the fields its document gave: a true
+    upsert, so that concurrent upserts of one new id never conflict with each other (the later ones
+    wait for the first, then update its row or leave it as it is). One statement per set of given
+    fields (a batch usually has one): each sets exactly those. An actor-bound caller's (`actor`)
+    changes only rows that are its own: another actor's row is left as it is, and refused."""
     ent = batch.entity
-    existing = await lock_rows(conn, ent, batch.ids)
-    if actor is not None:
-        refuse_foreign_rows(ent, actor, existing.values())
-    fresh = [row for row in batch.rows if row["id"] not in existing]
-    stored, _ = await _insert_checked(conn, batch, fresh, skip_existing=False, with_events=False)
-    inserted = [row["id"] for row in fresh]
-    pending = [_event(ent, stored[i], stored[i].get("created_at")) for i in inserted]
+    stored: dict[str, dict[str, Any]] = {}
+    inserted: set[str] = set()
+    changed: set[str] = set()
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in batch.rows:
-        old = existing.get(row["id"])
-        if old is None:
-            continue
-        # The row holds exactly the columns of the fields the document gave.
-        new = await apply_changes(conn, ent, old, {c: v for c, v in row.items() if c != "id"})
-        stored[row["id"]] = new
-        if new is not old:
-            pending.append(_event(ent, new, None))
+        shapes.setdefault(tuple(sorted(c for c in row if c != "id")), []).append(row)
+    for columns, rows in shapes.items():
+        # Twice at most, as in `_insert_checked`: a missing reference is named, or locked for the retry.
+        for _ in range(2):
+            written = await try_upsert(conn, ent, batch.wanted, rows, columns, owner=actor)
+            if written is not None:
+                break
+            await require_references(conn, ent, batch.wanted)
+        else:
+            raise AssertionError("every reference was locked before the second try")
+        for row, was_inserted, was_changed in written:
+            stored[row["id"]] = row
+            if was_inserted:
+                inserted.add(row["id"])
+            elif was_changed:
+                changed.add(row["id"])
+    if actor is not None:
+        # Rows of another actor were not written (the upsert changes only the caller's own): refused.
+        refuse_foreign_rows(ent, actor, [stored[i] for i in batch.ids if i not in inserted])
+    new = [i for i in batch.ids if i in inserted]
+    # A new row's event occurs at its creation; a changed row's at the write.
+    pending = [_event(ent, stored[i], stored[i].get("created_at")) for i in new]
+    pending += [_event(ent, stored[i], None) for i in batch.ids if i in changed]
     events = await record_events(conn, [p for p in pending if p is not None])
-    return batch.result(stored, events, inserted)
+    return batch.result(stored, events, new)
 
 
 async def _insert_checked(

@@ -13,12 +13,13 @@ import yaml
 from starlette.routing import Route
 
 from api.app import create_app
-from api.cli import GRACEFUL_SHUTDOWN_S
-from api.config import DEFAULT_PORT, POOLER_MODES, Settings
+from api.config import DEFAULT_PORT, POOLER_MODES, SHUTDOWN_FINISH_S, Settings
 from tests.deploy.tools import HAPROXY, require
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
+# After SIGTERM: requests in flight finish within COCO_SHUTDOWN_GRACE_S, then the worker has SHUTDOWN_FINISH_S.
+STOPPING_S = Settings().shutdown_grace_s + SHUTDOWN_FINISH_S
 
 
 def manifests() -> dict[str, dict[str, Any]]:
@@ -66,12 +67,12 @@ def test_the_kubernetes_example_holds_together() -> None:
         assert container[probe]["httpGet"]["port"] in (port["name"], port["containerPort"])
 
     # preStop keeps serving while the endpoint's removal spreads; then SIGTERM's drain (requests in
-    # flight up to GRACEFUL_SHUTDOWN_S) must end before the grace period does.
+    # flight, then the worker's exit: STOPPING_S at most) must end before the grace period does.
     command = container["lifecycle"]["preStop"]["exec"]["command"]
     assert command[0] == "sleep"
     pre_stop = int(command[1])
     assert pre_stop >= 1
-    assert pod["terminationGracePeriodSeconds"] > pre_stop + GRACEFUL_SHUTDOWN_S
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + STOPPING_S
 
     # Its settings are the server's: through a transaction-mode pooler, with the direct URL beside it.
     env = {item["name"]: item for item in container["env"]}
@@ -102,7 +103,7 @@ def test_the_compose_file_s_scaled_profile() -> None:
     assert env["COCO_DB_POOLER"] == "transaction"
     # `--scale replica=N` needs replicas without a published port; the balancer publishes one.
     assert "ports" not in replica
-    assert int(replica["stop_grace_period"].rstrip("s")) > GRACEFUL_SHUTDOWN_S
+    assert int(replica["stop_grace_period"].rstrip("s")) > STOPPING_S
     balancer = services["balancer"]
     assert balancer["image"].startswith("haproxy:")
     assert any(v.startswith("./deploy/haproxy/haproxy.cfg:") for v in balancer["volumes"])

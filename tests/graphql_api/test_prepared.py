@@ -99,8 +99,9 @@ async def test_each_operation_of_a_document_is_recorded_on_its_own(gql, world: A
         response_b = await gql.http.post("/graphql", json={"query": document, "operationName": "B"})
         assert response_a.json() == {"data": {"actor": {"name": "Ada", "actorType": "PERSON"}}}
         assert response_b.json() == {"data": {"team": {"name": "Backend", "__typename": "Team"}}}
-    for _ in range(2):  # without a name, Strawberry's choice: the first operation
-        assert await gql(document) == {"actor": {"name": "Ada", "actorType": "PERSON"}}
+    for _ in range(2):  # without a name, no operation is chosen (the spec's GetOperation)
+        errors = await gql.errors(document)
+        assert errors[0]["message"] == "Must provide operation name if query contains multiple operations."
 
 
 async def test_what_cannot_be_compiled_is_remembered_and_answered_by_the_resolvers(

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import websockets
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.config import SHUTDOWN_FINISH_S
 from api.store.writes import WriteService
 
 from ..live.helpers import until_subscribers
@@ -99,3 +101,48 @@ async def test_sigterm_drains_requests_and_closes_streams(
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM team_checkins WHERE id = 'c-late'")) == 1
         assert await conn.scalar(text("SELECT count(*) FROM coordination_events WHERE reference_id = 'c-late'")) == 1
+
+
+# A read that keeps its worker's event loop busy for many seconds without yielding: a filter of tens of
+# thousands of branches (allowed here) is coerced, converted and compiled to SQL before the read's first await.
+RUNAWAY_BRANCHES = 60_000
+GRACE_S = 1
+
+
+async def test_sigterm_ends_a_server_whose_worker_never_yields(clean: None, database_url: str) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCO_")}
+    env.update(
+        DATABASE_URL=database_url,
+        COCO_PORT=str(port),
+        COCO_WORKERS="1",
+        COCO_MIGRATE_ON_START="0",
+        COCO_SHUTDOWN_GRACE_S=str(GRACE_S),
+        # The filter limit opened up so that the read is allowed, with no deadline to meet.
+        COCO_GRAPHQL_MAX_FILTER_NODES=str(10**9),
+        COCO_STATEMENT_TIMEOUT_MS="600000",
+    )
+    where = {"or": [{"id": {"eq": f"a-{n}"}} for n in range(RUNAWAY_BRANCHES)]}
+    body = {"query": "query($w: ActorWhere) { actors(where: $w) { nodes { id } } }", "variables": {"w": where}}
+    with running(COCO, env, ROOT) as server:
+        await asyncio.to_thread(wait_healthy, server, port)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            runaway = asyncio.ensure_future(client.post("/graphql", json=body))
+            # The worker is busy once it stops answering its liveness probe.
+            while True:
+                try:
+                    await client.get("/livez", timeout=0.5)
+                except httpx.TimeoutException:
+                    break
+                assert not runaway.done(), runaway.result().text
+            signalled = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            exit_code = await asyncio.to_thread(server.wait, 60)
+            took = time.monotonic() - signalled
+            runaway.cancel()
+        output = server.stdout.read() if server.stdout else ""
+    # The documented bound: the graceful period, then SHUTDOWN_FINISH_S (5 s); a little for the machine.
+    assert took < GRACE_S + SHUTDOWN_FINISH_S + 3, (took, output)
+    # Ended by the watchdog: the read was still running when the bound came.
+    assert exit_code == 128 + signal.SIGTERM, output
+    assert "ending the process" in output, output
