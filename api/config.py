@@ -41,6 +41,16 @@ def _bool(name: str, default: bool) -> bool:
     return raw in ("1", "true", "yes", "on")
 
 
+POOLER_MODES = ("none", "session", "transaction")
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (os.environ.get(name) or default).strip().lower()
+    if raw not in choices:
+        raise SystemExit(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
 def _seconds_list(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -73,6 +83,12 @@ def default_workers() -> int:
 class Settings:
     # libpq-style postgresql:// URL; None means: start the embedded PostgreSQL.
     database_url: str | None = None
+    # A session connection straight to PostgreSQL (or through a session-mode pooler) for what needs
+    # one: LISTEN, the migrations, long streaming reads, the CLI's commands. None: DATABASE_URL.
+    direct_database_url: str | None = None
+    # What sits between DATABASE_URL and PostgreSQL: "none", or a pooler in "session" or "transaction"
+    # mode (api/store/database.py, Pooling).
+    db_pooler: str = "none"
     data_dir: Path = field(default_factory=lambda: Path(".coco"))
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -144,6 +160,8 @@ class Settings:
     def from_environment(cls) -> Settings:
         return cls(
             database_url=os.environ.get("DATABASE_URL") or None,
+            direct_database_url=os.environ.get("DIRECT_DATABASE_URL") or None,
+            db_pooler=_choice("COCO_DB_POOLER", "none", POOLER_MODES),
             data_dir=Path(os.environ.get("COCO_DATA_DIR") or ".coco"),
             host=os.environ.get("COCO_HOST") or "127.0.0.1",
             port=_int("COCO_PORT", DEFAULT_PORT),
@@ -195,6 +213,19 @@ class Settings:
         if not self.database_url:
             raise SystemExit("DATABASE_URL is not set (coco serve starts an embedded PostgreSQL when it is unset)")
         return self.database_url
+
+    @property
+    def session_database_url(self) -> str:
+        """Where session state (LISTEN, a lock held across transactions, a long cursor) is kept."""
+        return self.direct_database_url or self.require_database_url()
+
+    @property
+    def session_pooler(self) -> str:
+        """The pooler mode of `session_database_url`: DIRECT_DATABASE_URL may be PostgreSQL itself or a
+        session-mode pooler (Supabase's port 5432), and either takes settings SET after connecting."""
+        if self.direct_database_url is None:
+            return self.db_pooler
+        return "none" if self.db_pooler == "none" else "session"
 
     @property
     def pgdata(self) -> Path:

@@ -103,6 +103,15 @@ class Unavailable(DomainError):
     resources); the request may be retried."""
 
 
+class Transient(Unavailable):
+    """PostgreSQL aborted the transaction to break a deadlock or a serialization conflict (40P01, 40001):
+    it may simply be run again. The write service does so a few times; what is still left is Unavailable."""
+
+    def __init__(self, message: str, *, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
 class ReadOnly(DomainError):
     """The entity cannot be written through any API (coordination events)."""
 

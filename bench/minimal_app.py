@@ -24,6 +24,9 @@ from api.store.database import libpq_url
 from bench.statements import CREATE_CHECKINS, READ_ACTOR, READ_CHECKIN_PAGE
 
 POOL_SIZE = int(os.environ.get("BENCH_POOL_SIZE", "16"))
+# "transaction": DATABASE_URL is PgBouncer in transaction mode, where no statement may stay prepared
+# (asyncpg then sends each one unnamed, parsed again with its Bind); the least such a handler must do.
+POOLER = os.environ.get("BENCH_POOLER", "none")
 JSON = "application/json"
 SQL_READ_ACTOR = READ_ACTOR.format(id="$1")
 SQL_READ_CHECKIN_PAGE = READ_CHECKIN_PAGE.format(team_id="$1", since="$2", limit="$3")
@@ -68,7 +71,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         libpq_url(os.environ["DATABASE_URL"]),
         min_size=POOL_SIZE,
         max_size=POOL_SIZE,
+        # PgBouncer passes TimeZone and application_name on (it refuses statement_timeout, sent by no one here).
         server_settings={"application_name": "bench_minimal", "TimeZone": "UTC"},
+        statement_cache_size=0 if POOLER == "transaction" else 100,
         # Single statements in autocommit leave no session state behind: no reset when a
         # connection returns to the pool (our read pool skips it too; the floor must not pay it).
         reset=_no_reset,

@@ -113,6 +113,9 @@ class Context:
     work_dir: Path
     with_sql: bool = True
     bulk_size: int = BULK_SIZE
+    # The same two servers with DATABASE_URL through PgBouncer in transaction mode (the pooled rows).
+    ours_pooled: Endpoint = field(default_factory=lambda: Endpoint("coco serve via PgBouncer", None))
+    minimal_pooled: Endpoint = field(default_factory=lambda: Endpoint("minimal handler via PgBouncer", None))
 
     @property
     def scale(self) -> Scale:

@@ -23,7 +23,7 @@ from pathlib import Path
 import asyncpg
 
 from api.store.database import libpq_url
-from bench import postgraphile, subscriptions, webhooks
+from bench import pooler, postgraphile, subscriptions, webhooks
 from bench.cluster import BENCH_DIR, BenchDatabase, Cluster, reset_writes
 from bench.loadgen import Load, pgbench_available, wrk_available
 from bench.report import machine, memory_summary, table, timestamp_name, write_json
@@ -39,6 +39,10 @@ LOGS = BENCH_DIR / ".data" / "logs"
 OURS = "coco serve"
 MINIMAL = "minimal handler"
 POSTGRAPHILE = "PostGraphile 4"
+OURS_POOLED = "coco serve via PgBouncer"
+MINIMAL_POOLED = "minimal handler via PgBouncer"
+# PgBouncer's server connections for the pooled rows (its default_pool_size), the same for both sides.
+POOLED_SERVER_CONNECTIONS = 20
 # Small enough that 32 connections each finish several in a quick 2 s run.
 QUICK_BULK_SIZE = 100
 ROW_KEYS = [*SCENARIOS, subscriptions.KEY, webhooks.KEY]
@@ -117,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster.start()
     servers: list[ServerProcess] = []
     live: subscriptions.Report | None = None
+    bouncer: pooler.PgBouncer | None = None
     hooks: webhooks.Report | None = None
     try:
         db = asyncio.run(cluster.prepare(database, scale))
@@ -127,10 +132,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             "postgresql": asyncio.run(_server_version(db.url)),
         }
         with tempfile.TemporaryDirectory(prefix="bench-") as work:
-            endpoints = _start_servers(db, args, servers, needed=_servers_for(only))
+            needed = _servers_for(only)
+            pooled_url = None
+            if needed & {OURS_POOLED, MINIMAL_POOLED}:
+                if pooler.PGBOUNCER.exists():
+                    bouncer = pooler.PgBouncer(
+                        cluster.server.url(), pool_mode="transaction", pool_size=POOLED_SERVER_CONNECTIONS
+                    ).__enter__()
+                    pooled_url = bouncer.url(db.name)
+                    document["pgbouncer"] = {
+                        "version": _pgbouncer_version(),
+                        "pool_mode": "transaction",
+                        "default_pool_size": POOLED_SERVER_CONNECTIONS,
+                    }
+                else:
+                    log.error(
+                        "%s is missing (apt-get install pgbouncer): the pooled rows are skipped", pooler.PGBOUNCER
+                    )
+            endpoints = _start_servers(db, args, servers, needed=needed, pooled_url=pooled_url)
             ours_graphql = Endpoint(OURS, endpoints[OURS].base_url, endpoints[OURS].unavailable)
-            probe_rest(endpoints[OURS])
-            probe_rest(endpoints[MINIMAL])
+            for name in (OURS, MINIMAL, OURS_POOLED, MINIMAL_POOLED):
+                probe_rest(endpoints[name])
             probe_graphql(ours_graphql)
             probe_graphql(endpoints[POSTGRAPHILE])
             context = Context(
@@ -140,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ours_graphql=ours_graphql,
                 minimal=endpoints[MINIMAL],
                 postgraphile=endpoints[POSTGRAPHILE],
+                ours_pooled=endpoints[OURS_POOLED],
+                minimal_pooled=endpoints[MINIMAL_POOLED],
                 work_dir=Path(work),
                 with_sql=not args.no_sql and pgbench_available(),
                 bulk_size=QUICK_BULK_SIZE if args.quick else BULK_SIZE,
@@ -162,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for server in servers:
             server.stop()
+        if bouncer is not None:
+            bouncer.stop()
         cluster.stop()
 
     document["rows"] = [row.as_dict() for row in rows]
@@ -219,13 +245,19 @@ def _servers_for(rows: list[str]) -> set[str]:
     needed = {OURS}
     if any(name.startswith("rest_") for name in rows):
         needed.add(MINIMAL)
+    if any(name.startswith("pooled_") for name in rows):
+        needed |= {OURS_POOLED, MINIMAL_POOLED}
     if any(name.startswith("graphql_") for name in rows):
         needed.add(POSTGRAPHILE)
     return needed
 
 
 def _start_servers(
-    db: BenchDatabase, args: argparse.Namespace, servers: list[ServerProcess], needed: set[str]
+    db: BenchDatabase,
+    args: argparse.Namespace,
+    servers: list[ServerProcess],
+    needed: set[str],
+    pooled_url: str | None = None,
 ) -> dict[str, Endpoint]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     python_env = {**env, "DATABASE_URL": db.url, "PYTHONPATH": str(ROOT)}
@@ -289,7 +321,39 @@ def _start_servers(
         OURS: Endpoint(OURS, None),
         MINIMAL: Endpoint(MINIMAL, None),
         POSTGRAPHILE: Endpoint(POSTGRAPHILE, None),
+        OURS_POOLED: Endpoint(OURS_POOLED, None, "skipped: PgBouncer is not installed (apt-get install pgbouncer)"),
+        MINIMAL_POOLED: Endpoint(
+            MINIMAL_POOLED, None, "skipped: PgBouncer is not installed (apt-get install pgbouncer)"
+        ),
     }
+    if pooled_url is not None:
+        endpoints[OURS_POOLED].unavailable = endpoints[MINIMAL_POOLED].unavailable = None
+        ours, minimal = candidates
+        ours_pooled_port, minimal_pooled_port = free_port(), free_port()
+        candidates += [
+            ServerProcess(
+                OURS_POOLED,
+                [*ours.argv[:-1], str(ours_pooled_port)],
+                port=ours_pooled_port,
+                cwd=ours.cwd,
+                log_file=LOGS / "coco-pooled.log",
+                ready_path="/healthz",
+                env={
+                    **ours.env,
+                    "DATABASE_URL": pooled_url,
+                    "DIRECT_DATABASE_URL": db.url,
+                    "COCO_DB_POOLER": "transaction",
+                },
+            ),
+            ServerProcess(
+                MINIMAL_POOLED,
+                [*minimal.argv[:-4], str(minimal_pooled_port), *minimal.argv[-3:]],
+                port=minimal_pooled_port,
+                cwd=minimal.cwd,
+                log_file=LOGS / "minimal-pooled.log",
+                env={**minimal.env, "DATABASE_URL": pooled_url, "BENCH_POOLER": "transaction"},
+            ),
+        ]
     if postgraphile.available():
         workers = args.postgraphile_workers or args.workers
         candidates.append(
@@ -317,6 +381,11 @@ def _start_servers(
         servers.append(server)
         endpoints[server.name].base_url = server.base_url
     return endpoints
+
+
+def _pgbouncer_version() -> str:
+    done = subprocess.run([str(pooler.PGBOUNCER), "--version"], capture_output=True, text=True)
+    return done.stdout.splitlines()[0] if done.returncode == 0 and done.stdout else "unknown"
 
 
 def _migrations(root: Path) -> list[str]:

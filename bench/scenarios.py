@@ -6,6 +6,7 @@ that loads it and, for the REST rows, the pgbench script of the same SQL.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -248,6 +249,19 @@ def _same_as_reference(expected: dict[str, Any], rows: Any, side: Side) -> None:
         side.notes.append(f"the answer differs from the reference's: {json.dumps(rows)[:300]}")
 
 
+def pooled(scenario: Callable[[Context], Row], key: str, target: float) -> Callable[[Context], Row]:
+    """The scenario with both servers' DATABASE_URL through the same PgBouncer in transaction mode:
+    ours with COCO_DB_POOLER=transaction (DIRECT_DATABASE_URL to PostgreSQL for LISTEN), the minimal
+    handler with asyncpg's statement cache off, as PgBouncer's transaction mode needs of any client."""
+
+    def run(ctx: Context) -> Row:
+        row = scenario(dataclasses.replace(ctx, ours=ctx.ours_pooled, minimal=ctx.minimal_pooled, with_sql=False))
+        title = row.title + ", both through PgBouncer 1.18 in transaction mode"
+        return Row(key, title, row.ours, row.reference, None, target=target)
+
+    return run
+
+
 SCENARIOS: dict[str, Callable[[Context], Row]] = {
     "rest_read_one": rest_read_one,
     "rest_checkin_page": rest_checkin_page,
@@ -255,4 +269,6 @@ SCENARIOS: dict[str, Callable[[Context], Row]] = {
     "rest_bulk_create": rest_bulk_create,
     "graphql_nested_goals": graphql_nested,
     "graphql_create_checkin": graphql_create,
+    "pooled_rest_read_one": pooled(rest_read_one, "pooled_rest_read_one", target=0.6),
+    "pooled_rest_create_checkin": pooled(rest_create_checkin, "pooled_rest_create_checkin", target=0.6),
 }

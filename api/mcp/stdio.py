@@ -111,6 +111,7 @@ async def serve(settings: Settings, stoppable: bool = False) -> None:
         pool_size=POOL_SIZE,
         statement_timeout_ms=settings.statement_timeout_ms,
         application_name="coco-mcp",
+        pooler=settings.db_pooler,
     )
     server = create_server(Reader(engine), WriteService(engine))
     try:

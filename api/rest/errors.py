@@ -31,6 +31,8 @@ from api.errors import (
 
 SCHEMA = "public"
 BIGINT_MAX = 2**63 - 1
+# Seconds a client should wait before it sends again a request the database could not serve.
+RETRY_AFTER_S = 1
 
 
 class RestError(Exception):
@@ -247,7 +249,13 @@ def from_domain(error: DomainError) -> RestError:
         case ReadOnly():
             return read_only(error.resource, error.message)
         case Unavailable():
-            return RestError(503, "PGRST001", "Database client error. Retrying the connection.", error.message)
+            return RestError(
+                503,
+                "PGRST001",
+                "Database client error. Retrying the connection.",
+                error.message,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         case StatementTimeout():
             # 504, not PostgREST's 500: the server is fine, the statement was too slow (a retry may pass,
             # a narrower filter will); clients and proxies should not read it as a crash.
@@ -285,6 +293,11 @@ def from_domain(error: DomainError) -> RestError:
 # classes (08, 53, 57P01) never get here: the store makes them Unavailable, 503 PGRST001.
 _SQLSTATE_STATUS: tuple[tuple[str, int], ...] = (
     ("09", 500),
+    # Not PostgREST's (it falls back on 400 for them), but none can come of what a client sent here: a
+    # feature the server's own SQL needs, a cursor of a streamed read, a snapshot: the server's faults.
+    ("0A", 500),
+    ("34", 500),
+    ("72", 500),
     ("0L", 403),
     ("0P", 403),
     ("23503", 409),

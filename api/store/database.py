@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any, ClassVar, NoReturn
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from api.errors import (
@@ -22,6 +25,7 @@ from api.errors import (
     InvalidInput,
     InvalidReason,
     StatementTimeout,
+    Transient,
     Unavailable,
 )
 
@@ -33,9 +37,14 @@ CONNECT_TIMEOUT_S = 10.0
 # "The client sent a bad value":
 _BAD_VALUE_CLASSES = ("22",)  # data exceptions: 22P02 invalid text, 22007 bad datetime, 22003 out of range
 _BAD_VALUE_CODES = {"42704", "42883", "2201B"}  # unknown text search config; no such operator; bad regex
-# "Try again later": connection exceptions; insufficient resources (too many connections, out of memory,
-# disk full); shutting down or not yet accepting connections.
+# "Try again later": connection exceptions (08P01 too: PgBouncer sends all its own errors with it, "no
+# more connections allowed", "query_wait_timeout", "server conn crashed?"); insufficient resources (too
+# many connections, out of memory, disk full); shutting down or not yet accepting connections.
 _UNAVAILABLE_CLASSES = ("08", "53", "57P")
+# ...and, by code: a prepared statement this connection does not have (26000) or has already (42P05),
+# which only a pooler that moved us to another server connection causes; a database that takes no
+# writes (25006: a standby, say after a failover the pooler has not followed yet).
+_UNAVAILABLE_CODES = {"26000", "42P05", "25006"}
 # ...except a statement too big for the server's settings, which no retry helps (PostgREST: 500).
 _NOT_UNAVAILABLE = {"53400"}
 # A deadlock or serialization failure: the transaction may be run again.
@@ -46,6 +55,77 @@ _TRANSIENT = {"40001", "40P01"}
 LOST_CONNECTION = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
+@dataclass(frozen=True)
+class Pooling:
+    """How connections are set up for what sits between us and PostgreSQL (COCO_DB_POOLER).
+
+    - "none": PostgreSQL itself. The session settings travel in the startup packet, and statements
+      stay prepared on each connection (asyncpg's statement cache, SQLAlchemy's).
+    - "session": a pooler in session mode. Poolers refuse most startup parameters (PgBouncer:
+      "unsupported startup parameter: statement_timeout"), so the settings are SET once after
+      connecting; the server connection is ours for as long as the client connection lasts, so
+      prepared statements stay too.
+    - "transaction": a pooler in transaction mode (PgBouncer's pool_mode=transaction, Supabase's
+      port 6543, Neon's -pooler host). Two transactions of one client connection may run on two
+      server connections, so nothing may outlive its transaction: the settings are SET LOCAL in each
+      transaction's BEGIN (`_SettingsInBegin`), and no statement is kept prepared; asyncpg then
+      sends each statement unnamed and parses it again in the same message as its Bind, which no
+      pooler can split. Our advisory locks are all transaction-scoped (events.py, migrate.py)."""
+
+    mode: str = "none"
+    statement_timeout_ms: int | None = None
+    application_name: str = "coco"
+
+    @property
+    def per_transaction(self) -> bool:
+        return self.mode == "transaction"
+
+    def settings(self) -> dict[str, str]:
+        return connection_settings(self.statement_timeout_ms, self.application_name)
+
+    def settings_sql(self, *, local: bool) -> str:
+        scope = "SET LOCAL" if local else "SET"
+        return " ".join(
+            f"{scope} {name} = '{value}';" for name, value in self.settings().items() if name != "application_name"
+        )
+
+    def connect_options(self) -> dict[str, Any]:
+        """asyncpg.connect's (and create_pool's) options for this mode."""
+        if self.mode == "none":
+            return {"server_settings": self.settings()}
+        # application_name is one of the few parameters poolers pass on (PgBouncer, Supavisor).
+        options: dict[str, Any] = {"server_settings": {"application_name": self.application_name}}
+        if self.per_transaction:
+            options["statement_cache_size"] = 0
+            options["connection_class"] = _connection_class(self.settings_sql(local=True))
+        return options
+
+    async def prepare(self, conn: asyncpg.Connection) -> None:
+        """Run on each new connection: the session settings a session-mode pooler let through."""
+        if self.mode == "session":
+            await conn.execute(self.settings_sql(local=False))
+
+
+class _SettingsInBegin(asyncpg.Connection):
+    """A connection whose every transaction starts with this mode's SET LOCAL settings.
+
+    asyncpg's Transaction.start() (which SQLAlchemy's asyncpg dialect and our direct pool both use)
+    sends its BEGIN through `execute` as one simple query; the settings ride along in that query,
+    so they cost no round trip of their own."""
+
+    begin_settings: ClassVar[str] = ""
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109
+        if not args and query.startswith("BEGIN"):
+            query = f"{query} {self.begin_settings}"
+        return await super().execute(query, *args, timeout=timeout)
+
+
+@functools.cache
+def _connection_class(begin_settings: str) -> type[asyncpg.Connection]:
+    return type("SettingsInBegin", (_SettingsInBegin,), {"begin_settings": begin_settings})
+
+
 def create_engine(
     url: str,
     *,
@@ -53,18 +133,33 @@ def create_engine(
     max_overflow: int | None = None,
     statement_timeout_ms: int | None = None,
     application_name: str = "coco",
+    pooler: str = "none",
 ) -> AsyncEngine:
     """An engine over asyncpg that takes a libpq-style URL as it is (socket ?host= form included)."""
-    settings = connection_settings(statement_timeout_ms, application_name)
+    pooling = Pooling(pooler, statement_timeout_ms, application_name)
+    options = pooling.connect_options()
 
     async def connect() -> asyncpg.Connection:
         # A database host that does not answer at all must not hold requests for asyncpg's 60 s:
         # they answer 503 (Unavailable) soon, and the next request tries again.
-        return await asyncpg.connect(libpq_url(url), server_settings=settings, timeout=CONNECT_TIMEOUT_S)
+        conn: asyncpg.Connection = await asyncpg.connect(libpq_url(url), timeout=CONNECT_TIMEOUT_S, **options)
+        try:
+            await pooling.prepare(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
 
-    return create_async_engine(
+    def creator() -> Any:
+        # What create_async_engine's async_creator does, plus the dialect's own statement cache,
+        # which must be off in transaction mode as asyncpg's is.
+        return engine.sync_engine.dialect.dbapi.connect(  # type: ignore[union-attr]
+            async_creator_fn=connect, prepared_statement_cache_size=0 if pooling.per_transaction else 100
+        )
+
+    engine = create_async_engine(
         "postgresql+asyncpg://",
-        async_creator=connect,
+        creator=creator,
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
         # No ping before each use (a round trip per transaction): a connection the database
@@ -73,6 +168,7 @@ def create_engine(
         pool_pre_ping=False,
         pool_recycle=1800,
     )
+    return engine
 
 
 def connection_settings(statement_timeout_ms: int | None, application_name: str) -> dict[str, str]:
@@ -101,6 +197,8 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         raise_as_domain_error(error)
     except LOST_CONNECTION as error:
         raise Unavailable(f"the database is unavailable: {error}") from error
+    except PoolTimeout as error:
+        raise Unavailable(f"no database connection came free in time: {error}") from error
 
 
 @asynccontextmanager
@@ -113,6 +211,8 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         raise_as_domain_error(error)
     except LOST_CONNECTION as error:
         raise Unavailable(f"the database is unavailable: {error}") from error
+    except PoolTimeout as error:
+        raise Unavailable(f"no database connection came free in time: {error}") from error
 
 
 async def wait_until_reachable(engine: AsyncEngine, timeout_s: float, interval_s: float = 1.0) -> None:
@@ -147,7 +247,7 @@ def sqlstate(error: BaseException) -> str | None:
 
 def is_transient(error: BaseException) -> bool:
     """A deadlock or serialization failure: the transaction may simply be run again."""
-    return isinstance(error, DatabaseFault) and error.sqlstate in _TRANSIENT
+    return isinstance(error, Transient)
 
 
 def as_domain_error(error: BaseException) -> BaseException:
@@ -170,12 +270,13 @@ def as_domain_error(error: BaseException) -> BaseException:
         return InvalidInput(detail, reason=InvalidReason.RULE)
     if code.startswith(_BAD_VALUE_CLASSES) or code in _BAD_VALUE_CODES:
         return InvalidInput(detail, reason=InvalidReason.FORMAT, sqlstate=code)
+    if code in _TRANSIENT:
+        return Transient(f"the database aborted the transaction: {_first_line(detail)}", sqlstate=code)
     if code == "57014":
         return StatementTimeout("the statement took too long and was cancelled (statement_timeout)")
-    if code.startswith(_UNAVAILABLE_CLASSES) and code not in _NOT_UNAVAILABLE:
-        return Unavailable(f"the database is unavailable: {detail}")
-    lines = detail.strip().splitlines()
-    return DatabaseFault(lines[0] if lines else type(error).__name__, sqlstate=code)
+    if (code.startswith(_UNAVAILABLE_CLASSES) and code not in _NOT_UNAVAILABLE) or code in _UNAVAILABLE_CODES:
+        return Unavailable(f"the database is unavailable: {_first_line(detail)}")
+    return DatabaseFault(_first_line(detail) or type(error).__name__, sqlstate=code)
 
 
 def raise_as_domain_error(error: BaseException) -> NoReturn:
@@ -194,6 +295,12 @@ def _lost_connection(error: BaseException) -> bool:
             return True
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
     return False
+
+
+def _first_line(text: str) -> str:
+    # asyncpg adds the HINT and DETAIL as further lines (its own long note about PgBouncer, for one).
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _message(error: BaseException) -> str:

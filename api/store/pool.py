@@ -12,6 +12,12 @@ takes a transaction for just that.
 The pool's connections carry no session state between uses (time zones are
 set for one transaction only; nothing listens, locks or keeps cursors), so
 the reset asyncpg runs when a connection returns to the pool is skipped.
+
+Through a pooler in transaction mode (COCO_DB_POOLER=transaction) nothing is
+kept prepared, and every read runs in a transaction of its own whose BEGIN
+carries the statement timeout and time zone (api/store/database.py, Pooling):
+four round trips where one does, the price of sharing PostgreSQL's connections
+with every other replica. A lone write stays one implicit transaction (`fetch`).
 """
 
 from __future__ import annotations
@@ -26,11 +32,11 @@ from asyncpg.pool import PoolConnectionProxy
 from sqlalchemy.sql.elements import ClauseElement
 
 from api.cache import BoundedCache
-from api.errors import Unavailable
+from api.errors import StatementTimeout, Unavailable
 from api.store.database import (
     CONNECT_TIMEOUT_S,
     LOST_CONNECTION,
-    connection_settings,
+    Pooling,
     libpq_url,
     raise_as_domain_error,
 )
@@ -65,11 +71,20 @@ def compile_statement(statement: ClauseElement) -> Compiled:
 
 class DirectPool:
     def __init__(
-        self, url: str, *, size: int = 10, statement_timeout_ms: int | None = None, application_name: str = "coco"
+        self,
+        url: str,
+        *,
+        size: int = 10,
+        statement_timeout_ms: int | None = None,
+        application_name: str = "coco",
+        pooler: str = "none",
     ) -> None:
         self.url = libpq_url(url)
         self.size = size
-        self.settings = connection_settings(statement_timeout_ms, application_name)
+        self.pooling = Pooling(pooler, statement_timeout_ms, application_name)
+        # Through a transaction-mode pooler, a read alone still needs a transaction: its settings.
+        self._alone_in_transaction = self.pooling.per_transaction
+        self._timeout_s = statement_timeout_ms / 1000 if statement_timeout_ms else None
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         # Statements are kept and asked again (api/store/select.py keeps those of recent plan shapes,
         # statements.py those of its creates): each is compiled once, for as long as it is kept here.
@@ -90,8 +105,9 @@ class DirectPool:
             min_size=0,
             max_size=self.size,
             timeout=CONNECT_TIMEOUT_S,
-            server_settings=self.settings,
             reset=_keep_session,
+            init=self.pooling.prepare,
+            **self.pooling.connect_options(),
         )
 
     async def close(self) -> None:
@@ -137,7 +153,7 @@ class DirectPool:
         for attempt in (1, 2):
             try:
                 async with self.connection() as conn:
-                    if timezone is None and len(statements) == 1:
+                    if timezone is None and len(statements) == 1 and not self._alone_in_transaction:
                         return [await self._fetchrow(conn, *statements[0])]
                     isolation: Literal["repeatable_read", "read_committed"] = (
                         "repeatable_read" if len(statements) > 1 else "read_committed"
@@ -151,9 +167,23 @@ class DirectPool:
         raise AssertionError("unreachable")
 
     async def fetch(self, statement: Compiled, arguments: list[Any]) -> list[Any]:
-        """Every row of one statement run once, as a transaction of its own (a write: never run again)."""
+        """Every row of one statement run once, as a transaction of its own (a write: never run again).
+
+        Through a transaction-mode pooler too it stays one implicit transaction: a create takes the
+        event cursors' lock (api/store/events.py), and an explicit transaction would hold that lock
+        over one more round trip to us (COMMIT), making every other writer wait for it. Its values do
+        not depend on the time zone (timestamps come with their offset, rows come back typed), and the
+        statement timeout is kept by asyncpg instead: past it, asyncpg has PostgreSQL cancel the
+        statement (a cancel request, which PgBouncer passes on)."""
         async with self.connection() as conn:
-            return await conn.fetch(statement.sql, *arguments)
+            if not self._alone_in_transaction:
+                return await conn.fetch(statement.sql, *arguments)
+            try:
+                return await conn.fetch(statement.sql, *arguments, timeout=self._timeout_s)
+            except TimeoutError:
+                raise StatementTimeout(
+                    "the statement took too long and was cancelled (COCO_STATEMENT_TIMEOUT_MS)"
+                ) from None
 
     async def _fetchrow(self, conn: Pooled, statement: Compiled, arguments: list[Any]) -> Any:
         return await conn.fetchrow(statement.sql, *arguments)

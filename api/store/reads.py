@@ -22,8 +22,10 @@ KEPT, ONCE = True, False
 
 class Reader:
     """Reads through `pool` (asyncpg directly, api/store/pool.py) when it is given, else through
-    the engine; streams and snapshots always go through the engine. It keeps the statements of
-    recent plan shapes (`statements`), shared with the readers `in_timezone` makes."""
+    the engine; streams and snapshots always go through an engine: `streams` when given (a session
+    connection, DIRECT_DATABASE_URL, so that a long read holds none of a pooler's few connections).
+    It keeps the statements of recent plan shapes (`statements`), shared with the readers
+    `in_timezone` makes."""
 
     def __init__(
         self,
@@ -31,10 +33,12 @@ class Reader:
         *,
         pool: DirectPool | None = None,
         timezone: str | None = None,
+        streams: AsyncEngine | None = None,
         statements: Statements | None = None,
     ) -> None:
         self.engine = engine
         self.pool = pool
+        self.streams = streams or engine
         # Timestamps are rendered in this PostgreSQL TimeZone (UTC, the session default, when None).
         self.timezone = timezone
         self.statements = statements if statements is not None else Statements()
@@ -43,7 +47,7 @@ class Reader:
         """This reader, rendering timestamps in `timezone` (a name or an offset PostgreSQL accepts)."""
         if timezone is None:
             return self
-        return Reader(self.engine, pool=self.pool, timezone=timezone, statements=self.statements)
+        return Reader(self.engine, pool=self.pool, timezone=timezone, statements=self.statements, streams=self.streams)
 
     async def json_array(self, plan: ReadPlan) -> str:
         """The rows the plan selects, as the text of one JSON array built by PostgreSQL."""
@@ -106,7 +110,7 @@ class Reader:
         For a streamed response whose headers (Content-Range) need the row count
         before the first row is sent; memory stays flat as with `stream`.
         """
-        async with connection(self.engine) as conn, conn.begin():
+        async with connection(self.streams) as conn, conn.begin():
             await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             await set_timezone(conn, self.timezone)
             yield await count(conn, plan)
@@ -117,7 +121,7 @@ class Reader:
 
     async def stream(self, plan: ReadPlan) -> AsyncIterator[str]:
         """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
-        async with connection(self.engine) as conn, conn.begin():
+        async with connection(self.streams) as conn, conn.begin():
             await set_timezone(conn, self.timezone)
             async for row in stream(conn, plan, zoned=self.timezone is not None):
                 yield row
@@ -126,7 +130,7 @@ class Reader:
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
         """A connection whose reads (`stream(conn, plan)`, `json_array(conn, plan, statements)`) all see
         one consistent state of the database, e.g. for an export of several entities."""
-        async with connection(self.engine) as conn, conn.begin():
+        async with connection(self.streams) as conn, conn.begin():
             await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield conn
 

@@ -38,9 +38,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.edge.auth import require_write
 from api.entities import Entity
-from api.errors import Conflict, ConflictReason, DatabaseFault, NotFound
+from api.errors import Conflict, ConflictReason, NotFound, Transient
 from api.plan import Condition, Filter, OrderTerm, ReadPlan
-from api.store.database import connection, is_transient, transaction
+from api.store.database import connection, transaction
 from api.store.events import PendingEvent, record_events
 from api.store.imports import ImportItem, Sources, each, import_batch, record_missing_events
 from api.store.pool import DirectPool
@@ -229,10 +229,8 @@ class WriteService:
             if conflict.reason is ConflictReason.DUPLICATE:
                 return None
             raise
-        except DatabaseFault as fault:
-            if is_transient(fault):
-                return None
-            raise
+        except Transient:
+            return None
         if inserted is None:
             return None
         stored, events = inserted
@@ -386,8 +384,9 @@ class WriteService:
             try:
                 async with transaction(self.engine) as conn:
                     return await work(conn)
-            except DatabaseFault as fault:
-                if attempt == ATTEMPTS or not is_transient(fault):
+            except Transient:
+                # What is still left after the last run is Unavailable all the same: 503, try again.
+                if attempt == ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.errors import DatabaseFault, InvalidInput, StatementTimeout, Unavailable
+from api.errors import DatabaseFault, InvalidInput, StatementTimeout, Transient, Unavailable
 from api.ops.embedded import EmbeddedPostgres
 from api.store.database import as_domain_error, is_transient
 from tests.conftest import RunningServer, table_counts
@@ -99,7 +99,7 @@ async def test_the_first_reads_after_a_restart_succeed(
         (asyncpg.CannotConnectNowError("the database system is starting up"), Unavailable),  # 57P03
         (asyncpg.ConnectionFailureError("connection failure"), Unavailable),  # 08006
         (asyncpg.ConfigurationLimitExceededError("too many range table entries"), DatabaseFault),  # 53400
-        (asyncpg.DeadlockDetectedError("deadlock detected"), DatabaseFault),  # 40P01
+        (asyncpg.DeadlockDetectedError("deadlock detected"), Transient),  # 40P01, Unavailable once retried
         (asyncpg.UndefinedTableError('relation "x" does not exist'), DatabaseFault),  # 42P01
         (asyncpg.InvalidDatetimeFormatError("invalid input syntax for type date"), InvalidInput),  # 22007
         (asyncpg.QueryCanceledError("canceling statement due to statement timeout"), StatementTimeout),  # 57014
@@ -110,7 +110,7 @@ def test_each_sqlstate_class_means_one_error(raised: Exception, expected: type[E
     for error in (raised, DBAPIError("SELECT 1", {}, raised)):
         translated = as_domain_error(error)
         assert type(translated) is expected, (error, translated)
-        if isinstance(translated, (DatabaseFault, InvalidInput)):
+        if isinstance(translated, (DatabaseFault, InvalidInput, Transient)):
             assert translated.sqlstate == raised.sqlstate
     assert is_transient(as_domain_error(asyncpg.DeadlockDetectedError("deadlock detected")))
     assert is_transient(as_domain_error(asyncpg.SerializationError("could not serialize")))
