@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve seed test fuzz install migrate clean bench-live bench bench-quick bench-tools bench-clean
+.PHONY: serve seed test fuzz install migrate clean bench-live bench bench-quick bench-tools bench-clean graphiql-assets
 
 $(STAMP): pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -31,6 +31,12 @@ test: $(STAMP)
 # A longer schemathesis campaign against the REST layer's OpenAPI document (no 5xx allowed).
 fuzz: $(STAMP)
 	COCO_FUZZ_EXAMPLES=$${COCO_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/rest/test_rest_openapi.py -k schemathesis -q
+
+# GraphiQL's vendored assets (api/graphql/static/README.md), packed again from npm at the versions pinned
+# in the script; commit what changes.
+graphiql-assets:
+	@command -v npm >/dev/null || { echo "npm is needed (Node 20)"; exit 1; }
+	api/graphql/static/fetch-assets.sh
 
 # Commit-to-receipt latency of live events for 1, 100 and 1,000 subscribers (a benchmark, not a test).
 bench-live: $(STAMP)

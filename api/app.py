@@ -103,6 +103,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/viewer", viewer_redirect, methods=["GET", "HEAD"]),
         Mount("/viewer", StaticFiles(directory=bundled("viewer"), html=True), name="viewer"),
     ]
+    # GraphiQL's assets, vendored (api/graphql/ide.py).
+    routes += graphql.ide_routes()
     routes += rest.routes()
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
     # Outermost first: the request's log line and metrics, then access control and limits (api/edge/guard.py).

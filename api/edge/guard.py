@@ -21,9 +21,9 @@ from api.config import Settings
 from api.edge.auth import READ, Access, AuthError, Caller, Principal, current_caller
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
-# Static pages that hold no data (the viewer, Swagger UI): a browser fetches them without a header;
-# the data they then ask for goes through the API with the token.
-OPEN_PREFIXES = ("/viewer", "/docs")
+# Static pages that hold no data (the viewer, Swagger UI, GraphiQL's assets): a browser fetches them
+# without a header; the data they then ask for goes through the API with the token.
+OPEN_PREFIXES = ("/viewer", "/docs", "/graphql/assets/")
 GRAPHQL_PATHS = ("/graphql",)
 TOKEN_PARAMETER = "token"
 # graphql-transport-ws: "Forbidden" (the init was refused).
@@ -80,6 +80,7 @@ class Guard:
             or scope["path"] in OPEN_PATHS
             or scope["path"].startswith(OPEN_PREFIXES)
             or _is_preflight(scope, headers)
+            or _is_graphiql_page(scope, headers)
         ):
             await self._limited(scope, receive, send)
             return
@@ -215,6 +216,15 @@ class Guard:
             await self.app(scope, checking_receive, send)
         finally:
             current_caller.reset(token)
+
+
+def _is_graphiql_page(scope: Scope, headers: Headers) -> bool:
+    """A browser asking for GraphiQL: the page holds no data, and its user enters the token in its
+    headers editor (a GET with a `query` parameter is a query, and needs the token)."""
+    if scope["method"] != "GET" or scope["path"] not in GRAPHQL_PATHS or "text/html" not in headers.get("accept", ""):
+        return False
+    query = scope.get("query_string", b"").decode("latin-1")
+    return all(name != "query" for name, _ in parse_qsl(query, keep_blank_values=True))
 
 
 def _connection_init(message: Message) -> dict[str, Any] | None:

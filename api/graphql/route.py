@@ -1,4 +1,4 @@
-"""`/graphql` on the Starlette app: POST and GET, GraphiQL for browsers, subscriptions over WebSocket
+"""`/graphql` on the Starlette app: POST and GET, GraphiQL for browsers (ide.py), subscriptions over WebSocket
 (both of Strawberry's protocols: graphql-transport-ws and the legacy graphql-ws).
 
 An HTTP request goes through one pipeline: its media type is negotiated and its parameters checked
@@ -24,7 +24,7 @@ from strawberry.types.graphql import OperationType
 from api import metrics
 from api.config import Settings
 from api.errors import DomainError
-from api.graphql import http
+from api.graphql import http, ide
 from api.graphql.compiled import RECENT, Prepared
 from api.graphql.connections import Limits
 from api.graphql.context import Context
@@ -73,6 +73,10 @@ class GraphQLApp(GraphQL):
         except http.RequestError as error:
             response = _json_response(http.refusal(error), error.status, media, error.headers)
         await response(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Our own page: its assets come from this server (ide.py), never from a CDN.
+        return ide.response(PATH)
 
     async def params(self, request: Request) -> http.Params:
         if request.method == "GET":
