@@ -25,7 +25,7 @@ from api.live import LiveFeed
 from api.mcp import http as mcp_http
 from api.ops.resources import bundled
 from api.sse.stream import EventStream
-from api.store import DirectPool, Reader, WriteService, create_engine, upgrade
+from api.store import DirectPool, Documents, Reader, WriteService, create_engine, upgrade
 
 log = logging.getLogger("coco.app")
 HEALTH_TIMEOUT_S = 2.0
@@ -38,6 +38,8 @@ class Services:
     settings: Settings
     reader: Reader
     writer: WriteService
+    # GraphQL documents registered by automatic persisted queries (api/graphql/persisted.py).
+    documents: Documents | None = None
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -65,7 +67,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         await direct_pool.start()
         services = Services(
-            settings=settings, reader=Reader(engine, pool=direct_pool), writer=WriteService(engine, pool=direct_pool)
+            settings=settings,
+            reader=Reader(engine, pool=direct_pool),
+            writer=WriteService(engine, pool=direct_pool),
+            documents=Documents(engine),
         )
         app.state.services = services
         # Live coordination events: this process's one LISTEN connection (api/live).

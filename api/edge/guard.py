@@ -25,6 +25,8 @@ OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 # without a header; the data they then ask for goes through the API with the token.
 OPEN_PREFIXES = ("/viewer", "/docs", "/graphql/assets/")
 GRAPHQL_PATHS = ("/graphql",)
+# The parameters of a GraphQL GET (api/graphql/http.py): with any of them, a GET is a query.
+GRAPHQL_PARAMETERS = frozenset({"query", "operationName", "variables", "extensions", "documentId"})
 TOKEN_PARAMETER = "token"
 # graphql-transport-ws: "Forbidden" (the init was refused).
 WS_FORBIDDEN = 4403
@@ -220,11 +222,11 @@ class Guard:
 
 def _is_graphiql_page(scope: Scope, headers: Headers) -> bool:
     """A browser asking for GraphiQL: the page holds no data, and its user enters the token in its
-    headers editor (a GET with a `query` parameter is a query, and needs the token)."""
+    headers editor (a GET with a GraphQL parameter is a query, and needs the token)."""
     if scope["method"] != "GET" or scope["path"] not in GRAPHQL_PATHS or "text/html" not in headers.get("accept", ""):
         return False
     query = scope.get("query_string", b"").decode("latin-1")
-    return all(name != "query" for name, _ in parse_qsl(query, keep_blank_values=True))
+    return all(name not in GRAPHQL_PARAMETERS for name, _ in parse_qsl(query, keep_blank_values=True))
 
 
 def _connection_init(message: Message) -> dict[str, Any] | None:

@@ -142,6 +142,21 @@ class CoordinationEvent(Base):
     occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
+class GraphQLDocument(Base):
+    """A GraphQL document registered by an automatic persisted query (api/store/documents.py)."""
+
+    __tablename__ = "graphql_documents"
+    __table_args__ = (
+        CheckConstraint(
+            "sha256 = encode(sha256(convert_to(document, 'UTF8')), 'hex')", name="graphql_documents_sha256_check"
+        ),
+    )
+
+    sha256: Mapped[str] = mapped_column(Text, primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
+
+
 TABLES: dict[str, Table] = {
     "actor": Actor.__table__,
     "team": Team.__table__,
