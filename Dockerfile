@@ -11,9 +11,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY --from=build /wheels /wheels
-RUN pip install /wheels/*.whl && rm -rf /wheels \
+# The dependencies first, exactly as locked (versions and hashes, `make lock`): this layer is rebuilt
+# only when the lock changes.
+COPY requirements/runtime.txt /tmp/runtime.txt
+RUN pip install --require-hashes -r /tmp/runtime.txt && rm /tmp/runtime.txt \
     && useradd --system --uid 10001 --home-dir /home/coco --create-home --shell /usr/sbin/nologin coco
+# Then the server itself, without dependencies: all of them come from the lock.
+COPY --from=build /wheels /wheels
+RUN pip install --no-deps /wheels/*.whl && rm -rf /wheels && pip check
 USER coco
 WORKDIR /home/coco
 # DATABASE_URL comes from docker-compose.yml (or `docker run -e`); the server

@@ -2,34 +2,67 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Exact versions with hashes, made by `make lock` from pyproject.toml: the server's own (also the image's),
+# and those plus the test and development tools.
+LOCK := requirements/runtime.txt
+DEV_LOCK := requirements/dev.txt
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 
-.PHONY: serve seed test fuzz install migrate clean bench-live bench bench-quick bench-tools bench-clean graphiql-assets
+.PHONY: serve seed test check lock fuzz install migrate clean bench-live bench bench-quick bench-tools bench-clean graphiql-assets
 
-$(STAMP): pyproject.toml setup.py
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
 
-install: $(STAMP)
+# The project itself goes in editable, without dependencies: every one of them comes from the lock.
+# `pip check` catches a lock older than pyproject.toml's dependencies.
+$(RUNTIME): $(LOCK) pyproject.toml setup.py | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@$(BIN)/pip check --disable-pip-version-check >/dev/null || { $(BIN)/pip check; \
+		echo "$(LOCK) does not satisfy pyproject.toml: run make lock" >&2; exit 1; }
+	touch $@
 
-serve: $(STAMP)
+$(DEV): $(RUNTIME) $(DEV_LOCK)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
+	touch $@
+
+# Everything a developer runs: the server, the tests, `make check` and `make lock`.
+install: $(DEV)
+
+serve: $(RUNTIME)
 	$(BIN)/coco serve
 
 # Demo data into DATABASE_URL, or into the embedded PostgreSQL (reused if `make serve` runs).
-seed: $(STAMP)
+seed: $(RUNTIME)
 	$(BIN)/coco seed
 
-migrate: $(STAMP)
+migrate: $(RUNTIME)
 	$(BIN)/coco migrate
 
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/python -m pytest
 
+# Lint, format, types and import contracts; every step runs, and any failure fails the target.
+check: $(DEV)
+	@status=0; \
+	for step in "ruff check api tests bench" "ruff format --check api tests bench" "mypy" "lint-imports"; do \
+		echo "$$step"; $(BIN)/$$step || status=1; \
+	done; exit $$status
+
+# Re-resolves both locks from pyproject.toml, for every platform and Python >= 3.11, keeping the locked
+# versions that still fit; `make lock LOCK_ARGS=--upgrade` moves everything to the newest allowed.
+# The runtime lock is taken from the full one, so the server runs the same versions under test as in use.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(LOCK_ARGS)
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(DEV_LOCK)
+	$(UV_COMPILE) --extra test --extra dev -o $(DEV_LOCK)
+	$(UV_COMPILE) -c $(DEV_LOCK) -o $(LOCK)
+
 # A longer schemathesis campaign against the REST layer's OpenAPI document (no 5xx allowed).
-fuzz: $(STAMP)
+fuzz: $(DEV)
 	COCO_FUZZ_EXAMPLES=$${COCO_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/rest/test_rest_openapi.py -k schemathesis -q
 
 # GraphiQL's vendored assets (api/graphql/static/README.md), packed again from npm at the versions pinned
@@ -39,7 +72,7 @@ graphiql-assets:
 	api/graphql/static/fetch-assets.sh
 
 # Commit-to-receipt latency of live events for 1, 100 and 1,000 subscribers (a benchmark, not a test).
-bench-live: $(STAMP)
+bench-live: $(DEV)
 	$(BIN)/python bench/live_latency.py
 
 # The benchmark (bench/README.md) is never part of `make test`. Its tools are installed here,
@@ -53,7 +86,7 @@ $(POSTGRAPHILE):
 		npm install --prefix $(BENCH_NODE) --no-audit --no-fund --loglevel=error postgraphile@4 && touch $@; \
 	else echo "npm is missing (Node 20 wanted): the PostGraphile rows will be skipped"; fi
 
-bench-tools: $(STAMP) $(POSTGRAPHILE)
+bench-tools: $(DEV) $(POSTGRAPHILE)
 	@command -v wrk >/dev/null || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \

@@ -128,9 +128,7 @@ def _migrate(settings: Settings) -> int:
 
 def _run(settings: Settings, command: Callable[..., Awaitable[int]], *args: Any) -> int:
     """Run an async command on an engine, once the database answers (it may still be starting)."""
-    from sqlalchemy.exc import DBAPIError
-
-    from api.errors import DomainError
+    from api.errors import DatabaseFault, DomainError
     from api.store.database import create_engine, wait_until_reachable
 
     async def go() -> int:
@@ -146,8 +144,8 @@ def _run(settings: Settings, command: Callable[..., Awaitable[int]], *args: Any)
     except DomainError as error:
         print(f"coco: {error.message}", file=sys.stderr)
         return 1
-    except DBAPIError as error:  # e.g. a wrong password or database name: no use retrying
-        print(f"coco: the database refused: {error.orig or error}", file=sys.stderr)
+    except DatabaseFault as error:  # e.g. a wrong password or database name: no use retrying
+        print(f"coco: the database refused: {error.message}", file=sys.stderr)
         return 1
 
 

@@ -90,6 +90,9 @@ class Entity:
     # Writing this entity records a coordination event of this type.
     event_type: str | None = None
     writable: bool = True
+    # The field by which rows of this entity name their parent, making a tree: no row may become its own
+    # ancestor (the write service's hierarchy rule, api/store/rules.py).
+    parent_field: str | None = None
     _by_name: dict[str, Field] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -216,6 +219,7 @@ GOAL_STORY = Entity(
         Relation("teams", RelationKind.LIST_TO_MANY, "team", "team_ids"),
         Relation("actors", RelationKind.LIST_TO_MANY, "actor", "actor_ids"),
     ),
+    parent_field="parent_id",
 )
 
 GOAL_STORY_UPDATE = Entity(

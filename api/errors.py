@@ -43,6 +43,7 @@ class InvalidInput(DomainError):
         reason: InvalidReason = InvalidReason.FORMAT,
         entity: str | None = None,
         index: int | None = None,
+        sqlstate: str | None = None,
     ) -> None:
         super().__init__(message)
         self.field = field
@@ -50,6 +51,8 @@ class InvalidInput(DomainError):
         self.entity = entity
         # Position of the offending row in a bulk write.
         self.index = index
+        # When PostgreSQL itself refused the value: its SQLSTATE (22007 a bad datetime, 2201B a bad regex...).
+        self.sqlstate = sqlstate
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"message": self.message, "field": self.field, "reason": self.reason.value}
@@ -102,7 +105,8 @@ class Conflict(DomainError):
 
 
 class Unavailable(DomainError):
-    """The database cannot be reached; the request may be retried."""
+    """The database cannot serve the request now (unreachable, shutting down, out of connections or
+    resources); the request may be retried."""
 
 
 class ReadOnly(DomainError):
@@ -116,3 +120,15 @@ class ReadOnly(DomainError):
 
 class StatementTimeout(DomainError):
     """The database cancelled a statement that ran past statement_timeout."""
+
+
+class DatabaseFault(Exception):
+    """PostgreSQL refused a statement for a reason none of the domain errors names (a deadlock that
+    outlived its retries, a missing table, a failed permission...): a fault of the server, not of the
+    request. Not a DomainError, so that a front end that does not name it answers it as unexpected;
+    REST passes it on as PostgREST does, with the SQLSTATE as its code."""
+
+    def __init__(self, message: str, *, sqlstate: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.sqlstate = sqlstate

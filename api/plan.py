@@ -25,6 +25,27 @@ OPERATORS = COMPARISONS | PATTERNS | LIST_OPERATORS | FULL_TEXT | {"in", "is", "
 # `is` takes one of these, as PostgREST's `is.null` and friends.
 IS_VALUES = frozenset({"null", "not_null", "true", "false", "unknown"})
 QUANTIFIABLE = COMPARISONS | PATTERNS
+# The types a column may be cast to (`Column.cast`, PostgREST's `select=field::type`), by PostgreSQL's
+# names for them (case aside); any other is refused.
+CASTS = frozenset(
+    {
+        "text",
+        "varchar",
+        "int",
+        "int4",
+        "integer",
+        "bigint",
+        "int8",
+        "numeric",
+        "date",
+        "timestamptz",
+        "timestamp",
+        "boolean",
+        "bool",
+        "json",
+        "jsonb",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,24 @@ async def table_counts(engine: AsyncEngine) -> dict[str, int]:
     return {t.strip(): await count_rows(engine, t.strip()) for t in TABLES.split(",")}
 
 
+async def until_a_lock_is_awaited(engine: AsyncEngine, limit_s: float = 30) -> None:
+    """Return once some session of this database waits for a lock (a row another transaction holds)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + limit_s
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    while True:
+        async with engine.connect() as conn:
+            if (await conn.execute(query)).scalar_one():
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError("no session came to wait for a lock")
+        await asyncio.sleep(0.02)
+
+
 class Served:
     """Any ASGI app under a real uvicorn, in a thread, on a free loopback port."""
 

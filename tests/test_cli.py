@@ -7,12 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from api.ops.embedded import EmbeddedPostgres
@@ -20,6 +18,7 @@ from api.plan import ReadPlan
 from api.store.database import create_engine
 from api.store.reads import Reader
 from api.store.writes import WriteService
+from tests.processes import wait_healthy
 
 COCO = [sys.executable, "-m", "api"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,16 +48,7 @@ def serving(data_dir: Path, port: int) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else "server exited"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "no healthy answer within 30 s"
-            time.sleep(0.2)
+        wait_healthy(process, port)
         yield url
     finally:
         process.send_signal(signal.SIGINT)

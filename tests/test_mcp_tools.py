@@ -432,6 +432,7 @@ BAD_INPUTS: list[tuple[str, str, dict[str, Any], str, list[str]]] = [
         ["g-404", "list_goal_stories"],
     ),
     ("bad cursor", "get_coordination_events", {"after": "latest"}, "after", ["after", "whole number"]),
+    ("superscript cursor", "get_coordination_events", {"after": "²"}, "after", ["after", "whole number"]),
     ("cursor past bigint", "get_coordination_events", {"after": 10**20}, "after", ["after", str(10**20)]),
     ("limit out of range", "list_actors", {"limit": 5000}, "limit", ["limit", "1 to 500"]),
     (

@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import InvalidInput, InvalidReason
 from api.ops.schemas import validator
-from api.plan import And, Column, Condition, Count, Embed, Not, Or, OrderTerm, ReadPlan
+from api.plan import CASTS, And, Column, Condition, Count, Embed, Not, Or, OrderTerm, ReadPlan
 from api.store.reads import Reader
+from api.store.select import array_statement
 from api.store.writes import WriteService
 
 
@@ -246,6 +248,15 @@ async def test_paths_and_casts_in_columns(data: WriteService, reader: Reader) ->
     assert isinstance(row["made"], str) and row["tf"] == {"start": "2026-01-01", "end": "2026-06-30"}
     with pytest.raises(InvalidInput):
         await reader.json_array(ReadPlan("actor", columns=(Column("x", "name", cast="regclass"),)))
+
+
+def test_every_cast_the_plan_names_renders() -> None:
+    """The REST planner accepts the casts `api.plan.CASTS` names; each must render to an SQL type."""
+    for name in sorted(CASTS):
+        for spelled in (name, name.upper()):
+            plan = ReadPlan("actor", columns=(Column("x", "name", cast=spelled),))
+            sql = str(array_statement(plan).compile(dialect=postgresql.dialect()))
+            assert "CAST(" in sql, (spelled, sql)
 
 
 async def test_relations_in_both_directions(data: WriteService, reader: Reader) -> None:

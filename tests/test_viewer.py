@@ -64,7 +64,7 @@ if IN_CI:
     from playwright.async_api import Browser, ConsoleMessage, Page, WebSocketRoute, async_playwright
 else:
     async_api = pytest.importorskip(
-        "playwright.async_api", reason="playwright is not installed (pip install -e '.[test]')"
+        "playwright.async_api", reason="playwright is not installed (make test installs it)"
     )
     Browser, ConsoleMessage, Page, WebSocketRoute, async_playwright = (
         async_api.Browser,

@@ -7,6 +7,7 @@ starts taking one statement per row again fails here, not only in the benchmark.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,11 +17,12 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import Conflict, ConflictReason
-from api.plan import Condition
-from api.store.writes import OnConflict, WriteService
+from api.plan import Column, Condition, OrderTerm, ReadPlan
+from api.store.writes import OnConflict, WriteService, Written
 
 from .conftest import count_rows, table_counts
 
+ID = (Column("id", "id"),)
 CHECKIN = {
     "actor_id": "p-1",
     "team_id": "t-1",
@@ -73,10 +75,8 @@ async def test_a_create_is_one_statement_however_many_rows(world: WriteService) 
 
 
 async def test_a_create_reading_back_adds_only_its_read(world: WriteService) -> None:
-    async def returning(conn: Any, ids: list[str]) -> list[str]:
-        return list(
-            (await conn.execute(text("SELECT id FROM team_checkins WHERE id = ANY(:ids)"), {"ids": ids})).scalars()
-        )
+    async def returning(written: Written) -> list[str]:
+        return [row["id"] for row in json.loads(await written.rows(ReadPlan("team_checkin", columns=ID)))]
 
     with statements(world.engine) as sent:
         result = await world.create("team_checkin", [CHECKIN], returning=returning)
@@ -163,12 +163,27 @@ async def test_ignore_records_events_only_for_the_rows_it_inserts(world: WriteSe
     assert await count_rows(world.engine, "coordination_events") == 2
 
 
+async def test_an_update_or_delete_of_the_first_rows_in_an_order_adds_no_statement(world: WriteService) -> None:
+    await world.create("team_checkin", await checkins(world, 30))
+    first = (OrderTerm("date"), OrderTerm("id"))
+    with statements(world.engine) as sent:
+        result = await world.update("team_checkin", None, {"blockers": ["none"]}, order=first, limit=10)
+    # Pick and lock the rows, write them, record their events.
+    assert len(sent) == 3, sent
+    assert len(result.rows) == 10 and len(result.events) == 10
+    with statements(world.engine) as sent:
+        result = await world.delete("team_checkin", None, order=first, limit=10, offset=10)
+    # Pick and lock the rows, delete them (nothing refers to a check-in).
+    assert len(sent) == 2, sent
+    assert len(result.rows) == 10
+
+
 async def test_pooled_connections_stay_transactional_after_one_statement_creates(world: WriteService) -> None:
     # Enough one-statement creates, some at once, that every pooled connection has run one.
     await asyncio.gather(*(world.create("team_checkin", [CHECKIN]) for _ in range(12)))
     before = await table_counts(world.engine)
 
-    async def refuse(conn: Any, ids: list[str]) -> None:
+    async def refuse(written: Written) -> None:
         raise RuntimeError("refused after the write")
 
     for _ in range(12):

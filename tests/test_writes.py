@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -11,10 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import Conflict, ConflictReason, InvalidInput, InvalidReason, NotFound, ReadOnly
-from api.plan import Condition
-from api.store.writes import OnConflict, WriteService
+from api.plan import Condition, OrderTerm, ReadPlan
+from api.store.writes import OnConflict, WriteService, Written
 
-from .conftest import count_rows, table_counts
+from .conftest import count_rows, table_counts, until_a_lock_is_awaited
 
 
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[dict[str, Any]]:
@@ -450,6 +451,46 @@ async def test_update_by_filter_touches_every_matching_row(world: WriteService) 
     assert await count_rows(world.engine, "coordination_events") == 5
 
 
+async def test_an_update_or_delete_of_the_first_rows_in_an_order_changes_exactly_those(writer: WriteService) -> None:
+    names = {"o-1": "Delta", "o-2": "Alpha", "o-3": "Echo", "o-4": "Bravo", "o-5": "Charlie"}
+    await writer.create("actor", [{"id": i, "actor_type": "person", "name": n} for i, n in names.items()])
+    by_name = (OrderTerm("name"),)
+    first = await writer.update("actor", None, {"role": "first two"}, order=by_name, limit=2)
+    assert sorted(r["id"] for r in first.rows) == ["o-2", "o-4"]
+    by_name_down = (OrderTerm("name", descending=True),)
+    second = await writer.update(
+        "actor", Condition("id", "neq", "o-3"), {"role": "second"}, order=by_name_down, limit=1, offset=1
+    )
+    assert [r["id"] for r in second.rows] == ["o-5"]
+    roles = {r["id"]: r["role"] for r in await rows(writer.engine, "SELECT id, role FROM actors")}
+    assert roles == {"o-1": None, "o-2": "first two", "o-3": None, "o-4": "first two", "o-5": "second"}
+    deleted = await writer.delete("actor", Condition("role", "is", "null"), order=by_name, limit=1)
+    assert [r["id"] for r in deleted.rows] == ["o-1"]
+    assert sorted(r["id"] for r in await rows(writer.engine, "SELECT id FROM actors")) == ["o-2", "o-3", "o-4", "o-5"]
+
+
+async def test_the_first_rows_are_those_first_when_the_write_runs_not_when_it_began(writer: WriteService) -> None:
+    """A row a concurrent transaction takes out of the filter while the write waits for it is passed
+    over, and the next one in the order is changed instead: the rows are picked under their locks."""
+    names = {"w-1": "Alpha", "w-2": "Bravo", "w-3": "Charlie"}
+    await writer.create("actor", [{"id": i, "actor_type": "person", "name": n} for i, n in names.items()])
+    persons, by_name = Condition("actor_type", "eq", "person"), (OrderTerm("name"),)
+    for write in (
+        lambda: writer.update("actor", persons, {"role": "first two"}, order=by_name, limit=2),
+        lambda: writer.delete("actor", persons, order=by_name, limit=2),
+    ):
+        async with writer.engine.connect() as other:
+            await other.execute(text("UPDATE actors SET actor_type = 'agent' WHERE id = 'w-1'"))
+            waiting = asyncio.create_task(write())
+            await until_a_lock_is_awaited(writer.engine)
+            await other.commit()
+        assert sorted(r["id"] for r in (await waiting).rows) == ["w-2", "w-3"]
+        await writer.update("actor", Condition("id", "eq", "w-1"), {"actor_type": "person"})
+    assert [r["id"] for r in await rows(writer.engine, "SELECT id FROM actors")] == ["w-1"]
+    roles = await rows(writer.engine, "SELECT role FROM actors")
+    assert roles == [{"role": None}]
+
+
 # ---------------------------------------------------------------- upsert
 
 
@@ -517,9 +558,10 @@ async def test_nobody_writes_coordination_events(world: WriteService) -> None:
 async def test_returning_reads_inside_the_transaction(world: WriteService) -> None:
     seen: list[list[str]] = []
 
-    async def returning(conn: Any, ids: list[str]) -> int:
-        seen.append(ids)
-        return (await conn.execute(text("SELECT count(*) FROM team_checkins"))).scalar_one()
+    async def returning(written: Written) -> int:
+        seen.append(written.ids)
+        # A read of the whole table, inside the transaction: it sees the row not yet committed.
+        return len(json.loads(await written.json_array(ReadPlan("team_checkin"))))
 
     result = await world.create("team_checkin", [CHECKIN], returning=returning)
     assert result.returned == 1 and seen == [[result.rows[0]["id"]]]

@@ -10,7 +10,6 @@ the write scope. Probes and metrics stay open.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -19,6 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.config import Settings
 from api.edge.auth import READ, Access, AuthError, Caller, Principal, current_caller
+from api.edge.cors import is_preflight, send_preflight, with_origin
+from api.edge.replies import send_json
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 # Static pages that hold no data (the viewer, Swagger UI, GraphiQL's assets): a browser fetches them
@@ -60,9 +61,9 @@ class Guard:
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         origin = headers.get("origin")
-        if origin is not None and not self.any_origin:
-            if origin not in self.origins:
-                await _send_json(
+        if origin is not None:
+            if not self.any_origin and origin not in self.origins:
+                await send_json(
                     send,
                     403,
                     {
@@ -73,15 +74,16 @@ class Guard:
                     },
                 )
                 return
-            if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-                await _preflight(send, origin, headers)
+            # Every preflight is answered here, for every front end, before any token is asked for.
+            if is_preflight(scope, headers):
+                await send_preflight(send, headers, "*" if self.any_origin else origin)
                 return
-            send = _with_origin(send, origin)
+            if not self.any_origin:
+                send = with_origin(send, origin)
         if (
             not self.access.enabled
             or scope["path"] in OPEN_PATHS
             or scope["path"].startswith(OPEN_PREFIXES)
-            or _is_preflight(scope, headers)
             or _is_graphiql_page(scope, headers)
         ):
             await self._limited(scope, receive, send)
@@ -106,7 +108,7 @@ class Guard:
         if length is None and "transfer-encoding" not in headers:
             await self.app(scope, receive, send)  # no body at all (HTTP/1.1 says so without either header)
             return
-        if length is not None and length.isdigit() and int(length) > self.max_body:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > self.max_body:
             await _refuse(send, scope["path"], self._too_large())
             return
         received = 0
@@ -253,10 +255,6 @@ def _forbidden(principal: Principal) -> AuthError:
     )
 
 
-def _is_preflight(scope: Scope, headers: Headers) -> bool:
-    return scope["method"] == "OPTIONS" and "origin" in headers and "access-control-request-method" in headers
-
-
 async def _refuse(send: Send, path: str, error: AuthError) -> None:
     extra: list[tuple[bytes, bytes]] = []
     if error.status == 401:
@@ -279,53 +277,4 @@ async def _refuse(send: Send, path: str, error: AuthError) -> None:
         }
     else:
         body = {"code": error.code, "message": error.message, "details": error.details, "hint": error.hint}
-    await _send_json(send, error.status, body, extra)
-
-
-async def _send_json(send: Send, status: int, body: dict[str, Any], extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    encoded = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json; charset=utf-8"),
-                (b"content-length", str(len(encoded)).encode()),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": encoded})
-
-
-async def _preflight(send: Send, origin: str, headers: Headers) -> None:
-    requested = headers.get("access-control-request-headers", "")
-    allowed = ", ".join(["Authorization", *[h.strip() for h in requested.split(",") if h.strip()]])
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"access-control-allow-origin", origin.encode("latin-1")),
-                (b"access-control-allow-methods", b"GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD"),
-                (b"access-control-allow-headers", allowed.encode("latin-1")),
-                (b"access-control-max-age", b"86400"),
-                (b"vary", b"Origin"),
-                (b"content-length", b"0"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": b""})
-
-
-def _with_origin(send: Send, origin: str) -> Send:
-    """Name the one allowed origin instead of the front ends' `*`."""
-
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"access-control-allow-origin"]
-            headers += [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
-            message = {**message, "headers": headers}
-        await send(message)
-
-    return sending
+    await send_json(send, error.status, body, extra)

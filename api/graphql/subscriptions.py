@@ -15,27 +15,14 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import Info
 
-from api.errors import DomainError, InvalidInput, InvalidReason, Unavailable
+from api.errors import DomainError, Unavailable
 from api.graphql.errors import extensions_of
 from api.graphql.filters import CoordinationEventWhere, to_filter
 from api.graphql.loaders import Loaders
 from api.graphql.types import CoordinationEvent, make
-from api.live import SubscriberOverflow
+from api.live import SubscriberOverflow, parse_cursor
 
 OVERFLOW = "SUBSCRIBER_OVERFLOW"
-
-
-def _cursor(after: str | None) -> int | None:
-    if after is None:
-        return None
-    if not after.isdigit():
-        raise InvalidInput(
-            f"after must be an event cursor (the cursor field of an event), not {after!r}",
-            field="after",
-            reason=InvalidReason.FORMAT,
-            entity="coordination_event",
-        )
-    return int(after)
 
 
 @strawberry.type(description="Live data: what is pushed to a client as it happens.")
@@ -64,7 +51,9 @@ class Subscription:
                 raise Unavailable("live events are not available in this process")
             try:
                 events = context.live.subscribe(
-                    to_filter("coordination_event", where), _cursor(after), None if team_id is None else str(team_id)
+                    to_filter("coordination_event", where),
+                    None if after is None else parse_cursor(after, "after"),
+                    None if team_id is None else str(team_id),
                 )
             except RuntimeError as error:  # the feed has not reached the database yet
                 raise Unavailable(str(error)) from error

@@ -85,7 +85,7 @@ class Arguments:
             return default
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        elif isinstance(value, str) and value.strip().isdigit():
+        elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             # Models sometimes quote numbers; a string of digits is unambiguous.
             value = int(value.strip())
         if isinstance(value, bool) or not isinstance(value, int):

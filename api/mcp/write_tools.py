@@ -9,7 +9,7 @@ plan, so the agent sees exactly the representation other readers see.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from api.entities import Entity
 from api.entities import entity as entity_named
@@ -18,10 +18,7 @@ from api.mcp.read_tools import EVENT_COLUMNS
 from api.mcp.schemas import document_schema
 from api.mcp.tools import Backend, Result, ToolSpec
 from api.plan import Condition, OrderTerm, ReadPlan
-from api.store import Returning, reads
-
-if TYPE_CHECKING:  # a type only: this front end builds no SQL
-    from sqlalchemy.ext.asyncio import AsyncConnection
+from api.store import Returning, Written
 
 BULLETS = "One string per bullet, without a leading dash; an empty list or leaving it out means none."
 
@@ -45,16 +42,16 @@ def _write_tool(ent: Entity, *, name: str, title: str, description: str, descrip
 
 
 def _read_back(entity_name: str) -> Returning:
-    async def returning(conn: AsyncConnection, ids: list[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        rows = json.loads(await reads.json_array(conn, reads.only_ids(ReadPlan(entity_name), ids)))
+    async def returning(written: Written) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        rows = json.loads(await written.rows(ReadPlan(entity_name)))
         latest_event = ReadPlan(
             "coordination_event",
-            where=Condition("reference_id", "in", ids),
+            where=Condition("reference_id", "in", written.ids),
             order=(OrderTerm("cursor", descending=True),),
             limit=1,
             columns=EVENT_COLUMNS,
         )
-        events = json.loads(await reads.json_array(conn, latest_event))
+        events = json.loads(await written.json_array(latest_event))
         return rows[0], (events[0] if events else None)
 
     return returning

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.entities import BY_RESOURCE
-from api.errors import DomainError
+from api.errors import DatabaseFault, DomainError
 from api.rest import docs, errors
 from api.rest.errors import RestError
 from api.rest.headers import negotiate
@@ -25,9 +25,8 @@ from api.rest.openapi import document
 from api.rest.reading import read
 from api.rest.repeated import Shapes
 from api.rest.request import api_request
-from api.rest.response import CORS_EXPOSED, CORS_METHODS, error_response
+from api.rest.response import CORS_EXPOSED, error_response
 from api.rest.writing import write
-from api.store.database import sqlstate
 
 log = logging.getLogger("coco.rest")
 # Shapes depend on nothing but the request and the row cap (part of their key): one set per process.
@@ -37,9 +36,8 @@ __all__ = ["endpoint", "resource_route", "routes"]
 
 
 async def endpoint(request: Request) -> Response:
+    # Preflights never get here: the edge answers them for every front end (api/edge/cors.py).
     origin = request.headers.get("origin")
-    if origin is not None and request.method == "OPTIONS" and "access-control-request-method" in request.headers:
-        return _preflight(request)
     response = await _answer(request)
     if "proxy-status" not in response.headers:
         # PostgREST's hint to caches: the answer depends on these request headers too.
@@ -62,7 +60,7 @@ async def _answer(request: Request) -> Response:
             case "read":
                 return await read(api, services.reader, max_rows=services.settings.max_rows)
             case "create" | "update" | "upsert" | "delete":
-                return await write(api, request, services.reader, services.writer)
+                return await write(api, request, services.writer)
             case "info":
                 assert api.entity is not None
                 allow = "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE" if api.entity.writable else "OPTIONS,GET,HEAD"
@@ -77,39 +75,17 @@ async def _answer(request: Request) -> Response:
         return error_response(error)
     except DomainError as error:
         return error_response(errors.from_domain(error))
-    except Exception as error:
-        code = sqlstate(error)
-        if code is not None:
-            log.info("database refused %s %s: %s", request.method, request.url.path, _first_line(error))
-            return error_response(errors.from_sqlstate(code, _first_line(error)))
+    except DatabaseFault as error:
+        log.info("database refused %s %s: %s", request.method, request.url.path, error.message)
+        return error_response(errors.from_fault(error))
+    except Exception:
         log.exception("unexpected failure answering %s %s", request.method, request.url.path)
         return error_response(RestError(500, "XX000", "Internal server error"))
     raise AssertionError("unreachable")
 
 
-def _first_line(error: Exception) -> str:
-    text = str(getattr(error, "orig", None) or error).strip().splitlines()
-    line = text[0] if text else type(error).__name__
-    # asyncpg's messages come wrapped as "<class '...'>: message"
-    return line.split(": ", 1)[1] if line.startswith("<class") and ": " in line else line
-
-
 def _info(allow: str) -> Response:
     return Response(b"", headers={"Allow": allow, "Access-Control-Allow-Origin": "*"})
-
-
-def _preflight(request: Request) -> Response:
-    requested = request.headers.get("access-control-request-headers", "")
-    allowed = ", ".join(["Authorization", *[h.strip() for h in requested.split(",") if h.strip()]])
-    return Response(
-        b"",
-        headers={
-            "Access-Control-Allow-Origin": "*",
-            "Access-Control-Allow-Methods": CORS_METHODS,
-            "Access-Control-Allow-Headers": allowed,
-            "Access-Control-Max-Age": "86400",
-        },
-    )
 
 
 class RestApp:

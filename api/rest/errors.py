@@ -18,6 +18,7 @@ from api.entities import entity as entity_named
 from api.errors import (
     Conflict,
     ConflictReason,
+    DatabaseFault,
     DomainError,
     InvalidInput,
     InvalidReason,
@@ -264,9 +265,9 @@ def from_domain(error: DomainError) -> RestError:
     return RestError(400, "P0001", error.message)
 
 
-# PostgREST's HTTP status for a SQLSTATE that reaches it unhandled (its mapSQLtoHTTP), by prefix.
+# PostgREST's HTTP status for a SQLSTATE that reaches it unhandled (its mapSQLtoHTTP), by prefix. Its 503
+# classes (08, 53, 57P01) never get here: the store makes them Unavailable, 503 PGRST001.
 _SQLSTATE_STATUS: tuple[tuple[str, int], ...] = (
-    ("08", 503),
     ("09", 500),
     ("0L", 403),
     ("0P", 403),
@@ -282,10 +283,8 @@ _SQLSTATE_STATUS: tuple[tuple[str, int], ...] = (
     ("3B", 500),
     ("40", 500),
     ("53400", 500),
-    ("53", 503),
     ("54", 500),
     ("55", 500),
-    ("57P01", 503),
     ("57", 500),
     ("58", 500),
     ("F0", 500),
@@ -300,10 +299,10 @@ _SQLSTATE_STATUS: tuple[tuple[str, int], ...] = (
 )
 
 
-def from_sqlstate(code: str, message: str) -> RestError:
-    """A database error no domain error covers, answered with PostgREST's status for its SQLSTATE."""
-    status = next((s for prefix, s in _SQLSTATE_STATUS if code.startswith(prefix)), 400)
-    return RestError(status, code, message)
+def from_fault(error: DatabaseFault) -> RestError:
+    """A refusal no domain error names, passed on as PostgREST does: its SQLSTATE, with PostgREST's status."""
+    status = next((s for prefix, s in _SQLSTATE_STATUS if error.sqlstate.startswith(prefix)), 400)
+    return RestError(status, error.sqlstate, error.message)
 
 
 def _table(entity_name: str) -> str:
@@ -343,8 +342,7 @@ def _invalid(error: InvalidInput) -> RestError:
             return RestError(400, "PGRST204", error.message, details)
         case InvalidReason.UNKNOWN_RELATION:
             return no_relationship(_table(error.entity or ""), error.field or "?")
-    code = getattr(error, "sqlstate", None) or "22P02"
-    return RestError(400, code, error.message, details)
+    return RestError(400, error.sqlstate or "22P02", error.message, details)
 
 
 def _conflict(error: Conflict) -> RestError:

@@ -469,3 +469,11 @@ def parse_array_literal(text: str) -> list[str] | None:
             return None
         i += 1
     return items
+
+
+def whole_number(text: str) -> int | None:
+    """`text` (spaces around it aside) as a whole number: an optional minus and ASCII digits; else None.
+    Not `str.isdigit` alone, which holds for "²", which `int` then refuses."""
+    stripped = text.strip()
+    digits = stripped.removeprefix("-")
+    return int(stripped) if digits.isascii() and digits.isdigit() else None

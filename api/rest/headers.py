@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Literal
 
 from api.rest.errors import unacceptable_media
+from api.rest.grammar import whole_number
 
 # ---------------------------------------------------------------- Prefer
 
@@ -89,8 +90,8 @@ def parse_prefer(values: list[str]) -> Preferences:
             case "timezone":
                 prefs.timezone = prefs.timezone or value
             case "max-affected":
-                if prefs.max_affected is None and value.strip().lstrip("-").isdigit():
-                    prefs.max_affected = int(value)
+                if prefs.max_affected is None:
+                    prefs.max_affected = whole_number(value)
     return prefs
 
 

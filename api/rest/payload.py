@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from api.entities import Entity, Kind
 from api.rest import errors
-from api.rest.grammar import parse_array_literal
+from api.rest.grammar import parse_array_literal, whole_number
 
 
 def parse_payload(raw: bytes, content_type: str | None, ent: Entity) -> Any:
@@ -66,8 +66,9 @@ def _typed(ent: Entity, key: str, value: str) -> Any:
     f = ent.field(key)
     if f is None:
         return value
-    if f.kind is Kind.INTEGER and value.strip().lstrip("-").isdigit():
-        return int(value)
+    number = whole_number(value) if f.kind is Kind.INTEGER else None
+    if number is not None:
+        return number
     if f.kind is Kind.TEXT_LIST:
         listed = parse_array_literal(value)
         return value if listed is None else listed

@@ -11,7 +11,7 @@ from typing import Any
 
 from api.entities import Entity, Field, Kind, Relation, RelationKind
 from api.entities import entity as entity_named
-from api.plan import And, Column, Condition, Embed, Filter, Not, Or, OrderTerm, ReadPlan, all_of
+from api.plan import CASTS, And, Column, Condition, Embed, Filter, Not, Or, OrderTerm, ReadPlan, all_of
 from api.rest import errors
 from api.rest.errors import RestError
 from api.rest.grammar import parse_array_literal
@@ -27,7 +27,6 @@ from api.rest.syntax import (
     SelectItem,
     SelectRelation,
 )
-from api.store.select import CASTS
 
 PG_TYPES = {
     Kind.ID: "text",

@@ -15,7 +15,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from api.rest.errors import query_param
-from api.rest.grammar import Cursor, Failure
+from api.rest.grammar import Cursor, Failure, whole_number
 from api.rest.syntax import FieldRef, FilterExpr, OrderItem, QueryString, SelectItem
 
 T = TypeVar("T")
@@ -65,7 +65,8 @@ def _parse_embeddable(qs: QueryString, key: str, last: str, value: str) -> None:
         qs.order.append((path, list(_order(value))))
     else:
         path = tuple(_parse(key, "tree path", lambda c: c.dotted_names())[:-1])
-        number = _integer(value)
+        # PostgREST ignores a limit or offset that is not an integer.
+        number = whole_number(value)
         if number is not None:
             (qs.limits if last == "limit" else qs.offsets)[path] = number
 
@@ -85,14 +86,6 @@ def _order(text: str) -> tuple[OrderItem, ...]:
 @lru_cache(maxsize=1024)
 def _tree_path(key: str) -> tuple[tuple[str, ...], FieldRef]:
     return _parse(key, "tree path", lambda c: c.tree_path())
-
-
-def _integer(text: str) -> int | None:
-    # PostgREST ignores a limit or offset that is not an integer.
-    stripped = text.strip()
-    if stripped.lstrip("-").isdigit() and stripped.count("-") <= 1 and not stripped.endswith("-"):
-        return int(stripped)
-    return None
 
 
 def _parse(text: str, what: str, rule: Callable[[Cursor], T], shown: str | None = None) -> T:

@@ -15,8 +15,7 @@ from api.plan import ReadPlan
 from api.rest.errors import RestError, singular
 from api.rest.headers import MediaType
 
-# CORS as PostgREST's middleware answers it (any origin, its exposed headers).
-CORS_METHODS = "GET, POST, PATCH, PUT, DELETE, OPTIONS"
+# The headers PostgREST's CORS middleware exposes to scripts (preflights: api/edge/cors.py).
 CORS_EXPOSED = (
     "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, "
     "Transfer-Encoding, Range-Unit"

@@ -10,7 +10,6 @@ max-affected) fail inside it too, which rolls the write back.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -19,18 +18,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.entities import Entity
-from api.plan import Column, Condition, ReadPlan, all_of
+from api.plan import Filter, OrderTerm, ReadPlan
 from api.rest import errors
 from api.rest.headers import MediaType, negotiate
 from api.rest.payload import parse_payload
 from api.rest.planner import order_terms, read_plan, write_filter
 from api.rest.request import ApiRequest
 from api.rest.response import content_range, render
-from api.store import OnConflict, WriteService
-from api.store.reads import Reader, json_array, only_ids, set_timezone
+from api.store import OnConflict, WriteService, Written
 
 
-async def write(api: ApiRequest, request: Request, reader: Reader, writer: WriteService) -> Response:
+async def write(api: ApiRequest, request: Request, writer: WriteService) -> Response:
     ent = api.entity
     assert ent is not None
     if not ent.writable:
@@ -45,11 +43,11 @@ async def write(api: ApiRequest, request: Request, reader: Reader, writer: Write
         case "create":
             return await _create(api, ent, await _body(request, ent), plan, media, writer)
         case "update":
-            return await _update(api, ent, await _body(request, ent), plan, media, reader, writer)
+            return await _update(api, ent, await _body(request, ent), plan, media, writer)
         case "upsert":
             return await _upsert(api, ent, await _body(request, ent), plan, media, writer)
         case "delete":
-            return await _delete(api, ent, plan, media, reader, writer)
+            return await _delete(api, ent, plan, media, writer)
     raise AssertionError(api.action)
 
 
@@ -85,15 +83,20 @@ async def _create(
 
 
 async def _update(
-    api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, reader: Reader, writer: WriteService
+    api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, writer: WriteService
 ) -> Response:
     if not isinstance(body, Mapping):
         raise errors.invalid_body("A PATCH body must be one JSON object")
     changes = _documents(api, ent, body)[0]
-    where = await _limited(api, ent, reader)
     returned = _Returned(api, plan, media, check_affected=True)
     # PostgREST updates nothing for an empty object, and answers as for no matching row.
-    rows = len((await writer.update(ent.name, where, changes, returning=returned)).rows) if changes else 0
+    rows = 0
+    if changes:
+        where, order, limit, offset = _rows_of(api, ent)
+        result = await writer.update(
+            ent.name, where, changes, order=order, limit=limit, offset=offset, returning=returned
+        )
+        rows = len(result.rows)
     returned.check(rows)
     headers = {"Content-Range": content_range(0, rows - 1, rows if _counting(api) else None)}
     status = 200 if api.prefs.representation == "representation" else 204
@@ -132,12 +135,10 @@ async def _upsert(
     return _respond(api, returned, status, {}, ent, plan, media)
 
 
-async def _delete(
-    api: ApiRequest, ent: Entity, plan: ReadPlan, media: MediaType, reader: Reader, writer: WriteService
-) -> Response:
-    where = await _limited(api, ent, reader)
+async def _delete(api: ApiRequest, ent: Entity, plan: ReadPlan, media: MediaType, writer: WriteService) -> Response:
     returned = _Returned(api, plan, media, check_affected=True)
-    result = await writer.delete(ent.name, where, returning=returned)
+    where, order, limit, offset = _rows_of(api, ent)
+    result = await writer.delete(ent.name, where, order=order, limit=limit, offset=offset, returning=returned)
     rows = len(result.rows)
     returned.check(rows)
     headers = {"Content-Range": content_range(1, 0, rows if _counting(api) else None)}
@@ -165,11 +166,10 @@ class _Returned:
         if self.check_affected and self.api.prefs.strict and limit is not None and rows > limit:
             raise errors.max_affected(rows)
 
-    async def __call__(self, conn: Any, ids: list[str]) -> str | None:
-        self.check(len(ids))
+    async def __call__(self, written: Written) -> str | None:
+        self.check(len(written.ids))
         if self.api.prefs.representation == "representation":
-            await set_timezone(conn, self.api.prefs.timezone)
-            self.text = await json_array(conn, only_ids(self.plan, ids))
+            self.text = await written.rows(self.plan, timezone=self.api.prefs.timezone)
         return self.text
 
 
@@ -220,18 +220,10 @@ def _documents(api: ApiRequest, ent: Entity, body: Any) -> list[dict[str, Any]]:
     return [dict(item) for item in items]
 
 
-async def _limited(api: ApiRequest, ent: Entity, reader: Reader):  # type: ignore[no-untyped-def]
-    """The filter of a PATCH or DELETE, narrowed to the rows `order` and `limit` pick."""
+def _rows_of(api: ApiRequest, ent: Entity) -> tuple[Filter | None, tuple[OrderTerm, ...], int | None, int | None]:
+    """Which rows a PATCH or DELETE changes: its filter and, with `limit` or `offset`, that page in
+    `order`, picked by the write service inside its transaction."""
     where = write_filter(ent, api.qs)
     if api.limit is None and not api.offset:
-        return where
-    picked = ReadPlan(
-        entity=ent.name,
-        where=where,
-        order=order_terms(ent, api.qs),
-        limit=api.limit,
-        offset=api.offset or None,
-        columns=(Column("id", "id"),),
-    )
-    ids = [row["id"] for row in json.loads(await reader.json_array(picked))]
-    return all_of(where, Condition("id", "in", ids))
+        return where, (), None, None
+    return where, order_terms(ent, api.qs), api.limit, api.offset or None

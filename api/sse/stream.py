@@ -31,8 +31,10 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.edge.replies import send_json
 from api.entities import EVENT_TYPES
 from api.errors import InvalidInput
+from api.live.cursors import parse_cursor
 from api.live.subscriber import SubscriberOverflow
 from api.plan import Condition, Filter, all_of
 
@@ -68,7 +70,7 @@ class EventStream:
             return
         feed = getattr(scope["app"].state, "live", None)
         if feed is None:
-            await _json_error(send, 503, "unavailable", "the live feed is not running")
+            await send_json(send, 503, {"code": "unavailable", "message": "the live feed is not running"})
             return
         streaming = Streaming(send, self.keepalive, self.frames)
         try:
@@ -76,11 +78,11 @@ class EventStream:
             streaming.events = feed.subscribe_batches(
                 where=where, after=after, team_id=team_id, sink=streaming.write_now
             )
-        except BadRequest as error:
-            await _json_error(send, 400, "bad_request", str(error))
+        except (BadRequest, InvalidInput) as error:
+            await send_json(send, 400, {"code": "bad_request", "message": str(error)})
             return
         except RuntimeError as error:
-            await _json_error(send, 503, "unavailable", str(error))
+            await send_json(send, 503, {"code": "unavailable", "message": str(error)})
             return
         await streaming.run(receive)
 
@@ -276,7 +278,7 @@ def parse_request(scope: Scope) -> tuple[Filter | None, int | None, str | None]:
             raise BadRequest(f"{name} is given more than once")
         seen.add(name)
         if name == "after":
-            after = _cursor(value, "after")
+            after = parse_cursor(value, "after")
         elif name in EQ_FIELDS:
             op, _, operand = value.partition(".")
             if op != "eq" or not _:
@@ -295,23 +297,5 @@ def parse_request(scope: Scope) -> tuple[Filter | None, int | None, str | None]:
             )
     for header, value in scope["headers"]:
         if header == b"last-event-id" and value.strip():
-            after = _cursor(value.decode("latin-1").strip(), "Last-Event-ID")
+            after = parse_cursor(value.decode("latin-1").strip(), "Last-Event-ID")
     return all_of(*conditions), after, team_id
-
-
-def _cursor(value: str, name: str) -> int:
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise BadRequest(f"{name} must be an event cursor (a whole number), not {value!r}")
-    return int(value)
-
-
-async def _json_error(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"code": code, "message": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -6,11 +6,12 @@ Front ends and services use what is exported here; the modules inside are its in
 from api.store.database import create_engine, libpq_url, wait_until_reachable
 from api.store.documents import Documents, sha256
 from api.store.events import NOTIFY_CHANNEL
+from api.store.imports import ImportItem
 from api.store.migrate import upgrade
 from api.store.pool import DirectPool
 from api.store.reads import Reader
 from api.store.validation import MAX_ID_LENGTH, parse_date
-from api.store.writes import ImportItem, ImportResult, OnConflict, Returning, WriteResult, WriteService
+from api.store.writes import ImportResult, OnConflict, Returning, WriteResult, WriteService, Written
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -24,6 +25,7 @@ __all__ = [
     "Returning",
     "WriteResult",
     "WriteService",
+    "Written",
     "create_engine",
     "libpq_url",
     "parse_date",

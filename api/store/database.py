@@ -7,22 +7,38 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from api.errors import Conflict, ConflictReason, InvalidInput, InvalidReason, StatementTimeout, Unavailable
+from api.errors import (
+    Conflict,
+    ConflictReason,
+    DatabaseFault,
+    InvalidInput,
+    InvalidReason,
+    StatementTimeout,
+    Unavailable,
+)
 
 log = logging.getLogger("coco.database")
 CONNECT_TIMEOUT_S = 10.0
 
-# SQLSTATE classes and codes that mean "the client sent a bad value".
+# What each SQLSTATE means is decided here, once (the classes are the first two characters, as in
+# PostgreSQL's Appendix A); every front end maps the resulting errors, never a SQLSTATE.
+# "The client sent a bad value":
 _BAD_VALUE_CLASSES = ("22",)  # data exceptions: 22P02 invalid text, 22007 bad datetime, 22003 out of range
 _BAD_VALUE_CODES = {"42704", "42883", "2201B"}  # unknown text search config; no such operator; bad regex
-_UNAVAILABLE_CLASSES = ("08", "57P")  # connection failures; admin shutdown, cannot connect now
+# "Try again later": connection exceptions; insufficient resources (too many connections, out of memory,
+# disk full); shutting down or not yet accepting connections.
+_UNAVAILABLE_CLASSES = ("08", "53", "57P")
+# ...except a statement too big for the server's settings, which no retry helps (PostgREST: 500).
+_NOT_UNAVAILABLE = {"53400"}
+# A deadlock or serialization failure: the transaction may be run again.
+_TRANSIENT = {"40001", "40P01"}
 # What the driver raises when the server went away mid-use: a refused or reset socket, a closed
 # connection, or asyncpg's protocol state machine left half-way (InternalClientError, seen while
 # PostgreSQL restarted: "cannot switch to state 12").
@@ -80,8 +96,8 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     try:
         async with engine.begin() as conn:
             yield conn
-    except DBAPIError as error:
-        raise as_domain_error(error) from error
+    except (DBAPIError, asyncpg.PostgresError) as error:
+        raise_as_domain_error(error)
     except LOST_CONNECTION as error:
         raise Unavailable(f"the database is unavailable: {error}") from error
 
@@ -92,8 +108,8 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     try:
         async with engine.connect() as conn:
             yield conn
-    except DBAPIError as error:
-        raise as_domain_error(error) from error
+    except (DBAPIError, asyncpg.PostgresError) as error:
+        raise_as_domain_error(error)
     except LOST_CONNECTION as error:
         raise Unavailable(f"the database is unavailable: {error}") from error
 
@@ -130,17 +146,19 @@ def sqlstate(error: BaseException) -> str | None:
 
 def is_transient(error: BaseException) -> bool:
     """A deadlock or serialization failure: the transaction may simply be run again."""
-    return sqlstate(error) in ("40001", "40P01")
+    return isinstance(error, DatabaseFault) and error.sqlstate in _TRANSIENT
 
 
 def as_domain_error(error: BaseException) -> BaseException:
-    """Map what PostgreSQL refused to the domain error it means; anything else stays unexpected."""
+    """What PostgreSQL or the driver raised, as the error it means: a domain error for what the domain
+    names, DatabaseFault (typed with the SQLSTATE) for any other refusal. Only a failure that carries
+    no SQLSTATE and is no lost connection stays as it was: unexpected."""
     code = sqlstate(error)
-    detail = _message(error)
-    if code is None and (isinstance(error, (OperationalError, InterfaceError)) or _lost_connection(error)):
-        return Unavailable(f"the database is unavailable: {detail}")
     if code is None:
+        if isinstance(error, (OperationalError, InterfaceError)) or _lost_connection(error):
+            return Unavailable(f"the database is unavailable: {_message(error)}")
         return error
+    detail = _message(error)
     if code == "23505":
         return Conflict(detail, reason=ConflictReason.DUPLICATE, entity="")
     if code == "23503":
@@ -150,14 +168,20 @@ def as_domain_error(error: BaseException) -> BaseException:
     if code == "23514":
         return InvalidInput(detail, reason=InvalidReason.RULE)
     if code.startswith(_BAD_VALUE_CLASSES) or code in _BAD_VALUE_CODES:
-        invalid = InvalidInput(detail, reason=InvalidReason.FORMAT)
-        invalid.sqlstate = code  # type: ignore[attr-defined]
-        return invalid
-    if code.startswith(_UNAVAILABLE_CLASSES):
-        return Unavailable(f"the database is unavailable: {detail}")
+        return InvalidInput(detail, reason=InvalidReason.FORMAT, sqlstate=code)
     if code == "57014":
         return StatementTimeout("the statement took too long and was cancelled (statement_timeout)")
-    return error
+    if code.startswith(_UNAVAILABLE_CLASSES) and code not in _NOT_UNAVAILABLE:
+        return Unavailable(f"the database is unavailable: {detail}")
+    lines = detail.strip().splitlines()
+    return DatabaseFault(lines[0] if lines else type(error).__name__, sqlstate=code)
+
+
+def raise_as_domain_error(error: BaseException) -> NoReturn:
+    translated = as_domain_error(error)
+    if translated is error:
+        raise error
+    raise translated from error
 
 
 def _lost_connection(error: BaseException) -> bool:

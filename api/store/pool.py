@@ -27,7 +27,13 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.base import Executable
 
 from api.errors import Unavailable
-from api.store.database import CONNECT_TIMEOUT_S, LOST_CONNECTION, as_domain_error, connection_settings, libpq_url
+from api.store.database import (
+    CONNECT_TIMEOUT_S,
+    LOST_CONNECTION,
+    connection_settings,
+    libpq_url,
+    raise_as_domain_error,
+)
 
 _DIALECT = PGDialect_asyncpg()
 
@@ -116,7 +122,7 @@ class DirectPool:
             async with self._pool.acquire() as conn:
                 yield conn
         except asyncpg.PostgresError as error:
-            raise as_domain_error(error) from error
+            raise_as_domain_error(error)
         except LOST_CONNECTION as error:
             # The database went away (a restart, say): every idle connection is as dead as this one.
             await self._pool.expire_connections()

@@ -63,6 +63,7 @@ from api.entities import Entity, Field, Kind, Relation, RelationKind
 from api.entities import entity as entity_named
 from api.errors import InvalidInput, InvalidReason
 from api.plan import (
+    CASTS,
     COMPARISONS,
     FULL_TEXT,
     LIST_OPERATORS,
@@ -92,8 +93,8 @@ EMPTY_ARRAY = literal_column("'[]'::json", JSON)
 JSON_NULL = literal_column("'null'::json", JSON)
 ORDINAL = "__ordinal"
 
-# The casts `select=field::type` may ask for; anything else is refused.
-CASTS: dict[str, TypeEngine] = {
+# The SQL type of each cast the plan names (`api.plan.CASTS`).
+CAST_TYPES: dict[str, TypeEngine] = {
     "text": Text(),
     "varchar": Text(),
     "int": Integer(),
@@ -321,6 +322,14 @@ def filter_clause(entity_name: str, where: Filter | None, source: FromClause | N
     """The SQL condition for `where` over the entity's table (for the write service)."""
     ent = entity_named(entity_name)
     return _filter(ent, source if source is not None else TABLES[ent.name], where) if where is not None else None
+
+
+def order_clauses(
+    entity_name: str, terms: tuple[OrderTerm, ...], source: FromClause | None = None
+) -> list[ColumnElement]:
+    """The ORDER BY of `terms` over the entity's table or `source` (for the write service)."""
+    ent = entity_named(entity_name)
+    return _order(ent, source if source is not None else TABLES[ent.name], terms)
 
 
 # ---------------------------------------------------------------- one level
@@ -693,7 +702,7 @@ def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElem
         value = _spelled(value, column.spelling)
     if column.cast is None:
         return value
-    target = CASTS.get(column.cast.lower())
+    target = CAST_TYPES.get(column.cast.lower())
     if target is None:
         raise InvalidInput(
             f"cannot cast to {column.cast!r}; known types: {', '.join(sorted(CASTS))}",

@@ -239,6 +239,25 @@ async def test_cors_origins_are_configurable(database_url: str, engine: AsyncEng
             assert preflight.headers["access-control-allow-origin"] == "https://app.example"
 
 
+async def test_every_front_end_gets_the_same_preflight_answer_without_a_token(secured_url: str) -> None:
+    """The edge answers every preflight, for REST, GraphQL, MCP and the event stream alike: a browser
+    sends no Authorization with it, and asks for the header in Access-Control-Request-Headers."""
+    asking = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type, prefer",
+    }
+    async with httpx.AsyncClient(base_url=secured_url, timeout=30) as client:
+        answers = [await client.options(path, headers=asking) for path in ("/actors", "/graphql", "/mcp", "/nowhere")]
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["access-control-allow-origin"] == "*"
+        assert answer.headers["access-control-allow-methods"] == "GET, POST, PATCH, PUT, DELETE, OPTIONS"
+        assert answer.headers["access-control-allow-headers"] == "Authorization, content-type, prefer"
+        assert answer.headers["access-control-max-age"] == "86400"
+        assert answer.content == b""
+
+
 async def test_static_pages_are_open_but_their_data_is_not(secured_url: str) -> None:
     async with httpx.AsyncClient(base_url=secured_url, timeout=30) as client:
         assert (await client.get("/docs")).status_code == 200

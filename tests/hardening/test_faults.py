@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+import asyncpg
 import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.errors import Unavailable
+from api.errors import DatabaseFault, InvalidInput, StatementTimeout, Unavailable
 from api.ops.embedded import EmbeddedPostgres
-from api.store.database import as_domain_error
+from api.store.database import as_domain_error, is_transient
 from tests.conftest import RunningServer, table_counts
 
 CREATE = 'mutation { createActor(input: {actorType: AGENT, name: "during outage"}) { actor { id } } }'
@@ -59,7 +63,6 @@ async def test_outage_answers_503_and_the_server_recovers(
 
 def test_asyncpg_protocol_state_errors_mean_unavailable() -> None:
     """What asyncpg raised mid-restart ("cannot switch to state 12") is a lost connection, not a 500."""
-    import asyncpg
     from sqlalchemy.exc import InternalError
 
     original = asyncpg.InternalClientError("cannot switch to state 12; another operation (None) is in progress")
@@ -85,3 +88,54 @@ async def test_the_first_reads_after_a_restart_succeed(
             for n in range(8):
                 answer = await client.get(f"/actors?id=eq.p-{n}")
                 assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (asyncpg.TooManyConnectionsError("sorry, too many clients already"), Unavailable),  # 53300
+        (asyncpg.OutOfMemoryError("out of memory"), Unavailable),  # 53200
+        (asyncpg.AdminShutdownError("terminating connection"), Unavailable),  # 57P01
+        (asyncpg.CannotConnectNowError("the database system is starting up"), Unavailable),  # 57P03
+        (asyncpg.ConnectionFailureError("connection failure"), Unavailable),  # 08006
+        (asyncpg.ConfigurationLimitExceededError("too many range table entries"), DatabaseFault),  # 53400
+        (asyncpg.DeadlockDetectedError("deadlock detected"), DatabaseFault),  # 40P01
+        (asyncpg.UndefinedTableError('relation "x" does not exist'), DatabaseFault),  # 42P01
+        (asyncpg.InvalidDatetimeFormatError("invalid input syntax for type date"), InvalidInput),  # 22007
+        (asyncpg.QueryCanceledError("canceling statement due to statement timeout"), StatementTimeout),  # 57014
+    ],
+)
+def test_each_sqlstate_class_means_one_error(raised: Exception, expected: type[Exception]) -> None:
+    """Classified once, in the store: front ends see the error, never the SQLSTATE's class."""
+    for error in (raised, DBAPIError("SELECT 1", {}, raised)):
+        translated = as_domain_error(error)
+        assert type(translated) is expected, (error, translated)
+        if isinstance(translated, (DatabaseFault, InvalidInput)):
+            assert translated.sqlstate == raised.sqlstate
+    assert is_transient(as_domain_error(asyncpg.DeadlockDetectedError("deadlock detected")))
+    assert is_transient(as_domain_error(asyncpg.SerializationError("could not serialize")))
+    assert not is_transient(as_domain_error(asyncpg.UndefinedTableError("missing")))
+
+
+async def test_a_refusal_no_domain_error_names_keeps_its_sqlstate_to_the_edge(
+    own_database: tuple[str, AsyncEngine],
+) -> None:
+    """REST passes such a refusal on as PostgREST does (its SQLSTATE, PostgREST's status); GraphQL,
+    MCP and the rest answer it as the server's fault, with nothing of the database in the message."""
+    url, engine = own_database
+    with RunningServer(url, pool_size=2) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            async with engine.begin() as conn:
+                await conn.execute(text("ALTER TABLE teams RENAME TO teams_elsewhere"))
+            rest = await client.get("/teams")
+            assert (rest.status_code, rest.json()["code"]) == (404, "42P01"), rest.text
+            assert 'relation "teams" does not exist' in rest.json()["message"]
+            graphql = await client.post("/graphql", json={"query": "{ teams { nodes { id } } }"})
+            error = graphql.json()["errors"][0]
+            assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR", error
+            assert "teams" not in error["message"]
+            # Everything else still answers.
+            assert (await client.get("/actors")).status_code == 200
+            async with engine.begin() as conn:
+                await conn.execute(text("ALTER TABLE teams_elsewhere RENAME TO teams"))
+            assert (await client.get("/teams")).status_code == 200

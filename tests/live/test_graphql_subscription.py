@@ -167,11 +167,13 @@ async def test_filters_by_event_type_actor_and_team(live_servers: tuple[str, str
     assert actor[0]["actorId"] == "a-1" and actor[0]["eventType"] == "TEAM_CHECKIN"
 
 
-async def test_a_bad_cursor_is_bad_user_input(live_servers: tuple[str, str]) -> None:
-    async with subscribed(live_servers[0], PROTOCOLS[0], after="yesterday") as events:
+@pytest.mark.parametrize("after", ["yesterday", "²", "-1", "", "9" * 30])
+async def test_a_bad_cursor_is_bad_user_input(live_servers: tuple[str, str], after: str) -> None:
+    async with subscribed(live_servers[0], PROTOCOLS[0], after=after) as events:
         with pytest.raises(TransportQueryError) as caught:
             await take(events, 1, timeout=10)
     assert caught.value.errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert caught.value.errors[0]["extensions"]["field"] == "after"
 
 
 async def test_a_checkin_posted_by_an_agent_over_mcp_reaches_a_graphql_subscriber(

@@ -76,6 +76,23 @@ async def test_request_errors(http: httpx.AsyncClient, method: str, url: str, st
     assert r.headers["proxy-status"] == f"PostgREST; error={code}"
 
 
+async def test_digits_that_are_not_ascii_are_not_numbers(world: dict[str, Any], http: httpx.AsyncClient) -> None:
+    """ "²".isdigit() holds and int("²") raises: such values are not numbers, never a server error."""
+    everyone = (await http.get("/actors")).json()
+    # PostgREST ignores a limit or offset that is not an integer.
+    for query in ("limit=²", "offset=²", "limit=٣"):
+        r = await http.get(f"/actors?{query}")
+        assert (r.status_code, r.json()) == (200, everyone), query
+    r = await http.get("/actors", headers={"Prefer": "max-affected=²".encode("latin-1")})
+    assert r.status_code == 200, r.text
+    r = await http.post(
+        "/goal_story_updates",
+        content="actor_id,goal_story_id,date,title,content,progress_percent\np-1,g-1,2026-05-01,t,c,²",
+        headers={"Content-Type": "text/csv"},
+    )
+    assert (r.status_code, r.json()["code"]) == (400, "22P02"), r.text
+
+
 async def test_messages_match_postgrest(world: dict[str, Any], http: httpx.AsyncClient) -> None:
     r = await http.get("/people")
     assert r.json() == {

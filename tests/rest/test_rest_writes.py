@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.ops.schemas import validator
-from tests.conftest import count_rows, table_counts
+from tests.conftest import count_rows, table_counts, until_a_lock_is_awaited
 
 JSON = {"Content-Type": "application/json"}
 
@@ -210,6 +213,35 @@ async def test_delete(clean: AsyncEngine, http: httpx.AsyncClient) -> None:
     r = await http.delete("/actors?order=id&limit=1")
     assert await count_rows(clean, "actors") == 1
     assert (await http.get("/actors")).json()[0]["id"] == "p-4"
+
+
+async def test_limited_patch_and_delete_pick_their_rows_inside_the_write(
+    clean: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    """PATCH and DELETE with order and limit change the first rows in that order as they are when the
+    write runs: a row a concurrent transaction takes out of the filter meanwhile is passed over."""
+    names = {"w-1": "Alpha", "w-2": "Bravo", "w-3": "Charlie", "w-4": "Delta"}
+    for id, name in names.items():
+        await http.post("/actors", json={"id": id, "actor_type": "person", "name": name}, headers=JSON)
+    for method, body in (("PATCH", {"role": "first two"}), ("DELETE", None)):
+        async with clean.connect() as other:
+            await other.execute(text("UPDATE actors SET actor_type = 'agent' WHERE id = 'w-1'"))
+            waiting = asyncio.create_task(
+                http.request(
+                    method,
+                    "/actors?actor_type=eq.person&order=name&limit=2&select=id",
+                    json=body,
+                    headers=prefer("return=representation"),
+                )
+            )
+            await until_a_lock_is_awaited(clean)
+            await other.commit()
+        answer = await waiting
+        assert answer.status_code == 200, answer.text
+        assert sorted(r["id"] for r in answer.json()) == ["w-2", "w-3"], method
+        await http.patch("/actors?id=eq.w-1", json={"actor_type": "person"}, headers=JSON)
+    rows = (await http.get("/actors?order=id&select=id,role")).json()
+    assert rows == [{"id": "w-1", "role": None}, {"id": "w-4", "role": None}]
 
 
 async def test_put_single_row_upsert(clean: AsyncEngine, http: httpx.AsyncClient) -> None:

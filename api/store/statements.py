@@ -1,0 +1,342 @@
+"""The write service's SQL: each statement it runs, and what its rows mean.
+
+Nothing here decides a rule; api/store/rules.py says what is allowed and
+api/store/writes.py in which order things happen. Statements whose text depends
+only on the entity (and the referenced entities) are built once and cached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import ARRAY, Text, TextClause, any_, bindparam, delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api.entities import Entity, Kind, referrers
+from api.plan import Filter, OrderTerm
+from api.store.events import recording_ctes
+from api.store.pool import DirectPool, compiled_statement
+from api.store.select import filter_clause, order_clauses
+from api.store.tables import TABLES
+
+# PostgreSQL takes at most 65535 bound parameters in one statement.
+MAX_PARAMETERS = 30_000
+# How many referrer ids a conflict names per resource.
+REFERRERS_SHOWN = 20
+# One advisory lock for every write that sets a parent: two concurrent re-parentings cannot
+# together build a cycle that neither sees alone.
+HIERARCHY_LOCK_KEY = 0x0C0C_6047
+# How deep the cycle search follows parents before it gives up on a chain.
+MAX_DEPTH = 100_000
+
+# Which rows each target entity must hold: {target entity: {field name: ids}}.
+Wanted = dict[str, dict[str, set[str]]]
+# What an insert stored: {id: row as stored}, and the events recorded for the rows, in cursor order.
+Inserted = tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]
+
+
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)] if items else []
+
+
+def rows_json(rows: list[dict[str, Any]]) -> str:
+    """Rows as the one JSON parameter an insert takes, whatever their number: one statement,
+    compiled and prepared once per shape, where a VALUES list was compiled for every request."""
+    return json.dumps(rows, default=_json_value)
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+# ---------------------------------------------------------------- locking rows
+
+
+async def lock_matching(
+    conn: AsyncConnection,
+    ent: Entity,
+    where: Filter | None,
+    *,
+    order: tuple[OrderTerm, ...] = (),
+    limit: int | None = None,
+    offset: int | None = None,
+) -> list[dict[str, Any]]:
+    """Every row `where` matches, locked FOR UPDATE (in id order, against deadlocks); with `limit`
+    or `offset`, only the rows of that page in `order`. The page is picked and locked by one inner
+    SELECT ... ORDER BY ... LIMIT ... FOR UPDATE: a row changed by a concurrent write is judged as
+    it is once that write commits, so the rows locked are the first ones that match then."""
+    table = TABLES[ent.name]
+    statement = select(table).order_by(table.c.id).with_for_update()
+    if limit is None and not offset:
+        clause = filter_clause(ent.name, where)
+        if clause is not None:
+            statement = statement.where(clause)
+    else:
+        # Its own name: a subquery over the outer query's table would be correlated to it.
+        picked = table.alias("picked")
+        page = select(picked.c.id).order_by(*order_clauses(ent.name, order, picked))
+        clause = filter_clause(ent.name, where, picked)
+        if clause is not None:
+            page = page.where(clause)
+        page = page.limit(limit).offset(offset or None).with_for_update()
+        statement = statement.where(table.c.id.in_(page))
+    return [dict(r._mapping) for r in await conn.execute(statement)]
+
+
+async def lock_rows(conn: AsyncConnection, ent: Entity, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The rows with these ids that exist, locked FOR UPDATE: {id: row}."""
+    table = TABLES[ent.name]
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in chunks(ids, MAX_PARAMETERS):
+        statement = select(table).where(table.c.id.in_(chunk)).order_by(table.c.id).with_for_update()
+        found.update({r.id: dict(r._mapping) for r in await conn.execute(statement)})
+    return found
+
+
+# ---------------------------------------------------------------- changing and deleting rows
+
+
+async def apply_changes(
+    conn: AsyncConnection, ent: Entity, old: dict[str, Any], changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Write the changes that differ from `old`; return `old` itself when nothing differs."""
+    table = TABLES[ent.name]
+    differing = {c: v for c, v in changes.items() if old.get(c) != v}
+    if not differing:
+        return old
+    statement = update(table).where(table.c.id == old["id"]).values(differing).returning(*table.columns)
+    return dict((await conn.execute(statement)).one()._mapping)
+
+
+async def apply_to_all(
+    conn: AsyncConnection, ent: Entity, matched: list[dict[str, Any]], changes: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """`apply_changes` for many rows and the same changes, in one statement: each row as it is
+    after the write, in the order of `matched`; a row the changes leave as it was is returned
+    itself (the same object), and is not written."""
+    table = TABLES[ent.name]
+    differing = [old["id"] for old in matched if any(old.get(c) != v for c, v in changes.items())]
+    if not differing:
+        return matched
+    # One array parameter, however many rows (an IN list would pass the driver's parameter limit).
+    ids = bindparam("differing", differing, type_=ARRAY(Text))
+    statement = update(table).where(table.c.id == any_(ids)).values(dict(changes)).returning(*table.columns)
+    written = {r["id"]: dict(r) for r in (await conn.execute(statement)).mappings()}
+    return [written.get(old["id"], old) for old in matched]
+
+
+async def delete_rows(conn: AsyncConnection, ent: Entity, ids: list[str]) -> None:
+    table = TABLES[ent.name]
+    for chunk in chunks(ids, MAX_PARAMETERS):
+        await conn.execute(delete(table).where(table.c.id.in_(chunk)))
+
+
+async def now(conn: AsyncConnection) -> dt.datetime:
+    """The transaction's time: what a missing created_at means."""
+    return await conn.scalar(select(func.now()))
+
+
+# ---------------------------------------------------------------- references
+
+
+def _locking_references(targets: tuple[str, ...]) -> list[str]:
+    """One SELECT per target entity taking FOR KEY SHARE on the wanted rows it holds (:ref_N)."""
+    return [
+        f"SELECT id FROM {TABLES[t].name} WHERE id = ANY(CAST(:ref_{n} AS text[])) ORDER BY id FOR KEY SHARE"
+        for n, t in enumerate(targets)
+    ]
+
+
+@lru_cache(maxsize=64)
+def _references_statement(targets: tuple[str, ...]) -> TextClause:
+    return text(
+        " UNION ALL ".join(
+            f"SELECT {n} AS target, ref.id FROM ({select}) AS ref"
+            for n, select in enumerate(_locking_references(targets))
+        )
+    )
+
+
+def _reference_parameters(wanted: Wanted) -> tuple[tuple[str, ...], dict[str, Any]]:
+    targets = tuple(sorted(wanted))
+    params: dict[str, Any] = {}
+    for n, target in enumerate(targets):
+        params[f"ref_{n}"] = sorted(set().union(*wanted[target].values()))
+        params[f"refs_{n}"] = len(params[f"ref_{n}"])
+    return targets, params
+
+
+async def lock_references(conn: AsyncConnection, wanted: Wanted) -> dict[str, set[str]]:
+    """Lock (FOR KEY SHARE) every wanted row of every target in one statement: the ids present, by target."""
+    targets, params = _reference_parameters(wanted)
+    present: dict[str, set[str]] = {t: set() for t in targets}
+    if targets:
+        for n, id in await conn.execute(_references_statement(targets), params):
+            present[targets[n]].add(id)
+    return present
+
+
+@lru_cache(maxsize=16)
+def _referrers_statement(entity_name: str) -> TextClause | None:
+    """The first referrers of the rows :ids in every referring table, in one statement:
+    (referrer's position in `referrers`, id), in id order within each. The rows being
+    deleted do not count as referrers of each other."""
+    parts = []
+    for n, (other, f) in enumerate(referrers(entity_name)):
+        table = TABLES[other.name].name
+        column = f'"{f.name}"'
+        condition = (
+            f"{column} && CAST(:ids AS text[])" if f.kind is Kind.TEXT_LIST else f"{column} = ANY(CAST(:ids AS text[]))"
+        )
+        if other.name == entity_name:
+            condition += " AND NOT (id = ANY(CAST(:ids AS text[])))"
+        parts.append(f"(SELECT {n} AS referrer, id FROM {table} WHERE {condition} ORDER BY id LIMIT {REFERRERS_SHOWN})")
+    if not parts:
+        return None
+    return text(f"SELECT referrer, id FROM ({' UNION ALL '.join(parts)}) AS hits ORDER BY referrer, id")
+
+
+async def find_referrers(conn: AsyncConnection, ent: Entity, ids: list[str]) -> dict[str, list[str]]:
+    """The rows that still refer to any of `ids`, REFERRERS_SHOWN at most per resource: {resource: ids}."""
+    statement = _referrers_statement(ent.name)
+    if statement is None:
+        return {}
+    others = referrers(ent.name)
+    found: dict[str, list[str]] = {}
+    for n, id in await conn.execute(statement, {"ids": ids}):
+        shown = found.setdefault(others[n][0].resource, [])
+        if len(shown) < REFERRERS_SHOWN:
+            shown.append(id)
+    return found
+
+
+# ---------------------------------------------------------------- inserting
+
+
+@lru_cache(maxsize=64)
+def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing: bool, with_events: bool) -> TextClause:
+    """Check and lock the references, insert the rows given as JSON (:rows) and, `with_events`,
+    record one event per inserted row: one statement. Nothing is inserted unless every wanted
+    reference is there (`complete`, its first column); then one record per inserted row: its id,
+    created_at (where the table has one) and, `with_events`, its event's id and cursor.
+    `skip_existing` leaves out rows whose id is taken (ON CONFLICT DO NOTHING) rather than
+    failing on the unique index."""
+    table = TABLES[entity_name]
+    names = [c.name for c in table.columns]
+    columns = ", ".join(f'"{n}"' for n in names)
+    # A missing created_at is the time of the write; every other missing field is null.
+    values = ", ".join("coalesce(g.created_at, now())" if n == "created_at" else f'g."{n}"' for n in names)
+    ctes = [f"ref_{n} AS MATERIALIZED ({select})" for n, select in enumerate(_locking_references(targets))]
+    complete = " AND ".join(f"(SELECT count(*) FROM ref_{n}) = :refs_{n}" for n in range(len(targets))) or "true"
+    ctes.append(f"checked AS MATERIALIZED (SELECT {complete} AS complete)")
+    ctes.append(f"""inserted AS (
+        INSERT INTO {table.name} ({columns})
+        SELECT {values} FROM checked, json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) AS g
+        WHERE checked.complete
+        {"ON CONFLICT (id) DO NOTHING" if skip_existing else ""}
+        RETURNING {columns})""")
+    # Only what the database decided comes back (the rest is what was sent): a bulk write's
+    # result stays small, and PostgreSQL, holding the event lock until the statement is done,
+    # never waits for a busy client to read thousands of full rows.
+    selected = "i.id, i.created_at" if "created_at" in names else "i.id"
+    if with_events:
+        ctes.append(recording_ctes("inserted"))
+        tail = (
+            f"SELECT checked.complete, {selected}, e.id, e.seq, (SELECT count(*) FROM notified) "
+            "FROM checked LEFT JOIN (inserted AS i JOIN events AS e ON e.reference_id = i.id) ON true"
+        )
+    else:
+        tail = f"SELECT checked.complete, {selected} FROM checked LEFT JOIN inserted AS i ON true"
+    return text("WITH " + ",\n".join(ctes) + "\n" + tail)
+
+
+async def try_insert(
+    conn: AsyncConnection | DirectPool,
+    ent: Entity,
+    wanted: Wanted,
+    rows: list[dict[str, Any]],
+    rows_json: str,
+    *,
+    skip_existing: bool,
+    with_events: bool,
+) -> Inserted | None:
+    """One run of `_insert_statement` for the rows (and the same as JSON): None, having inserted
+    nothing, when a wanted reference is missing. On the direct pool it is a transaction of its own."""
+    with_events = with_events and ent.event_type is not None
+    targets, params = _reference_parameters(wanted)
+    statement = _insert_statement(ent.name, targets, skip_existing, with_events)
+    params["rows"] = rows_json
+    if with_events:
+        params["event_type"] = ent.event_type
+    names = [c.name for c in TABLES[ent.name].columns]
+    dated = "created_at" in names
+    if isinstance(conn, DirectPool):
+        compiled = compiled_statement(statement)
+        records = [tuple(r) for r in await conn.fetch(compiled, compiled.arguments(params))]
+    else:
+        records = [tuple(r) for r in await conn.execute(statement, params)]
+    if not records[0][0]:
+        return None
+    given = {row["id"]: row for row in rows}
+    unset = dict.fromkeys(names)
+    stored: dict[str, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    for record in records:
+        id = record[1]
+        if id is None:  # the one record of a statement that inserted nothing
+            continue
+        # The stored row is what was sent (validated values, stored as they are), with the
+        # database's created_at (a default, or the given time as timestamptz).
+        row = {**unset, **given[id]}
+        if dated:
+            row["created_at"] = record[2]
+        stored[id] = row
+        if with_events:
+            event_id, seq = record[3 if dated else 2 :][:2]
+            events.append(
+                {
+                    "id": event_id,
+                    "seq": seq,
+                    "actor_id": row["actor_id"],
+                    "event_type": ent.event_type,
+                    "reference_id": id,
+                    "occurred_at": row.get("created_at"),
+                }
+            )
+    return stored, sorted(events, key=lambda e: e["seq"])
+
+
+# ---------------------------------------------------------------- hierarchies
+
+
+@lru_cache(maxsize=4)
+def _cycles_statement(entity_name: str, parent_column: str) -> TextClause:
+    """The rows among :ids that are their own ancestor, following `parent_column` upwards."""
+    table = TABLES[entity_name].name
+    parent = f'"{parent_column}"'
+    return text(
+        f"""
+        WITH RECURSIVE ancestors(start_id, id, depth) AS (
+            SELECT g.id, g.{parent}, 1 FROM {table} g
+            WHERE g.id = ANY(CAST(:ids AS text[])) AND g.{parent} IS NOT NULL
+          UNION ALL
+            SELECT a.start_id, g.{parent}, a.depth + 1
+            FROM ancestors a JOIN {table} g ON g.id = a.id
+            WHERE g.{parent} IS NOT NULL AND a.id <> a.start_id AND a.depth < {MAX_DEPTH}
+        )
+        SELECT DISTINCT start_id FROM ancestors WHERE id = start_id ORDER BY start_id
+        """
+    )
+
+
+async def own_ancestors(conn: AsyncConnection, ent: Entity, parent_column: str, ids: list[str]) -> list[str]:
+    """Which of `ids` are now their own ancestor; the hierarchy lock is held until commit, so that
+    no concurrent write can close a cycle this one does not see."""
+    await conn.execute(select(func.pg_advisory_xact_lock(HIERARCHY_LOCK_KEY)))
+    return list(await conn.scalars(_cycles_statement(ent.name, parent_column), {"ids": ids}))
