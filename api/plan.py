@@ -151,6 +151,15 @@ class Composite:
 
 
 @dataclass(frozen=True)
+class NodeKey:
+    """One output key holding the row's global id: the unpadded base64url of the compact JSON
+    [label, [id]], ASCII only (as a `Position` is spelled)."""
+
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
 class Embed:
     """One output key holding related rows: an object (to-one) or an array."""
 
@@ -298,6 +307,7 @@ class ReadPlan:
     composites: tuple[Composite, ...] = ()
     choices: tuple[Choice, ...] = ()
     pages: tuple[Paged, ...] = ()
+    node_keys: tuple[NodeKey, ...] = ()
     # The output keys in this order (keys not named go after them); None keeps the kinds' order.
     layout: tuple[str, ...] | None = None
 

@@ -17,8 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.store.database import connection, transaction
 from api.store.tables import GraphQLDocument
 
-TABLE = GraphQLDocument.__table__
-
 
 def sha256(document: str) -> str:
     """The lowercase hex SHA-256 of a document's UTF-8 text (as clients compute it)."""
@@ -38,7 +36,9 @@ class Documents:
             self.known.move_to_end(hash)
             return document
         async with connection(self.engine) as conn:
-            document = (await conn.execute(select(TABLE.c.document).where(TABLE.c.sha256 == hash))).scalar()
+            document = (
+                await conn.execute(select(GraphQLDocument.document).where(GraphQLDocument.sha256 == hash))
+            ).scalar()
         if document is not None:
             self._keep(hash, document)
         return document
@@ -49,7 +49,7 @@ class Documents:
         if hash not in self.known:
             async with transaction(self.engine) as conn:
                 await conn.execute(
-                    insert(TABLE)
+                    insert(GraphQLDocument)
                     .values(sha256=hash, document=document)
                     .on_conflict_do_nothing(index_elements=["sha256"])
                 )

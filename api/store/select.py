@@ -449,6 +449,8 @@ def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> Co
         )
     for paged in plan.pages:
         pairs.append((paged.key, _paged_value(paged, depth, ent, source)))
+    for node_key in plan.node_keys:
+        pairs.append((node_key.key, PositionText(json.dumps(node_key.label), [func.to_json(source.c.id)])))
     if plan.layout is not None:
         place = {key: i for i, key in enumerate(plan.layout)}
         pairs.sort(key=lambda pair: place.get(pair[0], len(place)))
