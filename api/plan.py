@@ -78,14 +78,25 @@ class Not:
 
 
 @dataclass(frozen=True)
+class Unmet:
+    """`item` does not hold: it is false, or unknown (SQL's IS NOT TRUE), where `Not` leaves unknown
+    unknown (and the row out). "Every related row matches" is "no related row leaves it unmet"."""
+
+    item: Filter
+
+
+@dataclass(frozen=True)
 class Related:
-    """Some row reached through `relation` matches `where` (any row at all when it is None)."""
+    """Some row reached through `relation` matches `where` (any row at all when it is None).
+
+    With `pick`, only the first row reached in that order counts (a goal story's latest update)."""
 
     relation: str
     where: Filter | None = None
+    pick: tuple[OrderTerm, ...] = ()
 
 
-Filter = Condition | And | Or | Not | Related
+Filter = Condition | And | Or | Not | Unmet | Related
 
 
 def all_of(*filters: Filter | None) -> Filter | None:
@@ -396,6 +407,8 @@ def _shape_filter(where: Filter | None, values: list[Any]) -> Any:
             return Or(tuple(_shape_filter(item, values) for item in items))
         case Not(item=item):
             return Not(_shape_filter(item, values))
-        case Related(relation=relation, where=inner):
-            return Related(relation, _shape_filter(inner, values))
+        case Unmet(item=item):
+            return Unmet(_shape_filter(item, values))
+        case Related(where=inner):
+            return replaced(where, where=_shape_filter(inner, values))
     raise TypeError(f"not a filter: {where!r}")

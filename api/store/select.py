@@ -85,6 +85,7 @@ from api.plan import (
     Related,
     Slot,
     Spelling,
+    Unmet,
     parameterized,
 )
 from api.store.tables import TABLES
@@ -779,18 +780,34 @@ def _filter(ent: Entity, source: FromClause, where: Filter) -> ColumnElement:
             return or_(false(), *(_filter(ent, source, item) for item in items))
         case Not(item):
             return not_(_filter(ent, source, item))
-        case Related(name, item):
-            return _related(ent, source, name, item)
+        case Unmet(item):
+            return _filter(ent, source, item).is_not(true())
+        case Related(name, item, pick):
+            return _related(ent, source, name, item, pick)
     raise AssertionError(f"not a filter: {where!r}")
 
 
-def _related(ent: Entity, source: FromClause, name: str, where: Filter | None) -> ColumnElement:
-    """EXISTS a row through the relation (matching `where`), correlated to the row in `source`."""
+def _related(
+    ent: Entity, source: FromClause, name: str, where: Filter | None, pick: tuple[OrderTerm, ...] = ()
+) -> ColumnElement:
+    """EXISTS a row through the relation (matching `where`), correlated to the row in `source`; with
+    `pick`, the first row in that order, if it matches."""
     relation = _relation(ent, name)
     target = entity_named(relation.target)
     # Aliased, so that a relation from a table to itself still correlates to the outer row.
-    table = TABLES[target.name].alias()
-    inner = select(literal(1)).select_from(table).where(_link(relation, table, source))
+    table: FromClause = TABLES[target.name].alias()
+    if pick:
+        first = (
+            select(table)
+            .where(_link(relation, table, source))
+            .order_by(*_order(target, table, pick))
+            .limit(1)
+            .correlate(source)
+        )
+        table = first.subquery()
+        inner = select(literal(1)).select_from(table)
+    else:
+        inner = select(literal(1)).select_from(table).where(_link(relation, table, source))
     if where is not None:
         inner = inner.where(_filter(target, table, where))
     return exists(inner.correlate(source).scalar_subquery())
