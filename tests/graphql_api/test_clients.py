@@ -178,3 +178,9 @@ async def test_relay_compiler_and_its_persisted_queries(database_url: str, world
                 {"nodeId": story["nodeId"], "count": 1, "cursor": page["node"]["updates"]["pageInfo"]["endCursor"]},
             )
             assert [edge["node"]["title"] for edge in following["node"]["updates"]["edges"]] == ["Kickoff"]
+
+
+def test_the_docs_show_the_setups_the_tests_run() -> None:
+    docs = (NODE_DIR.parents[1] / "docs" / "graphql.md").read_text()
+    for name in ("clients/apollo.mjs", "clients/urql.mjs", "codegen.json", "relay.config.json"):
+        assert (NODE_DIR / name).read_text().rstrip("\n") in docs, f"docs/graphql.md no longer shows tests/node/{name}"
