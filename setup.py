@@ -4,7 +4,7 @@ inside the installed package, as api/_bundled/<name>.
 They live at the top of the repository, where Alembic and the tests expect them; a
 source checkout and an editable install read them there. A regular install
 (`pip install .`, the container image) has no repository, so the build copies them
-into the package and `api.ops.resources.bundled` finds them there.
+into the package and `api.resources.bundled` finds them there.
 """
 
 import shutil

@@ -23,7 +23,7 @@ from api.edge.guard import Guard
 from api.edge.observe import Observe, configure_logging
 from api.live import LiveFeed
 from api.mcp import http as mcp_http
-from api.ops.resources import bundled
+from api.resources import bundled
 from api.sse.stream import EventStream
 from api.store import DirectPool, Documents, Reader, WriteService, create_engine, upgrade
 
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         app.state.services = services
         # Live coordination events: this process's one LISTEN connection (api/live).
-        app.state.live = LiveFeed(settings.require_database_url(), engine, queue_size=settings.live_queue_size)
+        app.state.live = LiveFeed(settings.require_database_url(), Reader(engine), queue_size=settings.live_queue_size)
         await app.state.live.start()
         try:
             # The MCP endpoint's session manager runs (a task group) for as long as the app does.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "export":
         return _with_database(settings, lambda s: _run(s, _export, args.file))
     if args.command == "import":
-        return _with_database(settings, lambda s: _run(s, _import, args.file))
+        return _import_file(settings, args.file)
     if args.command == "mcp":
         from api.mcp import stdio
 
@@ -194,7 +195,18 @@ async def _export(engine: AsyncEngine, file: str | None) -> int:
     return 0
 
 
-async def _import(engine: AsyncEngine, file: str) -> int:
+def _import_file(settings: Settings, file: str) -> int:
+    """The file is opened before the database starts, so a wrong path fails at once."""
+    with contextlib.ExitStack() as closing:
+        try:
+            source: TextIO = sys.stdin if file == "-" else closing.enter_context(open(file, encoding="utf-8"))
+        except OSError as error:
+            print(f"coco import: cannot read {file}: {error.strerror}", file=sys.stderr)
+            return 1
+        return _with_database(settings, lambda s: _run(s, _import, source))
+
+
+async def _import(engine: AsyncEngine, source: TextIO) -> int:
     from api.errors import DomainError
     from api.ops.transfer import ImportFileError, import_lines
     from api.store.migrate import upgrade
@@ -204,19 +216,11 @@ async def _import(engine: AsyncEngine, file: str) -> int:
         _progress(f"imported {n} {entity_name.replace('_', ' ')} document(s) so far")
 
     try:
-        source: TextIO = sys.stdin if file == "-" else open(file, encoding="utf-8")
-    except OSError as error:
-        print(f"coco import: cannot read {file}: {error.strerror}", file=sys.stderr)
-        return 1
-    try:
         await upgrade(engine)
         result = await import_lines(WriteService(engine), source, progress=counted)
     except (ImportFileError, DomainError) as error:
         print(f"coco import: {error}; nothing was imported", file=sys.stderr)
         return 1
-    finally:
-        if source is not sys.stdin:
-            source.close()
     total = sum(result.counts.values())
     _progress(
         f"imported {total} document(s) in one transaction"

@@ -8,10 +8,10 @@ reads it from here, so the shape is stated once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     ID = "id"
     TEXT = "text"
     ENUM = "enum"
@@ -54,7 +54,7 @@ class Field:
         return (self.column or self.name,)
 
 
-class RelationKind(str, Enum):
+class RelationKind(StrEnum):
     # This row holds the target's id in a scalar column.
     TO_ONE = "to_one"
     # Target rows hold this row's id in a scalar column.
@@ -73,6 +73,9 @@ class Relation:
     # The column that carries the link: on this entity for TO_ONE and
     # LIST_TO_MANY, on the target for TO_MANY and LIST_REVERSE.
     via: str
+    # (field, value) on the row that holds `via`: the link holds only where that field has that value.
+    # An event's reference_id names a check-in or an update, and ids are unique per table only.
+    only_when: tuple[str, str] | None = None
 
     @property
     def many(self) -> bool:
@@ -186,7 +189,13 @@ TEAM_CHECKIN = Entity(
     relations=(
         Relation("actor", RelationKind.TO_ONE, "actor", "actor_id"),
         Relation("team", RelationKind.TO_ONE, "team", "team_id"),
-        Relation("coordination_events", RelationKind.TO_MANY, "coordination_event", "reference_id"),
+        Relation(
+            "coordination_events",
+            RelationKind.TO_MANY,
+            "coordination_event",
+            "reference_id",
+            only_when=("event_type", "team_checkin"),
+        ),
     ),
     event_type="team_checkin",
 )
@@ -243,7 +252,13 @@ GOAL_STORY_UPDATE = Entity(
     relations=(
         Relation("actor", RelationKind.TO_ONE, "actor", "actor_id"),
         Relation("goal_story", RelationKind.TO_ONE, "goal_story", "goal_story_id"),
-        Relation("coordination_events", RelationKind.TO_MANY, "coordination_event", "reference_id"),
+        Relation(
+            "coordination_events",
+            RelationKind.TO_MANY,
+            "coordination_event",
+            "reference_id",
+            only_when=("event_type", "goal_story_update"),
+        ),
     ),
     event_type="goal_story_update",
 )
@@ -272,8 +287,14 @@ COORDINATION_EVENT = Entity(
         Relation("actor", RelationKind.TO_ONE, "actor", "actor_id"),
         # What the event refers to: the check-in or the update (reference_id holds
         # either, so pair these with the event_type; neither exists once deleted).
-        Relation("team_checkin", RelationKind.TO_ONE, "team_checkin", "reference_id"),
-        Relation("goal_story_update", RelationKind.TO_ONE, "goal_story_update", "reference_id"),
+        Relation("team_checkin", RelationKind.TO_ONE, "team_checkin", "reference_id", ("event_type", "team_checkin")),
+        Relation(
+            "goal_story_update",
+            RelationKind.TO_ONE,
+            "goal_story_update",
+            "reference_id",
+            ("event_type", "goal_story_update"),
+        ),
     ),
     writable=False,
 )

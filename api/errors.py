@@ -6,11 +6,11 @@ The write service and the query plan raise only these; GraphQL turns them into
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class InvalidReason(str, Enum):
+class InvalidReason(StrEnum):
     REQUIRED = "required"  # a required field is missing or null
     FORMAT = "format"  # a value of the wrong type or syntax
     RULE = "rule"  # a value outside its allowed set or range
@@ -18,7 +18,7 @@ class InvalidReason(str, Enum):
     UNKNOWN_RELATION = "unknown_relation"  # a relation the entity does not have
 
 
-class ConflictReason(str, Enum):
+class ConflictReason(StrEnum):
     DUPLICATE = "duplicate"  # the id is taken
     MISSING_REFERENCE = "missing_reference"  # a referenced row does not exist
     REFERENCED = "referenced"  # the row is still referenced by others

@@ -18,14 +18,16 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
 from api.live import LiveFeed
+from api.store import Reader
 from api.store.database import create_engine
 from api.store.writes import WriteService
 from bench import subscriptions
@@ -35,6 +37,16 @@ from bench.servers import ServerProcess, descendants, free_port
 
 ACTOR, TEAM = "p-1", "t-1"
 DATABASE = "coco_bench_quick"
+
+
+async def _receive(events: AsyncIterator[dict[str, Any]], wanted: int, received: dict[int, list[float]]) -> None:
+    """One in-process subscriber: each event's receipt time, until `wanted` events came."""
+    seen = 0
+    async for event in events:
+        received.setdefault(event["cursor"], []).append(time.perf_counter())
+        seen += 1
+        if seen == wanted:
+            return
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -179,21 +191,14 @@ def _is_worker(pid: int) -> bool:
 async def in_process(database_url: str, plans: list[subscriptions.Plan]) -> None:
     engine = create_engine(database_url, pool_size=5)
     writer = WriteService(engine)
-    feed = LiveFeed(database_url, engine)
+    feed = LiveFeed(database_url, Reader(engine))
     await feed.start()
     try:
         for plan in plans:
             received: dict[int, list[float]] = {}
-
-            async def subscriber(events: object) -> None:
-                seen = 0
-                async for event in events:  # type: ignore[attr-defined]
-                    received.setdefault(event["cursor"], []).append(time.perf_counter())
-                    seen += 1
-                    if seen == plan.events:
-                        return
-
-            tasks = [asyncio.create_task(subscriber(feed.subscribe())) for _ in range(plan.subscribers)]
+            tasks = [
+                asyncio.create_task(_receive(feed.subscribe(), plan.events, received)) for _ in range(plan.subscribers)
+            ]
             committed = await subscriptions.write_events(writer, plan.events, plan.pace_s, ACTOR, TEAM)
             await asyncio.wait(tasks, timeout=60)
             latencies = subscriptions.latencies_of(committed, received)

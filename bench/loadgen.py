@@ -172,7 +172,7 @@ def _percentiles_ms(sorted_us: list[int]) -> dict[str, float]:
         return {}
 
     def at(p: float) -> float:
-        return sorted_us[min(len(sorted_us) - 1, int(round(p / 100 * (len(sorted_us) - 1))))] / 1000
+        return sorted_us[min(len(sorted_us) - 1, round(p / 100 * (len(sorted_us) - 1)))] / 1000
 
     return {
         "mean": round(statistics.fmean(sorted_us) / 1000, 3),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -22,7 +23,7 @@ MEMORY_TARGET_MB = 300.0
 
 def machine() -> dict[str, Any]:
     cpu = ""
-    try:
+    with contextlib.suppress(OSError):
         cpu = next(
             (
                 line.split(":", 1)[1].strip()
@@ -31,8 +32,6 @@ def machine() -> dict[str, Any]:
             ),
             "",
         )
-    except OSError:
-        pass
     return {
         "nproc": os.cpu_count(),
         "cpu_model": cpu,

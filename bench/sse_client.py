@@ -109,11 +109,14 @@ class Stream(asyncio.Protocol):
         on_headers: Callable[[], None],
         on_event: Callable[[int, float], None],
         check_documents: bool,
+        failed: asyncio.Future[None],
     ) -> None:
         self.request = request
         self.on_headers = on_headers
         self.on_event = on_event
         self.check_documents = check_documents
+        # Shared by a process's streams: done at the first stream's failure.
+        self.failed = failed
         self.head = b""
         self.started = False
         self.body = Chunked()
@@ -152,6 +155,8 @@ class Stream(asyncio.Protocol):
 
     def fail(self, error: str) -> None:
         self.error = self.error or error
+        if not self.failed.done():
+            self.failed.set_result(None)
         if self.transport is not None:
             self.transport.close()
 
@@ -171,6 +176,7 @@ async def run(host: str, port: int, streams: int, wanted: int, timeout: float, o
     all_started = loop.create_future()
     finished = 0
     all_finished = loop.create_future()
+    failed: asyncio.Future[None] = loop.create_future()
 
     def on_headers() -> None:
         nonlocal started
@@ -193,11 +199,10 @@ async def run(host: str, port: int, streams: int, wanted: int, timeout: float, o
     protocols: list[Stream] = []
     for i in range(streams):
         _, protocol = await loop.create_connection(
-            lambda i=i: Stream(request, on_headers, on_event_of(i), check_documents=i == 0), host, port
+            lambda i=i: Stream(request, on_headers, on_event_of(i), check_documents=i == 0, failed=failed), host, port
         )
         protocols.append(protocol)
-    watch = asyncio.ensure_future(_first_error(protocols))
-    done, _ = await asyncio.wait([all_started, watch], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait([all_started, failed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     if all_started not in done:
         errors = [p.error for p in protocols if p.error]
         raise SystemExit(f"only {started} of {streams} streams started: {errors[:3]}")
@@ -209,14 +214,8 @@ async def run(host: str, port: int, streams: int, wanted: int, timeout: float, o
     for protocol in protocols:
         if protocol.transport is not None:
             protocol.transport.close()
-    watch.cancel()
     out.write(json.dumps({"receipts": receipts, "errors": errors, "cpu_s": time.process_time()}) + "\n")
     out.flush()
-
-
-async def _first_error(protocols: list[Stream]) -> None:
-    while not any(p.error for p in protocols):
-        await asyncio.sleep(0.2)
 
 
 def main(run: Callable[[str, int, int, int, float], Coroutine[Any, Any, None]] | None = None) -> None:

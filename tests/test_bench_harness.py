@@ -4,6 +4,7 @@ events as the write service does. No load is generated here; that is `make bench
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -154,7 +155,10 @@ async def test_minimal_handler_reads_answer_what_our_read_path_answers(clean: As
         )
     )
     assert json.loads(one) == json.loads(ours_one) and len(json.loads(one)) == 1
-    by_id = lambda body: sorted(json.loads(body), key=lambda r: r["id"])
+
+    def by_id(body: str) -> list[dict[str, Any]]:
+        return sorted(json.loads(body), key=lambda r: r["id"])
+
     assert by_id(page) == by_id(ours_page) and len(by_id(page)) == 3
 
 
@@ -242,10 +246,14 @@ async def test_minimal_handler_over_http(
     server = uvicorn.Server(uvicorn.Config(minimal_app.app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the minimal handler did not start"
-        time.sleep(0.02)
+
+    def wait_started() -> None:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the minimal handler did not start"
+            time.sleep(0.02)
+
+    await asyncio.to_thread(wait_started)
     base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     try:
         async with httpx.AsyncClient(base_url=base) as client:
@@ -384,6 +392,6 @@ async def _last_seeded_cursor(engine: AsyncEngine) -> int:
     rows = await _rows(
         engine,
         """SELECT max(e.seq) AS last FROM coordination_events e
-                                  WHERE e.reference_id LIKE 'c-%' OR e.reference_id IN (SELECT id FROM goal_story_updates)""",
+           WHERE e.reference_id LIKE 'c-%' OR e.reference_id IN (SELECT id FROM goal_story_updates)""",
     )
     return rows[0]["last"]

@@ -154,7 +154,7 @@ async def test_an_unreachable_database_is_a_tool_error_not_a_broken_session(tmp_
                 assert result.is_error
                 assert result.structured_content["error"]["kind"] == "unavailable"
                 assert "try again" in result.content[0].text
-            with pytest.raises(MCPError, match="database is unavailable.*try again") as raised:
+            with pytest.raises(MCPError, match=r"database is unavailable.*try again") as raised:
                 await client.read_resource("coco://goal-stories/tree")
             assert raised.value.error.code == INTERNAL_ERROR
             assert len((await client.list_tools()).tools) == len(TOOLS)

@@ -329,7 +329,7 @@ async def test_resources_are_listed_and_read(
         ):
             assert needle in reference.text
 
-        with pytest.raises(MCPError, match="no team with id 't-9'.*list_teams"):
+        with pytest.raises(MCPError, match=r"no team with id 't-9'.*list_teams"):
             await client.read_resource("coco://teams/t-9/last-week")
         with pytest.raises(MCPError, match="no resource"):
             await client.read_resource("coco://nothing/here")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -202,7 +203,8 @@ def test_the_week_is_deterministic() -> None:
 
 
 async def test_coco_seed_command_shows_progress(clean: AsyncEngine, database_url: str) -> None:
-    run = subprocess.run(
+    run = await asyncio.to_thread(
+        subprocess.run,
         [str(COCO), "seed", "--today", FRIDAY.isoformat()],
         capture_output=True,
         text=True,

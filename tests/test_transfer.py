@@ -183,7 +183,8 @@ BAD_LINES = [
     ('{"entity": "meeting", "document": {"id": "m"}}', "line 4: unknown entity 'meeting'"),
     ('{"entity": "actor", "document": {"id": "x-1", "actor_type": "person", "name": "Again"}}', "already has id x-1"),
     (
-        '{"entity": "actor", "document": {"id": "x-2", "actor_type": "person", "name": "Two", "timezone": "Mars/Base"}}',
+        '{"entity": "actor", "document": '
+        '{"id": "x-2", "actor_type": "person", "name": "Two", "timezone": "Mars/Base"}}',
         "line 4: timezone must be an IANA timezone name",
     ),
     ('{"entity": "actor"}', "line 4: expected an object"),
@@ -284,7 +285,8 @@ async def test_import_documents_restores_events_as_they_were(writer: WriteServic
         rows = (
             await conn.execute(
                 text(
-                    "SELECT id, actor_id, event_type, reference_id, occurred_at, seq FROM coordination_events ORDER BY seq"
+                    "SELECT id, actor_id, event_type, reference_id, occurred_at, seq "
+                    "FROM coordination_events ORDER BY seq"
                 )
             )
         ).all()

@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from api.ops.resources import bundled
+from api.resources import bundled
 
 VIEWER = bundled("viewer")
 

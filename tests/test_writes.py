@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from typing import Any
@@ -327,16 +328,12 @@ async def test_delete_and_a_new_reference_racing_never_leave_a_dangling_id(world
     await world.create("actor", [{"id": f"r-{i}", "actor_type": "person", "name": f"R{i}"} for i in range(10)])
 
     async def delete(i: int) -> None:
-        try:
+        with contextlib.suppress(Conflict):
             await world.delete_one("actor", f"r-{i}")
-        except Conflict:
-            pass
 
     async def refer(i: int) -> None:
-        try:
+        with contextlib.suppress(Conflict):
             await world.create("team", [{"id": f"team-{i}", "name": "T", "member_ids": [f"r-{i}"]}])
-        except Conflict:
-            pass
 
     await asyncio.gather(*(f(i) for i in range(10) for f in (delete, refer)))
     dangling = await rows(

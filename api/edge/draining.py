@@ -99,7 +99,7 @@ class Draining:
 
         def handle(sig: int, frame: FrameType | None) -> None:
             self.begin()
-            chained = previous[sig]
+            chained = previous[signal.Signals(sig)]
             if callable(chained):
                 chained(sig, frame)
             elif chained == signal.SIG_DFL:

@@ -9,6 +9,7 @@ the write scope. Probes and metrics stay open.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -133,10 +134,8 @@ class Guard:
                 started = True
             await send(message)
 
-        try:
+        with contextlib.suppress(BodyTooLarge):
             await self.app(scope, counting_receive, guarded_send)
-        except BodyTooLarge:
-            pass
         if exceeded and not started:
             await _refuse(send, scope["path"], self._too_large())
 

@@ -49,7 +49,7 @@ def configure_logging(level: str, log_format: str) -> None:
 def request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == HEADER:
-            given = value.decode("latin-1").strip()
+            given: str = value.decode("latin-1").strip()
             if SANE_ID.fullmatch(given):
                 return given
     return os.urandom(16).hex()

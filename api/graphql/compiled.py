@@ -50,7 +50,12 @@ from graphql import (
     SelectionSetNode,
     get_named_type,
 )
-from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
+from graphql.execution.values import (
+    VariableValues,
+    get_argument_values,
+    get_directive_values,
+    get_variable_values,
+)
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 from strawberry.types.arguments import convert_arguments
@@ -162,7 +167,11 @@ class View:
 
 class Compiler:
     def __init__(
-        self, schema: Any, fragments: dict[str, FragmentDefinitionNode], variables: dict[str, Any], limits: Limits
+        self,
+        schema: Any,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: VariableValues,
+        limits: Limits,
     ) -> None:
         self.schema = schema
         self.graphql_schema = schema._schema
@@ -342,10 +351,11 @@ class Compiler:
         positions = False
         for node in self.fields(connection_type, selection_set):
             name, field_key = node.name.value, _key(node)
-            field_type = get_named_type(connection_type.fields[name].type) if name != "__typename" else None
             if name == "__typename":
                 fields.append(PageField(field_key, "constant", constant=connection_type.name))
-            elif name == "totalCount":
+                continue
+            field_type = get_named_type(connection_type.fields[name].type)
+            if name == "totalCount":
                 fields.append(PageField(field_key, "total"))
             elif name == "nodes":
                 fields.append(
@@ -431,7 +441,7 @@ def compile_operation(
     schema: Any,
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDefinitionNode],
-    variables: dict[str, Any],
+    variables: VariableValues,
     limits: Limits,
 ) -> Bundle:
     """The read answering a query operation's `data`: one object, one key per root field."""
@@ -470,7 +480,7 @@ async def run_text(
     schema: Any,
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDefinitionNode],
-    variables: dict[str, Any],
+    variables: VariableValues,
     context: Context,
 ) -> str:
     """The JSON text of a query operation's `data`, built by PostgreSQL in one statement."""
@@ -481,11 +491,12 @@ async def run(
     schema: Any,
     operation: OperationDefinitionNode,
     fragments: dict[str, FragmentDefinitionNode],
-    variables: dict[str, Any],
+    variables: VariableValues,
     context: Context,
 ) -> dict[str, Any]:
     """The `data` of a query operation, read with one statement."""
-    return json.loads(await run_text(schema, operation, fragments, variables, context))
+    data: dict[str, Any] = json.loads(await run_text(schema, operation, fragments, variables, context))
+    return data
 
 
 # ---------------------------------------------------------------- plans of recent requests
@@ -546,7 +557,7 @@ RECENT = RecentPlans()
 class CompiledExecution(SchemaExtension):
     """Answers plannable queries with compiled plans before graphql-core's executor runs (see the module)."""
 
-    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+    async def on_execute(self) -> AsyncIterator[None]:
         execution_context = self.execution_context
         context = execution_context.context
         document = execution_context.graphql_document

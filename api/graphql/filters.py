@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import strawberry
 from strawberry import UNSET
@@ -260,12 +260,21 @@ TO_MANY: dict[str, type] = {}
 for _ent in ENTITIES.values():
     WHERE[_ent.name] = globals()[f"{type_name(_ent)}Where"] = _where_input(_ent)
     TO_MANY[_ent.name] = globals()[f"{type_name(_ent)}ToManyWhere"] = _to_many_input(_ent)
-ActorWhere = WHERE["actor"]
-TeamWhere = WHERE["team"]
-TeamCheckinWhere = WHERE["team_checkin"]
-GoalStoryWhere = WHERE["goal_story"]
-GoalStoryUpdateWhere = WHERE["goal_story_update"]
-CoordinationEventWhere = WHERE["coordination_event"]
+if TYPE_CHECKING:
+    # Built above from the entities: to a type checker, any input object.
+    ActorWhere: TypeAlias = Any
+    TeamWhere: TypeAlias = Any
+    TeamCheckinWhere: TypeAlias = Any
+    GoalStoryWhere: TypeAlias = Any
+    GoalStoryUpdateWhere: TypeAlias = Any
+    CoordinationEventWhere: TypeAlias = Any
+else:
+    ActorWhere = WHERE["actor"]
+    TeamWhere = WHERE["team"]
+    TeamCheckinWhere = WHERE["team_checkin"]
+    GoalStoryWhere = WHERE["goal_story"]
+    GoalStoryUpdateWhere = WHERE["goal_story_update"]
+    CoordinationEventWhere = WHERE["coordination_event"]
 
 
 # ---------------------------------------------------------------- compile
@@ -330,7 +339,7 @@ def _required(entity_name: str, where: Any, name: str) -> Filter:
     return to_filter(entity_name, where) or And(())
 
 
-def _listed(items: Any, name: str) -> list[Any]:
+def _listed(items: list[Any] | None, name: str) -> list[Any]:
     if items is None:
         raise _null(name)
     return items

@@ -12,8 +12,8 @@ the other branches of the query.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -22,12 +22,13 @@ from api.plan import Column, Condition, Count, Embed, Filter, ReadPlan
 from api.store import Reader
 
 Row = dict[str, Any]
+V = TypeVar("V")
 
 
 class Loaders:
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
-        self._loaders: dict[Hashable, DataLoader] = {}
+        self._loaders: dict[Hashable, DataLoader[str, Any]] = {}
 
     def by_id(self, entity_name: str, at: Hashable = ()) -> DataLoader[str, Row | None]:
         """Rows of an entity by id (None where there is none)."""
@@ -70,9 +71,10 @@ class Loaders:
         return self._loader(("count", entity_name, relation, repr(where), at), load)
 
     async def _rows(self, plan: ReadPlan) -> list[Row]:
-        return json.loads(await self.reader.json_array(plan))
+        rows: list[Row] = json.loads(await self.reader.json_array(plan))
+        return rows
 
-    def _loader(self, key: Hashable, load: Any) -> DataLoader:
+    def _loader(self, key: Hashable, load: Callable[[list[str]], Awaitable[list[V]]]) -> DataLoader[str, V]:
         loader = self._loaders.get(key)
         if loader is None:
             loader = self._loaders[key] = DataLoader(load_fn=load)

@@ -7,6 +7,7 @@ payload serves the rows as the write service stored them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
@@ -55,7 +56,7 @@ def _payload(name: str, description: str, fields: dict[str, tuple[Any, str]]) ->
 def _mutations(ent: Entity) -> dict[str, Any]:
     """The four mutations of one entity, as Strawberry fields keyed by their Python names."""
     node = TYPES[ent.name]
-    row = make(node, ent.name)
+    row: Callable[[dict[str, Any]], Any] = make(node, ent.name)
     events = ent.event_type is not None
     single, plural, title = ent.name, ent.resource, ent.title.lower()
     create_input, update_input = CREATE[ent.name], UPDATE[ent.name]
@@ -162,7 +163,8 @@ def _pascal(name: str) -> str:
 
 
 def _context(info: Info) -> Context:
-    return info.context
+    context: Context = info.context
+    return context
 
 
 def _mutation_type() -> type:

@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import strawberry
 
@@ -46,12 +46,21 @@ def _order_input(entity_name: str) -> type:
 ORDER_BY: dict[str, type] = {}
 for _name, _ent in ENTITIES.items():
     ORDER_BY[_name] = globals()[f"{type_name(_ent)}OrderBy"] = _order_input(_name)
-ActorOrderBy = ORDER_BY["actor"]
-TeamOrderBy = ORDER_BY["team"]
-TeamCheckinOrderBy = ORDER_BY["team_checkin"]
-GoalStoryOrderBy = ORDER_BY["goal_story"]
-GoalStoryUpdateOrderBy = ORDER_BY["goal_story_update"]
-CoordinationEventOrderBy = ORDER_BY["coordination_event"]
+if TYPE_CHECKING:
+    # Built above from the entities: to a type checker, any input object.
+    ActorOrderBy: TypeAlias = Any
+    TeamOrderBy: TypeAlias = Any
+    TeamCheckinOrderBy: TypeAlias = Any
+    GoalStoryOrderBy: TypeAlias = Any
+    GoalStoryUpdateOrderBy: TypeAlias = Any
+    CoordinationEventOrderBy: TypeAlias = Any
+else:
+    ActorOrderBy = ORDER_BY["actor"]
+    TeamOrderBy = ORDER_BY["team"]
+    TeamCheckinOrderBy = ORDER_BY["team_checkin"]
+    GoalStoryOrderBy = ORDER_BY["goal_story"]
+    GoalStoryUpdateOrderBy = ORDER_BY["goal_story_update"]
+    CoordinationEventOrderBy = ORDER_BY["coordination_event"]
 
 # Without an orderBy: events in commit order, everything else by id.
 DEFAULT_ORDER: dict[str, str] = {"coordination_event": "cursor"}
@@ -145,7 +154,7 @@ def after(keys: tuple[Key, ...], values: list[Any]) -> Filter:
         beyond = _beyond(key, values[i])
         if beyond is None:
             continue
-        equal = [_equal(k, v) for k, v in zip(keys[:i], values[:i])]
+        equal = [_equal(k, v) for k, v in zip(keys[:i], values[:i], strict=True)]
         alternatives.append(all_of(*equal, beyond))  # type: ignore[arg-type]
     return Or(tuple(alternatives))
 

@@ -62,7 +62,11 @@ class GraphQLApp(GraphQL):
         try:
             if request.method not in ("GET", "POST"):
                 raise http.method_not_allowed("GET, POST", "GraphQL over HTTP takes GET and POST requests")
-            if request.method == "GET" and self.graphql_ide and self.should_render_graphql_ide(request):
+            if (
+                request.method == "GET"
+                and self.graphql_ide
+                and self.should_render_graphql_ide(self.request_adapter_class(request))
+            ):
                 response = await self.render_graphql_ide(request)
             else:
                 negotiated = http.negotiate(request.headers.get("accept"))

@@ -17,20 +17,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
-
-import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import metrics
 from api.entities import entity
 from api.errors import InvalidInput, Unavailable
 from api.live.filters import after_cursor, team_filter, up_to_cursor
-from api.live.listener import Listener
 from api.live.subscriber import Gap, Sink, Subscriber, SubscriberOverflow
 from api.plan import Column, Filter, Match, OrderTerm, ReadPlan, all_of
-from api.store import NOTIFY_CHANNEL, Reader
+from api.store import NOTIFY_CHANNEL, Listener, Reader
 
 log = logging.getLogger("coco.live")
 
@@ -41,14 +37,14 @@ DOCUMENT_KEYS = tuple(c.key for c in DOCUMENT)
 BY_CURSOR = (OrderTerm("cursor"),)
 REPLAY_PAGE = 500
 MAX_BACKOFF_S = 2.0
-CONNECT_ERRORS = (OSError, TimeoutError, Unavailable, asyncpg.PostgresError, asyncpg.InterfaceError)
+CONNECT_ERRORS = (OSError, TimeoutError, Unavailable)
 
 
 class LiveFeed:
-    def __init__(self, database_url: str, engine: AsyncEngine, *, queue_size: int = 1000) -> None:
+    def __init__(self, database_url: str, reader: Reader, *, queue_size: int = 1000) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
-        self.reader = Reader(engine)
+        self.reader = reader
         self.queue_size = queue_size
         # A read fans out at most half a queue at once, so that one large write
         # does not overflow a subscriber that keeps up.
@@ -141,7 +137,7 @@ class LiveFeed:
         after: int | None = None,
         team_id: str | None = None,
         sink: Sink | None = None,
-    ) -> AsyncIterator[Sequence[dict[str, Any]]]:
+    ) -> AsyncGenerator[Sequence[dict[str, Any]], None]:
         """`subscribe`, in batches: each time the subscriber wakes, every event it has
         waiting (at least one), so that a consumer that can write many at once (an event
         stream) takes one turn per batch rather than one per event. With `sink`, a live
@@ -150,8 +146,9 @@ class LiveFeed:
         if self._position is None:
             raise RuntimeError("the live feed is not running (not started, or the database is not reachable yet)")
         chosen = all_of(where, team_filter(team_id) if team_id is not None else None)
-        key = None if chosen is None else repr(chosen)
-        if key is not None:
+        key = None
+        if chosen is not None:
+            key = repr(chosen)
             self._filters.setdefault(key, chosen)
         now = self._position
         start = now if after is None else after
@@ -165,7 +162,7 @@ class LiveFeed:
 
     # ------------------------------------------------------------ subscriber side
 
-    async def _deliver(self, sub: Subscriber, where: Filter | None) -> AsyncIterator[Sequence[dict[str, Any]]]:
+    async def _deliver(self, sub: Subscriber, where: Filter | None) -> AsyncGenerator[Sequence[dict[str, Any]], None]:
         # sub.delivered: every matching event up to there was yielded (or taken by the sink).
         try:
             while True:
@@ -301,7 +298,7 @@ class LiveFeed:
         matching: dict[str | None, tuple[dict[str, Any], ...]] = {None: documents}
         for i, key in enumerate(filters):
             column = f"m{i}"
-            matching[key] = tuple(doc for row, doc in zip(rows, documents) if row[column])
+            matching[key] = tuple(doc for row, doc in zip(rows, documents, strict=True) if row[column])
         for sub in list(self._subscribers):
             docs = matching.get(sub.key)
             if docs is None:
@@ -367,7 +364,8 @@ class LiveFeed:
         backoff = 0.05
         while True:
             try:
-                return json.loads(await self.reader.json_array(plan))
+                rows: list[dict[str, Any]] = json.loads(await self.reader.json_array(plan))
+                return rows
             except Unavailable:
                 if not retry or self._task is None:
                     raise

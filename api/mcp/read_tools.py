@@ -21,6 +21,8 @@ from api.mcp.tools import Backend, Result, ToolSpec, columns, first, search
 from api.plan import Condition, Embed, OrderTerm, ReadPlan, all_of
 
 ACTOR = entity_named("actor")
+ACTOR_TYPE = ACTOR.field("actor_type")
+assert ACTOR_TYPE is not None
 
 EVENT_COLUMNS = columns("id", "cursor", "event_type", "actor_id", "reference_id", "occurred_at")
 RECENT_DAYS = 7
@@ -96,7 +98,7 @@ LIST_ACTORS = ToolSpec(
     input_schema=object_schema(
         {
             "search": _search("the name, role or id"),
-            "actor_type": field_schema(ACTOR.field("actor_type"), "Only people or only agents."),
+            "actor_type": field_schema(ACTOR_TYPE, "Only people or only agents."),
             **_paging(50, 500),
         }
     ),

@@ -86,8 +86,9 @@ async def read_resource(backend: Backend, uri: str) -> types.TextResourceContent
     if uri == REFERENCE_URI:
         return types.TextResourceContents(uri=uri, mime_type="text/markdown", text=field_reference())
     matched = LAST_WEEK.match(uri)
-    if matched is not None and isinstance(matched.get("team_id"), str) and matched["team_id"]:
-        return _json(uri, await team_last_week(backend, matched["team_id"]))
+    team_id = matched.get("team_id") if matched is not None else None
+    if isinstance(team_id, str) and team_id:
+        return _json(uri, await team_last_week(backend, team_id))
     known = ", ".join([TREE_URI, REFERENCE_URI, str(LAST_WEEK)])
     raise UnknownResource(f"There is no resource {uri!r}; the resources are {known}")
 
@@ -106,7 +107,7 @@ async def goal_story_tree(backend: Backend) -> list[dict[str, Any]]:
         )
     )
     nodes = {row["id"]: {**row, "latest_update": first(row["latest_update"]), "children": []} for row in rows}
-    roots = []
+    roots: list[dict[str, Any]] = []
     for node in nodes.values():
         parent = nodes.get(node["parent_id"]) if node["parent_id"] else None
         # The write service keeps parents existing and acyclic, so every node hangs under a root.

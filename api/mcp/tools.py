@@ -28,7 +28,8 @@ class Backend:
     writer: WriteService
 
     async def rows(self, plan: ReadPlan) -> list[dict[str, Any]]:
-        return json.loads(await self.reader.json_array(plan))
+        rows: list[dict[str, Any]] = json.loads(await self.reader.json_array(plan))
+        return rows
 
     async def page(self, plan: ReadPlan) -> tuple[list[dict[str, Any]], int]:
         text, total = await self.reader.page(plan, with_count=True)

@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from api.ops.resources import bundled
+from api.resources import bundled
 
 if TYPE_CHECKING:  # jsonschema is imported lazily: load_schema works without it.
     from jsonschema import FormatChecker
@@ -97,7 +97,8 @@ def schema_path(entity_name: str) -> Path:
 @cache
 def _load(entity_name: str) -> dict[str, Any]:
     with schema_path(entity_name).open(encoding="utf-8") as f:
-        return json.load(f)
+        schema: dict[str, Any] = json.load(f)
+    return schema
 
 
 def load_schema(entity_name: str) -> dict[str, Any]:

@@ -42,7 +42,9 @@ async def export_lines(reader: Reader, progress: Progress | None = None) -> Asyn
         for name in EXPORT_ORDER:
             # Events go in cursor order: that is their commit order, which import restores.
             order = OrderTerm("cursor") if name == "coordination_event" else OrderTerm("id")
-            documents = (json.loads(text) async for text in reads.stream(conn, ReadPlan(name, order=(order,))))
+            documents: AsyncIterator[dict[str, Any]] = (
+                json.loads(text) async for text in reads.stream(conn, ReadPlan(name, order=(order,)))
+            )
             if name == "goal_story":
                 documents = _parents_first(documents)
             count = 0
@@ -107,10 +109,10 @@ def _parse(number: int, raw: str) -> ImportItem:
         raise ImportFileError(number, f"unknown entity {name!r}; expected one of {', '.join(EXPORT_ORDER)}")
     errors = sorted(validator(name).iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
-        error = errors[0]
-        where = "/".join(str(p) for p in error.absolute_path)
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path)
         raise ImportFileError(
-            number, f"{name} {'field ' + where + ' ' if where else ''}does not match the CoCo schema: {error.message}"
+            number, f"{name} {'field ' + where + ' ' if where else ''}does not match the CoCo schema: {first.message}"
         )
     return name, document
 

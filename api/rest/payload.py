@@ -57,7 +57,7 @@ def _csv(raw: bytes, ent: Entity) -> list[dict[str, Any]]:
         raise errors.invalid_body("All lines must have same number of fields")
     # PostgREST reads the unquoted word NULL as null; every other value is text.
     return [
-        {key: None if value == "NULL" else _typed(ent, key, value) for key, value in zip(header, line)}
+        {key: None if value == "NULL" else _typed(ent, key, value) for key, value in zip(header, line, strict=True)}
         for line in lines
     ]
 

@@ -161,7 +161,7 @@ def _embed(
     relation = resolve_relation(ent, item.name, item.hint)
     key = item.alias or item.name
     target = entity_named(relation.target)
-    plan = _level(target, qs, item.children, path + (key,), used, strip_nulls)
+    plan = _level(target, qs, item.children, (*path, key), used, strip_nulls)
     return Embed(key=key, relation=relation.name, plan=plan, inner=item.inner)
 
 

@@ -128,10 +128,7 @@ async def _upsert(
         raise errors.put_pk_mismatch()
     returned = _Returned(api, plan, media)
     result = await writer.create(ent.name, [document], on_conflict=OnConflict.MERGE, returning=returned)
-    if api.prefs.representation == "representation":
-        status = 201 if result.inserted_ids else 200
-    else:
-        status = 204
+    status = (201 if result.inserted_ids else 200) if api.prefs.representation == "representation" else 204
     return _respond(api, returned, status, {}, ent, plan, media)
 
 
@@ -207,9 +204,7 @@ def _documents(api: ApiRequest, ent: Entity, body: Any) -> list[dict[str, Any]]:
             if ent.field(name) is None:
                 raise errors.column_not_found(ent.resource, name)
         fill = api.prefs.missing != "default"
-        return [
-            {name: item[name] if name in item else None for name in columns if name in item or fill} for item in items
-        ]
+        return [{name: item.get(name) for name in columns if name in item or fill} for item in items]
     keys = set(items[0]) if items else set()
     for item in items:
         for name in item:

@@ -25,8 +25,8 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Coroutine, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Coroutine, Sequence
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -130,7 +130,7 @@ class Streaming:
 
     def __init__(self, send: Send, keepalive: float, frames: Frames) -> None:
         self.send = send
-        self.events: AsyncIterator[Sequence[dict[str, Any]]] | None = None
+        self.events: AsyncGenerator[Sequence[dict[str, Any]], None] | None = None
         self.keepalive = keepalive
         self.frames = frames
         self.lock = asyncio.Lock()
@@ -153,7 +153,7 @@ class Streaming:
         )
         await self.write(f": coordination events\nretry: {RETRY_MS}\n\n")
         self.started = True
-        tasks = [
+        tasks: list[asyncio.Future[None]] = [
             asyncio.create_task(self.forward()),
             asyncio.create_task(self.beat()),
             asyncio.create_task(_disconnected(receive)),
@@ -167,8 +167,9 @@ class Streaming:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await self.events.aclose()  # type: ignore[attr-defined]
+            if self.events is not None:
+                with contextlib.suppress(Exception):
+                    await self.events.aclose()
             with contextlib.suppress(OSError):
                 await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -211,7 +212,8 @@ class Streaming:
         message = {"type": "http.response.body", "body": self.frames.batch(batch), "more_body": True}
         # Driven by hand, as a task would: ASGI servers write at once unless the client
         # is not reading, and only then does the send wait.
-        sending = self.send(message)
+        # An ASGI server's send is a coroutine function: its call is a coroutine to drive.
+        sending = cast(Coroutine[Any, Any, None], self.send(message))
         try:
             waiting = sending.send(None)
         except StopIteration:

@@ -7,6 +7,7 @@ from api.store.database import create_engine, libpq_url, wait_until_reachable
 from api.store.documents import Documents, sha256
 from api.store.events import NOTIFY_CHANNEL
 from api.store.imports import ImportItem
+from api.store.listener import Listener
 from api.store.migrate import upgrade
 from api.store.pool import DirectPool
 from api.store.reads import Reader
@@ -20,6 +21,7 @@ __all__ = [
     "Documents",
     "ImportItem",
     "ImportResult",
+    "Listener",
     "OnConflict",
     "Reader",
     "Returning",

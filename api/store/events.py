@@ -29,17 +29,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.store.tables import CoordinationEvent, event_seq
+from api.store.tables import TABLES, event_seq
 
 # An arbitrary constant naming "the coordination event cursor" among advisory locks.
 EVENT_LOCK_KEY = 0x0C0C_0E7E
 NOTIFY_CHANNEL = "coco_events"
 
-events_table = CoordinationEvent.__table__
+events_table = TABLES["coordination_event"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ _RECORD = text(
 EVENT_COLUMNS = ("id", "seq", "actor_id", "event_type", "reference_id", "occurred_at")
 
 
-async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> list[dict]:
+async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> list[dict[str, Any]]:
     """Insert the events of this transaction; call last, just before commit."""
     if not pending:
         return []
@@ -89,7 +90,8 @@ async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> l
             "occurred_ats": [p.occurred_at for p in pending],
         },
     )
-    return sorted((dict(zip(EVENT_COLUMNS, r)) for r in result), key=lambda e: e["seq"])
+    # Each event's own columns (the row's last, `notified`, only made the NOTIFY run).
+    return sorted(({c: r[c] for c in EVENT_COLUMNS} for r in result.mappings()), key=lambda e: e["seq"])
 
 
 def recording_ctes(inserted: str) -> str:
@@ -110,7 +112,7 @@ def recording_ctes(inserted: str) -> str:
     notified AS (SELECT pg_notify('{NOTIFY_CHANNEL}', max(seq)::text) FROM events HAVING count(*) > 0)"""
 
 
-async def restore_events(conn: AsyncConnection, rows: list[dict]) -> int:
+async def restore_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
     """Insert events exactly as an export recorded them (id, actor, type, reference,
     occurred_at), for the import path only. They draw fresh cursors in the order
     given, under the same lock as `record_events`, so the restored order is the

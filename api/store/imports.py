@@ -76,7 +76,7 @@ async def import_batch(
     table = TABLES[ent.name]
     names = [c.name for c in table.columns]
     written_at = await now(conn) if "created_at" in names else None
-    stored = []
+    stored: list[dict[str, Any]] = []
     for row in rows:
         full = {n: row.get(n) for n in names}
         if written_at is not None and full["created_at"] is None:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.ops.resources import bundled
+from api.resources import bundled
 from api.store.database import transaction
 
 MIGRATIONS = bundled("migrations")

@@ -20,11 +20,13 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal, TypeAlias, cast
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 from api.errors import Unavailable
 from api.store.database import (
@@ -36,6 +38,8 @@ from api.store.database import (
 )
 
 _DIALECT = PGDialect_asyncpg()
+# A connection of the pool, as `DirectPool.connection` lends it.
+Pooled: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 
 @dataclass(frozen=True)
@@ -56,20 +60,22 @@ class Compiled:
         return values
 
 
-def compile_statement(statement: Executable) -> Compiled:
+def compile_statement(statement: ClauseElement) -> Compiled:
     compiled = statement.compile(dialect=_DIALECT)
+    assert isinstance(compiled, SQLCompiler)  # a statement, not a DDL element
     return Compiled(
         sql=compiled.string,
         names=tuple(compiled.positiontup or ()),
         defaults=compiled.construct_params(_check=False),
-        processors=dict(compiled._bind_processors),
+        # One processor per parameter: no parameter here is tuple-typed (those would have a sequence).
+        processors=cast(dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)),
     )
 
 
-_BY_STATEMENT: weakref.WeakKeyDictionary[Executable, Compiled] = weakref.WeakKeyDictionary()
+_BY_STATEMENT: weakref.WeakKeyDictionary[ClauseElement, Compiled] = weakref.WeakKeyDictionary()
 
 
-def compiled_statement(statement: Executable) -> Compiled:
+def compiled_statement(statement: ClauseElement) -> Compiled:
     """A statement kept and asked again (query.py keeps the statements of recent plan shapes,
     writes.py those of its creates) is compiled once, for as long as it is kept."""
     found = _BY_STATEMENT.get(statement)
@@ -81,7 +87,7 @@ def compiled_statement(statement: Executable) -> Compiled:
 class DirectPool:
     # Called with the SQL of every statement any direct pool of this process runs (as SQLAlchemy's
     # `before_cursor_execute` event for the engine): what tests count statements with.
-    observers: list[Callable[[str], None]] = []
+    observers: ClassVar[list[Callable[[str], None]]] = []
 
     def __init__(
         self, url: str, *, size: int = 10, statement_timeout_ms: int | None = None, application_name: str = "coco"
@@ -89,7 +95,7 @@ class DirectPool:
         self.url = libpq_url(url)
         self.size = size
         self.settings = connection_settings(statement_timeout_ms, application_name)
-        self._pool: asyncpg.Pool | None = None
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
 
     async def start(self) -> None:
         # No connection is made before the first read: the server starts while the database is away.
@@ -114,7 +120,7 @@ class DirectPool:
         return self._pool.get_size(), self._pool.get_idle_size()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def connection(self) -> AsyncIterator[Pooled]:
         """A pooled connection; database failures leave it as domain errors, as in api/store/database.py."""
         if self._pool is None:
             raise RuntimeError("the direct pool is not started")
@@ -143,7 +149,9 @@ class DirectPool:
                 async with self.connection() as conn:
                     if timezone is None and len(statements) == 1:
                         return [await self._fetchrow(conn, *statements[0])]
-                    isolation = "repeatable_read" if len(statements) > 1 else "read_committed"
+                    isolation: Literal["repeatable_read", "read_committed"] = (
+                        "repeatable_read" if len(statements) > 1 else "read_committed"
+                    )
                     async with conn.transaction(isolation=isolation, readonly=True):
                         await set_timezone(conn, timezone)
                         return [await self._fetchrow(conn, *each) for each in statements]
@@ -159,13 +167,13 @@ class DirectPool:
                 observer(statement.sql)
             return await conn.fetch(statement.sql, *arguments)
 
-    async def _fetchrow(self, conn: asyncpg.Connection, statement: Compiled, arguments: list[Any]) -> Any:
+    async def _fetchrow(self, conn: Pooled, statement: Compiled, arguments: list[Any]) -> Any:
         for observer in self.observers:
             observer(statement.sql)
         return await conn.fetchrow(statement.sql, *arguments)
 
 
-async def set_timezone(conn: asyncpg.Connection, timezone: str | None) -> None:
+async def set_timezone(conn: Pooled, timezone: str | None) -> None:
     """Render timestamps in `timezone` until the end of the current transaction."""
     if timezone is not None:
         await conn.execute("SELECT set_config('TimeZone', $1, true)", timezone)

@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.base import Executable
 
 from api.plan import Bundle, Condition, ReadPlan, all_of, parameterized
 from api.store.database import connection
 from api.store.pool import DirectPool, compiled_statement
 from api.store.select import (
+    AnySelect,
     bundle_statement,
     count_statement,
     explain_statement,
@@ -51,15 +51,19 @@ class Reader:
     async def json_rows_shaped(self, shape: ReadPlan, values: list[Any]) -> tuple[str, int]:
         """`json_rows` of the plan given as its shape (`plan.parameterized`) and its slots' values."""
         prepared, arguments = prepared_shape(shape, values)
+        text: str
+        rows: int
         text, rows = (await self._first_rows((prepared.statement, arguments)))[0]
         return text, rows
 
     async def json_object(self, bundle: Bundle) -> str:
         """The text of the bundle's one JSON object, built by PostgreSQL in one statement."""
-        return (await self._first_rows((bundle_statement(bundle), {})))[0][0]
+        text: str = (await self._first_rows((bundle_statement(bundle), {})))[0][0]
+        return text
 
     async def count(self, plan: ReadPlan) -> int:
-        return (await self._first_rows((count_statement(plan), {})))[0][0]
+        total: int = (await self._first_rows((count_statement(plan), {})))[0][0]
+        return total
 
     async def page(self, plan: ReadPlan, *, with_count: bool) -> tuple[str, int | None]:
         """Rows and (when asked) the total, read in one snapshot."""
@@ -69,19 +73,19 @@ class Reader:
         rows, total = await self._first_rows((prepared.statement, arguments), (count_statement(plan), {}))
         return rows[0], total[0]
 
-    async def _first_rows(self, *statements: tuple[Executable, dict[str, Any]]) -> list[Any]:
+    async def _first_rows(self, *statements: tuple[AnySelect, dict[str, Any]]) -> list[Any]:
         """Each statement's first row, with its parameters' values; several see one snapshot."""
         if self.pool is not None:
             compiled = [compiled_statement(statement) for statement, _ in statements]
             return await self.pool.fetchrows(
-                [(c, c.arguments(values)) for c, (_, values) in zip(compiled, statements)], timezone=self.timezone
+                [(c, c.arguments(values)) for c, (_, values) in zip(compiled, statements, strict=True)],
+                timezone=self.timezone,
             )
-        async with connection(self.engine) as conn:
-            async with conn.begin():
-                if len(statements) > 1:
-                    await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                await set_timezone(conn, self.timezone)
-                return [(await conn.execute(statement, values)).first() for statement, values in statements]
+        async with connection(self.engine) as conn, conn.begin():
+            if len(statements) > 1:
+                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await set_timezone(conn, self.timezone)
+            return [(await conn.execute(statement, values)).first() for statement, values in statements]
 
     async def planned_count(self, plan: ReadPlan) -> int:
         """PostgreSQL's planner estimate of the rows matching the plan's filter (no scan of the rows)."""
@@ -95,31 +99,28 @@ class Reader:
         For a streamed response whose headers (Content-Range) need the row count
         before the first row is sent; memory stays flat as with `stream`.
         """
-        async with connection(self.engine) as conn:
-            async with conn.begin():
-                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                await set_timezone(conn, self.timezone)
-                yield await count(conn, plan)
-                result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
-                async for row in result:
-                    yield row[0]
+        async with connection(self.engine) as conn, conn.begin():
+            await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            await set_timezone(conn, self.timezone)
+            yield await count(conn, plan)
+            result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+            async for row in result:
+                yield row[0]
 
     async def stream(self, plan: ReadPlan) -> AsyncIterator[str]:
         """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
-        async with connection(self.engine) as conn:
-            async with conn.begin():
-                await set_timezone(conn, self.timezone)
-                async for row in stream(conn, plan):
-                    yield row
+        async with connection(self.engine) as conn, conn.begin():
+            await set_timezone(conn, self.timezone)
+            async for row in stream(conn, plan):
+                yield row
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
         """A connection whose reads (`stream(conn, plan)`, `json_array(conn, plan)`) all see
         one consistent state of the database, e.g. for an export of several entities."""
-        async with connection(self.engine) as conn:
-            async with conn.begin():
-                await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                yield conn
+        async with connection(self.engine) as conn, conn.begin():
+            await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield conn
 
 
 async def set_timezone(conn: AsyncConnection, timezone: str | None) -> None:
@@ -146,7 +147,8 @@ async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:
 
 
 async def count(conn: AsyncConnection, plan: ReadPlan) -> int:
-    return (await conn.execute(count_statement(plan))).scalar_one()
+    total: int = (await conn.execute(count_statement(plan))).scalar_one()
+    return total
 
 
 async def planned_count(conn: AsyncConnection, plan: ReadPlan) -> int:

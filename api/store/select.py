@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import (
     ARRAY,
@@ -55,6 +55,7 @@ from sqlalchemy.dialects.postgresql import JSON, JSONB, REGCONFIG, aggregate_ord
 from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeEngine
@@ -90,12 +91,15 @@ from api.plan import (
 )
 from api.store.tables import TABLES
 
+# A SELECT of any columns (Select is generic in the types of its columns).
+AnySelect: TypeAlias = "Select[*tuple[Any, ...]]"
+
 EMPTY_ARRAY = literal_column("'[]'::json", JSON)
 JSON_NULL = literal_column("'null'::json", JSON)
 ORDINAL = "__ordinal"
 
 # The SQL type of each cast the plan names (`api.plan.CASTS`).
-CAST_TYPES: dict[str, TypeEngine] = {
+CAST_TYPES: dict[str, TypeEngine[Any]] = {
     "text": Text(),
     "varchar": Text(),
     "int": Integer(),
@@ -114,7 +118,7 @@ CAST_TYPES: dict[str, TypeEngine] = {
 }
 
 
-class JsonObject(ColumnElement):
+class JsonObject(ColumnElement[Any]):
     """PostgreSQL's JSON_OBJECT(k : v, ... [ABSENT ON NULL]); keys are our own names.
 
     Cacheable: the keys, the null rule and the values all take part in the cache
@@ -123,20 +127,21 @@ class JsonObject(ColumnElement):
 
     inherit_cache = True
     type = JSON()
-    _traverse_internals = [
+    # SQLAlchemy declares this per instance (no ClassVar); its traversal reads the class's list.
+    _traverse_internals: list[tuple[str, InternalTraversal]] = [  # noqa: RUF012
         ("json_keys", InternalTraversal.dp_string_list),
         ("json_values", InternalTraversal.dp_clauseelement_list),
         ("absent_on_null", InternalTraversal.dp_boolean),
     ]
 
-    def __init__(self, pairs: list[tuple[str, ColumnElement]], absent_on_null: bool) -> None:
+    def __init__(self, pairs: list[tuple[str, ColumnElement[Any]]], absent_on_null: bool) -> None:
         self.json_keys = tuple(key for key, _ in pairs)
         self.json_values = tuple(value for _, value in pairs)
         self.absent_on_null = absent_on_null
 
     @property
-    def pairs(self) -> list[tuple[str, ColumnElement]]:
-        return list(zip(self.json_keys, self.json_values))
+    def pairs(self) -> list[tuple[str, ColumnElement[Any]]]:
+        return list(zip(self.json_keys, self.json_values, strict=True))
 
     @property
     def _from_objects(self) -> list[FromClause]:
@@ -144,10 +149,10 @@ class JsonObject(ColumnElement):
 
 
 @compiles(JsonObject)
-def _compile_json_object(element: JsonObject, compiler: Any, **kw: Any) -> str:
+def _compile_json_object(element: JsonObject, compiler: SQLCompiler, **kw: Any) -> str:
     items = ", ".join(
         f"{_sql_string(key)} : {compiler.process(value, **kw)}"
-        for key, value in zip(element.json_keys, element.json_values)
+        for key, value in zip(element.json_keys, element.json_values, strict=True)
     )
     suffix = " ABSENT ON NULL" if element.absent_on_null else ""
     return f"JSON_OBJECT({items}{suffix})"
@@ -162,12 +167,12 @@ def _sql_string(text: str) -> str:
 # ---------------------------------------------------------------- statements
 
 
-def array_statement(plan: ReadPlan) -> Select:
+def array_statement(plan: ReadPlan) -> AnySelect:
     """One row, one column: the JSON array of every row the plan selects, as text (values bound in it)."""
     return _array(plan)
 
 
-def _array(plan: ReadPlan) -> Select:
+def _array(plan: ReadPlan) -> AnySelect:
     source = _rows(plan, depth=0).subquery("s0")
     return select(cast(_json_array(plan, source), Text), func.count())
 
@@ -180,7 +185,7 @@ class Prepared:
     plan's slot it comes from and how the value is turned into the parameter
     (the same checks and conversions the statement was built with)."""
 
-    statement: Select
+    statement: AnySelect
     parameters: tuple[tuple[str, int, Callable[[Any], Any]], ...]
 
     def arguments(self, values: list[Any]) -> dict[str, Any]:
@@ -234,7 +239,7 @@ _STATEMENTS: OrderedDict[Any, Prepared] = OrderedDict()
 _PARAMETERS: ContextVar[list[tuple[str, int, Callable[[Any], Any]]] | None] = ContextVar("parameters", default=None)
 
 
-def bundle_statement(bundle: Bundle) -> Select:
+def bundle_statement(bundle: Bundle) -> AnySelect:
     """One row, one column: the JSON object of the bundle, as text (statements of recent bundles kept).
 
     The same bundle object asked again (a front end keeps the bundles of repeated requests) is found by
@@ -245,7 +250,7 @@ def bundle_statement(bundle: Bundle) -> Select:
     key = repr(bundle)
     statement = _BUNDLES.get(key)
     if statement is None:
-        pairs: list[tuple[str, ColumnElement]] = []
+        pairs: list[tuple[str, ColumnElement[Any]]] = []
         for item in bundle.items:
             if isinstance(item, Constant):
                 pairs.append((item.key, _constant(item.value)))
@@ -276,18 +281,18 @@ def bundle_statement(bundle: Bundle) -> Select:
     return statement
 
 
-_BUNDLES: OrderedDict[str, Select] = OrderedDict()
-_BY_IDENTITY: dict[int, tuple[Bundle, Select]] = {}
+_BUNDLES: OrderedDict[str, AnySelect] = OrderedDict()
+_BY_IDENTITY: dict[int, tuple[Bundle, AnySelect]] = {}
 
 
-def rows_statement(plan: ReadPlan) -> Select:
+def rows_statement(plan: ReadPlan) -> AnySelect:
     """One row per result row, each a JSON object as text, in the plan's order (for streaming)."""
     source = _rows(plan, depth=0).subquery("s0")
     ent = entity_named(plan.entity)
     return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
 
 
-def count_statement(plan: ReadPlan) -> Select:
+def count_statement(plan: ReadPlan) -> AnySelect:
     """The number of rows matching the plan's filter, ignoring its page."""
     ent = entity_named(plan.entity)
     table = TABLES[ent.name]
@@ -301,12 +306,12 @@ class Explain(Executable, ClauseElement):
 
     inherit_cache = False
 
-    def __init__(self, statement: Select) -> None:
+    def __init__(self, statement: AnySelect) -> None:
         self.statement = statement
 
 
 @compiles(Explain)
-def _compile_explain(element: Explain, compiler: Any, **kw: Any) -> str:
+def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
     return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
 
 
@@ -319,7 +324,9 @@ def explain_statement(plan: ReadPlan) -> Explain:
     return Explain(statement.where(clause) if clause is not None else statement)
 
 
-def filter_clause(entity_name: str, where: Filter | None, source: FromClause | None = None) -> ColumnElement | None:
+def filter_clause(
+    entity_name: str, where: Filter | None, source: FromClause | None = None
+) -> ColumnElement[Any] | None:
     """The SQL condition for `where` over the entity's table (for the write service)."""
     ent = entity_named(entity_name)
     return _filter(ent, source if source is not None else TABLES[ent.name], where) if where is not None else None
@@ -327,7 +334,7 @@ def filter_clause(entity_name: str, where: Filter | None, source: FromClause | N
 
 def order_clauses(
     entity_name: str, terms: tuple[OrderTerm, ...], source: FromClause | None = None
-) -> list[ColumnElement]:
+) -> list[ColumnElement[Any]]:
     """The ORDER BY of `terms` over the entity's table or `source` (for the write service)."""
     ent = entity_named(entity_name)
     return _order(ent, source if source is not None else TABLES[ent.name], terms)
@@ -336,7 +343,7 @@ def order_clauses(
 # ---------------------------------------------------------------- one level
 
 
-def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None, parent: FromClause | None = None) -> Select:
+def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None, parent: FromClause | None = None) -> AnySelect:
     """The rows of one level: the table's columns, filtered, ordered, paged, linked to the parent row."""
     ent = entity_named(plan.entity)
     table: FromClause = TABLES[ent.name]
@@ -374,7 +381,7 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None, parent: 
     return statement
 
 
-def _where(plan: ReadPlan, ent: Entity, table: FromClause, depth: int) -> ColumnElement | None:
+def _where(plan: ReadPlan, ent: Entity, table: FromClause, depth: int) -> ColumnElement[Any] | None:
     clauses = [] if plan.where is None else [_filter(ent, table, plan.where)]
     for embed in plan.embeds:
         if embed.inner or embed.empty:
@@ -385,13 +392,13 @@ def _where(plan: ReadPlan, ent: Entity, table: FromClause, depth: int) -> Column
     return and_(*clauses) if clauses else None
 
 
-def _link(relation: Relation, target: FromClause, parent: FromClause | None) -> ColumnElement:
+def _link(relation: Relation, target: FromClause, parent: FromClause | None) -> ColumnElement[Any]:
     assert parent is not None
     match relation.kind:
         case RelationKind.TO_ONE:
-            return target.c.id == parent.c[relation.via]
+            return _only_when(relation, parent, target.c.id == parent.c[relation.via])
         case RelationKind.TO_MANY:
-            return target.c[relation.via] == parent.c.id
+            return _only_when(relation, target, target.c[relation.via] == parent.c.id)
         case RelationKind.LIST_TO_MANY:
             return target.c.id == any_(parent.c[relation.via])
         case RelationKind.LIST_REVERSE:
@@ -401,7 +408,15 @@ def _link(relation: Relation, target: FromClause, parent: FromClause | None) -> 
     raise AssertionError(relation.kind)
 
 
-def _json_array(plan: ReadPlan, source: FromClause, depth: int = 0) -> ColumnElement:
+def _only_when(relation: Relation, holder: FromClause, link: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`link`, narrowed to the rows of `holder` (the side holding `via`) that the relation's condition admits."""
+    if relation.only_when is None:
+        return link
+    column, value = relation.only_when
+    return and_(link, holder.c[column] == value)
+
+
+def _json_array(plan: ReadPlan, source: FromClause, depth: int = 0) -> ColumnElement[Any]:
     ent = entity_named(plan.entity)
     row = _row_json(plan, ent, source, depth)
     order = _order(ent, source, plan.order)
@@ -411,9 +426,9 @@ def _json_array(plan: ReadPlan, source: FromClause, depth: int = 0) -> ColumnEle
     return func.coalesce(aggregated, EMPTY_ARRAY)
 
 
-def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> ColumnElement:
+def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> ColumnElement[Any]:
     full = plan.columns is None
-    if full:
+    if plan.columns is None:
         pairs = [(f.name, _field_value(f, source)) for f in ent.fields if not f.internal]
     else:
         pairs = [(c.key, _column_value(ent, source, c)) for c in plan.columns]
@@ -460,7 +475,7 @@ def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> Co
 
 def _embed_value(
     ent: Entity, source: FromClause, name: str, plan: ReadPlan, depth: int, single: bool = False
-) -> ColumnElement:
+) -> ColumnElement[Any]:
     relation = _relation(ent, name)
     if plan.entity != relation.target:
         raise AssertionError(f"embed {name} selects {plan.entity}, not {relation.target}")
@@ -477,7 +492,7 @@ def _embed_value(
     return first.limit(1).scalar_subquery()
 
 
-def _constant(value: Any) -> ColumnElement:
+def _constant(value: Any) -> ColumnElement[Any]:
     """A JSON value written into the statement (never a bound parameter: its type would be unknown)."""
     if value is None:
         return null()
@@ -488,7 +503,7 @@ def _constant(value: Any) -> ColumnElement:
     return literal_column(_sql_string(json.dumps(value)) + "::json", JSON)
 
 
-def _composite_value(ent: Entity, source: FromClause, composite: Composite) -> ColumnElement:
+def _composite_value(ent: Entity, source: FromClause, composite: Composite) -> ColumnElement[Any]:
     whole = _field_value(_field(ent, composite.field), source)
     pairs = [
         (c.key, _constant(c.value) if isinstance(c, Constant) else _column_value(ent, source, c))
@@ -505,7 +520,7 @@ READ = "__read"
 
 def _paged_value(
     paged: Paged, depth: int, ent: Entity | None = None, source: FromClause | None = None
-) -> ColumnElement:
+) -> ColumnElement[Any]:
     """The page object: rows numbered in reading order (a window over at most size + 1 rows), then
     aggregated into the keys the page asks for. An empty page is an object too (aggregates of no rows)."""
     relation = None if paged.relation is None else _relation(ent, paged.relation)  # type: ignore[arg-type]
@@ -526,6 +541,10 @@ def _paged_value(
     if window.trim is not None:
         kept = and_(kept, number > shown - window.trim)
     more = func.coalesce(func.max(read), 0) > window.size
+    first_number: ColumnElement[Any]
+    last_number: ColumnElement[Any]
+    has_next: ColumnElement[bool]
+    has_previous: ColumnElement[bool]
     if window.backward:
         first_number, last_number = shown, literal_column("1")
         has_next, has_previous = (true() if window.before_given else false()), more
@@ -541,11 +560,11 @@ def _paged_value(
     in_order = number.desc() if window.backward else number.asc()
     position = _position(target, rows, paged.position) if paged.position is not None else null()
 
-    def row_of(view: ReadPlan | None) -> ColumnElement:
+    def row_of(view: ReadPlan | None) -> ColumnElement[Any]:
         assert view is not None and view.entity == target.name
         return _row_json(view, target, rows, depth + 1)
 
-    def per_row(field: PageField) -> ColumnElement:
+    def per_row(field: PageField) -> ColumnElement[Any]:
         match field.value:
             case "row":
                 return row_of(field.view)
@@ -555,7 +574,7 @@ def _paged_value(
                 return _constant(field.constant)
         raise AssertionError(f"{field.value} is not a value of an entry")
 
-    def value(field: PageField) -> ColumnElement:
+    def value(field: PageField) -> ColumnElement[Any]:
         match field.value:
             case "rows" | "entries":
                 item = (
@@ -594,12 +613,12 @@ def _only_rows(paged: Paged) -> bool:
 
 def _rows_page(
     paged: Paged, depth: int, target: Entity, relation: Relation | None, source: FromClause | None
-) -> ColumnElement:
+) -> ColumnElement[Any]:
     """Such a page needs neither the one more row nor the numbering: the first `size` rows, aggregated."""
     plan = replace(paged.plan, limit=paged.window.size)
     inner = _rows(plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
     order = _order(target, inner, plan.order) or ([inner.c[ORDINAL]] if ORDINAL in inner.c else [])
-    pairs: list[tuple[str, ColumnElement]] = []
+    pairs: list[tuple[str, ColumnElement[Any]]] = []
     for field in paged.fields:
         if field.value == "constant":
             pairs.append((field.key, _constant(field.constant)))
@@ -612,19 +631,20 @@ def _rows_page(
     return select(page).select_from(inner).group_by(literal_column("()")).scalar_subquery()
 
 
-class PositionText(ColumnElement):
+class PositionText(ColumnElement[Any]):
     """`Position` rendered: base64url of the compact JSON [header, [values]], non-ASCII escaped as
     Python's json.dumps escapes it (PostgreSQL already escapes quotes, backslashes and control
     characters the same way)."""
 
     inherit_cache = True
     type = Text()
-    _traverse_internals = [
+    # SQLAlchemy declares this per instance (no ClassVar); its traversal reads the class's list.
+    _traverse_internals: list[tuple[str, InternalTraversal]] = [  # noqa: RUF012
         ("header", InternalTraversal.dp_string),
         ("json_values", InternalTraversal.dp_clauseelement_list),
     ]
 
-    def __init__(self, header: str, values: list[ColumnElement]) -> None:
+    def __init__(self, header: str, values: list[ColumnElement[Any]]) -> None:
         self.header = header
         self.json_values = tuple(values)
 
@@ -634,7 +654,7 @@ class PositionText(ColumnElement):
 
 
 @compiles(PositionText)
-def _compile_position(element: PositionText, compiler: Any, **kw: Any) -> str:
+def _compile_position(element: PositionText, compiler: SQLCompiler, **kw: Any) -> str:
     values = " || ',' || ".join(f"COALESCE(({compiler.process(v, **kw)})::text, 'null')" for v in element.json_values)
     payload = f"{_sql_string('[' + element.header + ',[')} || {values or chr(39) * 2} || ']]'"
     escaped_char = (
@@ -653,8 +673,8 @@ def _compile_position(element: PositionText, compiler: Any, **kw: Any) -> str:
     )
 
 
-def _position(ent: Entity, source: FromClause, position: Position) -> ColumnElement:
-    values: list[ColumnElement] = []
+def _position(ent: Entity, source: FromClause, position: Position) -> ColumnElement[Any]:
+    values: list[ColumnElement[Any]] = []
     for name, path in position.fields:
         f = _field(ent, name)
         values.append(_path_value(f, source, path, as_text=False) if path else func.to_json(source.c[f.columns[0]]))
@@ -685,7 +705,7 @@ def _field(ent: Entity, name: str) -> Field:
     return f
 
 
-def _field_value(f: Field, source: FromClause) -> ColumnElement:
+def _field_value(f: Field, source: FromClause) -> ColumnElement[Any]:
     """A field's value as it appears in a document."""
     if f.kind is Kind.TIMEFRAME:
         start, end = (source.c[c] for c in f.columns)
@@ -696,7 +716,7 @@ def _field_value(f: Field, source: FromClause) -> ColumnElement:
     return source.c[f.columns[0]]
 
 
-def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement:
+def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement[Any]:
     if column.relation is not None:
         return _related_value(ent, source, column)
     f = _field(ent, column.field)
@@ -716,7 +736,7 @@ def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElem
     return cast(value, target)
 
 
-def _spelled(value: ColumnElement, spelling: Spelling) -> ColumnElement:
+def _spelled(value: ColumnElement[Any], spelling: Spelling) -> ColumnElement[Any]:
     match spelling:
         case Spelling.UPPER:
             return func.upper(value)
@@ -724,7 +744,7 @@ def _spelled(value: ColumnElement, spelling: Spelling) -> ColumnElement:
             return cast(value, Text)
         case Spelling.ISO_TIMESTAMP:
 
-            def formatted(pattern: str) -> ColumnElement:
+            def formatted(pattern: str) -> ColumnElement[Any]:
                 return func.to_char(value, literal_column(_sql_string(pattern)))
 
             fraction = case(
@@ -737,7 +757,7 @@ def _spelled(value: ColumnElement, spelling: Spelling) -> ColumnElement:
     raise AssertionError(spelling)
 
 
-def _related_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement:
+def _related_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement[Any]:
     """A field of the row a to-one relation points at, as a scalar subquery (null when there is none)."""
     relation = _relation(ent, column.relation or "")
     if relation.kind is not RelationKind.TO_ONE:
@@ -752,10 +772,10 @@ def _related_value(ent: Entity, source: FromClause, column: Column) -> ColumnEle
     value = _column_value(
         other, related, Column(column.key, column.field, column.path, column.path_as_text, column.cast)
     )
-    return select(value).where(related.c.id == source.c[relation.via]).scalar_subquery()
+    return select(value).where(_link(relation, related, source)).scalar_subquery()
 
 
-def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bool) -> ColumnElement:
+def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bool) -> ColumnElement[Any]:
     """The value at `path` inside an object field; null where there is none (as jsonb paths in PostgreSQL)."""
     if f.kind is not Kind.TIMEFRAME or len(path) != 1 or path[0] not in ("start", "end"):
         return null() if as_text else cast(null(), JSON)
@@ -763,14 +783,14 @@ def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bo
     return cast(value, Text) if as_text else func.to_json(value)
 
 
-def _sql_type(f: Field, source: FromClause) -> TypeEngine:
+def _sql_type(f: Field, source: FromClause) -> TypeEngine[Any]:
     return source.c[f.columns[0]].type
 
 
 # ---------------------------------------------------------------- filters
 
 
-def _filter(ent: Entity, source: FromClause, where: Filter) -> ColumnElement:
+def _filter(ent: Entity, source: FromClause, where: Filter) -> ColumnElement[Any]:
     match where:
         case Condition():
             return _condition(ent, source, where)
@@ -789,7 +809,7 @@ def _filter(ent: Entity, source: FromClause, where: Filter) -> ColumnElement:
 
 def _related(
     ent: Entity, source: FromClause, name: str, where: Filter | None, pick: tuple[OrderTerm, ...] = ()
-) -> ColumnElement:
+) -> ColumnElement[Any]:
     """EXISTS a row through the relation (matching `where`), correlated to the row in `source`; with
     `pick`, the first row in that order, if it matches."""
     relation = _relation(ent, name)
@@ -813,7 +833,7 @@ def _related(
     return exists(inner.correlate(source).scalar_subquery())
 
 
-def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElement:
+def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElement[Any]:
     f = _field(ent, cond.field)
 
     def refuse(why: str) -> InvalidInput:
@@ -821,7 +841,7 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
 
     if cond.path:
         column = _path_value(f, source, cond.path, cond.path_as_text)
-        sql_type: TypeEngine = Text() if cond.path_as_text else JSONB()
+        sql_type: TypeEngine[Any] = Text() if cond.path_as_text else JSONB()
         if not cond.path_as_text:
             column = cast(column, JSONB)
     elif f.kind is Kind.TIMEFRAME:
@@ -861,7 +881,12 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
         if not is_list:
             raise refuse("applies to list fields only")
         operand = _bind(cond.value, sql_type)
-        return {"cs": column.contains, "cd": column.contained_by, "ov": column.overlap}[op](operand)
+        compare: Callable[[Any], ColumnElement[bool]] = {
+            "cs": column.contains,
+            "cd": column.contained_by,
+            "ov": column.overlap,
+        }[op]
+        return compare(operand)
     if op in FULL_TEXT:
         if not (is_text or is_list):
             raise refuse("applies to text fields only")
@@ -890,12 +915,12 @@ def _condition(ent: Entity, source: FromClause, cond: Condition) -> ColumnElemen
 
 
 def _compare(
-    column: ColumnElement,
+    column: ColumnElement[Any],
     sql_operator: str,
     cond: Condition,
-    sql_type: TypeEngine,
+    sql_type: TypeEngine[Any],
     refuse: Callable[[str], InvalidInput],
-) -> ColumnElement:
+) -> ColumnElement[Any]:
     if cond.quantifier is None:
         return column.op(sql_operator, is_comparison=True)(_bind(cond.value, sql_type))
     texts = _value(cond.value, ARRAY(Text), lambda v: [_text(item, refuse) for item in _as_list(v, refuse)])
@@ -918,11 +943,11 @@ def _text(value: Any, refuse: Callable[[str], InvalidInput]) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if hasattr(value, "isoformat"):
-        return value.isoformat()
+        return str(value.isoformat())
     raise refuse(f"cannot compare with {type(value).__name__}")
 
 
-def _bind(value: Any, sql_type: TypeEngine, pick: Callable[[Any], Any] | None = None) -> ColumnElement:
+def _bind(value: Any, sql_type: TypeEngine[Any], pick: Callable[[Any], Any] | None = None) -> ColumnElement[Any]:
     """A bound value of the column's type; text is cast by PostgreSQL, as PostgREST leaves it to do.
     `pick` takes the value out of the condition's value (one item of a list)."""
     pick = pick or _same
@@ -935,7 +960,7 @@ def _bind(value: Any, sql_type: TypeEngine, pick: Callable[[Any], Any] | None = 
     return _value(value, sql_type, pick)
 
 
-def _value(value: Any, sql_type: TypeEngine, convert: Callable[[Any], Any]) -> ColumnElement:
+def _value(value: Any, sql_type: TypeEngine[Any], convert: Callable[[Any], Any]) -> ColumnElement[Any]:
     """A client value as a bound parameter. A slot's parameter is named and recorded, so that
     another plan of the same shape can run the statement with its own value, `convert`ed."""
     parameters = _PARAMETERS.get()
@@ -971,8 +996,8 @@ def _no_nul(value: str) -> str:
 # ---------------------------------------------------------------- order
 
 
-def _order(ent: Entity, source: FromClause, terms: tuple[OrderTerm, ...]) -> list[ColumnElement]:
-    clauses: list[ColumnElement] = []
+def _order(ent: Entity, source: FromClause, terms: tuple[OrderTerm, ...]) -> list[ColumnElement[Any]]:
+    clauses: list[ColumnElement[Any]] = []
     for term in terms:
         if term.relation is not None:
             relation = _relation(ent, term.relation)
@@ -987,7 +1012,9 @@ def _order(ent: Entity, source: FromClause, terms: tuple[OrderTerm, ...]) -> lis
             related = TABLES[other.name].alias(f"o{len(clauses)}")
             f = _field(other, term.field)
             value = _path_value(f, related, term.path, term.path_as_text) if term.path else related.c[f.columns[0]]
-            targets = [select(value).where(related.c.id == source.c[relation.via]).scalar_subquery()]
+            targets: list[ColumnElement[Any]] = [
+                select(value).where(_link(relation, related, source)).scalar_subquery()
+            ]
         else:
             f = _field(ent, term.field)
             if term.path:

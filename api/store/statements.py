@@ -139,7 +139,8 @@ async def delete_rows(conn: AsyncConnection, ent: Entity, ids: list[str]) -> Non
 
 async def now(conn: AsyncConnection) -> dt.datetime:
     """The transaction's time: what a missing created_at means."""
-    return await conn.scalar(select(func.now()))
+    moment: dt.datetime = (await conn.execute(select(func.now()))).scalar_one()
+    return moment
 
 
 # ---------------------------------------------------------------- references

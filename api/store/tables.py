@@ -157,11 +157,15 @@ class GraphQLDocument(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
 
 
+# From the metadata: a model's `__table__` is typed as any FromClause.
 TABLES: dict[str, Table] = {
-    "actor": Actor.__table__,
-    "team": Team.__table__,
-    "team_checkin": TeamCheckin.__table__,
-    "goal_story": GoalStory.__table__,
-    "goal_story_update": GoalStoryUpdate.__table__,
-    "coordination_event": CoordinationEvent.__table__,
+    entity_name: Base.metadata.tables[model.__tablename__]
+    for entity_name, model in (
+        ("actor", Actor),
+        ("team", Team),
+        ("team_checkin", TeamCheckin),
+        ("goal_story", GoalStory),
+        ("goal_story_update", GoalStoryUpdate),
+        ("coordination_event", CoordinationEvent),
+    )
 }

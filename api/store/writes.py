@@ -28,7 +28,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -74,7 +74,7 @@ ATTEMPTS = 4
 IMPORT_BATCH = 1000
 
 
-class OnConflict(str, Enum):
+class OnConflict(StrEnum):
     ERROR = "error"  # an existing id is a conflict
     MERGE = "merge"  # an existing row gets the given fields (upsert)
     IGNORE = "ignore"  # an existing row is left alone

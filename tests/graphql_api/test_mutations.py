@@ -78,7 +78,7 @@ async def test_create_checkin_and_update_record_one_event_each(gql, fresh_world)
     assert event["eventType"] == "TEAM_CHECKIN" and event["referenceId"] == checkin["id"]
     assert event["actorId"] == "a-1" and event["occurredAt"] == checkin["createdAt"]
     assert event["reference"] == {"__typename": "TeamCheckin"}
-    assert await stored_events(fresh_world) == before + [("team_checkin", checkin["id"], "a-1")]
+    assert await stored_events(fresh_world) == [*before, ("team_checkin", checkin["id"], "a-1")]
 
     data = await gql(f"""mutation {{ createGoalStoryUpdate(input: {{id: "u-9", actorId: "a-2", goalStoryId: "g-1",
         date: "2026-05-22", title: "On track", content: "Fine", status: ON_TRACK, progressPercent: 70}}) {{
@@ -91,7 +91,8 @@ async def test_create_checkin_and_update_record_one_event_each(gql, fresh_world)
     }
     event2 = data["createGoalStoryUpdate"]["coordinationEvent"]
     assert event2["eventType"] == "GOAL_STORY_UPDATE" and int(event2["cursor"]) > int(event["cursor"])
-    assert await stored_events(fresh_world) == before + [
+    assert await stored_events(fresh_world) == [
+        *before,
         ("team_checkin", checkin["id"], "a-1"),
         ("goal_story_update", "u-9", "a-2"),
     ]

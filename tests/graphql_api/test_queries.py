@@ -154,7 +154,8 @@ async def test_goal_story_nested_fields(gql, world) -> None:
         actors { id }
     } child: goalStory(id: "g-2") { parent { id title } latestUpdate { id } teams { id } actors { id }
                                     children { totalCount nodes { id } } }
-      bare: goalStory(id: "g-3") { latestUpdate { id } teams { id } actors { id } updates { totalCount nodes { id } } } }""")
+      bare: goalStory(id: "g-3") { latestUpdate { id } teams { id } actors { id }
+                                   updates { totalCount nodes { id } } } }""")
     root = data["goalStory"]
     assert root["parent"] is None
     assert root["children"] == {
@@ -213,7 +214,8 @@ async def test_checkin_and_update_nested_fields(gql, world) -> None:
     data = await gql("""{ teamCheckin(id: "c-3") { actor { id } team { id } coordinationEvents {
                               totalCount nodes { eventType referenceId } } }
       goalStoryUpdate(id: "u-3") { actor { id } goalStory { id title } coordinationEvents {
-                              nodes { eventType referenceId reference { ... on GoalStoryUpdate { id title } } } } } }""")
+                              nodes { eventType referenceId
+                                      reference { ... on GoalStoryUpdate { id title } } } } } }""")
     assert data["teamCheckin"] == {
         "actor": {"id": "a-3"},
         "team": {"id": "t-2"},
@@ -253,7 +255,8 @@ async def test_events_of_a_checkin_and_an_update_sharing_an_id_stay_apart(gql, c
     )
     data = await gql("""{ teamCheckin(id: "same") { coordinationEvents { totalCount nodes { eventType
                             reference { __typename } } } }
-      goalStoryUpdate(id: "same") { coordinationEvents { totalCount nodes { eventType reference { __typename } } } } }""")
+      goalStoryUpdate(id: "same") { coordinationEvents { totalCount
+                                    nodes { eventType reference { __typename } } } } }""")
     assert data["teamCheckin"]["coordinationEvents"] == {
         "totalCount": 1,
         "nodes": [{"eventType": "TEAM_CHECKIN", "reference": {"__typename": "TeamCheckin"}}],

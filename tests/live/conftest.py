@@ -9,6 +9,7 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.live import LiveFeed
+from api.store import Reader
 
 from .servers import ServerProcess
 
@@ -28,7 +29,7 @@ def live_servers(database_url: str, engine: AsyncEngine) -> Iterator[tuple[str, 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def feed(database_url: str, clean: AsyncEngine) -> AsyncIterator[LiveFeed]:
-    live = LiveFeed(database_url, clean)
+    live = LiveFeed(database_url, Reader(clean))
     await live.start()
     yield live
     await live.stop()

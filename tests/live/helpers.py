@@ -35,7 +35,8 @@ async def table_cursors(engine: AsyncEngine, after: int = 0) -> list[int]:
         return [r[0] for r in rows]
 
 
-async def take(events: AsyncIterator[dict[str, Any]], n: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+# A timeout argument: running out of time is an assertion saying how many events came.
+async def take(events: AsyncIterator[dict[str, Any]], n: int, timeout: float = 60.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
     """The next n events (failing, not hanging, if they do not come)."""
     got: list[dict[str, Any]] = []
 
@@ -52,8 +53,8 @@ async def take(events: AsyncIterator[dict[str, Any]], n: int, timeout: float = 6
     return got
 
 
-async def caught_up(feed: Any, cursor: int, timeout: float = 60.0) -> None:
-    """Wait until the feed has fanned out `cursor`."""
-    async with asyncio.timeout(timeout):
-        while (feed.position or 0) < cursor:
+async def caught_up(feed: Any, cursor: int) -> None:
+    """Wait until the feed has fanned out `cursor` (it announces no progress: its public position is polled)."""
+    async with asyncio.timeout(60):
+        while (feed.position or 0) < cursor:  # noqa: ASYNC110
             await asyncio.sleep(0.01)

@@ -127,13 +127,13 @@ async def stream(
     base: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
 ) -> AsyncIterator[AsyncIterator[Message]]:
     """An open event stream (the subscription exists once this yields)."""
-    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(TIMEOUT)) as client:
-        async with client.stream(
-            "GET", "/coordination_events", params=params, headers={**STREAM, **(headers or {})}
-        ) as response:
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("text/event-stream")
-            yield messages(response)
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(TIMEOUT)) as client,
+        client.stream("GET", "/coordination_events", params=params, headers={**STREAM, **(headers or {})}) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        yield messages(response)
 
 
 async def take(source: AsyncIterator[Message], n: int) -> list[Message]:

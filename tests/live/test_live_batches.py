@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.live import LiveFeed, SubscriberOverflow
 from api.plan import Condition
+from api.store import Reader
 from api.store.writes import WriteService
 
 from .helpers import caught_up, checkins, seed, take
@@ -55,7 +56,7 @@ async def test_a_replay_and_the_live_events_queued_behind_it_come_without_repeat
 async def test_the_queue_bound_counts_events_not_batches(
     database_url: str, clean: AsyncEngine, writer: WriteService
 ) -> None:
-    small = LiveFeed(database_url, clean, queue_size=4)
+    small = LiveFeed(database_url, Reader(clean), queue_size=4)
     await small.start()
     try:
         await seed(writer)

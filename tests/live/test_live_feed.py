@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.errors import InvalidInput
 from api.live import LiveFeed, SubscriberOverflow
 from api.plan import Condition, Or
+from api.store import Reader
 from api.store.writes import WriteService
 
 from .helpers import caught_up, checkins, seed, table_cursors, take
@@ -84,7 +85,8 @@ async def test_without_subscribers_what_no_notification_announced_is_found_after
             await conn.execute(
                 text(
                     "INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at) "
-                    "VALUES (gen_random_uuid()::text, nextval('coordination_event_seq'), 'a-0', 'team_checkin', 'x', now()) "
+                    "VALUES (gen_random_uuid()::text, nextval('coordination_event_seq'), "
+                    "'a-0', 'team_checkin', 'x', now()) "
                     "RETURNING seq"
                 )
             )
@@ -193,7 +195,7 @@ async def test_many_subscribers_with_different_filters_share_reads(feed: LiveFee
 async def test_a_subscriber_that_falls_behind_gets_overflow_and_resumes(
     database_url: str, clean: AsyncEngine, writer: WriteService, engine: AsyncEngine
 ) -> None:
-    small = LiveFeed(database_url, clean, queue_size=4)
+    small = LiveFeed(database_url, Reader(clean), queue_size=4)
     await small.start()
     try:
         await seed(writer)
@@ -233,14 +235,14 @@ async def test_a_filter_the_database_refuses_closes_only_its_subscriber(feed: Li
 
 async def test_subscribing_before_start_is_refused(database_url: str, engine: AsyncEngine) -> None:
     with pytest.raises(RuntimeError, match="not running"):
-        LiveFeed(database_url, engine).subscribe()
+        LiveFeed(database_url, Reader(engine)).subscribe()
 
 
 async def test_a_feed_started_while_the_database_is_unreachable_refuses_subscribers_until_it_is(
     engine: AsyncEngine, tmp_path: Path
 ) -> None:
     nowhere = f"postgresql://postgres@/coco?host={tmp_path}&port=5432"  # no server on this socket
-    live = LiveFeed(nowhere, engine)
+    live = LiveFeed(nowhere, Reader(engine))
     await live.start()  # does not fail the app's start-up; keeps trying in the background
     try:
         with pytest.raises(RuntimeError, match="not running"):

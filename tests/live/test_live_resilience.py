@@ -77,24 +77,24 @@ async def test_a_reader_too_slow_for_its_queue_gets_a_clear_error_and_resumes(
     async with (
         httpx.AsyncClient(base_url=base, transport=transport, timeout=TIMEOUT) as slow_client,
         stream(base, {"after": "0"}) as fast,
+        slow_client.stream("GET", "/coordination_events", params={"after": "0"}, headers=STREAM) as response,
     ):
-        async with slow_client.stream("GET", "/coordination_events", params={"after": "0"}, headers=STREAM) as response:
-            assert response.status_code == 200
-            # A reader that keeps up, on the same server: once it has every event, the
-            # feed has offered every event to the slow one too.
-            keeping_up = asyncio.create_task(take(fast, total))
-            for _ in range(total // 5000):
-                await record(engine, 5000)
-            assert len(await keeping_up) == total
-            received = []
-            error = None
-            async for message in messages(response):
-                if message.event == "error":
-                    error = message.data
-                    break
-                received.append(message)
-                if len(received) == total:
-                    break
+        assert response.status_code == 200
+        # A reader that keeps up, on the same server: once it has every event, the
+        # feed has offered every event to the slow one too.
+        keeping_up = asyncio.create_task(take(fast, total))
+        for _ in range(total // 5000):
+            await record(engine, 5000)
+        assert len(await keeping_up) == total
+        received = []
+        error = None
+        async for message in messages(response):
+            if message.event == "error":
+                error = message.data
+                break
+            received.append(message)
+            if len(received) == total:
+                break
     assert error is not None, f"no overflow after {len(received)} events"
     assert error["code"] == "subscriber_overflow"
     assert "resume" in error["message"]

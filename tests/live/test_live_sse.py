@@ -93,7 +93,7 @@ async def test_filters_on_the_stream(live_servers: tuple[str, str], writer: Writ
             seq,
             [e["seq"] for e in theirs],
         ]
-        for source, want in zip(sources, expected):
+        for source, want in zip(sources, expected, strict=True):
             assert cursors(await take(source, len(want))) == want
         # Nothing else was due to the narrow ones: the next event each sees is a new matching one.
         [last] = await checkins(writer, 1, actor="a-1", team="t-1")
@@ -102,16 +102,18 @@ async def test_filters_on_the_stream(live_servers: tuple[str, str], writer: Writ
 
 
 async def test_keep_alive_comments_flow_while_idle(live_servers: tuple[str, str], clean: AsyncEngine) -> None:
-    async with httpx.AsyncClient(base_url=live_servers[0], timeout=TIMEOUT) as client:
-        async with client.stream("GET", "/coordination_events", headers=STREAM) as response:
+    async with (
+        httpx.AsyncClient(base_url=live_servers[0], timeout=TIMEOUT) as client,
+        client.stream("GET", "/coordination_events", headers=STREAM) as response,
+    ):
 
-            async def first_keep_alive() -> str:
-                async for message in messages(response, comments=True):
-                    if message.data == "keep-alive":
-                        return message.data
-                raise AssertionError("the stream ended")
+        async def first_keep_alive() -> str:
+            async for message in messages(response, comments=True):
+                if message.data == "keep-alive":
+                    return message.data
+            raise AssertionError("the stream ended")
 
-            assert await asyncio.wait_for(first_keep_alive(), TIMEOUT) == "keep-alive"
+        assert await asyncio.wait_for(first_keep_alive(), TIMEOUT) == "keep-alive"
 
 
 async def test_bad_parameters_are_a_clear_400_and_other_requests_pass_through(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -78,5 +79,5 @@ async def test_schemathesis_finds_no_server_error(world: dict[str, Any], server_
         str(tmp_path),
     ]
     # run in a scratch directory: schemathesis and hypothesis keep their caches in the working directory
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    result = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

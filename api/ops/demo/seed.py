@@ -173,8 +173,10 @@ def build(today: dt.date, now: dt.datetime) -> DemoWeek:
         owner = people[goal.owner]
         written = [(day, _local_time(owner, day, 16, 30)) for day in workdays]
         written = [(day, at) for day, at in written if at <= now]
-        # One update as the week starts and one as it ends (the latest working day already over).
-        for (day, at), (title, content, status, progress) in zip(written[:1] + written[1:][-1:], goal.updates):
+        # One update as the week starts and one as it ends (the latest working day already over);
+        # on the week's first day only the first is written, hence strict=False.
+        ends = [*written[:1], *written[1:][-1:]]
+        for (day, at), (title, content, status, progress) in zip(ends, goal.updates, strict=False):
             week_rows.goal_story_updates.append(
                 {
                     "id": f"{UPDATE_PREFIX}{goal.key}-{day.isoformat()}",

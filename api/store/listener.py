@@ -1,14 +1,20 @@
-"""The process's one LISTEN connection, kept open across database restarts."""
+"""The process's one LISTEN connection, kept open across database restarts (what the live feed wakes on)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
-from api.store import libpq_url
+from api.errors import Unavailable
+from api.store.database import libpq_url
+
+# What asyncpg hands its listeners.
+Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 log = logging.getLogger("coco.live")
 
@@ -51,7 +57,10 @@ class Listener:
 
     async def start(self) -> None:
         """Connect and LISTEN (failing if the database cannot be reached), then keep it so."""
-        await self._connect()
+        try:
+            await self._connect()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise Unavailable(f"the database is unavailable: {error}") from error
         self._task = asyncio.create_task(self._keep(), name="coco-live-listener")
 
     async def stop(self) -> None:
@@ -77,13 +86,13 @@ class Listener:
         # Whatever was committed while we were not listening is read now.
         self.wake()
 
-    def _notified(self, conn: asyncpg.Connection, pid: int, channel: str, payload: str) -> None:
+    def _notified(self, conn: Connection, pid: int, channel: str, payload: object) -> None:
         if self.announce is not None:
-            self.announce(payload)
+            self.announce(str(payload))
         else:
             self.wake()
 
-    def _terminated(self, conn: asyncpg.Connection) -> None:
+    def _terminated(self, conn: Connection) -> None:
         if conn is self._conn:
             self._lost.set()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# This module lives in api/ops/; the package is its grandparent folder.
-PACKAGE = Path(__file__).resolve().parent.parent
+# This module lives at the top of the package.
+PACKAGE = Path(__file__).resolve().parent
 
 
 def bundled(name: str) -> Path:
