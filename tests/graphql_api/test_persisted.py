@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.graphql.compiled import RECENT, Prepared
+from api.graphql.persisted import load_manifest
 from tests.conftest import RunningServer
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -199,3 +200,19 @@ async def test_introspection_can_be_turned_off(closed_url: str, server_url: str,
         assert served.json() == {"data": {"__typename": "Query", "actors": {"totalCount": 4}}}
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as client:
         assert (await client.post("/graphql", json={"query": introspection})).json()["data"]["__schema"]
+
+
+def test_a_manifest_that_is_not_one_stops_the_server(tmp_path: Path) -> None:
+    for content, why in (
+        ("{", "not JSON"),
+        ('["query { __typename }"]', "must be a JSON object"),
+        ('{"id": 1}', "must be a JSON object"),
+        ("{}", "lists no document"),
+    ):
+        path = tmp_path / "manifest.json"
+        path.write_text(content)
+        load_manifest.cache_clear()
+        with pytest.raises(SystemExit, match=why):
+            load_manifest(str(path))
+    with pytest.raises(SystemExit, match="cannot read it"):
+        load_manifest(str(tmp_path / "missing.json"))

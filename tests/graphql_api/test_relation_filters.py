@@ -5,6 +5,8 @@ statement) and the resolvers."""
 from __future__ import annotations
 
 import httpx
+from gql import Client, gql
+from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_nodes import both, resolved
 from test_statement_count import statements
@@ -109,3 +111,18 @@ async def test_a_write_moves_rows_in_and_out(fresh_world: AsyncEngine) -> None:
     )
     assert await ids(fresh_world, "goalStories", "{latestUpdate: {status: {eq: AT_RISK}}}") == []
     assert await ids(fresh_world, "goalStories", '{latestUpdate: {actor: {name: {eq: "Bot"}}}}') == ["g-1"]
+
+
+async def test_subscriptions_filter_by_relations_too(world: AsyncEngine, server_url: str) -> None:
+    # Replayed from the table: Ada's events, in commit order (Bot's check-in c-2 comes between them).
+    query = """subscription { coordinationEvents(after: "0", where: {actor: {name: {eq: "Ada"}}}) {
+        referenceId actorId } }"""
+    transport = WebsocketsTransport(url=server_url.replace("http", "ws") + "/graphql")
+    seen: list[dict[str, str]] = []
+    async with Client(transport=transport) as session:
+        async for result in session.subscribe(gql(query)):
+            seen.append(result["coordinationEvents"])
+            if len(seen) == 4:
+                break
+    assert [event["referenceId"] for event in seen] == ["c-1", "c-4", "u-1", "u-2"]
+    assert {event["actorId"] for event in seen} == {"a-1"}
