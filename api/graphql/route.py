@@ -2,8 +2,10 @@
 (both of Strawberry's protocols: graphql-transport-ws and the legacy graphql-ws).
 
 An HTTP request goes through one pipeline: its media type is negotiated and its parameters checked
-(http.py), then a query answered before through the compiled path is answered from its recorded plan,
-and anything else is executed by Strawberry; both answers take the negotiated media type and status."""
+(http.py), a persisted document it names by id is looked up (persisted.py), then a query answered before
+through the compiled path is answered from its recorded plan, and anything else is executed by
+Strawberry; both answers take the negotiated media type and status, and on GET the headers of a cache
+(caching.py)."""
 
 from __future__ import annotations
 
