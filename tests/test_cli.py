@@ -100,7 +100,10 @@ def test_migrate_brings_an_empty_database_to_the_newest_schema(postgres: Embedde
         text=True,
         check=True,
     ).stdout.strip()
-    assert tables == ("actors,alembic_version,coordination_events,goal_stories,goal_story_updates,team_checkins,teams")
+    assert tables == (
+        "actors,alembic_version,coordination_events,goal_stories,goal_story_updates,graphql_documents,"
+        "team_checkins,teams"
+    )
 
 
 def test_version() -> None:
