@@ -9,7 +9,7 @@ DEV_LOCK := requirements/dev.txt
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: serve seed test check lock fuzz install migrate clean bench-live bench bench-quick bench-tools bench-clean graphiql-assets
+.PHONY: serve seed test check lock fuzz fuzz-hardening install migrate clean bench-live bench bench-quick bench-tools bench-clean graphiql-assets
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -70,6 +70,11 @@ fuzz: $(DEV)
 graphiql-assets:
 	@command -v npm >/dev/null || { echo "npm is needed (Node 20)"; exit 1; }
 	api/graphql/static/fetch-assets.sh
+
+# Boundary values (timestamps near years 1 and 9999, integers around every range, calendar edges) on every
+# writable field through REST, GraphQL and MCP, each checked against the tables; `make test` runs a few.
+fuzz-hardening: $(STAMP)
+	COCO_FUZZ_EXAMPLES=$${COCO_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest tests/hardening/test_fuzz_boundaries.py -q
 
 # Commit-to-receipt latency of live events for 1, 100 and 1,000 subscribers (a benchmark, not a test).
 bench-live: $(DEV)

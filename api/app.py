@@ -17,7 +17,8 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from api import __version__, graphql, metrics, rest
-from api.config import Settings
+from api.cache import Caches
+from api.config import SHUTDOWN_FINISH_S, Settings
 from api.edge.draining import Draining, DrainingMiddleware
 from api.edge.guard import Guard
 from api.edge.observe import Observe, configure_logging
@@ -25,7 +26,10 @@ from api.live import LiveFeed
 from api.mcp import http as mcp_http
 from api.resources import bundled
 from api.sse.stream import EventStream
-from api.store import DirectPool, Documents, Reader, WriteService, create_engine, upgrade
+from api.store import DirectPool, Documents, Reader, WebhookStore, WriteService, create_engine, upgrade
+from api.webhooks.delivery import Deliverer
+from api.webhooks.manage import WebhookAdmin
+from api.webhooks.observe import exposition
 
 log = logging.getLogger("coco.app")
 HEALTH_TIMEOUT_S = 2.0
@@ -38,6 +42,7 @@ class Services:
     settings: Settings
     reader: Reader
     writer: WriteService
+    webhooks: WebhookAdmin | None = None
     # GraphQL documents registered by automatic persisted queries (api/graphql/persisted.py).
     documents: Documents | None = None
 
@@ -46,7 +51,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_environment()
     configure_logging(settings.log_level, settings.log_format)
 
-    draining = Draining()
+    draining = Draining(force_after_s=settings.shutdown_grace_s + SHUTDOWN_FINISH_S)
+    # Every cache of this app, from the services that own them: nothing is shared with another app.
+    caches = Caches()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -66,16 +73,29 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings.require_database_url(), size=settings.pool_size, statement_timeout_ms=settings.statement_timeout_ms
         )
         await direct_pool.start()
-        services = Services(
-            settings=settings,
-            reader=Reader(engine, pool=direct_pool),
-            writer=WriteService(engine, pool=direct_pool),
-            documents=Documents(engine),
-        )
-        app.state.services = services
+        reader = Reader(engine, pool=direct_pool)
         # Live coordination events: this process's one LISTEN connection (api/live).
         app.state.live = LiveFeed(settings.require_database_url(), Reader(engine), queue_size=settings.live_queue_size)
+        # Webhooks: this process delivers those whose lease it holds (api/webhooks), reading through the live feed.
+        webhook_store = WebhookStore(engine, pool=direct_pool)
+        deliverer = app.state.deliverer = Deliverer(settings, webhook_store, reader, app.state.live)
+        documents = Documents(engine, cache_size=settings.graphql_cache_size)
+        services = Services(
+            settings=settings,
+            reader=reader,
+            writer=WriteService(engine, pool=direct_pool),
+            webhooks=WebhookAdmin(webhook_store, allow_private=settings.webhook_allow_private, changed=deliverer.wake),
+            documents=documents,
+        )
+        app.state.services = services
+        for statements in (services.reader.statements, services.writer.statements, app.state.live.reader.statements):
+            caches.add(*statements.caches)
+        caches.add(*direct_pool.caches)
+        caches.add(documents.known)
         await app.state.live.start()
+        await deliverer.start()
+        # Per-webhook figures for /metrics, read from the database at each scrape.
+        app.state.scrape = [lambda: exposition(webhook_store, reader)]
         try:
             # The MCP endpoint's session manager runs (a task group) for as long as the app does.
             async with mcp_http.serving(services.reader, services.writer, host=settings.host) as mcp_sessions:
@@ -84,16 +104,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     yield
         finally:
             draining.begin()
+            await deliverer.stop()
             await app.state.live.stop()
             await direct_pool.close()
             await engine.dispose()
             metrics.process_ended()
+            draining.finished()
 
     # Front ends add their routes here; REST comes last, since it answers every other path (its
     # resource paths come first, as no other route has them).
     graphql_endpoint = graphql.graphql_app(settings)
+    rest_app = rest.RestApp()
+    caches.add(graphql_endpoint.recent.cache, rest_app.shapes.known)
+    if graphql_endpoint.measures is not None:
+        caches.add(graphql_endpoint.measures.cache)
     routes = [
-        rest.resource_route(),
+        rest.resource_route(rest_app),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         # Every method: POST and GET queries, GraphiQL for browsers; subscriptions over WebSocket.
         Route(graphql.PATH, graphql_endpoint),
@@ -110,7 +136,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     # GraphiQL's assets, vendored (api/graphql/ide.py).
     routes += graphql.ide_routes()
-    routes += rest.routes()
+    routes += rest.routes(rest_app)
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
     # Outermost first: the request's log line and metrics, then access control and limits (api/edge/guard.py).
     # Draining ends WebSockets and event streams at shutdown (api/edge/draining.py).
@@ -118,9 +144,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(Observe, log_format=settings.log_format),
         Middleware(DrainingMiddleware, draining=draining),
         Middleware(Guard, settings=settings),
-        Middleware(EventStream, keepalive=settings.sse_keepalive_s),
+        Middleware(EventStream, keepalive=settings.sse_keepalive_s, caches=caches),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.caches = caches
+    return app
 
 
 async def viewer_redirect(request: Request) -> RedirectResponse:

@@ -1,4 +1,4 @@
-"""The `coco` command: serve, mcp, migrate, seed, export, import, version."""
+"""The `coco` command: serve, mcp, migrate, seed, export, import, token, webhook, version."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import http.client
 import logging
 import os
 import shutil
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -56,6 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument("file", nargs="?", help="file to write (default: standard output)")
     import_ = commands.add_parser("import", help="add the data of a JSON Lines export, all of it or nothing")
     import_.add_argument("file", help="file to read, or - for standard input")
+    token = commands.add_parser("token", help="mint or inspect a bearer token (JWT signed with COCO_JWT_SECRET)")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    mint = token_commands.add_parser("create", help="print a new token")
+    mint.add_argument("--scope", required=True, choices=["read", "write", "admin"], help="what the token may do")
+    mint.add_argument("--actor", help="the actor it writes check-ins and goal story updates as (and only as)")
+    mint.add_argument("--teams", help="comma-separated team ids it is limited to")
+    mint.add_argument("--expires", default="30d", help="lifetime: 30d, 12h, 45m, 2w (default 30d, at most 366d)")
+    mint.add_argument("--subject", help="the sub claim: who holds it, for the logs")
+    look = token_commands.add_parser("inspect", help="say what a token grants, and when it expires")
+    look.add_argument("token", help="the token (or Bearer <token>)")
+    from api.webhooks import command as webhook_command
+
+    webhook_command.add_parser(commands)
     commands.add_parser("version", help="print the version")
 
     args = parser.parse_args(argv)
@@ -67,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"coco {__version__}")
         return 0
+    if args.command == "token":
+        return _token(settings, args)
     if args.command == "migrate":
         return _with_database(settings, _migrate)
     if args.command == "seed":
@@ -75,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _with_database(settings, lambda s: _run(s, _export, args.file))
     if args.command == "import":
         return _import_file(settings, args.file)
+    if args.command == "webhook":
+        return _with_database(settings, lambda s: _run(s, _webhook, s, args))
     if args.command == "mcp":
         from api.mcp import stdio
 
@@ -84,10 +103,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _with_database(dataclasses.replace(settings, **overrides), _serve)
 
 
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from api.edge import tokens
+    from api.edge.auth import Access
+
+    try:
+        access = Access.from_settings(settings)
+        if args.token_command == "create":
+            teams = [t.strip() for t in args.teams.split(",") if t.strip()] if args.teams is not None else None
+            print(
+                tokens.create(
+                    access,
+                    scope=args.scope,
+                    expires_s=tokens.duration_s(args.expires),
+                    actor=args.actor,
+                    teams=teams,
+                    subject=args.subject,
+                )
+            )
+            return 0
+        accepted, lines = tokens.inspect(access, args.token)
+    except ValueError as error:
+        print(f"coco token: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0 if accepted else 1
+
+
 def _with_database(settings: Settings, run: Callable[[Settings], int]) -> int:
     """Run with DATABASE_URL, or with the embedded PostgreSQL started for as long as `run` lasts."""
     if settings.database_url:
         return run(settings)
+    from api.edge.draining import on_forced_exit
     from api.ops.embedded import EmbeddedPostgres
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -102,8 +149,11 @@ def _with_database(settings: Settings, run: Callable[[Settings], int]) -> int:
     # uvicorn re-raises the SIGTERM it shut down on; without a handler that would end the
     # process at once and leave the database running, so let it unwind through `finally`.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    # A server run in this process (one worker) that has to be ended stops the database on its way out.
+    forced = on_forced_exit(server.stop) if started_here else contextlib.nullcontext()
     try:
-        return run(dataclasses.replace(settings, database_url=url))
+        with forced:
+            return run(dataclasses.replace(settings, database_url=url))
     finally:
         if started_here:
             log.info("stopping the embedded PostgreSQL")
@@ -229,23 +279,52 @@ async def _import(engine: AsyncEngine, source: TextIO) -> int:
     return 0
 
 
+async def _webhook(engine: AsyncEngine, settings: Settings, args: argparse.Namespace) -> int:
+    from api.store.migrate import upgrade
+    from api.webhooks import command
+
+    await upgrade(engine)
+    return await command.run(command.admin_for(settings, engine), args, sys.stdout)
+
+
 def _serve(settings: Settings) -> int:
     from api.metrics import prepare_multiprocess
 
     # Migrate once here so that workers start against a ready schema (they would wait on the lock anyway).
     if settings.migrate_on_start and _migrate(settings) != 0:
         return 1
-    log.info("serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers)
     given_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if settings.workers > 1:
         # Before any worker imports the Prometheus client: /metrics then sums every worker's counts.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir = prepare_multiprocess(given_metrics_dir)
+    stopped = threading.Event()
+    announcing = threading.Thread(target=_announce_when_serving, args=(settings, stopped), daemon=True)
+    announcing.start()
     try:
         _run_uvicorn(settings)
     finally:
+        stopped.set()
         if settings.workers > 1 and not given_metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _announce_when_serving(settings: Settings, stopped: threading.Event) -> None:
+    """Log "serving on" once the server answers, not when uvicorn is asked to start: a worker
+    accepts requests only after importing the app and starting it, seconds later."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+    while not stopped.is_set():
+        probe = http.client.HTTPConnection(host, settings.port, timeout=2)
+        try:
+            probe.request("GET", "/livez")
+            probe.getresponse().read()
+        except (OSError, http.client.HTTPException):  # not listening yet
+            stopped.wait(0.05)
+            continue
+        finally:
+            probe.close()
+        log.info("serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers)
+        return
 
 
 def _run_uvicorn(settings: Settings) -> None:
@@ -263,7 +342,7 @@ def _run_uvicorn(settings: Settings) -> None:
         proxy_headers=True,
         # api/edge/observe.py logs each request once, with its request id.
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PORT = 2626
+# Seconds a worker has, past the graceful period, to close its connections and exit (see shutdown_grace_s).
+SHUTDOWN_FINISH_S = 5
 
 
 def _int(name: str, default: int) -> int:
@@ -19,11 +21,48 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise SystemExit(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     if not raw:
         return default
     return raw in ("1", "true", "yes", "on")
+
+
+def _seconds_list(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        values = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 0 for v in values):
+        raise SystemExit(f"{name} must be a comma-separated list of seconds (e.g. 5,30,120), not {raw!r}")
+    return values
+
+
+def _hourly_until_a_day() -> tuple[float, ...]:
+    """5 s, 30 s, 2 min, 10 min, 1 h, then hourly while the waits stay within 24 h."""
+    steps = [5.0, 30.0, 120.0, 600.0, 3600.0]
+    while sum(steps) + 3600 <= 24 * 3600:
+        steps.append(3600.0)
+    return tuple(steps)
+
+
+WEBHOOK_RETRY_SCHEDULE_S = _hourly_until_a_day()
 
 
 def default_workers() -> int:
@@ -55,6 +94,9 @@ class Settings:
     graphql_max_aliases: int = 30
     graphql_max_page_size: int = 100
     graphql_default_page_size: int = 100
+    # The cost of a document once its fragments are spread (api/graphql/cost.py), and the values in one filter.
+    graphql_max_cost: int = 5_000_000
+    graphql_max_filter_nodes: int = 2_000
     # How many parsed and validated documents each process keeps.
     graphql_cache_size: int = 256
     graphql_ide: bool = True
@@ -73,6 +115,16 @@ class Settings:
     tokens: str | None = None
     tokens_file: str | None = None
     jwt_secret: str | None = None
+    # JWTs as identity providers issue them: keys from a JWKS (URL or file), aud/iss checked when set,
+    # exp/nbf with leeway; where the scope, actor and teams are in the claims (api/edge/claims.py).
+    jwt_jwks_url: str | None = None
+    jwt_jwks_file: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway_s: int = 30
+    jwt_scope_claim: str | None = None
+    jwt_actor_claim: str = "actor_id"
+    jwt_teams_claim: str = "teams"
     # Anonymous requests may read while access control is on (never write); off by default then.
     anonymous_read: bool = False
     # Origins allowed by CORS: "*" (any, as PostgREST) or a comma-separated list.
@@ -84,6 +136,18 @@ class Settings:
     rest_shapes: bool = True
     # "text" or "json": the format of the one log line per request.
     log_format: str = "text"
+    # After SIGTERM: how long requests in flight may take to finish (then they are cancelled); a worker
+    # still running SHUTDOWN_FINISH_S after that (a request that never yields, a cleanup that hangs) is ended.
+    shutdown_grace_s: int = 10
+    # Webhooks (api/webhooks): the waits between attempts at one event (jittered), the attempt's
+    # timeout, whether URLs may reach loopback, private and link-local addresses, how long attempts
+    # stay in the delivery log, and the lease that makes one process the deliverer of a webhook
+    # (another takes over within about this long once it dies).
+    webhook_retry_schedule_s: tuple[float, ...] = WEBHOOK_RETRY_SCHEDULE_S
+    webhook_timeout_s: float = 10.0
+    webhook_allow_private: bool = False
+    webhook_log_days: int = 7
+    webhook_lease_s: float = 5.0
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -106,6 +170,8 @@ class Settings:
             graphql_max_aliases=_int("COCO_GRAPHQL_MAX_ALIASES", 30),
             graphql_max_page_size=_int("COCO_GRAPHQL_MAX_PAGE_SIZE", 100),
             graphql_default_page_size=_int("COCO_GRAPHQL_DEFAULT_PAGE_SIZE", 100),
+            graphql_max_cost=_int("COCO_GRAPHQL_MAX_COST", 5_000_000),
+            graphql_max_filter_nodes=_int("COCO_GRAPHQL_MAX_FILTER_NODES", 2_000),
             graphql_cache_size=_int("COCO_GRAPHQL_CACHE_SIZE", 256),
             graphql_ide=_bool("COCO_GRAPHQL_IDE", True),
             graphql_introspection=_bool("COCO_GRAPHQL_INTROSPECTION", True),
@@ -116,12 +182,26 @@ class Settings:
             tokens=os.environ.get("COCO_TOKENS") or None,
             tokens_file=os.environ.get("COCO_TOKENS_FILE") or None,
             jwt_secret=os.environ.get("COCO_JWT_SECRET") or None,
+            jwt_jwks_url=os.environ.get("COCO_JWT_JWKS_URL") or None,
+            jwt_jwks_file=os.environ.get("COCO_JWT_JWKS_FILE") or None,
+            jwt_audience=os.environ.get("COCO_JWT_AUDIENCE") or None,
+            jwt_issuer=os.environ.get("COCO_JWT_ISSUER") or None,
+            jwt_leeway_s=_int("COCO_JWT_LEEWAY_S", 30),
+            jwt_scope_claim=os.environ.get("COCO_JWT_SCOPE_CLAIM") or None,
+            jwt_actor_claim=os.environ.get("COCO_JWT_ACTOR_CLAIM") or "actor_id",
+            jwt_teams_claim=os.environ.get("COCO_JWT_TEAMS_CLAIM") or "teams",
             anonymous_read=_bool("COCO_ANONYMOUS_READ", False),
             cors_origins=os.environ.get("COCO_CORS_ORIGINS") or "*",
             max_body_bytes=_int("COCO_MAX_BODY_BYTES", 10 * 1024 * 1024),
             max_rows=_int("COCO_MAX_ROWS", 0) or None,
             rest_shapes=_bool("COCO_REST_SHAPES", True),
             log_format=(os.environ.get("COCO_LOG_FORMAT") or "text").lower(),
+            shutdown_grace_s=_int("COCO_SHUTDOWN_GRACE_S", 10),
+            webhook_retry_schedule_s=_seconds_list("COCO_WEBHOOK_RETRY_SCHEDULE_S", WEBHOOK_RETRY_SCHEDULE_S),
+            webhook_timeout_s=_seconds("COCO_WEBHOOK_TIMEOUT_S", 10.0),
+            webhook_allow_private=_bool("COCO_WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_log_days=_int("COCO_WEBHOOK_LOG_DAYS", 7),
+            webhook_lease_s=_seconds("COCO_WEBHOOK_LEASE_S", 5.0),
         )
 
     def require_database_url(self) -> str:

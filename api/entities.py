@@ -108,10 +108,6 @@ class Entity:
         return next((r for r in self.relations if r.name == name), None)
 
     @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
-
-    @property
     def columns(self) -> tuple[str, ...]:
         return tuple(c for f in self.fields for c in f.columns)
 
@@ -303,7 +299,6 @@ ENTITIES: dict[str, Entity] = {
     e.name: e for e in (ACTOR, TEAM, TEAM_CHECKIN, GOAL_STORY, GOAL_STORY_UPDATE, COORDINATION_EVENT)
 }
 BY_RESOURCE: dict[str, Entity] = {e.resource: e for e in ENTITIES.values()}
-EVENT_SOURCES: dict[str, Entity] = {e.event_type: e for e in ENTITIES.values() if e.event_type}
 
 
 def entity(name: str) -> Entity:

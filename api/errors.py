@@ -6,8 +6,8 @@ The write service and the query plan raise only these; GraphQL turns them into
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
 
 
 class InvalidReason(StrEnum):
@@ -25,13 +25,21 @@ class ConflictReason(StrEnum):
     CYCLE = "cycle"  # a goal story would become its own ancestor
 
 
+# How many ids an error names; the rest are counted. A conflict over a batch of fifty thousand rows
+# would otherwise answer every one of their ids, twice (message and list): megabytes of error.
+IDS_SHOWN = 20
+
+
+def listed(ids: Sequence[str]) -> str:
+    """Ids for a message: the first IDS_SHOWN, then how many more there are."""
+    shown = ", ".join(ids[:IDS_SHOWN])
+    return shown if len(ids) <= IDS_SHOWN else f"{shown} and {len(ids) - IDS_SHOWN:,} more"
+
+
 class DomainError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message}
 
 
 class InvalidInput(DomainError):
@@ -54,21 +62,12 @@ class InvalidInput(DomainError):
         # When PostgreSQL itself refused the value: its SQLSTATE (22007 a bad datetime, 2201B a bad regex...).
         self.sqlstate = sqlstate
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"message": self.message, "field": self.field, "reason": self.reason.value}
-        if self.index is not None:
-            out["index"] = self.index
-        return out
-
 
 class NotFound(DomainError):
     def __init__(self, entity: str, id: str) -> None:
         super().__init__(f"{entity} {id!r} does not exist")
         self.entity = entity
         self.id = id
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "entity": self.entity, "id": self.id}
 
 
 class Conflict(DomainError):
@@ -85,23 +84,18 @@ class Conflict(DomainError):
         super().__init__(message)
         self.reason = reason
         self.entity = entity
-        self.ids = ids or []
+        # The first IDS_SHOWN of the ids concerned, and how many there are in all.
+        self.ids = list(ids or [])[:IDS_SHOWN]
+        self.count = len(ids or [])
         self.field = field
         # For REFERENCED: resource name -> ids of the rows that still point here.
         self.referrers = referrers or {}
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "message": self.message,
-            "reason": self.reason.value,
-            "entity": self.entity,
-            "ids": self.ids,
-        }
-        if self.field:
-            out["field"] = self.field
-        if self.referrers:
-            out["referrers"] = self.referrers
-        return out
+    @property
+    def named(self) -> str:
+        """The ids as a message names them (`listed`)."""
+        more = self.count - len(self.ids)
+        return ", ".join(self.ids) + (f" and {more:,} more" if more > 0 else "")
 
 
 class Unavailable(DomainError):
@@ -116,6 +110,19 @@ class ReadOnly(DomainError):
         super().__init__(f"{resource} are written only by the server and cannot be created, changed or deleted")
         self.entity = entity
         self.resource = resource
+
+
+class ActorForbidden(DomainError):
+    """A token bound to an actor tried to write as another actor, to change another actor's rows, or to
+    write what only a trusted or admin token may (PostgreSQL's 42501, as a row-level policy refuses)."""
+
+    def __init__(self, message: str, *, entity: str, actor: str, ids: list[str] | None = None, hint: str) -> None:
+        super().__init__(message)
+        self.entity = entity
+        self.actor = actor
+        # The rows (or, in a create, the actor ids given) that were refused.
+        self.ids = ids or []
+        self.hint = hint
 
 
 class StatementTimeout(DomainError):

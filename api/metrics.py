@@ -9,6 +9,7 @@ with several workers and no PROMETHEUS_MULTIPROC_DIR reports per worker.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -28,6 +29,7 @@ from starlette.responses import Response
 
 from api.entities import BY_RESOURCE
 
+log = logging.getLogger("coco.metrics")
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 REQUESTS = Counter(
@@ -93,6 +95,17 @@ LIVE_EVENTS_DELIVERED = Counter(
 )
 LIVE_OVERFLOWS = Counter(
     "coco_live_queue_overflows_total", "Live subscribers dropped because they fell a whole queue behind"
+)
+CACHE_ENTRIES = Gauge(
+    "coco_cache_entries",
+    "Entries held by the app's caches of built things (api/cache.py), by cache",
+    ["cache"],
+    multiprocess_mode="livesum",
+)
+CACHE_LOOKUPS = Counter(
+    "coco_cache_lookups_total",
+    "Lookups in the app's caches, by cache and result (hit or miss); counted when /metrics is read",
+    ["cache", "result"],
 )
 
 # Operation names are chosen by clients: past this many distinct ones, the rest count as "other".
@@ -180,10 +193,23 @@ async def endpoint(request: Request) -> Response:
     live = getattr(state, "live", None)
     if live is not None:
         LIVE_SUBSCRIBERS.set(live.subscriber_count)
+    caches = getattr(state, "caches", None)
+    if caches is not None:
+        for name, (entries, hits, misses) in caches.take_counts().items():
+            CACHE_ENTRIES.labels(name).set(entries)
+            CACHE_LOOKUPS.labels(name, "hit").inc(hits)
+            CACHE_LOOKUPS.labels(name, "miss").inc(misses)
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         body = generate_latest(registry)
     else:
         body = generate_latest()
+    # Figures other parts of the app read at scrape time (webhooks: api/webhooks/observe.py), registered by
+    # api/app.py, so that this module imports nothing above it.
+    for figures in getattr(state, "scrape", ()):
+        try:
+            body += await figures()
+        except Exception as error:  # the other metrics are still worth serving
+            log.warning("metrics: figures could not be read (%s)", error)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
@@ -21,10 +22,6 @@ COMPARISONS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte"})
 PATTERNS = frozenset({"like", "ilike", "match", "imatch"})
 LIST_OPERATORS = frozenset({"cs", "cd", "ov"})
 FULL_TEXT = frozenset({"fts", "plfts", "phfts", "wfts"})
-OPERATORS = COMPARISONS | PATTERNS | LIST_OPERATORS | FULL_TEXT | {"in", "is", "isdistinct"}
-# `is` takes one of these, as PostgREST's `is.null` and friends.
-IS_VALUES = frozenset({"null", "not_null", "true", "false", "unknown"})
-QUANTIFIABLE = COMPARISONS | PATTERNS
 # The types a column may be cast to (`Column.cast`, PostgREST's `select=field::type`), by PostgreSQL's
 # names for them (case aside); any other is refused.
 CASTS = frozenset(
@@ -297,6 +294,11 @@ class Bundle:
     """One JSON object whose keys each hold a read, all answered by one statement."""
 
     items: tuple[Lookup | Paged | Constant, ...]
+
+    @cached_property
+    def key(self) -> str:
+        """What tells bundles apart (their repr), worked out once per bundle object."""
+        return repr(self)
 
 
 @dataclass(frozen=True)

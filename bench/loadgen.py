@@ -135,7 +135,7 @@ def run_pgbench(database: str, socket_dir: Path, port: int, script: Path, load: 
         done = _pgbench(
             [*base, "-T", str(load.duration_s), "--log", f"--log-prefix={prefix}", database], env, load.duration_s
         )
-        latencies = sorted(_logged_latencies_us(Path(tmp)))
+        latencies = sorted(logged_latencies_us(Path(tmp)))
     processed = int(_field(done, r"number of transactions actually processed: (\d+)"))
     failed_match = re.search(r"number of failed transactions: (\d+)", done)
     failed = int(failed_match.group(1)) if failed_match else 0
@@ -145,7 +145,7 @@ def run_pgbench(database: str, socket_dir: Path, port: int, script: Path, load: 
         requests=processed,
         duration_s=float(load.duration_s),
         requests_per_s=round(tps, 1),
-        latency_ms=_percentiles_ms(latencies),
+        latency_ms=percentiles_ms(latencies),
         errors=failed,
         error_detail={"failed": failed},
     )
@@ -158,7 +158,7 @@ def _pgbench(args: list[str], env: dict[str, str], duration_s: int) -> str:
     return done.stdout
 
 
-def _logged_latencies_us(directory: Path) -> list[int]:
+def logged_latencies_us(directory: Path) -> list[int]:
     # Per-transaction log lines: client_id transaction_no latency_us script_no epoch epoch_us
     latencies: list[int] = []
     for log in directory.glob("log.*"):
@@ -167,7 +167,7 @@ def _logged_latencies_us(directory: Path) -> list[int]:
     return latencies
 
 
-def _percentiles_ms(sorted_us: list[int]) -> dict[str, float]:
+def percentiles_ms(sorted_us: list[int]) -> dict[str, float]:
     if not sorted_us:
         return {}
 

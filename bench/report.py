@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import subscriptions
+from bench import subscriptions, webhooks
 from bench.loadgen import PGBENCH
 from bench.postgraphile import EXECUTABLE as POSTGRAPHILE
 from bench.rows import Row, Side
@@ -85,6 +85,7 @@ def table(
     ours_name: str,
     live: subscriptions.Report | None = None,
     served: bool | None = None,
+    hooks: webhooks.Report | None = None,
 ) -> str:
     header = [
         "scenario",
@@ -128,6 +129,9 @@ def table(
     if live is not None:
         out.append("")
         out.extend(subscriptions.table(live))
+    if hooks is not None:
+        out.append("")
+        out.extend(webhooks.table(hooks))
     if reasons:
         out.append("")
         out.append("not measured:")

@@ -23,7 +23,7 @@ from pathlib import Path
 import asyncpg
 
 from api.store.database import libpq_url
-from bench import postgraphile, subscriptions
+from bench import postgraphile, subscriptions, webhooks
 from bench.cluster import BENCH_DIR, BenchDatabase, Cluster, reset_writes
 from bench.loadgen import Load, pgbench_available, wrk_available
 from bench.report import machine, memory_summary, table, timestamp_name, write_json
@@ -41,7 +41,7 @@ MINIMAL = "minimal handler"
 POSTGRAPHILE = "PostGraphile 4"
 # Small enough that 32 connections each finish several in a quick 2 s run.
 QUICK_BULK_SIZE = 100
-ROW_KEYS = [*SCENARIOS, subscriptions.KEY]
+ROW_KEYS = [*SCENARIOS, subscriptions.KEY, webhooks.KEY]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster.start()
     servers: list[ServerProcess] = []
     live: subscriptions.Report | None = None
+    hooks: webhooks.Report | None = None
     try:
         db = asyncio.run(cluster.prepare(database, scale))
         document["dataset"] = {
@@ -154,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if subscriptions.KEY in only:
                     ours = next((s for s in servers if s.name == OURS), None)
                     live = _subscriptions(context, args.quick, ours.pids if ours else list)
+                if webhooks.KEY in only:
+                    ours = next((s for s in servers if s.name == OURS), None)
+                    hooks = _webhooks(context, args.quick, ours.pids if ours else list)
             memory = sampler.report()
     finally:
         for server in servers:
@@ -162,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     document["rows"] = [row.as_dict() for row in rows]
     document[subscriptions.KEY] = live.as_dict() if live is not None else None
-    served = any(row.ours.measurement for row in rows) or bool(live and live.results)
+    document[webhooks.KEY] = hooks.as_dict() if hooks is not None else None
+    served = any(row.ours.measurement for row in rows) or bool(live and live.results) or bool(hooks and hooks.delivered)
     document["memory"] = {"processes": memory, **memory_summary(memory, OURS, served)}
     document["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print()
@@ -170,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"CoCo benchmark, {started}: {scale.checkins:,} check-ins, {scale.updates:,} updates; wrk -t{load.threads} "
         f"-c{load.connections} -d{load.duration_s}s after {load.warmup_s}s warm-up; {args.workers} workers each"
     )
-    print(table(rows, memory, OURS, live, served))
+    print(table(rows, memory, OURS, live, served, hooks))
     path = RESULTS / timestamp_name(started)
     write_json(path, document)
     print(f"\nwritten to {path.relative_to(ROOT)}")
@@ -191,6 +196,21 @@ def _subscriptions(ctx: Context, quick: bool, server_pids: Callable[[], list[int
     except (RuntimeError, OSError, TimeoutError) as error:
         log.error("subscriptions: %s", error)
         return subscriptions.Report("sse", [], skipped=f"failed: {error}")
+    finally:
+        asyncio.run(reset_writes(ctx.db.url, ctx.db.seed_max_seq))
+
+
+def _webhooks(ctx: Context, quick: bool, server_pids: Callable[[], list[int]]) -> webhooks.Report:
+    """Webhook delivery lag at 100 events/s from the same `coco serve` the other rows measured."""
+    if ctx.ours.base_url is None:
+        return webhooks.Report(skipped=ctx.ours.unavailable or "our server did not start")
+    try:
+        return asyncio.run(
+            webhooks.measure(ctx.db.url, 200 if quick else 1000, actor_id="p-1", team_id="t-1", server_pids=server_pids)
+        )
+    except (RuntimeError, OSError, TimeoutError) as error:
+        log.error("webhooks: %s", error)
+        return webhooks.Report(skipped=f"failed: {error}")
     finally:
         asyncio.run(reset_writes(ctx.db.url, ctx.db.seed_max_seq))
 
@@ -234,6 +254,8 @@ def _start_servers(
                 "PYTHONPATH": str(ours_root),
                 "PYTHONDONTWRITEBYTECODE": "1",
                 "COCO_LOG_LEVEL": "warning",
+                # The webhooks row's receiver listens on loopback (api/webhooks/ssrf.py refuses it otherwise).
+                "COCO_WEBHOOK_ALLOW_PRIVATE": "true",
             },
         ),
         ServerProcess(

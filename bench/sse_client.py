@@ -147,7 +147,7 @@ class Stream(asyncio.Protocol):
                 if kind != "coordination_event":
                     raise BadStream(f"{kind}: {document}")
                 cursor = int(ident)
-                if self.check_documents and json.loads(document)["cursor"] != cursor:
+                if self.check_documents and json.loads(document)["cursor"] != ident:
                     raise BadStream(f"frame id {ident} carries the document of another event: {document[:200]}")
                 self.on_event(cursor, now)
         except (BadStream, ValueError, KeyError, IndexError) as error:

@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -33,8 +34,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
 
 
-# Durability is not under test here; speed is welcome.
-FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+# Durability is not under test here; speed is welcome. pg_stat_statements counts the statements
+# tests/statements.py reports (top-level ones; BEGIN, COMMIT and SET are not counted as statements).
+FAST = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track_utility": "off",
+}
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +135,7 @@ class Served:
 
         import uvicorn
 
+        self.app = app
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan)
         )
@@ -163,7 +172,14 @@ class RunningServer(Served):
 
 
 @pytest.fixture(scope="session")
-def server_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
-    """Base URL of the app served over real HTTP (the schema is migrated by `engine`)."""
-    with RunningServer(database_url) as url:
-        yield url
+def served(database_url: str, engine: AsyncEngine) -> Iterator[tuple[str, Any]]:
+    """The app served over real HTTP (the schema is migrated by `engine`): its base URL, and the app."""
+    server = RunningServer(database_url)
+    with server as url:
+        yield url, server.app
+
+
+@pytest.fixture(scope="session")
+def server_url(served: tuple[str, Any]) -> str:
+    """Base URL of the app served over real HTTP."""
+    return served[0]

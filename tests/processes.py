@@ -50,3 +50,14 @@ def wait_healthy(process: subprocess.Popen[str], port: int, timeout: float = 120
             pass
         time.sleep(0.2)
     raise AssertionError("the server did not become healthy")
+
+
+def read_until(process: subprocess.Popen[str], needle: str) -> str:
+    """The process's output up to and including the first line that contains `needle`."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        if needle in line:
+            return "".join(lines)
+    raise AssertionError(f"the process ended without printing {needle!r}:\n{''.join(lines)}")

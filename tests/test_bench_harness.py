@@ -44,7 +44,7 @@ async def _seeded(engine: AsyncEngine, scale: Scale = TINY) -> None:
 
 async def _rows(engine: AsyncEngine, sql: str) -> list[dict[str, Any]]:
     async with engine.connect() as conn:
-        return [dict(r._mapping) for r in await conn.execute(text(sql))]
+        return [dict(r) for r in (await conn.execute(text(sql))).mappings()]
 
 
 async def test_seed_writes_the_dataset_with_one_event_per_checkin_and_update(clean: AsyncEngine) -> None:
@@ -217,10 +217,10 @@ def test_the_pgbench_latency_log_is_read_into_percentiles(tmp_path: Any) -> None
     (tmp_path / "log.123").write_text("0 0 1000 0 1700000000 1\n0 1 3000 0 1700000000 2\n")
     (tmp_path / "log.123.1").write_text("1 0 2000 0 1700000000 3\n")
 
-    latencies = sorted(loadgen._logged_latencies_us(tmp_path))
+    latencies = sorted(loadgen.logged_latencies_us(tmp_path))
 
     assert latencies == [1000, 2000, 3000]
-    assert loadgen._percentiles_ms(latencies) == {
+    assert loadgen.percentiles_ms(latencies) == {
         "mean": 2.0,
         "max": 3.0,
         "p50": 2.0,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from api.ops.embedded import EmbeddedPostgres
@@ -18,7 +19,7 @@ from api.plan import ReadPlan
 from api.store.database import create_engine
 from api.store.reads import Reader
 from api.store.writes import WriteService
-from tests.processes import wait_healthy
+from tests.processes import read_until
 
 COCO = [sys.executable, "-m", "api"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,9 @@ def serving(data_dir: Path, port: int) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(process, port)
+        # Said only once the server answers: a client that starts on the line is served at once.
+        read_until(process, f"serving on http://127.0.0.1:{port} with 2 worker(s)")
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         yield url
     finally:
         process.send_signal(signal.SIGINT)
@@ -102,7 +105,7 @@ def test_migrate_brings_an_empty_database_to_the_newest_schema(postgres: Embedde
     ).stdout.strip()
     assert tables == (
         "actors,alembic_version,coordination_events,goal_stories,goal_story_updates,graphql_documents,"
-        "team_checkins,teams"
+        "team_checkins,teams,webhook_deliveries,webhooks"
     )
 
 

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ import pytest
 import yaml
 
 from api.ops.embedded import EmbeddedPostgres
-from tests.processes import free_port, running, wait_healthy
+from tests.processes import free_port, read_until, running, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -120,12 +119,10 @@ def test_the_start_command_waits_for_a_database_that_starts_late(tmp_path: Path)
     env = container_env(late.url(), port)
     try:
         with container(env, tmp_path) as process:
-            time.sleep(2)
+            read_until(process, "waiting for the database")
             assert process.poll() is None, process.stdout.read()  # type: ignore[union-attr]
             late.start()
             wait_healthy(process, port)
-        output = process.stdout.read()  # type: ignore[union-attr]
-        assert "waiting for the database" in output
         assert migrated_revision(late.url()) is not None
     finally:
         late.stop()

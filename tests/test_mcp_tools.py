@@ -45,13 +45,13 @@ async def _events_of(engine: AsyncEngine, reference_id: str) -> list[dict[str, A
             text("SELECT actor_id, event_type, reference_id FROM coordination_events WHERE reference_id = :id"),
             {"id": reference_id},
         )
-        return [dict(r._mapping) for r in rows]
+        return [dict(r) for r in rows.mappings()]
 
 
 async def _row(engine: AsyncEngine, table: str, id: str) -> dict[str, Any] | None:
     async with engine.connect() as conn:
-        row = (await conn.execute(text(f"SELECT * FROM {table} WHERE id = :id"), {"id": id})).first()
-        return dict(row._mapping) if row else None
+        row = (await conn.execute(text(f"SELECT * FROM {table} WHERE id = :id"), {"id": id})).mappings().first()
+        return dict(row) if row else None
 
 
 async def test_tools_are_listed_with_valid_input_schemas(transport: str, server_url: str, database_url: str) -> None:

@@ -14,7 +14,7 @@ from api.errors import InvalidInput, InvalidReason
 from api.ops.schemas import validator
 from api.plan import CASTS, And, Column, Condition, Count, Embed, Not, Or, OrderTerm, ReadPlan
 from api.store.reads import Reader
-from api.store.select import array_statement
+from api.store.select import rows_statement
 from api.store.writes import WriteService
 
 
@@ -255,7 +255,7 @@ def test_every_cast_the_plan_names_renders() -> None:
     for name in sorted(CASTS):
         for spelled in (name, name.upper()):
             plan = ReadPlan("actor", columns=(Column("x", "name", cast=spelled),))
-            sql = str(array_statement(plan).compile(dialect=postgresql.dialect()))
+            sql = str(rows_statement(plan).compile(dialect=postgresql.dialect()))
             assert "CAST(" in sql, (spelled, sql)
 
 

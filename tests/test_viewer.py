@@ -109,10 +109,10 @@ class Viewer:
     def __init__(self, page: Page) -> None:
         self.page = page
         self.problems: list[str] = []
-        page.on("console", self._console)
+        page.on("console", self.on_console)
         page.on("pageerror", lambda error: self.problems.append(f"uncaught: {error}"))
 
-    def _console(self, message: ConsoleMessage) -> None:
+    def on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
             self.problems.append(f"console: {message.text}")
 

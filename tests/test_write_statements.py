@@ -200,7 +200,9 @@ async def test_the_rows_and_events_a_create_returns_are_those_stored(world: Writ
     # event's id and cursor); the rest is rebuilt from what was sent, and must equal the table.
     async def stored(table: str, id: str) -> dict[str, Any]:
         async with world.engine.connect() as conn:
-            return dict((await conn.execute(text(f"SELECT * FROM {table} WHERE id = :id"), {"id": id})).one()._mapping)
+            return dict(
+                (await conn.execute(text(f"SELECT * FROM {table} WHERE id = :id"), {"id": id})).mappings().one()
+            )
 
     story = await world.create(
         "goal_story",

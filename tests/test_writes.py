@@ -21,7 +21,7 @@ from .conftest import count_rows, table_counts, until_a_lock_is_awaited
 
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[dict[str, Any]]:
     async with engine.connect() as conn:
-        return [dict(r._mapping) for r in await conn.execute(text(sql), params)]
+        return [dict(r) for r in (await conn.execute(text(sql), params)).mappings()]
 
 
 async def events_of(engine: AsyncEngine, reference_id: str) -> list[dict[str, Any]]:

@@ -9,6 +9,15 @@ event streams (text/event-stream responses: the live feed, MCP's stream) are
 ended after their last complete event, at once, while ordinary requests
 carry on to their answers. Clients reconnect elsewhere (SSE with
 Last-Event-ID, subscriptions with `after`) and miss nothing.
+
+Shutdown always finishes: uvicorn cancels what is still running when the
+graceful period ends, but a request that never yields the event loop (CPU
+work between two awaits) cannot be cancelled, and neither uvicorn nor the
+cleanup after it would ever run. So the signal also arms a watchdog thread:
+a process still running `force_after_s` later logs why and ends itself
+(running the `on_forced_exit` callbacks first: the embedded PostgreSQL of a
+one-worker `coco serve` is stopped). A server in a thread of another process
+(tests) never receives the signal, so it is never armed there.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -41,14 +51,60 @@ class Stream:
         self.drained = False
 
 
-class Draining:
-    """Begins once, when the process starts to shut down, and ends the streams of this process."""
+# Called, in the order given, before a process that has to be ended exits.
+_FORCED_EXIT: list[Callable[[], None]] = []
 
-    def __init__(self) -> None:
+
+@contextlib.contextmanager
+def on_forced_exit(callback: Callable[[], None]) -> Iterator[None]:
+    """Run `callback` should this process be ended by the watchdog while the block runs."""
+    _FORCED_EXIT.append(callback)
+    try:
+        yield
+    finally:
+        _FORCED_EXIT.remove(callback)
+
+
+def _force_exit(sig: int, after_s: float) -> None:
+    log.error(
+        "still running %g s after the signal to stop (a request or the cleanup did not finish): ending the process",
+        after_s,
+    )
+    for callback in list(_FORCED_EXIT):
+        try:
+            callback()
+        except Exception:
+            log.exception("while ending the process")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(128 + sig)
+
+
+class Draining:
+    """Begins once, when the process starts to shut down, and ends the streams of this process.
+
+    With `force_after_s`, a signal to stop also arms the watchdog (see the module)."""
+
+    def __init__(self, *, force_after_s: float | None = None) -> None:
         self.started = False
         self.streams: set[Stream] = set()
         self.tasks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.force_after_s = force_after_s
+        self._watchdog: threading.Timer | None = None
+
+    def arm(self, sig: int) -> None:
+        """Should this process still run `force_after_s` from now, end it then."""
+        if self.force_after_s is None or self._watchdog is not None:
+            return
+        self._watchdog = threading.Timer(self.force_after_s, _force_exit, args=(sig, self.force_after_s))
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def finished(self) -> None:
+        """The process has cleaned up: what follows (the embedded PostgreSQL's own stop) is not cut short."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -98,6 +154,7 @@ class Draining:
         previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
 
         def handle(sig: int, frame: FrameType | None) -> None:
+            self.arm(sig)
             self.begin()
             chained = previous[signal.Signals(sig)]
             if callable(chained):

@@ -10,15 +10,15 @@ the write scope. Probes and metrics stay open.
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import jsonbody
 from api.config import Settings
-from api.edge.auth import READ, Access, AuthError, Caller, Principal, current_caller
+from api.edge.auth import READ, Access, AuthError, Caller, Principal, current_caller, permission_denied, permission_hint
 from api.edge.cors import is_preflight, send_preflight, with_origin
 from api.edge.replies import send_json
 
@@ -34,16 +34,15 @@ TOKEN_PARAMETER = "token"
 WS_FORBIDDEN = 4403
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(BaseException):
+    """Raised into the app when it reads past the body limit. Like a cancellation, it is not the app's
+    to handle: its broad `except Exception` (log, answer 500) must let it through to the 413 here."""
 
 
 class Guard:
     def __init__(self, app: ASGIApp, *, settings: Settings, access: Access | None = None) -> None:
         self.app = app
-        self.access = access or Access.configure(
-            settings.tokens, settings.tokens_file, settings.jwt_secret, settings.anonymous_read
-        )
+        self.access = access or Access.from_settings(settings)
         self.max_body = settings.max_body_bytes
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         self.any_origin = not origins or "*" in origins
@@ -90,7 +89,7 @@ class Guard:
             await self._limited(scope, receive, send)
             return
         try:
-            scope, principal = self.authenticate(scope, headers)
+            scope, principal = await self.authenticate(scope, headers)
             if not principal.allows(READ):
                 raise _forbidden(principal)
         except AuthError as error:
@@ -149,7 +148,7 @@ class Guard:
             graphql_code="PAYLOAD_TOO_LARGE",
         )
 
-    def authenticate(self, scope: Scope, headers: Headers) -> tuple[Scope, Principal]:
+    async def authenticate(self, scope: Scope, headers: Headers) -> tuple[Scope, Principal]:
         """The principal, from the Authorization header or a `?token=` parameter (which is removed:
         browsers' EventSource and the viewer's first link cannot send headers)."""
         authorization = headers.get("authorization")
@@ -161,7 +160,7 @@ class Guard:
                 rest = [(k, v) for k, v in pairs if k != TOKEN_PARAMETER]
                 scope = {**scope, "query_string": urlencode(rest).encode("latin-1")}
                 authorization = authorization or f"Bearer {tokens[-1]}"
-        return scope, self.access.authenticate(authorization)
+        return scope, await self.access.authenticate_async(authorization)
 
     # ------------------------------------------------------------ WebSocket
 
@@ -178,7 +177,7 @@ class Guard:
             "query_string", b""
         )
         try:
-            scope, principal = self.authenticate(scope, headers) if given else (scope, self.access.anonymous())
+            scope, principal = await self.authenticate(scope, headers) if given else (scope, self.access.anonymous())
         except AuthError as error:
             await send({"type": "websocket.close", "code": WS_FORBIDDEN, "reason": error.message})
             return
@@ -204,7 +203,7 @@ class Guard:
             try:
                 authorization = init.get("authorization") or init.get("Authorization")
                 if isinstance(authorization, str) and not given:
-                    caller.principal = access.authenticate(authorization)
+                    caller.principal = await access.authenticate_async(authorization)
                 elif not given and not access.anonymous_read:
                     raise AuthError(401, "PGRST302", "Anonymous access is disabled")
                 if not caller.principal.allows(READ):
@@ -235,7 +234,7 @@ def _connection_init(message: Message) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
-        document = json.loads(raw)
+        document = jsonbody.loads(raw)
     except ValueError:
         return None
     if not isinstance(document, dict) or document.get("type") != "connection_init":
@@ -245,12 +244,14 @@ def _connection_init(message: Message) -> dict[str, Any] | None:
 
 
 def _forbidden(principal: Principal) -> AuthError:
-    if principal.authenticated:
-        return AuthError(
-            403, "42501", "permission denied: the token does not grant the read scope", graphql_code="FORBIDDEN"
-        )
+    # As the write service's Forbidden reads in every front end (api/rest/errors.py, api/graphql/errors.py).
     return AuthError(
-        401, "42501", "permission denied: anonymous requests may not read", hint="Send Authorization: Bearer <token>"
+        403 if principal.authenticated else 401,
+        "42501",
+        permission_denied(READ, principal.authenticated),
+        hint=permission_hint(READ),
+        graphql_code="FORBIDDEN" if principal.authenticated else "UNAUTHENTICATED",
+        scope=READ,
     )
 
 
@@ -262,18 +263,11 @@ async def _refuse(send: Send, path: str, error: AuthError) -> None:
     elif error.status == 403:
         extra.append((b"www-authenticate", b'Bearer error="insufficient_scope"'))
     if path.rstrip("/") in GRAPHQL_PATHS:
-        body: dict[str, Any] = {
-            "data": None,
-            "errors": [
-                {
-                    "message": error.message,
-                    "extensions": {
-                        "code": error.graphql_code if error.status != 403 else "FORBIDDEN",
-                        "pgrst": error.code,
-                    },
-                }
-            ],
-        }
+        code = error.graphql_code if error.status != 403 else "FORBIDDEN"
+        # A missing scope reads as when the write service refuses (api/graphql/errors.py).
+        extensions = {"code": code, "scope": error.scope} if error.scope else {"code": code, "pgrst": error.code}
+        body: dict[str, Any] = {"data": None, "errors": [{"message": error.message, "extensions": extensions}]}
     else:
-        body = {"code": error.code, "message": error.message, "details": error.details, "hint": error.hint}
+        # PostgREST's key order, as api/rest/errors.py writes every other error.
+        body = {"code": error.code, "details": error.details, "hint": error.hint, "message": error.message}
     await send_json(send, error.status, body, extra)

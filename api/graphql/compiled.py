@@ -7,7 +7,7 @@ selection tree becomes a `Bundle` of plans (each root field a `Lookup` or a
 nodes, edges and cursors, pageInfo and totalCount under the client's keys;
 enum names, timestamps and cursors spelled in SQL exactly as the resolvers
 spell them) and PostgreSQL returns the JSON text of the whole `data` object.
-The request is then recorded (`RECENT`): the route answers the same document,
+The request is then recorded (`Schema.recent`): the route answers the same document,
 operation and variables again from the recorded plan, before Strawberry, and
 passes PostgreSQL's text through as the body.
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,9 +57,9 @@ from graphql.execution.values import (
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
-from strawberry.types.arguments import convert_arguments
 
 from api import metrics
+from api.cache import BoundedCache
 from api.entities import ENTITIES, Entity, Kind
 from api.errors import InvalidInput, StatementTimeout, Unavailable
 from api.graphql.connections import Limits, plan_page
@@ -71,6 +70,7 @@ from api.graphql.names import camel, type_name
 from api.graphql.nodes import decode
 from api.graphql.ordering import order_keys
 from api.graphql.relations import FIELDS, ROOTS, Either, Related, Shape
+from api.graphql.strawberry_adapter import field_arguments, graphql_schema, provided_operation_name
 from api.plan import (
     Bundle,
     Choice,
@@ -174,10 +174,13 @@ class Compiler:
         limits: Limits,
     ) -> None:
         self.schema = schema
-        self.graphql_schema = schema._schema
+        self.graphql_schema = graphql_schema(schema)
         self.fragments = fragments
         self.variables = variables
         self.limits = limits
+        # The fields of each selection already inlined: a fragment spread many times (fragments
+        # spreading each other twice over) is inlined once, so compiling is linear in the document.
+        self.inlined: dict[tuple[int, str, str | None], list[FieldNode]] = {}
 
     def fields(
         self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None, union: str | None = None
@@ -187,6 +190,13 @@ class Compiler:
         Under a union, the selection holds fragments on each member: those on other members are left out."""
         if selection_set is None:
             raise NotPlannable("no selection")
+        key = (id(selection_set), parent.name, union)
+        known = self.inlined.get(key)
+        if known is None:
+            known = self.inlined[key] = self._inline(parent, selection_set, union)
+        return known
+
+    def _inline(self, parent: GraphQLObjectType, selection_set: SelectionSetNode, union: str | None) -> list[FieldNode]:
         found: list[FieldNode] = []
         for selection in selection_set.selections:
             if not self._included(selection):
@@ -233,14 +243,7 @@ class Compiler:
 
     def arguments(self, parent: GraphQLObjectType, node: FieldNode) -> dict[str, Any]:
         definition = parent.fields[node.name.value]
-        raw = get_argument_values(definition, node, self.variables)
-        strawberry_field = definition.extensions["strawberry-definition"]
-        return convert_arguments(
-            raw,
-            strawberry_field.arguments,
-            scalar_registry=self.schema.schema_converter.scalar_registry,
-            config=self.schema.config,
-        )
+        return field_arguments(self.schema, definition, get_argument_values(definition, node, self.variables))
 
     def view(
         self,
@@ -449,6 +452,8 @@ def compile_operation(
         raise NotPlannable("not a query")
     compiler = Compiler(schema, fragments, variables, limits)
     query_type = compiler.graphql_schema.query_type
+    if query_type is None:
+        raise NotPlannable("a schema without queries")
     items: list[Lookup | Paged | Constant] = []
     for node in compiler.fields(query_type, operation.selection_set):
         name, key = node.name.value, _key(node)
@@ -514,44 +519,43 @@ class Prepared:
 UNPLANNABLE = object()
 
 
+REQUESTS_KEPT = 256
+
+
 class RecentPlans:
-    """Compiled reads of recent requests, by schema, limits, document, operation name and variables.
+    """Compiled reads of recent requests, by limits, document, operation name and variables; each schema
+    has its own (`Schema.recent`), since it is the schema that parsed and validated them.
 
     A request is recorded only once Strawberry has parsed, validated (with its limits) and answered it
     through the compiled path, so a request found here may skip all of that."""
 
-    def __init__(self, maxsize: int = 256) -> None:
-        self.maxsize = maxsize
-        self.entries: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+    def __init__(self, size: int = REQUESTS_KEPT) -> None:
+        self.cache: BoundedCache[tuple[Any, ...], Any] = BoundedCache("graphql_requests", size)
 
     @staticmethod
     def key(
-        schema: Any, limits: Limits, query: str, operation_name: str | None, variables: dict[str, Any] | None
+        limits: Limits, query: str, operation_name: str | None, variables: dict[str, Any] | None
     ) -> tuple[Any, ...] | None:
         try:
             encoded = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
         except (TypeError, ValueError):
             return None
-        # The schema itself (not its id, which a later schema could reuse): its limits validated the request.
-        return (schema, limits, query, operation_name, encoded)
+        return (limits, query, operation_name, encoded)
 
     def get(self, key: tuple[Any, ...] | None) -> Any:
-        if key is None:
-            return None
-        entry = self.entries.get(key)
-        if entry is not None:
-            self.entries.move_to_end(key)
-        return entry
+        return None if key is None else self.cache.get(key)
 
     def put(self, key: tuple[Any, ...] | None, entry: Any) -> None:
-        if key is None:
-            return
-        self.entries[key] = entry
-        if len(self.entries) > self.maxsize:
-            self.entries.popitem(last=False)
+        if key is not None:
+            self.cache.put(key, entry)
 
 
-RECENT = RecentPlans()
+def recent_plans(schema: object) -> RecentPlans:
+    """The requests `schema` recorded: each schema of api/graphql/schema.py has its own."""
+    recent = getattr(schema, "recent", None)
+    if not isinstance(recent, RecentPlans):
+        raise TypeError("compiled execution runs on the schemas of api.graphql.schema.make_schema")
+    return recent
 
 
 class CompiledExecution(SchemaExtension):
@@ -563,23 +567,23 @@ class CompiledExecution(SchemaExtension):
         document = execution_context.graphql_document
         if isinstance(context, Context) and document is not None and not context.resolvers_only:
             schema = execution_context.schema
-            key = RECENT.key(
-                schema,
+            recent = recent_plans(schema)
+            key = recent.key(
                 context.limits,
                 execution_context.query or "",
-                execution_context._provided_operation_name,
+                provided_operation_name(execution_context),
                 execution_context.variables,
             )
-            if RECENT.get(key) is UNPLANNABLE:
+            if recent.get(key) is UNPLANNABLE:
                 fall_back(NotPlannable("recorded as not plannable"), execution_context.operation_name)
             else:
                 try:
-                    # Without a name, Strawberry runs the document's first operation: so does this.
+                    # Without a name the document holds one operation (api/graphql/cost.py refuses others).
                     operation, fragments = _operation(document, execution_context.operation_name)
                     if operation.operation is not OperationType.QUERY:
                         raise NotQuery
                     variables = get_variable_values(
-                        schema._schema, operation.variable_definitions or (), execution_context.variables or {}
+                        graphql_schema(schema), operation.variable_definitions or (), execution_context.variables or {}
                     )
                     if isinstance(variables, list):
                         # graphql-core says which, to the resolvers' caller: not recorded
@@ -589,14 +593,14 @@ class CompiledExecution(SchemaExtension):
                 except NotQuery:
                     pass  # mutations and subscriptions are the resolvers' own: no fallback
                 except NotPlannable as error:
-                    RECENT.put(key, UNPLANNABLE)
+                    recent.put(key, UNPLANNABLE)
                     fall_back(error, execution_context.operation_name)
                 except Exception as error:
                     # Bad input, the database, or a fault here: the resolvers answer, with their errors and paths.
                     fall_back(error, execution_context.operation_name)
                 else:
                     execution_context.result = ExecutionResult(data=data, errors=None)
-                    RECENT.put(key, Prepared(bundle, operation.name.value if operation.name else None))
+                    recent.put(key, Prepared(bundle, operation.name.value if operation.name else None))
         yield
 
 

@@ -17,6 +17,8 @@ class Context:
     limits: Limits
     # The process's live feed (api.live.LiveFeed), for subscriptions.
     live: Any = None
+    # Webhook management (api.webhooks.WebhookAdmin); None where the process has none.
+    webhooks: Any = None
     # Read through the resolvers even where compiled execution could answer (the reference path).
     resolvers_only: bool = False
     loaders: Loaders = field(init=False)

@@ -10,7 +10,16 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from api.edge.auth import Forbidden
-from api.errors import Conflict, DomainError, InvalidInput, NotFound, ReadOnly, StatementTimeout, Unavailable
+from api.errors import (
+    ActorForbidden,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    ReadOnly,
+    StatementTimeout,
+    Unavailable,
+)
 from api.graphql.names import camel
 
 log = logging.getLogger("coco.graphql")
@@ -34,6 +43,8 @@ def extensions_of(error: DomainError) -> dict[str, Any]:
             return {"code": "NOT_FOUND", "entity": error.entity, "id": error.id}
         case Conflict():
             out = {"code": "CONFLICT", "reason": error.reason.value, "ids": error.ids}
+            if error.count > len(error.ids):
+                out["count"] = error.count
             if error.field:
                 out["field"] = camel(error.field)
             if error.referrers:
@@ -45,6 +56,8 @@ def extensions_of(error: DomainError) -> dict[str, Any]:
             return {"code": "SERVICE_UNAVAILABLE"}
         case StatementTimeout():
             return {"code": "TIMEOUT"}
+        case ActorForbidden():
+            return {"code": "FORBIDDEN", "actor": error.actor, "ids": error.ids}
         case Forbidden():
             return {"code": "FORBIDDEN" if error.authenticated else "UNAUTHENTICATED", "scope": error.scope}
     return {"code": INTERNAL}

@@ -16,10 +16,11 @@ Nothing here knows Strawberry: the route (route.py) reads the request, asks this
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from api import jsonbody
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -146,8 +147,8 @@ def _no_constants(name: str) -> Any:
 
 def _json(text: str | bytes, what: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_no_constants)
-    except (ValueError, RecursionError) as error:
+        return jsonbody.loads(text, parse_constant=_no_constants)
+    except ValueError as error:
         raise RequestError(400, f"{what} is not valid JSON: {error}") from error
 
 

@@ -180,7 +180,8 @@ def _hash_of(extension: Any) -> str:
 class TrustedDocuments(SchemaExtension):
     """Refuses any document the manifest does not hold, over HTTP and WebSocket alike: its validation's
     errors, if any, become this one refusal, so it never runs and tells nothing of the schema. (A
-    document that does not even parse gets its syntax error first.) Listed after ValidationCache."""
+    document that does not even parse gets its syntax error first.) Listed after the extension that
+    validates (api.graphql.cost.Protection)."""
 
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest

@@ -24,11 +24,11 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from api import metrics
+from api import jsonbody, metrics
 from api.config import Settings
 from api.errors import DomainError
 from api.graphql import caching, http, ide, persisted
-from api.graphql.compiled import RECENT, Prepared
+from api.graphql.compiled import Prepared
 from api.graphql.connections import Limits
 from api.graphql.context import Context
 from api.graphql.errors import with_code
@@ -42,8 +42,13 @@ log = logging.getLogger("coco.graphql")
 
 class GraphQLApp(GraphQL):
     def __init__(self, settings: Settings, subscription: Any = Subscription) -> None:
+        schema = make_schema(settings, subscription)
+        # The requests its schema answered through the compiled path, which this route answers again.
+        self.recent = schema.recent
+        # What its schema measured of recent documents (api/graphql/cost.py).
+        self.measures = schema.measures
         super().__init__(
-            make_schema(settings, subscription),
+            schema,
             graphql_ide="graphiql" if settings.graphql_ide else None,
             keep_alive=True,
             keep_alive_interval=settings.graphql_keepalive_s,
@@ -152,9 +157,7 @@ class GraphQLApp(GraphQL):
         body as it is. Anything else, or any failure, is left to Strawberry (None)."""
         if params.query is None:
             return None
-        prepared = RECENT.get(
-            RECENT.key(self.schema, self.limits, params.query, params.operation_name, params.variables)
-        )
+        prepared = self.recent.get(self.recent.key(self.limits, params.query, params.operation_name, params.variables))
         if not isinstance(prepared, Prepared):
             return None
         try:
@@ -171,6 +174,13 @@ class GraphQLApp(GraphQL):
         response = Response(b'{"data":' + text.encode() + b"}", media_type=http.content_type(media))
         return Answered(response, executed=True, clean=True)
 
+    def decode_json(self, data: str | bytes) -> object:
+        # Strawberry's own parsing (WebSocket messages): too deep is a message it cannot parse.
+        try:
+            return jsonbody.loads(data)
+        except jsonbody.TooDeep as error:
+            raise json.JSONDecodeError(str(error), "", 0) from None
+
     async def get_context(self, request: Any, response: Response | None = None) -> Context:  # type: ignore[override]
         services = request.app.state.services
         return Context(
@@ -178,6 +188,7 @@ class GraphQLApp(GraphQL):
             writer=services.writer,
             limits=self.limits,
             live=getattr(request.app.state, "live", None),
+            webhooks=getattr(services, "webhooks", None),
         )
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:

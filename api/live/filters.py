@@ -33,3 +33,24 @@ def after_cursor(after: int) -> Condition:
 
 def up_to_cursor(last: int) -> Condition:
     return Condition("cursor", "lte", last)
+
+
+def teams_filter(team_ids: list[str]) -> Filter:
+    """`team_filter` for any of several teams."""
+    ids = list(team_ids)
+    return Or(
+        (
+            And(
+                (
+                    Condition("event_type", "eq", "team_checkin"),
+                    Related("team_checkin", Condition("team_id", "in", ids)),
+                )
+            ),
+            And(
+                (
+                    Condition("event_type", "eq", "goal_story_update"),
+                    Related("goal_story_update", Related("goal_story", Condition("team_ids", "ov", ids))),
+                )
+            ),
+        )
+    )

@@ -19,6 +19,7 @@ import mcp_types as types
 from api.edge.auth import Forbidden
 from api.entities import entity as entity_named
 from api.errors import (
+    ActorForbidden,
     Conflict,
     ConflictReason,
     DomainError,
@@ -104,6 +105,10 @@ def describe(tool: ToolSpec | None, error: DomainError) -> Failure:
             )
         case ReadOnly():
             return Failure("read_only", error.message)
+        case ActorForbidden():
+            return Failure(
+                "forbidden", error.message.rstrip("."), error.hint, argument="actor_id", details={"ids": error.ids}
+            )
         case Forbidden():
             return Failure(
                 "forbidden",

@@ -29,16 +29,15 @@ from api.rest.response import CORS_EXPOSED, error_response
 from api.rest.writing import write
 
 log = logging.getLogger("coco.rest")
-# Shapes depend on nothing but the request and the row cap (part of their key): one set per process.
-SHAPES = Shapes()
 
-__all__ = ["endpoint", "resource_route", "routes"]
+__all__ = ["RestApp", "endpoint", "resource_route", "routes"]
 
 
-async def endpoint(request: Request) -> Response:
+async def endpoint(request: Request, shapes: Shapes | None = None) -> Response:
+    """The answer to any REST request; GETs of a shape in `shapes` skip parsing and planning."""
     # Preflights never get here: the edge answers them for every front end (api/edge/cors.py).
     origin = request.headers.get("origin")
-    response = await _answer(request)
+    response = await _answer(request, shapes)
     if "proxy-status" not in response.headers:
         # PostgREST's hint to caches: the answer depends on these request headers too.
         response.headers["Vary"] = "Accept, Prefer, Range"
@@ -48,11 +47,11 @@ async def endpoint(request: Request) -> Response:
     return response
 
 
-async def _answer(request: Request) -> Response:
+async def _answer(request: Request, shapes: Shapes | None) -> Response:
     try:
         services = request.app.state.services
-        if services.settings.rest_shapes:
-            known = await SHAPES.answer(request, services.reader, services.settings.max_rows)
+        if shapes is not None and services.settings.rest_shapes:
+            known = await shapes.answer(request, services.reader, services.settings.max_rows)
             if known is not None:
                 return known
         api = api_request(request)
@@ -89,10 +88,15 @@ def _info(allow: str) -> Response:
 
 
 class RestApp:
-    """The endpoint as a plain ASGI app, so that every method reaches it (PostgREST answers unknown ones)."""
+    """The endpoint as a plain ASGI app, so that every method reaches it (PostgREST answers unknown ones).
+
+    One per app: it keeps the shapes of the app's recent GETs (api/rest/repeated.py)."""
+
+    def __init__(self, shapes: Shapes | None = None) -> None:
+        self.shapes = shapes if shapes is not None else Shapes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await endpoint(Request(scope, receive))
+        response = await endpoint(Request(scope, receive), self.shapes)
         await response(scope, receive, send)
 
 
@@ -115,11 +119,11 @@ class ResourceRoute(BaseRoute):
         await self.app(scope, receive, send)
 
 
-def resource_route() -> BaseRoute:
+def resource_route(app: RestApp) -> BaseRoute:
     """Mount this first: the most requested paths then cost one set lookup to route."""
-    return ResourceRoute(RestApp())
+    return ResourceRoute(app)
 
 
-def routes() -> list[BaseRoute]:
+def routes(app: RestApp) -> list[BaseRoute]:
     """Swagger UI, then PostgREST's dialect on every other path; mount these last."""
-    return [*docs.routes(), Route("/{path:path}", RestApp())]
+    return [*docs.routes(), Route("/{path:path}", app)]

@@ -12,10 +12,11 @@ import difflib
 import json
 from typing import Any
 
-from api.edge.auth import Forbidden
+from api.edge.auth import Forbidden, permission_hint
 from api.entities import BY_RESOURCE
 from api.entities import entity as entity_named
 from api.errors import (
+    ActorForbidden,
     Conflict,
     ConflictReason,
     DatabaseFault,
@@ -29,6 +30,7 @@ from api.errors import (
 )
 
 SCHEMA = "public"
+BIGINT_MAX = 2**63 - 1
 
 
 class RestError(Exception):
@@ -75,6 +77,11 @@ def invalid_range(details: str) -> RestError:
 
 def out_of_bounds(offset: int, total: int) -> RestError:
     return invalid_range(f"An offset of {offset} was requested, but there are only {total} rows.")
+
+
+def beyond_bigint(name: str) -> RestError:
+    """A limit or offset PostgreSQL could not take (it counts rows in a bigint)."""
+    return RestError(400, "22003", f"{name} must be at most {BIGINT_MAX}")
 
 
 def invalid_put_filters() -> RestError:
@@ -251,6 +258,15 @@ def from_domain(error: DomainError) -> RestError:
                 error.message,
                 hint="Narrow the filter or page through the rows (COCO_STATEMENT_TIMEOUT_MS)",
             )
+        case ActorForbidden():
+            # As PostgREST answers a row-level security policy's refusal: 42501, 403 (the token is known).
+            return RestError(
+                403,
+                "42501",
+                error.message,
+                f"actor {error.actor}" + (f"; refused: {', '.join(error.ids)}" if error.ids else ""),
+                hint=error.hint,
+            )
         case Forbidden():
             # PostgREST: 42501 is 401 for the anonymous role (log in), 403 for an authenticated one.
             status = 403 if error.authenticated else 401
@@ -259,7 +275,7 @@ def from_domain(error: DomainError) -> RestError:
                 status,
                 "42501",
                 error.message,
-                hint=f"This needs a token with the {error.scope} scope",
+                hint=permission_hint(error.scope),
                 headers={"WWW-Authenticate": challenge},
             )
     return RestError(400, "P0001", error.message)
@@ -347,7 +363,7 @@ def _invalid(error: InvalidInput) -> RestError:
 
 def _conflict(error: Conflict) -> RestError:
     table = _table(error.entity)
-    ids = ", ".join(error.ids)
+    ids = error.named
     match error.reason:
         case ConflictReason.DUPLICATE:
             return RestError(

@@ -14,6 +14,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
+from api import jsonbody
 from api.entities import Entity, Kind
 from api.rest import errors
 from api.rest.grammar import parse_array_literal, whole_number
@@ -36,8 +37,10 @@ def _json(raw: bytes) -> Any:
     if not raw.strip():
         raise errors.invalid_body("Empty or invalid json")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return jsonbody.loads(raw)
+    except jsonbody.TooDeep as error:
+        raise errors.invalid_body(f"Invalid json: {error}") from None
+    except (ValueError, UnicodeDecodeError):
         raise errors.invalid_body("Empty or invalid json") from None
 
 

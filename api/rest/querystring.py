@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import TypeVar
 from urllib.parse import quote
 
-from api.rest.errors import query_param
+from api.rest.errors import BIGINT_MAX, beyond_bigint, query_param
 from api.rest.grammar import Cursor, Failure, whole_number
 from api.rest.syntax import FieldRef, FilterExpr, OrderItem, QueryString, SelectItem
 
@@ -68,6 +68,8 @@ def _parse_embeddable(qs: QueryString, key: str, last: str, value: str) -> None:
         # PostgREST ignores a limit or offset that is not an integer.
         number = whole_number(value)
         if number is not None:
+            if number > BIGINT_MAX:
+                raise beyond_bigint(last)
             (qs.limits if last == "limit" else qs.offsets)[path] = number
 
 

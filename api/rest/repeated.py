@@ -20,7 +20,6 @@ and any answer that would be streamed, goes the usual way.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -28,6 +27,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.cache import BoundedCache
 from api.errors import DomainError
 from api.plan import ReadPlan, parameterized
 from api.rest.errors import RestError
@@ -44,6 +44,8 @@ PLAIN_ACCEPT = (None, "*/*", "application/json")
 # A filter value's stand-in while a shape is planned: private-use characters no client sends by chance.
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 MARKER = re.compile(f"{MARK_OPEN}([0-9]+){MARK_CLOSE}")
+# A key not seen yet.
+_NEW = object()
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,10 @@ class Shape:
 
 
 class Shapes:
+    """The shapes of an app's recent GETs (None: a request of that shape is always planned)."""
+
     def __init__(self, size: int = SHAPES_KEPT) -> None:
-        self.size = size
-        self.known: OrderedDict[tuple[Any, ...], Shape | None] = OrderedDict()
+        self.known: BoundedCache[tuple[Any, ...], Shape | None] = BoundedCache("rest_shapes", size)
 
     async def answer(self, request: Request, reader: Reader, max_rows: int | None) -> Response | None:
         """The answer from a known shape, or None: then answer as usual (the shape of a request
@@ -69,12 +72,11 @@ class Shapes:
             return None
         accept, parts, values, items = found
         key = (max_rows, request.scope["path"], accept, parts)
-        shape = self.known.get(key)
-        if shape is None:
-            if key not in self.known:
-                self._remember(key, _plan_shape(request, parts, len(values), max_rows))
+        shape = self.known.get(key, _NEW)
+        if not isinstance(shape, Shape):  # None: a shape that is always planned
+            if shape is _NEW:
+                self.known.put(key, _plan_shape(request, parts, len(values), max_rows))
             return None
-        self.known.move_to_end(key)
         text, rows = await reader.json_rows_shaped(shape.slots, [values[i] for i in shape.sources])
         if shape.streamable and rows > STREAM_AFTER:
             return None
@@ -82,11 +84,6 @@ class Shapes:
         assert ent is not None
         headers = {"Content-Location": f"/{ent.resource}" + (f"?{canonical(items)}" if items else "")}
         return finish(shape.api, render(text, shape.media, ent, shape.plan), rows, None, headers, shape.media)
-
-    def _remember(self, key: tuple[Any, ...], shape: Shape | None) -> None:
-        self.known[key] = shape
-        if len(self.known) > self.size:
-            self.known.popitem(last=False)
 
 
 def _key(

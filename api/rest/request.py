@@ -97,18 +97,19 @@ def query_items(raw: bytes) -> list[tuple[str, str]]:
 
 
 def _top_range(method: str, qs: QueryString, range_header: str | None) -> tuple[int, int | None]:
-    """Intersect limit/offset with the Range header (read on GET only), as PostgREST's getRanges does."""
+    """Intersect limit/offset with the Range header (read on GET and HEAD), as PostgREST's getRanges does."""
     limit = qs.limits.get(())
     offset = qs.offsets.get(())
     lower = offset if offset is not None else 0
     upper = None if limit is None else lower + limit - 1
-    header = parse_range(range_header) if method == "GET" else None
+    # HEAD answers as GET would, without the body.
+    header = parse_range(range_header) if method in ("GET", "HEAD") else None
     header_empty = False
     if header is not None:
         first, last = header
         header_empty = last is not None and last < first
         lower = max(lower, first)
-        if last is not None:
+        if last is not None and last <= errors.BIGINT_MAX:  # beyond, the range is open-ended
             upper = last if upper is None else min(upper, last)
     if method == "PUT" and (limit is not None or offset is not None):
         raise errors.put_limit()
@@ -122,4 +123,6 @@ def _top_range(method: str, qs: QueryString, range_header: str | None) -> tuple[
         )
     if lower < 0:
         raise errors.RestError(400, "2201X", "OFFSET must not be negative")
+    if lower > errors.BIGINT_MAX:
+        raise errors.beyond_bigint("offset")
     return lower, None if upper is None else upper - lower + 1

@@ -11,7 +11,8 @@ Query parameters (PostgREST style, `eq` only):
   reference_id=eq.<id>     events about this check-in or update
   team_id=<id> | eq.<id>   events whose check-in, or whose update's goal story, belongs to the team
 
-Each event is `id: <cursor>`, `event: coordination_event`, `data: <JSON document>`;
+Each event is `id: <cursor>`, `event: coordination_event`, `data: <JSON document>`
+(the CoCo document and its `cursor`, a string as in GraphQL);
 a comment line every keep-alive interval keeps proxies from closing an idle
 stream. A subscriber that falls behind gets `event: error` with code
 `subscriber_overflow` and `last_cursor`, and the stream ends; reconnecting
@@ -24,13 +25,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import OrderedDict
-from collections.abc import AsyncGenerator, Coroutine, Sequence
-from typing import Any, cast
+from collections import deque
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.cache import BoundedCache, Caches
 from api.edge.replies import send_json
 from api.entities import EVENT_TYPES
 from api.errors import InvalidInput
@@ -53,11 +55,17 @@ class BadRequest(Exception):
 
 
 class EventStream:
-    def __init__(self, app: ASGIApp, *, path: str = PATH, keepalive: float = KEEPALIVE_S) -> None:
+    def __init__(
+        self, app: ASGIApp, *, path: str = PATH, keepalive: float = KEEPALIVE_S, caches: Caches | None = None
+    ) -> None:
         self.app = app
         self.path = path
         self.keepalive = keepalive
+        # This app's own: the frames encoded for its streams, and what writes live batches to them.
         self.frames = Frames()
+        self.writer = Writer()
+        if caches is not None:
+            caches.add(self.frames.cache)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -72,11 +80,11 @@ class EventStream:
         if feed is None:
             await send_json(send, 503, {"code": "unavailable", "message": "the live feed is not running"})
             return
-        streaming = Streaming(send, self.keepalive, self.frames)
+        streaming = Streaming(send, self.keepalive, self.frames, self.writer)
         try:
             where, after, team_id = parse_request(scope)
             streaming.events = feed.subscribe_batches(
-                where=where, after=after, team_id=team_id, sink=streaming.write_now
+                where=where, after=after, team_id=team_id, sink=streaming.hand_over
             )
         except (BadRequest, InvalidInput) as error:
             await send_json(send, 400, {"code": "bad_request", "message": str(error)})
@@ -87,57 +95,123 @@ class EventStream:
         await streaming.run(receive)
 
 
+FRAMES_KEPT = 4096
+
+
 class Frames:
     """Each event's SSE frame, encoded once for every stream that sends it."""
 
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self.cache: OrderedDict[int, bytes] = OrderedDict()
-        # The feed offers one batch object to all subscribers of a filter: join its frames once.
+    def __init__(self, size: int = FRAMES_KEPT) -> None:
+        self.cache: BoundedCache[int, bytes] = BoundedCache("sse_frames", size)
+        # The feed offers one batch object to all subscribers of a filter: its frames are joined once.
         self._batch: Sequence[dict[str, Any]] | None = None
         self._joined = b""
 
     def batch(self, events: Sequence[dict[str, Any]]) -> bytes:
         """The frames of `events`, one after the other."""
-        if len(events) == 1:
-            return self(events[0])
         if events is not self._batch:  # holding the batch keeps its identity from being reused
-            self._batch, self._joined = events, b"".join(map(self, events))
+            joined = self(events[0]) if len(events) == 1 else b"".join(map(self, events))
+            self._batch, self._joined = events, joined
         return self._joined
 
     def __call__(self, event: dict[str, Any]) -> bytes:
         cursor = event["cursor"]
         frame = self.cache.get(cursor)
         if frame is None:
-            frame = (
-                f"id: {cursor}\nevent: coordination_event\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
-            ).encode()
-            self.cache[cursor] = frame
-            if len(self.cache) > self.size:
-                self.cache.popitem(last=False)
+            # Cursors are opaque: a string, as GraphQL's `cursor` and the `id:` line carry it.
+            document = json.dumps({**event, "cursor": str(cursor)}, separators=(",", ":"))
+            frame = f"id: {cursor}\nevent: coordination_event\ndata: {document}\n\n".encode()
+            self.cache.put(cursor, frame)
         return frame
+
+
+class Writer:
+    """Writes the live batches the feed hands to idle streams: all of a batch's streams from one task.
+
+    Waking a thousand streams' tasks to write one event each costs more than the writing
+    itself. So the feed's sink only queues a stream's frames (`push`), and one task (a round)
+    awaits each stream's `send` in turn. ASGI servers write at once unless a client is not
+    reading; only then does a send wait. The round checks, on the loop's next turn after it
+    starts (`_check`), whether it is still writing: if so, one of its sends is waiting, and a
+    new round takes the rest of the queue, while the old one finishes that one send alone.
+    """
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[Streaming, bytes]] = deque()
+        # The round taking from the queue (None: nothing to write, or the last round waits on a client).
+        self.round: asyncio.Task[None] | None = None
+        # Rounds left with one send waiting on its client, held until they finish (the loop holds weak references).
+        self.waiting: set[asyncio.Task[None]] = set()
+
+    def push(self, stream: Streaming, body: bytes) -> None:
+        self.queue.append((stream, body))
+        if self.round is None:
+            self.round = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        me = asyncio.current_task()
+        assert me is not None  # a coroutine of a task (see `push`)
+        asyncio.get_running_loop().call_soon(self._check, me)
+        queue = self.queue
+        while queue and self.round is me:
+            stream, body = queue.popleft()
+            if not stream.started:  # the stream ended while its frames waited here
+                stream.written()
+                continue
+            stream.carrier = me
+            try:
+                await stream.send({"type": "http.response.body", "body": body, "more_body": True})
+            except Exception as error:  # whatever the write raised, that stream ends
+                stream.broken(error)
+            finally:
+                stream.written()
+        if self.round is me:
+            self.round = None
+
+    def _check(self, task: asyncio.Task[None]) -> None:
+        if self.round is task:  # it has not finished: one of its sends waits for a client that is not reading
+            self._hand_on(task)
+
+    def _hand_on(self, task: asyncio.Task[None]) -> None:
+        """`task` keeps only the send it waits on; a new round takes the rest of the queue."""
+        self.waiting.add(task)
+        task.add_done_callback(self.waiting.discard)
+        self.round = asyncio.get_running_loop().create_task(self._write()) if self.queue else None
+
+    def abandon(self, stream: Streaming) -> None:
+        """Cancel the write of `stream`'s frames that waits on its client (the stream has ended)."""
+        task = stream.carrier
+        if task is None:
+            return  # not started yet: the round drops the frames of an ended stream
+        if self.round is task:  # not handed on yet: the others' frames must not go with it
+            self._hand_on(task)
+        task.cancel()
 
 
 class Streaming:
     """One response: events as they come, keep-alive comments, until the client leaves.
 
-    Events reach it two ways, in one order. The feed hands a live batch straight to
-    `write_now` when this stream is idle (nothing queued, nothing being written): the
-    frames go to the socket from the feed's own loop, without waking this stream's task,
-    which at a thousand streams is most of the cost of an event. Everything else (a
-    replay, a batch that found the stream busy) comes through `events` to `forward`.
+    Events reach it two ways, in one order. A live batch that finds the stream idle
+    (nothing queued, nothing being written) is handed over by the feed (`hand_over`) and
+    written by the app's `Writer`, without waking this stream's tasks, which at a thousand
+    streams would be most of the cost of an event. Everything else (a replay, a batch that
+    found the stream busy) comes through `events` to `forward`, written after the writer's.
     """
 
-    def __init__(self, send: Send, keepalive: float, frames: Frames) -> None:
+    def __init__(self, send: Send, keepalive: float, frames: Frames, writer: Writer) -> None:
         self.send = send
         self.events: AsyncGenerator[Sequence[dict[str, Any]], None] | None = None
         self.keepalive = keepalive
         self.frames = frames
+        self.writer = writer
         self.lock = asyncio.Lock()
-        # A write that `write_now` started and the connection made wait (back-pressure):
-        # it finishes before any other write starts.
-        self.unfinished: asyncio.Future[None] | None = None
         self.started = False
+        # Frames handed to the writer and not written yet; `carrier` is the round writing them, once one is.
+        self.busy = False
+        self.carrier: asyncio.Task[None] | None = None
+        self._idle: asyncio.Future[None] | None = None
+        # Resolved when the writer's send failed: the stream ends.
+        self._broken: asyncio.Future[None] | None = None
 
     async def run(self, receive: Receive) -> None:
         await self.send(
@@ -152,6 +226,7 @@ class Streaming:
             }
         )
         await self.write(f": coordination events\nretry: {RETRY_MS}\n\n")
+        self._broken = asyncio.get_running_loop().create_future()
         self.started = True
         tasks: list[asyncio.Future[None]] = [
             asyncio.create_task(self.forward()),
@@ -159,11 +234,11 @@ class Streaming:
             asyncio.create_task(_disconnected(receive)),
         ]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*tasks, self._broken], return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.started = False
-            if self.unfinished is not None:
-                tasks.append(self.unfinished)
+            if self.busy:
+                self.writer.abandon(self)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -180,7 +255,7 @@ class Streaming:
                 # Every event waiting for this stream in one write: one turn, one system call.
                 await self.write(self.frames.batch(batch))
         except SubscriberOverflow as overflow:
-            await self.error("subscriber_overflow", str(overflow), last_cursor=overflow.last_cursor)
+            await self.error("subscriber_overflow", str(overflow), last_cursor=str(overflow.last_cursor))
         except InvalidInput as error:
             await self.error("bad_request", str(error))
         except Exception as error:  # the database went away for good, say: tell the client, who reconnects
@@ -197,60 +272,38 @@ class Streaming:
             await self.write(": keep-alive\n\n")
 
     async def write(self, text: str | bytes) -> None:
+        """Write from this stream's own tasks, after whatever the writer holds of it."""
         body = text.encode() if isinstance(text, str) else text
         async with self.lock:
-            if self.unfinished is not None:
-                unfinished, self.unfinished = self.unfinished, None
-                await unfinished
+            while self.busy:
+                self._idle = asyncio.get_running_loop().create_future()
+                try:
+                    await self._idle
+                finally:
+                    self._idle = None
             await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
-    def write_now(self, batch: Sequence[dict[str, Any]]) -> bool:
-        """Write `batch` from the caller's own turn, if nothing else is being written;
-        False (nothing written) leaves it to `forward`."""
-        if not self.started or self.lock.locked() or self.unfinished is not None:
+    def hand_over(self, batch: Sequence[dict[str, Any]]) -> bool:
+        """The feed's sink: `batch`'s frames to the writer, if nothing else of this stream is being
+        written; False (nothing taken) leaves the batch to `forward`."""
+        if not self.started or self.busy or self.lock.locked():
             return False
-        message = {"type": "http.response.body", "body": self.frames.batch(batch), "more_body": True}
-        # Driven by hand, as a task would: ASGI servers write at once unless the client
-        # is not reading, and only then does the send wait.
-        # An ASGI server's send is a coroutine function: its call is a coroutine to drive.
-        sending = cast(Coroutine[Any, Any, None], self.send(message))
-        try:
-            waiting = sending.send(None)
-        except StopIteration:
-            return True
-        except Exception as error:  # whatever the write raised, the stream ends as if `forward` had met it
-            log.warning("event stream ended: %s", error)
-            self.unfinished = asyncio.ensure_future(_raise(error))
-            return True
-        self.unfinished = asyncio.ensure_future(_finish(sending, waiting))
+        self.busy = True
+        self.writer.push(self, self.frames.batch(batch))
         return True
 
+    def written(self) -> None:
+        """The writer is done with this stream's frames (written, failed or dropped)."""
+        self.busy = False
+        self.carrier = None
+        idle = self._idle
+        if idle is not None and not idle.done():
+            idle.set_result(None)
 
-async def _finish(coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
-    """Carry on a coroutine that was started by hand and had to wait for `waiting`."""
-    while True:
-        try:
-            if waiting is None:
-                await asyncio.sleep(0)
-            else:
-                # As a task does with a future its coroutine yields: take over the wait
-                # (the future still says someone is blocked on it, and refuses a second await).
-                waiting._asyncio_future_blocking = False
-                await waiting
-        except BaseException as error:  # a cancellation, say: the coroutine gets it where it waits
-            try:
-                waiting = coroutine.throw(error)
-            except StopIteration:
-                return
-            continue
-        try:
-            waiting = coroutine.send(None)
-        except StopIteration:
-            return
-
-
-async def _raise(error: Exception) -> None:
-    raise error
+    def broken(self, error: Exception) -> None:
+        log.warning("event stream ended: %s", error)
+        if self._broken is not None and not self._broken.done():
+            self._broken.set_result(None)
 
 
 async def _disconnected(receive: Receive) -> None:

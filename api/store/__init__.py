@@ -12,6 +12,7 @@ from api.store.migrate import upgrade
 from api.store.pool import DirectPool
 from api.store.reads import Reader
 from api.store.validation import MAX_ID_LENGTH, parse_date
+from api.store.webhooks import Webhook, WebhookAttempt, WebhookDelivery, WebhookStore
 from api.store.writes import ImportResult, OnConflict, Returning, WriteResult, WriteService, Written
 
 __all__ = [
@@ -25,6 +26,10 @@ __all__ = [
     "OnConflict",
     "Reader",
     "Returning",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookStore",
     "WriteResult",
     "WriteService",
     "Written",

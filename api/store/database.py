@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -199,4 +200,12 @@ def _message(error: BaseException) -> str:
     original: Any = getattr(error, "orig", None) or error
     text = str(original)
     # asyncpg wraps its message as "<class ...>: message"; keep the message.
-    return text.split(": ", 1)[1] if text.startswith("<class") and ": " in text else text
+    text = text.split(": ", 1)[1] if text.startswith("<class") and ": " in text else text
+    if _DRIVER_ARGUMENT.match(text):
+        # The driver could not send a value as its parameter's type: its words quote Python's
+        # (a repr, a type name), none of which the client sent.
+        return "a value given is out of range or of the wrong type for its field"
+    return text
+
+
+_DRIVER_ARGUMENT = re.compile(r"invalid input for query argument \$\d+")

@@ -8,12 +8,12 @@ next time (another replica may have registered it since).
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.cache import BoundedCache
 from api.store.database import connection, transaction
 from api.store.tables import GraphQLDocument
 
@@ -26,21 +26,20 @@ def sha256(document: str) -> str:
 class Documents:
     def __init__(self, engine: AsyncEngine, cache_size: int = 1024) -> None:
         self.engine = engine
-        self.cache_size = cache_size
-        self.known: OrderedDict[str, str] = OrderedDict()
+        # The documents found or registered here, by hash.
+        self.known: BoundedCache[str, str] = BoundedCache("graphql_documents", cache_size)
 
     async def get(self, hash: str) -> str | None:
         """The document registered under this hash, or None."""
         document = self.known.get(hash)
         if document is not None:
-            self.known.move_to_end(hash)
             return document
         async with connection(self.engine) as conn:
             document = (
                 await conn.execute(select(GraphQLDocument.document).where(GraphQLDocument.sha256 == hash))
             ).scalar()
         if document is not None:
-            self._keep(hash, document)
+            self.known.put(hash, document)
         return document
 
     async def put(self, document: str) -> str:
@@ -53,10 +52,5 @@ class Documents:
                     .values(sha256=hash, document=document)
                     .on_conflict_do_nothing(index_elements=["sha256"])
                 )
-            self._keep(hash, document)
+            self.known.put(hash, document)
         return hash
-
-    def _keep(self, hash: str, document: str) -> None:
-        self.known[hash] = document
-        if len(self.known) > self.cache_size:
-            self.known.popitem(last=False)

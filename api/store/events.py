@@ -31,10 +31,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.store.tables import TABLES, event_seq
+from api.store.tables import TABLES, event_seq, insert_as_sent, rows_as_sent
 
 # An arbitrary constant naming "the coordination event cursor" among advisory locks.
 EVENT_LOCK_KEY = 0x0C0C_0E7E
@@ -65,7 +65,7 @@ _RECORD = text(
         SELECT p.id, nextval('{event_seq.name}'), p.actor_id, p.event_type, p.reference_id,
                coalesce(p.occurred_at, now())
         FROM locked, unnest(CAST(:ids AS text[]), CAST(:actor_ids AS text[]), CAST(:event_types AS text[]),
-                            CAST(:reference_ids AS text[]), CAST(:occurred_ats AS timestamptz[]))
+                            CAST(:reference_ids AS text[]), CAST(CAST(:occurred_ats AS text[]) AS timestamptz[]))
                      AS p(id, actor_id, event_type, reference_id, occurred_at)
         RETURNING id, seq, actor_id, event_type, reference_id, occurred_at
     ),
@@ -87,7 +87,8 @@ async def record_events(conn: AsyncConnection, pending: list[PendingEvent]) -> l
             "actor_ids": [p.actor_id for p in pending],
             "event_types": [p.event_type for p in pending],
             "reference_ids": [p.reference_id for p in pending],
-            "occurred_ats": [p.occurred_at for p in pending],
+            # As text: see api/store/tables.py.
+            "occurred_ats": [None if p.occurred_at is None else p.occurred_at.isoformat() for p in pending],
         },
     )
     # Each event's own columns (the row's last, `notified`, only made the NOTIFY run).
@@ -123,7 +124,8 @@ async def restore_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> i
     columns = ("id", "actor_id", "event_type", "reference_id", "occurred_at")
     # One execution per row (pipelined by the driver), so cursors follow the given order exactly.
     await conn.execute(
-        insert(events_table).values(seq=event_seq.next_value()), [{c: row[c] for c in columns} for row in rows]
+        insert_as_sent(events_table, seq=event_seq.next_value()),
+        rows_as_sent(events_table, [{c: row[c] for c in columns} for row in rows]),
     )
     last = await conn.scalar(select(func.currval(event_seq.name)))
     await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(last))))

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.entities import Entity
@@ -20,7 +20,7 @@ from api.errors import InvalidInput, InvalidReason
 from api.store.events import PendingEvent, record_events, restore_events
 from api.store.rules import check_references, duplicate_ids, hierarchy, repeated_ids
 from api.store.statements import MAX_PARAMETERS, chunks, lock_rows, now
-from api.store.tables import TABLES
+from api.store.tables import TABLES, insert_as_sent, rows_as_sent
 from api.store.validation import to_columns
 
 # One document of an import: (entity name, CoCo document).
@@ -82,7 +82,7 @@ async def import_batch(
         if written_at is not None and full["created_at"] is None:
             full["created_at"] = written_at
         stored.append(full)
-    await conn.execute(insert(table), stored)
+    await conn.execute(insert_as_sent(table), rows_as_sent(table, stored))
     if tree is not None:
         await tree.check(conn, stored)
     if ent.event_type is not None:

@@ -50,7 +50,6 @@ class Listener:
         # Given, a notification's payload goes there instead of a bare `wake()`.
         self.announce = announce
         self.ping_interval = ping_interval
-        self.connects = 0
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -82,7 +81,6 @@ class Listener:
         conn.add_termination_listener(self._terminated)
         self._conn = conn
         self._lost.clear()
-        self.connects += 1
         # Whatever was committed while we were not listening is read now.
         self.wake()
 

@@ -28,10 +28,3 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     async with transaction(engine) as conn:
         await conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
         await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(sync_conn), revision))
-
-
-async def current_revision(engine: AsyncEngine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    async with transaction(engine) as conn:
-        return await conn.run_sync(lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision())

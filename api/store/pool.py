@@ -16,18 +16,16 @@ the reset asyncpg runs when a connection returns to the pool is skipped.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeAlias, cast
+from typing import Any, Literal, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from api.cache import BoundedCache
 from api.errors import Unavailable
 from api.store.database import (
     CONNECT_TIMEOUT_S,
@@ -36,8 +34,9 @@ from api.store.database import (
     libpq_url,
     raise_as_domain_error,
 )
+from api.store.sqlalchemy_adapter import compile_for_asyncpg
 
-_DIALECT = PGDialect_asyncpg()
+STATEMENTS_KEPT = 512
 # A connection of the pool, as `DirectPool.connection` lends it.
 Pooled: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
@@ -61,34 +60,10 @@ class Compiled:
 
 
 def compile_statement(statement: ClauseElement) -> Compiled:
-    compiled = statement.compile(dialect=_DIALECT)
-    assert isinstance(compiled, SQLCompiler)  # a statement, not a DDL element
-    return Compiled(
-        sql=compiled.string,
-        names=tuple(compiled.positiontup or ()),
-        defaults=compiled.construct_params(_check=False),
-        # One processor per parameter: no parameter here is tuple-typed (those would have a sequence).
-        processors=cast(dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)),
-    )
-
-
-_BY_STATEMENT: weakref.WeakKeyDictionary[ClauseElement, Compiled] = weakref.WeakKeyDictionary()
-
-
-def compiled_statement(statement: ClauseElement) -> Compiled:
-    """A statement kept and asked again (query.py keeps the statements of recent plan shapes,
-    writes.py those of its creates) is compiled once, for as long as it is kept."""
-    found = _BY_STATEMENT.get(statement)
-    if found is None:
-        found = _BY_STATEMENT[statement] = compile_statement(statement)
-    return found
+    return Compiled(*compile_for_asyncpg(statement))
 
 
 class DirectPool:
-    # Called with the SQL of every statement any direct pool of this process runs (as SQLAlchemy's
-    # `before_cursor_execute` event for the engine): what tests count statements with.
-    observers: ClassVar[list[Callable[[str], None]]] = []
-
     def __init__(
         self, url: str, *, size: int = 10, statement_timeout_ms: int | None = None, application_name: str = "coco"
     ) -> None:
@@ -96,6 +71,17 @@ class DirectPool:
         self.size = size
         self.settings = connection_settings(statement_timeout_ms, application_name)
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        # Statements are kept and asked again (api/store/select.py keeps those of recent plan shapes,
+        # statements.py those of its creates): each is compiled once, for as long as it is kept here.
+        self.statements: BoundedCache[ClauseElement, Compiled] = BoundedCache("compiled_statements", STATEMENTS_KEPT)
+
+    @property
+    def caches(self) -> tuple[BoundedCache[Any, Any], ...]:
+        return (self.statements,)
+
+    def compiled(self, statement: ClauseElement) -> Compiled:
+        """The statement compiled for asyncpg (once while it is kept)."""
+        return self.statements.get_or_build(statement, compile_statement)
 
     async def start(self) -> None:
         # No connection is made before the first read: the server starts while the database is away.
@@ -126,7 +112,11 @@ class DirectPool:
             raise RuntimeError("the direct pool is not started")
         try:
             async with self._pool.acquire() as conn:
-                yield conn
+                try:
+                    yield conn
+                except asyncpg.DataError:
+                    await _resync(conn)
+                    raise
         except asyncpg.PostgresError as error:
             raise_as_domain_error(error)
         except LOST_CONNECTION as error:
@@ -163,13 +153,9 @@ class DirectPool:
     async def fetch(self, statement: Compiled, arguments: list[Any]) -> list[Any]:
         """Every row of one statement run once, as a transaction of its own (a write: never run again)."""
         async with self.connection() as conn:
-            for observer in self.observers:
-                observer(statement.sql)
             return await conn.fetch(statement.sql, *arguments)
 
     async def _fetchrow(self, conn: Pooled, statement: Compiled, arguments: list[Any]) -> Any:
-        for observer in self.observers:
-            observer(statement.sql)
         return await conn.fetchrow(statement.sql, *arguments)
 
 
@@ -177,6 +163,18 @@ async def set_timezone(conn: Pooled, timezone: str | None) -> None:
     """Render timestamps in `timezone` until the end of the current transaction."""
     if timezone is not None:
         await conn.execute("SELECT set_config('TimeZone', $1, true)", timezone)
+
+
+async def _resync(conn: PoolConnectionProxy[Any]) -> None:
+    """After the driver could not encode an argument: it had sent the statement to be parsed but never
+    its values, so the server waits for them inside an implicit transaction, holding the locks the parse
+    took (a TRUNCATE or a migration would wait on them), until the connection's next command. That
+    command is sent now, before the connection goes back to the pool (whose reset does nothing)."""
+    if not conn.is_closed() and not conn.is_in_transaction():
+        try:
+            await conn.execute("SELECT 1")
+        except Exception:
+            conn.terminate()
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -12,33 +12,38 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.plan import Bundle, Condition, ReadPlan, all_of, parameterized
 from api.store.database import connection
-from api.store.pool import DirectPool, compiled_statement
-from api.store.select import (
-    AnySelect,
-    bundle_statement,
-    count_statement,
-    explain_statement,
-    prepared_array,
-    prepared_shape,
-    rows_statement,
-)
+from api.store.pool import DirectPool, compile_statement
+from api.store.select import AnySelect, Statements, count_statement, explain_statement, rows_statement
 
 STREAM_BATCH = 500
+# Whether a statement is one the reader keeps (compiled once) or one built for this read alone.
+KEPT, ONCE = True, False
 
 
 class Reader:
     """Reads through `pool` (asyncpg directly, api/store/pool.py) when it is given, else through
-    the engine; streams and snapshots always go through the engine."""
+    the engine; streams and snapshots always go through the engine. It keeps the statements of
+    recent plan shapes (`statements`), shared with the readers `in_timezone` makes."""
 
-    def __init__(self, engine: AsyncEngine, *, pool: DirectPool | None = None, timezone: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        pool: DirectPool | None = None,
+        timezone: str | None = None,
+        statements: Statements | None = None,
+    ) -> None:
         self.engine = engine
         self.pool = pool
         # Timestamps are rendered in this PostgreSQL TimeZone (UTC, the session default, when None).
         self.timezone = timezone
+        self.statements = statements if statements is not None else Statements()
 
     def in_timezone(self, timezone: str | None) -> Reader:
         """This reader, rendering timestamps in `timezone` (a name or an offset PostgreSQL accepts)."""
-        return self if timezone is None else Reader(self.engine, pool=self.pool, timezone=timezone)
+        if timezone is None:
+            return self
+        return Reader(self.engine, pool=self.pool, timezone=timezone, statements=self.statements)
 
     async def json_array(self, plan: ReadPlan) -> str:
         """The rows the plan selects, as the text of one JSON array built by PostgreSQL."""
@@ -50,42 +55,44 @@ class Reader:
 
     async def json_rows_shaped(self, shape: ReadPlan, values: list[Any]) -> tuple[str, int]:
         """`json_rows` of the plan given as its shape (`plan.parameterized`) and its slots' values."""
-        prepared, arguments = prepared_shape(shape, values)
+        prepared, arguments = self.statements.shape(shape, values, zoned=self.timezone is not None)
         text: str
         rows: int
-        text, rows = (await self._first_rows((prepared.statement, arguments)))[0]
+        text, rows = (await self._first_rows((prepared.statement, arguments, KEPT)))[0]
         return text, rows
 
     async def json_object(self, bundle: Bundle) -> str:
         """The text of the bundle's one JSON object, built by PostgreSQL in one statement."""
-        text: str = (await self._first_rows((bundle_statement(bundle), {})))[0][0]
+        text: str = (await self._first_rows((self.statements.bundle(bundle), {}, KEPT)))[0][0]
         return text
 
     async def count(self, plan: ReadPlan) -> int:
-        total: int = (await self._first_rows((count_statement(plan), {})))[0][0]
+        total: int = (await self._first_rows((count_statement(plan), {}, ONCE)))[0][0]
         return total
 
     async def page(self, plan: ReadPlan, *, with_count: bool) -> tuple[str, int | None]:
         """Rows and (when asked) the total, read in one snapshot."""
         if not with_count:
             return await self.json_array(plan), None
-        prepared, arguments = prepared_array(plan)
-        rows, total = await self._first_rows((prepared.statement, arguments), (count_statement(plan), {}))
+        prepared, arguments = self.statements.array(plan, zoned=self.timezone is not None)
+        rows, total = await self._first_rows((prepared.statement, arguments, KEPT), (count_statement(plan), {}, ONCE))
         return rows[0], total[0]
 
-    async def _first_rows(self, *statements: tuple[AnySelect, dict[str, Any]]) -> list[Any]:
-        """Each statement's first row, with its parameters' values; several see one snapshot."""
-        if self.pool is not None:
-            compiled = [compiled_statement(statement) for statement, _ in statements]
-            return await self.pool.fetchrows(
-                [(c, c.arguments(values)) for c, (_, values) in zip(compiled, statements, strict=True)],
+    async def _first_rows(self, *statements: tuple[AnySelect, dict[str, Any], bool]) -> list[Any]:
+        """Each statement's first row, with its parameters' values; several see one snapshot.
+        A statement marked KEPT is one of `statements`' (its compiled form is kept too)."""
+        pool = self.pool
+        if pool is not None:
+            compiled = [pool.compiled(st) if kept else compile_statement(st) for st, _, kept in statements]
+            return await pool.fetchrows(
+                [(c, c.arguments(values)) for c, (_, values, _) in zip(compiled, statements, strict=True)],
                 timezone=self.timezone,
             )
         async with connection(self.engine) as conn, conn.begin():
             if len(statements) > 1:
                 await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             await set_timezone(conn, self.timezone)
-            return [(await conn.execute(statement, values)).first() for statement, values in statements]
+            return [(await conn.execute(statement, values)).first() for statement, values, _ in statements]
 
     async def planned_count(self, plan: ReadPlan) -> int:
         """PostgreSQL's planner estimate of the rows matching the plan's filter (no scan of the rows)."""
@@ -103,7 +110,8 @@ class Reader:
             await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             await set_timezone(conn, self.timezone)
             yield await count(conn, plan)
-            result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+            statement = rows_statement(plan, zoned=self.timezone is not None)
+            result = await conn.stream(statement.execution_options(yield_per=STREAM_BATCH))
             async for row in result:
                 yield row[0]
 
@@ -111,12 +119,12 @@ class Reader:
         """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
         async with connection(self.engine) as conn, conn.begin():
             await set_timezone(conn, self.timezone)
-            async for row in stream(conn, plan):
+            async for row in stream(conn, plan, zoned=self.timezone is not None):
                 yield row
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
-        """A connection whose reads (`stream(conn, plan)`, `json_array(conn, plan)`) all see
+        """A connection whose reads (`stream(conn, plan)`, `json_array(conn, plan, statements)`) all see
         one consistent state of the database, e.g. for an export of several entities."""
         async with connection(self.engine) as conn, conn.begin():
             await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -129,19 +137,19 @@ async def set_timezone(conn: AsyncConnection, timezone: str | None) -> None:
         await conn.execute(select(func.set_config("TimeZone", timezone, True)))
 
 
-async def json_array(conn: AsyncConnection, plan: ReadPlan) -> str:
-    return (await json_rows(conn, plan))[0]
+async def json_array(conn: AsyncConnection, plan: ReadPlan, statements: Statements, *, zoned: bool = False) -> str:
+    """The rows the plan selects as one JSON array's text, on the caller's connection (inside its
+    transaction: a write's own rows, say), through `statements`; `zoned`: the connection renders in a
+    TimeZone set with `set_timezone`."""
+    prepared, arguments = statements.array(plan, zoned=zoned)
+    text: str
+    text, _ = (await conn.execute(prepared.statement, arguments)).one()
+    return text
 
 
-async def json_rows(conn: AsyncConnection, plan: ReadPlan) -> tuple[str, int]:
-    prepared, arguments = prepared_array(plan)
-    text, rows = (await conn.execute(prepared.statement, arguments)).one()
-    return text, rows
-
-
-async def stream(conn: AsyncConnection, plan: ReadPlan) -> AsyncIterator[str]:
+async def stream(conn: AsyncConnection, plan: ReadPlan, *, zoned: bool = False) -> AsyncIterator[str]:
     """Each row as JSON text through a server-side cursor; `conn` must be in a transaction."""
-    result = await conn.stream(rows_statement(plan).execution_options(yield_per=STREAM_BATCH))
+    result = await conn.stream(rows_statement(plan, zoned=zoned).execution_options(yield_per=STREAM_BATCH))
     async for row in result:
         yield row[0]
 

@@ -6,21 +6,25 @@ Each rule is stated once here, with the one place its conflict is built:
 - every id a row refers to exists (or is created by the same request);
 - a row still referred to is not deleted;
 - an id, once given, never changes;
-- in an entity whose rows name a parent (`Entity.parent_field`), no row is its own ancestor.
+- in an entity whose rows name a parent (`Entity.parent_field`), no row is its own ancestor;
+- a token that acts as an actor writes check-ins and goal story updates only as that actor (a
+  left-out actor_id is its own), changes and deletes only its own, and writes nothing else; a
+  write token without an actor, an admin token, and callers outside requests (the CLI) are trusted.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api.edge.auth import current_principal
 from api.entities import Entity, Kind
 from api.entities import entity as entity_named
-from api.errors import Conflict, ConflictReason, InvalidInput, InvalidReason, ReadOnly
+from api.errors import ActorForbidden, Conflict, ConflictReason, InvalidInput, InvalidReason, ReadOnly, listed
 from api.store.statements import REFERRERS_SHOWN, Wanted, find_referrers, lock_references, own_ancestors
 
 
@@ -40,15 +44,92 @@ def importable(entity_name: str, index: int) -> Entity:
         ) from None
 
 
+# ---------------------------------------------------------------- who writes
+
+# The entities whose rows an actor writes as itself, in their actor_id.
+ACTOR_WRITTEN = frozenset({"team_checkin", "goal_story_update"})
+ACTOR_FIELD = "actor_id"
+
+
+def writing_actor(ent: Entity) -> str | None:
+    """The actor the caller may write `ent` only as; None when the caller is trusted. An actor-bound
+    caller may write nothing but check-ins and goal story updates."""
+    principal = current_principal()
+    if principal is None or principal.actor is None or principal.admin:
+        return None
+    actor = principal.actor
+    if ent.name not in ACTOR_WRITTEN:
+        raise ActorForbidden(
+            f"permission denied: a token that acts as actor {actor} writes only team check-ins and goal story "
+            f"updates, not {ent.resource}",
+            entity=ent.name,
+            actor=actor,
+            hint=f"Writing {ent.resource} needs a write token without an actor claim, or the admin scope",
+        )
+    return actor
+
+
+def as_actor(ent: Entity, actor: str, documents: Sequence[Any]) -> list[Any]:
+    """The documents of a create, each with `actor` as its actor_id where it left it out; a document
+    naming another actor refuses them all."""
+    filled: list[Any] = []
+    foreign: list[tuple[int, Any]] = []
+    for index, document in enumerate(documents):
+        if isinstance(document, Mapping):
+            given = document.get(ACTOR_FIELD)
+            if given is None:
+                document = {**document, ACTOR_FIELD: actor}
+            elif given != actor:
+                foreign.append((index, given))
+        filled.append(document)
+    if foreign:
+        shown = ", ".join(f"{given!r} (row {index})" if len(documents) > 1 else repr(given) for index, given in foreign)
+        raise ActorForbidden(
+            f"permission denied: this token writes {ent.resource} only as actor {actor}, not as {shown}",
+            entity=ent.name,
+            actor=actor,
+            ids=sorted({str(given) for _, given in foreign}),
+            hint=f"Leave actor_id out (it is filled in as {actor}) or give {actor}; nothing was written",
+        )
+    return filled
+
+
+def refuse_actor_change(ent: Entity, actor: str, changes: Mapping[str, Any]) -> None:
+    if ACTOR_FIELD in changes and changes[ACTOR_FIELD] != actor:
+        raise ActorForbidden(
+            f"permission denied: this token writes {ent.resource} only as actor {actor}, "
+            f"not as {changes[ACTOR_FIELD]!r}",
+            entity=ent.name,
+            actor=actor,
+            ids=[str(changes[ACTOR_FIELD])],
+            hint="Nothing was written",
+        )
+
+
+def refuse_foreign_rows(ent: Entity, actor: str, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Rows another actor wrote are not changed or deleted by an actor-bound token: one refuses all."""
+    foreign = sorted(r["id"] for r in rows if r[ACTOR_FIELD] != actor)
+    if foreign:
+        raise ActorForbidden(
+            f"permission denied: {ent.resource} {', '.join(foreign[:REFERRERS_SHOWN])} "
+            f"{'were' if len(foreign) > 1 else 'was'} written by another actor; this token changes only those of "
+            f"actor {actor}",
+            entity=ent.name,
+            actor=actor,
+            ids=foreign[:REFERRERS_SHOWN],
+            hint=f"Narrow the filter to actor_id=eq.{actor}; nothing was written",
+        )
+
+
 # ---------------------------------------------------------------- ids
 
 
 def duplicate_ids(ent: Entity, ids: list[str], *, within_request: bool = False) -> Conflict:
     """The conflict of ids that are taken (or, `within_request`, given twice in one request)."""
     if within_request:
-        message = f"the same {ent.name} id appears more than once in one request: {', '.join(ids)}"
+        message = f"the same {ent.name} id appears more than once in one request: {listed(ids)}"
     else:
-        message = f"{ent.resource} already has {_plural('id', ids)} {', '.join(ids)}"
+        message = f"{ent.resource} already has {_plural('id', ids)} {listed(ids)}"
     return Conflict(message, reason=ConflictReason.DUPLICATE, entity=ent.name, ids=ids)
 
 
@@ -94,7 +175,7 @@ async def require_references(conn: AsyncConnection, ent: Entity, wanted: Wanted)
             missing = sorted(ids - present[target])
             if missing:
                 raise Conflict(
-                    f"{field_name} refers to {entity_named(target).resource} that do not exist: {', '.join(missing)}",
+                    f"{field_name} refers to {entity_named(target).resource} that do not exist: {listed(missing)}",
                     reason=ConflictReason.MISSING_REFERENCE,
                     entity=ent.name,
                     ids=missing,
@@ -170,9 +251,9 @@ class Hierarchy:
     def cycle(self, ids: list[str], *, own_parent: bool = False) -> Conflict:
         what = self.entity.title.lower()
         if own_parent:
-            message = f"{_article(what)} {what} cannot be its own parent: {', '.join(ids)}"
+            message = f"{_article(what)} {what} cannot be its own parent: {listed(ids)}"
         else:
-            message = f"{self.parent} would make {_plural(what, ids)} {', '.join(ids)} its own ancestor"
+            message = f"{self.parent} would make {_plural(what, ids)} {listed(ids)} its own ancestor"
         return Conflict(message, reason=ConflictReason.CYCLE, entity=self.entity.name, ids=ids, field=self.parent)
 
 

@@ -17,7 +17,6 @@ value fails exactly as it would in PostgREST (and is mapped to a 4xx).
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -60,6 +59,7 @@ from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeEngine
 
+from api.cache import BoundedCache
 from api.entities import Entity, Field, Kind, Relation, RelationKind
 from api.entities import entity as entity_named
 from api.errors import InvalidInput, InvalidReason
@@ -167,12 +167,8 @@ def _sql_string(text: str) -> str:
 # ---------------------------------------------------------------- statements
 
 
-def array_statement(plan: ReadPlan) -> AnySelect:
-    """One row, one column: the JSON array of every row the plan selects, as text (values bound in it)."""
-    return _array(plan)
-
-
 def _array(plan: ReadPlan) -> AnySelect:
+    """One row of two columns: the JSON array of every row the plan selects, as text, and their number."""
     source = _rows(plan, depth=0).subquery("s0")
     return select(cast(_json_array(plan, source), Text), func.count())
 
@@ -192,39 +188,64 @@ class Prepared:
         return {name: convert(values[index]) for name, index, convert in self.parameters}
 
 
-def prepared_array(plan: ReadPlan) -> tuple[Prepared, dict[str, Any]]:
-    """`array_statement` for the plan's shape, and the plan's own values for its parameters.
-
-    The statement answers one row of two columns: the JSON array as text, and its number of
-    rows. Building a nested statement costs milliseconds of Python, more than compiling it once
-    it is in SQLAlchemy's cache, so the statements of recent shapes are kept. A shape is the
-    plan with its values left out (`plan.parameterized`)."""
-    return prepared_shape(*parameterized(plan))
+STATEMENTS_KEPT = 256
+# While a shape's statement is built: its client-value parameters, in the order they are bound.
+_PARAMETERS: ContextVar[list[tuple[str, int, Callable[[Any], Any]]] | None] = ContextVar("parameters", default=None)
+# While a statement is built: whether it renders timestamps for a session TimeZone other than UTC.
+_ZONED: ContextVar[bool] = ContextVar("zoned", default=False)
 
 
-def prepared_shape(shape: ReadPlan, values: list[Any]) -> tuple[Prepared, dict[str, Any]]:
-    """`prepared_array` of a plan given as its shape and the values of its slots."""
-    # Values outside conditions (constants, choices, pages, composites) stay in the shape as they are; equality
-    # would take 1, 1.0 and True for one another there, the repr does not.
-    key: Any = repr(shape) if _holds_values(shape) else shape
-    try:
-        prepared = _STATEMENTS.get(key)
-    except TypeError:  # something outside the conditions that cannot be hashed: the repr tells shapes apart
-        key = repr(shape)
-        prepared = _STATEMENTS.get(key)
-    if prepared is None:
-        parameters: list[tuple[str, int, Callable[[Any], Any]]] = []
-        token = _PARAMETERS.set(parameters)
+class Statements:
+    """The statements of recent plan shapes and bundles: building a nested statement costs
+    milliseconds of Python, more than compiling it once it is in SQLAlchemy's cache.
+
+    Each `Reader` (and the write service, for what it reads back) owns one (api/cache.py:
+    nothing is shared between apps)."""
+
+    def __init__(self, size: int = STATEMENTS_KEPT) -> None:
+        self.shapes: BoundedCache[Any, Prepared] = BoundedCache("plan_statements", size)
+        self.bundles: BoundedCache[str, AnySelect] = BoundedCache("bundle_statements", size)
+
+    @property
+    def caches(self) -> tuple[BoundedCache[Any, Any], ...]:
+        return (self.shapes, self.bundles)
+
+    def array(self, plan: ReadPlan, *, zoned: bool = False) -> tuple[Prepared, dict[str, Any]]:
+        """The statement of the plan's shape (one row: the JSON array of the rows as text, and their
+        number), and the plan's own values for its parameters. A shape is the plan with its values
+        left out (`plan.parameterized`), so plans that differ only in their values share one statement.
+        `zoned`: the statement is for a session TimeZone other than UTC (see `rendered_zoned`)."""
+        return self.shape(*parameterized(plan), zoned=zoned)
+
+    def shape(self, shape: ReadPlan, values: list[Any], *, zoned: bool = False) -> tuple[Prepared, dict[str, Any]]:
+        """`array` of a plan given as its shape and the values of its slots."""
+        # Values outside conditions (constants, choices, pages, composites) stay in the shape as they are;
+        # equality would take 1, 1.0 and True for one another there, the repr does not.
+        key: Any = (zoned, repr(shape) if _holds_values(shape) else shape)
         try:
-            statement = _array(shape)
-        finally:
-            _PARAMETERS.reset(token)
-        prepared = _STATEMENTS[key] = Prepared(statement, tuple(parameters))
-        if len(_STATEMENTS) > STATEMENT_CACHE_SIZE:
-            _STATEMENTS.popitem(last=False)
-    else:
-        _STATEMENTS.move_to_end(key)
-    return prepared, prepared.arguments(values)
+            prepared = self.shapes.get(key)
+        except TypeError:  # something outside the conditions that cannot be hashed: the repr tells shapes apart
+            key = (zoned, repr(shape))
+            prepared = self.shapes.get(key)
+        if prepared is None:
+            parameters: list[tuple[str, int, Callable[[Any], Any]]] = []
+            token = _PARAMETERS.set(parameters)
+            zoning = _ZONED.set(zoned)
+            try:
+                statement = _array(shape)
+            finally:
+                _ZONED.reset(zoning)
+                _PARAMETERS.reset(token)
+            prepared = self.shapes.put(key, Prepared(statement, tuple(parameters)))
+        return prepared, prepared.arguments(values)
+
+    def bundle(self, bundle: Bundle) -> AnySelect:
+        """One row, one column: the JSON object of the bundle, as text."""
+        # A front end asks again with the same bundle object (those of repeated requests are kept), whose key
+        # is worked out once: the repr of a large bundle costs more than the rest of the lookup.
+        key = bundle.key
+        statement = self.bundles.get(key)
+        return self.bundles.put(key, bundle_statement(bundle)) if statement is None else statement
 
 
 def _holds_values(plan: ReadPlan) -> bool:
@@ -233,63 +254,39 @@ def _holds_values(plan: ReadPlan) -> bool:
     )
 
 
-STATEMENT_CACHE_SIZE = 256
-_STATEMENTS: OrderedDict[Any, Prepared] = OrderedDict()
-# While a shape's statement is built: its client-value parameters, in the order they are bound.
-_PARAMETERS: ContextVar[list[tuple[str, int, Callable[[Any], Any]]] | None] = ContextVar("parameters", default=None)
-
-
 def bundle_statement(bundle: Bundle) -> AnySelect:
-    """One row, one column: the JSON object of the bundle, as text (statements of recent bundles kept).
-
-    The same bundle object asked again (a front end keeps the bundles of repeated requests) is found by
-    identity first: the repr of a large bundle costs more than the rest of the lookup."""
-    known = _BY_IDENTITY.get(id(bundle))
-    if known is not None and known[0] is bundle:
-        return known[1]
-    key = repr(bundle)
-    statement = _BUNDLES.get(key)
-    if statement is None:
-        pairs: list[tuple[str, ColumnElement[Any]]] = []
-        for item in bundle.items:
-            if isinstance(item, Constant):
-                pairs.append((item.key, _constant(item.value)))
-            elif isinstance(item, Paged):
-                pairs.append((item.key, _paged_value(item, 0)))
-            else:
-                ent = entity_named(item.plan.entity)
-                inner = _rows(item.plan, depth=1).subquery("s1")
-                pairs.append(
-                    (
-                        item.key,
-                        select(_row_json(item.plan, ent, inner, 1))
-                        .select_from(inner)
-                        .order_by(*_order(ent, inner, item.plan.order))
-                        .limit(1)
-                        .scalar_subquery(),
-                    )
+    """One row, one column: the JSON object of the bundle, as text (values bound in it)."""
+    pairs: list[tuple[str, ColumnElement[Any]]] = []
+    for item in bundle.items:
+        if isinstance(item, Constant):
+            pairs.append((item.key, _constant(item.value)))
+        elif isinstance(item, Paged):
+            pairs.append((item.key, _paged_value(item, 0)))
+        else:
+            ent = entity_named(item.plan.entity)
+            inner = _rows(item.plan, depth=1).subquery("s1")
+            pairs.append(
+                (
+                    item.key,
+                    select(_row_json(item.plan, ent, inner, 1))
+                    .select_from(inner)
+                    .order_by(*_order(ent, inner, item.plan.order))
+                    .limit(1)
+                    .scalar_subquery(),
                 )
-        statement = _BUNDLES[key] = select(cast(JsonObject(pairs, absent_on_null=False), Text))
-        if len(_BUNDLES) > STATEMENT_CACHE_SIZE:
-            _BUNDLES.popitem(last=False)
-    else:
-        _BUNDLES.move_to_end(key)
-    # Holding the bundle keeps its id from being reused by another object while the entry lives.
-    _BY_IDENTITY[id(bundle)] = (bundle, statement)
-    if len(_BY_IDENTITY) > STATEMENT_CACHE_SIZE:
-        del _BY_IDENTITY[next(iter(_BY_IDENTITY))]
-    return statement
+            )
+    return select(cast(JsonObject(pairs, absent_on_null=False), Text))
 
 
-_BUNDLES: OrderedDict[str, AnySelect] = OrderedDict()
-_BY_IDENTITY: dict[int, tuple[Bundle, AnySelect]] = {}
-
-
-def rows_statement(plan: ReadPlan) -> AnySelect:
+def rows_statement(plan: ReadPlan, *, zoned: bool = False) -> AnySelect:
     """One row per result row, each a JSON object as text, in the plan's order (for streaming)."""
-    source = _rows(plan, depth=0).subquery("s0")
-    ent = entity_named(plan.entity)
-    return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
+    zoning = _ZONED.set(zoned)
+    try:
+        source = _rows(plan, depth=0).subquery("s0")
+        ent = entity_named(plan.entity)
+        return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
+    finally:
+        _ZONED.reset(zoning)
 
 
 def count_statement(plan: ReadPlan) -> AnySelect:
@@ -713,7 +710,26 @@ def _field_value(f: Field, source: FromClause) -> ColumnElement[Any]:
             (and_(start.is_(None), end.is_(None)), null()),
             else_=JsonObject([("start", start), ("end", end)], absent_on_null=True),
         )
+    if f.kind is Kind.TIMESTAMP and _ZONED.get():
+        return rendered_zoned(source.c[f.columns[0]])
     return source.c[f.columns[0]]
+
+
+def rendered_zoned(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A timestamp as RFC 3339 text (JSON) in the session's TimeZone where RFC 3339 can say it, else in UTC.
+
+    PostgreSQL renders an instant in the zone's offset of the day: before standard time a zone's
+    offset is its local mean time, with seconds (New York's -04:56:02), and an instant within a day of
+    year 1 or 9999 can fall outside years 1-9999 locally (shown with BC, or a fifth digit). RFC 3339
+    has neither: such a value is given in UTC, where every value stored lies within years 1-9999
+    (api/store/validation.py). In UTC (no Prefer: timezone) every value renders as it is, so only
+    statements for another zone carry this."""
+    representable = and_(
+        func.mod(cast(func.extract("timezone", value), Integer), 60) == 0,
+        func.extract("year", value).between(1, 9999),
+    )
+    in_utc = func.concat(func.to_json(func.timezone("UTC", value)).op("#>>")(literal_column("'{}'")), "+00:00")
+    return case((value.is_(None), null()), (representable, func.to_json(value)), else_=func.to_json(in_utc))
 
 
 def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElement[Any]:
@@ -781,10 +797,6 @@ def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bo
         return null() if as_text else cast(null(), JSON)
     value = source.c[f"{f.name}_{path[0]}"]
     return cast(value, Text) if as_text else func.to_json(value)
-
-
-def _sql_type(f: Field, source: FromClause) -> TypeEngine[Any]:
-    return source.c[f.columns[0]].type
 
 
 # ---------------------------------------------------------------- filters

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.entities import Entity, Kind, referrers
 from api.plan import Filter, OrderTerm
 from api.store.events import recording_ctes
-from api.store.pool import DirectPool, compiled_statement
+from api.store.pool import DirectPool
 from api.store.select import filter_clause, order_clauses
-from api.store.tables import TABLES
+from api.store.tables import TABLES, as_sent
 
 # PostgreSQL takes at most 65535 bound parameters in one statement.
 MAX_PARAMETERS = 30_000
@@ -102,22 +102,10 @@ async def lock_rows(conn: AsyncConnection, ent: Entity, ids: list[str]) -> dict[
 # ---------------------------------------------------------------- changing and deleting rows
 
 
-async def apply_changes(
-    conn: AsyncConnection, ent: Entity, old: dict[str, Any], changes: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Write the changes that differ from `old`; return `old` itself when nothing differs."""
-    table = TABLES[ent.name]
-    differing = {c: v for c, v in changes.items() if old.get(c) != v}
-    if not differing:
-        return old
-    statement = update(table).where(table.c.id == old["id"]).values(differing).returning(*table.columns)
-    return dict((await conn.execute(statement)).one()._mapping)
-
-
 async def apply_to_all(
     conn: AsyncConnection, ent: Entity, matched: list[dict[str, Any]], changes: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    """`apply_changes` for many rows and the same changes, in one statement: each row as it is
+    """Write the same changes to many rows, in one statement: each row as it is
     after the write, in the order of `matched`; a row the changes leave as it was is returned
     itself (the same object), and is not written."""
     table = TABLES[ent.name]
@@ -126,7 +114,8 @@ async def apply_to_all(
         return matched
     # One array parameter, however many rows (an IN list would pass the driver's parameter limit).
     ids = bindparam("differing", differing, type_=ARRAY(Text))
-    statement = update(table).where(table.c.id == any_(ids)).values(dict(changes)).returning(*table.columns)
+    values = {c: as_sent(table.c[c], v) for c, v in changes.items()}
+    statement = update(table).where(table.c.id == any_(ids)).values(values).returning(*table.columns)
     written = {r["id"]: dict(r) for r in (await conn.execute(statement)).mappings()}
     return [written.get(old["id"], old) for old in matched]
 
@@ -278,7 +267,7 @@ async def try_insert(
     names = [c.name for c in TABLES[ent.name].columns]
     dated = "created_at" in names
     if isinstance(conn, DirectPool):
-        compiled = compiled_statement(statement)
+        compiled = conn.compiled(statement)
         records = [tuple(r) for r in await conn.fetch(compiled, compiled.arguments(params))]
     else:
         records = [tuple(r) for r in await conn.execute(statement, params)]
@@ -311,6 +300,77 @@ async def try_insert(
                 }
             )
     return stored, sorted(events, key=lambda e: e["seq"])
+
+
+# ---------------------------------------------------------------- upserting
+
+# A row an upsert left as stored: (row, whether it was inserted, whether an existing row was changed).
+Upserted = tuple[dict[str, Any], bool, bool]
+
+
+@lru_cache(maxsize=64)
+def _upsert_statement(entity_name: str, targets: tuple[str, ...], columns: tuple[str, ...], owned: bool) -> TextClause:
+    """Check and lock the references (`complete`, the first column), then insert the rows given as JSON
+    (:rows) or set `columns` of the existing rows of their ids where that changes them (INSERT ... ON
+    CONFLICT DO UPDATE), `owned`: only rows of the actor :owner. One record per row written, as stored,
+    and whether it was inserted."""
+    table = TABLES[entity_name]
+    names = [c.name for c in table.columns]
+    quoted = ", ".join(f'"{n}"' for n in names)
+    values = ", ".join("coalesce(g.created_at, now())" if n == "created_at" else f'g."{n}"' for n in names)
+    ctes = [f"ref_{n} AS MATERIALIZED ({select})" for n, select in enumerate(_locking_references(targets))]
+    complete = " AND ".join(f"(SELECT count(*) FROM ref_{n}) = :refs_{n}" for n in range(len(targets))) or "true"
+    ctes.append(f"checked AS MATERIALIZED (SELECT {complete} AS complete)")
+    assignments = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns)
+    old = ", ".join(f't."{c}"' for c in columns)
+    new = ", ".join(f'EXCLUDED."{c}"' for c in columns)
+    mine = ' AND t."actor_id" = CAST(:owner AS text)' if owned else ""
+    ctes.append(f"""written AS (
+        INSERT INTO {table.name} AS t ({quoted})
+        SELECT {values} FROM checked, json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) AS g
+        WHERE checked.complete
+        ON CONFLICT (id) DO UPDATE SET {assignments} WHERE ROW({old}) IS DISTINCT FROM ROW({new}){mine}
+        RETURNING t.*, (t.xmax = 0) AS inserted)""")
+    return text(
+        "WITH " + ",\n".join(ctes) + "\nSELECT checked.complete, w.* FROM checked LEFT JOIN written AS w ON true"
+    )
+
+
+async def try_upsert(
+    conn: AsyncConnection,
+    ent: Entity,
+    wanted: Wanted,
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...],
+    *,
+    owner: str | None = None,
+) -> list[Upserted] | None:
+    """One run of `_upsert_statement` for rows that all give exactly `columns` (besides id): each row as
+    stored, in no particular order; None, having written nothing, when a wanted reference is missing.
+    With `owner`, existing rows of another actor are left as they are (and returned so)."""
+    targets, params = _reference_parameters(wanted)
+    params["rows"] = rows_json(rows)
+    if owner is not None:
+        params["owner"] = owner
+    statement = _upsert_statement(ent.name, targets, columns, owner is not None)
+    records = (await conn.execute(statement, params)).mappings().all()
+    if not records[0]["complete"]:
+        return None
+    written: list[Upserted] = []
+    for record in records:
+        if record["id"] is None:  # the one record of a statement that wrote nothing
+            continue
+        row = {k: v for k, v in record.items() if k not in ("complete", "inserted")}
+        written.append((row, record["inserted"], not record["inserted"]))
+    # A row whose fields already held the values is not written, so not returned, but locked (ON CONFLICT
+    # DO UPDATE locks the row whatever its WHERE says). It is read by a statement of its own: one whose
+    # snapshot is taken now sees it even when it was committed while the upsert waited for it.
+    kept = sorted({row["id"] for row in rows} - {row["id"] for row, _, _ in written})
+    if kept:
+        table = TABLES[ent.name]
+        reading = select(table).where(table.c.id == any_(bindparam("kept", kept, type_=ARRAY(Text))))
+        written += [(dict(r), False, False) for r in (await conn.execute(reading)).mappings()]
+    return written
 
 
 # ---------------------------------------------------------------- hierarchies

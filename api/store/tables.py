@@ -1,4 +1,4 @@
-"""The six tables as SQLAlchemy 2 typed models.
+"""The six tables as SQLAlchemy 2 typed models, and the webhooks' two.
 
 The constraints here are the database's own backstop; the write service checks
 the same rules first so that it can name the field or the ids in its errors.
@@ -7,18 +7,28 @@ the same rules first so that it can name the field or the ids in its errors.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
+    Double,
     ForeignKey,
+    Identity,
     Index,
+    Insert,
     Integer,
     Sequence,
     Table,
     Text,
+    bindparam,
+    cast,
+    insert,
+    literal,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -169,3 +179,96 @@ TABLES: dict[str, Table] = {
         ("coordination_event", CoordinationEvent),
     )
 }
+
+
+# ---------------------------------------------------------------- sending dates and timestamps
+
+# asyncpg sends the first and last date and instant Python has (date.min and max, datetime.min and max)
+# as PostgreSQL's -infinity and infinity, which then read back as such ("-infinity" in a document). So
+# every date and timestamp a write binds goes as text, parsed by PostgreSQL, as the values of a create do
+# (they travel as JSON): 0001-01-01 is stored as 0001-01-01.
+
+
+def _dated(column: Column[Any]) -> bool:
+    return isinstance(column.type, (Date, DateTime))
+
+
+def as_sent(column: Column[Any], value: Any) -> Any:
+    """`value` for `column` in a statement (see above)."""
+    if isinstance(value, dt.date) and _dated(column):
+        return cast(literal(value.isoformat(), Text), column.type)
+    return value
+
+
+def insert_as_sent(table: Table, **extra: Any) -> Insert:
+    """An INSERT into `table` for `rows_as_sent(table, rows)` (executemany), its dates and timestamps as text."""
+    values = {c.name: cast(bindparam(c.name, type_=Text), c.type) for c in table.columns if _dated(c)}
+    return insert(table).values({**values, **extra})
+
+
+def rows_as_sent(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    dated = [c.name for c in table.columns if _dated(c)]
+    return [{**row, **{n: _text(row.get(n)) for n in dated if n in row}} for row in rows]
+
+
+def _text(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+# Webhooks (api/store/webhooks.py): not CoCo entities, so not in TABLES.
+
+WEBHOOK_FORMATS = ("standard", "slack")
+
+
+class WebhookRow(Base):
+    __tablename__ = "webhooks"
+    __table_args__ = (CheckConstraint(_in("format", WEBHOOK_FORMATS), name="webhooks_format_check"),)
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True, server_default=UUID_DEFAULT)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    # Null: no filter on that field.
+    event_types: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    team_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    actor_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    format: Mapped[str] = mapped_column(Text, server_default=text("'standard'"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    # The cursor of the last event acknowledged; saved after each acknowledgement.
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    # Failed attempts at the first event after the cursor, and when the next one is due.
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    retry_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    failed_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # Raised by every change of the settings, so that the deliverer picks them up.
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # Which process delivers this webhook, until when (renewed while it lives).
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
+
+
+class WebhookDeliveryRow(Base):
+    """One attempt at delivering one event to one webhook (kept COCO_WEBHOOK_LOG_DAYS)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("webhook_deliveries_webhook", "webhook_id", "id"),
+        Index("webhook_deliveries_attempted_at", "attempted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(Text, ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(Text)
+    event_cursor: Mapped[int] = mapped_column(BigInteger)
+    attempt: Mapped[int] = mapped_column(Integer)
+    delivered: Mapped[bool] = mapped_column(Boolean)
+    # The HTTP status; null when no response came (a timeout, a refused connection).
+    status: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Double)
+    error: Mapped[str | None] = mapped_column(Text)
+    retry_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attempted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)

@@ -8,6 +8,8 @@ everywhere, with an error that names the field.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import reprlib
 import zoneinfo
 from collections.abc import Mapping
 from functools import lru_cache
@@ -17,6 +19,22 @@ from api.entities import Entity, Field, Kind
 from api.errors import InvalidInput, InvalidReason
 
 MAX_ID_LENGTH = 256
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# What every integer column holds (PostgreSQL's integer), where a field names no narrower range.
+INTEGER_RANGE = (-(2**31), 2**31 - 1)
+# What both PostgreSQL and Python (the driver reads timestamps back into datetime) can hold: a
+# timestamp is stored as its instant, so the bounds are in UTC whatever the offset written.
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+# A value quoted in an error: enough to recognise it, never the whole of a large one.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+
+
+def _shown(value: Any) -> str:
+    return _REPR.repr(value)
 
 
 @lru_cache(maxsize=1)
@@ -40,7 +58,7 @@ def to_columns(
 
     for name in document:
         if entity.field(name) is None:
-            raise invalid(f"{entity.resource} has no field {name!r}", name, InvalidReason.UNKNOWN_FIELD)
+            raise invalid(f"{entity.resource} has no field {_shown(name)}", name, InvalidReason.UNKNOWN_FIELD)
 
     columns: dict[str, Any] = {}
     for f in entity.fields:
@@ -61,7 +79,7 @@ def to_columns(
             continue
         if (
             type(value) is str
-            and "\x00" not in value
+            and _storable(value)
             and ((f.kind is Kind.TEXT and not f.timezone) or (f.kind is Kind.ID and 0 < len(value) <= MAX_ID_LENGTH))
         ):
             columns[f.column or f.name] = value
@@ -85,8 +103,8 @@ def _plain_list(f: Field, value: Any) -> bool:
     if type(value) is not list:
         return False
     if f.references:
-        return all(type(item) is str and 0 < len(item) <= MAX_ID_LENGTH and "\x00" not in item for item in value)
-    return all(type(item) is str and "\x00" not in item for item in value)
+        return all(type(item) is str and 0 < len(item) <= MAX_ID_LENGTH and _storable(item) for item in value)
+    return all(type(item) is str and _storable(item) for item in value)
 
 
 def _convert(f: Field, value: Any) -> dict[str, Any]:
@@ -111,7 +129,7 @@ def _scalar(f: Field, value: Any) -> Any:
             text = _string(f, value)
             if f.timezone and text not in _timezones():
                 raise InvalidInput(
-                    f"{f.name} must be an IANA timezone name such as Europe/Berlin, not {text!r}",
+                    f"{f.name} must be an IANA timezone name such as Europe/Berlin, not {_shown(text)}",
                     field=f.name,
                     reason=InvalidReason.RULE,
                 )
@@ -120,7 +138,7 @@ def _scalar(f: Field, value: Any) -> Any:
             text = _string(f, value)
             if text not in f.choices:
                 raise InvalidInput(
-                    f"{f.name} must be one of {', '.join(f.choices)}, not {text!r}",
+                    f"{f.name} must be one of {', '.join(f.choices)}, not {_shown(text)}",
                     field=f.name,
                     reason=InvalidReason.RULE,
                 )
@@ -131,9 +149,11 @@ def _scalar(f: Field, value: Any) -> Any:
                     value = int(value)
                 else:
                     raise InvalidInput(f"{f.name} must be an integer", field=f.name)
-            if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):
+            low = INTEGER_RANGE[0] if f.minimum is None else f.minimum
+            high = INTEGER_RANGE[1] if f.maximum is None else f.maximum
+            if not low <= value <= high:
                 raise InvalidInput(
-                    f"{f.name} must be between {f.minimum} and {f.maximum}, not {value}",
+                    f"{f.name} must be between {low} and {high}, not {value}",
                     field=f.name,
                     reason=InvalidReason.RULE,
                 )
@@ -148,9 +168,17 @@ def _scalar(f: Field, value: Any) -> Any:
 def _string(f: Field, value: Any, *, what: str | None = None) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{what or f.name} must be a string", field=f.name)
+    if not value.isascii() and _SURROGATE.search(value):
+        raise InvalidInput(f"{what or f.name} must be Unicode text (it holds an unpaired surrogate)", field=f.name)
     if "\x00" in value:
         raise InvalidInput(f"{what or f.name} must not contain a NUL character", field=f.name)
     return value
+
+
+def _storable(text: str) -> bool:
+    """Text PostgreSQL stores as it is: no NUL, and nothing UTF-8 cannot encode (a JSON escape such as
+    \\ud800 gives Python a lone surrogate)."""
+    return "\x00" not in text and (text.isascii() or not _SURROGATE.search(text))
 
 
 def _check_id(f: Field, value: str) -> str:
@@ -193,7 +221,7 @@ def parse_date(value: Any, field: str) -> dt.date:
             return dt.date.fromisoformat(value)
         except ValueError:
             pass
-    raise InvalidInput(f"{field} must be a date in the form YYYY-MM-DD, not {value!r}", field=field)
+    raise InvalidInput(f"{field} must be a date in the form YYYY-MM-DD, not {_shown(value)}", field=field)
 
 
 def parse_timestamp(value: Any, field: str) -> dt.datetime:
@@ -204,9 +232,24 @@ def parse_timestamp(value: Any, field: str) -> dt.datetime:
             parsed = dt.datetime.fromisoformat(value.replace("z", "Z"))
         except ValueError:
             raise InvalidInput(
-                f"{field} must be an RFC 3339 timestamp such as 2026-03-05T09:15:00-06:00, not {value!r}", field=field
+                f"{field} must be an RFC 3339 timestamp such as 2026-03-05T09:15:00-06:00, not {_shown(value)}",
+                field=field,
             ) from None
     else:
         raise InvalidInput(f"{field} must be an RFC 3339 timestamp", field=field)
     # A timestamp without an offset is read as UTC, as PostgreSQL does with TimeZone=UTC.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.UTC)
+    try:
+        parsed.astimezone(dt.UTC)
+    except OverflowError:  # its instant falls before year 1 or after year 9999 in UTC
+        raise InvalidInput(
+            f"{field} must fall between {_rfc3339(EARLIEST)} and {_rfc3339(LATEST)} in UTC, not {_rfc3339(parsed)}",
+            field=field,
+            reason=InvalidReason.RULE,
+        ) from None
+    return parsed
+
+
+def _rfc3339(value: dt.datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")

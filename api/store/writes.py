@@ -14,7 +14,10 @@ Locking, so that the rules hold under concurrency (READ COMMITTED):
   an update or delete of the first N rows in some order picks and locks them
   in one statement, so they are the first N when it runs, not when it read;
 - writes that set a parent take one advisory lock, so two concurrent
-  re-parentings cannot together build a cycle.
+  re-parentings cannot together build a cycle;
+- an upsert (OnConflict.MERGE) is INSERT ... ON CONFLICT DO UPDATE, so
+  concurrent upserts of one new id never conflict: the first inserts, the
+  others wait for it and then update (or leave) its row.
 
 Round trips: a create of any number of rows is one statement (references
 checked and locked, rows inserted from one JSON parameter, events recorded,
@@ -44,10 +47,13 @@ from api.store.pool import DirectPool
 from api.store.reads import json_array, only_ids, set_timezone
 from api.store.rules import (
     Hierarchy,
+    as_actor,
     check_references,
     duplicate_ids,
     hierarchy,
     importable,
+    refuse_actor_change,
+    refuse_foreign_rows,
     refuse_id_change,
     refuse_referenced,
     reparenting,
@@ -55,17 +61,18 @@ from api.store.rules import (
     require_references,
     wanted_references,
     writable,
+    writing_actor,
 )
+from api.store.select import Statements
 from api.store.statements import (
     Inserted,
     Wanted,
-    apply_changes,
     apply_to_all,
     delete_rows,
     lock_matching,
-    lock_rows,
     rows_json,
     try_insert,
+    try_upsert,
 )
 from api.store.validation import to_columns
 
@@ -84,14 +91,15 @@ class Written:
     """What a `returning` callback is given: the ids of the rows the write touched, and reads that
     run inside its transaction, so that they show exactly what it wrote (and may still refuse it)."""
 
-    def __init__(self, conn: AsyncConnection, ids: list[str]) -> None:
+    def __init__(self, conn: AsyncConnection, ids: list[str], statements: Statements) -> None:
         self._conn = conn
         self.ids = ids
+        self._statements = statements
 
     async def json_array(self, plan: ReadPlan, *, timezone: str | None = None) -> str:
         """The rows `plan` selects, as the text of one JSON array, timestamps in `timezone`."""
         await set_timezone(self._conn, timezone)
-        return await json_array(self._conn, plan)
+        return await json_array(self._conn, plan, self._statements, zoned=timezone is not None)
 
     async def rows(self, plan: ReadPlan, *, timezone: str | None = None) -> str:
         """`json_array` of the written rows, as `plan` shapes them."""
@@ -111,9 +119,6 @@ class WriteResult:
     inserted_ids: list[str] = field(default_factory=list)
     # Whatever the caller's `returning` read produced inside the transaction.
     returned: Any = None
-
-    def event_for(self, row_id: str) -> dict[str, Any] | None:
-        return next((e for e in reversed(self.events) if e["reference_id"] == row_id), None)
 
 
 @dataclass
@@ -165,6 +170,8 @@ class WriteService:
         self.engine = engine
         # Where a create that is one statement runs, when given (api/store/pool.py); else the engine.
         self.pool = pool
+        # The statements of what `returning` callbacks read back (api/cache.py).
+        self.statements = Statements()
 
     # ------------------------------------------------------------ create
 
@@ -178,7 +185,11 @@ class WriteService:
     ) -> WriteResult:
         """Insert the documents atomically: all of them or, on any error, none."""
         require_write()
-        batch = _Batch.of(writable(entity_name), documents)
+        ent = writable(entity_name)
+        actor = writing_actor(ent)
+        if actor is not None:
+            documents = as_actor(ent, actor, documents)
+        batch = _Batch.of(ent, documents)
         if returning is None and on_conflict is not OnConflict.MERGE and batch.tree is None:
             alone = await self._insert_alone(batch, skip_existing=on_conflict is OnConflict.IGNORE)
             if alone is not None:
@@ -186,12 +197,12 @@ class WriteService:
 
         async def work(conn: AsyncConnection) -> WriteResult:
             if on_conflict is OnConflict.MERGE:
-                result = await _merge(conn, batch)
+                result = await _merge(conn, batch, actor)
             else:
                 result = await _insert(conn, batch, ignore_existing=on_conflict is OnConflict.IGNORE)
             if batch.tree is not None:
                 await batch.tree.check(conn, result.rows)
-            return await _read_back(conn, result, returning)
+            return await _read_back(conn, result, returning, self.statements)
 
         return await self._run(work)
 
@@ -244,13 +255,18 @@ class WriteService:
         or, with `limit` or `offset`, to that page of them in `order`."""
         require_write()
         ent = writable(entity_name)
+        actor = writing_actor(ent)
         columns = to_columns(ent, changes, partial=True)
+        if actor is not None:
+            refuse_actor_change(ent, actor, columns)
         tree = reparenting(ent, columns)
 
         async def work(conn: AsyncConnection) -> WriteResult:
             matched = await lock_matching(conn, ent, where, order=order, limit=limit, offset=offset)
             if not matched:
                 return WriteResult()
+            if actor is not None:
+                refuse_foreign_rows(ent, actor, matched)
             refuse_id_change(ent, columns, matched)
             await check_references(conn, ent, [columns], batch_ids=set())
             if tree is not None:
@@ -260,7 +276,7 @@ class WriteService:
             if tree is not None:
                 await tree.check(conn, rows)
             result = WriteResult(rows=rows, events=await record_events(conn, [p for p in pending if p is not None]))
-            return await _read_back(conn, result, returning)
+            return await _read_back(conn, result, returning, self.statements)
 
         return await self._run(work)
 
@@ -288,15 +304,18 @@ class WriteService:
         `order`), unless something still refers to one of them."""
         require_write()
         ent = writable(entity_name)
+        actor = writing_actor(ent)
 
         async def work(conn: AsyncConnection) -> WriteResult:
             result = WriteResult(rows=await lock_matching(conn, ent, where, order=order, limit=limit, offset=offset))
             ids = [r["id"] for r in result.rows]
             if not ids:
                 return result
+            if actor is not None:
+                refuse_foreign_rows(ent, actor, result.rows)
             await refuse_referenced(conn, ent, ids)
             # Read back before the rows are gone.
-            result = await _read_back(conn, result, returning)
+            result = await _read_back(conn, result, returning, self.statements)
             await delete_rows(conn, ent, ids)
             return result
 
@@ -385,25 +404,43 @@ async def _insert(conn: AsyncConnection, batch: _Batch, *, ignore_existing: bool
     return batch.result(stored, events, [i for i in batch.ids if i in stored])
 
 
-async def _merge(conn: AsyncConnection, batch: _Batch) -> WriteResult:
-    """Insert the rows whose id is free; give the existing rows the fields the documents name (upsert)."""
+async def _merge(conn: AsyncConnection, batch: _Batch, actor: str | None) -> WriteResult:
+    """Insert the rows, or give the existing row of the same id the fields its document gave: a true
+    upsert, so that concurrent upserts of one new id never conflict with each other (the later ones
+    wait for the first, then update its row or leave it as it is). One statement per set of given
+    fields (a batch usually has one): each sets exactly those. An actor-bound caller's (`actor`)
+    changes only rows that are its own: another actor's row is left as it is, and refused."""
     ent = batch.entity
-    existing = await lock_rows(conn, ent, batch.ids)
-    fresh = [row for row in batch.rows if row["id"] not in existing]
-    stored, _ = await _insert_checked(conn, batch, fresh, skip_existing=False, with_events=False)
-    inserted = [row["id"] for row in fresh]
-    pending = [_event(ent, stored[i], stored[i].get("created_at")) for i in inserted]
+    stored: dict[str, dict[str, Any]] = {}
+    inserted: set[str] = set()
+    changed: set[str] = set()
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in batch.rows:
-        old = existing.get(row["id"])
-        if old is None:
-            continue
-        # The row holds exactly the columns of the fields the document gave.
-        new = await apply_changes(conn, ent, old, {c: v for c, v in row.items() if c != "id"})
-        stored[row["id"]] = new
-        if new is not old:
-            pending.append(_event(ent, new, None))
+        shapes.setdefault(tuple(sorted(c for c in row if c != "id")), []).append(row)
+    for columns, rows in shapes.items():
+        # Twice at most, as in `_insert_checked`: a missing reference is named, or locked for the retry.
+        for _ in range(2):
+            written = await try_upsert(conn, ent, batch.wanted, rows, columns, owner=actor)
+            if written is not None:
+                break
+            await require_references(conn, ent, batch.wanted)
+        else:
+            raise AssertionError("every reference was locked before the second try")
+        for row, was_inserted, was_changed in written:
+            stored[row["id"]] = row
+            if was_inserted:
+                inserted.add(row["id"])
+            elif was_changed:
+                changed.add(row["id"])
+    if actor is not None:
+        # Rows of another actor were not written (the upsert changes only the caller's own): refused.
+        refuse_foreign_rows(ent, actor, [stored[i] for i in batch.ids if i not in inserted])
+    new = [i for i in batch.ids if i in inserted]
+    # A new row's event occurs at its creation; a changed row's at the write.
+    pending = [_event(ent, stored[i], stored[i].get("created_at")) for i in new]
+    pending += [_event(ent, stored[i], None) for i in batch.ids if i in changed]
     events = await record_events(conn, [p for p in pending if p is not None])
-    return batch.result(stored, events, inserted)
+    return batch.result(stored, events, new)
 
 
 async def _insert_checked(
@@ -424,9 +461,11 @@ async def _insert_checked(
     raise AssertionError("every reference was locked before the second try")
 
 
-async def _read_back(conn: AsyncConnection, result: WriteResult, returning: Returning | None) -> WriteResult:
+async def _read_back(
+    conn: AsyncConnection, result: WriteResult, returning: Returning | None, statements: Statements
+) -> WriteResult:
     if returning is not None:
-        result.returned = await returning(Written(conn, [r["id"] for r in result.rows]))
+        result.returned = await returning(Written(conn, [r["id"] for r in result.rows], statements))
     return result
 
 

@@ -6,14 +6,21 @@ import random
 from typing import Any
 
 import pytest
-from graphql import get_named_type, is_leaf_type, parse
+from graphql import (
+    FragmentDefinitionNode,
+    OperationDefinitionNode,
+    build_schema,
+    get_named_type,
+    is_leaf_type,
+    parse,
+)
 from graphql.execution.values import get_variable_values
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.config import Settings
 from api.entities import ENTITIES, Kind
 from api.errors import InvalidInput
-from api.graphql.compiled import NotPlannable, _operation, run
+from api.graphql.compiled import NotPlannable, run
 from api.graphql.connections import Limits
 from api.graphql.context import Context
 from api.graphql.names import camel
@@ -25,7 +32,9 @@ from api.store.writes import WriteService
 QUERIES = 200
 SETTINGS = Settings()
 SCHEMA = make_schema(SETTINGS)
-TYPES = SCHEMA._schema.type_map
+# The schema's types as graphql-core objects, rebuilt from its printed SDL (Strawberry keeps its own private).
+GRAPHQL = build_schema(str(SCHEMA))
+TYPES = GRAPHQL.type_map
 LIMITS = Limits(max_page_size=SETTINGS.graphql_max_page_size, default_page_size=SETTINGS.graphql_default_page_size)
 IDS = {
     "actor": ["a-1", "a-2", "a-4", "zz"],
@@ -173,11 +182,11 @@ class Generator:
     def query(self, cursor: str | None) -> tuple[str, str]:
         """A query and the root field's name."""
         self.fragments = []
-        query, root = self._query(cursor)
+        query, root = self.query_and_root(cursor)
         return " ".join([query, *self.fragments]), root
 
-    def _query(self, cursor: str | None) -> tuple[str, str]:
-        query_type = SCHEMA._schema.query_type
+    def query_and_root(self, cursor: str | None) -> tuple[str, str]:
+        query_type = GRAPHQL.query_type
         root = self.random.choice(sorted(ROOTS))
         entity_name = ROOTS[root].entity
         field_type = get_named_type(query_type.fields[root].type)
@@ -198,8 +207,10 @@ async def _resolved(engine: AsyncEngine, query: str, variables: dict[str, Any]) 
 
 async def _compiled(engine: AsyncEngine, query: str, variables: dict[str, Any]) -> Any:
     context = Context(reader=Reader(engine), writer=WriteService(engine), limits=LIMITS)
-    operation, fragments = _operation(parse(query), None)
-    coerced = get_variable_values(SCHEMA._schema, operation.variable_definitions or (), variables)
+    document = parse(query)
+    [operation] = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    coerced = get_variable_values(GRAPHQL, operation.variable_definitions or (), variables)
     assert not isinstance(coerced, list), coerced
     return await run(SCHEMA, operation, fragments, coerced, context)
 

@@ -13,7 +13,7 @@ import pytest
 from graphql_helpers import snapshot
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.graphql.compiled import RECENT, Prepared
+from api.graphql.compiled import Prepared
 from api.graphql.http import negotiate
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -295,11 +295,14 @@ async def test_other_methods_and_subscriptions(http: httpx.AsyncClient) -> None:
 # ---------------------------------------------------------------- the compiled fast path
 
 
-async def test_recorded_queries_negotiate_as_the_full_path(http: httpx.AsyncClient, world: AsyncEngine) -> None:
+async def test_recorded_queries_negotiate_as_the_full_path(
+    http: httpx.AsyncClient, world: AsyncEngine, served: tuple[str, Any]
+) -> None:
     query = "query HttpRecorded { actors(first: 2) { totalCount nodes { id } } }"
     first = await http.post("/graphql", json={"query": query})
     assert first.status_code == 200
-    recorded = [e for k, e in list(RECENT.entries.items()) if k[2] == query]
+    [recent] = served[1].state.caches.named("graphql_requests")
+    recorded = [e for k, e in recent.items() if k[1] == query]
     assert [type(e) for e in recorded] == [Prepared]
     for accept, media in ((None, JSON), (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE), (f"{GRAPHQL_RESPONSE};q=0.1, */*", JSON)):
         headers = {} if accept is None else {"Accept": accept}

@@ -17,7 +17,7 @@ from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.graphql.compiled import RECENT, Prepared
+from api.graphql.compiled import Prepared
 from api.graphql.persisted import load_manifest
 from tests.conftest import RunningServer
 
@@ -48,7 +48,10 @@ def replica_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
         yield url
 
 
-async def test_automatic_persisted_queries_round_trip(server_url: str, replica_url: str, world: AsyncEngine) -> None:
+async def test_automatic_persisted_queries_round_trip(
+    served: tuple[str, Any], replica_url: str, world: AsyncEngine
+) -> None:
+    server_url, app = served
     document = STORY.replace("PersistedStory", f"PersistedStory{id(object())}")
     name = document.split()[1]
     hash = sha256(document)
@@ -76,7 +79,8 @@ async def test_automatic_persisted_queries_round_trip(server_url: str, replica_u
         again = await client.post("/graphql", json=hashed)
         assert again.json() == {"data": STORY_DATA}
         # Answered from the recorded plan of the compiled path (PostgreSQL's JSON text as the body).
-        assert [type(e) for k, e in list(RECENT.entries.items()) if k[2] == document] == [Prepared]
+        [recorded] = app.state.caches.named("graphql_requests")
+        assert [type(entry) for key, entry in recorded.items() if key[1] == document] == [Prepared]
         assert b'"title" : ' in again.content
         params = {"operationName": name, "extensions": json.dumps(persisted(document))}
         got = await client.get("/graphql", params=params)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from graphql import GraphQLNonNull, GraphQLObjectType, GraphQLUnionType, get_named_type
+from graphql import GraphQLNonNull, GraphQLObjectType, GraphQLUnionType, build_schema, get_named_type
 
 from api.graphql import make_schema
 from api.graphql.sdl import sdl
 
 SDL_FILE = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"
-SCHEMA = make_schema()._schema
+# As graphql-core objects, rebuilt from the printed schema (Strawberry keeps its own private).
+SCHEMA = build_schema(str(make_schema()))
 
 ENTITY_TYPES = ["Actor", "Team", "TeamCheckin", "GoalStory", "GoalStoryUpdate", "CoordinationEvent"]
 

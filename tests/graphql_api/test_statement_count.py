@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.store.pool import DirectPool
 from api.store.writes import WriteService
+from tests.statements import statements
 
 NESTED = """{ goalStories(first: 100, where: {parentId: {isNull: true}}) { totalCount nodes { id title
     parent { id }
@@ -20,31 +16,6 @@ NESTED = """{ goalStories(first: 100, where: {parentId: {isNull: true}}) { total
     latestUpdate { id goalStory { id } }
     teams { name members { name } }
     actors { name } } } }"""
-
-
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """Every statement any engine or read pool of this process sends, the test server's (in a thread
-    here) included."""
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        # The server's live feed reads new coordination events whenever writes announce them, at
-        # moments of its own; the query under test reads no events, so those reads are not its own.
-        if "coordination_events" not in statement:
-            seen.append(statement)
-
-    def record_read(statement: str) -> None:
-        if "coordination_events" not in statement:
-            seen.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    DirectPool.observers.append(record_read)
-    try:
-        yield seen
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
-        DirectPool.observers.remove(record_read)
 
 
 async def _seed(engine: AsyncEngine, stories: int) -> None:
@@ -88,10 +59,12 @@ RESOLVED = NESTED.replace("parent { id }", "parent { id } parent { id }", 1)
 
 async def _count(gql, engine: AsyncEngine, stories: int) -> tuple[int, dict]:
     await _seed(engine, stories)
-    with statements() as seen:
+    # The server's live feed reads new coordination events whenever writes announce them, at moments
+    # of its own; the query under test reads no events, so those reads are not its own.
+    async with statements(engine, excluding="coordination_events") as seen:
         data = await gql(NESTED)
     compiled = len(seen)
-    with statements() as seen:
+    async with statements(engine, excluding="coordination_events") as seen:
         assert await gql(RESOLVED) == data
     return (compiled, len(seen)), data
 

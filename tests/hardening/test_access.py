@@ -37,7 +37,7 @@ def test_access_is_off_without_credentials() -> None:
 
 def test_configuration_is_checked() -> None:
     with pytest.raises(ValueError):
-        Access.configure(tokens="admin:xyz")
+        Access.configure(tokens="root:xyz")
     with pytest.raises(ValueError):
         Access.configure(jwt_secret="short")
     access = Access.configure(tokens="write:w", jwt_secret=SECRET)
@@ -262,3 +262,60 @@ async def test_static_pages_are_open_but_their_data_is_not(secured_url: str) -> 
     async with httpx.AsyncClient(base_url=secured_url, timeout=30) as client:
         assert (await client.get("/docs")).status_code == 200
         assert (await client.get("/")).status_code == 401
+
+
+REST_KEYS = ["code", "details", "hint", "message"]  # PostgREST's order, for every error
+
+
+async def test_a_missing_scope_reads_the_same_in_every_front_end(
+    secured_url: str, anonymous_read_url: str, clean: AsyncEngine
+) -> None:
+    await seed(WriteService(clean))
+    before = await table_counts(clean)
+    checkin = {"actor_id": "p-1", "team_id": "t-1", "date": "2026-05-22"}
+    mcp_call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "post_team_checkin", "arguments": checkin},
+    }
+    mcp_headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2025-06-18",
+    }
+    cases = [  # server, headers, the scope they lack, the refusal
+        (secured_url, bearer(READ_TOKEN), "write", "permission denied: the token does not grant the write scope"),
+        (anonymous_read_url, {}, "write", "permission denied: anonymous requests may not write"),
+        (
+            secured_url,
+            bearer(signed({"role": "web_anon"})),
+            "read",
+            "permission denied: the token does not grant the read scope",
+        ),
+    ]
+    for url, headers, scope, message in cases:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            if scope == "write":
+                rest = await client.post("/team_checkins", json=checkin, headers=headers)
+                graphql = await client.post("/graphql", json={"query": CREATE}, headers=headers)
+                mcp = await client.post("/mcp", json=mcp_call, headers={**mcp_headers, **headers})
+                assert mcp.json()["result"]["content"][0]["text"].startswith(f"{message}. Nothing was written.")
+            else:
+                rest = await client.get("/actors", headers=headers)
+                graphql = await client.post("/graphql", json={"query": "{ actors { nodes { id } } }"}, headers=headers)
+        authenticated = bool(headers)
+        assert rest.status_code == (403 if authenticated else 401)
+        assert list(rest.json()) == REST_KEYS
+        assert rest.json() | {"details": None} == {
+            "code": "42501",
+            "details": None,
+            "hint": f"Send a token with the {scope} scope (Authorization: Bearer <token>)",
+            "message": message,
+        }
+        [error] = graphql.json()["errors"]
+        assert error["message"] == message
+        assert error["extensions"] == {"code": "FORBIDDEN" if authenticated else "UNAUTHENTICATED", "scope": scope}
+    async with httpx.AsyncClient(base_url=secured_url, timeout=30) as client:
+        assert list((await client.get("/actors")).json()) == REST_KEYS  # PGRST302, from the edge
+    assert await table_counts(clean) == before

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -16,9 +17,11 @@ import websockets
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.config import SHUTDOWN_FINISH_S
 from api.store.writes import WriteService
 
-from ..processes import free_port, running, wait_healthy
+from ..live.helpers import until_subscribers
+from ..processes import free_port, read_until, running, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 COCO = [sys.executable, "-m", "api", "serve"]
@@ -55,19 +58,24 @@ async def test_sigterm_drains_requests_and_closes_streams(
         lines = stream.aiter_lines()
         assert (await anext(lines)).startswith(":")
 
-        # A request in flight: its headers and half its body are sent before the signal.
+        # Both live subscriptions are registered with the feed.
+        await until_subscribers(f"http://{base}", 2)
+
+        # A request in flight: the app has started reading its body (uvicorn answers the client's
+        # `Expect: 100-continue` when it does), which is sent only once the server is shutting down.
         body = json.dumps({"id": "c-late", "actor_id": "a-1", "team_id": "t-1", "date": "2026-05-22"}).encode()
         reader, writer_ = await asyncio.open_connection("127.0.0.1", port)
         writer_.write(
             b"POST /team_checkins HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10]
+            b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
         )
         await writer_.drain()
-        await asyncio.sleep(0.3)
+        assert await asyncio.wait_for(reader.readline(), 30) == b"HTTP/1.1 100 Continue\r\n"
+        assert await reader.readline() == b"\r\n"
 
         server.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.5)
-        writer_.write(body[10:])
+        logged = await asyncio.to_thread(read_until, server, "Shutting down")
+        writer_.write(body)
         await writer_.drain()
         status_line = await asyncio.wait_for(reader.readline(), 10)
         assert status_line.startswith(b"HTTP/1.1 201"), status_line
@@ -85,7 +93,7 @@ async def test_sigterm_drains_requests_and_closes_streams(
         writer_.close()
 
         exit_code = await asyncio.to_thread(server.wait, 30)
-        output = server.stdout.read() if server.stdout else ""
+        output = logged + (server.stdout.read() if server.stdout else "")
     # uvicorn ends by re-raising the signal it stopped on (the shell's convention: 128 + 15).
     assert exit_code in (0, -signal.SIGTERM, 128 + signal.SIGTERM), output
     assert "timeout graceful shutdown exceeded" not in output, output
@@ -93,3 +101,48 @@ async def test_sigterm_drains_requests_and_closes_streams(
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM team_checkins WHERE id = 'c-late'")) == 1
         assert await conn.scalar(text("SELECT count(*) FROM coordination_events WHERE reference_id = 'c-late'")) == 1
+
+
+# A read that keeps its worker's event loop busy for many seconds without yielding: a filter of tens of
+# thousands of branches (allowed here) is coerced, converted and compiled to SQL before the read's first await.
+RUNAWAY_BRANCHES = 60_000
+GRACE_S = 1
+
+
+async def test_sigterm_ends_a_server_whose_worker_never_yields(clean: None, database_url: str) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCO_")}
+    env.update(
+        DATABASE_URL=database_url,
+        COCO_PORT=str(port),
+        COCO_WORKERS="1",
+        COCO_MIGRATE_ON_START="0",
+        COCO_SHUTDOWN_GRACE_S=str(GRACE_S),
+        # The filter limit opened up so that the read is allowed, with no deadline to meet.
+        COCO_GRAPHQL_MAX_FILTER_NODES=str(10**9),
+        COCO_STATEMENT_TIMEOUT_MS="600000",
+    )
+    where = {"or": [{"id": {"eq": f"a-{n}"}} for n in range(RUNAWAY_BRANCHES)]}
+    body = {"query": "query($w: ActorWhere) { actors(where: $w) { nodes { id } } }", "variables": {"w": where}}
+    with running(COCO, env, ROOT) as server:
+        await asyncio.to_thread(wait_healthy, server, port)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            runaway = asyncio.ensure_future(client.post("/graphql", json=body))
+            # The worker is busy once it stops answering its liveness probe.
+            while True:
+                try:
+                    await client.get("/livez", timeout=0.5)
+                except httpx.TimeoutException:
+                    break
+                assert not runaway.done(), runaway.result().text
+            signalled = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            exit_code = await asyncio.to_thread(server.wait, 60)
+            took = time.monotonic() - signalled
+            runaway.cancel()
+        output = server.stdout.read() if server.stdout else ""
+    # The documented bound: the graceful period, then SHUTDOWN_FINISH_S (5 s); a little for the machine.
+    assert took < GRACE_S + SHUTDOWN_FINISH_S + 3, (took, output)
+    # Ended by the watchdog: the read was still running when the bound came.
+    assert exit_code == 128 + signal.SIGTERM, output
+    assert "ending the process" in output, output

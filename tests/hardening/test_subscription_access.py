@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from api.store.writes import WriteService
 
 from ..conftest import RunningServer
+from ..live.helpers import until_subscribers
 from .conftest import READ_TOKEN, TOKENS
 
 EVENTS = GraphQLRequest("subscription { coordinationEvents { referenceId eventType } }")
@@ -48,8 +49,9 @@ async def test_a_read_token_in_connection_init_subscribes_and_none_is_refused(
                 received.append(result["coordinationEvents"])
                 return
 
+        await until_subscribers(secured_url, 0)
         task = asyncio.create_task(first())
-        await asyncio.sleep(0.5)
+        await until_subscribers(secured_url, 1, unless=task.done)
         checkin = await writer.create("team_checkin", [{"actor_id": "a-1", "team_id": "t-1", "date": "2026-05-22"}])
         await asyncio.wait_for(task, 30)
     assert received == [{"referenceId": checkin.rows[0]["id"], "eventType": "TEAM_CHECKIN"}]
@@ -69,7 +71,8 @@ async def test_subscriptions_beyond_the_per_connection_limit_are_refused(databas
                     pass
 
             first = asyncio.create_task(listen())
-            await asyncio.sleep(0.5)
+            await until_subscribers(url, 1, unless=first.done)
+            assert not first.done()
             with pytest.raises(REFUSED):
                 await asyncio.wait_for(listen(), 10)
             first.cancel()

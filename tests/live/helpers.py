@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -58,3 +59,30 @@ async def caught_up(feed: Any, cursor: int) -> None:
     async with asyncio.timeout(60):
         while (feed.position or 0) < cursor:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+async def live_subscribers(base_url: str) -> int:
+    """The server's open live subscriptions (SSE and GraphQL), as its /metrics reports them."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        body = (await client.get("/metrics")).text
+    for line in body.splitlines():
+        if line.startswith("coco_live_subscribers "):
+            return int(float(line.split()[1]))
+    raise AssertionError("/metrics reports no coco_live_subscribers")
+
+
+async def until_subscribers(
+    base_url: str, n: int, *, unless: Callable[[], bool] = lambda: False, within: float = 30.0
+) -> None:
+    """Wait until the server holds exactly `n` live subscriptions (or `unless()` holds): a subscription
+    counts from the moment the feed registered it, after which no event committed can be missed."""
+    seen = None
+    try:
+        async with asyncio.timeout(within):
+            while not unless():
+                seen = await live_subscribers(base_url)
+                if seen == n:
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"{base_url} holds {seen} live subscriptions, not {n}") from None

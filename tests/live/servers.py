@@ -154,5 +154,5 @@ async def take(source: AsyncIterator[Message], n: int) -> list[Message]:
 
 
 def cursors(got: list[Message]) -> list[int]:
-    assert all(int(m.id) == m.data["cursor"] for m in got)  # type: ignore[arg-type]
-    return [m.data["cursor"] for m in got]
+    assert all(m.id == m.data["cursor"] for m in got)  # the id: line and the document's cursor, both text
+    return [int(m.data["cursor"]) for m in got]

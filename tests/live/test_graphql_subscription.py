@@ -4,6 +4,7 @@ against two real server processes on one database."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.store.writes import WriteService
 
-from .helpers import seed, table_cursors, take
+from .helpers import seed, table_cursors, take, until_subscribers
 
 PROTOCOLS = [WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL, WebsocketsTransport.APOLLO_SUBPROTOCOL]
 EVENTS = """subscription($where: CoordinationEventWhere, $after: String, $teamId: ID) {
@@ -26,6 +27,8 @@ EVENTS = """subscription($where: CoordinationEventWhere, $after: String, $teamId
     reference { __typename ... on TeamCheckin { id teamId next } ... on GoalStoryUpdate { id title } }
   }
 }"""
+# The subscriptions each server holds for the tests of this module.
+OPEN: Counter[str] = Counter()
 
 
 @asynccontextmanager
@@ -36,6 +39,7 @@ async def subscribed(base_url: str, protocol: str, **variables: Any) -> AsyncIte
     )
     async with Client(transport=transport, fetch_schema_from_transport=False) as session:
         queue: asyncio.Queue[Any] = asyncio.Queue()
+        failed = asyncio.Event()
 
         async def pump() -> None:
             try:
@@ -43,11 +47,17 @@ async def subscribed(base_url: str, protocol: str, **variables: Any) -> AsyncIte
                 async for result in session.subscribe(request):
                     await queue.put(result["coordinationEvents"])
             except Exception as error:  # surfaced to the test through the queue
+                failed.set()
                 await queue.put(error)
 
+        # The subscriptions of earlier tests have ended (the server notices a closed socket by itself).
+        await until_subscribers(base_url, OPEN[base_url])
         task = asyncio.create_task(pump())
-        # The server registers the subscription when it starts executing it; give it that moment.
-        await asyncio.sleep(0.5)
+        # The server registers the subscription when it starts executing it; events committed from then on
+        # reach it. A refused subscription sends its error instead.
+        await until_subscribers(base_url, OPEN[base_url] + 1, unless=failed.is_set)
+        registered = not failed.is_set()
+        OPEN[base_url] += registered
 
         async def events() -> AsyncIterator[dict]:
             while True:
@@ -60,6 +70,7 @@ async def subscribed(base_url: str, protocol: str, **variables: Any) -> AsyncIte
             yield events()
         finally:
             task.cancel()
+            OPEN[base_url] -= registered
 
 
 def checkin(actor: str = "a-0", team: str = "t-0", note: str = "x") -> dict[str, Any]:

@@ -114,59 +114,116 @@ def test_an_event_stream_encodes_a_shared_batch_once() -> None:
     assert frames.batch(list(shared)) == joined and frames.batch(shared[:1]) == frames(shared[0])
 
 
-async def test_a_direct_write_that_must_wait_finishes_before_any_other_write() -> None:
-    """An event stream's send that waits (the client is not reading: the server's flow control
-    holds the write back) is carried on by a task, ahead of every later write."""
-    from api.sse.stream import Frames, Streaming
+class Client:
+    """One stream's end of the connection, as uvicorn's send behaves: a write waits while the
+    client is not reading (flow control), then goes out."""
 
-    writable = asyncio.Event()
-    written: list[bytes] = []
+    def __init__(self, reading: bool = True) -> None:
+        self.readable = asyncio.Event()
+        if reading:
+            self.readable.set()
+        self.waiting = asyncio.Event()  # a send is waiting for the client
+        self.written: list[bytes] = []
+        self.arrived = asyncio.Event()
+
+    async def send(self, message: dict) -> None:
+        if not self.readable.is_set():
+            self.waiting.set()
+            await self.readable.wait()
+        self.written.append(message["body"])
+        self.arrived.set()
+
+    async def next_write(self) -> bytes:
+        while not self.written:
+            self.arrived.clear()
+            await asyncio.wait_for(self.arrived.wait(), 10)
+        return self.written.pop(0)
+
+
+def _streams(*clients: Client) -> list:
+    from api.sse.stream import Frames, Streaming, Writer
+
+    frames, writer = Frames(), Writer()
+    streams = [Streaming(client.send, keepalive=60, frames=frames, writer=writer) for client in clients]
+    for streaming in streams:
+        streaming.started = True  # as once its response has begun
+    return streams
+
+
+async def test_a_client_that_is_not_reading_holds_back_no_other_stream() -> None:
+    stuck, first, second = Client(reading=False), Client(), Client()
+    on_stuck, on_first, on_second = _streams(stuck, first, second)
+    batch, later = ({"cursor": 1},), ({"cursor": 2},)
+    frame = on_first.frames(batch[0])
+
+    assert [s.hand_over(batch) for s in (on_stuck, on_first, on_second)] == [True, True, True]
+    assert await first.next_write() == frame and await second.next_write() == frame
+    await asyncio.wait_for(stuck.waiting.wait(), 10)
+    assert stuck.written == [] and on_stuck.busy
+
+    # The stuck stream takes nothing more from the feed (its own task writes it, after the first);
+    # the others carry on.
+    assert on_stuck.hand_over(later) is False
+    assert on_first.hand_over(later) is True
+    assert await first.next_write() == on_first.frames(later[0])
+    behind = asyncio.create_task(on_stuck.write(on_stuck.frames.batch(later)))
+    stuck.readable.set()
+    await asyncio.wait_for(behind, 10)
+    assert stuck.written == [frame, on_stuck.frames(later[0])]
+    assert not on_stuck.busy and on_stuck.hand_over(({"cursor": 3},)) is True
+    assert await stuck.next_write() == frame and await stuck.next_write() == on_stuck.frames(later[0])
+    assert await stuck.next_write() == on_stuck.frames({"cursor": 3})
+
+
+async def test_a_write_waiting_on_its_client_is_cancelled_with_its_stream() -> None:
+    stuck, other = Client(reading=False), Client()
+    on_stuck, on_other = _streams(stuck, other)
+    writer = on_stuck.writer
+    assert on_stuck.hand_over(({"cursor": 1},)) is True
+    await asyncio.wait_for(stuck.waiting.wait(), 10)
+    carrier = on_stuck.carrier
+    assert carrier is not None
+
+    on_stuck.started = False  # as its response ends
+    writer.abandon(on_stuck)
+    await asyncio.gather(carrier, return_exceptions=True)
+    stuck.readable.set()
+
+    assert carrier.cancelled() and stuck.written == [] and not on_stuck.busy
+    assert on_other.hand_over(({"cursor": 2},)) is True  # the writer goes on for the others
+    assert await other.next_write() == on_other.frames({"cursor": 2})
+    assert not writer.waiting
+
+
+async def test_a_stream_whose_write_fails_ends() -> None:
+    from api.sse.stream import Frames, Streaming, Writer
+
+    sent: list[dict] = []
+    ended = asyncio.Event()
 
     async def send(message: dict) -> None:
-        # What uvicorn does: wait until the transport is writable again, then write.
-        if not writable.is_set():
-            await writable.wait()
-        written.append(message["body"])
+        if message["type"] == "http.response.body" and message["body"].startswith(b"id: "):
+            raise OSError("connection reset")
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            ended.set()
 
-    frames = Frames()
-    streaming = Streaming(send, keepalive=60, frames=frames)
-    streaming.started = True
-    first, second = ({"cursor": 1},), ({"cursor": 2},)
+    async def receive() -> dict:
+        await asyncio.Event().wait()  # the client never says it left
+        raise AssertionError
 
-    assert streaming.write_now(first) is True  # taken: it is the stream's to finish
-    assert written == [] and streaming.unfinished is not None
-    assert streaming.write_now(second) is False  # busy: left to the stream's task, behind the first
-    for _ in range(3):  # the task carrying the first write starts waiting before the client reads
+    async def no_events():  # type: ignore[no-untyped-def]
+        await asyncio.Event().wait()
+        yield ()
+
+    streaming = Streaming(send, keepalive=60, frames=Frames(), writer=Writer())
+    streaming.events = no_events()
+    running = asyncio.create_task(streaming.run(receive))  # type: ignore[arg-type]
+    for _ in range(1000):  # its response begins within a few turns of the loop
+        if streaming.started:
+            break
         await asyncio.sleep(0)
-    writable.set()
-    await asyncio.wait_for(streaming.write(frames.batch(second)), 10)
+    assert streaming.hand_over(({"cursor": 1},)) is True
 
-    assert written == [frames(first[0]), frames(second[0])]
-    assert streaming.unfinished is None and streaming.write_now(({"cursor": 3},)) is True
-    assert written[-1] == frames({"cursor": 3})
-
-
-async def test_a_waiting_direct_write_is_cancelled_with_its_stream() -> None:
-    from api.sse.stream import Frames, Streaming
-
-    writable = asyncio.Event()
-    written: list[bytes] = []
-
-    async def send(message: dict) -> None:
-        await writable.wait()
-        written.append(message["body"])
-
-    streaming = Streaming(send, keepalive=60, frames=Frames())
-    streaming.started = True
-    assert streaming.write_now(({"cursor": 1},)) is True
-    await asyncio.sleep(0)
-    unfinished = streaming.unfinished
-    assert unfinished is not None
-
-    unfinished.cancel()
-    await asyncio.gather(unfinished, return_exceptions=True)
-    writable.set()
-    await asyncio.sleep(0)
-
-    assert unfinished.cancelled() and written == []
-    assert not writable._waiters  # type: ignore[attr-defined] - the send's wait was unwound, not left behind
+    await asyncio.wait_for(running, 10)
+    assert ended.is_set() and sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}

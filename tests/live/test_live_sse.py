@@ -23,7 +23,7 @@ async def test_an_event_written_elsewhere_reaches_subscribers_on_both_processes(
         for source in (on_a, on_b):
             [message] = await take(source, 1)
             assert message.data["reference_id"] == written["reference_id"]
-            assert message.data["cursor"] == written["seq"]
+            assert message.data["cursor"] == str(written["seq"])
             assert set(message.data) == {"id", "actor_id", "event_type", "reference_id", "occurred_at", "cursor"}
 
 

@@ -14,7 +14,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from api.rest import SHAPES
 from tests.conftest import RunningServer
 
 PATTERNS: list[tuple[str, list[tuple[str, ...]]]] = [
@@ -51,17 +50,21 @@ HEADERS = ("content-type", "content-range", "content-location", "preference-appl
 
 
 @pytest.fixture(scope="module")
-def shaped_and_planned(database_url: str, engine: Any) -> Iterator[tuple[str, str]]:
-    with RunningServer(database_url) as shaped, RunningServer(database_url, rest_shapes=False) as planned:
-        yield shaped, planned
+def shaped_and_planned(database_url: str, engine: Any) -> Iterator[tuple[str, str, Any]]:
+    """A server that keeps shapes and one that plans every request: their URLs, and the first's app."""
+    keeping = RunningServer(database_url)
+    with keeping as shaped, RunningServer(database_url, rest_shapes=False) as planned:
+        yield shaped, planned, keeping.app
 
 
 def _answer(response: httpx.Response) -> tuple[int, str, dict[str, str | None]]:
     return response.status_code, response.text, {h: response.headers.get(h) for h in HEADERS}
 
 
-async def test_known_shapes_answer_as_planning_does(world: dict[str, Any], shaped_and_planned: tuple[str, str]) -> None:
-    shaped_url, planned_url = shaped_and_planned
+async def test_known_shapes_answer_as_planning_does(
+    world: dict[str, Any], shaped_and_planned: tuple[str, str, Any]
+) -> None:
+    shaped_url, planned_url, app = shaped_and_planned
     statuses = set()
     async with (
         httpx.AsyncClient(base_url=shaped_url, timeout=30) as shaped,
@@ -78,14 +81,15 @@ async def test_known_shapes_answer_as_planning_does(world: dict[str, Any], shape
     # Bad values were among them (refused as planning refuses them: 400, never 500).
     assert 400 in statuses and 500 not in statuses
     # And the shapes were kept: the comparison was not between two planned answers.
-    kept = [key for key, shape in SHAPES.known.items() if shape is not None]
-    assert len(kept) >= len(PATTERNS) - 1, [key for key, shape in SHAPES.known.items() if shape is None]
+    [known] = app.state.caches.named("rest_shapes")
+    kept = [key for key, shape in known.items() if shape is not None]
+    assert len(kept) >= len(PATTERNS) - 1, [key for key, shape in known.items() if shape is None]
 
 
 async def test_requests_that_could_mislead_a_shape_are_answered_as_planning_does(
-    world: dict[str, Any], shaped_and_planned: tuple[str, str]
+    world: dict[str, Any], shaped_and_planned: tuple[str, str, Any]
 ) -> None:
-    shaped_url, planned_url = shaped_and_planned
+    shaped_url, planned_url, _ = shaped_and_planned
     # A client's own text in the marker characters (in a reserved parameter here), and two Accept headers.
     marked = "/actors?id=eq.{}&or=(name.eq.%EE%80%800%EE%80%81,role.eq.Engineer)"
     accepts = [("Accept", "text/csv"), ("Accept", "application/json")]

@@ -1,0 +1,45 @@
+"""What compiled execution (api/graphql/compiled.py) needs from Strawberry beyond its public API, in one place.
+
+Compiled execution reads the validated document against graphql-core's schema, turns a
+field's arguments into Strawberry's Python values as a resolver would get them, and keys
+recorded requests by the operation name the client gave. Strawberry keeps the first and
+the last to itself (`Schema._schema`, `ExecutionContext._provided_operation_name`), and the
+second takes its field definitions and converter. tests/graphql_api/test_strawberry_adapter.py
+checks each against the installed Strawberry, so that an upgrade that moves any of them
+fails there, loudly, rather than sending every query to the resolvers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLField, GraphQLSchema
+from strawberry import Schema
+from strawberry.types import ExecutionContext
+from strawberry.types.arguments import convert_arguments
+
+# Where Strawberry keeps its own field (StrawberryField) on each graphql-core field.
+FIELD_DEFINITION = "strawberry-definition"
+
+
+def graphql_schema(schema: Schema) -> GraphQLSchema:
+    """The graphql-core schema Strawberry built (and validates and executes against)."""
+    built = schema._schema
+    if not isinstance(built, GraphQLSchema):
+        raise TypeError(f"Strawberry's schema holds {type(built).__name__}, not a graphql-core schema")
+    return built
+
+
+def provided_operation_name(execution_context: ExecutionContext) -> str | None:
+    """The operation name the request gave, None when it gave none (unlike `operation_name`,
+    which falls back to the document's first operation)."""
+    return execution_context._provided_operation_name
+
+
+def field_arguments(schema: Schema, field: GraphQLField, raw: dict[str, Any]) -> dict[str, Any]:
+    """A field's argument values from graphql-core (`get_argument_values`) as its resolver receives them:
+    input types as their Strawberry classes, enums as their members, scalars parsed."""
+    definition = field.extensions[FIELD_DEFINITION]
+    return convert_arguments(
+        raw, definition.arguments, scalar_registry=schema.schema_converter.scalar_registry, config=schema.config
+    )

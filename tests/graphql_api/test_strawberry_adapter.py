@@ -1,0 +1,79 @@
+"""What compiled execution takes from Strawberry beyond its public API (api/graphql/strawberry_adapter.py).
+
+If an upgrade of Strawberry moves any of it, these fail, rather than every query quietly
+going to the resolvers (or failing) in the compiled path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import Enum
+
+import strawberry
+from graphql import FieldNode, GraphQLSchema, OperationDefinitionNode, parse
+from graphql.execution.values import get_argument_values
+from strawberry.extensions import SchemaExtension
+
+from api.graphql import make_schema
+from api.graphql.strawberry_adapter import field_arguments, graphql_schema, provided_operation_name
+
+
+@strawberry.enum
+class Color(Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@strawberry.input
+class Where:
+    color: Color
+    times: int = 1
+
+
+SEEN: list[tuple[str | None, str | None]] = []
+
+
+class Capture(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        SEEN.append((provided_operation_name(self.execution_context), self.execution_context.operation_name))
+        yield
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def pick(self, where: Where, first: int | None = None) -> str:
+        return f"{where.color.value} x{where.times} ({first})"
+
+
+SCHEMA = strawberry.Schema(Query, extensions=[Capture])
+
+
+def test_the_graphql_core_schema_is_the_one_strawberry_executes_against() -> None:
+    built = graphql_schema(make_schema())
+    assert isinstance(built, GraphQLSchema)
+    assert built.query_type is not None and built.query_type.name == "Query"
+    assert {"GoalStory", "CoordinationEvent"} <= set(built.type_map)
+    assert graphql_schema(SCHEMA).query_type.fields["pick"].args.keys() == {"where", "first"}  # type: ignore[union-attr]
+
+
+def test_the_operation_name_the_request_gave_and_none_when_it_gave_none() -> None:
+    SEEN.clear()
+    document = "query A { pick(where: {color: RED}) } query B { pick(where: {color: BLUE}) }"
+    assert SCHEMA.execute_sync(document, operation_name="B").data == {"pick": "blue x1 (None)"}
+    assert SCHEMA.execute_sync("query Only { pick(where: {color: RED}) }").data == {"pick": "red x1 (None)"}
+    # `operation_name` names the document's operation; only the adapter says the request named none.
+    assert SEEN == [("B", "B"), (None, "Only")]
+
+
+def test_arguments_as_the_resolver_gets_them() -> None:
+    field = graphql_schema(SCHEMA).query_type.fields["pick"]  # type: ignore[union-attr]
+    operation = parse("{ pick(where: {color: BLUE, times: 3}, first: 2) }").definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    node = operation.selection_set.selections[0]
+    assert isinstance(node, FieldNode)
+
+    arguments = field_arguments(SCHEMA, field, get_argument_values(field, node))
+
+    assert arguments == {"where": Where(color=Color.BLUE, times=3), "first": 2}
+    assert isinstance(arguments["where"], Where) and arguments["where"].color is Color.BLUE
