@@ -9,9 +9,9 @@ from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy.ext.asyncio import AsyncEngine
 from test_nodes import both, resolved
-from test_statement_count import statements
 
 from api.store.writes import WriteService
+from tests.statements import statements
 
 
 async def ids(engine: AsyncEngine, root: str, where: str) -> list[str]:
@@ -76,9 +76,11 @@ async def test_relation_filters_on_nested_connections_and_in_one_statement(world
             ]
         }
     }
-    async with httpx.AsyncClient(base_url=server_url, timeout=30) as client:
-        with statements() as seen:
-            served = await client.post("/graphql", json={"query": query})
+    async with (
+        httpx.AsyncClient(base_url=server_url, timeout=30) as client,
+        statements(world, excluding="coordination_events") as seen,
+    ):
+        served = await client.post("/graphql", json={"query": query})
     assert served.json() == {"data": data}
     assert len(seen) == 1, seen
 
