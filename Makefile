@@ -9,7 +9,7 @@ DEV_LOCK := requirements/dev.txt
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: serve seed test test-deploy check lock fuzz fuzz-hardening install migrate clean bench-live bench bench-quick bench-tools bench-clean
+.PHONY: serve seed test test-deploy check lock fuzz fuzz-hardening install migrate clean bench-live bench bench-quick bench-tools bench-clean graphiql-assets
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -69,6 +69,12 @@ lock: | $(BIN)/python
 # A longer schemathesis campaign against the REST layer's OpenAPI document (no 5xx allowed).
 fuzz: $(DEV)
 	COCO_FUZZ_EXAMPLES=$${COCO_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/rest/test_rest_openapi.py -k schemathesis -q
+
+# GraphiQL's vendored assets (api/graphql/static/README.md), packed again from npm at the versions pinned
+# in the script; commit what changes.
+graphiql-assets:
+	@command -v npm >/dev/null || { echo "npm is needed (Node 20)"; exit 1; }
+	api/graphql/static/fetch-assets.sh
 
 # Boundary values (timestamps near years 1 and 9999, integers around every range, calendar edges) on every
 # writable field through REST, GraphQL and MCP, each checked against the tables; `make test` runs a few.

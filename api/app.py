@@ -26,7 +26,7 @@ from api.live import LiveFeed
 from api.mcp import http as mcp_http
 from api.resources import bundled
 from api.sse.stream import EventStream
-from api.store import DirectPool, Reader, WebhookStore, WriteService, create_engine, upgrade
+from api.store import DirectPool, Documents, Reader, WebhookStore, WriteService, create_engine, upgrade
 from api.webhooks.delivery import Deliverer
 from api.webhooks.manage import WebhookAdmin
 from api.webhooks.observe import exposition
@@ -45,6 +45,8 @@ class Services:
     reader: Reader
     writer: WriteService
     webhooks: WebhookAdmin | None = None
+    # GraphQL documents registered by automatic persisted queries (api/graphql/persisted.py).
+    documents: Documents | None = None
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -99,16 +101,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Webhooks: this process delivers those whose lease it holds (api/webhooks), reading through the live feed.
         webhook_store = WebhookStore(engine, pool=direct_pool)
         deliverer = app.state.deliverer = Deliverer(settings, webhook_store, reader, app.state.live)
+        documents = Documents(engine, cache_size=settings.graphql_cache_size)
         services = Services(
             settings=settings,
             reader=reader,
             writer=WriteService(engine, pool=direct_pool),
             webhooks=WebhookAdmin(webhook_store, allow_private=settings.webhook_allow_private, changed=deliverer.wake),
+            documents=documents,
         )
         app.state.services = services
         for statements in (services.reader.statements, services.writer.statements, app.state.live.reader.statements):
             caches.add(*statements.caches)
         caches.add(*direct_pool.caches)
+        caches.add(documents.known)
         await app.state.live.start()
         await deliverer.start()
         # Per-webhook figures for /metrics, read from the database at each scrape.
@@ -153,6 +158,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/viewer", viewer_redirect, methods=["GET", "HEAD"]),
         Mount("/viewer", StaticFiles(directory=bundled("viewer"), html=True), name="viewer"),
     ]
+    # GraphiQL's assets, vendored (api/graphql/ide.py).
+    routes += graphql.ide_routes()
     routes += rest.routes(rest_app)
     # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
     # Outermost first: the request's log line and metrics, then access control and limits (api/edge/guard.py).

@@ -116,6 +116,15 @@ class Settings:
     # How many parsed and validated documents each process keeps.
     graphql_cache_size: int = 256
     graphql_ide: bool = True
+    # Introspection (__schema, __type); off for production schemas that clients need not discover.
+    graphql_introspection: bool = True
+    # Automatic persisted queries (Apollo's protocol): clients register documents by their SHA-256.
+    graphql_persisted_queries: bool = True
+    # A JSON file mapping operation ids to documents (graphql-codegen's or Relay's persisted output): when
+    # given, only those documents are served (trusted documents), and nothing registers more.
+    graphql_trusted_documents: str | None = None
+    # max-age of GET query responses that succeeded, in seconds (0: a cache must revalidate, by ETag).
+    graphql_get_max_age_s: int = 0
     # How many subscriptions one GraphQL WebSocket may run at once.
     graphql_max_subscriptions_per_connection: int = 20
     # Access control (api/edge/auth.py): off unless tokens or a JWT secret are given.
@@ -183,6 +192,10 @@ class Settings:
             graphql_max_filter_nodes=_int("COCO_GRAPHQL_MAX_FILTER_NODES", 2_000),
             graphql_cache_size=_int("COCO_GRAPHQL_CACHE_SIZE", 256),
             graphql_ide=_bool("COCO_GRAPHQL_IDE", True),
+            graphql_introspection=_bool("COCO_GRAPHQL_INTROSPECTION", True),
+            graphql_persisted_queries=_bool("COCO_GRAPHQL_PERSISTED_QUERIES", True),
+            graphql_trusted_documents=os.environ.get("COCO_GRAPHQL_TRUSTED_DOCUMENTS") or None,
+            graphql_get_max_age_s=_int("COCO_GRAPHQL_GET_MAX_AGE", 0),
             graphql_max_subscriptions_per_connection=_int("COCO_GRAPHQL_MAX_SUBSCRIPTIONS_PER_CONNECTION", 20),
             tokens=os.environ.get("COCO_TOKENS") or None,
             tokens_file=os.environ.get("COCO_TOKENS_FILE") or None,

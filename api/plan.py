@@ -75,14 +75,25 @@ class Not:
 
 
 @dataclass(frozen=True)
+class Unmet:
+    """`item` does not hold: it is false, or unknown (SQL's IS NOT TRUE), where `Not` leaves unknown
+    unknown (and the row out). "Every related row matches" is "no related row leaves it unmet"."""
+
+    item: Filter
+
+
+@dataclass(frozen=True)
 class Related:
-    """Some row reached through `relation` matches `where` (any row at all when it is None)."""
+    """Some row reached through `relation` matches `where` (any row at all when it is None).
+
+    With `pick`, only the first row reached in that order counts (a goal story's latest update)."""
 
     relation: str
     where: Filter | None = None
+    pick: tuple[OrderTerm, ...] = ()
 
 
-Filter = Condition | And | Or | Not | Related
+Filter = Condition | And | Or | Not | Unmet | Related
 
 
 def all_of(*filters: Filter | None) -> Filter | None:
@@ -145,6 +156,15 @@ class Composite:
     key: str
     field: str
     columns: tuple[Column | Constant, ...]
+
+
+@dataclass(frozen=True)
+class NodeKey:
+    """One output key holding the row's global id: the unpadded base64url of the compact JSON
+    [label, [id]], ASCII only (as a `Position` is spelled)."""
+
+    key: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -300,6 +320,7 @@ class ReadPlan:
     composites: tuple[Composite, ...] = ()
     choices: tuple[Choice, ...] = ()
     pages: tuple[Paged, ...] = ()
+    node_keys: tuple[NodeKey, ...] = ()
     # The output keys in this order (keys not named go after them); None keeps the kinds' order.
     layout: tuple[str, ...] | None = None
 
@@ -388,6 +409,8 @@ def _shape_filter(where: Filter | None, values: list[Any]) -> Any:
             return Or(tuple(_shape_filter(item, values) for item in items))
         case Not(item=item):
             return Not(_shape_filter(item, values))
-        case Related(relation=relation, where=inner):
-            return Related(relation, _shape_filter(inner, values))
+        case Unmet(item=item):
+            return Unmet(_shape_filter(item, values))
+        case Related(where=inner):
+            return replaced(where, where=_shape_filter(inner, values))
     raise TypeError(f"not a filter: {where!r}")

@@ -104,8 +104,8 @@ def test_migrate_brings_an_empty_database_to_the_newest_schema(postgres: Embedde
         check=True,
     ).stdout.strip()
     assert tables == (
-        "actors,alembic_version,coordination_events,goal_stories,goal_story_updates,team_checkins,teams,"
-        "webhook_deliveries,webhooks"
+        "actors,alembic_version,coordination_events,goal_stories,goal_story_updates,graphql_documents,"
+        "team_checkins,teams,webhook_deliveries,webhooks"
     )
 
 

@@ -46,6 +46,13 @@ PRINTED = "localhost:2626"
 # Commands that are not requests to a running server: installing, serving, seeding, moving data, Docker.
 COMMANDS = ("make ", ".venv/bin/coco ", "coco ", "docker ", "DATABASE_URL=")
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+# Client setups docs/graphql.md shows: copies of these files, which tests/graphql_api/test_clients.py runs.
+NODE_FILES = {
+    path.read_text().rstrip("\n")
+    for pattern in ("clients/*.mjs", "*.json")
+    for path in (ROOT / "tests" / "node").glob(pattern)
+    if path.name not in ("package.json", "package-lock.json")
+}
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
@@ -298,6 +305,8 @@ async def run_examples(blocks: list[Block], demo: Demo) -> tuple[list[dict[str, 
                 exported = {line async for line in export_lines(Reader(demo.engine))}
                 for line in block.text.splitlines():
                     assert line in exported, f"{block.where()}: not a line of the demo data's export: {line}"
+            elif block.language in ("js", "json") and block.text in NODE_FILES:
+                continue  # a client's setup, run from tests/node by tests/graphql_api/test_clients.py
             elif block.language == "json":  # an assistant's configuration, pointing at this server
                 configured = json.loads(block.text)["mcpServers"]["coco"]
                 assert configured.get("url", "http://localhost:2626/mcp") == "http://localhost:2626/mcp"

@@ -23,10 +23,12 @@ from api.edge.cors import is_preflight, send_preflight, with_origin
 from api.edge.replies import send_json
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
-# Static pages that hold no data (the viewer, Swagger UI): a browser fetches them without a header;
-# the data they then ask for goes through the API with the token.
-OPEN_PREFIXES = ("/viewer", "/docs")
+# Static pages that hold no data (the viewer, Swagger UI, GraphiQL's assets): a browser fetches them
+# without a header; the data they then ask for goes through the API with the token.
+OPEN_PREFIXES = ("/viewer", "/docs", "/graphql/assets/")
 GRAPHQL_PATHS = ("/graphql",)
+# The parameters of a GraphQL GET (api/graphql/http.py): with any of them, a GET is a query.
+GRAPHQL_PARAMETERS = frozenset({"query", "operationName", "variables", "extensions", "documentId"})
 TOKEN_PARAMETER = "token"
 # graphql-transport-ws: "Forbidden" (the init was refused).
 WS_FORBIDDEN = 4403
@@ -78,7 +80,12 @@ class Guard:
                 return
             if not self.any_origin:
                 send = with_origin(send, origin)
-        if not self.access.enabled or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES):
+        if (
+            not self.access.enabled
+            or scope["path"] in OPEN_PATHS
+            or scope["path"].startswith(OPEN_PREFIXES)
+            or _is_graphiql_page(scope, headers)
+        ):
             await self._limited(scope, receive, send)
             return
         try:
@@ -211,6 +218,15 @@ class Guard:
             await self.app(scope, checking_receive, send)
         finally:
             current_caller.reset(token)
+
+
+def _is_graphiql_page(scope: Scope, headers: Headers) -> bool:
+    """A browser asking for GraphiQL: the page holds no data, and its user enters the token in its
+    headers editor (a GET with a GraphQL parameter is a query, and needs the token)."""
+    if scope["method"] != "GET" or scope["path"] not in GRAPHQL_PATHS or "text/html" not in headers.get("accept", ""):
+        return False
+    query = scope.get("query_string", b"").decode("latin-1")
+    return all(name not in GRAPHQL_PARAMETERS for name, _ in parse_qsl(query, keep_blank_values=True))
 
 
 def _connection_init(message: Message) -> dict[str, Any] | None:

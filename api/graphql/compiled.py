@@ -18,13 +18,14 @@ operation whose compiled run fails (bad input then gets the resolvers' errors
 with their paths); each such query is logged at debug with its reason and
 counted (`coco_graphql_fallbacks_total{reason}`). The subset: query
 operations; fields, aliases, fragments (named and inline) on the field's own
-type, variables, @include/@skip, __typename; root fields by id and
-connections; every relation field `relations` declares: to-one, id lists,
+type or on Node, variables, @include/@skip, __typename, nodeId; root fields by
+id, `node(nodeId:)` (fragments on the type its id names) and connections;
+every relation field `relations` declares: to-one, id lists,
 connections (where, orderBy, first/after, last/before, nodes and edges with
 cursors, pageInfo, totalCount), picks (latestUpdate), and unions (an event's
 `reference`, with inline or named fragments on its members).
 Not compiled: a response key selected twice with a sub-selection or arguments (graphql-core merges
-those; the same leaf field twice is compiled).
+those; the same leaf field twice is compiled); `nodes(nodeIds:)`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from api.graphql.context import Context
 from api.graphql.enums import CHOICES
 from api.graphql.filters import to_filter
 from api.graphql.names import camel, type_name
+from api.graphql.nodes import decode
 from api.graphql.ordering import order_keys
 from api.graphql.relations import FIELDS, ROOTS, Either, Related, Shape
 from api.graphql.strawberry_adapter import field_arguments, graphql_schema, provided_operation_name
@@ -79,6 +81,7 @@ from api.plan import (
     Embed,
     Filter,
     Lookup,
+    NodeKey,
     Paged,
     PageField,
     Position,
@@ -89,6 +92,10 @@ from api.plan import (
 )
 
 log = logging.getLogger("coco.graphql.compiled")
+
+
+# The interface `node(nodeId:)` answers: fragments on it apply to every type.
+NODE = "Node"
 
 
 class NotPlannable(Exception):
@@ -138,6 +145,7 @@ class View:
     embeds: list[Embed] = field(default_factory=list)
     choices: list[Choice] = field(default_factory=list)
     pages: list[Paged] = field(default_factory=list)
+    node_keys: list[NodeKey] = field(default_factory=list)
     layout: list[str] = field(default_factory=list)
 
     def plan(self, where: Filter | None = None, order: tuple[Any, ...] = (), limit: int | None = None) -> ReadPlan:
@@ -152,6 +160,7 @@ class View:
             composites=tuple(self.composites),
             choices=tuple(self.choices),
             pages=tuple(self.pages),
+            node_keys=tuple(self.node_keys),
             layout=tuple(self.layout),
         )
 
@@ -219,7 +228,7 @@ class Compiler:
 
     @staticmethod
     def _applies(condition: str, parent: GraphQLObjectType, union: str | None) -> bool:
-        if condition == parent.name or condition == union:
+        if condition == parent.name or condition == union or any(i.name == condition for i in parent.interfaces):
             return True
         if union is None:
             raise NotPlannable("fragment on another type")
@@ -251,6 +260,8 @@ class Compiler:
             related = FIELDS[entity_name].get(name)
             if name == "__typename":
                 view.constants.append(Constant(key, object_type.name))
+            elif name == "nodeId":
+                view.node_keys.append(NodeKey(key, ent.resource))
             elif name in SCALARS[entity_name]:
                 f = ent.field(SCALARS[entity_name][name])
                 assert f is not None
@@ -401,6 +412,18 @@ class Compiler:
             condition,
         )
 
+    def node(self, key: str, query_type: GraphQLObjectType, node: FieldNode) -> Lookup | Constant:
+        """`node(nodeId:)`: the row of the entity the id names, its selection read as that entity's type
+        (fragments on other types left out), or null."""
+        found = decode(self.arguments(query_type, node)["node_id"])
+        if found is None:
+            return Constant(key, None)
+        entity_name, id = found
+        object_type = self.graphql_schema.get_type(type_name(ENTITIES[entity_name]))
+        assert isinstance(object_type, GraphQLObjectType)
+        view = self.view(entity_name, object_type, node.selection_set, union=NODE)
+        return Lookup(key, view.plan(Condition("id", "eq", id)))
+
 
 PAGE_INFO = {
     "hasNextPage": "has_next",
@@ -436,6 +459,9 @@ def compile_operation(
         name, key = node.name.value, _key(node)
         if name == "__typename":
             items.append(Constant(key, query_type.name))
+            continue
+        if name == "node":
+            items.append(compiler.node(key, query_type, node))
             continue
         root = ROOTS.get(name)
         if root is None:

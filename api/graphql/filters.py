@@ -1,7 +1,12 @@
 """`where` inputs: one operator input per field type, one where input per entity, compiled to a plan Filter.
 
 The where inputs are generated from `api.entities`, so every field of every
-entity is filterable and the filters cannot drift from the entities.
+entity is filterable and the filters cannot drift from the entities; and from
+the relation fields `relations` declares, so every relation a type serves can
+be filtered on too: a to-one relation (or a pick, as latestUpdate) by the
+related row's own where input (it exists and matches), a to-many relation by
+`some`, `every` and `none` of its rows, as PostGraphile's connection filter
+names them. Each becomes an EXISTS in the same one statement.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from api.entities import ENTITIES, Entity, Kind
 from api.errors import InvalidInput, InvalidReason
 from api.graphql.enums import CHOICES, ActorType, CoordinationEventType, GoalStoryStatus
 from api.graphql.names import camel, type_name
-from api.plan import And, Condition, Filter, Not, Or, all_of
+from api.graphql.relations import FIELDS, Related, Shape
+from api.plan import And, Condition, Filter, Not, Or, Unmet, all_of
+from api.plan import Related as RelatedRows
 
 
 @strawberry.input(
@@ -190,14 +197,52 @@ def _operator_input(ent: Entity, field_name: str) -> type:
     return _BY_KIND[f.kind]
 
 
+# The relation fields a where input filters on: those reading rows of one entity (a union's are not).
+RELATIONS: dict[str, list[Related]] = {
+    name: [f for f in fields.values() if isinstance(f, Related)] for name, fields in FIELDS.items()
+}
+TO_ONE = frozenset({Shape.ONE, Shape.PICK})
+
+
+def _relation_about(field: Related) -> str:
+    if field.shape in TO_ONE:
+        return f"{field.description} Matches when there is one and it meets these conditions."
+    return f"{field.description} Conditions on some, every or none of them."
+
+
+def _to_many_input(ent: Entity) -> type:
+    """`<Entity>ToManyWhere`: conditions on the rows of a to-many relation."""
+    target = f"{type_name(ent)}Where"
+    rows = ent.resource.replace("_", " ")
+    namespace: dict[str, Any] = {
+        "__module__": __name__,
+        "__annotations__": {"some": f"{target} | None", "every": f"{target} | None", "none": f"{target} | None"},
+        "some": strawberry.field(default=UNSET, description=f"At least one of the {rows} meets these conditions."),
+        "every": strawberry.field(
+            default=UNSET, description=f"Every one of the {rows} meets these conditions (true when there is none)."
+        ),
+        "none": strawberry.field(default=UNSET, description=f"None of the {rows} meets these conditions."),
+    }
+    cls = type(f"{type_name(ent)}ToManyWhere", (), namespace)
+    return strawberry.input(cls, description=f"Conditions on related {rows}: some, every or none of them.")
+
+
 def _where_input(ent: Entity) -> type:
-    """`<Entity>Where`: an operator input per field, and and/or/not over further where inputs."""
+    """`<Entity>Where`: an operator input per field, one per relation field, and and/or/not over further
+    where inputs."""
     name = f"{type_name(ent)}Where"
     annotations: dict[str, str] = {}
     namespace: dict[str, Any] = {"__module__": __name__, "__annotations__": annotations}
     for f in ent.fields:
         annotations[f.name] = f"{_operator_input(ent, f.name).__name__} | None"
         namespace[f.name] = strawberry.field(default=UNSET, description=f.description)
+    for relation in RELATIONS[ent.name]:
+        assert relation.name not in annotations, f"{name}.{relation.key} is a field already"
+        target = type_name(ENTITIES[relation.target])
+        annotations[relation.name] = (
+            f"{target}Where | None" if relation.shape in TO_ONE else f"{target}ToManyWhere | None"
+        )
+        namespace[relation.name] = strawberry.field(default=UNSET, description=_relation_about(relation))
     annotations["and_"] = f"list[{name}] | None"
     namespace["and_"] = strawberry.field(name="and", default=UNSET, description="Every one of these holds.")
     annotations["or_"] = f"list[{name}] | None"
@@ -211,8 +256,10 @@ def _where_input(ent: Entity) -> type:
 
 
 WHERE: dict[str, type] = {}
+TO_MANY: dict[str, type] = {}
 for _ent in ENTITIES.values():
     WHERE[_ent.name] = globals()[f"{type_name(_ent)}Where"] = _where_input(_ent)
+    TO_MANY[_ent.name] = globals()[f"{type_name(_ent)}ToManyWhere"] = _to_many_input(_ent)
 if TYPE_CHECKING:
     # Built above from the entities: to a type checker, any input object.
     ActorWhere: TypeAlias = Any
@@ -246,6 +293,13 @@ def to_filter(entity_name: str, where: Any) -> Filter | None:
         if operators is None:
             raise _null(f.name)
         parts.extend(_conditions(f.name, operators, ()))
+    for relation in RELATIONS[entity_name]:
+        value = getattr(where, relation.name)
+        if value is UNSET:
+            continue
+        if value is None:
+            raise _null(relation.key)
+        parts.extend(_relation_conditions(relation, value))
     if where.and_ is not UNSET:
         parts.append(And(tuple(_required(entity_name, item, "and") for item in _listed(where.and_, "and"))))
     if where.or_ is not UNSET:
@@ -253,6 +307,29 @@ def to_filter(entity_name: str, where: Any) -> Filter | None:
     if where.not_ is not UNSET:
         parts.append(Not(_required(entity_name, where.not_, "not")))
     return all_of(*parts)
+
+
+def _relation_conditions(relation: Related, value: Any) -> list[Filter]:
+    """A relation field's conditions: on its one row (or pick), or on some, every or none of its rows. The
+    declaration's own condition (events of this kind only) bounds the rows reached."""
+    target = relation.target
+    if relation.shape in TO_ONE:
+        inner = _required(target, value, relation.key)
+        return [RelatedRows(relation.relation, all_of(relation.extra, inner), pick=relation.pick)]
+    found: list[Filter] = []
+    for quantifier in ("some", "every", "none"):
+        rows = getattr(value, quantifier)
+        if rows is UNSET:
+            continue
+        inner = _required(target, rows, f"{relation.key}.{quantifier}")
+        match quantifier:
+            case "some":
+                found.append(RelatedRows(relation.relation, all_of(relation.extra, inner)))
+            case "none":
+                found.append(Not(RelatedRows(relation.relation, all_of(relation.extra, inner))))
+            case "every":
+                found.append(Not(RelatedRows(relation.relation, all_of(relation.extra, Unmet(inner)))))
+    return found
 
 
 def _required(entity_name: str, where: Any, name: str) -> Filter:

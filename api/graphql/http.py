@@ -26,7 +26,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 # The bodies a POST may carry: JSON, and the name early drafts of the specification gave it.
 REQUEST_TYPES = frozenset({JSON, "application/graphql+json"})
-PARAMETERS = ("query", "operationName", "variables", "extensions")
+PARAMETERS = ("query", "operationName", "variables", "extensions", "documentId")
 
 BAD_REQUEST = "BAD_REQUEST"
 
@@ -132,10 +132,13 @@ def content_type(media: str) -> str:
 
 @dataclass(frozen=True)
 class Params:
-    query: str
+    # None only for a request that names a persisted document instead (persisted.py fills it in).
+    query: str | None
     operation_name: str | None = None
     variables: dict[str, Any] | None = None
     extensions: dict[str, Any] | None = None
+    # A persisted document's id (the GraphQL-over-HTTP persisted documents proposal).
+    document_id: str | None = None
 
 
 def _no_constants(name: str) -> Any:
@@ -152,11 +155,16 @@ def _json(text: str | bytes, what: str) -> Any:
 def _checked(data: Mapping[str, Any]) -> Params:
     """The parameters, each of the type the specification gives it (null meaning absent)."""
     query = data.get("query")
-    if query is None:
+    document_id = data.get("documentId")
+    if document_id is not None and (not isinstance(document_id, str) or not document_id):
+        raise RequestError(400, f"`documentId` must be a non-empty string, not {_kind(document_id)}")
+    extensions = data.get("extensions")
+    persisted = document_id is not None or (isinstance(extensions, dict) and "persistedQuery" in extensions)
+    if query is None and not persisted:
         raise RequestError(400, "the request has no `query` parameter (a GraphQL document as a string)")
-    if not isinstance(query, str):
+    if query is not None and not isinstance(query, str):
         raise RequestError(400, f"`query` must be a string, not {_kind(query)}")
-    if not query:
+    if query == "":
         raise RequestError(400, "the `query` parameter is empty: it must hold a GraphQL document")
     operation_name = data.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
@@ -165,7 +173,7 @@ def _checked(data: Mapping[str, Any]) -> Params:
         value = data.get(name)
         if value is not None and not isinstance(value, dict):
             raise RequestError(400, f"`{name}` must be an object or null, not {_kind(value)}")
-    return Params(query, operation_name, data.get("variables"), data.get("extensions"))
+    return Params(query, operation_name, data.get("variables"), extensions, document_id)
 
 
 def _kind(value: Any) -> str:
@@ -214,7 +222,7 @@ def from_query_string(pairs: Iterable[tuple[str, str]]) -> Params:
         if name in data:
             raise RequestError(400, f"the `{name}` parameter is given more than once")
         data[name] = value
-    for name in ("operationName", "variables", "extensions"):
+    for name in ("operationName", "variables", "extensions", "documentId"):
         if data.get(name) == "":
             del data[name]
     for name in ("variables", "extensions"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from inspect import Parameter
 from typing import Any
@@ -9,8 +10,10 @@ from typing import Any
 import strawberry
 from strawberry import Info
 
+from api.errors import InvalidInput, InvalidReason
 from api.graphql.connections import Connection, build
 from api.graphql.context import Context
+from api.graphql.nodes import Node, decode
 from api.graphql.relations import ROOTS, Root, Shape
 from api.graphql.types import TYPES, make, named, of, one, page, paging_parameters, resolver
 from api.plan import ReadPlan
@@ -40,12 +43,56 @@ def _root_field(root: Root) -> Any:
     return resolver(root.name, root.description, paging_parameters(entity_name), connection, listed)
 
 
+async def _node(info: Info, node_id: str, argument: str = "nodeId") -> Any:
+    found = decode(node_id, argument)
+    if found is None:
+        return None
+    entity_name, id = found
+    return await one(info, TYPES[entity_name], entity_name, id)
+
+
+async def node(info: Info, parent: Any, node_id: str) -> Any:
+    return await _node(info, node_id)
+
+
+async def nodes(info: Info, parent: Any, node_ids: list[str]) -> list[Any]:
+    context: Context = info.context
+    if len(node_ids) > context.limits.max_page_size:
+        raise InvalidInput(
+            f"nodeIds takes at most {context.limits.max_page_size} ids, not {len(node_ids)}",
+            field="nodeIds",
+            reason=InvalidReason.RULE,
+        )
+    # Batched: the rows of each entity are read together.
+    return list(await asyncio.gather(*(_node(info, node_id, "nodeIds") for node_id in node_ids)))
+
+
+NODE_ROOTS = {
+    "node": resolver(
+        "node",
+        "The object with this global id (any type implementing Node), or null.",
+        [Parameter("node_id", Parameter.KEYWORD_ONLY, annotation=strawberry.ID)],
+        Node | None,
+        node,
+    ),
+    "nodes": resolver(
+        "nodes",
+        "The objects with these global ids, in their order (null where there is none).",
+        [Parameter("node_ids", Parameter.KEYWORD_ONLY, annotation=list[strawberry.ID])],
+        list[Node | None],
+        nodes,
+    ),
+}
+
+
 class _Query:
     pass
 
 
 for _root in ROOTS.values():
     setattr(_Query, _root.name, _root_field(_root))
+for _name, _field in NODE_ROOTS.items():
+    setattr(_Query, _name, _field)
 
 Query = strawberry.type(
     _Query,

@@ -1,14 +1,17 @@
-"""`/graphql` on the Starlette app: POST and GET, GraphiQL for browsers, subscriptions over WebSocket
+"""`/graphql` on the Starlette app: POST and GET, GraphiQL for browsers (ide.py), subscriptions over WebSocket
 (both of Strawberry's protocols: graphql-transport-ws and the legacy graphql-ws).
 
 An HTTP request goes through one pipeline: its media type is negotiated and its parameters checked
-(http.py), then a query answered before through the compiled path is answered from its recorded plan,
-and anything else is executed by Strawberry; both answers take the negotiated media type and status."""
+(http.py), a persisted document it names by id is looked up (persisted.py), then a query answered before
+through the compiled path is answered from its recorded plan, and anything else is executed by
+Strawberry; both answers take the negotiated media type and status, and on GET the headers of a cache
+(caching.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import GraphQLError
@@ -24,7 +27,7 @@ from strawberry.types.graphql import OperationType
 from api import jsonbody, metrics
 from api.config import Settings
 from api.errors import DomainError
-from api.graphql import http
+from api.graphql import caching, http, ide, persisted
 from api.graphql.compiled import Prepared
 from api.graphql.connections import Limits
 from api.graphql.context import Context
@@ -54,6 +57,8 @@ class GraphQLApp(GraphQL):
         self.limits = Limits(
             max_page_size=settings.graphql_max_page_size, default_page_size=settings.graphql_default_page_size
         )
+        self.persisted = persisted.Persisted(settings)
+        self.cache_policy = caching.Policy.of(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,20 +80,49 @@ class GraphQLApp(GraphQL):
                 if negotiated is None:
                     raise http.not_acceptable()
                 media = negotiated
-                params = await self.params(request)
-                response = await self.answer_prepared(request, params, media) or await self.execute(
-                    request, params, media
-                )
+                response = await self.answer(request, await self.params(request), media)
         except http.RequestError as error:
             response = _json_response(http.refusal(error), error.status, media, error.headers)
         await response(scope, receive, send)
+
+    async def answer(self, request: Request, params: http.Params, media: str) -> Response:
+        """A request's answer: its document found (when it names a persisted one), then answered from a
+        recorded plan or by Strawberry, registered when it is a new persisted one, and on GET given the
+        headers a cache needs."""
+        documents = getattr(request.app.state.services, "documents", None)
+        try:
+            found = await self.persisted.resolve(params, documents)
+        except persisted.Refused as refused:
+            status, body = http.answer({"data": None, "errors": [refused.as_error()]}, media, executed=False)
+            # Not found is not for keeping: the client registers the document next.
+            return _json_response(body, status, media, {"Cache-Control": "no-store"})
+        params = found.params
+        answered = await self.answer_prepared(request, params, media)
+        if answered is None:
+            answered = await self.execute(request, params, media)
+        if found.register and answered.executed:
+            assert params.query is not None
+            await self.persisted.register(params.query, documents)
+        if request.method == "GET":
+            return caching.cached(request, answered.response, answered.clean, self.cache_policy)
+        return answered.response
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET naming a persisted document (documentId, extensions) is a query, not a browser's visit.
+        return super().should_render_graphql_ide(request) and not any(
+            name in request.query_params for name in http.PARAMETERS
+        )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Our own page: its assets come from this server (ide.py), never from a CDN.
+        return ide.response(PATH)
 
     async def params(self, request: Request) -> http.Params:
         if request.method == "GET":
             return http.from_query_string(request.query_params.multi_items())
         return http.from_body(request.headers.get("content-type"), await request.body())
 
-    async def execute(self, request: Request, params: http.Params, media: str) -> Response:
+    async def execute(self, request: Request, params: http.Params, media: str) -> Answered:
         """The full path: Strawberry parses, validates (with the schema's limits and caches) and executes."""
         # GET never changes anything; subscriptions are served over WebSocket only.
         allowed = {OperationType.QUERY} if request.method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
@@ -113,13 +147,16 @@ class GraphQLApp(GraphQL):
             # The operation cannot be chosen: a GraphQL request error, as a document that does not validate.
             result = ExecutionResult(data=None, errors=[GraphQLError(error.as_http_error_reason())])
         response = await self.process_result(request, result)
-        status, body = http.answer(dict(response), media, http.executed(result.data, result.errors))
-        return _json_response(body, status, media)
+        executed = http.executed(result.data, result.errors)
+        status, body = http.answer(dict(response), media, executed)
+        return Answered(_json_response(body, status, media), executed, clean=executed and not result.errors)
 
-    async def answer_prepared(self, request: Request, params: http.Params, media: str) -> Response | None:
+    async def answer_prepared(self, request: Request, params: http.Params, media: str) -> Answered | None:
         """The answer to a query Strawberry already parsed, validated and answered through the compiled path
         (same document, operation and variables): its read runs again, and PostgreSQL's JSON text becomes the
         body as it is. Anything else, or any failure, is left to Strawberry (None)."""
+        if params.query is None:
+            return None
         prepared = self.recent.get(self.recent.key(self.limits, params.query, params.operation_name, params.variables))
         if not isinstance(prepared, Prepared):
             return None
@@ -134,7 +171,8 @@ class GraphQLApp(GraphQL):
             log.warning("the recorded plan of query %s failed", prepared.operation_name or "(anonymous)", exc_info=True)
             return None
         metrics.graphql_operation("query", prepared.operation_name)
-        return Response(b'{"data":' + text.encode() + b"}", media_type=http.content_type(media))
+        response = Response(b'{"data":' + text.encode() + b"}", media_type=http.content_type(media))
+        return Answered(response, executed=True, clean=True)
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry's own parsing (WebSocket messages): too deep is a message it cannot parse.
@@ -158,6 +196,16 @@ class GraphQLApp(GraphQL):
         if result.errors:
             result.errors = [with_code(e) for e in result.errors]
         return await super().process_result(request, result)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A response, whether execution started (the document parsed and validated), and whether it ran
+    without an error (so that a cache may keep it)."""
+
+    response: Response
+    executed: bool
+    clean: bool
 
 
 def _json_response(body: Any, status: int, media: str, headers: dict[str, str] | None = None) -> Response:

@@ -11,7 +11,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
+from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, ParserCache, SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -22,6 +22,7 @@ from api.graphql.cost import Budget, Measures, Protection
 from api.graphql.errors import ErrorCodes
 from api.graphql.mutations import Mutation
 from api.graphql.observed import OperationMetrics
+from api.graphql.persisted import TrustedDocuments, manifest_of
 from api.graphql.queries import Query
 from api.graphql.subscriptions import Subscription
 from api.graphql.webhooks import WebhookMutations, WebhookQueries
@@ -118,6 +119,10 @@ def make_schema(settings: Settings | None = None, subscription: Any = Subscripti
     )
     # One per schema, shared by the per-request extension instances (as Strawberry's caches are).
     measures = Measures(settings.graphql_cache_size)
+    manifest = manifest_of(settings)
+    # Trusted documents only: anything else is refused before it runs (api/graphql/persisted.py).
+    trusted: list[Any] = [] if manifest is None else [lambda: TrustedDocuments(manifest)]
+    introspection: list[Any] = [] if settings.graphql_introspection else [DisableIntrospection]
     schema = Schema(
         query=ROOT_QUERY,
         mutation=ROOT_MUTATION,
@@ -132,6 +137,10 @@ def make_schema(settings: Settings | None = None, subscription: Any = Subscripti
             # The operation, depth, alias, filter and cost checks (linear in the document however much its
             # fragments expand), then validation (cached) unless they refused.
             lambda: Protection(budget, measures, maxsize=settings.graphql_cache_size),
+            # After it: an untrusted document's errors, if any, become one refusal.
+            *trusted,
+            # Adds its rule to those Protection validates with.
+            *introspection,
             OperationMetrics,
             # Last: plannable queries are answered by one statement for the whole `data`, the rest by the resolvers.
             CompiledExecution,

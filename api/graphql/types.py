@@ -24,6 +24,7 @@ from api.graphql.enums import ActorType, CoordinationEventType, GoalStoryStatus
 from api.graphql.filters import WHERE, to_filter
 from api.graphql.loaders import place
 from api.graphql.names import type_name
+from api.graphql.nodes import ENTITY_OF, Node
 from api.graphql.ordering import ORDER_BY, order_keys
 from api.graphql.relations import FIELDS, Either, Related, Shape
 from api.graphql.rows import COLUMNS, values
@@ -238,7 +239,7 @@ GOAL_STORY, GOAL_STORY_UPDATE = ENTITIES["goal_story"], ENTITIES["goal_story_upd
 
 @strawberry.type(description=ACTOR.description)
 @relations("actor")
-class Actor:
+class Actor(Node):
     id: strawberry.ID = _field("actor", "id")
     actor_type: ActorType = _field("actor", "actor_type")
     name: str = _field("actor", "name")
@@ -248,7 +249,7 @@ class Actor:
 
 @strawberry.type(description=TEAM.description)
 @relations("team")
-class Team:
+class Team(Node):
     id: strawberry.ID = _field("team", "id")
     name: str = _field("team", "name")
     description: str | None = _field("team", "description")
@@ -257,7 +258,7 @@ class Team:
 
 @strawberry.type(description=TEAM_CHECKIN.description)
 @relations("team_checkin")
-class TeamCheckin:
+class TeamCheckin(Node):
     id: strawberry.ID = _field("team_checkin", "id")
     actor_id: strawberry.ID = _field("team_checkin", "actor_id")
     team_id: strawberry.ID = _field("team_checkin", "team_id")
@@ -270,7 +271,7 @@ class TeamCheckin:
 
 @strawberry.type(description=GOAL_STORY.description)
 @relations("goal_story")
-class GoalStory:
+class GoalStory(Node):
     id: strawberry.ID = _field("goal_story", "id")
     title: str = _field("goal_story", "title")
     description: str | None = _field("goal_story", "description")
@@ -283,7 +284,7 @@ class GoalStory:
 
 @strawberry.type(description=GOAL_STORY_UPDATE.description)
 @relations("goal_story_update")
-class GoalStoryUpdate:
+class GoalStoryUpdate(Node):
     id: strawberry.ID = _field("goal_story_update", "id")
     actor_id: strawberry.ID = _field("goal_story_update", "actor_id")
     goal_story_id: strawberry.ID = _field("goal_story_update", "goal_story_id")
@@ -297,7 +298,7 @@ class GoalStoryUpdate:
 
 @strawberry.type(description=ENTITIES["coordination_event"].description)
 @relations("coordination_event")
-class CoordinationEvent:
+class CoordinationEvent(Node):
     id: strawberry.ID = _field("coordination_event", "id")
     actor_id: strawberry.ID = _field("coordination_event", "actor_id")
     event_type: CoordinationEventType = _field("coordination_event", "event_type")
@@ -315,3 +316,4 @@ TYPES: dict[str, type] = {
     "coordination_event": CoordinationEvent,
 }
 assert all(type_name(ENTITIES[name]) == cls.__name__ for name, cls in TYPES.items())
+ENTITY_OF.update({cls.__name__: name for name, cls in TYPES.items()})

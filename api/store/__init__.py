@@ -4,6 +4,7 @@ Front ends and services use what is exported here; the modules inside are its in
 """
 
 from api.store.database import create_engine, libpq_url, wait_until_reachable
+from api.store.documents import Documents, sha256
 from api.store.events import NOTIFY_CHANNEL
 from api.store.imports import ImportItem
 from api.store.listener import Listener
@@ -18,6 +19,7 @@ __all__ = [
     "MAX_ID_LENGTH",
     "NOTIFY_CHANNEL",
     "DirectPool",
+    "Documents",
     "ImportItem",
     "ImportResult",
     "Listener",
@@ -34,6 +36,7 @@ __all__ = [
     "create_engine",
     "libpq_url",
     "parse_date",
+    "sha256",
     "upgrade",
     "wait_until_reachable",
 ]

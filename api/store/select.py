@@ -86,6 +86,7 @@ from api.plan import (
     Related,
     Slot,
     Spelling,
+    Unmet,
     parameterized,
 )
 from api.store.tables import TABLES
@@ -461,6 +462,8 @@ def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> Co
         )
     for paged in plan.pages:
         pairs.append((paged.key, _paged_value(paged, depth, ent, source)))
+    for node_key in plan.node_keys:
+        pairs.append((node_key.key, PositionText(json.dumps(node_key.label), [func.to_json(source.c.id)])))
     if plan.layout is not None:
         place = {key: i for i, key in enumerate(plan.layout)}
         pairs.sort(key=lambda pair: place.get(pair[0], len(place)))
@@ -809,18 +812,34 @@ def _filter(ent: Entity, source: FromClause, where: Filter) -> ColumnElement[Any
             return or_(false(), *(_filter(ent, source, item) for item in items))
         case Not(item):
             return not_(_filter(ent, source, item))
-        case Related(name, item):
-            return _related(ent, source, name, item)
+        case Unmet(item):
+            return _filter(ent, source, item).is_not(true())
+        case Related(name, item, pick):
+            return _related(ent, source, name, item, pick)
     raise AssertionError(f"not a filter: {where!r}")
 
 
-def _related(ent: Entity, source: FromClause, name: str, where: Filter | None) -> ColumnElement[Any]:
-    """EXISTS a row through the relation (matching `where`), correlated to the row in `source`."""
+def _related(
+    ent: Entity, source: FromClause, name: str, where: Filter | None, pick: tuple[OrderTerm, ...] = ()
+) -> ColumnElement[Any]:
+    """EXISTS a row through the relation (matching `where`), correlated to the row in `source`; with
+    `pick`, the first row in that order, if it matches."""
     relation = _relation(ent, name)
     target = entity_named(relation.target)
     # Aliased, so that a relation from a table to itself still correlates to the outer row.
-    table = TABLES[target.name].alias()
-    inner = select(literal(1)).select_from(table).where(_link(relation, table, source))
+    table: FromClause = TABLES[target.name].alias()
+    if pick:
+        first = (
+            select(table)
+            .where(_link(relation, table, source))
+            .order_by(*_order(target, table, pick))
+            .limit(1)
+            .correlate(source)
+        )
+        table = first.subquery()
+        inner = select(literal(1)).select_from(table)
+    else:
+        inner = select(literal(1)).select_from(table).where(_link(relation, table, source))
     if where is not None:
         inner = inner.where(_filter(target, table, where))
     return exists(inner.correlate(source).scalar_subquery())

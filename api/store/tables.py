@@ -152,6 +152,21 @@ class CoordinationEvent(Base):
     occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
+class GraphQLDocument(Base):
+    """A GraphQL document registered by an automatic persisted query (api/store/documents.py)."""
+
+    __tablename__ = "graphql_documents"
+    __table_args__ = (
+        CheckConstraint(
+            "sha256 = encode(sha256(convert_to(document, 'UTF8')), 'hex')", name="graphql_documents_sha256_check"
+        ),
+    )
+
+    sha256: Mapped[str] = mapped_column(Text, primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
+
+
 # From the metadata: a model's `__table__` is typed as any FromClause.
 TABLES: dict[str, Table] = {
     entity_name: Base.metadata.tables[model.__tablename__]

@@ -52,7 +52,7 @@ class Generator:
         self.fragments: list[str] = []
         self.aliases = 0
 
-    def where(self, entity_name: str) -> str:
+    def where(self, entity_name: str, depth: int = 0) -> str:
         r = self.random
         conditions = []
         for f in r.sample(ENTITIES[entity_name].fields, k=min(2, len(ENTITIES[entity_name].fields))):
@@ -74,7 +74,18 @@ class Generator:
                 conditions.append(f"{name}: {{eq: {r.choice(f.choices).upper()}}}")
             elif not f.required and f.kind is not Kind.TIMEFRAME:
                 conditions.append(f"{name}: {{isNull: {r.choice(['true', 'false'])}}}")
+        if depth < 2 and r.random() < 0.4:
+            conditions.append(self.relation_condition(entity_name, depth))
         return "{" + ", ".join(conditions) + "}"
+
+    def relation_condition(self, entity_name: str, depth: int) -> str:
+        """A condition on a relation: its one row (or pick), or some, every or none of its rows."""
+        related = [f for f in FIELDS[entity_name].values() if isinstance(f, Related)]
+        field = self.random.choice(related)
+        inner = self.where(field.target, depth + 1)
+        if field.shape in (Shape.ONE, Shape.PICK):
+            return f"{field.key}: {inner}"
+        return f"{field.key}: {{{self.random.choice(['some', 'every', 'none'])}: {inner}}}"
 
     def order(self, type_name: str) -> str:
         fields = list(TYPES[f"{type_name}OrderField"].values)
