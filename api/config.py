@@ -150,6 +150,9 @@ class Settings:
     max_rows: int | None = None
     # REST GETs of a shape already seen skip parsing and planning (api/rest/repeated.py); off: always plan.
     rest_shapes: bool = True
+    # REST aggregate functions in select (`amount.sum()`, `count()`); off: refused with PGRST123, as PostgREST's
+    # default (db-aggregates-enabled = false).
+    rest_aggregates: bool = True
     # "text" or "json": the format of the one log line per request.
     log_format: str = "text"
     # After SIGTERM: how long requests in flight may take to finish (then they are cancelled); a worker
@@ -213,6 +216,7 @@ class Settings:
             max_body_bytes=_int("COCO_MAX_BODY_BYTES", 10 * 1024 * 1024),
             max_rows=_int("COCO_MAX_ROWS", 0) or None,
             rest_shapes=_bool("COCO_REST_SHAPES", True),
+            rest_aggregates=_bool("COCO_REST_AGGREGATES", True),
             log_format=(os.environ.get("COCO_LOG_FORMAT") or "text").lower(),
             shutdown_grace_s=_int("COCO_SHUTDOWN_GRACE_S", 10),
             webhook_retry_schedule_s=_seconds_list("COCO_WEBHOOK_RETRY_SCHEDULE_S", WEBHOOK_RETRY_SCHEDULE_S),

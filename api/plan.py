@@ -41,8 +41,13 @@ CASTS = frozenset(
         "bool",
         "json",
         "jsonb",
+        "float8",
+        "float4",
+        "real",
     }
 )
+# The aggregate functions an `Aggregate` may apply, by PostgreSQL's names for them.
+AGGREGATES = frozenset({"count", "sum", "avg", "min", "max"})
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,27 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Aggregate:
+    """One output key holding `function` (one of AGGREGATES) over the rows of a group: of `field`, or of the value
+    at `path` inside it, cast to `cast` first (None: count the rows themselves, `count(*)`), the result cast to
+    `result_cast`. `distinct`: over the distinct values only.
+
+    A plan with aggregates answers one row per group: the rows that agree on every other output key of the
+    plan (its columns, embeds, spreads) form a group, as PostgREST groups by the other selected columns; with
+    no other key, one row over all the rows (an empty table too). Its filter picks the rows before they are
+    grouped; its order, limit and offset apply to the groups."""
+
+    key: str
+    function: str
+    field: str | None = None
+    path: tuple[str, ...] = ()
+    path_as_text: bool = False
+    cast: str | None = None
+    result_cast: str | None = None
+    distinct: bool = False
+
+
+@dataclass(frozen=True)
 class Constant:
     """One output key holding the same JSON value for every row (a string, number, boolean or null)."""
 
@@ -181,6 +207,21 @@ class Embed:
     # For a to-many relation: its first row (in the plan's order) as an object, null when there is
     # none, rather than the array.
     single: bool = False
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The output keys of related rows lifted into this row (PostgREST's `...relation(...)`).
+
+    Through a to-one relation, each key of `plan` holds the related row's value (null when there is none), and
+    the aggregates of `plan` are this level's own, of the related row's values (PostgREST hoists them). Through
+    a to-many relation, each key holds an array: its value for each related row, in `plan`'s order, all the
+    arrays in the same order (empty when there is no row); `plan` may have no aggregates then."""
+
+    relation: str
+    plan: ReadPlan
+    # Keep only parent rows that have a related row (PostgREST's !inner).
+    inner: bool = False
 
 
 @dataclass(frozen=True)
@@ -321,6 +362,9 @@ class ReadPlan:
     choices: tuple[Choice, ...] = ()
     pages: tuple[Paged, ...] = ()
     node_keys: tuple[NodeKey, ...] = ()
+    # Aggregates make each output row a group (see `Aggregate`); `columns` None then selects no field.
+    aggregates: tuple[Aggregate, ...] = ()
+    spreads: tuple[Spread, ...] = ()
     # The output keys in this order (keys not named go after them); None keeps the kinds' order.
     layout: tuple[str, ...] | None = None
 
@@ -384,6 +428,8 @@ def _shape(plan: ReadPlan, values: list[Any]) -> ReadPlan:
         changes["where"] = _shape_filter(plan.where, values)
     if plan.embeds:
         changes["embeds"] = tuple(replaced(e, plan=_shape(e.plan, values)) for e in plan.embeds)
+    if plan.spreads:
+        changes["spreads"] = tuple(replaced(s, plan=_shape(s.plan, values)) for s in plan.spreads)
     if plan.counts:
         changes["counts"] = tuple(replaced(c, where=_shape_filter(c.where, values)) for c in plan.counts)
     if plan.matches:

@@ -50,16 +50,17 @@ async def endpoint(request: Request, shapes: Shapes | None = None) -> Response:
 async def _answer(request: Request, shapes: Shapes | None) -> Response:
     try:
         services = request.app.state.services
-        if shapes is not None and services.settings.rest_shapes:
-            known = await shapes.answer(request, services.reader, services.settings.max_rows)
+        settings = services.settings
+        if shapes is not None and settings.rest_shapes:
+            known = await shapes.answer(request, services.reader, settings.max_rows, settings.rest_aggregates)
             if known is not None:
                 return known
         api = api_request(request)
         match api.action:
             case "read":
-                return await read(api, services.reader, max_rows=services.settings.max_rows)
+                return await read(api, services.reader, max_rows=settings.max_rows, aggregates=settings.rest_aggregates)
             case "create" | "update" | "upsert" | "delete":
-                return await write(api, request, services.writer)
+                return await write(api, request, services.writer, aggregates=settings.rest_aggregates)
             case "info":
                 assert api.entity is not None
                 allow = "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE" if api.entity.writable else "OPTIONS,GET,HEAD"
@@ -68,7 +69,7 @@ async def _answer(request: Request, shapes: Shapes | None) -> Response:
                 return _info("OPTIONS,GET,HEAD")
             case "schema":
                 negotiate(api.accepts, ("openapi", "json"))
-                body = b"" if api.headers_only else json.dumps(document()).encode()
+                body = b"" if api.headers_only else json.dumps(document(aggregates=settings.rest_aggregates)).encode()
                 return Response(body, media_type="application/openapi+json; charset=utf-8")
     except RestError as error:
         return error_response(error)

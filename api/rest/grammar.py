@@ -333,8 +333,7 @@ class Cursor:
         mark = self.pos
         alias = self.alias()
         if self.take("count()"):
-            cast = self.cast()
-            return SelectField(FieldRef("*"), alias, aggregate="count", cast=cast)
+            return SelectField(FieldRef("*"), alias, aggregate="count", aggregate_cast=self.cast())
         name_mark = self.pos
         name = self.field_name()
         if name != "count":
@@ -344,17 +343,17 @@ class Cursor:
         self.pos = name_mark
         ref = self.field()
         cast = self.cast()
-        aggregate = None
+        aggregate = aggregate_cast = None
         for word in AGGREGATES:
             if self.take(f".{word}()"):
                 aggregate = word
-                cast = self.cast() or cast
                 break
+        aggregate_cast = self.cast()
         self.spaces()
         if not (self.at_end() or self.peek() in ",)"):
             self.pos = max(self.pos, mark)
             raise self.fail('"," or ")"')
-        return SelectField(ref, alias, cast, aggregate)
+        return SelectField(ref, alias, cast, aggregate, aggregate_cast)
 
     def alias(self) -> str | None:
         mark = self.pos

@@ -65,7 +65,18 @@ def _definition(ent: Entity) -> dict[str, Any]:
     }
 
 
-def _parameters() -> dict[str, Any]:
+AGGREGATES_ON = (
+    "Aggregate functions are enabled: avg(), count(), max(), min() and sum() appended to a column "
+    "(amount.sum(), casts before and after: amount::int.sum()::text), or count() alone, group the rows by the "
+    "other selected columns, as in PostgREST, e.g. select=status,count(),progress_percent.avg()."
+)
+AGGREGATES_OFF = (
+    "Aggregate functions (count(), sum(), ...) are disabled on this server (COCO_REST_AGGREGATES=false): "
+    "a select using one is refused with PGRST123."
+)
+
+
+def _parameters(aggregates: bool) -> dict[str, Any]:
     def query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "name": name,
@@ -79,7 +90,12 @@ def _parameters() -> dict[str, Any]:
         return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
 
     params: dict[str, Any] = {
-        "select": query("select", "Columns and embedded resources to return, e.g. *,actor:actors(name)"),
+        "select": query(
+            "select",
+            "Columns and embedded resources to return, e.g. *,actor:actors(name); spreads lift a related row's "
+            "columns into the row (...actor(name)), or for a to-many relation arrays of their values "
+            "(...goal_story_updates(status)). " + (AGGREGATES_ON if aggregates else AGGREGATES_OFF),
+        ),
         "order": query("order", "Ordering, e.g. date.desc.nullslast,id"),
         "limit": query("limit", "At most this many rows", {"type": "integer", "minimum": 0}),
         "offset": query("offset", "Skip this many rows", {"type": "integer", "minimum": 0}),
@@ -215,8 +231,10 @@ def _path_item(ent: Entity) -> dict[str, Any]:
     return item
 
 
-@lru_cache(maxsize=1)
-def document() -> dict[str, Any]:
+@lru_cache(maxsize=2)
+def document(*, aggregates: bool = True) -> dict[str, Any]:
+    """The document; `aggregates`: whether aggregate functions are enabled (said in the description and in the
+    select parameter's)."""
     schemas: dict[str, Any] = {ent.resource: _definition(ent) for ent in ENTITIES.values()}
     schemas["Error"] = {
         "type": "object",
@@ -233,7 +251,8 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "Continuous Coordination REST API",
             "description": "PostgREST-compatible access to the six CoCo 1.0.0 entities. Filters take the form "
-            "column=operator.value; see the PostgREST API reference for the full dialect.",
+            "column=operator.value; see the PostgREST API reference for the full dialect. "
+            + (AGGREGATES_ON if aggregates else AGGREGATES_OFF),
             "version": __version__,
         },
         "paths": {
@@ -246,5 +265,5 @@ def document() -> dict[str, Any]:
             },
             **{f"/{ent.resource}": _path_item(ent) for ent in ENTITIES.values()},
         },
-        "components": {"schemas": schemas, "parameters": _parameters()},
+        "components": {"schemas": schemas, "parameters": _parameters(aggregates)},
     }

@@ -7,11 +7,27 @@ nothing unchecked reaches the query layer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from api.entities import Entity, Field, Kind, Relation, RelationKind
 from api.entities import entity as entity_named
-from api.plan import CASTS, And, Column, Condition, Embed, Filter, Not, Or, OrderTerm, ReadPlan, all_of
+from api.plan import (
+    CASTS,
+    Aggregate,
+    And,
+    Column,
+    Condition,
+    Embed,
+    Filter,
+    Not,
+    Or,
+    OrderTerm,
+    ReadPlan,
+    Spread,
+    all_of,
+    replaced,
+)
 from api.rest import errors
 from api.rest.errors import RestError
 from api.rest.grammar import parse_array_literal
@@ -41,25 +57,49 @@ PG_TYPES = {
 PATTERN_SQL = {"like": "~~", "ilike": "~~*", "match": "~", "imatch": "~*"}
 LIST_SQL = {"cs": "@>", "cd": "<@", "ov": "&&"}
 RANGE_SQL = {"sl": "<<", "sr": ">>", "nxr": "&<", "nxl": "&>", "adj": "-|-"}
+# PostgreSQL's names of the types a field or a cast gives an aggregate, and the types each aggregate takes.
+CAST_PG_TYPES = {
+    "varchar": "character varying",
+    "int": "integer",
+    "int4": "integer",
+    "int8": "bigint",
+    "timestamptz": "timestamp with time zone",
+    "timestamp": "timestamp without time zone",
+    "bool": "boolean",
+    "float8": "double precision",
+    "float4": "real",
+}
+NUMBERS = frozenset({"integer", "bigint", "numeric", "double precision", "real"})
+ORDERED = NUMBERS | {"text", "character varying", "date", "timestamp with time zone", "timestamp without time zone"}
+AGGREGATE_TYPES = {"sum": NUMBERS, "avg": NUMBERS, "min": ORDERED | {"text[]"}, "max": ORDERED | {"text[]"}}
+
+
+@dataclass
+class _Planning:
+    qs: QueryString
+    strip_nulls: bool
+    # The embed paths the select reaches (filters, orders and ranges elsewhere are refused).
+    used: set[EmbedPath]
 
 
 def read_plan(
-    ent: Entity, qs: QueryString, *, limit: int | None, offset: int | None, strip_nulls: bool = False
+    ent: Entity,
+    qs: QueryString,
+    *,
+    limit: int | None,
+    offset: int | None,
+    strip_nulls: bool = False,
+    aggregates: bool = True,
 ) -> ReadPlan:
-    """The whole read: select tree, filters, logic, order and ranges at every level."""
-    used: set[EmbedPath] = set()
-    plan = _level(ent, qs, qs.select, (), used, strip_nulls)
-    _check_paths(qs, used)
-    return ReadPlan(
-        entity=plan.entity,
-        where=plan.where,
-        order=plan.order,
-        limit=limit,
-        offset=offset or None,
-        columns=plan.columns,
-        embeds=plan.embeds,
-        strip_nulls=strip_nulls,
-    )
+    """The whole read: select tree, filters, logic, order and ranges at every level. `aggregates`: whether
+    aggregate functions may be used (PostgREST's db-aggregates-enabled); else they are refused (PGRST123)."""
+    if not aggregates:
+        # As PostgREST: the relationships are resolved before aggregates are refused.
+        _refuse_aggregates(ent, qs.select)
+    planning = _Planning(qs, strip_nulls, set())
+    plan = _level(ent, qs.select, (), planning)
+    _check_paths(qs, planning.used)
+    return replaced(plan, limit=limit, offset=offset or None)
 
 
 def write_filter(ent: Entity, qs: QueryString) -> Filter | None:
@@ -77,29 +117,40 @@ def order_terms(ent: Entity, qs: QueryString) -> tuple[OrderTerm, ...]:
 
 
 def _level(
-    ent: Entity,
-    qs: QueryString,
-    items: tuple[SelectItem, ...],
-    path: EmbedPath,
-    used: set[EmbedPath],
-    strip_nulls: bool,
+    ent: Entity, items: tuple[SelectItem, ...], path: EmbedPath, planning: _Planning, spread: bool = False
 ) -> ReadPlan:
-    used.add(path)
-    star = False
-    columns: list[Column] = []
+    """One level of the select tree. In a spread, the fields are always listed (the keys to lift)."""
+    qs = planning.qs
+    planning.used.add(path)
+    # Columns, aggregates and stars as selected; then embeds and spreads (PostgREST's order of the keys).
+    selected: list[Column | Aggregate | None] = []
     embeds: list[Embed] = []
+    spreads: list[Spread] = []
+    related: list[str] = []
     for item in items:
         if isinstance(item, SelectRelation) and item.spread:
-            columns += _spread(ent, item)
+            spreads.append(_spread(ent, item, path, planning))
+            related += spreads[-1].plan.layout or ()
         elif isinstance(item, SelectRelation):
-            embeds.append(_embed(ent, qs, item, path, used, strip_nulls))
-        elif item.field.name == "*" and item.aggregate is None:
-            star = True
+            embeds.append(_embed(ent, item, path, planning))
+            related.append(embeds[-1].key)
+        elif item.aggregate is not None:
+            selected.append(_aggregate(ent, item))
+        elif item.field.name == "*":
+            selected.append(None)
         else:
-            columns.append(_column(ent, item))
-    if star and columns:
-        columns = [Column(f.name, f.name) for f in ent.fields if not f.internal] + columns
-    chosen = None if (star or not items) and not columns else tuple(columns)
+            selected.append(_column(ent, item))
+    star = None in selected
+    columns = [c for c in selected if isinstance(c, Column)]
+    aggregates = [a for a in selected if isinstance(a, Aggregate)]
+    listed = spread or bool(columns or aggregates or spreads)
+    if star and listed:
+        # Every field, where the star stands.
+        every = [Column(f.name, f.name) for f in ent.fields if not f.internal]
+        selected = [c for item in selected for c in (every if item is None else [item])]
+        columns = [c for c in selected if isinstance(c, Column)]
+    own = [item.key for item in selected if item is not None]
+    chosen = None if (star or not items) and not listed else tuple(columns)
 
     keys = {e.key: e for e in embeds}
     conditions: list[Filter] = []
@@ -129,39 +180,53 @@ def _level(
         offset=offset or None,
         columns=chosen,
         embeds=tuple(keys.values()),
-        strip_nulls=strip_nulls,
+        strip_nulls=planning.strip_nulls,
+        aggregates=tuple(aggregates),
+        spreads=tuple(spreads),
+        layout=(*own, *related) if spread or aggregates or spreads else None,
     )
 
 
-def _spread(ent: Entity, item: SelectRelation) -> list[Column]:
-    """`...rel(a,b)`: the fields of a to-one related row, as columns of this one."""
+def _spread(ent: Entity, item: SelectRelation, path: EmbedPath, planning: _Planning) -> Spread:
+    """`...rel(a,b)`: the keys of related rows lifted into this row (to-many: arrays of their values)."""
     relation = resolve_relation(ent, item.name, item.hint)
-    if relation.many:
-        raise errors.not_implemented(
-            "Spreading a to-many relationship is not supported by this server; embed it instead"
-        )
     target = entity_named(relation.target)
-    columns: list[Column] = []
-    for child in item.children:
-        if isinstance(child, SelectRelation):
-            raise errors.not_implemented("Embedding inside a spread relationship is not supported by this server")
-        if child.field.name == "*" and child.aggregate is None:
-            columns += [Column(f.name, f.name, relation=relation.name) for f in target.fields if not f.internal]
-        else:
-            column = _column(target, child)
-            columns.append(
-                Column(column.key, column.field, column.path, column.path_as_text, column.cast, relation=relation.name)
-            )
-    return columns
+    plan = _level(target, item.children, (*path, item.name), planning, spread=True)
+    if relation.many and _aggregated(plan, target):
+        raise errors.not_implemented("Aggregates are not implemented for one-to-many or many-to-many spreads.")
+    return Spread(relation.name, plan, inner=item.inner)
 
 
-def _embed(
-    ent: Entity, qs: QueryString, item: SelectRelation, path: EmbedPath, used: set[EmbedPath], strip_nulls: bool
-) -> Embed:
+def _aggregated(plan: ReadPlan, ent: Entity) -> bool:
+    """The plan has aggregates of its own, or hoisted from a to-one spread."""
+    return bool(plan.aggregates) or any(
+        not relation.many and _aggregated(s.plan, entity_named(relation.target))
+        for s in plan.spreads
+        for relation in [resolve_relation(ent, s.relation, None)]
+    )
+
+
+def _refuse_aggregates(ent: Entity, items: tuple[SelectItem, ...]) -> None:
+    """PGRST123 for a select with an aggregate anywhere, once every relationship in it is resolved."""
+
+    def resolve(ent: Entity, items: tuple[SelectItem, ...]) -> bool:
+        found = False
+        for item in items:
+            if isinstance(item, SelectRelation):
+                found |= resolve(entity_named(resolve_relation(ent, item.name, item.hint).target), item.children)
+            else:
+                found |= item.aggregate is not None
+        return found
+
+    if resolve(ent, items):
+        raise errors.aggregates_not_allowed()
+
+
+def _embed(ent: Entity, item: SelectRelation, path: EmbedPath, planning: _Planning) -> Embed:
     relation = resolve_relation(ent, item.name, item.hint)
     key = item.alias or item.name
     target = entity_named(relation.target)
-    plan = _level(target, qs, item.children, (*path, key), used, strip_nulls)
+    plan = _level(target, item.children, (*path, key), planning)
     return Embed(key=key, relation=relation.name, plan=plan, inner=item.inner)
 
 
@@ -218,14 +283,51 @@ def field_of(ent: Entity, name: str) -> Field:
 
 
 def _column(ent: Entity, item: SelectField) -> Column:
-    if item.aggregate is not None:
-        raise errors.aggregates_not_allowed()
     f = field_of(ent, item.field.name)
-    if item.cast is not None and item.cast.lower() not in CASTS:
-        raise RestError(400, "42704", f'type "{item.cast}" does not exist')
+    _check_cast(item.cast)
     keys, as_text = _path(item.field)
     key = item.alias or (keys[-1] if keys else f.name)
     return Column(key=key, field=f.name, path=keys, path_as_text=as_text, cast=item.cast)
+
+
+def _check_cast(cast: str | None) -> None:
+    if cast is not None and cast.lower() not in CASTS:
+        raise RestError(400, "42704", f'type "{cast}" does not exist')
+
+
+def _aggregate(ent: Entity, item: SelectField) -> Aggregate:
+    """`field.sum()`, `count()`...: keyed by the function's name unless aliased (as PostgreSQL names it)."""
+    function = item.aggregate
+    assert function is not None
+    key = item.alias or function
+    _check_cast(item.cast)
+    _check_cast(item.aggregate_cast)
+    if item.field.name == "*":
+        return Aggregate(key=key, function="count", result_cast=item.aggregate_cast)
+    f = field_of(ent, item.field.name)
+    keys, as_text = _path(item.field)
+    if item.cast is not None:
+        pg_type = CAST_PG_TYPES.get(item.cast.lower(), item.cast.lower())
+    elif keys:
+        pg_type = "text" if as_text else "jsonb"
+    else:
+        pg_type = PG_TYPES[f.kind]
+    if function in AGGREGATE_TYPES and pg_type not in AGGREGATE_TYPES[function]:
+        raise RestError(
+            404,
+            "42883",
+            f"function {function}({pg_type}) does not exist",
+            hint="No function matches the given name and argument types. You might need to add explicit type casts.",
+        )
+    return Aggregate(
+        key=key,
+        function=function,
+        field=f.name,
+        path=keys,
+        path_as_text=as_text,
+        cast=item.cast,
+        result_cast=item.aggregate_cast,
+    )
 
 
 def _path(ref: FieldRef) -> tuple[tuple[str, ...], bool]:

@@ -23,12 +23,12 @@ from api.store import Reader
 STREAM_AFTER = 1000
 
 
-async def read(api: ApiRequest, reader: Reader, *, max_rows: int | None = None) -> Response:
+async def read(api: ApiRequest, reader: Reader, *, max_rows: int | None = None, aggregates: bool = True) -> Response:
     assert api.entity is not None
     ent = api.entity
     reader = reader.in_timezone(api.prefs.timezone)
     media = negotiate(api.accepts, ("json", "object", "csv"))
-    plan, probe = read_plans(api, max_rows, media)
+    plan, probe = read_plans(api, max_rows, media, aggregates)
     streamable = probe is not plan
     count = api.prefs.count
     exact = count in ("exact", "estimated")
@@ -56,14 +56,19 @@ async def read(api: ApiRequest, reader: Reader, *, max_rows: int | None = None) 
     return finish(api, body, rows, total, headers, media)
 
 
-def read_plans(api: ApiRequest, max_rows: int | None, media: MediaType) -> tuple[ReadPlan, ReadPlan]:
+def read_plans(
+    api: ApiRequest, max_rows: int | None, media: MediaType, aggregates: bool = True
+) -> tuple[ReadPlan, ReadPlan]:
     """The plan, and the plan of the first read: a read that may be large asks for one row more than
-    is answered at once, to learn whether to stream the answer instead (then the two differ)."""
+    is answered at once, to learn whether to stream the answer instead (then the two differ).
+    `aggregates`: whether aggregate functions may be used in select (else PGRST123)."""
     assert api.entity is not None
     if max_rows:
         # PostgREST's db-max-rows: no answer holds more rows, whatever the client asked for.
         api.limit = max_rows if api.limit is None else min(api.limit, max_rows)
-    plan = read_plan(api.entity, api.qs, limit=api.limit, offset=api.offset, strip_nulls=media.strip_nulls)
+    plan = read_plan(
+        api.entity, api.qs, limit=api.limit, offset=api.offset, strip_nulls=media.strip_nulls, aggregates=aggregates
+    )
     streamable = media.kind in ("json", "csv") and (api.limit is None or api.limit > STREAM_AFTER)
     return plan, (replaced(plan, limit=STREAM_AFTER + 1) if streamable else plan)
 

@@ -64,18 +64,20 @@ class Shapes:
     def __init__(self, size: int = SHAPES_KEPT) -> None:
         self.known: BoundedCache[tuple[Any, ...], Shape | None] = BoundedCache("rest_shapes", size)
 
-    async def answer(self, request: Request, reader: Reader, max_rows: int | None) -> Response | None:
+    async def answer(
+        self, request: Request, reader: Reader, max_rows: int | None, aggregates: bool = True
+    ) -> Response | None:
         """The answer from a known shape, or None: then answer as usual (the shape of a request
         seen for the first time is planned here, for the next ones)."""
         found = _key(request)
         if found is None:
             return None
         accept, parts, values, items = found
-        key = (max_rows, request.scope["path"], accept, parts)
+        key = (max_rows, aggregates, request.scope["path"], accept, parts)
         shape = self.known.get(key, _NEW)
         if not isinstance(shape, Shape):  # None: a shape that is always planned
             if shape is _NEW:
-                self.known.put(key, _plan_shape(request, parts, len(values), max_rows))
+                self.known.put(key, _plan_shape(request, parts, len(values), max_rows, aggregates))
             return None
         text, rows = await reader.json_rows_shaped(shape.slots, [values[i] for i in shape.sources])
         if shape.streamable and rows > STREAM_AFTER:
@@ -123,7 +125,7 @@ def _key(
 
 
 def _plan_shape(
-    request: Request, parts: tuple[tuple[str, str, bool], ...], filters: int, max_rows: int | None
+    request: Request, parts: tuple[tuple[str, str, bool], ...], filters: int, max_rows: int | None, aggregates: bool
 ) -> Shape | None:
     """Plan the request with markers for its filter values; None unless every marker lands in a slot."""
     marked: list[tuple[str, str]] = []
@@ -140,7 +142,7 @@ def _plan_shape(
         media = negotiate(api.accepts, ("json", "object", "csv"))
         if media.kind != "json":
             return None
-        plan, probe = read_plans(api, max_rows, media)
+        plan, probe = read_plans(api, max_rows, media, aggregates)
     except (RestError, DomainError):
         return None  # the usual path answers each such request with its error
     slots, marks = parameterized(probe)

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.responses import Response, StreamingResponse
 
 from api.entities import Entity
+from api.entities import entity as entity_named
 from api.plan import ReadPlan
 from api.rest.errors import RestError, singular
 from api.rest.headers import MediaType
@@ -65,12 +66,24 @@ def render(array_text: str, media: MediaType, ent: Entity, plan: ReadPlan) -> by
 
 
 def csv_header(ent: Entity, plan: ReadPlan) -> list[str]:
+    if plan.layout is not None:  # every key, in order (a plan with aggregates or spreads)
+        return list(plan.layout)
     names = [f.name for f in ent.fields if not f.internal] if plan.columns is None else [c.key for c in plan.columns]
     return names + [e.key for e in plan.embeds] + [c.key for c in plan.counts]
 
 
 def _embed_keys(plan: ReadPlan) -> frozenset[str]:
-    return frozenset(e.key for e in plan.embeds)
+    """The keys holding JSON (embeds, a to-many spread's arrays), written in CSV as JSON, as PostgreSQL writes
+    jsonb."""
+    keys = {e.key for e in plan.embeds}
+    ent = entity_named(plan.entity)
+    for spread in plan.spreads:
+        relation = ent.relation(spread.relation)
+        if relation is not None and relation.many:
+            keys.update(spread.plan.layout or ())
+        else:
+            keys |= _embed_keys(spread.plan)
+    return frozenset(keys)
 
 
 def csv_text(

@@ -39,8 +39,11 @@ class LogicTree:
 class SelectField:
     field: FieldRef
     alias: str | None = None
+    # The field's cast (`amount::int`), applied before an aggregate.
     cast: str | None = None
     aggregate: str | None = None
+    # The aggregate's cast (`amount.sum()::text`).
+    aggregate_cast: str | None = None
 
 
 @dataclass(frozen=True)

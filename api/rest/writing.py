@@ -28,7 +28,7 @@ from api.rest.response import content_range, render
 from api.store import OnConflict, WriteService, Written
 
 
-async def write(api: ApiRequest, request: Request, writer: WriteService) -> Response:
+async def write(api: ApiRequest, request: Request, writer: WriteService, *, aggregates: bool = True) -> Response:
     ent = api.entity
     assert ent is not None
     if not ent.writable:
@@ -37,7 +37,8 @@ async def write(api: ApiRequest, request: Request, writer: WriteService) -> Resp
         )
     media = negotiate(api.accepts, ("json", "object", "csv"))
     plan = dataclasses.replace(
-        read_plan(ent, api.qs, limit=None, offset=None, strip_nulls=media.strip_nulls), where=None
+        read_plan(ent, api.qs, limit=None, offset=None, strip_nulls=media.strip_nulls, aggregates=aggregates),
+        where=None,
     )
     match api.action:
         case "create":

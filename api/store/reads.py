@@ -180,4 +180,7 @@ def only_ids(plan: ReadPlan, ids: list[str]) -> ReadPlan:
         embeds=plan.embeds,
         counts=plan.counts,
         strip_nulls=plan.strip_nulls,
+        aggregates=plan.aggregates,
+        spreads=plan.spreads,
+        layout=plan.layout,
     )

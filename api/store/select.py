@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from sqlalchemy import (
     ARRAY,
@@ -28,6 +28,8 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Double,
+    Float,
     FromClause,
     Integer,
     Numeric,
@@ -39,6 +41,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    distinct,
     exists,
     false,
     func,
@@ -64,11 +67,13 @@ from api.entities import Entity, Field, Kind, Relation, RelationKind
 from api.entities import entity as entity_named
 from api.errors import InvalidInput, InvalidReason
 from api.plan import (
+    AGGREGATES,
     CASTS,
     COMPARISONS,
     FULL_TEXT,
     LIST_OPERATORS,
     PATTERNS,
+    Aggregate,
     And,
     Bundle,
     Column,
@@ -86,8 +91,10 @@ from api.plan import (
     Related,
     Slot,
     Spelling,
+    Spread,
     Unmet,
     parameterized,
+    replaced,
 )
 from api.store.tables import TABLES
 
@@ -115,6 +122,9 @@ CAST_TYPES: dict[str, TypeEngine[Any]] = {
     "bool": Boolean(),
     "json": JSON(),
     "jsonb": JSONB(),
+    "float8": Double(),
+    "float4": Float(precision=24),
+    "real": Float(precision=24),
 }
 
 
@@ -169,8 +179,8 @@ def _sql_string(text: str) -> str:
 
 def _array(plan: ReadPlan) -> AnySelect:
     """One row of two columns: the JSON array of every row the plan selects, as text, and their number."""
-    source = _rows(plan, depth=0).subquery("s0")
-    return select(cast(_json_array(plan, source), Text), func.count())
+    level = _level(plan, depth=0)
+    return select(cast(_json_array(level), Text), func.count()).select_from(level.source)
 
 
 @dataclass(frozen=True, eq=False)
@@ -249,8 +259,10 @@ class Statements:
 
 
 def _holds_values(plan: ReadPlan) -> bool:
-    return bool(plan.constants or plan.choices or plan.pages or plan.composites) or any(
-        _holds_values(e.plan) for e in plan.embeds
+    return (
+        bool(plan.constants or plan.choices or plan.pages or plan.composites)
+        or any(_holds_values(e.plan) for e in plan.embeds)
+        or any(_holds_values(s.plan) for s in plan.spreads)
     )
 
 
@@ -263,16 +275,11 @@ def bundle_statement(bundle: Bundle) -> AnySelect:
         elif isinstance(item, Paged):
             pairs.append((item.key, _paged_value(item, 0)))
         else:
-            ent = entity_named(item.plan.entity)
-            inner = _rows(item.plan, depth=1).subquery("s1")
+            level = _level(item.plan, depth=1)
             pairs.append(
                 (
                     item.key,
-                    select(_row_json(item.plan, ent, inner, 1))
-                    .select_from(inner)
-                    .order_by(*_order(ent, inner, item.plan.order))
-                    .limit(1)
-                    .scalar_subquery(),
+                    select(level.row).select_from(level.source).order_by(*level.order).limit(1).scalar_subquery(),
                 )
             )
     return select(cast(JsonObject(pairs, absent_on_null=False), Text))
@@ -282,16 +289,17 @@ def rows_statement(plan: ReadPlan, *, zoned: bool = False) -> AnySelect:
     """One row per result row, each a JSON object as text, in the plan's order (for streaming)."""
     zoning = _ZONED.set(zoned)
     try:
-        source = _rows(plan, depth=0).subquery("s0")
-        ent = entity_named(plan.entity)
-        return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
+        level = _level(plan, depth=0)
+        return select(cast(level.row, Text)).select_from(level.source).order_by(*level.order)
     finally:
         _ZONED.reset(zoning)
 
 
 def count_statement(plan: ReadPlan) -> AnySelect:
-    """The number of rows matching the plan's filter, ignoring its page."""
+    """The number of rows matching the plan's filter (of groups, for a plan with aggregates), ignoring its page."""
     ent = entity_named(plan.entity)
+    if _grouped(plan, ent):
+        return select(func.count()).select_from(_level(replaced(plan, limit=None, offset=None), depth=0).source)
     table = TABLES[ent.name]
     statement = select(func.count()).select_from(table)
     clause = _where(plan, ent, table, depth=0)
@@ -383,10 +391,24 @@ def _where(plan: ReadPlan, ent: Entity, table: FromClause, depth: int) -> Column
     for embed in plan.embeds:
         if embed.inner or embed.empty:
             relation = _relation(ent, embed.relation)
-            inner = _rows(embed.plan, depth + 1, relation, table).limit(None).offset(None).order_by(None)
-            related = exists(inner.with_only_columns(literal(1)).scalar_subquery())
+            target = entity_named(relation.target)
+            if _grouped(embed.plan, target) and not _keyed(embed.plan, target):
+                # Aggregates and nothing to group them by: one row however many related rows (none too).
+                if embed.empty:
+                    clauses.append(false())
+                continue
+            related = _exists(embed.plan, depth, relation, table)
             clauses.append(related if embed.inner else not_(related))
+    for spread in plan.spreads:
+        if spread.inner:
+            clauses.append(_exists(spread.plan, depth, _relation(ent, spread.relation), table))
     return and_(*clauses) if clauses else None
+
+
+def _exists(plan: ReadPlan, depth: int, relation: Relation, table: FromClause) -> ColumnElement[Any]:
+    """Some row of `plan` is related to the row of `table` (PostgREST's !inner), its page aside."""
+    inner = _rows(plan, depth + 1, relation, table).limit(None).offset(None).order_by(None)
+    return exists(inner.with_only_columns(literal(1)).scalar_subquery())
 
 
 def _link(relation: Relation, target: FromClause, parent: FromClause | None) -> ColumnElement[Any]:
@@ -413,61 +435,228 @@ def _only_when(relation: Relation, holder: FromClause, link: ColumnElement[Any])
     return and_(link, holder.c[column] == value)
 
 
-def _json_array(plan: ReadPlan, source: FromClause, depth: int = 0) -> ColumnElement[Any]:
+@dataclass(frozen=True)
+class Level:
+    """One level of a plan rendered: the rows it answers (`source`), each row's JSON over them, their order."""
+
+    source: FromClause
+    row: ColumnElement[Any]
+    order: list[ColumnElement[Any]]
+
+
+class Output(NamedTuple):
+    """One output key of a row before it becomes JSON: its value, or for an aggregate the value aggregated
+    (None: the rows are counted)."""
+
+    key: str
+    value: ColumnElement[Any] | None
+    aggregate: Aggregate | None = None
+    constant: bool = False
+
+
+def _level(plan: ReadPlan, depth: int, relation: Relation | None = None, parent: FromClause | None = None) -> Level:
+    """The rows of one level, linked to the parent row: the table's rows (filtered, ordered, paged), or for a
+    plan with aggregates its groups (a GROUP BY over the filtered rows, then ordered and paged)."""
     ent = entity_named(plan.entity)
-    row = _row_json(plan, ent, source, depth)
-    order = _order(ent, source, plan.order)
-    if not order and ORDINAL in source.c:
-        order = [source.c[ORDINAL]]
+    if not _grouped(plan, ent):
+        source = _rows(plan, depth, relation, parent).subquery(f"s{depth}")
+        order = _order(ent, source, plan.order) or ([source.c[ORDINAL]] if ORDINAL in source.c else [])
+        return Level(source, _row_json(plan, ent, source, depth), order)
+    # Named as the table at the top, so that PostgreSQL's refusals (an order by a column that is not grouped)
+    # name it as PostgREST's do.
+    rows = _rows(replaced(plan, order=(), limit=None, offset=None), depth, relation, parent)
+    inner = rows.subquery(ent.resource if depth == 0 else f"s{depth}")
+    outputs = _outputs(plan, ent, inner, depth)
+    columns: list[ColumnElement[Any]] = []
+    positions: list[ColumnElement[Any]] = []
+    for i, output in enumerate(outputs):
+        if output.aggregate is not None:
+            value = _aggregated(output.aggregate, output.value)
+        else:
+            assert output.value is not None
+            # json has no equality to group by; jsonb has (PostgREST's embeds are jsonb).
+            value = cast(output.value, JSONB) if isinstance(output.value.type, JSON) else output.value
+            if not output.constant:
+                # By position: an embed or a spread is a subquery, named once.
+                positions.append(literal_column(str(i + 1)))
+        columns.append(value.label(f"k{i}"))
+    statement = select(*columns).select_from(inner).group_by(*positions)
+    order = _order(ent, inner, plan.order)
+    if order:
+        statement = statement.add_columns(func.row_number().over(order_by=order).label(ORDINAL)).order_by(*order)
+    if plan.limit is not None:
+        statement = statement.limit(plan.limit)
+    if plan.offset:
+        statement = statement.offset(plan.offset)
+    grouped = statement.subquery(f"g{depth}")
+    row = JsonObject(
+        [(output.key, grouped.c[f"k{i}"]) for i, output in enumerate(outputs)], absent_on_null=plan.strip_nulls
+    )
+    return Level(grouped, row, [grouped.c[ORDINAL]] if order else [])
+
+
+def _grouped(plan: ReadPlan, ent: Entity) -> bool:
+    """The plan answers groups: it has aggregates, or a to-one spread in it has (they are this level's)."""
+    if plan.aggregates:
+        return True
+    for spread in plan.spreads:
+        relation = _relation(ent, spread.relation)
+        if not relation.many and _grouped(spread.plan, entity_named(relation.target)):
+            return True
+    return False
+
+
+def _keyed(plan: ReadPlan, ent: Entity) -> bool:
+    """The plan has output keys other than aggregates (and constants): its rows are grouped by them."""
+    if plan.columns or plan.embeds or plan.counts or plan.matches or plan.composites or plan.choices:
+        return True
+    if plan.pages or plan.node_keys:
+        return True
+    for spread in plan.spreads:
+        relation = _relation(ent, spread.relation)
+        if relation.many or _keyed(spread.plan, entity_named(relation.target)):
+            return True
+    return False
+
+
+def _json_array(level: Level) -> ColumnElement[Any]:
+    row, order = level.row, level.order
     aggregated = func.json_agg(aggregate_order_by(row, *order)) if order else func.json_agg(row)
     return func.coalesce(aggregated, EMPTY_ARRAY)
 
 
 def _row_json(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> ColumnElement[Any]:
     full = plan.columns is None
-    if plan.columns is None:
-        pairs = [(f.name, _field_value(f, source)) for f in ent.fields if not f.internal]
+    pairs: list[tuple[str, ColumnElement[Any]]] = []
+    for output in _outputs(plan, ent, source, depth):
+        if output.aggregate is not None or output.value is None:
+            raise AssertionError(f"aggregate {output.key} outside a grouped level")
+        pairs.append((output.key, output.value))
+    return JsonObject(pairs, absent_on_null=full or plan.strip_nulls)
+
+
+def _outputs(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> list[Output]:
+    """The output keys of a row of `source`, in the plan's layout."""
+    full = plan.columns is None and not _grouped(plan, ent)
+    outputs: list[Output] = []
+    if full:
+        outputs += [Output(f.name, _field_value(f, source)) for f in ent.fields if not f.internal]
     else:
-        pairs = [(c.key, _column_value(ent, source, c)) for c in plan.columns]
+        outputs += [Output(c.key, _column_value(ent, source, c)) for c in plan.columns or ()]
+    outputs += [Output(a.key, _aggregate_input(ent, source, a), a) for a in plan.aggregates]
     for embed in plan.embeds:
         value = _embed_value(ent, source, embed.relation, embed.plan, depth, embed.single)
         # In a full representation nulls are left out, but an embed the client named stays.
-        pairs.append((embed.key, func.coalesce(value, JSON_NULL) if full and not plan.strip_nulls else value))
+        outputs.append(Output(embed.key, func.coalesce(value, JSON_NULL) if full and not plan.strip_nulls else value))
+    for spread in plan.spreads:
+        outputs += _spread_outputs(ent, source, spread, depth)
     for count in plan.counts:
         relation = _relation(ent, count.relation)
         target = entity_named(relation.target)
         counted = ReadPlan(entity=target.name, where=count.where)
         inner = _rows(counted, depth + 1, relation, source).subquery(f"c{depth + 1}")
-        pairs.append((count.key, select(func.count()).select_from(inner).scalar_subquery()))
+        outputs.append(Output(count.key, select(func.count()).select_from(inner).scalar_subquery()))
     for match in plan.matches:
-        pairs.append((match.key, case((_filter(ent, source, match.where), true()), else_=false())))
+        outputs.append(Output(match.key, case((_filter(ent, source, match.where), true()), else_=false())))
     for constant in plan.constants:
-        pairs.append((constant.key, _constant(constant.value)))
+        outputs.append(Output(constant.key, _constant(constant.value), constant=True))
     for composite in plan.composites:
-        pairs.append((composite.key, _composite_value(ent, source, composite)))
+        outputs.append(Output(composite.key, _composite_value(ent, source, composite)))
     for choice in plan.choices:
-        pairs.append(
+        then, otherwise = choice.then, choice.otherwise
+        value = case(
             (
-                choice.key,
-                case(
-                    (
-                        _filter(ent, source, choice.when),
-                        _embed_value(ent, source, choice.then.relation, choice.then.plan, depth, choice.then.single),
-                    ),
-                    else_=_embed_value(
-                        ent, source, choice.otherwise.relation, choice.otherwise.plan, depth, choice.otherwise.single
-                    ),
-                ),
-            )
+                _filter(ent, source, choice.when),
+                _embed_value(ent, source, then.relation, then.plan, depth, then.single),
+            ),
+            else_=_embed_value(ent, source, otherwise.relation, otherwise.plan, depth, otherwise.single),
         )
+        outputs.append(Output(choice.key, value))
     for paged in plan.pages:
-        pairs.append((paged.key, _paged_value(paged, depth, ent, source)))
+        outputs.append(Output(paged.key, _paged_value(paged, depth, ent, source)))
     for node_key in plan.node_keys:
-        pairs.append((node_key.key, PositionText(json.dumps(node_key.label), [func.to_json(source.c.id)])))
+        outputs.append(Output(node_key.key, PositionText(json.dumps(node_key.label), [func.to_json(source.c.id)])))
     if plan.layout is not None:
         place = {key: i for i, key in enumerate(plan.layout)}
-        pairs.sort(key=lambda pair: place.get(pair[0], len(place)))
-    return JsonObject(pairs, absent_on_null=full or plan.strip_nulls)
+        outputs.sort(key=lambda output: place.get(output.key, len(place)))
+    return outputs
+
+
+def _spread_outputs(ent: Entity, source: FromClause, spread: Spread, depth: int) -> list[Output]:
+    """The keys of a spread, lifted: each a subquery over the related rows of the row in `source`."""
+    relation = _relation(ent, spread.relation)
+    target = entity_named(relation.target)
+    if spread.plan.entity != relation.target:
+        raise AssertionError(f"spread {spread.relation} selects {spread.plan.entity}, not {relation.target}")
+    plan = spread.plan
+    # Each key's array is read by its own subquery: a total order keeps the arrays in step (and a limit
+    # taking the same rows for each). A list's own order (its positions) is one.
+    by_list = relation.kind is RelationKind.LIST_TO_MANY and not plan.order
+    by_id = any(term.field == "id" and not term.path and term.relation is None for term in plan.order)
+    if relation.many and not by_list and not by_id:
+        plan = replaced(plan, order=(*plan.order, OrderTerm("id")))
+    inner = _rows(plan, depth + 1, relation, source).subquery(f"p{depth + 1}")
+    outputs: list[Output] = []
+    if relation.many:
+        order = _order(target, inner, plan.order) or [inner.c[ORDINAL]]
+        for output in _outputs(plan, target, inner, depth + 1):
+            if output.aggregate is not None or output.value is None:
+                raise InvalidInput(
+                    f"aggregates are not possible in a spread of the to-many relation {relation.name}",
+                    field=relation.name,
+                    reason=InvalidReason.RULE,
+                    entity=ent.name,
+                )
+            values = func.coalesce(func.json_agg(aggregate_order_by(output.value, *order)), EMPTY_ARRAY)
+            outputs.append(output._replace(value=select(values).select_from(inner).scalar_subquery()))
+        return outputs
+    for output in _outputs(plan, target, inner, depth + 1):
+        # An aggregate stays one of this level's, of the related row's value (1 when it counts rows: a row
+        # counts when it has a related row).
+        value = output.value if output.value is not None else literal(1)
+        if output.constant:
+            outputs.append(output)
+            continue
+        outputs.append(output._replace(value=select(value).select_from(inner).limit(1).scalar_subquery()))
+    return outputs
+
+
+def _aggregate_input(ent: Entity, source: FromClause, aggregate: Aggregate) -> ColumnElement[Any] | None:
+    """The value an aggregate takes of each row: the column's own (PostgreSQL's types), cast; None: the row."""
+    if aggregate.field is None:
+        if aggregate.function != "count" or aggregate.path or aggregate.cast:
+            raise InvalidInput(f"{aggregate.function}() needs a field", reason=InvalidReason.RULE, entity=ent.name)
+        return None
+    f = _field(ent, aggregate.field)
+    if aggregate.path:
+        value = _path_value(f, source, aggregate.path, aggregate.path_as_text)
+        if not aggregate.path_as_text:
+            value = cast(value, JSONB)
+    elif f.kind is Kind.TIMEFRAME:
+        value = cast(_field_value(f, source), JSONB)
+    else:
+        value = source.c[f.columns[0]]
+    return value if aggregate.cast is None else cast(value, _cast_type(aggregate.cast, ent.name, f.name))
+
+
+def _aggregated(aggregate: Aggregate, value: ColumnElement[Any] | None) -> ColumnElement[Any]:
+    """The aggregate function over the group's values, its result cast."""
+    if aggregate.function not in AGGREGATES:
+        raise InvalidInput(
+            f"{aggregate.function!r} is not an aggregate; known: {', '.join(sorted(AGGREGATES))}",
+            field=aggregate.field,
+            reason=InvalidReason.RULE,
+        )
+    if value is None:
+        result: ColumnElement[Any] = func.count()
+    else:
+        function = getattr(func, aggregate.function)
+        result = function(distinct(value)) if aggregate.distinct else function(value)
+    if aggregate.result_cast is not None:
+        result = cast(result, _cast_type(aggregate.result_cast, "", aggregate.field or ""))
+    if _ZONED.get() and isinstance(result.type, DateTime) and result.type.timezone:
+        return rendered_zoned(result)
+    return result
 
 
 def _embed_value(
@@ -476,16 +665,13 @@ def _embed_value(
     relation = _relation(ent, name)
     if plan.entity != relation.target:
         raise AssertionError(f"embed {name} selects {plan.entity}, not {relation.target}")
-    inner = _rows(plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
-    target = entity_named(relation.target)
+    level = _level(plan, depth + 1, relation, source)
     # select_from: a row rendered from constants alone names no column of the related rows.
     if relation.many and not single:
-        return select(_json_array(plan, inner, depth + 1)).select_from(inner).scalar_subquery()
-    first = select(_row_json(plan, target, inner, depth + 1)).select_from(inner)
+        return select(_json_array(level)).select_from(level.source).scalar_subquery()
+    first = select(level.row).select_from(level.source)
     if single:
-        first = first.order_by(
-            *(_order(target, inner, plan.order) or ([inner.c[ORDINAL]] if ORDINAL in inner.c else []))
-        )
+        first = first.order_by(*level.order)
     return first.limit(1).scalar_subquery()
 
 
@@ -739,17 +925,19 @@ def _column_value(ent: Entity, source: FromClause, column: Column) -> ColumnElem
     value = _path_value(f, source, column.path, column.path_as_text) if column.path else _field_value(f, source)
     if column.spelling is not None:
         value = _spelled(value, column.spelling)
-    if column.cast is None:
-        return value
-    target = CAST_TYPES.get(column.cast.lower())
+    return value if column.cast is None else cast(value, _cast_type(column.cast, ent.name, column.field))
+
+
+def _cast_type(name: str, entity_name: str, field: str) -> TypeEngine[Any]:
+    target = CAST_TYPES.get(name.lower())
     if target is None:
         raise InvalidInput(
-            f"cannot cast to {column.cast!r}; known types: {', '.join(sorted(CASTS))}",
-            field=column.field,
+            f"cannot cast to {name!r}; known types: {', '.join(sorted(CASTS))}",
+            field=field or None,
             reason=InvalidReason.RULE,
-            entity=ent.name,
+            entity=entity_name,
         )
-    return cast(value, target)
+    return target
 
 
 def _spelled(value: ColumnElement[Any], spelling: Spelling) -> ColumnElement[Any]:
