@@ -352,9 +352,10 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None, parent: 
     """The rows of one level: the table's columns, filtered, ordered, paged, linked to the parent row."""
     ent = entity_named(plan.entity)
     table: FromClause = TABLES[ent.name]
-    if parent is table:
+    if parent is table or getattr(parent, "name", None) == TABLES[ent.name].name:
         # A relation of a table to itself (parent, children) read against the table itself, as
-        # the EXISTS of !inner does: the related rows need their own name.
+        # the EXISTS of !inner does, or against rows named as the table (a grouped level's): the
+        # related rows need their own name.
         table = table.alias(f"t{depth}")
     order = _order(ent, table, plan.order)
     if relation is not None and relation.kind is RelationKind.LIST_TO_MANY:
@@ -489,8 +490,14 @@ def _level(plan: ReadPlan, depth: int, relation: Relation | None = None, parent:
     if plan.offset:
         statement = statement.offset(plan.offset)
     grouped = statement.subquery(f"g{depth}")
+    # Back to json: JSON_OBJECT with a jsonb value is jsonb, whose keys PostgreSQL reorders.
+    values = [grouped.c[f"k{i}"] for i in range(len(outputs))]
     row = JsonObject(
-        [(output.key, grouped.c[f"k{i}"]) for i, output in enumerate(outputs)], absent_on_null=plan.strip_nulls
+        [
+            (output.key, cast(value, JSON) if isinstance(value.type, JSONB) else value)
+            for output, value in zip(outputs, values, strict=True)
+        ],
+        absent_on_null=plan.strip_nulls,
     )
     return Level(grouped, row, [grouped.c[ORDINAL]] if order else [])
 
