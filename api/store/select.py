@@ -584,8 +584,11 @@ def _outputs(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> lis
     for node_key in plan.node_keys:
         outputs.append(Output(node_key.key, PositionText(json.dumps(node_key.label), [func.to_json(source.c.id)])))
     if plan.layout is not None:
-        place = {key: i for i, key in enumerate(plan.layout)}
-        outputs.sort(key=lambda output: place.get(output.key, len(place)))
+        # A key may stand twice (a spread's `id` beside the row's own): each takes the next place of its key.
+        places: dict[str, list[int]] = {}
+        for i, key in enumerate(plan.layout):
+            places.setdefault(key, []).append(i)
+        outputs.sort(key=lambda output: places[output.key].pop(0) if places.get(output.key) else len(plan.layout))
     return outputs
 
 
