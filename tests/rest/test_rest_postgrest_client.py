@@ -69,6 +69,69 @@ async def test_embedding_and_containment(client: AsyncPostgrestClient) -> None:
     assert response.data == [{"id": "c-1", "actor": {"name": "Quinn"}}]
 
 
+async def test_aggregates_and_spreads(client: AsyncPostgrestClient, clean: AsyncEngine) -> None:
+    await (
+        client.from_("actors")
+        .insert(
+            [
+                {"id": "p-1", "actor_type": "person", "name": "Quinn"},
+                {"id": "p-2", "actor_type": "person", "name": "Ada"},
+            ]
+        )
+        .execute()
+    )
+    await (
+        client.from_("goal_stories")
+        .insert([{"id": "g-1", "title": "Onboarding"}, {"id": "g-2", "title": "Quiet"}])
+        .execute()
+    )
+    updates = [
+        ("u-1", "p-1", "2026-05-01", "on_track", 40),
+        ("u-2", "p-2", "2026-05-02", "at_risk", 20),
+        ("u-3", "p-1", "2026-05-03", "on_track", None),
+    ]
+    await (
+        client.from_("goal_story_updates")
+        .insert(
+            [
+                {"id": id, "actor_id": actor, "goal_story_id": "g-1", "date": date, "title": "t", "content": "c"}
+                | {"status": status, "progress_percent": progress}
+                for id, actor, date, status, progress in updates
+            ]
+        )
+        .execute()
+    )
+    response = await (
+        client.from_("goal_story_updates")
+        .select("status, count(), progress_percent.avg(), last:date.max()", count=CountMethod.exact)
+        .order("status")
+        .execute()
+    )
+    assert response.data == [
+        {"status": "at_risk", "count": 1, "avg": 20, "last": "2026-05-02"},
+        {"status": "on_track", "count": 2, "avg": 40, "last": "2026-05-03"},
+    ]
+    assert response.count == 2
+    response = (
+        await client.from_("goal_story_updates").select("count(), ...actor(name)").eq("status", "on_track").execute()
+    )
+    assert response.data == [{"count": 2, "name": "Quinn"}]
+    response = await (
+        client.from_("goal_stories")
+        .select("title, ...goal_story_updates(statuses:status)")
+        .order("title")
+        .order("id", foreign_table="goal_story_updates")
+        .execute()
+    )
+    assert response.data == [
+        {"title": "Onboarding", "statuses": ["on_track", "at_risk", "on_track"]},
+        {"title": "Quiet", "statuses": []},
+    ]
+    with pytest.raises(APIError) as caught:
+        await client.from_("goal_story_updates").select("title.sum()").execute()
+    assert (caught.value.code, caught.value.message) == ("42883", "function sum(text) does not exist")
+
+
 async def test_upsert_update_delete(client: AsyncPostgrestClient, clean: AsyncEngine) -> None:
     await client.from_("actors").insert({"id": "p-1", "actor_type": "person", "name": "Old"}).execute()
     response = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -44,6 +44,22 @@ PATTERNS: list[tuple[str, list[tuple[str, ...]]]] = [
         [("team_checkin",), ("goal_story_update",), ("nonsense",)],
     ),
     ("/actors?select=id&order=id&nme=eq.{}", [("x",), ("y",)]),
+    # Aggregates and spreads: the filters' values fill the slots of grouped and spread levels too.
+    (
+        "/goal_story_updates?select=status,count(),progress_percent.avg(),last:date.max()&goal_story_id=eq.{}",
+        [("g-1",), ("g-2",), ("g-3",), ("",)],
+    ),
+    ("/goal_story_updates?select=progress_percent.sum()&date=gte.{}", [("2026-05-12",), ("2026-01-01",), ("x",)]),
+    (
+        "/goal_stories?select=id,...goal_story_updates(status,progress_percent)&goal_story_updates.status=eq.{}"
+        "&order=id&goal_story_updates.order=id",
+        [("at_risk",), ("on_track",), ("nope",)],
+    ),
+    (
+        "/goal_story_updates?select=date,...actor(name.max(),n:count())&progress_percent=gte.{}&actor.role=neq.{}",
+        [("10", "Engineer"), ("30", "Product Manager"), ("eleven", "x")],
+    ),
+    ("/goal_stories?select=id,goal_story_updates(count())&id=neq.{}&order=id", [("g-1",), ("g-3",)]),
     ("/actors?limit=1&order=id", [(), ()]),
 ]
 HEADERS = ("content-type", "content-range", "content-location", "preference-applied", "vary")
@@ -84,6 +100,12 @@ async def test_known_shapes_answer_as_planning_does(
     [known] = app.state.caches.named("rest_shapes")
     kept = [key for key, shape in known.items() if shape is not None]
     assert len(kept) >= len(PATTERNS) - 1, [key for key, shape in known.items() if shape is None]
+    # Every aggregate or spread pattern among them.
+    kept_selects = {name_value[1] for key in kept for name_value in key[-1] if name_value[0] == "select"}
+    for pattern, _ in PATTERNS:
+        chosen = parse_qs(urlsplit(pattern).query).get("select", [""])[0]
+        if "()" in chosen or "..." in chosen:
+            assert chosen in kept_selects, pattern
 
 
 async def test_requests_that_could_mislead_a_shape_are_answered_as_planning_does(
