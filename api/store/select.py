@@ -453,6 +453,8 @@ class Output(NamedTuple):
     value: ColumnElement[Any] | None
     aggregate: Aggregate | None = None
     constant: bool = False
+    # A field's plain value, and the to-one relation it was spread from: what an order term names.
+    origin: tuple[str | None, str] | None = None
 
 
 def _level(plan: ReadPlan, depth: int, relation: Relation | None = None, parent: FromClause | None = None) -> Level:
@@ -468,7 +470,7 @@ def _level(plan: ReadPlan, depth: int, relation: Relation | None = None, parent:
     rows = _rows(replaced(plan, order=(), limit=None, offset=None), depth, relation, parent)
     inner = rows.subquery(ent.resource if depth == 0 else f"s{depth}")
     outputs = _outputs(plan, ent, inner, depth)
-    columns: list[ColumnElement[Any]] = []
+    values: list[ColumnElement[Any]] = []
     positions: list[ColumnElement[Any]] = []
     for i, output in enumerate(outputs):
         if output.aggregate is not None:
@@ -480,9 +482,10 @@ def _level(plan: ReadPlan, depth: int, relation: Relation | None = None, parent:
             if not output.constant:
                 # By position: an embed or a spread is a subquery, named once.
                 positions.append(literal_column(str(i + 1)))
-        columns.append(value.label(f"k{i}"))
+        values.append(value)
+    columns = [value.label(f"k{i}") for i, value in enumerate(values)]
     statement = select(*columns).select_from(inner).group_by(*positions)
-    order = _order(ent, inner, plan.order)
+    order = _grouped_order(ent, inner, plan.order, outputs, values)
     if order:
         statement = statement.add_columns(func.row_number().over(order_by=order).label(ORDINAL)).order_by(*order)
     if plan.limit is not None:
@@ -491,15 +494,46 @@ def _level(plan: ReadPlan, depth: int, relation: Relation | None = None, parent:
         statement = statement.offset(plan.offset)
     grouped = statement.subquery(f"g{depth}")
     # Back to json: JSON_OBJECT with a jsonb value is jsonb, whose keys PostgreSQL reorders.
-    values = [grouped.c[f"k{i}"] for i in range(len(outputs))]
+    grouped_values = [grouped.c[f"k{i}"] for i in range(len(outputs))]
     row = JsonObject(
         [
             (output.key, cast(value, JSON) if isinstance(value.type, JSONB) else value)
-            for output, value in zip(outputs, values, strict=True)
+            for output, value in zip(outputs, grouped_values, strict=True)
         ],
         absent_on_null=plan.strip_nulls,
     )
     return Level(grouped, row, [grouped.c[ORDINAL]] if order else [])
+
+
+def _grouped_order(
+    ent: Entity,
+    inner: FromClause,
+    terms: tuple[OrderTerm, ...],
+    outputs: list[Output],
+    values: list[ColumnElement[Any]],
+) -> list[ColumnElement[Any]]:
+    """The ORDER BY of a grouped level. A related row's column (order=actor(name)) is the value a spread of
+    it groups by (the same expression), as PostgREST orders by the joined column it groups by."""
+    clauses: list[ColumnElement[Any]] = []
+    for term in terms:
+        found = next(
+            (
+                i
+                for i, output in enumerate(outputs)
+                if term.relation is not None and not term.path and output.origin == (term.relation, term.field)
+            ),
+            None,
+        )
+        if found is None:
+            clauses += _order(ent, inner, (term,))
+            continue
+        clause = values[found].desc() if term.descending else values[found].asc()
+        if term.nulls_first is True:
+            clause = clause.nulls_first()
+        elif term.nulls_first is False:
+            clause = clause.nulls_last()
+        clauses.append(clause)
+    return clauses
 
 
 def _grouped(plan: ReadPlan, ent: Entity) -> bool:
@@ -549,7 +583,7 @@ def _outputs(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> lis
     if full:
         outputs += [Output(f.name, _field_value(f, source)) for f in ent.fields if not f.internal]
     else:
-        outputs += [Output(c.key, _column_value(ent, source, c)) for c in plan.columns or ()]
+        outputs += [Output(c.key, _column_value(ent, source, c), origin=_origin(c)) for c in plan.columns or ()]
     outputs += [Output(a.key, _aggregate_input(ent, source, a), a) for a in plan.aggregates]
     for embed in plan.embeds:
         value = _embed_value(ent, source, embed.relation, embed.plan, depth, embed.single)
@@ -627,8 +661,15 @@ def _spread_outputs(ent: Entity, source: FromClause, spread: Spread, depth: int)
         if output.constant:
             outputs.append(output)
             continue
-        outputs.append(output._replace(value=select(value).select_from(inner).limit(1).scalar_subquery()))
+        lifted = select(value).select_from(inner).limit(1).scalar_subquery()
+        origin = (spread.relation, output.origin[1]) if output.origin and output.origin[0] is None else None
+        outputs.append(output._replace(value=lifted, origin=origin))
     return outputs
+
+
+def _origin(column: Column) -> tuple[str | None, str] | None:
+    plain = not column.path and column.cast is None and column.spelling is None and column.relation is None
+    return (None, column.field) if plain else None
 
 
 def _aggregate_input(ent: Entity, source: FromClause, aggregate: Aggregate) -> ColumnElement[Any] | None:

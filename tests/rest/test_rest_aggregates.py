@@ -188,6 +188,13 @@ CASES: list[tuple[str, str, bool]] = [
         "SELECT status, count(*) AS count FROM goal_story_updates GROUP BY status ORDER BY status DESC NULLS LAST",
         True,
     ),
+    # Ordered by a related row's column that a spread groups by (order=actor(name)), as PostgREST orders.
+    (
+        "/goal_story_updates?select=status,n:count(),...actor(name)&order=actor(name).desc,status.nullsfirst",
+        "SELECT u.status, count(*) AS n, a.name FROM goal_story_updates u JOIN actors a ON a.id = u.actor_id"
+        " GROUP BY u.status, a.name ORDER BY a.name DESC, u.status NULLS FIRST",
+        True,
+    ),
     # Every column grouped by (the star).
     (
         "/actors?select=*,count()",
