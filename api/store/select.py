@@ -622,7 +622,8 @@ def _outputs(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> lis
         places: dict[str, list[int]] = {}
         for i, key in enumerate(plan.layout):
             places.setdefault(key, []).append(i)
-        outputs.sort(key=lambda output: places[output.key].pop(0) if places.get(output.key) else len(plan.layout))
+        last = len(plan.layout)
+        outputs.sort(key=lambda output: places[output.key].pop(0) if places.get(output.key) else last)
     return outputs
 
 
