@@ -455,6 +455,9 @@ class Output(NamedTuple):
     constant: bool = False
     # A field's plain value, and the to-one relation it was spread from: what an order term names.
     origin: tuple[str | None, str] | None = None
+    # What groups by it, when not the value itself: a cast field's own columns, as PostgREST groups by the
+    # field (so that the field orders the groups).
+    group: list[ColumnElement[Any]] | None = None
 
 
 def _level(plan: ReadPlan, depth: int, relation: Relation | None = None, parent: FromClause | None = None) -> Level:
@@ -479,7 +482,9 @@ def _level(plan: ReadPlan, depth: int, relation: Relation | None = None, parent:
             assert output.value is not None
             # json has no equality to group by; jsonb has (PostgREST's embeds are jsonb).
             value = cast(output.value, JSONB) if isinstance(output.value.type, JSON) else output.value
-            if not output.constant:
+            if output.group is not None:
+                positions += output.group
+            elif not output.constant:
                 # By position: an embed or a spread is a subquery, named once.
                 positions.append(literal_column(str(i + 1)))
         values.append(value)
@@ -583,7 +588,10 @@ def _outputs(plan: ReadPlan, ent: Entity, source: FromClause, depth: int) -> lis
     if full:
         outputs += [Output(f.name, _field_value(f, source)) for f in ent.fields if not f.internal]
     else:
-        outputs += [Output(c.key, _column_value(ent, source, c), origin=_origin(c)) for c in plan.columns or ()]
+        outputs += [
+            Output(c.key, _column_value(ent, source, c), origin=_origin(c), group=_group(ent, source, c))
+            for c in plan.columns or ()
+        ]
     outputs += [Output(a.key, _aggregate_input(ent, source, a), a) for a in plan.aggregates]
     for embed in plan.embeds:
         value = _embed_value(ent, source, embed.relation, embed.plan, depth, embed.single)
@@ -653,7 +661,8 @@ def _spread_outputs(ent: Entity, source: FromClause, spread: Spread, depth: int)
                     entity=ent.name,
                 )
             values = func.coalesce(func.json_agg(aggregate_order_by(output.value, *order)), EMPTY_ARRAY)
-            outputs.append(output._replace(value=select(values).select_from(inner).scalar_subquery()))
+            arrays = select(values).select_from(inner).scalar_subquery()
+            outputs.append(output._replace(value=arrays, origin=None, group=None))
         return outputs
     for output in _outputs(plan, target, inner, depth + 1):
         # An aggregate stays one of this level's, of the related row's value (1 when it counts rows: a row
@@ -664,8 +673,14 @@ def _spread_outputs(ent: Entity, source: FromClause, spread: Spread, depth: int)
             continue
         lifted = select(value).select_from(inner).limit(1).scalar_subquery()
         origin = (spread.relation, output.origin[1]) if output.origin and output.origin[0] is None else None
-        outputs.append(output._replace(value=lifted, origin=origin))
+        outputs.append(output._replace(value=lifted, origin=origin, group=None))
     return outputs
+
+
+def _group(ent: Entity, source: FromClause, column: Column) -> list[ColumnElement[Any]] | None:
+    if column.cast is None or column.key != column.field or column.path or column.relation is not None:
+        return None
+    return [source.c[name] for name in _field(ent, column.field).columns]
 
 
 def _origin(column: Column) -> tuple[str | None, str] | None:

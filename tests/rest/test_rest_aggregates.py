@@ -195,6 +195,13 @@ CASES: list[tuple[str, str, bool]] = [
         " GROUP BY u.status, a.name ORDER BY a.name DESC, u.status NULLS FIRST",
         True,
     ),
+    # A cast field groups by the field itself (PostgREST's GROUP BY of a field without an alias): it orders.
+    (
+        "/goal_story_updates?select=date::text,n:count(),...actor(name)&order=date.desc,actor(name)",
+        "SELECT u.date::text AS date, count(*) AS n, a.name FROM goal_story_updates u JOIN actors a"
+        " ON a.id = u.actor_id GROUP BY u.date, a.name ORDER BY u.date DESC, a.name",
+        True,
+    ),
     # Every column grouped by (the star).
     (
         "/actors?select=*,count()",
