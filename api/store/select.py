@@ -7,7 +7,9 @@ whole tree, whatever its depth or the number of rows, and the JSON text
 passes to the client untouched. A `Paged` key renders a page object (the rows
 numbered over at most size + 1 of them, then aggregated into rows, entries
 with their positions, has-next/previous, total); a `Bundle` puts several reads
-under the keys of one object.
+under the keys of one object. A level with aggregates answers its groups: a GROUP BY
+over its filtered rows (by every other output key), ordered and paged as groups; a
+spread lifts a related level's keys into the row (to-many: one array per key).
 
 Identifiers come only from `api.entities`; every client value is a bound
 parameter, cast by PostgreSQL to the column's type, so that a malformed

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.entities import GOAL_STORY_STATUSES
+from tests.statements import statements
 
 DATES = ["2026-05-01", "2026-05-04", "2026-05-05", "2026-05-06", "2026-05-07", "2026-05-08"]
 
@@ -419,3 +420,16 @@ async def test_many_groups_are_streamed_as_the_same_rows(
     assert len(expected) == 1100
     assert streamed.json() == expected
     assert streamed.headers["content-range"] == "0-1099/*"
+
+
+async def test_one_statement_answers_groups_embeds_and_spreads(
+    generated: dict[str, Any], clean: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    url = (
+        "/goal_stories?select=n:count(),...parent(title),goal_story_updates(status,count()),"
+        "...children(child:title,...goal_story_updates(progress_percent))&goal_story_updates.status=not.is.null"
+    )
+    async with statements(clean, excluding="coordination_events") as seen:
+        response = await http.get(url)
+    assert response.status_code == 200, response.text
+    assert len(seen) == 1, seen
