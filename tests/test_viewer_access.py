@@ -4,6 +4,7 @@ the tab's sessionStorage and never in the address bar) shows the data and its li
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -201,3 +202,38 @@ async def test_a_refused_token_says_why(
     assert "Enter" in text
     await refused_everywhere(viewer, kind)
     assert viewer.problems and viewer.refusals_only(403 if kind == "scope" else 401), viewer.problems
+
+
+async def test_a_token_that_expires_while_the_page_is_open_is_called_expired(
+    demo: AsyncEngine, database_url: str, viewer: Viewer
+) -> None:
+    # No leeway, and a token that lives a few seconds: long enough to load the page and subscribe.
+    with RunningServer(database_url, jwt_secret=SECRET, jwt_leeway_s=0) as url:
+        short = signed({"role": "read", "exp": int(time.time()) + 6})
+        await viewer.open(f"{url}/viewer/?token={short}")
+        assert (await viewer.access())[0] == "none"
+        await viewer.page.locator("#live-status[data-state='live']").wait_for(timeout=WAIT_MS)
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {short}"}) as client:
+            deadline = time.monotonic() + 30
+            while (await client.post("/graphql", json={"query": "{ __typename }"})).status_code != 401:
+                assert time.monotonic() < deadline, "the token never expired"
+                await asyncio.sleep(0.2)
+        # The subscription, authenticated when it opened, still brings the event; the lists it changes are
+        # read again with the token, which has expired since.
+        team_id = await viewer.page.locator("#team-select").input_value()
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {WRITE}"}) as client:
+            team = (await client.get(f"/teams?id=eq.{team_id}")).json()[0]
+            posted = await client.post(
+                "/team_checkins",
+                json={"actor_id": team["member_ids"][0], "team_id": team_id, "date": "2026-05-02"},
+            )
+        assert posted.status_code == 201, posted.text
+        await viewer.page.locator("#access-status[data-problem='expired']").wait_for(timeout=WAIT_MS)
+        assert (await viewer.access())[1] == "The access token has expired. Enter a new one above."
+        # What was shown stays, under the reason it is no longer refreshed.
+        state = viewer.page.locator("#team-checkins .state")
+        assert await state.get_attribute("data-state") == "error"
+        assert "expired" in await state.inner_text()
+        assert (
+            await viewer.page.locator("#team-checkins tbody tr").count() == await count_rows(demo, "team_checkins") - 1
+        )

@@ -5,6 +5,7 @@ events, and says when the token is missing or refused; and no page the server se
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
 from typing import Any
@@ -19,6 +20,7 @@ from api.graphql import ide
 from api.store.writes import WriteService
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
 from tests.conftest import RunningServer
+from tests.hardening.conftest import SECRET, signed
 
 async_api = playwright_api()
 
@@ -29,7 +31,7 @@ WAIT_MS = 30_000
 @pytest.fixture(scope="module")
 def secured_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
     """A server of this module's own with access control on (its live feed sees only this module's events)."""
-    with RunningServer(database_url, tokens=f"read:{TOKEN}") as url:
+    with RunningServer(database_url, tokens=f"read:{TOKEN}", jwt_secret=SECRET) as url:
         yield url
 
 
@@ -212,6 +214,28 @@ async def test_graphiql_with_the_token_field_runs_a_query_and_a_subscription(
     assert await page.evaluate("() => sessionStorage.getItem('coco.token')") == "not-a-token-of-this-server"
     assert page.elsewhere == [], page.elsewhere
     assert await page.evaluate("() => window.__violations") == []
+
+
+@pytest.mark.parametrize(
+    ("token", "kind", "says"),
+    [
+        (signed({"role": "read", "exp": int(time.time()) - 3600}), "expired", "The access token has expired."),
+        (signed({"scope": "profile"}), "scope", "The access token does not grant the read scope"),
+    ],
+    ids=["expired", "no read scope"],
+)
+async def test_graphiql_says_why_a_token_is_refused(
+    page: Any, secured_url: str, token: str, kind: str, says: str
+) -> None:
+    await page.goto(f"{secured_url}/graphql?token={token}")
+    await page.locator(".graphiql-container").wait_for(timeout=WAIT_MS)
+    await page.locator(f"#coco-access-status[data-problem='{kind}']").wait_for(timeout=WAIT_MS)
+    assert (await access_status(page))[1].startswith(says)
+    # A subscription is refused too (its socket closed with 4403), and the line still says why.
+    await run(page, "subscription Events { coordinationEvents { cursor } }", "Events")
+    assert "4403" in await wait_for_response(page, "4403")
+    assert (await access_status(page))[1].startswith(says)
+    assert page.elsewhere == [], page.elsewhere
 
 
 async def test_the_assets_are_immutable_at_versioned_urls(secured_url: str) -> None:

@@ -132,6 +132,10 @@
         url: socketUrl.href,
         connectionParams: params,
         lazy: true,
+        // The same token gets the same refusal (4403): say so at once rather than after five retries.
+        shouldRetry: function (event) {
+          return !(event && event.code === 4403);
+        },
         on: {
           closed: function (event) {
             // The server refused the connection_init (4403) with a reason; the HTTP answer to the same
