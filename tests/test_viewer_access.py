@@ -25,8 +25,8 @@ async_api = playwright_api()
 
 WAIT_MS = 20_000
 DEMO_DAY = dt.date(2026, 5, 22)
-READ = signed({"role": "read"})
-WRITE = signed({"role": "write"})
+# Tokens are signed when a test runs (they live ten minutes; a whole suite runs longer than that).
+HOUR_AGO = -3600
 SECTIONS = ("goals", "checkins-by-day", "actors", "teams", "team-checkins", "goal-stories", "goal-story-updates")
 TABLES_SHOWN = {"actors": "actors", "teams": "teams", "team-checkins": "team_checkins"}
 
@@ -124,13 +124,14 @@ async def test_a_token_from_the_field_shows_the_data_and_live_updates(
     assert (await viewer.access())[0] == "missing"
     viewer.problems.clear()
 
-    await viewer.page.locator("#token-input").fill(READ)
+    read, write = signed({"role": "read"}), signed({"role": "write"})
+    await viewer.page.locator("#token-input").fill(read)
     async with viewer.page.expect_navigation():
         await viewer.page.get_by_role("button", name="Use token").click()
     await viewer.loaded()
 
     assert await viewer.access() == ("none", "Using the access token entered in this tab.")
-    assert await viewer.stored_token() == READ
+    assert await viewer.stored_token() == read
     assert "token" not in viewer.page.url
     for section, table in TABLES_SHOWN.items():
         assert await viewer.page.locator(f"#{section} tbody tr").count() == await count_rows(demo, table), section
@@ -143,7 +144,7 @@ async def test_a_token_from_the_field_shows_the_data_and_live_updates(
         timeout=WAIT_MS
     )
     team_id = await viewer.page.locator("#team-select").input_value()
-    async with httpx.AsyncClient(base_url=secured_url, headers={"Authorization": f"Bearer {WRITE}"}) as client:
+    async with httpx.AsyncClient(base_url=secured_url, headers={"Authorization": f"Bearer {write}"}) as client:
         team = (await client.get(f"/teams?id=eq.{team_id}")).json()[0]
         posted = await client.post(
             "/team_checkins",
@@ -167,10 +168,11 @@ async def test_a_token_from_the_field_shows_the_data_and_live_updates(
 async def test_a_token_in_the_link_is_kept_for_the_tab_and_taken_out_of_the_address(
     demo: AsyncEngine, secured_url: str, viewer: Viewer
 ) -> None:
-    await viewer.open(f"{secured_url}/viewer/?live=events&token={READ}#actors")
+    read = signed({"role": "read"})
+    await viewer.open(f"{secured_url}/viewer/?live=events&token={read}#actors")
 
     assert viewer.page.url == f"{secured_url}/viewer/?live=events#actors"
-    assert await viewer.stored_token() == READ
+    assert await viewer.stored_token() == read
     assert (await viewer.access())[0] == "none"
     assert await viewer.page.locator("#actors tbody tr").count() == await count_rows(demo, "actors")
     # Kept for the tab: a reload (which has no token to read in the address) shows the data again.
@@ -184,17 +186,20 @@ async def test_a_token_in_the_link_is_kept_for_the_tab_and_taken_out_of_the_addr
 
 
 @pytest.mark.parametrize(
-    ("token", "kind", "says"),
+    ("claims", "secret", "kind", "says"),
     [
-        (signed({"role": "read", "exp": int(time.time()) - 3600}), "expired", "The access token has expired."),
-        (signed({"scope": "profile email"}), "scope", "The access token does not grant the read scope"),
-        (signed({"role": "read"}, secret="another-secret-of-at-least-32-characters"), "invalid", "did not accept"),
+        ({"role": "read", "exp": HOUR_AGO}, SECRET, "expired", "The access token has expired."),
+        ({"scope": "profile email"}, SECRET, "scope", "The access token does not grant the read scope"),
+        ({"role": "read"}, "another-secret-of-at-least-32-characters", "invalid", "did not accept"),
     ],
     ids=["expired", "no read scope", "wrong key"],
 )
 async def test_a_refused_token_says_why(
-    demo: AsyncEngine, secured_url: str, viewer: Viewer, token: str, kind: str, says: str
+    demo: AsyncEngine, secured_url: str, viewer: Viewer, claims: dict[str, Any], secret: str, kind: str, says: str
 ) -> None:
+    if "exp" in claims:
+        claims = {**claims, "exp": int(time.time()) + claims["exp"]}
+    token = signed(claims, secret)
     await viewer.open(f"{secured_url}/viewer/?token={token}")
 
     problem, text = await viewer.access()
@@ -221,7 +226,8 @@ async def test_a_token_that_expires_while_the_page_is_open_is_called_expired(
         # The subscription, authenticated when it opened, still brings the event; the lists it changes are
         # read again with the token, which has expired since.
         team_id = await viewer.page.locator("#team-select").input_value()
-        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {WRITE}"}) as client:
+        write = signed({"role": "write"})
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {write}"}) as client:
             team = (await client.get(f"/teams?id=eq.{team_id}")).json()[0]
             posted = await client.post(
                 "/team_checkins",
