@@ -44,9 +44,11 @@ PATTERNS: list[tuple[str, list[tuple[str, ...]]]] = [
         [("team_checkin",), ("goal_story_update",), ("nonsense",)],
     ),
     ("/actors?select=id&order=id&nme=eq.{}", [("x",), ("y",)]),
-    # Aggregates and spreads: the filters' values fill the slots of grouped and spread levels too.
+    # Aggregates and spreads: the filters' values fill the slots of grouped and spread levels too (groups are
+    # ordered: without an order, their order is PostgreSQL's to choose, as in PostgREST).
     (
-        "/goal_story_updates?select=status,count(),progress_percent.avg(),last:date.max()&goal_story_id=eq.{}",
+        "/goal_story_updates?select=status,count(),progress_percent.avg(),last:date.max()&goal_story_id=eq.{}"
+        "&order=status",
         [("g-1",), ("g-2",), ("g-3",), ("",)],
     ),
     ("/goal_story_updates?select=progress_percent.sum()&date=gte.{}", [("2026-05-12",), ("2026-01-01",), ("x",)]),
@@ -56,7 +58,8 @@ PATTERNS: list[tuple[str, list[tuple[str, ...]]]] = [
         [("at_risk",), ("on_track",), ("nope",)],
     ),
     (
-        "/goal_story_updates?select=date,...actor(name.max(),n:count())&progress_percent=gte.{}&actor.role=neq.{}",
+        "/goal_story_updates?select=date,...actor(name.max(),n:count())&progress_percent=gte.{}&actor.role=neq.{}"
+        "&order=date",
         [("10", "Engineer"), ("30", "Product Manager"), ("eleven", "x")],
     ),
     ("/goal_stories?select=id,goal_story_updates(count())&id=neq.{}&order=id", [("g-1",), ("g-3",)]),
