@@ -237,6 +237,80 @@ class Position:
     fields: tuple[tuple[str, tuple[str, ...]], ...]
 
 
+# Aggregate functions (`Aggregate.function`), by PostgreSQL's names; count_distinct is count(DISTINCT field).
+AGGREGATE_FUNCTIONS = frozenset(
+    {"count", "count_distinct", "sum", "avg", "min", "max", "stddev_samp", "stddev_pop", "var_samp", "var_pop"}
+)
+# The units a group key may be truncated to (PostgreSQL's date_trunc).
+TRUNCATIONS = frozenset({"hour", "day", "week", "month", "year"})
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One output key holding `function` of `field` over a set of rows (count: of the rows, when `field` is None).
+
+    `otherwise` stands for null (no rows, or only nulls), as pg-aggregates' sum is 0 then."""
+
+    key: str
+    function: str
+    field: str | None = None
+    spelling: Spelling | None = None
+    otherwise: Any = None
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """One key rows are grouped by: a field's value, or its date_trunc to `truncate` (a date stays a date);
+    `spelling`: how `Keys` writes it."""
+
+    field: str
+    truncate: str | None = None
+    spelling: Spelling | None = None
+
+
+@dataclass(frozen=True)
+class Keys:
+    """One output key holding the group's keys (an empty array without groups): each key's text, null for a
+    null key, spelled as its `GroupKey.spelling` says."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Nest:
+    """One output key holding an object of further summary fields."""
+
+    key: str
+    fields: tuple[SummaryField, ...]
+
+
+SummaryField = Aggregate | Keys | Nest | Constant
+
+
+@dataclass(frozen=True)
+class AggregateCondition:
+    """An aggregate over a group compares (op: eq, neq, gt, gte, lt, lte) with `value`: a HAVING condition,
+    combined with `And`, `Or` and `Not` (the aggregate's key and spelling do not count)."""
+
+    aggregate: Aggregate
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Aggregates over a set of rows, laid out as `fields`: one object, or with `group_by` an array of objects,
+    one per group (in the order of their keys, nulls last), kept when `having` holds.
+
+    The rows are those of the read holding it (a page's: its total's condition, its own paging aside);
+    `through` a relation, the rows reached from each of them (its pick: only the first reached)."""
+
+    fields: tuple[SummaryField, ...]
+    group_by: tuple[GroupKey, ...] | None = None
+    having: Any = None
+    through: Related | None = None
+
+
 # The values a `PageField` can hold.
 PAGE_VALUES = frozenset(
     {
@@ -251,6 +325,7 @@ PAGE_VALUES = frozenset(
         "has_previous",  # rows precede the page
         "total",  # the number of rows matching `Paged.total_where`, over all pages
         "constant",  # `value`
+        "summary",  # `summary` over the rows `Paged.total_where` counts
     }
 )
 
@@ -264,6 +339,7 @@ class PageField:
     view: ReadPlan | None = None
     fields: tuple[PageField, ...] = ()
     constant: Any = None
+    summary: Summary | None = None
 
 
 @dataclass(frozen=True)
