@@ -736,8 +736,11 @@ def _group_key(ent: Entity, rows: FromClause, key: GroupKey) -> ColumnElement[An
             entity=ent.name,
         )
     # The unit written into the statement: a parameter would make the GROUP BY and the select list differ.
-    truncated = func.date_trunc(literal_column(_sql_string(key.truncate)), value)
-    return cast(truncated, Date) if f.kind is Kind.DATE else truncated
+    unit = literal_column(_sql_string(key.truncate))
+    if f.kind is Kind.DATE:
+        return cast(func.date_trunc(unit, value), Date)
+    # In UTC whatever the session's TimeZone: a group is the same hour, day, week or month for every client.
+    return func.date_trunc(unit, value, literal_column("'UTC'"))
 
 
 def _key_text(ent: Entity, key: GroupKey, value: ColumnElement[Any]) -> ColumnElement[Any]:
