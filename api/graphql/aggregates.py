@@ -460,7 +460,7 @@ Summarize = Callable[[Summary], Awaitable[Any]]
 
 
 def _summarize_of(connection: Any) -> Summarize:
-    summarize = connection.summarize
+    summarize: Summarize | None = connection.summarize
     if summarize is None:
         raise AssertionError("a connection without its summaries")
     return summarize
@@ -525,7 +525,7 @@ LATEST_UPDATES = Related("goal_story_updates", None, LATEST_FIRST)
 def _latest_updates_type() -> type:
     namespace: dict[str, Any] = {
         "__module__": __name__,
-        "__annotations__": {"summarize": strawberry.Private[Any]},
+        "__annotations__": {"summarize": strawberry.Private[Any]},  # type: ignore[misc]
         **_fields("goal_story_update", LATEST_UPDATES, "that are the latest of each goal story"),
     }
     return strawberry.type(
@@ -544,7 +544,7 @@ def _connection_type(entity_name: str) -> type:
     if entity_name == "goal_story":
 
         async def latest_updates(info: Info, parent: Any) -> Any:
-            return GoalStoryLatestUpdates(summarize=_summarize_of(parent))  # type: ignore[call-arg]
+            return GoalStoryLatestUpdates(summarize=_summarize_of(parent))
 
         namespace["latest_updates"] = resolver(
             "latest_updates",

@@ -736,7 +736,7 @@ def _group_key(ent: Entity, rows: FromClause, key: GroupKey) -> ColumnElement[An
             entity=ent.name,
         )
     # The unit written into the statement: a parameter would make the GROUP BY and the select list differ.
-    unit = literal_column(_sql_string(key.truncate))
+    unit: ColumnElement[Any] = literal_column(_sql_string(key.truncate))
     if f.kind is Kind.DATE:
         return cast(func.date_trunc(unit, value), Date)
     # In UTC whatever the session's TimeZone: a group is the same hour, day, week or month for every client.
