@@ -237,23 +237,31 @@ class Position:
     fields: tuple[tuple[str, tuple[str, ...]], ...]
 
 
-# Aggregate functions (`Aggregate.function`), by PostgreSQL's names; count_distinct is count(DISTINCT field).
-AGGREGATE_FUNCTIONS = frozenset(
-    {"count", "count_distinct", "sum", "avg", "min", "max", "stddev_samp", "stddev_pop", "var_samp", "var_pop"}
-)
+# The aggregate functions an `Aggregate` may apply, by PostgreSQL's names for them (PostgREST's five).
+AGGREGATES = frozenset({"count", "sum", "avg", "min", "max"})
+# And those a `Summary` may apply besides (pg-aggregates' statistics), of numbers only.
+STATISTICS = frozenset({"stddev_samp", "stddev_pop", "var_samp", "var_pop"})
 # The units a group key may be truncated to (PostgreSQL's date_trunc).
 TRUNCATIONS = frozenset({"hour", "day", "week", "month", "year"})
 
 
 @dataclass(frozen=True)
 class Aggregate:
-    """One output key holding `function` of `field` over a set of rows (count: of the rows, when `field` is None).
+    """One output key holding `function` (one of AGGREGATES) over the rows of a group: of `field`, or of the value
+    at `path` inside it, cast to `cast` first (None: count the rows themselves, `count(*)`), the result cast to
+    `result_cast`. `distinct`: over the distinct values only.
 
-    `otherwise` stands for null (no rows, or only nulls), as pg-aggregates' sum is 0 then."""
+    In a `Summary`, `function` may also be one of STATISTICS; `otherwise` stands for null (no rows, or only
+    nulls), as pg-aggregates' sum is 0 then, and `spelling` says how the result is written."""
 
     key: str
     function: str
     field: str | None = None
+    path: tuple[str, ...] = ()
+    path_as_text: bool = False
+    cast: str | None = None
+    result_cast: str | None = None
+    distinct: bool = False
     spelling: Spelling | None = None
     otherwise: Any = None
 

@@ -130,6 +130,7 @@ class Spec:
     result: Any = None
     text: bool = False
     otherwise: Any = None
+    distinct: bool = False
 
     @property
     def key(self) -> str:
@@ -138,7 +139,7 @@ class Spec:
 
 SPECS: tuple[Spec, ...] = (
     Spec("sum", "sum", _numeric, "Sum", BigInt, text=True, otherwise=0),
-    Spec("distinct_count", "count_distinct", _any, "Distinct count", BigInt, text=True),
+    Spec("distinct_count", "count", _any, "Distinct count", BigInt, text=True, distinct=True),
     Spec("min", "min", _ordered, "Minimum"),
     Spec("max", "max", _ordered, "Maximum"),
     Spec("average", "avg", _numeric, "Mean average", BigFloat, text=True),
@@ -173,7 +174,9 @@ def spelling(spec: Spec, f: Field) -> Spelling | None:
 
 
 def aggregate(spec: Spec, f: Field, key: str) -> Aggregate:
-    return Aggregate(key, spec.function, f.name, spelling(spec, f), spec.otherwise)
+    return Aggregate(
+        key, spec.function, f.name, distinct=spec.distinct, spelling=spelling(spec, f), otherwise=spec.otherwise
+    )
 
 
 # ---------------------------------------------------------------- group by

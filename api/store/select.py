@@ -64,12 +64,13 @@ from api.entities import Entity, Field, Kind, Relation, RelationKind
 from api.entities import entity as entity_named
 from api.errors import InvalidInput, InvalidReason
 from api.plan import (
-    AGGREGATE_FUNCTIONS,
+    AGGREGATES,
     CASTS,
     COMPARISONS,
     FULL_TEXT,
     LIST_OPERATORS,
     PATTERNS,
+    STATISTICS,
     TRUNCATIONS,
     Aggregate,
     AggregateCondition,
@@ -664,7 +665,7 @@ def _counted_value(
 # ---------------------------------------------------------------- aggregates
 
 # The functions whose argument must be a number (the rest take any field a group can be ordered by).
-NUMERIC_AGGREGATES = frozenset({"sum", "avg", "stddev_samp", "stddev_pop", "var_samp", "var_pop"})
+NUMERIC_AGGREGATES = frozenset({"sum", "avg"}) | STATISTICS
 HAVING_OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -677,7 +678,7 @@ def summary_value(summary: Summary, ent: Entity, rows: FromClause, depth: int) -
     def render(field: Any) -> ColumnElement[Any]:
         match field:
             case Aggregate():
-                return _aggregate(ent, rows, field)
+                return _summary_aggregate(ent, rows, field)
             case Keys():
                 if not keys:
                     return EMPTY_ARRAY
@@ -750,8 +751,8 @@ def _key_text(ent: Entity, key: GroupKey, value: ColumnElement[Any]) -> ColumnEl
     return func.upper(text) if key.spelling is Spelling.UPPER else text
 
 
-def _aggregate(ent: Entity, rows: FromClause, aggregate: Aggregate) -> ColumnElement[Any]:
-    value = _aggregate_value(ent, rows, aggregate)
+def _summary_aggregate(ent: Entity, rows: FromClause, aggregate: Aggregate) -> ColumnElement[Any]:
+    value = _summary_aggregated(ent, rows, aggregate)
     if aggregate.otherwise is not None:
         value = func.coalesce(value, _sql_literal(aggregate.otherwise))
     return _spelled(value, aggregate.spelling) if aggregate.spelling is not None else value
@@ -766,7 +767,8 @@ def _sql_literal(value: Any) -> ColumnElement[Any]:
     raise AssertionError(f"not a number or a string: {value!r}")
 
 
-def _aggregate_value(ent: Entity, rows: FromClause, aggregate: Aggregate) -> ColumnElement[Any]:
+def _summary_aggregated(ent: Entity, rows: FromClause, aggregate: Aggregate) -> ColumnElement[Any]:
+    """A summary's aggregate over a group of `rows` (its `otherwise` and spelling aside)."""
     function = aggregate.function
 
     def refuse(why: str) -> InvalidInput:
@@ -774,27 +776,27 @@ def _aggregate_value(ent: Entity, rows: FromClause, aggregate: Aggregate) -> Col
             f"aggregate {function} {why}", field=aggregate.field, reason=InvalidReason.RULE, entity=ent.name
         )
 
-    if function not in AGGREGATE_FUNCTIONS:
-        raise refuse(f"is not known; known: {', '.join(sorted(AGGREGATE_FUNCTIONS))}")
+    if function not in AGGREGATES | STATISTICS:
+        raise refuse(f"is not known; known: {', '.join(sorted(AGGREGATES | STATISTICS))}")
+    if aggregate.path or aggregate.cast or aggregate.result_cast:
+        raise refuse("of a summary takes a field as it is")
     if aggregate.field is None:
-        if function != "count":
+        if function != "count" or aggregate.distinct:
             raise refuse("needs a field")
         return func.count()
     f = _field(ent, aggregate.field)
     if f.kind is Kind.TIMEFRAME:
-        if function not in ("count", "count_distinct"):
+        if function != "count":
             raise refuse("does not apply to a timeframe")
         # Both ends, as one comparable value (null when the timeframe is).
         value: ColumnElement[Any] = cast(_field_value(f, rows), JSONB)
     else:
         value = rows.c[f.columns[0]]
-    if function in NUMERIC_AGGREGATES and (f.kind is not Kind.INTEGER):
+    if function in NUMERIC_AGGREGATES and f.kind is not Kind.INTEGER:
         raise refuse(f"applies to numbers only, not to {f.name}")
-    if function in ("min", "max") and f.kind in (Kind.TEXT_LIST,):
+    if function in ("min", "max") and f.kind is Kind.TEXT_LIST:
         raise refuse(f"does not apply to a list ({f.name})")
-    if function == "count_distinct":
-        return func.count(value.distinct())
-    result: ColumnElement[Any] = getattr(func, function)(value)
+    result: ColumnElement[Any] = getattr(func, function)(value.distinct() if aggregate.distinct else value)
     return result
 
 
@@ -803,11 +805,11 @@ def _having(ent: Entity, rows: FromClause, where: Any) -> ColumnElement[Any]:
         case AggregateCondition(aggregate=aggregate, op=op, value=given):
             if op not in HAVING_OPERATORS:
                 raise InvalidInput(f"operator {op} does not apply to aggregates", reason=InvalidReason.RULE)
-            value = _aggregate_value(ent, rows, aggregate)
+            value = _summary_aggregated(ent, rows, aggregate)
             if aggregate.otherwise is not None:
                 value = func.coalesce(value, _sql_literal(aggregate.otherwise))
             sql_type: TypeEngine[Any]
-            if aggregate.function in ("count", "count_distinct"):
+            if aggregate.function == "count":
                 sql_type = BigInteger()
             elif aggregate.function in NUMERIC_AGGREGATES:
                 sql_type = Numeric()
