@@ -613,10 +613,15 @@ def _only_rows(paged: Paged) -> bool:
     """A page that asks for its rows alone (and constants, its total, summaries), read forward and not trimmed."""
     window = paged.window
     return (
-        not window.backward
-        and window.trim is None
-        and all(f.value in ("rows", "constant", "total", "summary") for f in paged.fields)
+        not window.backward and window.trim is None and all(f.value == "rows" or _counted_only(f) for f in paged.fields)
     )
+
+
+def _counted_only(field: PageField) -> bool:
+    """A page's value that needs none of its rows: a constant, the total, a summary, an object of those."""
+    if field.value == "object":
+        return all(_counted_only(f) for f in field.fields)
+    return field.value in ("constant", "total", "summary")
 
 
 def _rows_page(
@@ -628,12 +633,18 @@ def _rows_page(
     inner = _rows(plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
     order = _order(target, inner, plan.order) or ([inner.c[ORDINAL]] if ORDINAL in inner.c else [])
     pairs: list[tuple[str, ColumnElement[Any]]] = []
+
+    def counted(field: PageField) -> ColumnElement[Any]:
+        match field.value:
+            case "constant":
+                return _constant(field.constant)
+            case "object":
+                return JsonObject([(f.key, counted(f)) for f in field.fields], absent_on_null=False)
+        return _counted_value(paged, field, depth, target, relation, source)
+
     for field in paged.fields:
-        if field.value == "constant":
-            pairs.append((field.key, _constant(field.constant)))
-            continue
-        if field.value in ("total", "summary"):
-            pairs.append((field.key, _counted_value(paged, field, depth, target, relation, source)))
+        if field.value != "rows":
+            pairs.append((field.key, counted(field)))
             continue
         assert field.view is not None and field.view.entity == target.name
         row = _row_json(field.view, target, inner, depth + 1)
