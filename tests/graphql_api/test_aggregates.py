@@ -8,7 +8,6 @@ import random
 from typing import Any
 
 import pytest_asyncio
-from conftest import GraphQLClient
 from graphql import FragmentDefinitionNode, OperationDefinitionNode, build_schema, parse
 from graphql.execution.values import get_variable_values
 from graphql_helpers import snapshot
@@ -380,7 +379,7 @@ async def test_nested_connections_and_latest_updates(generated: AsyncEngine) -> 
     }
 
 
-async def test_over_http_and_its_errors(generated: AsyncEngine, gql: GraphQLClient) -> None:
+async def test_over_http_and_its_errors(generated: AsyncEngine, gql: Any) -> None:
     data = await gql(
         """{ coordinationEvents { groupedAggregates(groupBy: [EVENT_TYPE]) { keys distinctCount { referenceId } } } }"""
     )
@@ -422,7 +421,7 @@ def test_aggregates_are_counted_by_the_cost_limit() -> None:
     assert _cost(latest) == 1 + 1 + 1 + size * 2
 
 
-async def test_a_costly_aggregate_is_refused(gql: GraphQLClient) -> None:
+async def test_a_costly_aggregate_is_refused(gql: Any) -> None:
     # 100 stories x 100 children x 5 aggregates of a page each: past the default limit of 5,000,000.
     fields = " ".join(f"a{i}: updates(first: 1) {{ aggregates {{ sum {{ progressPercent }} }} }}" for i in range(5))
     children = f"children(first: 100) {{ nodes {{ {fields} }} }}"
