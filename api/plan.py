@@ -43,6 +43,8 @@ CASTS = frozenset(
         "jsonb",
     }
 )
+# The aggregate functions an `Aggregate` may apply, by PostgreSQL's names for them.
+AGGREGATES = frozenset({"count", "sum", "avg", "min", "max"})
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,27 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Aggregate:
+    """One output key holding `function` (one of AGGREGATES) over the rows of a group: of `field`, or of the value
+    at `path` inside it, cast to `cast` first (None: count the rows themselves, `count(*)`), the result cast to
+    `result_cast`. `distinct`: over the distinct values only.
+
+    In a `Summary`, `function` may also be one of STATISTICS; `otherwise` stands for null (no rows, or only
+    nulls), as pg-aggregates' sum is 0 then, and `spelling` says how the result is written."""
+
+    key: str
+    function: str
+    field: str | None = None
+    path: tuple[str, ...] = ()
+    path_as_text: bool = False
+    cast: str | None = None
+    result_cast: str | None = None
+    distinct: bool = False
+    spelling: Spelling | None = None
+    otherwise: Any = None
+
+
+@dataclass(frozen=True)
 class Constant:
     """One output key holding the same JSON value for every row (a string, number, boolean or null)."""
 
@@ -237,33 +260,10 @@ class Position:
     fields: tuple[tuple[str, tuple[str, ...]], ...]
 
 
-# The aggregate functions an `Aggregate` may apply, by PostgreSQL's names for them (PostgREST's five).
-AGGREGATES = frozenset({"count", "sum", "avg", "min", "max"})
-# And those a `Summary` may apply besides (pg-aggregates' statistics), of numbers only.
+# The aggregate functions a `Summary` may apply besides AGGREGATES (pg-aggregates' statistics), of numbers only.
 STATISTICS = frozenset({"stddev_samp", "stddev_pop", "var_samp", "var_pop"})
 # The units a group key may be truncated to (PostgreSQL's date_trunc).
 TRUNCATIONS = frozenset({"hour", "day", "week", "month", "year"})
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    """One output key holding `function` (one of AGGREGATES) over the rows of a group: of `field`, or of the value
-    at `path` inside it, cast to `cast` first (None: count the rows themselves, `count(*)`), the result cast to
-    `result_cast`. `distinct`: over the distinct values only.
-
-    In a `Summary`, `function` may also be one of STATISTICS; `otherwise` stands for null (no rows, or only
-    nulls), as pg-aggregates' sum is 0 then, and `spelling` says how the result is written."""
-
-    key: str
-    function: str
-    field: str | None = None
-    path: tuple[str, ...] = ()
-    path_as_text: bool = False
-    cast: str | None = None
-    result_cast: str | None = None
-    distinct: bool = False
-    spelling: Spelling | None = None
-    otherwise: Any = None
 
 
 @dataclass(frozen=True)
