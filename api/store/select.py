@@ -12,12 +12,20 @@ under the keys of one object.
 Identifiers come only from `api.entities`; every client value is a bound
 parameter, cast by PostgreSQL to the column's type, so that a malformed
 value fails exactly as it would in PostgREST (and is mapped to a 4xx).
+
+A plan (or bundle) with a `Scope` reads only the rows that scope may see, wherever
+an entity's rows are read: each read of a table here goes through `readable` (or
+`visible`, its condition), so a statement built from these pieces inherits the
+restriction; the entry points (`Statements`, `rows_statement`, `count_statement`,
+`explain_statement`, `bundle_statement`) put the plan's scope in force while they
+build (`scoped`). Without a scope the statements are what they were before scopes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
@@ -84,9 +92,11 @@ from api.plan import (
     Position,
     ReadPlan,
     Related,
+    Scope,
     Slot,
     Spelling,
     Unmet,
+    Visible,
     parameterized,
 )
 from api.store.tables import TABLES
@@ -169,8 +179,9 @@ def _sql_string(text: str) -> str:
 
 def _array(plan: ReadPlan) -> AnySelect:
     """One row of two columns: the JSON array of every row the plan selects, as text, and their number."""
-    source = _rows(plan, depth=0).subquery("s0")
-    return select(cast(_json_array(plan, source), Text), func.count())
+    with scoped(plan.scope):
+        source = _rows(plan, depth=0).subquery("s0")
+        return select(cast(_json_array(plan, source), Text), func.count())
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,6 +204,8 @@ STATEMENTS_KEPT = 256
 _PARAMETERS: ContextVar[list[tuple[str, int, Callable[[Any], Any]]] | None] = ContextVar("parameters", default=None)
 # While a statement is built: whether it renders timestamps for a session TimeZone other than UTC.
 _ZONED: ContextVar[bool] = ContextVar("zoned", default=False)
+# While a statement is built: what its reads may see (None: every row).
+_SCOPE: ContextVar[Scope | None] = ContextVar("scope", default=None)
 
 
 class Statements:
@@ -242,8 +255,9 @@ class Statements:
     def bundle(self, bundle: Bundle) -> AnySelect:
         """One row, one column: the JSON object of the bundle, as text."""
         # A front end asks again with the same bundle object (those of repeated requests are kept), whose key
-        # is worked out once: the repr of a large bundle costs more than the rest of the lookup.
-        key = bundle.key
+        # is worked out once: the repr of a large bundle costs more than the rest of the lookup. The scope's
+        # values are bound in a bundle's statement: each scope has its own.
+        key: Any = bundle.key if bundle.scope is None else (bundle.key, bundle.scope)
         statement = self.bundles.get(key)
         return self.bundles.put(key, bundle_statement(bundle)) if statement is None else statement
 
@@ -256,6 +270,11 @@ def _holds_values(plan: ReadPlan) -> bool:
 
 def bundle_statement(bundle: Bundle) -> AnySelect:
     """One row, one column: the JSON object of the bundle, as text (values bound in it)."""
+    with scoped(bundle.scope):
+        return _bundle_statement(bundle)
+
+
+def _bundle_statement(bundle: Bundle) -> AnySelect:
     pairs: list[tuple[str, ColumnElement[Any]]] = []
     for item in bundle.items:
         if isinstance(item, Constant):
@@ -282,9 +301,10 @@ def rows_statement(plan: ReadPlan, *, zoned: bool = False) -> AnySelect:
     """One row per result row, each a JSON object as text, in the plan's order (for streaming)."""
     zoning = _ZONED.set(zoned)
     try:
-        source = _rows(plan, depth=0).subquery("s0")
-        ent = entity_named(plan.entity)
-        return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
+        with scoped(plan.scope):
+            source = _rows(plan, depth=0).subquery("s0")
+            ent = entity_named(plan.entity)
+            return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
     finally:
         _ZONED.reset(zoning)
 
@@ -293,8 +313,9 @@ def count_statement(plan: ReadPlan) -> AnySelect:
     """The number of rows matching the plan's filter, ignoring its page."""
     ent = entity_named(plan.entity)
     table = TABLES[ent.name]
-    statement = select(func.count()).select_from(table)
-    clause = _where(plan, ent, table, depth=0)
+    with scoped(plan.scope):
+        statement = readable(select(func.count()).select_from(table), ent, table)
+        clause = _where(plan, ent, table, depth=0)
     return statement.where(clause) if clause is not None else statement
 
 
@@ -316,8 +337,9 @@ def explain_statement(plan: ReadPlan) -> Explain:
     """The planner's view of the rows matching the plan's filter (its estimate of their number, at the top)."""
     ent = entity_named(plan.entity)
     table = TABLES[ent.name]
-    statement = select(table.c.id)
-    clause = _where(plan, ent, table, depth=0)
+    with scoped(plan.scope):
+        statement = readable(select(table.c.id), ent, table)
+        clause = _where(plan, ent, table, depth=0)
     return Explain(statement.where(clause) if clause is not None else statement)
 
 
@@ -335,6 +357,99 @@ def order_clauses(
     """The ORDER BY of `terms` over the entity's table or `source` (for the write service)."""
     ent = entity_named(entity_name)
     return _order(ent, source if source is not None else TABLES[ent.name], terms)
+
+
+# ---------------------------------------------------------------- what a scope sees
+
+
+@contextmanager
+def scoped(scope: Scope | None) -> Iterator[None]:
+    """While building a statement: its reads see only what `scope` may see (every row when None)."""
+    token = _SCOPE.set(scope)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def visible(ent: Entity, source: FromClause) -> ColumnElement[Any] | None:
+    """The condition that keeps the rows of `source` (the entity's table, or an alias of it) the statement
+    being built may see; None when it may see every row."""
+    scope = _SCOPE.get()
+    return None if scope is None else _visible(ent, source, scope)
+
+
+def readable(statement: AnySelect, ent: Entity, source: FromClause) -> AnySelect:
+    """`statement`, which reads the entity's rows from `source`, narrowed to those the statement being built
+    may see: the one way a table is read here."""
+    clause = visible(ent, source)
+    return statement if clause is None else statement.where(clause)
+
+
+def _visible(ent: Entity, source: FromClause, scope: Scope) -> ColumnElement[Any]:
+    """The rows of `source` that `scope` may see (its rules: `api.plan.Scope`). Every table it reads to
+    decide is aliased, so that it correlates to `source` whatever `source` is."""
+
+    def teams() -> ColumnElement[Any]:
+        return cast(_value(scope.teams, ARRAY(Text), _team_ids), ARRAY(Text))
+
+    def story_seen(holder: FromClause) -> ColumnElement[Any]:
+        story = TABLES["goal_story"].alias()
+        return exists(
+            select(literal(1))
+            .select_from(story)
+            .where(story.c.id == holder.c.goal_story_id, story.c.team_ids.overlap(teams()))
+            .correlate(holder)
+            .scalar_subquery()
+        )
+
+    match ent.name:
+        case "team":
+            return source.c.id == any_(teams())
+        case "team_checkin":
+            return source.c.team_id == any_(teams())
+        case "goal_story":
+            return source.c.team_ids.overlap(teams())
+        case "goal_story_update":
+            return story_seen(source)
+        case "coordination_event":
+            checkin, update = TABLES["team_checkin"].alias(), TABLES["goal_story_update"].alias()
+            checkin_seen = exists(
+                select(literal(1))
+                .select_from(checkin)
+                .where(checkin.c.id == source.c.reference_id, checkin.c.team_id == any_(teams()))
+                .correlate(source)
+                .scalar_subquery()
+            )
+            update_seen = exists(
+                select(literal(1))
+                .select_from(update)
+                .where(update.c.id == source.c.reference_id, story_seen(update))
+                .correlate(source)
+                .scalar_subquery()
+            )
+            return or_(
+                and_(source.c.event_type == "team_checkin", checkin_seen),
+                and_(source.c.event_type == "goal_story_update", update_seen),
+            )
+        case "actor":
+            team = TABLES["team"].alias()
+            member = exists(
+                select(literal(1))
+                .select_from(team)
+                .where(team.c.id == any_(teams()), source.c.id == any_(team.c.member_ids))
+                .correlate(source)
+                .scalar_subquery()
+            )
+            actor = scope.actor.value if isinstance(scope.actor, Slot) else scope.actor
+            if actor is None:
+                return member
+            return or_(source.c.id == _value(scope.actor, Text(), _no_nul), member)
+    raise AssertionError(f"no scope rule for {ent.name}")
+
+
+def _team_ids(value: Any) -> list[str]:
+    return _strings(list(value))
 
 
 # ---------------------------------------------------------------- one level
@@ -358,13 +473,15 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None, parent: 
         )
         # Each listed id looked up by itself (the OFFSET keeps PostgreSQL from flattening the lookup into a
         # hash join that reads the whole table for every parent row).
-        table = select(table).where(table.c.id == listed.c.id).offset(literal_column("0")).lateral(f"l{depth}")
+        looked_up = readable(select(table).where(table.c.id == listed.c.id), ent, table)
+        table = looked_up.offset(literal_column("0")).lateral(f"l{depth}")
         order = _order(ent, table, plan.order) or [listed.c[ORDINAL]]
         statement = select(table, listed.c[ORDINAL]).select_from(listed.join(table, true()))
     else:
         statement = select(table)
         if relation is not None:
             statement = statement.where(_link(relation, table, parent))
+        statement = readable(statement, ent, table)
     clause = _where(plan, ent, table, depth)
     if clause is not None:
         statement = statement.where(clause)
@@ -788,7 +905,7 @@ def _related_value(ent: Entity, source: FromClause, column: Column) -> ColumnEle
     value = _column_value(
         other, related, Column(column.key, column.field, column.path, column.path_as_text, column.cast)
     )
-    return select(value).where(_link(relation, related, source)).scalar_subquery()
+    return readable(select(value).where(_link(relation, related, source)), other, related).scalar_subquery()
 
 
 def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bool) -> ColumnElement[Any]:
@@ -816,6 +933,8 @@ def _filter(ent: Entity, source: FromClause, where: Filter) -> ColumnElement[Any
             return _filter(ent, source, item).is_not(true())
         case Related(name, item, pick):
             return _related(ent, source, name, item, pick)
+        case Visible(scope):
+            return _visible(ent, source, scope)
     raise AssertionError(f"not a filter: {where!r}")
 
 
@@ -830,8 +949,7 @@ def _related(
     table: FromClause = TABLES[target.name].alias()
     if pick:
         first = (
-            select(table)
-            .where(_link(relation, table, source))
+            readable(select(table).where(_link(relation, table, source)), target, table)
             .order_by(*_order(target, table, pick))
             .limit(1)
             .correlate(source)
@@ -839,7 +957,7 @@ def _related(
         table = first.subquery()
         inner = select(literal(1)).select_from(table)
     else:
-        inner = select(literal(1)).select_from(table).where(_link(relation, table, source))
+        inner = readable(select(literal(1)).select_from(table).where(_link(relation, table, source)), target, table)
     if where is not None:
         inner = inner.where(_filter(target, table, where))
     return exists(inner.correlate(source).scalar_subquery())
@@ -1025,7 +1143,7 @@ def _order(ent: Entity, source: FromClause, terms: tuple[OrderTerm, ...]) -> lis
             f = _field(other, term.field)
             value = _path_value(f, related, term.path, term.path_as_text) if term.path else related.c[f.columns[0]]
             targets: list[ColumnElement[Any]] = [
-                select(value).where(_link(relation, related, source)).scalar_subquery()
+                readable(select(value).where(_link(relation, related, source)), other, related).scalar_subquery()
             ]
         else:
             f = _field(ent, term.field)
