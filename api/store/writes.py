@@ -39,12 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from api.edge.auth import require_write
 from api.entities import Entity
 from api.errors import Conflict, ConflictReason, NotFound, Transient
-from api.plan import Condition, Filter, OrderTerm, ReadPlan
+from api.plan import Condition, Filter, OrderTerm, ReadPlan, Scope, Visible, all_of, replaced
 from api.store.database import connection, transaction
 from api.store.events import PendingEvent, record_events
 from api.store.imports import ImportItem, Sources, each, import_batch, record_missing_events
 from api.store.pool import DirectPool
-from api.store.reads import json_array, only_ids, set_timezone
+from api.store.reads import current_scope, json_array, only_ids, set_timezone
 from api.store.rules import (
     Hierarchy,
     as_actor,
@@ -91,14 +91,20 @@ class Written:
     """What a `returning` callback is given: the ids of the rows the write touched, and reads that
     run inside its transaction, so that they show exactly what it wrote (and may still refuse it)."""
 
-    def __init__(self, conn: AsyncConnection, ids: list[str], statements: Statements) -> None:
+    def __init__(
+        self, conn: AsyncConnection, ids: list[str], statements: Statements, scope: Scope | None = None
+    ) -> None:
         self._conn = conn
         self.ids = ids
         self._statements = statements
+        # What the writer may read (an update's or a delete's caller limited to teams), else None.
+        self._scope = scope
 
     async def json_array(self, plan: ReadPlan, *, timezone: str | None = None) -> str:
         """The rows `plan` selects, as the text of one JSON array, timestamps in `timezone`."""
         await set_timezone(self._conn, timezone)
+        if self._scope is not None and plan.scope is None:
+            plan = replaced(plan, scope=self._scope)
         return await json_array(self._conn, plan, self._statements, zoned=timezone is not None)
 
     async def rows(self, plan: ReadPlan, *, timezone: str | None = None) -> str:
@@ -254,6 +260,8 @@ class WriteService:
         require_write()
         ent = writable(entity_name)
         actor = writing_actor(ent)
+        scope = current_scope()
+        where = _within(where, scope)
         columns = to_columns(ent, changes, partial=True)
         if actor is not None:
             refuse_actor_change(ent, actor, columns)
@@ -274,7 +282,7 @@ class WriteService:
             if tree is not None:
                 await tree.check(conn, rows)
             result = WriteResult(rows=rows, events=await record_events(conn, [p for p in pending if p is not None]))
-            return await _read_back(conn, result, returning, self.statements)
+            return await _read_back(conn, result, returning, self.statements, scope)
 
         return await self._run(work)
 
@@ -303,6 +311,8 @@ class WriteService:
         require_write()
         ent = writable(entity_name)
         actor = writing_actor(ent)
+        scope = current_scope()
+        where = _within(where, scope)
 
         async def work(conn: AsyncConnection) -> WriteResult:
             result = WriteResult(rows=await lock_matching(conn, ent, where, order=order, limit=limit, offset=offset))
@@ -313,7 +323,7 @@ class WriteService:
                 refuse_foreign_rows(ent, actor, result.rows)
             await refuse_referenced(conn, ent, ids)
             # Read back before the rows are gone.
-            result = await _read_back(conn, result, returning, self.statements)
+            result = await _read_back(conn, result, returning, self.statements, scope)
             await delete_rows(conn, ent, ids)
             return result
 
@@ -461,11 +471,21 @@ async def _insert_checked(
 
 
 async def _read_back(
-    conn: AsyncConnection, result: WriteResult, returning: Returning | None, statements: Statements
+    conn: AsyncConnection,
+    result: WriteResult,
+    returning: Returning | None,
+    statements: Statements,
+    scope: Scope | None = None,
 ) -> WriteResult:
     if returning is not None:
-        result.returned = await returning(Written(conn, [r["id"] for r in result.rows], statements))
+        result.returned = await returning(Written(conn, [r["id"] for r in result.rows], statements, scope))
     return result
+
+
+def _within(where: Filter | None, scope: Scope | None) -> Filter | None:
+    """`where`, for a caller limited to teams narrowed to the rows it may read: an update or a delete never
+    touches (nor counts, nor shows) a row its caller cannot see, which to it does not exist."""
+    return where if scope is None else all_of(where, Visible(scope))
 
 
 def _event(ent: Entity, row: Mapping[str, Any], occurred_at: Any) -> PendingEvent | None:
