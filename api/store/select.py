@@ -409,7 +409,8 @@ def _visible(ent: Entity, source: FromClause, scope: Scope) -> ColumnElement[Any
         case "team_checkin":
             return source.c.team_id == any_(teams())
         case "goal_story":
-            return source.c.team_ids.overlap(teams())
+            overlaps: ColumnElement[Any] = source.c.team_ids.overlap(teams())
+            return overlaps
         case "goal_story_update":
             return story_seen(source)
         case "coordination_event":
