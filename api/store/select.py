@@ -387,21 +387,17 @@ def readable(statement: AnySelect, ent: Entity, source: FromClause) -> AnySelect
 
 
 def _visible(ent: Entity, source: FromClause, scope: Scope) -> ColumnElement[Any]:
-    """The rows of `source` that `scope` may see (its rules: `api.plan.Scope`). Every table it reads to
-    decide is aliased, so that it correlates to `source` whatever `source` is."""
+    """The rows of `source` that `scope` may see (its rules: `api.plan.Scope`). What decides is read by
+    subqueries that do not depend on the row (every table in them aliased, so none correlates to `source`):
+    PostgreSQL reads each once per statement and probes it per row (a hashed subplan or a semi-join),
+    where a correlated EXISTS would look up every row it passes."""
 
     def teams() -> ColumnElement[Any]:
         return cast(_value(scope.teams, ARRAY(Text), _team_ids), ARRAY(Text))
 
-    def story_seen(holder: FromClause) -> ColumnElement[Any]:
+    def stories() -> AnySelect:
         story = TABLES["goal_story"].alias()
-        return exists(
-            select(literal(1))
-            .select_from(story)
-            .where(story.c.id == holder.c.goal_story_id, story.c.team_ids.overlap(teams()))
-            .correlate(holder)
-            .scalar_subquery()
-        )
+        return select(story.c.id).where(story.c.team_ids.overlap(teams()))
 
     match ent.name:
         case "team":
@@ -412,40 +408,22 @@ def _visible(ent: Entity, source: FromClause, scope: Scope) -> ColumnElement[Any
             overlaps: ColumnElement[Any] = source.c.team_ids.overlap(teams())
             return overlaps
         case "goal_story_update":
-            return story_seen(source)
+            return source.c.goal_story_id.in_(stories())
         case "coordination_event":
             checkin, update = TABLES["team_checkin"].alias(), TABLES["goal_story_update"].alias()
-            checkin_seen = exists(
-                select(literal(1))
-                .select_from(checkin)
-                .where(checkin.c.id == source.c.reference_id, checkin.c.team_id == any_(teams()))
-                .correlate(source)
-                .scalar_subquery()
-            )
-            update_seen = exists(
-                select(literal(1))
-                .select_from(update)
-                .where(update.c.id == source.c.reference_id, story_seen(update))
-                .correlate(source)
-                .scalar_subquery()
-            )
+            checkins = select(checkin.c.id).where(checkin.c.team_id == any_(teams()))
+            updates = select(update.c.id).where(update.c.goal_story_id.in_(stories()))
             return or_(
-                and_(source.c.event_type == "team_checkin", checkin_seen),
-                and_(source.c.event_type == "goal_story_update", update_seen),
+                and_(source.c.event_type == "team_checkin", source.c.reference_id.in_(checkins)),
+                and_(source.c.event_type == "goal_story_update", source.c.reference_id.in_(updates)),
             )
         case "actor":
             team = TABLES["team"].alias()
-            member = exists(
-                select(literal(1))
-                .select_from(team)
-                .where(team.c.id == any_(teams()), source.c.id == any_(team.c.member_ids))
-                .correlate(source)
-                .scalar_subquery()
-            )
+            members = source.c.id.in_(select(func.unnest(team.c.member_ids)).where(team.c.id == any_(teams())))
             actor = scope.actor.value if isinstance(scope.actor, Slot) else scope.actor
             if actor is None:
-                return member
-            return or_(source.c.id == _value(scope.actor, Text(), _no_nul), member)
+                return members
+            return or_(source.c.id == _value(scope.actor, Text(), _no_nul), members)
     raise AssertionError(f"no scope rule for {ent.name}")
 
 
