@@ -100,8 +100,9 @@ class Scope:
     A token limited to teams sees those teams, their check-ins, the goal stories whose team_ids
     overlap them and those stories' updates, the coordination events whose check-in or update it
     sees, and the actors who are members of those teams, and itself. A plan without a scope (a
-    trusted caller, an admin, a token without a teams claim) reads every row. The values may be
-    `Slot`s (a plan's shape): every scope then shares one statement."""
+    trusted caller, an admin, a token without a teams claim) reads what its caller may read; one whose
+    `teams` is None reads every row whoever asks. The values may be `Slot`s (a plan's shape): every scope
+    then shares one statement."""
 
     teams: Any
     actor: Any = None
@@ -349,8 +350,8 @@ class ReadPlan:
     # The output keys in this order (keys not named go after them); None keeps the kinds' order.
     layout: tuple[str, ...] | None = None
     # What the read may see, at every level (roots, embeds, counts, pages, related-row filters,
-    # orders): set on the top plan only, by the reader, from the caller (api/store/reads.py);
-    # None reads every row.
+    # orders), on the top plan only; None: what the caller may see, put here when its statement is
+    # built (api/store/select.py, api/store/scoping.py).
     scope: Scope | None = None
 
 
@@ -420,7 +421,7 @@ def scoped_shape(shape: ReadPlan, values: list[Any], scope: Scope | None) -> tup
 
 
 def _shape_scope(scope: Scope, values: list[Any]) -> Scope:
-    if isinstance(scope.teams, Slot):
+    if isinstance(scope.teams, Slot) or scope.teams is None:
         return scope
     values.append(tuple(scope.teams))
     teams = Slot(len(values) - 1, values[-1], whole=True)

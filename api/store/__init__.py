@@ -10,7 +10,8 @@ from api.store.imports import ImportItem
 from api.store.listener import Listener
 from api.store.migrate import upgrade
 from api.store.pool import DirectPool
-from api.store.reads import Reader, current_scope
+from api.store.reads import Reader
+from api.store.scoping import current_scope
 from api.store.validation import MAX_ID_LENGTH, parse_date
 from api.store.webhooks import Webhook, WebhookAttempt, WebhookDelivery, WebhookStore
 from api.store.writes import ImportResult, OnConflict, Returning, WriteResult, WriteService, Written

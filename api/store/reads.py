@@ -1,9 +1,9 @@
 """Running query plans: the read side that every front end calls.
 
-Every read runs with the caller's scope (`current_scope`): a token limited to teams reads only
-what those teams may see, whichever front end asked, at every level of the plan (api/store/select.py
-renders the restriction). The reader puts it in the plan (or bundle) itself, so no front end can
-leave it out; a plan that already carries a scope keeps it.
+Every read runs with the caller's scope (api/store/scoping.py): a token limited to teams reads only
+what those teams may see, whichever front end asked, at every level of the plan. The statements'
+builder (api/store/select.py) puts it in the plan itself, so neither a front end nor a reader method
+can leave it out.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.edge.auth import current_principal
-from api.plan import Bundle, Condition, ReadPlan, Scope, all_of, parameterized, replaced, scoped_shape
+from api.plan import Bundle, Condition, ReadPlan, all_of, parameterized
 from api.store.database import connection
 from api.store.pool import DirectPool, compile_statement
 from api.store.select import AnySelect, Statements, count_statement, explain_statement, rows_statement
@@ -25,22 +24,6 @@ from api.store.select import AnySelect, Statements, count_statement, explain_sta
 STREAM_BATCH = 500
 # Whether a statement is one the reader keeps (compiled once) or one built for this read alone.
 KEPT, ONCE = True, False
-
-
-def current_scope() -> Scope | None:
-    """What the caller may read: None for every row (callers outside requests such as the CLI, admins,
-    tokens without a teams claim), else its teams (and its own actor)."""
-    principal = current_principal()
-    if principal is None or principal.teams is None or principal.admin:
-        return None
-    return Scope(tuple(sorted(principal.teams)), principal.actor)
-
-
-def _scoped(plan: ReadPlan) -> ReadPlan:
-    if plan.scope is not None:
-        return plan
-    scope = current_scope()
-    return plan if scope is None else replaced(plan, scope=scope)
 
 
 class Reader:
@@ -82,8 +65,6 @@ class Reader:
 
     async def json_rows_shaped(self, shape: ReadPlan, values: list[Any]) -> tuple[str, int]:
         """`json_rows` of the plan given as its shape (`plan.parameterized`) and its slots' values."""
-        if shape.scope is None:
-            shape, values = scoped_shape(shape, values, current_scope())
         prepared, arguments = self.statements.shape(shape, values, zoned=self.timezone is not None)
         text: str
         rows: int
@@ -92,22 +73,17 @@ class Reader:
 
     async def json_object(self, bundle: Bundle) -> str:
         """The text of the bundle's one JSON object, built by PostgreSQL in one statement."""
-        if bundle.scope is None:
-            scope = current_scope()
-            if scope is not None:
-                bundle = replaced(bundle, scope=scope)
         text: str = (await self._first_rows((self.statements.bundle(bundle), {}, KEPT)))[0][0]
         return text
 
     async def count(self, plan: ReadPlan) -> int:
-        total: int = (await self._first_rows((count_statement(_scoped(plan)), {}, ONCE)))[0][0]
+        total: int = (await self._first_rows((count_statement(plan), {}, ONCE)))[0][0]
         return total
 
     async def page(self, plan: ReadPlan, *, with_count: bool) -> tuple[str, int | None]:
         """Rows and (when asked) the total, read in one snapshot."""
         if not with_count:
             return await self.json_array(plan), None
-        plan = _scoped(plan)
         prepared, arguments = self.statements.array(plan, zoned=self.timezone is not None)
         rows, total = await self._first_rows((prepared.statement, arguments, KEPT), (count_statement(plan), {}, ONCE))
         return rows[0], total[0]
@@ -132,7 +108,7 @@ class Reader:
         """PostgreSQL's planner estimate of the rows matching the plan's filter (no scan of the rows)."""
         async with connection(self.engine) as conn:
             await set_timezone(conn, self.timezone)
-            return await planned_count(conn, _scoped(plan))
+            return await planned_count(conn, plan)
 
     async def stream_counted(self, plan: ReadPlan) -> AsyncGenerator[int | str, None]:
         """First the number of rows matching the filter, then each row as JSON text, from one snapshot.
@@ -140,7 +116,6 @@ class Reader:
         For a streamed response whose headers (Content-Range) need the row count
         before the first row is sent; memory stays flat as with `stream`.
         """
-        plan = _scoped(plan)
         async with connection(self.streams) as conn, conn.begin():
             await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             await set_timezone(conn, self.timezone)
@@ -152,7 +127,6 @@ class Reader:
 
     async def stream(self, plan: ReadPlan) -> AsyncIterator[str]:
         """Each row as JSON text, fetched in batches through a server-side cursor, so memory stays flat."""
-        plan = _scoped(plan)
         async with connection(self.streams) as conn, conn.begin():
             await set_timezone(conn, self.timezone)
             async for row in stream(conn, plan, zoned=self.timezone is not None):

@@ -13,12 +13,13 @@ Identifiers come only from `api.entities`; every client value is a bound
 parameter, cast by PostgreSQL to the column's type, so that a malformed
 value fails exactly as it would in PostgREST (and is mapped to a 4xx).
 
-A plan (or bundle) with a `Scope` reads only the rows that scope may see, wherever
-an entity's rows are read: each read of a table here goes through `readable` (or
-`visible`, its condition), so a statement built from these pieces inherits the
-restriction; the entry points (`Statements`, `rows_statement`, `count_statement`,
-`explain_statement`, `bundle_statement`) put the plan's scope in force while they
-build (`scoped`). Without a scope the statements are what they were before scopes.
+A plan (or bundle) reads only the rows its `Scope` may see, wherever an entity's rows
+are read: each read of a table here goes through `readable` (or `visible`, its
+condition), so a statement built from these pieces inherits the restriction. The
+entry points (`Statements`, `rows_statement`, `count_statement`, `explain_statement`,
+`bundle_statement`) give a plan without a scope the caller's (`api.store.scoping`),
+so no reader can leave it out, and put it in force while they build (`scoped`).
+Without a scope the statements are what they were before scopes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import (
     ARRAY,
@@ -98,7 +99,10 @@ from api.plan import (
     Unmet,
     Visible,
     parameterized,
+    replaced,
+    scoped_shape,
 )
+from api.store.scoping import current_scope
 from api.store.tables import TABLES
 
 # A SELECT of any columns (Select is generic in the types of its columns).
@@ -231,7 +235,10 @@ class Statements:
         return self.shape(*parameterized(plan), zoned=zoned)
 
     def shape(self, shape: ReadPlan, values: list[Any], *, zoned: bool = False) -> tuple[Prepared, dict[str, Any]]:
-        """`array` of a plan given as its shape and the values of its slots."""
+        """`array` of a plan given as its shape and the values of its slots (the caller's scope added to a shape
+        without one: its values are slots too, so that every scope shares the statement)."""
+        if shape.scope is None:
+            shape, values = scoped_shape(shape, values, current_scope())
         # Values outside conditions (constants, choices, pages, composites) stay in the shape as they are;
         # equality would take 1, 1.0 and True for one another there, the repr does not.
         key: Any = (zoned, repr(shape) if _holds_values(shape) else shape)
@@ -257,6 +264,7 @@ class Statements:
         # A front end asks again with the same bundle object (those of repeated requests are kept), whose key
         # is worked out once: the repr of a large bundle costs more than the rest of the lookup. The scope's
         # values are bound in a bundle's statement: each scope has its own.
+        bundle = _with_scope(bundle)
         key: Any = bundle.key if bundle.scope is None else (bundle.key, bundle.scope)
         statement = self.bundles.get(key)
         return self.bundles.put(key, bundle_statement(bundle)) if statement is None else statement
@@ -270,6 +278,7 @@ def _holds_values(plan: ReadPlan) -> bool:
 
 def bundle_statement(bundle: Bundle) -> AnySelect:
     """One row, one column: the JSON object of the bundle, as text (values bound in it)."""
+    bundle = _with_scope(bundle)
     with scoped(bundle.scope):
         return _bundle_statement(bundle)
 
@@ -299,6 +308,7 @@ def _bundle_statement(bundle: Bundle) -> AnySelect:
 
 def rows_statement(plan: ReadPlan, *, zoned: bool = False) -> AnySelect:
     """One row per result row, each a JSON object as text, in the plan's order (for streaming)."""
+    plan = _with_scope(plan)
     zoning = _ZONED.set(zoned)
     try:
         with scoped(plan.scope):
@@ -311,6 +321,7 @@ def rows_statement(plan: ReadPlan, *, zoned: bool = False) -> AnySelect:
 
 def count_statement(plan: ReadPlan) -> AnySelect:
     """The number of rows matching the plan's filter, ignoring its page."""
+    plan = _with_scope(plan)
     ent = entity_named(plan.entity)
     table = TABLES[ent.name]
     with scoped(plan.scope):
@@ -335,6 +346,7 @@ def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
 
 def explain_statement(plan: ReadPlan) -> Explain:
     """The planner's view of the rows matching the plan's filter (its estimate of their number, at the top)."""
+    plan = _with_scope(plan)
     ent = entity_named(plan.entity)
     table = TABLES[ent.name]
     with scoped(plan.scope):
@@ -362,10 +374,22 @@ def order_clauses(
 # ---------------------------------------------------------------- what a scope sees
 
 
+PlanOrBundle = TypeVar("PlanOrBundle", ReadPlan, Bundle)
+
+
+def _with_scope(item: PlanOrBundle) -> PlanOrBundle:
+    """The plan or bundle with the caller's scope when it names none (itself when the caller reads all)."""
+    if item.scope is not None:
+        return item
+    scope = current_scope()
+    return item if scope is None else replaced(item, scope=scope)
+
+
 @contextmanager
 def scoped(scope: Scope | None) -> Iterator[None]:
-    """While building a statement: its reads see only what `scope` may see (every row when None)."""
-    token = _SCOPE.set(scope)
+    """While building a statement: its reads see only what `scope` may see (every row when None, or when
+    its teams are None)."""
+    token = _SCOPE.set(None if scope is None or scope.teams is None else scope)
     try:
         yield
     finally:
@@ -913,7 +937,7 @@ def _filter(ent: Entity, source: FromClause, where: Filter) -> ColumnElement[Any
         case Related(name, item, pick):
             return _related(ent, source, name, item, pick)
         case Visible(scope):
-            return _visible(ent, source, scope)
+            return true() if scope.teams is None else _visible(ent, source, scope)
     raise AssertionError(f"not a filter: {where!r}")
 
 

@@ -44,7 +44,7 @@ from api.store.database import connection, transaction
 from api.store.events import PendingEvent, record_events
 from api.store.imports import ImportItem, Sources, each, import_batch, record_missing_events
 from api.store.pool import DirectPool
-from api.store.reads import current_scope, json_array, only_ids, set_timezone
+from api.store.reads import json_array, only_ids, set_timezone
 from api.store.rules import (
     Hierarchy,
     as_actor,
@@ -63,6 +63,7 @@ from api.store.rules import (
     writable,
     writing_actor,
 )
+from api.store.scoping import EVERY_ROW, current_scope
 from api.store.select import Statements
 from api.store.statements import (
     Inserted,
@@ -97,7 +98,8 @@ class Written:
         self._conn = conn
         self.ids = ids
         self._statements = statements
-        # What the writer may read (an update's or a delete's caller limited to teams), else None.
+        # What these reads may see: None, the caller's (an update or a delete touches only rows its caller
+        # may read); `EVERY_ROW` for what a create wrote (creates are not limited by teams).
         self._scope = scope
 
     async def json_array(self, plan: ReadPlan, *, timezone: str | None = None) -> str:
@@ -208,7 +210,7 @@ class WriteService:
                 result = await _insert(conn, batch, ignore_existing=on_conflict is OnConflict.IGNORE)
             if batch.tree is not None:
                 await batch.tree.check(conn, result.rows)
-            return await _read_back(conn, result, returning, self.statements)
+            return await _read_back(conn, result, returning, self.statements, EVERY_ROW)
 
         return await self._run(work)
 
@@ -260,8 +262,7 @@ class WriteService:
         require_write()
         ent = writable(entity_name)
         actor = writing_actor(ent)
-        scope = current_scope()
-        where = _within(where, scope)
+        where = _within(where, current_scope())
         columns = to_columns(ent, changes, partial=True)
         if actor is not None:
             refuse_actor_change(ent, actor, columns)
@@ -282,7 +283,7 @@ class WriteService:
             if tree is not None:
                 await tree.check(conn, rows)
             result = WriteResult(rows=rows, events=await record_events(conn, [p for p in pending if p is not None]))
-            return await _read_back(conn, result, returning, self.statements, scope)
+            return await _read_back(conn, result, returning, self.statements)
 
         return await self._run(work)
 
@@ -311,8 +312,7 @@ class WriteService:
         require_write()
         ent = writable(entity_name)
         actor = writing_actor(ent)
-        scope = current_scope()
-        where = _within(where, scope)
+        where = _within(where, current_scope())
 
         async def work(conn: AsyncConnection) -> WriteResult:
             result = WriteResult(rows=await lock_matching(conn, ent, where, order=order, limit=limit, offset=offset))
@@ -323,7 +323,7 @@ class WriteService:
                 refuse_foreign_rows(ent, actor, result.rows)
             await refuse_referenced(conn, ent, ids)
             # Read back before the rows are gone.
-            result = await _read_back(conn, result, returning, self.statements, scope)
+            result = await _read_back(conn, result, returning, self.statements)
             await delete_rows(conn, ent, ids)
             return result
 

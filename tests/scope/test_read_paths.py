@@ -18,11 +18,15 @@ from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.edge.auth import Caller, current_caller
+from api.plan import Embed, ReadPlan
+from api.store.reads import count, json_array
+from api.store.select import Statements
 from api.store.writes import WriteService
 from tests.live.helpers import until_subscribers
 from tests.live.servers import messages
 
-from .conftest import ADMIN, ADMIN_WITH_TEAMS, UNLIMITED, bearer, seed_world, seen_by, token
+from .conftest import ACCESS, ADMIN, ADMIN_WITH_TEAMS, UNLIMITED, bearer, seed_world, seen_by, token
 
 T1 = token(["t-1"], actor="a-4")
 T9 = token(["t-9"])
@@ -342,3 +346,37 @@ async def test_graphql_subscription_sends_no_foreign_event_replayed_or_live(
     assert {e["id"] for e in got[:-1]} == seen["coordination_events"]
     assert got[-1]["referenceId"] == own
     assert not ids_in(got) & FOREIGN, ids_in(got) & FOREIGN
+
+
+# ---------------------------------------------------------------- below the reader
+
+
+async def test_a_statement_built_by_the_renderer_is_limited_whoever_runs_it(world: AsyncEngine) -> None:
+    """A read that goes around the `Reader` (as a new kind of read might) still gets the caller's scope:
+    the renderer's entry points add it to a plan that names none."""
+    plan = ReadPlan("team", embeds=(Embed("goal_stories", "goal_stories", ReadPlan("goal_story")),))
+    handle = current_caller.set(Caller(ACCESS.authenticate(f"Bearer {T1}")))
+    try:
+        async with world.connect() as conn:
+            rows = json.loads(await json_array(conn, plan, Statements()))
+            assert (await count(conn, ReadPlan("team_checkin")), await count(conn, ReadPlan("actor"))) == (2, 3)
+    finally:
+        current_caller.reset(handle)
+    assert rows == [
+        {
+            "id": "t-1",
+            "name": "Backend",
+            "description": "APIs and data",
+            "member_ids": ["a-2", "a-1"],
+            "goal_stories": [
+                {
+                    "id": "g-1",
+                    "title": "Launch",
+                    "actor_ids": ["a-1", "a-5"],
+                    "team_ids": ["t-1"],
+                    "timeframe": {"start": "2026-01-01", "end": "2026-03-31"},
+                    "created_at": rows[0]["goal_stories"][0]["created_at"],
+                }
+            ],
+        }
+    ]

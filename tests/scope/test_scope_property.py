@@ -30,8 +30,8 @@ SCOPES: list[tuple[set[str], str | None]] = [
     (set(), "a-2"),
     ({"t-9"}, "a-1"),
 ]
-GRAPHQL_QUERIES = 50
-REST_QUERIES = 60
+GRAPHQL_QUERIES = 40
+REST_QUERIES = 50
 POOL = {
     "actor": ["a-1", "a-2", "a-3", "a-5", "zz"],
     "team": ["t-1", "t-2", "t-9"],
