@@ -23,7 +23,7 @@ from typing import Any
 from api import metrics
 from api.entities import entity
 from api.errors import InvalidInput, Unavailable
-from api.live.filters import after_cursor, team_filter, up_to_cursor
+from api.live.filters import after_cursor, teams_filter, up_to_cursor
 from api.live.subscriber import Gap, Sink, Subscriber, SubscriberOverflow
 from api.plan import Column, Filter, Match, OrderTerm, ReadPlan, Visible, all_of
 from api.store import NOTIFY_CHANNEL, Listener, Reader, current_scope
@@ -147,10 +147,12 @@ class LiveFeed:
         if self._position is None:
             raise RuntimeError("the live feed is not running (not started, or the database is not reachable yet)")
         # The caller's scope is part of the subscriber's filter: the feed reads for every subscriber at
-        # once, outside any request, so the reader cannot add it there.
+        # once, outside any request, so the caller's scope cannot be added there.
         scope = current_scope()
         chosen = all_of(
-            where, team_filter(team_id) if team_id is not None else None, Visible(scope) if scope is not None else None
+            where,
+            teams_filter([team_id]) if team_id is not None else None,
+            Visible(scope) if scope is not None else None,
         )
         key = None
         if chosen is not None:
