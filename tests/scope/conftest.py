@@ -21,8 +21,9 @@ ACCESS = Access.configure(jwt_secret=SECRET)
 
 
 def token(teams: list[str] | None, *, actor: str | None = None, scope: str = "read") -> str:
-    """A token as `coco token create --teams ... --actor ... --scope ...` mints it."""
-    return create(ACCESS, scope=scope, expires_s=600, actor=actor, teams=teams)
+    """A token as `coco token create --teams ... --actor ... --scope ... --expires 1d` mints it (minted when the
+    tests are collected: it must outlive the rest of a slow suite run before them)."""
+    return create(ACCESS, scope=scope, expires_s=86400, actor=actor, teams=teams)
 
 
 def bearer(value: str) -> dict[str, str]:
