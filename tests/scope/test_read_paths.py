@@ -380,3 +380,21 @@ async def test_a_statement_built_by_the_renderer_is_limited_whoever_runs_it(worl
             ],
         }
     ]
+
+
+async def test_graphql_aggregates_count_only_the_team(scoped_url: str, world: AsyncEngine) -> None:
+    """Aggregates are built on the same renderer, and inherit the scope without code of their own."""
+    query = """{ goalStoryUpdates { totalCount aggregates { distinctCount { id } sum { progressPercent } }
+                   groupedAggregates(groupBy: [STATUS]) { keys distinctCount { id } } }
+                 teamCheckins { aggregates { distinctCount { id teamId actorId } } } }"""
+    async with httpx.AsyncClient(base_url=scoped_url, timeout=30) as client:
+        scoped = (await client.post("/graphql", json={"query": query}, headers=bearer(T1))).json()
+        every = (await client.post("/graphql", json={"query": query}, headers=bearer(UNLIMITED))).json()
+    assert "errors" not in scoped, scoped
+    updates = scoped["data"]["goalStoryUpdates"]
+    assert updates["totalCount"] == 1
+    assert updates["aggregates"] == {"distinctCount": {"id": "1"}, "sum": {"progressPercent": "10"}}, updates
+    assert [group["distinctCount"]["id"] for group in updates["groupedAggregates"]] == ["1"]
+    checkins = scoped["data"]["teamCheckins"]["aggregates"]["distinctCount"]
+    assert checkins == {"id": "2", "teamId": "1", "actorId": "2"}, checkins
+    assert every["data"]["goalStoryUpdates"]["totalCount"] == 4
