@@ -205,8 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(
         f"CoCo benchmark, {started}: {scale.checkins:,} check-ins, {scale.updates:,} updates; wrk -t{load.threads} "
-        f"-c{load.connections} -d{load.duration_s}s after {load.warmup_s}s warm-up; {args.workers} workers each"
-        + (f" (PostGraphile {args.postgraphile_workers})" if args.postgraphile_workers else "")
+        f"-c{load.connections} -d{load.duration_s}s after {load.warmup_s}s warm-up; {args.workers} workers per Python "
+        f"server, {args.postgraphile_workers or args.workers} per PostGraphile (4 and 5)"
     )
     print(table(rows, memory, OURS, live, served, hooks))
     path = RESULTS / timestamp_name(started)
