@@ -43,6 +43,8 @@ CASTS = frozenset(
         "jsonb",
     }
 )
+# The aggregate functions an `Aggregate` may apply, by PostgreSQL's names for them.
+AGGREGATES = frozenset({"count", "sum", "avg", "min", "max"})
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,29 @@ class Related:
     pick: tuple[OrderTerm, ...] = ()
 
 
-Filter = Condition | And | Or | Not | Unmet | Related
+@dataclass(frozen=True)
+class Scope:
+    """What a caller may read: rows of these teams (by id, sorted), and its own actor when it has one.
+
+    A token limited to teams sees those teams, their check-ins, the goal stories whose team_ids
+    overlap them and those stories' updates, the coordination events whose check-in or update it
+    sees, and the actors who are members of those teams, and itself. A plan without a scope (a
+    trusted caller, an admin, a token without a teams claim) reads what its caller may read; one whose
+    `teams` is None reads every row whoever asks. The values may be `Slot`s (a plan's shape): every scope
+    then shares one statement."""
+
+    teams: Any
+    actor: Any = None
+
+
+@dataclass(frozen=True)
+class Visible:
+    """The row is one `scope` may see (the live feed's per-subscriber test of an event)."""
+
+    scope: Scope
+
+
+Filter = Condition | And | Or | Not | Unmet | Related | Visible
 
 
 def all_of(*filters: Filter | None) -> Filter | None:
@@ -139,6 +163,27 @@ class Column:
     # Take the field from the row a to-one relation points at (PostgREST's spread ...actor(name)).
     relation: str | None = None
     spelling: Spelling | None = None
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One output key holding `function` (one of AGGREGATES) over the rows of a group: of `field`, or of the value
+    at `path` inside it, cast to `cast` first (None: count the rows themselves, `count(*)`), the result cast to
+    `result_cast`. `distinct`: over the distinct values only.
+
+    In a `Summary`, `function` may also be one of STATISTICS; `otherwise` stands for null (no rows, or only
+    nulls), as pg-aggregates' sum is 0 then, and `spelling` says how the result is written."""
+
+    key: str
+    function: str
+    field: str | None = None
+    path: tuple[str, ...] = ()
+    path_as_text: bool = False
+    cast: str | None = None
+    result_cast: str | None = None
+    distinct: bool = False
+    spelling: Spelling | None = None
+    otherwise: Any = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +282,65 @@ class Position:
     fields: tuple[tuple[str, tuple[str, ...]], ...]
 
 
+# The aggregate functions a `Summary` may apply besides AGGREGATES (pg-aggregates' statistics), of numbers only.
+STATISTICS = frozenset({"stddev_samp", "stddev_pop", "var_samp", "var_pop"})
+# The units a group key may be truncated to (PostgreSQL's date_trunc).
+TRUNCATIONS = frozenset({"hour", "day", "week", "month", "year"})
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """One key rows are grouped by: a field's value, or its date_trunc to `truncate` (a date stays a date);
+    `spelling`: how `Keys` writes it."""
+
+    field: str
+    truncate: str | None = None
+    spelling: Spelling | None = None
+
+
+@dataclass(frozen=True)
+class Keys:
+    """One output key holding the group's keys (an empty array without groups): each key's text, null for a
+    null key, spelled as its `GroupKey.spelling` says."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Nest:
+    """One output key holding an object of further summary fields."""
+
+    key: str
+    fields: tuple[SummaryField, ...]
+
+
+SummaryField = Aggregate | Keys | Nest | Constant
+
+
+@dataclass(frozen=True)
+class AggregateCondition:
+    """An aggregate over a group compares (op: eq, neq, gt, gte, lt, lte) with `value`: a HAVING condition,
+    combined with `And`, `Or` and `Not` (the aggregate's key and spelling do not count)."""
+
+    aggregate: Aggregate
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Aggregates over a set of rows, laid out as `fields`: one object, or with `group_by` an array of objects,
+    one per group (in the order of their keys, nulls last), kept when `having` holds.
+
+    The rows are those of the read holding it (a page's: its total's condition, its own paging aside);
+    `through` a relation, the rows reached from each of them (its pick: only the first reached)."""
+
+    fields: tuple[SummaryField, ...]
+    group_by: tuple[GroupKey, ...] | None = None
+    having: Any = None
+    through: Related | None = None
+
+
 # The values a `PageField` can hold.
 PAGE_VALUES = frozenset(
     {
@@ -251,6 +355,7 @@ PAGE_VALUES = frozenset(
         "has_previous",  # rows precede the page
         "total",  # the number of rows matching `Paged.total_where`, over all pages
         "constant",  # `value`
+        "summary",  # `summary` over the rows `Paged.total_where` counts
     }
 )
 
@@ -264,6 +369,7 @@ class PageField:
     view: ReadPlan | None = None
     fields: tuple[PageField, ...] = ()
     constant: Any = None
+    summary: Summary | None = None
 
 
 @dataclass(frozen=True)
@@ -294,11 +400,15 @@ class Bundle:
     """One JSON object whose keys each hold a read, all answered by one statement."""
 
     items: tuple[Lookup | Paged | Constant, ...]
+    # What every read of the bundle may see (None: every row); see `ReadPlan.scope`.
+    scope: Scope | None = None
 
     @cached_property
     def key(self) -> str:
-        """What tells bundles apart (their repr), worked out once per bundle object."""
-        return repr(self)
+        """What tells bundles' reads apart (the repr of their items), worked out once per bundle object
+        (and kept by `replaced` copies, which is why the scope is not part of it: the statements'
+        cache adds it)."""
+        return repr(self.items)
 
 
 @dataclass(frozen=True)
@@ -323,6 +433,10 @@ class ReadPlan:
     node_keys: tuple[NodeKey, ...] = ()
     # The output keys in this order (keys not named go after them); None keeps the kinds' order.
     layout: tuple[str, ...] | None = None
+    # What the read may see, at every level (roots, embeds, counts, pages, related-row filters,
+    # orders), on the top plan only; None: what the caller may see, put here when its statement is
+    # built (api/store/select.py, api/store/scoping.py).
+    scope: Scope | None = None
 
 
 # ---------------------------------------------------------------- shapes
@@ -340,11 +454,14 @@ class Slot:
 
     __slots__ = ("form", "index", "value")
 
-    def __init__(self, index: int, value: Any) -> None:
+    def __init__(self, index: int, value: Any, *, whole: bool = False) -> None:
         self.index = index
         self.value = value
+        # `whole`: a list bound as one array parameter, whatever its length (a scope's teams).
         self.form: tuple[Any, ...] = (
-            (index, type(value), tuple(map(type, value))) if isinstance(value, (list, tuple)) else (index, type(value))
+            (index, type(value), tuple(map(type, value)))
+            if isinstance(value, (list, tuple)) and not whole
+            else (index, type(value))
         )
 
     def __eq__(self, other: object) -> bool:
@@ -378,8 +495,28 @@ def parameterized(plan: ReadPlan) -> tuple[ReadPlan, list[Any]]:
     return _shape(plan, values), values
 
 
+def scoped_shape(shape: ReadPlan, values: list[Any], scope: Scope | None) -> tuple[ReadPlan, list[Any]]:
+    """A plan's shape and values (`parameterized`) reading only what `scope` may see: the scope's
+    values become slots after the plan's own, so that every scope shares the shape's statement."""
+    if scope is None:
+        return shape, values
+    values = [*values]
+    return replaced(shape, scope=_shape_scope(scope, values)), values
+
+
+def _shape_scope(scope: Scope, values: list[Any]) -> Scope:
+    if isinstance(scope.teams, Slot) or scope.teams is None:
+        return scope
+    values.append(tuple(scope.teams))
+    teams = Slot(len(values) - 1, values[-1], whole=True)
+    values.append(scope.actor)
+    return Scope(teams, Slot(len(values) - 1, scope.actor))
+
+
 def _shape(plan: ReadPlan, values: list[Any]) -> ReadPlan:
     changes: dict[str, Any] = {}
+    if plan.scope is not None:
+        changes["scope"] = _shape_scope(plan.scope, values)
     if plan.where is not None:
         changes["where"] = _shape_filter(plan.where, values)
     if plan.embeds:
@@ -413,4 +550,6 @@ def _shape_filter(where: Filter | None, values: list[Any]) -> Any:
             return Unmet(_shape_filter(item, values))
         case Related(where=inner):
             return replaced(where, where=_shape_filter(inner, values))
+        case Visible(scope=scope):
+            return Visible(_shape_scope(scope, values))
     raise TypeError(f"not a filter: {where!r}")
