@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             max_overflow=0,
             statement_timeout_ms=settings.statement_timeout_ms,
             pooler=settings.db_pooler,
+            tracks_timezone=settings.db_pooler_tracks_timezone,
         )
         # What needs a session (the migrations' lock, long streaming reads, LISTEN below) goes to
         # DIRECT_DATABASE_URL when it is given: a transaction-mode pooler keeps no session.
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             size=settings.pool_size,
             statement_timeout_ms=settings.statement_timeout_ms,
             pooler=settings.db_pooler,
+            tracks_timezone=settings.db_pooler_tracks_timezone,
         )
         await direct_pool.start()
         reader = Reader(engine, pool=direct_pool, streams=session_engine)

@@ -89,6 +89,9 @@ class Settings:
     # What sits between DATABASE_URL and PostgreSQL: "none", or a pooler in "session" or "transaction"
     # mode (api/store/database.py, Pooling).
     db_pooler: str = "none"
+    # Whether that pooler keeps the TimeZone sent at connection on every server connection it lends
+    # (PgBouncer does): a read alone then runs in autocommit; false: SET LOCAL in every transaction.
+    db_pooler_tracks_timezone: bool = True
     data_dir: Path = field(default_factory=lambda: Path(".coco"))
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -174,6 +177,7 @@ class Settings:
             database_url=os.environ.get("DATABASE_URL") or None,
             direct_database_url=os.environ.get("DIRECT_DATABASE_URL") or None,
             db_pooler=_choice("COCO_DB_POOLER", "none", POOLER_MODES),
+            db_pooler_tracks_timezone=_bool("COCO_DB_POOLER_TRACKS_TIMEZONE", True),
             data_dir=Path(os.environ.get("COCO_DATA_DIR") or ".coco"),
             host=os.environ.get("COCO_HOST") or "127.0.0.1",
             port=_int("COCO_PORT", DEFAULT_PORT),

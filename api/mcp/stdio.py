@@ -112,6 +112,7 @@ async def serve(settings: Settings, stoppable: bool = False) -> None:
         statement_timeout_ms=settings.statement_timeout_ms,
         application_name="coco-mcp",
         pooler=settings.db_pooler,
+        tracks_timezone=settings.db_pooler_tracks_timezone,
     )
     server = create_server(Reader(engine), WriteService(engine))
     try:

@@ -31,6 +31,8 @@ from api.errors import (
 
 log = logging.getLogger("coco.database")
 CONNECT_TIMEOUT_S = 10.0
+# PostgreSQL's statement_timeout and asyncpg's (a statement alone through a pooler) answer alike.
+STATEMENT_TIMED_OUT = "the statement took too long and was cancelled (statement_timeout)"
 
 # What each SQLSTATE means is decided here, once (the classes are the first two characters, as in
 # PostgreSQL's Appendix A); every front end maps the resulting errors, never a SQLSTATE.
@@ -67,14 +69,25 @@ class Pooling:
       prepared statements stay too.
     - "transaction": a pooler in transaction mode (PgBouncer's pool_mode=transaction, Supabase's
       port 6543, Neon's -pooler host). Two transactions of one client connection may run on two
-      server connections, so nothing may outlive its transaction: the settings are SET LOCAL in each
-      transaction's BEGIN (`_SettingsInBegin`), and no statement is kept prepared; asyncpg then
-      sends each statement unnamed and parses it again in the same message as its Bind, which no
-      pooler can split. Our advisory locks are all transaction-scoped (events.py, migrate.py)."""
+      server connections, so nothing may outlive its transaction: the statement timeout is SET LOCAL
+      in each transaction's BEGIN (`_SettingsInBegin`), and no statement is kept prepared; asyncpg
+      then sends each statement unnamed and parses it again in the same message as its Bind, which
+      no pooler can split. Our advisory locks are all transaction-scoped (events.py, migrate.py).
+
+      The time zone goes in the startup packet when the pooler keeps it (`tracks_timezone`,
+      COCO_DB_POOLER_TRACKS_TIMEZONE): PgBouncer accepts TimeZone there, keeps it as the client's
+      value and, whenever it lends the client a server connection whose TimeZone differs (the
+      database's default, or what another client SET), SETs it first (its varcache: client_encoding,
+      DateStyle, TimeZone, standard_conforming_strings, application_name). A read alone then needs no
+      transaction (api/store/pool.py). A pooler that drops it (Supavisor ignores every startup
+      parameter but application_name and search_path) needs it SET LOCAL in each BEGIN instead; a
+      connection whose pooler answers with another TimeZone than the one sent falls back to that
+      (`prepare`)."""
 
     mode: str = "none"
     statement_timeout_ms: int | None = None
     application_name: str = "coco"
+    tracks_timezone: bool = True
 
     @property
     def per_transaction(self) -> bool:
@@ -83,10 +96,12 @@ class Pooling:
     def settings(self) -> dict[str, str]:
         return connection_settings(self.statement_timeout_ms, self.application_name)
 
-    def settings_sql(self, *, local: bool) -> str:
+    def settings_sql(self, *, local: bool, timezone: bool = True) -> str:
         scope = "SET LOCAL" if local else "SET"
         return " ".join(
-            f"{scope} {name} = '{value}';" for name, value in self.settings().items() if name != "application_name"
+            f"{scope} {name} = '{value}';"
+            for name, value in self.settings().items()
+            if name != "application_name" and (timezone or name != "TimeZone")
         )
 
     def connect_options(self) -> dict[str, Any]:
@@ -96,14 +111,39 @@ class Pooling:
         # application_name is one of the few parameters poolers pass on (PgBouncer, Supavisor).
         options: dict[str, Any] = {"server_settings": {"application_name": self.application_name}}
         if self.per_transaction:
+            if self.tracks_timezone:
+                options["server_settings"]["TimeZone"] = TIMEZONE
             options["statement_cache_size"] = 0
-            options["connection_class"] = _connection_class(self.settings_sql(local=True))
+            options["connection_class"] = _connection_class(
+                self.settings_sql(local=True, timezone=not self.tracks_timezone),
+                self.settings_sql(local=True),
+                timezone_kept=self.tracks_timezone,
+            )
         return options
 
     async def prepare(self, conn: asyncpg.Connection) -> None:
-        """Run on each new connection: the session settings a session-mode pooler let through."""
+        """Run on each new connection: the session settings a session-mode pooler let through; through a
+        transaction-mode pooler, whether it kept the TimeZone sent (it reports it back at once)."""
         if self.mode == "session":
             await conn.execute(self.settings_sql(local=False))
+        elif self.per_transaction and self.tracks_timezone and isinstance(conn, _SettingsInBegin):
+            reported = getattr(conn.get_settings(), "TimeZone", None)
+            if reported is None or reported.lower() != TIMEZONE.lower():
+                _warn_timezone_not_kept(reported)
+                conn.keep_timezone_per_transaction()
+
+
+TIMEZONE = "UTC"
+
+
+@functools.cache
+def _warn_timezone_not_kept(reported: str | None) -> None:
+    log.warning(
+        "the pooler answered TimeZone=%s to the TimeZone=%s sent at connection: it does not keep it, so it is "
+        "SET LOCAL in every transaction (set COCO_DB_POOLER_TRACKS_TIMEZONE=false to say so)",
+        reported,
+        TIMEZONE,
+    )
 
 
 class _SettingsInBegin(asyncpg.Connection):
@@ -111,9 +151,17 @@ class _SettingsInBegin(asyncpg.Connection):
 
     asyncpg's Transaction.start() (which SQLAlchemy's asyncpg dialect and our direct pool both use)
     sends its BEGIN through `execute` as one simple query; the settings ride along in that query,
-    so they cost no round trip of their own."""
+    so they cost no round trip of their own. `timezone_kept`: the pooler restores the TimeZone sent
+    at connection on every server connection it lends, so a statement alone may run outside a
+    transaction (api/store/pool.py)."""
 
     begin_settings: ClassVar[str] = ""
+    all_settings: ClassVar[str] = ""
+    timezone_kept: bool = True
+
+    def keep_timezone_per_transaction(self) -> None:
+        self.timezone_kept = False
+        self.begin_settings = self.all_settings  # type: ignore[misc]
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109
         if not args and query.startswith("BEGIN"):
@@ -122,8 +170,9 @@ class _SettingsInBegin(asyncpg.Connection):
 
 
 @functools.cache
-def _connection_class(begin_settings: str) -> type[asyncpg.Connection]:
-    return type("SettingsInBegin", (_SettingsInBegin,), {"begin_settings": begin_settings})
+def _connection_class(begin_settings: str, all_settings: str, *, timezone_kept: bool) -> type[asyncpg.Connection]:
+    attributes = {"begin_settings": begin_settings, "all_settings": all_settings, "timezone_kept": timezone_kept}
+    return type("SettingsInBegin", (_SettingsInBegin,), attributes)
 
 
 def create_engine(
@@ -134,9 +183,10 @@ def create_engine(
     statement_timeout_ms: int | None = None,
     application_name: str = "coco",
     pooler: str = "none",
+    tracks_timezone: bool = True,
 ) -> AsyncEngine:
     """An engine over asyncpg that takes a libpq-style URL as it is (socket ?host= form included)."""
-    pooling = Pooling(pooler, statement_timeout_ms, application_name)
+    pooling = Pooling(pooler, statement_timeout_ms, application_name, tracks_timezone)
     options = pooling.connect_options()
 
     async def connect() -> asyncpg.Connection:
@@ -275,7 +325,7 @@ def as_domain_error(error: BaseException) -> BaseException:
     if code in _TRANSIENT:
         return Transient(f"the database aborted the transaction: {_first_line(detail)}", sqlstate=code)
     if code == "57014":
-        return StatementTimeout("the statement took too long and was cancelled (statement_timeout)")
+        return StatementTimeout(STATEMENT_TIMED_OUT)
     if (code.startswith(_UNAVAILABLE_CLASSES) and code not in _NOT_UNAVAILABLE) or code in _UNAVAILABLE_CODES:
         return Unavailable(f"the database is unavailable: {_first_line(detail)}")
     return DatabaseFault(_first_line(detail) or type(error).__name__, sqlstate=code)

@@ -14,15 +14,22 @@ set for one transaction only; nothing listens, locks or keeps cursors), so
 the reset asyncpg runs when a connection returns to the pool is skipped.
 
 Through a pooler in transaction mode (COCO_DB_POOLER=transaction) nothing is
-kept prepared, and every read runs in a transaction of its own whose BEGIN
-carries the statement timeout and time zone (api/store/database.py, Pooling):
-four round trips where one does, the price of sharing PostgreSQL's connections
-with every other replica. A lone write stays one implicit transaction (`fetch`).
+kept prepared: asyncpg parses each statement, then parses it again with its
+Bind, two round trips where one does directly. A statement alone still runs in
+autocommit, one implicit transaction: its time zone is the one sent at
+connection, which the pooler restores on every server connection it lends
+(api/store/database.py, Pooling), and its statement timeout is kept by asyncpg,
+which has PostgreSQL cancel it once past (a cancel request, which PgBouncer
+passes on). Where the pooler does not keep the time zone
+(COCO_DB_POOLER_TRACKS_TIMEZONE=false, or a pooler that answered another one),
+a read runs in a transaction whose BEGIN carries the time zone and the
+statement timeout: four round trips. Reads of several statements (one
+snapshot) or in a requested time zone take their transaction everywhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -36,6 +43,7 @@ from api.errors import StatementTimeout, Unavailable
 from api.store.database import (
     CONNECT_TIMEOUT_S,
     LOST_CONNECTION,
+    STATEMENT_TIMED_OUT,
     Pooling,
     libpq_url,
     raise_as_domain_error,
@@ -78,12 +86,13 @@ class DirectPool:
         statement_timeout_ms: int | None = None,
         application_name: str = "coco",
         pooler: str = "none",
+        tracks_timezone: bool = True,
     ) -> None:
         self.url = libpq_url(url)
         self.size = size
-        self.pooling = Pooling(pooler, statement_timeout_ms, application_name)
-        # Through a transaction-mode pooler, a read alone still needs a transaction: its settings.
-        self._alone_in_transaction = self.pooling.per_transaction
+        self.pooling = Pooling(pooler, statement_timeout_ms, application_name, tracks_timezone)
+        # Through a transaction-mode pooler the statement timeout is not a session setting: asyncpg keeps it.
+        self._per_transaction = self.pooling.per_transaction
         self._timeout_s = statement_timeout_ms / 1000 if statement_timeout_ms else None
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         # Statements are kept and asked again (api/store/select.py keeps those of recent plan shapes,
@@ -153,8 +162,8 @@ class DirectPool:
         for attempt in (1, 2):
             try:
                 async with self.connection() as conn:
-                    if timezone is None and len(statements) == 1 and not self._alone_in_transaction:
-                        return [await self._fetchrow(conn, *statements[0])]
+                    if timezone is None and len(statements) == 1 and self._alone_keeps_settings(conn):
+                        return [await self._alone(conn.fetchrow, statements[0][0].sql, statements[0][1])]
                     isolation: Literal["repeatable_read", "read_committed"] = (
                         "repeatable_read" if len(statements) > 1 else "read_committed"
                     )
@@ -176,14 +185,24 @@ class DirectPool:
         statement timeout is kept by asyncpg instead: past it, asyncpg has PostgreSQL cancel the
         statement (a cancel request, which PgBouncer passes on)."""
         async with self.connection() as conn:
-            if not self._alone_in_transaction:
-                return await conn.fetch(statement.sql, *arguments)
-            try:
-                return await conn.fetch(statement.sql, *arguments, timeout=self._timeout_s)
-            except TimeoutError:
-                raise StatementTimeout(
-                    "the statement took too long and was cancelled (COCO_STATEMENT_TIMEOUT_MS)"
-                ) from None
+            rows: list[Any] = await self._alone(conn.fetch, statement.sql, arguments)
+            return rows
+
+    def _alone_keeps_settings(self, conn: Pooled) -> bool:
+        """Whether a statement alone, outside a transaction, runs with the session's settings: always on
+        PostgreSQL itself; through a transaction-mode pooler when it keeps the time zone sent at connection
+        (api/store/database.py, _SettingsInBegin.timezone_kept; the proxy hands the attribute on)."""
+        return not self._per_transaction or bool(getattr(conn, "timezone_kept", False))
+
+    async def _alone(self, run: Callable[..., Awaitable[Any]], sql: str, arguments: list[Any]) -> Any:
+        """One statement in autocommit. Through a transaction-mode pooler its timeout is asyncpg's: past it,
+        asyncpg has PostgreSQL cancel the statement, and the answer is what PostgreSQL's own timeout gives."""
+        if not self._per_transaction:
+            return await run(sql, *arguments)
+        try:
+            return await run(sql, *arguments, timeout=self._timeout_s)
+        except TimeoutError:
+            raise StatementTimeout(STATEMENT_TIMED_OUT) from None
 
     async def _fetchrow(self, conn: Pooled, statement: Compiled, arguments: list[Any]) -> Any:
         return await conn.fetchrow(statement.sql, *arguments)
