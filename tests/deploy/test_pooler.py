@@ -182,7 +182,10 @@ async def test_concurrent_mixed_requests_through_transaction_pooling(pooled: Poo
     UTC, and the live feed listening on DIRECT_DATABASE_URL."""
     overrides = {"db_pooler": "transaction", "direct_database_url": pooled.direct_url, "pool_size": 8}
     with RunningServer(pooled.pooled_url, **overrides) as base:
-        async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=64)) as client:
+        # A connection left idle is given up before uvicorn's 5 s keep-alive ends it: the same 5 s on both
+        # sides races, and a busy machine loses the race (a request sent on a socket being closed).
+        limits = httpx.Limits(max_connections=64, keepalive_expiry=1)
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
             first = await client.post(
                 "/actors", json={"actor_type": "person", "name": "first"}, headers={"Prefer": "return=representation"}
             )
