@@ -1,0 +1,388 @@
+"""Coordination views: the questions no generic read answers, each one SQL statement returning one JSON value.
+
+- `team_coverage`: per day of a range, a team's members expected to check in, who did, who did not,
+  and the blockers raised. A check-in counts for the day its `date` names (the day of the member's own
+  calendar it covers); each member's timezone decides when their day begins, so a day that has not yet
+  begun where the member lives (as of `as_of`) is not expected of them: at 02:00 UTC a member in
+  Asia/Tokyo is expected for today, one in America/Los_Angeles only for yesterday.
+- `stale_goal_stories`: goal stories without an update for at least `days` days (counted from the
+  latest update's date, or from the goal's creation when it has none), with their latest update.
+- `open_blockers`: each member's latest check-in to a team when its blockers are not empty, with its
+  age in days of the member's own calendar.
+- `goal_rollup`: a goal story's whole subtree (or every tree) with each goal's latest status and
+  progress, the count of goals by status, and the average progress.
+
+Every view takes the caller's access scope: None sees everything; a set of team ids sees only those
+teams, their check-ins, and the goal stories involving one of them (and those stories' updates), so a
+scoped token counts only what it may see. Front ends call these through `Views` (api/store/__init__.py)
+and never see the SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Boolean, Integer, Text, TextClause, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from api.entities import GOAL_STORY_STATUSES
+from api.errors import InvalidInput, InvalidReason
+from api.store.reads import Reader
+
+# The longest range `team_coverage` answers in one go (a year and a day: a leap year, both ends included).
+MAX_COVERAGE_DAYS = 366
+# The most days `stale_goal_stories` looks back (a century is already no dashboard's question).
+MAX_STALE_DAYS = 36500
+
+Scope = Collection[str] | None
+
+# ---------------------------------------------------------------- who may see what
+# The scope is bound once as :scope (text[], NULL for no limit); each predicate says which rows of one
+# entity a caller limited to those teams sees.
+
+
+def _team_visible(alias: str) -> str:
+    return f"(CAST(:scope AS text[]) IS NULL OR {alias}.id = ANY(CAST(:scope AS text[])))"
+
+
+def _checkin_visible(alias: str) -> str:
+    return f"(CAST(:scope AS text[]) IS NULL OR {alias}.team_id = ANY(CAST(:scope AS text[])))"
+
+
+def _goal_visible(alias: str) -> str:
+    return f"(CAST(:scope AS text[]) IS NULL OR {alias}.team_ids && CAST(:scope AS text[]))"
+
+
+# A member's timezone as PostgreSQL knows it: the write service accepts the names Python's zoneinfo
+# knows, and a name PostgreSQL's own time zone data lacks would fail the whole statement.
+def _zone(column: str) -> str:
+    return f"coalesce((SELECT z.name FROM pg_timezone_names AS z WHERE z.name = {column}), 'UTC')"
+
+
+# The latest update first: latest date, then latest created_at, then id (as `latestUpdate` picks it).
+LATEST_FIRST = "u.date DESC, u.created_at DESC, u.id DESC"
+
+
+def _statement(sql: str, *binds: Any) -> TextClause:
+    return text(sql).bindparams(bindparam("scope", type_=ARRAY(Text)), *binds)
+
+
+TEAM_COVERAGE = _statement(
+    f"""
+WITH team AS (
+    SELECT t.id, t.name, coalesce(t.member_ids, CAST('{{}}' AS text[])) AS member_ids
+    FROM teams AS t
+    WHERE t.id = :team_id AND {_team_visible("t")}
+), members AS (
+    SELECT a.id, a.name, a.timezone, min(m.ord) AS ord,
+           CAST(CAST(:as_of AS timestamptz) AT TIME ZONE {_zone("a.timezone")} AS date) AS today
+    FROM team
+    CROSS JOIN unnest(team.member_ids) WITH ORDINALITY AS m (actor_id, ord)
+    JOIN actors AS a ON a.id = m.actor_id
+    GROUP BY a.id
+), days AS (
+    SELECT CAST(d AS date) AS day
+    FROM generate_series(CAST(:first AS date), CAST(:last AS date), interval '1 day') AS d
+), checkins AS (
+    SELECT c.id, c.actor_id, c.date, c.created_at, c.blockers
+    FROM team_checkins AS c
+    JOIN team ON c.team_id = team.id
+    JOIN members AS m ON m.id = c.actor_id
+    WHERE c.date BETWEEN CAST(:first AS date) AND CAST(:last AS date)
+), per_member AS (
+    SELECT c.actor_id, c.date, count(DISTINCT c.id) AS checkins,
+           coalesce(json_agg(b.text ORDER BY c.created_at, c.id, b.n) FILTER (WHERE b.n IS NOT NULL), '[]')
+               AS blockers
+    FROM checkins AS c
+    LEFT JOIN LATERAL unnest(c.blockers) WITH ORDINALITY AS b (text, n) ON true
+    GROUP BY c.actor_id, c.date
+), cells AS (
+    SELECT d.day, m.id AS actor_id, m.ord,
+           d.day <= m.today AND (NOT :weekdays_only OR extract(isodow FROM d.day) < 6) AS expected,
+           coalesce(p.checkins, 0) AS checkins,
+           coalesce(p.blockers, '[]') AS blockers
+    FROM days AS d
+    CROSS JOIN members AS m
+    LEFT JOIN per_member AS p ON p.actor_id = m.id AND p.date = d.day
+), per_day AS (
+    SELECT c.day,
+           json_agg(c.actor_id ORDER BY c.ord) FILTER (WHERE c.expected) AS expected,
+           json_agg(c.actor_id ORDER BY c.ord) FILTER (WHERE c.checkins > 0) AS checked_in,
+           json_agg(c.actor_id ORDER BY c.ord) FILTER (WHERE c.expected AND c.checkins = 0) AS missing,
+           json_agg(json_build_object(
+               'actorId', c.actor_id, 'expected', c.expected, 'checkins', c.checkins, 'blockers', c.blockers
+           ) ORDER BY c.ord) AS cells
+    FROM cells AS c
+    GROUP BY c.day
+), day_blockers AS (
+    SELECT c.date,
+           json_agg(json_build_object('actorId', c.actor_id, 'checkinId', c.id, 'text', b.text)
+                    ORDER BY m.ord, c.created_at, c.id, b.n) AS blockers
+    FROM checkins AS c
+    JOIN members AS m ON m.id = c.actor_id
+    CROSS JOIN LATERAL unnest(c.blockers) WITH ORDINALITY AS b (text, n)
+    GROUP BY c.date
+), member_totals AS (
+    SELECT c.actor_id,
+           count(*) FILTER (WHERE c.expected) AS expected_days,
+           count(*) FILTER (WHERE c.checkins > 0) AS checked_in_days,
+           count(*) FILTER (WHERE c.expected AND c.checkins = 0) AS missed_days
+    FROM cells AS c
+    GROUP BY c.actor_id
+)
+SELECT CAST(json_build_object(
+    'teamId', team.id,
+    'teamName', team.name,
+    'from', CAST(:first AS date),
+    'to', CAST(:last AS date),
+    'asOf', CAST(:as_of AS timestamptz),
+    'weekdaysOnly', :weekdays_only,
+    'members', coalesce((
+        SELECT json_agg(json_build_object(
+            'actorId', m.id, 'name', m.name, 'timezone', m.timezone, 'localDate', m.today,
+            'expectedDays', t.expected_days, 'checkedInDays', t.checked_in_days, 'missedDays', t.missed_days
+        ) ORDER BY m.ord)
+        FROM members AS m JOIN member_totals AS t ON t.actor_id = m.id
+    ), '[]'),
+    'days', (
+        SELECT json_agg(json_build_object(
+            'date', d.day,
+            'expected', coalesce(p.expected, '[]'),
+            'checkedIn', coalesce(p.checked_in, '[]'),
+            'missing', coalesce(p.missing, '[]'),
+            'blockers', coalesce(b.blockers, '[]'),
+            'cells', coalesce(p.cells, '[]')
+        ) ORDER BY d.day)
+        FROM days AS d
+        LEFT JOIN per_day AS p ON p.day = d.day
+        LEFT JOIN day_blockers AS b ON b.date = d.day
+    )
+) AS text)
+FROM team
+""",
+    bindparam("team_id", type_=Text),
+    bindparam("first", type_=Text),
+    bindparam("last", type_=Text),
+    bindparam("as_of", type_=Text),
+    bindparam("weekdays_only", type_=Boolean),
+)
+
+STALE_GOAL_STORIES = _statement(
+    f"""
+WITH goals AS (
+    SELECT g.id, g.title, g.parent_id, g.team_ids, g.created_at,
+           latest.id AS update_id, latest.date, latest.status, latest.progress_percent, latest.title AS update_title,
+           coalesce(latest.date, CAST(g.created_at AT TIME ZONE 'UTC' AS date)) AS since
+    FROM goal_stories AS g
+    LEFT JOIN LATERAL (
+        SELECT u.id, u.date, u.status, u.progress_percent, u.title
+        FROM goal_story_updates AS u
+        WHERE u.goal_story_id = g.id
+        ORDER BY {LATEST_FIRST}
+        LIMIT 1
+    ) AS latest ON true
+    WHERE {_goal_visible("g")}
+      AND (CAST(:team_id AS text) IS NULL OR CAST(:team_id AS text) = ANY(g.team_ids))
+), stale AS (
+    SELECT goals.*,
+           CAST(CAST(:as_of AS timestamptz) AT TIME ZONE 'UTC' AS date) - goals.since AS days_since
+    FROM goals
+    WHERE (:include_completed OR goals.status IS DISTINCT FROM 'completed')
+)
+SELECT CAST(coalesce(json_agg(json_build_object(
+    'id', s.id,
+    'title', s.title,
+    'parentId', s.parent_id,
+    'teamIds', coalesce(s.team_ids, CAST('{{}}' AS text[])),
+    'createdAt', s.created_at,
+    'status', s.status,
+    'progressPercent', s.progress_percent,
+    'lastUpdateDate', s.date,
+    'daysSinceUpdate', s.days_since,
+    'latestUpdate', CASE WHEN s.update_id IS NULL THEN NULL ELSE json_build_object(
+        'id', s.update_id, 'date', s.date, 'title', s.update_title,
+        'status', s.status, 'progressPercent', s.progress_percent
+    ) END
+) ORDER BY s.days_since DESC, s.id), '[]') AS text)
+FROM stale AS s
+WHERE s.days_since >= :days
+""",
+    bindparam("days", type_=Integer),
+    bindparam("team_id", type_=Text),
+    bindparam("as_of", type_=Text),
+    bindparam("include_completed", type_=Boolean),
+)
+
+OPEN_BLOCKERS = _statement(
+    f"""
+WITH members AS (
+    SELECT t.id AS team_id, t.name AS team_name, m.actor_id, min(m.ord) AS ord
+    FROM teams AS t
+    CROSS JOIN unnest(t.member_ids) WITH ORDINALITY AS m (actor_id, ord)
+    WHERE {_team_visible("t")} AND (CAST(:team_id AS text) IS NULL OR t.id = CAST(:team_id AS text))
+    GROUP BY t.id, m.actor_id
+), latest AS (
+    SELECT DISTINCT ON (c.team_id, c.actor_id)
+           c.id, c.team_id, c.actor_id, c.date, c.created_at, c.blockers
+    FROM team_checkins AS c
+    JOIN members AS m ON m.team_id = c.team_id AND m.actor_id = c.actor_id
+    WHERE {_checkin_visible("c")}
+    ORDER BY c.team_id, c.actor_id, c.date DESC, c.created_at DESC, c.id DESC
+), open AS (
+    SELECT l.*, m.team_name, m.ord, a.name AS actor_name, a.timezone,
+           CAST(CAST(:as_of AS timestamptz) AT TIME ZONE {_zone("a.timezone")} AS date) - l.date AS age_days
+    FROM latest AS l
+    JOIN members AS m ON m.team_id = l.team_id AND m.actor_id = l.actor_id
+    JOIN actors AS a ON a.id = l.actor_id
+    WHERE cardinality(l.blockers) > 0
+)
+SELECT CAST(coalesce(json_agg(json_build_object(
+    'checkinId', o.id,
+    'teamId', o.team_id,
+    'teamName', o.team_name,
+    'actorId', o.actor_id,
+    'actorName', o.actor_name,
+    'timezone', o.timezone,
+    'date', o.date,
+    'createdAt', o.created_at,
+    'blockers', o.blockers,
+    'ageDays', o.age_days
+) ORDER BY o.age_days DESC, o.team_name, o.team_id, o.ord), '[]') AS text)
+FROM open AS o
+""",
+    bindparam("team_id", type_=Text),
+    bindparam("as_of", type_=Text),
+)
+
+_STATUS_COUNTS = ", ".join(f"'{s}', count(*) FILTER (WHERE t.status = '{s}')" for s in GOAL_STORY_STATUSES)
+
+GOAL_ROLLUP = _statement(
+    f"""
+WITH RECURSIVE tree AS (
+    SELECT g.id, g.title, g.parent_id, 0 AS depth, ARRAY[g.id] AS path
+    FROM goal_stories AS g
+    WHERE {_goal_visible("g")}
+      AND CASE WHEN CAST(:id AS text) IS NULL THEN g.parent_id IS NULL ELSE g.id = CAST(:id AS text) END
+    UNION ALL
+    SELECT g.id, g.title, g.parent_id, tree.depth + 1, tree.path || g.id
+    FROM tree
+    JOIN goal_stories AS g ON g.parent_id = tree.id
+    WHERE {_goal_visible("g")} AND NOT g.id = ANY(tree.path)
+), nodes AS (
+    SELECT tree.*, latest.id AS update_id, latest.date, latest.status, latest.progress_percent
+    FROM tree
+    LEFT JOIN LATERAL (
+        SELECT u.id, u.date, u.status, u.progress_percent
+        FROM goal_story_updates AS u
+        WHERE u.goal_story_id = tree.id
+        ORDER BY {LATEST_FIRST}
+        LIMIT 1
+    ) AS latest ON true
+)
+SELECT CASE WHEN count(*) = 0 THEN NULL ELSE CAST(json_build_object(
+    'id', CAST(:id AS text),
+    'goals', json_agg(json_build_object(
+        'id', t.id, 'title', t.title, 'parentId', t.parent_id, 'depth', t.depth,
+        'status', t.status, 'progressPercent', t.progress_percent, 'lastUpdateDate', t.date
+    ) ORDER BY t.path),
+    'total', count(*),
+    'statusCounts', json_build_object({_STATUS_COUNTS}, 'none', count(*) FILTER (WHERE t.status IS NULL)),
+    'withProgress', count(t.progress_percent),
+    'averageProgress', round(avg(t.progress_percent), 2),
+    'leafAverageProgress', round(avg(t.progress_percent) FILTER (
+        WHERE NOT EXISTS (SELECT 1 FROM tree AS c WHERE c.parent_id = t.id)
+    ), 2)
+) AS text) END
+FROM nodes AS t
+""",
+    bindparam("id", type_=Text),
+)
+
+
+def _scope(scope: Scope) -> list[str] | None:
+    return None if scope is None else sorted(scope)
+
+
+def _instant(as_of: dt.datetime | None) -> str:
+    moment = as_of or dt.datetime.now(dt.UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.isoformat()
+
+
+@dataclass(frozen=True)
+class Views:
+    """The coordination views over a reader: each method one statement, its answer the JSON text built
+    by PostgreSQL (None where the view names a row the caller cannot see or that does not exist)."""
+
+    reader: Reader
+
+    async def team_coverage(
+        self,
+        team_id: str,
+        first: dt.date,
+        last: dt.date,
+        *,
+        scope: Scope = None,
+        as_of: dt.datetime | None = None,
+        weekdays_only: bool = False,
+    ) -> str | None:
+        if last < first:
+            raise InvalidInput(InvalidReason.VALUE, f"the range ends ({last}) before it starts ({first})", field="to")
+        if (last - first).days + 1 > MAX_COVERAGE_DAYS:
+            raise InvalidInput(
+                InvalidReason.VALUE,
+                f"a coverage range is at most {MAX_COVERAGE_DAYS} days, not {(last - first).days + 1}",
+                field="to",
+            )
+        return await self.reader.first_value(
+            TEAM_COVERAGE,
+            {
+                "scope": _scope(scope),
+                "team_id": team_id,
+                "first": first.isoformat(),
+                "last": last.isoformat(),
+                "as_of": _instant(as_of),
+                "weekdays_only": weekdays_only,
+            },
+        )
+
+    async def stale_goal_stories(
+        self,
+        days: int,
+        *,
+        scope: Scope = None,
+        team_id: str | None = None,
+        as_of: dt.datetime | None = None,
+        include_completed: bool = False,
+    ) -> str:
+        if not 0 <= days <= MAX_STALE_DAYS:
+            raise InvalidInput(
+                InvalidReason.VALUE, f"days must be between 0 and {MAX_STALE_DAYS}, not {days}", field="days"
+            )
+        answer: str = await self.reader.first_value(
+            STALE_GOAL_STORIES,
+            {
+                "scope": _scope(scope),
+                "days": days,
+                "team_id": team_id,
+                "as_of": _instant(as_of),
+                "include_completed": include_completed,
+            },
+        )
+        return answer
+
+    async def open_blockers(
+        self, team_id: str | None = None, *, scope: Scope = None, as_of: dt.datetime | None = None
+    ) -> str:
+        answer: str = await self.reader.first_value(
+            OPEN_BLOCKERS, {"scope": _scope(scope), "team_id": team_id, "as_of": _instant(as_of)}
+        )
+        return answer
+
+    async def goal_rollup(self, id: str | None, *, scope: Scope = None) -> str | None:
+        """The subtree of goal story `id`, or (None) every tree, each from a root."""
+        return await self.reader.first_value(GOAL_ROLLUP, {"scope": _scope(scope), "id": id})
