@@ -331,12 +331,14 @@ class Views:
         weekdays_only: bool = False,
     ) -> str | None:
         if last < first:
-            raise InvalidInput(InvalidReason.VALUE, f"the range ends ({last}) before it starts ({first})", field="to")
+            raise InvalidInput(
+                f"the range ends ({last}) before it starts ({first})", field="to", reason=InvalidReason.RULE
+            )
         if (last - first).days + 1 > MAX_COVERAGE_DAYS:
             raise InvalidInput(
-                InvalidReason.VALUE,
                 f"a coverage range is at most {MAX_COVERAGE_DAYS} days, not {(last - first).days + 1}",
                 field="to",
+                reason=InvalidReason.RULE,
             )
         return await self.reader.first_value(
             TEAM_COVERAGE,
@@ -361,7 +363,7 @@ class Views:
     ) -> str:
         if not 0 <= days <= MAX_STALE_DAYS:
             raise InvalidInput(
-                InvalidReason.VALUE, f"days must be between 0 and {MAX_STALE_DAYS}, not {days}", field="days"
+                f"days must be between 0 and {MAX_STALE_DAYS}, not {days}", field="days", reason=InvalidReason.RULE
             )
         answer: str = await self.reader.first_value(
             STALE_GOAL_STORIES,
