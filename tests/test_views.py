@@ -443,3 +443,228 @@ async def test_bad_ranges_are_refused(reader: Reader) -> None:
         await views.team_coverage("t-a", START, START + dt.timedelta(days=366))
     with pytest.raises(InvalidInput, match="between 0 and"):
         await views.stale_goal_stories(-1)
+
+
+# ---------------------------------------------------------------- the front ends: GraphQL, REST, MCP
+
+SECRET = "a-shared-secret-of-at-least-32-characters!"
+MOMENT = MOMENTS[0]
+COVERAGE_QUERY = """query($team: ID!, $from: Date!, $to: Date!, $asOf: DateTime) {
+  teamCoverage(teamId: $team, from: $from, to: $to, asOf: $asOf) {
+    teamId teamName from to asOf weekdaysOnly
+    members { actorId name timezone localDate expectedDays checkedInDays missedDays actor { id name } }
+    days {
+      date expected checkedIn missing
+      blockers { actorId checkinId text }
+      cells { actorId expected checkins blockers }
+    }
+  }
+}"""
+OTHERS_QUERY = """query($asOf: DateTime) {
+  staleGoalStories(days: 14, asOf: $asOf) { id daysSinceUpdate status latestUpdate { id status } goalStory { id } }
+  openBlockers(asOf: $asOf) { checkinId teamId actorId ageDays blockers checkin { id } }
+  goalRollup { total statusCounts { onTrack atRisk offTrack completed paused none } averageProgress goals { id depth } }
+}"""
+
+
+def _token(teams: list[str] | None) -> dict[str, str]:
+    import time
+
+    import jwt
+
+    claims: dict[str, Any] = {"role": "read", "exp": int(time.time()) + 600}
+    if teams is not None:
+        claims["teams"] = teams
+    return {"Authorization": f"Bearer {jwt.encode(claims, SECRET, algorithm='HS256')}"}
+
+
+@pytest.fixture(scope="module")
+def scoped_url(database_url: str, engine: AsyncEngine) -> Any:
+    from tests.conftest import RunningServer
+
+    with RunningServer(database_url, jwt_secret=SECRET) as url:
+        yield url
+
+
+async def _graphql(url: str, query: str, variables: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        response = await http.post("/graphql", json={"query": query, "variables": variables}, headers=headers or {})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def _coverage_fields(answer: dict[str, Any]) -> dict[str, Any]:
+    """The view's answer as GraphQL spells it (members get their actor)."""
+    names = {m["actorId"]: m["name"] for m in answer["members"]}
+    return {
+        **answer,
+        "members": [{**m, "actor": {"id": m["actorId"], "name": names[m["actorId"]]}} for m in answer["members"]],
+    }
+
+
+async def test_graphql_views_answer_as_the_store(world: dict[str, Any], reader: Reader, server_url: str) -> None:
+    variables = {"team": "t-a", "from": "2026-03-02", "to": "2026-03-22", "asOf": MOMENT.isoformat()}
+    data = await _graphql(server_url, COVERAGE_QUERY, variables)
+    expected = coverage(world, "t-a", START, START + dt.timedelta(days=20), MOMENT, False, None)
+    assert data["teamCoverage"] == _coverage_fields(expected)
+    data = await _graphql(server_url, OTHERS_QUERY, {"asOf": MOMENT.isoformat()})
+    assert [(g["id"], g["daysSinceUpdate"]) for g in data["staleGoalStories"]] == [
+        (g["id"], g["daysSinceUpdate"]) for g in stale(world, 14, MOMENT, None)
+    ]
+    assert all(g["goalStory"] == {"id": g["id"]} for g in data["staleGoalStories"])
+    assert [(b["checkinId"], b["ageDays"]) for b in data["openBlockers"]] == [
+        (b["checkinId"], b["ageDays"]) for b in blockers(world, None, MOMENT, None)
+    ]
+    assert all(b["checkin"] == {"id": b["checkinId"]} for b in data["openBlockers"])
+    expected_rollup = rollup(world, None, None)
+    assert expected_rollup is not None
+    assert data["goalRollup"]["total"] == expected_rollup["total"]
+    counts = data["goalRollup"]["statusCounts"]
+    assert [counts[k] for k in ("onTrack", "atRisk", "offTrack", "completed", "paused", "none")] == list(
+        expected_rollup["statusCounts"].values()
+    )
+    assert Decimal(str(data["goalRollup"]["averageProgress"])) == expected_rollup["averageProgress"]
+    missing = await _graphql(
+        server_url,
+        '{ teamCoverage(teamId: "nope", from: "2026-03-01", to: "2026-03-02") { teamId } '
+        'goalRollup(id: "nope") { total } }',
+        {},
+    )
+    assert missing == {"teamCoverage": None, "goalRollup": None}
+
+
+async def test_graphql_refuses_a_backwards_range(world: dict[str, Any], server_url: str) -> None:
+    import httpx
+
+    query = '{ teamCoverage(teamId: "t-a", from: "2026-03-05", to: "2026-03-01") { teamId } }'
+    async with httpx.AsyncClient(base_url=server_url, timeout=30) as http:
+        body = (await http.post("/graphql", json={"query": query})).json()
+    assert body["data"] is None or body["data"]["teamCoverage"] is None
+    assert "before it starts" in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.parametrize("teams", [["t-a"], ["t-b", "t-empty"], []])
+async def test_a_scoped_token_counts_only_its_teams(world: dict[str, Any], scoped_url: str, teams: list[str]) -> None:
+    import httpx
+
+    scope = frozenset(teams)
+    headers = _token(teams)
+    data = await _graphql(scoped_url, OTHERS_QUERY, {"asOf": MOMENT.isoformat()}, headers)
+    assert [g["id"] for g in data["staleGoalStories"]] == [g["id"] for g in stale(world, 14, MOMENT, scope)]
+    assert [b["checkinId"] for b in data["openBlockers"]] == [
+        b["checkinId"] for b in blockers(world, None, MOMENT, scope)
+    ]
+    expected_rollup = rollup(world, None, scope)
+    assert (data["goalRollup"] or {}).get("total") == (expected_rollup or {}).get("total")
+    for team_id in TEAMS:
+        variables = {"team": team_id, "from": "2026-03-02", "to": "2026-03-22", "asOf": MOMENT.isoformat()}
+        got = (await _graphql(scoped_url, COVERAGE_QUERY, variables, headers))["teamCoverage"]
+        assert (got is None) == (team_id not in scope), team_id
+    async with httpx.AsyncClient(base_url=scoped_url, timeout=30) as http:
+        response = await http.get("/rpc/open_blockers", params={"as_of": MOMENT.isoformat()}, headers=headers)
+        assert response.status_code == 200, response.text
+        assert _parsed(response.text) == blockers(world, None, MOMENT, scope)
+        response = await http.get(
+            "/rpc/team_coverage",
+            params={"team_id": "t-a", "from": "2026-03-02", "to": "2026-03-04", "as_of": MOMENT.isoformat()},
+            headers=headers,
+        )
+        assert _parsed(response.text) == coverage(
+            world, "t-a", START, START + dt.timedelta(days=2), MOMENT, False, scope
+        )
+    # The same server without a teams claim sees everything.
+    data = await _graphql(scoped_url, OTHERS_QUERY, {"asOf": MOMENT.isoformat()}, _token(None))
+    assert [b["checkinId"] for b in data["openBlockers"]] == [
+        b["checkinId"] for b in blockers(world, None, MOMENT, None)
+    ]
+
+
+async def test_rest_functions(world: dict[str, Any], server_url: str) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=server_url, timeout=30) as http:
+        as_of = MOMENT.isoformat()
+        response = await http.get(
+            "/rpc/team_coverage",
+            params={
+                "team_id": "t-b",
+                "from": "2026-03-02",
+                "to": "2026-03-22",
+                "as_of": as_of,
+                "weekdays_only": "true",
+            },
+        )
+        assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+        assert _parsed(response.text) == coverage(
+            world, "t-b", START, START + dt.timedelta(days=20), MOMENT, True, None
+        )
+        response = await http.get("/rpc/stale_goal_stories", params={"days": "30", "as_of": as_of})
+        assert _parsed(response.text) == stale(world, 30, MOMENT, None)
+        response = await http.get("/rpc/open_blockers", params={"team_id": "t-a", "as_of": as_of})
+        assert _parsed(response.text) == blockers(world, "t-a", MOMENT, None)
+        response = await http.get("/rpc/goal_rollup", params={"id": "g-00"})
+        assert _parsed(response.text) == rollup(world, "g-00", None)
+        response = await http.get("/rpc/goal_rollup", params={"id": "nope"})
+        assert (response.status_code, response.text) == (200, "null")
+        head = await http.head("/rpc/open_blockers")
+        assert (head.status_code, head.content) == (200, b"")
+
+        # Errors in PostgREST's words.
+        response = await http.get("/rpc/team_coverage", params={"team_id": "t-a"})
+        assert (response.status_code, response.json()["code"]) == (404, "PGRST202")
+        assert "team_coverage(team_id)" in response.json()["message"]
+        response = await http.get("/rpc/open_blockers", params={"teams": "t-a"})
+        assert (response.status_code, response.json()["code"]) == (404, "PGRST202")
+        response = await http.get("/rpc/no_such_view")
+        assert (response.status_code, response.json()["code"]) == (404, "PGRST202")
+        response = await http.get("/rpc/stale_goal_stories", params={"days": "soon"})
+        assert (response.status_code, response.json()["code"]) == (400, "22P02")
+        response = await http.get("/rpc/stale_goal_stories", params={"days": "99999999999"})
+        assert (response.status_code, response.json()["code"]) == (400, "22003")
+        response = await http.get(
+            "/rpc/team_coverage", params={"team_id": "t-a", "from": "2026-13-01", "to": "2026-03-01"}
+        )
+        assert (response.status_code, response.json()["code"]) == (400, "22007")
+        response = await http.get(
+            "/rpc/team_coverage", params={"team_id": "t-a", "from": "2026-03-05", "to": "2026-03-01"}
+        )
+        assert response.status_code == 400 and "before it starts" in response.json()["message"]
+        response = await http.post("/rpc/open_blockers", json={})
+        assert (response.status_code, response.json()["code"]) == (405, "PGRST117")
+        response = await http.get("/rpc/open_blockers", headers={"Accept": "text/csv"})
+        assert (response.status_code, response.json()["code"]) == (406, "PGRST107")
+
+        document = (await http.get("/")).json()
+    for name in ("team_coverage", "stale_goal_stories", "open_blockers", "goal_rollup"):
+        path = document["paths"][f"/rpc/{name}"]["get"]
+        assert path["parameters"] and path["responses"]["200"]
+
+
+async def test_mcp_view_tools(world: dict[str, Any], server_url: str, database_url: str) -> None:
+    from tests.mcp_support import connect, structured, tool_error
+
+    async with connect("http", server_url, database_url) as client:
+        result = structured(
+            await client.call_tool(
+                "get_team_coverage",
+                {"team_id": "t-a", "from": "2026-03-02", "to": "2026-03-22", "as_of": MOMENT.isoformat()},
+            )
+        )
+        assert result == json.loads(
+            json.dumps(coverage(world, "t-a", START, START + dt.timedelta(days=20), MOMENT, False, None))
+        )
+        result = structured(await client.call_tool("get_open_blockers", {"as_of": MOMENT.isoformat()}))
+        assert result["open_blockers"] == blockers(world, None, MOMENT, None)
+        result = structured(await client.call_tool("get_stale_goal_stories", {"days": 30, "as_of": MOMENT.isoformat()}))
+        assert result["goal_stories"] == stale(world, 30, MOMENT, None)
+        result = structured(await client.call_tool("get_goal_rollup", {"goal_story_id": "g-00"}))
+        assert result == json.loads(json.dumps(rollup(world, "g-00", None), default=float))
+        message, _ = tool_error(await client.call_tool("get_team_coverage", {"team_id": "nope"}))
+        assert "nope" in message
+        message, _ = tool_error(await client.call_tool("get_stale_goal_stories", {"days": -3}))
+        assert "days" in message
