@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import TextClause, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.plan import Bundle, Condition, ReadPlan, all_of, parameterized
@@ -70,7 +70,7 @@ class Reader:
         text: str = (await self._first_rows((self.statements.bundle(bundle), {}, KEPT)))[0][0]
         return text
 
-    async def first_value(self, statement: AnySelect | TextClause, values: dict[str, Any]) -> Any:
+    async def first_value(self, statement: AnySelect, values: dict[str, Any]) -> Any:
         """The first column of the statement's first row (None when it has no row); the statement is one
         kept for good (a module's constant: compiled once, prepared on each connection)."""
         row = (await self._first_rows((statement, values, KEPT)))[0]
@@ -88,7 +88,7 @@ class Reader:
         rows, total = await self._first_rows((prepared.statement, arguments, KEPT), (count_statement(plan), {}, ONCE))
         return rows[0], total[0]
 
-    async def _first_rows(self, *statements: tuple[AnySelect | TextClause, dict[str, Any], bool]) -> list[Any]:
+    async def _first_rows(self, *statements: tuple[AnySelect, dict[str, Any], bool]) -> list[Any]:
         """Each statement's first row, with its parameters' values; several see one snapshot.
         A statement marked KEPT is one of `statements`' (its compiled form is kept too)."""
         pool = self.pool

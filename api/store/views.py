@@ -25,12 +25,29 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, Text, TextClause, bindparam, text
+from sqlalchemy import (
+    CTE,
+    Boolean,
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    exists,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import BindParameter
 
 from api.entities import GOAL_STORY_STATUSES
 from api.errors import InvalidInput, InvalidReason
 from api.store.reads import Reader
+from api.store.tables import TABLES
 
 # The longest range `team_coverage` answers in one go (a year and a day: a leap year, both ends included).
 MAX_COVERAGE_DAYS = 366
@@ -40,20 +57,74 @@ MAX_STALE_DAYS = 36500
 Scope = Collection[str] | None
 
 # ---------------------------------------------------------------- who may see what
-# The scope is bound once as :scope (text[], NULL for no limit); each predicate says which rows of one
-# entity a caller limited to those teams sees.
+# Each view reads the entities' rows through `visible_<table>` (a CTE, inlined by PostgreSQL: NOT
+# MATERIALIZED), which is the table itself for a caller without a scope, and the rows its teams may see
+# for a scoped one, the teams bound as one parameter (:scope_teams) so that every scope shares one
+# statement. So each view has two statements, both built once.
+
+VISIBLE = {
+    "team": "visible_teams",
+    "actor": "visible_actors",
+    "team_checkin": "visible_team_checkins",
+    "goal_story": "visible_goal_stories",
+    "goal_story_update": "visible_goal_story_updates",
+}
 
 
-def _team_visible(alias: str) -> str:
-    return f"(CAST(:scope AS text[]) IS NULL OR {alias}.id = ANY(CAST(:scope AS text[])))"
+def _scope_teams() -> ColumnElement[Any]:
+    return cast(bindparam("scope_teams", type_=ARRAY(Text)), ARRAY(Text))
 
 
-def _checkin_visible(alias: str) -> str:
-    return f"(CAST(:scope AS text[]) IS NULL OR {alias}.team_id = ANY(CAST(:scope AS text[])))"
+def _visible(entity_name: str, table: Table) -> ColumnElement[Any]:
+    """The rows of `table` a caller limited to :scope_teams may see."""
+    teams = _scope_teams()
+    match entity_name:
+        case "team":
+            return table.c.id == any_(teams)
+        case "team_checkin":
+            return table.c.team_id == any_(teams)
+        case "goal_story":
+            return table.c.team_ids.overlap(teams)
+        case "goal_story_update":
+            story = TABLES["goal_story"].alias()
+            return exists(
+                select(literal(1)).where(story.c.id == table.c.goal_story_id, story.c.team_ids.overlap(teams))
+            )
+        case "actor":
+            team = TABLES["team"].alias()
+            return exists(select(literal(1)).where(team.c.id == any_(teams), table.c.id == any_(team.c.member_ids)))
+    raise AssertionError(f"no scope rule for {entity_name}")
 
 
-def _goal_visible(alias: str) -> str:
-    return f"(CAST(:scope AS text[]) IS NULL OR {alias}.team_ids && CAST(:scope AS text[]))"
+def _sources(entities: tuple[str, ...], scoped: bool) -> list[CTE]:
+    sources = []
+    for name in entities:
+        table = TABLES[name]
+        rows = select(*table.c)
+        if scoped:
+            rows = rows.where(_visible(name, table))
+        sources.append(rows.cte(VISIBLE[name]).prefix_with("NOT MATERIALIZED"))
+    return sources
+
+
+@dataclass(frozen=True)
+class View:
+    """One view's statement: for every row (`everything`) and for a scoped caller (`scoped`)."""
+
+    everything: Select[Any]
+    scoped: Select[Any]
+
+    def statement(self, scope: Scope) -> Select[Any]:
+        return self.everything if scope is None else self.scoped
+
+
+def _view(body: str, entities: tuple[str, ...], *binds: BindParameter[Any]) -> View:
+    # The body is a scalar subquery (it has CTEs of its own) after the visible rows' CTEs.
+    value = text(f"({body})").bindparams(*binds)
+    return View(
+        everything=select(value).add_cte(*_sources(entities, scoped=False)),
+        scoped=select(value).add_cte(*_sources(entities, scoped=True)),
+    )
 
 
 # A member's timezone as PostgreSQL knows it: the write service accepts the names Python's zoneinfo
@@ -66,29 +137,25 @@ def _zone(column: str) -> str:
 LATEST_FIRST = "u.date DESC, u.created_at DESC, u.id DESC"
 
 
-def _statement(sql: str, *binds: Any) -> TextClause:
-    return text(sql).bindparams(bindparam("scope", type_=ARRAY(Text)), *binds)
-
-
-TEAM_COVERAGE = _statement(
+TEAM_COVERAGE = _view(
     f"""
 WITH team AS (
     SELECT t.id, t.name, coalesce(t.member_ids, CAST('{{}}' AS text[])) AS member_ids
-    FROM teams AS t
-    WHERE t.id = :team_id AND {_team_visible("t")}
+    FROM visible_teams AS t
+    WHERE t.id = :team_id
 ), members AS (
     SELECT a.id, a.name, a.timezone, min(m.ord) AS ord,
            CAST(CAST(:as_of AS timestamptz) AT TIME ZONE {_zone("a.timezone")} AS date) AS today
     FROM team
     CROSS JOIN unnest(team.member_ids) WITH ORDINALITY AS m (actor_id, ord)
-    JOIN actors AS a ON a.id = m.actor_id
-    GROUP BY a.id
+    JOIN visible_actors AS a ON a.id = m.actor_id
+    GROUP BY a.id, a.name, a.timezone
 ), days AS (
     SELECT CAST(d AS date) AS day
     FROM generate_series(CAST(:first AS date), CAST(:last AS date), interval '1 day') AS d
 ), checkins AS (
     SELECT c.id, c.actor_id, c.date, c.created_at, c.blockers
-    FROM team_checkins AS c
+    FROM visible_team_checkins AS c
     JOIN team ON c.team_id = team.id
     JOIN members AS m ON m.id = c.actor_id
     WHERE c.date BETWEEN CAST(:first AS date) AND CAST(:last AS date)
@@ -163,6 +230,7 @@ SELECT CAST(json_build_object(
 ) AS text)
 FROM team
 """,
+    ("team", "actor", "team_checkin"),
     bindparam("team_id", type_=Text),
     bindparam("first", type_=Text),
     bindparam("last", type_=Text),
@@ -170,22 +238,21 @@ FROM team
     bindparam("weekdays_only", type_=Boolean),
 )
 
-STALE_GOAL_STORIES = _statement(
+STALE_GOAL_STORIES = _view(
     f"""
 WITH goals AS (
     SELECT g.id, g.title, g.parent_id, g.team_ids, g.created_at,
            latest.id AS update_id, latest.date, latest.status, latest.progress_percent, latest.title AS update_title,
            coalesce(latest.date, CAST(g.created_at AT TIME ZONE 'UTC' AS date)) AS since
-    FROM goal_stories AS g
+    FROM visible_goal_stories AS g
     LEFT JOIN LATERAL (
         SELECT u.id, u.date, u.status, u.progress_percent, u.title
-        FROM goal_story_updates AS u
+        FROM visible_goal_story_updates AS u
         WHERE u.goal_story_id = g.id
         ORDER BY {LATEST_FIRST}
         LIMIT 1
     ) AS latest ON true
-    WHERE {_goal_visible("g")}
-      AND (CAST(:team_id AS text) IS NULL OR CAST(:team_id AS text) = ANY(g.team_ids))
+    WHERE (CAST(:team_id AS text) IS NULL OR CAST(:team_id AS text) = ANY(g.team_ids))
 ), stale AS (
     SELECT goals.*,
            CAST(CAST(:as_of AS timestamptz) AT TIME ZONE 'UTC' AS date) - goals.since AS days_since
@@ -210,33 +277,33 @@ SELECT CAST(coalesce(json_agg(json_build_object(
 FROM stale AS s
 WHERE s.days_since >= :days
 """,
+    ("goal_story", "goal_story_update"),
     bindparam("days", type_=Integer),
     bindparam("team_id", type_=Text),
     bindparam("as_of", type_=Text),
     bindparam("include_completed", type_=Boolean),
 )
 
-OPEN_BLOCKERS = _statement(
+OPEN_BLOCKERS = _view(
     f"""
 WITH members AS (
     SELECT t.id AS team_id, t.name AS team_name, m.actor_id, min(m.ord) AS ord
-    FROM teams AS t
+    FROM visible_teams AS t
     CROSS JOIN unnest(t.member_ids) WITH ORDINALITY AS m (actor_id, ord)
-    WHERE {_team_visible("t")} AND (CAST(:team_id AS text) IS NULL OR t.id = CAST(:team_id AS text))
-    GROUP BY t.id, m.actor_id
+    WHERE CAST(:team_id AS text) IS NULL OR t.id = CAST(:team_id AS text)
+    GROUP BY t.id, t.name, m.actor_id
 ), latest AS (
     SELECT DISTINCT ON (c.team_id, c.actor_id)
            c.id, c.team_id, c.actor_id, c.date, c.created_at, c.blockers
-    FROM team_checkins AS c
+    FROM visible_team_checkins AS c
     JOIN members AS m ON m.team_id = c.team_id AND m.actor_id = c.actor_id
-    WHERE {_checkin_visible("c")}
     ORDER BY c.team_id, c.actor_id, c.date DESC, c.created_at DESC, c.id DESC
 ), open AS (
     SELECT l.*, m.team_name, m.ord, a.name AS actor_name, a.timezone,
            CAST(CAST(:as_of AS timestamptz) AT TIME ZONE {_zone("a.timezone")} AS date) - l.date AS age_days
     FROM latest AS l
     JOIN members AS m ON m.team_id = l.team_id AND m.actor_id = l.actor_id
-    JOIN actors AS a ON a.id = l.actor_id
+    JOIN visible_actors AS a ON a.id = l.actor_id
     WHERE cardinality(l.blockers) > 0
 )
 SELECT CAST(coalesce(json_agg(json_build_object(
@@ -253,30 +320,30 @@ SELECT CAST(coalesce(json_agg(json_build_object(
 ) ORDER BY o.age_days DESC, o.team_name, o.team_id, o.ord), '[]') AS text)
 FROM open AS o
 """,
+    ("team", "actor", "team_checkin"),
     bindparam("team_id", type_=Text),
     bindparam("as_of", type_=Text),
 )
 
 _STATUS_COUNTS = ", ".join(f"'{s}', count(*) FILTER (WHERE t.status = '{s}')" for s in GOAL_STORY_STATUSES)
 
-GOAL_ROLLUP = _statement(
+GOAL_ROLLUP = _view(
     f"""
 WITH RECURSIVE tree AS (
     SELECT g.id, g.title, g.parent_id, 0 AS depth, ARRAY[g.id] AS path
-    FROM goal_stories AS g
-    WHERE {_goal_visible("g")}
-      AND CASE WHEN CAST(:id AS text) IS NULL THEN g.parent_id IS NULL ELSE g.id = CAST(:id AS text) END
+    FROM visible_goal_stories AS g
+    WHERE CASE WHEN CAST(:id AS text) IS NULL THEN g.parent_id IS NULL ELSE g.id = CAST(:id AS text) END
     UNION ALL
     SELECT g.id, g.title, g.parent_id, tree.depth + 1, tree.path || g.id
     FROM tree
-    JOIN goal_stories AS g ON g.parent_id = tree.id
-    WHERE {_goal_visible("g")} AND NOT g.id = ANY(tree.path)
+    JOIN visible_goal_stories AS g ON g.parent_id = tree.id
+    WHERE NOT g.id = ANY(tree.path)
 ), nodes AS (
     SELECT tree.*, latest.id AS update_id, latest.date, latest.status, latest.progress_percent
     FROM tree
     LEFT JOIN LATERAL (
         SELECT u.id, u.date, u.status, u.progress_percent
-        FROM goal_story_updates AS u
+        FROM visible_goal_story_updates AS u
         WHERE u.goal_story_id = tree.id
         ORDER BY {LATEST_FIRST}
         LIMIT 1
@@ -298,12 +365,15 @@ SELECT CASE WHEN count(*) = 0 THEN NULL ELSE CAST(json_build_object(
 ) AS text) END
 FROM nodes AS t
 """,
+    ("goal_story", "goal_story_update"),
     bindparam("id", type_=Text),
 )
 
 
-def _scope(scope: Scope) -> list[str] | None:
-    return None if scope is None else sorted(scope)
+def _scoped(view: View, scope: Scope, values: dict[str, Any]) -> tuple[Select[Any], dict[str, Any]]:
+    if scope is None:
+        return view.everything, values
+    return view.scoped, {**values, "scope_teams": sorted(scope)}
 
 
 def _instant(as_of: dt.datetime | None) -> str:
@@ -341,15 +411,17 @@ class Views:
                 reason=InvalidReason.RULE,
             )
         return await self.reader.first_value(
-            TEAM_COVERAGE,
-            {
-                "scope": _scope(scope),
-                "team_id": team_id,
-                "first": first.isoformat(),
-                "last": last.isoformat(),
-                "as_of": _instant(as_of),
-                "weekdays_only": weekdays_only,
-            },
+            *_scoped(
+                TEAM_COVERAGE,
+                scope,
+                {
+                    "team_id": team_id,
+                    "first": first.isoformat(),
+                    "last": last.isoformat(),
+                    "as_of": _instant(as_of),
+                    "weekdays_only": weekdays_only,
+                },
+            )
         )
 
     async def stale_goal_stories(
@@ -366,14 +438,16 @@ class Views:
                 f"days must be between 0 and {MAX_STALE_DAYS}, not {days}", field="days", reason=InvalidReason.RULE
             )
         answer: str = await self.reader.first_value(
-            STALE_GOAL_STORIES,
-            {
-                "scope": _scope(scope),
-                "days": days,
-                "team_id": team_id,
-                "as_of": _instant(as_of),
-                "include_completed": include_completed,
-            },
+            *_scoped(
+                STALE_GOAL_STORIES,
+                scope,
+                {
+                    "days": days,
+                    "team_id": team_id,
+                    "as_of": _instant(as_of),
+                    "include_completed": include_completed,
+                },
+            )
         )
         return answer
 
@@ -381,10 +455,10 @@ class Views:
         self, team_id: str | None = None, *, scope: Scope = None, as_of: dt.datetime | None = None
     ) -> str:
         answer: str = await self.reader.first_value(
-            OPEN_BLOCKERS, {"scope": _scope(scope), "team_id": team_id, "as_of": _instant(as_of)}
+            *_scoped(OPEN_BLOCKERS, scope, {"team_id": team_id, "as_of": _instant(as_of)})
         )
         return answer
 
     async def goal_rollup(self, id: str | None, *, scope: Scope = None) -> str | None:
         """The subtree of goal story `id`, or (None) every tree, each from a root."""
-        return await self.reader.first_value(GOAL_ROLLUP, {"scope": _scope(scope), "id": id})
+        return await self.reader.first_value(*_scoped(GOAL_ROLLUP, scope, {"id": id}))
