@@ -84,7 +84,8 @@ def _visible(entity_name: str, table: Table) -> ColumnElement[Any]:
         case "team_checkin":
             return table.c.team_id == any_(teams)
         case "goal_story":
-            return table.c.team_ids.overlap(teams)
+            overlap: ColumnElement[Any] = table.c.team_ids.overlap(teams)
+            return overlap
         case "goal_story_update":
             story = TABLES["goal_story"].alias()
             return exists(
@@ -410,7 +411,7 @@ class Views:
                 field="to",
                 reason=InvalidReason.RULE,
             )
-        return await self.reader.first_value(
+        answer: str | None = await self.reader.first_value(
             *_scoped(
                 TEAM_COVERAGE,
                 scope,
@@ -423,6 +424,7 @@ class Views:
                 },
             )
         )
+        return answer
 
     async def stale_goal_stories(
         self,
@@ -461,4 +463,5 @@ class Views:
 
     async def goal_rollup(self, id: str | None, *, scope: Scope = None) -> str | None:
         """The subtree of goal story `id`, or (None) every tree, each from a root."""
-        return await self.reader.first_value(*_scoped(GOAL_ROLLUP, scope, {"id": id}))
+        answer: str | None = await self.reader.first_value(*_scoped(GOAL_ROLLUP, scope, {"id": id}))
+        return answer
