@@ -133,7 +133,7 @@ async def test_posting_writes_the_row_and_exactly_one_event_then_reads_back(
         validator("goal_story_update").validate(update)
         assert (update["status"], update["progress_percent"]) == ("at_risk", 40)
         assert updated["coordination_event"]["reference_id"] == update["id"]
-        assert updated["coordination_event"]["cursor"] > event["cursor"]
+        assert int(updated["coordination_event"]["cursor"]) > int(event["cursor"])
 
         # In the database: the rows, and exactly one event each, naming the row and its actor.
         assert (await _row(engine, "team_checkins", checkin["id"]))["next"] == ["Summarise churn interviews"]
@@ -230,7 +230,7 @@ async def test_events_are_read_after_a_cursor_in_commit_order(
     await seed(writer)
     async with connect(transport, server_url, database_url) as client:
         start = structured(await client.call_tool("get_coordination_events", {}))
-        assert start == {"events": [], "next_cursor": 0, "has_more": False}
+        assert start == {"events": [], "next_cursor": "0", "has_more": False}
         ids = []
         for day in ("2026-05-18", "2026-05-19", "2026-05-20"):
             posted = structured(
@@ -246,8 +246,12 @@ async def test_events_are_read_after_a_cursor_in_commit_order(
         assert first["events"][0]["actor"] == {"id": "p-1", "name": "Quinn Reed"}
         for event in first["events"]:
             validator("coordination_event").validate({k: v for k, v in event.items() if k not in ("cursor", "actor")})
+        # Cursors are strings, as in GraphQL, the event stream and webhooks; a number is taken too.
+        assert isinstance(first["next_cursor"], str) and first["next_cursor"].isdigit()
         rest = structured(await client.call_tool("get_coordination_events", {"after": first["next_cursor"]}))
         assert [e["reference_id"] for e in rest["events"]] == ids[2:]
+        by_number = {"after": int(first["next_cursor"])}
+        assert structured(await client.call_tool("get_coordination_events", by_number)) == rest
         assert rest["has_more"] is False
         # Nothing new: the same cursor comes back, to be used again.
         idle = structured(await client.call_tool("get_coordination_events", {"after": rest["next_cursor"]}))

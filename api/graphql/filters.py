@@ -129,33 +129,6 @@ class TimeframeFilter:
     is_null: bool | None = strawberry.field(default=UNSET, description="true: no timeframe; false: a timeframe.")
 
 
-@strawberry.input(description="Conditions on an actor type; every condition given must hold.")
-class ActorTypeFilter:
-    eq: ActorType | None = UNSET
-    neq: ActorType | None = UNSET
-    in_: list[ActorType] | None = strawberry.field(name="in", default=UNSET)
-    not_in: list[ActorType] | None = UNSET
-    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
-
-
-@strawberry.input(description="Conditions on a goal story status; every condition given must hold.")
-class GoalStoryStatusFilter:
-    eq: GoalStoryStatus | None = UNSET
-    neq: GoalStoryStatus | None = UNSET
-    in_: list[GoalStoryStatus] | None = strawberry.field(name="in", default=UNSET)
-    not_in: list[GoalStoryStatus] | None = UNSET
-    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
-
-
-@strawberry.input(description="Conditions on a coordination event type; every condition given must hold.")
-class CoordinationEventTypeFilter:
-    eq: CoordinationEventType | None = UNSET
-    neq: CoordinationEventType | None = UNSET
-    in_: list[CoordinationEventType] | None = strawberry.field(name="in", default=UNSET)
-    not_in: list[CoordinationEventType] | None = UNSET
-    is_null: bool | None = strawberry.field(default=UNSET, description="true: no value; false: a value.")
-
-
 _BY_KIND: dict[Kind, type] = {
     Kind.ID: IDFilter,
     Kind.TEXT: StringFilter,
@@ -165,11 +138,37 @@ _BY_KIND: dict[Kind, type] = {
     Kind.TEXT_LIST: StringListFilter,
     Kind.TIMEFRAME: TimeframeFilter,
 }
+
+
+def _enum_filter(choice: type[Enum], noun: str) -> type:
+    """`<Enum>Filter`: the same operators for every enum a field takes its values from."""
+    name = choice.__name__
+    namespace: dict[str, Any] = {
+        "__module__": __name__,
+        "__annotations__": {
+            "eq": f"{name} | None",
+            "neq": f"{name} | None",
+            "in_": f"list[{name}] | None",
+            "not_in": f"list[{name}] | None",
+            "is_null": "bool | None",
+        },
+        "eq": UNSET,
+        "neq": UNSET,
+        "in_": strawberry.field(name="in", default=UNSET),
+        "not_in": UNSET,
+        "is_null": strawberry.field(default=UNSET, description="true: no value; false: a value."),
+    }
+    cls = type(f"{name}Filter", (), namespace)
+    return strawberry.input(cls, description=f"Conditions on {noun}; every condition given must hold.")
+
+
 _ENUM_FILTERS: dict[type[Enum], type] = {
-    ActorType: ActorTypeFilter,
-    GoalStoryStatus: GoalStoryStatusFilter,
-    CoordinationEventType: CoordinationEventTypeFilter,
+    ActorType: _enum_filter(ActorType, "an actor type"),
+    GoalStoryStatus: _enum_filter(GoalStoryStatus, "a goal story status"),
+    CoordinationEventType: _enum_filter(CoordinationEventType, "a coordination event type"),
 }
+# The where inputs name them as module globals, as they name each other.
+globals().update({cls.__name__: cls for cls in _ENUM_FILTERS.values()})
 # Operator input attribute -> the plan's (PostgREST) operator.
 _OPERATORS = {
     "eq": "eq",

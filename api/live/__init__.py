@@ -6,7 +6,7 @@ iterate `LiveFeed.subscribe`); `EventStream` serves it as server-sent events.
 
 from api.live.cursors import parse_cursor
 from api.live.feed import LiveFeed
-from api.live.filters import team_filter, teams_filter
+from api.live.filters import teams_filter
 from api.live.subscriber import SubscriberOverflow
 
-__all__ = ["LiveFeed", "SubscriberOverflow", "parse_cursor", "team_filter", "teams_filter"]
+__all__ = ["LiveFeed", "SubscriberOverflow", "parse_cursor", "teams_filter"]

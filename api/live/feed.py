@@ -23,7 +23,7 @@ from typing import Any
 from api import metrics
 from api.entities import entity
 from api.errors import InvalidInput, Unavailable
-from api.live.filters import after_cursor, team_filter, up_to_cursor
+from api.live.filters import after_cursor, teams_filter, up_to_cursor
 from api.live.subscriber import Gap, Sink, Subscriber, SubscriberOverflow
 from api.plan import Column, Filter, Match, OrderTerm, ReadPlan, all_of
 from api.store import NOTIFY_CHANNEL, Listener, Reader
@@ -145,7 +145,7 @@ class LiveFeed:
         `Subscriber.offer`); whatever it does not take comes through the iterator."""
         if self._position is None:
             raise RuntimeError("the live feed is not running (not started, or the database is not reachable yet)")
-        chosen = all_of(where, team_filter(team_id) if team_id is not None else None)
+        chosen = all_of(where, teams_filter([team_id]) if team_id is not None else None)
         key = None
         if chosen is not None:
             key = repr(chosen)

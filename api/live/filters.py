@@ -5,28 +5,6 @@ from __future__ import annotations
 from api.plan import And, Condition, Filter, Or, Related
 
 
-def team_filter(team_id: str) -> Filter:
-    """Events whose reference belongs to the team: a check-in's team_id, or a
-    goal story update's goal story's team_ids. An event whose check-in or
-    update has been deleted no longer belongs to any team."""
-    return Or(
-        (
-            And(
-                (
-                    Condition("event_type", "eq", "team_checkin"),
-                    Related("team_checkin", Condition("team_id", "eq", team_id)),
-                )
-            ),
-            And(
-                (
-                    Condition("event_type", "eq", "goal_story_update"),
-                    Related("goal_story_update", Related("goal_story", Condition("team_ids", "cs", [team_id]))),
-                )
-            ),
-        )
-    )
-
-
 def after_cursor(after: int) -> Condition:
     return Condition("cursor", "gt", after)
 
@@ -36,7 +14,9 @@ def up_to_cursor(last: int) -> Condition:
 
 
 def teams_filter(team_ids: list[str]) -> Filter:
-    """`team_filter` for any of several teams."""
+    """Events whose reference belongs to one of the teams: a check-in's team_id, or a goal story
+    update's goal story's team_ids. An event whose check-in or update has been deleted no longer
+    belongs to any team."""
     ids = list(team_ids)
     return Or(
         (

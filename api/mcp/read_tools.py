@@ -18,13 +18,19 @@ from api.errors import NotFound
 from api.mcp.arguments import Arguments
 from api.mcp.schemas import Schema, date_schema, field_schema, id_schema, object_schema
 from api.mcp.tools import Backend, Result, ToolSpec, columns, first, search
-from api.plan import Condition, Embed, OrderTerm, ReadPlan, all_of
+from api.plan import Column, Condition, Embed, OrderTerm, ReadPlan, all_of
 
 ACTOR = entity_named("actor")
 ACTOR_TYPE = ACTOR.field("actor_type")
 assert ACTOR_TYPE is not None
 
-EVENT_COLUMNS = columns("id", "cursor", "event_type", "actor_id", "reference_id", "occurred_at")
+# The cursor as text, as GraphQL, the event stream and webhooks give it (a bigint outgrows a JSON number's
+# safe range in many clients).
+EVENT_COLUMNS = (
+    *columns("id"),
+    Column("cursor", "cursor", cast="text"),
+    *columns("event_type", "actor_id", "reference_id", "occurred_at"),
+)
 RECENT_DAYS = 7
 # What PostgreSQL's OFFSET and the bigint event cursor can hold, so a larger number is refused by name.
 MAX_OFFSET = 2**31 - 1
@@ -413,7 +419,7 @@ async def _get_coordination_events(backend: Backend, args: Arguments) -> Result:
     events = await backend.rows(plan)
     more = len(events) > limit
     events = events[:limit]
-    return {"events": events, "next_cursor": events[-1]["cursor"] if events else after, "has_more": more}
+    return {"events": events, "next_cursor": events[-1]["cursor"] if events else str(after), "has_more": more}
 
 
 GET_COORDINATION_EVENTS = ToolSpec(
@@ -428,7 +434,8 @@ GET_COORDINATION_EVENTS = ToolSpec(
     input_schema=object_schema(
         {
             "after": {
-                "type": "integer",
+                "type": ["string", "integer"],
+                "pattern": "^[0-9]+$",
                 "minimum": 0,
                 "maximum": MAX_CURSOR,
                 "default": 0,

@@ -137,7 +137,7 @@ def fix_for(name: str, schema: Schema | None, references: str | None = None) -> 
         return f"Pass {name} as a date YYYY-MM-DD, e.g. {DATE_EXAMPLE}."
     if schema.get("format") == "date-time":
         return f"Pass {name} as an RFC 3339 timestamp, e.g. {TIMESTAMP_EXAMPLE}."
-    if kind == "integer":
+    if kind == "integer" or (isinstance(kind, list) and "integer" in kind):
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and high is not None:
             return f"Pass {name} as a whole number from {low} to {high}."

@@ -6,6 +6,7 @@ positions, so that a malformed parameter is reported the way PostgREST does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from api.rest.syntax import (
@@ -108,13 +109,7 @@ class Cursor:
         return self.text[start : self.pos].strip()
 
     def field_name(self) -> str:
-        if self.peek() == '"':
-            return self.quoted()
-        parts = [self.identifier()]
-        while self.peek() == "-" and self.peek(2) != "->":
-            self.pos += 1
-            parts.append(self.identifier())
-        return "-".join(parts)
+        return self._quoted_or_dashed(self.identifier)
 
     def json_path(self) -> tuple[tuple[str, str], ...]:
         steps: list[tuple[str, str]] = []
@@ -128,12 +123,16 @@ class Cursor:
             steps.append((arrow, self.json_key()))
 
     def json_key(self) -> str:
+        return self._quoted_or_dashed(self._json_key_part)
+
+    def _quoted_or_dashed(self, part: Callable[[], str]) -> str:
+        """A quoted name, or parts joined by dashes (a dash before `>` starts an arrow instead)."""
         if self.peek() == '"':
             return self.quoted()
-        parts = [self._json_key_part()]
+        parts = [part()]
         while self.peek() == "-" and self.peek(2) != "->":
             self.pos += 1
-            parts.append(self._json_key_part())
+            parts.append(part())
         return "-".join(parts)
 
     def _json_key_part(self) -> str:

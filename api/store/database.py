@@ -7,8 +7,8 @@ import functools
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
@@ -190,23 +190,25 @@ def libpq_url(url: str) -> str:
 @asynccontextmanager
 async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One database transaction; database failures leave it as domain errors."""
-    try:
+    with domain_errors():
         async with engine.begin() as conn:
             yield conn
-    except (DBAPIError, asyncpg.PostgresError) as error:
-        raise_as_domain_error(error)
-    except LOST_CONNECTION as error:
-        raise Unavailable(f"the database is unavailable: {error}") from error
-    except PoolTimeout as error:
-        raise Unavailable(f"no database connection came free in time: {error}") from error
 
 
 @asynccontextmanager
 async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A read-only use of a pooled connection, with the same error translation."""
-    try:
+    with domain_errors():
         async with engine.connect() as conn:
             yield conn
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """What fails inside leaves as a domain error: the database's own errors by their SQLSTATE, a lost
+    connection or an exhausted pool as Unavailable."""
+    try:
+        yield
     except (DBAPIError, asyncpg.PostgresError) as error:
         raise_as_domain_error(error)
     except LOST_CONNECTION as error:

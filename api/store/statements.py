@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, TextClause, any_, bindparam, delete, func, select, text, update
+from sqlalchemy import ARRAY, Table, Text, TextClause, any_, bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.entities import Entity, Kind, referrers
@@ -209,6 +209,19 @@ async def find_referrers(conn: AsyncConnection, ent: Entity, ids: list[str]) -> 
 # ---------------------------------------------------------------- inserting
 
 
+def _checked_rows(table: Table, targets: tuple[str, ...]) -> tuple[str, str, list[str]]:
+    """What an insert of rows given as JSON (:rows) starts from: its column list, the values it selects
+    from `g` (a missing created_at is the time of the write; every other missing field is null), and
+    the CTEs that lock the wanted references and say whether all are there (`checked.complete`)."""
+    names = [c.name for c in table.columns]
+    columns = ", ".join(f'"{n}"' for n in names)
+    values = ", ".join("coalesce(g.created_at, now())" if n == "created_at" else f'g."{n}"' for n in names)
+    ctes = [f"ref_{n} AS MATERIALIZED ({select})" for n, select in enumerate(_locking_references(targets))]
+    complete = " AND ".join(f"(SELECT count(*) FROM ref_{n}) = :refs_{n}" for n in range(len(targets))) or "true"
+    ctes.append(f"checked AS MATERIALIZED (SELECT {complete} AS complete)")
+    return columns, values, ctes
+
+
 @lru_cache(maxsize=64)
 def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing: bool, with_events: bool) -> TextClause:
     """Check and lock the references, insert the rows given as JSON (:rows) and, `with_events`,
@@ -218,13 +231,7 @@ def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing:
     `skip_existing` leaves out rows whose id is taken (ON CONFLICT DO NOTHING) rather than
     failing on the unique index."""
     table = TABLES[entity_name]
-    names = [c.name for c in table.columns]
-    columns = ", ".join(f'"{n}"' for n in names)
-    # A missing created_at is the time of the write; every other missing field is null.
-    values = ", ".join("coalesce(g.created_at, now())" if n == "created_at" else f'g."{n}"' for n in names)
-    ctes = [f"ref_{n} AS MATERIALIZED ({select})" for n, select in enumerate(_locking_references(targets))]
-    complete = " AND ".join(f"(SELECT count(*) FROM ref_{n}) = :refs_{n}" for n in range(len(targets))) or "true"
-    ctes.append(f"checked AS MATERIALIZED (SELECT {complete} AS complete)")
+    columns, values, ctes = _checked_rows(table, targets)
     ctes.append(f"""inserted AS (
         INSERT INTO {table.name} ({columns})
         SELECT {values} FROM checked, json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) AS g
@@ -234,7 +241,7 @@ def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing:
     # Only what the database decided comes back (the rest is what was sent): a bulk write's
     # result stays small, and PostgreSQL, holding the event lock until the statement is done,
     # never waits for a busy client to read thousands of full rows.
-    selected = "i.id, i.created_at" if "created_at" in names else "i.id"
+    selected = "i.id, i.created_at" if "created_at" in table.columns else "i.id"
     if with_events:
         ctes.append(recording_ctes("inserted"))
         tail = (
@@ -315,12 +322,7 @@ def _upsert_statement(entity_name: str, targets: tuple[str, ...], columns: tuple
     CONFLICT DO UPDATE), `owned`: only rows of the actor :owner. One record per row written, as stored,
     and whether it was inserted."""
     table = TABLES[entity_name]
-    names = [c.name for c in table.columns]
-    quoted = ", ".join(f'"{n}"' for n in names)
-    values = ", ".join("coalesce(g.created_at, now())" if n == "created_at" else f'g."{n}"' for n in names)
-    ctes = [f"ref_{n} AS MATERIALIZED ({select})" for n, select in enumerate(_locking_references(targets))]
-    complete = " AND ".join(f"(SELECT count(*) FROM ref_{n}) = :refs_{n}" for n in range(len(targets))) or "true"
-    ctes.append(f"checked AS MATERIALIZED (SELECT {complete} AS complete)")
+    quoted, values, ctes = _checked_rows(table, targets)
     assignments = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns)
     old = ", ".join(f't."{c}"' for c in columns)
     new = ", ".join(f'EXCLUDED."{c}"' for c in columns)

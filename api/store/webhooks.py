@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import NotFound
@@ -243,26 +243,22 @@ class WebhookStore:
             RETURNING {_COLUMNS}
             """
         )
-        async with transaction(self.engine) as conn:
-            row = (await conn.execute(statement, {**changes, "id": id})).first()
-        if row is None:
-            raise NotFound(ENTITY, id)
-        return _webhook(row)
+        return await self._change(statement, {**changes, "id": id})
 
     async def delete(self, id: str) -> Webhook:
         """Delete the webhook and its delivery log."""
-        async with transaction(self.engine) as conn:
-            row = (await conn.execute(_DELETE, {"id": id})).first()
-        if row is None:
-            raise NotFound(ENTITY, id)
-        return _webhook(row)
+        return await self._change(_DELETE, {"id": id})
 
     async def enable(self, id: str) -> Webhook:
         """Enabled again, resuming from its cursor: the event it stopped at is the next one sent."""
+        return await self._change(_ENABLE, {"id": id})
+
+    async def _change(self, statement: TextClause, values: dict[str, Any]) -> Webhook:
+        """One statement changing the webhook `values["id"]` names, returning it as changed."""
         async with transaction(self.engine) as conn:
-            row = (await conn.execute(_ENABLE, {"id": id})).first()
+            row = (await conn.execute(statement, values)).first()
         if row is None:
-            raise NotFound(ENTITY, id)
+            raise NotFound(ENTITY, values["id"])
         return _webhook(row)
 
     async def deliveries(self, id: str, first: int) -> list[WebhookDelivery]:
