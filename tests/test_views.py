@@ -668,3 +668,24 @@ async def test_mcp_view_tools(world: dict[str, Any], server_url: str, database_u
         assert "nope" in message
         message, _ = tool_error(await client.call_tool("get_stale_goal_stories", {"days": -3}))
         assert "days" in message
+
+
+async def test_a_timezone_postgresql_lacks_is_named_in_the_error(reader: Reader) -> None:
+    # Python's zoneinfo knows "localtime" (a file of the system's zoneinfo); PostgreSQL does not.
+    async with reader.engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO actors (id, actor_type, name, timezone) VALUES ('a', 'person', 'A', 'localtime')")
+        )
+        await conn.execute(text("INSERT INTO teams (id, name, member_ids) VALUES ('t', 'T', ARRAY['a'])"))
+    with pytest.raises(InvalidInput, match='time zone "localtime" not recognized'):
+        await Views(reader).team_coverage("t", START, START)
+
+
+async def test_a_rollup_ends_on_a_cycle_written_past_the_rules(reader: Reader) -> None:
+    # The write service refuses cycles; rows written straight into the table can still hold one.
+    async with reader.engine.begin() as conn:
+        await conn.execute(text("INSERT INTO goal_stories (id, title) VALUES ('g-a', 'A'), ('g-b', 'B')"))
+        await conn.execute(text("UPDATE goal_stories SET parent_id = CASE id WHEN 'g-a' THEN 'g-b' ELSE 'g-a' END"))
+    answer = json.loads(await Views(reader).goal_rollup("g-a") or "null")
+    assert [(g["id"], g["depth"]) for g in answer["goals"]] == [("g-a", 0), ("g-b", 1)]
+    assert await Views(reader).goal_rollup(None) is None  # no root at all

@@ -37,7 +37,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     exists,
-    literal,
+    literal_column,
     select,
     text,
 )
@@ -59,7 +59,8 @@ Scope = Collection[str] | None
 # ---------------------------------------------------------------- who may see what
 # Each view reads the entities' rows through `visible_<table>` (a CTE, inlined by PostgreSQL: NOT
 # MATERIALIZED), which is the table itself for a caller without a scope, and the rows its teams may see
-# for a scoped one, the teams bound as one parameter (:scope_teams) so that every scope shares one
+# for a scoped one (check-ins are read only through a visible team, which makes them visible: their own
+# test would only lead the planner to read the team's every check-in for each member), the teams bound as one parameter (:scope_teams) so that every scope shares one
 # statement. So each view has two statements, both built once.
 
 VISIBLE = {
@@ -89,11 +90,11 @@ def _visible(entity_name: str, table: Table) -> ColumnElement[Any]:
         case "goal_story_update":
             story = TABLES["goal_story"].alias()
             return exists(
-                select(literal(1)).where(story.c.id == table.c.goal_story_id, story.c.team_ids.overlap(teams))
+                select(literal_column("1")).where(story.c.id == table.c.goal_story_id, story.c.team_ids.overlap(teams))
             )
         case "actor":
             team = TABLES["team"].alias()
-            return exists(select(literal(1)).where(team.c.id == any_(teams), table.c.id == any_(team.c.member_ids)))
+            return exists(select(literal_column("1")).where(team.c.id == any_(teams), table.c.id == any_(team.c.member_ids)))
     raise AssertionError(f"no scope rule for {entity_name}")
 
 
@@ -128,10 +129,11 @@ def _view(body: str, entities: tuple[str, ...], *binds: BindParameter[Any]) -> V
     )
 
 
-# A member's timezone as PostgreSQL knows it: the write service accepts the names Python's zoneinfo
-# knows, and a name PostgreSQL's own time zone data lacks would fail the whole statement.
-def _zone(column: str) -> str:
-    return f"coalesce((SELECT z.name FROM pg_timezone_names AS z WHERE z.name = {column}), 'UTC')"
+# A member's day is taken in their timezone (UTC without one). The write service accepts the names Python's
+# zoneinfo knows; one PostgreSQL's own time zone data lacked ("localtime" is the only one today) makes the
+# view answer PostgreSQL's error naming it (22023, a bad value). Looking each name up in pg_timezone_names
+# first would cost more than the rest of the view: that function works out every zone's offset.
+MEMBER_ZONE = "coalesce(a.timezone, 'UTC')"
 
 
 # The latest update first: latest date, then latest created_at, then id (as `latestUpdate` picks it).
@@ -146,7 +148,7 @@ WITH team AS (
     WHERE t.id = :team_id
 ), members AS (
     SELECT a.id, a.name, a.timezone, min(m.ord) AS ord,
-           CAST(CAST(:as_of AS timestamptz) AT TIME ZONE {_zone("a.timezone")} AS date) AS today
+           CAST(CAST(:as_of AS timestamptz) AT TIME ZONE {MEMBER_ZONE} AS date) AS today
     FROM team
     CROSS JOIN unnest(team.member_ids) WITH ORDINALITY AS m (actor_id, ord)
     JOIN visible_actors AS a ON a.id = m.actor_id
@@ -155,8 +157,8 @@ WITH team AS (
     SELECT CAST(d AS date) AS day
     FROM generate_series(CAST(:first AS date), CAST(:last AS date), interval '1 day') AS d
 ), checkins AS (
-    SELECT c.id, c.actor_id, c.date, c.created_at, c.blockers
-    FROM visible_team_checkins AS c
+    SELECT c.id, c.actor_id, c.date, c.created_at, c.blockers, m.ord
+    FROM team_checkins AS c
     JOIN team ON c.team_id = team.id
     JOIN members AS m ON m.id = c.actor_id
     WHERE c.date BETWEEN CAST(:first AS date) AND CAST(:last AS date)
@@ -188,9 +190,8 @@ WITH team AS (
 ), day_blockers AS (
     SELECT c.date,
            json_agg(json_build_object('actorId', c.actor_id, 'checkinId', c.id, 'text', b.text)
-                    ORDER BY m.ord, c.created_at, c.id, b.n) AS blockers
+                    ORDER BY c.ord, c.created_at, c.id, b.n) AS blockers
     FROM checkins AS c
-    JOIN members AS m ON m.id = c.actor_id
     CROSS JOIN LATERAL unnest(c.blockers) WITH ORDINALITY AS b (text, n)
     GROUP BY c.date
 ), member_totals AS (
@@ -231,7 +232,7 @@ SELECT CAST(json_build_object(
 ) AS text)
 FROM team
 """,
-    ("team", "actor", "team_checkin"),
+    ("team", "actor"),
     bindparam("team_id", type_=Text),
     bindparam("first", type_=Text),
     bindparam("last", type_=Text),
@@ -294,16 +295,22 @@ WITH members AS (
     WHERE CAST(:team_id AS text) IS NULL OR t.id = CAST(:team_id AS text)
     GROUP BY t.id, t.name, m.actor_id
 ), latest AS (
-    SELECT DISTINCT ON (c.team_id, c.actor_id)
-           c.id, c.team_id, c.actor_id, c.date, c.created_at, c.blockers
-    FROM visible_team_checkins AS c
-    JOIN members AS m ON m.team_id = c.team_id AND m.actor_id = c.actor_id
-    ORDER BY c.team_id, c.actor_id, c.date DESC, c.created_at DESC, c.id DESC
+    SELECT l.*, m.team_name, m.ord
+    FROM members AS m
+    CROSS JOIN LATERAL (
+        SELECT c.id, c.team_id, c.actor_id, c.date, c.created_at, c.blockers
+        FROM team_checkins AS c
+        -- The team as a filter, not an index condition: walking the member's check-ins newest first
+        -- (team_checkins_actor_date) stops at the first of this team's, where a bitmap of the team's
+        -- every check-in would be read for each member.
+        WHERE c.actor_id = m.actor_id AND (c.team_id = m.team_id) IS TRUE
+        ORDER BY c.date DESC, c.created_at DESC, c.id DESC
+        LIMIT 1
+    ) AS l
 ), open AS (
-    SELECT l.*, m.team_name, m.ord, a.name AS actor_name, a.timezone,
-           CAST(CAST(:as_of AS timestamptz) AT TIME ZONE {_zone("a.timezone")} AS date) - l.date AS age_days
+    SELECT l.*, a.name AS actor_name, a.timezone,
+           CAST(CAST(:as_of AS timestamptz) AT TIME ZONE {MEMBER_ZONE} AS date) - l.date AS age_days
     FROM latest AS l
-    JOIN members AS m ON m.team_id = l.team_id AND m.actor_id = l.actor_id
     JOIN visible_actors AS a ON a.id = l.actor_id
     WHERE cardinality(l.blockers) > 0
 )
@@ -321,7 +328,7 @@ SELECT CAST(coalesce(json_agg(json_build_object(
 ) ORDER BY o.age_days DESC, o.team_name, o.team_id, o.ord), '[]') AS text)
 FROM open AS o
 """,
-    ("team", "actor", "team_checkin"),
+    ("team", "actor"),
     bindparam("team_id", type_=Text),
     bindparam("as_of", type_=Text),
 )
@@ -339,9 +346,13 @@ WITH RECURSIVE tree AS (
     FROM tree
     JOIN visible_goal_stories AS g ON g.parent_id = tree.id
     WHERE NOT g.id = ANY(tree.path)
+), parents AS (
+    SELECT DISTINCT tree.parent_id AS id FROM tree
 ), nodes AS (
-    SELECT tree.*, latest.id AS update_id, latest.date, latest.status, latest.progress_percent
+    SELECT tree.*, latest.id AS update_id, latest.date, latest.status, latest.progress_percent,
+           parents.id IS NULL AS leaf
     FROM tree
+    LEFT JOIN parents ON parents.id = tree.id
     LEFT JOIN LATERAL (
         SELECT u.id, u.date, u.status, u.progress_percent
         FROM visible_goal_story_updates AS u
@@ -360,9 +371,7 @@ SELECT CASE WHEN count(*) = 0 THEN NULL ELSE CAST(json_build_object(
     'statusCounts', json_build_object({_STATUS_COUNTS}, 'none', count(*) FILTER (WHERE t.status IS NULL)),
     'withProgress', count(t.progress_percent),
     'averageProgress', round(avg(t.progress_percent), 2),
-    'leafAverageProgress', round(avg(t.progress_percent) FILTER (
-        WHERE NOT EXISTS (SELECT 1 FROM tree AS c WHERE c.parent_id = t.id)
-    ), 2)
+    'leafAverageProgress', round(avg(t.progress_percent) FILTER (WHERE t.leaf), 2)
 ) AS text) END
 FROM nodes AS t
 """,
