@@ -59,9 +59,10 @@ Scope = Collection[str] | None
 # ---------------------------------------------------------------- who may see what
 # Each view reads the entities' rows through `visible_<table>` (a CTE, inlined by PostgreSQL: NOT
 # MATERIALIZED), which is the table itself for a caller without a scope, and the rows its teams may see
-# for a scoped one (check-ins are read only through a visible team, which makes them visible: their own
-# test would only lead the planner to read the team's every check-in for each member), the teams bound as one parameter (:scope_teams) so that every scope shares one
-# statement. So each view has two statements, both built once.
+# for a scoped one, the teams bound as one parameter (:scope_teams) so that every scope shares one
+# statement: each view has two statements, both built once. Check-ins are read only through a visible
+# team, which makes them visible: their own test would only lead the planner to read the team's every
+# check-in for each member.
 
 VISIBLE = {
     "team": "visible_teams",
@@ -94,7 +95,8 @@ def _visible(entity_name: str, table: Table) -> ColumnElement[Any]:
             )
         case "actor":
             team = TABLES["team"].alias()
-            return exists(select(literal_column("1")).where(team.c.id == any_(teams), table.c.id == any_(team.c.member_ids)))
+            member = table.c.id == any_(team.c.member_ids)
+            return exists(select(literal_column("1")).where(team.c.id == any_(teams), member))
     raise AssertionError(f"no scope rule for {entity_name}")
 
 
