@@ -134,6 +134,18 @@ class ActorForbidden(DomainError):
         self.hint = hint
 
 
+class TeamsForbidden(DomainError):
+    """A token limited to some teams asked for what would reach beyond them: a webhook whose team filter
+    would deliver events of teams it may not read (PostgreSQL's 42501, as a row-level policy refuses)."""
+
+    def __init__(self, message: str, *, teams: list[str], ids: list[str] | None = None, hint: str) -> None:
+        super().__init__(message)
+        # The teams the token is limited to, and the team ids asked for beyond them.
+        self.teams = teams
+        self.ids = ids or []
+        self.hint = hint
+
+
 class StatementTimeout(DomainError):
     """The database cancelled a statement that ran past statement_timeout."""
 

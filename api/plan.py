@@ -43,6 +43,8 @@ CASTS = frozenset(
         "jsonb",
     }
 )
+# The aggregate functions an `Aggregate` may apply, by PostgreSQL's names for them.
+AGGREGATES = frozenset({"count", "sum", "avg", "min", "max"})
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,27 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Aggregate:
+    """One output key holding `function` (one of AGGREGATES) over the rows of a group: of `field`, or of the value
+    at `path` inside it, cast to `cast` first (None: count the rows themselves, `count(*)`), the result cast to
+    `result_cast`. `distinct`: over the distinct values only.
+
+    In a `Summary`, `function` may also be one of STATISTICS; `otherwise` stands for null (no rows, or only
+    nulls), as pg-aggregates' sum is 0 then, and `spelling` says how the result is written."""
+
+    key: str
+    function: str
+    field: str | None = None
+    path: tuple[str, ...] = ()
+    path_as_text: bool = False
+    cast: str | None = None
+    result_cast: str | None = None
+    distinct: bool = False
+    spelling: Spelling | None = None
+    otherwise: Any = None
+
+
+@dataclass(frozen=True)
 class Constant:
     """One output key holding the same JSON value for every row (a string, number, boolean or null)."""
 
@@ -237,6 +260,65 @@ class Position:
     fields: tuple[tuple[str, tuple[str, ...]], ...]
 
 
+# The aggregate functions a `Summary` may apply besides AGGREGATES (pg-aggregates' statistics), of numbers only.
+STATISTICS = frozenset({"stddev_samp", "stddev_pop", "var_samp", "var_pop"})
+# The units a group key may be truncated to (PostgreSQL's date_trunc).
+TRUNCATIONS = frozenset({"hour", "day", "week", "month", "year"})
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """One key rows are grouped by: a field's value, or its date_trunc to `truncate` (a date stays a date);
+    `spelling`: how `Keys` writes it."""
+
+    field: str
+    truncate: str | None = None
+    spelling: Spelling | None = None
+
+
+@dataclass(frozen=True)
+class Keys:
+    """One output key holding the group's keys (an empty array without groups): each key's text, null for a
+    null key, spelled as its `GroupKey.spelling` says."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Nest:
+    """One output key holding an object of further summary fields."""
+
+    key: str
+    fields: tuple[SummaryField, ...]
+
+
+SummaryField = Aggregate | Keys | Nest | Constant
+
+
+@dataclass(frozen=True)
+class AggregateCondition:
+    """An aggregate over a group compares (op: eq, neq, gt, gte, lt, lte) with `value`: a HAVING condition,
+    combined with `And`, `Or` and `Not` (the aggregate's key and spelling do not count)."""
+
+    aggregate: Aggregate
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Aggregates over a set of rows, laid out as `fields`: one object, or with `group_by` an array of objects,
+    one per group (in the order of their keys, nulls last), kept when `having` holds.
+
+    The rows are those of the read holding it (a page's: its total's condition, its own paging aside);
+    `through` a relation, the rows reached from each of them (its pick: only the first reached)."""
+
+    fields: tuple[SummaryField, ...]
+    group_by: tuple[GroupKey, ...] | None = None
+    having: Any = None
+    through: Related | None = None
+
+
 # The values a `PageField` can hold.
 PAGE_VALUES = frozenset(
     {
@@ -251,6 +333,7 @@ PAGE_VALUES = frozenset(
         "has_previous",  # rows precede the page
         "total",  # the number of rows matching `Paged.total_where`, over all pages
         "constant",  # `value`
+        "summary",  # `summary` over the rows `Paged.total_where` counts
     }
 )
 
@@ -264,6 +347,7 @@ class PageField:
     view: ReadPlan | None = None
     fields: tuple[PageField, ...] = ()
     constant: Any = None
+    summary: Summary | None = None
 
 
 @dataclass(frozen=True)

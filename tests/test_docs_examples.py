@@ -205,6 +205,20 @@ def _agent_checkin(data: dict[str, Any]) -> None:
     assert event["eventType"] == "TEAM_CHECKIN" and isinstance(event["cursor"], str)
 
 
+def _sub_goals(data: dict[str, Any]) -> None:
+    children = data["goalStory"]["children"]
+    progress = [n["latestUpdate"]["progressPercent"] for n in children["nodes"] if n["latestUpdate"]]
+    assert children["aggregates"] == {"distinctCount": {"id": "3"}} and len(progress) == 3
+    latest = children["latestUpdates"]
+    assert float(latest["aggregates"]["average"]["progressPercent"]) == pytest.approx(sum(progress) / 3)
+    assert latest["aggregates"]["min"]["progressPercent"] == min(progress)
+    statuses = [n["latestUpdate"]["status"] for n in children["nodes"]]
+    assert latest["groupedAggregates"] == [
+        {"keys": [status], "distinctCount": {"goalStoryId": str(statuses.count(status))}}
+        for status in sorted(set(statuses), key=str.lower)
+    ]
+
+
 EXPECTED: dict[str, Callable[[Any], None]] = {
     "team_id=eq.demo-t-marketing&order=created_at.desc": _newest_marketing,
     "blockers=not.is.null": _blocked,
@@ -212,6 +226,7 @@ EXPECTED: dict[str, Callable[[Any], None]] = {
     '"name":"get_team_checkins"': _backend_week,
     "goalStories(where: {parentId: {isNull: true}})": _goal_tree,
     "createTeamCheckin": _agent_checkin,
+    'goalStory(id: "demo-g-launch")': _sub_goals,
 }
 
 

@@ -1,9 +1,12 @@
 // The viewer: loads every entity through the GraphQL API, renders it, and re-fetches what an
-// incoming coordination event changed.
+// incoming coordination event changed. With access control on, every request carries the token entered
+// in the page (or given once as ?token=), and the page says when it is missing, expired or short of a scope.
 
-import { all, query } from "./graphql.js";
+import { checkAccess, explain, setUpAccessForm, showAccess } from "./access.js";
+import { accessProblem, adoptTokenFromUrl, all, query } from "./graphql.js";
 import { LiveEvents } from "./live.js";
 import { el, humanize, progressBar, renderTable, setState, statusBadge } from "./render.js";
+import { Webhooks } from "./webhooks.js";
 
 const SELECTIONS = {
   actors: "id actorType name role timezone",
@@ -55,6 +58,11 @@ async function load(field) {
     delete errors[field];
   } catch (error) {
     errors[field] = error.message;
+    const problem = accessProblem(error);
+    if (problem) {
+      showAccess(problem); // a token that expired since the page loaded
+      errors[field] = explain(problem);
+    }
     if (!data[field]) setState(section, "error", `Could not load ${humanize(field).toLowerCase()}: ${error.message}`);
   }
 }
@@ -281,7 +289,31 @@ async function latestCursor() {
   }
 }
 
+// Every section says why it shows nothing: the one reason, access.
+function blockSections(problem) {
+  const text = explain(problem);
+  for (const id of ["goals", "checkins-by-day", ...Object.values(SECTION_OF)]) {
+    const section = document.getElementById(id);
+    setState(section, "error", text);
+    section.querySelector(".state").dataset.access = problem.kind;
+  }
+  const select = document.getElementById("team-select");
+  select.replaceChildren(el("option", {}, "Teams could not be loaded"));
+}
+
 async function main() {
+  adoptTokenFromUrl();
+  setUpAccessForm();
+  const webhooks = new Webhooks({ actor: (id) => nameOf("actors", id), team: (id) => nameOf("teams", id) });
+  const problem = await checkAccess();
+  showAccess(problem);
+  if (problem) {
+    blockSections(problem);
+    webhooks.blocked(problem);
+    showLiveState("error", "No live updates: the server refused access.");
+    document.body.dataset.loaded = "true";
+    return;
+  }
   document.getElementById("team-select").addEventListener("change", (event) => {
     selectedTeam = event.target.value;
     renderCheckinsByDay();
@@ -291,6 +323,13 @@ async function main() {
   const live = new LiveEvents({
     after,
     onState: showLiveState,
+    // Why the live feed was refused (an expired token, most likely) is asked of the server over HTTP.
+    onRefused: async () => {
+      const refused = await checkAccess();
+      if (!refused) return;
+      showAccess(refused);
+      showLiveState("error", `Live updates stopped: ${explain(refused)}`);
+    },
     onEvent: (event) => {
       const fields = [...(AFFECTS[event.eventType] || Object.keys(SELECTIONS))];
       fresh.add(event.referenceId);
@@ -302,8 +341,9 @@ async function main() {
   });
   // ?live=events reads the server-sent event feed even when the subscription exists.
   live.start(new URLSearchParams(location.search).get("live") || "subscription");
-  await Promise.all(Object.keys(SELECTIONS).map(load));
+  await Promise.all([...Object.keys(SELECTIONS).map(load), webhooks.load()]);
   render();
+  webhooks.render();
   document.body.dataset.loaded = "true";
 }
 

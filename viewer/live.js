@@ -1,9 +1,11 @@
 // Live coordination events: the GraphQL `coordinationEvents` subscription over WebSocket
 // (graphql-transport-ws), or the server-sent event feed when the server has no subscription.
 // Either way every event reaches `onEvent({ id, cursor, eventType, actorId, referenceId, occurredAt })`
-// once, in commit order, and a dropped connection resumes after the last cursor seen.
+// once, in commit order, and a dropped connection resumes after the last cursor seen. The tab's access
+// token goes in the socket's connection_init payload, or as ?token= on the event stream (EventSource
+// sends no headers); a refused token stops the reconnecting and is reported to `onRefused`.
 
-import { ENDPOINT, query } from "./graphql.js";
+import { authorization, ENDPOINT, query, token } from "./graphql.js";
 
 const SUBSCRIPTION = `subscription Live($after: String) {
   coordinationEvents(after: $after) { id cursor eventType actorId referenceId occurredAt }
@@ -11,12 +13,15 @@ const SUBSCRIPTION = `subscription Live($after: String) {
 const FIRST_RETRY_MS = 500;
 const MAX_RETRY_MS = 15000;
 const ACK_TIMEOUT_MS = 10000;
+// graphql-transport-ws: the server refused the connection_init (here: the token).
+const FORBIDDEN = 4403;
 
 export class LiveEvents {
-  constructor({ after = null, onEvent, onState }) {
+  constructor({ after = null, onEvent, onState, onRefused = () => {} }) {
     this.cursor = after;
     this.onEvent = onEvent;
     this.onState = onState;
+    this.onRefused = onRefused;
     this.stopped = false;
     this.transport = null;
   }
@@ -75,7 +80,9 @@ class WebSocketTransport {
     const ackTimer = setTimeout(() => socket.close(4408, "Connection initialisation timeout"), ACK_TIMEOUT_MS);
 
     socket.addEventListener("open", () => {
-      socket.send(JSON.stringify({ type: "connection_init", payload: {} }));
+      const credential = authorization();
+      const payload = credential ? { Authorization: credential } : {};
+      socket.send(JSON.stringify({ type: "connection_init", payload }));
     });
     socket.addEventListener("message", (message) => {
       let frame;
@@ -120,9 +127,15 @@ class WebSocketTransport {
           break;
       }
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       clearTimeout(ackTimer);
       if (live.stopped || this.socket !== socket) return;
+      if (event.code === FORBIDDEN) {
+        // Retrying the same token gets the same answer: stop, and say why.
+        live.onState("error", `Live updates refused: ${event.reason || "the token was not accepted"}`);
+        live.onRefused(event.reason);
+        return;
+      }
       this.scheduleReconnect(acknowledged);
     });
   }
@@ -158,6 +171,7 @@ class EventStreamTransport {
     const live = this.live;
     const url = new URL("../coordination_events", import.meta.url);
     if (live.cursor) url.searchParams.set("after", live.cursor);
+    if (token()) url.searchParams.set("token", token());
     const source = new EventSource(url);
     this.source = source;
     source.addEventListener("open", () => {
@@ -176,7 +190,9 @@ class EventStreamTransport {
     });
     source.addEventListener("error", () => {
       if (source.readyState === EventSource.CLOSED) {
+        // EventSource gives up on an answer other than the stream (a 401 or 403 among them).
         live.onState("error", "Live updates stopped; reload the page to resume.");
+        live.onRefused(null);
       } else {
         live.onState("reconnecting", "Live updates interrupted; reconnecting…");
       }

@@ -62,6 +62,7 @@ from api import metrics
 from api.cache import BoundedCache
 from api.entities import ENTITIES, Entity, Kind
 from api.errors import InvalidInput, StatementTimeout, Unavailable
+from api.graphql.aggregates import LATEST_UPDATES, SPEC_BY_KEY, aggregate, grouping
 from api.graphql.connections import Limits, plan_page
 from api.graphql.context import Context
 from api.graphql.enums import CHOICES
@@ -80,16 +81,21 @@ from api.plan import (
     Constant,
     Embed,
     Filter,
+    GroupKey,
+    Keys,
     Lookup,
+    Nest,
     NodeKey,
     Paged,
     PageField,
     Position,
     ReadPlan,
     Spelling,
+    Summary,
     Window,
     all_of,
 )
+from api.plan import Related as RelatedRows
 
 log = logging.getLogger("coco.graphql.compiled")
 
@@ -383,6 +389,20 @@ class Compiler:
                     else:
                         raise NotPlannable(f"edge field {sub_name}")
                 fields.append(PageField(field_key, "entries", fields=tuple(entry)))
+            elif name in ("aggregates", "groupedAggregates"):
+                fields.append(PageField(field_key, "summary", summary=self.summary(entity_name, connection_type, node)))
+            elif name == "latestUpdates" and entity_name == "goal_story":
+                latest: list[PageField] = []
+                for sub in self.fields(field_type, node.selection_set):
+                    sub_name = sub.name.value
+                    if sub_name == "__typename":
+                        latest.append(PageField(_key(sub), "constant", constant=field_type.name))
+                    elif sub_name in ("aggregates", "groupedAggregates"):
+                        summary = self.summary("goal_story_update", field_type, sub, through=LATEST_UPDATES)
+                        latest.append(PageField(_key(sub), "summary", summary=summary))
+                    else:
+                        raise NotPlannable(f"latestUpdates field {sub_name}")
+                fields.append(PageField(field_key, "object", fields=tuple(latest)))
             elif name == "pageInfo":
                 info: list[PageField] = []
                 for sub in self.fields(field_type, node.selection_set):
@@ -411,6 +431,42 @@ class Compiler:
             position,
             condition,
         )
+
+    def summary(
+        self, entity_name: str, parent: GraphQLObjectType, node: FieldNode, through: RelatedRows | None = None
+    ) -> Summary:
+        """`aggregates` or `groupedAggregates` (of rows of `entity_name`): the aggregates selected, as the
+        resolvers read them (api/graphql/aggregates.py)."""
+        name = node.name.value
+        aggregates_type = get_named_type(parent.fields[name].type)
+        group_by: tuple[GroupKey, ...] | None = None
+        having = None
+        if name == "groupedAggregates":
+            arguments = self.arguments(parent, node)
+            group_by, having = grouping(entity_name, arguments.get("group_by"), arguments.get("having"))
+        ent = ENTITIES[entity_name]
+        fields: list[Any] = []
+        for sub in self.fields(aggregates_type, node.selection_set):
+            sub_name, key = sub.name.value, _key(sub)
+            if sub_name == "__typename":
+                fields.append(Constant(key, aggregates_type.name))
+            elif sub_name == "keys":
+                fields.append(Keys(key))
+            elif sub_name in SPEC_BY_KEY:
+                spec = SPEC_BY_KEY[sub_name]
+                spec_type = get_named_type(aggregates_type.fields[sub_name].type)
+                inner: list[Any] = []
+                for leaf in self.fields(spec_type, sub.selection_set):
+                    if leaf.name.value == "__typename":
+                        inner.append(Constant(_key(leaf), spec_type.name))
+                        continue
+                    f = ent.field(SCALARS[entity_name][leaf.name.value])
+                    assert f is not None
+                    inner.append(aggregate(spec, f, _key(leaf)))
+                fields.append(Nest(key, tuple(inner)))
+            else:
+                raise NotPlannable(f"aggregates field {sub_name}")
+        return Summary(tuple(fields), group_by, having, through)
 
     def node(self, key: str, query_type: GraphQLObjectType, node: FieldNode) -> Lookup | Constant:
         """`node(nodeId:)`: the row of the entity the id names, its selection read as that entity's type

@@ -38,6 +38,9 @@ class Connection(Generic[T]):
     edges: list[Edge[T]] = strawberry.field(description="The rows of this page with their cursors.")
     page_info: PageInfo
     total: strawberry.Private[Callable[[], Awaitable[int]]]
+    # The JSON value of a summary (api.plan.Summary) of the rows matching `where`: its aggregates
+    # (api/graphql/aggregates.py).
+    summarize: strawberry.Private[Any] = None
 
     @strawberry.field(description="The number of rows matching `where`, over all pages (counted only when asked).")
     async def total_count(self) -> int:
@@ -111,10 +114,13 @@ def build(
     make: Callable[[dict[str, Any]], T],
     total: Callable[[], Awaitable[int]],
     cursors: bool = True,
+    summarize: Any = None,
+    kind: Any = Connection,
 ) -> Connection[T]:
     """The connection of rows read with `page` (one more than the page holds, to tell whether more follow).
 
-    `cursors=False` leaves them empty, for a caller that serves none."""
+    `cursors=False` leaves them empty, for a caller that serves none. `kind`: the connection type (an entity's,
+    with its aggregates read through `summarize`)."""
     more = len(rows) > page.size
     rows = rows[: page.size]
     if page.backward:
@@ -132,4 +138,7 @@ def build(
         start_cursor=edges[0].cursor if edges else None,
         end_cursor=edges[-1].cursor if edges else None,
     )
-    return Connection(nodes=[e.node for e in edges], edges=edges, page_info=info, total=total)
+    connection: Connection[T] = kind(
+        nodes=[e.node for e in edges], edges=edges, page_info=info, total=total, summarize=summarize
+    )
+    return connection

@@ -22,7 +22,10 @@ expands, and refuses it when:
 - its cost passes the cost limit: every field once per time it is selected
   after fragment spreading, times the size of the lists it sits in (a
   connection's page: `first`, else `last`, else the default page size; any
-  other list counts once, bounded by the data rather than by the request).
+  other list counts once, bounded by the data rather than by the request);
+  an aggregates field (`aggregates`, `groupedAggregates`) reads every row its
+  connection's where matches, so what it selects counts as a page of the
+  maximum page size.
 
 A refusal is a request error with `extensions.code` BAD_USER_INPUT, before
 validation and execution. The measures are kept with the document (by its
@@ -255,13 +258,17 @@ class Costing:
         named = get_named_type(definition.type) if definition is not None else None
         paged = definition is not None and any(name in definition.args for name in PAGE_ARGUMENTS)
         inner = self.selections(node.selection_set, named, self.page_size(node) if paged else None)
+        depth = 0 if node.name.value.startswith("__") else 1 + inner.depth
+        if named is not None and _is_aggregates(named):
+            # `aggregates` and each group of `groupedAggregates` read every row matching the connection's
+            # where, whatever its page: each counts as a page of the largest size of what it selects.
+            return Sizes(1 + self.limits.max_page_size * inner.cost, depth, alias + inner.aliases)
         # The rows of a connection (its nodes and edges) are as many as its page holds; any other list
         # is counted once, as what it holds is bounded by the data rather than by the request. A page of
         # no rows still counts its selection once: what a document expands to is work whatever it reads.
         listed = definition is not None and page is not None and is_list_type(get_nullable_type(definition.type))
         times = max(page, 1) if listed and page is not None else 1
         # Introspection is as deep as the schema, not as the request: its depth does not count.
-        depth = 0 if node.name.value.startswith("__") else 1 + inner.depth
         return Sizes(1 + times * inner.cost, depth, alias + inner.aliases)
 
     def page_size(self, node: FieldNode) -> int:
@@ -280,6 +287,11 @@ class Costing:
             given = self.variables.get(value.name.value)
             return given if isinstance(given, int) and not isinstance(given, bool) else None
         return None
+
+
+def _is_aggregates(named: Any) -> bool:
+    """An aggregates type of api/graphql/aggregates.py (what `aggregates` and `groupedAggregates` return)."""
+    return getattr(named, "name", "").endswith("Aggregates") and "keys" in getattr(named, "fields", {})
 
 
 def _page_variables(document: DocumentNode) -> set[str]:

@@ -18,6 +18,7 @@ from api.errors import (
     NotFound,
     ReadOnly,
     StatementTimeout,
+    TeamsForbidden,
     Unavailable,
 )
 from api.graphql.names import camel
@@ -58,6 +59,8 @@ def extensions_of(error: DomainError) -> dict[str, Any]:
             return {"code": "TIMEOUT"}
         case ActorForbidden():
             return {"code": "FORBIDDEN", "actor": error.actor, "ids": error.ids}
+        case TeamsForbidden():
+            return {"code": "FORBIDDEN", "teams": error.teams, "ids": error.ids}
         case Forbidden():
             return {"code": "FORBIDDEN" if error.authenticated else "UNAUTHENTICATED", "scope": error.scope}
     return {"code": INTERNAL}

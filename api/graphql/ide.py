@@ -4,8 +4,10 @@ The page loads GraphiQL 3, React 18, the explorer plugin and graphql-ws from UMD
 static/assets/ (static/README.md says which versions and how to refresh them), at URLs that carry a
 digest of those files, so that they are cached for a year and a new release of them is a new URL. The
 page's Content-Security-Policy names no origin but its own. Its script (coco-graphiql.js) runs queries
-and mutations over HTTP and subscriptions over graphql-transport-ws, with the headers editor's headers on
-both (the access token goes there when access control is on).
+and mutations over HTTP and subscriptions over graphql-transport-ws, with the access token of the field
+above the IDE (kept in the tab's sessionStorage, taken from a `?token=` link and out of the address bar)
+on both, and says when the server finds it missing, expired or short of a scope; an Authorization header
+in the headers editor wins over the field.
 """
 
 from __future__ import annotations
@@ -87,6 +89,13 @@ def page(endpoint: str) -> str:
 {styles}
 </head>
 <body>
+  <form class="coco-access" id="coco-access" autocomplete="off">
+    <label for="coco-token">Access token</label>
+    <input id="coco-token" name="token" type="password" autocomplete="off" spellcheck="false">
+    <button type="submit">Use token</button>
+    <button type="button" id="coco-token-forget" hidden>Forget token</button>
+    <span id="coco-access-status" role="status" aria-live="polite" data-problem="none"></span>
+  </form>
   <div id="graphiql" data-endpoint="{html.escape(endpoint)}">Loading…</div>
 {scripts}
 </body>

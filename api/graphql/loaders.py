@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from api.entities import ENTITIES
 from api.graphql.rows import COLUMNS
-from api.plan import Column, Condition, Count, Embed, Filter, ReadPlan
+from api.plan import Column, Condition, Count, Embed, Filter, Paged, PageField, ReadPlan, Summary, Window
 from api.store import Reader
 
 Row = dict[str, Any]
@@ -70,6 +71,25 @@ class Loaders:
 
         return self._loader(("count", entity_name, relation, repr(where), at), load)
 
+    def summary(
+        self, entity_name: str, relation: str, where: Filter | None, summary: Summary, at: Hashable = ()
+    ) -> DataLoader[str, Any]:
+        """The JSON value of `summary` over the rows related to each parent id that match `where`."""
+        link = ENTITIES[entity_name].relation(relation)
+        assert link is not None
+
+        async def load(ids: Sequence[str]) -> list[Any]:
+            parents = ReadPlan(
+                entity_name,
+                where=Condition("id", "in", list(ids)),
+                columns=(Column("id", "id"),),
+                pages=(summary_page("summary", relation, link.target, where, summary),),
+            )
+            found = {row["id"]: row["summary"]["summary"] for row in await self._rows(parents)}
+            return [found[i] for i in ids]
+
+        return self._loader(("summary", entity_name, relation, repr(where), repr(summary), at), load)
+
     async def _rows(self, plan: ReadPlan) -> list[Row]:
         rows: list[Row] = json.loads(await self.reader.json_array(plan))
         return rows
@@ -79,6 +99,18 @@ class Loaders:
         if loader is None:
             loader = self._loaders[key] = DataLoader(load_fn=load)
         return loader
+
+
+def summary_page(key: str, relation: str | None, entity_name: str, where: Filter | None, summary: Summary) -> Paged:
+    """A page object holding only `summary` (under `key`) of the rows matching `where`: no row is read."""
+    return Paged(
+        key,
+        relation,
+        ReadPlan(entity_name),
+        Window(0),
+        (PageField(key, "summary", summary=summary),),
+        total_where=where,
+    )
 
 
 def place(path: Any) -> tuple[str, ...]:

@@ -13,10 +13,21 @@ from strawberry import Info
 from api.errors import InvalidInput, InvalidReason
 from api.graphql.connections import Connection, build
 from api.graphql.context import Context
+from api.graphql.loaders import summary_page
 from api.graphql.nodes import Node, decode
 from api.graphql.relations import ROOTS, Root, Shape
-from api.graphql.types import TYPES, make, named, of, one, page, paging_parameters, resolver
-from api.plan import ReadPlan
+from api.graphql.types import (
+    TYPES,
+    connection_class,
+    connection_named,
+    make,
+    named,
+    one,
+    page,
+    paging_parameters,
+    resolver,
+)
+from api.plan import Bundle, ReadPlan, Summary
 
 
 def _root_field(root: Root) -> Any:
@@ -33,13 +44,26 @@ def _root_field(root: Root) -> Any:
         async def total() -> int:
             return await context.reader.count(ReadPlan(entity_name, where=condition))
 
-        return build(planned, rows, make(TYPES[entity_name], entity_name), total)
+        async def summarize(summary: Summary) -> Any:
+            found = json.loads(
+                await context.reader.json_object(Bundle((summary_page("s", None, entity_name, condition, summary),)))
+            )
+            return found["s"]["s"]
+
+        return build(
+            planned,
+            rows,
+            make(TYPES[entity_name], entity_name),
+            total,
+            summarize=summarize,
+            kind=connection_class(entity_name),
+        )
 
     if root.shape is Shape.ONE:
         parameters = [Parameter("id", Parameter.KEYWORD_ONLY, annotation=strawberry.ID)]
         return resolver(root.name, root.description, parameters, named(entity_name) | None, by_id)
     assert root.shape is Shape.CONNECTION
-    connection = of(Connection, named(entity_name))
+    connection = connection_named(entity_name)
     return resolver(root.name, root.description, paging_parameters(entity_name), connection, listed)
 
 

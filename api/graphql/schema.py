@@ -12,10 +12,12 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, ParserCache, SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from api.config import Settings
+from api.graphql.aggregates import SCALAR_MAP
 from api.graphql.compiled import CompiledExecution, RecentPlans
 from api.graphql.connections import Limits
 from api.graphql.cost import Budget, Measures, Protection
@@ -129,6 +131,7 @@ def make_schema(settings: Settings | None = None, subscription: Any = Subscripti
         query=ROOT_QUERY,
         mutation=ROOT_MUTATION,
         subscription=subscription,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
             # First, so that it sees the errors of every other extension.
             ErrorCodes,

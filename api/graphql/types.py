@@ -28,7 +28,7 @@ from api.graphql.nodes import ENTITY_OF, Node
 from api.graphql.ordering import ORDER_BY, order_keys
 from api.graphql.relations import FIELDS, Either, Related, Shape
 from api.graphql.rows import COLUMNS, values
-from api.plan import Filter, ReadPlan, all_of
+from api.plan import Filter, ReadPlan, Summary, all_of
 
 T = TypeVar("T")
 
@@ -96,6 +96,17 @@ def of(generic: Any, item: Any) -> Any:
 def named(entity_name: str) -> Any:
     """The entity's GraphQL type, found when the schema is built (the types refer to each other)."""
     return Annotated[type_name(ENTITIES[entity_name]), strawberry.lazy("api.graphql.types")]
+
+
+def connection_named(entity_name: str) -> Any:
+    """The entity's connection type (api/graphql/aggregates.py), found when the schema is built."""
+    return Annotated[f"{type_name(ENTITIES[entity_name])}Connection", strawberry.lazy("api.graphql.aggregates")]
+
+
+def connection_class(entity_name: str) -> Any:
+    from api.graphql.aggregates import CONNECTIONS  # built from this module's types
+
+    return CONNECTIONS[entity_name]
 
 
 def paging_parameters(entity_name: str) -> list[Parameter]:
@@ -189,17 +200,21 @@ def _related_field(field: Related) -> Any:
         planned, condition, plan = page(info, target, extra=field.extra, **arguments)
         rows = await _related_rows(info, field, parent.id, plan)
         at = place(info.path)
+        loaders = _context(info).loaders
 
         async def total() -> int:
-            return await _context(info).loaders.count(field.entity, field.relation, condition, at).load(parent.id)
+            return await loaders.count(field.entity, field.relation, condition, at).load(parent.id)
 
-        return build(planned, rows, _made(target), total)
+        async def summarize(summary: Summary) -> Any:
+            return await loaders.summary(field.entity, field.relation, condition, summary, at).load(parent.id)
+
+        return build(planned, rows, _made(target), total, summarize=summarize, kind=connection_class(target))
 
     shapes: dict[Shape, tuple[Any, list[Parameter], Callable[..., Awaitable[Any]]]] = {
         Shape.ONE: (named(target) | None, [], the_one),
         Shape.LIST: (of(list, named(target)), [], the_list),
         Shape.PICK: (named(target) | None, [], the_pick),
-        Shape.CONNECTION: (of(Connection, named(target)), paging_parameters(target), the_page),
+        Shape.CONNECTION: (connection_named(target), paging_parameters(target), the_page),
     }
     returns, parameters, answer = shapes[field.shape]
     return resolver(field.name, field.description, parameters, returns, answer)

@@ -64,11 +64,16 @@ from api.entities import Entity, Field, Kind, Relation, RelationKind
 from api.entities import entity as entity_named
 from api.errors import InvalidInput, InvalidReason
 from api.plan import (
+    AGGREGATES,
     CASTS,
     COMPARISONS,
     FULL_TEXT,
     LIST_OPERATORS,
     PATTERNS,
+    STATISTICS,
+    TRUNCATIONS,
+    Aggregate,
+    AggregateCondition,
     And,
     Bundle,
     Column,
@@ -76,6 +81,9 @@ from api.plan import (
     Condition,
     Constant,
     Filter,
+    GroupKey,
+    Keys,
+    Nest,
     Not,
     Or,
     OrderTerm,
@@ -86,6 +94,7 @@ from api.plan import (
     Related,
     Slot,
     Spelling,
+    Summary,
     Unmet,
     parameterized,
 )
@@ -589,10 +598,8 @@ def _paged_value(
                 return has_next
             case "has_previous":
                 return has_previous
-            case "total":
-                counted = ReadPlan(entity=target.name, where=paged.total_where)
-                every = _rows(counted, depth + 1, relation, source).subquery(f"c{depth + 1}")
-                return select(func.count()).select_from(every).scalar_subquery()
+            case "total" | "summary":
+                return _counted_value(paged, field, depth, target, relation, source)
             case "constant":
                 return _constant(field.constant)
         raise AssertionError(f"{field.value} is not a value of a page")
@@ -603,29 +610,230 @@ def _paged_value(
 
 
 def _only_rows(paged: Paged) -> bool:
-    """A page that asks for its rows alone (and constants), read forward and not trimmed."""
+    """A page that asks for its rows alone (and constants, its total, summaries), read forward and not trimmed."""
     window = paged.window
-    return not window.backward and window.trim is None and all(f.value in ("rows", "constant") for f in paged.fields)
+    return (
+        not window.backward and window.trim is None and all(f.value == "rows" or _counted_only(f) for f in paged.fields)
+    )
+
+
+def _counted_only(field: PageField) -> bool:
+    """A page's value that needs none of its rows: a constant, the total, a summary, an object of those."""
+    if field.value == "object":
+        return all(_counted_only(f) for f in field.fields)
+    return field.value in ("constant", "total", "summary")
 
 
 def _rows_page(
     paged: Paged, depth: int, target: Entity, relation: Relation | None, source: FromClause | None
 ) -> ColumnElement[Any]:
-    """Such a page needs neither the one more row nor the numbering: the first `size` rows, aggregated."""
+    """Such a page needs neither the one more row nor the numbering: the first `size` rows, aggregated
+    (none at all when it does not ask for them: a page of totals and summaries)."""
     plan = replace(paged.plan, limit=paged.window.size)
     inner = _rows(plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
     order = _order(target, inner, plan.order) or ([inner.c[ORDINAL]] if ORDINAL in inner.c else [])
     pairs: list[tuple[str, ColumnElement[Any]]] = []
+
+    def counted(field: PageField) -> ColumnElement[Any]:
+        match field.value:
+            case "constant":
+                return _constant(field.constant)
+            case "object":
+                return JsonObject([(f.key, counted(f)) for f in field.fields], absent_on_null=False)
+        return _counted_value(paged, field, depth, target, relation, source)
+
     for field in paged.fields:
-        if field.value == "constant":
-            pairs.append((field.key, _constant(field.constant)))
+        if field.value != "rows":
+            pairs.append((field.key, counted(field)))
             continue
         assert field.view is not None and field.view.entity == target.name
         row = _row_json(field.view, target, inner, depth + 1)
         aggregated = func.json_agg(aggregate_order_by(row, *order)) if order else func.json_agg(row)
         pairs.append((field.key, func.coalesce(aggregated, EMPTY_ARRAY)))
     page = JsonObject(pairs, absent_on_null=False)
+    if not any(f.value == "rows" for f in paged.fields):
+        return page
     return select(page).select_from(inner).group_by(literal_column("()")).scalar_subquery()
+
+
+def _counted_value(
+    paged: Paged,
+    field: PageField,
+    depth: int,
+    target: Entity,
+    relation: Relation | None,
+    source: FromClause | None,
+) -> ColumnElement[Any]:
+    """A value over every row the page's total counts, its paging aside: the total, or a summary."""
+    counted = ReadPlan(entity=target.name, where=paged.total_where)
+    every = _rows(counted, depth + 1, relation, source).subquery(f"c{depth + 1}")
+    if field.value == "total":
+        return select(func.count()).select_from(every).scalar_subquery()
+    assert field.summary is not None
+    return summary_value(field.summary, target, every, depth + 1)
+
+
+# ---------------------------------------------------------------- aggregates
+
+# The functions whose argument must be a number (the rest take any field a group can be ordered by).
+NUMERIC_AGGREGATES = frozenset({"sum", "avg"}) | STATISTICS
+HAVING_OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def summary_value(summary: Summary, ent: Entity, rows: FromClause, depth: int) -> ColumnElement[Any]:
+    """The summary of `rows` (a FROM of `ent`'s rows): one JSON object, or a JSON array of one per group."""
+    if summary.through is not None:
+        ent, rows = _reached(summary.through, ent, rows, depth)
+    keys = [(key, _group_key(ent, rows, key)) for key in summary.group_by or ()]
+
+    def render(field: Any) -> ColumnElement[Any]:
+        match field:
+            case Aggregate():
+                return _summary_aggregate(ent, rows, field)
+            case Keys():
+                if not keys:
+                    return EMPTY_ARRAY
+                return func.json_build_array(*(_key_text(ent, key, value) for key, value in keys))
+            case Nest(fields=fields):
+                return JsonObject([(f.key, render(f)) for f in fields], absent_on_null=False)
+            case Constant(value=value):
+                return _constant(value)
+        raise AssertionError(f"not a summary field: {field!r}")
+
+    value = JsonObject([(f.key, render(f)) for f in summary.fields], absent_on_null=False)
+    grouped = select(value.label("o"), *(v.label(f"k{i}") for i, (_, v) in enumerate(keys))).select_from(rows)
+    # GROUP BY (): one row of aggregates also over no rows, and also when the object holds no aggregate.
+    grouped = grouped.group_by(*(v for _, v in keys)) if keys else grouped.group_by(literal_column("()"))
+    if summary.having is not None:
+        grouped = grouped.having(_having(ent, rows, summary.having))
+    if summary.group_by is None:
+        return grouped.with_only_columns(value).scalar_subquery()
+    groups = grouped.subquery(f"g{depth}")
+    order = [groups.c[f"k{i}"].asc().nulls_last() for i in range(len(keys))]
+    aggregated = func.json_agg(aggregate_order_by(groups.c.o, *order)) if order else func.json_agg(groups.c.o)
+    return select(func.coalesce(aggregated, EMPTY_ARRAY)).select_from(groups).scalar_subquery()
+
+
+def _reached(through: Related, ent: Entity, rows: FromClause, depth: int) -> tuple[Entity, FromClause]:
+    """The rows reached through a relation from each of `rows` (with a pick, the first one of each)."""
+    relation = _relation(ent, through.relation)
+    if not relation.many:
+        raise InvalidInput(
+            f"a summary reaches rows through a to-many relation, not {relation.name}",
+            field=relation.name,
+            reason=InvalidReason.RULE,
+            entity=ent.name,
+        )
+    target = entity_named(relation.target)
+    plan = ReadPlan(target.name, where=through.where, order=through.pick, limit=1 if through.pick else None)
+    reached = _rows(plan, depth + 1, relation, rows).lateral(f"r{depth + 1}")
+    joined = select(*reached.c).select_from(rows.join(reached, true())).subquery(f"v{depth + 1}")
+    return target, joined
+
+
+def _group_key(ent: Entity, rows: FromClause, key: GroupKey) -> ColumnElement[Any]:
+    f = _field(ent, key.field)
+    if f.kind is Kind.TIMEFRAME:
+        raise InvalidInput(
+            f"rows cannot be grouped by {f.name} as a whole", field=f.name, reason=InvalidReason.RULE, entity=ent.name
+        )
+    value = rows.c[f.columns[0]]
+    if key.truncate is None:
+        return value
+    if key.truncate not in TRUNCATIONS or f.kind not in (Kind.DATE, Kind.TIMESTAMP):
+        raise InvalidInput(
+            f"{f.name} cannot be truncated to {key.truncate!r}",
+            field=f.name,
+            reason=InvalidReason.RULE,
+            entity=ent.name,
+        )
+    # The unit written into the statement: a parameter would make the GROUP BY and the select list differ.
+    unit: ColumnElement[Any] = literal_column(_sql_string(key.truncate))
+    if f.kind is Kind.DATE:
+        return cast(func.date_trunc(unit, value), Date)
+    # In UTC whatever the session's TimeZone: a group is the same hour, day, week or month for every client.
+    return func.date_trunc(unit, value, literal_column("'UTC'"))
+
+
+def _key_text(ent: Entity, key: GroupKey, value: ColumnElement[Any]) -> ColumnElement[Any]:
+    if key.spelling is Spelling.ISO_TIMESTAMP:
+        return _spelled(value, Spelling.ISO_TIMESTAMP)
+    text = cast(value, Text)
+    return func.upper(text) if key.spelling is Spelling.UPPER else text
+
+
+def _summary_aggregate(ent: Entity, rows: FromClause, aggregate: Aggregate) -> ColumnElement[Any]:
+    value = _summary_aggregated(ent, rows, aggregate)
+    if aggregate.otherwise is not None:
+        value = func.coalesce(value, _sql_literal(aggregate.otherwise))
+    return _spelled(value, aggregate.spelling) if aggregate.spelling is not None else value
+
+
+def _sql_literal(value: Any) -> ColumnElement[Any]:
+    """A number or a string written into the statement, for PostgreSQL to type from its context."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return literal_column(repr(value))
+    if isinstance(value, str):
+        return literal_column(_sql_string(value))
+    raise AssertionError(f"not a number or a string: {value!r}")
+
+
+def _summary_aggregated(ent: Entity, rows: FromClause, aggregate: Aggregate) -> ColumnElement[Any]:
+    """A summary's aggregate over a group of `rows` (its `otherwise` and spelling aside)."""
+    function = aggregate.function
+
+    def refuse(why: str) -> InvalidInput:
+        return InvalidInput(
+            f"aggregate {function} {why}", field=aggregate.field, reason=InvalidReason.RULE, entity=ent.name
+        )
+
+    if function not in AGGREGATES | STATISTICS:
+        raise refuse(f"is not known; known: {', '.join(sorted(AGGREGATES | STATISTICS))}")
+    if aggregate.path or aggregate.cast or aggregate.result_cast:
+        raise refuse("of a summary takes a field as it is")
+    if aggregate.field is None:
+        if function != "count" or aggregate.distinct:
+            raise refuse("needs a field")
+        return func.count()
+    f = _field(ent, aggregate.field)
+    if f.kind is Kind.TIMEFRAME:
+        if function != "count":
+            raise refuse("does not apply to a timeframe")
+        # Both ends, as one comparable value (null when the timeframe is).
+        value: ColumnElement[Any] = cast(_field_value(f, rows), JSONB)
+    else:
+        value = rows.c[f.columns[0]]
+    if function in NUMERIC_AGGREGATES and f.kind is not Kind.INTEGER:
+        raise refuse(f"applies to numbers only, not to {f.name}")
+    if function in ("min", "max") and f.kind is Kind.TEXT_LIST:
+        raise refuse(f"does not apply to a list ({f.name})")
+    result: ColumnElement[Any] = getattr(func, function)(value.distinct() if aggregate.distinct else value)
+    return result
+
+
+def _having(ent: Entity, rows: FromClause, where: Any) -> ColumnElement[Any]:
+    match where:
+        case AggregateCondition(aggregate=aggregate, op=op, value=given):
+            if op not in HAVING_OPERATORS:
+                raise InvalidInput(f"operator {op} does not apply to aggregates", reason=InvalidReason.RULE)
+            value = _summary_aggregated(ent, rows, aggregate)
+            if aggregate.otherwise is not None:
+                value = func.coalesce(value, _sql_literal(aggregate.otherwise))
+            sql_type: TypeEngine[Any]
+            if aggregate.function == "count":
+                sql_type = BigInteger()
+            elif aggregate.function in NUMERIC_AGGREGATES:
+                sql_type = Numeric()
+            else:
+                sql_type = value.type
+            return value.op(HAVING_OPERATORS[op], is_comparison=True)(_bind(given, sql_type))
+        case And(items):
+            return and_(true(), *(_having(ent, rows, item) for item in items))
+        case Or(items):
+            return or_(false(), *(_having(ent, rows, item) for item in items))
+        case Not(item):
+            return not_(_having(ent, rows, item))
+    raise AssertionError(f"not a condition on aggregates: {where!r}")
 
 
 class PositionText(ColumnElement[Any]):

@@ -1,5 +1,9 @@
 """Managing webhooks: what GraphQL and the CLI call. Every operation needs the admin scope.
 
+A webhook's filters never widen what its creator could read: when the token carries a teams claim,
+the webhook's team filter must lie within those teams (left out at creation, it is those teams), and
+a change must leave it so; anything else is refused (`TeamsForbidden`) with nothing written.
+
 Values are checked before anything is stored (a bad one is `InvalidInput`
 naming the field, and nothing changes); a URL must pass the server-side request
 forgery check (api/webhooks/ssrf.py) when it is given.
@@ -10,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from api.edge.auth import require_admin
+from api.edge.auth import current_principal, require_admin
 from api.entities import EVENT_TYPES
-from api.errors import InvalidInput, InvalidReason, NotFound
+from api.errors import InvalidInput, InvalidReason, NotFound, TeamsForbidden
 from api.store import MAX_ID_LENGTH, Webhook, WebhookDelivery, WebhookStore
 from api.webhooks import ssrf
 from api.webhooks.payload import FORMATS
@@ -42,6 +46,10 @@ class WebhookAdmin:
     ) -> Webhook:
         """A new webhook, delivering the events committed from now on; its secret is in the result."""
         require_admin()
+        limit = _team_limit()
+        if limit is not None and team_ids is None:
+            team_ids = sorted(limit)
+        _within(limit, team_ids)
         values = await self._checked(
             {
                 "url": url,
@@ -62,6 +70,16 @@ class WebhookAdmin:
         for name in ("url", "format", "enabled"):
             if name in changes and changes[name] is None:
                 raise InvalidInput(f"{name} cannot be null", field=name, reason=InvalidReason.REQUIRED, entity=ENTITY)
+        limit = _team_limit()
+        if limit is not None:
+            if "team_ids" in changes:
+                _within(limit, changes["team_ids"])
+            else:
+                current = await self.store.get(id)
+                if current is None:
+                    raise NotFound(ENTITY, id)
+                # Another's webhook pointed at a new URL or filter would hand this token its teams' events.
+                _within(limit, current.team_ids)
         hook = await self.store.update(id, await self._checked(changes))
         self.changed()
         return hook
@@ -144,3 +162,34 @@ class WebhookAdmin:
                 )
             values[name] = list(dict.fromkeys(items))
         return values
+
+
+def _team_limit() -> frozenset[str] | None:
+    """The teams the caller's token is limited to; None when it is not (or outside a request: the CLI)."""
+    principal = current_principal()
+    return None if principal is None else principal.teams
+
+
+def _within(limit: frozenset[str] | None, team_ids: list[str] | None) -> None:
+    """Refuse a team filter that would deliver events of teams outside `limit`."""
+    if limit is None:
+        return
+    allowed = sorted(limit)
+    named = ", ".join(allowed) or "no team"
+    hint = f"Give teamIds within the token's teams ({named}), or use an admin token without a teams claim"
+    if team_ids is None:
+        raise TeamsForbidden(
+            f"permission denied: the token reads only teams {named}; a webhook it manages must keep teamIds "
+            "within them, not match every team",
+            teams=allowed,
+            hint=hint,
+        )
+    outside = [t for t in dict.fromkeys(team_ids) if t not in limit]
+    if outside or not team_ids:
+        raise TeamsForbidden(
+            f"permission denied: the token reads only teams {named}; a webhook's teamIds may not name "
+            + (", ".join(outside) if outside else "no team"),
+            teams=allowed,
+            ids=outside,
+            hint=hint,
+        )

@@ -143,8 +143,67 @@ class Generator:
             parts.append(f"{self.alias()}pageInfo {{ {' '.join(info)} }}")
         if r.random() < 0.1:
             parts.append("__typename")
+        parts.extend(self.aggregate_fields(entity_name, connection_type))
+        if "latestUpdates" in connection_type.fields and r.random() < 0.3:
+            latest_type = get_named_type(connection_type.fields["latestUpdates"].type)
+            inner = self.aggregate_fields("goal_story_update", latest_type) or ["__typename"]
+            parts.append(f"{self.alias()}latestUpdates {{ {' '.join(inner)} }}")
         r.shuffle(parts)
         return "{ " + " ".join(parts or ["totalCount"]) + " }"
+
+    def aggregate_fields(self, entity_name: str, holder: Any) -> list[str]:
+        """Now and then `aggregates`, `groupedAggregates` (with a having condition at times), or both."""
+        r = self.random
+        parts = []
+        aggregates_type = get_named_type(holder.fields["aggregates"].type)
+        if r.random() < 0.3:
+            parts.append(f"{self.alias()}aggregates {self.aggregates_selection(aggregates_type)}")
+        if r.random() < 0.3:
+            type_name = aggregates_type.name.removesuffix("Aggregates")
+            keys = r.sample(list(TYPES[f"{type_name}GroupBy"].values), k=r.randint(0, 2))
+            arguments = [f"groupBy: [{', '.join(keys)}]"]
+            if keys and r.random() < 0.5:
+                arguments.append(f"having: {self.having(TYPES[f'{type_name}HavingInput'])}")
+            selection = self.aggregates_selection(aggregates_type)
+            parts.append(f"{self.alias()}groupedAggregates({', '.join(arguments)}) {selection}")
+        return parts
+
+    def aggregates_selection(self, aggregates_type: Any) -> str:
+        r = self.random
+        parts = [f"{self.alias()}keys"] if r.random() < 0.5 else []
+        specs = [name for name in aggregates_type.fields if name != "keys"]
+        for spec in r.sample(specs, k=r.randint(1, min(3, len(specs)))):
+            spec_type = get_named_type(aggregates_type.fields[spec].type)
+            leaves = [
+                f"{self.alias()}{leaf}"
+                for leaf in r.sample(list(spec_type.fields), k=r.randint(1, 3) % (len(spec_type.fields) + 1) or 1)
+            ]
+            if r.random() < 0.1:
+                leaves.append("__typename")
+            parts.append(f"{self.alias()}{spec} {{ {' '.join(leaves)} }}")
+        if r.random() < 0.1:
+            parts.append("__typename")
+        return "{ " + " ".join(parts) + " }"
+
+    def having(self, having_type: Any) -> str:
+        r = self.random
+        values = {
+            "HavingBigintFilter": ['"1"', "2", "0"],
+            "HavingBigfloatFilter": ['"30"', "45.5", "0"],
+            "HavingIntFilter": ["30", "100"],
+            "HavingDatetimeFilter": ['"2026-05-08T10:30:00Z"'],
+            "HavingDateFilter": ['"2026-05-08"'],
+        }
+        specs = [name for name in having_type.fields if name not in ("AND", "OR")]
+        spec = r.choice(specs)
+        spec_type = get_named_type(having_type.fields[spec].type)
+        column = r.choice(list(spec_type.fields))
+        filter_type = get_named_type(spec_type.fields[column].type)
+        operator = r.choice(list(filter_type.fields))
+        condition = f"{{{spec}: {{{column}: {{{operator}: {r.choice(values[filter_type.name])}}}}}}}"
+        if r.random() < 0.2:
+            return f"{{OR: [{condition}, {{distinctCount: {{id: {{lessThan: 2}}}}}}]}}"
+        return condition
 
     def selection(self, entity_name: str, object_type: Any, depth: int) -> str:
         r = self.random
@@ -239,6 +298,7 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
 async def test_compiled_and_resolved_answers_are_identical(world: AsyncEngine) -> None:
     generator = Generator(seed=7)
     compared = 0
+    aggregated = dict.fromkeys(("aggregates", "groupedAggregates", "having", "latestUpdates"), 0)
     for n in range(QUERIES):
         # Every other connection query pages from a cursor the resolvers handed out.
         cursor = None
@@ -261,7 +321,11 @@ async def test_compiled_and_resolved_answers_are_identical(world: AsyncEngine) -
         # The JSON as the client receives it: values, nulls, key order.
         assert _first_difference(compiled, resolved.data) is None, (query, _first_difference(compiled, resolved.data))
         compared += 1
+        for name in aggregated:
+            aggregated[name] += name in query
     assert compared > QUERIES * 0.6
+    # Aggregates were compared too: whole connections, groups (with having), latest updates.
+    assert min(aggregated.values()) >= 5, aggregated
 
 
 async def test_the_schema_answers_through_the_compiled_path(world: AsyncEngine) -> None:

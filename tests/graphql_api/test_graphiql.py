@@ -1,10 +1,11 @@
 """GraphiQL at /graphql in headless Chromium with every request to another origin blocked: it renders,
-runs a query with the token entered in its headers editor, and shows a subscription's events; and no
-page the server serves names another origin."""
+runs a query with the token entered in its token field or its headers editor, shows a subscription's
+events, and says when the token is missing or refused; and no page the server serves names another origin."""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
 from typing import Any
@@ -19,6 +20,7 @@ from api.graphql import ide
 from api.store.writes import WriteService
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
 from tests.conftest import RunningServer
+from tests.hardening.conftest import SECRET, signed
 
 async_api = playwright_api()
 
@@ -29,7 +31,7 @@ WAIT_MS = 30_000
 @pytest.fixture(scope="module")
 def secured_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
     """A server of this module's own with access control on (its live feed sees only this module's events)."""
-    with RunningServer(database_url, tokens=f"read:{TOKEN}") as url:
+    with RunningServer(database_url, tokens=f"read:{TOKEN}", jwt_secret=SECRET) as url:
         yield url
 
 
@@ -158,6 +160,86 @@ async def test_graphiql_runs_offline_with_the_token_in_its_headers_editor(
     assert page.elsewhere == [], page.elsewhere
     assert await page.evaluate("() => window.__violations") == []
     assert page.problems == [], page.problems
+
+
+async def access_status(page: Any) -> tuple[str, str]:
+    status = page.locator("#coco-access-status")
+    return await status.get_attribute("data-problem") or "", (await status.text_content() or "").strip()
+
+
+async def test_graphiql_with_the_token_field_runs_a_query_and_a_subscription(
+    page: Any, secured_url: str, fresh_world: AsyncEngine
+) -> None:
+    await page.goto(f"{secured_url}/graphql")
+    await page.locator(".graphiql-container").wait_for(timeout=WAIT_MS)
+    # The schema's introspection went without a token: the line above the IDE says one is missing.
+    await page.locator("#coco-access-status[data-problem='missing']").wait_for(timeout=WAIT_MS)
+    assert (await access_status(page))[1] == "No access token: this server needs one. Enter it above."
+    assert all("401" in problem for problem in page.problems), page.problems
+    page.problems.clear()
+
+    await page.locator("#coco-token").fill(TOKEN)
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Use token").click()
+    await page.locator(".graphiql-container").wait_for(timeout=WAIT_MS)
+    await page.locator("#coco-access-status[data-problem='none']").wait_for(timeout=WAIT_MS)
+    await page.wait_for_function(
+        "() => document.querySelector('#coco-access-status').textContent.startsWith('Using the access token')",
+        timeout=WAIT_MS,
+    )
+    assert await page.evaluate("() => sessionStorage.getItem('coco.token')") == TOKEN
+    # The schema came with the token: the explorer lists its fields.
+    await page.locator("button[aria-label='Show GraphiQL Explorer']").click()
+    await page.locator(".graphiql-explorer-root").get_by_text("goalStories", exact=True).wait_for(timeout=WAIT_MS)
+
+    await run(page, 'query Story { goalStory(id: "g-1") { title } }', "Story")
+    assert '"title": "Launch"' in await wait_for_response(page, '"title"')
+
+    # The subscription's socket carries the token in its connection_init.
+    await run(page, 'subscription Events { coordinationEvents(after: "0") { eventType referenceId } }', "Events")
+    await wait_for_response(page, '"coordinationEvents"')
+    await WriteService(fresh_world).create(
+        "team_checkin", [{"id": "c-field", "actor_id": "a-1", "team_id": "t-1", "date": "2026-05-22"}]
+    )
+    assert '"eventType": "TEAM_CHECKIN"' in await wait_for_response(page, '"referenceId": "c-field"')
+    await page.locator(".graphiql-execute-button").click()  # stops the subscription
+    assert page.problems == [], page.problems
+
+    # A token in a link replaces the tab's and leaves the address bar; one the server does not know is
+    # called so.
+    await page.goto(f"{secured_url}/graphql?token=not-a-token-of-this-server")
+    await page.locator("#coco-access-status[data-problem='invalid']").wait_for(timeout=WAIT_MS)
+    assert page.url == f"{secured_url}/graphql"
+    assert (await access_status(page))[1].startswith("The server did not accept the access token")
+    assert await page.evaluate("() => sessionStorage.getItem('coco.token')") == "not-a-token-of-this-server"
+    assert page.elsewhere == [], page.elsewhere
+    assert await page.evaluate("() => window.__violations") == []
+
+
+@pytest.mark.parametrize(
+    ("claims", "kind", "says"),
+    [
+        ({"role": "read", "exp": -3600}, "expired", "The access token has expired."),
+        ({"scope": "profile"}, "scope", "The access token does not grant the read scope"),
+    ],
+    ids=["expired", "no read scope"],
+)
+async def test_graphiql_says_why_a_token_is_refused(
+    page: Any, secured_url: str, claims: dict[str, Any], kind: str, says: str
+) -> None:
+    # Signed now (a token made at collection would have expired by the time a long suite gets here).
+    if "exp" in claims:
+        claims = {**claims, "exp": int(time.time()) + claims["exp"]}
+    token = signed(claims)
+    await page.goto(f"{secured_url}/graphql?token={token}")
+    await page.locator(".graphiql-container").wait_for(timeout=WAIT_MS)
+    await page.locator(f"#coco-access-status[data-problem='{kind}']").wait_for(timeout=WAIT_MS)
+    assert (await access_status(page))[1].startswith(says)
+    # A subscription is refused too (its socket closed with 4403), and the line still says why.
+    await run(page, "subscription Events { coordinationEvents { cursor } }", "Events")
+    assert "4403" in await wait_for_response(page, "4403")
+    assert (await access_status(page))[1].startswith(says)
+    assert page.elsewhere == [], page.elsewhere
 
 
 async def test_the_assets_are_immutable_at_versioned_urls(secured_url: str) -> None:

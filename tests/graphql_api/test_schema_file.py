@@ -41,7 +41,9 @@ def test_query_fields(single: str, plural: str, type_name: str) -> None:
     assert get_named_type(query[single].type).name == type_name
     assert list(query[plural].args) == ["where", "orderBy", "first", "after", "last", "before"]
     connection = get_named_type(query[plural].type)
-    assert set(connection.fields) == {"nodes", "edges", "pageInfo", "totalCount"}
+    assert set(connection.fields) == {"nodes", "edges", "pageInfo", "totalCount", "aggregates", "groupedAggregates"} | (
+        {"latestUpdates"} if type_name == "GoalStory" else set()
+    )
     assert set(get_named_type(connection.fields["edges"].type).fields) == {"cursor", "node"}
     assert set(get_named_type(connection.fields["pageInfo"].type).fields) == {
         "hasNextPage",
@@ -160,3 +162,51 @@ def test_order_by_and_where_inputs() -> None:
         "isNull",
     }
     assert {"contains", "containedBy", "overlaps"} <= set(SCHEMA.type_map["StringListFilter"].fields)
+
+
+def test_aggregate_types_have_pg_aggregates_names() -> None:
+    aggregates = SCHEMA.type_map["GoalStoryUpdateAggregates"]
+    assert list(aggregates.fields) == [
+        "keys",
+        "sum",
+        "distinctCount",
+        "min",
+        "max",
+        "average",
+        "stddevSample",
+        "stddevPopulation",
+        "varianceSample",
+        "variancePopulation",
+    ]
+    assert str(SCHEMA.type_map["GoalStoryUpdateSumAggregates"].fields["progressPercent"].type) == "BigInt!"
+    assert str(SCHEMA.type_map["GoalStoryUpdateAverageAggregates"].fields["progressPercent"].type) == "BigFloat"
+    assert str(SCHEMA.type_map["GoalStoryUpdateMaxAggregates"].fields["date"].type) == "Date"
+    assert "title" in SCHEMA.type_map["GoalStoryUpdateDistinctCountAggregates"].fields
+    # Without a number to add up, an entity has no sum (nor average, deviations, variances).
+    assert list(SCHEMA.type_map["ActorAggregates"].fields) == ["keys", "distinctCount"]
+    grouped = SCHEMA.type_map["GoalStoryUpdateConnection"].fields["groupedAggregates"]
+    assert str(grouped.type) == "[GoalStoryUpdateAggregates!]"
+    assert str(grouped.args["groupBy"].type) == "[GoalStoryUpdateGroupBy!]!"
+    assert str(grouped.args["having"].type) == "GoalStoryUpdateHavingInput"
+    assert {
+        "STATUS",
+        "ACTOR_ID",
+        "GOAL_STORY_ID",
+        "DATE",
+        "DATE_TRUNCATED_TO_WEEK",
+        "CREATED_AT_TRUNCATED_TO_DAY",
+    } <= set(SCHEMA.type_map["GoalStoryUpdateGroupBy"].values)
+    assert "ID" not in SCHEMA.type_map["GoalStoryUpdateGroupBy"].values
+    assert {"TEAM_ID", "ACTOR_ID", "DATE"} <= set(SCHEMA.type_map["TeamCheckinGroupBy"].values)
+    having = SCHEMA.type_map["GoalStoryUpdateHavingInput"]
+    assert {"AND", "OR", "sum", "average", "distinctCount"} <= set(having.fields)
+    assert set(SCHEMA.type_map["HavingIntFilter"].fields) == {
+        "equalTo",
+        "notEqualTo",
+        "greaterThan",
+        "greaterThanOrEqualTo",
+        "lessThan",
+        "lessThanOrEqualTo",
+    }
+    latest = SCHEMA.type_map["GoalStoryConnection"].fields["latestUpdates"]
+    assert set(get_named_type(latest.type).fields) == {"aggregates", "groupedAggregates"}

@@ -8,11 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.store.writes import WriteService
 from tests.statements import statements
 
-NESTED = """{ goalStories(first: 100, where: {parentId: {isNull: true}}) { totalCount nodes { id title
+NESTED = """{ goalStories(first: 100, where: {parentId: {isNull: true}}) { totalCount
+  aggregates { distinctCount { id } } nodes { id title
     parent { id }
-    children { totalCount nodes { id updates { nodes { id actor { name } } } } }
-    updates(first: 3, orderBy: [{field: DATE, direction: DESC}]) { nodes { title actor { name
-        teams { nodes { name } } } } }
+    children { totalCount nodes { id updates { nodes { id actor { name } } } }
+      latestUpdates { groupedAggregates(groupBy: [STATUS]) { keys distinctCount { id } } } }
+    updates(first: 3, orderBy: [{field: DATE, direction: DESC}]) { aggregates { max { date } } nodes { title
+      actor { name teams { nodes { name } } } } }
     latestUpdate { id goalStory { id } }
     teams { name members { name } }
     actors { name } } } }"""
@@ -82,11 +84,17 @@ async def test_statement_count_does_not_grow_with_rows(gql, clean) -> None:
     assert len(roots) == 100 and all(len(r["children"]["nodes"]) == 1 for r in roots)
     assert all(len(r["updates"]["nodes"]) == 2 and r["teams"][0]["members"] for r in roots)
     assert all(len(r["children"]["nodes"][0]["updates"]["nodes"]) == 2 for r in roots)
+    assert large_data["goalStories"]["aggregates"] == {"distinctCount": {"id": "100"}}
+    assert all(r["updates"]["aggregates"] == {"max": {"date": "2026-05-02"}} for r in roots)
+    assert all(
+        r["children"]["latestUpdates"]["groupedAggregates"] == [{"keys": [None], "distinctCount": {"id": "1"}}]
+        for r in roots
+    )
 
-    # Compiled: one statement for the whole tree, the root's totalCount included.
+    # Compiled: one statement for the whole tree, the root's totalCount and the aggregates included.
     assert small[0] == large[0] == 1
     # Resolvers: one statement per nested field of the query (plus each count asked for), whatever the number of rows:
     # goalStories, its totalCount, children, their totalCount, the children's updates, their actor, updates,
     # their actor, the actor's teams, latestUpdate, its goalStory, teams, their members, actors (parent costs
-    # nothing: roots have none).
-    assert small[1] == large[1] == 14
+    # nothing: roots have none), and the three aggregates fields.
+    assert small[1] == large[1] == 17

@@ -20,10 +20,11 @@ from api.store import WebhookStore
 from tests.conftest import RunningServer
 from tests.hardening.conftest import READ_TOKEN, SECRET, WRITE_TOKEN, signed
 
-from .conftest import Admin, Receiver, checkins
+from .conftest import Admin, Receiver, checkins, row
 
 ADMIN_TOKEN = "admin-token-0123456789"
 ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = ("url", "description", "event_types", "team_ids", "actor_ids", "format", "enabled", "updated_at")
 LIST = "{ webhooks { id url secret enabled cursor description eventTypes teamIds actorIds format } }"
 
 
@@ -175,6 +176,61 @@ async def test_read_and_write_tokens_are_refused(
             )
             assert created["createTeamCheckin"]["teamCheckin"]["id"]
     assert await count_webhooks(hooks_engine) == 1
+
+
+async def test_a_team_scoped_admin_token_never_widens_what_it_could_read(
+    served: Callable[..., RunningServer], hooks_engine: AsyncEngine
+) -> None:
+    await clear(hooks_engine)
+    scoped = signed({"role": "admin", "teams": ["t-1"]})
+    create = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { webhook { id teamIds } } }"
+    update = (
+        "mutation($id: ID!, $input: UpdateWebhookInput!) { updateWebhook(id: $id, input: $input) "
+        "{ webhook { id teamIds } } }"
+    )
+    with served(tokens=f"admin:{ADMIN_TOKEN}", jwt_secret=SECRET) as base:
+        async with Admin(base, ADMIN_TOKEN) as unscoped:
+            anyone = await unscoped.create("http://127.0.0.1:1/anyone")
+            other = await unscoped.create("http://127.0.0.1:1/other", teamIds=["t-2"])
+        async with Admin(base, scoped) as admin:
+            # Left out, the team filter is the token's teams; within them, it is kept as given.
+            own = await admin.create("http://127.0.0.1:1/own", eventTypes=["TEAM_CHECKIN"])
+            assert own["teamIds"] == ["t-1"]
+            assert (await admin.create("http://127.0.0.1:1/given", teamIds=["t-1"]))["teamIds"] == ["t-1"]
+            stored = {h["id"]: await row(hooks_engine, h["id"]) for h in (anyone, other, own)}
+            count = await count_webhooks(hooks_engine)
+
+            refusals = [
+                (create, {"input": {"url": "http://127.0.0.1:1/wide", "teamIds": ["t-1", "t-2"]}}, ["t-2"]),
+                (create, {"input": {"url": "http://127.0.0.1:1/wide", "teamIds": ["t-9"]}}, ["t-9"]),
+                (update, {"id": own["id"], "input": {"teamIds": None}}, []),
+                (update, {"id": own["id"], "input": {"teamIds": ["t-2"]}}, ["t-2"]),
+                # Another's webhook, over teams this token does not read: not redirected to a URL of its own.
+                (update, {"id": anyone["id"], "input": {"url": "http://127.0.0.1:1/mine"}}, []),
+                (update, {"id": other["id"], "input": {"description": "mine now"}}, ["t-2"]),
+            ]
+            for operation, variables, outside in refusals:
+                body = await admin.raw(operation, variables)
+                assert body["data"] is None, body
+                [error] = body["errors"]
+                assert error["extensions"] == {"code": "FORBIDDEN", "teams": ["t-1"], "ids": outside}, body
+                assert error["message"].startswith("permission denied: the token reads only teams t-1"), error
+
+            # Narrowing another's webhook to its own teams is no widening.
+            narrowed = await admin(update, {"id": anyone["id"], "input": {"teamIds": ["t-1"]}})
+            assert narrowed["updateWebhook"]["webhook"]["teamIds"] == ["t-1"]
+            stored[anyone["id"]] = await row(hooks_engine, anyone["id"])
+        async with Admin(base, signed({"role": "admin", "teams": []})) as nothing:
+            body = await nothing.raw(create, {"input": {"url": "http://127.0.0.1:1/none"}})
+            assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "teams": [], "ids": []}, body
+        async with Admin(base, signed({"role": "write", "teams": ["t-1"]})) as writer:
+            body = await writer.raw(create, {"input": {"url": "http://127.0.0.1:1/writer"}})
+            assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "scope": "admin"}, body
+    assert await count_webhooks(hooks_engine) == count
+    for id, before in stored.items():
+        # The settings; the delivery lease columns move as the server's worker claims the webhook.
+        after = await row(hooks_engine, id)
+        assert {k: after[k] for k in SETTINGS} == {k: before[k] for k in SETTINGS}
 
 
 def coco(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
