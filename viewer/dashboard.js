@@ -2,7 +2,7 @@
 // openBlockers) drawn as plain SVG and lists, asked again in one query whenever a coordination
 // event arrives. The URL may fix what is shown: ?team=<id>&to=YYYY-MM-DD&days=7&weekdays=0&asOf=<RFC 3339>.
 
-import { all, query } from "./graphql.js";
+import { adoptTokenFromUrl, all, query } from "./graphql.js";
 import { LiveEvents } from "./live.js";
 import { el, humanize, setState, statusBadge } from "./render.js";
 
@@ -249,6 +249,7 @@ async function latestCursor() {
 }
 
 async function start() {
+  adoptTokenFromUrl(); // a ?token= link: the tab's token, as the viewer takes it (viewer/graphql.js)
   document.getElementById("stale-days").textContent = String(STALE_DAYS);
   const rangeSelect = document.getElementById("range-select");
   if (params.get("days")) rangeSelect.value = params.get("days");

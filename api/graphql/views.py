@@ -14,22 +14,15 @@ from typing import Annotated, Any
 import strawberry
 from strawberry import Info
 
-from api.edge.auth import current_principal
 from api.graphql.context import Context
 from api.graphql.enums import GoalStoryStatus
 from api.graphql.types import TYPES, one
-from api.store import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views
+from api.store import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views, caller_scope
 
 
 def _views(info: Info) -> Views:
     context: Context = info.context
     return Views(context.reader)
-
-
-def _scope() -> frozenset[str] | None:
-    """The teams the caller is limited to (None: every team)."""
-    principal = current_principal()
-    return None if principal is None else principal.teams
 
 
 def _status(value: str | None) -> GoalStoryStatus | None:
@@ -307,7 +300,7 @@ class ViewQueries:
         ] = False,
     ) -> TeamCoverage | None:
         text = await _views(info).team_coverage(
-            str(team_id), from_, to, scope=_scope(), as_of=as_of, weekdays_only=weekdays_only
+            str(team_id), from_, to, scope=caller_scope(), as_of=as_of, weekdays_only=weekdays_only
         )
         return None if text is None else _coverage(json.loads(text))
 
@@ -329,7 +322,7 @@ class ViewQueries:
     ) -> list[StaleGoalStory]:
         text = await _views(info).stale_goal_stories(
             days,
-            scope=_scope(),
+            scope=caller_scope(),
             team_id=None if team_id is None else str(team_id),
             as_of=as_of,
             include_completed=include_completed,
@@ -348,7 +341,8 @@ class ViewQueries:
             dt.datetime | None, strawberry.argument(description="The moment to count ages at (default: now).")
         ] = None,
     ) -> list[OpenBlocker]:
-        text = await _views(info).open_blockers(None if team_id is None else str(team_id), scope=_scope(), as_of=as_of)
+        team = None if team_id is None else str(team_id)
+        text = await _views(info).open_blockers(team, scope=caller_scope(), as_of=as_of)
         return [_blocker(row) for row in json.loads(text)]
 
     @strawberry.field(
@@ -357,5 +351,5 @@ class ViewQueries:
         "does not exist or lies outside the caller's teams."
     )
     async def goal_rollup(self, info: Info, id: strawberry.ID | None = None) -> GoalRollup | None:
-        text = await _views(info).goal_rollup(None if id is None else str(id), scope=_scope())
+        text = await _views(info).goal_rollup(None if id is None else str(id), scope=caller_scope())
         return None if text is None else _rollup(json.loads(text))

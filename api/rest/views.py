@@ -18,12 +18,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.edge.auth import current_principal
 from api.rest import errors
 from api.rest.errors import RestError
 from api.rest.headers import negotiate, parse_accept
 from api.rest.request import query_items
-from api.store import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Reader, Views
+from api.store import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Reader, Views, caller_scope
 
 INT4_MAX = 2**31 - 1
 TRUE = frozenset({"t", "true", "y", "yes", "on", "1"})
@@ -202,8 +201,7 @@ async def answer(request: Request, reader: Reader) -> Response:
             f"It takes {', '.join(p.name + ('' if p.required else ' (optional)') for p in function.parameters)}.",
         )
     args = {key: _value(known[key], value) for key, value in given.items()}
-    principal = current_principal()
-    body = await function.call(Views(reader), args, None if principal is None else principal.teams)
+    body = await function.call(Views(reader), args, caller_scope())
     content = b"" if method == "HEAD" else (body or "null").encode()
     return Response(content, media_type="application/json; charset=utf-8")
 

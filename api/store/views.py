@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import BindParameter
 
+from api.edge.auth import current_principal
 from api.entities import GOAL_STORY_STATUSES
 from api.errors import InvalidInput, InvalidReason
 from api.store.reads import Reader
@@ -380,6 +381,15 @@ FROM nodes AS t
     ("goal_story", "goal_story_update"),
     bindparam("id", type_=Text),
 )
+
+
+def caller_scope() -> frozenset[str] | None:
+    """The teams the caller of this request may see: None (every team) outside requests, for a token
+    without a teams claim, and for an admin."""
+    principal = current_principal()
+    if principal is None or principal.teams is None or principal.admin:
+        return None
+    return principal.teams
 
 
 def _scoped(view: View, scope: Scope, values: dict[str, Any]) -> tuple[Select[Any], dict[str, Any]]:
