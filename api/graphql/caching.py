@@ -28,7 +28,13 @@ class Policy:
 
     @classmethod
     def of(cls, settings: Settings) -> Policy:
-        secured = bool(settings.tokens or settings.tokens_file or settings.jwt_secret)
+        secured = bool(
+            settings.tokens
+            or settings.tokens_file
+            or settings.jwt_secret
+            or settings.jwt_jwks_url
+            or settings.jwt_jwks_file
+        )
         return cls(max(settings.graphql_get_max_age_s, 0), private=secured)
 
     @property

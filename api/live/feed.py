@@ -25,8 +25,8 @@ from api.entities import entity
 from api.errors import InvalidInput, Unavailable
 from api.live.filters import after_cursor, teams_filter, up_to_cursor
 from api.live.subscriber import Gap, Sink, Subscriber, SubscriberOverflow
-from api.plan import Column, Filter, Match, OrderTerm, ReadPlan, all_of
-from api.store import NOTIFY_CHANNEL, Listener, Reader
+from api.plan import Column, Filter, Match, OrderTerm, ReadPlan, Visible, all_of
+from api.store import NOTIFY_CHANNEL, Listener, Reader, current_scope
 
 log = logging.getLogger("coco.live")
 
@@ -126,7 +126,8 @@ class LiveFeed:
         """Every event matching `where` (and the team) with cursor > `after`, once each, in
         cursor order: first replayed from the table, then live. Without `after`, from where
         the feed is: every event committed after this call returns, and those committed just
-        before it that the feed had not fanned out yet. Raises `SubscriberOverflow` when the
+        before it that the feed had not fanned out yet. A caller limited to teams gets only the
+        events it may read (`api.plan.Scope`), live and replayed. Raises `SubscriberOverflow` when the
         subscriber falls a queue behind. The documents are shared between subscribers: do
         not modify them."""
         return _one_by_one(self.subscribe_batches(where, after, team_id))
@@ -145,7 +146,14 @@ class LiveFeed:
         `Subscriber.offer`); whatever it does not take comes through the iterator."""
         if self._position is None:
             raise RuntimeError("the live feed is not running (not started, or the database is not reachable yet)")
-        chosen = all_of(where, teams_filter([team_id]) if team_id is not None else None)
+        # The caller's scope is part of the subscriber's filter: the feed reads for every subscriber at
+        # once, outside any request, so the caller's scope cannot be added there.
+        scope = current_scope()
+        chosen = all_of(
+            where,
+            teams_filter([team_id]) if team_id is not None else None,
+            Visible(scope) if scope is not None else None,
+        )
         key = None
         if chosen is not None:
             key = repr(chosen)

@@ -11,6 +11,7 @@ from api.store.listener import Listener
 from api.store.migrate import upgrade
 from api.store.pool import DirectPool
 from api.store.reads import Reader
+from api.store.scoping import current_scope
 from api.store.validation import MAX_ID_LENGTH, parse_date
 from api.store.views import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views, caller_scope
 from api.store.webhooks import Webhook, WebhookAttempt, WebhookDelivery, WebhookStore
@@ -39,6 +40,7 @@ __all__ = [
     "Written",
     "caller_scope",
     "create_engine",
+    "current_scope",
     "libpq_url",
     "parse_date",
     "sha256",

@@ -1,4 +1,10 @@
-"""Running query plans: the read side that both front ends call."""
+"""Running query plans: the read side that every front end calls.
+
+Every read runs with the caller's scope (api/store/scoping.py): a token limited to teams reads only
+what those teams may see, whichever front end asked, at every level of the plan. The statements'
+builder (api/store/select.py) puts it in the plan itself, so neither a front end nor a reader method
+can leave it out.
+"""
 
 from __future__ import annotations
 

@@ -12,15 +12,24 @@ under the keys of one object.
 Identifiers come only from `api.entities`; every client value is a bound
 parameter, cast by PostgreSQL to the column's type, so that a malformed
 value fails exactly as it would in PostgREST (and is mapped to a 4xx).
+
+A plan (or bundle) reads only the rows its `Scope` may see, wherever an entity's rows
+are read: each read of a table here goes through `readable` (or `visible`, its
+condition), so a statement built from these pieces inherits the restriction. The
+entry points (`Statements`, `rows_statement`, `count_statement`, `explain_statement`,
+`bundle_statement`) give a plan without a scope the caller's (`api.store.scoping`),
+so no reader can leave it out, and put it in force while they build (`scoped`).
+Without a scope the statements are what they were before scopes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import (
     ARRAY,
@@ -92,12 +101,17 @@ from api.plan import (
     Position,
     ReadPlan,
     Related,
+    Scope,
     Slot,
     Spelling,
     Summary,
     Unmet,
+    Visible,
     parameterized,
+    replaced,
+    scoped_shape,
 )
+from api.store.scoping import current_scope
 from api.store.tables import TABLES
 
 # A SELECT of any columns (Select is generic in the types of its columns).
@@ -178,8 +192,9 @@ def _sql_string(text: str) -> str:
 
 def _array(plan: ReadPlan) -> AnySelect:
     """One row of two columns: the JSON array of every row the plan selects, as text, and their number."""
-    source = _rows(plan, depth=0).subquery("s0")
-    return select(cast(_json_array(plan, source), Text), func.count())
+    with scoped(plan.scope):
+        source = _rows(plan, depth=0).subquery("s0")
+        return select(cast(_json_array(plan, source), Text), func.count())
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,6 +217,8 @@ STATEMENTS_KEPT = 256
 _PARAMETERS: ContextVar[list[tuple[str, int, Callable[[Any], Any]]] | None] = ContextVar("parameters", default=None)
 # While a statement is built: whether it renders timestamps for a session TimeZone other than UTC.
 _ZONED: ContextVar[bool] = ContextVar("zoned", default=False)
+# While a statement is built: what its reads may see (None: every row).
+_SCOPE: ContextVar[Scope | None] = ContextVar("scope", default=None)
 
 
 class Statements:
@@ -227,7 +244,10 @@ class Statements:
         return self.shape(*parameterized(plan), zoned=zoned)
 
     def shape(self, shape: ReadPlan, values: list[Any], *, zoned: bool = False) -> tuple[Prepared, dict[str, Any]]:
-        """`array` of a plan given as its shape and the values of its slots."""
+        """`array` of a plan given as its shape and the values of its slots (the caller's scope added to a shape
+        without one: its values are slots too, so that every scope shares the statement)."""
+        if shape.scope is None:
+            shape, values = scoped_shape(shape, values, current_scope())
         # Values outside conditions (constants, choices, pages, composites) stay in the shape as they are;
         # equality would take 1, 1.0 and True for one another there, the repr does not.
         key: Any = (zoned, repr(shape) if _holds_values(shape) else shape)
@@ -251,8 +271,10 @@ class Statements:
     def bundle(self, bundle: Bundle) -> AnySelect:
         """One row, one column: the JSON object of the bundle, as text."""
         # A front end asks again with the same bundle object (those of repeated requests are kept), whose key
-        # is worked out once: the repr of a large bundle costs more than the rest of the lookup.
-        key = bundle.key
+        # is worked out once: the repr of a large bundle costs more than the rest of the lookup. The scope's
+        # values are bound in a bundle's statement: each scope has its own.
+        bundle = _with_scope(bundle)
+        key: Any = bundle.key if bundle.scope is None else (bundle.key, bundle.scope)
         statement = self.bundles.get(key)
         return self.bundles.put(key, bundle_statement(bundle)) if statement is None else statement
 
@@ -265,6 +287,12 @@ def _holds_values(plan: ReadPlan) -> bool:
 
 def bundle_statement(bundle: Bundle) -> AnySelect:
     """One row, one column: the JSON object of the bundle, as text (values bound in it)."""
+    bundle = _with_scope(bundle)
+    with scoped(bundle.scope):
+        return _bundle_statement(bundle)
+
+
+def _bundle_statement(bundle: Bundle) -> AnySelect:
     pairs: list[tuple[str, ColumnElement[Any]]] = []
     for item in bundle.items:
         if isinstance(item, Constant):
@@ -289,21 +317,25 @@ def bundle_statement(bundle: Bundle) -> AnySelect:
 
 def rows_statement(plan: ReadPlan, *, zoned: bool = False) -> AnySelect:
     """One row per result row, each a JSON object as text, in the plan's order (for streaming)."""
+    plan = _with_scope(plan)
     zoning = _ZONED.set(zoned)
     try:
-        source = _rows(plan, depth=0).subquery("s0")
-        ent = entity_named(plan.entity)
-        return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
+        with scoped(plan.scope):
+            source = _rows(plan, depth=0).subquery("s0")
+            ent = entity_named(plan.entity)
+            return select(cast(_row_json(plan, ent, source, depth=0), Text)).order_by(*_order(ent, source, plan.order))
     finally:
         _ZONED.reset(zoning)
 
 
 def count_statement(plan: ReadPlan) -> AnySelect:
     """The number of rows matching the plan's filter, ignoring its page."""
+    plan = _with_scope(plan)
     ent = entity_named(plan.entity)
     table = TABLES[ent.name]
-    statement = select(func.count()).select_from(table)
-    clause = _where(plan, ent, table, depth=0)
+    with scoped(plan.scope):
+        statement = readable(select(func.count()).select_from(table), ent, table)
+        clause = _where(plan, ent, table, depth=0)
     return statement.where(clause) if clause is not None else statement
 
 
@@ -323,10 +355,12 @@ def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
 
 def explain_statement(plan: ReadPlan) -> Explain:
     """The planner's view of the rows matching the plan's filter (its estimate of their number, at the top)."""
+    plan = _with_scope(plan)
     ent = entity_named(plan.entity)
     table = TABLES[ent.name]
-    statement = select(table.c.id)
-    clause = _where(plan, ent, table, depth=0)
+    with scoped(plan.scope):
+        statement = readable(select(table.c.id), ent, table)
+        clause = _where(plan, ent, table, depth=0)
     return Explain(statement.where(clause) if clause is not None else statement)
 
 
@@ -344,6 +378,90 @@ def order_clauses(
     """The ORDER BY of `terms` over the entity's table or `source` (for the write service)."""
     ent = entity_named(entity_name)
     return _order(ent, source if source is not None else TABLES[ent.name], terms)
+
+
+# ---------------------------------------------------------------- what a scope sees
+
+
+PlanOrBundle = TypeVar("PlanOrBundle", ReadPlan, Bundle)
+
+
+def _with_scope(item: PlanOrBundle) -> PlanOrBundle:
+    """The plan or bundle with the caller's scope when it names none (itself when the caller reads all)."""
+    if item.scope is not None:
+        return item
+    scope = current_scope()
+    return item if scope is None else replaced(item, scope=scope)
+
+
+@contextmanager
+def scoped(scope: Scope | None) -> Iterator[None]:
+    """While building a statement: its reads see only what `scope` may see (every row when None, or when
+    its teams are None)."""
+    token = _SCOPE.set(None if scope is None or scope.teams is None else scope)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def visible(ent: Entity, source: FromClause) -> ColumnElement[Any] | None:
+    """The condition that keeps the rows of `source` (the entity's table, or an alias of it) the statement
+    being built may see; None when it may see every row."""
+    scope = _SCOPE.get()
+    return None if scope is None else _visible(ent, source, scope)
+
+
+def readable(statement: AnySelect, ent: Entity, source: FromClause) -> AnySelect:
+    """`statement`, which reads the entity's rows from `source`, narrowed to those the statement being built
+    may see: the one way a table is read here."""
+    clause = visible(ent, source)
+    return statement if clause is None else statement.where(clause)
+
+
+def _visible(ent: Entity, source: FromClause, scope: Scope) -> ColumnElement[Any]:
+    """The rows of `source` that `scope` may see (its rules: `api.plan.Scope`). What decides is read by
+    subqueries that do not depend on the row (every table in them aliased, so none correlates to `source`):
+    PostgreSQL reads each once per statement and probes it per row (a hashed subplan or a semi-join),
+    where a correlated EXISTS would look up every row it passes."""
+
+    def teams() -> ColumnElement[Any]:
+        return cast(_value(scope.teams, ARRAY(Text), _team_ids), ARRAY(Text))
+
+    def stories() -> AnySelect:
+        story = TABLES["goal_story"].alias()
+        return select(story.c.id).where(story.c.team_ids.overlap(teams()))
+
+    match ent.name:
+        case "team":
+            return source.c.id == any_(teams())
+        case "team_checkin":
+            return source.c.team_id == any_(teams())
+        case "goal_story":
+            overlaps: ColumnElement[Any] = source.c.team_ids.overlap(teams())
+            return overlaps
+        case "goal_story_update":
+            return source.c.goal_story_id.in_(stories())
+        case "coordination_event":
+            checkin, update = TABLES["team_checkin"].alias(), TABLES["goal_story_update"].alias()
+            checkins = select(checkin.c.id).where(checkin.c.team_id == any_(teams()))
+            updates = select(update.c.id).where(update.c.goal_story_id.in_(stories()))
+            return or_(
+                and_(source.c.event_type == "team_checkin", source.c.reference_id.in_(checkins)),
+                and_(source.c.event_type == "goal_story_update", source.c.reference_id.in_(updates)),
+            )
+        case "actor":
+            team = TABLES["team"].alias()
+            members = source.c.id.in_(select(func.unnest(team.c.member_ids)).where(team.c.id == any_(teams())))
+            actor = scope.actor.value if isinstance(scope.actor, Slot) else scope.actor
+            if actor is None:
+                return members
+            return or_(source.c.id == _value(scope.actor, Text(), _no_nul), members)
+    raise AssertionError(f"no scope rule for {ent.name}")
+
+
+def _team_ids(value: Any) -> list[str]:
+    return _strings(list(value))
 
 
 # ---------------------------------------------------------------- one level
@@ -367,13 +485,15 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None, parent: 
         )
         # Each listed id looked up by itself (the OFFSET keeps PostgreSQL from flattening the lookup into a
         # hash join that reads the whole table for every parent row).
-        table = select(table).where(table.c.id == listed.c.id).offset(literal_column("0")).lateral(f"l{depth}")
+        looked_up = readable(select(table).where(table.c.id == listed.c.id), ent, table)
+        table = looked_up.offset(literal_column("0")).lateral(f"l{depth}")
         order = _order(ent, table, plan.order) or [listed.c[ORDINAL]]
         statement = select(table, listed.c[ORDINAL]).select_from(listed.join(table, true()))
     else:
         statement = select(table)
         if relation is not None:
             statement = statement.where(_link(relation, table, parent))
+        statement = readable(statement, ent, table)
     clause = _where(plan, ent, table, depth)
     if clause is not None:
         statement = statement.where(clause)
@@ -996,7 +1116,7 @@ def _related_value(ent: Entity, source: FromClause, column: Column) -> ColumnEle
     value = _column_value(
         other, related, Column(column.key, column.field, column.path, column.path_as_text, column.cast)
     )
-    return select(value).where(_link(relation, related, source)).scalar_subquery()
+    return readable(select(value).where(_link(relation, related, source)), other, related).scalar_subquery()
 
 
 def _path_value(f: Field, source: FromClause, path: tuple[str, ...], as_text: bool) -> ColumnElement[Any]:
@@ -1024,6 +1144,8 @@ def _filter(ent: Entity, source: FromClause, where: Filter) -> ColumnElement[Any
             return _filter(ent, source, item).is_not(true())
         case Related(name, item, pick):
             return _related(ent, source, name, item, pick)
+        case Visible(scope):
+            return true() if scope.teams is None else _visible(ent, source, scope)
     raise AssertionError(f"not a filter: {where!r}")
 
 
@@ -1038,8 +1160,7 @@ def _related(
     table: FromClause = TABLES[target.name].alias()
     if pick:
         first = (
-            select(table)
-            .where(_link(relation, table, source))
+            readable(select(table).where(_link(relation, table, source)), target, table)
             .order_by(*_order(target, table, pick))
             .limit(1)
             .correlate(source)
@@ -1047,7 +1168,7 @@ def _related(
         table = first.subquery()
         inner = select(literal(1)).select_from(table)
     else:
-        inner = select(literal(1)).select_from(table).where(_link(relation, table, source))
+        inner = readable(select(literal(1)).select_from(table).where(_link(relation, table, source)), target, table)
     if where is not None:
         inner = inner.where(_filter(target, table, where))
     return exists(inner.correlate(source).scalar_subquery())
@@ -1233,7 +1354,7 @@ def _order(ent: Entity, source: FromClause, terms: tuple[OrderTerm, ...]) -> lis
             f = _field(other, term.field)
             value = _path_value(f, related, term.path, term.path_as_text) if term.path else related.c[f.columns[0]]
             targets: list[ColumnElement[Any]] = [
-                select(value).where(_link(relation, related, source)).scalar_subquery()
+                readable(select(value).where(_link(relation, related, source)), other, related).scalar_subquery()
             ]
         else:
             f = _field(ent, term.field)

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from api.edge.auth import require_write
 from api.entities import Entity
 from api.errors import Conflict, ConflictReason, NotFound, Transient
-from api.plan import Condition, Filter, OrderTerm, ReadPlan
+from api.plan import Condition, Filter, OrderTerm, ReadPlan, Scope, Visible, all_of, replaced
 from api.store.database import connection, transaction
 from api.store.events import PendingEvent, record_events
 from api.store.imports import ImportItem, Sources, each, import_batch, record_missing_events
@@ -63,6 +63,7 @@ from api.store.rules import (
     writable,
     writing_actor,
 )
+from api.store.scoping import EVERY_ROW, current_scope
 from api.store.select import Statements
 from api.store.statements import (
     Inserted,
@@ -91,14 +92,21 @@ class Written:
     """What a `returning` callback is given: the ids of the rows the write touched, and reads that
     run inside its transaction, so that they show exactly what it wrote (and may still refuse it)."""
 
-    def __init__(self, conn: AsyncConnection, ids: list[str], statements: Statements) -> None:
+    def __init__(
+        self, conn: AsyncConnection, ids: list[str], statements: Statements, scope: Scope | None = None
+    ) -> None:
         self._conn = conn
         self.ids = ids
         self._statements = statements
+        # What these reads may see: None, the caller's (an update or a delete touches only rows its caller
+        # may read); `EVERY_ROW` for what a create wrote (creates are not limited by teams).
+        self._scope = scope
 
     async def json_array(self, plan: ReadPlan, *, timezone: str | None = None) -> str:
         """The rows `plan` selects, as the text of one JSON array, timestamps in `timezone`."""
         await set_timezone(self._conn, timezone)
+        if self._scope is not None and plan.scope is None:
+            plan = replaced(plan, scope=self._scope)
         return await json_array(self._conn, plan, self._statements, zoned=timezone is not None)
 
     async def rows(self, plan: ReadPlan, *, timezone: str | None = None) -> str:
@@ -202,7 +210,7 @@ class WriteService:
                 result = await _insert(conn, batch, ignore_existing=on_conflict is OnConflict.IGNORE)
             if batch.tree is not None:
                 await batch.tree.check(conn, result.rows)
-            return await _read_back(conn, result, returning, self.statements)
+            return await _read_back(conn, result, returning, self.statements, EVERY_ROW)
 
         return await self._run(work)
 
@@ -254,6 +262,7 @@ class WriteService:
         require_write()
         ent = writable(entity_name)
         actor = writing_actor(ent)
+        where = _within(where, current_scope())
         columns = to_columns(ent, changes, partial=True)
         if actor is not None:
             refuse_actor_change(ent, actor, columns)
@@ -303,6 +312,7 @@ class WriteService:
         require_write()
         ent = writable(entity_name)
         actor = writing_actor(ent)
+        where = _within(where, current_scope())
 
         async def work(conn: AsyncConnection) -> WriteResult:
             result = WriteResult(rows=await lock_matching(conn, ent, where, order=order, limit=limit, offset=offset))
@@ -461,11 +471,21 @@ async def _insert_checked(
 
 
 async def _read_back(
-    conn: AsyncConnection, result: WriteResult, returning: Returning | None, statements: Statements
+    conn: AsyncConnection,
+    result: WriteResult,
+    returning: Returning | None,
+    statements: Statements,
+    scope: Scope | None = None,
 ) -> WriteResult:
     if returning is not None:
-        result.returned = await returning(Written(conn, [r["id"] for r in result.rows], statements))
+        result.returned = await returning(Written(conn, [r["id"] for r in result.rows], statements, scope))
     return result
+
+
+def _within(where: Filter | None, scope: Scope | None) -> Filter | None:
+    """`where`, for a caller limited to teams narrowed to the rows it may read: an update or a delete never
+    touches (nor counts, nor shows) a row its caller cannot see, which to it does not exist."""
+    return where if scope is None else all_of(where, Visible(scope))
 
 
 def _event(ent: Entity, row: Mapping[str, Any], occurred_at: Any) -> PendingEvent | None:
