@@ -17,7 +17,7 @@ from strawberry import Info
 from api.graphql.context import Context
 from api.graphql.enums import GoalStoryStatus
 from api.graphql.types import TYPES, one
-from api.store import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views, caller_scope
+from api.store import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views, current_scope
 
 
 def _views(info: Info) -> Views:
@@ -300,7 +300,7 @@ class ViewQueries:
         ] = False,
     ) -> TeamCoverage | None:
         text = await _views(info).team_coverage(
-            str(team_id), from_, to, scope=caller_scope(), as_of=as_of, weekdays_only=weekdays_only
+            str(team_id), from_, to, scope=current_scope(), as_of=as_of, weekdays_only=weekdays_only
         )
         return None if text is None else _coverage(json.loads(text))
 
@@ -322,7 +322,7 @@ class ViewQueries:
     ) -> list[StaleGoalStory]:
         text = await _views(info).stale_goal_stories(
             days,
-            scope=caller_scope(),
+            scope=current_scope(),
             team_id=None if team_id is None else str(team_id),
             as_of=as_of,
             include_completed=include_completed,
@@ -342,7 +342,7 @@ class ViewQueries:
         ] = None,
     ) -> list[OpenBlocker]:
         team = None if team_id is None else str(team_id)
-        text = await _views(info).open_blockers(team, scope=caller_scope(), as_of=as_of)
+        text = await _views(info).open_blockers(team, scope=current_scope(), as_of=as_of)
         return [_blocker(row) for row in json.loads(text)]
 
     @strawberry.field(
@@ -351,5 +351,5 @@ class ViewQueries:
         "does not exist or lies outside the caller's teams."
     )
     async def goal_rollup(self, info: Info, id: strawberry.ID | None = None) -> GoalRollup | None:
-        text = await _views(info).goal_rollup(None if id is None else str(id), scope=caller_scope())
+        text = await _views(info).goal_rollup(None if id is None else str(id), scope=current_scope())
         return None if text is None else _rollup(json.loads(text))

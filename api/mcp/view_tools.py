@@ -12,7 +12,7 @@ from api.errors import InvalidInput, NotFound
 from api.mcp.arguments import Arguments
 from api.mcp.schemas import date_schema, id_schema, object_schema
 from api.mcp.tools import Backend, Result, ToolSpec
-from api.store import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views, caller_scope
+from api.store import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views, current_scope
 
 DEFAULT_COVERAGE_DAYS = 7
 DEFAULT_STALE_DAYS = 14
@@ -47,7 +47,7 @@ async def _team_coverage(backend: Backend, args: Arguments) -> Result:
         team_id,
         first,
         last,
-        scope=caller_scope(),
+        scope=current_scope(),
         as_of=_timestamp(args, "as_of"),
         weekdays_only=args.boolean("weekdays_only"),
     )
@@ -92,7 +92,7 @@ async def _stale_goal_stories(backend: Backend, args: Arguments) -> Result:
     days = args.integer("days", DEFAULT_STALE_DAYS)
     text = await Views(backend.reader).stale_goal_stories(
         days,
-        scope=caller_scope(),
+        scope=current_scope(),
         team_id=args.identifier("team_id"),
         as_of=_timestamp(args, "as_of"),
         include_completed=args.boolean("include_completed"),
@@ -135,7 +135,7 @@ STALE_GOAL_STORIES = ToolSpec(
 
 async def _open_blockers(backend: Backend, args: Arguments) -> Result:
     team_id = args.identifier("team_id")
-    text = await Views(backend.reader).open_blockers(team_id, scope=caller_scope(), as_of=_timestamp(args, "as_of"))
+    text = await Views(backend.reader).open_blockers(team_id, scope=current_scope(), as_of=_timestamp(args, "as_of"))
     return {"team_id": team_id, "open_blockers": json.loads(text)}
 
 
@@ -156,7 +156,7 @@ OPEN_BLOCKERS = ToolSpec(
 
 async def _goal_rollup(backend: Backend, args: Arguments) -> Result:
     goal_id = args.identifier("goal_story_id")
-    text = await Views(backend.reader).goal_rollup(goal_id, scope=caller_scope())
+    text = await Views(backend.reader).goal_rollup(goal_id, scope=current_scope())
     if text is None:
         if goal_id is None:
             return {"id": None, "goals": [], "total": 0}

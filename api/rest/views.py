@@ -18,11 +18,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.plan import Scope
 from api.rest import errors
 from api.rest.errors import RestError
 from api.rest.headers import negotiate, parse_accept
 from api.rest.request import query_items
-from api.store import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Reader, Views, caller_scope
+from api.store import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Reader, Views, current_scope
 
 INT4_MAX = 2**31 - 1
 TRUE = frozenset({"t", "true", "y", "yes", "on", "1"})
@@ -45,7 +46,7 @@ class Function:
     description: str
     parameters: tuple[Parameter, ...]
     returns: dict[str, Any]
-    call: Callable[[Views, dict[str, Any], frozenset[str] | None], Awaitable[str | None]]
+    call: Callable[[Views, dict[str, Any], Scope | None], Awaitable[str | None]]
 
     def signature(self, names: list[str]) -> str:
         return f"{errors.SCHEMA}.{self.name}({', '.join(sorted(names))})"
@@ -79,7 +80,7 @@ def _value(parameter: Parameter, raw: str) -> Any:
         raise RestError(400, code, f'invalid input syntax for type {spelled}: "{raw}"') from None
 
 
-async def _team_coverage(views: Views, args: dict[str, Any], scope: frozenset[str] | None) -> str | None:
+async def _team_coverage(views: Views, args: dict[str, Any], scope: Scope | None) -> str | None:
     return await views.team_coverage(
         args["team_id"],
         args["from"],
@@ -90,7 +91,7 @@ async def _team_coverage(views: Views, args: dict[str, Any], scope: frozenset[st
     )
 
 
-async def _stale_goal_stories(views: Views, args: dict[str, Any], scope: frozenset[str] | None) -> str | None:
+async def _stale_goal_stories(views: Views, args: dict[str, Any], scope: Scope | None) -> str | None:
     return await views.stale_goal_stories(
         args["days"],
         scope=scope,
@@ -100,11 +101,11 @@ async def _stale_goal_stories(views: Views, args: dict[str, Any], scope: frozens
     )
 
 
-async def _open_blockers(views: Views, args: dict[str, Any], scope: frozenset[str] | None) -> str | None:
+async def _open_blockers(views: Views, args: dict[str, Any], scope: Scope | None) -> str | None:
     return await views.open_blockers(args.get("team_id"), scope=scope, as_of=args.get("as_of"))
 
 
-async def _goal_rollup(views: Views, args: dict[str, Any], scope: frozenset[str] | None) -> str | None:
+async def _goal_rollup(views: Views, args: dict[str, Any], scope: Scope | None) -> str | None:
     return await views.goal_rollup(args.get("id"), scope=scope)
 
 
@@ -201,7 +202,7 @@ async def answer(request: Request, reader: Reader) -> Response:
             f"It takes {', '.join(p.name + ('' if p.required else ' (optional)') for p in function.parameters)}.",
         )
     args = {key: _value(known[key], value) for key, value in given.items()}
-    body = await function.call(Views(reader), args, caller_scope())
+    body = await function.call(Views(reader), args, current_scope())
     content = b"" if method == "HEAD" else (body or "null").encode()
     return Response(content, media_type="application/json; charset=utf-8")
 

@@ -13,7 +13,7 @@ from api.store.pool import DirectPool
 from api.store.reads import Reader
 from api.store.scoping import current_scope
 from api.store.validation import MAX_ID_LENGTH, parse_date
-from api.store.views import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views, caller_scope
+from api.store.views import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views
 from api.store.webhooks import Webhook, WebhookAttempt, WebhookDelivery, WebhookStore
 from api.store.writes import ImportResult, OnConflict, Returning, WriteResult, WriteService, Written
 
@@ -38,7 +38,6 @@ __all__ = [
     "WriteResult",
     "WriteService",
     "Written",
-    "caller_scope",
     "create_engine",
     "current_scope",
     "libpq_url",

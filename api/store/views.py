@@ -12,42 +12,36 @@
 - `goal_rollup`: a goal story's whole subtree (or every tree) with each goal's latest status and
   progress, the count of goals by status, and the average progress.
 
-Every view takes the caller's access scope: None sees everything; a set of team ids sees only those
-teams, their check-ins, and the goal stories involving one of them (and those stories' updates), so a
-scoped token counts only what it may see. Front ends call these through `Views` (api/store/__init__.py)
-and never see the SQL.
+Every view takes the caller's `Scope` (api/plan.py; `current_scope()` gives the caller's): None sees
+everything; a scope limited to teams sees only those teams, their check-ins, and the goal stories involving
+one of them (and those stories' updates), by the same rule as every other read, so a scoped token counts
+only what it may see. Front ends call these through `Views` (api/store/__init__.py) and never see the SQL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     CTE,
     Boolean,
-    ColumnElement,
     Integer,
     Select,
-    Table,
     Text,
-    any_,
+    TextClause,
     bindparam,
-    cast,
-    exists,
-    literal_column,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import BindParameter
 
-from api.edge.auth import current_principal
-from api.entities import GOAL_STORY_STATUSES
+from api.entities import ENTITIES, GOAL_STORY_STATUSES
 from api.errors import InvalidInput, InvalidReason
+from api.plan import Scope
 from api.store.reads import Reader
+from api.store.select import readable, scoped
 from api.store.tables import TABLES
 
 # The longest range `team_coverage` answers in one go (a year and a day: a leap year, both ends included).
@@ -55,81 +49,52 @@ MAX_COVERAGE_DAYS = 366
 # The most days `stale_goal_stories` looks back (a century is already no dashboard's question).
 MAX_STALE_DAYS = 36500
 
-Scope = Collection[str] | None
 
 # ---------------------------------------------------------------- who may see what
 # Each view reads the entities' rows through `visible_<table>` (a CTE, inlined by PostgreSQL: NOT
-# MATERIALIZED), which is the table itself for a caller without a scope, and the rows its teams may see
-# for a scoped one, the teams bound as one parameter (:scope_teams) so that every scope shares one
-# statement: each view has two statements, both built once. Check-ins are read only through a visible
-# team, which makes them visible: their own test would only lead the planner to read the team's every
-# check-in for each member.
+# MATERIALIZED): the table itself for a caller without a scope (that statement is built once), and for a
+# scoped caller the rows its scope may see, by the read path's own rule (`readable` of api/store/select.py,
+# the one rule of every read), in a statement built for the call (the scope's teams are bound in it).
+# Check-ins are read only through a visible team, which makes them visible: their own test would only
+# lead the planner to read the team's every check-in for each member.
 
 VISIBLE = {
     "team": "visible_teams",
     "actor": "visible_actors",
-    "team_checkin": "visible_team_checkins",
     "goal_story": "visible_goal_stories",
     "goal_story_update": "visible_goal_story_updates",
 }
 
 
-def _scope_teams() -> ColumnElement[Any]:
-    return cast(bindparam("scope_teams", type_=ARRAY(Text)), ARRAY(Text))
-
-
-def _visible(entity_name: str, table: Table) -> ColumnElement[Any]:
-    """The rows of `table` a caller limited to :scope_teams may see."""
-    teams = _scope_teams()
-    match entity_name:
-        case "team":
-            return table.c.id == any_(teams)
-        case "team_checkin":
-            return table.c.team_id == any_(teams)
-        case "goal_story":
-            overlap: ColumnElement[Any] = table.c.team_ids.overlap(teams)
-            return overlap
-        case "goal_story_update":
-            story = TABLES["goal_story"].alias()
-            return exists(
-                select(literal_column("1")).where(story.c.id == table.c.goal_story_id, story.c.team_ids.overlap(teams))
-            )
-        case "actor":
-            team = TABLES["team"].alias()
-            member = table.c.id == any_(team.c.member_ids)
-            return exists(select(literal_column("1")).where(team.c.id == any_(teams), member))
-    raise AssertionError(f"no scope rule for {entity_name}")
-
-
-def _sources(entities: tuple[str, ...], scoped: bool) -> list[CTE]:
+def _sources(entities: tuple[str, ...], scope: Scope | None) -> list[CTE]:
     sources = []
-    for name in entities:
-        table = TABLES[name]
-        rows = select(*table.c)
-        if scoped:
-            rows = rows.where(_visible(name, table))
-        sources.append(rows.cte(VISIBLE[name]).prefix_with("NOT MATERIALIZED"))
+    with scoped(scope):
+        for name in entities:
+            table = TABLES[name]
+            rows = readable(select(*table.c), ENTITIES[name], table)
+            sources.append(rows.cte(VISIBLE[name]).prefix_with("NOT MATERIALIZED"))
     return sources
 
 
 @dataclass(frozen=True)
 class View:
-    """One view's statement: for every row (`everything`) and for a scoped caller (`scoped`)."""
+    """One view: its body (a scalar subquery: it has CTEs of its own), the entities it reads, and its
+    statement for a caller who sees every row."""
 
+    body: TextClause
+    entities: tuple[str, ...]
     everything: Select[Any]
-    scoped: Select[Any]
 
-    def statement(self, scope: Scope) -> Select[Any]:
-        return self.everything if scope is None else self.scoped
+    def statement(self, scope: Scope | None) -> tuple[Select[Any], bool]:
+        """The statement for `scope`, and whether it is one kept for good."""
+        if scope is None or scope.teams is None:
+            return self.everything, True
+        return select(self.body).add_cte(*_sources(self.entities, scope)), False
 
 
 def _view(body: str, entities: tuple[str, ...], *binds: BindParameter[Any]) -> View:
-    # The body is a scalar subquery (it has CTEs of its own) after the visible rows' CTEs.
     value = text(f"({body})").bindparams(*binds)
-    return View(
-        everything=select(value).add_cte(*_sources(entities, scoped=False)),
-        scoped=select(value).add_cte(*_sources(entities, scoped=True)),
-    )
+    return View(value, entities, select(value).add_cte(*_sources(entities, None)))
 
 
 # A member's day is taken in their timezone (UTC without one). The write service accepts the names Python's
@@ -383,19 +348,9 @@ FROM nodes AS t
 )
 
 
-def caller_scope() -> frozenset[str] | None:
-    """The teams the caller of this request may see: None (every team) outside requests, for a token
-    without a teams claim, and for an admin."""
-    principal = current_principal()
-    if principal is None or principal.teams is None or principal.admin:
-        return None
-    return principal.teams
-
-
-def _scoped(view: View, scope: Scope, values: dict[str, Any]) -> tuple[Select[Any], dict[str, Any]]:
-    if scope is None:
-        return view.everything, values
-    return view.scoped, {**values, "scope_teams": sorted(scope)}
+def _scoped(view: View, scope: Scope | None, values: dict[str, Any]) -> tuple[Select[Any], dict[str, Any], bool]:
+    statement, kept = view.statement(scope)
+    return statement, values, kept
 
 
 def _instant(as_of: dt.datetime | None) -> str:
@@ -418,7 +373,7 @@ class Views:
         first: dt.date,
         last: dt.date,
         *,
-        scope: Scope = None,
+        scope: Scope | None = None,
         as_of: dt.datetime | None = None,
         weekdays_only: bool = False,
     ) -> str | None:
@@ -451,7 +406,7 @@ class Views:
         self,
         days: int,
         *,
-        scope: Scope = None,
+        scope: Scope | None = None,
         team_id: str | None = None,
         as_of: dt.datetime | None = None,
         include_completed: bool = False,
@@ -475,14 +430,14 @@ class Views:
         return answer
 
     async def open_blockers(
-        self, team_id: str | None = None, *, scope: Scope = None, as_of: dt.datetime | None = None
+        self, team_id: str | None = None, *, scope: Scope | None = None, as_of: dt.datetime | None = None
     ) -> str:
         answer: str = await self.reader.first_value(
             *_scoped(OPEN_BLOCKERS, scope, {"team_id": team_id, "as_of": _instant(as_of)})
         )
         return answer
 
-    async def goal_rollup(self, id: str | None, *, scope: Scope = None) -> str | None:
+    async def goal_rollup(self, id: str | None, *, scope: Scope | None = None) -> str | None:
         """The subtree of goal story `id`, or (None) every tree, each from a root."""
         answer: str | None = await self.reader.first_value(*_scoped(GOAL_ROLLUP, scope, {"id": id}))
         return answer
