@@ -36,6 +36,10 @@ EXPECTED_TOOLS = {
     "get_goal_story",
     "get_team_checkins",
     "get_coordination_events",
+    "get_team_coverage",
+    "get_stale_goal_stories",
+    "get_open_blockers",
+    "get_goal_rollup",
 }
 
 

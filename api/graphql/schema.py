@@ -27,6 +27,7 @@ from api.graphql.observed import OperationMetrics
 from api.graphql.persisted import TrustedDocuments, manifest_of
 from api.graphql.queries import Query
 from api.graphql.subscriptions import Subscription
+from api.graphql.views import ViewQueries
 from api.graphql.webhooks import WebhookMutations, WebhookQueries
 
 
@@ -36,8 +37,9 @@ def _with(base: type, extra: type) -> type:
     return strawberry.type(type(definition.name, (extra, base), {}), description=definition.description)
 
 
-# Webhook management (api/graphql/webhooks.py) joins the entity reads and writes.
-ROOT_QUERY = _with(Query, WebhookQueries)
+# Webhook management (api/graphql/webhooks.py) and the coordination views (api/graphql/views.py) join the
+# entity reads and writes.
+ROOT_QUERY = _with(_with(Query, WebhookQueries), ViewQueries)
 ROOT_MUTATION = _with(Mutation, WebhookMutations)
 
 # The deadline of the operation being executed in this task (see `Schema.execute`).

@@ -23,12 +23,13 @@ from api.mcp.failures import describe, tool_error, unexpected, unknown_tool
 from api.mcp.read_tools import READ_TOOLS
 from api.mcp.resources import TEMPLATES, UnknownResource, list_resources, read_resource
 from api.mcp.tools import Backend, ToolSpec
+from api.mcp.view_tools import VIEW_TOOLS
 from api.mcp.write_tools import WRITE_TOOLS
 from api.store import Reader, WriteService
 
 log = logging.getLogger("coco.mcp")
 
-TOOLS: dict[str, ToolSpec] = {tool.name: tool for tool in (*WRITE_TOOLS, *READ_TOOLS)}
+TOOLS: dict[str, ToolSpec] = {tool.name: tool for tool in (*WRITE_TOOLS, *READ_TOOLS, *VIEW_TOOLS)}
 
 INSTRUCTIONS = """\
 This server holds a team's Continuous Coordination (CoCo) data: actors (people and agents), teams,
@@ -41,7 +42,9 @@ coco://teams/{team_id}/last-week), then call post_team_checkin with previously /
 as lists of short bullets. To post a goal story update: find the goal story (list_goal_stories with
 search), read it with get_goal_story, then call post_goal_story_update. Dates are YYYY-MM-DD. A
 failed call writes nothing and says which argument to fix. To follow what others post, call
-get_coordination_events with the next_cursor of your previous call.
+get_coordination_events with the next_cursor of your previous call. For the state of things:
+get_team_coverage (who checked in, day by day), get_open_blockers, get_stale_goal_stories and
+get_goal_rollup (a goal's subtree with status counts and progress).
 """
 
 

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.entities import BY_RESOURCE
 from api.errors import DatabaseFault, DomainError
-from api.rest import docs, errors
+from api.rest import docs, errors, views
 from api.rest.errors import RestError
 from api.rest.headers import negotiate
 from api.rest.openapi import document
@@ -55,6 +55,8 @@ async def _answer(request: Request, shapes: Shapes | None) -> Response:
             known = await shapes.answer(request, services.reader, settings.max_rows, settings.rest_aggregates)
             if known is not None:
                 return known
+        if views.is_view_path(request.scope["path"]):
+            return await views.answer(request, services.reader)
         api = api_request(request)
         match api.action:
             case "read":

@@ -13,6 +13,7 @@ from typing import Any
 
 from api import __version__
 from api.entities import ENTITIES, Entity, Field, Kind
+from api.rest import views
 
 FILTER_PATTERN = (
     r"^(not\.)?(eq|neq|gt|gte|lt|lte|like|ilike|match|imatch|in|is|isdistinct|cs|cd|ov|fts|plfts|"
@@ -264,6 +265,7 @@ def document(*, aggregates: bool = True) -> dict[str, Any]:
                 }
             },
             **{f"/{ent.resource}": _path_item(ent) for ent in ENTITIES.values()},
+            **views.paths(),
         },
         "components": {"schemas": schemas, "parameters": _parameters(aggregates)},
     }

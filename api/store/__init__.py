@@ -13,11 +13,14 @@ from api.store.pool import DirectPool
 from api.store.reads import Reader
 from api.store.scoping import current_scope
 from api.store.validation import MAX_ID_LENGTH, parse_date
+from api.store.views import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views
 from api.store.webhooks import Webhook, WebhookAttempt, WebhookDelivery, WebhookStore
 from api.store.writes import ImportResult, OnConflict, Returning, WriteResult, WriteService, Written
 
 __all__ = [
+    "MAX_COVERAGE_DAYS",
     "MAX_ID_LENGTH",
+    "MAX_STALE_DAYS",
     "NOTIFY_CHANNEL",
     "DirectPool",
     "Documents",
@@ -27,6 +30,7 @@ __all__ = [
     "OnConflict",
     "Reader",
     "Returning",
+    "Views",
     "Webhook",
     "WebhookAttempt",
     "WebhookDelivery",

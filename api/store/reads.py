@@ -76,6 +76,12 @@ class Reader:
         text: str = (await self._first_rows((self.statements.bundle(bundle), {}, KEPT)))[0][0]
         return text
 
+    async def first_value(self, statement: AnySelect, values: dict[str, Any], kept: bool = KEPT) -> Any:
+        """The first column of the statement's first row (None when it has no row); `kept`: the statement is
+        one kept for good (a module's constant: compiled once, prepared on each connection)."""
+        row = (await self._first_rows((statement, values, kept)))[0]
+        return None if row is None else row[0]
+
     async def count(self, plan: ReadPlan) -> int:
         total: int = (await self._first_rows((count_statement(plan), {}, ONCE)))[0][0]
         return total
