@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.store.database import libpq_url
-from bench.statements import CREATE_CHECKINS, READ_ACTOR, READ_CHECKIN_PAGE
+from bench.statements import COUNT_UPDATES_BY_STATUS, CREATE_CHECKINS, READ_ACTOR, READ_CHECKIN_PAGE, team_coverage
 
 POOL_SIZE = int(os.environ.get("BENCH_POOL_SIZE", "16"))
 # "transaction": DATABASE_URL is PgBouncer in transaction mode, where no statement may stay prepared
@@ -31,6 +31,9 @@ JSON = "application/json"
 SQL_READ_ACTOR = READ_ACTOR.format(id="$1")
 SQL_READ_CHECKIN_PAGE = READ_CHECKIN_PAGE.format(team_id="$1", since="$2", limit="$3")
 SQL_CREATE_CHECKINS = CREATE_CHECKINS.format(body="$1")
+SQL_TEAM_COVERAGE, TEAM_COVERAGE_PARAMETERS = team_coverage()
+# The view's parameters from the query string PostgREST's way (/rpc/team_coverage?team_id=...&from=...).
+COVERAGE_ARGUMENTS = {"team_id": "team_id", "first": "from", "last": "to", "as_of": "as_of"}
 
 
 def _not_found() -> Response:
@@ -61,6 +64,25 @@ async def team_checkins(request: Request) -> Response:
     return Response(body.encode(), media_type=JSON)
 
 
+async def goal_story_updates(request: Request) -> Response:
+    if request.url.query != "select=status,count()":
+        return _not_found()
+    async with request.app.state.pool.acquire() as conn:
+        body = await conn.fetchval(COUNT_UPDATES_BY_STATUS)
+    return Response(body.encode(), media_type=JSON)
+
+
+async def rpc_team_coverage(request: Request) -> Response:
+    params = request.query_params
+    values = {name: params.get(argument) for name, argument in COVERAGE_ARGUMENTS.items()}
+    values["weekdays_only"] = False
+    if None in values.values():
+        return _not_found()
+    async with request.app.state.pool.acquire() as conn:
+        body = await conn.fetchval(SQL_TEAM_COVERAGE, *(values[name] for name in TEAM_COVERAGE_PARAMETERS))
+    return Response(body.encode(), media_type=JSON)
+
+
 async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
 
@@ -85,6 +107,11 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 app = Starlette(
-    routes=[Route("/actors", actors, methods=["GET"]), Route("/team_checkins", team_checkins, methods=["GET", "POST"])],
+    routes=[
+        Route("/actors", actors, methods=["GET"]),
+        Route("/team_checkins", team_checkins, methods=["GET", "POST"]),
+        Route("/goal_story_updates", goal_story_updates, methods=["GET"]),
+        Route("/rpc/team_coverage", rpc_team_coverage, methods=["GET"]),
+    ],
     lifespan=lifespan,
 )

@@ -134,6 +134,68 @@ def rest_create_checkin(ctx: Context) -> Row:
     )
 
 
+# Four weeks of one team (every team has the same ten members), all of them in the past at `as_of`.
+COVERAGE_PATH = "/rpc/team_coverage?team_id=t-7&from=2026-06-03&to=2026-06-30&as_of=2026-07-01T12:00:00Z"
+COUNT_BY_STATUS_PATH = "/goal_story_updates?select=status,count()"
+
+
+def _same_json_row(key: str, title: str, path: str, ctx: Context, answered: Callable[[Any], str | None]) -> Row:
+    """A read of one fixed URL, our server against the minimal handler running our SQL: each answer
+    must pass `answered` (None when it is right), and the two must hold the same JSON."""
+    env = {"BENCH_PATH": path, "BENCH_ROTATE": "1"}
+    expected: dict[str, Any] = {}
+
+    def check(base_url: str, side: Side) -> str | None:
+        status, body = http("GET", base_url + path)
+        if status != 200:
+            return f"GET {path} answered {status}: {body[:200]!r}"
+        value = json.loads(body)
+        problem = answered(value)
+        if problem:
+            return problem
+        comparable = sorted(value, key=json.dumps) if isinstance(value, list) else value
+        _same_as_reference(expected, comparable, side)
+        return None
+
+    def run(base_url: str) -> Measurement:
+        return run_wrk(base_url + "/", "get_rotating.lua", env, ctx.load)
+
+    reference = http_side(ctx, ctx.minimal, check, run)
+    ours = http_side(ctx, ctx.ours, check, run)
+    return Row(key, title, ours, reference, None, target=None)
+
+
+def rest_count_by_status(ctx: Context) -> Row:
+    def answered(value: Any) -> str | None:
+        if not isinstance(value, list) or not value or any(set(g) != {"status", "count"} for g in value):
+            return f"expected [{{status, count}}, ...], got {json.dumps(value)[:200]}"
+        return None
+
+    return _same_json_row(
+        "rest_count_by_status",
+        f"REST aggregate: updates counted by status (GET {COUNT_BY_STATUS_PATH})",
+        COUNT_BY_STATUS_PATH,
+        ctx,
+        answered,
+    )
+
+
+def rest_team_coverage(ctx: Context) -> Row:
+    def answered(value: Any) -> str | None:
+        days = value.get("days") if isinstance(value, dict) else None
+        if not isinstance(days, list) or len(days) != 28:
+            return f"expected 28 days of coverage, got {json.dumps(value)[:200]}"
+        return None
+
+    return _same_json_row(
+        "rest_team_coverage",
+        "Team coverage over four weeks of a team of 10 (GET /rpc/team_coverage)",
+        COVERAGE_PATH,
+        ctx,
+        answered,
+    )
+
+
 def bulk_body(scale: Scale, size: int = BULK_SIZE) -> str:
     rows = []
     for k in range(size):
@@ -309,6 +371,8 @@ SCENARIOS: dict[str, Callable[[Context], Row]] = {
     "rest_checkin_page": rest_checkin_page,
     "rest_create_checkin": rest_create_checkin,
     "rest_bulk_create": rest_bulk_create,
+    "rest_count_by_status": rest_count_by_status,
+    "rest_team_coverage": rest_team_coverage,
     "graphql_nested_goals": graphql_nested,
     "graphql_create_checkin": graphql_create,
     "graphql_nested_goals_pg5": graphql_nested_pg5,

@@ -34,6 +34,24 @@ FROM (SELECT id, actor_id, team_id, date, next, previously, blockers, created_at
       LIMIT {limit}) AS s0
 """
 
+# GET /goal_story_updates?select=status,count(): one group per status, as select.py renders a grouped read.
+COUNT_UPDATES_BY_STATUS = """
+SELECT coalesce(json_agg(JSON_OBJECT('status' : s0.status, 'count' : s0.count)), '[]'::json)::text
+FROM (SELECT status, count(*) AS count FROM goal_story_updates GROUP BY status) AS s0
+"""
+
+
+def team_coverage() -> tuple[str, tuple[str, ...]]:
+    """The team coverage view's statement for a caller who sees every row, as our server runs it
+    (api/store/views.py), compiled for asyncpg: its text and the names of its $n parameters in order."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    from api.store.views import TEAM_COVERAGE
+
+    compiled = TEAM_COVERAGE.everything.compile(dialect=dialect())
+    return compiled.string, tuple(compiled.positiontup or ())
+
+
 CREATE_CHECKINS = f"""
 WITH body AS (
     SELECT CASE WHEN json_typeof(doc) = 'array' THEN doc ELSE json_build_array(doc) END AS rows

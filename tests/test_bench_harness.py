@@ -171,6 +171,36 @@ async def test_minimal_handler_reads_answer_what_our_read_path_answers(clean: As
     assert by_id(page) == by_id(ours_page) and len(by_id(page)) == 3
 
 
+async def test_minimal_handler_aggregate_and_coverage_answer_what_our_server_answers(
+    clean: AsyncEngine, database_url: str, server_url: str
+) -> None:
+    """The dashboard rows' floor runs our SQL: the same answers as our server's REST, over a week."""
+    import httpx
+
+    await _seeded(clean)
+    coverage = {"team_id": "t-1", "first": "2026-06-24", "last": "2026-06-30", "as_of": "2026-07-01T12:00:00Z"}
+    values = {**coverage, "weekdays_only": False}
+    conn = await asyncpg.connect(libpq_url(database_url))
+    try:
+        counts = await conn.fetchval(minimal_app.COUNT_UPDATES_BY_STATUS)
+        days = await conn.fetchval(
+            minimal_app.SQL_TEAM_COVERAGE, *(values[name] for name in minimal_app.TEAM_COVERAGE_PARAMETERS)
+        )
+    finally:
+        await conn.close()
+    assert sorted(minimal_app.TEAM_COVERAGE_PARAMETERS) == sorted(values)
+    query = "&".join(f"{minimal_app.COVERAGE_ARGUMENTS[name]}={value}" for name, value in coverage.items())
+    async with httpx.AsyncClient(base_url=server_url) as client:
+        ours_counts = (await client.get("/goal_story_updates?select=status,count()")).json()
+        ours_days = (await client.get(f"/rpc/team_coverage?{query}")).json()
+
+    def by_status(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(groups, key=lambda g: str(g["status"]))
+
+    assert by_status(json.loads(counts)) == by_status(ours_counts) and ours_counts
+    assert json.loads(days) == ours_days and len(ours_days["days"]) == 7
+
+
 async def test_minimal_handler_create_writes_each_row_with_its_event(clean: AsyncEngine, database_url: str) -> None:
     await _seeded(clean)
     body = json.dumps(
