@@ -192,8 +192,8 @@ def rest_checkin_page_jwt_scoped(ctx: Context) -> Row:
     return _checkin_page_jwt(
         ctx,
         "rest_checkin_page_jwt_scoped",
-        f"REST rest_checkin_page with a read JWT scoped to team {CHECKIN_PAGE_TEAM} (access control on) "
-        "against the same request with access control off",
+        f"REST filtered, ordered page of check-ins with a read JWT scoped to team {CHECKIN_PAGE_TEAM}, "
+        "against our server with access control off",
         teams=[CHECKIN_PAGE_TEAM],
     )
 
@@ -202,8 +202,8 @@ def rest_checkin_page_jwt_unscoped(ctx: Context) -> Row:
     return _checkin_page_jwt(
         ctx,
         "rest_checkin_page_jwt_unscoped",
-        "REST rest_checkin_page with a read JWT without teams (access control on) "
-        "against the same request with access control off",
+        "REST filtered, ordered page of check-ins with a read JWT without teams, "
+        "against our server with access control off",
         teams=None,
     )
 
