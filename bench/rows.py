@@ -117,6 +117,9 @@ class Context:
     ours_pooled: Endpoint = field(default_factory=lambda: Endpoint("coco serve via PgBouncer", None))
     minimal_pooled: Endpoint = field(default_factory=lambda: Endpoint("minimal handler via PgBouncer", None))
     postgraphile5: Endpoint = field(default_factory=lambda: Endpoint("PostGraphile 5", None))
+    # A second `coco serve` with access control on (the JWT rows), and the HS256 secret it checks tokens with.
+    ours_jwt: Endpoint = field(default_factory=lambda: Endpoint("coco serve, access control on", None))
+    jwt_secret: str | None = None
 
     @property
     def scale(self) -> Scale:
@@ -126,9 +129,11 @@ class Context:
 # -- HTTP checks ---------------------------------------------------------------------------
 
 
-def http(method: str, url: str, body: bytes | None = None, timeout: float = 60) -> tuple[int, bytes]:
-    headers = {"Content-Type": "application/json"} if body is not None else {}
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+def http(
+    method: str, url: str, body: bytes | None = None, timeout: float = 60, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    sent = {"Content-Type": "application/json"} if body is not None else {}
+    request = urllib.request.Request(url, data=body, method=method, headers={**sent, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,9 @@ POSTGRAPHILE = "PostGraphile 4"
 POSTGRAPHILE5 = "PostGraphile 5"
 OURS_POOLED = "coco serve via PgBouncer"
 MINIMAL_POOLED = "minimal handler via PgBouncer"
+OURS_JWT = "coco serve, access control on"
+# Every variable that turns access control on: our plain server runs with it off whatever the shell holds.
+ACCESS_CONTROL_ENV = ("COCO_TOKENS", "COCO_TOKENS_FILE", "COCO_JWT_SECRET", "COCO_JWT_JWKS_URL", "COCO_JWT_JWKS_FILE")
 # PgBouncer's server connections for the pooled rows (its default_pool_size), the same for both sides.
 POOLED_SERVER_CONNECTIONS = 20
 # Small enough that 32 connections each finish several in a quick 2 s run.
@@ -153,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log.error(
                         "%s is missing (apt-get install pgbouncer): the pooled rows are skipped", pooler.PGBOUNCER
                     )
-            endpoints = _start_servers(db, args, servers, needed=needed, pooled_url=pooled_url)
+            jwt_secret = secrets.token_urlsafe(48)
+            endpoints = _start_servers(db, args, servers, needed=needed, pooled_url=pooled_url, jwt_secret=jwt_secret)
             ours_graphql = Endpoint(OURS, endpoints[OURS].base_url, endpoints[OURS].unavailable)
             for name in (OURS, MINIMAL, OURS_POOLED, MINIMAL_POOLED):
                 probe_rest(endpoints[name])
@@ -170,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 postgraphile5=endpoints[POSTGRAPHILE5],
                 ours_pooled=endpoints[OURS_POOLED],
                 minimal_pooled=endpoints[MINIMAL_POOLED],
+                ours_jwt=endpoints[OURS_JWT],
+                jwt_secret=jwt_secret,
                 work_dir=Path(work),
                 with_sql=not args.no_sql and pgbench_available(),
                 bulk_size=QUICK_BULK_SIZE if args.quick else BULK_SIZE,
@@ -254,6 +261,8 @@ def _servers_for(rows: list[str]) -> set[str]:
         needed.add(MINIMAL)
     if any(name.startswith("pooled_") for name in rows):
         needed |= {OURS_POOLED, MINIMAL_POOLED}
+    if any("_jwt_" in name for name in rows):
+        needed.add(OURS_JWT)
     graphql = [name for name in rows if name.startswith("graphql_")]
     if any(not name.endswith("_pg5") for name in graphql):
         needed.add(POSTGRAPHILE)
@@ -268,8 +277,9 @@ def _start_servers(
     servers: list[ServerProcess],
     needed: set[str],
     pooled_url: str | None = None,
+    jwt_secret: str | None = None,
 ) -> dict[str, Endpoint]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k not in ACCESS_CONTROL_ENV}
     python_env = {**env, "DATABASE_URL": db.url, "PYTHONPATH": str(ROOT)}
     ours_root = args.ours_root.resolve()
     ours_python = ours_root / ".venv" / "bin" / "python"
@@ -336,10 +346,28 @@ def _start_servers(
         MINIMAL_POOLED: Endpoint(
             MINIMAL_POOLED, None, "skipped: PgBouncer is not installed (apt-get install pgbouncer)"
         ),
+        OURS_JWT: Endpoint(OURS_JWT, None),
     }
+    if jwt_secret is not None:
+        ours = candidates[0]
+        ours_jwt_port = free_port()
+        candidates.append(
+            ServerProcess(
+                OURS_JWT,
+                [*ours.argv[:-1], str(ours_jwt_port)],
+                port=ours_jwt_port,
+                cwd=ours.cwd,
+                log_file=LOGS / "coco-jwt.log",
+                ready_path="/healthz",
+                # Everything else as the plain server: only the HS256 secret differs.
+                env={**ours.env, "COCO_JWT_SECRET": jwt_secret},
+            )
+        )
+    else:
+        endpoints[OURS_JWT].unavailable = "skipped: no JWT secret"
     if pooled_url is not None:
         endpoints[OURS_POOLED].unavailable = endpoints[MINIMAL_POOLED].unavailable = None
-        ours, minimal = candidates
+        ours, minimal = candidates[:2]
         ours_pooled_port, minimal_pooled_port = free_port(), free_port()
         candidates += [
             ServerProcess(

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from api.edge import tokens
+from api.edge.auth import Access
 from bench import statements
 from bench.loadgen import Measurement, run_wrk
 from bench.rows import (
@@ -30,7 +32,14 @@ from bench.rows import (
 from bench.seed import Scale
 
 QUERIES = Path(__file__).resolve().parent / "queries"
-CHECKIN_PAGE_PATH = "/team_checkins?team_id=eq.t-7&date=gte.2026-01-01&order=date.desc&limit=50"
+CHECKIN_PAGE_TEAM = "t-7"
+CHECKIN_PAGE_QUERY = "date=gte.2026-01-01&order=date.desc&limit=50"
+CHECKIN_PAGE_PATH = f"/team_checkins?team_id=eq.{CHECKIN_PAGE_TEAM}&{CHECKIN_PAGE_QUERY}"
+# The same page of every team, and of another team: what a team-scoped token must narrow to its team.
+ALL_TEAMS_PAGE_PATH = f"/team_checkins?{CHECKIN_PAGE_QUERY}"
+OTHER_TEAM_PAGE_PATH = f"/team_checkins?team_id=eq.t-8&{CHECKIN_PAGE_QUERY}"
+# Long enough for any run with --repeat; minted afresh for each row anyway.
+JWT_LIFETIME_S = 6 * 3600
 
 
 def rest_read_one(ctx: Context) -> Row:
@@ -90,6 +99,112 @@ def rest_checkin_page(ctx: Context) -> Row:
         reference,
         sql_side(ctx, "rest_checkin_page", script),
         target=0.7,
+    )
+
+
+def bearer(ctx: Context, teams: list[str] | None) -> str:
+    """The Authorization header of a read token as `coco token create --scope read [--teams ...]` mints it."""
+    if not ctx.jwt_secret:
+        raise ValueError("no JWT secret: the server with access control on was not configured")
+    token = tokens.create(Access(jwt_secret=ctx.jwt_secret), scope="read", expires_s=JWT_LIFETIME_S, teams=teams)
+    return f"Bearer {token}"
+
+
+def _teams_of(body: bytes) -> set[str]:
+    rows = json.loads(body)
+    return {row.get("team_id") for row in rows} if isinstance(rows, list) else set()
+
+
+def _checkin_page_jwt(ctx: Context, key: str, title: str, teams: list[str] | None) -> Row:
+    """rest_checkin_page with a read token against the server with access control on; the reference
+    is our server with access control off on the same request, so the ratio is what the JWT check
+    (and, with `teams`, the team scope) costs."""
+    expected: dict[str, Any] = {}
+    plain_env = {"BENCH_PATH": CHECKIN_PAGE_PATH, "BENCH_ROTATE": "1"}
+
+    def check_plain(base_url: str, side: Side) -> str | None:
+        status, body = http("GET", base_url + CHECKIN_PAGE_PATH)
+        if status != 200:
+            return f"GET {CHECKIN_PAGE_PATH} answered {status}: {body[:200]!r}"
+        rows = rows_by_id(body)
+        if not rows:
+            return "the page is empty"
+        _same_as_reference(expected, rows, side)
+        return None
+
+    def run_plain(base_url: str) -> Measurement:
+        return run_wrk(base_url + "/", "get_rotating.lua", plain_env, ctx.load)
+
+    reference = http_side(ctx, ctx.ours, check_plain, run_plain)
+    try:
+        authorization = bearer(ctx, teams)
+    except ValueError as error:
+        ours = Side(ctx.ours_jwt.name, skipped=f"skipped: {error}")
+        return Row(key, title, ours, reference, None, target=None)
+    signed = {"Authorization": authorization}
+
+    def check_page(base_url: str, side: Side) -> str | None:
+        status, body = http("GET", base_url + CHECKIN_PAGE_PATH, headers=signed)
+        if status != 200:
+            return f"GET {CHECKIN_PAGE_PATH} with the token answered {status}: {body[:200]!r}"
+        rows = rows_by_id(body)
+        if not rows:
+            return "the page is empty"
+        if _teams_of(body) != {CHECKIN_PAGE_TEAM}:
+            return f"the page holds other teams' check-ins: {sorted(_teams_of(body))}"
+        _same_as_reference(expected, rows, side)
+        return None
+
+    def check_jwt(base_url: str, side: Side) -> str | None:
+        status, body = http("GET", base_url + CHECKIN_PAGE_PATH)
+        if status != 401:
+            return f"without a token GET {CHECKIN_PAGE_PATH} answered {status}, not 401: access control is not on"
+        problem = check_page(base_url, side)
+        if problem:
+            return problem
+        status, body = http("GET", base_url + ALL_TEAMS_PAGE_PATH, headers=signed)
+        if status != 200:
+            return f"GET {ALL_TEAMS_PAGE_PATH} with the token answered {status}: {body[:200]!r}"
+        seen = _teams_of(body)
+        if teams is not None and not seen <= set(teams):
+            return f"the token of teams {teams} read other teams' check-ins: {sorted(seen)}"
+        if teams is None and len(seen) < 2:
+            return f"the token without teams read only teams {sorted(seen)} of the unfiltered page"
+        status, body = http("GET", base_url + OTHER_TEAM_PAGE_PATH, headers=signed)
+        if status != 200:
+            return f"GET {OTHER_TEAM_PAGE_PATH} with the token answered {status}: {body[:200]!r}"
+        if teams is not None and json.loads(body):
+            return f"the token of teams {teams} read another team's page: {body[:200]!r}"
+        if teams is None and not json.loads(body):
+            return "the token without teams read an empty page of another team"
+        return None
+
+    def run_jwt(base_url: str) -> Measurement:
+        return run_wrk(
+            base_url + "/", "get_rotating.lua", {**plain_env, "BENCH_AUTHORIZATION": authorization}, ctx.load
+        )
+
+    ours = http_side(ctx, ctx.ours_jwt, check_jwt, run_jwt)
+    return Row(key, title, ours, reference, None, target=None)
+
+
+def rest_checkin_page_jwt_scoped(ctx: Context) -> Row:
+    return _checkin_page_jwt(
+        ctx,
+        "rest_checkin_page_jwt_scoped",
+        f"REST filtered, ordered page of check-ins with a read JWT scoped to team {CHECKIN_PAGE_TEAM}, "
+        "against our server with access control off",
+        teams=[CHECKIN_PAGE_TEAM],
+    )
+
+
+def rest_checkin_page_jwt_unscoped(ctx: Context) -> Row:
+    return _checkin_page_jwt(
+        ctx,
+        "rest_checkin_page_jwt_unscoped",
+        "REST filtered, ordered page of check-ins with a read JWT without teams, "
+        "against our server with access control off",
+        teams=None,
     )
 
 
@@ -369,6 +484,8 @@ def pooled(scenario: Callable[[Context], Row], key: str, target: float) -> Calla
 SCENARIOS: dict[str, Callable[[Context], Row]] = {
     "rest_read_one": rest_read_one,
     "rest_checkin_page": rest_checkin_page,
+    "rest_checkin_page_jwt_scoped": rest_checkin_page_jwt_scoped,
+    "rest_checkin_page_jwt_unscoped": rest_checkin_page_jwt_unscoped,
     "rest_create_checkin": rest_create_checkin,
     "rest_bulk_create": rest_bulk_create,
     "rest_count_by_status": rest_count_by_status,

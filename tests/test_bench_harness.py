@@ -5,6 +5,7 @@ events as the write service does. No load is generated here; that is `make bench
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import uuid
@@ -586,3 +587,82 @@ async def test_postgraphile5_answers_the_nested_query_as_ours_and_writes_the_eve
         assert events == [{"event_type": "team_checkin", "actor_id": "p-1"}]
     finally:
         await engine.dispose()
+
+
+def test_the_jwt_rows_start_a_second_server_with_access_control_on_and_only_they() -> None:
+    assert run._servers_for(["rest_checkin_page"]) == {run.OURS, run.MINIMAL}
+    assert run._servers_for(["rest_checkin_page_jwt_scoped"]) == {run.OURS, run.MINIMAL, run.OURS_JWT}
+    assert run.OURS_JWT in run._servers_for(["rest_checkin_page_jwt_unscoped", "graphql_nested_goals"])
+    assert {"rest_checkin_page_jwt_scoped", "rest_checkin_page_jwt_unscoped"} <= set(run.ROW_KEYS)
+    # The scoped row reads the very page of rest_checkin_page, for the team its token holds.
+    assert f"team_id=eq.{scenarios.CHECKIN_PAGE_TEAM}&" in scenarios.CHECKIN_PAGE_PATH
+    assert "COCO_JWT_SECRET" in run.ACCESS_CONTROL_ENV and "COCO_TOKENS" in run.ACCESS_CONTROL_ENV
+
+
+# Teams t-7 and t-8 exist, as in the benchmark's page and the scoped row's check of another team.
+JWT_SCALE = Scale(
+    teams=8, actors=24, members_per_team=3, goal_stories=7, roots=1, children_per_root=2, checkins=160, updates=5
+)
+
+
+async def test_the_jwt_rows_check_the_scope_before_measuring(
+    clean: AsyncEngine, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against real servers (wrk replaced): each JWT side is checked, then loaded with its token; a server
+    with access control off, or one that does not apply the token's teams, fails the check, unmeasured."""
+    import jwt
+
+    from tests.conftest import RunningServer
+
+    await _seeded(clean, JWT_SCALE)
+    loaded: list[tuple[str, str | None]] = []
+
+    def fake_wrk(url: str, script: str, env: dict[str, str], load: loadgen.Load) -> loadgen.Measurement:
+        assert script == "get_rotating.lua" and env["BENCH_PATH"] == scenarios.CHECKIN_PAGE_PATH
+        loaded.append((url, env.get("BENCH_AUTHORIZATION")))
+        return loadgen.Measurement("wrk", 10, 1.0, 10.0, {"p50": 1.0, "p99": 2.0}, 0)
+
+    monkeypatch.setattr(scenarios, "run_wrk", fake_wrk)
+    secret = "bench-secret-" + "x" * 32
+    scoped_row, unscoped_row = (
+        scenarios.SCENARIOS["rest_checkin_page_jwt_scoped"],
+        scenarios.SCENARIOS["rest_checkin_page_jwt_unscoped"],
+    )
+    with (
+        RunningServer(database_url) as off,
+        RunningServer(database_url, jwt_secret=secret) as on,
+        # Reads its teams from another claim, so the minted `teams` claim is not applied.
+        RunningServer(database_url, jwt_secret=secret, jwt_teams_claim="groups") as unscoping,
+    ):
+        context = rows.Context(
+            db=None,  # type: ignore[arg-type]
+            load=loadgen.Load(connections=1, threads=1, duration_s=1, warmup_s=0),
+            ours=rows.Endpoint("coco serve", off),
+            ours_graphql=rows.Endpoint("coco serve", off),
+            minimal=rows.Endpoint("minimal handler", None),
+            postgraphile=rows.Endpoint("PostGraphile 4", None),
+            work_dir=tmp_path,
+            ours_jwt=rows.Endpoint(run.OURS_JWT, on),
+            jwt_secret=secret,
+        )
+        scoped = await asyncio.to_thread(scoped_row, context)
+        unscoped = await asyncio.to_thread(unscoped_row, context)
+        good = list(loaded)
+        off_on_both = dataclasses.replace(context, ours_jwt=rows.Endpoint(run.OURS_JWT, off))
+        not_on = await asyncio.to_thread(scoped_row, off_on_both)
+        not_scoped = await asyncio.to_thread(
+            scoped_row, dataclasses.replace(context, ours_jwt=rows.Endpoint(run.OURS_JWT, unscoping))
+        )
+        no_secret = await asyncio.to_thread(unscoped_row, dataclasses.replace(context, jwt_secret=None))
+
+    for row in (scoped, unscoped):
+        assert row.ours.implementation == run.OURS_JWT and row.reference.implementation == "coco serve"
+        assert row.ours.measurement is not None and row.reference.measurement is not None, row.as_dict()
+        assert row.ours.notes == [] and row.target is None and row.sql is None
+    assert [url for url, _ in good] == [off + "/", on + "/", off + "/", on + "/"]
+    assert [auth is None for _, auth in good] == [True, False, True, False]
+    claims = [jwt.decode(auth.split(" ", 1)[1], secret, algorithms=["HS256"]) for _, auth in good if auth]
+    assert [(c["scope"], c.get("teams")) for c in claims] == [("read", [scenarios.CHECKIN_PAGE_TEAM]), ("read", None)]
+    assert not_on.ours.measurement is None and "access control is not on" in (not_on.ours.skipped or "")
+    assert not_scoped.ours.measurement is None and "read other teams' check-ins" in (not_scoped.ours.skipped or "")
+    assert no_secret.ours.measurement is None and "no JWT secret" in (no_secret.ours.skipped or "")
