@@ -278,9 +278,14 @@ async def test_the_phone_dashboard_fits_the_screen(
 ) -> None:
     await phone.open(server_url)
     await check_numbers(phone, demo, PHONE["width"])
-    # The heatmap scrolls inside its own box when it is wider than the screen; the page does not.
-    box = await phone.page.locator("#coverage .chart-scroll").bounding_box()
-    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    # The heatmap scrolls inside its own box when it is wider than the screen; the page does not. A live
+    # event may redraw the chart at any moment (its box is briefly gone), so this waits until the box is
+    # there and fits, and fails if it never does.
+    fits = """(width) => {
+        const box = document.querySelector("#coverage .chart-scroll")?.getBoundingClientRect();
+        return box !== undefined && box.width > 0 && box.x >= 0 && box.x + box.width <= width;
+    }"""
+    await phone.page.wait_for_function(fits, arg=PHONE["width"], timeout=WAIT_MS)
     await phone.page.screenshot(path=str(os.environ.get("COCO_PHONE_SHOT") or tmp_path / "phone.png"), full_page=True)
 
 
