@@ -109,15 +109,26 @@ class Draining:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def begin(self) -> None:
+    def begin(self, then: Callable[[], object] | None = None) -> bool:
+        """Start draining (once); `then` runs on the loop once the streams are ended (at most
+        FINISH_TIMEOUT_S later). False when draining had begun or cannot (no loop): `then` is not run."""
         if self.started or self._loop is None:
-            return
+            return False
         self.started = True
         log.info(
             "shutting down: closing %d WebSocket(s) and event stream(s); requests in flight finish", len(self.streams)
         )
         # From a signal handler too: the streams are ended on the loop's own turn.
-        self._loop.call_soon_threadsafe(lambda: self._keep(asyncio.ensure_future(self._drain())))
+        self._loop.call_soon_threadsafe(lambda: self._keep(asyncio.ensure_future(self._drain_then(then))))
+        return True
+
+    async def _drain_then(self, then: Callable[[], object] | None) -> None:
+        # The server hears of the signal only after the streams are ended: told at once, it could close
+        # the WebSockets itself first (uvicorn: 1012, "service restart") instead of our 1001.
+        drained = asyncio.ensure_future(self._drain())
+        await asyncio.wait({drained}, timeout=FINISH_TIMEOUT_S)
+        if then is not None:
+            then()
 
     def _keep(self, task: asyncio.Future[Any]) -> None:
         """Hold the task until it is done (the loop keeps only a weak reference to it)."""
@@ -155,8 +166,10 @@ class Draining:
 
         def handle(sig: int, frame: FrameType | None) -> None:
             self.arm(sig)
-            self.begin()
             chained = previous[signal.Signals(sig)]
+            if callable(chained) and self.begin(then=lambda: chained(sig, frame)):
+                return
+            self.begin()
             if callable(chained):
                 chained(sig, frame)
             elif chained == signal.SIG_DFL:
