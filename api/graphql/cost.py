@@ -64,6 +64,7 @@ from strawberry.extensions import ValidationCache
 from api.cache import BoundedCache
 from api.graphql.connections import Limits
 from api.graphql.errors import BAD_USER_INPUT
+from api.graphql.strawberry_adapter import graphql_schema, provided_operation_name
 
 PAGE_ARGUMENTS = ("first", "last")
 FILTER_ARGUMENT = "where"
@@ -370,7 +371,11 @@ class Protection(ValidationCache):
             # A document given without its text (none of our routes does that) is measured afresh.
             measured = self.measures.of(context.query, document) if context.query else Measured(document)
             refused = refusal(
-                context.schema._schema, measured, context._provided_operation_name, context.variables, self.budget
+                graphql_schema(context.schema),
+                measured,
+                provided_operation_name(context),
+                context.variables,
+                self.budget,
             )
             if refused is not None:
                 context.pre_execution_errors = [refused]

@@ -1,12 +1,13 @@
-"""What compiled execution (api/graphql/compiled.py) needs from Strawberry beyond its public API, in one place.
+"""What compiled execution and the cost measure need from Strawberry beyond its public API, in one place.
 
-Compiled execution reads the validated document against graphql-core's schema, turns a
-field's arguments into Strawberry's Python values as a resolver would get them, and keys
-recorded requests by the operation name the client gave. Strawberry keeps the first and
-the last to itself (`Schema._schema`, `ExecutionContext._provided_operation_name`), and the
-second takes its field definitions and converter. tests/graphql_api/test_strawberry_adapter.py
-checks each against the installed Strawberry, so that an upgrade that moves any of them
-fails there, loudly, rather than sending every query to the resolvers.
+Compiled execution (api/graphql/compiled.py) reads the validated document against
+graphql-core's schema, turns a field's arguments into Strawberry's Python values as a
+resolver would get them, and keys recorded requests by the operation name the client gave;
+the cost measure (api/graphql/cost.py) reads the same schema and operation name before
+validation. Strawberry keeps the schema and the name to itself (`Schema._schema`,
+`ExecutionContext._provided_operation_name`), and the arguments take its field definitions
+and converter. tests/graphql_api/test_strawberry_adapter.py checks each against the
+installed Strawberry, so that an upgrade that moves any of them fails there, loudly.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from graphql import GraphQLField, GraphQLSchema
 from strawberry import Schema
+from strawberry.schema.base import BaseSchema
 from strawberry.types import ExecutionContext
 from strawberry.types.arguments import convert_arguments
 
@@ -22,8 +24,10 @@ from strawberry.types.arguments import convert_arguments
 FIELD_DEFINITION = "strawberry-definition"
 
 
-def graphql_schema(schema: Schema) -> GraphQLSchema:
+def graphql_schema(schema: BaseSchema) -> GraphQLSchema:
     """The graphql-core schema Strawberry built (and validates and executes against)."""
+    if not isinstance(schema, Schema):
+        raise TypeError(f"not Strawberry's Schema: {type(schema).__name__}")
     built = schema._schema
     if not isinstance(built, GraphQLSchema):
         raise TypeError(f"Strawberry's schema holds {type(built).__name__}, not a graphql-core schema")
