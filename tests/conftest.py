@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +85,24 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def clean(engine: AsyncEngine) -> AsyncEngine:
     """Empty tables before a test that needs them so."""
+    await emptied(engine)
+    return engine
+
+
+async def emptied(engine: AsyncEngine) -> None:
+    """Every CoCo table emptied."""
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES}"))
-    return engine
+
+
+async def seeded(engine: AsyncEngine, rows: Mapping[str, list[dict[str, Any]]]) -> WriteService:
+    """The tables holding these rows only (per entity, created in the order given, through the write
+    service: each check-in and update with its event); the writer that wrote them."""
+    await emptied(engine)
+    writer = WriteService(engine)
+    for name, entity_rows in rows.items():
+        await writer.create(name, entity_rows)
+    return writer
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.ops.demo import seed
 from api.store.writes import WriteService
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
-from tests.conftest import TABLES, RunningServer
+from tests.conftest import RunningServer, emptied
 
 api = playwright_api()
 
@@ -59,8 +59,7 @@ def server_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def demo(engine: AsyncEngine) -> AsyncEngine:
     """The demo week ending on a Friday, and a goal gone quiet since April (a stale goal)."""
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES}"))
+    await emptied(engine)
     await seed(WriteService(engine), today=DEMO_DAY, now=AS_OF)
     writer = WriteService(engine)
     await writer.create(

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.ops.demo import seed
 from api.store.writes import WriteService
-from tests.conftest import TABLES, RunningServer, count_rows
+from tests.conftest import RunningServer, count_rows, emptied
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM = os.environ.get("COCO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -97,8 +97,7 @@ def server_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def demo(engine: AsyncEngine) -> AsyncEngine:
     """Only the demo organisation and its week, ending on a fixed Friday (the screenshot stays the same)."""
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES}"))
+    await emptied(engine)
     await seed(WriteService(engine), today=DEMO_DAY, now=dt.datetime.combine(DEMO_DAY, dt.time(17), dt.UTC))
     return engine
 

@@ -8,12 +8,9 @@ from typing import Any
 import httpx
 import pytest_asyncio
 from graphql_helpers import snapshot
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.store.writes import WriteService
-
-TABLES = "coordination_events, goal_story_updates, team_checkins, goal_stories, teams, actors"
+from tests.conftest import seeded
 
 
 class GraphQLClient:
@@ -166,17 +163,8 @@ UPDATES = [
 
 
 async def seed_world(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES}"))
-    writer = WriteService(engine)
-    for name, rows in (
-        ("actor", ACTORS),
-        ("team", TEAMS),
-        ("goal_story", GOAL_STORIES),
-        ("team_checkin", CHECKINS),
-        ("goal_story_update", UPDATES),
-    ):
-        await writer.create(name, rows)
+    world = {"actor": ACTORS, "team": TEAMS, "goal_story": GOAL_STORIES, "team_checkin": CHECKINS}
+    await seeded(engine, {**world, "goal_story_update": UPDATES})
 
 
 _seeded: dict[str, list] = {}

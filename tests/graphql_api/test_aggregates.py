@@ -22,12 +22,12 @@ from api.graphql.cost import Costing
 from api.graphql.schema import make_schema
 from api.store.reads import Reader
 from api.store.writes import WriteService
+from tests.conftest import seeded
 
 SETTINGS = Settings()
 SCHEMA = make_schema(SETTINGS)
 GRAPHQL = build_schema(str(SCHEMA))
 LIMITS = Limits(max_page_size=SETTINGS.graphql_max_page_size, default_page_size=SETTINGS.graphql_default_page_size)
-TABLES = "coordination_events, goal_story_updates, team_checkins, goal_stories, teams, actors"
 STATUSES = ["on_track", "at_risk", "off_track", "completed", "paused", None]
 LATEST = "date DESC NULLS LAST, created_at DESC NULLS LAST, id DESC"
 
@@ -108,11 +108,7 @@ _seeded: dict[str, list[Any]] = {}
 async def generated(engine: AsyncEngine) -> AsyncEngine:
     """The generated world, seeded again only when the tables hold anything else."""
     if not _seeded or await snapshot(engine) != _seeded:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {TABLES}"))
-        writer = WriteService(engine)
-        for name, rows in _generated(seed=17).items():
-            await writer.create(name, rows)
+        await seeded(engine, _generated(seed=17))
         _seeded.clear()
         _seeded.update(await snapshot(engine))
     return engine

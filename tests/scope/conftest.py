@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.edge.auth import Access
 from api.edge.tokens import create
-from api.store.writes import WriteService
-from tests.conftest import TABLES, RunningServer
+from tests.conftest import TABLES, RunningServer, seeded
 
 SECRET = "a-shared-secret-of-at-least-32-characters!"
 ACCESS = Access.configure(jwt_secret=SECRET)
@@ -128,17 +127,8 @@ UPDATES = [
 
 
 async def seed_world(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES}"))
-    writer = WriteService(engine)
-    for name, rows in (
-        ("actor", ACTORS),
-        ("team", TEAMS),
-        ("goal_story", GOAL_STORIES),
-        ("team_checkin", CHECKINS),
-        ("goal_story_update", UPDATES),
-    ):
-        await writer.create(name, rows)
+    world = {"actor": ACTORS, "team": TEAMS, "goal_story": GOAL_STORIES, "team_checkin": CHECKINS}
+    await seeded(engine, {**world, "goal_story_update": UPDATES})
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from api.ops.embedded import EmbeddedPostgres
 from api.store.database import create_engine
 from api.store.migrate import upgrade
 from api.store.writes import WriteService
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, emptied
 
 TABLES = (
     "webhooks, webhook_deliveries, coordination_events, goal_story_updates, team_checkins, goal_stories, teams, actors"
@@ -156,8 +156,7 @@ async def hooks_engine(hooks_database: str) -> AsyncIterator[AsyncEngine]:
     """The module's database, migrated and emptied, with two teams and three actors."""
     engine = create_engine(hooks_database, pool_size=4)
     await upgrade(engine)
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES}"))
+    await emptied(engine)
     writer = WriteService(engine)
     await writer.create(
         "actor",
