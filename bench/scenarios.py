@@ -72,23 +72,39 @@ def rest_read_one(ctx: Context) -> Row:
     )
 
 
-def rest_checkin_page(ctx: Context) -> Row:
-    env = {"BENCH_PATH": CHECKIN_PAGE_PATH, "BENCH_ROTATE": "1"}
-    expected: dict[str, Any] = {}
+def _checkin_page_check(
+    expected: dict[str, Any], headers: dict[str, str] | None = None
+) -> Callable[[str, Side], str | None]:
+    """The check of one page answer (sent with `headers`): non-empty, of the page's team only, and the
+    same rows as the first side checked."""
 
     def check(base_url: str, side: Side) -> str | None:
-        status, body = http("GET", base_url + CHECKIN_PAGE_PATH)
+        status, body = http("GET", base_url + CHECKIN_PAGE_PATH, headers=headers)
         if status != 200:
             return f"GET {CHECKIN_PAGE_PATH} answered {status}: {body[:200]!r}"
         rows = rows_by_id(body)
         if not rows:
             return "the page is empty"
+        if _teams_of(body) != {CHECKIN_PAGE_TEAM}:
+            return f"the page holds other teams' check-ins: {sorted(_teams_of(body))}"
         _same_as_reference(expected, rows, side)
         return None
 
-    def run(base_url: str) -> Measurement:
-        return run_wrk(base_url + "/", "get_rotating.lua", env, ctx.load)
+    return check
 
+
+def _checkin_page_run(ctx: Context, env: dict[str, str] | None = None) -> Callable[[str], Measurement]:
+    """wrk on the page request (with `env`'s extra variables: a token, say)."""
+    page = {"BENCH_PATH": CHECKIN_PAGE_PATH, "BENCH_ROTATE": "1", **(env or {})}
+
+    def run(base_url: str) -> Measurement:
+        return run_wrk(base_url + "/", "get_rotating.lua", page, ctx.load)
+
+    return run
+
+
+def rest_checkin_page(ctx: Context) -> Row:
+    check, run = _checkin_page_check({}), _checkin_page_run(ctx)
     reference = http_side(ctx, ctx.minimal, check, run)
     ours = http_side(ctx, ctx.ours, check, run)
     script = statements.READ_CHECKIN_PAGE.format(team_id="'t-7'", since="'2026-01-01'", limit="50") + ";\n"
@@ -120,40 +136,14 @@ def _checkin_page_jwt(ctx: Context, key: str, title: str, teams: list[str] | Non
     is our server with access control off on the same request, so the ratio is what the JWT check
     (and, with `teams`, the team scope) costs."""
     expected: dict[str, Any] = {}
-    plain_env = {"BENCH_PATH": CHECKIN_PAGE_PATH, "BENCH_ROTATE": "1"}
-
-    def check_plain(base_url: str, side: Side) -> str | None:
-        status, body = http("GET", base_url + CHECKIN_PAGE_PATH)
-        if status != 200:
-            return f"GET {CHECKIN_PAGE_PATH} answered {status}: {body[:200]!r}"
-        rows = rows_by_id(body)
-        if not rows:
-            return "the page is empty"
-        _same_as_reference(expected, rows, side)
-        return None
-
-    def run_plain(base_url: str) -> Measurement:
-        return run_wrk(base_url + "/", "get_rotating.lua", plain_env, ctx.load)
-
-    reference = http_side(ctx, ctx.ours, check_plain, run_plain)
+    reference = http_side(ctx, ctx.ours, _checkin_page_check(expected), _checkin_page_run(ctx))
     try:
         authorization = bearer(ctx, teams)
     except ValueError as error:
         ours = Side(ctx.ours_jwt.name, skipped=f"skipped: {error}")
         return Row(key, title, ours, reference, None, target=None)
     signed = {"Authorization": authorization}
-
-    def check_page(base_url: str, side: Side) -> str | None:
-        status, body = http("GET", base_url + CHECKIN_PAGE_PATH, headers=signed)
-        if status != 200:
-            return f"GET {CHECKIN_PAGE_PATH} with the token answered {status}: {body[:200]!r}"
-        rows = rows_by_id(body)
-        if not rows:
-            return "the page is empty"
-        if _teams_of(body) != {CHECKIN_PAGE_TEAM}:
-            return f"the page holds other teams' check-ins: {sorted(_teams_of(body))}"
-        _same_as_reference(expected, rows, side)
-        return None
+    check_page = _checkin_page_check(expected, signed)
 
     def check_jwt(base_url: str, side: Side) -> str | None:
         status, body = http("GET", base_url + CHECKIN_PAGE_PATH)
@@ -179,12 +169,7 @@ def _checkin_page_jwt(ctx: Context, key: str, title: str, teams: list[str] | Non
             return "the token without teams read an empty page of another team"
         return None
 
-    def run_jwt(base_url: str) -> Measurement:
-        return run_wrk(
-            base_url + "/", "get_rotating.lua", {**plain_env, "BENCH_AUTHORIZATION": authorization}, ctx.load
-        )
-
-    ours = http_side(ctx, ctx.ours_jwt, check_jwt, run_jwt)
+    ours = http_side(ctx, ctx.ours_jwt, check_jwt, _checkin_page_run(ctx, {"BENCH_AUTHORIZATION": authorization}))
     return Row(key, title, ours, reference, None, target=None)
 
 
