@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +39,14 @@ def playwright_api() -> Any:
 
         return playwright.async_api
     return pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install -e '.[test]')")
+
+
+@asynccontextmanager
+async def launched() -> AsyncIterator[Any]:
+    """Headless Chromium (the system's), closed at the end of the block."""
+    async with playwright_api().async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.ops.demo import seed
 from api.store.writes import WriteService
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
+from tests.browser import launched, playwright_api
 from tests.conftest import RunningServer, emptied
 
 api = playwright_api()
@@ -41,12 +41,8 @@ STALE_DAYS = 14
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
-    async with api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with launched() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")

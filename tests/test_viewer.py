@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,20 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.ops.demo import seed
 from api.store.writes import WriteService
+from tests.browser import launched, playwright_api
 from tests.conftest import RunningServer, count_rows, emptied
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CHROMIUM = os.environ.get("COCO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "viewer.png"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -51,38 +39,20 @@ TABLES_SHOWN = {
 WAIT_MS = 20_000
 DEMO_DAY = dt.date(2026, 5, 22)
 
-if not Path(CHROMIUM).exists():
-    message = (
-        f"no Chromium at {CHROMIUM}: install Debian's chromium package "
-        "(apt-get install chromium) to run the viewer's browser tests"
-    )
-    if IN_CI:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
-
-if IN_CI:
-    from playwright.async_api import Browser, ConsoleMessage, Page, WebSocketRoute, async_playwright
-else:
-    async_api = pytest.importorskip(
-        "playwright.async_api", reason="playwright is not installed (make test installs it)"
-    )
-    Browser, ConsoleMessage, Page, WebSocketRoute, async_playwright = (
-        async_api.Browser,
-        async_api.ConsoleMessage,
-        async_api.Page,
-        async_api.WebSocketRoute,
-        async_api.async_playwright,
-    )
+# Playwright's types, or a skip (a failure in CI) when it or Chromium is missing.
+async_api = playwright_api()
+Browser, ConsoleMessage, Page, WebSocketRoute = (
+    async_api.Browser,
+    async_api.ConsoleMessage,
+    async_api.Page,
+    async_api.WebSocketRoute,
+)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with launched() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")

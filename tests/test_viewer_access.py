@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.ops.demo import seed
 from api.store.writes import WriteService
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
+from tests.browser import launched, playwright_api
 from tests.conftest import RunningServer, count_rows
 from tests.hardening.conftest import SECRET, signed
 
@@ -46,12 +46,8 @@ async def demo(clean: AsyncEngine) -> AsyncEngine:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def browser() -> AsyncIterator[Any]:
-    async with async_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with launched() as chromium:
+        yield chromium
 
 
 class Viewer:

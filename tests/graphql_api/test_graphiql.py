@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.graphql import ide
 from api.store.writes import WriteService
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
+from tests.browser import launched, playwright_api
 from tests.conftest import RunningServer
 from tests.hardening.conftest import SECRET, signed
 
@@ -39,8 +39,7 @@ def secured_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
 async def page(secured_url: str) -> AsyncIterator[Any]:
     """A page whose every request to another origin is aborted (and recorded), and whose
     Content-Security-Policy violations are recorded."""
-    async with async_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    async with launched() as browser:
         context = await browser.new_context()
         own = urlsplit(secured_url).netloc
         elsewhere: list[str] = []
@@ -64,10 +63,7 @@ async def page(secured_url: str) -> AsyncIterator[Any]:
         page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
         page.elsewhere = elsewhere  # type: ignore[attr-defined]
         page.problems = problems  # type: ignore[attr-defined]
-        try:
-            yield page
-        finally:
-            await browser.close()
+        yield page
 
 
 async def set_editor(page: Any, selector: str, text: str) -> None:
