@@ -136,13 +136,19 @@ async def answers(base: str, url: str) -> dict[str, object]:
     return out
 
 
-@pytest.mark.parametrize("sqlstate", RETRY)
-async def test_faults_that_pass_answer_try_again(walk: Walk, server: str, sqlstate: str) -> None:
+async def answers_during(walk: Walk, server: str, sqlstate: str) -> dict[str, object]:
+    """`answers` while PostgreSQL raises `sqlstate` on every read or write of actors and check-ins
+    (the injected fault, disarmed afterwards)."""
     await arm(walk.owner, sqlstate)
     try:
-        got = await answers(server, walk.app_url)
+        return await answers(server, walk.app_url)
     finally:
         await arm(walk.owner, None)
+
+
+@pytest.mark.parametrize("sqlstate", RETRY)
+async def test_faults_that_pass_answer_try_again(walk: Walk, server: str, sqlstate: str) -> None:
+    got = await answers_during(walk, server, sqlstate)
     for what in ("rest read", "rest write"):
         response = got[what]
         assert isinstance(response, httpx.Response)
@@ -169,11 +175,7 @@ async def test_faults_that_pass_answer_try_again(walk: Walk, server: str, sqlsta
 
 @pytest.mark.parametrize("sqlstate", BROKEN)
 async def test_faults_that_stay_are_the_server_s(walk: Walk, server: str, sqlstate: str) -> None:
-    await arm(walk.owner, sqlstate)
-    try:
-        got = await answers(server, walk.app_url)
-    finally:
-        await arm(walk.owner, None)
+    got = await answers_during(walk, server, sqlstate)
     for what in ("rest read", "rest write"):
         response = got[what]
         assert isinstance(response, httpx.Response)
