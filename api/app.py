@@ -19,9 +19,9 @@ from starlette.staticfiles import StaticFiles
 from api import __version__, graphql, metrics, rest
 from api.cache import Caches
 from api.config import SHUTDOWN_FINISH_S, Settings
-from api.edge.draining import Draining, DrainingMiddleware
-from api.edge.guard import Guard
-from api.edge.observe import Observe, configure_logging
+from api.edge.draining import Draining
+from api.edge.edge import Edge
+from api.edge.observe import configure_logging
 from api.live import LiveFeed
 from api.mcp import http as mcp_http
 from api.resources import bundled
@@ -163,15 +163,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # GraphiQL's assets, vendored (api/graphql/ide.py).
     routes += graphql.ide_routes()
     routes += rest.routes(rest_app)
-    # GET /coordination_events asking for text/event-stream is the live feed; the rest passes on.
-    # Outermost first: the request's log line and metrics, then access control and limits (api/edge/guard.py).
-    # Draining ends WebSockets and event streams at shutdown (api/edge/draining.py).
-    middleware = [
-        Middleware(Observe, log_format=settings.log_format),
-        Middleware(DrainingMiddleware, draining=draining),
-        Middleware(Guard, settings=settings),
-        Middleware(EventStream, keepalive=settings.sse_keepalive_s, caches=caches),
-    ]
+    # One layer before every route (api/edge/edge.py): the request's log line and metrics, draining, access
+    # control and limits; GET /coordination_events asking for text/event-stream is the live feed, and the
+    # resources' own paths go straight to the REST app.
+    events = EventStream(keepalive=settings.sse_keepalive_s, caches=caches)
+    direct = dict.fromkeys(rest.resource_paths(), rest_app)
+    middleware = [Middleware(Edge, settings=settings, draining=draining, events=events, direct=direct)]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.caches = caches
     return app

@@ -13,14 +13,12 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
     multiprocess,
 )
@@ -28,21 +26,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.entities import BY_RESOURCE
+from api.tally import Tally
+from api.tally import exposition as tally_exposition
+from api.tally import prepare as prepare_tally
 
 log = logging.getLogger("coco.metrics")
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
-REQUESTS = Counter(
-    "coco_http_requests_total",
-    "HTTP requests answered, by method, route template and status",
-    ["method", "route", "status"],
-)
-LATENCY = Histogram(
-    "coco_http_request_duration_seconds",
-    "Time from a request's arrival to the end of its response, by method and route template",
-    ["method", "route"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
+# The request counter and latency histogram are counted apart, in process memory (api/tally.py).
+_tally: Tally | None = None
 GRAPHQL_OPERATIONS = Counter(
     "coco_graphql_operations_total",
     "GraphQL operations executed, by type (query, mutation, subscription) and name",
@@ -129,17 +121,19 @@ def route_of(path: str) -> str:
 
 # Methods are the client's to choose (REST answers any): others are counted as OTHER.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "WEBSOCKET"})
-_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def tally() -> Tally:
+    """This process's request counts, made on first use (in the shared directory, under the worker's pid)."""
+    global _tally
+    if _tally is None:
+        _tally = Tally(os.environ.get("PROMETHEUS_MULTIPROC_DIR") if MULTIPROCESS else None)
+    return _tally
 
 
 def request_answered(method: str, route: str, status: int, seconds: float) -> None:
-    """Count one request; each label set's children are looked up once (labels() takes a lock)."""
-    key = (method if method in METHODS else "OTHER", route, status)
-    children = _children.get(key)
-    if children is None:
-        children = _children[key] = (REQUESTS.labels(key[0], route, str(status)), LATENCY.labels(key[0], route))
-    children[0].inc()
-    children[1].observe(seconds)
+    """Count one request."""
+    (_tally or tally()).count(method if method in METHODS else "OTHER", route, status, seconds)
 
 
 def graphql_operation(kind: str, name: str | None) -> None:
@@ -173,6 +167,7 @@ def prepare_multiprocess(directory: str | None) -> str:
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink()
+    prepare_tally(str(path))
     return str(path)
 
 
@@ -199,12 +194,13 @@ async def endpoint(request: Request) -> Response:
             CACHE_ENTRIES.labels(name).set(entries)
             CACHE_LOOKUPS.labels(name, "hit").inc(hits)
             CACHE_LOOKUPS.labels(name, "miss").inc(misses)
+    body = tally_exposition(tally(), os.environ.get("PROMETHEUS_MULTIPROC_DIR") if MULTIPROCESS else None)
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        body = generate_latest(registry)
+        body += generate_latest(registry)
     else:
-        body = generate_latest()
+        body += generate_latest()
     # Figures other parts of the app read at scrape time (webhooks: api/webhooks/observe.py), registered by
     # api/app.py, so that this module imports nothing above it.
     for figures in getattr(state, "scrape", ()):

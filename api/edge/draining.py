@@ -32,8 +32,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 log = logging.getLogger("coco.draining")
 
 GOING_AWAY = 1001
@@ -187,89 +185,3 @@ class Draining:
 def _default(sig: int) -> None:
     signal.signal(sig, signal.SIG_DFL)
     signal.raise_signal(sig)
-
-
-class DrainingMiddleware:
-    """Registers this process's WebSockets and event streams, so that draining can end them."""
-
-    def __init__(self, app: ASGIApp, *, draining: Draining) -> None:
-        self.app = app
-        self.draining = draining
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
-        elif scope["type"] == "http":
-            await self._http(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        closed = False
-        stream: Stream | None = None
-
-        async def going_away() -> None:
-            nonlocal closed
-            if not closed:
-                closed = True
-                await send({"type": "websocket.close", "code": GOING_AWAY, "reason": "server shutting down"})
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal closed, stream
-            if closed:
-                return  # closed by the drain: what the app still says goes nowhere
-            if message["type"] == "websocket.accept":
-                await send(message)
-                stream = self.draining.register(going_away)
-                return
-            if message["type"] == "websocket.close":
-                closed = True
-            await send(message)
-
-        await self._run(scope, receive, tracked_send, lambda: stream)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not any(name == b"accept" and EVENT_STREAM in value for name, value in scope["headers"]):
-            # Only a client that accepts an event stream gets one (the live feed, MCP's stream).
-            await self.app(scope, receive, send)
-            return
-        ended = False
-        stream: Stream | None = None
-
-        async def end_stream() -> None:
-            nonlocal ended
-            if not ended:
-                ended = True
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal ended, stream
-            if ended:
-                return
-            kind = message["type"]
-            if kind == "http.response.body" and not message.get("more_body", False):
-                ended = True
-            await send(message)
-            # Only an event stream is cut short; any other request runs to its answer.
-            if kind == "http.response.start" and any(
-                name == b"content-type" and value.startswith(EVENT_STREAM) for name, value in message.get("headers", [])
-            ):
-                stream = self.draining.register(end_stream)
-
-        await self._run(scope, receive, tracked_send, lambda: stream)
-
-    async def _run(self, scope: Scope, receive: Receive, send: Send, stream: Callable[[], Stream | None]) -> None:
-        try:
-            await self.app(scope, receive, send)
-        except asyncio.CancelledError:
-            drained = stream()
-            if drained is None or not drained.drained:
-                raise
-            # Cancelled by the drain, which already ended the response: the request is over.
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-        finally:
-            drained = stream()
-            if drained is not None:
-                self.draining.streams.discard(drained)

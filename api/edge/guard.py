@@ -1,7 +1,8 @@
 """The edge of the app: bearer tokens, request body size, and CORS, for every front end alike.
 
-One ASGI middleware wraps the whole app (REST, GraphQL and its WebSocket, the
-SSE stream, MCP, the viewer), so no front end can forget it. It authenticates
+The one edge layer (api/edge/edge.py) wraps the whole app (REST, GraphQL and its
+WebSocket, the SSE stream, MCP, the viewer) and applies these rules to every
+request, so no front end can forget them. It authenticates
 the request (api/edge/auth.py), refuses it when even reading is not allowed, and
 leaves the principal in `auth.current_caller`, where the write service checks
 the write scope. Probes and metrics stay open.
@@ -13,13 +14,14 @@ import contextlib
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import jsonbody
 from api.config import Settings
 from api.edge.auth import READ, Access, AuthError, Caller, Principal, current_caller, permission_denied, permission_hint
-from api.edge.cors import is_preflight, send_preflight, with_origin
+from api.edge.cors import send_preflight
+from api.edge.exchange import Exchange
+from api.edge.incoming import Incoming
 from api.edge.replies import send_json
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
@@ -40,31 +42,23 @@ class BodyTooLarge(BaseException):
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, *, settings: Settings, access: Access | None = None) -> None:
-        self.app = app
+    """The rules every request passes (api/edge/edge.py applies them to HTTP requests and WebSockets)."""
+
+    def __init__(self, settings: Settings, access: Access | None = None) -> None:
         self.access = access or Access.from_settings(settings)
         self.max_body = settings.max_body_bytes
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         self.any_origin = not origins or "*" in origins
         self.origins = frozenset(origins)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self.http(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await self.websocket(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
     # ------------------------------------------------------------ HTTP
 
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
+    async def http(self, scope: Scope, receive: Receive, incoming: Incoming, exchange: Exchange, app: ASGIApp) -> None:
+        origin = incoming.origin
         if origin is not None:
             if not self.any_origin and origin not in self.origins:
                 await send_json(
-                    send,
+                    exchange.deliver,
                     403,
                     {
                         "code": "CORS",
@@ -75,68 +69,59 @@ class Guard:
                 )
                 return
             # Every preflight is answered here, for every front end, before any token is asked for.
-            if is_preflight(scope, headers):
-                await send_preflight(send, headers, "*" if self.any_origin else origin)
+            if scope["method"] == "OPTIONS" and incoming.request_method is not None:
+                await send_preflight(exchange.deliver, incoming.request_headers, "*" if self.any_origin else origin)
                 return
             if not self.any_origin:
-                send = with_origin(send, origin)
+                exchange.origin = origin.encode("latin-1")
         if (
             not self.access.enabled
             or scope["path"] in OPEN_PATHS
             or scope["path"].startswith(OPEN_PREFIXES)
-            or _is_graphiql_page(scope, headers)
+            or _is_graphiql_page(scope, incoming)
         ):
-            await self._limited(scope, receive, send)
+            await self._limited(scope, receive, incoming, exchange, app)
             return
         try:
-            scope, principal = await self.authenticate(scope, headers)
+            scope, principal = await self.authenticate(scope, incoming.authorization)
             if not principal.allows(READ):
                 raise _forbidden(principal)
         except AuthError as error:
-            await _refuse(send, scope["path"], error)
+            await _refuse(exchange.refuse, scope["path"], error)
             return
         token = current_caller.set(Caller(principal))
         try:
-            await self._limited(scope, receive, send)
+            await self._limited(scope, receive, incoming, exchange, app)
         finally:
             current_caller.reset(token)
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _limited(
+        self, scope: Scope, receive: Receive, incoming: Incoming, exchange: Exchange, app: ASGIApp
+    ) -> None:
         """Count the body while the app reads it, and answer 413 once it passes the limit."""
-        headers = Headers(scope=scope)
-        length = headers.get("content-length")
-        if length is None and "transfer-encoding" not in headers:
-            await self.app(scope, receive, send)  # no body at all (HTTP/1.1 says so without either header)
+        if not incoming.has_body:
+            await app(scope, receive, exchange.send)
             return
+        length = incoming.content_length
         if length is not None and length.isascii() and length.isdigit() and int(length) > self.max_body:
-            await _refuse(send, scope["path"], self._too_large())
+            await _refuse(exchange.refuse, scope["path"], self._too_large())
             return
         received = 0
-        exceeded = False
-        started = False
 
         async def counting_receive() -> Message:
-            nonlocal received, exceeded
+            nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    exceeded = True
+                    exchange.exceeded = True
                     raise BodyTooLarge()
             return message
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if exceeded:
-                return  # the app's own answer to the cut-off body gives way to the 413 below
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         with contextlib.suppress(BodyTooLarge):
-            await self.app(scope, counting_receive, guarded_send)
-        if exceeded and not started:
-            await _refuse(send, scope["path"], self._too_large())
+            await app(scope, counting_receive, exchange.send)
+        if exchange.exceeded and not exchange.started:
+            await _refuse(exchange.refuse, scope["path"], self._too_large())
 
     def _too_large(self) -> AuthError:
         return AuthError(
@@ -148,10 +133,9 @@ class Guard:
             graphql_code="PAYLOAD_TOO_LARGE",
         )
 
-    async def authenticate(self, scope: Scope, headers: Headers) -> tuple[Scope, Principal]:
+    async def authenticate(self, scope: Scope, authorization: str | None) -> tuple[Scope, Principal]:
         """The principal, from the Authorization header or a `?token=` parameter (which is removed:
         browsers' EventSource and the viewer's first link cannot send headers)."""
-        authorization = headers.get("authorization")
         query = scope.get("query_string", b"").decode("latin-1")
         if TOKEN_PARAMETER + "=" in query:
             pairs = parse_qsl(query, keep_blank_values=True)
@@ -164,20 +148,19 @@ class Guard:
 
     # ------------------------------------------------------------ WebSocket
 
-    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
+    async def websocket(self, scope: Scope, receive: Receive, send: Send, incoming: Incoming, app: ASGIApp) -> None:
+        origin = incoming.origin
         if origin is not None and not self.any_origin and origin not in self.origins:
             await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
             return
         if not self.access.enabled:
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
             return
-        given = headers.get("authorization") is not None or f"{TOKEN_PARAMETER}=".encode() in scope.get(
-            "query_string", b""
-        )
+        given = incoming.authorization is not None or f"{TOKEN_PARAMETER}=".encode() in scope.get("query_string", b"")
         try:
-            scope, principal = await self.authenticate(scope, headers) if given else (scope, self.access.anonymous())
+            scope, principal = (
+                await self.authenticate(scope, incoming.authorization) if given else (scope, self.access.anonymous())
+            )
         except AuthError as error:
             await send({"type": "websocket.close", "code": WS_FORBIDDEN, "reason": error.message})
             return
@@ -215,15 +198,15 @@ class Guard:
 
         token = current_caller.set(caller)
         try:
-            await self.app(scope, checking_receive, send)
+            await app(scope, checking_receive, send)
         finally:
             current_caller.reset(token)
 
 
-def _is_graphiql_page(scope: Scope, headers: Headers) -> bool:
+def _is_graphiql_page(scope: Scope, incoming: Incoming) -> bool:
     """A browser asking for GraphiQL: the page holds no data, and its user enters the token in its
     headers editor (a GET with a GraphQL parameter is a query, and needs the token)."""
-    if scope["method"] != "GET" or scope["path"] not in GRAPHQL_PATHS or "text/html" not in headers.get("accept", ""):
+    if scope["method"] != "GET" or scope["path"] not in GRAPHQL_PATHS or "text/html" not in incoming.accept:
         return False
     query = scope.get("query_string", b"").decode("latin-1")
     return all(name not in GRAPHQL_PARAMETERS for name, _ in parse_qsl(query, keep_blank_values=True))

@@ -1,7 +1,7 @@
 """One log line and the metrics of every request, under a request id the client also sees.
 
-The outermost middleware: it sees every answer, including the guard's
-refusals. A sane incoming `X-Request-Id` (a proxy's) is kept, otherwise one is
+The edge (api/edge/edge.py) records every answer here, the guard's refusals
+included. A sane incoming `X-Request-Id` (a proxy's) is kept, otherwise one is
 made; it is returned in `X-Request-Id` and is in the log line.
 """
 
@@ -10,17 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import time
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from api import metrics
 
 log = logging.getLogger("coco.access")
-HEADER = b"x-request-id"
-SANE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # Probes every few seconds would drown the log; they are still counted.
 QUIET_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 
@@ -46,63 +42,27 @@ def configure_logging(level: str, log_format: str) -> None:
     logging.getLogger("coco").setLevel(level.upper())
 
 
-def request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == HEADER:
-            given: str = value.decode("latin-1").strip()
-            if SANE_ID.fullmatch(given):
-                return given
+def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
-class Observe:
-    def __init__(self, app: ASGIApp, *, log_format: str = "text") -> None:
-        self.app = app
+class Observer:
+    """Counts each answered request and writes its log line."""
+
+    def __init__(self, log_format: str = "text") -> None:
         self.json = log_format == "json"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        rid = request_id(scope)
-        scope.setdefault("state", {})["request_id"] = rid
-        started = time.perf_counter()
-        status = 0
-        sent = 0
-
-        async def observed_send(message: Message) -> None:
-            nonlocal status, sent
-            kind = message["type"]
-            if kind == "http.response.start":
-                status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), (HEADER, rid.encode())]}
-            elif kind == "http.response.body":
-                sent += len(message.get("body", b""))
-            elif kind == "websocket.accept":
-                status = 101
-                message = {**message, "headers": [*message.get("headers", []), (HEADER, rid.encode())]}
-            elif kind == "websocket.close" and not status:
-                status = 403  # closed before it was accepted: the handshake was refused
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observed_send)
-        except Exception:
-            status = status or 500
-            raise
-        finally:
-            self.record(scope, rid, status or 500, sent, time.perf_counter() - started)
 
     def record(self, scope: Scope, rid: str, status: int, sent: int, seconds: float) -> None:
         method = scope.get("method", "WEBSOCKET")
-        route = metrics.route_of(scope["path"])
+        path = scope["path"]
+        route = metrics.route_of(path)
         metrics.request_answered(method, route, status, seconds)
-        if (scope["path"] in QUIET_PATHS and status < 400) or not log.isEnabledFor(logging.INFO):
+        if (path in QUIET_PATHS and status < 400) or not log.isEnabledFor(logging.INFO):
             return
         fields: dict[str, Any] = {
             "request_id": rid,
             "method": method,
-            "path": scope["path"],
+            "path": path,
             "route": route,
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
@@ -116,7 +76,7 @@ class Observe:
                 "%s %s %s %d %.1fms %dB id=%s",
                 fields["client"],
                 method,
-                scope["path"],
+                path,
                 status,
                 fields["duration_ms"],
                 sent,

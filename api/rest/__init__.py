@@ -24,30 +24,38 @@ from api.rest.headers import negotiate
 from api.rest.openapi import document
 from api.rest.reading import read
 from api.rest.repeated import Shapes
+from api.rest.reply import VARY, Reply
 from api.rest.request import api_request
 from api.rest.response import CORS_EXPOSED, error_response
 from api.rest.writing import write
 
 log = logging.getLogger("coco.rest")
+CORS_RAW = [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", CORS_EXPOSED.encode())]
 
-__all__ = ["RestApp", "endpoint", "resource_route", "routes"]
+__all__ = ["RestApp", "endpoint", "resource_paths", "resource_route", "routes"]
 
 
-async def endpoint(request: Request, shapes: Shapes | None = None) -> Response:
+async def endpoint(request: Request, shapes: Shapes | None = None) -> Response | Reply:
     """The answer to any REST request; GETs of a shape in `shapes` skip parsing and planning."""
     # Preflights never get here: the edge answers them for every front end (api/edge/cors.py).
-    origin = request.headers.get("origin")
+    cors = any(name == b"origin" for name, _ in request.scope["headers"])
     response = await _answer(request, shapes)
+    if isinstance(response, Reply):
+        if not response.error:
+            response.headers.append(VARY)
+        if cors:
+            response.headers += CORS_RAW
+        return response
     if "proxy-status" not in response.headers:
         # PostgREST's hint to caches: the answer depends on these request headers too.
         response.headers["Vary"] = "Accept, Prefer, Range"
-    if origin is not None:
+    if cors:
         response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED
     return response
 
 
-async def _answer(request: Request, shapes: Shapes | None) -> Response:
+async def _answer(request: Request, shapes: Shapes | None) -> Response | Reply:
     try:
         services = request.app.state.services
         settings = services.settings
@@ -103,12 +111,18 @@ class RestApp:
         await response(scope, receive, send)
 
 
+def resource_paths() -> frozenset[str]:
+    """The resources' own paths (/actors, ...)."""
+    return frozenset(f"/{resource}" for resource in BY_RESOURCE)
+
+
 class ResourceRoute(BaseRoute):
-    """The resources' own paths (/actors, ...): answered at once, without trying every other route first."""
+    """The resources' own paths: answered at once, without trying every other route first (the edge,
+    api/edge/edge.py, already sends them straight to the REST app; this route serves an app without it)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.paths = frozenset(f"/{resource}" for resource in BY_RESOURCE)
+        self.paths = resource_paths()
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] == "http" and scope["path"] in self.paths:

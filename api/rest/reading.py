@@ -15,6 +15,7 @@ from api.plan import ReadPlan, replaced
 from api.rest import errors
 from api.rest.headers import MediaType, negotiate
 from api.rest.planner import read_plan
+from api.rest.reply import Reply, reply
 from api.rest.request import ApiRequest
 from api.rest.response import csv_header, csv_stream, error_response, json_stream, range_status, render, streaming
 from api.store import Reader
@@ -23,7 +24,9 @@ from api.store import Reader
 STREAM_AFTER = 1000
 
 
-async def read(api: ApiRequest, reader: Reader, *, max_rows: int | None = None, aggregates: bool = True) -> Response:
+async def read(
+    api: ApiRequest, reader: Reader, *, max_rows: int | None = None, aggregates: bool = True
+) -> Response | Reply:
     assert api.entity is not None
     ent = api.entity
     reader = reader.in_timezone(api.prefs.timezone)
@@ -90,19 +93,19 @@ def finish(
     headers: dict[str, str],
     media: MediaType,
     head: bool = False,
-) -> Response:
+) -> Response | Reply:
     status, content_range = range_status(api.offset, rows, total)
     headers["Content-Range"] = content_range
     if status == 416:
         return error_response(errors.out_of_bounds(api.offset, total or 0), headers)
     if media.kind == "object" and head and rows != 1:
         raise errors.singular(rows)
-    return Response(b"" if head else body, status_code=status, headers=headers, media_type=media.content_type)
+    return reply(status, headers, b"" if head else body, media.content_type)
 
 
 async def _stream(
     api: ApiRequest, reader: Reader, plan: ReadPlan, media: MediaType, headers: dict[str, str], exact: bool
-) -> Response:
+) -> Response | Reply:
     rows = reader.stream_counted(plan)
     matching = await anext(rows)
     assert isinstance(matching, int)

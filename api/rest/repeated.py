@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from api.cache import BoundedCache
 from api.errors import DomainError
@@ -33,9 +32,10 @@ from api.plan import ReadPlan, parameterized
 from api.rest.errors import RestError
 from api.rest.headers import MediaType, negotiate
 from api.rest.querystring import RESERVED, RESERVED_EMBEDDABLE, canonical
-from api.rest.reading import STREAM_AFTER, finish, read_plans
+from api.rest.reading import STREAM_AFTER, read_plans
+from api.rest.reply import Reply, read_reply
 from api.rest.request import ApiRequest, api_request, query_items
-from api.rest.response import render
+from api.rest.response import range_status
 from api.store import Reader
 
 SHAPES_KEPT = 1024
@@ -56,6 +56,8 @@ class Shape:
     slots: ReadPlan  # the shape of its first read (see `reading.read_plans`), slots in place of values
     sources: tuple[int, ...]  # for each slot, the filter whose value fills it
     streamable: bool
+    location: str  # the resource's path, which Content-Location starts with
+    content_type: bytes
 
 
 class Shapes:
@@ -66,7 +68,7 @@ class Shapes:
 
     async def answer(
         self, request: Request, reader: Reader, max_rows: int | None, aggregates: bool = True
-    ) -> Response | None:
+    ) -> Reply | None:
         """The answer from a known shape, or None: then answer as usual (the shape of a request
         seen for the first time is planned here, for the next ones)."""
         found = _key(request)
@@ -82,10 +84,9 @@ class Shapes:
         text, rows = await reader.json_rows_shaped(shape.slots, [values[i] for i in shape.sources])
         if shape.streamable and rows > STREAM_AFTER:
             return None
-        ent = shape.api.entity
-        assert ent is not None
-        headers = {"Content-Location": f"/{ent.resource}" + (f"?{canonical(items)}" if items else "")}
-        return finish(shape.api, render(text, shape.media, ent, shape.plan), rows, None, headers, shape.media)
+        status, content_range = range_status(shape.api.offset, rows, None)
+        location = shape.location + (f"?{canonical(items)}" if items else "")
+        return read_reply(status, location, content_range, text.encode(), shape.content_type)
 
 
 def _key(
@@ -154,4 +155,14 @@ def _plan_shape(
         sources.append(int(found.group(1)))
     if sorted(set(sources)) != list(range(filters)) or MARK_OPEN in repr(slots):
         return None  # a value the plan does not merely carry: only the usual path knows what it means
-    return Shape(api=api, media=media, plan=plan, slots=slots, sources=tuple(sources), streamable=probe is not plan)
+    assert api.entity is not None
+    return Shape(
+        api=api,
+        media=media,
+        plan=plan,
+        slots=slots,
+        sources=tuple(sources),
+        streamable=probe is not plan,
+        location=f"/{api.entity.resource}",
+        content_type=media.content_type.encode("latin-1"),
+    )

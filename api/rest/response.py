@@ -15,6 +15,7 @@ from api.entities import entity as entity_named
 from api.plan import ReadPlan
 from api.rest.errors import RestError, singular
 from api.rest.headers import MediaType
+from api.rest.reply import Reply, error_reply
 
 # The headers PostgREST's CORS middleware exposes to scripts (preflights: api/edge/cors.py).
 CORS_EXPOSED = (
@@ -41,11 +42,8 @@ def range_status(offset: int, rows: int, total: int | None) -> tuple[int, str]:
     return 200, header
 
 
-def error_response(error: RestError, extra: dict[str, str] | None = None) -> Response:
-    headers = {"Proxy-Status": f"PostgREST; error={error.code}", **error.headers, **(extra or {})}
-    return Response(
-        error.encode(), status_code=error.status, headers=headers, media_type="application/json; charset=utf-8"
-    )
+def error_response(error: RestError, extra: dict[str, str] | None = None) -> Reply:
+    return error_reply(error.status, error.code, {**error.headers, **(extra or {})}, error.encode())
 
 
 def single_object(array_text: str) -> bytes:

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from api.entities import Entity
 from api.plan import Filter, OrderTerm, ReadPlan
@@ -23,12 +22,13 @@ from api.rest import errors
 from api.rest.headers import MediaType, negotiate
 from api.rest.payload import parse_payload
 from api.rest.planner import order_terms, read_plan, write_filter
+from api.rest.reply import Reply, reply
 from api.rest.request import ApiRequest
 from api.rest.response import content_range, render
 from api.store import OnConflict, WriteService, Written
 
 
-async def write(api: ApiRequest, request: Request, writer: WriteService, *, aggregates: bool = True) -> Response:
+async def write(api: ApiRequest, request: Request, writer: WriteService, *, aggregates: bool = True) -> Reply:
     ent = api.entity
     assert ent is not None
     if not ent.writable:
@@ -61,7 +61,7 @@ async def _body(request: Request, ent: Entity) -> Any:
 
 async def _create(
     api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, writer: WriteService
-) -> Response:
+) -> Reply:
     documents = _documents(api, ent, body)
     if api.qs.on_conflict is not None and tuple(api.qs.on_conflict) != ("id",):
         for name in api.qs.on_conflict:
@@ -85,7 +85,7 @@ async def _create(
 
 async def _update(
     api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, writer: WriteService
-) -> Response:
+) -> Reply:
     if not isinstance(body, Mapping):
         raise errors.invalid_body("A PATCH body must be one JSON object")
     changes = _documents(api, ent, body)[0]
@@ -106,7 +106,7 @@ async def _update(
 
 async def _upsert(
     api: ApiRequest, ent: Entity, body: Any, plan: ReadPlan, media: MediaType, writer: WriteService
-) -> Response:
+) -> Reply:
     qs = api.qs
     root = [f for path, f in qs.filters if not path]
     if (
@@ -133,7 +133,7 @@ async def _upsert(
     return _respond(api, returned, status, {}, ent, plan, media)
 
 
-async def _delete(api: ApiRequest, ent: Entity, plan: ReadPlan, media: MediaType, writer: WriteService) -> Response:
+async def _delete(api: ApiRequest, ent: Entity, plan: ReadPlan, media: MediaType, writer: WriteService) -> Reply:
     returned = _Returned(api, plan, media, check_affected=True)
     where, order, limit, offset = _rows_of(api, ent)
     result = await writer.delete(ent.name, where, order=order, limit=limit, offset=offset, returning=returned)
@@ -180,14 +180,14 @@ def _respond(
     plan: ReadPlan,
     media: MediaType,
     **applies: bool,
-) -> Response:
+) -> Reply:
     applied = api.prefs.applied(representation=True, **applies)
     if applied:
         headers["Preference-Applied"] = applied
     if api.prefs.representation != "representation":
-        return Response(b"", status_code=status, headers=headers)
+        return reply(status, headers, b"")
     body = render(returned.text or "[]", media, ent, plan)
-    return Response(body, status_code=status, headers=headers, media_type=media.content_type)
+    return reply(status, headers, body, media.content_type)
 
 
 def _counting(api: ApiRequest) -> bool:

@@ -1,8 +1,8 @@
 """Server-sent events for `GET /coordination_events` with `Accept: text/event-stream`.
 
-A tiny ASGI middleware rather than a route, because the REST layer owns the
-path for JSON: only GET requests to the path that ask for an event stream are
-answered here; everything else passes through untouched.
+Not a route, because the REST layer owns the path for JSON: the edge
+(api/edge/edge.py) hands only GET requests to the path that ask for an event
+stream here; everything else goes on to the routes untouched.
 
 Query parameters (PostgREST style, `eq` only):
   after=<cursor>           start after this cursor (`Last-Event-ID` wins when both are given)
@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from api.cache import BoundedCache, Caches
 from api.edge.replies import send_json
@@ -55,10 +55,9 @@ class BadRequest(Exception):
 
 
 class EventStream:
-    def __init__(
-        self, app: ASGIApp, *, path: str = PATH, keepalive: float = KEEPALIVE_S, caches: Caches | None = None
-    ) -> None:
-        self.app = app
+    """The endpoint; the edge (api/edge/edge.py) hands it the requests `asks_for_events` picks."""
+
+    def __init__(self, *, path: str = PATH, keepalive: float = KEEPALIVE_S, caches: Caches | None = None) -> None:
         self.path = path
         self.keepalive = keepalive
         # This app's own: the frames encoded for its streams, and what writes live batches to them.
@@ -67,15 +66,11 @@ class EventStream:
         if caches is not None:
             caches.add(self.frames.cache)
 
+    def asks_for_events(self, scope: Scope, wants_event_stream: bool) -> bool:
+        """A GET of the path from a client that accepts an event stream; everything else is the REST layer's."""
+        return wants_event_stream and scope["method"] == "GET" and scope["path"].rstrip("/") == self.path
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"].rstrip("/") != self.path
-            or scope["method"] != "GET"
-            or not wants_event_stream(scope)
-        ):
-            await self.app(scope, receive, send)
-            return
         feed = getattr(scope["app"].state, "live", None)
         if feed is None:
             await send_json(send, 503, {"code": "unavailable", "message": "the live feed is not running"})
@@ -311,15 +306,6 @@ async def _disconnected(receive: Receive) -> None:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
             return
-
-
-def wants_event_stream(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"accept":
-            ranges = value.decode("latin-1").split(",")
-            if any(r.split(";")[0].strip().lower() == MEDIA_TYPE for r in ranges):
-                return True
-    return False
 
 
 def parse_request(scope: Scope) -> tuple[Filter | None, int | None, str | None]:

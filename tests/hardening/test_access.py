@@ -16,7 +16,7 @@ from starlette.routing import WebSocketRoute
 from api.app import Services
 from api.config import Settings
 from api.edge.auth import Access, AuthError
-from api.edge.guard import Guard
+from api.edge.edge import Edge
 from api.graphql import graphql_app
 from api.store.reads import Reader
 from api.store.writes import WriteService
@@ -170,7 +170,7 @@ async def test_graphql_websocket_takes_the_token_in_connection_init(engine: Asyn
     # WebSocket route the subscription work adds); connection_init needs no database.
     settings = Settings(tokens=f"read:{READ_TOKEN}", jwt_secret=SECRET)
     app = Starlette(
-        routes=[WebSocketRoute("/graphql", graphql_app(settings))], middleware=[Middleware(Guard, settings=settings)]
+        routes=[WebSocketRoute("/graphql", graphql_app(settings))], middleware=[Middleware(Edge, settings=settings)]
     )
     app.state.services = Services(settings, Reader(engine), WriteService(engine))
     with Served(app, lifespan="off") as url:
