@@ -43,10 +43,11 @@ Key = tuple[str, str, int]
 class Tally:
     """This process's counts; `count` is the hot path."""
 
-    def __init__(self, directory: str | None = None) -> None:
+    def __init__(self, directory: str | None = None, name: str | None = None) -> None:
+        """`name`: the file's, in `directory` (default: this process's id)."""
         self.path: Path | None = None
         if directory:
-            self.path = Path(directory) / f"{FILE_PREFIX}{os.getpid()}{FILE_SUFFIX}"
+            self.path = Path(directory) / f"{FILE_PREFIX}{name or os.getpid()}{FILE_SUFFIX}"
             with open(self.path, "w+b") as file:
                 file.truncate(SIZE)
                 self.memory: mmap.mmap | bytearray = mmap.mmap(file.fileno(), SIZE)
