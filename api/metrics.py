@@ -5,6 +5,9 @@ With several workers each process counts for itself, so `coco serve
 a directory of its own, or the one given, emptied at start): `/metrics` of
 any worker then reports the sum of all of them. A server started otherwise
 with several workers and no PROMETHEUS_MULTIPROC_DIR reports per worker.
+The request counter and latency histogram, which every request updates, are
+kept apart in process memory (api/tally.py, in that directory too when it is
+set) and written out in the same text format at each scrape.
 """
 
 from __future__ import annotations

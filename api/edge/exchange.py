@@ -1,6 +1,6 @@
 """One HTTP request's way out: everything the edge does to the answer, in one `send`.
 
-In the order the separate middlewares applied it: the body limit's silence once
+In the order the edge's parts apply it (four middlewares did, each with its own `send`): the body limit's silence once
 the limit is passed (the 413 goes out instead), the one allowed origin named
 instead of `*`, draining's watch on an event stream (ended at shutdown after its
 last complete event), then the status, size and request id the log line and the
