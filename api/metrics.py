@@ -109,8 +109,21 @@ _names: set[str] = set()
 _OPEN_ROUTES = ("/healthz", "/livez", "/readyz", "/metrics", "/graphql", "/mcp", "/docs", "/")
 
 
+_routes: dict[str, str] = {}
+ROUTES_KEPT = 1024
+
+
 def route_of(path: str) -> str:
     """The route template of a path, so that labels stay few (ids in paths never become labels)."""
+    route = _routes.get(path)
+    if route is None:
+        if len(_routes) >= ROUTES_KEPT:
+            _routes.clear()  # paths are the client's to choose: keep only recent ones
+        route = _routes[path] = _route_of(path)
+    return route
+
+
+def _route_of(path: str) -> str:
     trimmed = path.rstrip("/") or "/"
     if trimmed in _OPEN_ROUTES:
         return trimmed

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -65,12 +66,8 @@ class Tally:
                 return
         words = self.words
         words[slot] += 1
-        bucket = len(self.bounds)
-        for index, bound in enumerate(self.bounds):
-            if seconds <= bound:
-                bucket = index
-                break
-        words[slot + 1 + bucket] += 1
+        # The first bucket whose bound is at least `seconds` (Prometheus' `le`); past the last, +Inf.
+        words[slot + 1 + bisect_left(self.bounds, seconds)] += 1
         words[slot + WORDS - 1] += int(seconds * 1e9)
 
     def _add(self, key: Key) -> int | None:

@@ -7,6 +7,7 @@ made; it is returned in `X-Request-Id` and is in the log line.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -42,8 +43,23 @@ def configure_logging(level: str, log_format: str) -> None:
     logging.getLogger("coco").setLevel(level.upper())
 
 
-def new_request_id() -> str:
-    return os.urandom(16).hex()
+class _Ids:
+    """Request ids: a random prefix per process and a counter, 32 hex digits in all. Unique without a
+    system call per request (os.urandom is one); a forked child draws a prefix of its own."""
+
+    def __init__(self) -> None:
+        self.renew()
+        os.register_at_fork(after_in_child=self.renew)
+
+    def renew(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+new_request_id = _Ids()
 
 
 class Observer:

@@ -44,6 +44,9 @@ PLAIN_ACCEPT = (None, "*/*", "application/json")
 # A filter value's stand-in while a shape is planned: private-use characters no client sends by chance.
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 MARKER = re.compile(f"{MARK_OPEN}([0-9]+){MARK_CLOSE}")
+# A query string that quoting leaves as it is: unreserved characters only, every part a key and a value.
+_PART = rb"[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]*"
+CANONICAL = re.compile(_PART + rb"(?:&" + _PART + rb")*")
 # A key not seen yet.
 _NEW = object()
 
@@ -85,8 +88,15 @@ class Shapes:
         if shape.streamable and rows > STREAM_AFTER:
             return None
         status, content_range = range_status(shape.api.offset, rows, None)
-        location = shape.location + (f"?{canonical(items)}" if items else "")
+        location = shape.location + (f"?{_canonical(request.scope['query_string'], items)}" if items else "")
         return read_reply(status, location, content_range, text.encode(), shape.content_type)
+
+
+def _canonical(raw: bytes, items: list[tuple[str, str]]) -> str:
+    """`canonical(items)`; a query string already in that form (keys in order, nothing to quote) is its own."""
+    if CANONICAL.fullmatch(raw) and all(items[i][0] <= items[i + 1][0] for i in range(len(items) - 1)):
+        return raw.decode("ascii")
+    return canonical(items)
 
 
 def _key(
