@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import sys
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -83,10 +84,22 @@ class Tally:
         return slot
 
 
+def _used(path: Path) -> bytes:
+    """The part of a tally file in use (the rest, most of it, is zeros never written)."""
+    with path.open("rb") as file:
+        head = file.read(WORD)
+        if len(head) < WORD:
+            return b""
+        used = min(int.from_bytes(head, sys.byteorder, signed=True), CAPACITY)
+        return head + file.read(used * RECORD)
+
+
 def records(memory: bytes | bytearray | mmap.mmap) -> Iterator[tuple[Key, Sequence[int]]]:
-    """Each record of one process's tally: its labels and counters."""
-    words = memoryview(memory).cast("q")
-    for index in range(min(words[0], CAPACITY)):
+    """Each record of one process's tally (whole records only): its labels and counters."""
+    if len(memory) < WORD:
+        return
+    words = memoryview(memory)[: WORD + (len(memory) - WORD) // RECORD * RECORD].cast("q")
+    for index in range(min(words[0], CAPACITY, (len(memory) - WORD) // RECORD)):
         start = WORD + index * RECORD
         method, route, status = bytes(memory[start : start + KEY_BYTES]).rstrip(b"\0").decode().split("\0")
         first = (start + KEY_BYTES) // WORD
@@ -109,12 +122,10 @@ def exposition(tally: Tally, directory: str | None = None) -> bytes:
         sources = []
         for path in sorted(Path(directory).glob(f"{FILE_PREFIX}*{FILE_SUFFIX}")):
             try:
-                sources.append(path.read_bytes())
+                sources.append(_used(path))
             except FileNotFoundError:  # emptied by a new run meanwhile
                 continue
     for memory in sources:
-        if len(memory) < SIZE:
-            continue
         for key, values in records(memory):
             total = totals.get(key)
             if total is None:
