@@ -26,6 +26,16 @@ cursors, pageInfo, totalCount), picks (latestUpdate), and unions (an event's
 `reference`, with inline or named fragments on its members).
 Not compiled: a response key selected twice with a sub-selection or arguments (graphql-core merges
 those; the same leaf field twice is compiled); `nodes(nodeIds:)`.
+
+Mutations: an operation of one entity mutation (create, bulk create, update, delete; __typename
+beside it) becomes a `PlannedWrite`: the write-service call with the documents the resolver would pass,
+and its payload's selection as plans (`api.store.Shown`: the rows' and the events' selections, compiled
+as above). The write service renders them with the query planner before it commits (a create that is
+one statement renders them in that statement), and the payload is the texts PostgreSQL rendered, laid
+out under the client's keys; recorded, a repeat skips Strawberry as a query does, and writes again. A
+write the service refuses wrote nothing, so the resolvers answer it with their errors and paths (a
+fallback, `refused`). Operations of several mutations are left to the resolvers: each commits on its
+own, and a failure of the second could not send the operation back without running the first twice.
 """
 
 from __future__ import annotations
