@@ -682,34 +682,38 @@ def compile_mutation(
         sub_type = get_named_type(payload.fields[name].type) if name in payload.fields else None
         if name == "__typename":
             layout.append((key, VALUE, _json(payload.name)))
-        elif name == row_key and rows is None:
+        elif name == row_key and rows is None and isinstance(sub_type, GraphQLObjectType):
             rows = compiler.view(ent.name, sub_type, sub.selection_set).plan()
             layout.append((key, ROWS, ""))
-        elif name == event_key and ent.event_type is not None and kind is not WriteKind.DELETE and events is None:
+        elif (
+            name == event_key
+            and ent.event_type is not None
+            and kind is not WriteKind.DELETE
+            and events is None
+            and isinstance(sub_type, GraphQLObjectType)
+        ):
             events = compiler.view("coordination_event", sub_type, sub.selection_set).plan()
             layout.append((key, EVENTS, ""))
         elif name == "deletedId" and kind is WriteKind.DELETE:
             layout.append((key, VALUE, _json(str(arguments["id"]))))
         else:
             raise NotPlannable(f"payload field {name}")
-    shown = Shown(rows or ReadPlan(ent.name, columns=()), events)
-    common = {
-        "key": _key(node),
-        "kind": kind,
-        "entity": ent.name,
-        "shown": shown,
-        "layout": tuple(layout),
-        "before": "".join(t + "," for t in before),
-        "after": "".join("," + t for t in after),
-    }
-    match kind:
-        case WriteKind.CREATE:
-            return PlannedWrite(documents=(document(ent.name, arguments["input"]),), **common)
-        case WriteKind.CREATE_MANY:
-            return PlannedWrite(documents=tuple(document(ent.name, i) for i in arguments["input"]), **common)
-        case WriteKind.UPDATE:
-            return PlannedWrite(documents=(document(ent.name, arguments["input"]),), id=str(arguments["id"]), **common)
-    return PlannedWrite(id=str(arguments["id"]), **common)
+    documents: tuple[dict[str, Any], ...] = ()
+    if kind is WriteKind.CREATE_MANY:
+        documents = tuple(document(ent.name, i) for i in arguments["input"])
+    elif kind is not WriteKind.DELETE:
+        documents = (document(ent.name, arguments["input"]),)
+    return PlannedWrite(
+        key=_key(node),
+        kind=kind,
+        entity=ent.name,
+        documents=documents,
+        id=None if kind in (WriteKind.CREATE, WriteKind.CREATE_MANY) else str(arguments["id"]),
+        shown=Shown(rows or ReadPlan(ent.name, columns=()), events),
+        layout=tuple(layout),
+        before="".join(t + "," for t in before),
+        after="".join("," + t for t in after),
+    )
 
 
 async def run_mutation_text(planned: PlannedWrite, writer: WriteService) -> str:
