@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.config import Settings
+from api.edge.auth import READ, WRITE, Caller, Principal, current_caller
 from api.graphql.compiled import PreparedWrite, recent_plans
 from api.graphql.connections import Limits
 from api.graphql.context import Context
@@ -88,15 +89,25 @@ def _context(engine: AsyncEngine, *, resolvers_only: bool) -> Context:
 
 
 async def _written(
-    engine: AsyncEngine, reseed: Seed, document: str, *, resolvers_only: bool, variables: Any = None
+    engine: AsyncEngine,
+    reseed: Seed,
+    document: str,
+    *,
+    resolvers_only: bool,
+    variables: Any = None,
+    principal: Principal | None = None,
 ) -> Any:
     """The world seeded afresh, the document executed on it (a schema of its own, so that nothing is recorded
-    from another run): the result, and the tables after it."""
+    from another run) by `principal` (None: a trusted caller): the result, and the tables after it."""
     await reseed(engine)
     schema = make_schema(SETTINGS)
-    result = await schema.execute(
-        document, variable_values=variables, context_value=_context(engine, resolvers_only=resolvers_only)
-    )
+    token = current_caller.set(None if principal is None else Caller(principal))
+    try:
+        result = await schema.execute(
+            document, variable_values=variables, context_value=_context(engine, resolvers_only=resolvers_only)
+        )
+    finally:
+        current_caller.reset(token)
     return result, schema, await _tables(engine)
 
 
@@ -244,3 +255,33 @@ async def test_a_repeated_mutation_writes_again_through_its_recorded_plan(
             (i, a["data"]["createTeamCheckin"]["coordinationEvent"]["cursor"])
             for i, a in zip(ids, answers, strict=True)
         ]
+
+
+# A write token limited to t-2: its creates are not limited by teams, but what its payloads read below the
+# written rows is (a check-in in t-1 shows no team; g-2's parent g-1 is t-1's).
+SCOPED = [
+    """mutation { createTeamCheckin(input: {id: "n-9", actorId: "a-3", teamId: "t-1", date: "2026-06-04",
+        createdAt: "2026-06-04T00:00:00Z"}) { teamCheckin { id team { name } actor { name teams { nodes { id } } } }
+        coordinationEvent { eventType actor { id } reference { ... on TeamCheckin { id team { id } } } } } }""",
+    """mutation { updateGoalStory(id: "g-2", input: {title: "API v2"}) {
+        goalStory { title parent { id } teams { id } updates { totalCount } } } }""",
+]
+
+
+@pytest.mark.parametrize("document", SCOPED)
+async def test_scoped_payloads_are_the_resolvers(engine: AsyncEngine, reseed: Seed, document: str) -> None:
+    principal = Principal(frozenset({READ, WRITE}), authenticated=True, teams=frozenset({"t-2"}))
+    resolved, _, resolved_tables = await _written(engine, reseed, document, resolvers_only=True, principal=principal)
+    before = _fallbacks()
+    compiled, _, compiled_tables = await _written(engine, reseed, document, resolvers_only=False, principal=principal)
+    assert resolved.errors is None and compiled.errors is None, (resolved.errors, compiled.errors)
+    assert _fallbacks() == before
+    assert json.dumps(compiled.data) == json.dumps(resolved.data)
+    assert compiled_tables == resolved_tables
+    payload = next(iter(compiled.data.values()))
+    if "teamCheckin" in payload:
+        assert payload["teamCheckin"]["team"] is None and payload["teamCheckin"]["id"] == "n-9"
+        # The row itself is not one the scope reads: the event's reference to it is null, as any read of it.
+        assert payload["coordinationEvent"]["reference"] is None
+    else:
+        assert payload["goalStory"]["parent"] is None and payload["goalStory"]["title"] == "API v2"
