@@ -716,11 +716,6 @@ def compile_mutation(
     )
 
 
-async def run_mutation_text(planned: PlannedWrite, writer: WriteService) -> str:
-    """The JSON text of a planned mutation's `data`, once its write has committed."""
-    return planned.text(await planned.run(writer))
-
-
 # ---------------------------------------------------------------- plans of recent requests
 
 
