@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.services = services
         for statements in (services.reader.statements, services.writer.statements, app.state.live.reader.statements):
             caches.add(*statements.caches)
+        caches.add(services.writer.shown_inserts)
         caches.add(*direct_pool.caches)
         caches.add(documents.known)
         await app.state.live.start()

@@ -51,12 +51,15 @@ GRAPHQL_FALLBACK_REASONS = (
     "invalid_input",
     # The database failed the compiled statement (unavailable, timed out).
     "unavailable",
+    # The write service refused a compiled mutation (not found, a conflict, not allowed): nothing was written,
+    # and the resolvers refuse it again, with their paths.
+    "refused",
     # A fault of the compiled path itself (logged with its traceback).
     "unexpected",
 )
 GRAPHQL_FALLBACKS = Counter(
     "coco_graphql_fallbacks_total",
-    "GraphQL queries answered by the resolvers instead of one compiled statement, by reason",
+    "GraphQL operations answered by the resolvers instead of the compiled path, by reason",
     ["reason"],
 )
 for _reason in GRAPHQL_FALLBACK_REASONS:

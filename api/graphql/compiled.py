@@ -26,6 +26,16 @@ cursors, pageInfo, totalCount), picks (latestUpdate), and unions (an event's
 `reference`, with inline or named fragments on its members).
 Not compiled: a response key selected twice with a sub-selection or arguments (graphql-core merges
 those; the same leaf field twice is compiled); `nodes(nodeIds:)`.
+
+Mutations: an operation of one entity mutation (create, bulk create, update, delete; __typename
+beside it) becomes a `PlannedWrite`: the write-service call with the documents the resolver would pass,
+and its payload's selection as plans (`api.store.Shown`: the rows' and the events' selections, compiled
+as above). The write service renders them with the query planner before it commits (a create that is
+one statement renders them in that statement), and the payload is the texts PostgreSQL rendered, laid
+out under the client's keys; recorded, a repeat skips Strawberry as a query does, and writes again. A
+write the service refuses wrote nothing, so the resolvers answer it with their errors and paths (a
+fallback, `refused`). Operations of several mutations are left to the resolvers: each commits on its
+own, and a failure of the second could not send the operation back without running the first twice.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from graphql import (
@@ -61,12 +72,13 @@ from strawberry.types import ExecutionResult
 from api import metrics
 from api.cache import BoundedCache
 from api.entities import ENTITIES, Entity, Kind
-from api.errors import InvalidInput, StatementTimeout, Unavailable
+from api.errors import DomainError, InvalidInput, StatementTimeout, Unavailable
 from api.graphql.aggregates import LATEST_UPDATES, SPEC_BY_KEY, aggregate, grouping
 from api.graphql.connections import Limits, plan_page
 from api.graphql.context import Context
 from api.graphql.enums import CHOICES
 from api.graphql.filters import to_filter
+from api.graphql.inputs import WRITABLE, document
 from api.graphql.names import camel, type_name
 from api.graphql.nodes import decode
 from api.graphql.ordering import order_keys
@@ -96,6 +108,7 @@ from api.plan import (
     all_of,
 )
 from api.plan import Related as RelatedRows
+from api.store import Shown, WriteResult, WriteService
 
 log = logging.getLogger("coco.graphql.compiled")
 
@@ -560,6 +573,149 @@ async def run(
     return data
 
 
+# ---------------------------------------------------------------- mutations
+
+
+class WriteKind(Enum):
+    CREATE = "create"
+    CREATE_MANY = "create_many"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+# Each entity mutation by its GraphQL name (api/graphql/mutations.py): what it does, and to which entity.
+WRITES: dict[str, tuple[WriteKind, Entity]] = {}
+for _ent in WRITABLE:
+    WRITES[camel(f"create_{_ent.name}")] = (WriteKind.CREATE, _ent)
+    WRITES[camel(f"create_{_ent.resource}")] = (WriteKind.CREATE_MANY, _ent)
+    WRITES[camel(f"update_{_ent.name}")] = (WriteKind.UPDATE, _ent)
+    WRITES[camel(f"delete_{_ent.name}")] = (WriteKind.DELETE, _ent)
+
+# What a payload key holds: the row(s) written, the event(s) recorded, or a value known before the write.
+ROWS, EVENTS, VALUE = "rows", "events", "value"
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """A mutation operation of one entity mutation (besides __typename): the write-service call it makes, and
+    its payload's selection as the query planner renders it (`Shown`), laid out under the client's keys."""
+
+    key: str
+    kind: WriteKind
+    entity: str
+    # The documents of a create (one, or many), the changes of an update.
+    documents: tuple[dict[str, Any], ...] = ()
+    id: str | None = None
+    shown: Shown | None = None
+    # (key, ROWS | EVENTS | VALUE, the value's JSON text)
+    layout: tuple[tuple[str, str, str], ...] = ()
+    # Keys of the operation's `data` before and after the mutation's (__typename), as JSON text.
+    before: str = ""
+    after: str = ""
+
+    async def run(self, writer: WriteService) -> WriteResult:
+        """The write, with what its payload shows rendered inside it."""
+        match self.kind:
+            case WriteKind.CREATE | WriteKind.CREATE_MANY:
+                return await writer.create(self.entity, self.documents, shown=self.shown)
+            case WriteKind.UPDATE:
+                assert self.id is not None
+                return await writer.update_one(self.entity, self.id, self.documents[0], shown=self.shown)
+            case WriteKind.DELETE:
+                assert self.id is not None
+                return await writer.delete_one(self.entity, self.id, shown=self.shown)
+
+    def text(self, result: WriteResult) -> str:
+        """The JSON text of the operation's `data`: the texts PostgreSQL rendered, put in the payload's layout."""
+        many = self.kind is WriteKind.CREATE_MANY
+        parts: list[str] = []
+        for key, what, value in self.layout:
+            if what == ROWS:
+                rows = [result.shown_rows[r["id"]] for r in result.rows]
+                value = "[" + ",".join(rows) + "]" if many else rows[0]
+            elif what == EVENTS:
+                events = [result.shown_events[e["id"]] for e in result.events]
+                value = "[" + ",".join(events) + "]" if many else (events[-1] if events else "null")
+            parts.append(_json(key) + ":" + value)
+        return "{" + self.before + _json(self.key) + ":{" + ",".join(parts) + "}" + self.after + "}"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def compile_mutation(
+    schema: Any,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: VariableValues,
+    limits: Limits,
+) -> PlannedWrite:
+    """The write and payload of a mutation operation that makes one entity mutation. An operation of several
+    mutations is left to the resolvers: each commits on its own, so a failure in the second could not send the
+    operation back to them without running the first twice."""
+    compiler = Compiler(schema, fragments, variables, limits)
+    mutation_type = compiler.graphql_schema.mutation_type
+    if mutation_type is None:
+        raise NotPlannable("a schema without mutations")
+    selected = compiler.fields(mutation_type, operation.selection_set)
+    writes = [node for node in selected if node.name.value != "__typename"]
+    if len(writes) != 1:
+        raise NotPlannable("an operation of other than one mutation")
+    node = writes[0]
+    found = WRITES.get(node.name.value)
+    if found is None:
+        raise NotPlannable(f"mutation {node.name.value}")
+    kind, ent = found
+    position = selected.index(node)
+    typename = [_json(_key(n)) + ":" + _json(mutation_type.name) for n in selected if n is not node]
+    before, after = typename[:position], typename[position:]
+    arguments = compiler.arguments(mutation_type, node)
+    payload = get_named_type(mutation_type.fields[node.name.value].type)
+    row_key = camel(ent.resource if kind is WriteKind.CREATE_MANY else ent.name)
+    event_key = "coordinationEvents" if kind is WriteKind.CREATE_MANY else "coordinationEvent"
+    layout: list[tuple[str, str, str]] = []
+    rows: ReadPlan | None = None
+    events: ReadPlan | None = None
+    for sub in compiler.fields(payload, node.selection_set):
+        name, key = sub.name.value, _key(sub)
+        sub_type = get_named_type(payload.fields[name].type) if name in payload.fields else None
+        if name == "__typename":
+            layout.append((key, VALUE, _json(payload.name)))
+        elif name == row_key and rows is None and isinstance(sub_type, GraphQLObjectType):
+            rows = compiler.view(ent.name, sub_type, sub.selection_set).plan()
+            layout.append((key, ROWS, ""))
+        elif (
+            name == event_key
+            and ent.event_type is not None
+            and kind is not WriteKind.DELETE
+            and events is None
+            and isinstance(sub_type, GraphQLObjectType)
+        ):
+            events = compiler.view("coordination_event", sub_type, sub.selection_set).plan()
+            layout.append((key, EVENTS, ""))
+        elif name == "deletedId" and kind is WriteKind.DELETE:
+            layout.append((key, VALUE, _json(str(arguments["id"]))))
+        else:
+            raise NotPlannable(f"payload field {name}")
+    documents: tuple[dict[str, Any], ...] = ()
+    if kind is WriteKind.CREATE_MANY:
+        documents = tuple(document(ent.name, i) for i in arguments["input"])
+    elif kind is not WriteKind.DELETE:
+        documents = (document(ent.name, arguments["input"]),)
+    return PlannedWrite(
+        key=_key(node),
+        kind=kind,
+        entity=ent.name,
+        documents=documents,
+        id=None if kind in (WriteKind.CREATE, WriteKind.CREATE_MANY) else str(arguments["id"]),
+        shown=Shown(rows or ReadPlan(ent.name, columns=()), events),
+        layout=tuple(layout),
+        before="".join(t + "," for t in before),
+        after="".join("," + t for t in after),
+    )
+
+
 # ---------------------------------------------------------------- plans of recent requests
 
 
@@ -568,6 +724,15 @@ class Prepared:
     """A request already answered through the compiled path: its read, and the operation's name."""
 
     bundle: Bundle
+    operation_name: str | None
+
+
+@dataclass(frozen=True)
+class PreparedWrite:
+    """A mutation request already answered through the compiled path: its write and payload, and the
+    operation's name. Answered again, it writes again (a new row for a create), as a repeated request would."""
+
+    planned: PlannedWrite
     operation_name: str | None
 
 
@@ -633,35 +798,49 @@ class CompiledExecution(SchemaExtension):
             if recent.get(key) is UNPLANNABLE:
                 fall_back(NotPlannable("recorded as not plannable"), execution_context.operation_name)
             else:
-                try:
-                    # Without a name the document holds one operation (api/graphql/cost.py refuses others).
-                    operation, fragments = _operation(document, execution_context.operation_name)
-                    if operation.operation is not OperationType.QUERY:
-                        raise NotQuery
-                    variables = get_variable_values(
-                        graphql_schema(schema), operation.variable_definitions or (), execution_context.variables or {}
-                    )
-                    if isinstance(variables, list):
-                        # graphql-core says which, to the resolvers' caller: not recorded
-                        raise InvalidInput("; ".join(error.message for error in variables))
-                    bundle = compile_operation(schema, operation, fragments, variables, context.limits)
-                    data = json.loads(await context.reader.json_object(bundle))
-                except NotQuery:
-                    pass  # mutations and subscriptions are the resolvers' own: no fallback
-                except NotPlannable as error:
-                    recent.put(key, UNPLANNABLE)
-                    fall_back(error, execution_context.operation_name)
-                except Exception as error:
-                    # Bad input, the database, or a fault here: the resolvers answer, with their errors and paths.
-                    fall_back(error, execution_context.operation_name)
-                else:
-                    execution_context.result = ExecutionResult(data=data, errors=None)
-                    recent.put(key, Prepared(bundle, operation.name.value if operation.name else None))
+                await self._compiled(context, recent, key)
         yield
 
-
-class NotQuery(Exception):
-    """The operation is a mutation or a subscription, which only the resolvers answer."""
+    async def _compiled(self, context: Context, recent: RecentPlans, key: tuple[Any, ...] | None) -> None:
+        """The operation answered through the compiled path (`execution_context.result` set), or left to the
+        resolvers (a fallback, logged and counted)."""
+        execution_context = self.execution_context
+        schema = execution_context.schema
+        planned: PlannedWrite | None = None
+        try:
+            # Without a name the document holds one operation (api/graphql/cost.py refuses others).
+            operation, fragments = _operation(execution_context.graphql_document, execution_context.operation_name)
+            if operation.operation is OperationType.SUBSCRIPTION:
+                return  # the resolvers' own: no fallback
+            variables = get_variable_values(
+                graphql_schema(schema), operation.variable_definitions or (), execution_context.variables or {}
+            )
+            if isinstance(variables, list):
+                # graphql-core says which, to the resolvers' caller: not recorded
+                raise InvalidInput("; ".join(error.message for error in variables))
+            name = operation.name.value if operation.name else None
+            if operation.operation is OperationType.MUTATION:
+                planned = compile_mutation(schema, operation, fragments, variables, context.limits)
+                # The write service writes all or nothing: a write it refused can go to the resolvers.
+                written = await planned.run(context.writer)
+            else:
+                bundle = compile_operation(schema, operation, fragments, variables, context.limits)
+                data = json.loads(await context.reader.json_object(bundle))
+        except NotPlannable as error:
+            recent.put(key, UNPLANNABLE)
+            fall_back(error, execution_context.operation_name)
+            return
+        except Exception as error:
+            # Bad input, the database, or a fault here: the resolvers answer, with their errors and paths.
+            fall_back(error, execution_context.operation_name)
+            return
+        if planned is not None:
+            # The write has committed: whatever happens now, the resolvers must not run it again.
+            execution_context.result = ExecutionResult(data=json.loads(planned.text(written)), errors=None)
+            recent.put(key, PreparedWrite(planned, name))
+            return
+        execution_context.result = ExecutionResult(data=data, errors=None)
+        recent.put(key, Prepared(bundle, name))
 
 
 def fallback_reason(error: Exception) -> str:
@@ -673,17 +852,19 @@ def fallback_reason(error: Exception) -> str:
             return "invalid_input"
         case Unavailable() | StatementTimeout():
             return "unavailable"
+        case DomainError():
+            return "refused"
     return "unexpected"
 
 
 def fall_back(error: Exception, operation_name: str | None) -> None:
-    """Log and count a query the resolvers answer because the compiled path did not."""
+    """Log and count an operation the resolvers answer because the compiled path did not."""
     reason = fallback_reason(error)
     label = operation_name or "(anonymous)"
     if reason == "unexpected":
-        log.warning("query %s: the compiled path failed, the resolvers answer", label, exc_info=error)
+        log.warning("operation %s: the compiled path failed, the resolvers answer", label, exc_info=error)
     else:
-        log.debug("query %s falls back to the resolvers (%s): %s", label, reason, error)
+        log.debug("operation %s falls back to the resolvers (%s): %s", label, reason, error)
     metrics.graphql_fallback(reason)
 
 

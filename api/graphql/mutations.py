@@ -2,7 +2,9 @@
 
 Every mutation is one call of the write service, which validates, checks
 references and records the coordination events in the same transaction; the
-payload serves the rows as the write service stored them.
+payload serves the rows as the write service stored them. These resolvers are the reference: a
+plannable mutation is answered through the compiled path (api/graphql/compiled.py), which must write and
+answer exactly what they do (tests/graphql_api/test_compiled_mutations.py).
 """
 
 from __future__ import annotations

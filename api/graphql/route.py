@@ -28,7 +28,7 @@ from api import jsonbody, metrics
 from api.config import Settings
 from api.errors import DomainError
 from api.graphql import caching, http, ide, persisted
-from api.graphql.compiled import Prepared
+from api.graphql.compiled import Prepared, PreparedWrite
 from api.graphql.connections import Limits
 from api.graphql.context import Context
 from api.graphql.errors import with_code
@@ -158,6 +158,8 @@ class GraphQLApp(GraphQL):
         if params.query is None:
             return None
         prepared = self.recent.get(self.recent.key(self.limits, params.query, params.operation_name, params.variables))
+        if isinstance(prepared, PreparedWrite):
+            return await self.answer_write(request, prepared, media) if request.method == "POST" else None
         if not isinstance(prepared, Prepared):
             return None
         try:
@@ -173,6 +175,24 @@ class GraphQLApp(GraphQL):
         metrics.graphql_operation("query", prepared.operation_name)
         response = Response(b'{"data":' + text.encode() + b"}", media_type=http.content_type(media))
         return Answered(response, executed=True, clean=True)
+
+    async def answer_write(self, request: Request, prepared: PreparedWrite, media: str) -> Answered | None:
+        """A mutation Strawberry already parsed, validated and answered through the compiled path, made again:
+        its write runs with its payload rendered inside it, and the texts PostgreSQL rendered become the body.
+        A write the service refuses (or cannot make) wrote nothing, and is left to Strawberry (None), which
+        answers it with the resolvers' errors."""
+        planned = prepared.planned
+        try:
+            written = await planned.run(request.app.state.services.writer)
+        except DomainError as error:
+            log.debug("the recorded mutation %s failed: %s", prepared.operation_name or "(anonymous)", error)
+            return None
+        except Exception:
+            log.warning("the recorded mutation %s failed", prepared.operation_name or "(anonymous)", exc_info=True)
+            return None
+        metrics.graphql_operation("mutation", prepared.operation_name)
+        body = b'{"data":' + planned.text(written).encode() + b"}"
+        return Answered(Response(body, media_type=http.content_type(media)), executed=True, clean=True)
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry's own parsing (WebSocket messages): too deep is a message it cannot parse.

@@ -15,7 +15,7 @@ from api.store.scoping import current_scope
 from api.store.validation import MAX_ID_LENGTH, parse_date
 from api.store.views import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views
 from api.store.webhooks import Webhook, WebhookAttempt, WebhookDelivery, WebhookStore
-from api.store.writes import ImportResult, OnConflict, Returning, WriteResult, WriteService, Written
+from api.store.writes import ImportResult, OnConflict, Returning, Shown, WriteResult, WriteService, Written
 
 __all__ = [
     "MAX_COVERAGE_DAYS",
@@ -30,6 +30,7 @@ __all__ = [
     "OnConflict",
     "Reader",
     "Returning",
+    "Shown",
     "Views",
     "Webhook",
     "WebhookAttempt",

@@ -101,16 +101,26 @@ def recording_ctes(inserted: str) -> str:
     of the type bound as :event_type, then the NOTIFY. The lock is taken only once every
     row is in, so writers serialise over the events alone; the caller's statement must
     read `events` and `notified`."""
-    return f"""
-    locked AS (SELECT pg_advisory_xact_lock({EVENT_LOCK_KEY}) AS held FROM (SELECT count(*) FROM {inserted}) AS all_in),
-    events AS (
-        INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at)
+    return ",\n".join(f"{name} AS ({body})" for name, body in recording_parts(inserted))
+
+
+def recording_parts(inserted: str) -> list[tuple[str, str]]:
+    """`recording_ctes` as (name, body) pairs, for a statement that puts its CTEs together itself."""
+    return [
+        (
+            "locked",
+            f"SELECT pg_advisory_xact_lock({EVENT_LOCK_KEY}) AS held FROM (SELECT count(*) FROM {inserted}) AS all_in",
+        ),
+        (
+            "events",
+            f"""INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at)
         SELECT gen_random_uuid()::text, nextval('{event_seq.name}'), i.actor_id, CAST(:event_type AS text), i.id,
                i.created_at
         FROM locked, {inserted} AS i
-        RETURNING id, seq, actor_id, event_type, reference_id, occurred_at
-    ),
-    notified AS (SELECT pg_notify('{NOTIFY_CHANNEL}', max(seq)::text) FROM events HAVING count(*) > 0)"""
+        RETURNING id, seq, actor_id, event_type, reference_id, occurred_at""",
+        ),
+        ("notified", f"SELECT pg_notify('{NOTIFY_CHANNEL}', max(seq)::text) FROM events HAVING count(*) > 0"),
+    ]
 
 
 async def restore_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:

@@ -228,6 +228,8 @@ _PARAMETERS: ContextVar[list[tuple[str, int, Callable[[Any], Any]]] | None] = Co
 _ZONED: ContextVar[bool] = ContextVar("zoned", default=False)
 # While a statement is built: what its reads may see (None: every row).
 _SCOPE: ContextVar[Scope | None] = ContextVar("scope", default=None)
+# While `shown_statement` builds: the rows its top level reads (a write's own, whatever the scope).
+_WRITTEN: ContextVar[FromClause | None] = ContextVar("written", default=None)
 
 
 class Statements:
@@ -331,6 +333,22 @@ def rows_statement(plan: ReadPlan, *, zoned: bool = False) -> AnySelect:
             return select(cast(level.row, Text)).select_from(level.source).order_by(*level.order)
     finally:
         _ZONED.reset(zoning)
+
+
+def shown_statement(plan: ReadPlan, source: FromClause | None = None) -> AnySelect:
+    """Each row of the plan's top level as a write shows it: its id and its JSON text as the plan shapes it.
+    The top level reads `source` when given (rows of the entity's columns that a write's statement just
+    produced, which its own reads of the table cannot see yet), else the entity's table; either way all of
+    them, for they are the write's own rows (its `where` says which), while every level below sees only
+    what the plan's scope may see, as any read."""
+    plan = _with_scope(plan)
+    written = _WRITTEN.set(source if source is not None else TABLES[plan.entity])
+    try:
+        with scoped(plan.scope):
+            level = _level(plan, depth=0)
+    finally:
+        _WRITTEN.reset(written)
+    return select(level.source.c.id.label("id"), cast(level.row, Text).label("json")).select_from(level.source)
 
 
 def count_statement(plan: ReadPlan) -> AnySelect:
@@ -479,6 +497,12 @@ def _rows(plan: ReadPlan, depth: int, relation: Relation | None = None, parent: 
     """The rows of one level: the table's columns, filtered, ordered, paged, linked to the parent row."""
     ent = entity_named(plan.entity)
     table: FromClause = TABLES[ent.name]
+    written = _WRITTEN.get() if depth == 0 and relation is None else None
+    if written is not None:
+        _WRITTEN.set(None)  # the levels below read their tables
+        statement = select(written)
+        clause = _where(plan, ent, written, depth)
+        return statement if clause is None else statement.where(clause)
     if parent is table or getattr(parent, "name", None) == TABLES[ent.name].name:
         # A relation of a table to itself (parent, children) read against the table itself, as
         # the EXISTS of !inner does, or against rows named as the table (a grouped level's): the

@@ -9,18 +9,35 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ARRAY, Table, Text, TextClause, any_, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    Table,
+    TableClause,
+    Text,
+    TextClause,
+    TextualSelect,
+    any_,
+    bindparam,
+    column,
+    delete,
+    func,
+    select,
+    table,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.entities import Entity, Kind, referrers
 from api.plan import Filter, OrderTerm
-from api.store.events import recording_ctes
+from api.store.events import recording_parts
 from api.store.pool import DirectPool
-from api.store.select import filter_clause, order_clauses
+from api.store.select import AnySelect, filter_clause, order_clauses
 from api.store.tables import TABLES, as_sent
 
 # PostgreSQL takes at most 65535 bound parameters in one statement.
@@ -32,6 +49,17 @@ REFERRERS_SHOWN = 20
 HIERARCHY_LOCK_KEY = 0x0C0C_6047
 # How deep the cycle search follows parents before it gives up on a chain.
 MAX_DEPTH = 100_000
+
+
+@dataclass
+class ShownInsert:
+    """What an insert shows of what it wrote, in its own statement: `statement(targets, skip_existing,
+    with_events)` builds it (`shown_insert_statement`), and its run puts the JSON texts here by id."""
+
+    statement: Callable[[tuple[str, ...], bool, bool], Any]
+    rows: dict[str, str] = field(default_factory=dict)
+    events: dict[str, str] = field(default_factory=dict)
+
 
 # Which rows each target entity must hold: {target entity: {field name: ids}}.
 Wanted = dict[str, dict[str, set[str]]]
@@ -213,13 +241,59 @@ def _checked_rows(table: Table, targets: tuple[str, ...]) -> tuple[str, str, lis
     """What an insert of rows given as JSON (:rows) starts from: its column list, the values it selects
     from `g` (a missing created_at is the time of the write; every other missing field is null), and
     the CTEs that lock the wanted references and say whether all are there (`checked.complete`)."""
+    columns, values, parts = _checked_parts(table, targets)
+    return columns, values, [_cte_text(*part) for part in parts]
+
+
+# A CTE of a statement put together here: its name, its body, whether it is MATERIALIZED.
+Part = tuple[str, str, bool]
+
+
+def _cte_text(name: str, body: str, materialized: bool) -> str:
+    return f"{name} AS {'MATERIALIZED ' if materialized else ''}({body})"
+
+
+def _checked_parts(table: Table, targets: tuple[str, ...]) -> tuple[str, str, list[Part]]:
     names = [c.name for c in table.columns]
     columns = ", ".join(f'"{n}"' for n in names)
     values = ", ".join("coalesce(g.created_at, now())" if n == "created_at" else f'g."{n}"' for n in names)
-    ctes = [f"ref_{n} AS MATERIALIZED ({select})" for n, select in enumerate(_locking_references(targets))]
+    parts: list[Part] = [(f"ref_{n}", select, True) for n, select in enumerate(_locking_references(targets))]
     complete = " AND ".join(f"(SELECT count(*) FROM ref_{n}) = :refs_{n}" for n in range(len(targets))) or "true"
-    ctes.append(f"checked AS MATERIALIZED (SELECT {complete} AS complete)")
-    return columns, values, ctes
+    parts.append(("checked", f"SELECT {complete} AS complete", True))
+    return columns, values, parts
+
+
+def _insert_parts(
+    entity_name: str, targets: tuple[str, ...], skip_existing: bool, with_events: bool
+) -> tuple[list[Part], str]:
+    """The CTEs and the final SELECT of `_insert_statement`."""
+    table = TABLES[entity_name]
+    columns, values, parts = _checked_parts(table, targets)
+    parts.append(
+        (
+            "inserted",
+            f"""
+        INSERT INTO {table.name} ({columns})
+        SELECT {values} FROM checked, json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) AS g
+        WHERE checked.complete
+        {"ON CONFLICT (id) DO NOTHING" if skip_existing else ""}
+        RETURNING {columns}""",
+            False,
+        )
+    )
+    # Only what the database decided comes back (the rest is what was sent): a bulk write's
+    # result stays small, and PostgreSQL, holding the event lock until the statement is done,
+    # never waits for a busy client to read thousands of full rows.
+    selected = "i.id, i.created_at" if "created_at" in table.columns else "i.id"
+    if with_events:
+        parts += [(name, body, False) for name, body in recording_parts("inserted")]
+        tail = (
+            f"SELECT checked.complete, {selected}, e.id, e.seq, (SELECT count(*) FROM notified) "
+            "FROM checked LEFT JOIN (inserted AS i JOIN events AS e ON e.reference_id = i.id) ON true"
+        )
+    else:
+        tail = f"SELECT checked.complete, {selected} FROM checked LEFT JOIN inserted AS i ON true"
+    return parts, tail
 
 
 @lru_cache(maxsize=64)
@@ -230,27 +304,51 @@ def _insert_statement(entity_name: str, targets: tuple[str, ...], skip_existing:
     created_at (where the table has one) and, `with_events`, its event's id and cursor.
     `skip_existing` leaves out rows whose id is taken (ON CONFLICT DO NOTHING) rather than
     failing on the unique index."""
-    table = TABLES[entity_name]
-    columns, values, ctes = _checked_rows(table, targets)
-    ctes.append(f"""inserted AS (
-        INSERT INTO {table.name} ({columns})
-        SELECT {values} FROM checked, json_populate_recordset(NULL::{table.name}, CAST(:rows AS json)) AS g
-        WHERE checked.complete
-        {"ON CONFLICT (id) DO NOTHING" if skip_existing else ""}
-        RETURNING {columns})""")
-    # Only what the database decided comes back (the rest is what was sent): a bulk write's
-    # result stays small, and PostgreSQL, holding the event lock until the statement is done,
-    # never waits for a busy client to read thousands of full rows.
-    selected = "i.id, i.created_at" if "created_at" in table.columns else "i.id"
-    if with_events:
-        ctes.append(recording_ctes("inserted"))
+    parts, tail = _insert_parts(entity_name, targets, skip_existing, with_events)
+    return text("WITH " + ",\n".join(_cte_text(*part) for part in parts) + "\n" + tail)
+
+
+def written_rows(entity_name: str, cte: str) -> TableClause:
+    """The rows of the entity's columns that the CTE `cte` of a write's statement produced, to read from."""
+    return table(cte, *(column(c.name, c.type) for c in TABLES[entity_name].columns))
+
+
+def shown_insert_statement(
+    entity_name: str,
+    targets: tuple[str, ...],
+    skip_existing: bool,
+    with_events: bool,
+    rows: AnySelect,
+    events: AnySelect | None,
+) -> TextualSelect:
+    """`_insert_statement`, each record also carrying the JSON text of its row as `rows` shows it (a SELECT
+    of (id, json) over `written_rows(entity_name, "inserted")`) and, `with_events`, of its event as `events`
+    shows it (over `written_rows("coordination_event", "events")`): the write and what it shows of itself
+    in one statement, the rows read as the statement wrote them."""
+    parts, _ = _insert_parts(entity_name, targets, skip_existing, with_events)
+    ctes = [text(body).columns().cte(name) for name, body, _ in parts]
+    ctes = [cte.prefix_with("MATERIALIZED") if part[2] else cte for cte, part in zip(ctes, parts, strict=True)]
+    ctes.append(rows.cte("shown_rows"))
+    selected = "i.id, i.created_at" if "created_at" in TABLES[entity_name].columns else "i.id"
+    if with_events and events is not None:
+        ctes.append(events.cte("shown_events"))
         tail = (
-            f"SELECT checked.complete, {selected}, e.id, e.seq, (SELECT count(*) FROM notified) "
-            "FROM checked LEFT JOIN (inserted AS i JOIN events AS e ON e.reference_id = i.id) ON true"
+            f"SELECT checked.complete, {selected}, e.id, e.seq, (SELECT count(*) FROM notified), sr.json, se.json "
+            "FROM checked LEFT JOIN (inserted AS i JOIN events AS e ON e.reference_id = i.id "
+            "JOIN shown_rows AS sr ON sr.id = i.id JOIN shown_events AS se ON se.id = e.id) ON true"
+        )
+    elif with_events:
+        tail = (
+            f"SELECT checked.complete, {selected}, e.id, e.seq, (SELECT count(*) FROM notified), sr.json, NULL "
+            "FROM checked LEFT JOIN (inserted AS i JOIN events AS e ON e.reference_id = i.id "
+            "JOIN shown_rows AS sr ON sr.id = i.id) ON true"
         )
     else:
-        tail = f"SELECT checked.complete, {selected} FROM checked LEFT JOIN inserted AS i ON true"
-    return text("WITH " + ",\n".join(ctes) + "\n" + tail)
+        tail = (
+            f"SELECT checked.complete, {selected}, sr.json FROM checked "
+            "LEFT JOIN (inserted AS i JOIN shown_rows AS sr ON sr.id = i.id) ON true"
+        )
+    return text(tail).columns().add_cte(*ctes)
 
 
 async def try_insert(
@@ -262,12 +360,19 @@ async def try_insert(
     *,
     skip_existing: bool,
     with_events: bool,
+    shown: ShownInsert | None = None,
 ) -> Inserted | None:
     """One run of `_insert_statement` for the rows (and the same as JSON): None, having inserted
-    nothing, when a wanted reference is missing. On the direct pool it is a transaction of its own."""
+    nothing, when a wanted reference is missing. On the direct pool it is a transaction of its own.
+    With `shown`, the statement is the one `shown.statement` builds, and the JSON texts of the rows and
+    events as it shows them are put in `shown.rows` and `shown.events` (by id)."""
     with_events = with_events and ent.event_type is not None
     targets, params = _reference_parameters(wanted)
-    statement = _insert_statement(ent.name, targets, skip_existing, with_events)
+    statement: Any = (
+        _insert_statement(ent.name, targets, skip_existing, with_events)
+        if shown is None
+        else shown.statement(targets, skip_existing, with_events)
+    )
     params["rows"] = rows_json
     if with_events:
         params["event_type"] = ent.event_type
@@ -294,6 +399,10 @@ async def try_insert(
         if dated:
             row["created_at"] = record[2]
         stored[id] = row
+        if shown is not None:
+            shown.rows[id] = record[-2 if with_events else -1]
+            if with_events:
+                shown.events[record[3 if dated else 2]] = record[-1]
         if with_events:
             event_id, seq = record[3 if dated else 2 :][:2]
             events.append(

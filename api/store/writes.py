@@ -28,18 +28,22 @@ deletes take a few statements whatever the number of rows.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from api.cache import BoundedCache
 from api.edge.auth import require_write
 from api.entities import Entity
 from api.errors import Conflict, ConflictReason, NotFound, Transient
-from api.plan import Condition, Filter, OrderTerm, ReadPlan, Scope, Visible, all_of, replaced
+from api.plan import Condition, Count, Filter, OrderTerm, ReadPlan, Scope, Summary, Visible, all_of, replaced
+from api.plan import Related as RelatedRows
 from api.store.database import connection, transaction
 from api.store.events import PendingEvent, record_events
 from api.store.imports import ImportItem, Sources, each, import_batch, record_missing_events
@@ -64,22 +68,26 @@ from api.store.rules import (
     writing_actor,
 )
 from api.store.scoping import EVERY_ROW, current_scope
-from api.store.select import Statements
+from api.store.select import Statements, shown_statement
 from api.store.statements import (
     Inserted,
+    ShownInsert,
     Wanted,
     apply_to_all,
     delete_rows,
     lock_matching,
     rows_json,
+    shown_insert_statement,
     try_insert,
     try_upsert,
+    written_rows,
 )
 from api.store.validation import to_columns
 
 # A transaction PostgreSQL aborts to break a deadlock is run again, this many times at most.
 ATTEMPTS = 4
 IMPORT_BATCH = 1000
+SHOWN_KEPT = 256
 
 
 class OnConflict(StrEnum):
@@ -117,6 +125,36 @@ class Written:
 Returning = Callable[[Written], Awaitable[Any]]
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What a write shows of itself, rendered by the query planner (api/store/select.py) from the rows as
+    the write left them, before it commits: each row written (or, for a delete, about to be deleted) as
+    `rows` shapes it, each event recorded as `events` does (None: none shown). The write's own rows are
+    all shown; what the plans read below them is limited by the caller's scope, as any read. Texts come
+    back in `WriteResult.shown_rows` and `shown_events`, by id."""
+
+    rows: ReadPlan
+    events: ReadPlan | None = None
+
+    @cached_property
+    def key(self) -> str:
+        return repr((self.rows, self.events))
+
+    def seen_by_insert(self, entity_name: str) -> bool:
+        """Whether a create can render it in its own statement: its plans read nothing below their top level
+        that the statement is writing (rows of the entity, events), which the statement cannot see yet."""
+        below = self.read_below
+        return below is not None and not below & {entity_name, "coordination_event"}
+
+    @cached_property
+    def read_below(self) -> frozenset[str] | None:
+        """The entities the plans read below their top level; None when that is not known (related conditions,
+        counts and summaries may read any)."""
+        rows = _read_below(self.rows)
+        events = frozenset() if self.events is None else _read_below(self.events)
+        return None if rows is None or events is None else rows | events
+
+
 @dataclass
 class WriteResult:
     # Full rows as stored after the write ({column: value}), in input order.
@@ -127,6 +165,9 @@ class WriteResult:
     inserted_ids: list[str] = field(default_factory=list)
     # Whatever the caller's `returning` read produced inside the transaction.
     returned: Any = None
+    # With `shown`: the JSON text of each row and of each event as shown, by id.
+    shown_rows: dict[str, str] = field(default_factory=dict)
+    shown_events: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -180,6 +221,8 @@ class WriteService:
         self.pool = pool
         # The statements of what `returning` callbacks read back (api/cache.py).
         self.statements = Statements()
+        # The statements of creates that show what they wrote (`Shown`), by shape and scope.
+        self.shown_inserts: BoundedCache[Any, Any] = BoundedCache("shown_insert_statements", SHOWN_KEPT)
 
     # ------------------------------------------------------------ create
 
@@ -190,6 +233,7 @@ class WriteService:
         *,
         on_conflict: OnConflict = OnConflict.ERROR,
         returning: Returning | None = None,
+        shown: Shown | None = None,
     ) -> WriteResult:
         """Insert the documents atomically: all of them or, on any error, none."""
         require_write()
@@ -198,8 +242,15 @@ class WriteService:
         if actor is not None:
             documents = as_actor(ent, actor, documents)
         batch = _Batch.of(ent, documents)
-        if returning is None and on_conflict is not OnConflict.MERGE and batch.tree is None:
-            alone = await self._insert_alone(batch, skip_existing=on_conflict is OnConflict.IGNORE)
+        if (
+            returning is None
+            and on_conflict is not OnConflict.MERGE
+            and batch.tree is None
+            and (shown is None or shown.seen_by_insert(ent.name))
+        ):
+            alone = await self._insert_alone(
+                batch, skip_existing=on_conflict is OnConflict.IGNORE, shown=self._shown_insert(ent, shown)
+            )
             if alone is not None:
                 return alone
 
@@ -210,11 +261,37 @@ class WriteService:
                 result = await _insert(conn, batch, ignore_existing=on_conflict is OnConflict.IGNORE)
             if batch.tree is not None:
                 await batch.tree.check(conn, result.rows)
+            await _show(conn, result, shown)
             return await _read_back(conn, result, returning, self.statements, EVERY_ROW)
 
         return await self._run(work)
 
-    async def _insert_alone(self, batch: _Batch, *, skip_existing: bool) -> WriteResult | None:
+    def _shown_insert(self, ent: Entity, shown: Shown | None) -> ShownInsert | None:
+        """What an insert needs to show `shown` in its own statement (built once per shape and scope)."""
+        if shown is None:
+            return None
+        scope = current_scope()
+
+        def statement(targets: tuple[str, ...], skip_existing: bool, with_events: bool) -> Any:
+            key = (ent.name, targets, skip_existing, with_events, shown.key, scope)
+            built = self.shown_inserts.get(key)
+            if built is None:
+                rows = shown_statement(shown.rows, written_rows(ent.name, "inserted"))
+                events = (
+                    None
+                    if shown.events is None
+                    else shown_statement(shown.events, written_rows("coordination_event", "events"))
+                )
+                built = self.shown_inserts.put(
+                    key, shown_insert_statement(ent.name, targets, skip_existing, with_events, rows, events)
+                )
+            return built
+
+        return ShownInsert(statement)
+
+    async def _insert_alone(
+        self, batch: _Batch, *, skip_existing: bool, shown: ShownInsert | None = None
+    ) -> WriteResult | None:
         """A create that needs nothing else in its transaction (no read-back, no merge, no
         hierarchy check) is its one statement run as a transaction of its own: no BEGIN and
         COMMIT round trips. A taken id (ERROR) fails the whole statement on the unique index,
@@ -225,13 +302,27 @@ class WriteService:
         try:
             if self.pool is not None:
                 inserted = await try_insert(
-                    self.pool, ent, batch.wanted, batch.rows, given, skip_existing=skip_existing, with_events=True
+                    self.pool,
+                    ent,
+                    batch.wanted,
+                    batch.rows,
+                    given,
+                    skip_existing=skip_existing,
+                    with_events=True,
+                    shown=shown,
                 )
             else:
                 async with connection(self.engine) as conn:
                     await conn.execution_options(isolation_level="AUTOCOMMIT")
                     inserted = await try_insert(
-                        conn, ent, batch.wanted, batch.rows, given, skip_existing=skip_existing, with_events=True
+                        conn,
+                        ent,
+                        batch.wanted,
+                        batch.rows,
+                        given,
+                        skip_existing=skip_existing,
+                        with_events=True,
+                        shown=shown,
                     )
         except Conflict as conflict:
             if conflict.reason is ConflictReason.DUPLICATE:
@@ -242,7 +333,10 @@ class WriteService:
         if inserted is None:
             return None
         stored, events = inserted
-        return batch.result(stored, events, [i for i in batch.ids if i in stored])
+        result = batch.result(stored, events, [i for i in batch.ids if i in stored])
+        if shown is not None:
+            result.shown_rows, result.shown_events = shown.rows, shown.events
+        return result
 
     # ------------------------------------------------------------ update
 
@@ -256,6 +350,7 @@ class WriteService:
         limit: int | None = None,
         offset: int | None = None,
         returning: Returning | None = None,
+        shown: Shown | None = None,
     ) -> WriteResult:
         """Apply `changes` (fields left out stay; an explicit null clears) to every row matching `where`
         or, with `limit` or `offset`, to that page of them in `order`."""
@@ -283,14 +378,21 @@ class WriteService:
             if tree is not None:
                 await tree.check(conn, rows)
             result = WriteResult(rows=rows, events=await record_events(conn, [p for p in pending if p is not None]))
+            await _show(conn, result, shown)
             return await _read_back(conn, result, returning, self.statements)
 
         return await self._run(work)
 
     async def update_one(
-        self, entity_name: str, id: str, changes: Mapping[str, Any], *, returning: Returning | None = None
+        self,
+        entity_name: str,
+        id: str,
+        changes: Mapping[str, Any],
+        *,
+        returning: Returning | None = None,
+        shown: Shown | None = None,
     ) -> WriteResult:
-        result = await self.update(entity_name, Condition("id", "eq", id), changes, returning=returning)
+        result = await self.update(entity_name, Condition("id", "eq", id), changes, returning=returning, shown=shown)
         if not result.rows:
             raise NotFound(entity_name, id)
         return result
@@ -306,6 +408,7 @@ class WriteService:
         limit: int | None = None,
         offset: int | None = None,
         returning: Returning | None = None,
+        shown: Shown | None = None,
     ) -> WriteResult:
         """Delete every row matching `where` (or, with `limit` or `offset`, that page of them in
         `order`), unless something still refers to one of them."""
@@ -323,14 +426,17 @@ class WriteService:
                 refuse_foreign_rows(ent, actor, result.rows)
             await refuse_referenced(conn, ent, ids)
             # Read back before the rows are gone.
+            await _show(conn, result, shown)
             result = await _read_back(conn, result, returning, self.statements)
             await delete_rows(conn, ent, ids)
             return result
 
         return await self._run(work)
 
-    async def delete_one(self, entity_name: str, id: str, *, returning: Returning | None = None) -> WriteResult:
-        result = await self.delete(entity_name, Condition("id", "eq", id), returning=returning)
+    async def delete_one(
+        self, entity_name: str, id: str, *, returning: Returning | None = None, shown: Shown | None = None
+    ) -> WriteResult:
+        result = await self.delete(entity_name, Condition("id", "eq", id), returning=returning, shown=shown)
         if not result.rows:
             raise NotFound(entity_name, id)
         return result
@@ -480,6 +586,45 @@ async def _read_back(
     if returning is not None:
         result.returned = await returning(Written(conn, [r["id"] for r in result.rows], statements, scope))
     return result
+
+
+async def _show(conn: AsyncConnection, result: WriteResult, shown: Shown | None) -> None:
+    """`shown` rendered inside the write's transaction: its rows and events as they are now."""
+    if shown is None:
+        return
+    if result.rows:
+        ids = Condition("id", "in", [r["id"] for r in result.rows])
+        plan = replaced(shown.rows, where=all_of(shown.rows.where, ids))
+        result.shown_rows = {id: text for id, text in await conn.execute(shown_statement(plan))}
+    if shown.events is not None and result.events:
+        ids = Condition("id", "in", [e["id"] for e in result.events])
+        plan = replaced(shown.events, where=all_of(shown.events.where, ids))
+        result.shown_events = {id: text for id, text in await conn.execute(shown_statement(plan))}
+
+
+def _read_below(plan: ReadPlan) -> frozenset[str] | None:
+    """The entities whose rows the plan reads below its top level, or None when that is not known."""
+    found: set[str] = set()
+    known = True
+
+    def visit(value: Any, top: bool) -> None:
+        nonlocal known
+        if not known:
+            return
+        if isinstance(value, (RelatedRows, Count, Summary)):
+            known = False
+            return
+        if isinstance(value, ReadPlan) and not top:
+            found.add(value.entity)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                visit(getattr(value, f.name), False)
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                visit(item, False)
+
+    visit(plan, True)
+    return frozenset(found) if known else None
 
 
 def _within(where: Filter | None, scope: Scope | None) -> Filter | None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 from graphql_helpers import snapshot
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -185,3 +186,9 @@ async def fresh_world(clean: AsyncEngine) -> AsyncEngine:
     """The small world, seeded for one test that writes."""
     await seed_world(clean)
     return clean
+
+
+@pytest.fixture
+def reseed() -> Callable[[AsyncEngine], Awaitable[None]]:
+    """Seeds the small world again, for a test that compares several runs of a write on it."""
+    return seed_world

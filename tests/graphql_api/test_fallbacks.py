@@ -32,7 +32,10 @@ def _fallbacks(reason: str) -> float:
 
 
 def _all_fallbacks() -> dict[str, float]:
-    return {reason: _fallbacks(reason) for reason in ("unsupported", "invalid_input", "unavailable", "unexpected")}
+    return {
+        reason: _fallbacks(reason)
+        for reason in ("unsupported", "invalid_input", "unavailable", "refused", "unexpected")
+    }
 
 
 async def _execute(engine: AsyncEngine, query: str, variables: dict[str, Any] | None = None) -> Any:
@@ -116,16 +119,17 @@ async def _counted(client: httpx.AsyncClient) -> dict[str, float]:
 async def test_metrics_count_fallbacks_by_reason_and_nothing_else(gql, world: AsyncEngine, server_url: str) -> None:
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as client:
         before = await _counted(client)
-        assert set(before) == {"unsupported", "invalid_input", "unavailable", "unexpected"}
+        assert set(before) == {"unsupported", "invalid_input", "unavailable", "refused", "unexpected"}
         await gql("{ goalStories(first: 2) { nodes { id latestUpdate { title } } } }")  # compiled
         await gql("{ goalStories(first: 2) { nodes { id latestUpdate { title } } } }")  # its recorded plan
         assert await _counted(client) == before
         await gql("query ViaHttp " + MERGED)
         assert await gql.code('{ actors(after: "nope") { nodes { id } } }') == "BAD_USER_INPUT"
-        # Mutations are the resolvers' own, not a fallback.
+        # A mutation the write service refuses wrote nothing: the resolvers refuse it again, with their paths.
         assert await gql.code('mutation { deleteActor(id: "none") { actor { id } } }') == "NOT_FOUND"
         assert await _counted(client) == {
             **before,
             "unsupported": before["unsupported"] + 1,
             "invalid_input": before["invalid_input"] + 1,
+            "refused": before["refused"] + 1,
         }

@@ -16,7 +16,7 @@ import httpx
 from graphql_helpers import counts
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.graphql.compiled import UNPLANNABLE, Prepared
+from api.graphql.compiled import UNPLANNABLE, Prepared, PreparedWrite
 
 NESTED = """query PreparedNested($first: Int) {
   goalStories(first: $first, orderBy: [{field: TITLE}]) {
@@ -113,12 +113,15 @@ async def test_what_cannot_be_compiled_is_remembered_and_answered_by_the_resolve
     assert _recorded(served, query, None) == [UNPLANNABLE]
 
 
-async def test_mutations_are_never_recorded(gql, fresh_world: AsyncEngine, served: tuple[str, Any]) -> None:
+async def test_a_recorded_mutation_writes_again(gql, fresh_world: AsyncEngine, served: tuple[str, Any]) -> None:
     mutation = """mutation { createActor(input: {id: "p-new", actorType: PERSON, name: "New"}) { actor { id } } }"""
     before = await counts(fresh_world)
     assert await gql(mutation) == {"createActor": {"actor": {"id": "p-new"}}}
+    [recorded] = _recorded(served, mutation, None)
+    assert isinstance(recorded, PreparedWrite)
+    # Its repeat writes again: the id is taken now, so the write service refuses it and the resolvers say so.
     assert await gql.code(mutation) == "CONFLICT"
     after = await counts(fresh_world)
     assert after["actors"] == before["actors"] + 1
     assert after["coordination_events"] == before["coordination_events"]
-    assert _recorded(served, mutation, None) == []  # not a query: the resolvers answer, without a try at compiling
+    assert _recorded(served, mutation, None) == [recorded]
