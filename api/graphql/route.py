@@ -27,7 +27,7 @@ from strawberry.types.graphql import OperationType
 from api import jsonbody, metrics
 from api.config import Settings
 from api.errors import DomainError
-from api.graphql import caching, http, ide, persisted
+from api.graphql import caching, fanout, http, ide, persisted
 from api.graphql.compiled import Prepared
 from api.graphql.connections import Limits
 from api.graphql.context import Context
@@ -173,6 +173,11 @@ class GraphQLApp(GraphQL):
         metrics.graphql_operation("query", prepared.operation_name)
         response = Response(b'{"data":' + text.encode() + b"}", media_type=http.content_type(media))
         return Answered(response, executed=True, clean=True)
+
+    def encode_json(self, data: object) -> str | bytes:
+        # A subscription's shared payload goes into each subscriber's frame as it is (api/graphql/fanout.py).
+        spliced = fanout.frame(data)
+        return spliced if spliced is not None else super().encode_json(data)
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry's own parsing (WebSocket messages): too deep is a message it cannot parse.

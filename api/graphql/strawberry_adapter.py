@@ -6,8 +6,9 @@ resolver would get them, and keys recorded requests by the operation name the cl
 the cost measure (api/graphql/cost.py) reads the same schema and operation name before
 validation. Strawberry keeps the schema and the name to itself (`Schema._schema`,
 `ExecutionContext._provided_operation_name`), and the arguments take its field definitions
-and converter. tests/graphql_api/test_strawberry_adapter.py checks each against the
-installed Strawberry, so that an upgrade that moves any of them fails there, loudly.
+and converter. Shared subscription payloads (api/graphql/fanout.py) extend the executor Strawberry
+runs graphql-core with, which Strawberry does not export. tests/graphql_api/test_strawberry_adapter.py
+checks each against the installed Strawberry, so that an upgrade that moves any of them fails there, loudly.
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ from typing import Any
 from graphql import GraphQLField, GraphQLSchema
 from strawberry import Schema
 from strawberry.schema.base import BaseSchema
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 from strawberry.types.arguments import convert_arguments
 
 # Where Strawberry keeps its own field (StrawberryField) on each graphql-core field.
 FIELD_DEFINITION = "strawberry-definition"
+
+# The graphql-core executor (a `graphql.Executor`) Strawberry executes with by default: its resolve infos
+# carry what Strawberry's `Info` reads. A schema's `execution_context_class` may extend it.
+StrawberryExecutor = StrawberryGraphQLCoreExecutionContext
 
 
 def graphql_schema(schema: BaseSchema) -> GraphQLSchema:

@@ -10,12 +10,17 @@ from collections.abc import Iterator
 from enum import Enum
 
 import strawberry
-from graphql import FieldNode, GraphQLSchema, OperationDefinitionNode, parse
+from graphql import Executor, FieldNode, GraphQLSchema, OperationDefinitionNode, parse
 from graphql.execution.values import get_argument_values
 from strawberry.extensions import SchemaExtension
 
 from api.graphql import make_schema
-from api.graphql.strawberry_adapter import field_arguments, graphql_schema, provided_operation_name
+from api.graphql.strawberry_adapter import (
+    StrawberryExecutor,
+    field_arguments,
+    graphql_schema,
+    provided_operation_name,
+)
 
 
 @strawberry.enum
@@ -77,3 +82,11 @@ def test_arguments_as_the_resolver_gets_them() -> None:
 
     assert arguments == {"where": Where(color=Color.BLUE, times=3), "first": 2}
     assert isinstance(arguments["where"], Where) and arguments["where"].color is Color.BLUE
+
+
+def test_the_executor_strawberry_runs_with_unless_told_otherwise() -> None:
+    # Shared subscription payloads (api/graphql/fanout.py) extend it, keeping the resolve infos Strawberry builds.
+    assert issubclass(StrawberryExecutor, Executor)
+    assert SCHEMA.execution_context_class is StrawberryExecutor
+    ours = make_schema().execution_context_class
+    assert ours is not None and issubclass(ours, StrawberryExecutor)

@@ -1,0 +1,191 @@
+"""Subscriptions at scale: each event batch is read once per distinct selection and access scope, and every
+subscriber sharing them is sent the same payload text.
+
+The subscription resolver (api/graphql/subscriptions.py) yields each event of a live-feed batch as a
+`LiveEvent`. graphql-core then executes the operation once per subscriber and event; `SharedExecutor` (the
+executor of every schema of api/graphql/schema.py) answers that execution, when the subscription's selection
+compiles (`compiled.compile_events`), with the event's payload text from `Renders`: the first subscriber to
+ask for a batch reads the whole batch with its nested selections in one statement, under its own access
+scope, and the others with the same compiled selection and the same scope wait for that read and take its
+text. The live feed hands the same batch object to every subscriber of one filter (scope included), so a
+batch is read once per (selection, scope) whatever the number of subscribers. Strawberry's protocol handlers
+then put the `Rendered` payload in their message, and the route's `encode_json` splices it in as it is
+(`frame`): only the subscription id differs from one subscriber's frame to the next.
+
+The resolvers stay the reference: a selection that does not compile, a client that asked for the resolvers
+(`Context.resolvers_only`) or a batch whose read failed is executed through them, event by event, with fresh
+loaders, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import ExecutionResult
+
+from api.graphql.compiled import EventsView, NotPlannable, compile_events
+from api.graphql.context import Context
+from api.graphql.loaders import Loaders
+from api.graphql.strawberry_adapter import StrawberryExecutor
+from api.store import current_scope
+
+log = logging.getLogger("coco.graphql.fanout")
+
+# Batches whose payloads are kept for the subscribers still to ask: a batch is asked for by its sharers
+# within one turn of the event loop or a few, so a few hundred cover every distinct filter of a burst.
+BATCHES_KEPT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    """One event of a live-feed batch, as the subscription resolver yields it."""
+
+    batch: Sequence[dict[str, Any]]
+    index: int
+    to_object: Callable[[dict[str, Any]], Any]
+
+    def as_object(self) -> Any:
+        return self.to_object(self.batch[self.index])
+
+
+class Rendered:
+    """A subscription payload's JSON text (`{"data": ...}`), shared by every subscriber sent it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def frame(message: object) -> str | None:
+    """A protocol message whose payload's data is `Rendered` (graphql-transport-ws `next`, graphql-ws `data`),
+    as JSON text with the payload spliced in; None for any other message."""
+    if type(message) is not dict:
+        return None
+    payload = message.get("payload")
+    if type(payload) is not dict or type(payload.get("data")) is not Rendered:
+        return None
+    text = payload["data"].text
+    extra = {k: v for k, v in payload.items() if k != "data"}
+    if extra:
+        text = text[:-1] + "," + json.dumps(extra, separators=(",", ":"))[1:]
+    head = {k: v for k, v in message.items() if k != "payload"}
+    return json.dumps(head, separators=(",", ":"))[:-1] + ',"payload":' + text + "}"
+
+
+class Renders:
+    """The payload texts of recent batches, by compiled selection, access scope and batch."""
+
+    def __init__(self, size: int = BATCHES_KEPT) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str, int], tuple[Sequence[Any], asyncio.Task[list[str]]]] = OrderedDict()
+        # Statements run for batches (one per batch, selection and scope): what the sharing saves is visible.
+        self.reads = 0
+
+    async def texts(
+        self, events: EventsView, fingerprint: str, batch: Sequence[dict[str, Any]], reader: Any
+    ) -> list[str]:
+        """The payload of each event of `batch`, read once for every caller with this selection and scope.
+        The read runs under the first caller's scope: the key holds the scope, so every sharer has it."""
+        key = (fingerprint, repr(current_scope()), id(batch))
+        entry = self._entries.get(key)
+        if entry is None or entry[0] is not batch:  # (an id can be reused once its batch is gone)
+            task = asyncio.get_running_loop().create_task(self._read(events, batch, reader))
+            task.add_done_callback(_retrieve)
+            entry = self._entries[key] = (batch, task)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        # One sharer leaving (its subscriber gone) does not cancel the read the others wait for.
+        return await asyncio.shield(entry[1])
+
+    async def _read(self, events: EventsView, batch: Sequence[dict[str, Any]], reader: Any) -> list[str]:
+        self.reads += 1
+        rows = json.loads(await reader.json_array(events.read([doc["cursor"] for doc in batch])))
+        if len(rows) != len(batch):
+            raise LookupError(f"{len(rows)} of a batch of {len(batch)} events read")
+        head = '{"data":{' + json.dumps(events.key) + ":"
+        return [head + json.dumps(row, separators=(",", ":")) + "}}" for row in rows]
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    # Every sharer may be gone by the time a read fails: its error is logged by the sharers that wait.
+    if not task.cancelled():
+        task.exception()
+
+
+RENDERS = Renders()
+
+# Not compiled (or not yet tried) for this operation: the resolvers answer its events.
+_UNPLANNABLE = object()
+
+
+class SharedExecutor(StrawberryExecutor):
+    """graphql-core's executor as Strawberry builds it, answering the events of a compiled subscription from
+    the shared payloads (see the module). Every other operation executes unchanged."""
+
+    # The Strawberry schema (compiling reads its field definitions): set by `bound`.
+    strawberry_schema: Any = None
+
+    @classmethod
+    def bound(cls, schema: Any) -> type[SharedExecutor]:
+        return type(cls.__name__, (cls,), {"strawberry_schema": schema})
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        # Compiled once per subscription, on the executor each event's copy is made from.
+        if isinstance(payload, LiveEvent) and not hasattr(self, "coco_events"):
+            self.coco_events = self._compile()
+        return super().build_per_event_executor(payload)
+
+    def _compile(self) -> Any:
+        context = self.context_value
+        if not isinstance(context, Context) or context.resolvers_only or self.strawberry_schema is None:
+            return _UNPLANNABLE
+        try:
+            events = compile_events(
+                self.strawberry_schema, self.operation, self.fragment_definitions, self.variable_values, context.limits
+            )
+        except NotPlannable as error:
+            log.debug("subscription %s: its events go through the resolvers (%s)", self._name(), error)
+            return _UNPLANNABLE
+        except Exception as error:  # bad input, or a fault here: the resolvers answer, with their errors
+            log.debug("subscription %s: its events go through the resolvers (%s)", self._name(), error)
+            return _UNPLANNABLE
+        return (events, repr(events.read([])))
+
+    def _name(self) -> str:
+        return self.operation.name.value if self.operation.name else "(anonymous)"
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        event = self.root_value
+        if not isinstance(event, LiveEvent):
+            return super().execute_operation(serially)
+        compiled = getattr(self, "coco_events", _UNPLANNABLE)
+        if compiled is _UNPLANNABLE:
+            return self._by_resolvers(event, serially)
+        return self._shared(event, compiled, serially)
+
+    async def _shared(self, event: LiveEvent, compiled: tuple[EventsView, str], serially: bool | None) -> Any:
+        events, fingerprint = compiled
+        try:
+            texts = await RENDERS.texts(events, fingerprint, event.batch, self.context_value.reader)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # The resolvers read the event again, with their own errors if the database is failing.
+            log.debug("subscription %s: a batch's compiled read failed (%s)", self._name(), error)
+            result = self._by_resolvers(event, serially)
+            return await result if self.is_awaitable(result) else result
+        return ExecutionResult(data=Rendered(texts[event.index]), errors=None)  # type: ignore[arg-type]
+
+    def _by_resolvers(self, event: LiveEvent, serially: bool | None) -> Any:
+        # Nested fields are read fresh for every event: a long subscription never serves a row as it
+        # was when an earlier event was sent.
+        self.context_value.loaders = Loaders(self.context_value.reader)
+        self.root_value = event.as_object()
+        return super().execute_operation(serially)

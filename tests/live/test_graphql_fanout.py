@@ -1,0 +1,159 @@
+"""Shared subscription payloads (api/graphql/fanout.py) against the resolvers, in process on the live feed:
+the same documents through both give the same frames, and subscribers sharing a selection share its reads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from api.graphql import fanout
+from api.graphql.connections import Limits
+from api.graphql.context import Context
+from api.graphql.schema import make_schema
+from api.live import LiveFeed
+from api.store import Reader
+from api.store.writes import WriteService
+
+from .helpers import seed
+
+SCHEMA = make_schema()
+LIMITS = Limits(max_page_size=100, default_page_size=20)
+
+# Each document, its variables, and how many events it sends from the start in the test's world (4 check-ins,
+# 2 of them in t-1, and an update of t-1's goal story; then 3 check-ins in t-1 and an update, live).
+DOCUMENTS: list[tuple[str, dict[str, Any], int]] = [
+    (
+        """subscription($after: String) { coordinationEvents(after: $after) {
+          id cursor eventType actorId referenceId occurredAt
+          reference { __typename ... on TeamCheckin { id teamId next team { id name } }
+                      ... on GoalStoryUpdate { id title goalStory { id title teamIds } } } } }""",
+        {},
+        9,
+    ),
+    (
+        """subscription S($after: String, $type: CoordinationEventType!, $more: Boolean!) {
+          events: coordinationEvents(after: $after, where: {eventType: {eq: $type}}) {
+            ...E kind: eventType nodeId __typename actor @include(if: $more) { id name actorType } } }
+        fragment E on CoordinationEvent { key: id cursor occurredAt }""",
+        {"type": "TEAM_CHECKIN", "more": True},
+        7,
+    ),
+    (
+        """subscription($after: String) { coordinationEvents(after: $after, teamId: "t-1") {
+          cursor actor { name teams(first: 5) { totalCount nodes { id } } } } }""",
+        {},
+        7,
+    ),
+]
+
+
+def frame(result: Any) -> str:
+    """The `next` frame a subscriber is sent for a result (as the route encodes it)."""
+    message = {"id": "1", "type": "next", "payload": {"data": result.data}}
+    if result.errors:
+        message["payload"]["errors"] = [e.formatted for e in result.errors]
+    spliced = fanout.frame(message)
+    # Key order included: a client sees the same text either way.
+    return json.dumps(json.loads(spliced if spliced is not None else json.dumps(message)))
+
+
+async def _write_world(writer: WriteService) -> None:
+    await seed(writer)
+    await writer.create("goal_story", [{"id": "g-1", "title": "Goal", "team_ids": ["t-1"]}])
+    await writer.create(
+        "team_checkin",
+        [
+            {"actor_id": f"a-{i % 2}", "team_id": f"t-{i % 2}", "date": "2026-05-22", "next": [f"n{i}"]}
+            for i in range(4)
+        ],
+    )
+    await writer.create(
+        "goal_story_update",
+        [{"actor_id": "a-0", "goal_story_id": "g-1", "date": "2026-05-22", "title": "Up", "content": "fine"}],
+    )
+
+
+async def _subscribe(
+    feed: LiveFeed, reader: Reader, document: str, variables: dict[str, Any], *, resolvers: bool
+) -> tuple[Any, asyncio.Queue[str]]:
+    context = Context(reader=reader, writer=None, limits=LIMITS, live=feed, resolvers_only=resolvers)
+    stream = await SCHEMA.subscribe(document, variable_values=variables, context_value=context)
+    queue: asyncio.Queue[str] = asyncio.Queue()
+
+    async def pump() -> None:
+        async for result in stream:  # type: ignore[union-attr]
+            await queue.put(frame(result))
+
+    return asyncio.create_task(pump()), queue
+
+
+async def _take(queue: asyncio.Queue[str], n: int) -> list[str]:
+    async with asyncio.timeout(60):
+        return [await queue.get() for _ in range(n)]
+
+
+@pytest.mark.parametrize("index", range(len(DOCUMENTS)))
+async def test_shared_and_resolved_frames_are_identical(
+    feed: LiveFeed, reader: Reader, writer: WriteService, index: int
+) -> None:
+    document, variables, expected = DOCUMENTS[index]
+    await _write_world(writer)
+    # Replayed from the table (each subscriber's own pages), then live (the feed's batches, shared).
+    subscribers = [
+        await _subscribe(feed, reader, document, {**variables, "after": "0"}, resolvers=resolvers)
+        for resolvers in (True, False, False)
+    ]
+    live_from, reads_before = feed.position, fanout.RENDERS.reads
+    await writer.create(
+        "team_checkin",
+        [{"actor_id": "a-1", "team_id": "t-1", "date": "2026-05-23", "previously": [f"p{i}"]} for i in range(3)],
+    )
+    await writer.create(
+        "goal_story_update",
+        [{"actor_id": "a-1", "goal_story_id": "g-1", "date": "2026-05-23", "title": "Again", "content": "ok"}],
+    )
+    try:
+        resolved, *shared = [await _take(queue, expected) for _, queue in subscribers]
+    finally:
+        for task, _ in subscribers:
+            task.cancel()
+    # The two shared subscribers read through the compiled path (replayed pages each, live batches once).
+    assert live_from is not None and fanout.RENDERS.reads > reads_before
+    for other in shared:
+        assert other == resolved
+    # Nothing more than asked for came to anyone (no event twice).
+    assert all(queue.empty() for _, queue in subscribers)
+
+
+async def test_subscribers_of_one_selection_share_each_batch_read(
+    feed: LiveFeed, reader: Reader, writer: WriteService
+) -> None:
+    document, _, _ = DOCUMENTS[0]
+    await _write_world(writer)
+    subscribers = [await _subscribe(feed, reader, document, {}, resolvers=False) for _ in range(5)]
+    reads_before, feed_before = fanout.RENDERS.reads, feed.reads
+    await writer.create(
+        "team_checkin",
+        [{"actor_id": "a-1", "team_id": "t-1", "date": "2026-05-23", "next": [f"x{i}"]} for i in range(4)],
+    )
+    try:
+        received = [await _take(queue, 4) for _, queue in subscribers]
+    finally:
+        for task, _ in subscribers:
+            task.cancel()
+    assert all(frames == received[0] for frames in received)
+    feed_reads = feed.reads - feed_before
+    # One statement per batch the feed read, not one per subscriber (nor per event).
+    assert 1 <= fanout.RENDERS.reads - reads_before <= feed_reads < 5
+
+
+def test_a_frame_differs_only_by_its_id() -> None:
+    payload = fanout.Rendered('{"data":{"e":{"id":"x"}}}')
+    one = fanout.frame({"id": "1", "type": "next", "payload": {"data": payload}})
+    two = fanout.frame({"type": "data", "id": "sub-2", "payload": {"data": payload}})
+    assert json.loads(one) == {"id": "1", "type": "next", "payload": {"data": {"e": {"id": "x"}}}}
+    assert json.loads(two) == {"type": "data", "id": "sub-2", "payload": {"data": {"e": {"id": "x"}}}}
+    assert fanout.frame({"id": "1", "type": "next", "payload": {"data": {"e": 1}}}) is None
