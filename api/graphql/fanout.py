@@ -113,6 +113,30 @@ class Renders:
         return [head + json.dumps(row, separators=(",", ":")) + "}}" for row in rows]
 
 
+class _SharedEvent:
+    """One event of a compiled subscription, executed as graphql-core executes a per-event executor."""
+
+    __slots__ = ("compiled", "event", "executor")
+
+    def __init__(self, executor: SharedExecutor, event: LiveEvent, compiled: tuple[EventsView, str]) -> None:
+        self.executor, self.event, self.compiled = executor, event, compiled
+
+    async def execute_operation(self, serially: bool | None = None) -> Any:
+        executor = self.executor
+        events, fingerprint = self.compiled
+        try:
+            texts = await RENDERS.texts(events, fingerprint, self.event.batch, executor.context_value.reader)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # The resolvers read the event again, with their own errors if the database is failing.
+            log.debug("subscription %s: a batch's compiled read failed (%s)", executor.operation_name(), error)
+            per_event = StrawberryExecutor.build_per_event_executor(executor, self.event)
+            result = per_event.execute_operation(serially)
+            return await result if executor.is_awaitable(result) else result
+        return ExecutionResult(data=Rendered(texts[self.event.index]), errors=None)  # type: ignore[arg-type]
+
+
 def _retrieve(task: asyncio.Task[Any]) -> None:
     # Every sharer may be gone by the time a read fails: its error is logged by the sharers that wait.
     if not task.cancelled():
@@ -137,10 +161,16 @@ class SharedExecutor(StrawberryExecutor):
         return type(cls.__name__, (cls,), {"strawberry_schema": schema})
 
     def build_per_event_executor(self, payload: Any) -> Any:
-        # Compiled once per subscription, on the executor each event's copy is made from.
-        if isinstance(payload, LiveEvent) and not hasattr(self, "coco_events"):
-            self.coco_events = self._compile()
-        return super().build_per_event_executor(payload)
+        if not isinstance(payload, LiveEvent):
+            return super().build_per_event_executor(payload)
+        # Compiled once per subscription, on the executor each event's execution starts from.
+        compiled = getattr(self, "coco_events", None)
+        if compiled is None:
+            compiled = self.coco_events = self._compile()
+        if compiled is _UNPLANNABLE:
+            return super().build_per_event_executor(payload)
+        # A shared payload needs no executor of its own (graphql-core copies the whole executor for each).
+        return _SharedEvent(self, payload, compiled)
 
     def _compile(self) -> Any:
         context = self.context_value
@@ -151,37 +181,21 @@ class SharedExecutor(StrawberryExecutor):
                 self.strawberry_schema, self.operation, self.fragment_definitions, self.variable_values, context.limits
             )
         except NotPlannable as error:
-            log.debug("subscription %s: its events go through the resolvers (%s)", self._name(), error)
+            log.debug("subscription %s: its events go through the resolvers (%s)", self.operation_name(), error)
             return _UNPLANNABLE
         except Exception as error:  # bad input, or a fault here: the resolvers answer, with their errors
-            log.debug("subscription %s: its events go through the resolvers (%s)", self._name(), error)
+            log.debug("subscription %s: its events go through the resolvers (%s)", self.operation_name(), error)
             return _UNPLANNABLE
         return (events, repr(events.read([])))
 
-    def _name(self) -> str:
+    def operation_name(self) -> str:
         return self.operation.name.value if self.operation.name else "(anonymous)"
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         event = self.root_value
         if not isinstance(event, LiveEvent):
             return super().execute_operation(serially)
-        compiled = getattr(self, "coco_events", _UNPLANNABLE)
-        if compiled is _UNPLANNABLE:
-            return self._by_resolvers(event, serially)
-        return self._shared(event, compiled, serially)
-
-    async def _shared(self, event: LiveEvent, compiled: tuple[EventsView, str], serially: bool | None) -> Any:
-        events, fingerprint = compiled
-        try:
-            texts = await RENDERS.texts(events, fingerprint, event.batch, self.context_value.reader)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            # The resolvers read the event again, with their own errors if the database is failing.
-            log.debug("subscription %s: a batch's compiled read failed (%s)", self._name(), error)
-            result = self._by_resolvers(event, serially)
-            return await result if self.is_awaitable(result) else result
-        return ExecutionResult(data=Rendered(texts[event.index]), errors=None)  # type: ignore[arg-type]
+        return self._by_resolvers(event, serially)
 
     def _by_resolvers(self, event: LiveEvent, serially: bool | None) -> Any:
         # Nested fields are read fresh for every event: a long subscription never serves a row as it
