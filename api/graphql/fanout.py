@@ -63,6 +63,11 @@ class Rendered:
         self.text = text
 
 
+# The message types that carry a payload's data: graphql-transport-ws `next`, graphql-ws `data`.
+KINDS = {kind: f',"type":"{kind}","payload":' for kind in ("next", "data")}
+_string = json.encoder.encode_basestring_ascii
+
+
 def frame(message: object) -> str | None:
     """A protocol message whose payload's data is `Rendered` (graphql-transport-ws `next`, graphql-ws `data`),
     as JSON text with the payload spliced in; None for any other message."""
@@ -72,6 +77,9 @@ def frame(message: object) -> str | None:
     if type(payload) is not dict or type(payload.get("data")) is not Rendered:
         return None
     text = payload["data"].text
+    if len(payload) == 1 and len(message) == 3 and type(message.get("id")) is str and message.get("type") in KINDS:
+        # The frame of every subscriber, built once per subscriber and event: nothing but the id to encode.
+        return '{"id":' + _string(message["id"]) + KINDS[message["type"]] + text + "}"
     extra = {k: v for k, v in payload.items() if k != "data"}
     if extra:
         text = text[:-1] + "," + json.dumps(extra, separators=(",", ":"))[1:]
@@ -101,8 +109,11 @@ class Renders:
             entry = self._entries[key] = (batch, task)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+        task = entry[1]
+        if task.done():  # most sharers: read while they waited for their turn
+            return task.result()
         # One sharer leaving (its subscriber gone) does not cancel the read the others wait for.
-        return await asyncio.shield(entry[1])
+        return await asyncio.shield(task)
 
     async def _read(self, events: EventsView, batch: Sequence[dict[str, Any]], reader: Any) -> list[str]:
         self.reads += 1
