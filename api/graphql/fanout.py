@@ -37,9 +37,9 @@ from api.store import current_scope
 
 log = logging.getLogger("coco.graphql.fanout")
 
-# Batches whose payloads are kept for the subscribers still to ask: a batch is asked for by its sharers
-# within one turn of the event loop or a few, so a few hundred cover every distinct filter of a burst.
-BATCHES_KEPT = 1024
+# Payloads kept for the sharers still to ask (counted in events: a replayed page holds hundreds): a batch is
+# asked for by its sharers within the feed's fan-out of it, so this covers thousands of distinct filters.
+EVENTS_KEPT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,25 +90,29 @@ def frame(message: object) -> str | None:
 class Renders:
     """The payload texts of recent batches, by compiled selection, access scope and batch."""
 
-    def __init__(self, size: int = BATCHES_KEPT) -> None:
+    def __init__(self, size: int = EVENTS_KEPT) -> None:
         self.size = size
-        self._entries: OrderedDict[tuple[str, str, int], tuple[Sequence[Any], asyncio.Task[list[str]]]] = OrderedDict()
+        self._kept = 0  # events in the batches kept
+        self._entries: OrderedDict[tuple[str, int], tuple[Sequence[Any], asyncio.Task[list[str]]]] = OrderedDict()
         # Statements run for batches (one per batch, selection and scope): what the sharing saves is visible.
         self.reads = 0
 
     async def texts(
         self, events: EventsView, fingerprint: str, batch: Sequence[dict[str, Any]], reader: Any
     ) -> list[str]:
-        """The payload of each event of `batch`, read once for every caller with this selection and scope.
-        The read runs under the first caller's scope: the key holds the scope, so every sharer has it."""
-        key = (fingerprint, repr(current_scope()), id(batch))
+        """The payload of each event of `batch`, read once for every caller with this `fingerprint` (the compiled
+        selection and the access scope). The read runs under the first caller's scope, which every sharer has."""
+        key = (fingerprint, id(batch))
         entry = self._entries.get(key)
         if entry is None or entry[0] is not batch:  # (an id can be reused once its batch is gone)
             task = asyncio.get_running_loop().create_task(self._read(events, batch, reader))
             task.add_done_callback(_retrieve)
+            if key in self._entries:
+                self._kept -= len(self._entries.pop(key)[0])
             entry = self._entries[key] = (batch, task)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            self._kept += len(batch)
+            while self._kept > self.size and len(self._entries) > 1:
+                self._kept -= len(self._entries.popitem(last=False)[1][0])
         task = entry[1]
         if task.done():  # most sharers: read while they waited for their turn
             return task.result()
@@ -197,7 +201,9 @@ class SharedExecutor(StrawberryExecutor):
         except Exception as error:  # bad input, or a fault here: the resolvers answer, with their errors
             log.debug("subscription %s: its events go through the resolvers (%s)", self.operation_name(), error)
             return _UNPLANNABLE
-        return (events, repr(events.read([])))
+        # The sharing key: the compiled selection (variables applied) and the subscriber's access scope as the
+        # store applies it to every read (a connection's token, so the subscription's, never changes).
+        return (events, f"{events.read([])!r} {current_scope()!r}")
 
     def operation_name(self) -> str:
         return self.operation.name.value if self.operation.name else "(anonymous)"

@@ -157,3 +157,43 @@ def test_a_frame_differs_only_by_its_id() -> None:
     assert json.loads(one) == {"id": "1", "type": "next", "payload": {"data": {"e": {"id": "x"}}}}
     assert json.loads(two) == {"type": "data", "id": "sub-2", "payload": {"data": {"e": {"id": "x"}}}}
     assert fanout.frame({"id": "1", "type": "next", "payload": {"data": {"e": 1}}}) is None
+
+
+class CountingReader:
+    """Answers a batch's read with one row per cursor asked for, counting the reads."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def json_array(self, plan: Any) -> str:
+        self.reads += 1
+        [cursors] = [c.value for c in [plan.where]]
+        return json.dumps([{"cursor": str(c)} for c in cursors])
+
+
+async def test_kept_payloads_are_bounded_in_events_and_a_batch_read_again_once_forgotten() -> None:
+    events = fanout.compile_events(SCHEMA, *_operation("subscription { coordinationEvents { cursor } }"), LIMITS)
+    renders = fanout.Renders(size=3)
+    reader = CountingReader()
+    first, second = [{"cursor": 1}, {"cursor": 2}], [{"cursor": 3}, {"cursor": 4}]
+    one = await asyncio.gather(*(renders.texts(events, "f", first, reader) for _ in range(10)))
+    assert reader.reads == 1 and one[0] == ['{"data":{"coordinationEvents":{"cursor":"1"}}}', one[0][1]]
+    assert all(texts is one[0] for texts in one)
+    await renders.texts(events, "f", second, reader)  # 4 events kept > 3: the first batch is forgotten
+    await renders.texts(events, "f", second, reader)
+    assert reader.reads == 2
+    await renders.texts(events, "f", first, reader)
+    assert reader.reads == 3
+    # Another selection or scope (another fingerprint) never takes a batch's payloads read for this one.
+    await renders.texts(events, "g", first, reader)
+    assert reader.reads == 4
+
+
+def _operation(document: str) -> tuple[Any, Any, Any]:
+    from graphql import parse
+    from graphql.execution.values import get_variable_values
+
+    from api.graphql.strawberry_adapter import graphql_schema
+
+    [operation] = parse(document).definitions
+    return operation, {}, get_variable_values(graphql_schema(SCHEMA), (), {})
