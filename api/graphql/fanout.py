@@ -65,7 +65,7 @@ class Rendered:
 
 # The message types that carry a payload's data: graphql-transport-ws `next`, graphql-ws `data`.
 KINDS = {kind: f',"type":"{kind}","payload":' for kind in ("next", "data")}
-_string = json.encoder.encode_basestring_ascii
+_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def frame(message: object) -> str | None:
@@ -76,7 +76,7 @@ def frame(message: object) -> str | None:
     payload = message.get("payload")
     if type(payload) is not dict or type(payload.get("data")) is not Rendered:
         return None
-    text = payload["data"].text
+    text: str = payload["data"].text
     if len(payload) == 1 and len(message) == 3 and type(message.get("id")) is str and message.get("type") in KINDS:
         # The frame of every subscriber, built once per subscriber and event: nothing but the id to encode.
         return '{"id":' + _string(message["id"]) + KINDS[message["type"]] + text + "}"
