@@ -12,6 +12,11 @@ batch is read once per (selection, scope) whatever the number of subscribers. St
 then put the `Rendered` payload in their message, and the route's `encode_json` splices it in as it is
 (`frame`): only the subscription id differs from one subscriber's frame to the next.
 
+Over WebSocket (both protocols) a compiled subscription goes further: its resolver sends each batch's frames
+itself through its operation's handler (`Direct`), so that an event costs a subscriber a wake-up and a
+send, not graphql-core's execution and Strawberry's result handling as well; what a compiled read cannot
+answer, and every error, still goes the executor's way.
+
 The resolvers stay the reference: a selection that does not compile, a client that asked for the resolvers
 (`Context.resolvers_only`) or a batch whose read failed is executed through them, event by event, with fresh
 loaders, as before.
@@ -23,16 +28,17 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import ExecutionResult
+from graphql import ExecutionResult, OperationType
 
 from api.graphql.compiled import EventsView, NotPlannable, compile_events
 from api.graphql.context import Context
 from api.graphql.loaders import Loaders
-from api.graphql.strawberry_adapter import StrawberryExecutor
+from api.graphql.strawberry_adapter import LegacyWSHandler, StrawberryExecutor, TransportWSHandler
 from api.store import current_scope
 
 log = logging.getLogger("coco.graphql.fanout")
@@ -175,13 +181,25 @@ class SharedExecutor(StrawberryExecutor):
     def bound(cls, schema: Any) -> type[SharedExecutor]:
         return type(cls.__name__, (cls,), {"strawberry_schema": schema})
 
-    def build_per_event_executor(self, payload: Any) -> Any:
-        if not isinstance(payload, LiveEvent):
-            return super().build_per_event_executor(payload)
-        # Compiled once per subscription, on the executor each event's execution starts from.
+    def build_resolve_info(self, *args: Any, **kwargs: Any) -> Any:
+        info = super().build_resolve_info(*args, **kwargs)
+        if info.parent_type is self.schema.subscription_type and self.operation.operation is OperationType.SUBSCRIPTION:
+            # The subscription's resolver runs next, in this task: it sends compiled events itself (`direct`).
+            _COMPILED.set(self.compiled())
+        return info
+
+    def compiled(self) -> Any:
+        """The subscription's compiled selection and sharing key, or _UNPLANNABLE (compiled once per subscription,
+        on the executor each event's execution starts from)."""
         compiled = getattr(self, "coco_events", None)
         if compiled is None:
             compiled = self.coco_events = self._compile()
+        return compiled
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        if not isinstance(payload, LiveEvent):
+            return super().build_per_event_executor(payload)
+        compiled = self.compiled()
         if compiled is _UNPLANNABLE:
             return super().build_per_event_executor(payload)
         # A shared payload needs no executor of its own (graphql-core copies the whole executor for each).
@@ -220,3 +238,73 @@ class SharedExecutor(StrawberryExecutor):
         self.context_value.loaders = Loaders(self.context_value.reader)
         self.root_value = event.as_object()
         return super().execute_operation(serially)
+
+
+# ---------------------------------------------------------------- frames sent by the subscription itself
+
+# Set for an operation's task by the protocol handlers below: how to send one of its `next` (`data`) frames.
+_SENDER: ContextVar[Callable[[Rendered], Awaitable[None]] | None] = ContextVar("coco_frame_sender", default=None)
+# Set by the executor before the subscription's resolver runs: its compiled selection.
+_COMPILED: ContextVar[Any] = ContextVar("coco_compiled_events", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Direct:
+    """A compiled subscription served over WebSocket: each batch's payloads, shared, are sent by the subscription
+    itself as its protocol's frames, without graphql-core's and Strawberry's per-event execution and result
+    handling (which cost more than the send)."""
+
+    send: Callable[[Rendered], Awaitable[None]]
+    compiled: tuple[EventsView, str]
+
+    async def deliver(self, batch: Sequence[dict[str, Any]], reader: Any) -> bool:
+        """Send the batch's frames; False (nothing sent) when its read failed: the resolvers answer instead."""
+        events, fingerprint = self.compiled
+        try:
+            texts = await RENDERS.texts(events, fingerprint, batch, reader)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.debug("a batch's compiled read failed (%s): the resolvers answer", error)
+            return False
+        for text in texts:
+            await self.send(Rendered(text))
+        return True
+
+
+def direct() -> Direct | None:
+    """For the subscription resolver of the running operation: how to send its events itself, or None (not over
+    WebSocket, or not compiled)."""
+    send, compiled = _SENDER.get(), _COMPILED.get()
+    if send is None or compiled is None or compiled is _UNPLANNABLE:
+        return None
+    return Direct(send, compiled)
+
+
+class DirectTransportWSHandler(TransportWSHandler):
+    """graphql-transport-ws, whose compiled subscriptions send their `next` frames themselves."""
+
+    async def run_operation(self, operation: Any) -> None:
+        async def send(rendered: Rendered) -> None:
+            # The operation's own path: nothing is sent once it has completed.
+            await operation.send_operation_message({"id": operation.id, "type": "next", "payload": {"data": rendered}})
+
+        token = _SENDER.set(send)
+        try:
+            await super().run_operation(operation)
+        finally:
+            _SENDER.reset(token)
+
+
+class DirectLegacyWSHandler(LegacyWSHandler):
+    """The legacy graphql-ws, whose compiled subscriptions send their `data` frames themselves."""
+
+    async def handle_async_results(self, operation_id: str, *args: Any, **kwargs: Any) -> None:
+        async def send(rendered: Rendered) -> None:
+            await self.send_message({"type": "data", "id": operation_id, "payload": {"data": rendered}})
+
+        token = _SENDER.set(send)
+        try:
+            await super().handle_async_results(operation_id, *args, **kwargs)
+        finally:
+            _SENDER.reset(token)

@@ -41,6 +41,10 @@ log = logging.getLogger("coco.graphql")
 
 
 class GraphQLApp(GraphQL):
+    # Compiled subscriptions send their frames themselves (api/graphql/fanout.py).
+    graphql_transport_ws_handler_class = fanout.DirectTransportWSHandler
+    graphql_ws_handler_class = fanout.DirectLegacyWSHandler
+
     def __init__(self, settings: Settings, subscription: Any = Subscription) -> None:
         schema = make_schema(settings, subscription)
         # The requests its schema answered through the compiled path, which this route answers again.

@@ -19,6 +19,7 @@ from graphql import GraphQLError
 from strawberry import Info
 
 from api.errors import DomainError, Unavailable
+from api.graphql import fanout
 from api.graphql.errors import extensions_of
 from api.graphql.fanout import LiveEvent
 from api.graphql.filters import CoordinationEventWhere, to_filter
@@ -60,8 +61,12 @@ class Subscription:
                 )
             except RuntimeError as error:  # the feed has not reached the database yet
                 raise Unavailable(str(error)) from error
+            # Over WebSocket, a compiled subscription sends its events' frames itself (api/graphql/fanout.py).
+            sender = fanout.direct()
             async with aclosing(batches):
                 async for batch in batches:
+                    if sender is not None and await sender.deliver(batch, context.reader):
+                        continue
                     for index in range(len(batch)):
                         yield LiveEvent(batch, index, to_event)  # type: ignore[misc]
         except SubscriberOverflow as overflow:

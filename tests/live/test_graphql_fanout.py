@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+import websockets
 
 from api.graphql import fanout
 from api.graphql.connections import Limits
@@ -17,7 +18,7 @@ from api.live import LiveFeed
 from api.store import Reader
 from api.store.writes import WriteService
 
-from .helpers import seed
+from .helpers import seed, until_subscribers
 
 SCHEMA = make_schema()
 LIMITS = Limits(max_page_size=100, default_page_size=20)
@@ -210,3 +211,59 @@ def _operation(document: str) -> tuple[Any, Any, Any]:
 
     [operation] = parse(document).definitions
     return operation, {}, get_variable_values(graphql_schema(SCHEMA), (), {})
+
+
+# The same data asked for by a document that compiles and by one that does not (graphql-core merges `actor`).
+OVER_THE_WIRE = (
+    "subscription { coordinationEvents { cursor eventType actor { id name } "
+    "reference { __typename ... on TeamCheckin { id next team { id } } } } }",
+    "subscription { coordinationEvents { cursor eventType actor { id } actor { id name } "
+    "reference { __typename ... on TeamCheckin { id next team { id } } } } }",
+)
+
+
+async def _frames_over(url: str, protocol: str, document: str, n: int, opened: asyncio.Event) -> list[Any]:
+    """The payloads of the first n events of a subscription over one protocol, as raw frames read."""
+    start = "subscribe" if protocol == "graphql-transport-ws" else "start"
+    async with websockets.connect(url, subprotocols=[protocol], ping_interval=None) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        while json.loads(await ws.recv())["type"] != "connection_ack":
+            pass
+        await ws.send(json.dumps({"id": "s-1", "type": start, "payload": {"query": document}}))
+        opened.set()
+        got: list[Any] = []
+        while len(got) < n:
+            message = json.loads(await ws.recv())
+            if message["type"] in ("next", "data"):
+                assert message["id"] == "s-1" and set(message) == {"id", "type", "payload"}, message
+                got.append(message["payload"])
+            elif message["type"] not in ("ka", "ping", "pong"):
+                raise AssertionError(message)
+        return got
+
+
+async def test_over_both_protocols_compiled_frames_are_the_resolvers_frames(
+    live_servers: tuple[str, str], writer: WriteService
+) -> None:
+    base = live_servers[0]
+    url = base.replace("http://", "ws://") + "/graphql"
+    await seed(writer)
+    await until_subscribers(base, 0)
+    openings = [asyncio.Event() for _ in range(4)]
+    tasks = [
+        asyncio.create_task(_frames_over(url, protocol, document, 3, openings[i * 2 + j]))
+        for i, protocol in enumerate(("graphql-transport-ws", "graphql-ws"))
+        for j, document in enumerate(OVER_THE_WIRE)
+    ]
+    try:
+        await until_subscribers(base, 4, unless=lambda: any(t.done() for t in tasks))
+        await writer.create(
+            "team_checkin",
+            [{"actor_id": "a-1", "team_id": "t-1", "date": "2026-05-23", "next": [f"w{i}"]} for i in range(3)],
+        )
+        compiled_ws, resolved_ws, compiled_legacy, resolved_legacy = await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    finally:
+        for task in tasks:
+            task.cancel()
+    assert compiled_ws == resolved_ws == compiled_legacy == resolved_legacy
+    assert [p["data"]["coordinationEvents"]["reference"]["next"] for p in compiled_ws] == [["w0"], ["w1"], ["w2"]]
