@@ -346,6 +346,9 @@ def _run_uvicorn(settings: Settings) -> None:
         http="httptools",
         log_level=settings.log_level,
         proxy_headers=True,
+        # Frames are small JSON sent to many subscribers at once (api/graphql/fanout.py): compressing each
+        # subscriber's copy with its own deflate context cost more CPU than every other part of a send.
+        ws_per_message_deflate=False,
         # api/edge/observe.py logs each request once, with its request id.
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_s,

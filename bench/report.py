@@ -89,6 +89,7 @@ def table(
     live: subscriptions.Report | None = None,
     served: bool | None = None,
     hooks: webhooks.Report | None = None,
+    live_graphql: subscriptions.Report | None = None,
 ) -> str:
     header = [
         "scenario",
@@ -129,9 +130,10 @@ def table(
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
-    if live is not None:
-        out.append("")
-        out.extend(subscriptions.table(live))
+    for report in (live, live_graphql):
+        if report is not None:
+            out.append("")
+            out.extend(subscriptions.table(report))
     if hooks is not None:
         out.append("")
         out.extend(webhooks.table(hooks))

@@ -50,7 +50,7 @@ ACCESS_CONTROL_ENV = ("COCO_TOKENS", "COCO_TOKENS_FILE", "COCO_JWT_SECRET", "COC
 POOLED_SERVER_CONNECTIONS = 20
 # Small enough that 32 connections each finish several in a quick 2 s run.
 QUICK_BULK_SIZE = 100
-ROW_KEYS = [*SCENARIOS, subscriptions.KEY, webhooks.KEY]
+ROW_KEYS = [*SCENARIOS, subscriptions.KEY, subscriptions.GRAPHQL_KEY, webhooks.KEY]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -129,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster.start()
     servers: list[ServerProcess] = []
     live: subscriptions.Report | None = None
+    live_graphql: subscriptions.Report | None = None
     bouncer: pooler.PgBouncer | None = None
     hooks: webhooks.Report | None = None
     try:
@@ -192,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if subscriptions.KEY in only:
                     ours = next((s for s in servers if s.name == OURS), None)
                     live = _subscriptions(context, args.quick, ours.pids if ours else list)
+                if subscriptions.GRAPHQL_KEY in only:
+                    ours = next((s for s in servers if s.name == OURS), None)
+                    live_graphql = _subscriptions(context, args.quick, ours.pids if ours else list, "graphql")
                 if webhooks.KEY in only:
                     ours = next((s for s in servers if s.name == OURS), None)
                     hooks = _webhooks(context, args.quick, ours.pids if ours else list)
@@ -205,8 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     document["rows"] = [row.as_dict() for row in rows]
     document[subscriptions.KEY] = live.as_dict() if live is not None else None
+    document[subscriptions.GRAPHQL_KEY] = live_graphql.as_dict() if live_graphql is not None else None
     document[webhooks.KEY] = hooks.as_dict() if hooks is not None else None
-    served = any(row.ours.measurement for row in rows) or bool(live and live.results) or bool(hooks and hooks.delivered)
+    served = (
+        any(row.ours.measurement for row in rows)
+        or any(bool(report and report.results) for report in (live, live_graphql))
+        or bool(hooks and hooks.delivered)
+    )
     document["memory"] = {"processes": memory, **memory_summary(memory, OURS, served)}
     document["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print()
@@ -215,27 +224,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"-c{load.connections} -d{load.duration_s}s after {load.warmup_s}s warm-up; {args.workers} workers per Python "
         f"server, {args.postgraphile_workers or args.workers} per PostGraphile (4 and 5)"
     )
-    print(table(rows, memory, OURS, live, served, hooks))
+    print(table(rows, memory, OURS, live, served, hooks, live_graphql))
     path = RESULTS / timestamp_name(started)
     write_json(path, document)
     print(f"\nwritten to {path.relative_to(ROOT)}")
     return 0
 
 
-def _subscriptions(ctx: Context, quick: bool, server_pids: Callable[[], list[int]]) -> subscriptions.Report:
-    """Latency of live events over SSE from the same `coco serve` the other rows measured."""
+def _subscriptions(
+    ctx: Context, quick: bool, server_pids: Callable[[], list[int]], transport: str = "sse"
+) -> subscriptions.Report:
+    """Latency of live events over SSE (or GraphQL subscriptions over WebSocket, `transport="graphql"`) from
+    the same `coco serve` the other rows measured."""
     if ctx.ours.base_url is None:
-        return subscriptions.Report("sse", [], skipped=ctx.ours.unavailable or "our server did not start")
+        return subscriptions.Report(transport, [], skipped=ctx.ours.unavailable or "our server did not start")
     plans = subscriptions.default_plans(events=40 if quick else 200)
     try:
         return asyncio.run(
             subscriptions.measure(
-                ctx.ours.base_url, ctx.db.url, plans, actor_id="p-1", team_id="t-1", server_pids=server_pids
+                ctx.ours.base_url,
+                ctx.db.url,
+                plans,
+                actor_id="p-1",
+                team_id="t-1",
+                server_pids=server_pids,
+                transport=transport,
             )
         )
     except (RuntimeError, OSError, TimeoutError) as error:
-        log.error("subscriptions: %s", error)
-        return subscriptions.Report("sse", [], skipped=f"failed: {error}")
+        log.error("subscriptions (%s): %s", transport, error)
+        return subscriptions.Report(transport, [], skipped=f"failed: {error}")
     finally:
         asyncio.run(reset_writes(ctx.db.url, ctx.db.seed_max_seq))
 

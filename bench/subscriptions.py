@@ -30,6 +30,8 @@ from api.store.writes import WriteService
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "subscriptions"
+# The same row over GraphQL subscriptions (WebSocket, graphql-transport-ws): its own key in `--only` and the JSON.
+GRAPHQL_KEY = "subscriptions_graphql"
 SIZES = (1, 100, 1000)
 TARGET_P99_MS = 100.0
 TARGET_AT = 1000

@@ -98,6 +98,7 @@ from api.plan import (
     Lookup,
     Nest,
     NodeKey,
+    OrderTerm,
     Paged,
     PageField,
     Position,
@@ -548,6 +549,44 @@ def compile_operation(
                 compiler.connection(key, None, entity_name, field_type, node.selection_set, condition, arguments)
             )
     return Bundle(tuple(items))
+
+
+# The Subscription field whose events compile (api/graphql/subscriptions.py).
+EVENTS_FIELD = "coordinationEvents"
+EVENT_ENTITY = "coordination_event"
+
+
+@dataclass(frozen=True)
+class EventsView:
+    """A subscription's selection of each event, compiled: `read(cursors)` reads a batch of events with their
+    nested selections in one statement; `key` is the response key of the one root field."""
+
+    key: str
+    view: View
+
+    def read(self, cursors: list[int]) -> ReadPlan:
+        return self.view.plan(where=Condition("cursor", "in", cursors), order=(OrderTerm("cursor"),))
+
+
+def compile_events(
+    schema: Any,
+    operation: OperationDefinitionNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: VariableValues,
+    limits: Limits,
+) -> EventsView:
+    """The read of a `coordinationEvents` subscription's selection, for any batch of its events."""
+    if operation.operation is not OperationType.SUBSCRIPTION:
+        raise NotPlannable("not a subscription")
+    compiler = Compiler(schema, fragments, variables, limits)
+    subscription_type = compiler.graphql_schema.subscription_type
+    if subscription_type is None:
+        raise NotPlannable("a schema without subscriptions")
+    nodes = compiler.fields(subscription_type, operation.selection_set)
+    if len(nodes) != 1 or nodes[0].name.value != EVENTS_FIELD:
+        raise NotPlannable("root field of the subscription")
+    event_type = get_named_type(subscription_type.fields[EVENTS_FIELD].type)
+    return EventsView(_key(nodes[0]), compiler.view(EVENT_ENTITY, event_type, nodes[0].selection_set))
 
 
 async def run_text(

@@ -27,7 +27,7 @@ from strawberry.types.graphql import OperationType
 from api import jsonbody, metrics
 from api.config import Settings
 from api.errors import DomainError
-from api.graphql import caching, http, ide, persisted
+from api.graphql import caching, fanout, http, ide, persisted
 from api.graphql.compiled import Prepared, PreparedWrite
 from api.graphql.connections import Limits
 from api.graphql.context import Context
@@ -41,6 +41,10 @@ log = logging.getLogger("coco.graphql")
 
 
 class GraphQLApp(GraphQL):
+    # Compiled subscriptions send their frames themselves (api/graphql/fanout.py).
+    graphql_transport_ws_handler_class = fanout.DirectTransportWSHandler
+    graphql_ws_handler_class = fanout.DirectLegacyWSHandler
+
     def __init__(self, settings: Settings, subscription: Any = Subscription) -> None:
         schema = make_schema(settings, subscription)
         # The requests its schema answered through the compiled path, which this route answers again.
@@ -193,6 +197,11 @@ class GraphQLApp(GraphQL):
         metrics.graphql_operation("mutation", prepared.operation_name)
         body = b'{"data":' + planned.text(written).encode() + b"}"
         return Answered(Response(body, media_type=http.content_type(media)), executed=True, clean=True)
+
+    def encode_json(self, data: object) -> str | bytes:
+        # A subscription's shared payload goes into each subscriber's frame as it is (api/graphql/fanout.py).
+        spliced = fanout.frame(data)
+        return spliced if spliced is not None else super().encode_json(data)
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry's own parsing (WebSocket messages): too deep is a message it cannot parse.

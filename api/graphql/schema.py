@@ -22,6 +22,7 @@ from api.graphql.compiled import CompiledExecution, RecentPlans
 from api.graphql.connections import Limits
 from api.graphql.cost import Budget, Measures, Protection
 from api.graphql.errors import ErrorCodes
+from api.graphql.fanout import SharedExecutor
 from api.graphql.mutations import Mutation
 from api.graphql.observed import OperationMetrics
 from api.graphql.persisted import TrustedDocuments, manifest_of
@@ -151,6 +152,8 @@ def make_schema(settings: Settings | None = None, subscription: Any = Subscripti
             CompiledExecution,
         ],
     )
+    # Subscriptions' events read once per batch for all subscribers sharing them (api/graphql/fanout.py).
+    schema.execution_context_class = SharedExecutor.bound(schema)
     # No document holds a worker longer than a statement may run.
     schema.deadline_s = settings.statement_timeout_ms / 1000
     schema.measures = measures

@@ -6,8 +6,10 @@ resolver would get them, and keys recorded requests by the operation name the cl
 the cost measure (api/graphql/cost.py) reads the same schema and operation name before
 validation. Strawberry keeps the schema and the name to itself (`Schema._schema`,
 `ExecutionContext._provided_operation_name`), and the arguments take its field definitions
-and converter. tests/graphql_api/test_strawberry_adapter.py checks each against the
-installed Strawberry, so that an upgrade that moves any of them fails there, loudly.
+and converter. Shared subscription payloads (api/graphql/fanout.py) extend the executor Strawberry
+runs graphql-core with, which Strawberry does not export, and its two WebSocket protocol handlers, whose
+classes the view names in attributes. tests/graphql_api/test_strawberry_adapter.py
+checks each against the installed Strawberry, so that an upgrade that moves any of them fails there, loudly.
 """
 
 from __future__ import annotations
@@ -17,11 +19,24 @@ from typing import Any
 from graphql import GraphQLField, GraphQLSchema
 from strawberry import Schema
 from strawberry.schema.base import BaseSchema
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionContext
 from strawberry.types.arguments import convert_arguments
 
 # Where Strawberry keeps its own field (StrawberryField) on each graphql-core field.
 FIELD_DEFINITION = "strawberry-definition"
+
+# The graphql-core executor (a `graphql.Executor`) Strawberry executes with by default: its resolve infos
+# carry what Strawberry's `Info` reads. A schema's `execution_context_class` may extend it.
+StrawberryExecutor = StrawberryGraphQLCoreExecutionContext
+
+# The handlers of graphql-transport-ws and of the legacy graphql-ws, which a view takes from its
+# `graphql_transport_ws_handler_class` and `graphql_ws_handler_class`: each runs an operation in a task of its
+# own (`run_operation`, `handle_async_results`) and sends its messages with `send_message`.
+TransportWSHandler = BaseGraphQLTransportWSHandler
+LegacyWSHandler = BaseGraphQLWSHandler
 
 
 def graphql_schema(schema: BaseSchema) -> GraphQLSchema:

@@ -2,23 +2,27 @@
 
 A thin translation onto the live feed (`api.live.LiveFeed.subscribe`), which
 delivers each event once, in commit order, replaying from the table first when
-`after` is given. Nested fields of each event are read fresh: the loaders of a
-subscription are replaced before every event, so a long subscription never
-serves a row as it was when an earlier event was sent.
+`after` is given. Each event is yielded with its batch (`LiveEvent`): the schema's
+executor (api/graphql/fanout.py) reads a batch's selection once for every subscriber
+sharing the selection and access scope, or else executes it through the resolvers
+with fresh loaders; either way a long subscription never serves a row as it was
+when an earlier event was sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import Info
 
 from api.errors import DomainError, Unavailable
+from api.graphql import fanout
 from api.graphql.errors import extensions_of
+from api.graphql.fanout import LiveEvent
 from api.graphql.filters import CoordinationEventWhere, to_filter
-from api.graphql.loaders import Loaders
 from api.graphql.types import CoordinationEvent, make
 from api.live import SubscriberOverflow, parse_cursor
 
@@ -43,23 +47,28 @@ class Subscription:
         where: CoordinationEventWhere | None = None,
         after: str | None = None,
         team_id: strawberry.ID | None = None,
-    ) -> AsyncGenerator[CoordinationEvent, None]:
+    ) -> AsyncGenerator[CoordinationEvent, None]:  # LiveEvents, which the executor makes them
         context = info.context
         to_event = make(CoordinationEvent, "coordination_event")
         try:
             if context.live is None:
                 raise Unavailable("live events are not available in this process")
             try:
-                events = context.live.subscribe(
+                batches = context.live.subscribe_batches(
                     to_filter("coordination_event", where),
                     None if after is None else parse_cursor(after, "after"),
                     None if team_id is None else str(team_id),
                 )
             except RuntimeError as error:  # the feed has not reached the database yet
                 raise Unavailable(str(error)) from error
-            async for document in events:
-                context.loaders = Loaders(context.reader)
-                yield to_event(document)
+            # Over WebSocket, a compiled subscription sends its events' frames itself (api/graphql/fanout.py).
+            sender = fanout.direct()
+            async with aclosing(batches):
+                async for batch in batches:
+                    if sender is not None and await sender.deliver(batch, context.reader):
+                        continue
+                    for index in range(len(batch)):
+                        yield LiveEvent(batch, index, to_event)  # type: ignore[misc]
         except SubscriberOverflow as overflow:
             raise GraphQLError(
                 str(overflow), extensions={"code": OVERFLOW, "lastCursor": str(overflow.last_cursor)}

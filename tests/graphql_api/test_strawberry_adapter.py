@@ -6,16 +6,25 @@ going to the resolvers (or failing) in the compiled path.
 
 from __future__ import annotations
 
+import inspect
+import typing
 from collections.abc import Iterator
 from enum import Enum
 
 import strawberry
-from graphql import FieldNode, GraphQLSchema, OperationDefinitionNode, parse
+from graphql import Executor, FieldNode, GraphQLSchema, OperationDefinitionNode, parse
 from graphql.execution.values import get_argument_values
 from strawberry.extensions import SchemaExtension
 
 from api.graphql import make_schema
-from api.graphql.strawberry_adapter import field_arguments, graphql_schema, provided_operation_name
+from api.graphql.strawberry_adapter import (
+    LegacyWSHandler,
+    StrawberryExecutor,
+    TransportWSHandler,
+    field_arguments,
+    graphql_schema,
+    provided_operation_name,
+)
 
 
 @strawberry.enum
@@ -77,3 +86,28 @@ def test_arguments_as_the_resolver_gets_them() -> None:
 
     assert arguments == {"where": Where(color=Color.BLUE, times=3), "first": 2}
     assert isinstance(arguments["where"], Where) and arguments["where"].color is Color.BLUE
+
+
+def test_the_executor_strawberry_runs_with_unless_told_otherwise() -> None:
+    # Shared subscription payloads (api/graphql/fanout.py) extend it, keeping the resolve infos Strawberry builds.
+    assert issubclass(StrawberryExecutor, Executor)
+    assert SCHEMA.execution_context_class is StrawberryExecutor
+    ours = make_schema().execution_context_class
+    assert ours is not None and issubclass(ours, StrawberryExecutor)
+
+
+def test_the_protocol_handlers_the_view_runs_and_what_fanout_extends_of_them() -> None:
+    from strawberry.asgi import GraphQL
+
+    from api.graphql.route import GraphQLApp
+
+    # (named with their type parameters there)
+    assert typing.get_origin(GraphQL.graphql_transport_ws_handler_class) is TransportWSHandler
+    assert typing.get_origin(GraphQL.graphql_ws_handler_class) is LegacyWSHandler
+    assert issubclass(GraphQLApp.graphql_transport_ws_handler_class, TransportWSHandler)
+    assert issubclass(GraphQLApp.graphql_ws_handler_class, LegacyWSHandler)
+    # Each operation runs in a task of its own, started from these; messages go out through `send_message`.
+    assert inspect.iscoroutinefunction(TransportWSHandler.run_operation)
+    assert list(inspect.signature(LegacyWSHandler.handle_async_results).parameters)[:2] == ["self", "operation_id"]
+    assert inspect.iscoroutinefunction(TransportWSHandler.send_message)
+    assert inspect.iscoroutinefunction(LegacyWSHandler.send_message)

@@ -348,6 +348,65 @@ async def test_graphql_subscription_sends_no_foreign_event_replayed_or_live(
     assert not ids_in(got) & FOREIGN, ids_in(got) & FOREIGN
 
 
+async def test_two_scopes_subscribed_to_one_document_each_get_only_what_they_may_read(
+    scoped_url: str, world: AsyncEngine
+) -> None:
+    """Subscribers of one document share its reads only within one access scope: an update both may read,
+    written by an actor only one of them may read, reaches each as its own token reads it."""
+    writer = WriteService(world)
+    document = (
+        "subscription { coordinationEvents { id referenceId actor { id name } "
+        "reference { ... on TeamCheckin { id team { id name } } "
+        "... on GoalStoryUpdate { id actor { id } goalStory { id teamIds actors { id } } } } } }"
+    )
+    # Two subscribers with T1 (one per protocol), one with the unlimited token: how many events each reads.
+    want = {"t1": 1, "t1 legacy": 1, "all": 2}
+    got: dict[str, list[dict[str, Any]]] = {name: [] for name in want}
+
+    async def listen(name: str, token_: str, protocol: str) -> None:
+        transport = WebsocketsTransport(
+            url=scoped_url.replace("http://", "ws://") + "/graphql",
+            init_payload={"authorization": f"Bearer {token_}"},
+            subprotocols=[protocol],
+            ping_interval=None,
+        )
+        async with Client(transport=transport) as session:
+            async for result in session.subscribe(GraphQLRequest(document)):
+                got[name].append(result["coordinationEvents"])
+                if len(got[name]) == want[name]:
+                    return
+
+    tasks = [
+        asyncio.create_task(listen("t1", T1, WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL)),
+        asyncio.create_task(listen("all", UNLIMITED, WebsocketsTransport.APOLLO_SUBPROTOCOL)),
+        asyncio.create_task(listen("t1 legacy", T1, WebsocketsTransport.APOLLO_SUBPROTOCOL)),
+    ]
+    try:
+        await until_subscribers(scoped_url, 3, unless=lambda: any(t.done() for t in tasks))
+        foreign = await writer.create("team_checkin", [{"actor_id": "a-5", "team_id": "t-9", "date": "2026-06-02"}])
+        update = await writer.create(
+            "goal_story_update",
+            [{"actor_id": "a-5", "goal_story_id": "g-1", "date": "2026-06-02", "title": "Seen", "content": "by t-1"}],
+        )
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    finally:
+        for task in tasks:
+            task.cancel()
+    [update_id] = [row["id"] for row in update.rows]
+    # T1 reads the update and its goal story, but not the foreign check-in nor the actor a-5 (in t-9 only).
+    limited = got["t1"] + got["t1 legacy"]
+    assert [e["referenceId"] for e in limited] == [update_id, update_id]
+    for event in limited:
+        assert event["actor"] is None and event["reference"]["actor"] is None, event
+        assert event["reference"]["goalStory"]["id"] == "g-1"
+        assert "a-5" not in {n["id"] for n in event["reference"]["goalStory"]["actors"] if n}
+    assert not ids_in(limited) & FOREIGN, ids_in(limited) & FOREIGN
+    # The unlimited token reads both, a-5 included, from the same document.
+    assert [e["referenceId"] for e in got["all"]] == [foreign.rows[0]["id"], update_id]
+    assert got["all"][1]["actor"] == {"id": "a-5", "name": "Eve"}
+    assert "a-5" in {n["id"] for n in got["all"][1]["reference"]["goalStory"]["actors"] if n}
+
+
 # ---------------------------------------------------------------- below the reader
 
 
