@@ -80,6 +80,9 @@ class Worker:
     held_rss_mb: float | None
     peak_rss_mb: float
     connections: int | None  # sockets it opened between the idle and the held snapshot
+    # False: the worker was gone at the end (died, or uvicorn's supervisor killed it for missing its
+    # 5 s health check); a worker with no idle figure is the one started in its place.
+    lasted: bool = True
 
 
 @dataclass
@@ -103,6 +106,7 @@ class Held:
         return {
             "sse_p99": None if p99 is None else self.sse.complete and p99 < self.target_sse_p99_ms,
             "every_event_delivered": self.sse.complete and self.ws.complete,
+            "workers_lasted": all(w.lasted for w in self.workers),
             "memory": None if not peaks else max(peaks) < self.memory_target_mb,
         }
 
@@ -252,9 +256,9 @@ async def hold(
                     *(c.collect() if c.n else _nothing() for c in populations),
                 )
                 server_cpu = subscriptions.cpu_seconds(pids) - server_cpu
+                last = sampler.snapshot()
             finally:
                 await asyncio.gather(*(c.stop() for c in populations))
-            sampler.snapshot()
     finally:
         await engine.dispose()
     workers = [
@@ -264,6 +268,7 @@ async def hold(
             _mb(held[pid][0]) if pid in held else None,
             _mb(peak),
             _opened(idle.get(pid), held.get(pid)),
+            pid in last,
         )
         for pid, peak in sorted(sampler.peaks.items())
     ]
@@ -311,7 +316,9 @@ def table(report: Held) -> list[str]:
         "  transport  connections  clients  delivered            p50      p95      p99      max  client CPU ms/event",
     ]
     for d in (report.sse, report.ws):
-        figures = [f"{d.latency_ms[k]:8.1f}" for k in ("p50", "p95", "p99", "max")] if d.latency_ms else ["       -"] * 4
+        figures = (
+            [f"{d.latency_ms[k]:8.1f}" for k in ("p50", "p95", "p99", "max")] if d.latency_ms else ["       -"] * 4
+        )
         delivered = f"{d.receipts:,}/{d.expected:,}" + ("" if d.complete else " !")
         cpu = f"{d.client_cpu_ms_per_event:.1f}" if d.client_cpu_ms_per_event is not None else "-"
         out.append(
@@ -327,7 +334,10 @@ def table(report: Held) -> list[str]:
         idle = f"{w.idle_rss_mb:.0f}" if w.idle_rss_mb is not None else "-"
         held = f"{w.held_rss_mb:.0f}" if w.held_rss_mb is not None else "-"
         conns = f"{w.connections:,}" if w.connections is not None else "-"
-        out.append(f"  {w.pid:<10}  {idle:>13}  {held:>7}  {w.peak_rss_mb:>7.0f}  {conns:>21}")
+        fate = "" if w.lasted else "  gone before the end (died or killed by the supervisor)"
+        if w.idle_rss_mb is None:
+            fate += "  started during the run (in place of one that ended)"
+        out.append(f"  {w.pid:<10}  {idle:>13}  {held:>7}  {w.peak_rss_mb:>7.0f}  {conns:>21}{fate}")
     out.append(
         f"  targets: SSE p99 < {report.target_sse_p99_ms:.0f} ms: {mark(verdicts['sse_p99'])}; every event delivered: "
         f"{mark(verdicts['every_event_delivered'])}; each worker < {report.memory_target_mb:.0f} MB throughout: "
@@ -351,9 +361,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--profile", type=Path, help="write py-spy raw stacks of the workers here")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
-    parser.add_argument(
-        "--ours-root", type=Path, default=ROOT, help="serve from another checkout of this repository"
-    )
+    parser.add_argument("--ours-root", type=Path, default=ROOT, help="serve from another checkout of this repository")
     return parser.parse_args(argv)
 
 
