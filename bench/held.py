@@ -153,10 +153,16 @@ class RssSampler:
 
 def sockets(pid: int) -> int | None:
     try:
-        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
         return None
-    return sum(link.startswith("socket:") for link in links)
+    count = 0
+    for fd in fds:
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:  # closed since the listing
+            continue
+    return count
 
 
 def raise_fd_limit(needed: int) -> dict[str, Any]:
