@@ -255,13 +255,14 @@ async def hold(
                 if on_held is not None:
                     on_held()
                 pids = worker_pids()
-                server_cpu = subscriptions.cpu_seconds(pids)
+                cpu_before = {pid: subscriptions.cpu_seconds([pid]) for pid in pids}
                 await subscriptions.write_events(writer, subscriptions.WARMUP_EVENTS, pace_s, actor_id, team_id)
                 committed = await subscriptions.write_events(writer, events, pace_s, actor_id, team_id)
                 got = await asyncio.gather(
                     *(c.collect() if c.n else _nothing() for c in populations),
                 )
-                server_cpu = subscriptions.cpu_seconds(pids) - server_cpu
+                # A worker gone by now took its CPU time with it: only the ones that lasted count.
+                server_cpu = sum(max(0.0, subscriptions.cpu_seconds([pid]) - t) for pid, t in cpu_before.items())
                 last = sampler.snapshot()
             finally:
                 await asyncio.gather(*(c.stop() for c in populations))
