@@ -9,7 +9,7 @@ DEV_LOCK := requirements/dev.txt
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: serve seed test test-deploy check lock fuzz fuzz-hardening install migrate clean bench-live bench bench-quick bench-tools bench-clean graphiql-assets
+.PHONY: serve seed test test-deploy check lock fuzz fuzz-hardening install migrate clean bench-live bench-held bench bench-quick bench-tools bench-clean graphiql-assets
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -84,6 +84,11 @@ fuzz-hardening: $(STAMP)
 # Commit-to-receipt latency of live events for 1, 100 and 1,000 subscribers (a benchmark, not a test).
 bench-live: $(DEV)
 	$(BIN)/python bench/live_latency.py
+
+# 10,000 SSE streams and 1,000 GraphQL WebSocket subscriptions held at once by one server: delivery
+# percentiles per transport and each worker's memory (bench/README.md, "Connections held").
+bench-held: $(DEV)
+	$(BIN)/python bench/held.py $(HELD_ARGS)
 
 # The benchmark (bench/README.md) is never part of `make test`. Its tools are installed here,
 # once: PostGraphile 4 into bench/.node, PostGraphile 5 and its Node 22 beside their committed lock files

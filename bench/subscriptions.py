@@ -135,8 +135,17 @@ def latencies_of(committed: dict[int, float], receipts: dict[int, list[float]]) 
 class Clients:
     """Client processes holding `n` streams between them."""
 
-    def __init__(self, base_url: str, n: int, wanted: int, timeout: float, transport: str = "sse") -> None:
+    def __init__(
+        self,
+        base_url: str,
+        n: int,
+        wanted: int,
+        timeout: float,
+        transport: str = "sse",
+        per_process: int = STREAMS_PER_PROCESS,
+    ) -> None:
         self.module = CLIENTS[transport]
+        self.per_process = per_process
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.n, self.wanted, self.timeout = n, wanted, timeout
@@ -144,7 +153,7 @@ class Clients:
 
     @property
     def shares(self) -> list[int]:
-        count = max(1, math.ceil(self.n / STREAMS_PER_PROCESS))
+        count = max(1, math.ceil(self.n / self.per_process))
         return [self.n // count + (1 if i < self.n % count else 0) for i in range(count)]
 
     async def start(self) -> None:
@@ -176,9 +185,9 @@ class Clients:
             try:
                 line = await asyncio.wait_for(process.stdout.readline(), self.timeout)
             except TimeoutError:
-                raise RuntimeError(f"the SSE streams did not open within {self.timeout:.0f} s") from None
+                raise RuntimeError(f"the {self.module} streams did not open within {self.timeout:.0f} s") from None
             if line.strip() != b"ready":
-                raise RuntimeError(f"an SSE client process did not get its streams (exit {process.returncode})")
+                raise RuntimeError(f"a {self.module} process did not get its streams (exit {process.returncode})")
 
     async def collect(self) -> tuple[dict[int, list[float]], list[str], float]:
         """Every stream's receipts by cursor, the errors, and the clients' CPU seconds."""
@@ -191,7 +200,7 @@ class Clients:
             process.stdin.close()
             await process.wait()
             if not line:
-                errors.append(f"an SSE client process exited with {process.returncode} without results")
+                errors.append(f"a {self.module} process exited with {process.returncode} without results")
                 continue
             answer = json.loads(line)
             errors.extend(answer["errors"])

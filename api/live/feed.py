@@ -307,6 +307,7 @@ class LiveFeed:
         for i, key in enumerate(filters):
             column = f"m{i}"
             matching[key] = tuple(doc for row, doc in zip(rows, documents, strict=True) if row[column])
+        handed = 0
         for sub in list(self._subscribers):
             docs = matching.get(sub.key)
             if docs is None:
@@ -316,10 +317,14 @@ class LiveFeed:
                     docs = tuple(doc for doc in docs if doc["cursor"] > sub.covered)
                 delivered = sub.offer(docs, last) if docs else True
                 sub.advance(last)
+                handed += sub.handed
+                sub.handed = 0
             if not delivered:
                 if sub.overflowed:
                     metrics.LIVE_OVERFLOWS.inc()
                 self._drop(sub)
+        if handed:
+            metrics.LIVE_EVENTS_DELIVERED.inc(handed)
         self._position = last
         self.reads += 1
         return len(rows) == limit

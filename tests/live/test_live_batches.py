@@ -4,8 +4,11 @@ counts events, and one read per write serves every subscriber however many there
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.live import LiveFeed, SubscriberOverflow
@@ -227,3 +230,39 @@ async def test_a_stream_whose_write_fails_ends() -> None:
 
     await asyncio.wait_for(running, 10)
     assert ended.is_set() and sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def test_events_a_sink_takes_are_counted_as_delivered_once_per_batch(
+    feed: LiveFeed, writer: WriteService
+) -> None:
+    """The delivered counter counts each subscriber's events whichever way they went: through the
+    sink of an idle subscriber (counted once per batch by the feed) or through its iterator."""
+    await seed(writer)
+    taken: list[list[int]] = []
+
+    def sink(batch: Sequence[dict[str, Any]]) -> bool:
+        taken.append([e["cursor"] for e in batch])
+        return True
+
+    with_sink = [feed.subscribe_batches(sink=sink) for _ in range(3)]
+    # The sink is offered only a batch the subscriber is waiting for: each one waits.
+    waiting = [asyncio.ensure_future(anext(batches)) for batches in with_sink]
+    plain = feed.subscribe_batches()
+    await asyncio.sleep(0)  # one turn of the loop: each waiting iterator runs up to its wait
+    before = delivered_count()
+
+    [event] = await checkins(writer, 1)
+    await caught_up(feed, event["seq"])
+    assert [e["cursor"] for e in await asyncio.wait_for(anext(plain), 60)] == [event["seq"]]
+
+    assert taken == [[event["seq"]]] * 3 and not any(w.done() for w in waiting)
+    assert delivered_count() - before == 4
+    for w in waiting:
+        w.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    for batches in [*with_sink, plain]:
+        await batches.aclose()  # type: ignore[attr-defined]
+
+
+def delivered_count() -> float:
+    return REGISTRY.get_sample_value("coco_live_events_delivered_total") or 0.0
