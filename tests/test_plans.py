@@ -5,9 +5,10 @@ The database holds the benchmark's dataset at a small scale (bench/seed.py: 50 t
 12,000 goal story updates, an event for each) plus the demo organisation, so the documented examples,
 written against the demo ids, find their rows among many; it is VACUUMed and ANALYZEd. Then a real
 server (the app, in process, over real HTTP) answers what the docs show: every example of README.md and
-docs/*.md (REST, GraphQL, MCP, as tests/test_docs_examples.py finds them), the dashboard's query
-(viewer/dashboard.js), the benchmark's nested goal query and check-in page, and the event replay after an
-old cursor (server-sent events, GraphQL's subscription and MCP's get_coordination_events read it alike).
+docs/*.md (REST, GraphQL, MCP, as tests/test_docs_examples.py finds them), the dashboard's query and
+the viewer's newest-cursor query (viewer/dashboard.js), the benchmark's nested goal query and check-in
+page, and the event replay after an old cursor (server-sent events, GraphQL's subscription and MCP's
+get_coordination_events read it alike).
 
 The plans are PostgreSQL's own: `auto_explain` is loaded into this database's sessions only
 (`session_preload_libraries`, logging every statement's plan as JSON with its parameters), so what is
@@ -221,7 +222,12 @@ async def run_documented_shapes(base_url: str) -> list[str]:
         )
         assert answer.status_code == 200 and "errors" not in answer.json(), answer.text
         assert answer.json()["data"]["teamCoverage"]["days"], "the dashboard's coverage is empty"
-        ran.append("viewer/dashboard.js DASHBOARD")
+        # Both viewer pages ask for the newest cursor before following the live events.
+        newest = "{ coordinationEvents(first: 1, orderBy: [{ field: CURSOR, direction: DESC }]) { nodes { cursor } } }"
+        assert newest in (ROOT / "viewer" / "dashboard.js").read_text()
+        answer = await http.post("/graphql", json={"query": newest})
+        assert answer.status_code == 200 and answer.json()["data"]["coordinationEvents"]["nodes"], answer.text
+        ran += ["viewer/dashboard.js DASHBOARD", "viewer newest cursor"]
 
         # The benchmark's shapes (bench/README.md): the nested goal query and the check-in page.
         nested = (ROOT / "bench" / "queries" / "coco_nested_goals.graphql").read_text()
