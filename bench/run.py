@@ -107,18 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not wrk_available():
         print("wrk is not installed: run `make bench` (it installs it) or your package manager", file=sys.stderr)
         return 2
-    if args.scale < 1:
-        print("--scale must be 1 or more", file=sys.stderr)
-        return 2
-    only = [name.strip() for name in args.only.split(",")] if args.only else None
-    if only is None:
-        only = list(SCALED) if args.scale > 1 else DEFAULT_ROWS
-    unknown = set(only) - set(ROW_KEYS)
-    if unknown:
-        print(f"unknown rows {sorted(unknown)}; choose from {ROW_KEYS}", file=sys.stderr)
-        return 2
-    if args.scale == 1 and set(only) & set(SCALED):
-        print(f"the rows {sorted(set(only) & set(SCALED))} need --scale N with N > 1", file=sys.stderr)
+    only = chosen_rows(args.only, args.scale)
+    if isinstance(only, str):
+        print(only, file=sys.stderr)
         return 2
     ours_root = args.ours_root.resolve()
     if _migrations(ours_root) != _migrations(ROOT):
@@ -257,6 +248,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(path, document)
     print(f"\nwritten to {path.relative_to(ROOT)}")
     return 0
+
+
+def chosen_rows(only: str | None, scale: int) -> list[str] | str:
+    """The rows to measure (from --only, else the default for the scale), or why the choice is wrong."""
+    if scale < 1:
+        return "--scale must be 1 or more"
+    rows = [name.strip() for name in only.split(",")] if only else (list(SCALED) if scale > 1 else DEFAULT_ROWS)
+    unknown = set(rows) - set(ROW_KEYS)
+    if unknown:
+        return f"unknown rows {sorted(unknown)}; choose from {ROW_KEYS}"
+    if scale == 1 and set(rows) & set(SCALED):
+        return f"the rows {sorted(set(rows) & set(SCALED))} need --scale N with N > 1"
+    return rows
 
 
 def _subscriptions(ctx: Context, quick: bool, server_pids: Callable[[], list[int]]) -> subscriptions.Report:

@@ -683,8 +683,13 @@ def test_the_scale_rows_run_with_scale_only_on_a_second_server_and_judge_the_p50
     assert set(scenarios.SCALED) <= set(run.ROW_KEYS) and not set(scenarios.SCALED) & set(run.DEFAULT_ROWS)
     assert run._servers_for(list(scenarios.SCALED)) == {run.OURS, run.OURS_SCALED}
     assert run.OURS_SCALED not in run._servers_for(["rest_checkin_page", "graphql_nested_goals"])
-    assert run.main(["--only", "scaled_rest_checkin_page"]) == 2  # needs --scale N > 1
-    assert run.main(["--scale", "0"]) == 2
+    assert run.chosen_rows(None, 10) == list(scenarios.SCALED) and run.chosen_rows(None, 1) == run.DEFAULT_ROWS
+    assert run.chosen_rows("scaled_event_replay,rest_team_coverage", 10) == [
+        "scaled_event_replay",
+        "rest_team_coverage",
+    ]
+    assert "need --scale" in run.chosen_rows("scaled_rest_checkin_page", 1)
+    assert "1 or more" in run.chosen_rows(None, 0) and "unknown" in run.chosen_rows("scaled_nothing", 10)
 
     def side(name: str, p50: float) -> rows.Side:
         return rows.Side(name, loadgen.Measurement("wrk", 800, 8.0, 100, {"p50": p50, "p99": 2 * p50}, 0))
