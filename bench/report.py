@@ -110,6 +110,9 @@ def table(
     for row in rows:
         ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
         target = f">= {row.target}x" if row.target is not None else "-"
+        if row.p50_limit is not None:
+            p50_ratio = f"{row.p50_ratio:.2f}x" if row.p50_ratio is not None else "-"
+            target = f"p50 {p50_ratio}, <= {row.p50_limit}x"
         if row.met is not None:
             target += " ok" if row.met else " MISSED"
         sql_cells = _side_cells(row.sql, reasons, row.key)

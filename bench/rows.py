@@ -63,6 +63,9 @@ class Row:
     sql: Side | None = None
     # Our throughput must be at least this multiple of the reference's.
     target: float | None = None
+    # Or (the rows at a larger scale, whose reference is our server on the 1x data): our p50 must be at
+    # most this multiple of the reference's.
+    p50_limit: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -73,11 +76,22 @@ class Row:
         return self.ours.measurement.requests_per_s / self.reference.measurement.requests_per_s
 
     @property
+    def p50_ratio(self) -> float | None:
+        """Our p50 over the reference's."""
+        if self.ours.measurement is None or self.reference.measurement is None:
+            return None
+        ours, theirs = (s.measurement.latency_ms.get("p50") for s in (self.ours, self.reference))  # type: ignore[union-attr]
+        return ours / theirs if ours is not None and theirs else None
+
+    @property
     def met(self) -> bool | None:
+        clean = all(s.measurement is not None and s.measurement.errors == 0 for s in (self.ours, self.reference))
+        if self.p50_limit is not None:
+            p50_ratio = self.p50_ratio
+            return None if p50_ratio is None else p50_ratio <= self.p50_limit and clean
         ratio = self.ratio
         if ratio is None or self.target is None:
             return None
-        clean = all(s.measurement is not None and s.measurement.errors == 0 for s in (self.ours, self.reference))
         return ratio >= self.target and clean
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,6 +103,8 @@ class Row:
             "sql": self.sql.as_dict() if self.sql else None,
             "ratio": round(self.ratio, 3) if self.ratio is not None else None,
             "target": self.target,
+            "p50_ratio": round(self.p50_ratio, 3) if self.p50_ratio is not None else None,
+            "p50_limit": self.p50_limit,
             "met": self.met,
         }
 
@@ -120,6 +136,10 @@ class Context:
     # A second `coco serve` with access control on (the JWT rows), and the HS256 secret it checks tokens with.
     ours_jwt: Endpoint = field(default_factory=lambda: Endpoint("coco serve, access control on", None))
     jwt_secret: str | None = None
+    # With --scale N > 1: a second `coco serve` on the database with N times the history (the scale rows'
+    # "ours"; their reference is `ours`, on the 1x data), and that database.
+    ours_scaled: Endpoint = field(default_factory=lambda: Endpoint("coco serve, scaled data", None))
+    db_scaled: BenchDatabase | None = None
 
     @property
     def scale(self) -> Scale:
@@ -290,4 +310,12 @@ def median_row(runs: list[Row]) -> Row:
 
     ours, reference = pick([r.ours for r in runs]), pick([r.reference for r in runs])
     assert ours is not None and reference is not None
-    return Row(first.key, first.title, ours, reference, pick([r.sql for r in runs]), target=first.target)
+    return Row(
+        first.key,
+        first.title,
+        ours,
+        reference,
+        pick([r.sql for r in runs]),
+        target=first.target,
+        p50_limit=first.p50_limit,
+    )

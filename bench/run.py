@@ -29,8 +29,8 @@ from bench.cluster import BENCH_DIR, BenchDatabase, Cluster, reset_writes
 from bench.loadgen import Load, pgbench_available, wrk_available
 from bench.report import machine, memory_summary, table, timestamp_name, write_json
 from bench.rows import BULK_SIZE, Context, Endpoint, median_row, probe_graphql, probe_rest
-from bench.scenarios import SCENARIOS
-from bench.seed import FULL, QUICK
+from bench.scenarios import SCALED, SCENARIOS
+from bench.seed import FULL, QUICK, scaled
 from bench.servers import MemorySampler, ServerProcess, free_port
 
 log = logging.getLogger("bench")
@@ -44,6 +44,7 @@ POSTGRAPHILE5 = "PostGraphile 5"
 OURS_POOLED = "coco serve via PgBouncer"
 MINIMAL_POOLED = "minimal handler via PgBouncer"
 OURS_JWT = "coco serve, access control on"
+OURS_SCALED = "coco serve, scaled data"
 # Every variable that turns access control on: our plain server runs with it off whatever the shell holds.
 ACCESS_CONTROL_ENV = ("COCO_TOKENS", "COCO_TOKENS_FILE", "COCO_JWT_SECRET", "COCO_JWT_JWKS_URL", "COCO_JWT_JWKS_FILE")
 # PgBouncer's server connections for the pooled rows (its default_pool_size), the same for both sides.
@@ -51,6 +52,9 @@ POOLED_SERVER_CONNECTIONS = 20
 # Small enough that 32 connections each finish several in a quick 2 s run.
 QUICK_BULK_SIZE = 100
 ROW_KEYS = [*SCENARIOS, subscriptions.KEY, subscriptions.GRAPHQL_KEY, webhooks.KEY]
+# What a run measures unless --only says otherwise: without --scale, every row but the scale rows; with it,
+# the scale rows only.
+DEFAULT_ROWS = [key for key in ROW_KEYS if key not in SCALED]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -72,6 +76,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--only", help=f"comma-separated rows to run, of: {', '.join(ROW_KEYS)}")
     parser.add_argument("--no-sql", action="store_true", help="leave out the pgbench rows")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="also seed a database with N times the check-ins, updates and events (its own, kept like the 1x "
+        "one) and measure the scale rows: each request on N times the data beside the same on the 1x data",
+    )
     parser.add_argument(
         "--repeat",
         type=int,
@@ -96,16 +107,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not wrk_available():
         print("wrk is not installed: run `make bench` (it installs it) or your package manager", file=sys.stderr)
         return 2
-    only = [name.strip() for name in args.only.split(",")] if args.only else ROW_KEYS
-    unknown = set(only) - set(ROW_KEYS)
-    if unknown:
-        print(f"unknown rows {sorted(unknown)}; choose from {ROW_KEYS}", file=sys.stderr)
+    only = chosen_rows(args.only, args.scale)
+    if isinstance(only, str):
+        print(only, file=sys.stderr)
         return 2
     ours_root = args.ours_root.resolve()
     if _migrations(ours_root) != _migrations(ROOT):
         print(f"{ours_root} has other migrations than {ROOT}; the cached database would not fit it", file=sys.stderr)
         return 2
     scale = QUICK if args.quick else FULL
+    # Its own database per scale, so the 1x one stays cached beside it.
+    big = scaled(args.scale, scale) if args.scale > 1 and set(only) & set(SCALED) else None
     load = Load(
         connections=args.connections,
         threads=args.threads,
@@ -122,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "workers": args.workers,
         "postgraphile_workers": args.postgraphile_workers or args.workers,
         "repeat": args.repeat,
+        "scale": args.scale,
         "ours": {"root": str(ours_root), "commit": _commit(ours_root)},
     }
 
@@ -140,6 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seeded_in_s": db.seeded_in_s,
             "postgresql": asyncio.run(_server_version(db.url)),
         }
+        db_scaled = None
+        if big is not None:
+            db_scaled = asyncio.run(cluster.prepare(f"{database}_x{args.scale}", big))
+            document["dataset_scaled"] = {
+                "database": db_scaled.name,
+                "factor": args.scale,
+                **asdict(big),
+                "seeded_in_s": db_scaled.seeded_in_s,
+            }
         with tempfile.TemporaryDirectory(prefix="bench-") as work:
             needed = _servers_for(only)
             pooled_url = None
@@ -159,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "%s is missing (apt-get install pgbouncer): the pooled rows are skipped", pooler.PGBOUNCER
                     )
             jwt_secret = secrets.token_urlsafe(48)
-            endpoints = _start_servers(db, args, servers, needed=needed, pooled_url=pooled_url, jwt_secret=jwt_secret)
+            endpoints = _start_servers(
+                db, args, servers, needed=needed, pooled_url=pooled_url, jwt_secret=jwt_secret, db_scaled=db_scaled
+            )
             ours_graphql = Endpoint(OURS, endpoints[OURS].base_url, endpoints[OURS].unavailable)
             for name in (OURS, MINIMAL, OURS_POOLED, MINIMAL_POOLED):
                 probe_rest(endpoints[name])
@@ -178,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 minimal_pooled=endpoints[MINIMAL_POOLED],
                 ours_jwt=endpoints[OURS_JWT],
                 jwt_secret=jwt_secret,
+                ours_scaled=endpoints[OURS_SCALED],
+                db_scaled=db_scaled,
                 work_dir=Path(work),
                 with_sql=not args.no_sql and pgbench_available(),
                 bulk_size=QUICK_BULK_SIZE if args.quick else BULK_SIZE,
@@ -219,8 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     document["memory"] = {"processes": memory, **memory_summary(memory, OURS, served)}
     document["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print()
+    scaled_data = f" (and {big.checkins:,} / {big.updates:,} for the scale rows)" if big is not None else ""
     print(
-        f"CoCo benchmark, {started}: {scale.checkins:,} check-ins, {scale.updates:,} updates; wrk -t{load.threads} "
+        f"CoCo benchmark, {started}: {scale.checkins:,} check-ins, {scale.updates:,} updates{scaled_data}; "
+        f"wrk -t{load.threads} "
         f"-c{load.connections} -d{load.duration_s}s after {load.warmup_s}s warm-up; {args.workers} workers per Python "
         f"server, {args.postgraphile_workers or args.workers} per PostGraphile (4 and 5)"
     )
@@ -229,6 +257,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(path, document)
     print(f"\nwritten to {path.relative_to(ROOT)}")
     return 0
+
+
+def chosen_rows(only: str | None, scale: int) -> list[str] | str:
+    """The rows to measure (from --only, else the default for the scale), or why the choice is wrong."""
+    if scale < 1:
+        return "--scale must be 1 or more"
+    rows = [name.strip() for name in only.split(",")] if only else (list(SCALED) if scale > 1 else DEFAULT_ROWS)
+    unknown = set(rows) - set(ROW_KEYS)
+    if unknown:
+        return f"unknown rows {sorted(unknown)}; choose from {ROW_KEYS}"
+    if scale == 1 and set(rows) & set(SCALED):
+        return f"the rows {sorted(set(rows) & set(SCALED))} need --scale N with N > 1"
+    return rows
 
 
 def _subscriptions(
@@ -281,6 +322,8 @@ def _servers_for(rows: list[str]) -> set[str]:
         needed |= {OURS_POOLED, MINIMAL_POOLED}
     if any("_jwt_" in name for name in rows):
         needed.add(OURS_JWT)
+    if any(name in SCALED for name in rows):
+        needed.add(OURS_SCALED)
     graphql = [name for name in rows if name.startswith("graphql_")]
     if any(not name.endswith("_pg5") for name in graphql):
         needed.add(POSTGRAPHILE)
@@ -296,6 +339,7 @@ def _start_servers(
     needed: set[str],
     pooled_url: str | None = None,
     jwt_secret: str | None = None,
+    db_scaled: BenchDatabase | None = None,
 ) -> dict[str, Endpoint]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k not in ACCESS_CONTROL_ENV}
     python_env = {**env, "DATABASE_URL": db.url, "PYTHONPATH": str(ROOT)}
@@ -365,6 +409,7 @@ def _start_servers(
             MINIMAL_POOLED, None, "skipped: PgBouncer is not installed (apt-get install pgbouncer)"
         ),
         OURS_JWT: Endpoint(OURS_JWT, None),
+        OURS_SCALED: Endpoint(OURS_SCALED, None, "skipped: no scaled database (--scale N, N > 1)"),
     }
     if jwt_secret is not None:
         ours = candidates[0]
@@ -383,6 +428,22 @@ def _start_servers(
         )
     else:
         endpoints[OURS_JWT].unavailable = "skipped: no JWT secret"
+    if db_scaled is not None:
+        ours = candidates[0]
+        ours_scaled_port = free_port()
+        endpoints[OURS_SCALED] = Endpoint(f"coco serve, {args.scale}x data", None)
+        candidates.append(
+            ServerProcess(
+                OURS_SCALED,
+                [*ours.argv[:-1], str(ours_scaled_port)],
+                port=ours_scaled_port,
+                cwd=ours.cwd,
+                log_file=LOGS / "coco-scaled.log",
+                ready_path="/healthz",
+                # Everything as the plain server's but the database.
+                env={**ours.env, "DATABASE_URL": db_scaled.url},
+            )
+        )
     if pooled_url is not None:
         endpoints[OURS_POOLED].unavailable = endpoints[MINIMAL_POOLED].unavailable = None
         ours, minimal = candidates[:2]

@@ -14,7 +14,7 @@ from typing import Any
 
 from api.edge import tokens
 from api.edge.auth import Access
-from bench import statements
+from bench import replay, statements
 from bench.loadgen import Measurement, run_wrk
 from bench.rows import (
     BULK_SIZE,
@@ -466,6 +466,109 @@ def pooled(scenario: Callable[[Context], Row], key: str, target: float) -> Calla
     return run
 
 
+# -- the same requests at a larger scale (--scale N) ------------------------------------------------------
+
+# The p50 at N times the history must stay within this multiple of the p50 at 1x (issue 19).
+SCALE_P50_LIMIT = 1.5
+# An early cursor: the replay reads from the start of the history, whatever its length.
+REPLAY_AFTER = 1000
+REPLAY_EVENTS = 1000
+
+
+def _scaled_row(
+    ctx: Context, key: str, title: str, check: Callable[[str, Side], str | None], run: Callable[[str], Measurement]
+) -> Row:
+    """Our server on the data N times as long (ours) against our server on the 1x data (reference), the same
+    request; each side's answer checked on its own (the data differ, so the answers may)."""
+    factor = ctx.db_scaled.scale.checkins // max(ctx.scale.checkins, 1) if ctx.db_scaled else None
+    if ctx.db_scaled is None or ctx.ours.unavailable or ctx.ours.base_url is None:
+        reference = Side(ctx.ours.name + ", 1x data", skipped=ctx.ours.unavailable or "skipped: no 1x server")
+    else:
+        reference = http_side(ctx, dataclasses.replace(ctx.ours, name=ctx.ours.name + ", 1x data"), check, run)
+    if ctx.db_scaled is None:
+        ours = Side(ctx.ours_scaled.name, skipped="skipped: no scaled database (run with --scale N, N > 1)")
+    else:
+        ours = http_side(ctx, ctx.ours_scaled, check, run)
+    return Row(key, f"{title}, {factor}x data against 1x", ours, reference, None, p50_limit=SCALE_P50_LIMIT)
+
+
+def scaled_rest_checkin_page(ctx: Context) -> Row:
+    def check(base_url: str, side: Side) -> str | None:
+        return _checkin_page_check({})(base_url, side)
+
+    return _scaled_row(
+        ctx, "scaled_rest_checkin_page", f"REST check-in page (GET {CHECKIN_PAGE_PATH})", check, _checkin_page_run(ctx)
+    )
+
+
+def _scaled_graphql(
+    ctx: Context, key: str, title: str, query_file: str, answered: Callable[[dict[str, Any]], str | None]
+) -> Row:
+    query = (QUERIES / query_file).read_text()
+    body_file = ctx.work_dir / f"{key}.json"
+    body_file.write_text(json.dumps({"query": query}))
+    env = {"BENCH_PATH": "/graphql", "BENCH_BODY_FILE": str(body_file)}
+
+    def check(base_url: str, side: Side) -> str | None:
+        data, problem = graphql_data(base_url, query)
+        return problem or answered(data or {})
+
+    def run(base_url: str) -> Measurement:
+        return run_wrk(base_url + "/", "post_body.lua", env, ctx.load)
+
+    return _scaled_row(ctx, key, title, check, run)
+
+
+def scaled_graphql_nested_goals(ctx: Context) -> Row:
+    def answered(data: dict[str, Any]) -> str | None:
+        roots = data.get("goalStories", {}).get("nodes", [])
+        updates = [u for r in roots for c in r["children"]["nodes"] for u in c["updates"]["nodes"]]
+        return None if roots and updates else f"no roots or no updates: {json.dumps(data)[:200]}"
+
+    return _scaled_graphql(ctx, "scaled_graphql_nested_goals", NESTED_TITLE, "coco_nested_goals.graphql", answered)
+
+
+def scaled_graphql_team_coverage(ctx: Context) -> Row:
+    def answered(data: dict[str, Any]) -> str | None:
+        days = (data.get("teamCoverage") or {}).get("days")
+        if not isinstance(days, list) or len(days) != 28 or not any(d["checkedIn"] for d in days):
+            return f"expected 28 days of coverage with check-ins, got {json.dumps(data)[:200]}"
+        return None
+
+    return _scaled_graphql(
+        ctx,
+        "scaled_graphql_team_coverage",
+        "GraphQL teamCoverage, the dashboard's selection: four weeks of a team of 10",
+        "coco_team_coverage.graphql",
+        answered,
+    )
+
+
+def scaled_event_replay(ctx: Context) -> Row:
+    def check(base_url: str, side: Side) -> str | None:
+        return replay.check(base_url, REPLAY_AFTER, REPLAY_EVENTS)
+
+    def run(base_url: str) -> Measurement:
+        return replay.run(base_url, REPLAY_AFTER, REPLAY_EVENTS, ctx.load)
+
+    return _scaled_row(
+        ctx,
+        "scaled_event_replay",
+        f"Event replay after an old cursor (GET /coordination_events?after={REPLAY_AFTER}, "
+        f"text/event-stream, the first {REPLAY_EVENTS:,} events, {replay.CLIENTS} clients)",
+        check,
+        run,
+    )
+
+
+# Run by `--scale N` (N > 1), unless --only names others.
+SCALED: dict[str, Callable[[Context], Row]] = {
+    "scaled_rest_checkin_page": scaled_rest_checkin_page,
+    "scaled_graphql_nested_goals": scaled_graphql_nested_goals,
+    "scaled_graphql_team_coverage": scaled_graphql_team_coverage,
+    "scaled_event_replay": scaled_event_replay,
+}
+
 SCENARIOS: dict[str, Callable[[Context], Row]] = {
     "rest_read_one": rest_read_one,
     "rest_checkin_page": rest_checkin_page,
@@ -481,4 +584,5 @@ SCENARIOS: dict[str, Callable[[Context], Row]] = {
     "graphql_create_checkin_pg5": graphql_create_pg5,
     "pooled_rest_read_one": pooled(rest_read_one, "pooled_rest_read_one", target=0.6),
     "pooled_rest_create_checkin": pooled(rest_create_checkin, "pooled_rest_create_checkin", target=0.6),
+    **SCALED,
 }

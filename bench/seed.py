@@ -14,7 +14,7 @@ around the actors), which is also who posts its check-ins.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -61,6 +61,15 @@ class Scale:
 
 FULL = Scale()
 QUICK = Scale(teams=10, actors=100, goal_stories=40, roots=4, children_per_root=3, checkins=5_000, updates=1_000)
+
+
+def scaled(factor: int, base: Scale = FULL) -> Scale:
+    """`base` with `factor` times its check-ins and updates (and so its events): the data that grows with
+    use. The organisation (teams, actors, goal stories) stays as it is: each team, goal and member has
+    `factor` times the history."""
+    if not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"the scale factor must be a whole number >= 1, not {factor!r}")
+    return replace(base, checkins=base.checkins * factor, updates=base.updates * factor)
 
 
 def statements(scale: Scale) -> list[str]:

@@ -29,6 +29,7 @@ from bench import (  # noqa: F401 (importing each module is itself checked)
     minimal_app,
     postgraphile,
     postgraphile5,
+    replay,
     report,
     rows,
     run,
@@ -38,7 +39,7 @@ from bench import (  # noqa: F401 (importing each module is itself checked)
     subscriptions,
     ws_client,
 )
-from bench.seed import FULL, QUICK, Scale, seed
+from bench.seed import FULL, QUICK, Scale, scaled, seed
 from bench.seed import statements as seed_statements
 from bench.servers import ServerProcess, free_port
 
@@ -666,3 +667,57 @@ async def test_the_jwt_rows_check_the_scope_before_measuring(
     assert not_on.ours.measurement is None and "access control is not on" in (not_on.ours.skipped or "")
     assert not_scoped.ours.measurement is None and "read other teams' check-ins" in (not_scoped.ours.skipped or "")
     assert no_secret.ours.measurement is None and "no JWT secret" in (no_secret.ours.skipped or "")
+
+
+def test_the_scaled_dataset_grows_the_history_only() -> None:
+    ten = scaled(10)
+    assert (ten.checkins, ten.updates) == (1_000_000, 200_000)
+    assert dataclasses.replace(ten, checkins=FULL.checkins, updates=FULL.updates) == FULL
+    assert scaled(3, QUICK).checkins == 3 * QUICK.checkins
+    for wrong in (0, -1, 1.5):
+        with pytest.raises(ValueError):
+            scaled(wrong)  # type: ignore[arg-type]
+
+
+def test_the_scale_rows_run_with_scale_only_on_a_second_server_and_judge_the_p50() -> None:
+    assert set(scenarios.SCALED) <= set(run.ROW_KEYS) and not set(scenarios.SCALED) & set(run.DEFAULT_ROWS)
+    assert run._servers_for(list(scenarios.SCALED)) == {run.OURS, run.OURS_SCALED}
+    assert run.OURS_SCALED not in run._servers_for(["rest_checkin_page", "graphql_nested_goals"])
+    assert run.chosen_rows(None, 10) == list(scenarios.SCALED) and run.chosen_rows(None, 1) == run.DEFAULT_ROWS
+    assert run.chosen_rows("scaled_event_replay,rest_team_coverage", 10) == [
+        "scaled_event_replay",
+        "rest_team_coverage",
+    ]
+    assert "need --scale" in run.chosen_rows("scaled_rest_checkin_page", 1)
+    assert "1 or more" in run.chosen_rows(None, 0) and "unknown" in run.chosen_rows("scaled_nothing", 10)
+
+    def side(name: str, p50: float) -> rows.Side:
+        return rows.Side(name, loadgen.Measurement("wrk", 800, 8.0, 100, {"p50": p50, "p99": 2 * p50}, 0))
+
+    within = rows.Row("r", "a row", side("10x", 14.9), side("1x", 10.0), None, p50_limit=1.5)
+    beyond = rows.Row("r", "a row", side("10x", 15.1), side("1x", 10.0), None, p50_limit=1.5)
+    assert (within.p50_ratio, within.met) == (pytest.approx(1.49), True)
+    assert (beyond.p50_ratio, beyond.met) == (pytest.approx(1.51), False)
+    assert beyond.as_dict()["p50_limit"] == 1.5 and beyond.as_dict()["p50_ratio"] == 1.51
+    printed = report.table([within, beyond], {}, "coco serve")
+    assert "p50 1.49x, <= 1.5x ok" in printed and "p50 1.51x, <= 1.5x MISSED" in printed
+    # --repeat keeps the limit.
+    assert rows.median_row([beyond, within]).p50_limit == 1.5
+
+
+async def test_the_replay_row_reads_the_events_after_an_old_cursor(server_url: str, clean: AsyncEngine) -> None:
+    await _seeded(clean)
+    first = (await _rows(clean, "SELECT min(seq) AS seq FROM coordination_events"))[0]["seq"]
+    # Through the write service: its notice moves the server's feed past the seeded events.
+    await WriteService(clean).create(
+        "team_checkin", [{"actor_id": "p-1", "team_id": "t-1", "date": "2026-07-01", "next": ["Replay"]}]
+    )
+
+    # The harness runs its own event loops (as the bench's rows do): in a thread here.
+    assert await asyncio.to_thread(replay.check, server_url, first, 10) is None
+    assert "400" in (await asyncio.to_thread(replay.check, server_url, -1, 10) or "")  # not a cursor
+    measured = await asyncio.to_thread(replay.run, server_url, first, 10, loadgen.Load(warmup_s=0, duration_s=1))
+
+    assert measured.requests > 0 and measured.errors == 0
+    assert set(measured.latency_ms) == {"mean", "p50", "p90", "p99", "p99.9", "max"}
+    assert measured.requests_per_s == pytest.approx(measured.requests / measured.duration_s, rel=0.05)

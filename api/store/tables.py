@@ -79,6 +79,7 @@ class TeamCheckin(Base):
         Index("team_checkins_team_date", "team_id", "date"),
         Index("team_checkins_actor_date", "actor_id", "date"),
         Index("team_checkins_created_at", "created_at"),
+        Index("team_checkins_date", "date"),  # migration 0004
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True, server_default=UUID_DEFAULT)
