@@ -25,7 +25,6 @@ import asyncio
 import os
 import resource
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,7 +42,7 @@ from bench.cluster import Cluster, reset_writes
 from bench.live_latency import ACTOR, DATABASE, TEAM, _is_worker, _profile
 from bench.report import write_json
 from bench.seed import QUICK
-from bench.servers import ServerProcess, free_port, rss_kb
+from bench.servers import Sampler, ServerProcess, free_port, rss_kb
 
 SSE_STREAMS = 10_000
 WS_SUBSCRIPTIONS = 1_000
@@ -114,29 +113,17 @@ class Held:
         return {**asdict(self), "verdicts": self.verdicts}
 
 
-class RssSampler:
+class RssSampler(Sampler):
     """The RSS of the processes `pids` lists, every `interval_s` until stopped: each one's peak,
     and snapshots taken on demand (with its open sockets)."""
 
     def __init__(self, pids: Callable[[], list[int]], interval_s: float = 0.25) -> None:
+        super().__init__(interval_s, name="held-rss")
         self.pids = pids
-        self.interval_s = interval_s
         self.peaks: dict[int, int] = {}  # pid -> kB
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="held-rss", daemon=True)
 
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.snapshot()
-            self._stop.wait(self.interval_s)
+    def sample(self) -> None:
+        self.snapshot()
 
     def snapshot(self) -> dict[int, tuple[int, int | None]]:
         """Each process's RSS in kB now and its open sockets."""

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Self
 
 log = logging.getLogger("bench.servers")
 START_TIMEOUT_S = 90.0
@@ -160,18 +161,15 @@ def command_line(pid: int) -> str:
         return ""
 
 
-class MemorySampler:
-    """Samples the RSS of every process of the given servers until stopped; keeps each one's peak."""
+class Sampler:
+    """Calls `sample` every `interval_s` on a thread of its own, from entering the block until leaving it."""
 
-    def __init__(self, servers: Sequence[ServerProcess], interval_s: float = 0.25) -> None:
-        self.servers = list(servers)
+    def __init__(self, interval_s: float = 0.25, name: str = "rss-sampler") -> None:
         self.interval_s = interval_s
-        # server name -> pid -> (peak RSS in kB, command line)
-        self.peaks: dict[str, dict[int, tuple[int, str]]] = {s.name: {} for s in self.servers}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> MemorySampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -183,6 +181,19 @@ class MemorySampler:
         while not self._stop.is_set():
             self.sample()
             self._stop.wait(self.interval_s)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+
+class MemorySampler(Sampler):
+    """Samples the RSS of every process of the given servers until stopped; keeps each one's peak."""
+
+    def __init__(self, servers: Sequence[ServerProcess], interval_s: float = 0.25) -> None:
+        super().__init__(interval_s)
+        self.servers = list(servers)
+        # server name -> pid -> (peak RSS in kB, command line)
+        self.peaks: dict[str, dict[int, tuple[int, str]]] = {s.name: {} for s in self.servers}
 
     def sample(self) -> None:
         for server in self.servers:

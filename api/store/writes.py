@@ -299,31 +299,19 @@ class WriteService:
         deadlock, this returns None having written nothing, and `create` goes the general
         way, which names the ids."""
         ent, given = batch.entity, rows_json(batch.rows)
+
+        async def insert(target: AsyncConnection | DirectPool) -> Inserted | None:
+            return await try_insert(
+                target, ent, batch.wanted, batch.rows, given, skip_existing=skip_existing, with_events=True, shown=shown
+            )
+
         try:
             if self.pool is not None:
-                inserted = await try_insert(
-                    self.pool,
-                    ent,
-                    batch.wanted,
-                    batch.rows,
-                    given,
-                    skip_existing=skip_existing,
-                    with_events=True,
-                    shown=shown,
-                )
+                inserted = await insert(self.pool)
             else:
                 async with connection(self.engine) as conn:
                     await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    inserted = await try_insert(
-                        conn,
-                        ent,
-                        batch.wanted,
-                        batch.rows,
-                        given,
-                        skip_existing=skip_existing,
-                        with_events=True,
-                        shown=shown,
-                    )
+                    inserted = await insert(conn)
         except Conflict as conflict:
             if conflict.reason is ConflictReason.DUPLICATE:
                 return None
