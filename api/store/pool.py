@@ -11,7 +11,9 @@ takes a transaction for just that.
 
 The pool's connections carry no session state between uses (time zones are
 set for one transaction only; nothing listens, locks or keeps cursors), so
-the reset asyncpg runs when a connection returns to the pool is skipped.
+nothing is reset when a connection returns to the pool: the pool is our own
+(`Connections`), a list of idle asyncpg connections, not asyncpg's, whose
+lending and return cost more than the statement's own Python work.
 
 Through a pooler in transaction mode (COCO_DB_POOLER=transaction) nothing is
 kept prepared: asyncpg parses each statement, then parses it again with its
@@ -29,13 +31,15 @@ snapshot) or in a requested time zone take their transaction everywhere.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Literal, TypeAlias
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 from sqlalchemy.sql.elements import ClauseElement
 
 from api.cache import BoundedCache
@@ -52,7 +56,10 @@ from api.store.sqlalchemy_adapter import compile_for_asyncpg
 
 STATEMENTS_KEPT = 512
 # A connection of the pool, as `DirectPool.connection` lends it.
-Pooled: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+Pooled: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
+# An idle connection older than this is closed rather than lent (as asyncpg's pool does by default):
+# what sits between us and PostgreSQL may have dropped it meanwhile.
+IDLE_LIFETIME_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ class DirectPool:
         # Through a transaction-mode pooler the statement timeout is not a session setting: asyncpg keeps it.
         self._per_transaction = self.pooling.per_transaction
         self._timeout_s = statement_timeout_ms / 1000 if statement_timeout_ms else None
-        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._pool: Connections | None = None
         # Statements are kept and asked again (api/store/select.py keeps those of recent plan shapes,
         # statements.py those of its creates): each is compiled once, for as long as it is kept here.
         self.statements: BoundedCache[ClauseElement, Compiled] = BoundedCache("compiled_statements", STATEMENTS_KEPT)
@@ -109,15 +116,18 @@ class DirectPool:
 
     async def start(self) -> None:
         # No connection is made before the first read: the server starts while the database is away.
-        self._pool = await asyncpg.create_pool(
-            self.url,
-            min_size=0,
-            max_size=self.size,
-            timeout=CONNECT_TIMEOUT_S,
-            reset=_keep_session,
-            init=self.pooling.prepare,
-            **self.pooling.connect_options(),
-        )
+        options = self.pooling.connect_options()
+
+        async def connect() -> asyncpg.Connection:
+            conn: asyncpg.Connection = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S, **options)
+            try:
+                await self.pooling.prepare(conn)
+            except BaseException:
+                conn.terminate()
+                raise
+            return conn
+
+        self._pool = Connections(connect, self.size)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -128,26 +138,13 @@ class DirectPool:
         """Connections open, and of those idle."""
         if self._pool is None:
             return 0, 0
-        return self._pool.get_size(), self._pool.get_idle_size()
+        return self._pool.usage()
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Pooled]:
+    def connection(self) -> _Lent:
         """A pooled connection; database failures leave it as domain errors, as in api/store/database.py."""
         if self._pool is None:
             raise RuntimeError("the direct pool is not started")
-        try:
-            async with self._pool.acquire() as conn:
-                try:
-                    yield conn
-                except asyncpg.DataError:
-                    await _resync(conn)
-                    raise
-        except asyncpg.PostgresError as error:
-            raise_as_domain_error(error)
-        except LOST_CONNECTION as error:
-            # The database went away (a restart, say): every idle connection is as dead as this one.
-            await self._pool.expire_connections()
-            raise Unavailable(f"the database is unavailable: {error}") from error
+        return _Lent(self._pool)
 
     async def fetchrow(self, statement: Compiled, arguments: list[Any], *, timezone: str | None = None) -> Any:
         """The statement's first row."""
@@ -214,7 +211,7 @@ async def set_timezone(conn: Pooled, timezone: str | None) -> None:
         await conn.execute("SELECT set_config('TimeZone', $1, true)", timezone)
 
 
-async def _resync(conn: PoolConnectionProxy[Any]) -> None:
+async def _resync(conn: Pooled) -> None:
     """After the driver could not encode an argument: it had sent the statement to be parsed but never
     its values, so the server waits for them inside an implicit transaction, holding the locks the parse
     took (a TRUNCATE or a migration would wait on them), until the connection's next command. That
@@ -226,5 +223,164 @@ async def _resync(conn: PoolConnectionProxy[Any]) -> None:
             conn.terminate()
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Nothing to reset: see the module's docstring."""
+class Connections:
+    """The direct pool's connections: at most `size` open, the idle ones lent last in, first out.
+
+    asyncpg's own pool does more per use than these statements need: a proxy object, a future and an
+    inactivity timer per lending, a reset coroutine and an `asyncio.shield` (one more task, run on
+    the loop's next turn) per return. Here lending an idle connection and taking it back are a list
+    pop and append. The session needs no reset (the module's docstring), and a connection that may
+    not be back at rest (its use was cancelled or timed out mid-statement, it is inside a
+    transaction, or it is closed) is closed instead of kept: the next lending opens a fresh one."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Pooled]], size: int) -> None:
+        self._connect = connect
+        self._size = size
+        self._open = 0
+        self._idle: list[tuple[Pooled, float]] = []
+        # Each lent connection, with the generation it was opened in (see `expire`).
+        self._lent: dict[Pooled, int] = {}
+        # Who waits for a connection (or, given None, for the right to open one).
+        self._waiters: deque[asyncio.Future[Pooled | None]] = deque()
+        self._generation = 0
+        self._closing = False
+        self._closes: set[asyncio.Task[None]] = set()
+
+    def usage(self) -> tuple[int, int]:
+        return self._open, len(self._idle)
+
+    async def acquire(self) -> Pooled:
+        if self._closing:
+            raise RuntimeError("the direct pool is closed")
+        idle = self._idle
+        while idle:
+            conn, since = idle.pop()
+            if conn.is_closed() or time.monotonic() - since > IDLE_LIFETIME_S:
+                self._drop(conn)
+                continue
+            self._lent[conn] = self._generation
+            return conn
+        if self._open >= self._size:
+            waiter: asyncio.Future[Pooled | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                given = await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    # Handed over just as the wait was cancelled: pass it on.
+                    self._hand(waiter.result())
+                raise
+            if given is not None:
+                self._lent[given] = self._generation
+                return given
+        return await self._new()
+
+    async def _new(self) -> Pooled:
+        self._open += 1
+        try:
+            conn = await self._connect()
+        except BaseException:
+            self._open -= 1
+            self._hand(None)
+            raise
+        self._lent[conn] = self._generation
+        return conn
+
+    def release(self, conn: Pooled, *, at_rest: bool) -> None:
+        """Take back a lent connection; `at_rest`: its last use ended with PostgreSQL's answer read."""
+        generation = self._lent.pop(conn)
+        if (
+            not at_rest
+            or self._closing
+            or generation != self._generation
+            or conn.is_closed()
+            or conn.is_in_transaction()
+        ):
+            self._drop(conn)
+            self._hand(None)
+        else:
+            self._hand(conn)
+
+    def _hand(self, conn: Pooled | None) -> None:
+        """To the first one still waiting (None: a place to open a connection in); else to the idle."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        if conn is not None:
+            self._idle.append((conn, time.monotonic()))
+
+    def _drop(self, conn: Pooled) -> None:
+        self._open -= 1
+        if conn.is_closed():
+            return
+        task = asyncio.get_running_loop().create_task(_close(conn))
+        self._closes.add(task)
+        task.add_done_callback(self._closes.discard)
+
+    def expire(self) -> None:
+        """Close every idle connection, and each lent one when it comes back (the database went away)."""
+        self._generation += 1
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            self._drop(conn)
+
+    async def close(self) -> None:
+        self._closing = True
+        self.expire()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(Unavailable("the database pool was closed"))
+        for conn in list(self._lent):
+            conn.terminate()
+        if self._closes:
+            await asyncio.gather(*self._closes, return_exceptions=True)
+
+
+async def _close(conn: Pooled) -> None:
+    try:
+        await conn.close(timeout=CONNECT_TIMEOUT_S)
+    except Exception:
+        conn.terminate()
+
+
+class _Lent:
+    """`DirectPool.connection`: a connection of the pool while the block runs, database failures as
+    domain errors. A block left by a server's error (the statement failed, the connection is at rest)
+    or normally keeps the connection; any other way (cancelled, timed out, the driver's own failure)
+    closes it, as it may still be waiting for the server."""
+
+    __slots__ = ("_conn", "_pool")
+
+    def __init__(self, pool: Connections) -> None:
+        self._pool = pool
+        self._conn: Pooled | None = None
+
+    async def __aenter__(self) -> Pooled:
+        try:
+            self._conn = await self._pool.acquire()
+        except asyncpg.PostgresError as error:
+            raise_as_domain_error(error)
+        except LOST_CONNECTION as error:
+            self._pool.expire()
+            raise Unavailable(f"the database is unavailable: {error}") from error
+        return self._conn
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn = self._conn
+        assert conn is not None
+        if kind is None:
+            self._pool.release(conn, at_rest=True)
+            return
+        if isinstance(error, asyncpg.DataError):
+            await _resync(conn)
+        self._pool.release(conn, at_rest=isinstance(error, asyncpg.PostgresError))
+        if isinstance(error, asyncpg.PostgresError):
+            raise_as_domain_error(error)
+        if isinstance(error, LOST_CONNECTION):
+            # The database went away (a restart, say): every idle connection is as dead as this one.
+            self._pool.expire()
+            raise Unavailable(f"the database is unavailable: {error}") from error
