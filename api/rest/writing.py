@@ -36,10 +36,7 @@ async def write(api: ApiRequest, request: Request, writer: WriteService, *, aggr
             ent.resource, f"{ent.resource} are written only by the server and cannot be created, changed or deleted"
         )
     media = negotiate(api.accepts, ("json", "object", "csv"))
-    plan = dataclasses.replace(
-        read_plan(ent, api.qs, limit=None, offset=None, strip_nulls=media.strip_nulls, aggregates=aggregates),
-        where=None,
-    )
+    plan = _write_plan(api, ent, media, aggregates)
     match api.action:
         case "create":
             return await _create(api, ent, await _body(request, ent), plan, media, writer)
@@ -50,6 +47,26 @@ async def write(api: ApiRequest, request: Request, writer: WriteService, *, aggr
         case "delete":
             return await _delete(api, ent, plan, media, writer)
     raise AssertionError(api.action)
+
+
+# What a write without a query string (most creates: `POST /team_checkins`) shows of its rows, by entity
+# and options: planned once, where planning the same default select again cost as much Python as the
+# create's own statement did.
+_PLAIN_PLANS: dict[tuple[str, bool, bool], ReadPlan] = {}
+
+
+def _write_plan(api: ApiRequest, ent: Entity, media: MediaType, aggregates: bool) -> ReadPlan:
+    plain = not api.qs.canonical
+    key = (ent.name, media.strip_nulls, aggregates)
+    if plain and key in _PLAIN_PLANS:
+        return _PLAIN_PLANS[key]
+    plan = dataclasses.replace(
+        read_plan(ent, api.qs, limit=None, offset=None, strip_nulls=media.strip_nulls, aggregates=aggregates),
+        where=None,
+    )
+    if plain:
+        _PLAIN_PLANS[key] = plan
+    return plan
 
 
 async def _body(request: Request, ent: Entity) -> Any:
