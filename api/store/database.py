@@ -105,7 +105,7 @@ class Pooling:
         )
 
     def connect_options(self) -> dict[str, Any]:
-        """asyncpg.connect's (and create_pool's) options for this mode."""
+        """asyncpg.connect's options for this mode."""
         if self.mode == "none":
             return {"server_settings": self.settings()}
         # application_name is one of the few parameters poolers pass on (PgBouncer, Supavisor).

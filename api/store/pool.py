@@ -5,7 +5,7 @@ keeps a plan shape's, api/store/writes.py a create's). Running it through
 SQLAlchemy's connection and result layers as well would cost more than
 everything else a read does: a pooled checkout with its greenlet, BEGIN, the
 statement, ROLLBACK, four round trips where one does. Here the compiled text
-runs as one statement in autocommit on a plain asyncpg pool, which keeps it
+runs as one statement in autocommit on a pooled asyncpg connection, which keeps it
 prepared on each connection; a read that needs a snapshot or a time zone
 takes a transaction for just that.
 
@@ -238,7 +238,7 @@ class Connections:
         self._size = size
         self._open = 0
         self._idle: list[tuple[Pooled, float]] = []
-        # Each lent connection, with the generation it was opened in (see `expire`).
+        # Each lent connection, with the generation current when it was lent (see `expire`).
         self._lent: dict[Pooled, int] = {}
         # Who waits for a connection (or, given None, for the right to open one).
         self._waiters: deque[asyncio.Future[Pooled | None]] = deque()
