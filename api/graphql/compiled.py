@@ -863,6 +863,14 @@ class CompiledExecution(SchemaExtension):
                 # The write service writes all or nothing: a write it refused can go to the resolvers.
                 written = await planned.run(context.writer)
             else:
+                # The views (api/graphql/compiled_views.py builds on this module, hence imported here).
+                from api.graphql.compiled_views import PreparedViews, compile_views
+
+                views = compile_views(schema, operation, fragments, variables, context.limits)
+                if views is not None:
+                    execution_context.result = ExecutionResult(data=await views.data(context.reader), errors=None)
+                    recent.put(key, PreparedViews(views, name))
+                    return
                 bundle = compile_operation(schema, operation, fragments, variables, context.limits)
                 data = json.loads(await context.reader.json_object(bundle))
         except NotPlannable as error:
