@@ -25,7 +25,8 @@ connections (where, orderBy, first/after, last/before, nodes and edges with
 cursors, pageInfo, totalCount), picks (latestUpdate), and unions (an event's
 `reference`, with inline or named fragments on its members).
 Not compiled: a response key selected twice with a sub-selection or arguments (graphql-core merges
-those; the same leaf field twice is compiled); `nodes(nodeIds:)`.
+those; the same leaf field twice is compiled); `nodes(nodeIds:)`. The coordination views have their own
+compiled path, recorded here as the queries are (api/graphql/compiled_views.py).
 
 Mutations: an operation of one entity mutation (create, bulk create, update, delete; __typename
 beside it) becomes a `PlannedWrite`: the write-service call with the documents the resolver would pass,

@@ -181,10 +181,11 @@ class PlannedViews:
         views = Views(reader)
         reads = [part for _, part in self.parts if isinstance(part, ViewRead)]
         texts = await asyncio.gather(*(read.text(views) for read in reads), return_exceptions=True)
-        for text in texts:
+        answers: dict[str, str | None] = {}
+        for read, text in zip(reads, texts, strict=True):
             if isinstance(text, BaseException):
                 raise text
-        answers = dict(zip((read.key for read in reads), texts, strict=True))
+            answers[read.key] = text
         data: dict[str, Any] = {}
         for key, part in self.parts:
             if isinstance(part, str):
