@@ -9,6 +9,7 @@ arguments (which they refuse), each under a caller who sees every team or a few.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 from typing import Any
@@ -170,8 +171,6 @@ class Generator:
 
 
 def _plus(day: int, days: int) -> str:
-    import datetime as dt
-
     return (dt.date(2026, 3, day) + dt.timedelta(days=days)).isoformat()
 
 
