@@ -25,7 +25,8 @@ connections (where, orderBy, first/after, last/before, nodes and edges with
 cursors, pageInfo, totalCount), picks (latestUpdate), and unions (an event's
 `reference`, with inline or named fragments on its members).
 Not compiled: a response key selected twice with a sub-selection or arguments (graphql-core merges
-those; the same leaf field twice is compiled); `nodes(nodeIds:)`.
+those; the same leaf field twice is compiled); `nodes(nodeIds:)`. The coordination views have their own
+compiled path, recorded here as the queries are (api/graphql/compiled_views.py).
 
 Mutations: an operation of one entity mutation (create, bulk create, update, delete; __typename
 beside it) becomes a `PlannedWrite`: the write-service call with the documents the resolver would pass,
@@ -863,6 +864,14 @@ class CompiledExecution(SchemaExtension):
                 # The write service writes all or nothing: a write it refused can go to the resolvers.
                 written = await planned.run(context.writer)
             else:
+                # The views (api/graphql/compiled_views.py builds on this module, hence imported here).
+                from api.graphql.compiled_views import PreparedViews, compile_views
+
+                views = compile_views(schema, operation, fragments, variables, context.limits)
+                if views is not None:
+                    execution_context.result = ExecutionResult(data=await views.data(context.reader), errors=None)
+                    recent.put(key, PreparedViews(views, name))
+                    return
                 bundle = compile_operation(schema, operation, fragments, variables, context.limits)
                 data = json.loads(await context.reader.json_object(bundle))
         except NotPlannable as error:

@@ -29,6 +29,7 @@ from api.config import Settings
 from api.errors import DomainError
 from api.graphql import caching, fanout, http, ide, persisted
 from api.graphql.compiled import Prepared, PreparedWrite
+from api.graphql.compiled_views import PreparedViews
 from api.graphql.connections import Limits
 from api.graphql.context import Context
 from api.graphql.errors import with_code
@@ -164,10 +165,14 @@ class GraphQLApp(GraphQL):
         prepared = self.recent.get(self.recent.key(self.limits, params.query, params.operation_name, params.variables))
         if isinstance(prepared, PreparedWrite):
             return await self.answer_write(request, prepared, media) if request.method == "POST" else None
-        if not isinstance(prepared, Prepared):
+        if not isinstance(prepared, Prepared | PreparedViews):
             return None
+        reader = request.app.state.services.reader
         try:
-            text = await request.app.state.services.reader.json_object(prepared.bundle)
+            if isinstance(prepared, PreparedViews):
+                text = await prepared.planned.text(reader)
+            else:
+                text = await reader.json_object(prepared.bundle)
         except DomainError as error:
             # The database failed it: Strawberry answers instead, through the compiled path again or the resolvers
             # (a fallback it counts).

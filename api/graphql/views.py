@@ -14,8 +14,10 @@ from typing import Annotated, Any
 import strawberry
 from strawberry import Info
 
+from api.entities import GOAL_STORY_STATUSES
 from api.graphql.context import Context
 from api.graphql.enums import GoalStoryStatus
+from api.graphql.names import camel
 from api.graphql.types import TYPES, one
 from api.store import MAX_COVERAGE_DAYS, MAX_STALE_DAYS, Views, current_scope
 
@@ -277,6 +279,82 @@ def _rollup(data: dict[str, Any]) -> GoalRollup:
     )
 
 
+# ---------------------------------------------------------------- the statements behind the root fields
+
+# Each root field's read, by its resolver's arguments (as Strawberry passes them), with the caller's team
+# scope. The compiled path (api/graphql/compiled_views.py) calls the same functions with the same arguments,
+# so that both paths read, refuse and limit alike.
+
+
+async def team_coverage_text(
+    views: Views,
+    team_id: strawberry.ID,
+    from_: dt.date,
+    to: dt.date,
+    as_of: dt.datetime | None = None,
+    weekdays_only: bool = False,
+) -> str | None:
+    return await views.team_coverage(
+        str(team_id), from_, to, scope=current_scope(), as_of=as_of, weekdays_only=weekdays_only
+    )
+
+
+async def stale_goal_stories_text(
+    views: Views,
+    days: int,
+    team_id: strawberry.ID | None = None,
+    include_completed: bool = False,
+    as_of: dt.datetime | None = None,
+) -> str:
+    return await views.stale_goal_stories(
+        days,
+        scope=current_scope(),
+        team_id=None if team_id is None else str(team_id),
+        as_of=as_of,
+        include_completed=include_completed,
+    )
+
+
+async def open_blockers_text(
+    views: Views, team_id: strawberry.ID | None = None, as_of: dt.datetime | None = None
+) -> str:
+    return await views.open_blockers(None if team_id is None else str(team_id), scope=current_scope(), as_of=as_of)
+
+
+async def goal_rollup_text(views: Views, id: strawberry.ID | None = None) -> str | None:
+    return await views.goal_rollup(None if id is None else str(id), scope=current_scope())
+
+
+# Each view root field by its GraphQL name: its read (api/graphql/compiled_views.py answers them too).
+VIEW_READS: dict[str, Any] = {
+    "teamCoverage": team_coverage_text,
+    "staleGoalStories": stale_goal_stories_text,
+    "openBlockers": open_blockers_text,
+    "goalRollup": goal_rollup_text,
+}
+
+# The types made of the store's JSON alone: any other object type under a view is an entity, loaded by a resolver.
+VIEW_TYPES = frozenset(
+    cls.__name__
+    for cls in (
+        CoverageCell,
+        CoverageBlocker,
+        CoverageDay,
+        CoverageMember,
+        TeamCoverage,
+        UpdateSummary,
+        StaleGoalStory,
+        OpenBlocker,
+        StatusCounts,
+        RollupGoal,
+        GoalRollup,
+    )
+)
+
+# Where the store's JSON names a field otherwise than GraphQL does: (type, GraphQL field) -> the JSON key.
+STORE_KEYS = {("StatusCounts", camel(status)): status for status in GOAL_STORY_STATUSES}
+
+
 @strawberry.type
 class ViewQueries:
     @strawberry.field(
@@ -299,9 +377,7 @@ class ViewQueries:
             bool, strawberry.argument(description="Expect check-ins on Monday to Friday only.")
         ] = False,
     ) -> TeamCoverage | None:
-        text = await _views(info).team_coverage(
-            str(team_id), from_, to, scope=current_scope(), as_of=as_of, weekdays_only=weekdays_only
-        )
+        text = await team_coverage_text(_views(info), team_id, from_, to, as_of, weekdays_only)
         return None if text is None else _coverage(json.loads(text))
 
     @strawberry.field(
@@ -320,13 +396,7 @@ class ViewQueries:
             dt.datetime | None, strawberry.argument(description="The moment to count from (default: now).")
         ] = None,
     ) -> list[StaleGoalStory]:
-        text = await _views(info).stale_goal_stories(
-            days,
-            scope=current_scope(),
-            team_id=None if team_id is None else str(team_id),
-            as_of=as_of,
-            include_completed=include_completed,
-        )
+        text = await stale_goal_stories_text(_views(info), days, team_id, include_completed, as_of)
         return [_stale(row) for row in json.loads(text)]
 
     @strawberry.field(
@@ -341,8 +411,7 @@ class ViewQueries:
             dt.datetime | None, strawberry.argument(description="The moment to count ages at (default: now).")
         ] = None,
     ) -> list[OpenBlocker]:
-        team = None if team_id is None else str(team_id)
-        text = await _views(info).open_blockers(team, scope=current_scope(), as_of=as_of)
+        text = await open_blockers_text(_views(info), team_id, as_of)
         return [_blocker(row) for row in json.loads(text)]
 
     @strawberry.field(
@@ -351,5 +420,5 @@ class ViewQueries:
         "does not exist or lies outside the caller's teams."
     )
     async def goal_rollup(self, info: Info, id: strawberry.ID | None = None) -> GoalRollup | None:
-        text = await _views(info).goal_rollup(None if id is None else str(id), scope=current_scope())
+        text = await goal_rollup_text(_views(info), id)
         return None if text is None else _rollup(json.loads(text))
