@@ -60,6 +60,7 @@ from tests.test_docs_examples import (
     shell_commands,
     tool_calls,
 )
+from tests.viewer_documents import dashboard_query
 
 ROOT = Path(__file__).resolve().parents[1]
 LARGE = frozenset({"team_checkins", "goal_story_updates", "coordination_events"})
@@ -164,14 +165,6 @@ async def seeded(postgres: EmbeddedPostgres) -> AsyncIterator[Seeded]:
     yield Seeded(url, postgres.log_file)
 
 
-def _dashboard_query() -> str:
-    """The dashboard's one query, as viewer/dashboard.js sends it."""
-    source = (ROOT / "viewer" / "dashboard.js").read_text()
-    found = re.search(r"const DASHBOARD = `(.*?)`;", source, re.DOTALL)
-    assert found, "viewer/dashboard.js no longer holds its DASHBOARD query"
-    return found.group(1)
-
-
 async def _replay(http: httpx.AsyncClient, path: str, wanted: int) -> None:
     """Read `wanted` events of a replay over server-sent events, then close the stream."""
     seen = 0
@@ -218,7 +211,7 @@ async def run_documented_shapes(base_url: str) -> list[str]:
         # The dashboard (viewer/dashboard.js), on a team of the seeded history, four weeks of it.
         variables = {"team": "t-7", "from": "2026-06-03", "to": "2026-06-30", "asOf": "2026-07-01T12:00:00Z"}
         answer = await http.post(
-            "/graphql", json={"query": _dashboard_query(), "variables": {**variables, "weekdays": False, "days": 14}}
+            "/graphql", json={"query": dashboard_query(), "variables": {**variables, "weekdays": False, "days": 14}}
         )
         assert answer.status_code == 200 and "errors" not in answer.json(), answer.text
         assert answer.json()["data"]["teamCoverage"]["days"], "the dashboard's coverage is empty"

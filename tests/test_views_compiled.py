@@ -32,6 +32,7 @@ from api.graphql.strawberry_adapter import graphql_schema
 from api.graphql.views import VIEW_READS, VIEW_TYPES
 from api.store import Reader, WriteService
 from tests.test_views import MOMENTS, SECRET, TEAMS, _token, scoped_url, world
+from tests.viewer_documents import dashboard_query
 
 DOCUMENTS = 160
 SETTINGS = Settings()
@@ -237,18 +238,7 @@ async def test_compiled_views_answer_as_the_resolvers(world: dict[str, Any], cle
     assert min(fields.values()) >= 20, fields
 
 
-DASHBOARD = """query Dashboard(
-  $team: ID!, $from: Date!, $to: Date!, $asOf: DateTime, $weekdays: Boolean!, $days: Int!
-) {
-  teamCoverage(teamId: $team, from: $from, to: $to, asOf: $asOf, weekdaysOnly: $weekdays) {
-    teamName from to
-    members { actorId name timezone localDate expectedDays checkedInDays missedDays }
-    days { date expected checkedIn missing cells { actorId expected checkins blockers } }
-  }
-  openBlockers(teamId: $team, asOf: $asOf) { checkinId actorName date ageDays blockers timezone }
-  staleGoalStories(days: $days, asOf: $asOf) { id title status progressPercent lastUpdateDate daysSinceUpdate }
-  goalRollup { total withProgress averageProgress statusCounts { onTrack atRisk offTrack completed paused none } }
-}"""
+DASHBOARD = dashboard_query()
 DASHBOARD_VARIABLES = {
     "team": "t-a",
     "from": "2026-03-02",
