@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # resource paths come first, as no other route has them).
     graphql_endpoint = graphql.graphql_app(settings)
     rest_app = rest.RestApp()
-    caches.add(graphql_endpoint.recent.cache, rest_app.shapes.known)
+    caches.add(graphql_endpoint.recent.cache, rest_app.shapes.known, rest_app.shapes.write_plans)
     if graphql_endpoint.measures is not None:
         caches.add(graphql_endpoint.measures.cache)
     routes = [

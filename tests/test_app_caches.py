@@ -8,6 +8,7 @@ other's caches, and `/metrics` reports each cache's entries and lookups.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from tests.live.servers import stream, take
 
 NAMES = {
     "rest_shapes",
+    "rest_write_plans",
     "plan_statements",
     "bundle_statements",
     "compiled_statements",
@@ -33,6 +35,12 @@ async def _use_every_cache(url: str, writer: WriteService) -> None:
     """Requests that each build something worth keeping, twice (the second finds it)."""
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         for _ in range(2):
+            created = await client.post(
+                "/actors",
+                json={"id": f"cache-{uuid.uuid4().hex[:8]}", "actor_type": "person", "name": "cached"},
+                headers={"Prefer": "return=representation"},
+            )
+            assert created.status_code == 201 and created.json()[0]["name"] == "cached", created.text
             assert (await client.get("/actors?id=eq.a-0")).json()[0]["name"] == "a-0"
             response = await client.post("/graphql", json={"query": QUERY})
             assert response.json() == {"data": {"actor": {"name": "a-0"}}}
@@ -83,4 +91,8 @@ async def test_two_apps_in_one_process_share_no_cache_entry(database_url: str, w
             metrics = (await client.get("/metrics")).text
         hits = re.search(r'^coco_cache_lookups_total\{cache="rest_shapes",result="hit"\} (\S+)$', metrics, re.MULTILINE)
         assert hits is not None and float(hits.group(1)) >= 1
+        plans = re.search(
+            r'^coco_cache_lookups_total\{cache="rest_write_plans",result="hit"\} (\S+)$', metrics, re.MULTILINE
+        )
+        assert plans is not None and float(plans.group(1)) >= 1
         assert re.search(r'^coco_cache_entries\{cache="sse_frames"\} [1-9]', metrics, re.MULTILINE)

@@ -70,7 +70,13 @@ async def _answer(request: Request, shapes: Shapes | None) -> Response | Reply:
             case "read":
                 return await read(api, services.reader, max_rows=settings.max_rows, aggregates=settings.rest_aggregates)
             case "create" | "update" | "upsert" | "delete":
-                return await write(api, request, services.writer, aggregates=settings.rest_aggregates)
+                return await write(
+                    api,
+                    request,
+                    services.writer,
+                    aggregates=settings.rest_aggregates,
+                    plans=shapes.write_plans if shapes is not None else None,
+                )
             case "info":
                 assert api.entity is not None
                 allow = "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE" if api.entity.writable else "OPTIONS,GET,HEAD"

@@ -68,6 +68,8 @@ class Shapes:
 
     def __init__(self, size: int = SHAPES_KEPT) -> None:
         self.known: BoundedCache[tuple[Any, ...], Shape | None] = BoundedCache("rest_shapes", size)
+        # What writes without a query string show of their rows, by entity and options (api/rest/writing.py).
+        self.write_plans: BoundedCache[tuple[str, bool, bool], ReadPlan] = BoundedCache("rest_write_plans", 64)
 
     async def answer(
         self, request: Request, reader: Reader, max_rows: int | None, aggregates: bool = True

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 
+from api.cache import BoundedCache
 from api.entities import Entity
 from api.plan import Filter, OrderTerm, ReadPlan
 from api.rest import errors
@@ -28,7 +29,15 @@ from api.rest.response import content_range, render
 from api.store import OnConflict, WriteService, Written
 
 
-async def write(api: ApiRequest, request: Request, writer: WriteService, *, aggregates: bool = True) -> Reply:
+async def write(
+    api: ApiRequest,
+    request: Request,
+    writer: WriteService,
+    *,
+    aggregates: bool = True,
+    plans: BoundedCache[Any, ReadPlan] | None = None,
+) -> Reply:
+    """`plans`: where the plans of writes without a query string are kept (the app's; None: planned each time)."""
     ent = api.entity
     assert ent is not None
     if not ent.writable:
@@ -36,7 +45,7 @@ async def write(api: ApiRequest, request: Request, writer: WriteService, *, aggr
             ent.resource, f"{ent.resource} are written only by the server and cannot be created, changed or deleted"
         )
     media = negotiate(api.accepts, ("json", "object", "csv"))
-    plan = _write_plan(api, ent, media, aggregates)
+    plan = _write_plan(api, ent, media, aggregates, plans)
     match api.action:
         case "create":
             return await _create(api, ent, await _body(request, ent), plan, media, writer)
@@ -49,24 +58,20 @@ async def write(api: ApiRequest, request: Request, writer: WriteService, *, aggr
     raise AssertionError(api.action)
 
 
-# What a write without a query string (most creates: `POST /team_checkins`) shows of its rows, by entity
-# and options: planned once, where planning the same default select again cost as much Python as the
-# create's own statement did.
-_PLAIN_PLANS: dict[tuple[str, bool, bool], ReadPlan] = {}
+def _write_plan(
+    api: ApiRequest, ent: Entity, media: MediaType, aggregates: bool, plans: BoundedCache[Any, ReadPlan] | None
+) -> ReadPlan:
+    # A write without a query string (most creates: `POST /team_checkins`) shows the same of its rows each
+    # time: planned once per entity and options, where planning that default select again cost as much
+    # Python as the create's own statement did.
 
+    def planned(_: object) -> ReadPlan:
+        plan = read_plan(ent, api.qs, limit=None, offset=None, strip_nulls=media.strip_nulls, aggregates=aggregates)
+        return dataclasses.replace(plan, where=None)
 
-def _write_plan(api: ApiRequest, ent: Entity, media: MediaType, aggregates: bool) -> ReadPlan:
-    plain = not api.qs.canonical
-    key = (ent.name, media.strip_nulls, aggregates)
-    if plain and key in _PLAIN_PLANS:
-        return _PLAIN_PLANS[key]
-    plan = dataclasses.replace(
-        read_plan(ent, api.qs, limit=None, offset=None, strip_nulls=media.strip_nulls, aggregates=aggregates),
-        where=None,
-    )
-    if plain:
-        _PLAIN_PLANS[key] = plan
-    return plan
+    if plans is None or api.qs.canonical:
+        return planned(None)
+    return plans.get_or_build((ent.name, media.strip_nulls, aggregates), planned)
 
 
 async def _body(request: Request, ent: Entity) -> Any:
