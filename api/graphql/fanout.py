@@ -366,7 +366,11 @@ class Pushed:
         for text in texts:
             if not self.open():  # completed by the client meanwhile: nothing more for its id
                 return
-            await send({"type": "websocket.send", "text": prefix + text + "}"})
+            try:
+                await send({"type": "websocket.send", "text": prefix + text + "}"})
+            except OSError as error:  # the client is gone: its connection's handler ends the operation
+                log.debug("a subscription's frame could not be written (%s)", error)
+                return
 
     async def idle(self) -> None:
         """Once the writer holds nothing of this subscription."""
