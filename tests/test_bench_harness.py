@@ -366,6 +366,35 @@ def test_the_sse_client_decodes_chunked_frames_split_anywhere() -> None:
             assert chunked.ended
 
 
+def test_the_websocket_client_reads_frames_split_anywhere_and_masks_its_own() -> None:
+    from websockets.frames import Frame, Opcode
+    from websockets.streams import StreamReader
+
+    def server_frame(opcode: int, payload: bytes) -> bytes:
+        size = len(payload)
+        head = bytes((0x80 | opcode, size)) if size < 126 else bytes((0x80 | opcode, 126)) + size.to_bytes(2)
+        return head + payload
+
+    texts = [b'{"type":"connection_ack"}', b"x" * 300, b'{"id":"1","type":"next"}']
+    stream = server_frame(1, texts[0]) + server_frame(9, b"p") + server_frame(1, texts[1]) + server_frame(1, texts[2])
+    for cut in range(len(stream)):
+        frames = ws_client.Frames()
+        got = frames.feed(stream[:cut]) + frames.feed(stream[cut:])
+        assert got == [(1, texts[0]), (9, b"p"), (1, texts[1]), (1, texts[2])], cut
+    with pytest.raises(ws_client.BadStream):
+        ws_client.Frames().feed(b"\x81\x85" + b"\x00" * 9)  # masked: not a server's frame
+    # What the client sends, parsed as a server parses it (the websockets library's own reader).
+    for payload in (b"", b"abc", b'{"type":"connection_init","payload":{}}', b"y" * 1000):
+        reader = StreamReader()
+        reader.feed_data(ws_client.masked(0x1, payload))
+        parser = Frame.parse(reader.read_exact, mask=True)
+        try:
+            next(parser)
+        except StopIteration as done:
+            frame = done.value
+        assert frame.opcode is Opcode.TEXT and frame.fin and frame.data == payload
+
+
 def test_subscription_figures_and_their_verdict() -> None:
     assert subscriptions.percentiles([0.001, 0.002, 0.003, 0.004]) == pytest.approx(
         {"p50": 2.5, "p95": 3.85, "p99": 3.97, "max": 4.0}

@@ -12,10 +12,13 @@ batch is read once per (selection, scope) whatever the number of subscribers. St
 then put the `Rendered` payload in their message, and the route's `encode_json` splices it in as it is
 (`frame`): only the subscription id differs from one subscriber's frame to the next.
 
-Over WebSocket (both protocols) a compiled subscription goes further: its resolver sends each batch's frames
-itself through its operation's handler (`Direct`), so that an event costs a subscriber a wake-up and a
-send, not graphql-core's execution and Strawberry's result handling as well; what a compiled read cannot
-answer, and every error, still goes the executor's way.
+Over WebSocket a compiled subscription goes further: its resolver sends each batch's frames itself, without
+graphql-core's execution and Strawberry's result handling. Over the legacy graphql-ws it does so through its
+operation's handler (`Direct`), a wake-up and a send per subscriber and batch. Over graphql-transport-ws
+(`Pushed`), as SSE streams do, a live batch that finds the subscription waiting is handed over by the feed
+itself, its shared read started then, in the feed's turn; one task (`FrameWriter`) writes every handed
+batch's frames once its read is done, straight to each connection's ASGI send, and no subscriber's task wakes.
+What a compiled read cannot answer, and every error, still goes the executor's way.
 
 The resolvers stay the reference: a selection that does not compile, a client that asked for the resolvers
 (`Context.resolvers_only`) or a batch whose read failed is executed through them, event by event, with fresh
@@ -25,20 +28,22 @@ loaders, as before.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from graphql import ExecutionResult, OperationType
+from starlette.types import Send
 
 from api.graphql.compiled import EventsView, NotPlannable, compile_events
 from api.graphql.context import Context
 from api.graphql.loaders import Loaders
-from api.graphql.strawberry_adapter import LegacyWSHandler, StrawberryExecutor, TransportWSHandler
+from api.graphql.strawberry_adapter import LegacyWSHandler, StrawberryExecutor, TransportWSHandler, operation_open
 from api.store import current_scope
 
 log = logging.getLogger("coco.graphql.fanout")
@@ -108,10 +113,26 @@ class Renders:
     ) -> list[str]:
         """The payload of each event of `batch`, read once for every caller with this `fingerprint` (the compiled
         selection and the access scope). The read runs under the first caller's scope, which every sharer has."""
+        task = self.start(events, fingerprint, batch, reader)
+        if task.done():  # most sharers: read while they waited for their turn
+            return task.result()
+        # One sharer leaving (its subscriber gone) does not cancel the read the others wait for.
+        return await asyncio.shield(task)
+
+    def start(
+        self,
+        events: EventsView,
+        fingerprint: str,
+        batch: Sequence[dict[str, Any]],
+        reader: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[list[str]]:
+        """The read of `batch`'s payloads for `fingerprint`, started now unless it was already: under the running
+        task's access scope, or under `context`'s (a subscriber's, when the frame writer reads for it)."""
         key = (fingerprint, id(batch))
         entry = self._entries.get(key)
         if entry is None or entry[0] is not batch:  # (an id can be reused once its batch is gone)
-            task = asyncio.get_running_loop().create_task(self._read(events, batch, reader))
+            task = asyncio.get_running_loop().create_task(self._read(events, batch, reader), context=context)
             task.add_done_callback(_retrieve)
             if key in self._entries:
                 self._kept -= len(self._entries.pop(key)[0])
@@ -119,11 +140,7 @@ class Renders:
             self._kept += len(batch)
             while self._kept > self.size and len(self._entries) > 1:
                 self._kept -= len(self._entries.popitem(last=False)[1][0])
-        task = entry[1]
-        if task.done():  # most sharers: read while they waited for their turn
-            return task.result()
-        # One sharer leaving (its subscriber gone) does not cancel the read the others wait for.
-        return await asyncio.shield(task)
+        return entry[1]
 
     async def _read(self, events: EventsView, batch: Sequence[dict[str, Any]], reader: Any) -> list[str]:
         self.reads += 1
@@ -242,20 +259,26 @@ class SharedExecutor(StrawberryExecutor):
 
 # ---------------------------------------------------------------- frames sent by the subscription itself
 
-# Set for an operation's task by the protocol handlers below: how to send one of its `next` (`data`) frames.
+# Set for an operation's task by the legacy protocol's handler below: how to send one of its `data` frames.
 _SENDER: ContextVar[Callable[[Rendered], Awaitable[None]] | None] = ContextVar("coco_frame_sender", default=None)
+# Set for an operation's task by the graphql-transport-ws handler below: the handler and the operation.
+_OPERATION: ContextVar[tuple[DirectTransportWSHandler, Any] | None] = ContextVar("coco_operation", default=None)
 # Set by the executor before the subscription's resolver runs: its compiled selection.
 _COMPILED: ContextVar[Any] = ContextVar("coco_compiled_events", default=None)
+# The ASGI `send` of the WebSocket connection the running task serves: set by the route for each connection.
+SOCKET_SEND: ContextVar[Send | None] = ContextVar("coco_socket_send", default=None)
 
 
 @dataclass(frozen=True, slots=True)
 class Direct:
-    """A compiled subscription served over WebSocket: each batch's payloads, shared, are sent by the subscription
-    itself as its protocol's frames, without graphql-core's and Strawberry's per-event execution and result
-    handling (which cost more than the send)."""
+    """A compiled subscription served over the legacy graphql-ws: each batch's payloads, shared, are sent by the
+    subscription itself as its protocol's frames, without graphql-core's and Strawberry's per-event execution and
+    result handling (which cost more than the send)."""
 
     send: Callable[[Rendered], Awaitable[None]]
     compiled: tuple[EventsView, str]
+    # The feed hands this protocol's subscriptions nothing directly: their task takes every batch.
+    sink: None = None
 
     async def deliver(self, batch: Sequence[dict[str, Any]], reader: Any) -> bool:
         """Send the batch's frames; False (nothing sent) when its read failed: the resolvers answer instead."""
@@ -272,28 +295,239 @@ class Direct:
         return True
 
 
-def direct() -> Direct | None:
+class Pushed:
+    """A compiled subscription over graphql-transport-ws, whose frames go to the connection's ASGI `send` as
+    text built here (the id spliced before each shared payload), below Strawberry's and Starlette's WebSocket
+    wrappers, which cost more than the frame.
+
+    Events reach it two ways, in one order, as the SSE stream's do (api/sse/stream.py). A live batch that finds
+    the subscription idle (its task waiting for the feed, nothing of it being written) is handed over by the
+    feed itself (`hand_over`, the feed's sink): its shared read starts there, in the feed's turn, and the
+    process's `FrameWriter` writes its frames once the read is done, without waking this subscription's task,
+    which at a thousand subscribers would cost more than the writing. Everything else (a replay, a batch that
+    found it busy) comes through its task (`deliver`), after whatever the writer holds of it; so do the
+    operation's other messages (`complete`, `error`, a result of the resolvers), see `DirectTransportWSHandler`.
+    """
+
+    __slots__ = ("_idle", "busy", "compiled", "context", "handler", "operation", "prefix", "reader", "send")
+
+    def __init__(
+        self,
+        handler: DirectTransportWSHandler,
+        operation: Any,
+        send: Send,
+        compiled: tuple[EventsView, str],
+        reader: Any,
+    ) -> None:
+        self.handler, self.operation, self.send, self.compiled, self.reader = handler, operation, send, compiled, reader
+        self.prefix = '{"id":' + _string(operation.id) + KINDS["next"]
+        # The subscriber's context (its principal, so its access scope): the writer's reads for it run in it.
+        self.context = contextvars.copy_context()
+        # Frames handed to the writer and not written yet.
+        self.busy = False
+        self._idle: asyncio.Future[None] | None = None
+
+    @property
+    def sink(self) -> Callable[[Sequence[dict[str, Any]]], bool]:
+        return self.hand_over
+
+    def open(self) -> bool:
+        """Whether the operation still runs (the client has not completed it, nor has it ended)."""
+        return operation_open(self.handler, self.operation)
+
+    def hand_over(self, batch: Sequence[dict[str, Any]]) -> bool:
+        """The feed's sink: `batch` to the writer, its read started, if nothing of this subscription is being
+        written; False (nothing taken) leaves the batch to the subscription's task."""
+        if self.busy or not self.open():
+            return False
+        events, fingerprint = self.compiled
+        RENDERS.start(events, fingerprint, batch, self.reader, self.context)
+        self.busy = True
+        WRITER.push(self, batch)
+        return True
+
+    async def deliver(self, batch: Sequence[dict[str, Any]], reader: Any) -> bool:
+        """From the subscription's task: send the batch's frames after the writer's; False (nothing sent) when its
+        read failed: the resolvers answer instead."""
+        await self.idle()
+        events, fingerprint = self.compiled
+        try:
+            texts = await RENDERS.texts(events, fingerprint, batch, reader)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.debug("a batch's compiled read failed (%s): the resolvers answer", error)
+            return False
+        await self.write(texts)
+        return True
+
+    async def write(self, texts: list[str]) -> None:
+        send, prefix = self.send, self.prefix
+        for text in texts:
+            if not self.open():  # completed by the client meanwhile: nothing more for its id
+                return
+            try:
+                await send({"type": "websocket.send", "text": prefix + text + "}"})
+            except OSError as error:  # the client is gone: its connection's handler ends the operation
+                log.debug("a subscription's frame could not be written (%s)", error)
+                return
+
+    async def idle(self) -> None:
+        """Once the writer holds nothing of this subscription."""
+        while self.busy:
+            self._idle = asyncio.get_running_loop().create_future()
+            try:
+                await self._idle
+            finally:
+                self._idle = None
+
+    def written(self) -> None:
+        """The writer is done with this subscription's frames (written, failed or dropped)."""
+        self.busy = False
+        idle = self._idle
+        if idle is not None and not idle.done():
+            idle.set_result(None)
+
+    def failed(self, batch: Sequence[dict[str, Any]], error: Exception) -> None:
+        """The writer could not read a batch it was handed: the operation ends with an `error` saying where to
+        resume (every event before the batch was sent), as a subscriber that falls behind is told."""
+        log.warning("a subscription's events could not be read (%s): it ends with where to resume", error)
+        resume = str(batch[0]["cursor"] - 1)
+        message = {
+            "id": self.operation.id,
+            "type": "error",
+            "payload": [
+                {
+                    "message": f"the events could not be read; subscribe again with after={resume}",
+                    "extensions": {"code": "SERVICE_UNAVAILABLE", "lastCursor": resume},
+                }
+            ],
+        }
+        task = asyncio.get_running_loop().create_task(self._end(message))
+        _ENDING.add(task)
+        task.add_done_callback(_ENDING.discard)
+
+    async def _end(self, message: dict[str, Any]) -> None:
+        try:
+            await self.operation.send_operation_message(message)  # after the writer's frames; forgets the id
+        except Exception as error:  # the connection is gone: nothing to tell
+            log.debug("a subscription's error could not be sent (%s)", error)
+        finally:
+            task = self.operation.task
+            if task is not None:
+                task.cancel()
+
+
+# Operations being ended by the writer (the loop holds weak references to tasks).
+_ENDING: set[asyncio.Task[None]] = set()
+
+
+class FrameWriter:
+    """Writes the live batches the feed hands to idle subscriptions (`Pushed.hand_over`), all from one task.
+
+    A round takes the queue in order: for each handed batch, its read (started when it was handed, shared by
+    every subscriber of the selection and scope, so done for all but the first), then one send per event.
+    ASGI servers write at once unless a client is not reading; only then does a send wait. The round checks,
+    on the loop's next turn after it starts or after it read (`_check`), whether it is still writing: if so,
+    one of its sends is waiting, and a new round takes the rest of the queue, while the old one finishes that
+    one subscriber alone.
+    """
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[Pushed, Sequence[dict[str, Any]]]] = deque()
+        self.round: asyncio.Task[None] | None = None
+        # The round waiting for a read (not a client): it is not handed on.
+        self.reading: asyncio.Task[None] | None = None
+        self.waiting: set[asyncio.Task[None]] = set()
+        # Batches written by the writer rather than by their subscription's task: what the path saves is visible.
+        self.batches = 0
+
+    def push(self, pushed: Pushed, batch: Sequence[dict[str, Any]]) -> None:
+        self.queue.append((pushed, batch))
+        if self.round is None:
+            self.round = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        me = asyncio.current_task()
+        assert me is not None  # a coroutine of a task (see `push`)
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self._check, me)
+        queue = self.queue
+        while queue and self.round is me:
+            pushed, batch = queue.popleft()
+            try:
+                events, fingerprint = pushed.compiled
+                read = RENDERS.start(events, fingerprint, batch, pushed.reader, pushed.context)
+                if not read.done():
+                    self.reading = me
+                    try:
+                        await asyncio.wait((read,))
+                    finally:
+                        self.reading = None
+                    loop.call_soon(self._check, me)
+                error = RuntimeError("the read was cancelled") if read.cancelled() else read.exception()
+                if error is not None:
+                    pushed.failed(batch, error)
+                    continue
+                self.batches += 1
+                await pushed.write(read.result())
+            except Exception as error:  # whatever the send raised, that subscriber's connection is gone
+                log.debug("a subscription's frames could not be written (%s)", error)
+            finally:
+                pushed.written()
+        if self.round is me:
+            self.round = None
+
+    def _check(self, task: asyncio.Task[None]) -> None:
+        if self.round is task and self.reading is not task:  # one of its sends waits for a client not reading
+            self.waiting.add(task)
+            task.add_done_callback(self.waiting.discard)
+            self.round = asyncio.get_running_loop().create_task(self._write()) if self.queue else None
+
+
+WRITER = FrameWriter()
+
+
+def direct(reader: Any) -> Direct | Pushed | None:
     """For the subscription resolver of the running operation: how to send its events itself, or None (not over
     WebSocket, or not compiled)."""
-    send, compiled = _SENDER.get(), _COMPILED.get()
-    if send is None or compiled is None or compiled is _UNPLANNABLE:
+    compiled = _COMPILED.get()
+    if compiled is None or compiled is _UNPLANNABLE:
         return None
-    return Direct(send, compiled)
+    operation, send = _OPERATION.get(), SOCKET_SEND.get()
+    if operation is not None and send is not None:
+        handler, op = operation
+        pushed = handler.coco_pushed[op.id] = Pushed(handler, op, send, compiled, reader)
+        return pushed
+    sender = _SENDER.get()
+    return None if sender is None else Direct(sender, compiled)
 
 
 class DirectTransportWSHandler(TransportWSHandler):
-    """graphql-transport-ws, whose compiled subscriptions send their `next` frames themselves."""
+    """graphql-transport-ws, whose compiled subscriptions send their `next` frames themselves (`Pushed`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The compiled subscriptions of this connection, by operation id.
+        self.coco_pushed: dict[str, Pushed] = {}
 
     async def run_operation(self, operation: Any) -> None:
-        async def send(rendered: Rendered) -> None:
-            # The operation's own path: nothing is sent once it has completed.
-            await operation.send_operation_message({"id": operation.id, "type": "next", "payload": {"data": rendered}})
-
-        token = _SENDER.set(send)
+        token = _OPERATION.set((self, operation))
         try:
             await super().run_operation(operation)
         finally:
-            _SENDER.reset(token)
+            _OPERATION.reset(token)
+            # (the client may have completed the id and subscribed again with it: that one stays)
+            pushed = self.coco_pushed.get(operation.id)
+            if pushed is not None and pushed.operation is operation:
+                del self.coco_pushed[operation.id]
+
+    async def send_message(self, message: Any) -> None:
+        # An operation's messages go after whatever the frame writer holds of it.
+        pushed = self.coco_pushed.get(message.get("id")) if isinstance(message, dict) else None
+        if pushed is not None and pushed.busy:
+            await pushed.idle()
+        await super().send_message(message)
 
 
 class DirectLegacyWSHandler(LegacyWSHandler):

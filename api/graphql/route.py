@@ -66,6 +66,14 @@ class GraphQLApp(GraphQL):
         self.cache_policy = caching.Policy.of(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # Compiled subscriptions write their frames to the connection's send (api/graphql/fanout.py).
+            token = fanout.SOCKET_SEND.set(send)
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                fanout.SOCKET_SEND.reset(token)
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return

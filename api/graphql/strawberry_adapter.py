@@ -8,7 +8,8 @@ validation. Strawberry keeps the schema and the name to itself (`Schema._schema`
 `ExecutionContext._provided_operation_name`), and the arguments take its field definitions
 and converter. Shared subscription payloads (api/graphql/fanout.py) extend the executor Strawberry
 runs graphql-core with, which Strawberry does not export, and its two WebSocket protocol handlers, whose
-classes the view names in attributes. tests/graphql_api/test_strawberry_adapter.py
+classes the view names in attributes; frames written below Strawberry's send (fanout.Pushed) ask whether the
+handler still runs their operation (`operation_open`). tests/graphql_api/test_strawberry_adapter.py
 checks each against the installed Strawberry, so that an upgrade that moves any of them fails there, loudly.
 """
 
@@ -37,6 +38,12 @@ StrawberryExecutor = StrawberryGraphQLCoreExecutionContext
 # own (`run_operation`, `handle_async_results`) and sends its messages with `send_message`.
 TransportWSHandler = BaseGraphQLTransportWSHandler
 LegacyWSHandler = BaseGraphQLWSHandler
+
+
+def operation_open(handler: TransportWSHandler, operation: Any) -> bool:
+    """Whether a graphql-transport-ws operation still runs: its handler forgets it once it has completed or
+    failed, or when the client completed it (`operations`, by id)."""
+    return handler.operations.get(operation.id) is operation
 
 
 def graphql_schema(schema: BaseSchema) -> GraphQLSchema:

@@ -53,16 +53,18 @@ class Subscription:
         try:
             if context.live is None:
                 raise Unavailable("live events are not available in this process")
+            # Over WebSocket, a compiled subscription sends its events' frames itself, and over graphql-transport-ws
+            # the feed hands it live batches without waking this task (api/graphql/fanout.py).
+            sender = fanout.direct(context.reader)
             try:
                 batches = context.live.subscribe_batches(
                     to_filter("coordination_event", where),
                     None if after is None else parse_cursor(after, "after"),
                     None if team_id is None else str(team_id),
+                    sink=None if sender is None else sender.sink,
                 )
             except RuntimeError as error:  # the feed has not reached the database yet
                 raise Unavailable(str(error)) from error
-            # Over WebSocket, a compiled subscription sends its events' frames itself (api/graphql/fanout.py).
-            sender = fanout.direct()
             async with aclosing(batches):
                 async for batch in batches:
                     if sender is not None and await sender.deliver(batch, context.reader):

@@ -23,6 +23,7 @@ from api.graphql.strawberry_adapter import (
     TransportWSHandler,
     field_arguments,
     graphql_schema,
+    operation_open,
     provided_operation_name,
 )
 
@@ -111,3 +112,21 @@ def test_the_protocol_handlers_the_view_runs_and_what_fanout_extends_of_them() -
     assert list(inspect.signature(LegacyWSHandler.handle_async_results).parameters)[:2] == ["self", "operation_id"]
     assert inspect.iscoroutinefunction(TransportWSHandler.send_message)
     assert inspect.iscoroutinefunction(LegacyWSHandler.send_message)
+
+
+def test_whether_a_graphql_transport_ws_operation_still_runs() -> None:
+    from datetime import timedelta
+
+    from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
+
+    # Frames written below Strawberry's send (api/graphql/fanout.py `Pushed`) ask the handler's registry of
+    # operations, which it keeps by id and forgets an operation from once it completed, failed or was completed.
+    handler = TransportWSHandler(None, None, None, None, make_schema(), timedelta(seconds=1), None)  # type: ignore[arg-type]
+    operation = Operation(handler, "1", "subscription { x }", None, None)
+    assert not operation_open(handler, operation)
+    handler.operations[operation.id] = operation
+    assert operation_open(handler, operation)
+    again = Operation(handler, "1", "subscription { x }", None, None)
+    assert not operation_open(handler, again)  # the same id, another operation
+    handler.forget_id(operation.id)
+    assert not operation_open(handler, operation)

@@ -18,6 +18,7 @@ from api.live import LiveFeed
 from api.store import Reader
 from api.store.writes import WriteService
 
+from . import helpers
 from .helpers import seed, until_subscribers
 
 SCHEMA = make_schema()
@@ -267,3 +268,128 @@ async def test_over_both_protocols_compiled_frames_are_the_resolvers_frames(
             task.cancel()
     assert compiled_ws == resolved_ws == compiled_legacy == resolved_legacy
     assert [p["data"]["coordinationEvents"]["reference"]["next"] for p in compiled_ws] == [["w0"], ["w1"], ["w2"]]
+
+
+async def _next_frames(ws: Any, wanted: dict[str, int]) -> dict[str, list[str]]:
+    """The events (their references) of the `next` frames read, by subscription id, until each id has its count."""
+    got: dict[str, list[str]] = {key: [] for key in wanted}
+    async with asyncio.timeout(60):
+        while any(len(got[key]) < n for key, n in wanted.items()):
+            message = json.loads(await ws.recv())
+            if message["type"] == "pong":
+                continue
+            assert message["type"] == "next" and set(message) == {"id", "type", "payload"}, message
+            got[message["id"]].append(message["payload"]["data"]["coordinationEvents"]["referenceId"])
+    return got
+
+
+async def test_a_completed_id_subscribed_again_gets_each_event_once_in_order_and_pings_are_answered_between(
+    live_servers: tuple[str, str], writer: WriteService
+) -> None:
+    base = live_servers[0]
+    await seed(writer)
+    await until_subscribers(base, 0)
+    document = "subscription { coordinationEvents { referenceId } }"
+
+    def subscribe(id_: str) -> str:
+        return json.dumps({"id": id_, "type": "subscribe", "payload": {"query": document}})
+
+    async def checkins(n: int) -> list[str]:
+        return [event["reference_id"] for event in await helpers.checkins(writer, n, actor="a-1", team="t-1")]
+
+    url = base.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"], ping_interval=None) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(subscribe("a"))
+        await until_subscribers(base, 1)
+        first = await checkins(2)
+        assert await _next_frames(ws, {"a": 2}) == {"a": first}
+        # Completed by the client, then the same id again and another: the old one's frames never come back.
+        await ws.send(json.dumps({"id": "a", "type": "complete"}))
+        await until_subscribers(base, 0)
+        await ws.send(subscribe("a"))
+        await ws.send(subscribe("b"))
+        await until_subscribers(base, 2)
+        await ws.send(json.dumps({"type": "ping"}))
+        second = await checkins(3)
+        assert await _next_frames(ws, {"a": 3, "b": 3}) == {"a": second, "b": second}
+
+
+class _Operation:
+    """Stands for Strawberry's graphql-transport-ws operation: an id its handler runs, and its final messages."""
+
+    def __init__(self, handler: _Handler, id_: str) -> None:
+        self.handler, self.id, self.sent = handler, id_, []
+        self.task: asyncio.Task[None] | None = None
+        handler.operations[id_] = self
+
+    async def send_operation_message(self, message: dict[str, Any]) -> None:
+        self.handler.operations.pop(self.id, None)
+        self.sent.append(message)
+
+
+class _Handler:
+    def __init__(self) -> None:
+        self.operations: dict[str, _Operation] = {}
+
+
+class FailingReader(CountingReader):
+    async def json_array(self, plan: Any) -> str:
+        from api.errors import Unavailable
+
+        self.reads += 1
+        raise Unavailable("the database is down")
+
+
+async def _pushed(reader: Any, id_: str, fingerprint: str = "f") -> tuple[fanout.Pushed, _Operation, list[str]]:
+    events = fanout.compile_events(SCHEMA, *_operation("subscription { coordinationEvents { cursor } }"), LIMITS)
+    sent: list[str] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        assert message["type"] == "websocket.send"
+        sent.append(message["text"])
+
+    handler = _Handler()
+    operation = _Operation(handler, id_)
+    operation.task = asyncio.create_task(asyncio.Event().wait())
+    return fanout.Pushed(handler, operation, send, (events, fingerprint), reader), operation, sent  # type: ignore[arg-type]
+
+
+async def _until(condition: Any) -> None:
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+
+async def test_handed_batches_are_read_once_and_written_per_subscriber_and_a_busy_or_gone_one_takes_none() -> None:
+    reader = CountingReader()
+    one, _, sent_one = await _pushed(reader, "1")
+    two, operation_two, sent_two = await _pushed(reader, "x-2")
+    batch = [{"cursor": 41}, {"cursor": 42}]
+    assert one.hand_over(batch) and two.hand_over(batch)
+    assert not one.hand_over([{"cursor": 43}])  # its frames are not written yet: its task takes this one
+    await _until(lambda: not one.busy and not two.busy)
+    assert reader.reads == 1
+    assert [json.loads(t) for t in sent_one] == [
+        {"id": "1", "type": "next", "payload": {"data": {"coordinationEvents": {"cursor": c}}}} for c in ("41", "42")
+    ]
+    assert [json.loads(t)["id"] for t in sent_two] == ["x-2", "x-2"]
+    # Completed by the client: nothing more is taken nor written for it.
+    operation_two.handler.operations.clear()
+    assert not two.hand_over([{"cursor": 44}])
+    await two.write(['{"data":{"coordinationEvents":{"cursor":"44"}}}'])
+    assert len(sent_two) == 2
+
+
+async def test_a_handed_batch_that_cannot_be_read_ends_the_operation_with_where_to_resume() -> None:
+    pushed, operation, sent = await _pushed(FailingReader(), "1", fingerprint="failing")
+    assert pushed.hand_over([{"cursor": 70}, {"cursor": 71}])
+    assert operation.task is not None
+    await _until(operation.task.done)
+    assert sent == []
+    [message] = operation.sent
+    assert message["type"] == "error" and message["id"] == "1"
+    [error] = message["payload"]
+    assert error["extensions"] == {"code": "SERVICE_UNAVAILABLE", "lastCursor": "69"}
+    assert operation.task.cancelled() and not pushed.busy

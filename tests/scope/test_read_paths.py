@@ -359,8 +359,9 @@ async def test_two_scopes_subscribed_to_one_document_each_get_only_what_they_may
         "reference { ... on TeamCheckin { id team { id name } } "
         "... on GoalStoryUpdate { id actor { id } goalStory { id teamIds actors { id } } } } } }"
     )
-    # Two subscribers with T1 (one per protocol), one with the unlimited token: how many events each reads.
-    want = {"t1": 1, "t1 legacy": 1, "all": 2}
+    # Two subscribers with T1 and two with the unlimited token (one per protocol each): how many events each
+    # reads. Over graphql-transport-ws the frame writer reads for both scopes (api/graphql/fanout.py).
+    want = {"t1": 1, "t1 legacy": 1, "all": 2, "all ws": 2}
     got: dict[str, list[dict[str, Any]]] = {name: [] for name in want}
 
     async def listen(name: str, token_: str, protocol: str) -> None:
@@ -380,9 +381,10 @@ async def test_two_scopes_subscribed_to_one_document_each_get_only_what_they_may
         asyncio.create_task(listen("t1", T1, WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL)),
         asyncio.create_task(listen("all", UNLIMITED, WebsocketsTransport.APOLLO_SUBPROTOCOL)),
         asyncio.create_task(listen("t1 legacy", T1, WebsocketsTransport.APOLLO_SUBPROTOCOL)),
+        asyncio.create_task(listen("all ws", UNLIMITED, WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL)),
     ]
     try:
-        await until_subscribers(scoped_url, 3, unless=lambda: any(t.done() for t in tasks))
+        await until_subscribers(scoped_url, 4, unless=lambda: any(t.done() for t in tasks))
         foreign = await writer.create("team_checkin", [{"actor_id": "a-5", "team_id": "t-9", "date": "2026-06-02"}])
         update = await writer.create(
             "goal_story_update",
@@ -405,6 +407,7 @@ async def test_two_scopes_subscribed_to_one_document_each_get_only_what_they_may
     assert [e["referenceId"] for e in got["all"]] == [foreign.rows[0]["id"], update_id]
     assert got["all"][1]["actor"] == {"id": "a-5", "name": "Eve"}
     assert "a-5" in {n["id"] for n in got["all"][1]["reference"]["goalStory"]["actors"] if n}
+    assert got["all ws"] == got["all"]
 
 
 # ---------------------------------------------------------------- below the reader
