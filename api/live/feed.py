@@ -15,6 +15,7 @@ read was running) gets a `Gap` instead, and reads that range itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -203,8 +204,10 @@ class LiveFeed:
                     if sub.overflowed:
                         raise SubscriberOverflow(sub.delivered, self.queue_size)
                     return
-                async for batch in self._batches(sub, items, where):
-                    yield batch
+                # Closed here, not left to the loop's finalizer, should this generator be closed mid-batch.
+                async with contextlib.aclosing(self._batches(sub, items, where)) as batches:
+                    async for batch in batches:
+                        yield batch
         finally:
             self._drop(sub)
 
@@ -426,13 +429,14 @@ class Attachment:
         self.sub = sub
         self.where = where
 
-    async def pending(self) -> AsyncIterator[Sequence[dict[str, Any]]]:
+    async def pending(self) -> AsyncGenerator[Sequence[dict[str, Any]], None]:
         """Whatever is queued, in batches (the replay read from the table), until the queue is
         empty; raises as `subscribe_batches` does (overflow, a filter's error)."""
         sub = self.sub
         while items := sub.take():
-            async for batch in self.feed._batches(sub, items, self.where):
-                yield batch
+            async with contextlib.aclosing(self.feed._batches(sub, items, self.where)) as batches:
+                async for batch in batches:
+                    yield batch
         if sub.error is not None:
             raise sub.error
         if sub.overflowed:

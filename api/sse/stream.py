@@ -333,9 +333,10 @@ class Streaming:
         """Write what is queued for this stream; False when the stream is to end (an error was sent)."""
         self.pulling = True
         try:
-            async for batch in events.pending():
-                # Every event waiting for this stream in one write: one turn, one system call.
-                await self.write(self.frames.batch(batch))
+            async with contextlib.aclosing(events.pending()) as batches:
+                async for batch in batches:
+                    # Every event waiting for this stream in one write: one turn, one system call.
+                    await self.write(self.frames.batch(batch))
         except SubscriberOverflow as overflow:
             await self.error("subscriber_overflow", str(overflow), last_cursor=str(overflow.last_cursor))
             return False
