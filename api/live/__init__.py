@@ -1,7 +1,8 @@
 """Live coordination events: one LISTEN connection per process, fanned out to subscribers.
 
-`LiveFeed` is the engine (the GraphQL subscription and the SSE endpoint both
-iterate `LiveFeed.subscribe`); `EventStream` serves it as server-sent events.
+`LiveFeed` is the engine (the GraphQL subscriptions and webhooks iterate
+`LiveFeed.subscribe_batches`; the SSE endpoint, which has no task waiting on its
+queue, uses `LiveFeed.attach`); `EventStream` serves it as server-sent events.
 """
 
 from api.live.cursors import parse_cursor

@@ -15,6 +15,7 @@ read was running) gets a `Gap` instead, and reads that range itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -24,7 +25,7 @@ from api import metrics
 from api.entities import entity
 from api.errors import InvalidInput, Unavailable
 from api.live.filters import after_cursor, teams_filter, up_to_cursor
-from api.live.subscriber import Gap, Sink, Subscriber, SubscriberOverflow
+from api.live.subscriber import Gap, Item, Sink, Subscriber, SubscriberOverflow, Wake
 from api.plan import Column, Filter, Match, OrderTerm, ReadPlan, Visible, all_of
 from api.store import NOTIFY_CHANNEL, Listener, Reader, current_scope
 
@@ -144,6 +145,29 @@ class LiveFeed:
         stream) takes one turn per batch rather than one per event. With `sink`, a live
         batch that finds the consumer idle is handed to `sink` by the feed itself (see
         `Subscriber.offer`); whatever it does not take comes through the iterator."""
+        sub, chosen = self._register(where, after, team_id, sink, None)
+        return self._deliver(sub, chosen)
+
+    def attach(
+        self,
+        where: Filter | None = None,
+        after: int | None = None,
+        team_id: str | None = None,
+        *,
+        sink: Sink,
+        wake: Wake,
+    ) -> Attachment:
+        """`subscribe_batches` for a consumer with no task waiting on it (an event stream: one task
+        per connection, waiting for the client to leave). Every live batch that finds the queue
+        empty is offered to `sink`; whenever something is queued instead (the replay, a batch the
+        sink refused) or the subscription ends, `wake` is called, and the consumer iterates
+        `Attachment.pending` until the queue is empty again."""
+        sub, chosen = self._register(where, after, team_id, sink, wake)
+        return Attachment(self, sub, chosen)
+
+    def _register(
+        self, where: Filter | None, after: int | None, team_id: str | None, sink: Sink | None, wake: Wake | None
+    ) -> tuple[Subscriber, Filter | None]:
         if self._position is None:
             raise RuntimeError("the live feed is not running (not started, or the database is not reachable yet)")
         # The caller's scope is part of the subscriber's filter: the feed reads for every subscriber at
@@ -162,16 +186,15 @@ class LiveFeed:
         start = now if after is None else after
         # Registered right away (not at the first iteration), so nothing committed
         # after subscribe() returns can be missed.
-        sub = Subscriber(key, self.queue_size, covered=max(start, now), delivered=start, sink=sink)
+        sub = Subscriber(key, self.queue_size, covered=max(start, now), delivered=start, sink=sink, wake=wake)
         if start < now:
             sub.offer(Gap(start, now), now)
         self._subscribers.add(sub)
-        return self._deliver(sub, chosen)
+        return sub, chosen
 
     # ------------------------------------------------------------ subscriber side
 
     async def _deliver(self, sub: Subscriber, where: Filter | None) -> AsyncGenerator[Sequence[dict[str, Any]], None]:
-        # sub.delivered: every matching event up to there was yielded (or taken by the sink).
         try:
             while True:
                 items = await sub.next_items()
@@ -181,33 +204,43 @@ class LiveFeed:
                     if sub.overflowed:
                         raise SubscriberOverflow(sub.delivered, self.queue_size)
                     return
-                pending: Sequence[dict[str, Any]] = ()
-                for item in items:
-                    if isinstance(item, Gap):
-                        if pending:
-                            metrics.LIVE_EVENTS_DELIVERED.inc(len(pending))
-                            yield pending
-                            sub.delivered, pending = pending[-1]["cursor"], ()
-                        async for page in self._replay(where, max(item.after, sub.delivered), item.upto):
-                            metrics.LIVE_EVENTS_DELIVERED.inc(len(page))
-                            yield page
-                            sub.delivered = page[-1]["cursor"]
-                            if sub.overflowed:
-                                raise SubscriberOverflow(sub.delivered, self.queue_size)
-                        sub.delivered = max(sub.delivered, item.upto)
-                    else:
-                        top = pending[-1]["cursor"] if pending else sub.delivered
-                        if item[0]["cursor"] <= top:  # replayed already
-                            item = [doc for doc in item if doc["cursor"] > top]
-                        if item:
-                            # The feed's batch itself when it comes alone (the common case): no copy.
-                            pending = item if not pending else [*pending, *item]
+                # Closed here, not left to the loop's finalizer, should this generator be closed mid-batch.
+                async with contextlib.aclosing(self._batches(sub, items, where)) as batches:
+                    async for batch in batches:
+                        yield batch
+        finally:
+            self._drop(sub)
+
+    async def _batches(
+        self, sub: Subscriber, items: list[Item], where: Filter | None
+    ) -> AsyncGenerator[Sequence[dict[str, Any]], None]:
+        """What `items` (taken from `sub`'s queue) hold for the consumer, gaps read from the table."""
+        # sub.delivered: every matching event up to there was yielded (or taken by the sink).
+        pending: Sequence[dict[str, Any]] = ()
+        for item in items:
+            if isinstance(item, Gap):
                 if pending:
                     metrics.LIVE_EVENTS_DELIVERED.inc(len(pending))
                     yield pending
-                    sub.delivered = pending[-1]["cursor"]
-        finally:
-            self._drop(sub)
+                    sub.delivered, pending = pending[-1]["cursor"], ()
+                async for page in self._replay(where, max(item.after, sub.delivered), item.upto):
+                    metrics.LIVE_EVENTS_DELIVERED.inc(len(page))
+                    yield page
+                    sub.delivered = page[-1]["cursor"]
+                    if sub.overflowed:
+                        raise SubscriberOverflow(sub.delivered, self.queue_size)
+                sub.delivered = max(sub.delivered, item.upto)
+            else:
+                top = pending[-1]["cursor"] if pending else sub.delivered
+                if item[0]["cursor"] <= top:  # replayed already
+                    item = [doc for doc in item if doc["cursor"] > top]
+                if item:
+                    # The feed's batch itself when it comes alone (the common case): no copy.
+                    pending = item if not pending else [*pending, *item]
+        if pending:
+            metrics.LIVE_EVENTS_DELIVERED.inc(len(pending))
+            yield pending
+            sub.delivered = pending[-1]["cursor"]
 
     async def _replay(self, where: Filter | None, after: int, upto: int) -> AsyncIterator[list[dict[str, Any]]]:
         """The events in (after, upto] from the table, a page at a time (no empty page)."""
@@ -384,6 +417,38 @@ class LiveFeed:
                     raise
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+class Attachment:
+    """A subscription whose consumer has no task waiting on it (`LiveFeed.attach`)."""
+
+    __slots__ = ("feed", "sub", "where")
+
+    def __init__(self, feed: LiveFeed, sub: Subscriber, where: Filter | None) -> None:
+        self.feed = feed
+        self.sub = sub
+        self.where = where
+
+    async def pending(self) -> AsyncGenerator[Sequence[dict[str, Any]], None]:
+        """Whatever is queued, in batches (the replay read from the table), until the queue is
+        empty; raises as `subscribe_batches` does (overflow, a filter's error)."""
+        sub = self.sub
+        while items := sub.take():
+            async with contextlib.aclosing(self.feed._batches(sub, items, self.where)) as batches:
+                async for batch in batches:
+                    yield batch
+        if sub.error is not None:
+            raise sub.error
+        if sub.overflowed:
+            raise SubscriberOverflow(sub.delivered, self.feed.queue_size)
+
+    @property
+    def ended(self) -> bool:
+        """The feed closed the subscription (it stopped) and nothing is left to take."""
+        return self.sub.closed
+
+    def close(self) -> None:
+        self.feed._drop(self.sub)
 
 
 async def _one_by_one(batches: AsyncIterator[Sequence[dict[str, Any]]]) -> AsyncIterator[dict[str, Any]]:

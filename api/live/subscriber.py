@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,8 @@ Item = Batch | Gap
 # Hands a batch straight to the consumer (say, writes it to a socket) without waking its task;
 # False when it cannot right now, and the batch is queued as usual.
 Sink = Callable[[Batch], bool]
+# Tells a consumer without a task waiting on the queue (see `Subscriber.wake`) that something is queued or it ended.
+Wake = Callable[[], None]
 
 
 class Subscriber:
@@ -44,10 +45,38 @@ class Subscriber:
 
     The queue holds batches (one per read of the feed) and gaps; its bound counts
     events (a gap counts as one), so batching changes when a subscriber wakes,
-    never when it overflows."""
+    never when it overflows.
+
+    Its consumer either waits on the queue (`next_items`, a task per subscriber) or has no
+    task waiting (`wake` given: an event stream among thousands): then every batch that finds
+    the queue empty is offered to the sink, and `wake` is called where a waiting task would be
+    woken, for the consumer to `take` what was queued."""
+
+    __slots__ = (
+        "_items",
+        "_queued",
+        "_waiter",
+        "closed",
+        "covered",
+        "delivered",
+        "error",
+        "handed",
+        "key",
+        "overflowed",
+        "queue_size",
+        "sink",
+        "wake",
+    )
 
     def __init__(
-        self, key: str | None, queue_size: int, covered: int, *, delivered: int = 0, sink: Sink | None = None
+        self,
+        key: str | None,
+        queue_size: int,
+        covered: int,
+        *,
+        delivered: int = 0,
+        sink: Sink | None = None,
+        wake: Wake | None = None,
     ) -> None:
         # Which match column of the feed's read says whether an event is for us (None: every event).
         self.key = key
@@ -57,10 +86,12 @@ class Subscriber:
         # Every event for us up to this cursor has been handed to the consumer.
         self.delivered = delivered
         self.sink = sink
+        self.wake = wake
         self.overflowed = False
         self.closed = False
         self.error: Exception | None = None
-        self._items: deque[Item] = deque()
+        # A list, not a deque: only appended to and taken whole, and an empty deque is ten times its size.
+        self._items: list[Item] = []
         # Events the sink took and the delivered counter has not counted yet (see `offer`).
         self.handed = 0
         self._queued = 0  # events in the queue
@@ -73,8 +104,7 @@ class Subscriber:
             return False
         if (
             self.sink is not None
-            and self._waiter is not None
-            and not self._waiter.done()
+            and (self.wake is not None or (self._waiter is not None and not self._waiter.done()))
             and not self._items
             and not isinstance(item, Gap)
             and item[0]["cursor"] > self.delivered
@@ -129,15 +159,25 @@ class Subscriber:
                 self._waiter = None
         if self.overflowed:
             return None
-        items = list(self._items)
-        self._clear()
+        items, self._items = self._items, []
+        self._queued = 0
+        return items
+
+    def take(self) -> list[Item]:
+        """Everything queued, oldest first, without waiting ([] when nothing is, or once overflowed)."""
+        if self.overflowed or not self._items:
+            return []
+        items, self._items = self._items, []
+        self._queued = 0
         return items
 
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        elif self.wake is not None:
+            self.wake()
 
     def _clear(self) -> None:
-        self._items.clear()
+        self._items = []
         self._queued = 0

@@ -26,7 +26,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,6 +37,7 @@ from api.edge.replies import send_json
 from api.entities import EVENT_TYPES
 from api.errors import InvalidInput
 from api.live.cursors import parse_cursor
+from api.live.feed import Attachment
 from api.live.subscriber import SubscriberOverflow
 from api.plan import Condition, Filter, all_of
 
@@ -59,12 +60,16 @@ class EventStream:
 
     def __init__(self, *, path: str = PATH, keepalive: float = KEEPALIVE_S, caches: Caches | None = None) -> None:
         self.path = path
-        self.keepalive = keepalive
-        # This app's own: the frames encoded for its streams, and what writes live batches to them.
+        # This app's own: the frames encoded for its streams, what writes live batches to them, their keep-alives.
         self.frames = Frames()
         self.writer = Writer()
+        self.beats = Beats(keepalive, self.writer)
         if caches is not None:
             caches.add(self.frames.cache)
+
+    @property
+    def keepalive(self) -> float:
+        return self.beats.keepalive
 
     def asks_for_events(self, scope: Scope, wants_event_stream: bool) -> bool:
         """A GET of the path from a client that accepts an event stream; everything else is the REST layer's."""
@@ -75,11 +80,11 @@ class EventStream:
         if feed is None:
             await send_json(send, 503, {"code": "unavailable", "message": "the live feed is not running"})
             return
-        streaming = Streaming(send, self.keepalive, self.frames, self.writer)
+        streaming = Streaming(send, self.frames, self.writer)
         try:
             where, after, team_id = parse_request(scope)
-            streaming.events = feed.subscribe_batches(
-                where=where, after=after, team_id=team_id, sink=streaming.hand_over
+            streaming.events = feed.attach(
+                where=where, after=after, team_id=team_id, sink=streaming.hand_over, wake=streaming.wake
             )
         except (BadRequest, InvalidInput) as error:
             await send_json(send, 400, {"code": "bad_request", "message": str(error)})
@@ -87,10 +92,11 @@ class EventStream:
         except RuntimeError as error:
             await send_json(send, 503, {"code": "unavailable", "message": str(error)})
             return
-        await streaming.run(receive)
+        await streaming.run(receive, self.beats)
 
 
 FRAMES_KEPT = 4096
+KEEP_ALIVE: Message = {"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True}
 
 
 class Frames:
@@ -98,16 +104,24 @@ class Frames:
 
     def __init__(self, size: int = FRAMES_KEPT) -> None:
         self.cache: BoundedCache[int, bytes] = BoundedCache("sse_frames", size)
-        # The feed offers one batch object to all subscribers of a filter: its frames are joined once.
+        # The feed offers one batch object to all subscribers of a filter: its frames are joined once,
+        # and the one message carrying them is what the writer sends to each of its streams.
         self._batch: Sequence[dict[str, Any]] | None = None
         self._joined = b""
+        self._message: Message = {}
 
     def batch(self, events: Sequence[dict[str, Any]]) -> bytes:
         """The frames of `events`, one after the other."""
         if events is not self._batch:  # holding the batch keeps its identity from being reused
             joined = self(events[0]) if len(events) == 1 else b"".join(map(self, events))
             self._batch, self._joined = events, joined
+            self._message = {"type": "http.response.body", "body": joined, "more_body": True}
         return self._joined
+
+    def message(self, events: Sequence[dict[str, Any]]) -> Message:
+        """`batch` as the ASGI message that sends it (shared: never modified)."""
+        self.batch(events)
+        return self._message
 
     def __call__(self, event: dict[str, Any]) -> bytes:
         cursor = event["cursor"]
@@ -132,14 +146,14 @@ class Writer:
     """
 
     def __init__(self) -> None:
-        self.queue: deque[tuple[Streaming, bytes]] = deque()
+        self.queue: deque[tuple[Streaming, Message]] = deque()
         # The round taking from the queue (None: nothing to write, or the last round waits on a client).
         self.round: asyncio.Task[None] | None = None
         # Rounds left with one send waiting on its client, held until they finish (the loop holds weak references).
         self.waiting: set[asyncio.Task[None]] = set()
 
-    def push(self, stream: Streaming, body: bytes) -> None:
-        self.queue.append((stream, body))
+    def push(self, stream: Streaming, message: Message) -> None:
+        self.queue.append((stream, message))
         if self.round is None:
             self.round = asyncio.get_running_loop().create_task(self._write())
 
@@ -149,13 +163,13 @@ class Writer:
         asyncio.get_running_loop().call_soon(self._check, me)
         queue = self.queue
         while queue and self.round is me:
-            stream, body = queue.popleft()
+            stream, message = queue.popleft()
             if not stream.started:  # the stream ended while its frames waited here
                 stream.written()
                 continue
             stream.carrier = me
             try:
-                await stream.send({"type": "http.response.body", "body": body, "more_body": True})
+                await stream.send(message)
             except Exception as error:  # whatever the write raised, that stream ends
                 stream.broken(error)
             finally:
@@ -183,109 +197,192 @@ class Writer:
         task.cancel()
 
 
+class Beats:
+    """The keep-alive comments of all of an app's streams, from one timer.
+
+    Every half interval it looks at each stream: one that wrote nothing since the last look
+    gets a comment (through the writer, as a live batch), so no stream is silent for longer
+    than the interval, and a stream that events keep busy gets none."""
+
+    def __init__(self, keepalive: float, writer: Writer) -> None:
+        self.keepalive = keepalive
+        self.writer = writer
+        self.streams: set[Streaming] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, stream: Streaming) -> None:
+        self.streams.add(stream)
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.get_loop() is not loop:
+            self.task = loop.create_task(self._beat())
+
+    def discard(self, stream: Streaming) -> None:
+        self.streams.discard(stream)
+
+    async def _beat(self) -> None:
+        me = asyncio.current_task()
+        try:
+            while self.streams:
+                await asyncio.sleep(self.keepalive / 2)
+                for stream in list(self.streams):
+                    if stream.wrote:
+                        stream.wrote = False
+                    elif stream.idle():
+                        stream.busy = True
+                        self.writer.push(stream, KEEP_ALIVE)
+        finally:
+            if self.task is me:
+                self.task = None
+
+
 class Streaming:
     """One response: events as they come, keep-alive comments, until the client leaves.
 
-    Events reach it two ways, in one order. A live batch that finds the stream idle
-    (nothing queued, nothing being written) is handed over by the feed (`hand_over`) and
-    written by the app's `Writer`, without waking this stream's tasks, which at a thousand
-    streams would be most of the cost of an event. Everything else (a replay, a batch that
-    found the stream busy) comes through `events` to `forward`, written after the writer's.
+    A stream has one task, the request's own, and it waits for the client to leave (ASGI's
+    `http.disconnect`): at ten thousand streams a worker, a task, a future and a closure
+    more per stream are tens of megabytes. Live batches that find the stream idle are handed
+    over by the feed (`hand_over`) and written by the app's `Writer`; keep-alives by the
+    app's `Beats`, through the same writer. Everything else (the replay, a batch that found
+    the stream busy, the end of the subscription) calls `wake`, which interrupts the wait
+    (by cancelling it, taken back at once) for the task to write what is queued, in order
+    after whatever the writer holds of the stream, and then to wait again.
     """
 
-    def __init__(self, send: Send, keepalive: float, frames: Frames, writer: Writer) -> None:
+    __slots__ = (
+        "_idle",
+        "busy",
+        "carrier",
+        "ending",
+        "events",
+        "frames",
+        "poked",
+        "pulling",
+        "send",
+        "started",
+        "task",
+        "waiting",
+        "writer",
+        "wrote",
+    )
+
+    def __init__(self, send: Send, frames: Frames, writer: Writer) -> None:
         self.send = send
-        self.events: AsyncGenerator[Sequence[dict[str, Any]], None] | None = None
-        self.keepalive = keepalive
+        self.events: Attachment | None = None
         self.frames = frames
         self.writer = writer
-        self.lock = asyncio.Lock()
+        self.task: asyncio.Task[Any] | None = None
         self.started = False
         # Frames handed to the writer and not written yet; `carrier` is the round writing them, once one is.
         self.busy = False
         self.carrier: asyncio.Task[None] | None = None
         self._idle: asyncio.Future[None] | None = None
-        # Resolved when the writer's send failed: the stream ends.
-        self._broken: asyncio.Future[None] | None = None
+        # Something is queued for the task to write (or it is writing): the feed's batches wait behind it.
+        self.pulling = False
+        # The task waits for the client to leave; `poked`: that wait is being interrupted by `wake`.
+        self.waiting = False
+        self.poked = False
+        # The writer's send failed: the stream ends.
+        self.ending = False
+        # Something was written since the keep-alive timer last looked.
+        self.wrote = True
 
-    async def run(self, receive: Receive) -> None:
-        await self.send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-cache"),
-                    (b"x-accel-buffering", b"no"),
-                ],
-            }
-        )
-        await self.write(f": coordination events\nretry: {RETRY_MS}\n\n")
-        self._broken = asyncio.get_running_loop().create_future()
-        self.started = True
-        tasks: list[asyncio.Future[None]] = [
-            asyncio.create_task(self.forward()),
-            asyncio.create_task(self.beat()),
-            asyncio.create_task(_disconnected(receive)),
-        ]
+    async def run(self, receive: Receive, beats: Beats) -> None:
+        events, task = self.events, asyncio.current_task()
+        assert events is not None and task is not None
+        self.task = task
         try:
-            await asyncio.wait([*tasks, self._broken], return_when=asyncio.FIRST_COMPLETED)
+            await self.send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-accel-buffering", b"no"),
+                    ],
+                }
+            )
+            await self.write(f": coordination events\nretry: {RETRY_MS}\n\n".encode())
+            self.started = True
+            beats.add(self)
+            # One loop in this frame (no helper coroutine): a frame more per held stream is a few hundred bytes.
+            while await self.forward(events) and not self.ending and not events.ended:
+                # Nothing queued: from here until `wake`, the feed hands batches to the writer.
+                self.pulling = False
+                self.waiting = True
+                try:
+                    message: Message = await receive()
+                except asyncio.CancelledError:
+                    if not self.poked or task.uncancel():  # not (only) `wake`'s: the request is cancelled
+                        raise
+                    continue
+                finally:
+                    self.waiting = self.poked = False
+                if message["type"] == "http.disconnect":
+                    return
         finally:
             self.started = False
+            beats.discard(self)
             if self.busy:
                 self.writer.abandon(self)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if self.events is not None:
-                with contextlib.suppress(Exception):
-                    await self.events.aclose()
+            events.close()
             with contextlib.suppress(OSError):
                 await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def forward(self) -> None:
-        assert self.events is not None
+    async def forward(self, events: Attachment) -> bool:
+        """Write what is queued for this stream; False when the stream is to end (an error was sent)."""
+        self.pulling = True
         try:
-            async for batch in self.events:
-                # Every event waiting for this stream in one write: one turn, one system call.
-                await self.write(self.frames.batch(batch))
+            async with contextlib.aclosing(events.pending()) as batches:
+                async for batch in batches:
+                    # Every event waiting for this stream in one write: one turn, one system call.
+                    await self.write(self.frames.batch(batch))
         except SubscriberOverflow as overflow:
             await self.error("subscriber_overflow", str(overflow), last_cursor=str(overflow.last_cursor))
+            return False
         except InvalidInput as error:
             await self.error("bad_request", str(error))
+            return False
         except Exception as error:  # the database went away for good, say: tell the client, who reconnects
             log.warning("event stream ended: %s", error)
             await self.error("unavailable", "the event stream was interrupted; reconnect with Last-Event-ID")
+            return False
+        return True
 
     async def error(self, code: str, message: str, **extra: Any) -> None:
         document = {"code": code, "message": message, **extra}
-        await self.write(f"event: error\ndata: {json.dumps(document, separators=(',', ':'))}\n\n")
+        await self.write(f"event: error\ndata: {json.dumps(document, separators=(',', ':'))}\n\n".encode())
 
-    async def beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.keepalive)
-            await self.write(": keep-alive\n\n")
+    async def write(self, body: bytes) -> None:
+        """Write from this stream's task, after whatever the writer holds of it."""
+        while self.busy:
+            self._idle = asyncio.get_running_loop().create_future()
+            try:
+                await self._idle
+            finally:
+                self._idle = None
+        self.wrote = True
+        await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
-    async def write(self, text: str | bytes) -> None:
-        """Write from this stream's own tasks, after whatever the writer holds of it."""
-        body = text.encode() if isinstance(text, str) else text
-        async with self.lock:
-            while self.busy:
-                self._idle = asyncio.get_running_loop().create_future()
-                try:
-                    await self._idle
-                finally:
-                    self._idle = None
-            await self.send({"type": "http.response.body", "body": body, "more_body": True})
+    def idle(self) -> bool:
+        """Nothing of this stream is being written or waits to be."""
+        return self.started and not self.busy and not self.pulling
 
     def hand_over(self, batch: Sequence[dict[str, Any]]) -> bool:
         """The feed's sink: `batch`'s frames to the writer, if nothing else of this stream is being
-        written; False (nothing taken) leaves the batch to `forward`."""
-        if not self.started or self.busy or self.lock.locked():
+        written; False (nothing taken) leaves the batch queued, and `wake` follows."""
+        if not self.idle():
             return False
-        self.busy = True
-        self.writer.push(self, self.frames.batch(batch))
+        self.busy = self.wrote = True
+        self.writer.push(self, self.frames.message(batch))
         return True
+
+    def wake(self) -> None:
+        """The feed queued something for this stream, or ended its subscription: its task takes over."""
+        self.pulling = True
+        if self.waiting and not self.poked and self.task is not None:
+            self.poked = True
+            self.task.cancel()
 
     def written(self) -> None:
         """The writer is done with this stream's frames (written, failed or dropped)."""
@@ -297,15 +394,8 @@ class Streaming:
 
     def broken(self, error: Exception) -> None:
         log.warning("event stream ended: %s", error)
-        if self._broken is not None and not self._broken.done():
-            self._broken.set_result(None)
-
-
-async def _disconnected(receive: Receive) -> None:
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+        self.ending = True
+        self.wake()
 
 
 def parse_request(scope: Scope) -> tuple[Filter | None, int | None, str | None]:

@@ -4,7 +4,7 @@ counts events, and one read per write serves every subscriber however many there
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -147,7 +147,7 @@ def _streams(*clients: Client) -> list:
     from api.sse.stream import Frames, Streaming, Writer
 
     frames, writer = Frames(), Writer()
-    streams = [Streaming(client.send, keepalive=60, frames=frames, writer=writer) for client in clients]
+    streams = [Streaming(client.send, frames=frames, writer=writer) for client in clients]
     for streaming in streams:
         streaming.started = True  # as once its response has begun
     return streams
@@ -198,8 +198,8 @@ async def test_a_write_waiting_on_its_client_is_cancelled_with_its_stream() -> N
     assert not writer.waiting
 
 
-async def test_a_stream_whose_write_fails_ends() -> None:
-    from api.sse.stream import Frames, Streaming, Writer
+async def test_a_stream_whose_write_fails_ends(feed: LiveFeed) -> None:
+    from api.sse.stream import Beats, Frames, Streaming, Writer
 
     sent: list[dict] = []
     ended = asyncio.Event()
@@ -215,13 +215,10 @@ async def test_a_stream_whose_write_fails_ends() -> None:
         await asyncio.Event().wait()  # the client never says it left
         raise AssertionError
 
-    async def no_events():  # type: ignore[no-untyped-def]
-        await asyncio.Event().wait()
-        yield ()
-
-    streaming = Streaming(send, keepalive=60, frames=Frames(), writer=Writer())
-    streaming.events = no_events()
-    running = asyncio.create_task(streaming.run(receive))  # type: ignore[arg-type]
+    writer = Writer()
+    streaming = Streaming(send, frames=Frames(), writer=writer)
+    streaming.events = feed.attach(sink=streaming.hand_over, wake=streaming.wake)
+    running = asyncio.create_task(streaming.run(receive, Beats(60, writer)))  # type: ignore[arg-type]
     for _ in range(1000):  # its response begins within a few turns of the loop
         if streaming.started:
             break
@@ -230,6 +227,159 @@ async def test_a_stream_whose_write_fails_ends() -> None:
 
     await asyncio.wait_for(running, 10)
     assert ended.is_set() and sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert feed.subscriber_count == 0
+
+
+class Connection(Client):
+    """A client of a whole response: what `run` receives (the request, then its leaving) and writes."""
+
+    def __init__(self, reading: bool = True) -> None:
+        super().__init__(reading)
+        self.inbox: asyncio.Queue[dict] = asyncio.Queue()
+        self.inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        self.ended = asyncio.Event()
+
+    async def receive(self) -> dict:
+        return await self.inbox.get()
+
+    async def send(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            return
+        if not message.get("more_body", False):
+            self.ended.set()
+        await super().send(message)
+
+    def leave(self) -> None:
+        self.inbox.put_nowait({"type": "http.disconnect"})
+
+    async def events(self, n: int) -> list[int]:
+        """The cursors of the next `n` events written (comments skipped)."""
+        got: list[int] = []
+        while len(got) < n:
+            body = await self.next_write()
+            got += [int(line[4:]) for line in body.decode().splitlines() if line.startswith("id: ")]
+        return got
+
+
+async def _running(feed: LiveFeed, connections: Sequence[Connection], **attach: Any) -> tuple[list, list]:
+    """A `Streaming` per connection, attached to the feed and running as a request would, each begun."""
+    from api.sse.stream import Beats, Frames, Streaming, Writer
+
+    frames, writer = Frames(), Writer()
+    beats = Beats(60, writer)
+    streams, tasks = [], []
+    for connection in connections:
+        streaming = Streaming(connection.send, frames=frames, writer=writer)
+        streaming.events = feed.attach(sink=streaming.hand_over, wake=streaming.wake, **attach)
+        streams.append(streaming)
+        tasks.append(asyncio.create_task(streaming.run(connection.receive, beats)))  # type: ignore[arg-type]
+    await until(lambda: all(s.waiting for s in streams))  # each one's task waits for its client to leave
+    for connection in connections:
+        assert (await connection.next_write()).startswith(b": coordination events")
+    return streams, tasks
+
+
+async def test_a_held_stream_has_one_task_and_its_subscriber_goes_when_the_client_leaves(
+    feed: LiveFeed, writer: WriteService
+) -> None:
+    await seed(writer)
+    before = len(asyncio.all_tasks())
+    connections = [Connection() for _ in range(20)]
+    streams, tasks = await _running(feed, connections)
+    assert feed.subscriber_count == 20
+
+    [event] = await checkins(writer, 1)
+    for connection in connections:
+        assert await connection.events(1) == [event["seq"]]
+    # The requests' own, and the keep-alive timer shared by all (the writer's round has finished):
+    # nothing per stream besides its request.
+    await until(lambda: not writer_rounds(streams[0]))
+    assert len(asyncio.all_tasks()) - before == 20 + 1
+    assert all(s.waiting for s in streams)  # the events came without waking them
+
+    for connection in connections:
+        connection.leave()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert all(c.ended.is_set() for c in connections)
+    assert feed.subscriber_count == 0
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for a condition on objects that announce nothing (polled)."""
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+def writer_rounds(streaming: Any) -> bool:
+    return streaming.writer.round is not None or bool(streaming.writer.waiting)
+
+
+async def test_events_that_find_a_stream_busy_are_written_by_its_task_in_order(
+    feed: LiveFeed, writer: WriteService
+) -> None:
+    """A batch the writer cannot take (the stream's last write waits on its client) wakes the stream's
+    task, which writes it after that write; then the stream waits again and the writer takes the next."""
+    await seed(writer)
+    slow = Connection()
+    [streaming], [task] = await _running(feed, [slow])
+    slow.readable.clear()  # the client stops reading
+
+    [first] = await checkins(writer, 1)
+    await asyncio.wait_for(slow.waiting.wait(), 10)  # the writer's send of it waits on the client
+    assert streaming.busy
+    second = await checkins(writer, 2)
+    await caught_up(feed, second[-1]["seq"])
+    assert streaming.pulling and not streaming.waiting  # woken: its task waits for the writer's send
+
+    slow.readable.set()
+    assert await slow.events(3) == [first["seq"], *(e["seq"] for e in second)]
+    await until(lambda: streaming.waiting)
+    [third] = await checkins(writer, 1)
+    assert await slow.events(1) == [third["seq"]]
+    assert streaming.waiting and not task.done()
+
+    slow.leave()
+    await asyncio.wait_for(task, 10)
+    assert feed.subscriber_count == 0
+
+
+async def test_a_stream_replays_after_its_cursor_then_goes_live(feed: LiveFeed, writer: WriteService) -> None:
+    await seed(writer)
+    old = await checkins(writer, 3)
+    await caught_up(feed, old[-1]["seq"])
+    connection = Connection()
+    [_], [task] = await _running(feed, [connection], after=old[0]["seq"])
+    assert await connection.events(2) == [e["seq"] for e in old[1:]]
+    [new] = await checkins(writer, 1)
+    assert await connection.events(1) == [new["seq"]]
+    connection.leave()
+    await asyncio.wait_for(task, 10)
+
+
+async def test_a_stream_ends_with_an_error_when_its_client_falls_a_queue_behind(
+    database_url: str, clean: AsyncEngine, writer: WriteService
+) -> None:
+    small = LiveFeed(database_url, Reader(clean), queue_size=4)
+    await small.start()
+    try:
+        await seed(writer)
+        stuck = Connection()
+        _, [task] = await _running(small, [stuck])
+        stuck.readable.clear()
+        first = await checkins(writer, 1)
+        await asyncio.wait_for(stuck.waiting.wait(), 10)
+        for _ in range(5):  # 10 events: more than the queue holds behind the waiting one
+            later = await checkins(writer, 2)
+        await caught_up(small, later[-1]["seq"])
+        stuck.readable.set()
+        await asyncio.wait_for(task, 10)
+        written = b"".join(stuck.written).decode()
+        assert f"id: {first[0]['seq']}\n" in written
+        assert "event: error" in written and "subscriber_overflow" in written
+        assert stuck.ended.is_set() and small.subscriber_count == 0
+    finally:
+        await small.stop()
 
 
 async def test_events_a_sink_takes_are_counted_as_delivered_once_per_batch(

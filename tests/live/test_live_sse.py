@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.store.writes import WriteService
 
-from .helpers import checkins, seed, table_cursors
+from .helpers import checkins, seed, table_cursors, until_subscribers
 from .servers import STREAM, TIMEOUT, cursors, messages, stream, take
 
 
@@ -138,3 +138,20 @@ async def test_bad_parameters_are_a_clear_400_and_other_requests_pass_through(
         assert not response.headers.get("content-type", "").startswith("text/event-stream")
         response = await client.get("/healthz", headers=STREAM)
         assert response.status_code == 200 and response.json()["database"] == "up"
+
+
+async def test_streams_that_clients_leave_leave_no_subscriber_behind(
+    live_servers: tuple[str, str], writer: WriteService
+) -> None:
+    """Each stream waits only for its client to leave (no task of its own per stream): when the clients
+    go, whether they had events or not, the server's live subscriptions go with them."""
+    await seed(writer)
+    base = live_servers[0]
+    await until_subscribers(base, 0)
+    async with contextlib.AsyncExitStack() as held:
+        sources = [await held.enter_async_context(stream(base)) for _ in range(20)]
+        await until_subscribers(base, 20)
+        [event] = await checkins(writer, 1)
+        for source in sources[:10]:
+            assert cursors(await take(source, 1)) == [event["seq"]]
+    await until_subscribers(base, 0)
