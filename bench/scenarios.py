@@ -380,6 +380,10 @@ def _graphql_row(
 
     theirs_side = measured(theirs_endpoint, reference_file)
     ours = measured(ctx.ours_graphql, ours_file)
+    # A read is one statement (the compiled path): alone under pgbench it is the floor of our side.
+    sql = None
+    if not write and ours.measurement is not None:
+        sql = sql_side(ctx, key, statements.graphql_read((QUERIES / ours_file).read_text()) + ";\n")
     if len(values) == 2:
         theirs, mine = values[theirs_endpoint.name], values[ctx.ours_graphql.name]
         if theirs != mine:
@@ -387,7 +391,7 @@ def _graphql_row(
                 f"the response holds other values than {theirs_endpoint.name}'s ({len(mine)} strings vs "
                 f"{len(theirs)}): the two queries are not equivalent"
             )
-    return Row(key, title, ours, theirs_side, None, target=target)
+    return Row(key, title, ours, theirs_side, sql, target=target)
 
 
 NESTED_TITLE = "GraphQL nested goal query (roots, children, latest 3 updates + actor, teams + members)"

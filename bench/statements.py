@@ -74,3 +74,29 @@ WITH body AS (
 )
 SELECT count(*), pg_notify('{NOTIFY_CHANNEL}', max(seq)::text) FROM events
 """
+
+
+def graphql_read(query: str) -> str:
+    """The one statement our server runs for a GraphQL query that the compiled path answers
+    (api/graphql/compiled.py plans it, api/store/select.py renders it), for a caller who sees every row,
+    with its values written in: what pgbench runs for a GraphQL read's SQL-only figure."""
+    from graphql import parse
+    from graphql.execution.values import get_variable_values
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    from api.config import Settings
+    from api.graphql.compiled import _operation, compile_operation
+    from api.graphql.connections import Limits
+    from api.graphql.schema import make_schema
+    from api.graphql.strawberry_adapter import graphql_schema
+    from api.store.select import bundle_statement
+
+    settings = Settings()
+    schema = make_schema(settings, subscription=None)
+    operation, fragments = _operation(parse(query), None)
+    variables = get_variable_values(graphql_schema(schema), operation.variable_definitions or (), {})
+    if isinstance(variables, list):
+        raise ValueError("; ".join(error.message for error in variables))
+    limits = Limits(max_page_size=settings.graphql_max_page_size, default_page_size=settings.graphql_default_page_size)
+    statement = bundle_statement(compile_operation(schema, operation, fragments, variables, limits))
+    return str(statement.compile(dialect=dialect(), compile_kwargs={"literal_binds": True}))

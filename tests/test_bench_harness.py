@@ -203,6 +203,29 @@ async def test_minimal_handler_aggregate_and_coverage_answer_what_our_server_ans
     assert json.loads(days) == ours_days and len(ours_days["days"]) == 7
 
 
+async def test_the_nested_querys_sql_only_statement_answers_what_our_server_answers(
+    clean: AsyncEngine, database_url: str, server_url: str
+) -> None:
+    """The GraphQL read rows' pgbench figure runs the statement the compiled path renders: alone, it answers
+    the `data` our server answers for the document (nested levels, pages and lists, not one empty)."""
+    import httpx
+
+    await _seeded(clean)
+    query = (scenarios.QUERIES / "coco_nested_goals.graphql").read_text()
+    conn = await asyncpg.connect(libpq_url(database_url))
+    try:
+        alone = json.loads(await conn.fetchval(statements.graphql_read(query)))
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(base_url=server_url) as client:
+        answer = (await client.post("/graphql", json={"query": query})).json()
+
+    assert "errors" not in answer and alone == answer["data"]
+    children = [c for r in alone["goalStories"]["nodes"] for c in r["children"]["nodes"]]
+    assert children and all(c["updates"]["nodes"] and c["teams"] for c in children)
+    assert all(t["members"] for c in children for t in c["teams"])
+
+
 async def test_minimal_handler_create_writes_each_row_with_its_event(clean: AsyncEngine, database_url: str) -> None:
     await _seeded(clean)
     body = json.dumps(
