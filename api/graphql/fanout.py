@@ -388,7 +388,7 @@ class Pushed:
         if idle is not None and not idle.done():
             idle.set_result(None)
 
-    def failed(self, batch: Sequence[dict[str, Any]], error: Exception) -> None:
+    def failed(self, batch: Sequence[dict[str, Any]], error: BaseException) -> None:
         """The writer could not read a batch it was handed: the operation ends with an `error` saying where to
         resume (every event before the batch was sent), as a subscriber that falls behind is told."""
         log.warning("a subscription's events could not be read (%s): it ends with where to resume", error)
@@ -524,7 +524,8 @@ class DirectTransportWSHandler(TransportWSHandler):
 
     async def send_message(self, message: Any) -> None:
         # An operation's messages go after whatever the frame writer holds of it.
-        pushed = self.coco_pushed.get(message.get("id")) if isinstance(message, dict) else None
+        operation_id = message.get("id") if isinstance(message, dict) else None
+        pushed = self.coco_pushed.get(operation_id) if isinstance(operation_id, str) else None
         if pushed is not None and pushed.busy:
             await pushed.idle()
         await super().send_message(message)
