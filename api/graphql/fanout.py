@@ -31,7 +31,7 @@ import asyncio
 import contextvars
 import json
 import logging
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -44,6 +44,7 @@ from api.graphql.compiled import EventsView, NotPlannable, compile_events
 from api.graphql.context import Context
 from api.graphql.loaders import Loaders
 from api.graphql.strawberry_adapter import LegacyWSHandler, StrawberryExecutor, TransportWSHandler, operation_open
+from api.live.rounds import Rounds
 from api.store import current_scope
 
 log = logging.getLogger("coco.graphql.fanout")
@@ -343,7 +344,7 @@ class Pushed:
         events, fingerprint = self.compiled
         RENDERS.start(events, fingerprint, batch, self.reader, self.context)
         self.busy = True
-        WRITER.push(self, batch)
+        WRITER.push((self, batch))
         return True
 
     async def deliver(self, batch: Sequence[dict[str, Any]], reader: Any) -> bool:
@@ -422,67 +423,44 @@ class Pushed:
 _ENDING: set[asyncio.Task[None]] = set()
 
 
-class FrameWriter:
-    """Writes the live batches the feed hands to idle subscriptions (`Pushed.hand_over`), all from one task.
-
-    A round takes the queue in order: for each handed batch, its read (started when it was handed, shared by
-    every subscriber of the selection and scope, so done for all but the first), then one send per event.
-    ASGI servers write at once unless a client is not reading; only then does a send wait. The round checks,
-    on the loop's next turn after it starts or after it read (`_check`), whether it is still writing: if so,
-    one of its sends is waiting, and a new round takes the rest of the queue, while the old one finishes that
-    one subscriber alone.
-    """
+class FrameWriter(Rounds[tuple["Pushed", Sequence[dict[str, Any]]]]):
+    """Writes the live batches the feed hands to idle subscriptions (`Pushed.hand_over`), all from one task
+    (`api.live.rounds`): for each handed batch, its read (started when it was handed, shared by every
+    subscriber of the selection and scope, so done for all but the first), then one send per event. A round
+    waiting for a read keeps the queue; it is looked at again once the read is done."""
 
     def __init__(self) -> None:
-        self.queue: deque[tuple[Pushed, Sequence[dict[str, Any]]]] = deque()
-        self.round: asyncio.Task[None] | None = None
+        super().__init__()
         # The round waiting for a read (not a client): it is not handed on.
         self.reading: asyncio.Task[None] | None = None
-        self.waiting: set[asyncio.Task[None]] = set()
         # Batches written by the writer rather than by their subscription's task: what the path saves is visible.
         self.batches = 0
 
-    def push(self, pushed: Pushed, batch: Sequence[dict[str, Any]]) -> None:
-        self.queue.append((pushed, batch))
-        if self.round is None:
-            self.round = asyncio.get_running_loop().create_task(self._write())
+    def holds(self, round_: asyncio.Task[None]) -> bool:
+        return self.reading is round_
 
-    async def _write(self) -> None:
-        me = asyncio.current_task()
-        assert me is not None  # a coroutine of a task (see `push`)
-        loop = asyncio.get_running_loop()
-        loop.call_soon(self._check, me)
-        queue = self.queue
-        while queue and self.round is me:
-            pushed, batch = queue.popleft()
-            try:
-                events, fingerprint = pushed.compiled
-                read = RENDERS.start(events, fingerprint, batch, pushed.reader, pushed.context)
-                if not read.done():
-                    self.reading = me
-                    try:
-                        await asyncio.wait((read,))
-                    finally:
-                        self.reading = None
-                    loop.call_soon(self._check, me)
-                error = RuntimeError("the read was cancelled") if read.cancelled() else read.exception()
-                if error is not None:
-                    pushed.failed(batch, error)
-                    continue
-                self.batches += 1
-                await pushed.write(read.result())
-            except Exception as error:  # whatever the send raised, that subscriber's connection is gone
-                log.debug("a subscription's frames could not be written (%s)", error)
-            finally:
-                pushed.written()
-        if self.round is me:
-            self.round = None
-
-    def _check(self, task: asyncio.Task[None]) -> None:
-        if self.round is task and self.reading is not task:  # one of its sends waits for a client not reading
-            self.waiting.add(task)
-            task.add_done_callback(self.waiting.discard)
-            self.round = asyncio.get_running_loop().create_task(self._write()) if self.queue else None
+    async def write(self, item: tuple[Pushed, Sequence[dict[str, Any]]], round_: asyncio.Task[None]) -> None:
+        pushed, batch = item
+        try:
+            events, fingerprint = pushed.compiled
+            read = RENDERS.start(events, fingerprint, batch, pushed.reader, pushed.context)
+            if not read.done():
+                self.reading = round_
+                try:
+                    await asyncio.wait((read,))
+                finally:
+                    self.reading = None
+                self.check_soon(round_)
+            error = RuntimeError("the read was cancelled") if read.cancelled() else read.exception()
+            if error is not None:
+                pushed.failed(batch, error)
+                return
+            self.batches += 1
+            await pushed.write(read.result())
+        except Exception as error:  # whatever the send raised, that subscriber's connection is gone
+            log.debug("a subscription's frames could not be written (%s)", error)
+        finally:
+            pushed.written()
 
 
 WRITER = FrameWriter()
