@@ -166,23 +166,52 @@ class Stream(asyncio.Protocol):
 
 
 async def run(host: str, port: int, streams: int, wanted: int, timeout: float, out=sys.stdout) -> None:
-    loop = asyncio.get_running_loop()
     request = (
         f"GET {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
     ).encode()
+    await hold(
+        lambda i, on_ready, on_event, failed: Stream(
+            request, on_ready, on_event, check_documents=i == 0, failed=failed
+        ),
+        host,
+        port,
+        streams,
+        wanted,
+        timeout,
+        started="streams started",
+        out=out,
+    )
+
+
+async def hold(
+    connect: Callable[[int, Callable[[], None], Callable[[int, float], None], asyncio.Future[None]], Any],
+    host: str,
+    port: int,
+    streams: int,
+    wanted: int,
+    timeout: float,
+    *,
+    started: str,
+    settle_s: float = 0.0,
+    out=sys.stdout,
+) -> None:
+    """Open `streams` connections (`connect(i, on_ready, on_event, failed)` makes each one's protocol, which
+    has `error` and `transport`), say `ready` once every one is, then report each event's receipt times
+    when each has had `wanted` events or stdin closes."""
+    loop = asyncio.get_running_loop()
     receipts: dict[int, list[float]] = {}
     counts = [0] * streams
-    started = 0
-    all_started = loop.create_future()
+    ready = 0
+    all_ready = loop.create_future()
     finished = 0
     all_finished = loop.create_future()
     failed: asyncio.Future[None] = loop.create_future()
 
-    def on_headers() -> None:
-        nonlocal started
-        started += 1
-        if started == streams and not all_started.done():
-            all_started.set_result(None)
+    def on_ready() -> None:
+        nonlocal ready
+        ready += 1
+        if ready == streams and not all_ready.done():
+            all_ready.set_result(None)
 
     def on_event_of(i: int) -> Callable[[int, float], None]:
         def on_event(cursor: int, now: float) -> None:
@@ -196,16 +225,16 @@ async def run(host: str, port: int, streams: int, wanted: int, timeout: float, o
 
         return on_event
 
-    protocols: list[Stream] = []
+    protocols: list[Any] = []
     for i in range(streams):
-        _, protocol = await loop.create_connection(
-            lambda i=i: Stream(request, on_headers, on_event_of(i), check_documents=i == 0, failed=failed), host, port
-        )
+        _, protocol = await loop.create_connection(lambda i=i: connect(i, on_ready, on_event_of(i), failed), host, port)
         protocols.append(protocol)
-    done, _ = await asyncio.wait([all_started, failed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    if all_started not in done:
+    done, _ = await asyncio.wait([all_ready, failed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    if all_ready not in done:
         errors = [p.error for p in protocols if p.error]
-        raise SystemExit(f"only {started} of {streams} streams started: {errors[:3]}")
+        raise SystemExit(f"only {ready} of {streams} {started}: {errors[:3]}")
+    if settle_s:
+        await asyncio.sleep(settle_s)
     out.write("ready\n")
     out.flush()
     stdin_closed = asyncio.ensure_future(loop.run_in_executor(None, sys.stdin.read))

@@ -22,7 +22,6 @@ import asyncio
 import base64
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 
@@ -164,61 +163,23 @@ class Connection(asyncio.Protocol):
 
 
 async def run(host: str, port: int, streams: int, wanted: int, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
     request = (
         f"GET /graphql HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n"
         "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
     ).encode()
-    receipts: dict[int, list[float]] = {}
-    counts = [0] * streams
-    subscribed = 0
-    all_subscribed = loop.create_future()
-    finished = 0
-    all_finished = loop.create_future()
-    failed: asyncio.Future[None] = loop.create_future()
-
-    def on_subscribed() -> None:
-        nonlocal subscribed
-        subscribed += 1
-        if subscribed == streams and not all_subscribed.done():
-            all_subscribed.set_result(None)
-
-    def on_event_of(i: int) -> Callable[[int, float], None]:
-        def on_event(cursor: int, now: float) -> None:
-            nonlocal finished
-            receipts.setdefault(cursor, []).append(now)
-            counts[i] += 1
-            if counts[i] == wanted:
-                finished += 1
-                if finished == streams and not all_finished.done():
-                    all_finished.set_result(None)
-
-        return on_event
-
-    connections: list[Connection] = []
-    for i in range(streams):
-        _, connection = await loop.create_connection(
-            lambda i=i: Connection(request, on_subscribed, on_event_of(i), check_documents=i == 0, failed=failed),
-            host,
-            port,
-        )
-        connections.append(connection)
-    done, _ = await asyncio.wait([all_subscribed, failed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    if all_subscribed not in done:
-        errors = [c.error for c in connections if c.error]
-        raise SystemExit(f"only {subscribed} of {streams} subscriptions were sent: {errors[:3]}")
-    await asyncio.sleep(SETTLE_S + streams / 1000)
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    stdin_closed = asyncio.ensure_future(loop.run_in_executor(None, sys.stdin.read))
-    await asyncio.wait([all_finished, stdin_closed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    errors = sorted({c.error for c in connections if c.error})
-    for connection in connections:
-        if connection.transport is not None:
-            connection.transport.close()
-    sys.stdout.write(json.dumps({"receipts": receipts, "errors": errors, "cpu_s": time.process_time()}) + "\n")
-    sys.stdout.flush()
+    await sse_client.hold(
+        lambda i, on_ready, on_event, failed: Connection(
+            request, on_ready, on_event, check_documents=i == 0, failed=failed
+        ),
+        host,
+        port,
+        streams,
+        wanted,
+        timeout,
+        started="subscriptions were sent",
+        settle_s=SETTLE_S + streams / 1000,
+    )
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ from api.graphql.compiled import EventsView, NotPlannable, compile_events
 from api.graphql.context import Context
 from api.graphql.loaders import Loaders
 from api.graphql.strawberry_adapter import LegacyWSHandler, StrawberryExecutor, TransportWSHandler, operation_open
-from api.live.rounds import Rounds
+from api.live.rounds import Handed, Rounds
 from api.store import current_scope
 
 log = logging.getLogger("coco.graphql.fanout")
@@ -260,6 +260,20 @@ class SharedExecutor(StrawberryExecutor):
 
 # ---------------------------------------------------------------- frames sent by the subscription itself
 
+
+async def _read(compiled: tuple[EventsView, str], batch: Sequence[dict[str, Any]], reader: Any) -> list[str] | None:
+    """The batch's payload texts, from the read shared by its subscribers; None when it failed (the resolvers
+    answer instead)."""
+    events, fingerprint = compiled
+    try:
+        return await RENDERS.texts(events, fingerprint, batch, reader)
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        log.debug("a batch's compiled read failed (%s): the resolvers answer", error)
+        return None
+
+
 # Set for an operation's task by the legacy protocol's handler below: how to send one of its `data` frames.
 _SENDER: ContextVar[Callable[[Rendered], Awaitable[None]] | None] = ContextVar("coco_frame_sender", default=None)
 # Set for an operation's task by the graphql-transport-ws handler below: the handler and the operation.
@@ -283,20 +297,15 @@ class Direct:
 
     async def deliver(self, batch: Sequence[dict[str, Any]], reader: Any) -> bool:
         """Send the batch's frames; False (nothing sent) when its read failed: the resolvers answer instead."""
-        events, fingerprint = self.compiled
-        try:
-            texts = await RENDERS.texts(events, fingerprint, batch, reader)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            log.debug("a batch's compiled read failed (%s): the resolvers answer", error)
+        texts = await _read(self.compiled, batch, reader)
+        if texts is None:
             return False
         for text in texts:
             await self.send(Rendered(text))
         return True
 
 
-class Pushed:
+class Pushed(Handed):
     """A compiled subscription over graphql-transport-ws, whose frames go to the connection's ASGI `send` as
     text built here (the id spliced before each shared payload), below Strawberry's and Starlette's WebSocket
     wrappers, which cost more than the frame.
@@ -310,7 +319,7 @@ class Pushed:
     operation's other messages (`complete`, `error`, a result of the resolvers), see `DirectTransportWSHandler`.
     """
 
-    __slots__ = ("_idle", "busy", "compiled", "context", "handler", "operation", "prefix", "reader", "send")
+    __slots__ = ("compiled", "context", "handler", "operation", "prefix", "reader", "send")
 
     def __init__(
         self,
@@ -320,13 +329,11 @@ class Pushed:
         compiled: tuple[EventsView, str],
         reader: Any,
     ) -> None:
+        super().__init__()
         self.handler, self.operation, self.send, self.compiled, self.reader = handler, operation, send, compiled, reader
         self.prefix = '{"id":' + _string(operation.id) + KINDS["next"]
         # The subscriber's context (its principal, so its access scope): the writer's reads for it run in it.
         self.context = contextvars.copy_context()
-        # Frames handed to the writer and not written yet.
-        self.busy = False
-        self._idle: asyncio.Future[None] | None = None
 
     @property
     def sink(self) -> Callable[[Sequence[dict[str, Any]]], bool]:
@@ -350,14 +357,9 @@ class Pushed:
     async def deliver(self, batch: Sequence[dict[str, Any]], reader: Any) -> bool:
         """From the subscription's task: send the batch's frames after the writer's; False (nothing sent) when its
         read failed: the resolvers answer instead."""
-        await self.idle()
-        events, fingerprint = self.compiled
-        try:
-            texts = await RENDERS.texts(events, fingerprint, batch, reader)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            log.debug("a batch's compiled read failed (%s): the resolvers answer", error)
+        await self.until_written()
+        texts = await _read(self.compiled, batch, reader)
+        if texts is None:
             return False
         await self.write(texts)
         return True
@@ -372,22 +374,6 @@ class Pushed:
             except OSError as error:  # the client is gone: its connection's handler ends the operation
                 log.debug("a subscription's frame could not be written (%s)", error)
                 return
-
-    async def idle(self) -> None:
-        """Once the writer holds nothing of this subscription."""
-        while self.busy:
-            self._idle = asyncio.get_running_loop().create_future()
-            try:
-                await self._idle
-            finally:
-                self._idle = None
-
-    def written(self) -> None:
-        """The writer is done with this subscription's frames (written, failed or dropped)."""
-        self.busy = False
-        idle = self._idle
-        if idle is not None and not idle.done():
-            idle.set_result(None)
 
     def failed(self, batch: Sequence[dict[str, Any]], error: BaseException) -> None:
         """The writer could not read a batch it was handed: the operation ends with an `error` saying where to
@@ -505,7 +491,7 @@ class DirectTransportWSHandler(TransportWSHandler):
         operation_id = message.get("id") if isinstance(message, dict) else None
         pushed = self.coco_pushed.get(operation_id) if isinstance(operation_id, str) else None
         if pushed is not None and pushed.busy:
-            await pushed.idle()
+            await pushed.until_written()
         await super().send_message(message)
 
 

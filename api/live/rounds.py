@@ -64,3 +64,30 @@ class Rounds(Generic[Item]):
     def _check(self, round_: asyncio.Task[None]) -> None:
         if self.round is round_ and not self.holds(round_):  # one of its sends waits for a client not reading
             self.hand_on(round_)
+
+
+class Handed:
+    """A consumer whose items a `Rounds` may hold (`busy`): what its own task writes waits for them."""
+
+    __slots__ = ("_idle", "busy")
+
+    def __init__(self) -> None:
+        # Items handed to the writer and not written yet.
+        self.busy = False
+        self._idle: asyncio.Future[None] | None = None
+
+    async def until_written(self) -> None:
+        """Once the writer holds nothing of this consumer."""
+        while self.busy:
+            self._idle = asyncio.get_running_loop().create_future()
+            try:
+                await self._idle
+            finally:
+                self._idle = None
+
+    def written(self) -> None:
+        """The writer is done with this consumer's items (written, failed or dropped)."""
+        self.busy = False
+        idle = self._idle
+        if idle is not None and not idle.done():
+            idle.set_result(None)

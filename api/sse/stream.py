@@ -37,7 +37,7 @@ from api.entities import EVENT_TYPES
 from api.errors import InvalidInput
 from api.live.cursors import parse_cursor
 from api.live.feed import Attachment
-from api.live.rounds import Rounds
+from api.live.rounds import Handed, Rounds
 from api.live.subscriber import SubscriberOverflow
 from api.plan import Condition, Filter, all_of
 
@@ -199,7 +199,7 @@ class Beats:
                 self.task = None
 
 
-class Streaming:
+class Streaming(Handed):
     """One response: events as they come, keep-alive comments, until the client leaves.
 
     A stream has one task, the request's own, and it waits for the client to leave (ASGI's
@@ -213,8 +213,6 @@ class Streaming:
     """
 
     __slots__ = (
-        "_idle",
-        "busy",
         "carrier",
         "ending",
         "events",
@@ -230,16 +228,15 @@ class Streaming:
     )
 
     def __init__(self, send: Send, frames: Frames, writer: Writer) -> None:
+        super().__init__()
         self.send = send
         self.events: Attachment | None = None
         self.frames = frames
         self.writer = writer
         self.task: asyncio.Task[Any] | None = None
         self.started = False
-        # Frames handed to the writer and not written yet; `carrier` is the round writing them, once one is.
-        self.busy = False
+        # `carrier`: the round writing the frames handed to the writer (`busy`), once one is.
         self.carrier: asyncio.Task[None] | None = None
-        self._idle: asyncio.Future[None] | None = None
         # Something is queued for the task to write (or it is writing): the feed's batches wait behind it.
         self.pulling = False
         # The task waits for the client to leave; `poked`: that wait is being interrupted by `wake`.
@@ -319,12 +316,7 @@ class Streaming:
 
     async def write(self, body: bytes) -> None:
         """Write from this stream's task, after whatever the writer holds of it."""
-        while self.busy:
-            self._idle = asyncio.get_running_loop().create_future()
-            try:
-                await self._idle
-            finally:
-                self._idle = None
+        await self.until_written()
         self.wrote = True
         await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
@@ -349,12 +341,8 @@ class Streaming:
             self.task.cancel()
 
     def written(self) -> None:
-        """The writer is done with this stream's frames (written, failed or dropped)."""
-        self.busy = False
         self.carrier = None
-        idle = self._idle
-        if idle is not None and not idle.done():
-            idle.set_result(None)
+        super().written()
 
     def broken(self, error: Exception) -> None:
         log.warning("event stream ended: %s", error)
