@@ -100,34 +100,48 @@ class Frames:
                 events.append((kind, ident, "\n".join(data_lines)))
 
 
-class Stream(asyncio.Protocol):
-    """One subscriber. `on_headers` once the response started; `on_event(cursor, t)` per event."""
+class Lean(asyncio.Protocol):
+    """One subscriber's connection, read in place: `on_ready` once it is subscribed, `on_event(cursor, t)` per
+    event; the first failure of a process's connections sets their shared `failed`."""
 
     def __init__(
         self,
         request: bytes,
-        on_headers: Callable[[], None],
+        on_ready: Callable[[], None],
         on_event: Callable[[int, float], None],
         check_documents: bool,
         failed: asyncio.Future[None],
     ) -> None:
         self.request = request
-        self.on_headers = on_headers
+        self.on_ready = on_ready
         self.on_event = on_event
         self.check_documents = check_documents
-        # Shared by a process's streams: done at the first stream's failure.
         self.failed = failed
         self.head = b""
-        self.started = False
-        self.body = Chunked()
-        self.frames = Frames()
         self.transport: asyncio.Transport | None = None
         self.error: str | None = None
-        self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment] - a TCP transport (uvloop's is no asyncio.Transport)
         self.transport.write(self.request)
+
+    def fail(self, error: str) -> None:
+        self.error = self.error or error
+        if not self.failed.done():
+            self.failed.set_result(None)
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Stream(Lean):
+    """An event stream: ready once its response started."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started = False
+        self.body = Chunked()
+        self.frames = Frames()
+        self.closed = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()  # CLOCK_MONOTONIC: comparable with the writer's clock in another process
@@ -142,7 +156,7 @@ class Stream(asyncio.Protocol):
                 if status != "200" or "transfer-encoding: chunked" not in head.lower():
                     raise BadStream(f"the event stream answered: {head.splitlines()[0]!r}")
                 self.started = True
-                self.on_headers()
+                self.on_ready()
             for kind, ident, document in self.frames.feed(self.body.feed(data)):
                 if kind != "coordination_event":
                     raise BadStream(f"{kind}: {document}")
@@ -152,13 +166,6 @@ class Stream(asyncio.Protocol):
                 self.on_event(cursor, now)
         except (BadStream, ValueError, KeyError, IndexError) as error:
             self.fail(str(error))
-
-    def fail(self, error: str) -> None:
-        self.error = self.error or error
-        if not self.failed.done():
-            self.failed.set_result(None)
-        if self.transport is not None:
-            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():

@@ -18,12 +18,11 @@ their cursor.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import time
-from collections.abc import Callable
+from typing import Any
 
 from bench import sse_client
 
@@ -78,31 +77,13 @@ class Frames:
         return frames
 
 
-class Connection(asyncio.Protocol):
-    """One subscriber: `on_subscribed` once its subscribe is sent; `on_event(cursor, t)` per event."""
+class Connection(sse_client.Lean):
+    """A graphql-transport-ws subscriber: ready once its subscribe is sent."""
 
-    def __init__(
-        self,
-        request: bytes,
-        on_subscribed: Callable[[], None],
-        on_event: Callable[[int, float], None],
-        check_documents: bool,
-        failed: asyncio.Future[None],
-    ) -> None:
-        self.request = request
-        self.on_subscribed = on_subscribed
-        self.on_event = on_event
-        self.check_documents = check_documents
-        self.failed = failed  # shared by a process's connections: done at the first one's failure
-        self.head = b""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.open = False
         self.frames = Frames()
-        self.transport: asyncio.Transport | None = None
-        self.error: str | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment] - a TCP transport (uvloop's is no asyncio.Transport)
-        self.transport.write(self.request)
 
     def send(self, message: dict[str, object]) -> None:
         assert self.transport is not None
@@ -143,7 +124,7 @@ class Connection(asyncio.Protocol):
         kind = message.get("type")
         if kind == "connection_ack":
             self.send({"id": "1", "type": "subscribe", "payload": {"query": QUERY}})
-            self.on_subscribed()
+            self.on_ready()
         elif kind == "ping":
             self.send({"type": "pong"})
         elif kind == "next":
@@ -153,13 +134,6 @@ class Connection(asyncio.Protocol):
             self.on_event(int(payload["data"]["coordinationEvents"]["cursor"]), now)
         elif kind != "pong":
             raise BadStream(f"the subscription ended: {raw[:300]!r}")
-
-    def fail(self, error: str) -> None:
-        self.error = self.error or error
-        if not self.failed.done():
-            self.failed.set_result(None)
-        if self.transport is not None:
-            self.transport.close()
 
 
 async def run(host: str, port: int, streams: int, wanted: int, timeout: float) -> None:
