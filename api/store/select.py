@@ -9,7 +9,9 @@ numbered over at most size + 1 of them, then aggregated into rows, entries
 with their positions, has-next/previous, total); a `Bundle` puts several reads
 under the keys of one object. A level with aggregates answers its groups: a GROUP BY
 over its filtered rows (by every other output key), ordered and paged as groups; a
-spread lifts a related level's keys into the row (to-many: one array per key).
+spread lifts a related level's keys into the row (to-many: one array per key). The rows of an id-list
+relation (a goal's teams) are rendered once per statement, each distinct row however many parents list it,
+and taken per parent from there (`_listed_once`).
 
 Identifiers come only from `api.entities`; every client value is a bound
 parameter, cast by PostgreSQL to the column's type, so that a malformed
@@ -631,8 +633,8 @@ def _level(plan: ReadPlan, depth: int, relation: Relation | None = None, parent:
     ent = entity_named(plan.entity)
     if not _grouped(plan, ent):
         if relation is not None and relation.kind is RelationKind.LIST_TO_MANY:
-            spanning = None if plan.order else _everywhere(parent)
-            if spanning is not None:
+            spanning = None if plan.order or parent is None else _everywhere(parent)
+            if spanning is not None and parent is not None:
                 return _listed_once(plan, ent, depth, relation, parent, spanning)
         rows = _rows(plan, depth, relation, parent)
         source = rows.subquery(f"s{depth}")
