@@ -24,7 +24,7 @@ from api.store.database import create_engine, libpq_url
 from api.store.migrate import upgrade
 from api.store.reads import Reader
 from api.store.writes import WriteService
-from bench import (  # noqa: F401 (importing each module is itself checked)
+from bench import (
     loadgen,
     minimal_app,
     postgraphile,
