@@ -9,7 +9,9 @@ numbered over at most size + 1 of them, then aggregated into rows, entries
 with their positions, has-next/previous, total); a `Bundle` puts several reads
 under the keys of one object. A level with aggregates answers its groups: a GROUP BY
 over its filtered rows (by every other output key), ordered and paged as groups; a
-spread lifts a related level's keys into the row (to-many: one array per key).
+spread lifts a related level's keys into the row (to-many: one array per key). The rows of an id-list
+relation (a goal's teams) are rendered once per statement, each distinct row however many parents list it,
+and taken per parent from there (`_listed_once`).
 
 Identifiers come only from `api.entities`; every client value is a bound
 parameter, cast by PostgreSQL to the column's type, so that a malformed
@@ -230,6 +232,12 @@ _ZONED: ContextVar[bool] = ContextVar("zoned", default=False)
 _SCOPE: ContextVar[Scope | None] = ContextVar("scope", default=None)
 # While `shown_statement` builds: the rows its top level reads (a write's own, whatever the scope).
 _WRITTEN: ContextVar[FromClause | None] = ContextVar("written", default=None)
+# While a statement is built: for the rows a level reads (its source, by id), how to read, without any
+# parent row, a superset of every row that source holds anywhere in the statement (`_spanning`); built on
+# demand (None: not known, and the levels below render per parent row). None outside `scoped`.
+_EVERYWHERE: ContextVar[dict[int, tuple[FromClause, Callable[[], FromClause | None]]] | None] = ContextVar(
+    "everywhere", default=None
+)
 
 
 class Statements:
@@ -345,6 +353,10 @@ def shown_statement(plan: ReadPlan, source: FromClause | None = None) -> AnySele
     written = _WRITTEN.set(source if source is not None else TABLES[plan.entity])
     try:
         with scoped(plan.scope):
+            if source is not None:
+                # Each level renders per parent row: a CTE of the levels below, hoisted into the write's
+                # statement, could come before the write's own CTEs that it reads.
+                _EVERYWHERE.set(None)
             level = _level(plan, depth=0)
     finally:
         _WRITTEN.reset(written)
@@ -425,9 +437,11 @@ def scoped(scope: Scope | None) -> Iterator[None]:
     """While building a statement: its reads see only what `scope` may see (every row when None, or when
     its teams are None)."""
     token = _SCOPE.set(None if scope is None or scope.teams is None else scope)
+    everywhere = _EVERYWHERE.set({})
     try:
         yield
     finally:
+        _EVERYWHERE.reset(everywhere)
         _SCOPE.reset(token)
 
 
@@ -618,7 +632,13 @@ def _level(plan: ReadPlan, depth: int, relation: Relation | None = None, parent:
     plan with aggregates its groups (a GROUP BY over the filtered rows, then ordered and paged)."""
     ent = entity_named(plan.entity)
     if not _grouped(plan, ent):
-        source = _rows(plan, depth, relation, parent).subquery(f"s{depth}")
+        if relation is not None and relation.kind is RelationKind.LIST_TO_MANY:
+            spanning = None if plan.order or parent is None else _everywhere(parent)
+            if spanning is not None and parent is not None:
+                return _listed_once(plan, ent, depth, relation, parent, spanning)
+        rows = _rows(plan, depth, relation, parent)
+        source = rows.subquery(f"s{depth}")
+        _spans(source, rows, plan, depth, relation, parent)
         order = _order(ent, source, plan.order) or ([source.c[ORDINAL]] if ORDINAL in source.c else [])
         return Level(source, _row_json(plan, ent, source, depth), order)
     # Named as the table at the top, so that PostgreSQL's refusals (an order by a column that is not grouped)
@@ -661,6 +681,96 @@ def _level(plan: ReadPlan, depth: int, relation: Relation | None = None, parent:
         absent_on_null=plan.strip_nulls,
     )
     return Level(grouped, row, [grouped.c[ORDINAL]] if order else [])
+
+
+def _listed_once(
+    plan: ReadPlan, ent: Entity, depth: int, relation: Relation, parent: FromClause, spanning: FromClause
+) -> Level:
+    """The rows of an id-list relation (`LIST_TO_MANY`), each distinct listed row looked up and rendered
+    once per statement rather than once per parent row that lists it. The rows are those `spanning` (a
+    superset of the parent level's rows everywhere in the statement) lists, read as any read is (`readable`,
+    the plan's filter); their JSON texts, by id, make one jsonb object (a MATERIALIZED CTE of one row);
+    each parent row's list then takes its rows' texts out of it by id, in list order, an id listed twice
+    shown twice, as the per-parent lookup does (and the resolvers). What a row shows depends on the row
+    alone, not on the parent that lists it: the same JSON serves every parent. A jsonb object, not a CTE of
+    rows joined per parent: a CTE has no index, each parent would read all of it."""
+    table = TABLES[ent.name].alias(f"b{depth}")
+    keys = select(func.unnest(spanning.c[relation.via]))
+    rows = readable(select(table).where(table.c.id.in_(keys)), ent, table)
+    clause = _where(plan, ent, table, depth)
+    if clause is not None:
+        rows = rows.where(clause)
+    # The levels below render per row of it: its rows are distinct already, and a list below (a team's
+    # members) repeats its ids across them less than this one across its parents; in the benchmark's nested
+    # query the members' ids were all distinct, and rendering them once too cost more than it saved.
+    base = rows.cte()
+    texts = func.jsonb_object_agg(base.c.id, cast(_row_json(plan, ent, base, depth), Text))
+    rendered = select(texts.label("rows")).select_from(base).cte().prefix_with("MATERIALIZED")
+    listed = (
+        func.unnest(parent.c[relation.via]).table_valued("id", with_ordinality=ORDINAL).render_derived(name=f"u{depth}")
+    )
+    # Text out of jsonb, then json again: the very text the row's JSON_OBJECT gave.
+    text = rendered.c.rows.op("->>")(listed.c.id)
+    statement = (
+        select(cast(text, JSON).label("row"), listed.c[ORDINAL])
+        .select_from(rendered.join(listed, true()))
+        .where(rendered.c.rows.op("?", is_comparison=True)(listed.c.id))
+        .correlate(parent)
+        .order_by(listed.c[ORDINAL])
+    )
+    if plan.limit is not None:
+        statement = statement.limit(plan.limit)
+    if plan.offset:
+        statement = statement.offset(plan.offset)
+    source = statement.subquery(f"s{depth}")
+    return Level(source, source.c.row, [source.c[ORDINAL]])
+
+
+def _span(source: FromClause, build: Callable[[], FromClause | None]) -> None:
+    """Record how to read every row `source` holds anywhere in the statement (see `_EVERYWHERE`)."""
+    spans = _EVERYWHERE.get()
+    if spans is not None:
+        spans[id(source)] = (source, build)
+
+
+def _spans(
+    source: FromClause,
+    rows: AnySelect,
+    plan: ReadPlan,
+    depth: int,
+    relation: Relation | None,
+    parent: FromClause | None,
+) -> None:
+    """`_span` of a level's `source`, the subquery of `rows` (`_rows` of the other arguments)."""
+    if relation is None:
+        # A level without a parent reads the same rows wherever it is read.
+        _span(source, rows.subquery)
+    else:
+        _span(source, lambda: _spanning(plan, depth, relation, parent))
+
+
+def _everywhere(source: FromClause | None) -> FromClause | None:
+    """Every row `source` holds anywhere in the statement (a superset, read without a parent row), or None
+    when that is not known."""
+    spans = _EVERYWHERE.get()
+    if spans is None or source is None:
+        return None
+    entry = spans.get(id(source))
+    if entry is None or entry[0] is not source:
+        return None
+    found = entry[1]()
+    spans[id(source)] = (source, lambda: found)
+    return found
+
+
+def _spanning(plan: ReadPlan, depth: int, relation: Relation, parent: FromClause | None) -> FromClause | None:
+    """The rows of a level for every row of its parent level anywhere in the statement: the level's rows
+    (filtered, ordered, paged per parent row) joined laterally to `_everywhere` of the parent's."""
+    outer = _everywhere(parent)
+    if outer is None:
+        return None
+    rows = _rows(plan, depth, relation, outer).lateral(f"r{depth}")
+    return select(rows).select_from(outer.join(rows, true())).subquery(f"e{depth}")
 
 
 def _grouped_order(
@@ -932,11 +1042,14 @@ def _paged_value(
         raise AssertionError(f"page {paged.relation} selects {paged.plan.entity}, not {relation.target}")
     if _only_rows(paged):
         return _rows_page(paged, depth, target, relation, source)
-    inner = _rows(paged.plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
+    selected = _rows(paged.plan, depth + 1, relation, source)
+    inner = selected.subquery(f"s{depth + 1}")
+    _spans(inner, selected, paged.plan, depth + 1, relation, source)
     order = _order(target, inner, paged.plan.order) or ([inner.c[ORDINAL]] if ORDINAL in inner.c else [inner.c.id])
     rows = select(
         inner, func.row_number().over(order_by=order).label(NUMBER), func.count().over().label(READ)
     ).subquery(f"w{depth + 1}")
+    _span(rows, lambda: _everywhere(inner))
     number, read = rows.c[NUMBER], rows.c[READ]
     window = paged.window
     shown = func.least(read, window.size)
@@ -1027,7 +1140,9 @@ def _rows_page(
     """Such a page needs neither the one more row nor the numbering: the first `size` rows, aggregated
     (none at all when it does not ask for them: a page of totals and summaries)."""
     plan = replace(paged.plan, limit=paged.window.size)
-    inner = _rows(plan, depth + 1, relation, source).subquery(f"s{depth + 1}")
+    selected = _rows(plan, depth + 1, relation, source)
+    inner = selected.subquery(f"s{depth + 1}")
+    _spans(inner, selected, plan, depth + 1, relation, source)
     order = _order(target, inner, plan.order) or ([inner.c[ORDINAL]] if ORDINAL in inner.c else [])
     pairs: list[tuple[str, ColumnElement[Any]]] = []
 
