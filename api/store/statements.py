@@ -393,7 +393,9 @@ async def try_insert(
     `keys_check`, for a statement that is its own transaction: references that foreign keys guard are
     left to them (a missing one fails the statement, a Conflict of ConflictReason.MISSING_REFERENCE,
     having written nothing), where locking and counting them first as well cost PostgreSQL a third of
-    the statement."""
+    the statement. A key's check runs when the statement ends, after the events' lock is taken: a create
+    referring to a row that another transaction is changing waits for it holding that lock (no row a key
+    refers to belongs to an entity that records events, so that wait never closes a cycle)."""
     with_events = with_events and ent.event_type is not None
     targets, params = _reference_parameters(unkeyed(ent, wanted) if keys_check else wanted)
     statement: Any = (
