@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.entities import Entity, Kind, referrers
+from api.entities import ENTITIES, Entity, Kind, referrers
 from api.plan import Filter, OrderTerm
 from api.store.events import recording_parts
 from api.store.pool import DirectPool
@@ -179,6 +179,29 @@ def _references_statement(targets: tuple[str, ...]) -> TextClause:
             for n, select in enumerate(_locking_references(targets))
         )
     )
+
+
+@lru_cache(maxsize=64)
+def keyed_fields(entity_name: str) -> frozenset[str]:
+    """The entity's reference fields that are a foreign key of its table: PostgreSQL itself refuses a
+    row whose reference is missing, and its check takes FOR KEY SHARE on the referenced row, as
+    `_locking_references` would."""
+    ent = ENTITIES[entity_name]
+    columns = TABLES[entity_name].c
+    keyed = set()
+    for f in ent.fields:
+        if not f.references or f.kind is Kind.TEXT_LIST or len(f.columns) != 1:
+            continue
+        target = TABLES[f.references].c.id
+        if any(key.column is target for key in columns[f.columns[0]].foreign_keys):
+            keyed.add(f.name)
+    return frozenset(keyed)
+
+
+def unkeyed(ent: Entity, wanted: Wanted) -> Wanted:
+    """`wanted` less the targets that only foreign keys refer to (`keyed_fields`)."""
+    keyed = keyed_fields(ent.name)
+    return {target: fields for target, fields in wanted.items() if not fields.keys() <= keyed}
 
 
 def _reference_parameters(wanted: Wanted) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -361,13 +384,20 @@ async def try_insert(
     skip_existing: bool,
     with_events: bool,
     shown: ShownInsert | None = None,
+    keys_check: bool = False,
 ) -> Inserted | None:
     """One run of `_insert_statement` for the rows (and the same as JSON): None, having inserted
     nothing, when a wanted reference is missing. On the direct pool it is a transaction of its own.
     With `shown`, the statement is the one `shown.statement` builds, and the JSON texts of the rows and
-    events as it shows them are put in `shown.rows` and `shown.events` (by id)."""
+    events as it shows them are put in `shown.rows` and `shown.events` (by id).
+    `keys_check`, for a statement that is its own transaction: references that foreign keys guard are
+    left to them (a missing one fails the statement, a Conflict of ConflictReason.MISSING_REFERENCE,
+    having written nothing), where locking and counting them first as well cost PostgreSQL a third of
+    the statement. A key's check runs when the statement ends, after the events' lock is taken: a create
+    referring to a row that another transaction is changing waits for it holding that lock (no row a key
+    refers to belongs to an entity that records events, so that wait never closes a cycle)."""
     with_events = with_events and ent.event_type is not None
-    targets, params = _reference_parameters(wanted)
+    targets, params = _reference_parameters(unkeyed(ent, wanted) if keys_check else wanted)
     statement: Any = (
         _insert_statement(ent.name, targets, skip_existing, with_events)
         if shown is None
@@ -376,8 +406,8 @@ async def try_insert(
     params["rows"] = rows_json
     if with_events:
         params["event_type"] = ent.event_type
-    names = [c.name for c in TABLES[ent.name].columns]
-    dated = "created_at" in names
+    unset = _unset_row(ent.name)
+    dated = "created_at" in unset
     if isinstance(conn, DirectPool):
         compiled = conn.compiled(statement)
         records = [tuple(r) for r in await conn.fetch(compiled, compiled.arguments(params))]
@@ -386,7 +416,6 @@ async def try_insert(
     if not records[0][0]:
         return None
     given = {row["id"]: row for row in rows}
-    unset = dict.fromkeys(names)
     stored: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
     for record in records:
@@ -416,6 +445,12 @@ async def try_insert(
                 }
             )
     return stored, sorted(events, key=lambda e: e["seq"])
+
+
+@lru_cache(maxsize=16)
+def _unset_row(entity_name: str) -> dict[str, None]:
+    """Every column of the entity's table, none set (copied into each row stored, never changed)."""
+    return dict.fromkeys(c.name for c in TABLES[entity_name].columns)
 
 
 # ---------------------------------------------------------------- upserting

@@ -295,14 +295,25 @@ class WriteService:
         """A create that needs nothing else in its transaction (no read-back, no merge, no
         hierarchy check) is its one statement run as a transaction of its own: no BEGIN and
         COMMIT round trips. A taken id (ERROR) fails the whole statement on the unique index,
-        so nothing is committed; then, as when a reference is missing or PostgreSQL broke a
-        deadlock, this returns None having written nothing, and `create` goes the general
-        way, which names the ids."""
+        and a missing reference that a foreign key guards fails it on that key (the key's own
+        check locks the referenced row, FOR KEY SHARE, as the general way does), so nothing is
+        committed; then, as when another reference is missing or PostgreSQL broke a deadlock,
+        this returns None having written nothing, and `create` goes the general way, which
+        names the ids. (A cursor drawn by the failed statement is left unused: cursors only
+        ever need to grow.)"""
         ent, given = batch.entity, rows_json(batch.rows)
 
         async def insert(target: AsyncConnection | DirectPool) -> Inserted | None:
             return await try_insert(
-                target, ent, batch.wanted, batch.rows, given, skip_existing=skip_existing, with_events=True, shown=shown
+                target,
+                ent,
+                batch.wanted,
+                batch.rows,
+                given,
+                skip_existing=skip_existing,
+                with_events=True,
+                shown=shown,
+                keys_check=True,
             )
 
         try:
@@ -313,7 +324,7 @@ class WriteService:
                     await conn.execution_options(isolation_level="AUTOCOMMIT")
                     inserted = await insert(conn)
         except Conflict as conflict:
-            if conflict.reason is ConflictReason.DUPLICATE:
+            if conflict.reason in (ConflictReason.DUPLICATE, ConflictReason.MISSING_REFERENCE):
                 return None
             raise
         except Transient:
