@@ -100,34 +100,48 @@ class Frames:
                 events.append((kind, ident, "\n".join(data_lines)))
 
 
-class Stream(asyncio.Protocol):
-    """One subscriber. `on_headers` once the response started; `on_event(cursor, t)` per event."""
+class Lean(asyncio.Protocol):
+    """One subscriber's connection, read in place: `on_ready` once it is subscribed, `on_event(cursor, t)` per
+    event; the first failure of a process's connections sets their shared `failed`."""
 
     def __init__(
         self,
         request: bytes,
-        on_headers: Callable[[], None],
+        on_ready: Callable[[], None],
         on_event: Callable[[int, float], None],
         check_documents: bool,
         failed: asyncio.Future[None],
     ) -> None:
         self.request = request
-        self.on_headers = on_headers
+        self.on_ready = on_ready
         self.on_event = on_event
         self.check_documents = check_documents
-        # Shared by a process's streams: done at the first stream's failure.
         self.failed = failed
         self.head = b""
-        self.started = False
-        self.body = Chunked()
-        self.frames = Frames()
         self.transport: asyncio.Transport | None = None
         self.error: str | None = None
-        self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment] - a TCP transport (uvloop's is no asyncio.Transport)
         self.transport.write(self.request)
+
+    def fail(self, error: str) -> None:
+        self.error = self.error or error
+        if not self.failed.done():
+            self.failed.set_result(None)
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Stream(Lean):
+    """An event stream: ready once its response started."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started = False
+        self.body = Chunked()
+        self.frames = Frames()
+        self.closed = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()  # CLOCK_MONOTONIC: comparable with the writer's clock in another process
@@ -142,7 +156,7 @@ class Stream(asyncio.Protocol):
                 if status != "200" or "transfer-encoding: chunked" not in head.lower():
                     raise BadStream(f"the event stream answered: {head.splitlines()[0]!r}")
                 self.started = True
-                self.on_headers()
+                self.on_ready()
             for kind, ident, document in self.frames.feed(self.body.feed(data)):
                 if kind != "coordination_event":
                     raise BadStream(f"{kind}: {document}")
@@ -153,36 +167,58 @@ class Stream(asyncio.Protocol):
         except (BadStream, ValueError, KeyError, IndexError) as error:
             self.fail(str(error))
 
-    def fail(self, error: str) -> None:
-        self.error = self.error or error
-        if not self.failed.done():
-            self.failed.set_result(None)
-        if self.transport is not None:
-            self.transport.close()
-
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
 
 
 async def run(host: str, port: int, streams: int, wanted: int, timeout: float, out=sys.stdout) -> None:
-    loop = asyncio.get_running_loop()
     request = (
         f"GET {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
     ).encode()
+    await hold(
+        lambda i, on_ready, on_event, failed: Stream(
+            request, on_ready, on_event, check_documents=i == 0, failed=failed
+        ),
+        host,
+        port,
+        streams,
+        wanted,
+        timeout,
+        started="streams started",
+        out=out,
+    )
+
+
+async def hold(
+    connect: Callable[[int, Callable[[], None], Callable[[int, float], None], asyncio.Future[None]], Any],
+    host: str,
+    port: int,
+    streams: int,
+    wanted: int,
+    timeout: float,
+    *,
+    started: str,
+    settle_s: float = 0.0,
+    out=sys.stdout,
+) -> None:
+    """Open `streams` connections (`connect(i, on_ready, on_event, failed)` makes each one's protocol, which
+    has `error` and `transport`), say `ready` once every one is, then report each event's receipt times
+    when each has had `wanted` events or stdin closes."""
+    loop = asyncio.get_running_loop()
     receipts: dict[int, list[float]] = {}
     counts = [0] * streams
-    started = 0
-    all_started = loop.create_future()
+    ready = 0
+    all_ready = loop.create_future()
     finished = 0
     all_finished = loop.create_future()
     failed: asyncio.Future[None] = loop.create_future()
 
-    def on_headers() -> None:
-        nonlocal started
-        started += 1
-        if started == streams and not all_started.done():
-            all_started.set_result(None)
+    def on_ready() -> None:
+        nonlocal ready
+        ready += 1
+        if ready == streams and not all_ready.done():
+            all_ready.set_result(None)
 
     def on_event_of(i: int) -> Callable[[int, float], None]:
         def on_event(cursor: int, now: float) -> None:
@@ -196,16 +232,16 @@ async def run(host: str, port: int, streams: int, wanted: int, timeout: float, o
 
         return on_event
 
-    protocols: list[Stream] = []
+    protocols: list[Any] = []
     for i in range(streams):
-        _, protocol = await loop.create_connection(
-            lambda i=i: Stream(request, on_headers, on_event_of(i), check_documents=i == 0, failed=failed), host, port
-        )
+        _, protocol = await loop.create_connection(lambda i=i: connect(i, on_ready, on_event_of(i), failed), host, port)
         protocols.append(protocol)
-    done, _ = await asyncio.wait([all_started, failed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    if all_started not in done:
+    done, _ = await asyncio.wait([all_ready, failed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    if all_ready not in done:
         errors = [p.error for p in protocols if p.error]
-        raise SystemExit(f"only {started} of {streams} streams started: {errors[:3]}")
+        raise SystemExit(f"only {ready} of {streams} {started}: {errors[:3]}")
+    if settle_s:
+        await asyncio.sleep(settle_s)
     out.write("ready\n")
     out.flush()
     stdin_closed = asyncio.ensure_future(loop.run_in_executor(None, sys.stdin.read))

@@ -18,13 +18,11 @@ their cursor.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
-import sys
 import time
-from collections.abc import Callable
+from typing import Any
 
 from bench import sse_client
 
@@ -79,31 +77,13 @@ class Frames:
         return frames
 
 
-class Connection(asyncio.Protocol):
-    """One subscriber: `on_subscribed` once its subscribe is sent; `on_event(cursor, t)` per event."""
+class Connection(sse_client.Lean):
+    """A graphql-transport-ws subscriber: ready once its subscribe is sent."""
 
-    def __init__(
-        self,
-        request: bytes,
-        on_subscribed: Callable[[], None],
-        on_event: Callable[[int, float], None],
-        check_documents: bool,
-        failed: asyncio.Future[None],
-    ) -> None:
-        self.request = request
-        self.on_subscribed = on_subscribed
-        self.on_event = on_event
-        self.check_documents = check_documents
-        self.failed = failed  # shared by a process's connections: done at the first one's failure
-        self.head = b""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.open = False
         self.frames = Frames()
-        self.transport: asyncio.Transport | None = None
-        self.error: str | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment] - a TCP transport (uvloop's is no asyncio.Transport)
-        self.transport.write(self.request)
 
     def send(self, message: dict[str, object]) -> None:
         assert self.transport is not None
@@ -144,7 +124,7 @@ class Connection(asyncio.Protocol):
         kind = message.get("type")
         if kind == "connection_ack":
             self.send({"id": "1", "type": "subscribe", "payload": {"query": QUERY}})
-            self.on_subscribed()
+            self.on_ready()
         elif kind == "ping":
             self.send({"type": "pong"})
         elif kind == "next":
@@ -155,70 +135,25 @@ class Connection(asyncio.Protocol):
         elif kind != "pong":
             raise BadStream(f"the subscription ended: {raw[:300]!r}")
 
-    def fail(self, error: str) -> None:
-        self.error = self.error or error
-        if not self.failed.done():
-            self.failed.set_result(None)
-        if self.transport is not None:
-            self.transport.close()
-
 
 async def run(host: str, port: int, streams: int, wanted: int, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
     request = (
         f"GET /graphql HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n"
         "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
     ).encode()
-    receipts: dict[int, list[float]] = {}
-    counts = [0] * streams
-    subscribed = 0
-    all_subscribed = loop.create_future()
-    finished = 0
-    all_finished = loop.create_future()
-    failed: asyncio.Future[None] = loop.create_future()
-
-    def on_subscribed() -> None:
-        nonlocal subscribed
-        subscribed += 1
-        if subscribed == streams and not all_subscribed.done():
-            all_subscribed.set_result(None)
-
-    def on_event_of(i: int) -> Callable[[int, float], None]:
-        def on_event(cursor: int, now: float) -> None:
-            nonlocal finished
-            receipts.setdefault(cursor, []).append(now)
-            counts[i] += 1
-            if counts[i] == wanted:
-                finished += 1
-                if finished == streams and not all_finished.done():
-                    all_finished.set_result(None)
-
-        return on_event
-
-    connections: list[Connection] = []
-    for i in range(streams):
-        _, connection = await loop.create_connection(
-            lambda i=i: Connection(request, on_subscribed, on_event_of(i), check_documents=i == 0, failed=failed),
-            host,
-            port,
-        )
-        connections.append(connection)
-    done, _ = await asyncio.wait([all_subscribed, failed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    if all_subscribed not in done:
-        errors = [c.error for c in connections if c.error]
-        raise SystemExit(f"only {subscribed} of {streams} subscriptions were sent: {errors[:3]}")
-    await asyncio.sleep(SETTLE_S + streams / 1000)
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    stdin_closed = asyncio.ensure_future(loop.run_in_executor(None, sys.stdin.read))
-    await asyncio.wait([all_finished, stdin_closed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    errors = sorted({c.error for c in connections if c.error})
-    for connection in connections:
-        if connection.transport is not None:
-            connection.transport.close()
-    sys.stdout.write(json.dumps({"receipts": receipts, "errors": errors, "cpu_s": time.process_time()}) + "\n")
-    sys.stdout.flush()
+    await sse_client.hold(
+        lambda i, on_ready, on_event, failed: Connection(
+            request, on_ready, on_event, check_documents=i == 0, failed=failed
+        ),
+        host,
+        port,
+        streams,
+        wanted,
+        timeout,
+        started="subscriptions were sent",
+        settle_s=SETTLE_S + streams / 1000,
+    )
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ import asyncio
 import contextvars
 import json
 import logging
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -44,6 +44,7 @@ from api.graphql.compiled import EventsView, NotPlannable, compile_events
 from api.graphql.context import Context
 from api.graphql.loaders import Loaders
 from api.graphql.strawberry_adapter import LegacyWSHandler, StrawberryExecutor, TransportWSHandler, operation_open
+from api.live.rounds import Handed, Rounds
 from api.store import current_scope
 
 log = logging.getLogger("coco.graphql.fanout")
@@ -259,6 +260,20 @@ class SharedExecutor(StrawberryExecutor):
 
 # ---------------------------------------------------------------- frames sent by the subscription itself
 
+
+async def _read(compiled: tuple[EventsView, str], batch: Sequence[dict[str, Any]], reader: Any) -> list[str] | None:
+    """The batch's payload texts, from the read shared by its subscribers; None when it failed (the resolvers
+    answer instead)."""
+    events, fingerprint = compiled
+    try:
+        return await RENDERS.texts(events, fingerprint, batch, reader)
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        log.debug("a batch's compiled read failed (%s): the resolvers answer", error)
+        return None
+
+
 # Set for an operation's task by the legacy protocol's handler below: how to send one of its `data` frames.
 _SENDER: ContextVar[Callable[[Rendered], Awaitable[None]] | None] = ContextVar("coco_frame_sender", default=None)
 # Set for an operation's task by the graphql-transport-ws handler below: the handler and the operation.
@@ -282,20 +297,15 @@ class Direct:
 
     async def deliver(self, batch: Sequence[dict[str, Any]], reader: Any) -> bool:
         """Send the batch's frames; False (nothing sent) when its read failed: the resolvers answer instead."""
-        events, fingerprint = self.compiled
-        try:
-            texts = await RENDERS.texts(events, fingerprint, batch, reader)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            log.debug("a batch's compiled read failed (%s): the resolvers answer", error)
+        texts = await _read(self.compiled, batch, reader)
+        if texts is None:
             return False
         for text in texts:
             await self.send(Rendered(text))
         return True
 
 
-class Pushed:
+class Pushed(Handed):
     """A compiled subscription over graphql-transport-ws, whose frames go to the connection's ASGI `send` as
     text built here (the id spliced before each shared payload), below Strawberry's and Starlette's WebSocket
     wrappers, which cost more than the frame.
@@ -309,7 +319,7 @@ class Pushed:
     operation's other messages (`complete`, `error`, a result of the resolvers), see `DirectTransportWSHandler`.
     """
 
-    __slots__ = ("_idle", "busy", "compiled", "context", "handler", "operation", "prefix", "reader", "send")
+    __slots__ = ("compiled", "context", "handler", "operation", "prefix", "reader", "send")
 
     def __init__(
         self,
@@ -319,13 +329,11 @@ class Pushed:
         compiled: tuple[EventsView, str],
         reader: Any,
     ) -> None:
+        super().__init__()
         self.handler, self.operation, self.send, self.compiled, self.reader = handler, operation, send, compiled, reader
         self.prefix = '{"id":' + _string(operation.id) + KINDS["next"]
         # The subscriber's context (its principal, so its access scope): the writer's reads for it run in it.
         self.context = contextvars.copy_context()
-        # Frames handed to the writer and not written yet.
-        self.busy = False
-        self._idle: asyncio.Future[None] | None = None
 
     @property
     def sink(self) -> Callable[[Sequence[dict[str, Any]]], bool]:
@@ -343,20 +351,15 @@ class Pushed:
         events, fingerprint = self.compiled
         RENDERS.start(events, fingerprint, batch, self.reader, self.context)
         self.busy = True
-        WRITER.push(self, batch)
+        WRITER.push((self, batch))
         return True
 
     async def deliver(self, batch: Sequence[dict[str, Any]], reader: Any) -> bool:
         """From the subscription's task: send the batch's frames after the writer's; False (nothing sent) when its
         read failed: the resolvers answer instead."""
-        await self.idle()
-        events, fingerprint = self.compiled
-        try:
-            texts = await RENDERS.texts(events, fingerprint, batch, reader)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            log.debug("a batch's compiled read failed (%s): the resolvers answer", error)
+        await self.until_written()
+        texts = await _read(self.compiled, batch, reader)
+        if texts is None:
             return False
         await self.write(texts)
         return True
@@ -371,22 +374,6 @@ class Pushed:
             except OSError as error:  # the client is gone: its connection's handler ends the operation
                 log.debug("a subscription's frame could not be written (%s)", error)
                 return
-
-    async def idle(self) -> None:
-        """Once the writer holds nothing of this subscription."""
-        while self.busy:
-            self._idle = asyncio.get_running_loop().create_future()
-            try:
-                await self._idle
-            finally:
-                self._idle = None
-
-    def written(self) -> None:
-        """The writer is done with this subscription's frames (written, failed or dropped)."""
-        self.busy = False
-        idle = self._idle
-        if idle is not None and not idle.done():
-            idle.set_result(None)
 
     def failed(self, batch: Sequence[dict[str, Any]], error: BaseException) -> None:
         """The writer could not read a batch it was handed: the operation ends with an `error` saying where to
@@ -422,67 +409,44 @@ class Pushed:
 _ENDING: set[asyncio.Task[None]] = set()
 
 
-class FrameWriter:
-    """Writes the live batches the feed hands to idle subscriptions (`Pushed.hand_over`), all from one task.
-
-    A round takes the queue in order: for each handed batch, its read (started when it was handed, shared by
-    every subscriber of the selection and scope, so done for all but the first), then one send per event.
-    ASGI servers write at once unless a client is not reading; only then does a send wait. The round checks,
-    on the loop's next turn after it starts or after it read (`_check`), whether it is still writing: if so,
-    one of its sends is waiting, and a new round takes the rest of the queue, while the old one finishes that
-    one subscriber alone.
-    """
+class FrameWriter(Rounds[tuple["Pushed", Sequence[dict[str, Any]]]]):
+    """Writes the live batches the feed hands to idle subscriptions (`Pushed.hand_over`), all from one task
+    (`api.live.rounds`): for each handed batch, its read (started when it was handed, shared by every
+    subscriber of the selection and scope, so done for all but the first), then one send per event. A round
+    waiting for a read keeps the queue; it is looked at again once the read is done."""
 
     def __init__(self) -> None:
-        self.queue: deque[tuple[Pushed, Sequence[dict[str, Any]]]] = deque()
-        self.round: asyncio.Task[None] | None = None
+        super().__init__()
         # The round waiting for a read (not a client): it is not handed on.
         self.reading: asyncio.Task[None] | None = None
-        self.waiting: set[asyncio.Task[None]] = set()
         # Batches written by the writer rather than by their subscription's task: what the path saves is visible.
         self.batches = 0
 
-    def push(self, pushed: Pushed, batch: Sequence[dict[str, Any]]) -> None:
-        self.queue.append((pushed, batch))
-        if self.round is None:
-            self.round = asyncio.get_running_loop().create_task(self._write())
+    def holds(self, round_: asyncio.Task[None]) -> bool:
+        return self.reading is round_
 
-    async def _write(self) -> None:
-        me = asyncio.current_task()
-        assert me is not None  # a coroutine of a task (see `push`)
-        loop = asyncio.get_running_loop()
-        loop.call_soon(self._check, me)
-        queue = self.queue
-        while queue and self.round is me:
-            pushed, batch = queue.popleft()
-            try:
-                events, fingerprint = pushed.compiled
-                read = RENDERS.start(events, fingerprint, batch, pushed.reader, pushed.context)
-                if not read.done():
-                    self.reading = me
-                    try:
-                        await asyncio.wait((read,))
-                    finally:
-                        self.reading = None
-                    loop.call_soon(self._check, me)
-                error = RuntimeError("the read was cancelled") if read.cancelled() else read.exception()
-                if error is not None:
-                    pushed.failed(batch, error)
-                    continue
-                self.batches += 1
-                await pushed.write(read.result())
-            except Exception as error:  # whatever the send raised, that subscriber's connection is gone
-                log.debug("a subscription's frames could not be written (%s)", error)
-            finally:
-                pushed.written()
-        if self.round is me:
-            self.round = None
-
-    def _check(self, task: asyncio.Task[None]) -> None:
-        if self.round is task and self.reading is not task:  # one of its sends waits for a client not reading
-            self.waiting.add(task)
-            task.add_done_callback(self.waiting.discard)
-            self.round = asyncio.get_running_loop().create_task(self._write()) if self.queue else None
+    async def write(self, item: tuple[Pushed, Sequence[dict[str, Any]]], round_: asyncio.Task[None]) -> None:
+        pushed, batch = item
+        try:
+            events, fingerprint = pushed.compiled
+            read = RENDERS.start(events, fingerprint, batch, pushed.reader, pushed.context)
+            if not read.done():
+                self.reading = round_
+                try:
+                    await asyncio.wait((read,))
+                finally:
+                    self.reading = None
+                self.check_soon(round_)
+            error = RuntimeError("the read was cancelled") if read.cancelled() else read.exception()
+            if error is not None:
+                pushed.failed(batch, error)
+                return
+            self.batches += 1
+            await pushed.write(read.result())
+        except Exception as error:  # whatever the send raised, that subscriber's connection is gone
+            log.debug("a subscription's frames could not be written (%s)", error)
+        finally:
+            pushed.written()
 
 
 WRITER = FrameWriter()
@@ -527,7 +491,7 @@ class DirectTransportWSHandler(TransportWSHandler):
         operation_id = message.get("id") if isinstance(message, dict) else None
         pushed = self.coco_pushed.get(operation_id) if isinstance(operation_id, str) else None
         if pushed is not None and pushed.busy:
-            await pushed.idle()
+            await pushed.until_written()
         await super().send_message(message)
 
 

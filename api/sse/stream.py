@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
@@ -38,6 +37,7 @@ from api.entities import EVENT_TYPES
 from api.errors import InvalidInput
 from api.live.cursors import parse_cursor
 from api.live.feed import Attachment
+from api.live.rounds import Handed, Rounds
 from api.live.subscriber import SubscriberOverflow
 from api.plan import Condition, Filter, all_of
 
@@ -134,58 +134,22 @@ class Frames:
         return frame
 
 
-class Writer:
-    """Writes the live batches the feed hands to idle streams: all of a batch's streams from one task.
+class Writer(Rounds[tuple["Streaming", Message]]):
+    """Writes the live batches the feed hands to idle streams, and their keep-alives: all of them from one
+    task (`api.live.rounds`), the feed's sink only queuing a stream's frames."""
 
-    Waking a thousand streams' tasks to write one event each costs more than the writing
-    itself. So the feed's sink only queues a stream's frames (`push`), and one task (a round)
-    awaits each stream's `send` in turn. ASGI servers write at once unless a client is not
-    reading; only then does a send wait. The round checks, on the loop's next turn after it
-    starts (`_check`), whether it is still writing: if so, one of its sends is waiting, and a
-    new round takes the rest of the queue, while the old one finishes that one send alone.
-    """
-
-    def __init__(self) -> None:
-        self.queue: deque[tuple[Streaming, Message]] = deque()
-        # The round taking from the queue (None: nothing to write, or the last round waits on a client).
-        self.round: asyncio.Task[None] | None = None
-        # Rounds left with one send waiting on its client, held until they finish (the loop holds weak references).
-        self.waiting: set[asyncio.Task[None]] = set()
-
-    def push(self, stream: Streaming, message: Message) -> None:
-        self.queue.append((stream, message))
-        if self.round is None:
-            self.round = asyncio.get_running_loop().create_task(self._write())
-
-    async def _write(self) -> None:
-        me = asyncio.current_task()
-        assert me is not None  # a coroutine of a task (see `push`)
-        asyncio.get_running_loop().call_soon(self._check, me)
-        queue = self.queue
-        while queue and self.round is me:
-            stream, message = queue.popleft()
-            if not stream.started:  # the stream ended while its frames waited here
-                stream.written()
-                continue
-            stream.carrier = me
-            try:
-                await stream.send(message)
-            except Exception as error:  # whatever the write raised, that stream ends
-                stream.broken(error)
-            finally:
-                stream.written()
-        if self.round is me:
-            self.round = None
-
-    def _check(self, task: asyncio.Task[None]) -> None:
-        if self.round is task:  # it has not finished: one of its sends waits for a client that is not reading
-            self._hand_on(task)
-
-    def _hand_on(self, task: asyncio.Task[None]) -> None:
-        """`task` keeps only the send it waits on; a new round takes the rest of the queue."""
-        self.waiting.add(task)
-        task.add_done_callback(self.waiting.discard)
-        self.round = asyncio.get_running_loop().create_task(self._write()) if self.queue else None
+    async def write(self, item: tuple[Streaming, Message], round_: asyncio.Task[None]) -> None:
+        stream, message = item
+        if not stream.started:  # the stream ended while its frames waited here
+            stream.written()
+            return
+        stream.carrier = round_
+        try:
+            await stream.send(message)
+        except Exception as error:  # whatever the write raised, that stream ends
+            stream.broken(error)
+        finally:
+            stream.written()
 
     def abandon(self, stream: Streaming) -> None:
         """Cancel the write of `stream`'s frames that waits on its client (the stream has ended)."""
@@ -193,7 +157,7 @@ class Writer:
         if task is None:
             return  # not started yet: the round drops the frames of an ended stream
         if self.round is task:  # not handed on yet: the others' frames must not go with it
-            self._hand_on(task)
+            self.hand_on(task)
         task.cancel()
 
 
@@ -229,13 +193,13 @@ class Beats:
                         stream.wrote = False
                     elif stream.idle():
                         stream.busy = True
-                        self.writer.push(stream, KEEP_ALIVE)
+                        self.writer.push((stream, KEEP_ALIVE))
         finally:
             if self.task is me:
                 self.task = None
 
 
-class Streaming:
+class Streaming(Handed):
     """One response: events as they come, keep-alive comments, until the client leaves.
 
     A stream has one task, the request's own, and it waits for the client to leave (ASGI's
@@ -249,8 +213,6 @@ class Streaming:
     """
 
     __slots__ = (
-        "_idle",
-        "busy",
         "carrier",
         "ending",
         "events",
@@ -266,16 +228,15 @@ class Streaming:
     )
 
     def __init__(self, send: Send, frames: Frames, writer: Writer) -> None:
+        super().__init__()
         self.send = send
         self.events: Attachment | None = None
         self.frames = frames
         self.writer = writer
         self.task: asyncio.Task[Any] | None = None
         self.started = False
-        # Frames handed to the writer and not written yet; `carrier` is the round writing them, once one is.
-        self.busy = False
+        # `carrier`: the round writing the frames handed to the writer (`busy`), once one is.
         self.carrier: asyncio.Task[None] | None = None
-        self._idle: asyncio.Future[None] | None = None
         # Something is queued for the task to write (or it is writing): the feed's batches wait behind it.
         self.pulling = False
         # The task waits for the client to leave; `poked`: that wait is being interrupted by `wake`.
@@ -355,12 +316,7 @@ class Streaming:
 
     async def write(self, body: bytes) -> None:
         """Write from this stream's task, after whatever the writer holds of it."""
-        while self.busy:
-            self._idle = asyncio.get_running_loop().create_future()
-            try:
-                await self._idle
-            finally:
-                self._idle = None
+        await self.until_written()
         self.wrote = True
         await self.send({"type": "http.response.body", "body": body, "more_body": True})
 
@@ -374,7 +330,7 @@ class Streaming:
         if not self.idle():
             return False
         self.busy = self.wrote = True
-        self.writer.push(self, self.frames.message(batch))
+        self.writer.push((self, self.frames.message(batch)))
         return True
 
     def wake(self) -> None:
@@ -385,12 +341,8 @@ class Streaming:
             self.task.cancel()
 
     def written(self) -> None:
-        """The writer is done with this stream's frames (written, failed or dropped)."""
-        self.busy = False
         self.carrier = None
-        idle = self._idle
-        if idle is not None and not idle.done():
-            idle.set_result(None)
+        super().written()
 
     def broken(self, error: Exception) -> None:
         log.warning("event stream ended: %s", error)

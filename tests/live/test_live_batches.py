@@ -4,7 +4,7 @@ counts events, and one read per write serves every subscriber however many there
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -17,6 +17,15 @@ from api.store import Reader
 from api.store.writes import WriteService
 
 from .helpers import caught_up, checkins, seed, take
+
+
+@pytest.fixture
+async def small(database_url: str, clean: AsyncEngine) -> AsyncIterator[LiveFeed]:
+    """A feed whose subscribers queue at most four events."""
+    feed = LiveFeed(database_url, Reader(clean), queue_size=4)
+    await feed.start()
+    yield feed
+    await feed.stop()
 
 
 async def test_events_waiting_for_a_subscriber_come_in_one_batch_in_cursor_order(
@@ -56,29 +65,22 @@ async def test_a_replay_and_the_live_events_queued_behind_it_come_without_repeat
     await batches.aclose()  # type: ignore[attr-defined]
 
 
-async def test_the_queue_bound_counts_events_not_batches(
-    database_url: str, clean: AsyncEngine, writer: WriteService
-) -> None:
-    small = LiveFeed(database_url, Reader(clean), queue_size=4)
-    await small.start()
-    try:
-        await seed(writer)
-        start = small.position
-        drained, slow = small.subscribe_batches(), small.subscribe_batches()
-        first = await checkins(writer, 2) + await checkins(writer, 2)
-        await caught_up(small, first[-1]["seq"])
-        # Four events fill a queue of four exactly: nobody overflows yet.
-        assert [e["cursor"] for e in await asyncio.wait_for(anext(drained), 60)] == [e["seq"] for e in first]
-        [fifth] = await checkins(writer, 1)
-        await caught_up(small, fifth["seq"])
+async def test_the_queue_bound_counts_events_not_batches(small: LiveFeed, writer: WriteService) -> None:
+    await seed(writer)
+    start = small.position
+    drained, slow = small.subscribe_batches(), small.subscribe_batches()
+    first = await checkins(writer, 2) + await checkins(writer, 2)
+    await caught_up(small, first[-1]["seq"])
+    # Four events fill a queue of four exactly: nobody overflows yet.
+    assert [e["cursor"] for e in await asyncio.wait_for(anext(drained), 60)] == [e["seq"] for e in first]
+    [fifth] = await checkins(writer, 1)
+    await caught_up(small, fifth["seq"])
 
-        with pytest.raises(SubscriberOverflow) as overflow:
-            await anext(slow)
-        assert overflow.value.last_cursor == start
-        assert [e["cursor"] for e in await asyncio.wait_for(anext(drained), 60)] == [fifth["seq"]]
-        await drained.aclose()  # type: ignore[attr-defined]
-    finally:
-        await small.stop()
+    with pytest.raises(SubscriberOverflow) as overflow:
+        await anext(slow)
+    assert overflow.value.last_cursor == start
+    assert [e["cursor"] for e in await asyncio.wait_for(anext(drained), 60)] == [fifth["seq"]]
+    await drained.aclose()  # type: ignore[attr-defined]
 
 
 async def test_one_read_per_write_serves_hundreds_of_subscribers(feed: LiveFeed, writer: WriteService) -> None:
@@ -358,28 +360,23 @@ async def test_a_stream_replays_after_its_cursor_then_goes_live(feed: LiveFeed, 
 
 
 async def test_a_stream_ends_with_an_error_when_its_client_falls_a_queue_behind(
-    database_url: str, clean: AsyncEngine, writer: WriteService
+    small: LiveFeed, writer: WriteService
 ) -> None:
-    small = LiveFeed(database_url, Reader(clean), queue_size=4)
-    await small.start()
-    try:
-        await seed(writer)
-        stuck = Connection()
-        _, [task] = await _running(small, [stuck])
-        stuck.readable.clear()
-        first = await checkins(writer, 1)
-        await asyncio.wait_for(stuck.waiting.wait(), 10)
-        for _ in range(5):  # 10 events: more than the queue holds behind the waiting one
-            later = await checkins(writer, 2)
-        await caught_up(small, later[-1]["seq"])
-        stuck.readable.set()
-        await asyncio.wait_for(task, 10)
-        written = b"".join(stuck.written).decode()
-        assert f"id: {first[0]['seq']}\n" in written
-        assert "event: error" in written and "subscriber_overflow" in written
-        assert stuck.ended.is_set() and small.subscriber_count == 0
-    finally:
-        await small.stop()
+    await seed(writer)
+    stuck = Connection()
+    _, [task] = await _running(small, [stuck])
+    stuck.readable.clear()
+    first = await checkins(writer, 1)
+    await asyncio.wait_for(stuck.waiting.wait(), 10)
+    for _ in range(5):  # 10 events: more than the queue holds behind the waiting one
+        later = await checkins(writer, 2)
+    await caught_up(small, later[-1]["seq"])
+    stuck.readable.set()
+    await asyncio.wait_for(task, 10)
+    written = b"".join(stuck.written).decode()
+    assert f"id: {first[0]['seq']}\n" in written
+    assert "event: error" in written and "subscriber_overflow" in written
+    assert stuck.ended.is_set() and small.subscriber_count == 0
 
 
 async def test_events_a_sink_takes_are_counted_as_delivered_once_per_batch(
