@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -35,6 +36,8 @@ log = logging.getLogger("coco.app")
 HEALTH_TIMEOUT_S = 2.0
 # Connections to DIRECT_DATABASE_URL per worker, besides LISTEN's: the migrations, then streaming reads.
 SESSION_POOL_SIZE = 2
+# Net allocations of container objects between two collections of the youngest generation (CPython: 700).
+YOUNG_COLLECTION_THRESHOLD = 5000
 
 
 @dataclass
@@ -125,7 +128,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # The MCP endpoint's session manager runs (a task group) for as long as the app does.
             async with mcp_http.serving(services.reader, services.writer, host=settings.host) as mcp_sessions:
                 app.state.mcp = mcp_sessions
-                with draining.on_signals():
+                with draining.on_signals(), steady_collection():
                     yield
         finally:
             draining.begin()
@@ -173,6 +176,40 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.caches = caches
     return app
+
+
+class _Collector:
+    """How many apps of this process are serving, and the collector's thresholds from before the first."""
+
+    serving = 0
+    thresholds: tuple[int, ...] = ()
+
+
+@contextlib.contextmanager
+def steady_collection() -> Iterator[None]:
+    """Python's cycle collector tuned for a server holding thousands of connections, while the app serves.
+
+    A worker holding 5,000 streams tracks some 600,000 objects, and a full collection walks them all in one
+    stop of the event loop: 300-500 ms, that every stream waits (bench/README.md, "Connections held: memory
+    and collector pauses"). What exists once the app has started (modules, the schema, the statements) is
+    frozen, so that no collection walks it again; the youngest generation is collected after 5,000 net
+    allocations instead of 700, so that the objects of a burst of connections, or of an event's sends, are
+    not promoted into the oldest generation half-finished, whose growth is what starts a full collection.
+    Process-wide settings: undone when the last app serving in this process stops.
+    """
+    if _Collector.serving == 0:
+        gc.collect()
+        gc.freeze()
+        _Collector.thresholds = gc.get_threshold()
+        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *_Collector.thresholds[1:])
+    _Collector.serving += 1
+    try:
+        yield
+    finally:
+        _Collector.serving -= 1
+        if _Collector.serving == 0:
+            gc.set_threshold(*_Collector.thresholds)
+            gc.unfreeze()
 
 
 async def viewer_redirect(request: Request) -> RedirectResponse:

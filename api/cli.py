@@ -303,6 +303,9 @@ def _serve(settings: Settings) -> int:
     if settings.workers > 1:
         # Before any worker imports the Prometheus client: /metrics then sums every worker's counts.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir = prepare_multiprocess(given_metrics_dir)
+        # The schema is at the newest migration now: the workers (which read their settings from the
+        # environment) need not take the lock again, nor import Alembic for it (5 MB each).
+        os.environ["COCO_MIGRATE_ON_START"] = "0"
     stopped = threading.Event()
     announcing = threading.Thread(target=_announce_when_serving, args=(settings, stopped), daemon=True)
     announcing.start()

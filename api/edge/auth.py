@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jwt
-
 from api.edge.claims import ClaimPath, lookup, names, parse_path, text
 from api.edge.keys import ASYMMETRIC_ALGORITHMS, KeySet, KeysUnavailable
 from api.errors import DomainError
@@ -226,6 +224,8 @@ class Access:
     async def authenticate_async(self, authorization: str | None) -> Principal:
         """`authenticate`, with any read of the JWKS it needs done in a thread, off the event loop."""
         if self.jwks is not None and authorization:
+            import jwt  # see _claims
+
             token = authorization.strip().rpartition(" ")[2]
             if token.count(".") == 2:
                 try:
@@ -268,6 +268,9 @@ class Access:
 
     def _claims(self, token: str) -> dict[str, Any]:
         """The verified claims of a JWT: signature (by its header's alg and kid), exp, nbf, aud, iss."""
+        # PyJWT brings the `cryptography` bindings (8 MB of every worker) that a server without JWTs never uses.
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as error:

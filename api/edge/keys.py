@@ -20,8 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jwt
-
 log = logging.getLogger("coco.auth")
 
 # A JWKS is a few keys; anything much larger is not one.
@@ -60,6 +58,9 @@ class Key:
         self.algorithms = algorithms
         self.usable = bool(algorithms) and document.get("use", "sig") == "sig"
         # PyJWK parses the key for the first algorithm; the key object serves every one of them.
+        # Imported here, as in api/edge/auth.py: only a server given a key set needs it.
+        import jwt
+
         self.key = jwt.PyJWK(document, algorithm=algorithms[0]).key if self.usable else None
 
 
@@ -71,6 +72,8 @@ def parse_key_set(raw: bytes | str) -> list[Key]:
     items = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(items, list):
         raise KeysUnavailable('the key set has no "keys" list')
+    import jwt
+
     keys = []
     for item in items:
         if not isinstance(item, dict):

@@ -37,8 +37,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from api import __version__
 from api.config import Settings
 from api.entities import entity
@@ -240,6 +238,10 @@ class Worker:
         self.wait = hook.retry_in if hook.attempts else None
         cursor = hook.cursor
         where = webhook_filter(hook)
+        # Imported by the first webhook a worker delivers: httpx (with the rich and click its command line
+        # brings) is memory every worker would otherwise hold though most servers deliver no webhook.
+        import httpx
+
         self.timeouts = httpx.Timeout(d.settings.webhook_timeout_s).as_dict()
         # One connection pool per webhook: it connects to one host only, checked address by checked address
         # (so a kept connection is never reused for another host's name), and its connection stays open between
@@ -344,6 +346,8 @@ class Worker:
         )
 
     async def _attempt(self, message: Message) -> Outcome:
+        import httpx  # imported by _deliver_all already
+
         settings = self.deliverer.settings
         started = time.perf_counter()
 
