@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 PATH = "/coordination_events"
@@ -172,39 +173,29 @@ class Stream(Lean):
             self.closed.set_result(None)
 
 
-async def run(host: str, port: int, streams: int, wanted: int, timeout: float, out=sys.stdout) -> None:
+@dataclass(frozen=True)
+class Target:
+    """A client process's command line: where, how many connections, how many events each waits for."""
+
+    host: str
+    port: int
+    streams: int
+    wanted: int
+    timeout: float = 120.0
+
+
+async def run(target: Target) -> None:
     request = (
-        f"GET {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+        f"GET {PATH} HTTP/1.1\r\nHost: {target.host}:{target.port}\r\nAccept: text/event-stream\r\n"
+        "Cache-Control: no-cache\r\n\r\n"
     ).encode()
-    await hold(
-        lambda i, on_ready, on_event, failed: Stream(
-            request, on_ready, on_event, check_documents=i == 0, failed=failed
-        ),
-        host,
-        port,
-        streams,
-        wanted,
-        timeout,
-        started="streams started",
-        out=out,
-    )
+    await hold(Stream, request, target, started="streams started")
 
 
-async def hold(
-    connect: Callable[[int, Callable[[], None], Callable[[int, float], None], asyncio.Future[None]], Any],
-    host: str,
-    port: int,
-    streams: int,
-    wanted: int,
-    timeout: float,
-    *,
-    started: str,
-    settle_s: float = 0.0,
-    out=sys.stdout,
-) -> None:
-    """Open `streams` connections (`connect(i, on_ready, on_event, failed)` makes each one's protocol, which
-    has `error` and `transport`), say `ready` once every one is, then report each event's receipt times
-    when each has had `wanted` events or stdin closes."""
+async def hold(protocol: type[Lean], request: bytes, target: Target, *, started: str, settle_s: float = 0.0) -> None:
+    """Open the target's connections (each a `protocol` sending `request`), say `ready` once every one is,
+    then report each event's receipt times when each has had the events it waits for, or stdin closes."""
+    host, port, streams, wanted, timeout = target.host, target.port, target.streams, target.wanted, target.timeout
     loop = asyncio.get_running_loop()
     receipts: dict[int, list[float]] = {}
     counts = [0] * streams
@@ -232,40 +223,42 @@ async def hold(
 
         return on_event
 
-    protocols: list[Any] = []
+    protocols: list[Lean] = []
     for i in range(streams):
-        _, protocol = await loop.create_connection(lambda i=i: connect(i, on_ready, on_event_of(i), failed), host, port)
-        protocols.append(protocol)
+        _, made = await loop.create_connection(
+            lambda i=i: protocol(request, on_ready, on_event_of(i), check_documents=i == 0, failed=failed), host, port
+        )
+        protocols.append(made)
     done, _ = await asyncio.wait([all_ready, failed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     if all_ready not in done:
         errors = [p.error for p in protocols if p.error]
         raise SystemExit(f"only {ready} of {streams} {started}: {errors[:3]}")
     if settle_s:
         await asyncio.sleep(settle_s)
-    out.write("ready\n")
-    out.flush()
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
     stdin_closed = asyncio.ensure_future(loop.run_in_executor(None, sys.stdin.read))
     await asyncio.wait([all_finished, stdin_closed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     errors = sorted({p.error for p in protocols if p.error})
-    for protocol in protocols:
-        if protocol.transport is not None:
-            protocol.transport.close()
-    out.write(json.dumps({"receipts": receipts, "errors": errors, "cpu_s": time.process_time()}) + "\n")
-    out.flush()
+    for connection in protocols:
+        if connection.transport is not None:
+            connection.transport.close()
+    sys.stdout.write(json.dumps({"receipts": receipts, "errors": errors, "cpu_s": time.process_time()}) + "\n")
+    sys.stdout.flush()
 
 
-def main(run: Callable[[str, int, int, int, float], Coroutine[Any, Any, None]] | None = None) -> None:
+def main(run: Callable[[Target], Coroutine[Any, Any, None]] | None = None) -> None:
     """A client process's command line (host, port, streams, events wanted, timeout), for either
     transport: this one's `run` unless another is given."""
     run = run or globals()["run"]
-    host, port, streams, wanted = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 120.0
+    args = sys.argv[1:]
+    target = Target(args[0], int(args[1]), int(args[2]), int(args[3]), *(float(a) for a in args[4:5]))
     try:
         import uvloop
     except ImportError:
-        asyncio.run(run(host, port, streams, wanted, timeout))
+        asyncio.run(run(target))
     else:
-        uvloop.run(run(host, port, streams, wanted, timeout))
+        uvloop.run(run(target))
     # The stdin reader thread may still be blocked; nothing is left to do.
     sys.stdout.flush()
 

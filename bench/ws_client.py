@@ -136,24 +136,14 @@ class Connection(sse_client.Lean):
             raise BadStream(f"the subscription ended: {raw[:300]!r}")
 
 
-async def run(host: str, port: int, streams: int, wanted: int, timeout: float) -> None:
+async def run(target: sse_client.Target) -> None:
     request = (
-        f"GET /graphql HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\nSec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+        f"GET /graphql HTTP/1.1\r\nHost: {target.host}:{target.port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
     ).encode()
-    await sse_client.hold(
-        lambda i, on_ready, on_event, failed: Connection(
-            request, on_ready, on_event, check_documents=i == 0, failed=failed
-        ),
-        host,
-        port,
-        streams,
-        wanted,
-        timeout,
-        started="subscriptions were sent",
-        settle_s=SETTLE_S + streams / 1000,
-    )
+    settle_s = SETTLE_S + target.streams / 1000
+    await sse_client.hold(Connection, request, target, started="subscriptions were sent", settle_s=settle_s)
 
 
 def main() -> None:
