@@ -267,7 +267,7 @@ class Streaming(Handed):
             self.started = True
             beats.add(self)
             # One loop in this frame (no helper coroutine): a frame more per held stream is a few hundred bytes.
-            while await self.forward(events) and not self.ending and not events.ended:
+            while await self.forward(events, receive) and not self.ending and not events.ended:
                 # Nothing queued: from here until `wake`, the feed hands batches to the writer.
                 self.pulling = False
                 self.waiting = True
@@ -290,12 +290,22 @@ class Streaming(Handed):
             with contextlib.suppress(OSError):
                 await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def forward(self, events: Attachment) -> bool:
-        """Write what is queued for this stream; False when the stream is to end (an error was sent)."""
+    async def forward(self, events: Attachment, receive: Receive) -> bool:
+        """Write what is queued for this stream; False when the stream is to end (an error was sent, or
+        the client left)."""
         self.pulling = True
+        # From a second batch on (a replay, read a page at a time), the client's disconnect is watched: the
+        # server drops what is sent to a client that left, so nothing else would stop the reading.
+        watch: asyncio.Task[None] | None = None
+        first = True
         try:
             async with contextlib.aclosing(events.pending()) as batches:
                 async for batch in batches:
+                    if watch is not None and watch.done():
+                        return False
+                    if watch is None and not first:
+                        watch = asyncio.get_running_loop().create_task(_until_disconnect(receive))
+                    first = False
                     # Every event waiting for this stream in one write: one turn, one system call.
                     await self.write(self.frames.batch(batch))
         except SubscriberOverflow as overflow:
@@ -308,7 +318,11 @@ class Streaming(Handed):
             log.warning("event stream ended: %s", error)
             await self.error("unavailable", "the event stream was interrupted; reconnect with Last-Event-ID")
             return False
-        return True
+        finally:
+            left = watch is not None and watch.done()
+            if watch is not None:
+                watch.cancel()
+        return not left
 
     async def error(self, code: str, message: str, **extra: Any) -> None:
         document = {"code": code, "message": message, **extra}
@@ -348,6 +362,11 @@ class Streaming(Handed):
         log.warning("event stream ended: %s", error)
         self.ending = True
         self.wake()
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def parse_request(scope: Scope) -> tuple[Filter | None, int | None, str | None]:

@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 
 import httpx
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.store.events import NOTIFY_CHANNEL
+from api.store.tables import event_seq
 from api.store.writes import WriteService
 
 from .helpers import checkins, seed, table_cursors, until_subscribers
@@ -155,3 +158,52 @@ async def test_streams_that_clients_leave_leave_no_subscriber_behind(
         for source in sources[:10]:
             assert cursors(await take(source, 1)) == [event["seq"]]
     await until_subscribers(base, 0)
+
+
+async def test_a_replay_stops_reading_the_history_once_its_client_has_left(
+    live_servers: tuple[str, str], writer: WriteService, engine: AsyncEngine
+) -> None:
+    """A client resuming after an old cursor that leaves during the replay: the ASGI server drops what is
+    sent to a client that left, without a word, so the stream must notice the disconnect itself, or it
+    reads the rest of the history (a page at a time, for nobody) before it ends."""
+    await seed(writer)
+    base = live_servers[0]
+    rows = 60_000  # about 10 MB of frames: more than the sockets' buffers take before the client leaves
+    async with stream(base, {"reference_id": f"eq.r-{rows}"}) as last_only:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO coordination_events (id, seq, actor_id, event_type, reference_id, occurred_at) "
+                    f"SELECT gen_random_uuid()::text, nextval('{event_seq.name}'), 'a-0', 'team_checkin', 'r-' || g, "
+                    "now() FROM generate_series(1, :rows) AS g"
+                ),
+                {"rows": rows},
+            )
+            last = await conn.scalar(select(func.currval(event_seq.name)))
+            await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(last))))
+        # The feed has read past the whole history: a replay from the start is all of it.
+        assert cursors(await take(last_only, 1)) == [last]
+    await until_subscribers(base, 0)
+    before = await delivered(base)
+
+    url = httpx.URL(base)
+    reader, writer_ = await asyncio.open_connection(url.host, url.port)
+    writer_.write(
+        f"GET /coordination_events?after=0 HTTP/1.1\r\nHost: {url.host}\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
+    await asyncio.wait_for(reader.readuntil(b"\nid: "), TIMEOUT)  # the replay has begun
+    writer_.close()
+    await until_subscribers(base, 0)
+
+    replayed = await delivered(base) - before
+    assert 0 < replayed < rows // 2, replayed
+
+
+async def delivered(base: str) -> int:
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        body = (await client.get("/metrics")).text
+    return sum(
+        int(float(line.split()[1]))
+        for line in body.splitlines()
+        if line.startswith("coco_live_events_delivered_total ")
+    )
