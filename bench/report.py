@@ -18,7 +18,7 @@ from bench.loadgen import PGBENCH
 from bench.postgraphile import EXECUTABLE as POSTGRAPHILE
 from bench.rows import Row, Side
 
-MEMORY_TARGET_MB = 300.0
+MEMORY_TARGET_MB = 200.0
 
 
 def machine() -> dict[str, Any]:

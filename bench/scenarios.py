@@ -68,7 +68,7 @@ def rest_read_one(ctx: Context) -> Row:
         ours,
         reference,
         sql_side(ctx, "rest_read_one", script),
-        target=0.7,
+        target=0.85,
     )
 
 
@@ -114,7 +114,7 @@ def rest_checkin_page(ctx: Context) -> Row:
         ours,
         reference,
         sql_side(ctx, "rest_checkin_page", script),
-        target=0.7,
+        target=0.85,
     )
 
 
@@ -230,7 +230,7 @@ def rest_create_checkin(ctx: Context) -> Row:
         ours,
         reference,
         sql_side(ctx, "rest_create_checkin", script, write_rows=1),
-        target=0.5,
+        target=0.7,
     )
 
 

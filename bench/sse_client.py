@@ -40,6 +40,10 @@ class Chunked:
         self.trailer = 0  # bytes of the CRLF after a chunk not yet read
         self.ended = False
 
+    def between(self) -> bool:
+        """At a chunk's start: nothing of an earlier one is still expected."""
+        return not (self.buffer or self.remaining or self.trailer or self.ended)
+
     def feed(self, data: bytes) -> bytes:
         buffer = self.buffer + data if self.buffer else data
         out: list[bytes] = []
@@ -101,6 +105,36 @@ class Frames:
                 events.append((kind, ident, "\n".join(data_lines)))
 
 
+EVENT_LINES = b"\nevent: coordination_event\ndata: "
+
+
+def whole_events(data: bytes) -> list[int] | None:
+    """The cursors of `data` when it is exactly one whole chunk holding only whole `coordination_event` frames
+    (what the server writes per live batch), read with a few searches; None for anything else, which the
+    decoders take. At 10,000 streams on the server's two cores, the client's own parsing delayed delivery."""
+    head_end = data.find(b"\r\n", 0, 10)
+    if head_end <= 0:
+        return None
+    try:
+        size = int(data[:head_end], 16)
+    except ValueError:
+        return None
+    at, end = head_end + 2, head_end + 2 + size
+    if size == 0 or len(data) != end + 2 or not data.endswith(b"\r\n"):
+        return None
+    cursors = []
+    while at < end:
+        line_end = data.find(b"\n", at, end)
+        if line_end < 0 or not data.startswith(b"id: ", at) or not data.startswith(EVENT_LINES, line_end):
+            return None
+        frame_end = data.find(b"\n\n", line_end + len(EVENT_LINES), end)
+        if frame_end < 0:
+            return None
+        cursors.append(int(data[at + 4 : line_end]))
+        at = frame_end + 2
+    return cursors if at == end else None
+
+
 class Lean(asyncio.Protocol):
     """One subscriber's connection, read in place: `on_ready` once it is subscribed, `on_event(cursor, t)` per
     event; the first failure of a process's connections sets their shared `failed`."""
@@ -158,6 +192,12 @@ class Stream(Lean):
                     raise BadStream(f"the event stream answered: {head.splitlines()[0]!r}")
                 self.started = True
                 self.on_ready()
+            elif not self.check_documents and self.body.between() and not self.frames.buffer:
+                cursors = whole_events(data)
+                if cursors is not None:
+                    for cursor in cursors:
+                        self.on_event(cursor, now)
+                    return
             for kind, ident, document in self.frames.feed(self.body.feed(data)):
                 if kind != "coordination_event":
                     raise BadStream(f"{kind}: {document}")

@@ -389,6 +389,31 @@ def test_the_sse_client_decodes_chunked_frames_split_anywhere() -> None:
             assert chunked.ended
 
 
+def test_the_sse_clients_quick_read_takes_only_whole_chunks_of_events_and_agrees_with_the_decoders() -> None:
+    def chunk(frame: bytes) -> bytes:
+        return b"%x\r\n%s\r\n" % (len(frame), frame)
+
+    event = b'id: %d\nevent: coordination_event\ndata: {"cursor":"%d","note":"a:b\\n"}\n\n'
+    batch = chunk(event % (7, 7) + event % (8, 8))
+
+    assert sse_client.whole_events(chunk(event % (7, 7))) == [7]
+    assert sse_client.whole_events(batch) == [7, 8]
+    chunked, decoded = sse_client.Chunked(), sse_client.Frames()
+    assert [int(ident) for _, ident, _ in decoded.feed(chunked.feed(batch))] == [7, 8]
+    # Anything else is the decoders': a cut anywhere, a keep-alive, an error, two chunks, the body's end.
+    for cut in range(1, len(batch)):
+        assert sse_client.whole_events(batch[:cut]) is None, cut
+    for other in (
+        chunk(b": keep-alive\n\n"),
+        chunk(b'event: error\ndata: {"code":"subscriber_overflow"}\n\n'),
+        chunk(event % (7, 7) + b": keep-alive\n\n"),
+        batch + batch,
+        b"0\r\n\r\n",
+        b"zz\r\n",
+    ):
+        assert sse_client.whole_events(other) is None, other
+
+
 def test_the_websocket_client_reads_frames_split_anywhere_and_masks_its_own() -> None:
     from websockets.frames import Frame, Opcode
     from websockets.streams import StreamReader
@@ -428,7 +453,8 @@ def test_subscription_figures_and_their_verdict() -> None:
     # Many streams: events further apart, so the figure is latency, not a backlog.
     assert plans[2].pace_s > plans[0].pace_s
     done = subscriptions.Result(1000, 10, 50, 4, 10_000, 10_000, {"p50": 9, "p95": 40, "p99": 99, "max": 120})
-    assert subscriptions.Report("sse", [done]).met is True
+    assert subscriptions.Report("sse", [done]).met is False  # SSE's bar is 50 ms, WebSocket's 100 ms
+    assert subscriptions.Report("graphql", [done]).met is True
     short = subscriptions.Result(1000, 10, 50, 4, 9_999, 10_000, {"p50": 9, "p95": 40, "p99": 50, "max": 60})
     assert subscriptions.Report("sse", [short]).met is False  # a lost receipt fails the target whatever the speed
     assert subscriptions.Report("sse", [done.__class__(100, 10, 20, 1, 1000, 1000, {"p99": 1})]).met is None
