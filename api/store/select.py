@@ -238,6 +238,9 @@ _WRITTEN: ContextVar[FromClause | None] = ContextVar("written", default=None)
 _EVERYWHERE: ContextVar[dict[int, tuple[FromClause, Callable[[], FromClause | None]]] | None] = ContextVar(
     "everywhere", default=None
 )
+# While `_listed_once` renders its distinct rows: the lists below them read for all of those rows in one join
+# (`_lists_joined`), each embed's array by (id of the rows' source, relation, id of the embed's plan).
+_JOINED: ContextVar[dict[tuple[int, str, int], ColumnElement[Any]] | None] = ContextVar("joined", default=None)
 
 
 class Statements:
@@ -700,12 +703,18 @@ def _listed_once(
     clause = _where(plan, ent, table, depth)
     if clause is not None:
         rows = rows.where(clause)
-    # The levels below render per row of it: its rows are distinct already, and a list below (a team's
-    # members) repeats its ids across them less than this one across its parents; in the benchmark's nested
-    # query the members' ids were all distinct, and rendering them once too cost more than it saved.
+    # Its rows are distinct already, so the levels below render per row of it, not once each: a list below (a
+    # team's members) repeats its ids across them less than this one across its parents (in the benchmark's
+    # nested query not at all, and rendering them once too cost more than it saved). Such a list is read for
+    # all its rows in one join (`_lists_joined`), not looked up id by id.
     base = rows.cte()
-    texts = func.jsonb_object_agg(base.c.id, cast(_row_json(plan, ent, base, depth), Text))
-    rendered = select(texts.label("rows")).select_from(base).cte().prefix_with("MATERIALIZED")
+    source, joined = _lists_joined(plan, ent, base, depth)
+    token = _JOINED.set(joined)
+    try:
+        texts = func.jsonb_object_agg(base.c.id, cast(_row_json(plan, ent, base, depth), Text))
+    finally:
+        _JOINED.reset(token)
+    rendered = select(texts.label("rows")).select_from(source).cte().prefix_with("MATERIALIZED")
     listed = (
         func.unnest(parent.c[relation.via]).table_valued("id", with_ordinality=ORDINAL).render_derived(name=f"u{depth}")
     )
@@ -724,6 +733,56 @@ def _listed_once(
         statement = statement.offset(plan.offset)
     source = statement.subquery(f"s{depth}")
     return Level(source, source.c.row, [source.c[ORDINAL]])
+
+
+def _lists_joined(
+    plan: ReadPlan, ent: Entity, base: FromClause, depth: int
+) -> tuple[FromClause, dict[tuple[int, str, int], ColumnElement[Any]]]:
+    """`base` (distinct rows, each rendered once) with the id-lists of its embeds read for all its rows at
+    once: each list's ids joined to their table and aggregated per row of `base`, in list order, an id listed
+    twice shown twice, an id without a readable row left out, as the per-row lookup does. A join lets
+    PostgreSQL read a small table once (a hash join) where a lookup per listed id cost more than the
+    rendering (a team's members in the benchmark's nested query: 410 index lookups). Only lists taken whole
+    (no order, limit or offset of their own, no aggregates) and as arrays; the others stay per row."""
+    source: FromClause = base
+    joined: dict[tuple[int, str, int], ColumnElement[Any]] = {}
+    for i, embed in enumerate(plan.embeds):
+        relation = _relation(ent, embed.relation)
+        target = entity_named(relation.target)
+        shape = embed.plan
+        if (
+            relation.kind is not RelationKind.LIST_TO_MANY
+            or embed.single
+            or shape.order
+            or shape.limit is not None
+            or shape.offset
+            or _grouped(shape, target)
+        ):
+            continue
+        name = f"{depth + 1}_{i}"
+        table = TABLES[target.name].alias(f"m{name}")
+        ids = func.unnest(base.c[relation.via]).table_valued("id", with_ordinality=ORDINAL)
+        listed = ids.render_derived(name=f"v{name}")
+        rows = readable(
+            select(base.c.id.label("listing_id"), table, listed.c[ORDINAL]).select_from(
+                base.join(listed, true()).join(table, table.c.id == listed.c.id)
+            ),
+            target,
+            table,
+        )
+        clause = _where(shape, target, table, depth + 1)
+        if clause is not None:
+            rows = rows.where(clause)
+        found = rows.subquery(f"n{name}")
+        row = _row_json(shape, target, found, depth + 1)
+        arrays = (
+            select(found.c.listing_id, func.json_agg(aggregate_order_by(row, found.c[ORDINAL])).label("rows"))
+            .group_by(found.c.listing_id)
+            .subquery(f"w{name}")
+        )
+        source = source.outerjoin(arrays, arrays.c.listing_id == base.c.id)
+        joined[(id(base), embed.relation, id(shape))] = func.coalesce(arrays.c.rows, EMPTY_ARRAY)
+    return source, joined
 
 
 def _span(source: FromClause, build: Callable[[], FromClause | None]) -> None:
@@ -995,6 +1054,9 @@ def _embed_value(
     relation = _relation(ent, name)
     if plan.entity != relation.target:
         raise AssertionError(f"embed {name} selects {plan.entity}, not {relation.target}")
+    joined = _JOINED.get()
+    if joined is not None and not single and (found := joined.get((id(source), name, id(plan)))) is not None:
+        return found
     level = _level(plan, depth + 1, relation, source)
     # select_from: a row rendered from constants alone names no column of the related rows.
     if relation.many and not single:

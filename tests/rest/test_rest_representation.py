@@ -211,3 +211,24 @@ async def test_head_options_and_cors(world: dict[str, Any], http: httpx.AsyncCli
     assert r.headers["access-control-allow-origin"] == "*"
     assert r.headers["vary"] == "Accept, Prefer, Range"
     assert "Content-Range" in r.headers["access-control-expose-headers"]
+
+
+async def test_a_filtered_list_below_a_list_is_what_the_listed_rows_show_on_their_own(
+    world: dict[str, Any], http: httpx.AsyncClient
+) -> None:
+    """A team's members below a goal story's teams are read for all those teams in one join
+    (api/store/select.py, `_lists_joined`); filtered, they are what each team shows when read by itself."""
+    for members in ("members(id,name)", "members(name)&members.name=eq.Quinn Reed", "members(id)&members.id=neq.p-1"):
+        name_filter = members.partition("&")[2]
+        nested = name_filter.replace("members.", "teams.members.")
+        stories = (await http.get(f"/goal_stories?select=id,teams(id,{members.partition('&')[0]})&{nested}")).json()
+        teams = (await http.get(f"/teams?select=id,{members.partition('&')[0]}&{name_filter}")).json()
+        by_id = {team["id"]: team for team in teams}
+        listed = [team for story in stories for team in story["teams"]]
+        assert listed, members
+        assert all(team == by_id[team["id"]] for team in listed), (members, listed, teams)
+    filtered = (
+        await http.get("/goal_stories?select=id,teams(id,members(name))&teams.members.name=eq.Quinn Reed")
+    ).json()
+    shown = {team["id"]: team["members"] for story in filtered for team in story["teams"]}
+    assert shown == {"t-1": [{"name": "Quinn Reed"}], "t-2": [{"name": "Quinn Reed"}]}
