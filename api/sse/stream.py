@@ -365,8 +365,10 @@ class Streaming(Handed):
 
 
 async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    """Once the client has left (a receive that fails says so too: nothing more can be sent to it)."""
+    with contextlib.suppress(Exception):
+        while (await receive())["type"] != "http.disconnect":
+            pass
 
 
 def parse_request(scope: Scope) -> tuple[Filter | None, int | None, str | None]:
