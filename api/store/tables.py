@@ -98,7 +98,8 @@ class GoalStory(Base):
     __table_args__ = (
         CheckConstraint("timeframe_end >= timeframe_start", name="goal_stories_timeframe_check"),
         CheckConstraint("parent_id <> id", name="goal_stories_parent_check"),
-        Index("goal_stories_parent", "parent_id"),
+        # Migration 0006: a parent's children in id order, the order nested reads list them in.
+        Index("goal_stories_parent_id", "parent_id", "id"),
         Index("goal_stories_created_at", "created_at"),
         Index("goal_stories_actor_ids_gin", "actor_ids", postgresql_using="gin"),
         Index("goal_stories_team_ids_gin", "team_ids", postgresql_using="gin"),
