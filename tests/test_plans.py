@@ -38,13 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
 
 from api.ops.demo import seed as seed_demo
 from api.ops.embedded import EmbeddedPostgres
-from api.store.database import create_engine
+from api.store.database import create_engine, libpq_url
 from api.store.migrate import upgrade
 from api.store.writes import WriteService
 from bench.seed import Scale, statements
@@ -74,6 +75,12 @@ PASSING = frozenset(
 )
 # The early cursor the replays start after: most of the history lies after it.
 OLD_CURSOR = 100
+# auto_explain's "Query Parameters": $1 = '7', $2 = NULL (values quoted as SQL literals).
+PARAMETER = re.compile(r"\$(\d+) = (NULL|'(?:[^']|'')*')")
+# A lookup repeated per row may filter a table of a page or two (five check-ins' teams, say, where the
+# planner rightly reads the page rather than an index); not a table's worth of rows per parent.
+FILTERED_ROWS_ALLOWED = 1_000
+WRITE = re.compile(r"\b(INSERT|UPDATE|DELETE)\b")
 ENTRY = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+ \[\d+\] ", re.MULTILINE)
 
 
@@ -157,7 +164,7 @@ async def seeded(postgres: EmbeddedPostgres) -> AsyncIterator[Seeded]:
                 ("auto_explain.log_min_duration", "0"),
                 ("auto_explain.log_format", "json"),
                 ("auto_explain.log_nested_statements", "on"),
-                ("auto_explain.log_parameter_max_length", "200"),
+                ("auto_explain.log_parameter_max_length", "-1"),
             ):
                 await autocommit.exec_driver_sql(f"ALTER DATABASE \"{name}\" SET {setting} = '{value}'")
     finally:
@@ -246,17 +253,31 @@ async def run_documented_shapes(base_url: str) -> list[str]:
     return ran
 
 
-@pytest.mark.skipif(subprocess.run(["curl", "--version"], capture_output=True).returncode != 0, reason="no curl")
-async def test_no_documented_shape_scans_a_large_table(seeded: Seeded) -> None:
+@dataclass
+class Documented:
+    ran: list[str]
+    # The statements the documented shapes ran that read a large table, with their logged plans.
+    touched: list[Planned]
+    url: str
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def documented(seeded: Seeded) -> Documented:
+    if subprocess.run(["curl", "--version"], capture_output=True).returncode != 0:
+        pytest.skip("no curl")
     start = seeded.log_file.stat().st_size
     with RunningServer(seeded.url) as base_url:
         ran = await run_documented_shapes(base_url)
     with seeded.log_file.open(errors="replace") as log:
         log.seek(start)
         planned = logged_plans(log.read())
-
-    assert len(ran) > 20, ran
     touched = [p for p in planned if re.search(r"\b(" + "|".join(LARGE) + r")\b", p.query)]
+    return Documented(ran, touched, seeded.url)
+
+
+async def test_no_documented_shape_scans_a_large_table(documented: Documented) -> None:
+    ran, touched = documented.ran, documented.touched
+    assert len(ran) > 20, ran
     # The plans were logged: a check that saw none would pass whatever the server did.
     assert len(touched) > len(ran) / 2, f"only {len(touched)} plans logged for {len(ran)} requests"
     scans = [
@@ -265,6 +286,56 @@ async def test_no_documented_shape_scans_a_large_table(seeded: Seeded) -> None:
         if (tables := large_seq_scans(p))
     ]
     assert not scans, "sequential scans of large tables:\n" + "\n\n".join(scans)
+
+
+async def test_settled_plans_look_rows_up_by_index(documented: Documented) -> None:
+    """A prepared statement runs on its generic plan from its sixth execution on a connection, which is
+    the plan a busy server runs; the logged plans above are the first executions' custom plans. Each
+    statement's generic plan, run with the values it ran with, reads no large table whole, and no scan
+    that runs once per row of an outer read (a parent's children, a row's actor) filters a table's rows
+    instead of looking them up: with an index on goal stories' `parent_id` alone, the nested goal query
+    walked the primary key and filtered every goal story, once per parent (migration 0006)."""
+    # Reads: a write's logged values would collide with the rows it wrote.
+    statements = {p.query: p for p in documented.touched if not WRITE.search(p.query)}
+    conn = await asyncpg.connect(libpq_url(documented.url))
+    try:
+        problems = []
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        for number, (query, logged) in enumerate(statements.items()):
+            generic = Planned(query, logged.parameters, await _generic_plan(conn, f"settled_{number}", logged))
+            if tables := large_seq_scans(generic):
+                problems.append(f"sequential scans of {sorted(set(tables))} in {query.strip()[:4000]}")
+            problems += [
+                f"{node['Relation Name']} filtered ({node['Filter']}) {node['Actual Loops']} times, "
+                f"{node['Rows Removed by Filter']} rows out each time, in {query.strip()[:4000]}"
+                for node, _ in generic.scans()
+                if "Relation Name" in node
+                and node.get("Actual Loops", 0) > 1
+                and node.get("Rows Removed by Filter", 0) > node.get("Actual Rows", 0)
+                and node["Actual Loops"] * node["Rows Removed by Filter"] > FILTERED_ROWS_ALLOWED
+            ]
+    finally:
+        await conn.close()
+    assert len(statements) > 20, len(statements)
+    assert not problems, "\n\n".join(problems)
+
+
+async def _generic_plan(conn: asyncpg.Connection, name: str, logged: Planned) -> dict[str, Any]:
+    """The generic plan of `logged`'s statement, run with its logged values (EXPLAIN ANALYZE: how often
+    each scan ran and what it filtered out)."""
+    values = dict(PARAMETER.findall(logged.parameters))
+    await conn.execute(f"PREPARE {name} AS {logged.query}")
+    count = await conn.fetchval("SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = $1", name)
+    assert set(values) == {str(n) for n in range(1, count + 1)}, (logged.query, logged.parameters)
+    arguments = f"({', '.join(values[str(n)] for n in range(1, count + 1))})" if count else ""
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        explained = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}{arguments}")
+    finally:
+        await transaction.rollback()
+    plan: dict[str, Any] = json.loads(explained)[0]["Plan"]
+    return plan
 
 
 def test_the_log_reader_finds_plans_and_their_sequential_scans() -> None:
