@@ -80,6 +80,7 @@ PARAMETER = re.compile(r"\$(\d+) = (NULL|'(?:[^']|'')*')")
 # A lookup repeated per row may filter a table of a page or two (five check-ins' teams, say, where the
 # planner rightly reads the page rather than an index); not a table's worth of rows per parent.
 FILTERED_ROWS_ALLOWED = 1_000
+CURL = subprocess.run(["curl", "--version"], capture_output=True).returncode == 0
 WRITE = re.compile(r"\b(INSERT|UPDATE|DELETE)\b")
 ENTRY = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+ \[\d+\] ", re.MULTILINE)
 
@@ -263,7 +264,7 @@ class Documented:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def documented(seeded: Seeded) -> Documented:
-    if subprocess.run(["curl", "--version"], capture_output=True).returncode != 0:
+    if not CURL:
         pytest.skip("no curl")
     start = seeded.log_file.stat().st_size
     with RunningServer(seeded.url) as base_url:
