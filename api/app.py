@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from api import __version__, graphql, metrics, rest
 from api.cache import Caches
@@ -169,9 +170,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += rest.routes(rest_app)
     # One layer before every route (api/edge/edge.py): the request's log line and metrics, draining, access
     # control and limits; GET /coordination_events asking for text/event-stream is the live feed, and the
-    # resources' own paths go straight to the REST app.
+    # resources' own paths go straight to the REST app, as HTTP requests to /graphql go to GraphQL's (which
+    # answers every method itself, as its route above says): no route needs trying for them.
     events = EventStream(keepalive=settings.sse_keepalive_s, caches=caches)
-    direct = dict.fromkeys(rest.resource_paths(), rest_app)
+    direct: dict[str, ASGIApp] = dict.fromkeys(rest.resource_paths(), rest_app)
+    direct[graphql.PATH] = graphql_endpoint
     middleware = [Middleware(Edge, settings=settings, draining=draining, events=events, direct=direct)]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.caches = caches

@@ -4,8 +4,9 @@ It reads the request's headers once (api/edge/incoming.py), and then, in this or
 the request id, and at the end the log line and the metrics (api/edge/observe.py);
 draining's watch on WebSockets and event streams (api/edge/draining.py); CORS, the
 token and the body limit (api/edge/guard.py); the live feed's event stream
-(api/sse/stream.py), and the REST resources' own paths, which go straight to the
-REST app; every other request goes on to the app's routes. Each answer leaves
+(api/sse/stream.py), and the paths that one app answers whatever the method (the REST
+resources', GraphQL's), which go straight to it; every other request goes on to the
+app's routes. Each answer leaves
 through one `send` (api/edge/exchange.py).
 """
 
