@@ -291,8 +291,9 @@ async def test_no_documented_shape_scans_a_large_table(documented: Documented) -
 
 async def test_settled_plans_look_rows_up_by_index(documented: Documented) -> None:
     """A prepared statement runs on its generic plan from its sixth execution on a connection, which is
-    the plan a busy server runs; the logged plans above are the first executions' custom plans. Each
-    statement's generic plan, run with the values it ran with, reads no large table whole, and no scan
+    the plan a busy server runs; the logged plans above are the first executions' custom plans. The
+    generic plan of each read above (those of a large table), run with the values it ran with, reads no
+    large table whole, and no scan
     that runs once per row of an outer read (a parent's children, a row's actor) filters a table's rows
     instead of looking them up: with an index on goal stories' `parent_id` alone, the nested goal query
     walked the primary key and filtered every goal story, once per parent (migration 0006)."""

@@ -6,8 +6,7 @@ draining's watch on WebSockets and event streams (api/edge/draining.py); CORS, t
 token and the body limit (api/edge/guard.py); the live feed's event stream
 (api/sse/stream.py), and the paths that one app answers whatever the method (the REST
 resources', GraphQL's), which go straight to it; every other request goes on to the
-app's routes. Each answer leaves
-through one `send` (api/edge/exchange.py).
+app's routes. Each answer leaves through one `send` (api/edge/exchange.py).
 """
 
 from __future__ import annotations
